@@ -1,0 +1,20 @@
+import { defineConfig } from 'vitest/config';
+
+// Two projects: the Worker's tests run inside workerd (worker/vitest.config.ts); local tooling
+// and the GCP bridge run in Node.
+export default defineConfig({
+  test: {
+    projects: [
+      'worker/vitest.config.ts',
+      {
+        test: {
+          name: 'node',
+          environment: 'node',
+          include: ['tools/**/*.test.ts', 'bridge/**/*.test.ts'],
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+        },
+      },
+    ],
+  },
+});
