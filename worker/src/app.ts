@@ -1,0 +1,42 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { bodyLimit } from 'hono/body-limit';
+import { requestId, type RequestIdVariables } from 'hono/request-id';
+import type { AuthVariables } from './auth.ts';
+import type { Env } from './env.ts';
+import { ApiError, problemResponse } from './errors.ts';
+
+export type AppEnv = { Bindings: Env; Variables: RequestIdVariables & Partial<AuthVariables> };
+
+/** A router whose request validation failures become `validation_failed` problems. */
+export function router(): OpenAPIHono<AppEnv> {
+  return new OpenAPIHono<AppEnv>({
+    defaultHook: (result) => {
+      if (!result.success) {
+        const detail = result.error.issues
+          .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
+          .join('; ');
+        throw new ApiError('validation_failed', detail);
+      }
+    },
+  });
+}
+
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/** The one place that assembles the app: middleware, error handling and every route module. */
+export function createApp(routes: ((app: OpenAPIHono<AppEnv>) => void)[]): OpenAPIHono<AppEnv> {
+  const app = router();
+  app.use(requestId());
+  app.use(
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw new ApiError('payload_too_large', `Request bodies are limited to ${MAX_BODY_BYTES} bytes`);
+      },
+    }),
+  );
+  for (const register of routes) register(app);
+  app.notFound((c) => problemResponse(c, new ApiError('not_found', 'No such route')));
+  app.onError((err, c) => problemResponse(c, err));
+  return app;
+}

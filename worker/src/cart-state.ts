@@ -1,0 +1,54 @@
+/**
+ * The cart state machine of CONTRACT §3 as a pure function: no I/O, so every state and event
+ * can be tested exhaustively, and the database only ever applies what this table allows.
+ */
+
+export const CART_STATUSES = ['open', 'checkout_pending', 'awaiting_payment', 'paid', 'payment_failed', 'refunded'] as const;
+export type CartStatus = (typeof CART_STATUSES)[number];
+
+export const CART_EVENTS = [
+  'checkout', // API: start (or resume) a Checkout Session
+  'cancel_checkout', // API: expire the live session
+  'session_completed_paid',
+  'session_completed_unpaid', // completed with a delayed (async) payment method
+  'async_payment_succeeded',
+  'async_payment_failed',
+  'session_expired',
+  'full_refund',
+  'partial_refund',
+] as const;
+export type CartEvent = (typeof CART_EVENTS)[number];
+
+/** A user has at most one of these at a time (enforced by a unique index too). */
+export const ACTIVE_STATUSES: readonly CartStatus[] = ['open', 'checkout_pending', 'payment_failed'];
+/** Items can be changed only here. */
+export const EDITABLE_STATUSES: readonly CartStatus[] = ['open', 'payment_failed'];
+
+const table: Record<CartStatus, Partial<Record<CartEvent, CartStatus>>> = {
+  open: { checkout: 'checkout_pending' },
+  checkout_pending: {
+    checkout: 'checkout_pending', // the live session is handed out again
+    cancel_checkout: 'open',
+    session_completed_paid: 'paid',
+    session_completed_unpaid: 'awaiting_payment',
+    async_payment_succeeded: 'paid',
+    async_payment_failed: 'payment_failed',
+    session_expired: 'open',
+  },
+  awaiting_payment: { async_payment_succeeded: 'paid', async_payment_failed: 'payment_failed' },
+  paid: { full_refund: 'refunded' },
+  payment_failed: { checkout: 'checkout_pending' },
+  refunded: {},
+};
+
+/**
+ * The state a cart moves to when `event` happens in `status`, or null when the table does not
+ * allow it: the API answers 409, a webhook event is recorded and changes nothing.
+ */
+export function transition(status: CartStatus, event: CartEvent): CartStatus | null {
+  return table[status][event] ?? null;
+}
+
+export function isEditable(status: CartStatus): boolean {
+  return EDITABLE_STATUSES.includes(status);
+}

@@ -1,0 +1,155 @@
+import type { z } from '@hono/zod-openapi';
+import { ACTIVE_STATUSES, EDITABLE_STATUSES, type CartStatus } from './cart-state.ts';
+import { sqlState, type Sql } from './db.ts';
+import { ApiError, notFound } from './errors.ts';
+import type { Cart } from './schemas.ts';
+
+type CartOut = z.infer<typeof Cart>;
+
+interface CartRow {
+  id: string;
+  status: CartStatus;
+  createdAt: Date;
+  updatedAt: Date;
+  items: { productId: string; name: string; unitAmount: number; currency: string; quantity: number }[];
+}
+
+// Every cart answer comes from this one query shape, so a mutation and the read-back of its
+// result travel together in a single batch transaction (one HTTP round trip to Neon).
+const cartSelect = `
+  SELECT c.id, c.status, c.created_at AS "createdAt", c.updated_at AS "updatedAt",
+         COALESCE(items.list, '[]'::json) AS items
+  FROM carts c
+  LEFT JOIN LATERAL (
+    SELECT json_agg(json_build_object(
+             'productId', i.product_id, 'name', p.name, 'unitAmount', p.unit_amount,
+             'currency', i.currency, 'quantity', i.quantity)
+           ORDER BY i.created_at, i.product_id) AS list
+    FROM cart_items i JOIN products p ON p.id = i.product_id
+    WHERE i.cart_id = c.id
+  ) items ON true`;
+
+export function renderCart(row: CartRow): CartOut {
+  const items = row.items.map((i) => ({
+    productId: i.productId,
+    name: i.name,
+    unitAmount: i.unitAmount,
+    quantity: i.quantity,
+    lineTotal: i.unitAmount * i.quantity,
+  }));
+  return {
+    id: row.id,
+    status: row.status,
+    currency: row.items[0]?.currency ?? null,
+    items,
+    itemCount: items.reduce((n, i) => n + i.quantity, 0),
+    totalAmount: items.reduce((n, i) => n + i.lineTotal, 0),
+    checkout: null,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
+
+/** The caller's active cart, created when there is none; safe under concurrent calls. */
+export async function openCart(sql: Sql, userId: string): Promise<{ cart: CartOut; created: boolean }> {
+  // The no-op DO UPDATE makes the statement return the existing row, so two concurrent calls
+  // converge on one cart through the partial unique index instead of one of them failing.
+  const [claimed, carts] = await sql.transaction([
+    sql.query(
+      `INSERT INTO carts (user_id) VALUES ($1)
+       ON CONFLICT (user_id) WHERE status IN ('open', 'checkout_pending', 'payment_failed')
+       DO UPDATE SET user_id = EXCLUDED.user_id
+       RETURNING (xmax = 0) AS created`,
+      [userId],
+    ),
+    sql.query(`${cartSelect} WHERE c.user_id = $1 AND c.status = ANY($2::cart_status[])`, [userId, ACTIVE_STATUSES]),
+  ]);
+  return { cart: renderCart(carts[0] as CartRow), created: (claimed[0] as { created: boolean }).created };
+}
+
+export async function getCart(sql: Sql, userId: string, cartId: string): Promise<CartOut> {
+  const rows = await sql.query(`${cartSelect} WHERE c.id = $1 AND c.user_id = $2`, [cartId, userId]);
+  if (!rows[0]) throw notFound('Cart');
+  return renderCart(rows[0] as CartRow);
+}
+
+export async function listCarts(sql: Sql, userId: string, limit: number): Promise<CartOut[]> {
+  const rows = await sql.query(`${cartSelect} WHERE c.user_id = $1 ORDER BY c.created_at DESC, c.id LIMIT $2`, [userId, limit]);
+  return (rows as CartRow[]).map(renderCart);
+}
+
+interface ItemChangeOutcome {
+  cart_status: CartStatus | null;
+  product_found: boolean;
+  product_active: boolean;
+  currency_conflict: boolean;
+}
+
+/**
+ * Sets an item's quantity (0 removes it) and answers the cart, in one round trip. The checks
+ * run inside the statement under the cart's row lock, so a concurrent checkout or edit cannot
+ * slip between check and write; what failed is reported back as flags and turned into errors.
+ */
+export async function setItemQuantity(
+  sql: Sql,
+  change: { userId: string; cartId: string; productId: string; quantity: number },
+): Promise<CartOut> {
+  const { userId, cartId, productId, quantity } = change;
+  let outcome: ItemChangeOutcome;
+  let carts: Record<string, unknown>[];
+  try {
+    [[outcome], carts] = (await sql.transaction([
+      sql.query(
+        `WITH cart AS (
+           SELECT id, status FROM carts WHERE id = $1 AND user_id = $2 FOR UPDATE
+         ), product AS (
+           SELECT id, currency, active FROM products WHERE id = $3
+         ), conflict AS (
+           SELECT 1 FROM cart_items i, cart, product
+           WHERE i.cart_id = cart.id AND i.product_id <> product.id AND i.currency <> product.currency
+           LIMIT 1
+         ), allowed AS (
+           SELECT cart.id AS cart_id, product.id AS product_id, product.currency
+           FROM cart, product
+           WHERE cart.status = ANY($5::cart_status[])
+             AND ($4 = 0 OR (product.active AND NOT EXISTS (SELECT 1 FROM conflict)))
+         ), upserted AS (
+           INSERT INTO cart_items (cart_id, product_id, currency, quantity)
+           SELECT cart_id, product_id, currency, $4 FROM allowed WHERE $4 > 0
+           ON CONFLICT (cart_id, product_id) DO UPDATE
+             SET quantity = EXCLUDED.quantity, currency = EXCLUDED.currency, updated_at = now()
+           RETURNING 1
+         ), removed AS (
+           DELETE FROM cart_items i USING allowed a
+           WHERE $4 = 0 AND i.cart_id = a.cart_id AND i.product_id = a.product_id
+           RETURNING 1
+         ), touched AS (
+           UPDATE carts SET updated_at = now() FROM allowed WHERE carts.id = allowed.cart_id
+           RETURNING 1
+         )
+         SELECT (SELECT status FROM cart) AS cart_status,
+                EXISTS (SELECT 1 FROM product) AS product_found,
+                COALESCE((SELECT active FROM product), false) AS product_active,
+                EXISTS (SELECT 1 FROM conflict) AS currency_conflict`,
+        [cartId, userId, productId, quantity, EDITABLE_STATUSES],
+      ),
+      sql.query(`${cartSelect} WHERE c.id = $1 AND c.user_id = $2`, [cartId, userId]),
+    ])) as [[ItemChangeOutcome], Record<string, unknown>[]];
+  } catch (err) {
+    // Two first items in different currencies racing into one empty cart: the exclusion
+    // constraint lets one in and stops the other.
+    if (sqlState(err) === '23P01') throw currencyMismatch();
+    throw err;
+  }
+  if (!outcome.cart_status) throw notFound('Cart');
+  if (!outcome.product_found || (quantity > 0 && !outcome.product_active)) throw notFound('Product');
+  if (!EDITABLE_STATUSES.includes(outcome.cart_status)) {
+    throw new ApiError('cart_not_editable', `The cart is ${outcome.cart_status}; only open or payment_failed carts can be edited`);
+  }
+  if (outcome.currency_conflict) throw currencyMismatch();
+  return renderCart(carts[0] as unknown as CartRow);
+}
+
+function currencyMismatch(): ApiError {
+  return new ApiError('currency_mismatch', 'The product is priced in another currency than the items already in the cart');
+}

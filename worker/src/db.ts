@@ -1,0 +1,35 @@
+import { neon, neonConfig, NeonDbError, type NeonQueryFunction } from '@neondatabase/serverless';
+import { config, type Env } from './env.ts';
+
+export type Sql = NeonQueryFunction<false, false>;
+
+/**
+ * The request's database handle: Neon's SQL-over-HTTP driver, one fetch per query or per
+ * batch transaction and no connection to keep, so nothing is held across requests.
+ */
+export function database(env: Env): Sql {
+  const cfg = config(env);
+  const url = cfg.required('DATABASE_URL');
+  // The endpoint is global to the driver; it is the same for every request of an isolate.
+  const endpoint = cfg.optional('NEON_HTTP_ENDPOINT');
+  if (endpoint) neonConfig.fetchEndpoint = endpoint;
+  return neon(url);
+}
+
+/**
+ * True for failures that mean "the database could not be reached", which callers answer with
+ * 503 so clients (and Stripe) retry, as opposed to a bug in a query.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (!(err instanceof NeonDbError)) return false;
+  const code = err.code;
+  // No SQLSTATE: the HTTP call itself failed or the server could not reach Postgres.
+  if (!code) return true;
+  // Connection exceptions, insufficient resources, operator intervention (shutdown, restart).
+  return code.startsWith('08') || code.startsWith('53') || code.startsWith('57P');
+}
+
+/** SQLSTATE of a Postgres error raised by a statement, if that is what `err` is. */
+export function sqlState(err: unknown): string | undefined {
+  return err instanceof NeonDbError ? err.code : undefined;
+}

@@ -1,0 +1,85 @@
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import type { AppEnv } from '../app.ts';
+import { requireUser } from '../auth.ts';
+import { getCart, listCarts, openCart, setItemQuantity } from '../carts.ts';
+import { database } from '../db.ts';
+import { Cart, CartId, CartList, json, ProductId, problems, Quantity } from '../schemas.ts';
+
+const security = [{ bearerAuth: [] }];
+const cartParams = z.object({ cartId: CartId });
+const itemParams = z.object({ cartId: CartId, productId: ProductId });
+
+const open = createRoute({
+  method: 'post',
+  path: '/v1/carts',
+  tags: ['Carts'],
+  summary: "The caller's active cart, created when there is none",
+  security,
+  middleware: [requireUser] as const,
+  responses: { 200: json(Cart, 'The existing active cart'), 201: json(Cart, 'A new open cart'), ...problems(401, 503) },
+});
+
+const list = createRoute({
+  method: 'get',
+  path: '/v1/carts',
+  tags: ['Carts'],
+  summary: "The caller's carts, newest first (order history)",
+  security,
+  middleware: [requireUser] as const,
+  request: { query: z.object({ limit: z.coerce.number().int().min(1).max(100).default(20) }) },
+  responses: { 200: json(CartList, 'Carts, newest first'), ...problems(400, 401, 503) },
+});
+
+const get = createRoute({
+  method: 'get',
+  path: '/v1/carts/{cartId}',
+  tags: ['Carts'],
+  summary: 'One cart of the caller',
+  security,
+  middleware: [requireUser] as const,
+  request: { params: cartParams },
+  responses: { 200: json(Cart, 'The cart'), ...problems(400, 401, 404, 503) },
+});
+
+const putItem = createRoute({
+  method: 'put',
+  path: '/v1/carts/{cartId}/items/{productId}',
+  tags: ['Carts'],
+  summary: "Set an item's quantity (0 removes it)",
+  security,
+  middleware: [requireUser] as const,
+  request: { params: itemParams, body: { required: true, content: { 'application/json': { schema: Quantity } } } },
+  responses: { 200: json(Cart, 'The cart after the change'), ...problems(400, 401, 404, 409, 503) },
+});
+
+const deleteItem = createRoute({
+  method: 'delete',
+  path: '/v1/carts/{cartId}/items/{productId}',
+  tags: ['Carts'],
+  summary: 'Remove an item',
+  security,
+  middleware: [requireUser] as const,
+  request: { params: itemParams },
+  responses: { 200: json(Cart, 'The cart after the change'), ...problems(400, 401, 404, 409, 503) },
+});
+
+export function cartRoutes(app: OpenAPIHono<AppEnv>): void {
+  app.openapi(open, async (c) => {
+    const { cart, created } = await openCart(database(c.env), c.var.userId);
+    return c.json(cart, created ? 201 : 200);
+  });
+  app.openapi(list, async (c) => {
+    const carts = await listCarts(database(c.env), c.var.userId, c.req.valid('query').limit);
+    return c.json({ carts }, 200);
+  });
+  app.openapi(get, async (c) => c.json(await getCart(database(c.env), c.var.userId, c.req.valid('param').cartId), 200));
+  app.openapi(putItem, async (c) => {
+    const { cartId, productId } = c.req.valid('param');
+    const { quantity } = c.req.valid('json');
+    return c.json(await setItemQuantity(database(c.env), { userId: c.var.userId, cartId, productId, quantity }), 200);
+  });
+  app.openapi(deleteItem, async (c) => {
+    const { cartId, productId } = c.req.valid('param');
+    return c.json(await setItemQuantity(database(c.env), { userId: c.var.userId, cartId, productId, quantity: 0 }), 200);
+  });
+}

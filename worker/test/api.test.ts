@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { app } from '../src/index.ts';
+import { call, newUser, problem, testEnv } from './helpers.ts';
+
+describe('every answer', () => {
+  it('carries an X-Request-Id, also on errors, matching the problem body', async () => {
+    const ok = await call('/v1/products');
+    expect(ok.headers.get('X-Request-Id')).toMatch(/^[\w-]{8,}$/);
+    const bad = await call('/v1/carts', { method: 'POST' });
+    const id = bad.headers.get('X-Request-Id');
+    expect(id).toBeTruthy();
+    expect((await problem(bad)).requestId).toBe(id);
+  });
+
+  it('answers unknown routes with a 404 problem', async () => {
+    const res = await call('/v1/nothing-here');
+    expect(res.status).toBe(404);
+    expect((await problem(res)).code).toBe('not_found');
+  });
+
+  it('refuses bodies over 1 MiB with 413 payload_too_large', async () => {
+    const user = await newUser();
+    const res = await call(`/v1/carts/${crypto.randomUUID()}/items/x`, {
+      method: 'PUT', token: user.token, headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ quantity: 1, pad: 'x'.repeat(1024 * 1024) }),
+    });
+    expect(res.status).toBe(413);
+    expect((await problem(res)).code).toBe('payload_too_large');
+  });
+
+  it('names a missing required variable, never a value', async () => {
+    const res = await app.request('/v1/products', {}, { ...testEnv, DATABASE_URL: undefined });
+    expect(res.status).toBe(500);
+    const body = await problem(res);
+    expect(body).toMatchObject({ code: 'misconfigured', detail: 'DATABASE_URL is not set' });
+  });
+
+  it('names an invalid variable without echoing it', async () => {
+    const res = await app.request('/v1/products', {}, { ...testEnv, DATABASE_URL: 'mysql://secret-password@db' });
+    const body = await problem(res);
+    expect(body.code).toBe('misconfigured');
+    expect(body.detail).toContain('DATABASE_URL');
+    expect(JSON.stringify(body)).not.toContain('secret-password');
+  });
+});
+
+describe('GET /healthz', () => {
+  it('reports the database as reachable', async () => {
+    const res = await call('/healthz');
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'ok', db: 'ok' });
+  });
+
+  it('answers 503 when the database is unreachable', async () => {
+    const res = await app.request('/healthz', {}, { ...testEnv, NEON_HTTP_ENDPOINT: 'http://127.0.0.1:9/sql' });
+    expect(res.status).toBe(503);
+    expect((await problem(res)).code).toBe('service_unavailable');
+  });
+});
+
+describe('OpenAPI', () => {
+  it('documents every /v1 route from the validation schemas', async () => {
+    const res = await call('/openapi.json');
+    expect(res.status).toBe(200);
+    const doc = (await res.json()) as { openapi: string; paths: Record<string, Record<string, unknown>>; components: { schemas: Record<string, unknown> } };
+    expect(doc.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining([
+      '/v1/products', '/v1/carts', '/v1/carts/{cartId}', '/v1/carts/{cartId}/items/{productId}', '/v1/admin/products/{productId}',
+    ]));
+    expect(Object.keys(doc.paths['/v1/carts/{cartId}/items/{productId}']!)).toEqual(expect.arrayContaining(['put', 'delete']));
+    const quantity = doc.components.schemas.Quantity as { properties: { quantity: { maximum: number; minimum: number } } };
+    expect(quantity.properties.quantity).toMatchObject({ minimum: 0, maximum: 99 });
+  });
+
+  it('serves a docs page that renders the document', async () => {
+    const res = await call('/docs');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('Content-Type')).toMatch(/text\/html/);
+    const html = await res.text();
+    expect(html).toContain('/openapi.json');
+    expect(html).toContain('id="error-cart_not_editable"');
+  });
+});

@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { CART_EVENTS, CART_STATUSES, transition, type CartEvent, type CartStatus } from '../src/cart-state.ts';
+
+// CONTRACT §3, written out cell by cell: null is "409 for the API, recorded and ignored for a webhook".
+const expected: Record<CartStatus, Record<CartEvent, CartStatus | null>> = {
+  open: {
+    checkout: 'checkout_pending', cancel_checkout: null, session_completed_paid: null, session_completed_unpaid: null,
+    async_payment_succeeded: null, async_payment_failed: null, session_expired: null, full_refund: null, partial_refund: null,
+  },
+  checkout_pending: {
+    checkout: 'checkout_pending', cancel_checkout: 'open', session_completed_paid: 'paid', session_completed_unpaid: 'awaiting_payment',
+    async_payment_succeeded: 'paid', async_payment_failed: 'payment_failed', session_expired: 'open', full_refund: null, partial_refund: null,
+  },
+  awaiting_payment: {
+    checkout: null, cancel_checkout: null, session_completed_paid: null, session_completed_unpaid: null,
+    async_payment_succeeded: 'paid', async_payment_failed: 'payment_failed', session_expired: null, full_refund: null, partial_refund: null,
+  },
+  paid: {
+    checkout: null, cancel_checkout: null, session_completed_paid: null, session_completed_unpaid: null,
+    async_payment_succeeded: null, async_payment_failed: null, session_expired: null, full_refund: 'refunded', partial_refund: null,
+  },
+  payment_failed: {
+    checkout: 'checkout_pending', cancel_checkout: null, session_completed_paid: null, session_completed_unpaid: null,
+    async_payment_succeeded: null, async_payment_failed: null, session_expired: null, full_refund: null, partial_refund: null,
+  },
+  refunded: {
+    checkout: null, cancel_checkout: null, session_completed_paid: null, session_completed_unpaid: null,
+    async_payment_succeeded: null, async_payment_failed: null, session_expired: null, full_refund: null, partial_refund: null,
+  },
+};
+
+describe('cart state machine', () => {
+  const cells = CART_STATUSES.flatMap((s) => CART_EVENTS.map((e) => [s, e, expected[s][e]] as const));
+
+  it('covers every state and event', () => {
+    expect(cells).toHaveLength(CART_STATUSES.length * CART_EVENTS.length);
+  });
+
+  it.each(cells)('%s + %s → %s', (status, event, next) => {
+    expect(transition(status, event)).toBe(next);
+  });
+});

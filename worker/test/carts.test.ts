@@ -1,0 +1,256 @@
+import { describe, expect, it } from 'vitest';
+import { call, createProduct, db, newUser, problem, unique } from './helpers.ts';
+
+type CartBody = {
+  id: string; status: string; currency: string | null; itemCount: number; totalAmount: number; checkout: unknown;
+  items: { productId: string; name: string; unitAmount: number; quantity: number; lineTotal: number }[];
+  createdAt: string; updatedAt: string;
+};
+
+async function openCart(token: string): Promise<{ status: number; cart: CartBody }> {
+  const res = await call('/v1/carts', { method: 'POST', token });
+  return { status: res.status, cart: (await res.json()) as CartBody };
+}
+
+async function countCarts(userId: string): Promise<number> {
+  const [row] = await db().query('SELECT count(*)::int AS n FROM carts WHERE user_id = $1', [userId]);
+  return (row as { n: number }).n;
+}
+
+describe('POST /v1/carts', () => {
+  it('creates an empty open cart (201), then returns the same one (200)', async () => {
+    const user = await newUser();
+    const first = await openCart(user.token);
+    expect(first.status).toBe(201);
+    expect(first.cart).toMatchObject({ status: 'open', currency: null, items: [], itemCount: 0, totalAmount: 0, checkout: null });
+    expect(Date.parse(first.cart.createdAt)).not.toBeNaN();
+
+    const second = await openCart(user.token);
+    expect(second.status).toBe(200);
+    expect(second.cart.id).toBe(first.cart.id);
+  });
+
+  it('yields one cart for concurrent requests of one user', async () => {
+    const user = await newUser();
+    const answers = await Promise.all(Array.from({ length: 8 }, () => openCart(user.token)));
+    expect(new Set(answers.map((a) => a.cart.id)).size).toBe(1);
+    expect(answers.filter((a) => a.status === 201)).toHaveLength(1);
+    expect(await countCarts(user.id)).toBe(1);
+  });
+
+  it('starts a new cart once the active one is paid', async () => {
+    const user = await newUser();
+    const { cart } = await openCart(user.token);
+    await db().query(`UPDATE carts SET status = 'paid' WHERE id = $1`, [cart.id]);
+    const next = await openCart(user.token);
+    expect(next.status).toBe(201);
+    expect(next.cart.id).not.toBe(cart.id);
+  });
+
+  it.each([
+    ['no token', undefined],
+    ['a malformed token', 'not-a-jwt'],
+  ])('answers 401 for %s and creates nothing', async (_, token) => {
+    const res = await call('/v1/carts', { method: 'POST', token });
+    expect(res.status).toBe(401);
+    expect((await problem(res)).code).toBe('unauthorized');
+  });
+});
+
+describe('GET /v1/carts/{cartId} and GET /v1/carts', () => {
+  it("returns the caller's cart and answers 404 for another user's cart, exactly as for a missing one", async () => {
+    const owner = await newUser();
+    const other = await newUser();
+    const { cart } = await openCart(owner.token);
+
+    const mine = await call(`/v1/carts/${cart.id}`, { token: owner.token });
+    expect(mine.status).toBe(200);
+    expect(((await mine.json()) as CartBody).id).toBe(cart.id);
+
+    const theirs = await call(`/v1/carts/${cart.id}`, { token: other.token });
+    const missing = await call(`/v1/carts/${crypto.randomUUID()}`, { token: other.token });
+    expect(theirs.status).toBe(404);
+    expect(missing.status).toBe(404);
+    const [a, b] = [await problem(theirs), await problem(missing)];
+    expect({ ...a, requestId: '' }).toEqual({ ...b, requestId: '' });
+  });
+
+  it('rejects a cart id that is not a uuid with 400', async () => {
+    const user = await newUser();
+    const res = await call('/v1/carts/42', { token: user.token });
+    expect(res.status).toBe(400);
+    expect((await problem(res)).code).toBe('validation_failed');
+  });
+
+  it("lists the caller's carts newest first, and only theirs", async () => {
+    const user = await newUser();
+    const other = await newUser();
+    const first = (await openCart(user.token)).cart;
+    await db().query(`UPDATE carts SET status = 'paid', created_at = now() - interval '1 day' WHERE id = $1`, [first.id]);
+    const second = (await openCart(user.token)).cart;
+    await openCart(other.token);
+
+    const res = await call('/v1/carts', { token: user.token });
+    expect(res.status).toBe(200);
+    const { carts } = (await res.json()) as { carts: CartBody[] };
+    expect(carts.map((c) => [c.id, c.status])).toEqual([[second.id, 'open'], [first.id, 'paid']]);
+  });
+});
+
+describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
+  async function put(token: string, cartId: string, productId: string, body: unknown) {
+    return call(`/v1/carts/${cartId}/items/${productId}`, { method: 'PUT', token, json: body });
+  }
+  async function items(cartId: string) {
+    return db().query('SELECT product_id, quantity FROM cart_items WHERE cart_id = $1 ORDER BY product_id', [cartId]);
+  }
+
+  it('adds, changes and removes items, with totals from database prices', async () => {
+    const user = await newUser();
+    const tee = await createProduct({ unitAmount: 2000 });
+    const mug = await createProduct({ unitAmount: 1250 });
+    const { cart } = await openCart(user.token);
+
+    await put(user.token, cart.id, tee.id, { quantity: 2 });
+    const res = await put(user.token, cart.id, mug.id, { quantity: 3 });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as CartBody;
+    expect(body).toMatchObject({ currency: 'usd', itemCount: 5, totalAmount: 2 * 2000 + 3 * 1250 });
+    expect(body.items).toEqual([
+      { productId: tee.id, name: tee.name, unitAmount: 2000, quantity: 2, lineTotal: 4000 },
+      { productId: mug.id, name: mug.name, unitAmount: 1250, quantity: 3, lineTotal: 3750 },
+    ]);
+
+    const changed = (await (await put(user.token, cart.id, tee.id, { quantity: 1 })).json()) as CartBody;
+    expect(changed.totalAmount).toBe(2000 + 3750);
+
+    const zeroed = (await (await put(user.token, cart.id, tee.id, { quantity: 0 })).json()) as CartBody;
+    expect(zeroed.items.map((i) => i.productId)).toEqual([mug.id]);
+
+    const deleted = await call(`/v1/carts/${cart.id}/items/${mug.id}`, { method: 'DELETE', token: user.token });
+    expect(deleted.status).toBe(200);
+    expect((await deleted.json()) as CartBody).toMatchObject({ items: [], currency: null, totalAmount: 0 });
+  });
+
+  it('ignores any price the client sends', async () => {
+    const user = await newUser();
+    const tee = await createProduct({ unitAmount: 2000 });
+    const { cart } = await openCart(user.token);
+    const res = await put(user.token, cart.id, tee.id, { quantity: 1, unitAmount: 1 });
+    expect(res.status).toBe(400);
+    expect(await items(cart.id)).toEqual([]);
+  });
+
+  it.each([
+    ['quantity 100', { quantity: 100 }],
+    ['a negative quantity', { quantity: -1 }],
+    ['a fractional quantity', { quantity: 1.5 }],
+    ['a string quantity', { quantity: '2' }],
+    ['no quantity', {}],
+  ])('rejects %s with 400 and changes nothing', async (_, body) => {
+    const user = await newUser();
+    const tee = await createProduct();
+    const { cart } = await openCart(user.token);
+    await put(user.token, cart.id, tee.id, { quantity: 4 });
+    const res = await put(user.token, cart.id, tee.id, body);
+    expect(res.status).toBe(400);
+    expect((await problem(res)).code).toBe('validation_failed');
+    expect(await items(cart.id)).toEqual([{ product_id: tee.id, quantity: 4 }]);
+  });
+
+  it('rejects a body that is not JSON with 400', async () => {
+    const user = await newUser();
+    const tee = await createProduct();
+    const { cart } = await openCart(user.token);
+    const res = await call(`/v1/carts/${cart.id}/items/${tee.id}`, {
+      method: 'PUT', token: user.token, headers: { 'Content-Type': 'application/json' }, body: '{"quantity":',
+    });
+    expect(res.status).toBe(400);
+    expect((await problem(res)).code).toBe('validation_failed');
+  });
+
+  it('answers 404 for an unknown or inactive product and changes nothing', async () => {
+    const user = await newUser();
+    const inactive = await createProduct({ active: false });
+    const { cart } = await openCart(user.token);
+    for (const productId of [unique('nope'), inactive.id]) {
+      const res = await put(user.token, cart.id, productId, { quantity: 1 });
+      expect(res.status).toBe(404);
+      expect((await problem(res)).detail).toMatch(/Product/);
+    }
+    expect(await items(cart.id)).toEqual([]);
+  });
+
+  it("answers 404 for another user's cart and leaves it untouched", async () => {
+    const owner = await newUser();
+    const intruder = await newUser();
+    const tee = await createProduct();
+    const { cart } = await openCart(owner.token);
+    await put(owner.token, cart.id, tee.id, { quantity: 2 });
+
+    const res = await put(intruder.token, cart.id, tee.id, { quantity: 9 });
+    expect(res.status).toBe(404);
+    const del = await call(`/v1/carts/${cart.id}/items/${tee.id}`, { method: 'DELETE', token: intruder.token });
+    expect(del.status).toBe(404);
+    expect(await items(cart.id)).toEqual([{ product_id: tee.id, quantity: 2 }]);
+  });
+
+  it('answers 409 currency_mismatch for a product in another currency', async () => {
+    const user = await newUser();
+    const usd = await createProduct({ currency: 'usd' });
+    const eur = await createProduct({ currency: 'eur' });
+    const { cart } = await openCart(user.token);
+    await put(user.token, cart.id, usd.id, { quantity: 1 });
+    const res = await put(user.token, cart.id, eur.id, { quantity: 1 });
+    expect(res.status).toBe(409);
+    expect((await problem(res)).code).toBe('currency_mismatch');
+    expect(await items(cart.id)).toEqual([{ product_id: usd.id, quantity: 1 }]);
+  });
+
+  it('keeps one currency when first items in two currencies race into an empty cart', async () => {
+    const user = await newUser();
+    const usd = await createProduct({ currency: 'usd' });
+    const eur = await createProduct({ currency: 'eur' });
+    const { cart } = await openCart(user.token);
+    const answers = await Promise.all([put(user.token, cart.id, usd.id, { quantity: 1 }), put(user.token, cart.id, eur.id, { quantity: 1 })]);
+    expect(answers.map((r) => r.status).sort()).toEqual([200, 409]);
+    expect(await items(cart.id)).toHaveLength(1);
+  });
+
+  it('keeps every concurrent change to different items', async () => {
+    const user = await newUser();
+    const products = await Promise.all(Array.from({ length: 6 }, (_, i) => createProduct({ unitAmount: 100 * (i + 1) })));
+    const { cart } = await openCart(user.token);
+    const answers = await Promise.all(products.map((p, i) => put(user.token, cart.id, p.id, { quantity: i + 1 })));
+    expect(answers.every((r) => r.status === 200)).toBe(true);
+    const final = (await (await call(`/v1/carts/${cart.id}`, { token: user.token })).json()) as CartBody;
+    expect(final.itemCount).toBe(1 + 2 + 3 + 4 + 5 + 6);
+    expect(final.totalAmount).toBe(products.reduce((sum, _, i) => sum + 100 * (i + 1) * (i + 1), 0));
+  });
+
+  it.each(['checkout_pending', 'awaiting_payment', 'paid', 'refunded'])(
+    'answers 409 cart_not_editable for a %s cart and changes nothing',
+    async (status) => {
+      const user = await newUser();
+      const tee = await createProduct();
+      const { cart } = await openCart(user.token);
+      await put(user.token, cart.id, tee.id, { quantity: 2 });
+      await db().query(`UPDATE carts SET status = $2::cart_status WHERE id = $1`, [cart.id, status]);
+      const res = await put(user.token, cart.id, tee.id, { quantity: 5 });
+      expect(res.status).toBe(409);
+      expect((await problem(res)).code).toBe('cart_not_editable');
+      const del = await call(`/v1/carts/${cart.id}/items/${tee.id}`, { method: 'DELETE', token: user.token });
+      expect(del.status).toBe(409);
+      expect(await items(cart.id)).toEqual([{ product_id: tee.id, quantity: 2 }]);
+    },
+  );
+
+  it('lets a payment_failed cart be edited', async () => {
+    const user = await newUser();
+    const tee = await createProduct();
+    const { cart } = await openCart(user.token);
+    await db().query(`UPDATE carts SET status = 'payment_failed' WHERE id = $1`, [cart.id]);
+    const res = await put(user.token, cart.id, tee.id, { quantity: 1 });
+    expect(res.status).toBe(200);
+  });
+});

@@ -1,0 +1,60 @@
+import { neon, neonConfig } from '@neondatabase/serverless';
+import { env, exports } from 'cloudflare:workers';
+import { SignJWT } from 'jose';
+import type { Env } from '../src/env.ts';
+
+export const testEnv = env as Env & Required<Pick<Env, 'DATABASE_URL' | 'NEON_HTTP_ENDPOINT' | 'AUTH_JWT_SECRET' | 'ADMIN_API_KEY'>>;
+
+/** A request through the Worker's real entry point, as a client would send it. */
+export function call(path: string, init: RequestInit & { token?: string; json?: unknown } = {}): Promise<Response> {
+  const { token, json, ...rest } = init;
+  const headers = new Headers(rest.headers);
+  if (token) headers.set('Authorization', `Bearer ${token}`);
+  if (json !== undefined) headers.set('Content-Type', 'application/json');
+  return exports.default.fetch(
+    new Request(`http://127.0.0.1${path}`, { ...rest, headers, body: json !== undefined ? JSON.stringify(json) : rest.body }),
+  );
+}
+
+export async function tokenFor(
+  sub: string,
+  opts: { secret?: string; expiresIn?: string | number; claims?: Record<string, unknown> } = {},
+): Promise<string> {
+  const jwt = new SignJWT({ ...opts.claims }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuedAt();
+  if (opts.expiresIn !== null) jwt.setExpirationTime(opts.expiresIn ?? '1h');
+  return jwt.sign(new TextEncoder().encode(opts.secret ?? testEnv.AUTH_JWT_SECRET));
+}
+
+/** Ids unique to one test, so tests never share rows and can run in any order. */
+export function unique(prefix: string): string {
+  return `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+/** A fresh user with a token. */
+export async function newUser(): Promise<{ id: string; token: string }> {
+  const id = unique('user');
+  return { id, token: await tokenFor(id) };
+}
+
+/** Direct SQL for arranging and asserting database state, outside the code under test. */
+export function db() {
+  neonConfig.fetchEndpoint = testEnv.NEON_HTTP_ENDPOINT;
+  return neon(testEnv.DATABASE_URL);
+}
+
+export async function createProduct(over: { unitAmount?: number; currency?: string; active?: boolean; name?: string } = {}) {
+  const id = unique('prod');
+  const product = { name: over.name ?? `Product ${id}`, unitAmount: over.unitAmount ?? 1500, currency: over.currency ?? 'usd', active: over.active ?? true };
+  await db().query(
+    'INSERT INTO products (id, name, description, unit_amount, currency, active) VALUES ($1, $2, $3, $4, $5, $6)',
+    [id, product.name, '', product.unitAmount, product.currency, product.active],
+  );
+  return { id, ...product };
+}
+
+export async function problem(res: Response): Promise<{ code: string; status: number; detail: string; requestId: string }> {
+  if (res.headers.get('Content-Type') !== 'application/problem+json') {
+    throw new Error(`expected a problem+json answer, got ${res.status} ${res.headers.get('Content-Type')}: ${await res.text()}`);
+  }
+  return res.json();
+}

@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import { call, createProduct, db, testEnv, unique } from './helpers.ts';
+
+type ProductBody = { id: string; name: string; unitAmount: number; currency: string; imageUrl: string | null; description: string };
+
+describe('GET /v1/products', () => {
+  it('lists active products with integer minor-unit prices and no auth', async () => {
+    const active = await createProduct({ unitAmount: 2599 });
+    const hidden = await createProduct({ active: false });
+    const res = await call('/v1/products');
+    expect(res.status).toBe(200);
+    const { products } = (await res.json()) as { products: ProductBody[] };
+    const ids = products.map((p) => p.id);
+    expect(ids).toContain(active.id);
+    expect(ids).not.toContain(hidden.id);
+    expect(products.find((p) => p.id === active.id)).toEqual({
+      id: active.id, name: active.name, description: '', imageUrl: null, unitAmount: 2599, currency: 'usd',
+    });
+  });
+
+  it('answers 503 service_unavailable when the database is unreachable', async () => {
+    const { app } = await import('../src/index.ts');
+    const res = await app.request('/v1/products', {}, { ...testEnv, NEON_HTTP_ENDPOINT: 'http://127.0.0.1:9/sql' });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('Content-Type')).toBe('application/problem+json');
+    const body = (await res.json()) as { code: string; detail: string };
+    expect(body.code).toBe('service_unavailable');
+    expect(JSON.stringify(body)).not.toContain('127.0.0.1');
+  });
+});
+
+describe('PUT /v1/admin/products/{productId}', () => {
+  const admin = () => ({ Authorization: `Bearer ${testEnv.ADMIN_API_KEY}` });
+  const body = { name: 'Mug', description: 'Stoneware', imageUrl: 'https://example.com/mug.png', unitAmount: 1200, currency: 'usd' };
+
+  it('creates (201) then updates (200) a product', async () => {
+    const id = unique('mug');
+    const created = await call(`/v1/admin/products/${id}`, { method: 'PUT', headers: admin(), json: body });
+    expect(created.status).toBe(201);
+    expect(await created.json()).toEqual({ id, ...body, active: true });
+
+    const updated = await call(`/v1/admin/products/${id}`, { method: 'PUT', headers: admin(), json: { ...body, unitAmount: 1300, active: false } });
+    expect(updated.status).toBe(200);
+    const [row] = await db().query('SELECT unit_amount::int AS amount, active FROM products WHERE id = $1', [id]);
+    expect(row).toEqual({ amount: 1300, active: false });
+  });
+
+  it.each([
+    ['no key', undefined],
+    ['a wrong key', 'Bearer not-the-admin-key-000000'],
+    ['a user token scheme', 'Basic abc'],
+  ])('rejects %s with 401 and writes nothing', async (_, authorization) => {
+    const id = unique('mug');
+    const res = await call(`/v1/admin/products/${id}`, { method: 'PUT', headers: authorization ? { Authorization: authorization } : {}, json: body });
+    expect(res.status).toBe(401);
+    expect(((await res.json()) as { code: string }).code).toBe('unauthorized');
+    expect(await db().query('SELECT 1 FROM products WHERE id = $1', [id])).toHaveLength(0);
+  });
+
+  it.each([
+    ['a float price', { ...body, unitAmount: 12.5 }],
+    ['a negative price', { ...body, unitAmount: -1 }],
+    ['an upper-case currency', { ...body, currency: 'USD' }],
+    ['a missing name', { ...body, name: undefined }],
+    ['an unknown field', { ...body, price: 3 }],
+  ])('rejects %s with 400 validation_failed and writes nothing', async (_, json) => {
+    const id = unique('mug');
+    const res = await call(`/v1/admin/products/${id}`, { method: 'PUT', headers: admin(), json });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { code: string }).code).toBe('validation_failed');
+    expect(await db().query('SELECT 1 FROM products WHERE id = $1', [id])).toHaveLength(0);
+  });
+
+  it('rejects a malformed product id', async () => {
+    const res = await call('/v1/admin/products/bad%20id!', { method: 'PUT', headers: admin(), json: body });
+    expect(res.status).toBe(400);
+  });
+});

@@ -1,0 +1,28 @@
+import { cloudflareTest } from '@cloudflare/vitest-pool-workers';
+import { defineProject } from 'vitest/config';
+
+// The Worker's tests run inside workerd. global-setup.ts (in Node) starts a real Postgres and
+// the local services, and provides their addresses, which become the Worker's bindings here.
+export default defineProject({
+  plugins: [
+    cloudflareTest(({ inject }) => ({
+      wrangler: { configPath: '../wrangler.toml' },
+      miniflare: {
+        bindings: {
+          DATABASE_URL: inject('databaseUrl'),
+          NEON_HTTP_ENDPOINT: inject('neonHttpEndpoint'),
+          AUTH_JWT_SECRET: 'test-secret-for-hs256-tokens-0123456789',
+          ADMIN_API_KEY: 'test-admin-key-0123456789',
+          PUBLIC_BASE_URL: 'http://127.0.0.1:8787',
+        },
+      },
+    })),
+  ],
+  test: {
+    name: 'worker',
+    include: ['test/**/*.test.ts'],
+    globalSetup: ['./test/global-setup.ts'],
+    testTimeout: 20_000,
+    hookTimeout: 60_000,
+  },
+});
