@@ -1,0 +1,343 @@
+// Pub/Sub REST publisher for workerd (Cloudflare Workers) and Node.
+// Only fetch, WebCrypto and jose: no Node built-ins, so the Worker bundle stays small and the
+// same code runs in the Workers test pool unbundled.
+import { importPKCS8, SignJWT } from 'jose';
+
+export type PubSubMessage = {
+  /** Raw bytes, or text that is sent as UTF-8. The publisher encodes it to base64. */
+  data: string | Uint8Array;
+  attributes?: Record<string, string>;
+  orderingKey?: string;
+};
+
+/** A message as the REST API takes it (`data` already base64). */
+export type WireMessage = {
+  data: string;
+  attributes?: Record<string, string>;
+  orderingKey?: string;
+};
+
+export type PublishLimits = { maxMessages: number; maxRequestBytes: number };
+
+/**
+ * Pub/Sub accepts at most 1,000 messages and 10 MB per publish request. The byte budget is
+ * the decimal 10 MB and is counted on the JSON body we send (base64 data included), which is
+ * larger than what Google counts, so a full batch is never refused for its size.
+ */
+export const PUBLISH_LIMITS: PublishLimits = { maxMessages: 1000, maxRequestBytes: 10_000_000 };
+
+export const PUBSUB_API_ENDPOINT = 'https://pubsub.googleapis.com';
+/** Audience of a self-signed service-account JWT for the Pub/Sub API. */
+export const PUBSUB_JWT_AUDIENCE = 'https://pubsub.googleapis.com/';
+
+const TOKEN_LIFETIME_SECONDS = 3600;
+const TOKEN_REFRESH_MARGIN_SECONDS = 300;
+const DEFAULT_TIMEOUT_MS = 10_000;
+// `{"messages":[` + `]}`
+const ENVELOPE_BYTES = 15;
+
+/** A publish that did not go through. Never carries credentials in its message. */
+export class PubSubPublishError extends Error {
+  override readonly name = 'PubSubPublishError';
+  /** True when the same request may succeed later: 408/409/429/499/5xx, network errors, timeouts. */
+  readonly retryable: boolean;
+  /** HTTP status of Pub/Sub's answer; undefined when no answer came (network, timeout, local checks). */
+  readonly status: number | undefined;
+  /** Message ids of the batches that were published before the failing one, in input order. */
+  readonly publishedMessageIds: string[];
+
+  constructor(
+    message: string,
+    details: { retryable: boolean; status?: number; publishedMessageIds?: string[]; cause?: unknown },
+  ) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.retryable = details.retryable;
+    this.status = details.status;
+    this.publishedMessageIds = details.publishedMessageIds ?? [];
+  }
+}
+
+/** Options that can never work (bad names, no or unusable credentials). Not worth retrying. */
+export class PubSubConfigError extends Error {
+  override readonly name = 'PubSubConfigError';
+}
+
+export type PubSubPublisherOptions = {
+  projectId: string;
+  /** Short topic name (`payment-events`), not the full path. */
+  topic: string;
+  /** Service-account JSON key (the file's text). Used to sign a self-issued JWT. */
+  serviceAccountKey?: string;
+  /** Alternative to a key: returns an OAuth access token (e.g. google-auth-library's ADC). */
+  getAccessToken?: () => Promise<string>;
+  /** `host:port` of an emulator (Google's PUBSUB_EMULATOR_HOST): plain HTTP, no auth. */
+  emulatorHost?: string;
+  /** Base URL of the API, e.g. a locational endpoint `https://europe-west1-pubsub.googleapis.com`. */
+  apiEndpoint?: string;
+  fetch?: typeof fetch;
+  /** Clock in milliseconds, for token expiry. */
+  now?: () => number;
+  /** Per-request timeout. */
+  timeoutMs?: number;
+};
+
+export type PubSubPublisher = {
+  /** Full topic path, `projects/{project}/topics/{topic}`. */
+  readonly topicPath: string;
+  /** Publishes in order, in as few requests as the limits allow; resolves to the message ids in input order. */
+  publish(messages: PubSubMessage[]): Promise<string[]>;
+};
+
+const PROJECT_ID = /^(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
+const TOPIC_NAME = /^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$/;
+
+/** `projects/{projectId}/topics/{topic}`, after checking both names against Google's rules. */
+export function topicPath(projectId: string, topic: string): string {
+  if (!PROJECT_ID.test(projectId)) {
+    throw new PubSubConfigError(`invalid GCP project id "${projectId}"`);
+  }
+  if (!TOPIC_NAME.test(topic) || topic.toLowerCase().startsWith('goog')) {
+    throw new PubSubConfigError(
+      `invalid Pub/Sub topic name "${topic}" (3-255 characters, starting with a letter, not with "goog")`,
+    );
+  }
+  return `projects/${projectId}/topics/${topic}`;
+}
+
+/** URL of the `:publish` method, on Google's API or on an emulator. */
+export function publishUrl(path: string, base: { emulatorHost?: string; apiEndpoint?: string } = {}): string {
+  const origin = base.emulatorHost
+    ? `http://${base.emulatorHost.replace(/^http:\/\//, '').replace(/\/+$/, '')}`
+    : (base.apiEndpoint ?? PUBSUB_API_ENDPOINT).replace(/\/+$/, '');
+  const encoded = path.split('/').map(encodeURIComponent).join('/');
+  return `${origin}/v1/${encoded}:publish`;
+}
+
+export function encodeMessage(message: PubSubMessage): WireMessage {
+  const bytes = typeof message.data === 'string' ? new TextEncoder().encode(message.data) : message.data;
+  const wire: WireMessage = { data: bytesToBase64(bytes) };
+  if (message.attributes && Object.keys(message.attributes).length > 0) wire.attributes = message.attributes;
+  if (message.orderingKey) wire.orderingKey = message.orderingKey;
+  return wire;
+}
+
+/**
+ * Splits messages into publish requests within the limits, keeping their order.
+ * Throws a non-retryable PubSubPublishError for a message that alone exceeds the byte budget.
+ */
+export function splitIntoBatches(messages: WireMessage[], limits: PublishLimits = PUBLISH_LIMITS): WireMessage[][] {
+  const batches: WireMessage[][] = [];
+  let current: WireMessage[] = [];
+  let currentBytes = ENVELOPE_BYTES;
+  messages.forEach((message, index) => {
+    // +1 for the separating comma
+    const size = utf8Length(JSON.stringify(message)) + 1;
+    if (ENVELOPE_BYTES + size > limits.maxRequestBytes) {
+      throw new PubSubPublishError(
+        `message ${index} is ${size} bytes as JSON, over the ${limits.maxRequestBytes}-byte publish request limit`,
+        { retryable: false },
+      );
+    }
+    if (current.length === limits.maxMessages || currentBytes + size > limits.maxRequestBytes) {
+      batches.push(current);
+      current = [];
+      currentBytes = ENVELOPE_BYTES;
+    }
+    current.push(message);
+    currentBytes += size;
+  });
+  if (current.length > 0) batches.push(current);
+  return batches;
+}
+
+export function createPubSubPublisher(opts: PubSubPublisherOptions): PubSubPublisher {
+  const path = topicPath(opts.projectId, opts.topic);
+  const url = publishUrl(path, opts);
+  const doFetch: typeof fetch = opts.fetch ?? ((input, init) => fetch(input, init));
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const authorization = opts.emulatorHost ? async () => undefined : credentialsFrom(opts);
+
+  async function publishBatch(batch: WireMessage[], publishedBefore: string[]): Promise<string[]> {
+    const fail = (message: string, details: { retryable: boolean; status?: number; cause?: unknown }) =>
+      new PubSubPublishError(`Pub/Sub publish to ${path} failed: ${message}`, {
+        ...details,
+        publishedMessageIds: publishedBefore,
+      });
+
+    let bearer: string | undefined;
+    try {
+      bearer = await authorization();
+    } catch (error) {
+      if (error instanceof PubSubConfigError) throw fail(error.message, { retryable: false, cause: error });
+      // A token provider (metadata server, STS) failing is usually transient.
+      throw fail(`could not get an access token: ${errorText(error)}`, { retryable: true, cause: error });
+    }
+
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (bearer) headers.authorization = `Bearer ${bearer}`;
+
+    let response: Response;
+    try {
+      response = await doFetch(url, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ messages: batch }),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (error) {
+      const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
+      const reason = timedOut ? `no answer within ${timeoutMs} ms` : `network error: ${errorText(error)}`;
+      throw fail(reason, { retryable: true, cause: error });
+    }
+
+    const text = await response.text().catch(() => '');
+    if (!response.ok) {
+      throw fail(`${response.status} ${googleErrorText(text) ?? response.statusText}`.trim(), {
+        retryable: isRetryableStatus(response.status),
+        status: response.status,
+      });
+    }
+    const ids = parseMessageIds(text);
+    if (!ids || ids.length !== batch.length) {
+      // Pub/Sub may have stored the messages; sending them again is safe for consumers that dedupe.
+      throw fail(`unexpected answer for ${batch.length} messages`, { retryable: true, status: response.status });
+    }
+    return ids;
+  }
+
+  return {
+    topicPath: path,
+    async publish(messages) {
+      const batches = splitIntoBatches(messages.map(encodeMessage));
+      const ids: string[] = [];
+      // One request at a time: messages sharing an ordering key must reach Pub/Sub in order.
+      for (const batch of batches) ids.push(...(await publishBatch(batch, [...ids])));
+      return ids;
+    },
+  };
+}
+
+/** 408 timeout, 409 ABORTED, 429 RESOURCE_EXHAUSTED, 499 CANCELLED and 5xx are worth retrying (Google's publish retry codes). */
+export function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 409 || status === 429 || status === 499 || status >= 500;
+}
+
+type ServiceAccountKey = { client_email: string; private_key: string; private_key_id?: string };
+
+function credentialsFrom(opts: PubSubPublisherOptions): () => Promise<string> {
+  if (opts.serviceAccountKey && opts.getAccessToken) {
+    throw new PubSubConfigError('give either a service-account key or an access-token provider, not both');
+  }
+  if (opts.getAccessToken) return opts.getAccessToken;
+  if (opts.serviceAccountKey) return createServiceAccountTokenSource(opts.serviceAccountKey, opts.now);
+  throw new PubSubConfigError('no Pub/Sub credentials: set GCP_SERVICE_ACCOUNT_KEY, or PUBSUB_EMULATOR_HOST for an emulator');
+}
+
+/**
+ * Self-signed service-account JWT used directly as the bearer token (Google accepts these for
+ * its APIs; no round trip to the token endpoint). Cached until 5 minutes before it expires.
+ */
+export function createServiceAccountTokenSource(keyJson: string, now: () => number = Date.now): () => Promise<string> {
+  const key = parseServiceAccountKey(keyJson);
+  let signingKey: ReturnType<typeof importPKCS8> | undefined;
+  let cached: { token: string; refreshAt: number } | undefined;
+  let pending: Promise<string> | undefined;
+
+  async function sign(): Promise<string> {
+    signingKey ??= importPKCS8(key.private_key, 'RS256').catch((error: unknown) => {
+      signingKey = undefined;
+      throw new PubSubConfigError('GCP_SERVICE_ACCOUNT_KEY: private_key is not a usable PKCS#8 RSA key', {
+        cause: error,
+      });
+    });
+    const issuedAt = Math.floor(now() / 1000);
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'RS256', typ: 'JWT', ...(key.private_key_id ? { kid: key.private_key_id } : {}) })
+      .setIssuer(key.client_email)
+      .setSubject(key.client_email)
+      .setAudience(PUBSUB_JWT_AUDIENCE)
+      .setIssuedAt(issuedAt)
+      .setExpirationTime(issuedAt + TOKEN_LIFETIME_SECONDS)
+      .sign(await signingKey);
+    cached = { token, refreshAt: (issuedAt + TOKEN_LIFETIME_SECONDS - TOKEN_REFRESH_MARGIN_SECONDS) * 1000 };
+    return token;
+  }
+
+  return async () => {
+    if (cached && now() < cached.refreshAt) return cached.token;
+    pending ??= sign().finally(() => {
+      pending = undefined;
+    });
+    return pending;
+  };
+}
+
+function parseServiceAccountKey(keyJson: string): ServiceAccountKey {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(keyJson);
+  } catch {
+    // JSON.parse's own message quotes the input: it would leak part of the key.
+    throw new PubSubConfigError('GCP_SERVICE_ACCOUNT_KEY is not valid JSON');
+  }
+  const key = parsed as Partial<Record<keyof ServiceAccountKey, unknown>> | null;
+  if (!key || typeof key.client_email !== 'string' || typeof key.private_key !== 'string') {
+    throw new PubSubConfigError('GCP_SERVICE_ACCOUNT_KEY lacks client_email or private_key (expected a service-account JSON key)');
+  }
+  return {
+    client_email: key.client_email,
+    // Keys pasted through some secret stores arrive with literal "\n" sequences.
+    private_key: key.private_key.replace(/\\n/g, '\n'),
+    private_key_id: typeof key.private_key_id === 'string' ? key.private_key_id : undefined,
+  };
+}
+
+function parseMessageIds(text: string): string[] | undefined {
+  try {
+    const body = JSON.parse(text) as { messageIds?: unknown };
+    return Array.isArray(body.messageIds) && body.messageIds.every((id) => typeof id === 'string')
+      ? body.messageIds
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `STATUS: message` from Google's error body `{ error: { code, message, status } }`. */
+function googleErrorText(text: string): string | undefined {
+  try {
+    const error = (JSON.parse(text) as { error?: { message?: unknown; status?: unknown } }).error;
+    if (!error || typeof error.message !== 'string') return undefined;
+    const status = typeof error.status === 'string' ? `${error.status}: ` : '';
+    return `${status}${error.message}`.slice(0, 500);
+  } catch {
+    return text ? text.slice(0, 200) : undefined;
+  }
+}
+
+function errorText(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? ` (${error.cause.message})` : '';
+  return `${error.message}${cause}`;
+}
+
+function bytesToBase64(bytes: Uint8Array): string {
+  let binary = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+function utf8Length(text: string): number {
+  let length = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) length += 1;
+    else if (code < 0x800) length += 2;
+    // A surrogate half counts 2: a pair makes the 4 bytes of its code point.
+    else if (code >= 0xd800 && code <= 0xdfff) length += 2;
+    else length += 3;
+  }
+  return length;
+}
