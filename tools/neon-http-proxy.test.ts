@@ -1,4 +1,4 @@
-import { neon, neonConfig, NeonDbError } from '@neondatabase/serverless';
+import { neon, neonConfig, NeonDbError, type NeonQueryFunction } from '@neondatabase/serverless';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,7 @@ import { startPostgres, type RunningPostgres } from './postgres.ts';
 
 let postgres: RunningPostgres;
 let proxy: NeonHttpProxy;
-let sql: ReturnType<typeof neon>;
+let sql: NeonQueryFunction<false, false>;
 
 beforeAll(async () => {
   postgres = await startPostgres({ dataDir: mkdtempSync(path.join(tmpdir(), 'neon-proxy-test-')), persistent: false });

@@ -290,7 +290,10 @@ function errorBody(message: string, pgError?: unknown): Record<string, unknown> 
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
-  if (res.headersSent) return res.destroy();
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
   const json = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
   res.end(json);
