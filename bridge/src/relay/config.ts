@@ -1,0 +1,67 @@
+// The relay's configuration, from its environment (CONTRACT §6).
+
+export type RelayConfig = {
+  port: number;
+  projectId: string;
+  notificationTopic: string;
+  /**
+   * `oidc`: every push must carry a Google-signed OIDC token for `pushAudience`.
+   * `none`: no check; allowed only together with an emulator, which sends no token.
+   */
+  pushAuth: 'oidc' | 'none';
+  /** Required with `oidc`. Pub/Sub's default is the push endpoint URL. */
+  pushAudience: string | undefined;
+  /** When set, the token must belong to this service account (verified email). */
+  pushServiceAccount: string | undefined;
+  /** `host:port` of a Pub/Sub emulator; then publishing uses no credentials. */
+  emulatorHost: string | undefined;
+};
+
+/** Names the variable at fault, never its value. */
+export class RelayConfigError extends Error {
+  override readonly name = 'RelayConfigError';
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
+    super(`${variable} ${problem}`);
+  }
+}
+
+export function loadRelayConfig(env: Record<string, string | undefined>): RelayConfig {
+  const value = (name: string) => {
+    const raw = env[name]?.trim();
+    return raw ? raw : undefined;
+  };
+  const required = (name: string) => {
+    const raw = value(name);
+    if (!raw) throw new RelayConfigError(name, 'is required');
+    return raw;
+  };
+
+  const portText = value('PORT') ?? '8080';
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port < 1 || port > 65535) {
+    throw new RelayConfigError('PORT', 'must be a port number (1-65535)');
+  }
+
+  const pushAuth = value('PUSH_AUTH') ?? 'oidc';
+  if (pushAuth !== 'oidc' && pushAuth !== 'none') {
+    throw new RelayConfigError('PUSH_AUTH', 'must be "oidc" or "none"');
+  }
+  const emulatorHost = value('PUBSUB_EMULATOR_HOST');
+  // Turning verification off in production would let anyone trigger customer emails.
+  if (pushAuth === 'none' && !emulatorHost) {
+    throw new RelayConfigError('PUSH_AUTH', '"none" is only allowed with PUBSUB_EMULATOR_HOST (the local emulator)');
+  }
+
+  return {
+    port,
+    projectId: required('GCP_PROJECT_ID'),
+    notificationTopic: required('NOTIFICATION_TOPIC'),
+    pushAuth,
+    pushAudience: pushAuth === 'oidc' ? required('PUSH_AUDIENCE') : value('PUSH_AUDIENCE'),
+    pushServiceAccount: value('PUSH_SERVICE_ACCOUNT'),
+    emulatorHost,
+  };
+}

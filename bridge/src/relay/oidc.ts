@@ -1,0 +1,84 @@
+// Verifies the OIDC token Pub/Sub attaches to authenticated push requests.
+import { OAuth2Client } from 'google-auth-library';
+
+/**
+ * 401: no usable token (missing, malformed, forged, expired, other audience) — as Cloud Run
+ * answers an invalid ID token. 403: a genuine Google token from an identity that may not push
+ * here — as Cloud Run answers a caller without permission. 503: Google's certificates could not
+ * be fetched, so nothing can be verified right now and Pub/Sub should retry.
+ * Either way Pub/Sub treats the answer as a nack and redelivers.
+ */
+export type PushAuthResult =
+  | { ok: true; email: string | undefined }
+  | { ok: false; status: 401 | 403 | 503; reason: string };
+
+export type PushVerifier = {
+  verify(authorizationHeader: string | undefined): Promise<PushAuthResult>;
+};
+
+export type OidcVerifierOptions = {
+  /** PUSH_AUDIENCE: the subscription's `--push-auth-token-audience` (default: the push endpoint URL). */
+  audience: string;
+  /** PUSH_SERVICE_ACCOUNT: when set, the token's verified `email` must be this account. */
+  serviceAccountEmail?: string;
+  /** Google's PEM certificates endpoint; a local server in tests. */
+  certsUrl?: string;
+};
+
+export function createOidcVerifier(opts: OidcVerifierOptions): PushVerifier {
+  // One client for the process: it caches Google's certificates for their max-age.
+  const client = new OAuth2Client(
+    opts.certsUrl ? { endpoints: { oauth2FederatedSignonPemCertsUrl: opts.certsUrl } } : {},
+  );
+  return {
+    async verify(authorizationHeader) {
+      const token = /^Bearer\s+(\S+)\s*$/i.exec(authorizationHeader ?? '')?.[1];
+      if (!token) return { ok: false, status: 401, reason: 'missing bearer token' };
+      let payload;
+      try {
+        const ticket = await client.verifyIdToken({ idToken: token, audience: opts.audience });
+        payload = ticket.getPayload();
+      } catch (error) {
+        return rejection(error);
+      }
+      if (!payload) return { ok: false, status: 401, reason: 'token has no payload' };
+      if (opts.serviceAccountEmail) {
+        if (payload.email !== opts.serviceAccountEmail) {
+          return { ok: false, status: 403, reason: 'token is not from the configured push service account' };
+        }
+        if (payload.email_verified !== true) {
+          return { ok: false, status: 403, reason: 'token email is not verified' };
+        }
+      }
+      return { ok: true, email: payload.email };
+    },
+  };
+}
+
+/** For PUSH_AUTH=none (the local emulator, which sends no token). */
+export const acceptEveryPush: PushVerifier = {
+  async verify() {
+    return { ok: true, email: undefined };
+  },
+};
+
+// google-auth-library's messages quote the whole token; map them to fixed reasons so that
+// neither the answer nor the logs carry a bearer credential.
+const REASONS: Array<[RegExp, string]> = [
+  [/^Wrong recipient/, 'token audience is not PUSH_AUDIENCE'],
+  [/^Token used too late/, 'token expired'],
+  [/^Token used too early/, 'token not yet valid'],
+  [/^Invalid token signature/, 'token signature does not verify'],
+  [/^No pem found/, 'token signed by an unknown key'],
+  [/^Invalid issuer/, 'token not issued by Google'],
+  [/^Expiration time too far in future/, 'token lifetime too long'],
+];
+
+function rejection(error: unknown): PushAuthResult {
+  const message = error instanceof Error ? error.message : '';
+  if (message.startsWith('Failed to retrieve verification certificates')) {
+    return { ok: false, status: 503, reason: 'could not fetch Google certificates to verify the token' };
+  }
+  const reason = REASONS.find(([pattern]) => pattern.test(message))?.[1] ?? 'token is malformed';
+  return { ok: false, status: 401, reason };
+}
