@@ -1,0 +1,201 @@
+// Small REST client for a Pub/Sub emulator: topics, subscriptions, pull and ack.
+// For tests and `npm run dev`; it sends no credentials, so it is not for Google's API.
+
+export type SubscriptionOptions = {
+  /** Short topic name. */
+  topic: string;
+  /** Push endpoint; absent for a pull subscription. */
+  pushEndpoint?: string;
+  /** Recorded by the emulator but not used: it pushes without an OIDC token. */
+  oidcToken?: { serviceAccountEmail: string; audience?: string };
+  enableMessageOrdering?: boolean;
+  ackDeadlineSeconds?: number;
+  deadLetter?: { topic: string; maxDeliveryAttempts: number };
+  retryPolicy?: { minimumBackoff: string; maximumBackoff: string };
+};
+
+export type ReceivedMessage = {
+  ackId: string;
+  messageId: string;
+  /** Decoded bytes as UTF-8 text. */
+  data: string;
+  /** The bytes as Pub/Sub delivered them, base64. */
+  base64Data: string;
+  attributes: Record<string, string>;
+  orderingKey?: string;
+  publishTime: string;
+  deliveryAttempt?: number;
+};
+
+export type PubSubAdmin = {
+  readonly projectId: string;
+  /** Creates the topic; an existing one is fine. */
+  createTopic(topic: string): Promise<void>;
+  /** Creates the subscription; an existing one is left as it is. */
+  createSubscription(subscription: string, options: SubscriptionOptions): Promise<void>;
+  deleteSubscription(subscription: string): Promise<void>;
+  /** One pull; returns at once with what is there (possibly nothing). */
+  pull(subscription: string, maxMessages?: number): Promise<ReceivedMessage[]>;
+  ack(subscription: string, ackIds: string[]): Promise<void>;
+  /** Hands the messages back for redelivery at once (ack deadline 0). */
+  nack(subscription: string, ackIds: string[]): Promise<void>;
+  /** Pulls and acks until `count` messages arrived or the time is up; returns what arrived. */
+  pullAndAck(subscription: string, count: number, timeoutMs?: number): Promise<ReceivedMessage[]>;
+};
+
+export class PubSubAdminError extends Error {
+  override readonly name = 'PubSubAdminError';
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+export function createPubSubAdmin(opts: { host: string; projectId: string; fetch?: typeof fetch }): PubSubAdmin {
+  const doFetch: typeof fetch = opts.fetch ?? ((input, init) => fetch(input, init));
+  const project = `projects/${opts.projectId}`;
+  const topicName = (topic: string) => `${project}/topics/${topic}`;
+  const subscriptionName = (subscription: string) => `${project}/subscriptions/${subscription}`;
+
+  async function call(method: string, path: string, body?: unknown, okStatuses: number[] = []): Promise<unknown> {
+    const response = await doFetch(`http://${opts.host}/v1/${path}`, {
+      method,
+      headers: body === undefined ? undefined : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    if (!response.ok && !okStatuses.includes(response.status)) {
+      throw new PubSubAdminError(`${method} ${path}: ${response.status} ${text}`, response.status);
+    }
+    return text ? (JSON.parse(text) as unknown) : {};
+  }
+
+  const admin: PubSubAdmin = {
+    projectId: opts.projectId,
+
+    async createTopic(topic) {
+      await call('PUT', topicName(topic), {}, [409]);
+    },
+
+    async createSubscription(subscription, options) {
+      await call(
+        'PUT',
+        subscriptionName(subscription),
+        {
+          topic: topicName(options.topic),
+          ackDeadlineSeconds: options.ackDeadlineSeconds ?? 10,
+          enableMessageOrdering: options.enableMessageOrdering ?? false,
+          ...(options.pushEndpoint
+            ? { pushConfig: { pushEndpoint: options.pushEndpoint, ...(options.oidcToken ? { oidcToken: options.oidcToken } : {}) } }
+            : {}),
+          ...(options.deadLetter
+            ? {
+                deadLetterPolicy: {
+                  deadLetterTopic: topicName(options.deadLetter.topic),
+                  maxDeliveryAttempts: options.deadLetter.maxDeliveryAttempts,
+                },
+              }
+            : {}),
+          ...(options.retryPolicy ? { retryPolicy: options.retryPolicy } : {}),
+        },
+        [409],
+      );
+    },
+
+    async deleteSubscription(subscription) {
+      await call('DELETE', subscriptionName(subscription), undefined, [404]);
+    },
+
+    async pull(subscription, maxMessages = 100) {
+      const body = (await call('POST', `${subscriptionName(subscription)}:pull`, {
+        maxMessages,
+        returnImmediately: true,
+      })) as { receivedMessages?: RawReceivedMessage[] };
+      return (body.receivedMessages ?? []).map(decodeReceived);
+    },
+
+    async ack(subscription, ackIds) {
+      if (ackIds.length === 0) return;
+      await call('POST', `${subscriptionName(subscription)}:acknowledge`, { ackIds });
+    },
+
+    async nack(subscription, ackIds) {
+      if (ackIds.length === 0) return;
+      await call('POST', `${subscriptionName(subscription)}:modifyAckDeadline`, { ackIds, ackDeadlineSeconds: 0 });
+    },
+
+    async pullAndAck(subscription, count, timeoutMs = 10_000) {
+      const received: ReceivedMessage[] = [];
+      const deadline = Date.now() + timeoutMs;
+      while (received.length < count && Date.now() < deadline) {
+        const batch = await admin.pull(subscription, Math.min(1000, count - received.length));
+        if (batch.length === 0) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          continue;
+        }
+        await admin.ack(subscription, batch.map((message) => message.ackId));
+        received.push(...batch);
+      }
+      return received;
+    },
+  };
+  return admin;
+}
+
+/** Names of the local Pub/Sub layout that `npm run dev` and the end-to-end tests use. */
+export type LocalPubSubLayout = {
+  /** Payment events from the Worker (PUBSUB_TOPIC). */
+  paymentTopic: string;
+  /** Notifications from the relay (NOTIFICATION_TOPIC). */
+  notificationTopic: string;
+  /** The relay's `/pubsub/push` URL. */
+  relayPushEndpoint: string;
+};
+
+/**
+ * Creates, idempotently: both topics, `{paymentTopic}-dead-letter`, the push subscription
+ * `{paymentTopic}-relay` (ordered, dead letter after 5 attempts) pointing at the relay, and a
+ * pull subscription `{notificationTopic}-pull` where notifications can be read.
+ */
+export async function setUpLocalPubSub(admin: PubSubAdmin, layout: LocalPubSubLayout): Promise<{
+  deadLetterTopic: string;
+  relaySubscription: string;
+  notificationSubscription: string;
+}> {
+  const deadLetterTopic = `${layout.paymentTopic}-dead-letter`;
+  const relaySubscription = `${layout.paymentTopic}-relay`;
+  const notificationSubscription = `${layout.notificationTopic}-pull`;
+  for (const topic of [layout.paymentTopic, layout.notificationTopic, deadLetterTopic]) await admin.createTopic(topic);
+  await admin.createSubscription(relaySubscription, {
+    topic: layout.paymentTopic,
+    pushEndpoint: layout.relayPushEndpoint,
+    enableMessageOrdering: true,
+    deadLetter: { topic: deadLetterTopic, maxDeliveryAttempts: 5 },
+  });
+  await admin.createSubscription(notificationSubscription, {
+    topic: layout.notificationTopic,
+    enableMessageOrdering: true,
+  });
+  return { deadLetterTopic, relaySubscription, notificationSubscription };
+}
+
+type RawReceivedMessage = {
+  ackId: string;
+  deliveryAttempt?: number;
+  message: { data?: string; attributes?: Record<string, string>; messageId: string; publishTime: string; orderingKey?: string };
+};
+
+function decodeReceived(raw: RawReceivedMessage): ReceivedMessage {
+  return {
+    ackId: raw.ackId,
+    messageId: raw.message.messageId,
+    data: Buffer.from(raw.message.data ?? '', 'base64').toString('utf8'),
+    base64Data: raw.message.data ?? '',
+    attributes: raw.message.attributes ?? {},
+    orderingKey: raw.message.orderingKey || undefined,
+    publishTime: raw.message.publishTime,
+    deliveryAttempt: raw.deliveryAttempt,
+  };
+}

@@ -1,0 +1,214 @@
+// Starts Google's Pub/Sub emulator (`gcloud beta emulators pubsub start`) for tests and
+// `npm run dev`. The emulator ships with the Google Cloud CLI, not with npm, so every caller
+// must cope with it being absent: startPubSubEmulator then resolves to null.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, dirname, join } from 'node:path';
+
+export type PubSubEmulator = {
+  /** `127.0.0.1:PORT`, the value for PUBSUB_EMULATOR_HOST. */
+  host: string;
+  /** Stops the emulator and its Java child; resolves once both are gone. Safe to call twice. */
+  stop(): Promise<void>;
+};
+
+export type StartPubSubEmulatorOptions = {
+  projectId: string;
+  /** 0 or absent: a free port. */
+  port?: number;
+  log?: (line: string) => void;
+  /** Environment used to find gcloud and java and given to the emulator; default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** How long to wait for the emulator to answer; default 60 s. */
+  readyTimeoutMs?: number;
+};
+
+type Located = { ok: true; gcloud: string } | { ok: false; reason: string };
+
+const EMULATOR_SCRIPT = join('platform', 'pubsub-emulator', 'bin', 'cloud-pubsub-emulator');
+const STOP_GRACE_MS = 5_000;
+
+/** Finds gcloud with the Pub/Sub emulator component and Java, or says what is missing. */
+export function locatePubSubEmulator(env: NodeJS.ProcessEnv = process.env): Located {
+  const gcloud = findOnPath('gcloud', env);
+  if (!gcloud) {
+    return {
+      ok: false,
+      reason: 'gcloud is not on the PATH (install the Google Cloud CLI, then `gcloud components install pubsub-emulator beta`)',
+    };
+  }
+  // gcloud lives in <sdk>/bin; apt and brew installs reach it through a symlink.
+  const sdkRoot = dirname(dirname(realpathSync(gcloud)));
+  if (!existsSync(join(sdkRoot, EMULATOR_SCRIPT))) {
+    return {
+      ok: false,
+      reason: `the Pub/Sub emulator is not installed in ${sdkRoot} (\`gcloud components install pubsub-emulator beta\`, or apt package google-cloud-cli-pubsub-emulator)`,
+    };
+  }
+  if (!findOnPath('java', env)) {
+    return { ok: false, reason: 'java is not on the PATH (the Pub/Sub emulator needs Java 11 or newer)' };
+  }
+  return { ok: true, gcloud };
+}
+
+export function emulatorAvailable(env: NodeJS.ProcessEnv = process.env): boolean {
+  return locatePubSubEmulator(env).ok;
+}
+
+export async function startPubSubEmulator(opts: StartPubSubEmulatorOptions): Promise<PubSubEmulator | null> {
+  const log = opts.log ?? (() => {});
+  const env = opts.env ?? process.env;
+  const located = locatePubSubEmulator(env);
+  if (!located.ok) {
+    log(`pubsub emulator: not started: ${located.reason}`);
+    return null;
+  }
+  // A port we picked can be taken by someone else before the emulator binds it; try again then.
+  const attempts = opts.port ? 1 : 3;
+  for (let attempt = 1; ; attempt++) {
+    const port = opts.port || (await freePort());
+    try {
+      return await launch(located.gcloud, port, opts, env, log);
+    } catch (error) {
+      if (attempt >= attempts || !(error instanceof EmulatorExitedError)) throw error;
+      log(`pubsub emulator: exited early on port ${port}, trying another port`);
+    }
+  }
+}
+
+class EmulatorExitedError extends Error {}
+
+async function launch(
+  gcloud: string,
+  port: number,
+  opts: StartPubSubEmulatorOptions,
+  env: NodeJS.ProcessEnv,
+  log: (line: string) => void,
+): Promise<PubSubEmulator> {
+  const host = `127.0.0.1:${port}`;
+  const started = Date.now();
+  // gcloud writes an env.yaml into the data dir; keep it out of the user's ~/.config.
+  const dataDir = mkdtempSync(join(tmpdir(), 'pubsub-emulator-'));
+  const child = spawn(
+    gcloud,
+    ['beta', 'emulators', 'pubsub', 'start', `--project=${opts.projectId}`, `--host-port=${host}`, `--data-dir=${dataDir}`],
+    {
+      env: {
+        ...env,
+        CLOUDSDK_CORE_DISABLE_USAGE_REPORTING: 'true',
+        CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK: 'true',
+        CLOUDSDK_CORE_DISABLE_PROMPTS: '1',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Own process group: stop() signals gcloud's Python and the Java server it spawns together.
+      detached: true,
+    },
+  );
+  const output: string[] = [];
+  const keep = (chunk: Buffer) => {
+    output.push(...chunk.toString().split('\n').filter(Boolean));
+    output.splice(0, Math.max(0, output.length - 40));
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // If our process dies without calling stop(), do not leave a Java server behind.
+  const killOnExit = () => signalGroup(child, 'SIGKILL');
+  process.once('exit', killOnExit);
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      process.removeListener('exit', killOnExit);
+      await terminateGroup(child, exited);
+      rmSync(dataDir, { recursive: true, force: true });
+    })());
+
+  log(`pubsub emulator: starting on ${host} (project ${opts.projectId})`);
+  try {
+    await waitUntilReady(host, exited, opts.readyTimeoutMs ?? 60_000);
+  } catch (error) {
+    await stop();
+    const tail = output.slice(-15).join('\n');
+    if (error instanceof EmulatorExitedError) {
+      throw new EmulatorExitedError(`Pub/Sub emulator exited before it was ready:\n${tail}`);
+    }
+    throw new Error(`${(error as Error).message}\n${tail}`);
+  }
+  log(`pubsub emulator: ready on ${host} after ${Date.now() - started} ms`);
+  return { host, stop };
+}
+
+async function waitUntilReady(host: string, exited: Promise<void>, timeoutMs: number): Promise<void> {
+  let hasExited = false;
+  void exited.then(() => {
+    hasExited = true;
+  });
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (hasExited) throw new EmulatorExitedError('exited');
+    try {
+      // The emulator answers "Ok" on its root once its HTTP server is up.
+      const response = await fetch(`http://${host}/`, { signal: AbortSignal.timeout(1_000) });
+      if (response.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`Pub/Sub emulator did not answer on ${host} within ${timeoutMs} ms`);
+}
+
+async function terminateGroup(child: ChildProcess, exited: Promise<void>): Promise<void> {
+  if (!signalGroup(child, 'SIGTERM')) return;
+  if (await groupGoneWithin(child, exited, STOP_GRACE_MS)) return;
+  signalGroup(child, 'SIGKILL');
+  // Bounded: a zombie that nobody reaps still "exists" for kill(pid, 0).
+  await groupGoneWithin(child, exited, STOP_GRACE_MS);
+}
+
+/** True once gcloud has exited and no process of its group (the Java server) is left. */
+async function groupGoneWithin(child: ChildProcess, exited: Promise<void>, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  const timedOut = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms).unref());
+  if (!(await Promise.race([exited.then(() => true), timedOut]))) return false;
+  while (signalGroup(child, 0)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return true;
+}
+
+/** Signals the child's process group; false when the group no longer exists. */
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals | 0): boolean {
+  if (child.pid === undefined) return false;
+  try {
+    process.kill(-child.pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function findOnPath(command: string, env: NodeJS.ProcessEnv): string | undefined {
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, command);
+    if (existsSync(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
