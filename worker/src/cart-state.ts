@@ -52,3 +52,26 @@ export function transition(status: CartStatus, event: CartEvent): CartStatus | n
 export function isEditable(status: CartStatus): boolean {
   return EDITABLE_STATUSES.includes(status);
 }
+
+/**
+ * The statuses a cart passes through when `event` happens in `status`: empty when nothing
+ * changes. A full refund of this payment that was recorded earlier (Stripe may deliver
+ * `charge.refunded` before the completion) is applied right after the payment lands, so every
+ * order of arrival of one checkout's events ends in the same state.
+ */
+export function settle(status: CartStatus, event: CartEvent, refundRecorded: boolean): CartStatus[] {
+  const next = transition(status, event);
+  if (!next) return [];
+  const refunded = refundRecorded ? transition(next, 'full_refund') : null;
+  return refunded ? [next, refunded] : [next];
+}
+
+/** `settle` for every current status at once, so the database can pick the row's own. */
+export function pathsFor(event: CartEvent, refundRecorded: boolean): Partial<Record<CartStatus, CartStatus[]>> {
+  const paths: Partial<Record<CartStatus, CartStatus[]>> = {};
+  for (const status of CART_STATUSES) {
+    const path = settle(status, event, refundRecorded);
+    if (path.length) paths[status] = path;
+  }
+  return paths;
+}

@@ -12,14 +12,24 @@ interface CartRow {
   createdAt: Date;
   updatedAt: Date;
   items: { productId: string; name: string; unitAmount: number; currency: string; quantity: number }[];
+  checkout: { sessionId: string; url: string; expiresAt: string } | null;
 }
 
 // Every cart answer comes from this one query shape, so a mutation and the read-back of its
 // result travel together in a single batch transaction (one HTTP round trip to Neon).
-const cartSelect = `
+// Editable carts show today's prices; once checked out, a cart shows what is being paid: the
+// snapshot taken at checkout.
+export const cartSelect = `
   SELECT c.id, c.status, c.created_at AS "createdAt", c.updated_at AS "updatedAt",
-         COALESCE(items.list, '[]'::json) AS items
+         CASE WHEN c.status = ANY('{${EDITABLE_STATUSES.join(',')}}'::cart_status[]) OR k.session_id IS NULL
+              THEN COALESCE(live.list, '[]'::json)
+              ELSE (SELECT json_agg(i || jsonb_build_object('currency', k.currency)) FROM jsonb_array_elements(k.items) i)
+         END AS items,
+         CASE WHEN k.session_id IS NULL THEN NULL
+              ELSE json_build_object('sessionId', k.session_id, 'url', k.url, 'expiresAt', k.expires_at)
+         END AS checkout
   FROM carts c
+  LEFT JOIN checkouts k ON k.session_id = c.checkout_session_id
   LEFT JOIN LATERAL (
     SELECT json_agg(json_build_object(
              'productId', i.product_id, 'name', p.name, 'unitAmount', p.unit_amount,
@@ -27,7 +37,7 @@ const cartSelect = `
            ORDER BY i.created_at, i.product_id) AS list
     FROM cart_items i JOIN products p ON p.id = i.product_id
     WHERE i.cart_id = c.id
-  ) items ON true`;
+  ) live ON true`;
 
 export function renderCart(row: CartRow): CartOut {
   const items = row.items.map((i) => ({
@@ -44,7 +54,12 @@ export function renderCart(row: CartRow): CartOut {
     items,
     itemCount: items.reduce((n, i) => n + i.quantity, 0),
     totalAmount: items.reduce((n, i) => n + i.lineTotal, 0),
-    checkout: null,
+    checkout: row.checkout && {
+      cartId: row.id,
+      sessionId: row.checkout.sessionId,
+      url: row.checkout.url,
+      expiresAt: new Date(row.checkout.expiresAt).toISOString(),
+    },
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };
@@ -124,7 +139,7 @@ export async function setItemQuantity(
            WHERE $4 = 0 AND i.cart_id = a.cart_id AND i.product_id = a.product_id
            RETURNING 1
          ), touched AS (
-           UPDATE carts SET updated_at = now() FROM allowed WHERE carts.id = allowed.cart_id
+           UPDATE carts SET updated_at = now(), version = version + 1 FROM allowed WHERE carts.id = allowed.cart_id
            RETURNING 1
          )
          SELECT (SELECT status FROM cart) AS cart_status,

@@ -70,10 +70,11 @@ describe('bearer tokens (JWKS)', () => {
     const signer = await generateKeyPair('RS256');
     const stranger = await generateKeyPair('RS256');
     const jwk = { ...(await exportJWK(signer.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
-    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input) => {
+    // The key set is served here; everything else (the database) goes out as usual.
+    const realFetch = globalThis.fetch;
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
       const url = input instanceof Request ? input.url : String(input);
-      if (url === jwksUrl) return Response.json({ keys: [jwk] });
-      throw new Error(`unexpected fetch ${url}`);
+      return url === jwksUrl ? Response.json({ keys: [jwk] }) : realFetch(input, init);
     });
     const env = { ...testEnv, AUTH_JWT_SECRET: undefined, AUTH_JWKS_URL: jwksUrl };
     const sign = (key: CryptoKey, sub: string) =>

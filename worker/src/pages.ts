@@ -1,0 +1,85 @@
+import { html, raw } from 'hono/html';
+import type { z } from '@hono/zod-openapi';
+import type { Cart } from './schemas.ts';
+
+type CartOut = z.infer<typeof Cart>;
+type Html = ReturnType<typeof html>;
+
+/** Formats minor units the way the shopper reads money (2500 usd → $25.00, 500 jpy → ¥500). */
+export function formatMoney(amount: number, currency: string | null): string {
+  if (!currency) return String(amount);
+  const format = new Intl.NumberFormat('en', { style: 'currency', currency: currency.toUpperCase() });
+  const digits = format.resolvedOptions().maximumFractionDigits ?? 2;
+  return format.format(amount / 10 ** digits);
+}
+
+const headlines: Record<CartOut['status'], [string, string]> = {
+  paid: ['Payment received', 'Thank you! Your order is paid. A confirmation is on its way to your inbox.'],
+  awaiting_payment: ['Payment processing', 'Your bank is processing the payment. We will let you know as soon as it clears.'],
+  checkout_pending: ['Confirming your payment…', 'This usually takes a few seconds. This page refreshes by itself.'],
+  payment_failed: ['Payment failed', 'The payment did not go through. Your cart is saved: you can try again from the app.'],
+  open: ['Checkout not completed', 'Nothing was charged. Your cart is saved in the app.'],
+  refunded: ['Order refunded', 'This order has been refunded.'],
+};
+
+/** The page Stripe returns the shopper to, and the cancel page: state, total, a way back to the app. */
+export function cartPage(opts: { title?: string; cart: CartOut; appReturnUrl?: string; refresh?: boolean }): Html {
+  const { cart } = opts;
+  const [headline, message] = headlines[cart.status];
+  return layout({
+    title: opts.title ?? headline,
+    refresh: opts.refresh,
+    body: html`<h1>${opts.title ?? headline}</h1>
+      <p>${opts.title ? headlines.open[1] : message}</p>
+      <section class="card" aria-label="Order summary">
+        <ul>
+          ${cart.items.map(
+            (i) => html`<li><span>${i.quantity} × ${i.name}</span><span>${formatMoney(i.lineTotal, cart.currency)}</span></li>`,
+          )}
+        </ul>
+        <p class="total"><span>Total</span><span>${formatMoney(cart.totalAmount, cart.currency)}</span></p>
+        <p class="status">Status: <strong data-status="${cart.status}">${cart.status.replace('_', ' ')}</strong></p>
+      </section>
+      ${returnLink(opts.appReturnUrl, { cart_id: cart.id, status: cart.status })}`,
+  });
+}
+
+export function messagePage(opts: { title: string; message: string; appReturnUrl?: string }): Html {
+  return layout({
+    title: opts.title,
+    body: html`<h1>${opts.title}</h1><p>${opts.message}</p>${returnLink(opts.appReturnUrl, {})}`,
+  });
+}
+
+function returnLink(appReturnUrl: string | undefined, params: Record<string, string>): Html | string {
+  if (!appReturnUrl) return '';
+  const url = new URL(appReturnUrl);
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+  return html`<a class="button" href="${url.toString()}">Return to the app</a>`;
+}
+
+// Small, self-contained pages for a phone's in-app browser: no scripts, no external assets.
+function layout(opts: { title: string; body: Html; refresh?: boolean }): Html {
+  return html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+${opts.refresh ? raw('<meta http-equiv="refresh" content="3">') : ''}
+<title>${opts.title}</title>
+<style>
+  :root { color-scheme: light dark; }
+  body { font: 17px/1.5 -apple-system, system-ui, sans-serif; margin: 0; padding: 24px 20px; max-width: 32rem; margin-inline: auto; }
+  h1 { font-size: 1.5rem; margin: 0 0 .5rem; }
+  .card { border: 1px solid #8884; border-radius: 12px; padding: 12px 16px; margin: 20px 0; }
+  ul { list-style: none; padding: 0; margin: 0; }
+  li, .total { display: flex; justify-content: space-between; gap: 12px; padding: 6px 0; }
+  .total { border-top: 1px solid #8884; font-weight: 600; margin: 6px 0 0; }
+  .status { color: #666; margin: 6px 0 0; font-size: .9rem; }
+  .button { display: block; text-align: center; background: #635bff; color: #fff; text-decoration: none;
+            padding: 14px; border-radius: 10px; font-weight: 600; min-height: 24px; }
+</style>
+</head>
+<body>${opts.body}</body>
+</html>`;
+}

@@ -1,0 +1,46 @@
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import type { AppEnv } from '../app.ts';
+import { requireUser } from '../auth.ts';
+import { cancelCheckout, startCheckout } from '../checkout.ts';
+import { database } from '../db.ts';
+import { Cart, CartId, Checkout, json, problems } from '../schemas.ts';
+
+const security = [{ bearerAuth: [] }];
+const params = z.object({ cartId: CartId });
+
+const start = createRoute({
+  method: 'post',
+  path: '/v1/carts/{cartId}/checkout',
+  tags: ['Checkout'],
+  summary: 'Start Stripe Checkout for the cart, or get its live session',
+  description:
+    'Moves the cart to checkout_pending with a snapshot of what is being paid. Repeated or concurrent calls ' +
+    'return the same live session (200). Open the returned url in a web view.',
+  security,
+  middleware: [requireUser] as const,
+  request: { params },
+  responses: {
+    201: json(Checkout, 'A new Checkout Session'),
+    200: json(Checkout, 'The live session of this cart, unchanged'),
+    ...problems(400, 401, 404, 409, 422, 503),
+  },
+});
+
+const cancel = createRoute({
+  method: 'delete',
+  path: '/v1/carts/{cartId}/checkout',
+  tags: ['Checkout'],
+  summary: 'Expire the live Checkout Session; the cart is open again',
+  security,
+  middleware: [requireUser] as const,
+  request: { params },
+  responses: { 200: json(Cart, 'The cart, back in open'), ...problems(400, 401, 404, 409, 503) },
+});
+
+export function checkoutRoutes(app: OpenAPIHono<AppEnv>): void {
+  app.openapi(start, async (c) => {
+    const { checkout, created } = await startCheckout(c.env, database(c.env), c.var.userId, c.req.valid('param').cartId);
+    return c.json(checkout, created ? 201 : 200);
+  });
+  app.openapi(cancel, async (c) => c.json(await cancelCheckout(c.env, database(c.env), c.var.userId, c.req.valid('param').cartId), 200));
+}

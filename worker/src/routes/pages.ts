@@ -1,0 +1,58 @@
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import type { AppEnv } from '../app.ts';
+import { cartSelect, renderCart } from '../carts.ts';
+import { reconcileSession } from '../checkout.ts';
+import { database } from '../db.ts';
+import { config } from '../env.ts';
+import { ApiError, notFound } from '../errors.ts';
+import { cartPage } from '../pages.ts';
+import { stripeClient } from '../stripe.ts';
+
+const htmlPage = { description: 'HTML page', content: { 'text/html': { schema: z.string() } } };
+
+const success = createRoute({
+  method: 'get',
+  path: '/checkout/success',
+  tags: ['Pages'],
+  summary: "Stripe's success_url: fulfils from the session and shows the cart",
+  request: { query: z.object({ session_id: z.string().regex(/^cs_[A-Za-z0-9_]+$/, 'a Checkout Session id') }) },
+  responses: { 200: htmlPage },
+});
+
+const cancel = createRoute({
+  method: 'get',
+  path: '/checkout/cancel',
+  tags: ['Pages'],
+  summary: "Stripe's cancel_url: the cart is kept",
+  request: { query: z.object({ cart_id: z.uuid() }) },
+  responses: { 200: htmlPage },
+});
+
+type CartRow = Parameters<typeof renderCart>[0];
+
+export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
+  app.openapi(success, async (c) => {
+    const sessionId = c.req.valid('query').session_id;
+    const sql = database(c.env);
+    try {
+      // The same fulfilment as the webhook, so a late or lost webhook cannot leave a paid cart pending.
+      await reconcileSession(sql, stripeClient(c.env), sessionId);
+    } catch (err) {
+      // Stripe being slow must not hide the order: show what we know; the webhook or the
+      // scheduled job completes it.
+      if (!(err instanceof ApiError && err.code === 'service_unavailable')) throw err;
+      console.warn(JSON.stringify({ level: 'warn', msg: 'success_page_reconcile_failed', sessionId, error: err.message }));
+    }
+    const [row] = await sql.query(`${cartSelect} WHERE c.id = (SELECT cart_id FROM checkouts WHERE session_id = $1)`, [sessionId]);
+    if (!row) throw notFound('Checkout');
+    const cart = renderCart(row as CartRow);
+    return c.html(cartPage({ cart, appReturnUrl: config(c.env).optional('APP_RETURN_URL'), refresh: cart.status === 'checkout_pending' }), 200);
+  });
+
+  app.openapi(cancel, async (c) => {
+    const [row] = await database(c.env).query(`${cartSelect} WHERE c.id = $1`, [c.req.valid('query').cart_id]);
+    if (!row) throw notFound('Cart');
+    const cart = renderCart(row as CartRow);
+    return c.html(cartPage({ title: 'Checkout cancelled', cart, appReturnUrl: config(c.env).optional('APP_RETURN_URL') }), 200);
+  });
+}

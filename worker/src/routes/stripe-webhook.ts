@@ -1,0 +1,35 @@
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import type { AppEnv } from '../app.ts';
+import { database } from '../db.ts';
+import { applyEffect } from '../fulfilment.ts';
+import { json, problems } from '../schemas.ts';
+import { verifyWebhook } from '../stripe.ts';
+import { effectOfEvent } from '../stripe-events.ts';
+import { publishSoon } from '../outbox.ts';
+
+const received = createRoute({
+  method: 'post',
+  path: '/v1/webhooks/stripe',
+  tags: ['Webhooks'],
+  summary: 'Stripe webhook endpoint (signature-verified)',
+  description:
+    'Handles checkout.session.completed, async_payment_succeeded, async_payment_failed, expired and charge.refunded; ' +
+    'other types are acknowledged and ignored. 200 once the effect is durably stored; 503 makes Stripe retry.',
+  request: { headers: z.object({ 'stripe-signature': z.string().optional() }) },
+  responses: { 200: json(z.object({ received: z.literal(true) }), 'Stored (or a replay, or ignored)'), ...problems(400, 413, 503) },
+});
+
+export function stripeWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
+  app.openapi(received, async (c) => {
+    // Verification is kept apart from handling: only a bad signature may answer invalid_signature,
+    // a failure while handling must make Stripe retry.
+    const event = await verifyWebhook(c.env, await c.req.text(), c.req.header('Stripe-Signature'));
+    const effect = effectOfEvent(event);
+    if (effect) {
+      const result = await applyEffect(database(c.env), effect);
+      console.log(JSON.stringify({ level: 'info', msg: 'stripe_event', eventId: event.id, type: event.type, ...result }));
+      publishSoon(c.env, c.executionCtx, result.outboxIds);
+    }
+    return c.json({ received: true as const }, 200);
+  });
+}

@@ -1,0 +1,54 @@
+import { reconcileSession } from './checkout.ts';
+import { database } from './db.ts';
+import type { Env } from './env.ts';
+import { relayOutbox, type RelayReport } from './outbox.ts';
+import { stripeClient } from './stripe.ts';
+
+const RECONCILE_BATCH = 25;
+// A session still pending this long after it started has probably lost its webhook.
+const PENDING_GRACE_MINUTES = 10;
+const RELAY_ROUNDS = 10;
+
+export interface ScheduledReport {
+  reconciled: number;
+  reconcileErrors: number;
+  outbox: RelayReport;
+}
+
+/**
+ * The cron job: reads back from Stripe the sessions of checkout_pending carts that are past
+ * their expiry or quiet for too long, and applies them as their webhooks would have; then
+ * publishes whatever is still waiting in the outbox, oldest first.
+ */
+export async function runScheduled(env: Env): Promise<ScheduledReport> {
+  const sql = database(env);
+  const report: ScheduledReport = { reconciled: 0, reconcileErrors: 0, outbox: { claimed: 0, published: 0, retrying: 0, failed: 0 } };
+
+  const stale = (await sql.query(
+    `SELECT k.session_id FROM carts c JOIN checkouts k ON k.session_id = c.checkout_session_id
+     WHERE c.status = 'checkout_pending'
+       AND (k.expires_at < now() OR k.created_at < now() - make_interval(mins => $1))
+     ORDER BY k.expires_at LIMIT $2`,
+    [PENDING_GRACE_MINUTES, RECONCILE_BATCH],
+  )) as { session_id: string }[];
+  if (stale.length > 0) {
+    const stripe = stripeClient(env);
+    for (const { session_id } of stale) {
+      try {
+        await reconcileSession(sql, stripe, session_id);
+        report.reconciled++;
+      } catch (err) {
+        report.reconcileErrors++;
+        console.error(JSON.stringify({ level: 'error', msg: 'reconcile_failed', sessionId: session_id, error: String(err) }));
+      }
+    }
+  }
+
+  for (let round = 0; round < RELAY_ROUNDS; round++) {
+    const relayed = await relayOutbox(env, sql);
+    for (const key of Object.keys(relayed) as (keyof RelayReport)[]) report.outbox[key] += relayed[key];
+    if (relayed.claimed === 0 || relayed.retrying + relayed.failed > 0) break;
+  }
+  console.log(JSON.stringify({ level: 'info', msg: 'scheduled', ...report }));
+  return report;
+}

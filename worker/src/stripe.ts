@@ -1,0 +1,53 @@
+import Stripe from 'stripe';
+import { config, type Env } from './env.ts';
+import { ApiError } from './errors.ts';
+
+export type { Stripe };
+
+/** A Stripe client for this request; STRIPE_API_BASE points it at the local stand-in. */
+export function stripeClient(env: Env): Stripe {
+  const cfg = config(env);
+  const key = cfg.required('STRIPE_SECRET_KEY');
+  const base = cfg.optional('STRIPE_API_BASE');
+  const target = base ? new URL(base) : undefined;
+  return new Stripe(key, {
+    httpClient: Stripe.createFetchHttpClient(),
+    maxNetworkRetries: 2,
+    timeout: 10_000,
+    ...(target && {
+      host: target.hostname,
+      port: target.port || (target.protocol === 'https:' ? '443' : '80'),
+      protocol: target.protocol === 'https:' ? 'https' : 'http',
+    }),
+  });
+}
+
+const cryptoProvider = Stripe.createSubtleCryptoProvider();
+// Verification needs no API key; a client built with a placeholder gives access to it.
+const verifier = new Stripe('sk_test_verification_only', { httpClient: Stripe.createFetchHttpClient() });
+
+/**
+ * Checks `Stripe-Signature` over the raw body against each configured secret (several while a
+ * secret is being rotated), with Stripe's 300 s tolerance. Only this throws invalid_signature.
+ */
+export async function verifyWebhook(env: Env, rawBody: string, signature: string | undefined): Promise<Stripe.Event> {
+  const secrets = config(env).required('STRIPE_WEBHOOK_SECRET');
+  if (!signature) throw new ApiError('invalid_signature', 'The Stripe-Signature header is missing');
+  for (const secret of secrets) {
+    try {
+      return await verifier.webhooks.constructEventAsync(rawBody, signature, secret, 300, cryptoProvider);
+    } catch (err) {
+      if (!(err instanceof Stripe.errors.StripeSignatureVerificationError)) throw err;
+    }
+  }
+  throw new ApiError('invalid_signature', 'The Stripe signature does not match any configured secret or is too old');
+}
+
+/** Stripe failures become a 503 the app can retry; the cart has not been changed. */
+export function stripeFailure(err: unknown): ApiError {
+  const detail =
+    err instanceof Stripe.errors.StripeError
+      ? `Stripe could not process the request (${err.type}${err.code ? `: ${err.code}` : ''}); try again`
+      : 'Stripe could not be reached; try again';
+  return new ApiError('service_unavailable', detail, { cause: err });
+}
