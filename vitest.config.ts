@@ -1,5 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
+// The Workers test pool runs wrangler's code: keep it from phoning home.
+process.env.WRANGLER_SEND_METRICS ??= 'false';
+process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= 'false';
+
 // Two projects: the Worker's tests run inside workerd (worker/vitest.config.ts); local tooling
 // and the GCP bridge run in Node.
 export default defineConfig({
