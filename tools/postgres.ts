@@ -210,7 +210,10 @@ function checkBinariesRun(binaries: Binaries, runAs: RunAs | undefined): void {
     if (result.error || result.status !== 0) {
       const why = result.error ? result.error.message : result.stderr.trim() || `exit code ${result.status}`;
       const who = runAs ? ` as user ${OS_USER} (uid ${runAs.uid})` : '';
-      throw new Error(`cannot run ${binary}${who}: ${why}`);
+      const hint = result.error && 'code' in result.error && result.error.code === 'EACCES'
+        ? ' (a folder above it does not let that user through: it needs the o+x bit)'
+        : '';
+      throw new Error(`cannot run ${binary}${who}: ${why}${hint}`);
     }
   }
 }
