@@ -1,0 +1,28 @@
+// Entry of `npm run relay`: the notification relay configured by its environment (CONTRACT §6).
+import { loadRelayConfig, RelayConfigError, type RelayConfig } from './config.ts';
+import { jsonLog } from './log.ts';
+import { startRelay } from './server.ts';
+
+// Cloud Run sends SIGTERM and allows 10 s before SIGKILL.
+const SHUTDOWN_GRACE_MS = 8_000;
+
+let config: RelayConfig;
+try {
+  config = loadRelayConfig(process.env);
+} catch (error) {
+  if (!(error instanceof RelayConfigError)) throw error;
+  jsonLog('ERROR', `relay not started: ${error.message}`, { variable: error.variable });
+  process.exit(1);
+}
+
+const relay = await startRelay(config);
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    jsonLog('INFO', `${signal}: finishing requests in flight, then exiting`);
+    void relay.close(SHUTDOWN_GRACE_MS).then(() => {
+      jsonLog('INFO', 'relay stopped');
+      process.exit(0);
+    });
+  });
+}
