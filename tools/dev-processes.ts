@@ -1,0 +1,133 @@
+/**
+ * Child processes of `npm run dev` (wrangler and its workerd, later emulators), each started in
+ * its own process group so one signal stops the whole tree, and recorded in a small file so
+ * that the next run can stop what a crashed run (kill -9, closed terminal) left behind.
+ */
+import { spawn, spawnSync, type StdioOptions } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { writePrivateFile } from './dev-env.ts';
+
+export interface SpawnGroupOptions {
+  /** Unique name, for logs and the registry. */
+  name: string;
+  command: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  stdio?: StdioOptions;
+  /**
+   * Texts found in the command lines of this group's processes (e.g. 'wrangler', 'workerd'):
+   * how a later run tells a leftover group from unrelated processes that reused its id.
+   */
+  match: string[];
+}
+
+export interface ChildGroup {
+  name: string;
+  pid: number;
+  /** Settles when the group leader exits. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGTERM to the group, SIGKILL after graceMs; resolves when none of it runs. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+interface RegistryEntry {
+  pgid: number;
+  match: string[];
+}
+
+export class ProcessGroups {
+  constructor(
+    private readonly registryFile: string,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** Stops every recorded group still running (a crashed run's), then forgets them. */
+  async stopLeftovers(): Promise<void> {
+    for (const [name, entry] of Object.entries(this.read())) {
+      if (groupMembers(entry).length === 0) continue;
+      this.log(`stopping ${name} (process group ${entry.pgid}) left running by an earlier run`);
+      await stopGroup(entry, 3_000);
+    }
+    await this.write({});
+  }
+
+  async spawn(opts: SpawnGroupOptions): Promise<ChildGroup> {
+    // detached: a new session and process group led by the child; -pid then signals all of it.
+    const child = spawn(opts.command, opts.args, {
+      cwd: opts.cwd,
+      env: opts.env,
+      stdio: opts.stdio ?? ['ignore', 'inherit', 'inherit'],
+      detached: true,
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', (err) => reject(new Error(`cannot start ${opts.name} (${opts.command}): ${err.message}`)));
+    });
+    const pid = child.pid!;
+    const entry: RegistryEntry = { pgid: pid, match: opts.match };
+    await this.write({ ...this.read(), [opts.name]: entry });
+
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    let stopping: Promise<void> | undefined;
+    const stop = (graceMs = 5_000) =>
+      (stopping ??= (async () => {
+        await stopGroup(entry, graceMs);
+        const { [opts.name]: _removed, ...rest } = this.read();
+        await this.write(rest);
+      })());
+    return { name: opts.name, pid, exited, stop };
+  }
+
+  private read(): Record<string, RegistryEntry> {
+    if (!existsSync(this.registryFile)) return {};
+    try {
+      return JSON.parse(readFileSync(this.registryFile, 'utf8')) as Record<string, RegistryEntry>;
+    } catch {
+      return {}; // half-written by a crash: nothing trustworthy to stop
+    }
+  }
+
+  private async write(entries: Record<string, RegistryEntry>): Promise<void> {
+    await writePrivateFile(this.registryFile, `${JSON.stringify(entries, null, 2)}\n`);
+  }
+}
+
+async function stopGroup(entry: RegistryEntry, graceMs: number): Promise<void> {
+  for (const [signal, waitMs] of [['SIGTERM', graceMs], ['SIGKILL', 3_000]] as const) {
+    if (groupMembers(entry).length === 0) return;
+    try {
+      process.kill(-entry.pgid, signal);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return;
+      throw err;
+    }
+    const deadline = Date.now() + waitMs;
+    while (Date.now() < deadline) {
+      if (groupMembers(entry).length === 0) return;
+      await sleep(100);
+    }
+  }
+  const left = groupMembers(entry);
+  if (left.length > 0) throw new Error(`processes ${left.join(', ')} of group ${entry.pgid} did not stop`);
+}
+
+/**
+ * Live (not zombie) processes of the group. A group is only ours while one of its processes
+ * still shows the expected command; otherwise the id was reused and we leave it alone.
+ */
+function groupMembers(entry: RegistryEntry): number[] {
+  const ps = spawnSync('ps', ['-eo', 'pid=,pgid=,stat=,args='], { encoding: 'utf8' });
+  if (ps.error || ps.status !== 0) throw new Error(`cannot list processes with ps: ${ps.error?.message ?? ps.stderr}`);
+  const members: Array<{ pid: number; args: string }> = [];
+  for (const line of ps.stdout.split('\n')) {
+    const match = /^\s*(\d+)\s+(\d+)\s+(\S+)\s+(.*)$/.exec(line);
+    if (!match || Number(match[2]) !== entry.pgid || match[3]!.startsWith('Z')) continue;
+    members.push({ pid: Number(match[1]), args: match[4]! });
+  }
+  const ours = members.some((m) => entry.match.some((text) => m.args.includes(text)));
+  return ours ? members.map((m) => m.pid) : [];
+}
