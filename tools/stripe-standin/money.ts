@@ -1,0 +1,32 @@
+// Amounts are integers in the currency's minor unit, as in Stripe; these helpers show them to
+// people (the hosted page, error messages) and apply Stripe's minimum charge per currency.
+
+function formatter(currency: string): Intl.NumberFormat {
+  return new Intl.NumberFormat('en-US', { style: 'currency', currency: currency.toUpperCase() });
+}
+
+/** 1999, 'usd' → "$19.99"; 500, 'jpy' → "¥500" (zero-decimal currencies have no minor unit). */
+export function formatAmount(amount: number, currency: string): string {
+  const f = formatter(currency);
+  return f.format(amount / 10 ** (f.resolvedOptions().maximumFractionDigits ?? 2));
+}
+
+export function isSupportedCurrency(currency: string): boolean {
+  return Intl.supportedValuesOf('currency').includes(currency.toUpperCase());
+}
+
+// Stripe's documented minimum charge amounts for the currencies a shop most likely uses. Stripe
+// checks others against the account's settlement currency, which a stand-in has no notion of.
+const MINIMUM_CHARGE: Readonly<Record<string, number>> = {
+  usd: 50,
+  eur: 50,
+  gbp: 30,
+  cad: 50,
+  aud: 50,
+  chf: 50,
+  jpy: 50,
+};
+
+export function minimumCharge(currency: string): number | undefined {
+  return MINIMUM_CHARGE[currency];
+}
