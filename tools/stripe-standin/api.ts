@@ -1,0 +1,319 @@
+import { Hono } from 'hono';
+import type Stripe from 'stripe';
+import { invalidRequest, missingParam, resourceMissing, StripeApiError } from './errors.ts';
+import type { EventLog } from './events.ts';
+import type { Expanders, JsonObject } from './expand.ts';
+import { checkExpand, expandResponse } from './expand.ts';
+import { decodeForm } from './form.ts';
+import { requestId } from './ids.ts';
+import type { IdempotencyStore, SavedResponse } from './idempotency.ts';
+import { listPage } from './lists.ts';
+import { formatAmount, isSupportedCurrency, minimumCharge } from './money.ts';
+import type { EventRequest } from './objects.ts';
+import { API_VERSION } from './objects.ts';
+import { Params } from './params.ts';
+import type { NewLineItem, NewSession, Payments } from './payments.ts';
+import { ACCOUNT_PAYMENT_METHODS, nowSeconds } from './payments.ts';
+
+// Stripe's v1 API for what the Worker uses: Checkout Sessions, Refunds, Events, and reading the
+// PaymentIntents and Charges that payments create. Requests and responses have Stripe's wire
+// format (form-encoded in, pretty JSON out, `Request-Id` and `Stripe-Version` headers) and its
+// errors, so the official `stripe` library talks to it unchanged.
+
+export interface ApiOptions {
+  payments: Payments;
+  events: EventLog;
+  idempotency: IdempotencyStore;
+  /** When set, the only key accepted; otherwise any test-mode secret key is. */
+  apiKey: string | undefined;
+  log(line: string): void;
+}
+
+type ApiEnv = { Variables: { apiKey: string; requestId: string } };
+
+/** The parse step of a POST: validates parameters (errors here are not saved for idempotent
+ * retries, as in Stripe) and returns the step that acts, whose result or error is saved. */
+type PostHandler = (params: Params, request: EventRequest, path: PathParams) => () => unknown;
+/** The `:id` of the route. */
+type PathParams = Record<string, string>;
+
+const SESSION_MIN_LIFETIME_S = 30 * 60;
+const SESSION_MAX_LIFETIME_S = 24 * 60 * 60;
+
+export function apiRoutes(options: ApiOptions): Hono<ApiEnv> {
+  const { payments, events, idempotency } = options;
+  const api = new Hono<ApiEnv>();
+
+  const paymentIntent = { type: 'payment_intent', load: (o: JsonObject) => payments.paymentIntent(String(o.payment_intent)) };
+  const expanders: Expanders = {
+    'checkout.session': {
+      payment_intent: paymentIntent,
+      line_items: { type: 'list', load: (session) => lineItemsList(String(session.id), new Params({})) },
+    },
+    payment_intent: {
+      latest_charge: { type: 'charge', load: (intent) => payments.charge(String(intent.latest_charge)) },
+    },
+    charge: { payment_intent: paymentIntent },
+    refund: {
+      charge: { type: 'charge', load: (refund) => payments.charge(String(refund.charge)) },
+      payment_intent: paymentIntent,
+    },
+  };
+
+  function lineItemsList(id: string, params: Params) {
+    return listPage(payments.lineItems(id), params, `/v1/checkout/sessions/${id}/line_items`, 'line_item');
+  }
+
+  api.use(async (c, next) => {
+    c.set('requestId', requestId());
+    c.set('apiKey', authenticate(c.req.header('authorization'), options));
+    await next();
+  });
+
+  // Errors of authentication and parameter checks; those of the acting step are answered by post().
+  api.onError((error, c) => {
+    const id = c.get('requestId') ?? requestId();
+    if (error instanceof StripeApiError) return respond({ status: error.status, body: render(error.toJSON()), requestId: id });
+    return respond(internalError(error, id, options.log));
+  });
+
+  /** A GET: query parameters, `expand`, no idempotency. */
+  function get(path: string, handler: (params: Params, path: PathParams) => unknown): void {
+    api.get(path, (c) => {
+      const params = new Params(decodeForm(new URL(c.req.url).searchParams));
+      const expand = params.expand();
+      const result = handler(params, c.req.param());
+      params.rejectUnknown();
+      return respond({ status: 200, body: render(expandResponse(result, expand, expanders)), requestId: c.get('requestId') });
+    });
+  }
+
+  /**
+   * A POST: form body, `expand`, and Stripe's idempotent replay keyed by `Idempotency-Key`.
+   * @param type the `object` of the response, to check `expand` before acting
+   */
+  function post(path: string, type: string, handler: PostHandler): void {
+    api.post(path, async (c) => {
+      const form = decodeForm(new URLSearchParams(await c.req.text()));
+      const key = c.req.header('idempotency-key') ?? null;
+      const endpoint = `POST ${c.req.path}`;
+      if (key !== null) {
+        const saved = idempotency.replay(c.get('apiKey'), key, endpoint, form);
+        if (saved) return respond(saved, { 'Idempotency-Key': key, 'Idempotent-Replayed': 'true' });
+      }
+      const params = new Params(form);
+      const expand = params.expand();
+      const act = handler(params, { id: c.get('requestId'), idempotency_key: key }, c.req.param());
+      params.rejectUnknown();
+      checkExpand(type, expand, expanders);
+      const response = execute(() => expandResponse(act(), expand, expanders), c.get('requestId'), options.log);
+      if (key === null) return respond(response);
+      idempotency.save(c.get('apiKey'), key, endpoint, form, response);
+      return respond(response, { 'Idempotency-Key': key });
+    });
+  }
+
+  post('/checkout/sessions', 'checkout.session', (params) => {
+    const input = parseNewSession(params);
+    return () => payments.createSession(input);
+  });
+
+  get('/checkout/sessions/:id', (_params, { id }) => payments.session(id));
+
+  get('/checkout/sessions/:id/line_items', (params, { id }) => lineItemsList(id, params));
+
+  post('/checkout/sessions/:id/expire', 'checkout.session', (_params, request, { id }) => () => payments.expireSession(id, request));
+
+  post('/refunds', 'refund', (params, request) => {
+    const input = {
+      paymentIntent: params.string('payment_intent') ?? null,
+      charge: params.string('charge') ?? null,
+      amount: params.integer('amount', { min: 1 }) ?? null,
+      reason: params.enumeration<Stripe.Refund.Reason>('reason', ['duplicate', 'fraudulent', 'requested_by_customer']) ?? null,
+      metadata: params.metadata('metadata') ?? {},
+    };
+    return () => payments.createRefund(input, request);
+  });
+
+  get('/refunds/:id', (_params, { id }) => payments.refund(id));
+  get('/payment_intents/:id', (_params, { id }) => payments.paymentIntent(id));
+  get('/charges/:id', (_params, { id }) => payments.charge(id));
+  get('/events/:id', (_params, { id }) => events.get(id));
+
+  get('/events', (params) => {
+    const type = params.string('type');
+    const types = params.stringList('types');
+    if (type !== undefined && types !== undefined) {
+      throw invalidRequest('You may only specify one of these parameters: type, types.');
+    }
+    // Stripe's `type` filter accepts a `*` wildcard, e.g. `checkout.session.*`.
+    const patterns = (types ?? (type !== undefined ? [type] : [])).map(
+      (t) => new RegExp(`^${t.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`),
+    );
+    const matching = events.newestFirst().filter((e) => patterns.length === 0 || patterns.some((p) => p.test(e.type)));
+    return listPage(matching, params, '/v1/events', 'event');
+  });
+
+  return api;
+}
+
+function respond(response: SavedResponse, headers: Record<string, string> = {}): Response {
+  return new Response(response.body, {
+    status: response.status,
+    headers: {
+      'Content-Type': 'application/json',
+      'Request-Id': response.requestId,
+      'Stripe-Version': API_VERSION,
+      ...headers,
+    },
+  });
+}
+
+/** Runs the acting step; its Stripe error is a response like any other (and saved as one). */
+function execute(act: () => unknown, id: string, log: (line: string) => void): SavedResponse {
+  try {
+    return { status: 200, body: render(act()), requestId: id };
+  } catch (error) {
+    if (error instanceof StripeApiError) return { status: error.status, body: render(error.toJSON()), requestId: id };
+    return internalError(error, id, log);
+  }
+}
+
+/** A bug in the stand-in: logged with its stack, answered as Stripe answers its own failures. */
+function internalError(error: unknown, id: string, log: (line: string) => void): SavedResponse {
+  log(`internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  return { status: 500, body: render({ error: { type: 'api_error', message: 'An unknown error occurred' } }), requestId: id };
+}
+
+/** Stripe answers with indented JSON. */
+function render(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
+
+const NO_KEY_MESSAGE =
+  "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, or we can help at https://support.stripe.com/.";
+
+/** Stripe takes the secret key as a Bearer token, or as the user name of Basic auth (`curl -u sk_test_…:`). */
+function authenticate(header: string | undefined, options: ApiOptions): string {
+  const [scheme = '', credentials = ''] = (header ?? '').trim().split(/\s+/, 2);
+  const key =
+    scheme.toLowerCase() === 'bearer'
+      ? credentials
+      : scheme.toLowerCase() === 'basic'
+        ? Buffer.from(credentials, 'base64').toString('utf8').split(':')[0]
+        : '';
+  if (key === '') throw new StripeApiError(401, { type: 'invalid_request_error', message: NO_KEY_MESSAGE });
+  const accepted = options.apiKey !== undefined ? key === options.apiKey : /^(sk|rk)_test_\w+$/.test(key);
+  if (!accepted) {
+    if (/^(sk|rk)_live_/.test(key)) options.log('refused a live-mode API key: the stand-in only takes test keys');
+    throw new StripeApiError(401, { type: 'invalid_request_error', message: `Invalid API Key provided: ${mask(key)}` });
+  }
+  return key;
+}
+
+/** `sk_test_abcdef…wxyz` → `sk_test_********wxyz`, as Stripe echoes a rejected key. */
+function mask(key: string): string {
+  const prefix = /^[a-z]{2}_(test|live)_/.exec(key)?.[0] ?? '';
+  const rest = key.slice(prefix.length);
+  return prefix + '*'.repeat(Math.max(rest.length - 4, 0)) + rest.slice(-4);
+}
+
+function parseNewSession(params: Params): NewSession {
+  const mode = params.enumeration('mode', ['payment', 'setup', 'subscription']);
+  if (mode === undefined) throw missingParam('mode');
+  if (mode !== 'payment') {
+    throw invalidRequest(`The Stripe stand-in only supports mode=payment, not ${mode}.`, 'mode');
+  }
+  const created = nowSeconds();
+  const lineItems = params.hashList('line_items');
+  if (lineItems === undefined || lineItems.length === 0) throw missingParam('line_items');
+  const items = lineItems.map(parseLineItem);
+  const currency = items[0].currency;
+  const mismatch = items.findIndex((item) => item.currency !== currency);
+  if (mismatch !== -1) {
+    throw invalidRequest(
+      `All line items must use the same currency; line_items[${mismatch}] uses ${items[mismatch].currency}, not ${currency}.`,
+      `line_items[${mismatch}][price_data][currency]`,
+    );
+  }
+  const total = items.reduce((sum, item) => sum + item.unitAmount * item.quantity, 0);
+  const minimum = minimumCharge(currency);
+  if (minimum !== undefined && total < minimum) {
+    throw invalidRequest(
+      `The Checkout Session's total amount due must add up to at least ${formatAmount(minimum, currency)} ${currency}`,
+    );
+  }
+
+  const successUrl = params.url('success_url');
+  if (successUrl === undefined) throw missingParam('success_url');
+  const expiresAt = params.integer('expires_at') ?? created + SESSION_MAX_LIFETIME_S;
+  if (expiresAt < created + SESSION_MIN_LIFETIME_S) {
+    throw invalidRequest('The `expires_at` timestamp must be at least 30 minutes from Checkout Session creation.', 'expires_at');
+  }
+  if (expiresAt > created + SESSION_MAX_LIFETIME_S) {
+    throw invalidRequest('The `expires_at` timestamp must be less than 24 hours from Checkout Session creation.', 'expires_at');
+  }
+
+  // A filter on the account's payment methods (API version 2026-09-30.endive replaced
+  // `payment_method_types` with it); what remains is the session's `payment_method_types`.
+  const allowed = params.stringList('allowed_payment_method_types') ?? null;
+  const paymentMethodTypes = ACCOUNT_PAYMENT_METHODS.filter((m) => allowed === null || allowed.includes(m));
+  if (paymentMethodTypes.length === 0) {
+    throw invalidRequest(
+      `None of the allowed_payment_method_types are enabled on this account; the stand-in offers ${ACCOUNT_PAYMENT_METHODS.join(', ')}.`,
+      'allowed_payment_method_types',
+    );
+  }
+
+  const intentData = params.hash('payment_intent_data');
+  return {
+    currency,
+    lineItems: items,
+    created,
+    expiresAt,
+    successUrl,
+    cancelUrl: params.url('cancel_url') ?? null,
+    clientReferenceId: params.string('client_reference_id', { maxLength: 200 }) ?? null,
+    customerEmail: params.email('customer_email') ?? null,
+    metadata: params.metadata('metadata') ?? {},
+    allowedPaymentMethodTypes: allowed,
+    paymentMethodTypes,
+    paymentIntentData: {
+      description: intentData?.string('description', { maxLength: 1000 }) ?? null,
+      metadata: intentData?.metadata('metadata') ?? {},
+    },
+  };
+}
+
+function parseLineItem(item: Params, index: number): NewLineItem & { currency: string } {
+  const price = item.string('price');
+  // The stand-in has no Prices API, so every Price id is unknown to it, as to a fresh account.
+  if (price !== undefined) throw resourceMissing('price', price, item.name('price'));
+  const data = item.hash('price_data');
+  if (data === undefined) {
+    throw invalidRequest('You must provide either price or price_data for each line item when using prices.', item.name('price_data'));
+  }
+  const currency = data.requiredString('currency').toLowerCase();
+  if (!isSupportedCurrency(currency)) throw invalidRequest(`Invalid currency: ${currency}.`, data.name('currency'));
+  const unitAmount = data.requiredInteger('unit_amount', { min: 0 });
+  const product = data.hash('product_data');
+  if (product === undefined) throw missingParam(data.name('product_data'));
+  const name = product.requiredString('name', { maxLength: 250 });
+  // Accepted and checked like Stripe does; the hosted page loads no external images.
+  product.string('description', { maxLength: 40000 });
+  const images = product.stringList('images') ?? [];
+  if (images.length > 8) throw invalidRequest('You can provide at most 8 images.', product.name('images'));
+  images.forEach((image, i) => {
+    if (!URL.canParse(image)) throw invalidRequest('Not a valid URL', `${product.name('images')}[${i}]`, 'url_invalid');
+  });
+  product.metadata('metadata');
+  const quantity = item.integer('quantity', { min: 1 });
+  if (quantity === undefined) {
+    throw invalidRequest(
+      `Quantity is required. Add \`quantity\` to \`line_items[${index}]\``,
+      item.name('quantity'),
+      'parameter_missing',
+    );
+  }
+  return { name, unitAmount, quantity, currency };
+}

@@ -1,0 +1,115 @@
+import type { Context } from 'hono';
+import { Hono } from 'hono';
+import { invalidRequest, StripeApiError } from './errors.ts';
+import type { EventLog } from './events.ts';
+import { isEmail } from './params.ts';
+import type { AsyncResult, PayOutcome, Payments } from './payments.ts';
+import { successRedirect } from './hosted-page.ts';
+import type { WebhookDelivery } from './webhooks.ts';
+
+// Test controls under /_standin: not part of Stripe's API. They let tests and developers do what
+// a shopper, a bank or the network would (pay, settle a bank transfer, lose or repeat a webhook,
+// let time pass) without a browser or waiting. JSON in and out; errors use Stripe's error shape.
+// Documented in README.md.
+
+export interface ControlOptions {
+  payments: Payments;
+  events: EventLog;
+  webhooks: WebhookDelivery;
+}
+
+const OUTCOMES: readonly PayOutcome[] = ['paid', 'async', 'async_fail'];
+const RESULTS: Readonly<Record<string, AsyncResult>> = { succeed: 'succeeded', fail: 'failed' };
+
+export function controlRoutes({ payments, events, webhooks }: ControlOptions): Hono {
+  const controls = new Hono();
+
+  controls.onError((error, c) => {
+    if (error instanceof StripeApiError) return c.json(error.toJSON(), error.status);
+    throw error;
+  });
+
+  // What the hosted page's buttons do, without the page: { outcome, email?, name? }.
+  controls.post('/sessions/:id/pay', async (c) => {
+    const body = await jsonBody(c);
+    const outcome = OUTCOMES.find((o) => o === body.outcome);
+    if (outcome === undefined) throw invalidRequest(`outcome must be one of ${OUTCOMES.join(', ')}`, 'outcome');
+    const email = optionalString(body, 'email') ?? payments.session(c.req.param('id')).customer_email ?? 'jenny.rosen@example.com';
+    if (!isEmail(email)) throw invalidRequest(`Invalid email address: ${email}`, 'email');
+    const session = payments.pay(c.req.param('id'), outcome, { email, name: optionalString(body, 'name') ?? null });
+    return c.json({ session, redirect_url: successRedirect(session) });
+  });
+
+  // The bank's answer to a delayed payment, now instead of after the configured delay.
+  controls.post('/sessions/:id/async/:result', (c) => {
+    const result = RESULTS[c.req.param('result')];
+    if (result === undefined) throw invalidRequest('Use /async/succeed or /async/fail.');
+    return c.json({ session: payments.settleAsync(c.req.param('id'), result) });
+  });
+
+  // Moves expires_at (to the past to expire the session through its timer now): { expires_at }.
+  controls.post('/sessions/:id/expires_at', async (c) => {
+    const body = await jsonBody(c);
+    if (typeof body.expires_at !== 'number' || !Number.isInteger(body.expires_at)) {
+      throw invalidRequest('expires_at must be a Unix timestamp in seconds', 'expires_at');
+    }
+    return c.json({ session: payments.moveExpiry(c.req.param('id'), body.expires_at) });
+  });
+
+  // Every event, oldest first, with its webhook delivery; ?session=cs_… narrows to one session.
+  controls.get('/events', (c) => {
+    const session = c.req.query('session');
+    const data = events
+      .all()
+      .filter((entry) => session === undefined || entry.sessionId === session)
+      .map(({ event, sessionId }) => ({ event, session: sessionId, delivery: webhooks.delivery(event.id) }));
+    return c.json({ data });
+  });
+
+  // Sends an event again (a duplicate delivery, as Stripe's retries and "Resend" make).
+  controls.post('/events/:id/resend', (c) => {
+    const { event, sessionId } = events.entry(c.req.param('id'));
+    return c.json({ delivery: webhooks.resend(event, sessionId) });
+  });
+
+  controls.get('/webhooks', (c) => c.json(webhooks.current()));
+
+  // { enabled?: boolean, url?: string | null }: switching delivery off loses the events created
+  // meanwhile (a lost webhook); the URL can be set once the receiver's port is known.
+  controls.post('/webhooks', async (c) => {
+    const body = await jsonBody(c);
+    const change: { enabled?: boolean; url?: string | null } = {};
+    if (body.enabled !== undefined) {
+      if (typeof body.enabled !== 'boolean') throw invalidRequest('enabled must be true or false', 'enabled');
+      change.enabled = body.enabled;
+    }
+    if (body.url !== undefined) {
+      if (body.url !== null && (typeof body.url !== 'string' || !URL.canParse(body.url))) {
+        throw invalidRequest('url must be a URL or null', 'url');
+      }
+      change.url = body.url;
+    }
+    return c.json(webhooks.configure(change));
+  });
+
+  return controls;
+}
+
+async function jsonBody(c: Context): Promise<Record<string, unknown>> {
+  const text = await c.req.text();
+  if (text.trim() === '') return {};
+  try {
+    const body: unknown = JSON.parse(text);
+    if (typeof body === 'object' && body !== null && !Array.isArray(body)) return { ...body };
+  } catch {
+    // answered below
+  }
+  throw invalidRequest('The body must be a JSON object.');
+}
+
+function optionalString(body: Record<string, unknown>, key: string): string | undefined {
+  const value = body[key];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw invalidRequest(`${key} must be a string`, key);
+  return value;
+}

@@ -1,0 +1,178 @@
+import { Hono } from 'hono';
+import type { HtmlEscapedString } from 'hono/utils/html';
+import { html } from 'hono/html';
+import type Stripe from 'stripe';
+import { StripeApiError } from './errors.ts';
+import { formatAmount } from './money.ts';
+import { isEmail } from './params.ts';
+import type { PayOutcome, Payments } from './payments.ts';
+import { DELAYED_METHOD } from './payments.ts';
+
+// The page a session's `url` opens, in place of checkout.stripe.com: the order, an email field
+// (Checkout always collects one, and the Worker publishes it with the payment), and one button per
+// way a real payment can go. It is a plain form (no script, no external assets) so it works on a
+// phone, in a headless browser, and with curl. Like Stripe, paying redirects with 303 to
+// `success_url` (with `{CHECKOUT_SESSION_ID}` filled in); cancelling goes back to `cancel_url`
+// and leaves the session open.
+
+type Action = PayOutcome | 'cancel';
+const ACTIONS: readonly Action[] = ['paid', 'async', 'async_fail', 'cancel'];
+
+/** Prefilled when the session has no customer_email: Stripe's own test customer. */
+const DEFAULT_CUSTOMER = { email: 'jenny.rosen@example.com', name: 'Jenny Rosen' };
+
+export function successRedirect(session: Stripe.Checkout.Session): string {
+  return String(session.success_url).replaceAll('{CHECKOUT_SESSION_ID}', session.id);
+}
+
+export function hostedPageRoutes(payments: Payments): Hono {
+  const page = new Hono();
+
+  page.get('/:id', (c) => {
+    const session = findSession(payments, c.req.param('id'));
+    if (!session) return c.html(notFoundPage(), 404);
+    if (session.status !== 'open') return c.html(inactivePage(session), session.status === 'expired' ? 410 : 200);
+    return c.html(paymentPage(session, payments.lineItems(session.id), { ...DEFAULT_CUSTOMER, error: null }));
+  });
+
+  page.post('/:id', async (c) => {
+    const session = findSession(payments, c.req.param('id'));
+    if (!session) return c.html(notFoundPage(), 404);
+    const form = await c.req.parseBody();
+    const action = ACTIONS.find((a) => a === form.action);
+    const email = String(session.customer_email ?? form.email ?? '').trim();
+    const name = String(form.name ?? '').trim();
+    if (action === 'cancel' && session.cancel_url !== null) return c.redirect(session.cancel_url, 303);
+    if (session.status !== 'open') return c.html(inactivePage(session), refusalStatus(session));
+    if (action === undefined || action === 'cancel' || !isEmail(email)) {
+      const error = isEmail(email) ? 'Choose how to pay.' : 'Enter a valid email address.';
+      return c.html(paymentPage(session, payments.lineItems(session.id), { email, name, error }), 400);
+    }
+    try {
+      const paid = payments.pay(session.id, action, { email, name: name === '' ? null : name });
+      return c.redirect(successRedirect(paid), 303);
+    } catch (error) {
+      if (!(error instanceof StripeApiError)) throw error;
+      // Expired or paid meanwhile (the expiry timer, another tab), or a method the session lacks.
+      if (session.status !== 'open') return c.html(inactivePage(session), refusalStatus(session));
+      return c.html(paymentPage(session, payments.lineItems(session.id), { email, name, error: error.message }), 400);
+    }
+  });
+
+  return page;
+}
+
+/** Paying a session that is no longer open: 410 once expired, 409 when already paid. */
+function refusalStatus(session: Stripe.Checkout.Session): 409 | 410 {
+  return session.status === 'expired' ? 410 : 409;
+}
+
+function findSession(payments: Payments, id: string): Stripe.Checkout.Session | undefined {
+  try {
+    return payments.session(id);
+  } catch (error) {
+    if (error instanceof StripeApiError && error.status === 404) return undefined;
+    throw error;
+  }
+}
+
+interface FormState {
+  email: string;
+  name: string;
+  error: string | null;
+}
+
+function paymentPage(session: Stripe.Checkout.Session, items: Stripe.LineItem[], form: FormState) {
+  const currency = session.currency ?? 'usd';
+  const total = formatAmount(session.amount_total ?? 0, currency);
+  const minutesLeft = Math.max(0, Math.round((session.expires_at * 1000 - Date.now()) / 60_000));
+  const delayed = session.payment_method_types.includes(DELAYED_METHOD);
+  return layout(
+    `Pay ${total}`,
+    html`<h1>Pay ${total}</h1>
+      <table>
+        ${items.map(
+          (item) =>
+            html`<tr>
+              <td>${item.description}<br /><small>Qty ${item.quantity} × ${formatAmount(item.price?.unit_amount ?? 0, currency)}</small></td>
+              <td class="amount">${formatAmount(item.amount_total, currency)}</td>
+            </tr>`,
+        )}
+        <tr class="total"><td>Total</td><td class="amount">${total}</td></tr>
+      </table>
+      <form method="post">
+        ${form.error ? html`<p class="error" role="alert">${form.error}</p>` : ''}
+        <label>Email
+          <input type="email" name="email" required value="${session.customer_email ?? form.email}" ${session.customer_email ? 'readonly' : ''} autocomplete="email" />
+        </label>
+        <label>Name on card
+          <input type="text" name="name" value="${form.name}" autocomplete="name" />
+        </label>
+        <button name="action" value="paid">Pay ${total}</button>
+        ${delayed
+          ? html`<button name="action" value="async" class="secondary">Pay by bank transfer (delayed)</button>
+              <button name="action" value="async_fail" class="secondary">Payment fails (bank transfer)</button>`
+          : ''}
+        ${session.cancel_url ? html`<button name="action" value="cancel" class="link" formnovalidate>Cancel</button>` : ''}
+      </form>
+      <p class="note">Expires in ${minutesLeft} min · Session <code>${session.id}</code></p>`,
+  );
+}
+
+function inactivePage(session: Stripe.Checkout.Session) {
+  if (session.status === 'complete') {
+    return layout(
+      'Payment complete',
+      html`<h1>Payment complete</h1>
+        <p>This Checkout Session has already been paid.</p>
+        <p><a href="${successRedirect(session)}">Continue</a></p>`,
+    );
+  }
+  return layout(
+    'Session expired',
+    html`<h1>This Checkout Session is no longer active</h1>
+      <p>The session has expired. Go back to the shop and start the checkout again.</p>
+      ${session.cancel_url ? html`<p><a href="${session.cancel_url}">Back to the shop</a></p>` : ''}`,
+  );
+}
+
+function notFoundPage() {
+  return layout(
+    'Not found',
+    html`<h1>Something went wrong</h1>
+      <p>The page you were looking for could not be found. Please check the URL or contact the merchant.</p>`,
+  );
+}
+
+function layout(title: string, body: HtmlEscapedString | Promise<HtmlEscapedString>) {
+  return html`<!doctype html>
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <title>${title} · Stripe stand-in</title>
+        <style>
+          body { font: 16px/1.5 system-ui, sans-serif; margin: 0; background: #f6f9fc; color: #1a1f36; }
+          main { max-width: 28rem; margin: 0 auto; padding: 1rem; }
+          .badge { display: inline-block; background: #ffde92; color: #5a3c00; font-size: .75rem; font-weight: 600; padding: .1rem .5rem; border-radius: 4px; }
+          table { width: 100%; border-collapse: collapse; margin: 1rem 0; }
+          td { padding: .5rem 0; border-bottom: 1px solid #e3e8ee; vertical-align: top; }
+          .amount { text-align: right; white-space: nowrap; }
+          .total td { font-weight: 600; border-bottom: 0; }
+          label { display: block; margin: .75rem 0; font-size: .9rem; }
+          input { display: block; width: 100%; box-sizing: border-box; font: inherit; padding: .6rem; margin-top: .25rem; border: 1px solid #c1c9d2; border-radius: 6px; }
+          button { display: block; width: 100%; font: inherit; font-weight: 600; padding: .8rem; margin: .6rem 0; border: 0; border-radius: 6px; background: #635bff; color: #fff; }
+          button.secondary { background: #fff; color: #635bff; border: 1px solid #635bff; }
+          button.link { background: none; color: #697386; }
+          .error { color: #df1b41; }
+          .note { color: #697386; font-size: .8rem; word-break: break-all; }
+        </style>
+      </head>
+      <body>
+        <main>
+          <p><span class="badge">TEST MODE · Stripe stand-in</span></p>
+          ${body}
+        </main>
+      </body>
+    </html>`;
+}

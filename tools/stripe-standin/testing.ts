@@ -1,0 +1,132 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Stripe from 'stripe';
+import type { StripeStandin, StripeStandinOptions } from './server.ts';
+import { startStripeStandin } from './server.ts';
+
+// Shared by the stand-in's tests: a fresh stand-in per test, the official client pointed at it
+// the way the Worker does it, and a local webhook receiver.
+
+export const WEBHOOK_SECRET = 'whsec_standin_tests_0123456789abcdef';
+export const API_KEY = 'sk_test_standin_tests';
+
+export interface TestStandin {
+  standin: StripeStandin;
+  stripe: Stripe;
+}
+
+export async function startTestStandin(options: Partial<StripeStandinOptions> = {}): Promise<TestStandin> {
+  const standin = await startStripeStandin({
+    webhookSecret: WEBHOOK_SECRET,
+    asyncDelayMs: Number.POSITIVE_INFINITY,
+    webhookRetryDelaysMs: [20, 40],
+    ...options,
+  });
+  return { standin, stripe: clientFor(standin, API_KEY) };
+}
+
+export function clientFor(standin: StripeStandin, key: string): Stripe {
+  return new Stripe(key, {
+    host: '127.0.0.1',
+    port: standin.port,
+    protocol: 'http',
+    httpClient: Stripe.createFetchHttpClient(),
+    // A failed request must show its first answer, not a retried one.
+    maxNetworkRetries: 0,
+  });
+}
+
+export const CART_SESSION: Stripe.Checkout.SessionCreateParams = {
+  mode: 'payment',
+  line_items: [
+    {
+      quantity: 2,
+      price_data: {
+        currency: 'usd',
+        unit_amount: 1500,
+        product_data: { name: 'Edge T-shirt', description: 'Organic cotton', metadata: { product_id: 'tee' } },
+      },
+    },
+    { quantity: 1, price_data: { currency: 'usd', unit_amount: 499, product_data: { name: 'Sticker pack' } } },
+  ],
+  client_reference_id: 'cart_123',
+  metadata: { cart_id: 'cart_123' },
+  payment_intent_data: { metadata: { cart_id: 'cart_123' } },
+  success_url: 'https://shop.example/checkout/success?session_id={CHECKOUT_SESSION_ID}',
+  cancel_url: 'https://shop.example/checkout/cancel?cart_id=cart_123',
+};
+
+export function createCartSession(
+  stripe: Stripe,
+  overrides: Partial<Stripe.Checkout.SessionCreateParams> = {},
+): Promise<Stripe.Checkout.Session> {
+  return stripe.checkout.sessions.create({ ...CART_SESSION, ...overrides });
+}
+
+export async function control<T = unknown>(standin: StripeStandin, path: string, body?: object): Promise<{ status: number; body: T }> {
+  const res = await fetch(`${standin.url}/_standin${path}`, {
+    method: body === undefined ? 'GET' : 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+export interface ReceivedWebhook {
+  body: string;
+  signature: string;
+  userAgent: string;
+}
+
+export interface WebhookReceiver {
+  url: string;
+  received: ReceivedWebhook[];
+  /** Statuses for the next requests, in order; 200 once they are used up. */
+  answers: number[];
+  close(): Promise<void>;
+}
+
+export async function startReceiver(): Promise<WebhookReceiver> {
+  const received: ReceivedWebhook[] = [];
+  const answers: number[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (body += chunk));
+    req.on('end', () => {
+      received.push({
+        body,
+        signature: String(req.headers['stripe-signature']),
+        userAgent: String(req.headers['user-agent']),
+      });
+      res.writeHead(answers.shift() ?? 200, { 'content-type': 'application/json' }).end('{"received":true}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/v1/webhooks/stripe`,
+    received,
+    answers,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** Verifies a received webhook the way the Worker does, and returns its event. */
+export function verified(webhook: ReceivedWebhook, secret = WEBHOOK_SECRET): Stripe.Event {
+  return new Stripe(API_KEY).webhooks.constructEvent(webhook.body, webhook.signature, secret);
+}
+
+export async function waitFor<T>(check: () => T | undefined | false, timeoutMs = 3_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
