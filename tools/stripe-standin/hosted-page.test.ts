@@ -1,0 +1,140 @@
+import type Stripe from 'stripe';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { TestStandin } from './testing.ts';
+import { control, createCartSession, startTestStandin } from './testing.ts';
+
+let t: TestStandin;
+beforeEach(async () => {
+  t = await startTestStandin();
+});
+afterEach(() => t.standin.close());
+
+/** Submits the page's form as a browser would, without following the redirect. */
+function submit(url: string, fields: Record<string, string>): Promise<Response> {
+  return fetch(url, { method: 'POST', body: new URLSearchParams(fields), redirect: 'manual' });
+}
+
+async function eventTypes(sessionId: string): Promise<string[]> {
+  const { body } = await control<{ data: { event: Stripe.Event }[] }>(t.standin, `/events?session=${sessionId}`);
+  return body.data.map((e) => e.event.type);
+}
+
+describe('hosted payment page', () => {
+  it('shows the order, its total, an email field and the ways to pay, readable on a phone', async () => {
+    const session = await createCartSession(t.stripe);
+    const res = await fetch(String(session.url));
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+    const page = await res.text();
+    expect(page).toContain('<meta name="viewport" content="width=device-width, initial-scale=1"');
+    expect(page).toContain('Edge T-shirt');
+    expect(page).toContain('Qty 2 × $15.00');
+    expect(page).toContain('$30.00');
+    expect(page).toContain('Pay $34.99');
+    expect(page).toContain('type="email" name="email"');
+    for (const action of ['paid', 'async', 'async_fail', 'cancel']) expect(page).toContain(`value="${action}"`);
+    // No external assets: the page works offline.
+    expect(page).not.toMatch(/<(script|link|img)\b/);
+  });
+
+  it('escapes what the merchant sent', async () => {
+    const session = await createCartSession(t.stripe, {
+      line_items: [{ quantity: 1, price_data: { currency: 'usd', unit_amount: 900, product_data: { name: '<b>Bold</b> mug' } } }],
+    });
+    const page = await (await fetch(String(session.url))).text();
+    expect(page).toContain('&lt;b&gt;Bold&lt;/b&gt; mug');
+  });
+
+  it('pays by card: completes the session, creates a payment intent and redirects to success_url', async () => {
+    const session = await createCartSession(t.stripe);
+    const res = await submit(String(session.url), { email: 'ada@example.com', name: 'Ada Lovelace', action: 'paid' });
+
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toBe(`https://shop.example/checkout/success?session_id=${session.id}`);
+    const paid = await t.stripe.checkout.sessions.retrieve(session.id);
+    expect(paid).toMatchObject({
+      status: 'complete',
+      payment_status: 'paid',
+      url: null,
+      customer_details: { email: 'ada@example.com', name: 'Ada Lovelace' },
+    });
+    expect(paid.payment_intent).toMatch(/^pi_/);
+    const intent = await t.stripe.paymentIntents.retrieve(String(paid.payment_intent));
+    expect(intent).toMatchObject({ status: 'succeeded', amount: 3499, amount_received: 3499, payment_method_types: ['card'] });
+    expect(await eventTypes(session.id)).toEqual(['checkout.session.completed']);
+  });
+
+  it('pays by bank transfer: completes the session unpaid and redirects; the money comes later', async () => {
+    const session = await createCartSession(t.stripe);
+    const res = await submit(String(session.url), { email: 'ada@example.com', action: 'async' });
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toContain(session.id);
+
+    const completed = await t.stripe.checkout.sessions.retrieve(session.id, { expand: ['payment_intent'] });
+    expect(completed).toMatchObject({ status: 'complete', payment_status: 'unpaid', payment_method_types: ['card', 'customer_balance'] });
+    expect(completed.payment_intent).toMatchObject({ status: 'processing', payment_method_types: ['customer_balance'] });
+    expect(await eventTypes(session.id)).toEqual(['checkout.session.completed']);
+  });
+
+  it('uses the session’s customer_email and does not let the shopper change it', async () => {
+    const session = await createCartSession(t.stripe, { customer_email: 'known@example.com' });
+    const page = await (await fetch(String(session.url))).text();
+    expect(page).toMatch(/value="known@example.com" readonly/);
+    await submit(String(session.url), { email: 'other@example.com', action: 'paid' });
+    expect((await t.stripe.checkout.sessions.retrieve(session.id)).customer_details?.email).toBe('known@example.com');
+  });
+
+  it('asks again for a missing or invalid email', async () => {
+    const session = await createCartSession(t.stripe);
+    const res = await submit(String(session.url), { email: 'not-an-email', action: 'paid' });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain('Enter a valid email address.');
+    expect((await t.stripe.checkout.sessions.retrieve(session.id)).status).toBe('open');
+  });
+
+  it('offers only card payment when allowed_payment_method_types is card', async () => {
+    const session = await createCartSession(t.stripe, { allowed_payment_method_types: ['card'] });
+    const page = await (await fetch(String(session.url))).text();
+    expect(page).toContain('value="paid"');
+    expect(page).not.toContain('value="async"');
+    const forced = await submit(String(session.url), { email: 'ada@example.com', action: 'async' });
+    expect(forced.status).toBe(400);
+    expect((await t.stripe.checkout.sessions.retrieve(session.id)).status).toBe('open');
+  });
+
+  it('cancels back to cancel_url and leaves the session open, sending no event', async () => {
+    const session = await createCartSession(t.stripe);
+    const res = await submit(String(session.url), { action: 'cancel' });
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toBe('https://shop.example/checkout/cancel?cart_id=cart_123');
+    expect((await t.stripe.checkout.sessions.retrieve(session.id)).status).toBe('open');
+    expect(await eventTypes(session.id)).toEqual([]);
+  });
+
+  it('refuses to take money for an expired session', async () => {
+    const session = await createCartSession(t.stripe);
+    await t.stripe.checkout.sessions.expire(session.id);
+
+    const page = await fetch(String(session.url));
+    expect(page.status).toBe(410);
+    expect(await page.text()).toContain('This Checkout Session is no longer active');
+    const pay = await submit(String(session.url), { email: 'ada@example.com', action: 'paid' });
+    expect(pay.status).toBe(410);
+    expect((await t.stripe.checkout.sessions.retrieve(session.id)).payment_intent).toBeNull();
+  });
+
+  it('refuses to pay a completed session twice', async () => {
+    const session = await createCartSession(t.stripe);
+    await submit(String(session.url), { email: 'ada@example.com', action: 'paid' });
+
+    const again = await submit(String(session.url), { email: 'ada@example.com', action: 'paid' });
+    expect(again.status).toBe(409);
+    expect(await again.text()).toContain('already been paid');
+    expect(await eventTypes(session.id)).toEqual(['checkout.session.completed']);
+  });
+
+  it('answers 404 for an unknown session', async () => {
+    const res = await fetch(`${t.standin.url}/c/pay/cs_test_unknown`);
+    expect(res.status).toBe(404);
+  });
+});
