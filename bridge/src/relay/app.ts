@@ -3,7 +3,7 @@
 // Stateless: repeats are deduplicated downstream by the notification's `id` (the event id).
 import { Hono } from 'hono';
 import { z } from 'zod';
-import type { PubSubPublisher } from '../pubsub.ts';
+import { PubSubPublishError, type PubSubPublisher } from '../pubsub.ts';
 import { silentLog, type RelayLog } from './log.ts';
 import type { PushVerifier } from './oidc.ts';
 
@@ -130,7 +130,10 @@ export function createRelayApp(deps: RelayDeps): Hono {
       return c.json({ status: 'published', messageId: notificationMessageId }, 200);
     } catch (error) {
       // Not acknowledged: Pub/Sub redelivers with backoff, then to the dead-letter topic.
-      const details = error instanceof Error ? { error: error.message, retryable: (error as { retryable?: unknown }).retryable } : {};
+      const details =
+        error instanceof PubSubPublishError
+          ? { error: error.message, retryable: error.retryable, status: error.status }
+          : { error: error instanceof Error ? error.message : String(error) };
       log('ERROR', 'could not publish notification', { ...context, ...details });
       return c.json({ error: 'could not publish the notification' }, 503);
     }

@@ -15,7 +15,10 @@ try {
   process.exit(1);
 }
 
-const relay = await startRelay(config);
+const relay = await startRelay(config).catch((error: unknown) => {
+  jsonLog('ERROR', `relay could not start: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => {

@@ -30,7 +30,7 @@ export async function startRelay(config: RelayConfig, opts: StartRelayOptions = 
   const publisher = createPubSubPublisher({
     projectId: config.projectId,
     topic: config.notificationTopic,
-    ...(config.emulatorHost ? { emulatorHost: config.emulatorHost } : { getAccessToken: applicationDefaultToken() }),
+    ...(config.emulatorHost ? { emulatorHost: config.emulatorHost } : { getAccessToken: applicationDefaultAccessToken(config.projectId) }),
   });
   if (config.pushAuth === 'none') {
     log('WARNING', 'PUSH_AUTH=none: push requests are NOT authenticated; allowed only because PUBSUB_EMULATOR_HOST is set', {
@@ -84,9 +84,14 @@ export async function startRelay(config: RelayConfig, opts: StartRelayOptions = 
   };
 }
 
-/** An access token for Pub/Sub from Application Default Credentials (Cloud Run's service account). */
-function applicationDefaultToken(): () => Promise<string> {
-  const auth = new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/pubsub'] });
+/**
+ * Access tokens for Pub/Sub from Application Default Credentials: on Cloud Run the service's
+ * own service account (metadata server), elsewhere GOOGLE_APPLICATION_CREDENTIALS or gcloud's
+ * login. google-auth-library caches the token until shortly before it expires.
+ */
+export function applicationDefaultAccessToken(projectId: string): () => Promise<string> {
+  // Naming the project spares the library a project-id lookup (metadata or Resource Manager).
+  const auth = new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/pubsub'], projectId });
   return async () => {
     const token = await auth.getAccessToken();
     if (!token) throw new Error('Application Default Credentials gave no access token');
