@@ -19,6 +19,11 @@ async function stripeError(request: Promise<unknown>): Promise<Stripe.errors.Str
   return error;
 }
 
+/** Sends parameters the client's types refuse, as a caller with a bug (or plain JavaScript) could. */
+function createUnchecked(params: Record<string, unknown>): Promise<Stripe.Checkout.Session> {
+  return t.stripe.checkout.sessions.create({ ...CART_SESSION, ...params } as Stripe.Checkout.SessionCreateParams);
+}
+
 describe('POST /v1/checkout/sessions', () => {
   it('creates an open, unpaid session with the totals of its line items and a hosted page url', async () => {
     const before = Math.floor(Date.now() / 1000);
@@ -131,10 +136,10 @@ describe('POST /v1/checkout/sessions', () => {
     ['a bad email', { customer_email: 'nobody' }, 'customer_email', 'email_invalid'],
     ['a bad cancel_url', { cancel_url: 'shop/cancel' }, 'cancel_url', 'url_invalid'],
     ['an empty client_reference_id', { client_reference_id: '' }, 'client_reference_id', 'parameter_invalid_empty'],
-  ] satisfies [string, Partial<Stripe.Checkout.SessionCreateParams>, string, string][])(
+  ] satisfies [string, Record<string, unknown>, string, string][])(
     'rejects %s with 400 naming the parameter',
     async (_case, overrides, param, code) => {
-      const error = await stripeError(createCartSession(t.stripe, overrides));
+      const error = await stripeError(createUnchecked(overrides));
       expect(error).toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
       expect(error).toMatchObject({ statusCode: 400, param, code, type: 'StripeInvalidRequestError' });
     },
@@ -151,8 +156,7 @@ describe('POST /v1/checkout/sessions', () => {
 
   it('rejects parameters Stripe does not know, suggesting the current name of a renamed one', async () => {
     // payment_method_types left Checkout Session create in API version 2026-09-30.endive.
-    const params = { ...CART_SESSION, payment_method_types: ['card'] } as Stripe.Checkout.SessionCreateParams;
-    const error = await stripeError(t.stripe.checkout.sessions.create(params));
+    const error = await stripeError(createUnchecked({ payment_method_types: ['card'] }));
     expect(error).toMatchObject({ statusCode: 400, code: 'parameter_unknown', param: 'payment_method_types' });
     expect(error.message).toBe('Received unknown parameter: payment_method_types. Did you mean allowed_payment_method_types?');
   });

@@ -81,39 +81,34 @@ export interface ReceivedWebhook {
 export interface WebhookReceiver {
   url: string;
   received: ReceivedWebhook[];
-  /** Statuses for the next requests, in order; 200 once they are used up. */
-  answers: number[];
+  /** The status to answer a request with (the n-th, from 0); 200 unless a test says otherwise. */
+  respond: (webhook: ReceivedWebhook, n: number) => number;
   close(): Promise<void>;
 }
 
 export async function startReceiver(): Promise<WebhookReceiver> {
-  const received: ReceivedWebhook[] = [];
-  const answers: number[] = [];
+  const receiver: Omit<WebhookReceiver, 'url' | 'close'> = { received: [], respond: () => 200 };
   const server = createServer((req, res) => {
     let body = '';
     req.setEncoding('utf8');
     req.on('data', (chunk: string) => (body += chunk));
     req.on('end', () => {
-      received.push({
-        body,
-        signature: String(req.headers['stripe-signature']),
-        userAgent: String(req.headers['user-agent']),
-      });
-      res.writeHead(answers.shift() ?? 200, { 'content-type': 'application/json' }).end('{"received":true}');
+      const webhook = { body, signature: String(req.headers['stripe-signature']), userAgent: String(req.headers['user-agent']) };
+      const status = receiver.respond(webhook, receiver.received.length);
+      receiver.received.push(webhook);
+      res.writeHead(status, { 'content-type': 'application/json' }).end('{"received":true}');
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  return {
+  return Object.assign(receiver, {
     url: `http://127.0.0.1:${port}/v1/webhooks/stripe`,
-    received,
-    answers,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       }),
-  };
+  });
 }
 
 /** Verifies a received webhook the way the Worker does, and returns its event. */
@@ -121,10 +116,10 @@ export function verified(webhook: ReceivedWebhook, secret = WEBHOOK_SECRET): Str
   return new Stripe(API_KEY).webhooks.constructEvent(webhook.body, webhook.signature, secret);
 }
 
-export async function waitFor<T>(check: () => T | undefined | false, timeoutMs = 3_000): Promise<T> {
+export async function waitFor<T>(check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 3_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const value = check();
+    const value = await check();
     if (value !== undefined && value !== false) return value;
     if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
     await new Promise((resolve) => setTimeout(resolve, 10));
