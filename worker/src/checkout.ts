@@ -5,7 +5,7 @@ import type { Sql } from './db.ts';
 import { config, type Env } from './env.ts';
 import { ApiError, notFound } from './errors.ts';
 import { applyEffect, type EffectResult } from './fulfilment.ts';
-import { stripeClient, stripeFailure, type Stripe } from './stripe.ts';
+import { Stripe, stripeClient, stripeFailure } from './stripe.ts';
 import { cancelEffect, effectOfSession } from './stripe-events.ts';
 import type { Cart, Checkout } from './schemas.ts';
 
@@ -158,6 +158,7 @@ export async function reconcileSession(sql: Sql, stripe: Stripe, sessionId: stri
   try {
     session = await stripe.checkout.sessions.retrieve(sessionId);
   } catch (err) {
+    if (err instanceof Stripe.errors.StripeInvalidRequestError && err.statusCode === 404) throw notFound('Checkout Session');
     throw stripeFailure(err);
   }
   const effect = effectOfSession(session);

@@ -2,7 +2,7 @@ import Stripe from 'stripe';
 import { config, type Env } from './env.ts';
 import { ApiError } from './errors.ts';
 
-export type { Stripe };
+export { Stripe };
 
 /** A Stripe client for this request; STRIPE_API_BASE points it at the local stand-in. */
 export function stripeClient(env: Env): Stripe {

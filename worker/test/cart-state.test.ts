@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CART_EVENTS, CART_STATUSES, transition, type CartEvent, type CartStatus } from '../src/cart-state.ts';
+import { CART_EVENTS, CART_STATUSES, pathsFor, settle, transition, type CartEvent, type CartStatus } from '../src/cart-state.ts';
 
 // CONTRACT §3, written out cell by cell: null is "409 for the API, recorded and ignored for a webhook".
 const expected: Record<CartStatus, Record<CartEvent, CartStatus | null>> = {
@@ -38,5 +38,21 @@ describe('cart state machine', () => {
 
   it.each(cells)('%s + %s → %s', (status, event, next) => {
     expect(transition(status, event)).toBe(next);
+  });
+});
+
+describe('settle: a refund recorded before its payment completed', () => {
+  it('is applied right after the payment lands', () => {
+    expect(settle('checkout_pending', 'session_completed_paid', true)).toEqual(['paid', 'refunded']);
+    expect(settle('awaiting_payment', 'async_payment_succeeded', true)).toEqual(['paid', 'refunded']);
+  });
+
+  it('changes nothing when no payment lands', () => {
+    expect(settle('checkout_pending', 'session_completed_unpaid', true)).toEqual(['awaiting_payment']);
+    expect(settle('paid', 'session_expired', true)).toEqual([]);
+  });
+
+  it('gives the database one path per current status', () => {
+    expect(pathsFor('async_payment_succeeded', false)).toEqual({ checkout_pending: ['paid'], awaiting_payment: ['paid'] });
   });
 });

@@ -58,3 +58,13 @@ export async function problem(res: Response): Promise<{ code: string; status: nu
   }
   return res.json();
 }
+
+/** A request through the app with other bindings, e.g. an unreachable database or Stripe. */
+export async function callWithEnv(env: Env, path: string, init: RequestInit = {}): Promise<Response> {
+  const { app } = await import('../src/index.ts');
+  const { createExecutionContext, waitOnExecutionContext } = await import('cloudflare:test');
+  const ctx = createExecutionContext();
+  const res = await app.fetch(new Request(`http://127.0.0.1${path}`, init), env, ctx);
+  await waitOnExecutionContext(ctx);
+  return res;
+}

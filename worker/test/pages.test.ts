@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import { call, callWithEnv, db } from './helpers.ts';
+import { cartStatus, checkedOutCart, deliver, eventsFor, outboxOf, stripeEnv } from './stripe-helpers.ts';
+import { payWithoutWebhook } from './standin.ts';
+
+describe('GET /checkout/success', () => {
+  it('fulfils from the session read back from Stripe when the webhook has not arrived', async () => {
+    const state = await checkedOutCart();
+    await payWithoutWebhook(state.sessionId, 'paid');
+    expect(await cartStatus(state.cartId)).toBe('checkout_pending');
+
+    const res = await call(`/checkout/success?session_id=${state.sessionId}`, { headers: { Accept: 'text/html' } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('Content-Type')).toMatch(/text\/html/);
+    const html = await res.text();
+    expect(html).toContain('Payment received');
+    expect(html).toContain('data-status="paid"');
+    expect(html).toContain('$45.00'); // 1 × $20.00 + 2 × $12.50
+    expect(await cartStatus(state.cartId)).toBe('paid');
+    expect((await outboxOf(state.cartId)).map((o) => o.event_type)).toEqual(['cart.paid']);
+
+    // The webhook that arrives afterwards changes nothing and publishes nothing more.
+    expect((await deliver(eventsFor(state).completedPaid())).status).toBe(200);
+    expect((await outboxOf(state.cartId)).map((o) => o.event_type)).toEqual(['cart.paid']);
+    // Reloading the page is a replay too.
+    await call(`/checkout/success?session_id=${state.sessionId}`);
+    expect(await outboxOf(state.cartId)).toHaveLength(1);
+  });
+
+  it('shows a delayed payment as processing', async () => {
+    const state = await checkedOutCart();
+    await payWithoutWebhook(state.sessionId, 'async');
+    const html = await (await call(`/checkout/success?session_id=${state.sessionId}`)).text();
+    expect(html).toContain('Payment processing');
+    expect(await cartStatus(state.cartId)).toBe('awaiting_payment');
+  });
+
+  it('keeps a still-open session pending and refreshes itself', async () => {
+    const state = await checkedOutCart();
+    const html = await (await call(`/checkout/success?session_id=${state.sessionId}`)).text();
+    expect(html).toContain('http-equiv="refresh"');
+    expect(await cartStatus(state.cartId)).toBe('checkout_pending');
+  });
+
+  it('offers APP_RETURN_URL with the cart and its status', async () => {
+    const state = await checkedOutCart();
+    await deliver(eventsFor(state).completedPaid());
+    const res = await callWithEnv({ ...stripeEnv, APP_RETURN_URL: 'myshop://orders' }, `/checkout/success?session_id=${state.sessionId}`);
+    const html = await res.text();
+    expect(html).toContain(`href="myshop://orders?cart_id=${state.cartId}&amp;status=paid"`);
+  });
+
+  it('shows what it knows when Stripe is unreachable', async () => {
+    const state = await checkedOutCart();
+    const res = await callWithEnv({ ...stripeEnv, STRIPE_API_BASE: 'http://127.0.0.1:9' }, `/checkout/success?session_id=${state.sessionId}`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('data-status="checkout_pending"');
+  });
+
+  it('answers 404 for an unknown session and 400 for a malformed one', async () => {
+    expect((await call('/checkout/success?session_id=cs_test_unknown')).status).toBe(404);
+    expect((await call('/checkout/success?session_id=<script>')).status).toBe(400);
+    expect((await call('/checkout/success')).status).toBe(400);
+  });
+});
+
+describe('GET /checkout/cancel', () => {
+  it('shows the saved cart and leaves it as it is', async () => {
+    const state = await checkedOutCart();
+    const res = await call(`/checkout/cancel?cart_id=${state.cartId}`);
+    expect(res.status).toBe(200);
+    const html = await res.text();
+    expect(html).toContain('Checkout cancelled');
+    expect(html).toContain('$45.00');
+    expect(await cartStatus(state.cartId)).toBe('checkout_pending');
+  });
+
+  it('answers 404 for an unknown cart', async () => {
+    expect((await call(`/checkout/cancel?cart_id=${crypto.randomUUID()}`)).status).toBe(404);
+  });
+});
+
+describe('scheduled reconciliation', () => {
+  it('applies sessions whose webhooks were lost: paid, and expired', async () => {
+    const { runScheduled } = await import('../src/scheduled.ts');
+    const paid = await checkedOutCart();
+    await payWithoutWebhook(paid.sessionId, 'paid');
+    const expired = await checkedOutCart();
+    await expireWithoutWebhook(expired.sessionId);
+    // Both are past the grace period the job waits for webhooks.
+    await db().query(`UPDATE checkouts SET created_at = now() - interval '1 hour' WHERE session_id = ANY($1)`, [[paid.sessionId, expired.sessionId]]);
+
+    const report = await runScheduled(stripeEnv);
+    expect(report.reconcileErrors).toBe(0);
+    expect(await cartStatus(paid.cartId)).toBe('paid');
+    expect(await cartStatus(expired.cartId)).toBe('open');
+    expect((await outboxOf(paid.cartId)).map((o) => o.event_type)).toEqual(['cart.paid']);
+
+  });
+});
+
+async function expireWithoutWebhook(sessionId: string) {
+  const res = await fetch(`${stripeEnv.STRIPE_API_BASE}/v1/checkout/sessions/${sessionId}/expire`, {
+    method: 'POST', headers: { Authorization: `Bearer ${stripeEnv.STRIPE_SECRET_KEY}` },
+  });
+  if (!res.ok) throw new Error(`expire failed: ${res.status}`);
+}

@@ -1,0 +1,142 @@
+import Stripe from 'stripe';
+import chargeFixture from '../../tools/stripe-standin/fixtures/charge.json';
+import eventFixture from '../../tools/stripe-standin/fixtures/event.json';
+import sessionFixture from '../../tools/stripe-standin/fixtures/checkout.session.json';
+import { call, createProduct, db, newUser, testEnv } from './helpers.ts';
+
+export const stripeEnv = testEnv as typeof testEnv & { STRIPE_WEBHOOK_SECRET: string; STRIPE_API_BASE: string; STRIPE_SECRET_KEY: string };
+
+const stripe = new Stripe(stripeEnv.STRIPE_SECRET_KEY, { httpClient: Stripe.createFetchHttpClient() });
+const cryptoProvider = Stripe.createSubtleCryptoProvider();
+
+export type CheckoutBody = { cartId: string; sessionId: string; url: string; expiresAt: string };
+
+/** A user whose cart holds two products and has been checked out through the stand-in. */
+export async function checkedOutCart(opts: { amounts?: number[] } = {}) {
+  const user = await newUser();
+  const products = await Promise.all((opts.amounts ?? [2000, 1250]).map((unitAmount) => createProduct({ unitAmount })));
+  const cart = (await (await call('/v1/carts', { method: 'POST', token: user.token })).json()) as { id: string };
+  for (const [i, p] of products.entries()) {
+    await call(`/v1/carts/${cart.id}/items/${p.id}`, { method: 'PUT', token: user.token, json: { quantity: i + 1 } });
+  }
+  const res = await call(`/v1/carts/${cart.id}/checkout`, { method: 'POST', token: user.token });
+  if (res.status !== 201) throw new Error(`checkout failed: ${res.status} ${await res.text()}`);
+  const checkout = (await res.json()) as CheckoutBody;
+  const total = products.reduce((sum, p, i) => sum + p.unitAmount * (i + 1), 0);
+  return { user, cartId: cart.id, sessionId: checkout.sessionId, checkout, total, products };
+}
+
+type SessionState = { sessionId: string; cartId: string; total: number; paymentIntent?: string };
+
+/** A Checkout Session object as Stripe sends it in events, built on Stripe's own fixture. */
+export function sessionObject(s: SessionState, over: Partial<Stripe.Checkout.Session> = {}): Stripe.Checkout.Session {
+  return {
+    ...(sessionFixture as unknown as Stripe.Checkout.Session),
+    id: s.sessionId,
+    client_reference_id: s.cartId,
+    metadata: { cart_id: s.cartId },
+    amount_subtotal: s.total,
+    amount_total: s.total,
+    currency: 'usd',
+    mode: 'payment',
+    status: 'complete',
+    payment_status: 'paid',
+    payment_intent: s.paymentIntent ?? `pi_${s.sessionId.slice(-12)}`,
+    customer_details: { email: 'shopper@example.com', name: 'Sam Shopper' } as Stripe.Checkout.Session.CustomerDetails,
+    ...over,
+  };
+}
+
+export function chargeObject(s: SessionState, over: Partial<Stripe.Charge> = {}): Stripe.Charge {
+  return {
+    ...(chargeFixture as unknown as Stripe.Charge),
+    id: `ch_${s.sessionId.slice(-12)}`,
+    amount: s.total,
+    amount_captured: s.total,
+    amount_refunded: s.total,
+    refunded: true,
+    currency: 'usd',
+    payment_intent: s.paymentIntent ?? `pi_${s.sessionId.slice(-12)}`,
+    ...over,
+  };
+}
+
+let counter = 0;
+export function stripeEvent(type: string, object: object, id?: string): Stripe.Event {
+  return {
+    ...(eventFixture as unknown as Stripe.Event),
+    id: id ?? `evt_test_${Date.now().toString(36)}${(counter++).toString(36)}${crypto.randomUUID().slice(0, 6)}`,
+    type,
+    created: Math.floor(Date.now() / 1000),
+    api_version: Stripe.API_VERSION,
+    data: { object },
+  } as Stripe.Event;
+}
+
+/** The events of one checkout, by what happened to it. */
+export function eventsFor(s: SessionState) {
+  return {
+    completedPaid: () => stripeEvent('checkout.session.completed', sessionObject(s)),
+    completedUnpaid: () => stripeEvent('checkout.session.completed', sessionObject(s, { payment_status: 'unpaid' })),
+    asyncSucceeded: () => stripeEvent('checkout.session.async_payment_succeeded', sessionObject(s)),
+    asyncFailed: () => stripeEvent('checkout.session.async_payment_failed', sessionObject(s, { payment_status: 'unpaid' })),
+    expired: () => stripeEvent('checkout.session.expired', sessionObject(s, { status: 'expired', payment_status: 'unpaid', payment_intent: null, customer_details: null })),
+    fullRefund: () => stripeEvent('charge.refunded', chargeObject(s)),
+    partialRefund: () => stripeEvent('charge.refunded', chargeObject(s, { amount_refunded: 100, refunded: false })),
+  };
+}
+
+/** Delivers an event as Stripe does: raw JSON body, signed with Stripe's own library. */
+export async function deliver(
+  event: Stripe.Event | string,
+  opts: { secret?: string; timestamp?: number; signature?: string | null } = {},
+): Promise<Response> {
+  const payload = typeof event === 'string' ? event : JSON.stringify(event);
+  const signature =
+    opts.signature === undefined
+      ? await stripe.webhooks.generateTestHeaderStringAsync({
+          payload,
+          secret: opts.secret ?? stripeEnv.STRIPE_WEBHOOK_SECRET.split(',')[0]!,
+          timestamp: opts.timestamp,
+          cryptoProvider,
+        })
+      : opts.signature;
+  const headers: Record<string, string> = { 'Content-Type': 'application/json; charset=utf-8' };
+  if (signature !== null) headers['Stripe-Signature'] = signature;
+  return call('/v1/webhooks/stripe', { method: 'POST', headers, body: payload });
+}
+
+export async function cartStatus(cartId: string): Promise<string> {
+  const [row] = await db().query('SELECT status FROM carts WHERE id = $1', [cartId]);
+  return (row as { status: string }).status;
+}
+
+export async function outboxOf(cartId: string): Promise<{ event_type: string; payload: Record<string, unknown>; stripe_event_id: string; id: string }[]> {
+  return (await db().query('SELECT id, event_type, payload, stripe_event_id FROM outbox WHERE cart_id = $1 ORDER BY seq', [cartId])) as never;
+}
+
+export async function eventRecorded(eventId: string): Promise<boolean> {
+  return (await db().query('SELECT 1 FROM payment_events WHERE id = $1', [eventId])).length > 0;
+}
+
+/** Every ordering of `items` (Heap's algorithm), for arrival-order tests. */
+export function permutations<T>(items: T[]): T[][] {
+  const result: T[][] = [];
+  const a = [...items];
+  const c = new Array<number>(a.length).fill(0);
+  result.push([...a]);
+  let i = 0;
+  while (i < a.length) {
+    if (c[i]! < i) {
+      const j = i % 2 === 0 ? 0 : c[i]!;
+      [a[j], a[i]] = [a[i]!, a[j]!];
+      result.push([...a]);
+      c[i]!++;
+      i = 0;
+    } else {
+      c[i] = 0;
+      i++;
+    }
+  }
+  return result;
+}

@@ -1,0 +1,161 @@
+import { describe, expect, it } from 'vitest';
+import { callWithEnv, db, problem } from './helpers.ts';
+import {
+  cartStatus, checkedOutCart, deliver, eventRecorded, eventsFor, outboxOf, permutations, stripeEnv, stripeEvent,
+} from './stripe-helpers.ts';
+
+type Scenario = { name: string; events: (keyof ReturnType<typeof eventsFor>)[]; final: string; published: string[] };
+
+// The events one real checkout can produce, with the state every order of arrival must end in
+// and the payment events that must have been published (each once).
+const scenarios: Scenario[] = [
+  { name: 'card payment', events: ['completedPaid'], final: 'paid', published: ['cart.paid'] },
+  { name: 'card payment, then full refund', events: ['completedPaid', 'fullRefund'], final: 'refunded', published: ['cart.paid', 'cart.refunded'] },
+  { name: 'card payment, then partial refund', events: ['completedPaid', 'partialRefund'], final: 'paid', published: ['cart.paid'] },
+  { name: 'delayed payment that succeeds', events: ['completedUnpaid', 'asyncSucceeded'], final: 'paid', published: ['cart.paid'] },
+  { name: 'delayed payment that succeeds, then full refund', events: ['completedUnpaid', 'asyncSucceeded', 'fullRefund'], final: 'refunded', published: ['cart.paid', 'cart.refunded'] },
+  { name: 'delayed payment that fails', events: ['completedUnpaid', 'asyncFailed'], final: 'payment_failed', published: ['cart.payment_failed'] },
+  { name: 'session expiry', events: ['expired'], final: 'open', published: [] },
+];
+
+describe('POST /v1/webhooks/stripe: every order of arrival, with replays', () => {
+  const cases = scenarios.flatMap((s) => permutations(s.events).map((order) => [s.name, order.join(' → '), s, order] as const));
+
+  it.each(cases)('%s: %s', async (_, __, scenario, order) => {
+    const checkout = await checkedOutCart();
+    const make = eventsFor(checkout);
+    const events = order.map((name) => make[name]());
+    // Each event arrives, then the whole sequence is replayed as Stripe's retries would.
+    for (const event of [...events, ...events]) {
+      const res = await deliver(event);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ received: true });
+    }
+    expect(await cartStatus(checkout.cartId)).toBe(scenario.final);
+    const outbox = await outboxOf(checkout.cartId);
+    const types = outbox.map((o) => o.event_type);
+    expect(new Set(types).size).toBe(types.length);
+    expect(types.filter((t) => scenario.published.includes(t)).sort()).toEqual([...scenario.published].sort());
+    expect(types.every((t) => [...scenario.published, 'cart.awaiting_payment'].includes(t))).toBe(true);
+  });
+});
+
+describe('POST /v1/webhooks/stripe: effects', () => {
+  it('moves a paid cart and writes the payment event of the contract to the outbox', async () => {
+    const checkout = await checkedOutCart({ amounts: [2000, 1250] });
+    const event = eventsFor(checkout).completedPaid();
+    expect((await deliver(event)).status).toBe(200);
+
+    const [row] = await outboxOf(checkout.cartId);
+    expect(row!.event_type).toBe('cart.paid');
+    expect(row!.stripe_event_id).toBe(event.id);
+    expect(row!.payload).toEqual({
+      id: row!.id,
+      type: 'cart.paid',
+      occurredAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      cart: {
+        id: checkout.cartId,
+        userId: checkout.user.id,
+        status: 'paid',
+        currency: 'usd',
+        totalAmount: 2000 + 2 * 1250,
+        items: [
+          { productId: checkout.products[0]!.id, name: checkout.products[0]!.name, unitAmount: 2000, quantity: 1, lineTotal: 2000 },
+          { productId: checkout.products[1]!.id, name: checkout.products[1]!.name, unitAmount: 1250, quantity: 2, lineTotal: 2500 },
+        ],
+      },
+      customer: { email: 'shopper@example.com', name: 'Sam Shopper' },
+      stripe: { eventId: event.id, sessionId: checkout.sessionId, paymentIntentId: `pi_${checkout.sessionId.slice(-12)}` },
+      amountMismatch: false,
+    });
+  });
+
+  it('records an amount that differs from the checkout snapshot, on the cart and in the event', async () => {
+    const checkout = await checkedOutCart();
+    const event = eventsFor({ ...checkout, total: checkout.total - 1 }).completedPaid();
+    expect((await deliver(event)).status).toBe(200);
+    expect(await cartStatus(checkout.cartId)).toBe('paid');
+    const [row] = await db().query('SELECT amount_mismatch FROM checkouts WHERE session_id = $1', [checkout.sessionId]);
+    expect(row).toEqual({ amount_mismatch: true });
+    expect((await outboxOf(checkout.cartId))[0]!.payload.amountMismatch).toBe(true);
+  });
+
+  it('records but never applies an event about a session that is not the cart\'s current one', async () => {
+    const checkout = await checkedOutCart();
+    await deliver(eventsFor(checkout).expired());
+    expect(await cartStatus(checkout.cartId)).toBe('open');
+    const late = eventsFor(checkout).completedPaid();
+    expect((await deliver(late)).status).toBe(200);
+    expect(await cartStatus(checkout.cartId)).toBe('open');
+    const [row] = await db().query('SELECT outcome FROM payment_events WHERE id = $1', [late.id]);
+    expect(row).toEqual({ outcome: 'stale_session' });
+  });
+
+  it('acknowledges other event types without writing anything', async () => {
+    const event = stripeEvent('customer.created', { id: 'cus_123', object: 'customer' });
+    const res = await deliver(event);
+    expect(res.status).toBe(200);
+    expect(await eventRecorded(event.id)).toBe(false);
+  });
+
+  it('accepts any of the configured secrets while one is being rotated', async () => {
+    const checkout = await checkedOutCart();
+    const env = { ...stripeEnv, STRIPE_WEBHOOK_SECRET: `whsec_old_secret_000000, ${stripeEnv.STRIPE_WEBHOOK_SECRET}` };
+    const event = eventsFor(checkout).completedPaid();
+    const { default: Stripe } = await import('stripe');
+    const payload = JSON.stringify(event);
+    const header = await new Stripe('sk_test_x').webhooks.generateTestHeaderStringAsync({ payload, secret: stripeEnv.STRIPE_WEBHOOK_SECRET, cryptoProvider: Stripe.createSubtleCryptoProvider() });
+    const res = await callWithEnv(env, '/v1/webhooks/stripe', { method: 'POST', headers: { 'Stripe-Signature': header }, body: payload });
+    expect(res.status).toBe(200);
+    expect(await cartStatus(checkout.cartId)).toBe('paid');
+  });
+});
+
+describe('POST /v1/webhooks/stripe: rejected requests write nothing', () => {
+  const tampered = async (event: ReturnType<ReturnType<typeof eventsFor>['completedPaid']>) => {
+    const { default: Stripe } = await import('stripe');
+    const header = await new Stripe('sk_test_x').webhooks.generateTestHeaderStringAsync({
+      payload: JSON.stringify(event), secret: stripeEnv.STRIPE_WEBHOOK_SECRET, cryptoProvider: Stripe.createSubtleCryptoProvider(),
+    });
+    const body = JSON.stringify({ ...event, data: { object: { ...(event.data.object as object), amount_total: 1 } } });
+    return deliver(body, { signature: header });
+  };
+
+  it.each([
+    ['a missing signature', (e: never) => deliver(e, { signature: null })],
+    ['a malformed signature', (e: never) => deliver(e, { signature: 'garbage' })],
+    ['a stale signature (over 300 s old)', (e: never) => deliver(e, { timestamp: Math.floor(Date.now() / 1000) - 301 })],
+    ['a signature made with another secret', (e: never) => deliver(e, { secret: 'whsec_someone_else_0000000000' })],
+    ['a tampered body', (e: never) => tampered(e)],
+  ])('answers 400 invalid_signature for %s', async (_, send) => {
+    const checkout = await checkedOutCart();
+    const event = eventsFor(checkout).completedPaid();
+    const res = await send(event as never);
+    expect(res.status).toBe(400);
+    expect((await problem(res)).code).toBe('invalid_signature');
+    expect(await eventRecorded(event.id)).toBe(false);
+    expect(await cartStatus(checkout.cartId)).toBe('checkout_pending');
+    expect(await outboxOf(checkout.cartId)).toEqual([]);
+  });
+
+  it('answers 413 for a body over 1 MiB', async () => {
+    const res = await deliver(JSON.stringify({ pad: 'x'.repeat(1024 * 1024 + 1) }));
+    expect(res.status).toBe(413);
+    expect((await problem(res)).code).toBe('payload_too_large');
+  });
+
+  it('answers 503 when the database is down, so Stripe retries, and applies the retry', async () => {
+    const checkout = await checkedOutCart();
+    const event = eventsFor(checkout).completedPaid();
+    const { default: Stripe } = await import('stripe');
+    const payload = JSON.stringify(event);
+    const header = await new Stripe('sk_test_x').webhooks.generateTestHeaderStringAsync({ payload, secret: stripeEnv.STRIPE_WEBHOOK_SECRET, cryptoProvider: Stripe.createSubtleCryptoProvider() });
+    const down = await callWithEnv({ ...stripeEnv, NEON_HTTP_ENDPOINT: 'http://127.0.0.1:9/sql' }, '/v1/webhooks/stripe', { method: 'POST', headers: { 'Stripe-Signature': header }, body: payload });
+    expect(down.status).toBe(503);
+    expect((await problem(down)).code).toBe('service_unavailable');
+    expect(await cartStatus(checkout.cartId)).toBe('checkout_pending');
+
+    expect((await deliver(event)).status).toBe(200);
+    expect(await cartStatus(checkout.cartId)).toBe('paid');
+  });
+});
