@@ -172,6 +172,44 @@ describe('POST /v1/checkout/sessions', () => {
   });
 });
 
+describe('form encoding', () => {
+  async function post(
+    body: string,
+    idempotencyKey?: string,
+  ): Promise<{ status: number; body: { error?: { param?: string; message: string } } & Record<string, unknown> }> {
+    const res = await fetch(`${t.standin.url}/v1/checkout/sessions`, {
+      method: 'POST',
+      headers: {
+        Authorization: `Bearer ${API_KEY}`,
+        'Content-Type': 'application/x-www-form-urlencoded',
+        ...(idempotencyKey && { 'Idempotency-Key': idempotencyKey }),
+      },
+      body,
+    });
+    return { status: res.status, body: (await res.json()) as { error?: { param?: string; message: string } } };
+  }
+  const item = 'line_items[0][quantity]=1&line_items[0][price_data][currency]=usd&line_items[0][price_data][unit_amount]=700&line_items[0][price_data][product_data][name]=Mug';
+
+  it('reads curl-style lists (`expand[]=`) and escaped brackets as stripe-node and curl send them', async () => {
+    const res = await post(`mode=payment&success_url=https%3A%2F%2Fshop.example%2Fs&${item}&expand[]=line_items&metadata%5Bcart_id%5D=c9`);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ metadata: { cart_id: 'c9' }, line_items: { object: 'list', data: [{ description: 'Mug' }] } });
+  });
+
+  it('rejects a value that is both a string and a hash', async () => {
+    const res = await post(`mode=payment&success_url=https://shop.example/s&${item}&metadata=x&metadata[a]=b`);
+    expect(res).toMatchObject({ status: 400, body: { error: { param: 'metadata', message: 'Invalid hash' } } });
+  });
+
+  it('validates expand before acting, so a bad expand creates nothing', async () => {
+    const params = `mode=payment&success_url=https://shop.example/s&${item}`;
+    const res = await post(`${params}&expand[]=customer`, 'expand-key');
+    expect(res).toMatchObject({ status: 400, body: { error: { param: 'expand' } } });
+    // Had the request acted, its answer would be saved under the key and other parameters refused.
+    expect((await post(params, 'expand-key')).status).toBe(200);
+  });
+});
+
 describe('authentication', () => {
   it('answers 401 for a wrong key, masking it as Stripe does', async () => {
     const standin = await startTestStandin({ apiKey: API_KEY });
