@@ -5,6 +5,8 @@ import type { TestProject } from 'vitest/node';
 import { migrate } from '../../tools/migrate.ts';
 import { startNeonHttpProxy } from '../../tools/neon-http-proxy.ts';
 import { startPostgres } from '../../tools/postgres.ts';
+import { createPubSubAdmin } from '../../tools/pubsub-admin.ts';
+import { startPubSubEmulator } from '../../tools/pubsub-emulator.ts';
 import { startStripeStandin } from '../../tools/stripe-standin/server.ts';
 
 declare module 'vitest' {
@@ -12,24 +14,36 @@ declare module 'vitest' {
     databaseUrl: string;
     neonHttpEndpoint: string;
     stripeApiBase: string;
+    /** host:port of Google's Pub/Sub emulator, or '' where this machine has none. */
+    pubsubEmulatorHost: string;
   }
 }
 
 const STRIPE_WEBHOOK_SECRET = 'whsec_worker_tests_0123456789';
+const PUBSUB_PROJECT = 'edge-checkout-test';
+const PUBSUB_TOPIC = 'payment-events';
 
 // Runs in Node, once for the Worker test project: a throwaway Postgres with every migration,
 // and the local Stripe stand-in. The stand-in sends no webhooks here: tests deliver signed
-// events themselves, in the orders they want.
+// events themselves, in the orders they want. Google's Pub/Sub emulator, where the machine has
+// it, with the payment-events topic.
 export default async function setup({ provide }: TestProject) {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'edge-checkout-test-pg-'));
+  // The emulator (a JVM) takes seconds to start: it boots while Postgres is set up.
+  const pubsubStarting = startPubSubEmulator({ projectId: PUBSUB_PROJECT });
   const postgres = await startPostgres({ dataDir, persistent: false });
   await migrate(postgres.url, { dir: path.resolve(import.meta.dirname, '../../migrations') });
   const proxy = await startNeonHttpProxy({ databaseUrl: postgres.url });
   const stripe = await startStripeStandin({ port: 0, webhookSecret: STRIPE_WEBHOOK_SECRET });
+  const pubsub = await pubsubStarting;
+  if (pubsub) await createPubSubAdmin({ host: pubsub.host, projectId: PUBSUB_PROJECT }).createTopic(PUBSUB_TOPIC);
+  else console.warn('Pub/Sub emulator not available: the Worker tests that publish to it are skipped');
+  provide('pubsubEmulatorHost', pubsub?.host ?? '');
   provide('databaseUrl', postgres.url);
   provide('stripeApiBase', stripe.url);
   provide('neonHttpEndpoint', proxy.endpoint);
   return async () => {
+    await pubsub?.stop();
     await stripe.close();
     await proxy.close();
     await postgres.stop();

@@ -1,0 +1,114 @@
+import { describe, expect, it } from 'vitest';
+import { createPubSubAdmin, type ReceivedMessage } from '../../tools/pubsub-admin.ts';
+import { relayOutbox } from '../src/outbox.ts';
+import { runScheduled } from '../src/scheduled.ts';
+import { database } from '../src/db.ts';
+import { callWithEnv, db } from './helpers.ts';
+import { cartStatus, checkedOutCart, eventsFor, outboxOf, stripeEnv } from './stripe-helpers.ts';
+import Stripe from 'stripe';
+
+const emulatorHost = stripeEnv.PUBSUB_EMULATOR_HOST;
+const admin = createPubSubAdmin({ host: emulatorHost || '127.0.0.1:9', projectId: 'edge-checkout-test' });
+const pubsubDown = { ...stripeEnv, PUBSUB_EMULATOR_HOST: '127.0.0.1:9' };
+const signer = new Stripe('sk_test_x');
+
+/** A subscription of our own: it sees only what is published after it exists. */
+async function subscribe(): Promise<string> {
+  const name = `test-${crypto.randomUUID().slice(0, 8)}`;
+  await admin.createSubscription(name, { topic: 'payment-events', enableMessageOrdering: true });
+  return name;
+}
+
+/** Delivers a signed webhook through the Worker with these bindings, waiting for its waitUntil work. */
+async function deliverWith(env: typeof stripeEnv, event: Stripe.Event) {
+  const payload = JSON.stringify(event);
+  const header = await signer.webhooks.generateTestHeaderStringAsync({ payload, secret: stripeEnv.STRIPE_WEBHOOK_SECRET, cryptoProvider: Stripe.createSubtleCryptoProvider() });
+  return callWithEnv(env, '/v1/webhooks/stripe', { method: 'POST', headers: { 'Stripe-Signature': header }, body: payload });
+}
+
+function forCarts(messages: ReceivedMessage[], cartIds: string[]) {
+  return messages.filter((m) => cartIds.includes(m.attributes.cartId ?? ''));
+}
+
+describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', () => {
+  it('publishes cart.paid right after the webhook, with attributes and the cart as ordering key', async () => {
+    const subscription = await subscribe();
+    const state = await checkedOutCart();
+    const event = eventsFor(state).completedPaid();
+    expect((await deliverWith(stripeEnv, event)).status).toBe(200);
+
+    const [message] = forCarts(await admin.pullAndAck(subscription, 1, 10_000), [state.cartId]);
+    const [row] = await outboxOf(state.cartId);
+    expect(message).toBeDefined();
+    expect(message!.orderingKey).toBe(state.cartId);
+    expect(message!.attributes).toEqual({ eventType: 'cart.paid', eventId: row!.id, cartId: state.cartId, stripeEventId: event.id });
+    expect(JSON.parse(message!.data)).toEqual(row!.payload);
+    const [published] = await db().query('SELECT published_at IS NOT NULL AS done, message_id FROM outbox WHERE id = $1', [row!.id]);
+    expect(published).toEqual({ done: true, message_id: message!.messageId });
+  });
+
+  it('answers Stripe 200 while Pub/Sub is down and delivers every transition once when it is back', async () => {
+    const subscription = await subscribe();
+    const carts = await Promise.all([checkedOutCart(), checkedOutCart(), checkedOutCart()]);
+    for (const state of carts) {
+      const events = eventsFor(state);
+      for (const event of [events.completedUnpaid(), events.asyncSucceeded(), events.fullRefund()]) {
+        expect((await deliverWith(pubsubDown, event)).status).toBe(200);
+      }
+      expect(await cartStatus(state.cartId)).toBe('refunded');
+    }
+    const cartIds = carts.map((c) => c.cartId);
+    const pending = await db().query(
+      'SELECT cart_id, attempts, last_error FROM outbox WHERE cart_id = ANY($1) AND published_at IS NULL ORDER BY seq', [cartIds]);
+    expect(pending).toHaveLength(9);
+    for (const cartId of cartIds) {
+      // The first event failed and waits for its backoff; the later ones are held behind it so
+      // the cart's events cannot overtake each other.
+      const rows = pending.filter((r) => r.cart_id === cartId);
+      expect(rows.map((r) => r.attempts)).toEqual([1, 0, 0]);
+      expect(String(rows[0]!.last_error)).toMatch(/network error/);
+    }
+
+    // Later: the backoff has passed and the emulator is reachable again.
+    await db().query('UPDATE outbox SET next_attempt_at = now() WHERE cart_id = ANY($1)', [cartIds]);
+    await runScheduled(stripeEnv);
+
+    const messages = forCarts(await admin.pullAndAck(subscription, 9, 15_000), cartIds);
+    const rows = await db().query('SELECT id, cart_id, event_type FROM outbox WHERE cart_id = ANY($1) ORDER BY seq', [cartIds]);
+    expect(messages.map((m) => m.attributes.eventId).sort()).toEqual(rows.map((r) => r.id).sort());
+    for (const cartId of cartIds) {
+      // In each cart's order, which is what its ordering key promises consumers.
+      expect(messages.filter((m) => m.orderingKey === cartId).map((m) => m.attributes.eventType)).toEqual([
+        'cart.awaiting_payment', 'cart.paid', 'cart.refunded',
+      ]);
+    }
+  });
+
+  it('never publishes a row twice when two relays race', async () => {
+    const subscription = await subscribe();
+    const carts = await Promise.all(Array.from({ length: 4 }, () => checkedOutCart()));
+    for (const state of carts) await deliverWith(pubsubDown, eventsFor(state).completedPaid());
+    const cartIds = carts.map((c) => c.cartId);
+    const ids = (await db().query('SELECT id FROM outbox WHERE cart_id = ANY($1)', [cartIds])).map((r) => r.id as string);
+    await db().query('UPDATE outbox SET next_attempt_at = now() WHERE id = ANY($1)', [ids]);
+
+    const reports = await Promise.all([
+      relayOutbox(stripeEnv, database(stripeEnv), { ids }),
+      relayOutbox(stripeEnv, database(stripeEnv), { ids }),
+    ]);
+    expect(reports.reduce((n, r) => n + r.published, 0)).toBeLessThanOrEqual(ids.length);
+    const messages = forCarts(await admin.pullAndAck(subscription, ids.length, 10_000), cartIds);
+    expect(messages.map((m) => m.attributes.eventId).sort()).toEqual([...ids].sort());
+    const [row] = await db().query('SELECT count(*)::int AS n FROM outbox WHERE id = ANY($1) AND published_at IS NOT NULL', [ids]);
+    expect(row).toEqual({ n: ids.length });
+  });
+
+  it('keeps a row that Pub/Sub refuses for good, with its error, for operators', async () => {
+    const state = await checkedOutCart();
+    const noTopic = { ...stripeEnv, PUBSUB_TOPIC: 'no-such-topic' };
+    expect((await deliverWith(noTopic, eventsFor(state).completedPaid())).status).toBe(200);
+    const [row] = await db().query('SELECT failed_at IS NOT NULL AS failed, published_at, last_error FROM outbox WHERE cart_id = $1', [state.cartId]);
+    expect(row).toMatchObject({ failed: true, published_at: null });
+    expect(String(row!.last_error)).toMatch(/404/);
+  });
+});
