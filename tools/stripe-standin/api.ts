@@ -33,7 +33,7 @@ type ApiEnv = { Variables: { apiKey: string; requestId: string } };
 
 /** The parse step of a POST: validates parameters (errors here are not saved for idempotent
  * retries, as in Stripe) and returns the step that acts, whose result or error is saved. */
-type PostHandler = (params: Params, request: EventRequest, path: PathParams) => () => unknown;
+type PostHandler = (params: Params, request: EventRequest, route: PathParams) => () => unknown;
 /** The `:id` of the route. */
 type PathParams = Record<string, string>;
 
@@ -53,7 +53,13 @@ export function apiRoutes(options: ApiOptions): Hono<ApiEnv> {
     payment_intent: {
       latest_charge: { type: 'charge', load: (intent) => payments.charge(String(intent.latest_charge)) },
     },
-    charge: { payment_intent: paymentIntent },
+    charge: {
+      payment_intent: paymentIntent,
+      refunds: {
+        type: 'list',
+        load: (charge) => listPage(payments.refundsOf(String(charge.id)), new Params({}), `/v1/charges/${charge.id}/refunds`, 'refund'),
+      },
+    },
     refund: {
       charge: { type: 'charge', load: (refund) => payments.charge(String(refund.charge)) },
       payment_intent: paymentIntent,
@@ -78,7 +84,7 @@ export function apiRoutes(options: ApiOptions): Hono<ApiEnv> {
   });
 
   /** A GET: query parameters, `expand`, no idempotency. */
-  function get(path: string, handler: (params: Params, path: PathParams) => unknown): void {
+  function get(path: string, handler: (params: Params, route: PathParams) => unknown): void {
     api.get(path, (c) => {
       const params = new Params(decodeForm(new URL(c.req.url).searchParams));
       const expand = params.expand();

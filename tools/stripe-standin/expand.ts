@@ -19,7 +19,7 @@ export type Expanders = Record<string, Record<string, Expander>>;
 // Stripe refuses deeper expansions than this.
 const MAX_DEPTH = 4;
 
-export function toJson(value: unknown): unknown {
+function toJson(value: unknown): unknown {
   return JSON.parse(JSON.stringify(value));
 }
 

@@ -213,9 +213,10 @@ export interface ChargeFields {
   name: string | null;
 }
 
-/** A pending charge for the PaymentIntent; `settleCharge` decides how it ends. */
+/** A pending charge for the PaymentIntent; succeedCharge or failCharge decides how it ends. */
 export function buildCharge(f: ChargeFields): Stripe.Charge {
-  const base = chargeFixture();
+  // `refunds` is only sent when expanded (since API version 2022-11-15); the fixture shows it expanded.
+  const { refunds: _refunds, ...base } = chargeFixture();
   const id = randomId('ch_3');
   const method = f.paymentIntent.payment_method_types[0];
   return {
@@ -241,7 +242,6 @@ export function buildCharge(f: ChargeFields): Stripe.Charge {
       method === 'card' ? base.payment_method_details : { type: method, customer_balance: {} },
     receipt_url: null,
     refunded: false,
-    refunds: { object: 'list', data: [], has_more: false, url: `/v1/charges/${id}/refunds` },
     shipping: null,
     source: null,
     status: 'pending',

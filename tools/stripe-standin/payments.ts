@@ -124,11 +124,6 @@ export class Payments {
     return this.record(id).lineItems;
   }
 
-  /** Whether a completed session still waits for its delayed payment's outcome. */
-  awaitingAsync(id: string): boolean {
-    return this.record(id).pendingAsync !== null;
-  }
-
   paymentIntent(id: string): Stripe.PaymentIntent {
     const intent = this.paymentIntents.get(id);
     if (!intent) throw resourceMissing('payment_intent', id, 'intent');
@@ -145,6 +140,11 @@ export class Payments {
     const refund = this.refunds.get(id);
     if (!refund) throw resourceMissing('refund', id, 'refund');
     return refund;
+  }
+
+  /** A charge's refunds, newest first. */
+  refundsOf(chargeId: string): Stripe.Refund[] {
+    return [...this.refunds.values()].filter((refund) => refund.charge === chargeId).reverse();
   }
 
   expireSession(id: string, request: EventRequest): Stripe.Checkout.Session {
@@ -272,12 +272,10 @@ export class Payments {
 
     const previous: Partial<Stripe.Charge> = {
       amount_refunded: charge.amount_refunded,
-      refunds: structuredClone(charge.refunds),
       ...(charge.amount_refunded + amount === charge.amount ? { refunded: false } : {}),
     };
     charge.amount_refunded += amount;
     charge.refunded = charge.amount_refunded === charge.amount;
-    charge.refunds?.data.unshift(refund);
 
     const intentId = String(charge.payment_intent);
     this.options.log(`charge ${charge.id}: refunded ${formatAmount(amount, charge.currency)}`);
