@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ProcessGroups } from './dev-processes.ts';
+import { claimSingleRun, ProcessGroups } from './dev-processes.ts';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'dev-processes-test-'));
 const strays: number[] = [];
@@ -91,5 +91,18 @@ describe('ProcessGroups', () => {
     await expect(groups.spawn({ name: 'ghost', command: '/nonexistent/ghost', args: [], match: ['ghost'] })).rejects.toThrow(
       'cannot start ghost (/nonexistent/ghost)',
     );
+  });
+});
+
+describe('claimSingleRun', () => {
+  it('refuses while another run is alive, and takes over from a dead or unrelated PID', async () => {
+    const lock = path.join(scratch, 'dev.pid');
+    const owner = spawn('sleep', ['305'], { stdio: 'ignore', detached: true });
+    strays.push(owner.pid!);
+    writeFileSync(lock, `${owner.pid}\n`);
+    await expect(claimSingleRun(lock, 'sleep 305')).rejects.toThrow(`npm run dev is already running in this checkout (pid ${owner.pid})`);
+
+    await claimSingleRun(lock, 'tools/dev.ts'); // same PID, other program: a reused PID
+    expect(readFileSync(lock, 'utf8')).toBe(`${process.pid}\n`);
   });
 });

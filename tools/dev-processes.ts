@@ -131,3 +131,22 @@ function groupMembers(entry: RegistryEntry): number[] {
   const ours = members.some((m) => entry.match.some((text) => m.args.includes(text)));
   return ours ? members.map((m) => m.pid) : [];
 }
+
+/**
+ * One `npm run dev` per checkout: a second one would take the first one's Postgres and wrangler
+ * for a crashed run's leftovers and stop them. `match` is text of the owner's command line
+ * (e.g. 'tools/dev.ts'), so a reused PID does not count as a running owner.
+ */
+export async function claimSingleRun(file: string, match: string): Promise<void> {
+  if (existsSync(file)) {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
+      const ps = spawnSync('ps', ['-o', 'stat=,args=', '-p', String(pid)], { encoding: 'utf8' });
+      const line = ps.stdout.trim();
+      if (line && !line.startsWith('Z') && line.includes(match)) {
+        throw new Error(`npm run dev is already running in this checkout (pid ${pid}); stop it first`);
+      }
+    }
+  }
+  await writePrivateFile(file, `${process.pid}\n`);
+}
