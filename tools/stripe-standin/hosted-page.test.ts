@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type Stripe from 'stripe';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { TestStandin } from './testing.ts';
@@ -62,6 +64,26 @@ describe('hosted payment page', () => {
     const intent = await t.stripe.paymentIntents.retrieve(String(paid.payment_intent));
     expect(intent).toMatchObject({ status: 'succeeded', amount: 3499, amount_received: 3499, payment_method_types: ['card'] });
     expect(await eventTypes(session.id)).toEqual(['checkout.session.completed']);
+  });
+
+  it('lands the shopper on the shop’s success page, following the redirect as a browser does', async () => {
+    const visited: string[] = [];
+    const shop = createServer((req, res) => {
+      visited.push(String(req.url));
+      res.end('Thank you');
+    });
+    await new Promise<void>((resolve) => shop.listen(0, '127.0.0.1', resolve));
+    try {
+      const origin = `http://127.0.0.1:${(shop.address() as AddressInfo).port}`;
+      const session = await createCartSession(t.stripe, { success_url: `${origin}/checkout/success?session_id={CHECKOUT_SESSION_ID}` });
+      const res = await fetch(String(session.url), { method: 'POST', body: new URLSearchParams({ email: 'ada@example.com', action: 'paid' }) });
+      expect(res.url).toBe(`${origin}/checkout/success?session_id=${session.id}`);
+      expect(await res.text()).toBe('Thank you');
+      expect(visited).toEqual([`/checkout/success?session_id=${session.id}`]);
+    } finally {
+      shop.close();
+      shop.closeAllConnections();
+    }
   });
 
   it('pays by bank transfer: completes the session unpaid and redirects; the money comes later', async () => {
