@@ -4,6 +4,7 @@ import { invalidRequest, StripeApiError } from './errors.ts';
 import type { EventLog } from './events.ts';
 import { isEmail } from './params.ts';
 import type { AsyncResult, PayOutcome, Payments } from './payments.ts';
+import { TEST_CUSTOMER } from './payments.ts';
 import { successRedirect } from './hosted-page.ts';
 import type { WebhookDelivery } from './webhooks.ts';
 
@@ -34,9 +35,10 @@ export function controlRoutes({ payments, events, webhooks }: ControlOptions): H
     const body = await jsonBody(c);
     const outcome = OUTCOMES.find((o) => o === body.outcome);
     if (outcome === undefined) throw invalidRequest(`outcome must be one of ${OUTCOMES.join(', ')}`, 'outcome');
-    const email = optionalString(body, 'email') ?? payments.session(c.req.param('id')).customer_email ?? 'jenny.rosen@example.com';
+    const email = optionalString(body, 'email') ?? payments.session(c.req.param('id')).customer_email ?? TEST_CUSTOMER.email;
     if (!isEmail(email)) throw invalidRequest(`Invalid email address: ${email}`, 'email');
-    const session = payments.pay(c.req.param('id'), outcome, { email, name: optionalString(body, 'name') ?? null });
+    const name = optionalString(body, 'name') ?? TEST_CUSTOMER.name;
+    const session = payments.pay(c.req.param('id'), outcome, { email, name });
     return c.json({ session, redirect_url: successRedirect(session) });
   });
 

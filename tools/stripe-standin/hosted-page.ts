@@ -6,7 +6,7 @@ import { StripeApiError } from './errors.ts';
 import { formatAmount } from './money.ts';
 import { isEmail } from './params.ts';
 import type { PayOutcome, Payments } from './payments.ts';
-import { DELAYED_METHOD } from './payments.ts';
+import { DELAYED_METHOD, TEST_CUSTOMER } from './payments.ts';
 
 // The page a session's `url` opens, in place of checkout.stripe.com: the order, an email field
 // (Checkout always collects one, and the Worker publishes it with the payment), and one button per
@@ -17,9 +17,6 @@ import { DELAYED_METHOD } from './payments.ts';
 
 type Action = PayOutcome | 'cancel';
 const ACTIONS: readonly Action[] = ['paid', 'async', 'async_fail', 'cancel'];
-
-/** Prefilled when the session has no customer_email: Stripe's own test customer. */
-const DEFAULT_CUSTOMER = { email: 'jenny.rosen@example.com', name: 'Jenny Rosen' };
 
 export function successRedirect(session: Stripe.Checkout.Session): string {
   return String(session.success_url).replaceAll('{CHECKOUT_SESSION_ID}', session.id);
@@ -32,7 +29,7 @@ export function hostedPageRoutes(payments: Payments): Hono {
     const session = findSession(payments, c.req.param('id'));
     if (!session) return c.html(notFoundPage(), 404);
     if (session.status !== 'open') return c.html(inactivePage(session), session.status === 'expired' ? 410 : 200);
-    return c.html(paymentPage(session, payments.lineItems(session.id), { ...DEFAULT_CUSTOMER, error: null }));
+    return c.html(paymentPage(session, payments.lineItems(session.id), { ...TEST_CUSTOMER, error: null }));
   });
 
   page.post('/:id', async (c) => {

@@ -33,6 +33,9 @@ export interface Customer {
   name: string | null;
 }
 
+/** Who pays when nobody says otherwise: Stripe's own example customer. */
+export const TEST_CUSTOMER = { email: 'jenny.rosen@example.com', name: 'Jenny Rosen' } satisfies Customer;
+
 export interface NewLineItem {
   name: string;
   unitAmount: number;
