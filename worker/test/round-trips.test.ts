@@ -1,0 +1,76 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { callWithEnv, createProduct, newUser } from './helpers.ts';
+import { checkedOutCart, eventsFor, stripeEnv } from './stripe-helpers.ts';
+import Stripe from 'stripe';
+
+// Without Pub/Sub, so only the request's own work is counted (publishing happens after the
+// answer, in waitUntil: one claim and one result write per batch).
+const env = { ...stripeEnv, PUBSUB_EMULATOR_HOST: undefined, GCP_SERVICE_ACCOUNT_KEY: undefined };
+
+/** Runs `request` and counts the HTTP calls it made to the database and to Stripe. */
+async function roundTrips(request: () => Promise<Response>): Promise<{ status: number; db: number; stripe: number }> {
+  const realFetch = globalThis.fetch;
+  const calls: string[] = [];
+  const spy = vi.spyOn(globalThis, 'fetch').mockImplementation((input, init) => {
+    calls.push(input instanceof Request ? input.url : String(input));
+    return realFetch(input, init);
+  });
+  try {
+    const res = await request();
+    await res.arrayBuffer();
+    return {
+      status: res.status,
+      db: calls.filter((u) => u.startsWith(env.NEON_HTTP_ENDPOINT)).length,
+      stripe: calls.filter((u) => u.startsWith(env.STRIPE_API_BASE)).length,
+    };
+  } finally {
+    spy.mockRestore();
+  }
+}
+
+afterEach(() => vi.restoreAllMocks());
+
+describe('database round trips per request', () => {
+  it('a webhook event: one transaction in one round trip, replays included', async () => {
+    const state = await checkedOutCart();
+    const event = eventsFor(state).completedPaid();
+    const payload = JSON.stringify(event);
+    const header = await new Stripe('sk_test_x').webhooks.generateTestHeaderStringAsync({
+      payload, secret: env.STRIPE_WEBHOOK_SECRET, cryptoProvider: Stripe.createSubtleCryptoProvider(),
+    });
+    const deliver = () => callWithEnv(env, '/v1/webhooks/stripe', { method: 'POST', headers: { 'Stripe-Signature': header }, body: payload });
+    expect(await roundTrips(deliver)).toEqual({ status: 200, db: 1, stripe: 0 });
+    expect(await roundTrips(deliver)).toEqual({ status: 200, db: 1, stripe: 0 });
+  });
+
+  it('cart reads and edits: one round trip each', async () => {
+    const user = await newUser();
+    const product = await createProduct();
+    const auth = { Authorization: `Bearer ${user.token}` };
+    const open = await roundTrips(() => callWithEnv(env, '/v1/carts', { method: 'POST', headers: auth }));
+    expect(open).toMatchObject({ status: 201, db: 1 });
+    const cartRes = await callWithEnv(env, '/v1/carts', { method: 'POST', headers: auth });
+    const { id } = (await cartRes.json()) as { id: string };
+
+    const put = () => callWithEnv(env, `/v1/carts/${id}/items/${product.id}`, {
+      method: 'PUT', headers: { ...auth, 'Content-Type': 'application/json' }, body: JSON.stringify({ quantity: 2 }),
+    });
+    expect(await roundTrips(put)).toMatchObject({ status: 200, db: 1 });
+    expect(await roundTrips(() => callWithEnv(env, `/v1/carts/${id}`, { headers: auth }))).toMatchObject({ status: 200, db: 1 });
+    expect(await roundTrips(() => callWithEnv(env, '/v1/carts', { headers: auth }))).toMatchObject({ status: 200, db: 1 });
+    expect(await roundTrips(() => callWithEnv(env, '/v1/products'))).toMatchObject({ status: 200, db: 1 });
+  });
+
+  it('checkout: a read and a conditional write around one Stripe call; the live session again: one read', async () => {
+    const user = await newUser();
+    const product = await createProduct();
+    const auth = { Authorization: `Bearer ${user.token}` };
+    const { id } = (await (await callWithEnv(env, '/v1/carts', { method: 'POST', headers: auth })).json()) as { id: string };
+    await callWithEnv(env, `/v1/carts/${id}/items/${product.id}`, {
+      method: 'PUT', headers: { ...auth, 'Content-Type': 'application/json' }, body: JSON.stringify({ quantity: 1 }),
+    });
+    const checkout = () => callWithEnv(env, `/v1/carts/${id}/checkout`, { method: 'POST', headers: auth });
+    expect(await roundTrips(checkout)).toEqual({ status: 201, db: 2, stripe: 1 });
+    expect(await roundTrips(checkout)).toEqual({ status: 200, db: 1, stripe: 0 });
+  });
+});
