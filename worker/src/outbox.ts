@@ -127,3 +127,50 @@ export async function relayOutbox(env: Env, sql: Sql, opts: { ids?: string[]; li
   }
   return report;
 }
+
+export interface OutboxEntry {
+  id: string;
+  cartId: string;
+  eventType: string;
+  stripeEventId: string;
+  createdAt: string;
+  attempts: number;
+  nextAttemptAt: string;
+  lastError: string | null;
+  publishedAt: string | null;
+  failedAt: string | null;
+}
+
+const entryColumns = `id, cart_id AS "cartId", event_type AS "eventType", stripe_event_id AS "stripeEventId",
+  created_at AS "createdAt", attempts, next_attempt_at AS "nextAttemptAt", last_error AS "lastError",
+  published_at AS "publishedAt", failed_at AS "failedAt"`;
+
+function toEntry(row: Record<string, unknown>): OutboxEntry {
+  const iso = (v: unknown) => (v instanceof Date ? v.toISOString() : null);
+  return {
+    ...(row as unknown as OutboxEntry),
+    createdAt: iso(row.createdAt)!,
+    nextAttemptAt: iso(row.nextAttemptAt)!,
+    publishedAt: iso(row.publishedAt),
+    failedAt: iso(row.failedAt),
+  };
+}
+
+/** For operators: rows still waiting (oldest first) or refused for good (newest first). */
+export async function listOutbox(sql: Sql, state: 'pending' | 'failed', limit: number): Promise<OutboxEntry[]> {
+  const rows =
+    state === 'failed'
+      ? await sql.query(`SELECT ${entryColumns} FROM outbox WHERE failed_at IS NOT NULL ORDER BY failed_at DESC LIMIT $1`, [limit])
+      : await sql.query(`SELECT ${entryColumns} FROM outbox WHERE published_at IS NULL AND failed_at IS NULL ORDER BY seq LIMIT $1`, [limit]);
+  return rows.map(toEntry);
+}
+
+/** Puts a failed (or waiting) row back in line for the next relay, after the cause was fixed. */
+export async function retryOutboxEntry(sql: Sql, id: string): Promise<OutboxEntry | null> {
+  const [row] = await sql.query(
+    `UPDATE outbox SET failed_at = NULL, next_attempt_at = now(), claimed_until = NULL
+     WHERE id = $1 AND published_at IS NULL RETURNING ${entryColumns}`,
+    [id],
+  );
+  return row ? toEntry(row) : null;
+}

@@ -3,7 +3,7 @@ import { createPubSubAdmin, type ReceivedMessage } from '../../tools/pubsub-admi
 import { relayOutbox } from '../src/outbox.ts';
 import { runScheduled } from '../src/scheduled.ts';
 import { database } from '../src/db.ts';
-import { callWithEnv, db } from './helpers.ts';
+import { call, callWithEnv, db } from './helpers.ts';
 import { cartStatus, checkedOutCart, eventsFor, outboxOf, stripeEnv } from './stripe-helpers.ts';
 import Stripe from 'stripe';
 
@@ -125,5 +125,21 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
     const [row] = await db().query('SELECT failed_at IS NOT NULL AS failed, published_at, last_error FROM outbox WHERE cart_id = $1', [state.cartId]);
     expect(row).toMatchObject({ failed: true, published_at: null });
     expect(String(row!.last_error)).toMatch(/404/);
+
+    // Operators see it, fix the cause (here: the topic name) and queue it again.
+    const admin = { Authorization: `Bearer ${stripeEnv.ADMIN_API_KEY}` };
+    const listed = await call('/v1/admin/outbox?state=failed&limit=500', { headers: admin });
+    const { entries } = (await listed.json()) as { entries: { id: string; cartId: string; lastError: string }[] };
+    const entry = entries.find((e) => e.cartId === state.cartId);
+    expect(entry?.lastError).toMatch(/404/);
+    expect((await call(`/v1/admin/outbox/${entry!.id}/retry`, { method: 'POST', headers: admin })).status).toBe(200);
+    const subscription = await subscribe();
+    expect((await relayOutbox(stripeEnv, database(stripeEnv), { ids: [entry!.id] })).published).toBe(1);
+    expect((await collect(subscription, [state.cartId], 1)).map((m) => m.attributes.eventId)).toEqual([entry!.id]);
+  });
+
+  it('keeps the outbox for operators only', async () => {
+    expect((await call('/v1/admin/outbox')).status).toBe(401);
+    expect((await call(`/v1/admin/outbox/${crypto.randomUUID()}/retry`, { method: 'POST', headers: { Authorization: `Bearer ${stripeEnv.ADMIN_API_KEY}` } })).status).toBe(404);
   });
 });
