@@ -19,7 +19,7 @@ interface CartRow {
 // result travel together in a single batch transaction (one HTTP round trip to Neon).
 // Editable carts show today's prices; once checked out, a cart shows what is being paid: the
 // snapshot taken at checkout.
-export const cartSelect = `
+const cartSelect = `
   SELECT c.id, c.status, c.created_at AS "createdAt", c.updated_at AS "updatedAt",
          CASE WHEN c.status = ANY('{${EDITABLE_STATUSES.join(',')}}'::cart_status[]) OR k.session_id IS NULL
               THEN COALESCE(live.list, '[]'::json)
@@ -39,14 +39,13 @@ export const cartSelect = `
     WHERE i.cart_id = c.id
   ) live ON true`;
 
-export function renderCart(row: CartRow): CartOut {
-  const items = row.items.map((i) => ({
-    productId: i.productId,
-    name: i.name,
-    unitAmount: i.unitAmount,
-    quantity: i.quantity,
-    lineTotal: i.unitAmount * i.quantity,
-  }));
+/** A cart line as clients see it, and as it is snapshotted at checkout. */
+export function cartItem(i: { productId: string; name: string; unitAmount: number; quantity: number }): CartOut['items'][number] {
+  return { productId: i.productId, name: i.name, unitAmount: i.unitAmount, quantity: i.quantity, lineTotal: i.unitAmount * i.quantity };
+}
+
+function renderCart(row: CartRow): CartOut {
+  const items = row.items.map(cartItem);
   return {
     id: row.id,
     status: row.status,
@@ -83,9 +82,15 @@ export async function openCart(sql: Sql, userId: string): Promise<{ cart: CartOu
 }
 
 export async function getCart(sql: Sql, userId: string, cartId: string): Promise<CartOut> {
-  const rows = await sql.query(`${cartSelect} WHERE c.id = $1 AND c.user_id = $2`, [cartId, userId]);
-  if (!rows[0]) throw notFound('Cart');
-  return renderCart(rows[0] as CartRow);
+  const cart = await findCart(sql, 'c.id = $1 AND c.user_id = $2', [cartId, userId]);
+  if (!cart) throw notFound('Cart');
+  return cart;
+}
+
+/** One cart by a condition on `carts c`; for pages reached without a user (by id or session). */
+export async function findCart(sql: Sql, condition: string, params: unknown[]): Promise<CartOut | null> {
+  const [row] = await sql.query(`${cartSelect} WHERE ${condition}`, params);
+  return row ? renderCart(row as CartRow) : null;
 }
 
 export async function listCarts(sql: Sql, userId: string, limit: number): Promise<CartOut[]> {

@@ -1,6 +1,6 @@
 import type { z } from '@hono/zod-openapi';
 import { isEditable, transition, type CartStatus } from './cart-state.ts';
-import { cartSelect, renderCart } from './carts.ts';
+import { cartItem, getCart } from './carts.ts';
 import type { Sql } from './db.ts';
 import { config, type Env } from './env.ts';
 import { ApiError, notFound } from './errors.ts';
@@ -108,13 +108,7 @@ export async function startCheckout(env: Env, sql: Sql, userId: string, cartId: 
       throw stripeFailure(err);
     }
 
-    const lines = state.items.map((i) => ({
-      productId: i.productId,
-      name: i.name,
-      unitAmount: i.unitAmount,
-      quantity: i.quantity,
-      lineTotal: i.unitAmount * i.quantity,
-    }));
+    const lines = state.items.map(cartItem);
     const amountTotal = lines.reduce((n, l) => n + l.lineTotal, 0);
     const live = { id: session.id, url: session.url!, expiresAt: new Date(session.expires_at * 1000) };
     const [row] = await sql.query(
@@ -185,8 +179,7 @@ export async function cancelCheckout(env: Env, sql: Sql, userId: string, cartId:
     if (session.status !== 'expired') throw stripeFailure(err);
   }
   await applyEffect(sql, cancelEffect(state.session.id));
-  const [row] = await sql.query(`${cartSelect} WHERE c.id = $1 AND c.user_id = $2`, [cartId, userId]);
-  const cart = renderCart(row as Parameters<typeof renderCart>[0]);
+  const cart = await getCart(sql, userId, cartId);
   if (isEditable(cart.status)) return cart;
   throw new ApiError('cart_not_editable', `The cart is ${cart.status}`);
 }

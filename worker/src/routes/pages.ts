@@ -1,6 +1,6 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { AppEnv } from '../app.ts';
-import { cartSelect, renderCart } from '../carts.ts';
+import { findCart } from '../carts.ts';
 import { reconcileSession } from '../checkout.ts';
 import { database } from '../db.ts';
 import { config } from '../env.ts';
@@ -28,8 +28,6 @@ const cancel = createRoute({
   responses: { 200: htmlPage },
 });
 
-type CartRow = Parameters<typeof renderCart>[0];
-
 export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
   app.openapi(success, async (c) => {
     const sessionId = c.req.valid('query').session_id;
@@ -43,16 +41,14 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
       if (!(err instanceof ApiError && err.code === 'service_unavailable')) throw err;
       console.warn(JSON.stringify({ level: 'warn', msg: 'success_page_reconcile_failed', sessionId, error: err.message }));
     }
-    const [row] = await sql.query(`${cartSelect} WHERE c.id = (SELECT cart_id FROM checkouts WHERE session_id = $1)`, [sessionId]);
-    if (!row) throw notFound('Checkout');
-    const cart = renderCart(row as CartRow);
+    const cart = await findCart(sql, 'c.id = (SELECT cart_id FROM checkouts WHERE session_id = $1)', [sessionId]);
+    if (!cart) throw notFound('Checkout');
     return c.html(cartPage({ cart, appReturnUrl: config(c.env).optional('APP_RETURN_URL'), refresh: cart.status === 'checkout_pending' }), 200);
   });
 
   app.openapi(cancel, async (c) => {
-    const [row] = await database(c.env).query(`${cartSelect} WHERE c.id = $1`, [c.req.valid('query').cart_id]);
-    if (!row) throw notFound('Cart');
-    const cart = renderCart(row as CartRow);
+    const cart = await findCart(database(c.env), 'c.id = $1', [c.req.valid('query').cart_id]);
+    if (!cart) throw notFound('Cart');
     return c.html(cartPage({ title: 'Checkout cancelled', cart, appReturnUrl: config(c.env).optional('APP_RETURN_URL') }), 200);
   });
 }
