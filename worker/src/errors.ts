@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { isDatabaseUnavailable } from './db.ts';
+import { messagePage } from './pages.ts';
 
 /** Stable, machine-readable error codes of the public contract, with their HTTP status and title. */
 const codes = {
@@ -53,7 +54,7 @@ export function toApiError(err: unknown): ApiError {
   return new ApiError('internal', 'Something went wrong on our side', { cause: err });
 }
 
-export function problemResponse(c: Context, err: unknown): Response {
+export function problemResponse(c: Context, err: unknown): Response | Promise<Response> {
   const apiError = toApiError(err);
   const requestId = c.get('requestId') as string | undefined;
   if (apiError.status >= 500) {
@@ -61,6 +62,10 @@ export function problemResponse(c: Context, err: unknown): Response {
     console.error(JSON.stringify({ level: 'error', requestId, code: apiError.code, detail: apiError.message, cause: describe(apiError.cause) }));
   }
   const [status, title] = codes[apiError.code];
+  if (c.req.path.startsWith('/checkout/')) {
+    // Landing pages are read by people in an in-app browser: same status, a page instead of JSON.
+    return c.html(messagePage({ title, message: apiError.message, requestId }), status);
+  }
   return c.body(
     JSON.stringify({
       type: `/docs#error-${apiError.code}`,

@@ -23,14 +23,17 @@ const headlines: Record<CartOut['status'], [string, string]> = {
 };
 
 /** The page Stripe returns the shopper to, and the cancel page: state, total, a way back to the app. */
-export function cartPage(opts: { title?: string; cart: CartOut; appReturnUrl?: string; refresh?: boolean }): Html {
+export function cartPage(opts: { cancelled?: boolean; cart: CartOut; appReturnUrl?: string; refresh?: boolean }): Html {
   const { cart } = opts;
-  const [headline, message] = headlines[cart.status];
+  // Back from Checkout without paying: unless something did happen meanwhile (paid on another
+  // tab), the cart is simply kept.
+  const unpaid = cart.status === 'open' || cart.status === 'checkout_pending';
+  const [headline, message] = opts.cancelled && unpaid ? ['Checkout cancelled', headlines.open[1]] : headlines[cart.status];
   return layout({
-    title: opts.title ?? headline,
+    title: headline,
     refresh: opts.refresh,
-    body: html`<h1>${opts.title ?? headline}</h1>
-      <p>${opts.title ? headlines.open[1] : message}</p>
+    body: html`<h1>${headline}</h1>
+      <p>${message}</p>
       <section class="card" aria-label="Order summary">
         <ul>
           ${cart.items.map(
@@ -44,10 +47,11 @@ export function cartPage(opts: { title?: string; cart: CartOut; appReturnUrl?: s
   });
 }
 
-export function messagePage(opts: { title: string; message: string; appReturnUrl?: string }): Html {
+/** An error on a landing page, for a person: what went wrong and the id to quote to support. */
+export function messagePage(opts: { title: string; message: string; requestId?: string }): Html {
   return layout({
     title: opts.title,
-    body: html`<h1>${opts.title}</h1><p>${opts.message}</p>${returnLink(opts.appReturnUrl, {})}`,
+    body: html`<h1>${opts.title}</h1><p>${opts.message}</p>${opts.requestId ? html`<p class="status">Reference: ${opts.requestId}</p>` : ''}`,
   });
 }
 

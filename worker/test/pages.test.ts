@@ -57,9 +57,16 @@ describe('GET /checkout/success', () => {
     expect(await res.text()).toContain('data-status="checkout_pending"');
   });
 
-  it('answers 404 for an unknown session and 400 for a malformed one', async () => {
-    expect((await call('/checkout/success?session_id=cs_test_unknown')).status).toBe(404);
-    expect((await call('/checkout/success?session_id=<script>')).status).toBe(400);
+  it('answers an unknown session with a 404 page and a malformed one with a 400 page', async () => {
+    const unknown = await call('/checkout/success?session_id=cs_test_unknown');
+    expect(unknown.status).toBe(404);
+    expect(unknown.headers.get('Content-Type')).toMatch(/text\/html/);
+    const html = await unknown.text();
+    expect(html).toContain('Not found');
+    expect(html).toContain(unknown.headers.get('X-Request-Id'));
+    const malformed = await call('/checkout/success?session_id=<script>');
+    expect(malformed.status).toBe(400);
+    expect(await malformed.text()).not.toContain('<script>');
     expect((await call('/checkout/success')).status).toBe(400);
   });
 });
@@ -73,6 +80,14 @@ describe('GET /checkout/cancel', () => {
     expect(html).toContain('Checkout cancelled');
     expect(html).toContain('$45.00');
     expect(await cartStatus(state.cartId)).toBe('checkout_pending');
+  });
+
+  it('says so when the cart was paid after all', async () => {
+    const state = await checkedOutCart();
+    await deliver(eventsFor(state).completedPaid());
+    const html = await (await call(`/checkout/cancel?cart_id=${state.cartId}`)).text();
+    expect(html).toContain('Payment received');
+    expect(html).not.toContain('Checkout cancelled');
   });
 
   it('answers 404 for an unknown cart', async () => {

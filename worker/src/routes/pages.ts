@@ -49,6 +49,6 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
   app.openapi(cancel, async (c) => {
     const cart = await findCart(database(c.env), 'c.id = $1', [c.req.valid('query').cart_id]);
     if (!cart) throw notFound('Cart');
-    return c.html(cartPage({ title: 'Checkout cancelled', cart, appReturnUrl: config(c.env).optional('APP_RETURN_URL') }), 200);
+    return c.html(cartPage({ cancelled: true, cart, appReturnUrl: config(c.env).optional('APP_RETURN_URL') }), 200);
   });
 }
