@@ -4,7 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPubSubAdmin, setUpLocalPubSub, type PubSubAdmin } from './pubsub-admin.ts';
-import { emulatorAvailable, locatePubSubEmulator, startPubSubEmulator, type PubSubEmulator } from './pubsub-emulator.ts';
+import {
+  emulatorAvailable,
+  locatePubSubEmulator,
+  PUBSUB_EMULATOR_PROCESS_MATCH,
+  startPubSubEmulator,
+  type PubSubEmulator,
+} from './pubsub-emulator.ts';
 
 const PROJECT = 'demo-project';
 const located = locatePubSubEmulator();
@@ -32,6 +38,15 @@ describe('when the emulator is missing', () => {
     } finally {
       rmSync(sdk, { recursive: true, force: true });
     }
+  });
+});
+
+describe.skipIf(!located.ok)('Java for the emulator', () => {
+  it('says so when JAVA_HOME points nowhere', () => {
+    expect(locatePubSubEmulator({ PATH: process.env.PATH, JAVA_HOME: '/nonexistent-jdk' })).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^Java was not found/),
+    });
   });
 });
 
@@ -113,10 +128,14 @@ describe.skipIf(!located.ok)('Google Pub/Sub emulator', () => {
   it('stops the whole process tree and frees the port', async () => {
     const port = Number(emulator.host.split(':')[1]);
     expect(processesMentioning(`--port=${port}`).length).toBeGreaterThan(0);
+    // What npm run dev records to stop a crashed run's emulator: the group and its command lines.
+    const group = processesInGroup(emulator.pgid);
+    for (const text of PUBSUB_EMULATOR_PROCESS_MATCH) expect(group.some((line) => line.includes(text))).toBe(true);
     await emulator.stop();
     await emulator.stop();
     expect(processesMentioning(`--port=${port}`)).toEqual([]);
     expect(processesMentioning(`--host-port=127.0.0.1:${port}`)).toEqual([]);
+    expect(processesInGroup(emulator.pgid)).toEqual([]);
     await expect(canConnect(port)).resolves.toBe(false);
   });
 });
@@ -130,18 +149,34 @@ async function waitForMessages(admin: PubSubAdmin, subscription: string) {
   throw new Error(`nothing arrived on ${subscription}`);
 }
 
-/** Command lines of live processes containing `needle` (Linux /proc). */
-function processesMentioning(needle: string): string[] {
-  const found: string[] = [];
+/** `pid: command line` of live processes (Linux /proc), with their process group. */
+function liveProcesses(): Array<{ line: string; pgid: number }> {
+  const found: Array<{ line: string; pgid: number }> = [];
   for (const pid of readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
     try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      // fields after "(comm)": state, ppid, pgrp, …
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (state === 'Z') continue;
       const commandLine = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
-      if (commandLine.includes(needle)) found.push(`${pid}: ${commandLine}`);
+      found.push({ line: `${pid}: ${commandLine}`, pgid: Number(pgrp) });
     } catch {
       // the process ended meanwhile
     }
   }
   return found;
+}
+
+function processesMentioning(needle: string): string[] {
+  return liveProcesses()
+    .map((entry) => entry.line)
+    .filter((line) => line.includes(needle));
+}
+
+function processesInGroup(pgid: number): string[] {
+  return liveProcesses()
+    .filter((entry) => entry.pgid === pgid)
+    .map((entry) => entry.line);
 }
 
 function canConnect(port: number): Promise<boolean> {

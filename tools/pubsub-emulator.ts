@@ -10,6 +10,11 @@ import { delimiter, dirname, join } from 'node:path';
 export type PubSubEmulator = {
   /** `127.0.0.1:PORT`, the value for PUBSUB_EMULATOR_HOST. */
   host: string;
+  /**
+   * Process group of gcloud and its Java server, for callers that record it so that a later
+   * run can stop an emulator left behind by a crash (tools/dev-processes.ts).
+   */
+  pgid: number;
   /** Stops the emulator and its Java child; resolves once both are gone. Safe to call twice. */
   stop(): Promise<void>;
 };
@@ -47,8 +52,10 @@ export function locatePubSubEmulator(env: NodeJS.ProcessEnv = process.env): Loca
       reason: `the Pub/Sub emulator is not installed in ${sdkRoot} (\`gcloud components install pubsub-emulator beta\`, or apt package google-cloud-cli-pubsub-emulator)`,
     };
   }
-  if (!findOnPath('java', env)) {
-    return { ok: false, reason: 'java is not on the PATH (the Pub/Sub emulator needs Java 11 or newer)' };
+  // The emulator's start script uses $JAVA_HOME/bin/java when JAVA_HOME is set, else java on the PATH.
+  const java = env.JAVA_HOME ? existsSync(join(env.JAVA_HOME, 'bin', 'java')) : findOnPath('java', env);
+  if (!java) {
+    return { ok: false, reason: 'Java was not found (JAVA_HOME or the PATH); the Pub/Sub emulator needs Java 11 or newer' };
   }
   return { ok: true, gcloud };
 }
@@ -87,25 +94,17 @@ async function launch(
   env: NodeJS.ProcessEnv,
   log: (line: string) => void,
 ): Promise<PubSubEmulator> {
-  const host = `127.0.0.1:${port}`;
   const started = Date.now();
   // gcloud writes an env.yaml into the data dir; keep it out of the user's ~/.config.
   const dataDir = mkdtempSync(join(tmpdir(), 'pubsub-emulator-'));
-  const child = spawn(
-    gcloud,
-    ['beta', 'emulators', 'pubsub', 'start', `--project=${opts.projectId}`, `--host-port=${host}`, `--data-dir=${dataDir}`],
-    {
-      env: {
-        ...env,
-        CLOUDSDK_CORE_DISABLE_USAGE_REPORTING: 'true',
-        CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK: 'true',
-        CLOUDSDK_CORE_DISABLE_PROMPTS: '1',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      // Own process group: stop() signals gcloud's Python and the Java server it spawns together.
-      detached: true,
-    },
-  );
+  const command = emulatorCommand({ gcloud, projectId: opts.projectId, port, dataDir, env });
+  const { host } = command;
+  const child = spawn(command.command, command.args, {
+    env: command.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // Own process group: stop() signals gcloud's Python and the Java server it spawns together.
+    detached: true,
+  });
   const output: string[] = [];
   const keep = (chunk: Buffer) => {
     output.push(...chunk.toString().split('\n').filter(Boolean));
@@ -128,27 +127,63 @@ async function launch(
 
   log(`pubsub emulator: starting on ${host} (project ${opts.projectId})`);
   try {
-    await waitUntilReady(host, exited, opts.readyTimeoutMs ?? 60_000);
+    await waitForPubSubEmulator(host, { exited, timeoutMs: opts.readyTimeoutMs });
   } catch (error) {
     await stop();
     const tail = output.slice(-15).join('\n');
     if (error instanceof EmulatorExitedError) {
-      throw new EmulatorExitedError(`Pub/Sub emulator exited before it was ready:\n${tail}`);
+      throw new EmulatorExitedError(`${error.message}:\n${tail}`);
     }
     throw new Error(`${(error as Error).message}\n${tail}`);
   }
   log(`pubsub emulator: ready on ${host} after ${Date.now() - started} ms`);
-  return { host, stop };
+  return { host, pgid: child.pid!, stop };
 }
 
-async function waitUntilReady(host: string, exited: Promise<void>, timeoutMs: number): Promise<void> {
+/**
+ * Texts in the command lines of the emulator's processes (gcloud's Python, the Java server): how
+ * a later run can tell a leftover emulator group from unrelated processes that reused its id.
+ */
+export const PUBSUB_EMULATOR_PROCESS_MATCH = ['emulators pubsub start', 'cloud-pubsub-emulator'];
+
+type EmulatorCommand = { command: string; args: string[]; env: NodeJS.ProcessEnv; host: string };
+
+// gcloud does not pass SIGTERM on to the Java server: run this in its own process group and
+// signal the group.
+function emulatorCommand(opts: {
+  gcloud: string;
+  projectId: string;
+  port: number;
+  dataDir: string;
+  env: NodeJS.ProcessEnv;
+}): EmulatorCommand {
+  const host = `127.0.0.1:${opts.port}`;
+  return {
+    command: opts.gcloud,
+    args: ['beta', 'emulators', 'pubsub', 'start', `--project=${opts.projectId}`, `--host-port=${host}`, `--data-dir=${opts.dataDir}`],
+    env: {
+      ...opts.env,
+      CLOUDSDK_CORE_DISABLE_USAGE_REPORTING: 'true',
+      CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK: 'true',
+      CLOUDSDK_CORE_DISABLE_PROMPTS: '1',
+    },
+    host,
+  };
+}
+
+/** Resolves once the emulator at `host` answers; rejects if `exited` settles first, or after the timeout (default 60 s). */
+async function waitForPubSubEmulator(
+  host: string,
+  opts: { exited?: Promise<unknown>; timeoutMs?: number } = {},
+): Promise<void> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
   let hasExited = false;
-  void exited.then(() => {
+  void opts.exited?.then(() => {
     hasExited = true;
   });
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (hasExited) throw new EmulatorExitedError('exited');
+    if (hasExited) throw new EmulatorExitedError('Pub/Sub emulator exited before it was ready');
     try {
       // The emulator answers "Ok" on its root once its HTTP server is up.
       const response = await fetch(`http://${host}/`, { signal: AbortSignal.timeout(1_000) });
