@@ -1,5 +1,6 @@
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -123,6 +124,21 @@ describe.skipIf(!located.ok)('Google Pub/Sub emulator', () => {
     expect(await admin.pull('orders-pull')).toEqual([]);
     const [dead] = await admin.pullAndAck('orders-dead-pull', 1);
     expect(dead).toMatchObject({ data: 'poison', attributes: { CloudPubSubDeadLetterSourceDeliveryCount: '5' } });
+  });
+
+  it('fails fast, leaving nothing behind, when the port it was given is taken', async () => {
+    // Something else answering HTTP on the port must not pass for the emulator.
+    const squatter = createHttpServer((_request, response) => response.end('Ok?'));
+    await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+    const { port } = squatter.address() as AddressInfo;
+    try {
+      const started = Date.now();
+      await expect(startPubSubEmulator({ projectId: PROJECT, port })).rejects.toThrow(/could not listen on 127\.0\.0\.1:\d+: address in use/);
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(processesMentioning(`--port=${port}`)).toEqual([]);
+    } finally {
+      await new Promise((resolve) => squatter.close(resolve));
+    }
   });
 
   it('stops the whole process tree and frees the port', async () => {

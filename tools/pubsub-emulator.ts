@@ -79,13 +79,13 @@ export async function startPubSubEmulator(opts: StartPubSubEmulatorOptions): Pro
     try {
       return await launch(located.gcloud, port, opts, env, log);
     } catch (error) {
-      if (attempt >= attempts || !(error instanceof EmulatorExitedError)) throw error;
-      log(`pubsub emulator: exited early on port ${port}, trying another port`);
+      if (attempt >= attempts || !(error instanceof PortInUseError)) throw error;
+      log(`pubsub emulator: failed on port ${port}, trying another port`);
     }
   }
 }
 
-class EmulatorExitedError extends Error {}
+class PortInUseError extends Error {}
 
 async function launch(
   gcloud: string,
@@ -106,13 +106,24 @@ async function launch(
     detached: true,
   });
   const output: string[] = [];
+  // The Java server does not exit when its port is taken: it prints a BindException and hangs.
+  let portTaken = false;
   const keep = (chunk: Buffer) => {
-    output.push(...chunk.toString().split('\n').filter(Boolean));
+    const lines = chunk.toString().split('\n').filter(Boolean);
+    if (lines.some((line) => /BindException|Address already in use/.test(line))) portTaken = true;
+    output.push(...lines);
     output.splice(0, Math.max(0, output.length - 40));
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    // A failed spawn (EACCES…) emits 'error' and possibly no 'exit'.
+    child.once('error', (error) => {
+      output.push(error.message);
+      resolve();
+    });
+  });
   // If our process dies without calling stop(), do not leave a Java server behind.
   const killOnExit = () => signalGroup(child, 'SIGKILL');
   process.once('exit', killOnExit);
@@ -127,14 +138,12 @@ async function launch(
 
   log(`pubsub emulator: starting on ${host} (project ${opts.projectId})`);
   try {
-    await waitForPubSubEmulator(host, { exited, timeoutMs: opts.readyTimeoutMs });
+    await waitForPubSubEmulator(host, { exited, portTaken: () => portTaken, timeoutMs: opts.readyTimeoutMs });
   } catch (error) {
     await stop();
     const tail = output.slice(-15).join('\n');
-    if (error instanceof EmulatorExitedError) {
-      throw new EmulatorExitedError(`${error.message}:\n${tail}`);
-    }
-    throw new Error(`${(error as Error).message}\n${tail}`);
+    if (error instanceof PortInUseError) throw error;
+    throw new Error(`${(error as Error).message}:\n${tail}`);
   }
   log(`pubsub emulator: ready on ${host} after ${Date.now() - started} ms`);
   return { host, pgid: child.pid!, stop };
@@ -171,23 +180,25 @@ function emulatorCommand(opts: {
   };
 }
 
-/** Resolves once the emulator at `host` answers; rejects if `exited` settles first, or after the timeout (default 60 s). */
+/** Resolves once the emulator at `host` answers; rejects if it exits or cannot bind first, or after the timeout (default 60 s). */
 async function waitForPubSubEmulator(
   host: string,
-  opts: { exited?: Promise<unknown>; timeoutMs?: number } = {},
+  opts: { exited: Promise<void>; portTaken: () => boolean; timeoutMs?: number },
 ): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? 60_000;
   let hasExited = false;
-  void opts.exited?.then(() => {
+  void opts.exited.then(() => {
     hasExited = true;
   });
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (hasExited) throw new EmulatorExitedError('Pub/Sub emulator exited before it was ready');
+    if (hasExited) throw new Error('Pub/Sub emulator exited before it was ready');
+    if (opts.portTaken()) throw new PortInUseError(`Pub/Sub emulator could not listen on ${host}: address in use`);
     try {
-      // The emulator answers "Ok" on its root once its HTTP server is up.
+      // The emulator answers "Ok" on its root once its HTTP server is up; anything else on
+      // the port is not our emulator.
       const response = await fetch(`http://${host}/`, { signal: AbortSignal.timeout(1_000) });
-      if (response.ok) return;
+      if (response.ok && (await response.text()).trim() === 'Ok') return;
     } catch {
       // not listening yet
     }
