@@ -15,7 +15,9 @@ try {
   process.exit(1);
 }
 
-const relay = await startRelay(config).catch((error: unknown) => {
+// Unauthenticated pushes are for a local emulator: then do not listen beyond this machine.
+const hostname = config.pushAuth === 'none' ? '127.0.0.1' : '0.0.0.0';
+const relay = await startRelay(config, { hostname }).catch((error: unknown) => {
   jsonLog('ERROR', `relay could not start: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(1);
 });

@@ -84,7 +84,8 @@ describe('npm run relay', () => {
       PUBSUB_EMULATOR_HOST: new URL(pubsub.url).host,
     });
     running.push(relay);
-    await waitForLine(relay, /^relay listening on 0\.0\.0\.0:/);
+    // Without authentication it listens on loopback only.
+    await waitForLine(relay, /^relay listening on 127\.0\.0\.1:/);
     expect(relay.lines().some((line) => line.severity === 'WARNING' && /NOT authenticated/.test(String(line.message)))).toBe(true);
     expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
 
