@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
@@ -34,6 +34,17 @@ describe('loadDevSecrets', () => {
     expect(first.ADMIN_API_KEY).not.toBe(first.AUTH_JWT_SECRET);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(await loadDevSecrets(file)).toEqual(first);
+  });
+
+  it('adds a secret a newer version needs and keeps the existing ones, so issued tokens stay valid', async () => {
+    const file = path.join(scratch, 'older', 'dev-secrets.json');
+    mkdirSync(path.dirname(file));
+    writeFileSync(file, JSON.stringify({ AUTH_JWT_SECRET: 'kept-jwt-secret-0123456789abcdef', ADMIN_API_KEY: 'kept-admin-key-0123' }));
+    const secrets = await loadDevSecrets(file);
+    expect(secrets).toMatchObject({ AUTH_JWT_SECRET: 'kept-jwt-secret-0123456789abcdef', ADMIN_API_KEY: 'kept-admin-key-0123' });
+    // The Worker only accepts webhook secrets in Stripe's format.
+    expect(secrets.STRIPE_WEBHOOK_SECRET).toMatch(/^whsec_[\w-]{32}$/);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(secrets);
   });
 });
 

@@ -64,24 +64,29 @@ function nonEmpty(vars: Record<string, string | undefined>): Vars {
 export interface DevSecrets {
   AUTH_JWT_SECRET: string;
   ADMIN_API_KEY: string;
+  /** Signs the local Stripe stand-in's webhooks; not a Worker default (real Stripe has its own). */
+  STRIPE_WEBHOOK_SECRET: string;
 }
 
 /**
  * Local-only secrets, generated on first use and kept in .data/ so tokens minted by
- * `npm run token` stay valid across restarts. Never used outside this checkout.
+ * `npm run token` stay valid across restarts. A secret added in a later version is generated
+ * alone; the existing ones are kept. Never used outside this checkout.
  */
 export async function loadDevSecrets(file = DEV_SECRETS_FILE): Promise<DevSecrets> {
-  if (existsSync(file)) {
-    const stored = JSON.parse(await readFile(file, 'utf8')) as Partial<DevSecrets>;
-    if (stored.AUTH_JWT_SECRET && stored.ADMIN_API_KEY) {
-      return { AUTH_JWT_SECRET: stored.AUTH_JWT_SECRET, ADMIN_API_KEY: stored.ADMIN_API_KEY };
-    }
-  }
-  const secrets: DevSecrets = {
-    AUTH_JWT_SECRET: randomBytes(32).toString('base64url'),
-    ADMIN_API_KEY: randomBytes(24).toString('base64url'),
+  const stored = existsSync(file) ? (JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>) : {};
+  const kept = (name: keyof DevSecrets) => {
+    const value = stored[name];
+    return typeof value === 'string' && value !== '' ? value : undefined;
   };
-  await writePrivateFile(file, `${JSON.stringify(secrets, null, 2)}\n`);
+  const secrets: DevSecrets = {
+    AUTH_JWT_SECRET: kept('AUTH_JWT_SECRET') ?? randomBytes(32).toString('base64url'),
+    ADMIN_API_KEY: kept('ADMIN_API_KEY') ?? randomBytes(24).toString('base64url'),
+    // Stripe's format, so the Worker's check of STRIPE_WEBHOOK_SECRET accepts it.
+    STRIPE_WEBHOOK_SECRET: kept('STRIPE_WEBHOOK_SECRET') ?? `whsec_${randomBytes(24).toString('base64url')}`,
+  };
+  const generated = Object.entries(secrets).some(([name, value]) => stored[name] !== value);
+  if (generated) await writePrivateFile(file, `${JSON.stringify(secrets, null, 2)}\n`);
   return secrets;
 }
 

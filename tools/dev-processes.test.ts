@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { claimSingleRun, ProcessGroups } from './dev-processes.ts';
+import { claimSingleRun, forEachLine, ProcessGroups } from './dev-processes.ts';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'dev-processes-test-'));
 const strays: number[] = [];
@@ -84,6 +84,23 @@ describe('ProcessGroups', () => {
 
     await new ProcessGroups(registry, () => {}).stopLeftovers();
     expect(liveInGroup(other.pid!)).toEqual([other.pid]);
+  });
+
+  it('hands piped output over line by line, a last line without newline included', async () => {
+    const groups = new ProcessGroups(path.join(scratch, 'output.json'), () => {});
+    const child = await groups.spawn({
+      name: 'talker',
+      command: 'sh',
+      args: ['-c', 'printf "one\\ntw"; sleep 0.1; printf "o\\n\\n"; printf "oops" >&2; printf "three"'],
+      stdio: ['ignore', 'pipe', 'pipe'],
+      match: ['printf'],
+    });
+    const lines: string[] = [];
+    forEachLine(child.stdout, (line) => lines.push(`out: ${line}`));
+    forEachLine(child.stderr, (line) => lines.push(`err: ${line}`));
+    await child.exited;
+    await expect.poll(() => lines.length).toBe(4);
+    expect(lines.sort()).toEqual(['err: oops', 'out: one', 'out: three', 'out: two']);
   });
 
   it('says which command could not be started', async () => {

@@ -5,6 +5,7 @@
  */
 import { spawn, spawnSync, type StdioOptions } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { writePrivateFile } from './dev-env.ts';
 
@@ -26,6 +27,9 @@ export interface SpawnGroupOptions {
 export interface ChildGroup {
   name: string;
   pid: number;
+  /** The leader's output when `stdio` asked for pipes; null when it was inherited or ignored. */
+  stdout: Readable | null;
+  stderr: Readable | null;
   /** Settles when the group leader exits. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGTERM to the group, SIGKILL after graceMs; resolves when none of it runs. */
@@ -79,7 +83,7 @@ export class ProcessGroups {
         const { [opts.name]: _removed, ...rest } = this.read();
         await this.write(rest);
       })());
-    return { name: opts.name, pid, exited, stop };
+    return { name: opts.name, pid, stdout: child.stdout, stderr: child.stderr, exited, stop };
   }
 
   private read(): Record<string, RegistryEntry> {
@@ -149,4 +153,19 @@ export async function claimSingleRun(file: string, match: string): Promise<void>
     }
   }
   await writePrivateFile(file, `${process.pid}\n`);
+}
+
+/** Calls `onLine` for each line a child writes to a piped stream (nothing for null). */
+export function forEachLine(stream: Readable | null, onLine: (line: string) => void): void {
+  if (!stream) return;
+  let partial = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    const lines = (partial + chunk).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) if (line.trim()) onLine(line.trimEnd());
+  });
+  stream.on('end', () => {
+    if (partial.trim()) onLine(partial.trimEnd());
+  });
 }

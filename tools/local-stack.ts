@@ -1,0 +1,196 @@
+/**
+ * The whole app on this machine, as `npm run dev` runs it and the end-to-end tests use it:
+ *
+ *   1. LOCAL_SERVICES in order: Postgres, migrations and demo products, the Neon HTTP proxy,
+ *      Stripe (the stand-in); each may provide Worker variables to the ones after it and to
+ *      the Worker.
+ *   2. Worker variables: defaults and service values < what the developer configured, written
+ *      to an env file (mode 600) passed with --env-file, so no secret is on a command line.
+ *   3. `wrangler dev` in its own process group, until GET /healthz answers 200.
+ *
+ * stop() stops the Worker first, then the services in reverse order. Every child process is
+ * recorded in dataDir, so a later start stops what a crashed one left behind.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { formatEnvFile, loadDevSecrets, REPO_ROOT, WORKER_VARIABLES, writePrivateFile, type Vars } from './dev-env.ts';
+import { forEachLine, ProcessGroups, type ChildGroup } from './dev-processes.ts';
+import { neonProxyService, postgresService, schemaService } from './local-database.ts';
+import type { LocalPorts, LocalService, ServiceContext } from './local-service.ts';
+import { stripeService } from './local-stripe.ts';
+import { assertPortFree, freePort } from './net.ts';
+
+const LOCAL_SERVICES: LocalService[] = [postgresService, schemaService, neonProxyService, stripeService];
+
+export interface LocalStackOptions {
+  /** The Worker's port; 0 picks a free one. */
+  port: number;
+  /** Where state goes: Postgres data, secrets, the env file, the process registry. */
+  dataDir: string;
+  /** false: a throwaway database, removed on stop (tests). */
+  persistentDatabase: boolean;
+  /** The developer's settings (.dev.vars and the environment); they win over everything here. */
+  configured: Vars;
+  ports: LocalPorts;
+  /** Bank transfers in the Stripe stand-in settle after this long; default 3000 ms. */
+  stripeAsyncDelayMs?: number;
+  /** Receives every line the stack prints (`[dev] …`, `[stripe] …`). */
+  print: (line: string) => void;
+  /** wrangler's own output: straight to this terminal (colours, hot reload), or as `[wrangler]` lines to print. */
+  wranglerOutput: 'inherit' | 'print';
+  /** Aborting stops the start: what was started is stopped and start rejects with the reason. */
+  signal?: AbortSignal;
+}
+
+export interface LocalStack {
+  /** http://127.0.0.1:PORT */
+  workerUrl: string;
+  /** What the Worker was given (secrets included: for tests and tools on this machine only). */
+  workerVars: Vars;
+  /** Settles if wrangler exits before stop(). */
+  workerExited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(): Promise<void>;
+}
+
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  const log = (line: string) => options.print(`[dev] ${line}`);
+  const port = options.port || (await freePort());
+  const workerUrl = `http://127.0.0.1:${port}`;
+  const processes = new ProcessGroups(path.join(options.dataDir, 'dev-processes.json'), log);
+  await processes.stopLeftovers();
+  await assertPortFree(port, 'set PORT to run the Worker on another port');
+
+  const running: Array<{ name: string; stop(): Promise<void> }> = [];
+  const stopRunning = async () => {
+    while (running.length > 0) {
+      const service = running.pop()!;
+      try {
+        await service.stop();
+      } catch (err) {
+        log(`could not stop ${service.name}: ${(err as Error).message}`);
+      }
+    }
+  };
+  const checkAborted = () => options.signal?.throwIfAborted();
+
+  try {
+    checkAborted();
+    const secrets = await loadDevSecrets(path.join(options.dataDir, 'dev-secrets.json'));
+    const provided: Vars = {};
+    const providedBy = new Map<string, string>();
+    const ctx: Omit<ServiceContext, 'provided'> = {
+      configured: options.configured,
+      workerUrl,
+      dataDir: options.dataDir,
+      secrets,
+      persistentDatabase: options.persistentDatabase,
+      ports: options.ports,
+      stripeAsyncDelayMs: options.stripeAsyncDelayMs ?? 3_000,
+      processes,
+      log,
+      print: options.print,
+    };
+    for (const service of LOCAL_SERVICES) {
+      const started = await service.start({ ...ctx, provided }).catch((err: unknown) => {
+        throw new Error(`${service.name}: ${(err as Error).message}`, { cause: err });
+      });
+      if (started) running.push({ name: service.name, stop: started.stop });
+      checkAborted();
+      for (const [name, value] of Object.entries(started?.vars ?? {})) {
+        provided[name] = value;
+        providedBy.set(name, service.name);
+      }
+    }
+
+    // Only the Worker's own secrets are defaults; the stand-in's webhook secret comes with the stand-in.
+    const defaults: Vars = { PUBLIC_BASE_URL: workerUrl, AUTH_JWT_SECRET: secrets.AUTH_JWT_SECRET, ADMIN_API_KEY: secrets.ADMIN_API_KEY };
+    const workerVars: Vars = { ...defaults, ...provided, ...options.configured };
+    const sourceOf = (name: string) =>
+      name in options.configured
+        ? process.env[name] ? 'environment' : '.dev.vars'
+        : providedBy.get(name) ?? (name === 'PUBLIC_BASE_URL' ? 'default' : 'dev-secrets.json');
+    logVariables(log, workerVars, sourceOf);
+
+    const wrangler = await startWrangler(processes, options, port, workerVars);
+    running.push({ name: 'wrangler', stop: () => wrangler.stop() });
+    await waitForHealth(workerUrl, wrangler, options.signal);
+    return {
+      workerUrl,
+      workerVars,
+      workerExited: wrangler.exited,
+      stop: stopRunning,
+    };
+  } catch (err) {
+    await stopRunning();
+    throw err;
+  }
+}
+
+async function startWrangler(processes: ProcessGroups, options: LocalStackOptions, port: number, workerVars: Vars): Promise<ChildGroup> {
+  const envFile = path.join(options.dataDir, 'worker.env');
+  await writePrivateFile(envFile, formatEnvFile(workerVars));
+  const wrangler = await processes.spawn({
+    name: 'wrangler',
+    command: process.execPath,
+    args: [
+      wranglerBin(),
+      'dev',
+      '--ip', '127.0.0.1',
+      '--port', String(port),
+      '--test-scheduled',
+      // With --env-file wrangler reads only this file, not .dev.vars: it already holds both.
+      '--env-file', envFile,
+      '--show-interactive-dev-session=false',
+    ],
+    cwd: REPO_ROOT,
+    env: {
+      ...process.env,
+      WRANGLER_SEND_METRICS: 'false',
+      CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+      WRANGLER_HIDE_BANNER: 'true',
+      CLOUDFLARE_LOAD_DEV_VARS_FROM_DOT_ENV: 'true',
+    },
+    stdio: options.wranglerOutput === 'inherit' ? ['ignore', 'inherit', 'inherit'] : ['ignore', 'pipe', 'pipe'],
+    match: ['wrangler', 'workerd'],
+  });
+  const show = (line: string) => options.print(`[wrangler] ${line}`);
+  forEachLine(wrangler.stdout, show);
+  forEachLine(wrangler.stderr, show);
+  return wrangler;
+}
+
+async function waitForHealth(workerUrl: string, wrangler: ChildGroup, signal: AbortSignal | undefined): Promise<void> {
+  let exited: string | undefined;
+  void wrangler.exited.then(({ code, signal: killedBy }) => {
+    exited = killedBy ?? `code ${code}`;
+  });
+  const deadline = Date.now() + 120_000;
+  let last = 'no answer yet';
+  while (Date.now() < deadline) {
+    signal?.throwIfAborted();
+    if (exited) throw new Error(`wrangler exited (${exited}) before the Worker answered`);
+    try {
+      const res = await fetch(`${workerUrl}/healthz`, { signal: AbortSignal.timeout(5_000) });
+      if (res.ok) return;
+      last = `${res.status} ${(await res.text()).slice(0, 300)}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await sleep(250);
+  }
+  throw new Error(`the Worker did not answer GET /healthz with 200 within 120 s (last: ${last})`);
+}
+
+/** Names and where each value came from; never the values. */
+function logVariables(log: (line: string) => void, vars: Vars, sourceOf: (name: string) => string): void {
+  const set = Object.keys(vars).map((name) => `${name} (${sourceOf(name)})`);
+  const unset = WORKER_VARIABLES.filter((name) => !(name in vars));
+  log(`Worker variables: ${set.join(', ')}`);
+  if (unset.length > 0) log(`not set here (wrangler.toml [vars] may still set some): ${unset.join(', ')}`);
+}
+
+function wranglerBin(): string {
+  const require = createRequire(import.meta.url);
+  return path.join(path.dirname(require.resolve('wrangler/package.json')), 'bin', 'wrangler.js');
+}
