@@ -86,6 +86,20 @@ describe('ProcessGroups', () => {
     expect(liveInGroup(other.pid!)).toEqual([other.pid]);
   });
 
+  it('stops a recorded group it did not start (the Pub/Sub emulator starts itself) after a crash, and forgets it on request', async () => {
+    const registry = path.join(scratch, 'tracked.json');
+    const elsewhere = spawn('sh', ['-c', 'sleep 306 & sleep 306; wait'], { detached: true, stdio: 'ignore' });
+    strays.push(elsewhere.pid!);
+    const crashed = new ProcessGroups(registry, () => {});
+    const forget = await crashed.track('emulator', elsewhere.pid!, ['sleep 306']);
+    await forget();
+    expect(JSON.parse(readFileSync(registry, 'utf8'))).toEqual({});
+
+    await crashed.track('emulator', elsewhere.pid!, ['sleep 306']);
+    await new ProcessGroups(registry, () => {}).stopLeftovers();
+    expect(liveInGroup(elsewhere.pid!)).toEqual([]);
+  });
+
   it('hands piped output over line by line, a last line without newline included', async () => {
     const groups = new ProcessGroups(path.join(scratch, 'output.json'), () => {});
     const child = await groups.spawn({

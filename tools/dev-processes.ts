@@ -86,6 +86,19 @@ export class ProcessGroups {
     return { name: opts.name, pid, stdout: child.stdout, stderr: child.stderr, exited, stop };
   }
 
+  /**
+   * Records a process group started elsewhere (e.g. the Pub/Sub emulator, which starts itself)
+   * so that a crashed run's leftover is stopped by the next run like our own children. The
+   * returned function forgets it once its owner has stopped it.
+   */
+  async track(name: string, pgid: number, match: string[]): Promise<() => Promise<void>> {
+    await this.write({ ...this.read(), [name]: { pgid, match } });
+    return async () => {
+      const { [name]: _removed, ...rest } = this.read();
+      await this.write(rest);
+    };
+  }
+
   private read(): Record<string, RegistryEntry> {
     if (!existsSync(this.registryFile)) return {};
     try {

@@ -1,13 +1,14 @@
 /**
- * `npm run dev` (CONTRACT.md §7): the local stack (tools/local-stack.ts: Postgres, the Stripe
- * stand-in, the Worker under `wrangler dev`), then the cron ticker, and "ready: URL" once the
- * Worker answers.
+ * `npm run dev` (CONTRACT.md §7): the local stack (tools/local-stack.ts: Postgres, Stripe
+ * stand-in, Pub/Sub emulator and notification relay, the Worker under `wrangler dev`), then the
+ * cron ticker, and "ready: URL" once the Worker answers.
  *
  * Ctrl-C / SIGTERM / SIGHUP stop the Worker first, then the services in reverse order. A crashed
- * run's leftovers (Postgres, wrangler) are stopped by the next run.
+ * run's leftovers (Postgres, wrangler, the emulator, the relay) are stopped by the next run.
  *
  * Environment: PORT (Worker, default 8787), PG_PORT (embedded Postgres, 54329),
- * STRIPE_STANDIN_PORT (12111), and every Worker variable of CONTRACT.md §1.
+ * STRIPE_STANDIN_PORT (12111), PUBSUB_EMULATOR_PORT (8085), RELAY_PORT (notification relay,
+ * 8090), NOTIFICATION_TOPIC (notifications), and every Worker variable of CONTRACT.md §1.
  */
 import { rmSync } from 'node:fs';
 import path from 'node:path';
@@ -66,7 +67,10 @@ async function main(): Promise<void> {
     ports: {
       postgres: portFromEnv('PG_PORT', 54329),
       stripeStandin: portFromEnv('STRIPE_STANDIN_PORT', 12111),
+      pubsubEmulator: portFromEnv('PUBSUB_EMULATOR_PORT', 8085),
+      relay: portFromEnv('RELAY_PORT', 8090),
     },
+    notificationTopic: process.env.NOTIFICATION_TOPIC || undefined,
     print: (line) => console.log(line),
     wranglerOutput: 'inherit',
     signal: startup.signal,

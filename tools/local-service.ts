@@ -12,6 +12,8 @@ import type { ProcessGroups } from './dev-processes.ts';
 export interface LocalPorts {
   postgres: number;
   stripeStandin: number;
+  pubsubEmulator: number;
+  relay: number;
 }
 
 export interface ServiceContext {
@@ -28,6 +30,8 @@ export interface ServiceContext {
   /** false: a throwaway database (tests). */
   persistentDatabase: boolean;
   ports: LocalPorts;
+  /** Notification topic of the relay (not a Worker variable: the Worker never writes to it). */
+  notificationTopic: string;
   /** How long the Stripe stand-in's bank transfers take to settle; Infinity: only its test control settles them. */
   stripeAsyncDelayMs: number;
   processes: ProcessGroups;

@@ -2,8 +2,8 @@
  * The whole app on this machine, as `npm run dev` runs it and the end-to-end tests use it:
  *
  *   1. LOCAL_SERVICES in order: Postgres, migrations and demo products, the Neon HTTP proxy,
- *      Stripe (the stand-in); each may provide Worker variables to the ones after it and to
- *      the Worker.
+ *      Stripe (the stand-in), Pub/Sub (emulator, topics, relay, notification feed); each may
+ *      provide Worker variables to the ones after it and to the Worker.
  *   2. Worker variables: defaults and service values < what the developer configured, written
  *      to an env file (mode 600) passed with --env-file, so no secret is on a command line.
  *   3. `wrangler dev` in its own process group, until GET /healthz answers 200.
@@ -17,11 +17,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { formatEnvFile, loadDevSecrets, REPO_ROOT, WORKER_VARIABLES, writePrivateFile, type Vars } from './dev-env.ts';
 import { forEachLine, ProcessGroups, type ChildGroup } from './dev-processes.ts';
 import { neonProxyService, postgresService, schemaService } from './local-database.ts';
+import { DEFAULT_NOTIFICATION_TOPIC, pubsubService } from './local-pubsub.ts';
 import type { LocalPorts, LocalService, ServiceContext } from './local-service.ts';
 import { stripeService } from './local-stripe.ts';
 import { assertPortFree, freePort } from './net.ts';
 
-const LOCAL_SERVICES: LocalService[] = [postgresService, schemaService, neonProxyService, stripeService];
+const LOCAL_SERVICES: LocalService[] = [postgresService, schemaService, neonProxyService, stripeService, pubsubService];
 
 export interface LocalStackOptions {
   /** The Worker's port; 0 picks a free one. */
@@ -33,9 +34,11 @@ export interface LocalStackOptions {
   /** The developer's settings (.dev.vars and the environment); they win over everything here. */
   configured: Vars;
   ports: LocalPorts;
+  /** Default `notifications`. */
+  notificationTopic?: string;
   /** Bank transfers in the Stripe stand-in settle after this long; default 3000 ms. */
   stripeAsyncDelayMs?: number;
-  /** Receives every line the stack prints (`[dev] …`, `[stripe] …`). */
+  /** Receives every line the stack prints (`[dev] …`, `[stripe] …`, `[relay] …`, `[notify] …`). */
   print: (line: string) => void;
   /** wrangler's own output: straight to this terminal (colours, hot reload), or as `[wrangler]` lines to print. */
   wranglerOutput: 'inherit' | 'print';
@@ -86,6 +89,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       secrets,
       persistentDatabase: options.persistentDatabase,
       ports: options.ports,
+      notificationTopic: options.notificationTopic ?? DEFAULT_NOTIFICATION_TOPIC,
       stripeAsyncDelayMs: options.stripeAsyncDelayMs ?? 3_000,
       processes,
       log,

@@ -1,0 +1,74 @@
+/**
+ * Shows the notifications the relay publishes (CONTRACT §6) while `npm run dev` runs: no email
+ * is sent locally, so one line per notification is what a developer can check instead.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { PubSubAdmin, ReceivedMessage } from './pubsub-admin.ts';
+
+/** `[notify] email to ada@example.com cart 3f… cart.paid 45.00 usd` */
+export function formatNotification(message: ReceivedMessage): string {
+  const channel = message.attributes.channel ?? 'notification';
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(message.data) as Record<string, unknown>;
+  } catch {
+    return `[notify] unreadable ${channel} message ${message.messageId}: ${message.data.slice(0, 200)}`;
+  }
+  const text = (value: unknown) => (typeof value === 'string' && value !== '' ? value : undefined);
+  const amount = typeof body.totalAmount === 'number' ? body.totalAmount : undefined;
+  const currency = text(body.currency);
+  const money = amount === undefined ? '?' : currency ? `${majorUnits(amount, currency)} ${currency}` : String(amount);
+  return `[notify] ${channel} to ${text(body.email) ?? '(no address)'} cart ${text(body.cartId) ?? '?'} ${text(body.type) ?? '?'} ${money}`;
+}
+
+/** 4500 usd → "45.00"; 500 jpy → "500" (Stripe's minor units, as many decimals as the currency has). */
+function majorUnits(amount: number, currency: string): string {
+  let digits = 2;
+  try {
+    digits = new Intl.NumberFormat('en', { style: 'currency', currency: currency.toUpperCase() }).resolvedOptions().maximumFractionDigits ?? 2;
+  } catch {
+    // not an ISO 4217 code: show it as if it had cents
+  }
+  return (amount / 10 ** digits).toFixed(digits);
+}
+
+export interface NotificationFeed {
+  stop(): Promise<void>;
+}
+
+/** Pulls `subscription` until stopped, printing and acknowledging each notification. */
+export function watchNotifications(opts: {
+  admin: Pick<PubSubAdmin, 'pull' | 'ack'>;
+  subscription: string;
+  print: (line: string) => void;
+  /** Wait after an empty pull; default 300 ms. */
+  intervalMs?: number;
+}): NotificationFeed {
+  const stopping = new AbortController();
+  const interval = opts.intervalMs ?? 300;
+  const loop = (async () => {
+    let failing = false;
+    while (!stopping.signal.aborted) {
+      let wait = interval;
+      try {
+        const batch = await opts.admin.pull(opts.subscription);
+        for (const message of batch) opts.print(formatNotification(message));
+        await opts.admin.ack(opts.subscription, batch.map((m) => m.ackId));
+        if (batch.length > 0) wait = 0;
+        failing = false;
+      } catch (err) {
+        // Once per outage, not every few hundred milliseconds.
+        if (!failing && !stopping.signal.aborted) opts.print(`[notify] cannot read ${opts.subscription}: ${(err as Error).message}`);
+        failing = true;
+        wait = interval * 10;
+      }
+      await sleep(wait, undefined, { signal: stopping.signal }).catch(() => {});
+    }
+  })();
+  return {
+    async stop() {
+      stopping.abort();
+      await loop;
+    },
+  };
+}
