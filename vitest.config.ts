@@ -14,7 +14,7 @@ export default defineConfig({
         test: {
           name: 'node',
           environment: 'node',
-          include: ['tools/**/*.test.ts', 'bridge/**/*.test.ts'],
+          include: ['tools/**/*.test.ts', 'bridge/**/*.test.ts', 'test/**/*.test.ts'],
           testTimeout: 30_000,
           hookTimeout: 60_000,
         },

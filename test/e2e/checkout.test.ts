@@ -1,0 +1,269 @@
+// The whole stack as `npm run dev` runs it (Postgres, Stripe stand-in, Pub/Sub emulator,
+// notification relay, the Worker under wrangler dev), driven as the app and a shopper would:
+// the API over HTTP, the Checkout page's form, the redirect back to the Worker. Then what
+// comes out: the cart's state, the outbox, the payment event on its topic, the notification.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LOCAL_STRIPE_KEY } from '../../tools/local-stripe.ts';
+import { locatePubSubEmulator } from '../../tools/pubsub-emulator.ts';
+import { outboxRows, publishedOutboxRows, type OutboxRow } from './helpers/outbox.ts';
+import { Shopper, submitHostedPage } from './helpers/shopper.ts';
+import { useLocalStack } from './helpers/stack.ts';
+import { StandinControls, type DeliveredEvent } from './helpers/standin.ts';
+import { TopicReader } from './helpers/topics.ts';
+
+const stack = useLocalStack();
+// Known at collection time (the stack starts later): the stack runs Pub/Sub only where it is.
+const emulatorInstalled = locatePubSubEmulator().ok;
+let standin: StandinControls;
+let payments: TopicReader | undefined;
+let notifications: TopicReader | undefined;
+
+beforeAll(async () => {
+  standin = new StandinControls(stack.stripeUrl);
+  if (!stack.pubsub) {
+    console.warn('No Pub/Sub emulator on this machine: checking that events wait in the outbox instead of reading topics');
+    return;
+  }
+  // Made before anything is paid, so every event and notification of these tests is seen.
+  payments = await TopicReader.subscribe(stack.pubsub.admin, stack.pubsub.paymentTopic);
+  notifications = await TopicReader.subscribe(stack.pubsub.admin, stack.pubsub.notificationTopic);
+});
+
+afterAll(async () => {
+  await payments?.close();
+  await notifications?.close();
+});
+
+const databaseUrl = () => stack.vars.DATABASE_URL!;
+const signIn = (label: string) => Shopper.signIn(stack.workerUrl, stack.vars.AUTH_JWT_SECRET!, label);
+const customerOf = (shopper: Shopper, name: string) => ({ email: `${shopper.userId}@example.com`, name });
+
+async function landingPage(url: string): Promise<string> {
+  const res = await fetch(url);
+  expect(res.status).toBe(200);
+  return res.text();
+}
+
+/**
+ * The payment events of the cart went out in order: each outbox row published, each on the
+ * topic once with the contract's attributes. Without an emulator they wait in the outbox.
+ */
+async function expectPublished(cartId: string, types: string[]): Promise<{ rows: OutboxRow[]; publishTimes: number[] }> {
+  if (!payments) {
+    const rows = await outboxRows(databaseUrl(), cartId);
+    expect(rows.map((r) => [r.event_type, r.published_at])).toEqual(types.map((t) => [t, null]));
+    return { rows, publishTimes: [] };
+  }
+  const rows = await publishedOutboxRows(databaseUrl(), cartId, types.length);
+  expect(rows.map((r) => r.event_type)).toEqual(types);
+  const messages = await payments.forCart(cartId, types.length);
+  expect(messages.map((m) => m.attributes.eventType)).toEqual(types);
+  expect(messages.map((m) => m.attributes.eventId)).toEqual(rows.map((r) => r.id));
+  expect(messages.map((m) => m.messageId)).toEqual(rows.map((r) => r.message_id));
+  for (const m of messages) expect(m.orderingKey).toBe(cartId);
+  return { rows, publishTimes: messages.map((m) => Date.parse(m.publishTime)) };
+}
+
+/** The one notification the relay published for the cart (none on machines without the emulator). */
+async function expectNotification(cartId: string, expected: Record<string, unknown>): Promise<void> {
+  if (!notifications) return;
+  const [notification] = await notifications.forCart(cartId, 1);
+  expect(notification!.attributes).toEqual({ channel: 'email', eventId: expected.id });
+  expect(JSON.parse(notification!.data)).toEqual(expected);
+  expect(await notifications.allForCart(cartId)).toHaveLength(1);
+}
+
+function lastAttemptAt(event: DeliveredEvent): number {
+  return Date.parse(event.delivery.attempts.at(-1)!.at);
+}
+
+describe('checkout end to end, over HTTP', () => {
+  it('card: paid on the Checkout page, back on the success page, cart.paid published and one email notification', async () => {
+    const shopper = await signIn('card');
+    const customer = customerOf(shopper, 'Ada Card');
+    const cart = await shopper.fillCart({ 'tshirt-classic': 1, 'mug-ceramic': 2 });
+    expect(cart.totalAmount).toBe(5300);
+    const checkout = await shopper.checkout(cart.id);
+    expect(checkout.url.startsWith(`${stack.stripeUrl}/`)).toBe(true);
+
+    const successUrl = await submitHostedPage(checkout.url, 'paid', customer);
+    expect(successUrl).toBe(`${stack.workerUrl}/checkout/success?session_id=${checkout.sessionId}`);
+    // The webhook first, as usually happens: this test is about the webhook's path to Pub/Sub.
+    // (When the success page fulfils first, the Worker leaves the event to the cron; see the
+    // lost-webhook test below.)
+    const completed = await standin.delivered(checkout.sessionId, 'checkout.session.completed');
+    const page = await landingPage(successUrl);
+    expect(page).toContain('Payment received');
+    expect(page).toContain('$53.00');
+    expect((await shopper.cart(cart.id)).status).toBe('paid');
+
+    const { rows, publishTimes } = await expectPublished(cart.id, ['cart.paid']);
+    if (!payments) return;
+    const [message] = await payments.forCart(cart.id, 1);
+    expect(message!.attributes).toEqual({ eventType: 'cart.paid', eventId: rows[0]!.id, cartId: cart.id, stripeEventId: completed.event.id });
+    expect(JSON.parse(message!.data)).toEqual({
+      id: rows[0]!.id,
+      type: 'cart.paid',
+      occurredAt: expect.any(String),
+      cart: { id: cart.id, userId: shopper.userId, status: 'paid', currency: 'usd', totalAmount: 5300, items: cart.items },
+      customer,
+      stripe: { eventId: completed.event.id, sessionId: checkout.sessionId, paymentIntentId: expect.stringMatching(/^pi_/) },
+      amountMismatch: false,
+    });
+    await expectNotification(cart.id, {
+      id: rows[0]!.id,
+      type: 'cart.paid',
+      userId: shopper.userId,
+      email: customer.email,
+      cartId: cart.id,
+      totalAmount: 5300,
+      currency: 'usd',
+      items: cart.items,
+    });
+
+    // The stand-in logs when it sent the webhook; Postgres when the transition committed
+    // (just before the Worker's 200); the emulator when the message was published.
+    const published = publishTimes[0]!;
+    console.log(
+      `[latency] cart.paid: webhook sent → on the topic ${published - lastAttemptAt(completed)} ms; ` +
+        `transition committed (≈ the 200) → on the topic ${published - rows[0]!.created_at.getTime()} ms`,
+    );
+  });
+
+  it('bank transfer: awaiting_payment until the bank confirms, then paid; both events in order, one notification', async () => {
+    const shopper = await signIn('bank');
+    const customer = customerOf(shopper, 'Ben Bank');
+    const cart = await shopper.fillCart({ 'hoodie-zip': 1 });
+    const checkout = await shopper.checkout(cart.id);
+
+    const successUrl = await submitHostedPage(checkout.url, 'async', customer);
+    await standin.delivered(checkout.sessionId, 'checkout.session.completed');
+    expect(await landingPage(successUrl)).toContain('Payment processing');
+    expect((await shopper.cart(cart.id)).status).toBe('awaiting_payment');
+
+    await standin.settleBankTransfer(checkout.sessionId, 'succeed');
+    await standin.delivered(checkout.sessionId, 'checkout.session.async_payment_succeeded');
+    expect((await shopper.cart(cart.id)).status).toBe('paid');
+    expect(await landingPage(successUrl)).toContain('Payment received');
+
+    const { rows } = await expectPublished(cart.id, ['cart.awaiting_payment', 'cart.paid']);
+    // The relay writes only for paid, failed and refunded carts.
+    await expectNotification(cart.id, {
+      id: rows[1]!.id,
+      type: 'cart.paid',
+      userId: shopper.userId,
+      email: customer.email,
+      cartId: cart.id,
+      totalAmount: 5900,
+      currency: 'usd',
+      items: cart.items,
+    });
+  });
+
+  it('failed bank transfer: payment_failed, the shopper is told, and the same cart can be checked out again', async () => {
+    const shopper = await signIn('failing');
+    const customer = customerOf(shopper, 'Fay Fail');
+    const cart = await shopper.fillCart({ 'mug-ceramic': 1 });
+    const checkout = await shopper.checkout(cart.id);
+
+    const successUrl = await submitHostedPage(checkout.url, 'async_fail', customer);
+    await standin.delivered(checkout.sessionId, 'checkout.session.completed');
+    expect((await shopper.cart(cart.id)).status).toBe('awaiting_payment');
+    await standin.settleBankTransfer(checkout.sessionId, 'fail');
+    await standin.delivered(checkout.sessionId, 'checkout.session.async_payment_failed');
+    expect((await shopper.cart(cart.id)).status).toBe('payment_failed');
+    expect(await landingPage(successUrl)).toContain('Payment failed');
+
+    const { rows } = await expectPublished(cart.id, ['cart.awaiting_payment', 'cart.payment_failed']);
+    await expectNotification(cart.id, {
+      id: rows[1]!.id,
+      type: 'cart.payment_failed',
+      userId: shopper.userId,
+      email: customer.email,
+      cartId: cart.id,
+      totalAmount: 1400,
+      currency: 'usd',
+      items: cart.items,
+    });
+
+    // Still the shopper's active cart: the app can try again with a new session.
+    const again = await shopper.call<{ id: string }>('POST', '/v1/carts');
+    expect(again).toMatchObject({ status: 200, body: { id: cart.id } });
+    const retry = await shopper.checkout(cart.id);
+    expect(retry.sessionId).not.toBe(checkout.sessionId);
+  });
+
+  it('cancel: back from the Checkout page the cart is still checkout_pending; DELETE checkout reopens it and expires the session', async () => {
+    const shopper = await signIn('cancel');
+    const cart = await shopper.fillCart({ 'tshirt-classic': 2 });
+    const checkout = await shopper.checkout(cart.id);
+
+    const cancelUrl = await submitHostedPage(checkout.url, 'cancel');
+    expect(cancelUrl).toBe(`${stack.workerUrl}/checkout/cancel?cart_id=${cart.id}`);
+    expect(await landingPage(cancelUrl)).toContain('Checkout cancelled');
+    // As on Stripe, leaving the page keeps the session open: the app may reopen it.
+    expect(await shopper.cart(cart.id)).toMatchObject({ status: 'checkout_pending', checkout: { sessionId: checkout.sessionId } });
+
+    const reopened = await shopper.call('DELETE', `/v1/carts/${cart.id}/checkout`);
+    expect(reopened).toMatchObject({ status: 200, body: { id: cart.id, status: 'open', checkout: null } });
+    expect(await standin.sessionStatus(checkout.sessionId, LOCAL_STRIPE_KEY)).toBe('expired');
+    expect((await fetch(checkout.url)).status).toBe(410);
+    // Back to open is not a payment event.
+    expect(await outboxRows(databaseUrl(), cart.id)).toEqual([]);
+  });
+});
+
+describe('when the success page fulfils before the webhook (a lost or late webhook)', () => {
+  it('the success page alone settles the cart and records cart.paid', async () => {
+    const shopper = await signIn('lost-webhook');
+    const cart = await shopper.fillCart({ 'tshirt-classic': 1 });
+    const checkout = await shopper.checkout(cart.id);
+    await standin.webhooksEnabled(false);
+    try {
+      const successUrl = await submitHostedPage(checkout.url, 'paid', customerOf(shopper, 'Lou Lost'));
+      expect(await landingPage(successUrl)).toContain('Payment received');
+    } finally {
+      await standin.webhooksEnabled(true);
+    }
+    expect((await shopper.cart(cart.id)).status).toBe('paid');
+    expect((await outboxRows(databaseUrl(), cart.id)).map((r) => r.event_type)).toEqual(['cart.paid']);
+  });
+
+  // Known Worker bug: fulfilment by the success page (worker/src/routes/pages.ts) writes the
+  // outbox row but does not publish it; only the cron does, up to 5 minutes later, so the
+  // shopper's email is late whenever the redirect beats the webhook. Turn into `it` once fixed.
+  it.skipIf(!emulatorInstalled).fails('publishes cart.paid right away, as the webhook does', async () => {
+    const shopper = await signIn('lost-webhook-publish');
+    const cart = await shopper.fillCart({ 'tshirt-classic': 1 });
+    const checkout = await shopper.checkout(cart.id);
+    await standin.webhooksEnabled(false);
+    try {
+      await landingPage(await submitHostedPage(checkout.url, 'paid'));
+    } finally {
+      await standin.webhooksEnabled(true);
+    }
+    await publishedOutboxRows(databaseUrl(), cart.id, 1, 3_000);
+  });
+
+  // Known Worker bug, a consequence of the one above: the webhook's publishSoon publishes only
+  // its own rows (worker/src/outbox.ts), so cart.paid goes out while the earlier
+  // cart.awaiting_payment of the same cart still waits for the cron: consumers see them
+  // reversed under one ordering key. Turn into `it` once fixed.
+  it.skipIf(!emulatorInstalled).fails('keeps a bank transfer’s events in order on the topic', async () => {
+    const shopper = await signIn('order');
+    const cart = await shopper.fillCart({ 'mug-ceramic': 1 });
+    const checkout = await shopper.checkout(cart.id);
+    await standin.webhooksEnabled(false);
+    try {
+      await landingPage(await submitHostedPage(checkout.url, 'async'));
+    } finally {
+      await standin.webhooksEnabled(true);
+    }
+    await standin.settleBankTransfer(checkout.sessionId, 'succeed');
+    await standin.delivered(checkout.sessionId, 'checkout.session.async_payment_succeeded');
+    // The scheduled job publishes whatever still waits.
+    await fetch(`${stack.workerUrl}/__scheduled?cron=${encodeURIComponent('*/5 * * * *')}`);
+    const messages = await payments!.forCart(cart.id, 2);
+    expect(messages.map((m) => m.attributes.eventType)).toEqual(['cart.awaiting_payment', 'cart.paid']);
+  });
+});
