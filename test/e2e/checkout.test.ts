@@ -2,18 +2,24 @@
 // notification relay, the Worker under wrangler dev), driven as the app and a shopper would:
 // the API over HTTP, the Checkout page's form, the redirect back to the Worker. Then what
 // comes out: the cart's state, the outbox, the payment event on its topic, the notification.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_STRIPE_KEY } from '../../tools/local-stripe.ts';
 import { locatePubSubEmulator } from '../../tools/pubsub-emulator.ts';
+import { findChromium, launchPhoneBrowser, type PhoneBrowser } from './helpers/browser.ts';
 import { outboxRows, publishedOutboxRows, type OutboxRow } from './helpers/outbox.ts';
 import { Shopper, submitHostedPage } from './helpers/shopper.ts';
-import { useLocalStack } from './helpers/stack.ts';
+import { E2E_APP_RETURN_URL, useLocalStack } from './helpers/stack.ts';
 import { StandinControls, type DeliveredEvent } from './helpers/standin.ts';
 import { TopicReader } from './helpers/topics.ts';
 
 const stack = useLocalStack();
 // Known at collection time (the stack starts later): the stack runs Pub/Sub only where it is.
 const emulatorInstalled = locatePubSubEmulator().ok;
+const chromiumPath = findChromium();
+if (!chromiumPath) console.warn('SKIPPING the browser tests: no chromium on the PATH (Debian: apt-get install chromium)');
 let standin: StandinControls;
 let payments: TopicReader | undefined;
 let notifications: TopicReader | undefined;
@@ -265,5 +271,58 @@ describe('when the success page fulfils before the webhook (a lost or late webho
     await fetch(`${stack.workerUrl}/__scheduled?cron=${encodeURIComponent('*/5 * * * *')}`);
     const messages = await payments!.forCart(cart.id, 2);
     expect(messages.map((m) => m.attributes.eventType)).toEqual(['cart.awaiting_payment', 'cart.paid']);
+  });
+});
+
+describe.skipIf(!chromiumPath)('in a phone browser (Chromium)', () => {
+  let browser: PhoneBrowser;
+  // Kept after the run so a person can look at what the shopper saw.
+  const screenshots = mkdtempSync(path.join(tmpdir(), 'edge-checkout-screens-'));
+
+  beforeAll(async () => {
+    browser = await launchPhoneBrowser(chromiumPath!);
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('pays on the Checkout page with a tap on Pay and lands on the success page showing the total', async () => {
+    const shopper = await signIn('browser');
+    const cart = await shopper.fillCart({ 'hoodie-zip': 1, 'sticker-pack': 2 });
+    const total = new Intl.NumberFormat('en', { style: 'currency', currency: 'USD' }).format(cart.totalAmount / 100);
+    const checkout = await shopper.checkout(cart.id);
+
+    const page = await browser.context.newPage();
+    await page.goto(checkout.url);
+    await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent()).toBe(`Pay ${total}`);
+    await page.screenshot({ path: path.join(screenshots, 'checkout-page.png'), fullPage: true });
+    await page.getByRole('button', { name: `Pay ${total}` }).tap();
+
+    await page.waitForURL(`${stack.workerUrl}/checkout/success?session_id=${checkout.sessionId}`);
+    await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent()).toBe('Payment received');
+    expect(await page.locator('.total span').allInnerTexts()).toEqual(['Total', total]);
+    expect(await page.getByText('1 × Zip Hoodie').isVisible()).toBe(true);
+    const backToApp = new URL((await page.getByRole('link', { name: 'Return to the app' }).getAttribute('href'))!);
+    expect(`${backToApp.protocol}//${backToApp.host}${backToApp.pathname}`).toBe(E2E_APP_RETURN_URL);
+    expect(Object.fromEntries(backToApp.searchParams)).toEqual({ cart_id: cart.id, status: 'paid' });
+    // Nothing wider than the phone: no sideways scrolling.
+    expect(Number(await page.evaluate('document.documentElement.scrollWidth'))).toBeLessThanOrEqual(390);
+    const shot = path.join(screenshots, 'success-page.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    console.log(`[screenshots] ${screenshots}`);
+    expect((await shopper.cart(cart.id)).status).toBe('paid');
+    await page.close();
+  });
+
+  it('renders the API operations on /docs from /openapi.json', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(`${stack.workerUrl}/docs`);
+    const checkoutOperation = page.locator('.op', { hasText: '/v1/carts/{cartId}/checkout' }).first();
+    await checkoutOperation.waitFor();
+    expect(await page.locator('.op').count()).toBeGreaterThanOrEqual(10);
+    expect(await page.locator('#ops').innerText()).not.toContain('Could not load');
+    expect(await checkoutOperation.innerText()).toContain('Start Stripe Checkout for the cart');
+    await page.screenshot({ path: path.join(screenshots, 'docs.png') });
+    await page.close();
   });
 });

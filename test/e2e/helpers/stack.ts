@@ -1,6 +1,6 @@
 // One local stack per test file, started as `npm run dev` starts it (tools/local-stack.ts), with
-// everything throwaway: free ports, data in a temp folder, a non-persistent Postgres, no
-// settings from the developer's .dev.vars or environment.
+// everything throwaway: free ports, data in a temp folder, a non-persistent Postgres, none of
+// the developer's .dev.vars or environment.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,6 +8,9 @@ import { afterAll, beforeAll } from 'vitest';
 import { startLocalStack, type LocalStack } from '../../../tools/local-stack.ts';
 import { DEFAULT_NOTIFICATION_TOPIC } from '../../../tools/local-pubsub.ts';
 import { createPubSubAdmin, type PubSubAdmin } from '../../../tools/pubsub-admin.ts';
+
+/** The app's deep link, as the mobile app would register it. */
+export const E2E_APP_RETURN_URL = 'edgecheckout://orders';
 
 export interface E2eStack {
   readonly workerUrl: string;
@@ -33,7 +36,8 @@ export function useLocalStack(): E2eStack {
         port: 0,
         dataDir,
         persistentDatabase: false,
-        configured: {},
+        // What a deployment of the app sets: the landing pages then offer a way back to the app.
+        configured: { APP_RETURN_URL: E2E_APP_RETURN_URL },
         ports: { postgres: 0, stripeStandin: 0, pubsubEmulator: 0, relay: 0 },
         // Bank transfers settle when a test says so (the stand-in's control), not on a timer
         // that would race the test's look at the awaiting_payment state.
