@@ -48,9 +48,12 @@ export const pubsubService: LocalService = {
 };
 
 async function startLocalPubSub(ctx: ServiceContext, projectId: string, paymentTopic: string) {
+  // Stopped newest first; one that fails does not keep the others running.
   const stops: Array<() => Promise<void>> = [];
   const stopAll = async () => {
-    for (const stop of stops.reverse().splice(0)) await stop();
+    for (let stop = stops.pop(); stop; stop = stops.pop()) {
+      await stop().catch((err: unknown) => ctx.log(`pubsub: could not stop part of it: ${(err as Error).message}`));
+    }
   };
   try {
     if (ctx.ports.pubsubEmulator !== 0) {

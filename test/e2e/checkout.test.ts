@@ -277,9 +277,10 @@ describe('when the success page fulfils before the webhook (a lost or late webho
 describe.skipIf(!chromiumPath)('in a phone browser (Chromium)', () => {
   let browser: PhoneBrowser;
   // Kept after the run so a person can look at what the shopper saw.
-  const screenshots = mkdtempSync(path.join(tmpdir(), 'edge-checkout-screens-'));
+  let screenshots: string;
 
   beforeAll(async () => {
+    screenshots = mkdtempSync(path.join(tmpdir(), 'edge-checkout-screens-'));
     browser = await launchPhoneBrowser(chromiumPath!);
   }, 60_000);
   afterAll(async () => {
