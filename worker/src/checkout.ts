@@ -4,7 +4,7 @@ import { cartItem, getCart } from './carts.ts';
 import type { Sql } from './db.ts';
 import { config, type Env } from './env.ts';
 import { ApiError, notFound } from './errors.ts';
-import { applyEffect, type EffectResult } from './fulfilment.ts';
+import type { EffectResult, Fulfilment } from './fulfilment.ts';
 import { Stripe, stripeClient, stripeFailure } from './stripe.ts';
 import { cancelEffect, effectOfSession } from './stripe-events.ts';
 import type { Cart, Checkout } from './schemas.ts';
@@ -50,7 +50,8 @@ function checkoutOut(cartId: string, session: { id: string; url: string; expires
  * same session, and the write that moves the cart is conditional on that version: an edit that
  * slipped in between loses nothing, and the session made for the old contents is expired.
  */
-export async function startCheckout(env: Env, sql: Sql, userId: string, cartId: string): Promise<{ checkout: CheckoutOut; created: boolean }> {
+export async function startCheckout(env: Env, f: Fulfilment, userId: string, cartId: string): Promise<{ checkout: CheckoutOut; created: boolean }> {
+  const { sql } = f;
   const cfg = config(env);
   const stripe = stripeClient(env);
   for (let attempt = 0; ; attempt++) {
@@ -59,7 +60,7 @@ export async function startCheckout(env: Env, sql: Sql, userId: string, cartId: 
       if (state.session.expiresAt.getTime() <= Date.now() && attempt === 0) {
         // Past its expiry the session may still have been paid just in time: ask Stripe, apply
         // what it says, and only then decide.
-        await reconcileSession(sql, stripe, state.session.id);
+        await reconcileSession(f, stripe, state.session.id);
         continue;
       }
       return { checkout: checkoutOut(cartId, state.session), created: false };
@@ -147,7 +148,7 @@ function expiresAt(ttlMinutes: number): number {
 }
 
 /** Reads a session back from Stripe and applies what it says, as its webhook would have. */
-export async function reconcileSession(sql: Sql, stripe: Stripe, sessionId: string): Promise<{ session: Stripe.Checkout.Session; result: EffectResult | null }> {
+export async function reconcileSession(f: Fulfilment, stripe: Stripe, sessionId: string): Promise<{ session: Stripe.Checkout.Session; result: EffectResult | null }> {
   let session: Stripe.Checkout.Session;
   try {
     session = await stripe.checkout.sessions.retrieve(sessionId);
@@ -156,14 +157,15 @@ export async function reconcileSession(sql: Sql, stripe: Stripe, sessionId: stri
     throw stripeFailure(err);
   }
   const effect = effectOfSession(session);
-  return { session, result: effect ? await applyEffect(sql, effect) : null };
+  return { session, result: effect ? await f.apply(effect) : null };
 }
 
 /**
  * Cancels the live Checkout Session: Stripe expires it first, so it can no longer be paid,
  * then the cart goes back to open. A session that completed meanwhile is applied instead.
  */
-export async function cancelCheckout(env: Env, sql: Sql, userId: string, cartId: string): Promise<z.infer<typeof Cart>> {
+export async function cancelCheckout(env: Env, f: Fulfilment, userId: string, cartId: string): Promise<z.infer<typeof Cart>> {
+  const { sql } = f;
   const state = await readCheckoutState(sql, userId, cartId);
   if (!state.session || !transition(state.status, 'cancel_checkout')) {
     throw new ApiError('cart_not_editable', `The cart is ${state.status}; there is no checkout to cancel`);
@@ -172,13 +174,13 @@ export async function cancelCheckout(env: Env, sql: Sql, userId: string, cartId:
   try {
     await stripe.checkout.sessions.expire(state.session.id);
   } catch (err) {
-    const { session } = await reconcileSession(sql, stripe, state.session.id);
+    const { session } = await reconcileSession(f, stripe, state.session.id);
     if (session.status === 'complete') {
       throw new ApiError('cart_not_editable', 'The checkout has already been completed and cannot be cancelled');
     }
     if (session.status !== 'expired') throw stripeFailure(err);
   }
-  await applyEffect(sql, cancelEffect(state.session.id));
+  await f.apply(cancelEffect(state.session.id));
   const cart = await getCart(sql, userId, cartId);
   if (isEditable(cart.status)) return cart;
   throw new ApiError('cart_not_editable', `The cart is ${cart.status}`);

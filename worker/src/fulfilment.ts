@@ -1,5 +1,7 @@
 import { pathsFor, type CartStatus } from './cart-state.ts';
-import type { Sql } from './db.ts';
+import { database, type Sql } from './db.ts';
+import type { Env } from './env.ts';
+import { publishSoon } from './outbox.ts';
 import type { CartEffect } from './stripe-events.ts';
 
 export type EffectOutcome = 'applied' | 'ignored' | 'stale_session' | 'unknown_cart' | 'duplicate';
@@ -136,4 +138,27 @@ export async function applyEffect(sql: Sql, effect: CartEffect): Promise<EffectR
     console.warn(JSON.stringify({ level: 'warn', msg: 'amount_mismatch', eventId: effect.id, sessionId: effect.sessionId, cartId: result.cartId, charged: effect.charged }));
   }
   return result;
+}
+
+/** Applies effects for one request and publishes what they wrote once the request is answered. */
+export interface Fulfilment {
+  sql: Sql;
+  apply(effect: CartEffect): Promise<EffectResult>;
+}
+
+/**
+ * Every path that moves a cart (webhook, success page, checkout, cancel, cron) goes through
+ * this, so each publishes its payment events right after the commit. Without `ctx` (the cron,
+ * which relays the outbox itself afterwards) rows are left for the relay.
+ */
+export function fulfilment(env: Env, ctx: { waitUntil(promise: Promise<unknown>): void } | null): Fulfilment {
+  const sql = database(env);
+  return {
+    sql,
+    async apply(effect) {
+      const result = await applyEffect(sql, effect);
+      if (ctx) publishSoon(env, ctx, result.outboxIds);
+      return result;
+    },
+  };
 }

@@ -60,31 +60,56 @@ export function publishSoon(env: Env, ctx: { waitUntil(promise: Promise<unknown>
 }
 
 /**
- * Claims due rows (oldest first, or just `ids`), publishes them in order and records the result.
- * Claiming uses SKIP LOCKED and a lease, so two relays never publish the same row at once; a
- * row whose earlier sibling for the same cart is waiting is left for later, to keep each cart's
- * events in order under its ordering key.
+ * Publishes due rows, oldest first, batch after batch until none is left (at most `rounds`) or
+ * Pub/Sub fails. With `ids`, only those rows' carts: going on after the first batch matters
+ * there, because a cart's later event that arrived while this relay held an earlier one was left
+ * for whoever publishes the earlier one, and that is us.
  */
-export async function relayOutbox(env: Env, sql: Sql, opts: { ids?: string[]; limit?: number } = {}): Promise<RelayReport> {
+export async function relayOutbox(
+  env: Env,
+  sql: Sql,
+  opts: { ids?: string[]; limit?: number; rounds?: number } = {},
+): Promise<RelayReport> {
   const publisher = paymentEventsPublisher(env);
   const report: RelayReport = { claimed: 0, published: 0, retrying: 0, failed: 0 };
   if (!publisher) return report;
+  for (let round = 0; round < (opts.rounds ?? 10); round++) {
+    const batch = await relayBatch(publisher, sql, opts.ids ?? null, opts.limit ?? 100);
+    for (const key of Object.keys(batch) as (keyof RelayReport)[]) report[key] += batch[key];
+    if (batch.claimed === 0 || batch.retrying + batch.failed > 0) break;
+  }
+  return report;
+}
+
+/**
+ * Claims due rows, publishes them in order and records the result. Claiming uses SKIP LOCKED
+ * and a lease, so two relays never publish the same row at once; a row whose earlier sibling
+ * for the same cart cannot go in the same batch is left for later, to keep each cart's events in
+ * order under its ordering key.
+ */
+async function relayBatch(publisher: PubSubPublisher, sql: Sql, ids: string[] | null, limit: number): Promise<RelayReport> {
+  const report: RelayReport = { claimed: 0, published: 0, retrying: 0, failed: 0 };
   const rows = (await sql.query(
-    `UPDATE outbox o SET claimed_until = now() + make_interval(secs => $3), attempts = o.attempts + 1
-     WHERE o.id IN (
-       SELECT p.id FROM outbox p
+    `WITH candidates AS (
+       SELECT p.id, p.cart_id, p.seq FROM outbox p
        WHERE p.published_at IS NULL AND p.failed_at IS NULL AND p.next_attempt_at <= now()
          AND (p.claimed_until IS NULL OR p.claimed_until < now())
-         AND ($1::uuid[] IS NULL OR p.id = ANY($1::uuid[]))
-         AND NOT EXISTS (
-           SELECT 1 FROM outbox e
-           WHERE e.cart_id = p.cart_id AND e.seq < p.seq AND e.published_at IS NULL AND e.failed_at IS NULL
-             AND (e.next_attempt_at > now() OR e.claimed_until >= now()))
+         AND ($1::uuid[] IS NULL OR p.cart_id IN (SELECT cart_id FROM outbox WHERE id = ANY($1::uuid[])))
        ORDER BY p.seq
        LIMIT $2
-       FOR UPDATE SKIP LOCKED)
+       FOR UPDATE SKIP LOCKED
+     )
+     UPDATE outbox o SET claimed_until = now() + make_interval(secs => $3), attempts = o.attempts + 1
+     FROM candidates c
+     WHERE o.id = c.id
+       -- Every earlier unpublished event of the cart must go out in this same batch: one that is
+       -- backing off, claimed or locked by another relay holds the later ones back.
+       AND NOT EXISTS (
+         SELECT 1 FROM outbox e
+         WHERE e.cart_id = c.cart_id AND e.seq < c.seq AND e.published_at IS NULL AND e.failed_at IS NULL
+           AND e.id NOT IN (SELECT id FROM candidates))
      RETURNING o.id, o.seq, o.cart_id, o.event_type, o.stripe_event_id, o.payload`,
-    [opts.ids ?? null, opts.limit ?? 100, CLAIM_SECONDS],
+    [ids, limit, CLAIM_SECONDS],
   )) as (OutboxRow & { seq: string })[];
   if (rows.length === 0) return report;
   rows.sort((a, b) => Number(a.seq) - Number(b.seq));

@@ -79,7 +79,7 @@ ${opts.refresh ? raw('<meta http-equiv="refresh" content="3">') : ''}
   ul { list-style: none; padding: 0; margin: 0; }
   li, .total { display: flex; justify-content: space-between; gap: 12px; padding: 6px 0; }
   .total { border-top: 1px solid #8884; font-weight: 600; margin: 6px 0 0; }
-  .status { color: #666; margin: 6px 0 0; font-size: .9rem; }
+  .status { opacity: .8; margin: 6px 0 0; font-size: .9rem; }
   .button { display: block; text-align: center; background: #635bff; color: #fff; text-decoration: none;
             padding: 14px; border-radius: 10px; font-weight: 600; min-height: 24px; }
 </style>

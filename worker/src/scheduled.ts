@@ -1,5 +1,5 @@
 import { reconcileSession } from './checkout.ts';
-import { database } from './db.ts';
+import { fulfilment } from './fulfilment.ts';
 import type { Env } from './env.ts';
 import { relayOutbox, type RelayReport } from './outbox.ts';
 import { stripeClient } from './stripe.ts';
@@ -21,7 +21,9 @@ export interface ScheduledReport {
  * publishes whatever is still waiting in the outbox, oldest first.
  */
 export async function runScheduled(env: Env): Promise<ScheduledReport> {
-  const sql = database(env);
+  // No waitUntil publishing: the relay below publishes what reconciling wrote.
+  const f = fulfilment(env, null);
+  const { sql } = f;
   const report: ScheduledReport = { reconciled: 0, reconcileErrors: 0, outbox: { claimed: 0, published: 0, retrying: 0, failed: 0 } };
 
   const stale = (await sql.query(
@@ -35,7 +37,7 @@ export async function runScheduled(env: Env): Promise<ScheduledReport> {
     const stripe = stripeClient(env);
     for (const { session_id } of stale) {
       try {
-        await reconcileSession(sql, stripe, session_id);
+        await reconcileSession(f, stripe, session_id);
         report.reconciled++;
       } catch (err) {
         report.reconcileErrors++;
@@ -44,11 +46,7 @@ export async function runScheduled(env: Env): Promise<ScheduledReport> {
     }
   }
 
-  for (let round = 0; round < RELAY_ROUNDS; round++) {
-    const relayed = await relayOutbox(env, sql);
-    for (const key of Object.keys(relayed) as (keyof RelayReport)[]) report.outbox[key] += relayed[key];
-    if (relayed.claimed === 0 || relayed.retrying + relayed.failed > 0) break;
-  }
+  report.outbox = await relayOutbox(env, sql, { rounds: RELAY_ROUNDS });
   console.log(JSON.stringify({ level: 'info', msg: 'scheduled', ...report }));
   return report;
 }

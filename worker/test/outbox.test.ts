@@ -99,6 +99,18 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
     }
   });
 
+  it('does not let a later event of a cart overtake an earlier one that is still waiting', async () => {
+    const subscription = await subscribe();
+    const state = await checkedOutCart();
+    const events = eventsFor(state);
+    await deliverWith(pubsubDown, events.completedUnpaid());
+    // Its backoff is over, but no relay has run yet when the next event arrives.
+    await db().query('UPDATE outbox SET next_attempt_at = now() WHERE cart_id = $1', [state.cartId]);
+    await deliverWith(stripeEnv, events.asyncSucceeded());
+    const messages = await collect(subscription, [state.cartId], 2);
+    expect(messages.map((m) => m.attributes.eventType)).toEqual(['cart.awaiting_payment', 'cart.paid']);
+  });
+
   it('never publishes a row twice when two relays race', async () => {
     const subscription = await subscribe();
     const carts = await Promise.all(Array.from({ length: 4 }, () => checkedOutCart()));

@@ -4,6 +4,7 @@ import { findCart } from '../carts.ts';
 import { reconcileSession } from '../checkout.ts';
 import { database } from '../db.ts';
 import { config } from '../env.ts';
+import { fulfilment } from '../fulfilment.ts';
 import { ApiError, notFound } from '../errors.ts';
 import { cartPage } from '../pages.ts';
 import { stripeClient } from '../stripe.ts';
@@ -31,17 +32,17 @@ const cancel = createRoute({
 export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
   app.openapi(success, async (c) => {
     const sessionId = c.req.valid('query').session_id;
-    const sql = database(c.env);
+    const f = fulfilment(c.env, c.executionCtx);
     try {
       // The same fulfilment as the webhook, so a late or lost webhook cannot leave a paid cart pending.
-      await reconcileSession(sql, stripeClient(c.env), sessionId);
+      await reconcileSession(f, stripeClient(c.env), sessionId);
     } catch (err) {
       // Stripe being slow must not hide the order: show what we know; the webhook or the
       // scheduled job completes it.
       if (!(err instanceof ApiError && err.code === 'service_unavailable')) throw err;
       console.warn(JSON.stringify({ level: 'warn', msg: 'success_page_reconcile_failed', sessionId, error: err.message }));
     }
-    const cart = await findCart(sql, 'c.id = (SELECT cart_id FROM checkouts WHERE session_id = $1)', [sessionId]);
+    const cart = await findCart(f.sql, 'c.id = (SELECT cart_id FROM checkouts WHERE session_id = $1)', [sessionId]);
     if (!cart) throw notFound('Checkout');
     return c.html(cartPage({ cart, appReturnUrl: config(c.env).optional('APP_RETURN_URL'), refresh: cart.status === 'checkout_pending' }), 200);
   });

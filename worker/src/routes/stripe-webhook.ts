@@ -1,11 +1,9 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { AppEnv } from '../app.ts';
-import { database } from '../db.ts';
-import { applyEffect } from '../fulfilment.ts';
+import { fulfilment } from '../fulfilment.ts';
 import { json, problems } from '../schemas.ts';
 import { verifyWebhook } from '../stripe.ts';
 import { effectOfEvent } from '../stripe-events.ts';
-import { publishSoon } from '../outbox.ts';
 
 const received = createRoute({
   method: 'post',
@@ -26,9 +24,8 @@ export function stripeWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
     const event = await verifyWebhook(c.env, await c.req.text(), c.req.header('Stripe-Signature'));
     const effect = effectOfEvent(event);
     if (effect) {
-      const result = await applyEffect(database(c.env), effect);
+      const result = await fulfilment(c.env, c.executionCtx).apply(effect);
       console.log(JSON.stringify({ level: 'info', msg: 'stripe_event', eventId: event.id, type: event.type, ...result }));
-      publishSoon(c.env, c.executionCtx, result.outboxIds);
     }
     return c.json({ received: true as const }, 200);
   });
