@@ -3,32 +3,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { Vars } from './dev-env.ts';
-import { ProcessGroups } from './dev-processes.ts';
 import { pubsubService } from './local-pubsub.ts';
-import type { ServiceContext } from './local-service.ts';
 import { locatePubSubEmulator } from './pubsub-emulator.ts';
+import { serviceContext } from './test-support.ts';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'local-pubsub-test-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 const located = locatePubSubEmulator();
 if (!located.ok) console.warn(`SKIPPING the local Pub/Sub start test: ${located.reason}`);
 
-function context(configured: Vars, lines: string[]): ServiceContext {
-  return {
-    configured,
-    provided: {},
-    workerUrl: 'http://127.0.0.1:8787',
-    dataDir: scratch,
-    secrets: { AUTH_JWT_SECRET: 'jwt-secret-for-tests-0123456789', ADMIN_API_KEY: 'admin-key-for-tests', STRIPE_WEBHOOK_SECRET: 'whsec_x' },
-    persistentDatabase: false,
-    ports: { postgres: 0, stripeStandin: 0, pubsubEmulator: 0, relay: 0 },
-    notificationTopic: 'notifications',
-    stripeAsyncDelayMs: 3_000,
-    processes: new ProcessGroups(path.join(scratch, 'processes.json'), () => {}),
-    log: (line) => lines.push(line),
-    print: (line) => lines.push(line),
-  };
-}
+const context = (configured: Vars, lines: string[]) => serviceContext({ configured, scratch, lines });
 
 describe('Pub/Sub in the local stack', () => {
   it('without the emulator, says that events wait in the outbox and gives the Worker no Pub/Sub variables', async () => {

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { Vars } from './dev-env.ts';
-import { ProcessGroups } from './dev-processes.ts';
 import type { ServiceContext, StartedService } from './local-service.ts';
 import { LOCAL_STRIPE_KEY, stripeService } from './local-stripe.ts';
 import { freePort } from './net.ts';
 import { startStripeStandin } from './stripe-standin/server.ts';
+import { serviceContext } from './test-support.ts';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'local-stripe-test-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -20,22 +20,8 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-function context(configured: Vars, workerUrl: string, lines: string[]): ServiceContext {
-  return {
-    configured,
-    provided: {},
-    workerUrl,
-    dataDir: scratch,
-    secrets: SECRETS,
-    persistentDatabase: false,
-    ports: { postgres: 0, stripeStandin: 0, pubsubEmulator: 0, relay: 0 },
-    notificationTopic: 'notifications',
-    stripeAsyncDelayMs: 3_000,
-    processes: new ProcessGroups(path.join(scratch, 'processes.json'), () => {}),
-    log: (line) => lines.push(line),
-    print: (line) => lines.push(line),
-  };
-}
+const context = (configured: Vars, workerUrl: string, lines: string[]) =>
+  serviceContext({ configured, workerUrl, scratch, lines, secrets: SECRETS });
 
 async function start(ctx: ServiceContext): Promise<StartedService | undefined> {
   const started = await stripeService.start(ctx);

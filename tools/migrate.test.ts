@@ -3,10 +3,10 @@ import { mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MIGRATIONS_DIR, migrate } from './migrate.ts';
 import { startPostgres, type RunningPostgres } from './postgres.ts';
+import { queryOnce } from './test-support.ts';
 
 let postgres: RunningPostgres;
 const scratch = mkdtempSync(path.join(tmpdir(), 'migrate-test-'));
@@ -23,19 +23,10 @@ afterAll(async () => {
 /** A fresh empty database per test, so tests do not see each other's schema. */
 async function freshDatabase(): Promise<string> {
   const name = `migrate_${++databases}`;
-  await query(postgres.url, `CREATE DATABASE ${name} STRATEGY FILE_COPY`);
+  await queryOnce(postgres.url, `CREATE DATABASE ${name} STRATEGY FILE_COPY`);
   return postgres.url.replace(/\/edge_checkout$/, `/${name}`);
 }
 
-async function query(url: string, text: string): Promise<Array<Record<string, unknown>>> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query(text)).rows;
-  } finally {
-    await client.end();
-  }
-}
 
 function migrationsDir(files: Record<string, string>): string {
   const dir = mkdtempSync(path.join(scratch, 'm-'));
@@ -44,7 +35,7 @@ function migrationsDir(files: Record<string, string>): string {
 }
 
 async function tables(url: string): Promise<string[]> {
-  const rows = await query(url, `SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`);
+  const rows = await queryOnce(url, `SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`);
   return rows.map((r) => String(r.tablename));
 }
 
@@ -59,7 +50,7 @@ describe('migrate', () => {
 
     expect(await migrate(url, { dir, log: (l) => lines.push(l) })).toEqual({ applied: ['0001_one.sql', '0002_two.sql'] });
     expect(await tables(url)).toEqual(['one', 'schema_migrations', 'two']);
-    const recorded = await query(url, 'SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version');
+    const recorded = await queryOnce(url, 'SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version');
     expect(recorded.map((r) => [r.version, r.name])).toEqual([[1, '0001_one.sql'], [2, '0002_two.sql']]);
     expect(recorded[0]!.checksum).toMatch(/^[0-9a-f]{64}$/);
     expect(recorded[0]!.applied_at).toBeInstanceOf(Date);
@@ -131,7 +122,7 @@ describe('migrate', () => {
     });
     const runs = await Promise.all([migrate(url, { dir }), migrate(url, { dir })]);
     expect(runs.map((r) => r.applied.length).sort()).toEqual([0, 2]);
-    expect(await query(url, 'SELECT n FROM counted ORDER BY n')).toEqual([{ n: 1 }, { n: 2 }]);
+    expect(await queryOnce(url, 'SELECT n FROM counted ORDER BY n')).toEqual([{ n: 1 }, { n: 2 }]);
   });
 
   it("applies the project's own migrations to an empty database", async () => {

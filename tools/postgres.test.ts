@@ -2,9 +2,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startPostgres, type RunningPostgres } from './postgres.ts';
+import { queryOnce } from './test-support.ts';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -24,15 +24,6 @@ async function start(opts: Parameters<typeof startPostgres>[0]): Promise<Running
   return server;
 }
 
-async function query(url: string, text: string): Promise<Array<Record<string, unknown>>> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query(text)).rows;
-  } finally {
-    await client.end();
-  }
-}
 
 function postmasterPid(dataDir: string): number {
   return Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
@@ -55,14 +46,14 @@ describe('startPostgres', () => {
 
     expect(server.port).toBeGreaterThan(0);
     expect(server.url).toBe(`postgres://postgres:postgres@127.0.0.1:${server.port}/edge_checkout`);
-    const [row] = await query(server.url, 'SELECT current_database() AS db, current_setting($$TimeZone$$) AS tz');
+    const [row] = await queryOnce(server.url, 'SELECT current_database() AS db, current_setting($$TimeZone$$) AS tz');
     expect(row).toEqual({ db: 'edge_checkout', tz: 'UTC' });
     expect(lines.some((l) => l.includes(`Postgres ready on 127.0.0.1:${server.port}`))).toBe(true);
     expect(lines.join('\n')).not.toContain(':postgres@');
 
     await server.stop();
     expect(existsSync(dataDir)).toBe(false);
-    await expect(query(server.url, 'SELECT 1')).rejects.toThrow(/ECONNREFUSED/);
+    await expect(queryOnce(server.url, 'SELECT 1')).rejects.toThrow(/ECONNREFUSED/);
     await server.stop(); // a second stop is harmless
   });
 
@@ -79,13 +70,13 @@ describe('startPostgres', () => {
   it('keeps data across restarts of a persistent cluster without re-running initdb', async () => {
     const dataDir = path.join(scratchDir(), 'data');
     const first = await start({ dataDir, persistent: true });
-    await query(first.url, 'CREATE TABLE kept (v text); INSERT INTO kept VALUES ($$survives$$)');
+    await queryOnce(first.url, 'CREATE TABLE kept (v text); INSERT INTO kept VALUES ($$survives$$)');
     await first.stop();
     expect(existsSync(path.join(dataDir, 'PG_VERSION'))).toBe(true);
 
     const lines: string[] = [];
     const second = await start({ dataDir, persistent: true, log: (l) => lines.push(l) });
-    expect(await query(second.url, 'SELECT v FROM kept')).toEqual([{ v: 'survives' }]);
+    expect(await queryOnce(second.url, 'SELECT v FROM kept')).toEqual([{ v: 'survives' }]);
     expect(lines.some((l) => l.includes('existing cluster'))).toBe(true);
     expect(lines.some((l) => l.includes('initdb') || l.includes('Success. You can now start'))).toBe(false);
   });
@@ -96,13 +87,13 @@ describe('startPostgres', () => {
     const orphan = await startPostgres({ dataDir, persistent: true });
     cleanups.push(() => orphan.stop());
     const orphanPid = postmasterPid(dataDir);
-    await query(orphan.url, 'CREATE TABLE kept (v int); INSERT INTO kept VALUES (1)');
+    await queryOnce(orphan.url, 'CREATE TABLE kept (v int); INSERT INTO kept VALUES (1)');
 
     const lines: string[] = [];
     const fresh = await start({ dataDir, persistent: true, log: (l) => lines.push(l) });
     expect(isAlive(orphanPid)).toBe(false);
     expect(lines.some((l) => l.includes(`stopping a Postgres server (pid ${orphanPid})`))).toBe(true);
-    expect(await query(fresh.url, 'SELECT v FROM kept')).toEqual([{ v: 1 }]);
+    expect(await queryOnce(fresh.url, 'SELECT v FROM kept')).toEqual([{ v: 1 }]);
     await orphan.stop(); // its server was stopped by the recovery: must not hang
   });
 
@@ -115,7 +106,7 @@ describe('startPostgres', () => {
 
     const lines: string[] = [];
     const second = await start({ dataDir, persistent: true, log: (l) => lines.push(l) });
-    expect(await query(second.url, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    expect(await queryOnce(second.url, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
     expect(lines.some((l) => l.includes('removing stale'))).toBe(true);
   });
 
