@@ -2,7 +2,7 @@ import type Stripe from 'stripe';
 import { invalidRequest, resourceMissing, StripeApiError } from './errors.ts';
 import { sessionId } from './ids.ts';
 import { formatAmount } from './money.ts';
-import type { EventRequest, SessionEventType, StandinEvent } from './objects.ts';
+import type { EventRequest, SessionEventType, SessionFields, StandinEvent } from './objects.ts';
 import {
   buildCharge,
   buildChargeRefundedEvent,
@@ -43,18 +43,8 @@ export interface NewLineItem {
 }
 
 /** A validated create request (api.ts checks the parameters the way Stripe does). */
-export interface NewSession {
-  currency: string;
+export interface NewSession extends Omit<SessionFields, 'id' | 'amountTotal' | 'url'> {
   lineItems: NewLineItem[];
-  created: number;
-  expiresAt: number;
-  successUrl: string;
-  cancelUrl: string | null;
-  clientReferenceId: string | null;
-  customerEmail: string | null;
-  metadata: Record<string, string>;
-  allowedPaymentMethodTypes: string[] | null;
-  paymentMethodTypes: string[];
   paymentIntentData: { description: string | null; metadata: Record<string, string> };
 }
 
