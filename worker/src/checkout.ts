@@ -151,7 +151,7 @@ function expiresAt(ttlMinutes: number): number {
 export async function reconcileSession(f: Fulfilment, stripe: Stripe, sessionId: string): Promise<{ session: Stripe.Checkout.Session; result: EffectResult | null }> {
   let session: Stripe.Checkout.Session;
   try {
-    session = await stripe.checkout.sessions.retrieve(sessionId);
+    session = await stripe.checkout.sessions.retrieve(sessionId, { expand: ['payment_intent'] });
   } catch (err) {
     if (err instanceof Stripe.errors.StripeInvalidRequestError && err.statusCode === 404) throw notFound('Checkout Session');
     throw stripeFailure(err);

@@ -7,6 +7,8 @@ import { stripeClient } from './stripe.ts';
 const RECONCILE_BATCH = 25;
 // A session still pending this long after it started has probably lost its webhook.
 const PENDING_GRACE_MINUTES = 10;
+// Delayed payments settle within days: each one waiting is read back about once an hour.
+const AWAITING_RECHECK_MINUTES = 60;
 const RELAY_ROUNDS = 10;
 
 export interface ScheduledReport {
@@ -16,8 +18,9 @@ export interface ScheduledReport {
 }
 
 /**
- * The cron job: reads back from Stripe the sessions of checkout_pending carts that are past
- * their expiry or quiet for too long, and applies them as their webhooks would have; then
+ * The cron job: reads back from Stripe the sessions whose webhooks may have been lost
+ * (checkout_pending carts past their expiry or quiet for too long, awaiting_payment carts whose
+ * delayed payment may have settled) and applies them as their webhooks would have; then
  * publishes whatever is still waiting in the outbox, oldest first.
  */
 export async function runScheduled(env: Env): Promise<ScheduledReport> {
@@ -26,24 +29,30 @@ export async function runScheduled(env: Env): Promise<ScheduledReport> {
   const { sql } = f;
   const report: ScheduledReport = { reconciled: 0, reconcileErrors: 0, outbox: { claimed: 0, published: 0, retrying: 0, failed: 0 } };
 
-  const stale = (await sql.query(
+  const due = (await sql.query(
     `SELECT k.session_id FROM carts c JOIN checkouts k ON k.session_id = c.checkout_session_id
-     WHERE c.status = 'checkout_pending'
-       AND (k.expires_at < now() OR k.created_at < now() - make_interval(mins => $1))
-     ORDER BY k.expires_at LIMIT $2`,
-    [PENDING_GRACE_MINUTES, RECONCILE_BATCH],
+     WHERE (c.status = 'checkout_pending'
+            AND (k.expires_at < now() OR k.created_at < now() - make_interval(mins => $1))
+            AND (k.reconciled_at IS NULL OR k.reconciled_at < now() - make_interval(mins => $1)))
+        OR (c.status = 'awaiting_payment'
+            AND (k.reconciled_at IS NULL OR k.reconciled_at < now() - make_interval(mins => $2)))
+     ORDER BY k.reconciled_at NULLS FIRST, k.expires_at LIMIT $3`,
+    [PENDING_GRACE_MINUTES, AWAITING_RECHECK_MINUTES, RECONCILE_BATCH],
   )) as { session_id: string }[];
-  if (stale.length > 0) {
+  const checked: string[] = [];
+  if (due.length > 0) {
     const stripe = stripeClient(env);
-    for (const { session_id } of stale) {
+    for (const { session_id } of due) {
       try {
         await reconcileSession(f, stripe, session_id);
-        report.reconciled++;
+        checked.push(session_id);
       } catch (err) {
         report.reconcileErrors++;
         console.error(JSON.stringify({ level: 'error', msg: 'reconcile_failed', sessionId: session_id, error: String(err) }));
       }
     }
+    report.reconciled = checked.length;
+    if (checked.length) await sql.query('UPDATE checkouts SET reconciled_at = now() WHERE session_id = ANY($1)', [checked]);
   }
 
   report.outbox = await relayOutbox(env, sql, { rounds: RELAY_ROUNDS });

@@ -64,24 +64,38 @@ export function effectOfEvent(event: Stripe.Event): CartEffect | null {
 /**
  * The effect of a session read back from Stripe (success page, scheduled job), for when its
  * webhook is late or lost; null while the session is still open. Its id is derived from the
- * session's state, so reading the same state again is a replay.
+ * session's state, so reading the same state again is a replay. Expand `payment_intent` to
+ * see a delayed payment that failed.
  */
 export function effectOfSession(session: Stripe.Checkout.Session): CartEffect | null {
   let event: CartEvent;
+  let outcome: string = session.payment_status;
   if (session.status === 'expired') event = 'session_expired';
-  else if (session.status === 'complete' && session.payment_status === 'unpaid') event = 'session_completed_unpaid';
+  else if (session.status === 'complete' && session.payment_status === 'unpaid' && delayedPaymentFailed(session)) {
+    event = 'async_payment_failed';
+    outcome = 'failed';
+  } else if (session.status === 'complete' && session.payment_status === 'unpaid') event = 'session_completed_unpaid';
   // A session that reads back paid is paid whichever way it got there: this event moves both
   // checkout_pending and awaiting_payment carts to paid.
   else if (session.status === 'complete') event = 'async_payment_succeeded';
   else return null;
   return {
-    id: `reconcile:${session.id}:${session.status}:${session.payment_status}`,
+    id: `reconcile:${session.id}:${session.status}:${outcome}`,
     type: `reconcile.${event}`,
     source: 'reconcile',
     occurredAt: new Date(),
     event,
     ...fromSession(session),
   };
+}
+
+/**
+ * A session stays "complete, unpaid" after its delayed payment failed; only its payment intent
+ * (read with `expand: ['payment_intent']`) tells: it asks for another payment method again.
+ */
+function delayedPaymentFailed(session: Stripe.Checkout.Session): boolean {
+  const intent = session.payment_intent;
+  return typeof intent === 'object' && intent !== null && (intent.status === 'requires_payment_method' || intent.status === 'canceled');
 }
 
 /** A cancellation through our API, recorded like any other event of the session. */

@@ -9,3 +9,9 @@ export async function payWithoutWebhook(sessionId: string, outcome: 'paid' | 'as
   });
   if (!res.ok) throw new Error(`stand-in pay failed: ${res.status} ${await res.text()}`);
 }
+
+/** The bank's answer to a delayed payment, now, again without a webhook. */
+export async function settleWithoutWebhook(sessionId: string, result: 'succeed' | 'fail'): Promise<void> {
+  const res = await fetch(`${stripeEnv.STRIPE_API_BASE}/_standin/sessions/${sessionId}/async/${result}`, { method: 'POST' });
+  if (!res.ok) throw new Error(`stand-in settle failed: ${res.status} ${await res.text()}`);
+}
