@@ -120,8 +120,10 @@ export async function startCheckout(env: Env, f: Fulfilment, userId: string, car
          ON CONFLICT (session_id) DO NOTHING
          RETURNING cart_id
        ), moved AS (
+         -- Checked again here: an edit committed while this statement waited for the row lock
+         -- must win over a session made for the old contents.
          UPDATE carts SET status = 'checkout_pending', version = version + 1, checkout_session_id = $3, updated_at = now()
-         FROM saved WHERE carts.id = saved.cart_id
+         FROM saved WHERE carts.id = saved.cart_id AND carts.version = $2 AND carts.status = ANY($9::cart_status[])
          RETURNING carts.id
        )
        SELECT EXISTS (SELECT 1 FROM moved) AS moved`,

@@ -93,6 +93,24 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
     expect((await stripe.checkout.sessions.retrieve(nextBody.sessionId)).amount_total).toBe(7 * products[0]!.unitAmount + 2 * products[1]!.unitAmount);
   });
 
+  it('never leaves a session charging for other contents than the cart holds when an edit races checkout', async () => {
+    for (let round = 0; round < 4; round++) {
+      const user = await newUser();
+      const { cartId, products } = await cartWith(user.token, [{ unitAmount: 1000, quantity: 1 }]);
+      const [started, edited] = await Promise.all([
+        checkout(user.token, cartId),
+        call(`/v1/carts/${cartId}/items/${products[0]!.id}`, { method: 'PUT', token: user.token, json: { quantity: 3 } }),
+      ]);
+      expect([200, 201]).toContain(started.status);
+      expect([200, 409]).toContain(edited.status);
+      const { sessionId } = (await started.json()) as CheckoutBody;
+      const [row] = await db().query('SELECT quantity FROM cart_items WHERE cart_id = $1', [cartId]);
+      const session = await stripe.checkout.sessions.retrieve(sessionId);
+      expect(await cartStatus(cartId)).toBe('checkout_pending');
+      expect(session.amount_total).toBe(1000 * (row as { quantity: number }).quantity);
+    }
+  });
+
   it('answers 422 cart_empty for an empty cart', async () => {
     const user = await newUser();
     const { cartId } = await cartWith(user.token, []);
