@@ -70,6 +70,15 @@ describe('POST /v1/webhooks/stripe: effects', () => {
     });
   });
 
+  it('has one effect when Stripe delivers the same event several times at once', async () => {
+    const checkout = await checkedOutCart();
+    const event = eventsFor(checkout).completedPaid();
+    const answers = await Promise.all(Array.from({ length: 6 }, () => deliver(event)));
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    expect(await cartStatus(checkout.cartId)).toBe('paid');
+    expect((await outboxOf(checkout.cartId)).map((o) => o.event_type)).toEqual(['cart.paid']);
+  });
+
   it('records an amount that differs from the checkout snapshot, on the cart and in the event', async () => {
     const checkout = await checkedOutCart();
     const event = eventsFor({ ...checkout, total: checkout.total - 1 }).completedPaid();
