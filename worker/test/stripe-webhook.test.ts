@@ -40,6 +40,35 @@ describe('POST /v1/webhooks/stripe: every order of arrival, with replays', () =>
   });
 });
 
+describe('POST /v1/webhooks/stripe: all of a checkout\'s events at once', () => {
+  it.each(scenarios.filter((s) => s.events.length > 1).map((s) => [s.name, s] as const))('%s', async (_, scenario) => {
+    const checkout = await checkedOutCart();
+    const make = eventsFor(checkout);
+    const events = scenario.events.map((name) => make[name]());
+    const answers = await Promise.all([...events, ...events].map((event) => deliver(event)));
+    expect(answers.every((r) => r.status === 200)).toBe(true);
+    expect(await cartStatus(checkout.cartId)).toBe(scenario.final);
+    const types = (await outboxOf(checkout.cartId)).map((o) => o.event_type);
+    expect(new Set(types).size).toBe(types.length);
+    expect(types.filter((t) => scenario.published.includes(t)).sort()).toEqual([...scenario.published].sort());
+  });
+});
+
+describe('POST /v1/webhooks/stripe: a refund racing its payment', () => {
+  it('ends refunded when the refund and the completion are handled at the same moment', async () => {
+    // Without the payment lock, the completion's snapshot misses a refund committed meanwhile
+    // and the cart stays paid; a race needs a few tries to show.
+    const finals: string[] = [];
+    for (let round = 0; round < 20; round++) {
+      const checkout = await checkedOutCart();
+      const events = eventsFor(checkout);
+      await Promise.all([deliver(events.fullRefund()), deliver(events.completedPaid())]);
+      finals.push(await cartStatus(checkout.cartId));
+    }
+    expect(finals.filter((status) => status !== 'refunded')).toEqual([]);
+  });
+});
+
 describe('POST /v1/webhooks/stripe: effects', () => {
   it('moves a paid cart and writes the payment event of the contract to the outbox', async () => {
     const checkout = await checkedOutCart({ amounts: [2000, 1250] });
