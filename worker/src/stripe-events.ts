@@ -18,14 +18,6 @@ export interface CartEffect {
   occurredAt: Date;
 }
 
-export const HANDLED_EVENT_TYPES = [
-  'checkout.session.completed',
-  'checkout.session.async_payment_succeeded',
-  'checkout.session.async_payment_failed',
-  'checkout.session.expired',
-  'charge.refunded',
-] as const;
-
 /** The effect of a webhook event, or null for event types we do not act on. */
 export function effectOfEvent(event: Stripe.Event): CartEffect | null {
   const occurredAt = new Date(event.created * 1000);

@@ -3,14 +3,13 @@ import { createPubSubAdmin, type ReceivedMessage } from '../../tools/pubsub-admi
 import { relayOutbox } from '../src/outbox.ts';
 import { runScheduled } from '../src/scheduled.ts';
 import { database } from '../src/db.ts';
-import { call, callWithEnv, db } from './helpers.ts';
-import { cartStatus, checkedOutCart, eventsFor, outboxOf, stripeEnv } from './stripe-helpers.ts';
-import Stripe from 'stripe';
+import { call, db } from './helpers.ts';
+import type Stripe from 'stripe';
+import { cartStatus, checkedOutCart, deliver, eventsFor, outboxOf, stripeEnv } from './stripe-helpers.ts';
 
 const emulatorHost = stripeEnv.PUBSUB_EMULATOR_HOST;
 const admin = createPubSubAdmin({ host: emulatorHost || '127.0.0.1:9', projectId: 'edge-checkout-test' });
 const pubsubDown = { ...stripeEnv, PUBSUB_EMULATOR_HOST: '127.0.0.1:9' };
-const signer = new Stripe('sk_test_x');
 
 /** A subscription of our own: it sees only what is published after it exists. */
 async function subscribe(): Promise<string> {
@@ -19,12 +18,7 @@ async function subscribe(): Promise<string> {
   return name;
 }
 
-/** Delivers a signed webhook through the Worker with these bindings, waiting for its waitUntil work. */
-async function deliverWith(env: typeof stripeEnv, event: Stripe.Event) {
-  const payload = JSON.stringify(event);
-  const header = await signer.webhooks.generateTestHeaderStringAsync({ payload, secret: stripeEnv.STRIPE_WEBHOOK_SECRET, cryptoProvider: Stripe.createSubtleCryptoProvider() });
-  return callWithEnv(env, '/v1/webhooks/stripe', { method: 'POST', headers: { 'Stripe-Signature': header }, body: payload });
-}
+const deliverWith = (env: typeof stripeEnv, event: Stripe.Event) => deliver(event, { env });
 
 /**
  * Pulls until `expected` messages about these carts arrived (other tests publish to the same

@@ -2,7 +2,8 @@ import Stripe from 'stripe';
 import chargeFixture from '../../tools/stripe-standin/fixtures/charge.json';
 import eventFixture from '../../tools/stripe-standin/fixtures/event.json';
 import sessionFixture from '../../tools/stripe-standin/fixtures/checkout.session.json';
-import { call, createProduct, db, newUser, testEnv } from './helpers.ts';
+import type { Env } from '../src/env.ts';
+import { call, callWithEnv, createProduct, db, newUser, testEnv } from './helpers.ts';
 
 export const stripeEnv = testEnv as typeof testEnv & { STRIPE_WEBHOOK_SECRET: string; STRIPE_API_BASE: string; STRIPE_SECRET_KEY: string };
 
@@ -88,24 +89,30 @@ export function eventsFor(s: SessionState) {
   };
 }
 
-/** Delivers an event as Stripe does: raw JSON body, signed with Stripe's own library. */
+/** A `Stripe-Signature` header for `payload`, made by Stripe's own library. */
+export function signatureFor(payload: string, opts: { secret?: string; timestamp?: number } = {}): Promise<string> {
+  return stripe.webhooks.generateTestHeaderStringAsync({
+    payload,
+    secret: opts.secret ?? stripeEnv.STRIPE_WEBHOOK_SECRET,
+    timestamp: opts.timestamp,
+    cryptoProvider,
+  });
+}
+
+/**
+ * Delivers an event as Stripe does: raw JSON body, signed with Stripe's own library. With `env`,
+ * through the app with those bindings, waiting for its waitUntil work.
+ */
 export async function deliver(
   event: Stripe.Event | string,
-  opts: { secret?: string; timestamp?: number; signature?: string | null } = {},
+  opts: { secret?: string; timestamp?: number; signature?: string | null; env?: Env } = {},
 ): Promise<Response> {
   const payload = typeof event === 'string' ? event : JSON.stringify(event);
-  const signature =
-    opts.signature === undefined
-      ? await stripe.webhooks.generateTestHeaderStringAsync({
-          payload,
-          secret: opts.secret ?? stripeEnv.STRIPE_WEBHOOK_SECRET.split(',')[0]!,
-          timestamp: opts.timestamp,
-          cryptoProvider,
-        })
-      : opts.signature;
+  const signature = opts.signature === undefined ? await signatureFor(payload, opts) : opts.signature;
   const headers: Record<string, string> = { 'Content-Type': 'application/json; charset=utf-8' };
   if (signature !== null) headers['Stripe-Signature'] = signature;
-  return call('/v1/webhooks/stripe', { method: 'POST', headers, body: payload });
+  const init = { method: 'POST', headers, body: payload };
+  return opts.env ? callWithEnv(opts.env, '/v1/webhooks/stripe', init) : call('/v1/webhooks/stripe', init);
 }
 
 export async function cartStatus(cartId: string): Promise<string> {

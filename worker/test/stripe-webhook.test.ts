@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { callWithEnv, db, problem } from './helpers.ts';
+import { db, problem } from './helpers.ts';
 import {
-  cartStatus, checkedOutCart, deliver, eventRecorded, eventsFor, outboxOf, permutations, stripeEnv, stripeEvent,
+  cartStatus, checkedOutCart, deliver, eventRecorded, eventsFor, outboxOf, permutations, signatureFor, stripeEnv, stripeEvent,
 } from './stripe-helpers.ts';
 
 type Scenario = { name: string; events: (keyof ReturnType<typeof eventsFor>)[]; final: string; published: string[] };
@@ -139,11 +139,7 @@ describe('POST /v1/webhooks/stripe: effects', () => {
   it('accepts any of the configured secrets while one is being rotated', async () => {
     const checkout = await checkedOutCart();
     const env = { ...stripeEnv, STRIPE_WEBHOOK_SECRET: `whsec_old_secret_000000, ${stripeEnv.STRIPE_WEBHOOK_SECRET}` };
-    const event = eventsFor(checkout).completedPaid();
-    const { default: Stripe } = await import('stripe');
-    const payload = JSON.stringify(event);
-    const header = await new Stripe('sk_test_x').webhooks.generateTestHeaderStringAsync({ payload, secret: stripeEnv.STRIPE_WEBHOOK_SECRET, cryptoProvider: Stripe.createSubtleCryptoProvider() });
-    const res = await callWithEnv(env, '/v1/webhooks/stripe', { method: 'POST', headers: { 'Stripe-Signature': header }, body: payload });
+    const res = await deliver(eventsFor(checkout).completedPaid(), { env });
     expect(res.status).toBe(200);
     expect(await cartStatus(checkout.cartId)).toBe('paid');
   });
@@ -151,10 +147,7 @@ describe('POST /v1/webhooks/stripe: effects', () => {
 
 describe('POST /v1/webhooks/stripe: rejected requests write nothing', () => {
   const tampered = async (event: ReturnType<ReturnType<typeof eventsFor>['completedPaid']>) => {
-    const { default: Stripe } = await import('stripe');
-    const header = await new Stripe('sk_test_x').webhooks.generateTestHeaderStringAsync({
-      payload: JSON.stringify(event), secret: stripeEnv.STRIPE_WEBHOOK_SECRET, cryptoProvider: Stripe.createSubtleCryptoProvider(),
-    });
+    const header = await signatureFor(JSON.stringify(event));
     const body = JSON.stringify({ ...event, data: { object: { ...(event.data.object as object), amount_total: 1 } } });
     return deliver(body, { signature: header });
   };
@@ -185,10 +178,7 @@ describe('POST /v1/webhooks/stripe: rejected requests write nothing', () => {
   it('answers 503 when the database is down, so Stripe retries, and applies the retry', async () => {
     const checkout = await checkedOutCart();
     const event = eventsFor(checkout).completedPaid();
-    const { default: Stripe } = await import('stripe');
-    const payload = JSON.stringify(event);
-    const header = await new Stripe('sk_test_x').webhooks.generateTestHeaderStringAsync({ payload, secret: stripeEnv.STRIPE_WEBHOOK_SECRET, cryptoProvider: Stripe.createSubtleCryptoProvider() });
-    const down = await callWithEnv({ ...stripeEnv, NEON_HTTP_ENDPOINT: 'http://127.0.0.1:9/sql' }, '/v1/webhooks/stripe', { method: 'POST', headers: { 'Stripe-Signature': header }, body: payload });
+    const down = await deliver(event, { env: { ...stripeEnv, NEON_HTTP_ENDPOINT: 'http://127.0.0.1:9/sql' } });
     expect(down.status).toBe(503);
     expect((await problem(down)).code).toBe('service_unavailable');
     expect(await cartStatus(checkout.cartId)).toBe('checkout_pending');
