@@ -66,19 +66,21 @@ function renderCart(row: CartRow): CartOut {
 
 /** The caller's active cart, created when there is none; safe under concurrent calls. */
 export async function openCart(sql: Sql, userId: string): Promise<{ cart: CartOut; created: boolean }> {
-  // The no-op DO UPDATE makes the statement return the existing row, so two concurrent calls
-  // converge on one cart through the partial unique index instead of one of them failing.
-  const [claimed, carts] = await sql.transaction([
-    sql.query(
-      `INSERT INTO carts (user_id) VALUES ($1)
-       ON CONFLICT (user_id) WHERE status IN ('open', 'checkout_pending', 'payment_failed')
-       DO UPDATE SET user_id = EXCLUDED.user_id
-       RETURNING (xmax = 0) AS created`,
-      [userId],
-    ),
-    sql.query(`${cartSelect} WHERE c.user_id = $1 AND c.status = ANY($2::cart_status[])`, [userId, ACTIVE_STATUSES]),
-  ]);
-  return { cart: renderCart(carts[0] as CartRow), created: (claimed[0] as { created: boolean }).created };
+  // A concurrent call's insert makes ours do nothing once it commits; the read that follows runs
+  // with a fresh snapshot (read committed), so both calls answer with the one cart.
+  const [inserted, carts] = await sql.transaction(
+    [
+      sql.query(
+        `INSERT INTO carts (user_id) VALUES ($1)
+         ON CONFLICT (user_id) WHERE status IN ('open', 'checkout_pending', 'payment_failed') DO NOTHING
+         RETURNING id`,
+        [userId],
+      ),
+      sql.query(`${cartSelect} WHERE c.user_id = $1 AND c.status = ANY($2::cart_status[])`, [userId, ACTIVE_STATUSES]),
+    ],
+    { isolationLevel: 'ReadCommitted' },
+  );
+  return { cart: renderCart(carts[0] as CartRow), created: inserted.length > 0 };
 }
 
 export async function getCart(sql: Sql, userId: string, cartId: string): Promise<CartOut> {
