@@ -85,7 +85,9 @@ WITH target AS (
            'amountMismatch', k.amount_mismatch)
   FROM moved m, settled k, decision d,
        jsonb_array_elements_text(d.path) WITH ORDINALITY AS step(status, n),
-       LATERAL (SELECT gen_random_uuid() AS id, step.n AS n) x
+       -- One id per step, used both as the row's key and inside its payload; referencing the
+       -- step makes Postgres evaluate it per row.
+       LATERAL (SELECT gen_random_uuid() AS id WHERE step.n IS NOT NULL) x
   WHERE step.status = ANY($13::text[])
   ORDER BY step.n
   RETURNING id, seq

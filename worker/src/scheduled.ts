@@ -9,7 +9,6 @@ const RECONCILE_BATCH = 25;
 const PENDING_GRACE_MINUTES = 10;
 // Delayed payments settle within days: each one waiting is read back about once an hour.
 const AWAITING_RECHECK_MINUTES = 60;
-const RELAY_ROUNDS = 10;
 
 export interface ScheduledReport {
   reconciled: number;
@@ -55,7 +54,7 @@ export async function runScheduled(env: Env): Promise<ScheduledReport> {
     if (checked.length) await sql.query('UPDATE checkouts SET reconciled_at = now() WHERE session_id = ANY($1)', [checked]);
   }
 
-  report.outbox = await relayOutbox(env, sql, { rounds: RELAY_ROUNDS });
+  report.outbox = await relayOutbox(env, sql);
   console.log(JSON.stringify({ level: 'info', msg: 'scheduled', ...report }));
   return report;
 }
