@@ -1,0 +1,219 @@
+// A switchable HTTP proxy in front of the Pub/Sub emulator, so tests can make `:publish` fail
+// the way Google's service does (auth, permission, missing topic, quota, outages, a refused
+// message, no answer at all). Everything else (topic and subscription admin, pull, ack) always
+// passes through untouched, so a test can still set up and read back through the same host.
+//
+// It is switched from Node (setMode/reset) or over HTTP on the same port under /_proxy/, for
+// code that cannot call into this process (the Worker's tests run inside workerd):
+//   POST /_proxy/mode   {"mode": "throttled"} or {"mode": "invalid_argument", "match": {"attribute": "cartId", "value": "c1"}}
+//   POST /_proxy/reset  mode back to pass, held requests released, counters zeroed
+//   GET  /_proxy/stats  {"mode", "match"?, "publishCalls": {"received", "forwarded", "held"}}
+// Listens on 127.0.0.1 only.
+import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * Google's JSON error body for REST calls is `{"error": {"code": <HTTP status>, "message",
+ * "status": <google.rpc.Code name>}}`, with the HTTP status each code maps to:
+ * https://cloud.google.com/apis/design/errors (sections "HTTP mapping" and "Error codes").
+ * The messages are the ones Pub/Sub is known to send; callers should rely on code and status only.
+ */
+const GOOGLE_ERRORS = {
+  unauthenticated: {
+    code: 401,
+    status: 'UNAUTHENTICATED',
+    message: 'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.',
+  },
+  forbidden: { code: 403, status: 'PERMISSION_DENIED', message: 'User not authorized to perform this action.' },
+  not_found: { code: 404, status: 'NOT_FOUND', message: 'Resource not found (resource={topic}).' },
+  throttled: { code: 429, status: 'RESOURCE_EXHAUSTED', message: 'Quota exceeded for quota metric Publish requests.' },
+  unavailable: { code: 503, status: 'UNAVAILABLE', message: 'The service was unable to fulfill your request. Please try again.' },
+  internal: { code: 500, status: 'INTERNAL', message: 'Internal error encountered.' },
+  invalid_argument: { code: 400, status: 'INVALID_ARGUMENT', message: 'Invalid message in publish request.' },
+} as const;
+
+export const FAULT_MODES = ['pass', 'hang', ...(Object.keys(GOOGLE_ERRORS) as Array<keyof typeof GOOGLE_ERRORS>)] as const;
+export type FaultMode = (typeof FAULT_MODES)[number];
+
+/** Which messages `invalid_argument` refuses; without one it refuses every publish. */
+export type FaultMatch = { attribute: string; value: string };
+export type FaultSetting = { mode: FaultMode; match?: FaultMatch };
+
+export type PublishCalls = {
+  /** `:publish` requests that reached the proxy. */
+  received: number;
+  /** Of those, the ones sent on to the emulator (released `hang` requests included). */
+  forwarded: number;
+  /** Requests `hang` is holding right now. */
+  held: number;
+};
+
+export type PubSubFaultProxy = {
+  /** `127.0.0.1:PORT`, usable as PUBSUB_EMULATOR_HOST. */
+  host: string;
+  /** `http://127.0.0.1:PORT` */
+  url: string;
+  /** Throws on an unknown mode or a `match` given with another mode than `invalid_argument`. */
+  setMode(setting: FaultMode | FaultSetting): void;
+  /** A snapshot of the counters. */
+  readonly publishCalls: PublishCalls;
+  /** Mode back to `pass`, held requests forwarded, counters zeroed. */
+  reset(): void;
+  /** Stops listening; held requests are dropped without an answer (the caller sees a network error). */
+  close(): Promise<void>;
+};
+
+type Held = { release(): void };
+
+const PUBLISH_PATH = /^\/v1\/projects\/[^/]+\/topics\/([^/]+):publish$/;
+
+export async function startPubSubFaultProxy(opts: { target: string; port?: number }): Promise<PubSubFaultProxy> {
+  const [targetHost, targetPort] = splitHost(opts.target);
+  let setting: FaultSetting = { mode: 'pass' };
+  let counts = { received: 0, forwarded: 0 };
+  let held: Held[] = [];
+
+  function setMode(next: FaultMode | FaultSetting): void {
+    setting = checkSetting(typeof next === 'string' ? { mode: next } : next);
+    if (setting.mode === 'hang') return;
+    // Leaving `hang` answers what it held: the outage is over, the requests go through late.
+    const releasing = held;
+    held = [];
+    for (const request of releasing) request.release();
+  }
+
+  function stats() {
+    return { ...setting, publishCalls: { ...counts, held: held.length } };
+  }
+
+  function reset(): void {
+    setMode('pass');
+    counts = { received: 0, forwarded: 0 };
+  }
+
+  function forward(req: IncomingMessage, body: Buffer, res: ServerResponse): void {
+    const upstream = request(
+      { host: targetHost, port: targetPort, method: req.method, path: req.url, headers: { ...req.headers, host: opts.target } },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.once('error', (error) => {
+      if (res.headersSent) res.destroy(error);
+      else sendJson(res, 502, { error: { code: 502, message: `fault proxy: ${opts.target} did not answer: ${error.message}`, status: 'UNAVAILABLE' } });
+    });
+    upstream.end(body);
+  }
+
+  function handlePublish(req: IncomingMessage, body: Buffer, res: ServerResponse, topic: string): void {
+    counts.received++;
+    const { mode, match } = setting;
+    const pass = () => {
+      counts.forwarded++;
+      forward(req, body, res);
+    };
+    if (mode === 'pass' || (mode === 'invalid_argument' && match && !requestMatches(body, match))) return pass();
+    if (mode === 'hang') {
+      const entry: Held = { release: pass };
+      held.push(entry);
+      // A caller that gave up (timeout, abort) is dropped rather than published later, so a
+      // test knows exactly what reached the emulator.
+      res.once('close', () => {
+        if (!res.writableFinished) held = held.filter((other) => other !== entry);
+      });
+      return;
+    }
+    const { code, message, status } = GOOGLE_ERRORS[mode];
+    sendJson(res, code, { error: { code, message: message.replace('{topic}', decodeURIComponent(topic)), status } });
+  }
+
+  function handleControl(req: IncomingMessage, body: Buffer, res: ServerResponse, path: string): void {
+    try {
+      if (req.method === 'GET' && path === '/_proxy/stats') return sendJson(res, 200, stats());
+      if (req.method === 'POST' && path === '/_proxy/reset') {
+        reset();
+        return sendJson(res, 200, stats());
+      }
+      if (req.method === 'POST' && path === '/_proxy/mode') {
+        setMode(JSON.parse(body.toString('utf8') || '{}') as FaultSetting);
+        return sendJson(res, 200, stats());
+      }
+      sendJson(res, 404, { error: `no control route ${req.method} ${path}` });
+    } catch (error) {
+      sendJson(res, 400, { error: (error as Error).message });
+    }
+  }
+
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.once('end', () => {
+      const body = Buffer.concat(chunks);
+      const path = new URL(req.url ?? '/', 'http://proxy').pathname;
+      if (path.startsWith('/_proxy/')) return handleControl(req, body, res, path);
+      const publish = req.method === 'POST' ? PUBLISH_PATH.exec(path) : null;
+      if (publish) return handlePublish(req, body, res, publish[1]);
+      forward(req, body, res);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
+  });
+  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  let closing: Promise<void> | undefined;
+  return {
+    host,
+    url: `http://${host}`,
+    setMode,
+    get publishCalls() {
+      return stats().publishCalls;
+    },
+    reset,
+    close: () =>
+      (closing ??= new Promise<void>((resolve) => {
+        held = [];
+        server.close(() => resolve());
+        // Held and keep-alive connections would keep close() waiting forever.
+        server.closeAllConnections();
+      })),
+  };
+}
+
+function checkSetting(value: unknown): FaultSetting {
+  const { mode, match } = (value ?? {}) as { mode?: unknown; match?: unknown };
+  if (!FAULT_MODES.includes(mode as FaultMode)) {
+    throw new Error(`unknown mode ${JSON.stringify(mode)}; one of ${FAULT_MODES.join(', ')}`);
+  }
+  if (match === undefined) return { mode: mode as FaultMode };
+  const { attribute, value: wanted } = (match ?? {}) as { attribute?: unknown; value?: unknown };
+  if (mode !== 'invalid_argument' || typeof attribute !== 'string' || typeof wanted !== 'string') {
+    throw new Error('match is { attribute, value } (strings), and only for mode invalid_argument');
+  }
+  return { mode: 'invalid_argument', match: { attribute, value: wanted } };
+}
+
+/** True when any message of the publish request carries the attribute with that value. */
+function requestMatches(body: Buffer, match: FaultMatch): boolean {
+  try {
+    const { messages } = JSON.parse(body.toString('utf8')) as { messages?: Array<{ attributes?: Record<string, string> }> };
+    return (messages ?? []).some((message) => message.attributes?.[match.attribute] === match.value);
+  } catch {
+    // Not JSON: the emulator refuses it on its own.
+    return false;
+  }
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=UTF-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function splitHost(target: string): [string, number] {
+  const match = /^([^:/]+|\[[^\]]+\]):(\d+)$/.exec(target);
+  if (!match) throw new Error(`target must be host:port, got "${target}"`);
+  return [match[1].replace(/^\[|\]$/g, ''), Number(match[2])];
+}
