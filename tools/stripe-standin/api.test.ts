@@ -172,6 +172,37 @@ describe('POST /v1/checkout/sessions', () => {
   });
 });
 
+describe('Stripe’s limits on a Checkout Session', () => {
+  const item = (unitAmount: number, quantity = 1): Stripe.Checkout.SessionCreateParams.LineItem => ({
+    quantity,
+    price_data: { currency: 'usd', unit_amount: unitAmount, product_data: { name: 'Thing' } },
+  });
+
+  it('takes up to 100 line items and refuses more', async () => {
+    const hundred = await createCartSession(t.stripe, { line_items: Array.from({ length: 100 }, () => item(100)) });
+    expect(hundred.amount_total).toBe(10_000);
+
+    const error = await stripeError(createCartSession(t.stripe, { line_items: Array.from({ length: 101 }, () => item(100)) }));
+    expect(error).toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
+    expect(error).toMatchObject({ statusCode: 400, param: 'line_items' });
+    expect(error.message).toMatch(/at most 100 line items/);
+  });
+
+  it('takes a total of up to 99,999,999 minor units and refuses more with amount_too_large', async () => {
+    const largest = await createCartSession(t.stripe, { line_items: [item(33_333_333, 3)] });
+    expect(largest.amount_total).toBe(99_999_999);
+
+    const error = await stripeError(createCartSession(t.stripe, { line_items: [item(50_000_000), item(50_000_000)] }));
+    expect(error).toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
+    expect(error).toMatchObject({
+      statusCode: 400,
+      code: 'amount_too_large',
+      doc_url: 'https://stripe.com/docs/error-codes/amount-too-large',
+      message: "The Checkout Session's total amount due must be no more than $999,999.99.",
+    });
+  });
+});
+
 describe('form encoding', () => {
   async function post(
     body: string,

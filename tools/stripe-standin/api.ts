@@ -1,14 +1,24 @@
 import { Hono } from 'hono';
 import type Stripe from 'stripe';
-import { invalidRequest, missingParam, resourceMissing, StripeApiError } from './errors.ts';
+import {
+  invalidRequest,
+  missingParam,
+  rateLimited,
+  resourceMissing,
+  serverError,
+  StripeApiError,
+  unrecognizedUrl,
+} from './errors.ts';
 import type { EventLog } from './events.ts';
 import type { Expanders, JsonObject } from './expand.ts';
 import { checkExpand, expandResponse } from './expand.ts';
+import type { Faults } from './faults.ts';
 import { decodeForm } from './form.ts';
 import { requestId } from './ids.ts';
 import type { IdempotencyStore, SavedResponse } from './idempotency.ts';
+import { keyInUse } from './idempotency.ts';
 import { listPage } from './lists.ts';
-import { formatAmount, isSupportedCurrency, minimumCharge } from './money.ts';
+import { formatAmount, isSupportedCurrency, MAXIMUM_CHARGE, minimumCharge } from './money.ts';
 import type { EventRequest } from './objects.ts';
 import { API_VERSION } from './objects.ts';
 import { Params } from './params.ts';
@@ -24,6 +34,7 @@ export interface ApiOptions {
   payments: Payments;
   events: EventLog;
   idempotency: IdempotencyStore;
+  faults: Faults;
   /** When set, the only key accepted; otherwise any test-mode secret key is. */
   apiKey: string | undefined;
   log(line: string): void;
@@ -39,9 +50,11 @@ type PathParams = Record<string, string>;
 
 const SESSION_MIN_LIFETIME_S = 30 * 60;
 const SESSION_MAX_LIFETIME_S = 24 * 60 * 60;
+// In payment mode: https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-line_items
+const SESSION_MAX_LINE_ITEMS = 100;
 
 export function apiRoutes(options: ApiOptions): Hono<ApiEnv> {
-  const { payments, events, idempotency } = options;
+  const { payments, events, idempotency, faults } = options;
   const api = new Hono<ApiEnv>();
 
   const paymentIntent = { type: 'payment_intent', load: (o: JsonObject) => payments.paymentIntent(String(o.payment_intent)) };
@@ -73,24 +86,35 @@ export function apiRoutes(options: ApiOptions): Hono<ApiEnv> {
   api.use(async (c, next) => {
     c.set('requestId', requestId());
     c.set('apiKey', authenticate(c.req.header('authorization'), options));
+    // 429 and 404 faults: Stripe's rate limiter runs before its idempotency layer, so these
+    // answers are never saved, not even over a key's saved response.
+    const fault = faults.take(c.req.method, c.req.path, 'arrival');
+    if (fault) {
+      await faults.hold(fault.delayMs);
+      throw fault.status === 429 ? rateLimited() : missingObject(c.req.method, c.req.path);
+    }
     await next();
   });
 
-  // Errors of authentication and parameter checks; those of the acting step are answered by post().
+  // Errors of authentication, arrival faults, parameter checks and the idempotency layer; those of
+  // the executing step are answered by perform().
   api.onError((error, c) => {
     const id = c.get('requestId') ?? requestId();
-    if (error instanceof StripeApiError) return respond({ status: error.status, body: render(error.toJSON()), requestId: id });
+    if (error instanceof StripeApiError) return respond(errorResponse(error, id));
     return respond(internalError(error, id, options.log));
   });
 
   /** A GET: query parameters, `expand`, no idempotency. */
   function get(path: string, handler: (params: Params, route: PathParams) => unknown): void {
-    api.get(path, (c) => {
+    api.get(path, async (c) => {
       const params = new Params(decodeForm(new URL(c.req.url).searchParams));
-      const expand = params.expand();
-      const result = handler(params, c.req.param());
-      params.rejectUnknown();
-      return respond({ status: 200, body: render(expandResponse(result, expand, expanders)), requestId: c.get('requestId') });
+      const response = await perform(c.req.method, c.req.path, c.get('requestId'), () => {
+        const expand = params.expand();
+        const result = handler(params, c.req.param());
+        params.rejectUnknown();
+        return expandResponse(result, expand, expanders);
+      });
+      return respond(response);
     });
   }
 
@@ -102,21 +126,49 @@ export function apiRoutes(options: ApiOptions): Hono<ApiEnv> {
     api.post(path, async (c) => {
       const form = decodeForm(new URLSearchParams(await c.req.text()));
       const key = c.req.header('idempotency-key') ?? null;
+      const apiKey = c.get('apiKey');
       const endpoint = `POST ${c.req.path}`;
       if (key !== null) {
-        const saved = idempotency.replay(c.get('apiKey'), key, endpoint, form);
-        if (saved) return respond(saved, { 'Idempotency-Key': key, 'Idempotent-Replayed': 'true' });
+        const conflict = faults.take(c.req.method, c.req.path, 'conflict');
+        if (conflict) {
+          await faults.hold(conflict.delayMs);
+          throw keyInUse(key);
+        }
+        const saved = idempotency.replay(apiKey, key, endpoint, form);
+        if (saved) return respond(saved, { 'Idempotency-Key': key, 'Idempotent-Replayed': 'true', ...retryAdvice(saved) });
       }
       const params = new Params(form);
       const expand = params.expand();
       const act = handler(params, { id: c.get('requestId'), idempotency_key: key }, c.req.param());
       params.rejectUnknown();
       checkExpand(type, expand, expanders);
-      const response = execute(() => expandResponse(act(), expand, expanders), c.get('requestId'), options.log);
-      if (key === null) return respond(response);
-      idempotency.save(c.get('apiKey'), key, endpoint, form, response);
-      return respond(response, { 'Idempotency-Key': key });
+      // Validation passed: the endpoint begins executing, and from here its result is saved.
+      const execute = () => perform(c.req.method, c.req.path, c.get('requestId'), () => expandResponse(act(), expand, expanders));
+      if (key === null) return respond(await execute());
+      idempotency.begin(apiKey, key, endpoint, form);
+      const response = await execute();
+      idempotency.save(apiKey, key, endpoint, form, response);
+      return respond(response, { 'Idempotency-Key': key, ...retryAdvice(response) });
     });
+  }
+
+  /**
+   * The executing step, with the faults that strike there: a delay (while an idempotency key is
+   * in flight) and Stripe's own failure, which happens before anything is done. Never throws:
+   * a Stripe error is a response like any other (and saved as one).
+   */
+  async function perform(method: string, path: string, id: string, act: () => unknown): Promise<SavedResponse> {
+    const fault = faults.take(method, path, 'execution');
+    if (fault) {
+      await faults.hold(fault.delayMs);
+      if (fault.status === 500) return errorResponse(serverError(), id);
+    }
+    try {
+      return { status: 200, body: render(act()), requestId: id };
+    } catch (error) {
+      if (error instanceof StripeApiError) return errorResponse(error, id);
+      return internalError(error, id, options.log);
+    }
   }
 
   post('/checkout/sessions', 'checkout.session', (params) => {
@@ -175,20 +227,44 @@ function respond(response: SavedResponse, headers: Record<string, string> = {}):
   });
 }
 
-/** Runs the acting step; its Stripe error is a response like any other (and saved as one). */
-function execute(act: () => unknown, id: string, log: (line: string) => void): SavedResponse {
-  try {
-    return { status: 200, body: render(act()), requestId: id };
-  } catch (error) {
-    if (error instanceof StripeApiError) return { status: error.status, body: render(error.toJSON()), requestId: id };
-    return internalError(error, id, log);
-  }
+function errorResponse(error: StripeApiError, id: string): SavedResponse {
+  return { status: error.status, body: render(error.toJSON()), requestId: id };
 }
 
 /** A bug in the stand-in: logged with its stack, answered as Stripe answers its own failures. */
 function internalError(error: unknown, id: string, log: (line: string) => void): SavedResponse {
   log(`internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-  return { status: 500, body: render({ error: { type: 'api_error', message: 'An unknown error occurred' } }), requestId: id };
+  return errorResponse(serverError(), id);
+}
+
+/**
+ * Stripe tells clients with `Stripe-Should-Retry: false` that retrying a saved 5xx is pointless:
+ * the retry with the same key would only get the same 500 again. stripe-node obeys the header
+ * before looking at the status (RequestSender._shouldRetry: "we expect the stripe-should-retry
+ * header to be false in most cases when a 500 is returned, since our idempotency framework would
+ * typically replay it anyway"), so it gives up at once instead of retrying into the replay.
+ */
+function retryAdvice(response: SavedResponse): Record<string, string> {
+  return response.status >= 500 ? { 'Stripe-Should-Retry': 'false' } : {};
+}
+
+// The object a path names, with the `param` its handler reports an unknown id with (payments.ts,
+// events.ts), so that a 404 fault answers exactly as an unknown id does.
+const PATH_OBJECTS: readonly [RegExp, string, string][] = [
+  [/^\/v1\/checkout\/sessions\/([^/]+)/, 'checkout.session', 'session'],
+  [/^\/v1\/payment_intents\/([^/]+)/, 'payment_intent', 'intent'],
+  [/^\/v1\/charges\/([^/]+)/, 'charge', 'charge'],
+  [/^\/v1\/refunds\/([^/]+)/, 'refund', 'refund'],
+  [/^\/v1\/events\/([^/]+)/, 'event', 'id'],
+];
+
+/** A 404 fault: Stripe's answer for an unknown id in the path, or for a URL it does not serve when the path names none. */
+function missingObject(method: string, path: string): StripeApiError {
+  for (const [pattern, kind, param] of PATH_OBJECTS) {
+    const id = pattern.exec(path)?.[1];
+    if (id !== undefined) return resourceMissing(kind, id, param);
+  }
+  return unrecognizedUrl(method, path);
 }
 
 /** Stripe answers with indented JSON. */
@@ -233,6 +309,12 @@ function parseNewSession(params: Params): NewSession {
   const created = nowSeconds();
   const lineItems = params.hashList('line_items');
   if (lineItems === undefined || lineItems.length === 0) throw missingParam('line_items');
+  if (lineItems.length > SESSION_MAX_LINE_ITEMS) {
+    throw invalidRequest(
+      `A Checkout Session in payment mode can have at most ${SESSION_MAX_LINE_ITEMS} line items; this one has ${lineItems.length}.`,
+      'line_items',
+    );
+  }
   const items = lineItems.map(parseLineItem);
   const currency = items[0].currency;
   const mismatch = items.findIndex((item) => item.currency !== currency);
@@ -247,6 +329,13 @@ function parseNewSession(params: Params): NewSession {
   if (minimum !== undefined && total < minimum) {
     throw invalidRequest(
       `The Checkout Session's total amount due must add up to at least ${formatAmount(minimum, currency)} ${currency}`,
+    );
+  }
+  if (total > MAXIMUM_CHARGE) {
+    throw invalidRequest(
+      `The Checkout Session's total amount due must be no more than ${formatAmount(MAXIMUM_CHARGE, currency)}.`,
+      undefined,
+      'amount_too_large',
     );
   }
 

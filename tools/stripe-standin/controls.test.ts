@@ -58,6 +58,19 @@ describe('test controls', () => {
     });
   });
 
+  it('forgets a session: Stripe answers 404 resource_missing for it from then on', async () => {
+    const session = await createCartSession(t.stripe);
+    expect(await control(t.standin, `/sessions/${session.id}/forget`, {})).toEqual({
+      status: 200,
+      body: { id: session.id, object: 'checkout.session', deleted: true },
+    });
+    const missing = { statusCode: 404, code: 'resource_missing', message: `No such checkout.session: '${session.id}'` };
+    await expect(t.stripe.checkout.sessions.retrieve(session.id)).rejects.toMatchObject(missing);
+    await expect(t.stripe.checkout.sessions.expire(session.id)).rejects.toMatchObject(missing);
+    await expect(t.stripe.checkout.sessions.listLineItems(session.id)).rejects.toMatchObject(missing);
+    expect((await control(t.standin, `/sessions/${session.id}/forget`, {})).status).toBe(404);
+  });
+
   it('moves expires_at only of open sessions, and only to whole seconds', async () => {
     const session = await createCartSession(t.stripe);
     expect((await control(t.standin, `/sessions/${session.id}/expires_at`, { expires_at: 1.5 })).status).toBe(400);

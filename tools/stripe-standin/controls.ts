@@ -2,6 +2,8 @@ import type { Context } from 'hono';
 import { Hono } from 'hono';
 import { invalidRequest, StripeApiError } from './errors.ts';
 import type { EventLog } from './events.ts';
+import type { Faults } from './faults.ts';
+import { parseFault } from './faults.ts';
 import { isEmail } from './params.ts';
 import type { AsyncResult, PayOutcome, Payments } from './payments.ts';
 import { TEST_CUSTOMER } from './payments.ts';
@@ -10,19 +12,20 @@ import type { WebhookDelivery } from './webhooks.ts';
 
 // Test controls under /_standin: not part of Stripe's API. They let tests and developers do what
 // a shopper, a bank or the network would (pay, settle a bank transfer, lose or repeat a webhook,
-// let time pass) without a browser or waiting. JSON in and out; errors use Stripe's error shape.
-// Documented in README.md.
+// let time pass) without a browser or waiting, and make Stripe itself fail, slow down or forget.
+// JSON in and out; errors use Stripe's error shape. Documented in README.md.
 
 export interface ControlOptions {
   payments: Payments;
   events: EventLog;
   webhooks: WebhookDelivery;
+  faults: Faults;
 }
 
 const OUTCOMES: readonly PayOutcome[] = ['paid', 'async', 'async_fail'];
 const RESULTS: Readonly<Record<string, AsyncResult>> = { succeed: 'succeeded', fail: 'failed' };
 
-export function controlRoutes({ payments, events, webhooks }: ControlOptions): Hono {
+export function controlRoutes({ payments, events, webhooks, faults }: ControlOptions): Hono {
   const controls = new Hono();
 
   controls.onError((error, c) => {
@@ -57,6 +60,9 @@ export function controlRoutes({ payments, events, webhooks }: ControlOptions): H
     }
     return c.json({ session: payments.moveExpiry(c.req.param('id'), body.expires_at) });
   });
+
+  // Stripe forgets the session: later requests for it answer 404 resource_missing.
+  controls.post('/sessions/:id/forget', (c) => c.json(payments.forget(c.req.param('id'))));
 
   // Every event, oldest first, with its webhook delivery; ?session=cs_… narrows to one session.
   controls.get('/events', (c) => {
@@ -93,6 +99,12 @@ export function controlRoutes({ payments, events, webhooks }: ControlOptions): H
     }
     return c.json(webhooks.configure(change));
   });
+
+  // Faults of the /v1 API (faults.ts): { method?, path, status?, delayMs?, times? }.
+  controls.post('/faults', async (c) => c.json(faults.add(parseFault(await jsonBody(c)))));
+  controls.get('/faults', (c) => c.json({ data: faults.list() }));
+  controls.delete('/faults', (c) => c.json({ deleted: faults.clear() }));
+  controls.delete('/faults/:id', (c) => c.json({ ...faults.remove(c.req.param('id')), deleted: true }));
 
   return controls;
 }

@@ -15,7 +15,7 @@ export interface StripeErrorFields {
 
 export class StripeApiError extends Error {
   constructor(
-    readonly status: 400 | 401 | 404 | 409 | 500,
+    readonly status: 400 | 401 | 404 | 409 | 429 | 500,
     readonly fields: StripeErrorFields,
   ) {
     super(fields.message);
@@ -64,6 +64,25 @@ export function resourceMissing(kind: string, id: string, param: string): Stripe
     code: 'resource_missing',
     message: `No such ${kind}: '${id}'`,
     param,
+  });
+}
+
+/** How Stripe answers a failure of its own: no code, a generic message. */
+export function serverError(): StripeApiError {
+  return new StripeApiError(500, { type: 'api_error', message: 'An unknown error occurred' });
+}
+
+/**
+ * Stripe's rate limiter, as it answers a test-mode key (the only kind the stand-in takes). The
+ * body is one Stripe sent (type `invalid_request_error`, code `rate_limit`); stripe-node tells it
+ * by the 429 and throws StripeRateLimitError.
+ */
+export function rateLimited(): StripeApiError {
+  return new StripeApiError(429, {
+    type: 'invalid_request_error',
+    code: 'rate_limit',
+    message:
+      'Testmode request rate limit exceeded, the rate limits in testmode are lower than livemode. You can learn more about rate limits here https://stripe.com/docs/rate-limits.',
   });
 }
 

@@ -30,3 +30,8 @@ const MINIMUM_CHARGE: Readonly<Record<string, number>> = {
 export function minimumCharge(currency: string): number | undefined {
   return MINIMUM_CHARGE[currency];
 }
+
+// Stripe takes amounts of up to eight digits in the minor unit, 99,999,999 (a USD charge of
+// $999,999.99): https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts. A few
+// currencies and payment methods have other limits, which the stand-in does not model.
+export const MAXIMUM_CHARGE = 99_999_999;

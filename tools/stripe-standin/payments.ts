@@ -279,6 +279,18 @@ export class Payments {
     return refund;
   }
 
+  /**
+   * Stripe no longer knows the session (its test data was deleted, or the key now belongs to
+   * another account): every later request for it answers 404. What paying it created stays.
+   */
+  forget(id: string): { id: string; object: 'checkout.session'; deleted: true } {
+    this.record(id);
+    this.clearTimer(id);
+    this.sessions.delete(id);
+    this.options.log(`session ${id} forgotten`);
+    return { id, object: 'checkout.session', deleted: true };
+  }
+
   /** Stops every timer, so a closed stand-in leaves nothing running. */
   close(): void {
     for (const timer of this.timers.values()) clearTimeout(timer);

@@ -6,6 +6,7 @@ import { apiRoutes } from './api.ts';
 import { controlRoutes } from './controls.ts';
 import { unrecognizedUrl } from './errors.ts';
 import { EventLog } from './events.ts';
+import { Faults } from './faults.ts';
 import { hostedPageRoutes } from './hosted-page.ts';
 import { IdempotencyStore } from './idempotency.ts';
 import { Payments } from './payments.ts';
@@ -36,7 +37,7 @@ export interface StripeStandin {
   /** http://127.0.0.1:PORT, the value for STRIPE_API_BASE. */
   url: string;
   port: number;
-  /** Stops timers and webhook retries, then the server. */
+  /** Stops timers, webhook retries and requests held by faults, then the server. */
   close(): Promise<void>;
 }
 
@@ -63,10 +64,12 @@ export async function startStripeStandin(options: StripeStandinOptions): Promise
     log,
   });
 
+  const faults = new Faults();
+
   const app = new Hono();
-  app.route('/v1', apiRoutes({ payments, events, idempotency: new IdempotencyStore(), apiKey: options.apiKey, log }));
+  app.route('/v1', apiRoutes({ payments, events, idempotency: new IdempotencyStore(), faults, apiKey: options.apiKey, log }));
   app.route('/c/pay', hostedPageRoutes(payments));
-  app.route('/_standin', controlRoutes({ payments, events, webhooks }));
+  app.route('/_standin', controlRoutes({ payments, events, webhooks, faults }));
   app.notFound((c) => {
     if (!c.req.path.startsWith('/v1/')) return c.text('Not found', 404);
     const error = unrecognizedUrl(c.req.method, c.req.path);
@@ -91,6 +94,7 @@ export async function startStripeStandin(options: StripeStandinOptions): Promise
     close: async () => {
       payments.close();
       webhooks.close();
+      faults.close();
       await new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));
         // Keep-alive connections of clients would hold close() open.

@@ -25,14 +25,14 @@ export async function startTestStandin(options: Partial<StripeStandinOptions> = 
   return { standin, stripe: clientFor(standin, API_KEY) };
 }
 
-export function clientFor(standin: StripeStandin, key: string): Stripe {
+/** @param maxNetworkRetries 0 by default: a failed request must show its first answer, not a retried one. */
+export function clientFor(standin: StripeStandin, key: string, maxNetworkRetries = 0): Stripe {
   return new Stripe(key, {
     host: '127.0.0.1',
     port: standin.port,
     protocol: 'http',
     httpClient: Stripe.createFetchHttpClient(),
-    // A failed request must show its first answer, not a retried one.
-    maxNetworkRetries: 0,
+    maxNetworkRetries,
   });
 }
 
@@ -63,9 +63,14 @@ export function createCartSession(
   return stripe.checkout.sessions.create({ ...CART_SESSION, ...overrides });
 }
 
-export async function control<T = unknown>(standin: StripeStandin, path: string, body?: object): Promise<{ status: number; body: T }> {
+export async function control<T = unknown>(
+  standin: StripeStandin,
+  path: string,
+  body?: object,
+  method = body === undefined ? 'GET' : 'POST',
+): Promise<{ status: number; body: T }> {
   const res = await fetch(`${standin.url}/_standin${path}`, {
-    method: body === undefined ? 'GET' : 'POST',
+    method,
     headers: { 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
