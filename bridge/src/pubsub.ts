@@ -45,15 +45,22 @@ export class PubSubPublishError extends Error {
   readonly status: number | undefined;
   /** Message ids of the batches that were published before the failing one, in input order. */
   readonly publishedMessageIds: string[];
+  /**
+   * Pub/Sub refused what was sent, not who sent it or where (400 INVALID_ARGUMENT, or a message
+   * over the size limit): sending the same messages again cannot succeed. Access and
+   * configuration errors (401, 403, 404) are not this: they are fixed outside the message.
+   */
+  readonly messageRejected: boolean;
 
   constructor(
     message: string,
-    details: { retryable: boolean; status?: number; publishedMessageIds?: string[]; cause?: unknown },
+    details: { retryable: boolean; status?: number; publishedMessageIds?: string[]; messageRejected?: boolean; cause?: unknown },
   ) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.retryable = details.retryable;
     this.status = details.status;
     this.publishedMessageIds = details.publishedMessageIds ?? [];
+    this.messageRejected = details.messageRejected ?? details.status === 400;
   }
 }
 
@@ -135,7 +142,7 @@ export function splitIntoBatches(messages: WireMessage[], limits: PublishLimits 
     if (ENVELOPE_BYTES + size > limits.maxRequestBytes) {
       throw new PubSubPublishError(
         `message ${index} is ${size} bytes as JSON, over the ${limits.maxRequestBytes}-byte publish request limit`,
-        { retryable: false },
+        { retryable: false, messageRejected: true },
       );
     }
     if (current.length === limits.maxMessages || currentBytes + size > limits.maxRequestBytes) {
@@ -158,7 +165,7 @@ export function createPubSubPublisher(opts: PubSubPublisherOptions): PubSubPubli
   const authorization = opts.emulatorHost ? async () => undefined : credentialsFrom(opts);
 
   async function publishBatch(batch: WireMessage[], publishedBefore: string[]): Promise<string[]> {
-    const fail = (message: string, details: { retryable: boolean; status?: number; cause?: unknown }) =>
+    const fail = (message: string, details: { retryable: boolean; status?: number; messageRejected?: boolean; cause?: unknown }) =>
       new PubSubPublishError(`Pub/Sub publish to ${path} failed: ${message}`, {
         ...details,
         publishedMessageIds: publishedBefore,

@@ -19,8 +19,14 @@ export const CART_EVENTS = [
 ] as const;
 export type CartEvent = (typeof CART_EVENTS)[number];
 
-/** A user has at most one of these at a time (enforced by a unique index too). */
+/**
+ * A shopper's active cart is in one of these, and they have at most one (the `active` column and
+ * a unique index in the database). A cart that comes back into one of them after the shopper
+ * started another cart (a delayed payment that failed) is superseded: not active, not editable.
+ */
 export const ACTIVE_STATUSES: readonly CartStatus[] = ['open', 'checkout_pending', 'payment_failed'];
+/** Moves into these are published to Pub/Sub as payment events; back to open or checkout_pending are not. */
+export const PUBLISHED_STATUSES: readonly CartStatus[] = ['paid', 'awaiting_payment', 'payment_failed', 'refunded'];
 /** Items can be changed only here. */
 export const EDITABLE_STATUSES: readonly CartStatus[] = ['open', 'payment_failed'];
 
@@ -75,3 +81,12 @@ export function pathsFor(event: CartEvent, refundRecorded: boolean): Partial<Rec
   }
   return paths;
 }
+
+/**
+ * What Stripe would refuse at checkout, refused already when the cart is edited:
+ * Checkout takes at most 100 line items in payment mode
+ * (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-line_items), and
+ * an amount of at most eight digits in minor units
+ * (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+ */
+export const CART_LIMITS = { lines: 100, totalAmount: 99_999_999 } as const;

@@ -1,5 +1,5 @@
 import type { z } from '@hono/zod-openapi';
-import { ACTIVE_STATUSES, EDITABLE_STATUSES, type CartStatus } from './cart-state.ts';
+import { CART_LIMITS, EDITABLE_STATUSES, type CartStatus } from './cart-state.ts';
 import { sqlState, type Sql } from './db.ts';
 import { ApiError, notFound } from './errors.ts';
 import type { Cart } from './schemas.ts';
@@ -21,7 +21,7 @@ interface CartRow {
 // snapshot taken at checkout.
 const cartSelect = `
   SELECT c.id, c.status, c.created_at AS "createdAt", c.updated_at AS "updatedAt",
-         CASE WHEN c.status = ANY('{${EDITABLE_STATUSES.join(',')}}'::cart_status[]) OR k.session_id IS NULL
+         CASE WHEN (c.active AND c.status = ANY('{${EDITABLE_STATUSES.join(',')}}'::cart_status[])) OR k.session_id IS NULL
               THEN COALESCE(live.list, '[]'::json)
               ELSE (SELECT json_agg(i || jsonb_build_object('currency', k.currency)) FROM jsonb_array_elements(k.items) i)
          END AS items,
@@ -66,17 +66,15 @@ function renderCart(row: CartRow): CartOut {
 
 /** The caller's active cart, created when there is none; safe under concurrent calls. */
 export async function openCart(sql: Sql, userId: string): Promise<{ cart: CartOut; created: boolean }> {
-  // A concurrent call's insert makes ours do nothing once it commits; the read that follows runs
+  // The shopper lock orders this with a webhook that may be moving an older cart of theirs back
+  // into an active status (a delayed payment failing): it then sees the cart made here. A
+  // concurrent call's insert makes ours do nothing once it commits; the read that follows runs
   // with a fresh snapshot (read committed), so both calls answer with the one cart.
-  const [inserted, carts] = await sql.transaction(
+  const [, inserted, carts] = await sql.transaction(
     [
-      sql.query(
-        `INSERT INTO carts (user_id) VALUES ($1)
-         ON CONFLICT (user_id) WHERE status IN ('open', 'checkout_pending', 'payment_failed') DO NOTHING
-         RETURNING id`,
-        [userId],
-      ),
-      sql.query(`${cartSelect} WHERE c.user_id = $1 AND c.status = ANY($2::cart_status[])`, [userId, ACTIVE_STATUSES]),
+      sql.query(`SELECT pg_advisory_xact_lock(hashtextextended('shopper:' || $1, 0))`, [userId]),
+      sql.query(`INSERT INTO carts (user_id) VALUES ($1) ON CONFLICT (user_id) WHERE active DO NOTHING RETURNING id`, [userId]),
+      sql.query(`${cartSelect} WHERE c.user_id = $1 AND c.active`, [userId]),
     ],
     { isolationLevel: 'ReadCommitted' },
   );
@@ -102,9 +100,11 @@ export async function listCarts(sql: Sql, userId: string, limit: number): Promis
 
 interface ItemChangeOutcome {
   cart_status: CartStatus | null;
+  cart_editable: boolean;
   product_found: boolean;
   product_active: boolean;
   currency_conflict: boolean;
+  over_limit: boolean;
 }
 
 /**
@@ -123,18 +123,27 @@ export async function setItemQuantity(
     [[outcome], carts] = (await sql.transaction([
       sql.query(
         `WITH cart AS (
-           SELECT id, status FROM carts WHERE id = $1 AND user_id = $2 FOR UPDATE
+           SELECT id, status, active AND status = ANY($5::cart_status[]) AS editable
+           FROM carts WHERE id = $1 AND user_id = $2 FOR UPDATE
          ), product AS (
-           SELECT id, currency, active FROM products WHERE id = $3
+           SELECT id, currency, active, unit_amount FROM products WHERE id = $3
          ), conflict AS (
            SELECT 1 FROM cart_items i, cart, product
            WHERE i.cart_id = cart.id AND i.product_id <> product.id AND i.currency <> product.currency
            LIMIT 1
+         ), others AS (
+           SELECT count(*) AS lines, COALESCE(sum(p.unit_amount * i.quantity), 0) AS total
+           FROM cart_items i JOIN products p ON p.id = i.product_id, cart, product
+           WHERE i.cart_id = cart.id AND i.product_id <> product.id
+         ), over_limit AS (
+           -- Only a line added or grown can cross a limit; removing is always allowed.
+           SELECT $4 > 0 AND (others.lines + 1 > $6 OR others.total + product.unit_amount * $4 > $7) AS yes
+           FROM others, product
          ), allowed AS (
            SELECT cart.id AS cart_id, product.id AS product_id, product.currency
            FROM cart, product
-           WHERE cart.status = ANY($5::cart_status[])
-             AND ($4 = 0 OR (product.active AND NOT EXISTS (SELECT 1 FROM conflict)))
+           WHERE cart.editable
+             AND ($4 = 0 OR (product.active AND NOT EXISTS (SELECT 1 FROM conflict) AND NOT (SELECT yes FROM over_limit)))
          ), upserted AS (
            INSERT INTO cart_items (cart_id, product_id, currency, quantity)
            SELECT cart_id, product_id, currency, $4 FROM allowed WHERE $4 > 0
@@ -150,10 +159,12 @@ export async function setItemQuantity(
            RETURNING 1
          )
          SELECT (SELECT status FROM cart) AS cart_status,
+                COALESCE((SELECT editable FROM cart), false) AS cart_editable,
                 EXISTS (SELECT 1 FROM product) AS product_found,
                 COALESCE((SELECT active FROM product), false) AS product_active,
-                EXISTS (SELECT 1 FROM conflict) AS currency_conflict`,
-        [cartId, userId, productId, quantity, EDITABLE_STATUSES],
+                EXISTS (SELECT 1 FROM conflict) AS currency_conflict,
+                COALESCE((SELECT yes FROM over_limit), false) AS over_limit`,
+        [cartId, userId, productId, quantity, EDITABLE_STATUSES, CART_LIMITS.lines, CART_LIMITS.totalAmount],
       ),
       sql.query(`${cartSelect} WHERE c.id = $1 AND c.user_id = $2`, [cartId, userId]),
     ])) as [[ItemChangeOutcome], Record<string, unknown>[]];
@@ -165,11 +176,27 @@ export async function setItemQuantity(
   }
   if (!outcome.cart_status) throw notFound('Cart');
   if (!outcome.product_found || (quantity > 0 && !outcome.product_active)) throw notFound('Product');
-  if (!EDITABLE_STATUSES.includes(outcome.cart_status)) {
-    throw new ApiError('cart_not_editable', `The cart is ${outcome.cart_status}; only open or payment_failed carts can be edited`);
-  }
+  if (!outcome.cart_editable) throw notEditable(outcome.cart_status);
   if (outcome.currency_conflict) throw currencyMismatch();
+  if (outcome.over_limit) throw limitExceeded();
   return renderCart(carts[0] as unknown as CartRow);
+}
+
+/** Why a cart cannot be edited or checked out. */
+export function notEditable(status: CartStatus): ApiError {
+  return new ApiError(
+    'cart_not_editable',
+    EDITABLE_STATUSES.includes(status)
+      ? `The cart is ${status} but no longer the active cart: a newer cart took its place`
+      : `The cart is ${status}; only the active open or payment_failed cart can be changed`,
+  );
+}
+
+export function limitExceeded(): ApiError {
+  return new ApiError(
+    'cart_limit_exceeded',
+    `A cart holds at most ${CART_LIMITS.lines} different products and a total of at most ${CART_LIMITS.totalAmount} in minor units`,
+  );
 }
 
 function currencyMismatch(): ApiError {

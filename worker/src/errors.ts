@@ -11,6 +11,8 @@ const codes = {
   cart_not_editable: [409, 'Cart is not editable'],
   cart_empty: [422, 'Cart is empty'],
   currency_mismatch: [409, 'Currency mismatch'],
+  cart_limit_exceeded: [409, 'Cart limit exceeded'],
+  checkout_refused: [422, 'Checkout refused by Stripe'],
   invalid_signature: [400, 'Invalid signature'],
   payload_too_large: [413, 'Payload too large'],
   service_unavailable: [503, 'Service unavailable'],

@@ -9,6 +9,8 @@ const RECONCILE_BATCH = 25;
 const PENDING_GRACE_MINUTES = 10;
 // Delayed payments settle within days: each one waiting is read back about once an hour.
 const AWAITING_RECHECK_MINUTES = 60;
+// A session whose read-back keeps failing waits longer each time, up to this.
+const FAILURE_BACKOFF_MAX_MINUTES = 6 * 60;
 
 export interface ScheduledReport {
   reconciled: number;
@@ -21,6 +23,9 @@ export interface ScheduledReport {
  * (checkout_pending carts past their expiry or quiet for too long, awaiting_payment carts whose
  * delayed payment may have settled) and applies them as their webhooks would have; then
  * publishes whatever is still waiting in the outbox, oldest first.
+ *
+ * Every session read is stamped, failed or not, and the least recently read go first; one
+ * that keeps failing backs off. So sessions that cannot be read never starve the others.
  */
 export async function runScheduled(env: Env): Promise<ScheduledReport> {
   // No waitUntil publishing: the relay below publishes what reconciling wrote.
@@ -30,29 +35,35 @@ export async function runScheduled(env: Env): Promise<ScheduledReport> {
 
   const due = (await sql.query(
     `SELECT k.session_id FROM carts c JOIN checkouts k ON k.session_id = c.checkout_session_id
-     WHERE (c.status = 'checkout_pending'
-            AND (k.expires_at < now() OR k.created_at < now() - make_interval(mins => $1))
-            AND (k.reconciled_at IS NULL OR k.reconciled_at < now() - make_interval(mins => $1)))
-        OR (c.status = 'awaiting_payment'
-            AND (k.reconciled_at IS NULL OR k.reconciled_at < now() - make_interval(mins => $2)))
-     ORDER BY k.reconciled_at NULLS FIRST, k.expires_at LIMIT $3`,
-    [PENDING_GRACE_MINUTES, AWAITING_RECHECK_MINUTES, RECONCILE_BATCH],
+     WHERE ((c.status = 'checkout_pending' AND (k.expires_at < now() OR k.created_at < now() - make_interval(mins => $1)))
+            OR c.status = 'awaiting_payment')
+       AND (k.reconciled_at IS NULL OR k.reconciled_at < now() - make_interval(mins => CASE
+              WHEN k.reconcile_failures > 0 THEN LEAST($1 * power(2, k.reconcile_failures - 1), $3)::int
+              WHEN c.status = 'awaiting_payment' THEN $2
+              ELSE $1 END))
+     ORDER BY k.reconciled_at NULLS FIRST, k.expires_at LIMIT $4`,
+    [PENDING_GRACE_MINUTES, AWAITING_RECHECK_MINUTES, FAILURE_BACKOFF_MAX_MINUTES, RECONCILE_BATCH],
   )) as { session_id: string }[];
-  const checked: string[] = [];
+  const failed: string[] = [];
   if (due.length > 0) {
     const stripe = stripeClient(env);
     for (const { session_id } of due) {
       try {
         await reconcileSession(f, stripe, session_id);
-        checked.push(session_id);
       } catch (err) {
-        report.reconcileErrors++;
+        failed.push(session_id);
         console.error(JSON.stringify({ level: 'error', msg: 'reconcile_failed', sessionId: session_id, error: String(err) }));
       }
     }
-    report.reconciled = checked.length;
-    if (checked.length) await sql.query('UPDATE checkouts SET reconciled_at = now() WHERE session_id = ANY($1)', [checked]);
+    await sql.query(
+      `UPDATE checkouts SET reconciled_at = now(),
+         reconcile_failures = CASE WHEN session_id = ANY($2) THEN reconcile_failures + 1 ELSE 0 END
+       WHERE session_id = ANY($1)`,
+      [due.map((d) => d.session_id), failed],
+    );
   }
+  report.reconciled = due.length - failed.length;
+  report.reconcileErrors = failed.length;
 
   report.outbox = await relayOutbox(env, sql);
   console.log(JSON.stringify({ level: 'info', msg: 'scheduled', ...report }));

@@ -90,6 +90,25 @@ function delayedPaymentFailed(session: Stripe.Checkout.Session): boolean {
   return typeof intent === 'object' && intent !== null && (intent.status === 'requires_payment_method' || intent.status === 'canceled');
 }
 
+/**
+ * A session Stripe answers 404 for can never be paid: recorded like an expiry, which gives the
+ * cart back to the shopper.
+ */
+export function missingSessionEffect(sessionId: string): CartEffect {
+  return {
+    id: `reconcile:${sessionId}:missing`,
+    type: 'reconcile.session_missing',
+    source: 'reconcile',
+    event: 'session_expired',
+    sessionId,
+    paymentIntentId: null,
+    fullRefund: false,
+    charged: null,
+    customer: null,
+    occurredAt: new Date(),
+  };
+}
+
 /** A cancellation through our API, recorded like any other event of the session. */
 export function cancelEffect(sessionId: string): CartEffect {
   return {

@@ -43,11 +43,41 @@ export async function verifyWebhook(env: Env, rawBody: string, signature: string
   throw new ApiError('invalid_signature', 'The Stripe signature does not match any configured secret or is too old');
 }
 
-/** Stripe failures become a 503 the app can retry; the cart has not been changed. */
+/**
+ * What a failed Stripe call means for our client. Stripe refusing the request itself
+ * (`invalid_request_error`) is final: a 4xx naming Stripe's reason, as retrying cannot help.
+ * Anything else (Stripe unreachable, failing, rate-limiting, a key in flight) is a 503 the
+ * client may retry; the cart has not been changed.
+ */
 export function stripeFailure(err: unknown): ApiError {
+  if (err instanceof Stripe.errors.StripeInvalidRequestError) {
+    return new ApiError('checkout_refused', `Stripe refused the checkout: ${err.message}`, { cause: err });
+  }
   const detail =
     err instanceof Stripe.errors.StripeError
       ? `Stripe could not process the request (${err.type}${err.code ? `: ${err.code}` : ''}); try again`
       : 'Stripe could not be reached; try again';
   return new ApiError('service_unavailable', detail, { cause: err });
+}
+
+/**
+ * Stripe answered with a result it saves under the idempotency key: every later request with
+ * that key gets the same failure back, 500s included. Results are saved once the endpoint
+ * began executing; authentication failures, rate limits and a key in flight are not saved
+ * (https://docs.stripe.com/api/idempotent_requests). A network failure may hide a success, so
+ * the key is kept for it.
+ */
+export function stripeSavedFailure(err: unknown): boolean {
+  const status = err instanceof Stripe.errors.StripeError ? err.statusCode : undefined;
+  return status !== undefined && (status >= 500 || [400, 402, 404].includes(status));
+}
+
+/** 409: another request with the same idempotency key is still running at Stripe. */
+export function stripeKeyInUse(err: unknown): boolean {
+  return err instanceof Stripe.errors.StripeError && err.statusCode === 409;
+}
+
+/** Stripe does not know the object (404 resource_missing). */
+export function stripeNotFound(err: unknown): boolean {
+  return err instanceof Stripe.errors.StripeInvalidRequestError && err.statusCode === 404;
 }

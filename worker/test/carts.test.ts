@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { call, createProduct, db, newUser, problem, unique } from './helpers.ts';
+import { call, createProduct, db, holdLocks, newUser, problem, unique } from './helpers.ts';
 
 type CartBody = {
   id: string; status: string; currency: string | null; itemCount: number; totalAmount: number; checkout: unknown;
@@ -32,7 +32,12 @@ describe('POST /v1/carts', () => {
 
   it('yields one cart for concurrent requests of one user', async () => {
     const user = await newUser();
-    const answers = await Promise.all(Array.from({ length: 8 }, () => openCart(user.token)));
+    // All eight wait behind a held lock on the shopper, then go at once.
+    const lock = await holdLocks([`SELECT pg_advisory_xact_lock(hashtextextended('shopper:${user.id}', 0))`]);
+    const pending = Promise.all(Array.from({ length: 8 }, () => openCart(user.token)));
+    await lock.waitForWaiters(8, '%pg_advisory_xact_lock%');
+    await lock.release();
+    const answers = await pending;
     expect(new Set(answers.map((a) => a.cart.id)).size).toBe(1);
     expect(answers.filter((a) => a.status === 201)).toHaveLength(1);
     expect(await countCarts(user.id)).toBe(1);
@@ -212,7 +217,12 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
     const usd = await createProduct({ currency: 'usd' });
     const eur = await createProduct({ currency: 'eur' });
     const { cart } = await openCart(user.token);
-    const answers = await Promise.all([put(user.token, cart.id, usd.id, { quantity: 1 }), put(user.token, cart.id, eur.id, { quantity: 1 })]);
+    // Both edits read the empty cart, then wait for its row lock: neither saw the other's item.
+    const lock = await holdLocks([`SELECT 1 FROM carts WHERE id = '${cart.id}' FOR UPDATE`]);
+    const pending = Promise.all([put(user.token, cart.id, usd.id, { quantity: 1 }), put(user.token, cart.id, eur.id, { quantity: 1 })]);
+    await lock.waitForWaiters(2, '%WITH cart AS%');
+    await lock.release();
+    const answers = await pending;
     expect(answers.map((r) => r.status).sort()).toEqual([200, 409]);
     expect(await items(cart.id)).toHaveLength(1);
   });
@@ -244,6 +254,35 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
       expect(await items(cart.id)).toEqual([{ product_id: tee.id, quantity: 2 }]);
     },
   );
+
+  it('refuses the 101st product with 409 cart_limit_exceeded, as Stripe Checkout takes at most 100 lines', async () => {
+    const user = await newUser();
+    const { cart } = await openCart(user.token);
+    const products = await Promise.all(Array.from({ length: 101 }, () => createProduct({ unitAmount: 100 })));
+    await db().query(
+      `INSERT INTO cart_items (cart_id, product_id, currency, quantity) SELECT $1, unnest($2::text[]), 'usd', 1`,
+      [cart.id, products.slice(0, 100).map((p) => p.id)],
+    );
+    const res = await put(user.token, cart.id, products[100]!.id, { quantity: 1 });
+    expect(res.status).toBe(409);
+    expect(await problem(res)).toMatchObject({ code: 'cart_limit_exceeded', detail: expect.stringContaining('100') });
+    expect(await items(cart.id)).toHaveLength(100);
+    // Lines already in the cart can still change.
+    expect((await put(user.token, cart.id, products[0]!.id, { quantity: 2 })).status).toBe(200);
+  });
+
+  it("refuses an edit that takes the total over Stripe's maximum amount, and keeps the cart as it was", async () => {
+    const user = await newUser();
+    const { cart } = await openCart(user.token);
+    const dear = await createProduct({ unitAmount: 50_000_000 });
+    expect((await put(user.token, cart.id, dear.id, { quantity: 1 })).status).toBe(200);
+    const res = await put(user.token, cart.id, dear.id, { quantity: 2 });
+    expect(res.status).toBe(409);
+    expect((await problem(res)).code).toBe('cart_limit_exceeded');
+    expect(await items(cart.id)).toEqual([{ product_id: dear.id, quantity: 1 }]);
+    // Removing is always allowed.
+    expect((await put(user.token, cart.id, dear.id, { quantity: 0 })).status).toBe(200);
+  });
 
   it('lets a payment_failed cart be edited', async () => {
     const user = await newUser();

@@ -1,6 +1,7 @@
 import Stripe from 'stripe';
-import { describe, expect, it } from 'vitest';
-import { call, callWithEnv, createProduct, db, newUser, problem } from './helpers.ts';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { call, callWithEnv, createProduct, db, holdLocks, newUser, problem } from './helpers.ts';
+import { clearStripeFaults, forgetSession, injectStripeFault, payWithoutWebhook } from './standin.ts';
 import { cartStatus, checkedOutCart, deliver, eventsFor, stripeEnv, type CheckoutBody } from './stripe-helpers.ts';
 
 const base = new URL(stripeEnv.STRIPE_API_BASE);
@@ -93,22 +94,70 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
     expect((await stripe.checkout.sessions.retrieve(nextBody.sessionId)).amount_total).toBe(7 * products[0]!.unitAmount + 2 * products[1]!.unitAmount);
   });
 
-  it('never leaves a session charging for other contents than the cart holds when an edit races checkout', async () => {
-    for (let round = 0; round < 4; round++) {
-      const user = await newUser();
-      const { cartId, products } = await cartWith(user.token, [{ unitAmount: 1000, quantity: 1 }]);
-      const [started, edited] = await Promise.all([
-        checkout(user.token, cartId),
-        call(`/v1/carts/${cartId}/items/${products[0]!.id}`, { method: 'PUT', token: user.token, json: { quantity: 3 } }),
-      ]);
-      expect([200, 201]).toContain(started.status);
-      expect([200, 409]).toContain(edited.status);
-      const { sessionId } = (await started.json()) as CheckoutBody;
-      const [row] = await db().query('SELECT quantity FROM cart_items WHERE cart_id = $1', [cartId]);
-      const session = await stripe.checkout.sessions.retrieve(sessionId);
-      expect(await cartStatus(cartId)).toBe('checkout_pending');
-      expect(session.amount_total).toBe(1000 * (row as { quantity: number }).quantity);
-    }
+  it('expires the session made for the old contents when an edit lands while Stripe creates it, and charges for the new ones', async () => {
+    const user = await newUser();
+    const { cartId, products } = await cartWith(user.token, [{ unitAmount: 1000, quantity: 1 }]);
+    // Checkout has read the cart and made its session when it comes to record it; the held
+    // lock keeps it there while the edit commits.
+    const lock = await holdLocks(['LOCK TABLE checkouts IN SHARE ROW EXCLUSIVE MODE']);
+    const started = checkout(user.token, cartId);
+    await lock.waitForWaiters(1, '%INSERT INTO checkouts%');
+    const edited = await call(`/v1/carts/${cartId}/items/${products[0]!.id}`, { method: 'PUT', token: user.token, json: { quantity: 3 } });
+    expect(edited.status).toBe(200);
+    await lock.release();
+
+    const res = await started;
+    expect(res.status).toBe(201);
+    const { sessionId } = (await res.json()) as CheckoutBody;
+    expect((await stripe.checkout.sessions.retrieve(sessionId)).amount_total).toBe(3000);
+    expect(await cartStatus(cartId)).toBe('checkout_pending');
+    const expired = await stripe.events.list({ type: 'checkout.session.expired', limit: 100 });
+    const orphans = expired.data.map((e) => e.data.object as Stripe.Checkout.Session).filter((s) => s.client_reference_id === cartId);
+    expect(orphans.map((s) => s.amount_total)).toEqual([1000]);
+  });
+
+  it('asks Stripe about a session past its expiry before anything else: one paid in the last second stays paid', async () => {
+    const state = await checkedOutCart();
+    await payWithoutWebhook(state.sessionId, 'paid');
+    await db().query(`UPDATE checkouts SET expires_at = now() - interval '1 second' WHERE session_id = $1`, [state.sessionId]);
+    const res = await checkout(state.user.token, state.cartId);
+    expect(res.status).toBe(409);
+    expect((await problem(res)).code).toBe('cart_not_editable');
+    expect(await cartStatus(state.cartId)).toBe('paid');
+    const [{ n }] = (await db().query('SELECT count(*)::int AS n FROM checkouts WHERE cart_id = $1', [state.cartId])) as [{ n: number }];
+    expect(n).toBe(1);
+  });
+
+  it('answers 404 naming a product that was deactivated after it was added, and starts nothing', async () => {
+    const user = await newUser();
+    const { cartId, products } = await cartWith(user.token, [{ unitAmount: 1000, quantity: 1 }, { unitAmount: 500, quantity: 1 }]);
+    await db().query('UPDATE products SET active = false WHERE id = $1', [products[1]!.id]);
+    const res = await checkout(user.token, cartId);
+    expect(res.status).toBe(404);
+    expect((await problem(res)).detail).toContain(products[1]!.id);
+    expect(await cartStatus(cartId)).toBe('open');
+  });
+
+  it('refuses with 409 cart_limit_exceeded, before calling Stripe, a cart whose prices rose over Stripe\'s maximum', async () => {
+    const user = await newUser();
+    const { cartId, products } = await cartWith(user.token, [{ unitAmount: 60_000_000, quantity: 1 }, { unitAmount: 30_000_000, quantity: 1 }]);
+    await db().query('UPDATE products SET unit_amount = 50_000_000 WHERE id = $1', [products[1]!.id]);
+    const res = await checkout(user.token, cartId);
+    expect(res.status).toBe(409);
+    expect((await problem(res)).code).toBe('cart_limit_exceeded');
+    expect(await cartStatus(cartId)).toBe('open');
+    expect(await db().query('SELECT 1 FROM checkouts WHERE cart_id = $1', [cartId])).toEqual([]);
+  });
+
+  it('answers 422 checkout_refused with Stripe\'s reason when Stripe refuses the session, and the fixed cart checks out', async () => {
+    const user = await newUser();
+    const { cartId, products } = await cartWith(user.token, [{ unitAmount: 10, quantity: 1 }]);
+    const res = await checkout(user.token, cartId);
+    expect(res.status).toBe(422);
+    expect(await problem(res)).toMatchObject({ code: 'checkout_refused', detail: expect.stringMatching(/at least \$0\.50/) });
+    expect(await cartStatus(cartId)).toBe('open');
+    await call(`/v1/carts/${cartId}/items/${products[0]!.id}`, { method: 'PUT', token: user.token, json: { quantity: 60 } });
+    expect((await checkout(user.token, cartId)).status).toBe(201);
   });
 
   it('answers 422 cart_empty for an empty cart', async () => {
@@ -175,5 +224,79 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
     });
     expect(res.status).toBe(500);
     expect(await problem(res)).toMatchObject({ code: 'misconfigured', detail: 'STRIPE_SECRET_KEY is not set' });
+  });
+});
+
+describe('checkout when Stripe fails (Stripe saves the first result of an idempotency key and replays it)', () => {
+  // A stand-in of its own: faults on creating sessions would hit every other test's checkouts.
+  const faulty = { ...stripeEnv, STRIPE_API_BASE: inject('faultyStripeApiBase') };
+  const faultyStripe = new Stripe(stripeEnv.STRIPE_SECRET_KEY, {
+    host: '127.0.0.1', port: new URL(faulty.STRIPE_API_BASE).port, protocol: 'http', httpClient: Stripe.createFetchHttpClient(),
+  });
+  const checkoutThere = (token: string, cartId: string) =>
+    callWithEnv(faulty, `/v1/carts/${cartId}/checkout`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+  afterEach(() => clearStripeFaults(faulty.STRIPE_API_BASE));
+
+  it('answers 503 when Stripe fails, and the next tap gets a session instead of the saved failure', async () => {
+    const user = await newUser();
+    const { cartId } = await cartWith(user.token, [{ unitAmount: 2500, quantity: 2 }]);
+    await injectStripeFault(faulty.STRIPE_API_BASE, { method: 'POST', path: '/v1/checkout/sessions', status: 500 });
+    const failed = await checkoutThere(user.token, cartId);
+    expect(failed.status).toBe(503);
+    expect((await problem(failed)).code).toBe('service_unavailable');
+    expect(await cartStatus(cartId)).toBe('open');
+
+    const next = await checkoutThere(user.token, cartId);
+    expect(next.status).toBe(201);
+    const { sessionId } = (await next.json()) as CheckoutBody;
+    expect((await faultyStripe.checkout.sessions.retrieve(sessionId)).amount_total).toBe(5000);
+    expect(await cartStatus(cartId)).toBe('checkout_pending');
+  });
+
+  it('gives both taps one session when the second reaches Stripe while the first is still running there', async () => {
+    const user = await newUser();
+    const { cartId } = await cartWith(user.token, [{ unitAmount: 1500, quantity: 1 }]);
+    await injectStripeFault(faulty.STRIPE_API_BASE, { method: 'POST', path: '/v1/checkout/sessions', delayMs: 1500 });
+    const first = checkoutThere(user.token, cartId);
+    // The first request is being held at Stripe once it has used up the fault.
+    await expect.poll(async () => ((await (await fetch(`${faulty.STRIPE_API_BASE}/_standin/faults`)).json()) as { data: unknown[] }).data).toEqual([]);
+    const second = await checkoutThere(user.token, cartId);
+    const answers = [await first, second];
+    expect(answers.map((r) => r.status).sort()).toEqual([200, 201]);
+    const bodies = (await Promise.all(answers.map((r) => r.json()))) as CheckoutBody[];
+    expect(bodies[0]!.sessionId).toBe(bodies[1]!.sessionId);
+    expect(await db().query('SELECT session_id FROM checkouts WHERE cart_id = $1', [cartId])).toEqual([{ session_id: bodies[0]!.sessionId }]);
+  });
+});
+
+describe('a session Stripe no longer knows (404)', () => {
+  it('is recorded and releases its cart: checkout past its expiry starts a new session', async () => {
+    const state = await checkedOutCart();
+    await forgetSession(state.sessionId);
+    await db().query(`UPDATE checkouts SET expires_at = now() - interval '1 second' WHERE session_id = $1`, [state.sessionId]);
+    const res = await checkout(state.user.token, state.cartId);
+    expect(res.status).toBe(201);
+    expect(((await res.json()) as CheckoutBody).sessionId).not.toBe(state.sessionId);
+    const [event] = await db().query('SELECT outcome, from_status, to_status FROM payment_events WHERE id = $1', [`reconcile:${state.sessionId}:missing`]);
+    expect(event).toEqual({ outcome: 'applied', from_status: 'checkout_pending', to_status: 'open' });
+  });
+
+  it('lets the checkout be cancelled', async () => {
+    const state = await checkedOutCart();
+    await forgetSession(state.sessionId);
+    const res = await call(`/v1/carts/${state.cartId}/checkout`, { method: 'DELETE', token: state.user.token });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: 'open', checkout: null });
+  });
+});
+
+describe('DELETE /v1/carts/{cartId}/checkout', () => {
+  it('answers 409 and applies the payment when the session was completed meanwhile', async () => {
+    const state = await checkedOutCart();
+    await payWithoutWebhook(state.sessionId, 'paid');
+    const res = await call(`/v1/carts/${state.cartId}/checkout`, { method: 'DELETE', token: state.user.token });
+    expect(res.status).toBe(409);
+    expect((await problem(res)).code).toBe('cart_not_editable');
+    expect(await cartStatus(state.cartId)).toBe('paid');
   });
 });

@@ -2,22 +2,14 @@ import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { startLockHolder } from '../../tools/lock-holder.ts';
 import { migrate } from '../../tools/migrate.ts';
 import { startNeonHttpProxy } from '../../tools/neon-http-proxy.ts';
 import { startPostgres } from '../../tools/postgres.ts';
 import { createPubSubAdmin } from '../../tools/pubsub-admin.ts';
+import { startPubSubFaultProxy } from '../../tools/pubsub-fault-proxy.ts';
 import { startPubSubEmulator } from '../../tools/pubsub-emulator.ts';
 import { startStripeStandin } from '../../tools/stripe-standin/server.ts';
-
-declare module 'vitest' {
-  export interface ProvidedContext {
-    databaseUrl: string;
-    neonHttpEndpoint: string;
-    stripeApiBase: string;
-    /** host:port of Google's Pub/Sub emulator, or '' where this machine has none. */
-    pubsubEmulatorHost: string;
-  }
-}
 
 const STRIPE_WEBHOOK_SECRET = 'whsec_worker_tests_0123456789';
 const PUBSUB_PROJECT = 'edge-checkout-test';
@@ -34,17 +26,28 @@ export default async function setup({ provide }: TestProject) {
   const postgres = await startPostgres({ dataDir, persistent: false });
   await migrate(postgres.url, { dir: path.resolve(import.meta.dirname, '../../migrations') });
   const proxy = await startNeonHttpProxy({ databaseUrl: postgres.url });
+  const lockHolder = await startLockHolder(postgres.url);
   const stripe = await startStripeStandin({ port: 0, webhookSecret: STRIPE_WEBHOOK_SECRET });
+  // Faults on endpoints every test uses (creating sessions) go to a stand-in of their own, so
+  // they cannot hit another test file's requests.
+  const faultyStripe = await startStripeStandin({ port: 0, webhookSecret: STRIPE_WEBHOOK_SECRET });
   const pubsub = await pubsubStarting;
   if (pubsub) await createPubSubAdmin({ host: pubsub.host, projectId: PUBSUB_PROJECT }).createTopic(PUBSUB_TOPIC);
   else console.warn('Pub/Sub emulator not available: the Worker tests that publish to it are skipped');
+  const faultProxy = pubsub ? await startPubSubFaultProxy({ target: pubsub.host }) : null;
   provide('pubsubEmulatorHost', pubsub?.host ?? '');
+  provide('pubsubFaultProxyHost', faultProxy?.host ?? '');
   provide('databaseUrl', postgres.url);
   provide('stripeApiBase', stripe.url);
+  provide('faultyStripeApiBase', faultyStripe.url);
   provide('neonHttpEndpoint', proxy.endpoint);
+  provide('lockHolderUrl', lockHolder.url);
   return async () => {
+    await faultProxy?.close();
     await pubsub?.stop();
+    await faultyStripe.close();
     await stripe.close();
+    await lockHolder.close();
     await proxy.close();
     await postgres.stop();
   };

@@ -1,6 +1,7 @@
 import { neon, neonConfig } from '@neondatabase/serverless';
 import { env, exports } from 'cloudflare:workers';
 import { SignJWT } from 'jose';
+import { inject } from 'vitest';
 import type { Env } from '../src/env.ts';
 
 export const testEnv = env as Env & Required<Pick<Env, 'DATABASE_URL' | 'NEON_HTTP_ENDPOINT' | 'AUTH_JWT_SECRET' | 'ADMIN_API_KEY'>>;
@@ -67,4 +68,23 @@ export async function callWithEnv(env: Env, path: string, init: RequestInit = {}
   const res = await app.fetch(new Request(`http://127.0.0.1${path}`, init), env, ctx);
   await waitOnExecutionContext(ctx);
   return res;
+}
+
+/**
+ * Holds locks in an open transaction (tools/lock-holder.ts), so a race test can make requests
+ * pile up behind them and then let them go at the same moment: the race happens every time.
+ */
+export async function holdLocks(statements: string[]) {
+  const url = inject('lockHolderUrl');
+  const post = async (path: string, body: unknown) => {
+    const res = await fetch(`${url}${path}`, { method: 'POST', body: JSON.stringify(body) });
+    if (!res.ok) throw new Error(`lock holder ${path}: ${res.status} ${await res.text()}`);
+    return res.json();
+  };
+  const { id } = (await post('/hold', { statements })) as { id: string };
+  return {
+    /** Resolves once `count` sessions (running a query that matches `query`, ILIKE) wait behind these locks. */
+    waitForWaiters: (count: number, query = '%') => post('/waiting', { id, count, query }),
+    release: () => post('/release', { id }),
+  };
 }

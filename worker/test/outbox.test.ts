@@ -1,9 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createPubSubAdmin, type ReceivedMessage } from '../../tools/pubsub-admin.ts';
 import { relayOutbox } from '../src/outbox.ts';
 import { runScheduled } from '../src/scheduled.ts';
 import { database } from '../src/db.ts';
-import { call, db } from './helpers.ts';
+import { call, db, holdLocks, problem, tokenFor } from './helpers.ts';
 import type Stripe from 'stripe';
 import { cartStatus, checkedOutCart, deliver, eventsFor, outboxOf, stripeEnv } from './stripe-helpers.ts';
 
@@ -51,7 +51,7 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
     expect(message).toBeDefined();
     expect(message!.orderingKey).toBe(state.cartId);
     expect(message!.attributes).toEqual({ eventType: 'cart.paid', eventId: row!.id, cartId: state.cartId, stripeEventId: event.id });
-    expect(JSON.parse(message!.data)).toEqual(row!.payload);
+    expect(JSON.parse(message!.data)).toEqual(row!.event);
     const [published] = await db().query('SELECT published_at IS NOT NULL AS done, message_id FROM outbox WHERE id = $1', [row!.id]);
     expect(published).toEqual({ done: true, message_id: message!.messageId });
   });
@@ -113,39 +113,176 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
     const ids = (await db().query('SELECT id FROM outbox WHERE cart_id = ANY($1)', [cartIds])).map((r) => r.id as string);
     await db().query('UPDATE outbox SET next_attempt_at = now() WHERE id = ANY($1)', [ids]);
 
-    const reports = await Promise.all([
+    // Both relays wait behind a lock on the table, then claim at the same moment.
+    const lock = await holdLocks(['LOCK TABLE outbox IN SHARE MODE']);
+    const racing = Promise.all([
       relayOutbox(stripeEnv, database(stripeEnv), { ids }),
       relayOutbox(stripeEnv, database(stripeEnv), { ids }),
     ]);
-    expect(reports.reduce((n, r) => n + r.published, 0)).toBeLessThanOrEqual(ids.length);
+    await lock.waitForWaiters(2, '%FOR UPDATE SKIP LOCKED%');
+    await lock.release();
+    const reports = await racing;
+    expect(reports.reduce((n, r) => n + r.published, 0)).toBe(ids.length);
     const messages = await collect(subscription, cartIds, ids.length);
     expect(messages.map((m) => m.attributes.eventId).sort()).toEqual([...ids].sort());
-    const [row] = await db().query('SELECT count(*)::int AS n FROM outbox WHERE id = ANY($1) AND published_at IS NOT NULL', [ids]);
-    expect(row).toEqual({ n: ids.length });
   });
 
-  it('keeps a row that Pub/Sub refuses for good, with its error, for operators', async () => {
+  it('leaves a row another relay has claimed alone until its lease runs out', async () => {
     const state = await checkedOutCart();
-    const noTopic = { ...stripeEnv, PUBSUB_TOPIC: 'no-such-topic' };
-    expect((await deliverWith(noTopic, eventsFor(state).completedPaid())).status).toBe(200);
-    const [row] = await db().query('SELECT failed_at IS NOT NULL AS failed, published_at, last_error FROM outbox WHERE cart_id = $1', [state.cartId]);
-    expect(row).toMatchObject({ failed: true, published_at: null });
-    expect(String(row!.last_error)).toMatch(/404/);
-
-    // Operators see it, fix the cause (here: the topic name) and queue it again.
-    const admin = { Authorization: `Bearer ${stripeEnv.ADMIN_API_KEY}` };
-    const listed = await call('/v1/admin/outbox?state=failed&limit=500', { headers: admin });
-    const { entries } = (await listed.json()) as { entries: { id: string; cartId: string; lastError: string }[] };
-    const entry = entries.find((e) => e.cartId === state.cartId);
-    expect(entry?.lastError).toMatch(/404/);
-    expect((await call(`/v1/admin/outbox/${entry!.id}/retry`, { method: 'POST', headers: admin })).status).toBe(200);
-    const subscription = await subscribe();
-    expect((await relayOutbox(stripeEnv, database(stripeEnv), { ids: [entry!.id] })).published).toBe(1);
-    expect((await collect(subscription, [state.cartId], 1)).map((m) => m.attributes.eventId)).toEqual([entry!.id]);
+    await deliverWith(pubsubDown, eventsFor(state).completedPaid());
+    await db().query(`UPDATE outbox SET next_attempt_at = now(), claimed_until = now() + interval '1 minute' WHERE cart_id = $1`, [state.cartId]);
+    const [row] = await outboxOf(state.cartId);
+    expect((await relayOutbox(stripeEnv, database(stripeEnv), { ids: [row!.id] })).claimed).toBe(0);
+    await db().query(`UPDATE outbox SET claimed_until = now() - interval '1 second' WHERE cart_id = $1`, [state.cartId]);
+    expect((await relayOutbox(stripeEnv, database(stripeEnv), { ids: [row!.id] })).published).toBe(1);
   });
 
-  it('keeps the outbox for operators only', async () => {
-    expect((await call('/v1/admin/outbox')).status).toBe(401);
-    expect((await call(`/v1/admin/outbox/${crypto.randomUUID()}/retry`, { method: 'POST', headers: { Authorization: `Bearer ${stripeEnv.ADMIN_API_KEY}` } })).status).toBe(404);
+  it('backs off exponentially between attempts, up to a bound', async () => {
+    const state = await checkedOutCart();
+    await deliverWith(pubsubDown, eventsFor(state).completedPaid());
+    const waits: number[] = [];
+    for (let attempt = 2; attempt <= 7; attempt++) {
+      await db().query('UPDATE outbox SET next_attempt_at = now() WHERE cart_id = $1', [state.cartId]);
+      await runScheduledRelay(pubsubDown, state.cartId);
+      const [row] = await db().query(
+        'SELECT attempts, extract(epoch FROM next_attempt_at - now())::int AS wait FROM outbox WHERE cart_id = $1', [state.cartId]);
+      expect(row!.attempts).toBe(attempt);
+      waits.push(Math.round(Number(row!.wait) / 30) * 30);
+    }
+    expect(waits).toEqual([60, 120, 240, 480, 600, 600]);
   });
 });
+
+/** One relay run over a cart's rows, as the scheduled job or the next webhook would start it. */
+async function runScheduledRelay(env: typeof stripeEnv, cartId: string) {
+  const ids = (await db().query('SELECT id FROM outbox WHERE cart_id = $1', [cartId])).map((r) => r.id as string);
+  return relayOutbox(env, database(env), { ids });
+}
+
+const faultProxyHost = inject('pubsubFaultProxyHost');
+// Publishing through the fault proxy in front of the emulator. Tests here switch its mode, so
+// they run one at a time, and only they publish through it.
+const viaProxy = { ...stripeEnv, PUBSUB_EMULATOR_HOST: faultProxyHost };
+
+async function proxyMode(setting: { mode: string; match?: { attribute: string; value: string } }) {
+  const res = await fetch(`http://${faultProxyHost}/_proxy/mode`, { method: 'POST', body: JSON.stringify(setting) });
+  if (!res.ok) throw new Error(`proxy mode: ${res.status} ${await res.text()}`);
+}
+
+describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault proxy in front of the emulator)', () => {
+  afterEach(() => proxyMode({ mode: 'pass' }));
+  const admin = { Authorization: `Bearer ${stripeEnv.ADMIN_API_KEY}` };
+
+  it.each([
+    ['unauthenticated', 401],
+    ['forbidden', 403],
+    ['not_found', 404],
+    ['throttled', 429],
+    ['internal', 500],
+    ['unavailable', 503],
+  ])('retries every row through %s (%i): none is failed, and all go out in order once it is fixed', async (mode, status) => {
+    const subscription = await subscribe();
+    await proxyMode({ mode });
+    const carts = await Promise.all([checkedOutCart(), checkedOutCart()]);
+    for (const state of carts) {
+      const events = eventsFor(state);
+      for (const event of [events.completedUnpaid(), events.asyncSucceeded()]) expect((await deliverWith(viaProxy, event)).status).toBe(200);
+    }
+    const cartIds = carts.map((c) => c.cartId);
+    const rows = await db().query('SELECT failed_at, published_at, last_error FROM outbox WHERE cart_id = ANY($1)', [cartIds]);
+    expect(rows.every((r) => r.failed_at === null && r.published_at === null)).toBe(true);
+    expect(rows.filter((r) => r.last_error !== null).every((r) => String(r.last_error).includes(String(status)))).toBe(true);
+
+    await proxyMode({ mode: 'pass' });
+    await db().query('UPDATE outbox SET next_attempt_at = now() WHERE cart_id = ANY($1)', [cartIds]);
+    await runScheduled(viaProxy);
+    const messages = await collect(subscription, cartIds, 4);
+    for (const cartId of cartIds) {
+      expect(messages.filter((m) => m.orderingKey === cartId).map((m) => m.attributes.eventType)).toEqual(['cart.awaiting_payment', 'cart.paid']);
+    }
+  });
+
+  it('fails only the row whose message Pub/Sub rejects (400); it holds back its cart until requeued, other carts go on', async () => {
+    const subscription = await subscribe();
+    const [bad, good] = await Promise.all([checkedOutCart(), checkedOutCart()]);
+    // Both carts' first events wait, then go out in one publish request that Pub/Sub refuses.
+    for (const state of [bad, good]) await deliverWith(pubsubDown, eventsFor(state).completedUnpaid());
+    await proxyMode({ mode: 'invalid_argument', match: { attribute: 'cartId', value: bad.cartId } });
+    await db().query('UPDATE outbox SET next_attempt_at = now() WHERE cart_id = ANY($1)', [[bad.cartId, good.cartId]]);
+    const report = await relayOutbox(viaProxy, database(viaProxy), { ids: (await outboxIds([bad.cartId, good.cartId])) });
+    expect(report).toMatchObject({ published: 1, failed: 1 });
+
+    // The bad cart's later event waits behind the failed one; the good cart's goes out.
+    expect((await deliverWith(viaProxy, eventsFor(bad).asyncSucceeded())).status).toBe(200);
+    expect((await deliverWith(viaProxy, eventsFor(good).asyncSucceeded())).status).toBe(200);
+    const early = await collect(subscription, [bad.cartId, good.cartId], 2);
+    expect(early.map((m) => [m.orderingKey, m.attributes.eventType])).toEqual([
+      [good.cartId, 'cart.awaiting_payment'], [good.cartId, 'cart.paid'],
+    ]);
+    const [failed, held] = await db().query('SELECT failed_at IS NOT NULL AS failed, last_error FROM outbox WHERE cart_id = $1 ORDER BY seq', [bad.cartId]);
+    expect(failed).toMatchObject({ failed: true, last_error: expect.stringContaining('400') });
+    expect(held).toMatchObject({ failed: false });
+
+    // The operator fixes the cause and requeues every failed row at once: the cart's events go out in order.
+    await proxyMode({ mode: 'pass' });
+    const listed = (await (await call('/v1/admin/outbox?state=failed&limit=500', { headers: admin })).json()) as { entries: { cartId: string }[] };
+    expect(listed.entries.filter((e) => e.cartId === bad.cartId)).toHaveLength(1);
+    const requeued = await call('/v1/admin/outbox/retry', { method: 'POST', headers: admin });
+    expect(requeued.status).toBe(200);
+    expect(((await requeued.json()) as { entries: { cartId: string }[] }).entries.map((e) => e.cartId)).toContain(bad.cartId);
+    await relayOutbox(viaProxy, database(viaProxy), { ids: await outboxIds([bad.cartId]) });
+    const late = await collect(subscription, [bad.cartId], 2);
+    expect(late.map((m) => m.attributes.eventType)).toEqual(['cart.awaiting_payment', 'cart.paid']);
+  });
+
+  it('lets an operator discard a refused row, so its cart\'s later events go on without it', async () => {
+    const subscription = await subscribe();
+    const state = await checkedOutCart();
+    await proxyMode({ mode: 'invalid_argument', match: { attribute: 'cartId', value: state.cartId } });
+    await deliverWith(viaProxy, eventsFor(state).completedUnpaid());
+    await proxyMode({ mode: 'pass' });
+    await deliverWith(viaProxy, eventsFor(state).asyncSucceeded());
+    const [first] = await outboxOf(state.cartId);
+    const discarded = await call(`/v1/admin/outbox/${first!.id}/discard`, { method: 'POST', headers: admin });
+    expect(discarded.status).toBe(200);
+    expect(await discarded.json()).toMatchObject({ id: first!.id, discardedAt: expect.any(String) });
+    await relayOutbox(viaProxy, database(viaProxy), { ids: await outboxIds([state.cartId]) });
+    expect((await collect(subscription, [state.cartId], 1)).map((m) => m.attributes.eventType)).toEqual(['cart.paid']);
+  });
+});
+
+describe('the admin outbox routes', () => {
+  const admin = { Authorization: `Bearer ${stripeEnv.ADMIN_API_KEY}` };
+
+  it.each([
+    ['GET', '/v1/admin/outbox'],
+    ['POST', '/v1/admin/outbox/retry'],
+    ['POST', `/v1/admin/outbox/${crypto.randomUUID()}/retry`],
+    ['POST', `/v1/admin/outbox/${crypto.randomUUID()}/discard`],
+  ])('refuse %s %s without the admin key, or with a user token or a wrong key', async (method, path) => {
+    const attempts: Record<string, string>[] = [{}, { Authorization: 'Bearer not-the-admin-key-0123' }, { Authorization: `Bearer ${await tokenFor('someone')}` }];
+    for (const headers of attempts) {
+      const res = await call(path, { method, headers });
+      expect(res.status).toBe(401);
+      expect((await problem(res)).code).toBe('unauthorized');
+    }
+  });
+
+  it('answer 404 for an unknown or already published event and 400 for a malformed id or state', async () => {
+    const state = await checkedOutCart();
+    await deliverWith(stripeEnv, eventsFor(state).completedPaid());
+    const [row] = await outboxOf(state.cartId);
+    await db().query('UPDATE outbox SET published_at = now() WHERE id = $1', [row!.id]);
+    for (const id of [crypto.randomUUID(), row!.id]) {
+      expect((await call(`/v1/admin/outbox/${id}/retry`, { method: 'POST', headers: admin })).status).toBe(404);
+      expect((await call(`/v1/admin/outbox/${id}/discard`, { method: 'POST', headers: admin })).status).toBe(404);
+    }
+    expect((await call('/v1/admin/outbox/not-a-uuid/retry', { method: 'POST', headers: admin })).status).toBe(400);
+    expect((await call('/v1/admin/outbox?state=lost', { headers: admin })).status).toBe(400);
+    expect((await call('/v1/admin/outbox?limit=0', { headers: admin })).status).toBe(400);
+  });
+});
+
+async function outboxIds(cartIds: string[]): Promise<string[]> {
+  return (await db().query('SELECT id FROM outbox WHERE cart_id = ANY($1)', [cartIds])).map((r) => r.id as string);
+}

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { call, callWithEnv, db } from './helpers.ts';
+import { call, callWithEnv } from './helpers.ts';
 import { cartStatus, checkedOutCart, deliver, eventsFor, outboxOf, stripeEnv } from './stripe-helpers.ts';
-import { payWithoutWebhook, settleWithoutWebhook } from './standin.ts';
+import { payWithoutWebhook } from './standin.ts';
 
 describe('GET /checkout/success', () => {
   it('fulfils from the session read back from Stripe when the webhook has not arrived', async () => {
@@ -94,49 +94,3 @@ describe('GET /checkout/cancel', () => {
     expect((await call(`/checkout/cancel?cart_id=${crypto.randomUUID()}`)).status).toBe(404);
   });
 });
-
-describe('scheduled reconciliation', () => {
-  it('applies sessions whose webhooks were lost: paid, and expired', async () => {
-    const { runScheduled } = await import('../src/scheduled.ts');
-    const paid = await checkedOutCart();
-    await payWithoutWebhook(paid.sessionId, 'paid');
-    const expired = await checkedOutCart();
-    await expireWithoutWebhook(expired.sessionId);
-    // Both are past the grace period the job waits for webhooks.
-    await db().query(`UPDATE checkouts SET created_at = now() - interval '1 hour' WHERE session_id = ANY($1)`, [[paid.sessionId, expired.sessionId]]);
-
-    const report = await runScheduled(stripeEnv);
-    expect(report.reconcileErrors).toBe(0);
-    expect(await cartStatus(paid.cartId)).toBe('paid');
-    expect(await cartStatus(expired.cartId)).toBe('open');
-    expect((await outboxOf(paid.cartId)).map((o) => o.event_type)).toEqual(['cart.paid']);
-
-  });
-});
-
-describe('scheduled reconciliation of delayed payments', () => {
-  it.each([
-    ['succeeds', 'paid', ['cart.awaiting_payment', 'cart.paid']],
-    ['fails', 'payment_failed', ['cart.awaiting_payment', 'cart.payment_failed']],
-  ] as const)('applies a bank transfer that %s while its webhook was lost', async (result, status, published) => {
-    const { runScheduled } = await import('../src/scheduled.ts');
-    const state = await checkedOutCart();
-    await payWithoutWebhook(state.sessionId, 'async');
-    await call(`/checkout/success?session_id=${state.sessionId}`);
-    expect(await cartStatus(state.cartId)).toBe('awaiting_payment');
-    await settleWithoutWebhook(state.sessionId, result === 'succeeds' ? 'succeed' : 'fail');
-
-    await runScheduled(stripeEnv);
-    expect(await cartStatus(state.cartId)).toBe(status);
-    expect((await outboxOf(state.cartId)).map((o) => o.event_type)).toEqual(published);
-    const [row] = await db().query('SELECT reconciled_at IS NOT NULL AS checked FROM checkouts WHERE session_id = $1', [state.sessionId]);
-    expect(row).toEqual({ checked: true });
-  });
-});
-
-async function expireWithoutWebhook(sessionId: string) {
-  const res = await fetch(`${stripeEnv.STRIPE_API_BASE}/v1/checkout/sessions/${sessionId}/expire`, {
-    method: 'POST', headers: { Authorization: `Bearer ${stripeEnv.STRIPE_SECRET_KEY}` },
-  });
-  if (!res.ok) throw new Error(`expire failed: ${res.status}`);
-}

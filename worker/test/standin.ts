@@ -15,3 +15,33 @@ export async function settleWithoutWebhook(sessionId: string, result: 'succeed' 
   const res = await fetch(`${stripeEnv.STRIPE_API_BASE}/_standin/sessions/${sessionId}/async/${result}`, { method: 'POST' });
   if (!res.ok) throw new Error(`stand-in settle failed: ${res.status} ${await res.text()}`);
 }
+
+/** Stripe forgets the session (test data deleted, another account's key): it answers 404 for it from now on. */
+export async function forgetSession(sessionId: string): Promise<void> {
+  await control(stripeEnv.STRIPE_API_BASE, `/_standin/sessions/${sessionId}/forget`, {});
+}
+
+export interface StripeFault {
+  method?: 'GET' | 'POST';
+  /** Exact, or a prefix ending in `*`. */
+  path: string;
+  status?: 500 | 404 | 409 | 429;
+  delayMs?: number;
+  times?: number;
+}
+
+/** Makes the stand-in at `apiBase` fail or slow down matching /v1 requests (tools/stripe-standin/faults.ts). */
+export async function injectStripeFault(apiBase: string, fault: StripeFault): Promise<void> {
+  await control(apiBase, '/_standin/faults', fault);
+}
+
+export async function clearStripeFaults(apiBase: string): Promise<void> {
+  const res = await fetch(`${apiBase}/_standin/faults`, { method: 'DELETE' });
+  if (!res.ok) throw new Error(`clearing faults failed: ${res.status} ${await res.text()}`);
+}
+
+async function control(apiBase: string, path: string, body: unknown): Promise<unknown> {
+  const res = await fetch(`${apiBase}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  if (!res.ok) throw new Error(`stand-in ${path} failed: ${res.status} ${await res.text()}`);
+  return res.json();
+}

@@ -2,7 +2,9 @@ import Stripe from 'stripe';
 import chargeFixture from '../../tools/stripe-standin/fixtures/charge.json';
 import eventFixture from '../../tools/stripe-standin/fixtures/event.json';
 import sessionFixture from '../../tools/stripe-standin/fixtures/checkout.session.json';
+import { PaymentEvent } from '../../bridge/src/payment-event.ts';
 import type { Env } from '../src/env.ts';
+import { readOutboxEvents } from '../src/outbox.ts';
 import { call, callWithEnv, createProduct, db, newUser, testEnv } from './helpers.ts';
 
 export const stripeEnv = testEnv as typeof testEnv & { STRIPE_WEBHOOK_SECRET: string; STRIPE_API_BASE: string; STRIPE_SECRET_KEY: string };
@@ -120,8 +122,13 @@ export async function cartStatus(cartId: string): Promise<string> {
   return (row as { status: string }).status;
 }
 
-export async function outboxOf(cartId: string): Promise<{ event_type: string; payload: Record<string, unknown>; stripe_event_id: string; id: string }[]> {
-  return (await db().query('SELECT id, event_type, payload, stripe_event_id FROM outbox WHERE cart_id = $1 ORDER BY seq', [cartId])) as never;
+/** A cart's outbox rows, oldest first, each with the payment event it publishes (checked against the contract's schema). */
+export async function outboxOf(cartId: string): Promise<{ id: string; event_type: string; stripe_event_id: string; event: PaymentEvent }[]> {
+  const rows = (await db().query('SELECT id, event_type, stripe_event_id FROM outbox WHERE cart_id = $1 ORDER BY seq', [cartId])) as {
+    id: string; event_type: string; stripe_event_id: string;
+  }[];
+  const events = await readOutboxEvents(db(), 'o.cart_id = $1', [cartId]);
+  return rows.map((row, i) => ({ ...row, event: PaymentEvent.parse(events[i]) }));
 }
 
 export async function eventRecorded(eventId: string): Promise<boolean> {

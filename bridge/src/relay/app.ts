@@ -3,6 +3,7 @@
 // Stateless: repeats are deduplicated downstream by the notification's `id` (the event id).
 import { Hono } from 'hono';
 import { z } from 'zod';
+import { ReceivedPaymentEvent } from '../payment-event.ts';
 import { PubSubPublishError, type PubSubPublisher } from '../pubsub.ts';
 import { silentLog, type RelayLog } from './log.ts';
 import type { PushVerifier } from './oidc.ts';
@@ -30,39 +31,6 @@ const pushEnvelopeSchema = z.object({
   subscription: z.string(),
 });
 
-const cartItemSchema = z.object({
-  productId: z.string(),
-  name: z.string(),
-  unitAmount: z.number().int(),
-  quantity: z.number().int(),
-  lineTotal: z.number().int(),
-});
-
-// The payment event as the Worker publishes it (CONTRACT §5). Unknown types are accepted so a
-// new event type is acknowledged rather than dead-lettered; unknown fields are ignored.
-const paymentEventSchema = z.object({
-  id: z.string().min(1),
-  type: z.string().min(1),
-  occurredAt: z.iso.datetime({ offset: true }),
-  cart: z.object({
-    id: z.string().min(1),
-    userId: z.string().min(1),
-    status: z.string(),
-    currency: z.string().nullable(),
-    totalAmount: z.number().int(),
-    items: z.array(cartItemSchema),
-  }),
-  customer: z.object({ email: z.string().nullable(), name: z.string().nullable() }).nullable(),
-  stripe: z.object({
-    eventId: z.string().nullish(),
-    sessionId: z.string().nullish(),
-    paymentIntentId: z.string().nullish(),
-  }),
-  amountMismatch: z.boolean(),
-});
-
-export type PaymentEvent = z.infer<typeof paymentEventSchema>;
-
 /** What the email (or SMS) sender consumes from NOTIFICATION_TOPIC. */
 export type Notification = {
   /** The payment event's id: the same notification may be published twice, senders drop repeats. */
@@ -74,7 +42,7 @@ export type Notification = {
   cartId: string;
   totalAmount: number;
   currency: string;
-  items: z.infer<typeof cartItemSchema>[];
+  items: ReceivedPaymentEvent['cart']['items'];
 };
 
 export function createRelayApp(deps: RelayDeps): Hono {
@@ -143,7 +111,7 @@ export function createRelayApp(deps: RelayDeps): Hono {
 }
 
 type ParsedPush =
-  | { ok: true; event: PaymentEvent; messageId: string; subscription: string }
+  | { ok: true; event: ReceivedPaymentEvent; messageId: string; subscription: string }
   | { ok: false; reason: string; context: Record<string, string> };
 
 function parsePush(body: string): ParsedPush {
@@ -168,7 +136,7 @@ function parsePush(body: string): ParsedPush {
   } catch {
     return { ok: false, reason: 'message.data is not JSON', context };
   }
-  const event = paymentEventSchema.safeParse(data);
+  const event = ReceivedPaymentEvent.safeParse(data);
   if (!event.success) {
     return { ok: false, reason: `not a payment event: ${describeIssues(event.error)}`, context };
   }

@@ -3,7 +3,7 @@ import type { AppEnv } from '../app.ts';
 import { requireAdmin } from '../auth.ts';
 import { database } from '../db.ts';
 import { notFound } from '../errors.ts';
-import { listOutbox, retryOutboxEntry } from '../outbox.ts';
+import { discardOutboxEntry, listOutbox, OUTBOX_STATES, requeueOutbox } from '../outbox.ts';
 import { upsertProduct } from '../products.ts';
 import { json, Product, ProductId, problems, ProductUpsert } from '../schemas.ts';
 
@@ -21,23 +21,26 @@ const OutboxEntry = z
     lastError: z.string().nullable(),
     publishedAt: z.iso.datetime({ offset: true }).nullable(),
     failedAt: z.iso.datetime({ offset: true }).nullable(),
+    discardedAt: z.iso.datetime({ offset: true }).nullable(),
   })
   .openapi('OutboxEntry');
+
+const OutboxEntries = z.object({ entries: z.array(OutboxEntry) }).openapi('OutboxEntries');
 
 const listEntries = createRoute({
   method: 'get',
   path: '/v1/admin/outbox',
   tags: ['Admin'],
-  summary: 'Payment events not yet on Pub/Sub: waiting (pending) or refused for good (failed)',
+  summary: 'Payment events not on Pub/Sub: waiting (pending), refused for good (failed) or given up (discarded)',
   security: [{ adminKey: [] }],
   middleware: [requireAdmin] as const,
   request: {
     query: z.object({
-      state: z.enum(['pending', 'failed']).default('failed'),
+      state: z.enum(OUTBOX_STATES).default('failed'),
       limit: z.coerce.number().int().min(1).max(500).default(100),
     }),
   },
-  responses: { 200: json(z.object({ entries: z.array(OutboxEntry) }), 'Outbox rows'), ...problems(400, 401, 503) },
+  responses: { 200: json(OutboxEntries, 'Outbox rows, oldest first'), ...problems(400, 401, 503) },
 });
 
 const retryEntry = createRoute({
@@ -45,10 +48,32 @@ const retryEntry = createRoute({
   path: '/v1/admin/outbox/{eventId}/retry',
   tags: ['Admin'],
   summary: 'Queue an unpublished payment event again (after fixing what made Pub/Sub refuse it)',
+  description: "It keeps its place in its cart's order: the cart's later events go out after it.",
   security: [{ adminKey: [] }],
   middleware: [requireAdmin] as const,
   request: { params: z.object({ eventId: z.uuid() }) },
   responses: { 200: json(OutboxEntry, 'Queued for the next relay'), ...problems(400, 401, 404, 503) },
+});
+
+const retryAllFailed = createRoute({
+  method: 'post',
+  path: '/v1/admin/outbox/retry',
+  tags: ['Admin'],
+  summary: 'Queue every failed payment event again, each in its place in its cart\'s order',
+  security: [{ adminKey: [] }],
+  middleware: [requireAdmin] as const,
+  responses: { 200: json(OutboxEntries, 'The rows queued again, oldest first'), ...problems(401, 503) },
+});
+
+const discardEntry = createRoute({
+  method: 'post',
+  path: '/v1/admin/outbox/{eventId}/discard',
+  tags: ['Admin'],
+  summary: 'Give up on an unpublished payment event; its cart\'s later events no longer wait for it',
+  security: [{ adminKey: [] }],
+  middleware: [requireAdmin] as const,
+  request: { params: z.object({ eventId: z.uuid() }) },
+  responses: { 200: json(OutboxEntry, 'Discarded'), ...problems(400, 401, 404, 503) },
 });
 
 const upsert = createRoute({
@@ -78,8 +103,14 @@ export function adminRoutes(app: OpenAPIHono<AppEnv>): void {
     const { state, limit } = c.req.valid('query');
     return c.json({ entries: await listOutbox(database(c.env), state, limit) }, 200);
   });
+  app.openapi(retryAllFailed, async (c) => c.json({ entries: await requeueOutbox(database(c.env), null) }, 200));
   app.openapi(retryEntry, async (c) => {
-    const entry = await retryOutboxEntry(database(c.env), c.req.valid('param').eventId);
+    const [entry] = await requeueOutbox(database(c.env), c.req.valid('param').eventId);
+    if (!entry) throw notFound('Unpublished event');
+    return c.json(entry, 200);
+  });
+  app.openapi(discardEntry, async (c) => {
+    const entry = await discardOutboxEntry(database(c.env), c.req.valid('param').eventId);
     if (!entry) throw notFound('Unpublished event');
     return c.json(entry, 200);
   });

@@ -33,17 +33,22 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
   app.openapi(success, async (c) => {
     const sessionId = c.req.valid('query').session_id;
     const f = fulfilment(c.env, c.executionCtx);
-    try {
-      // The same fulfilment as the webhook, so a late or lost webhook cannot leave a paid cart pending.
-      await reconcileSession(f, stripeClient(c.env), sessionId);
-    } catch (err) {
-      // Stripe being slow must not hide the order: show what we know; the webhook or the
-      // scheduled job completes it.
-      if (!(err instanceof ApiError && err.code === 'service_unavailable')) throw err;
-      console.warn(JSON.stringify({ level: 'warn', msg: 'success_page_reconcile_failed', sessionId, error: err.message }));
-    }
-    const cart = await findCart(f.sql, 'c.id = (SELECT cart_id FROM checkouts WHERE session_id = $1)', [sessionId]);
+    const read = () => findCart(f.sql, 'c.id = (SELECT cart_id FROM checkouts WHERE session_id = $1)', [sessionId]);
+    // Only sessions we made reach Stripe, and only while their cart waits for the payment.
+    let cart = await read();
     if (!cart) throw notFound('Checkout');
+    if (cart.status === 'checkout_pending' || cart.status === 'awaiting_payment') {
+      try {
+        // The same fulfilment as the webhook, so a late or lost webhook cannot leave a paid cart pending.
+        await reconcileSession(f, stripeClient(c.env), sessionId);
+        cart = (await read())!;
+      } catch (err) {
+        // Stripe being slow must not hide the order: show what we know; the webhook or the
+        // scheduled job completes it.
+        if (!(err instanceof ApiError && err.code === 'service_unavailable')) throw err;
+        console.warn(JSON.stringify({ level: 'warn', msg: 'success_page_reconcile_failed', sessionId, error: err.message }));
+      }
+    }
     return c.html(cartPage({ cart, appReturnUrl: config(c.env).optional('APP_RETURN_URL'), refresh: cart.status === 'checkout_pending' }), 200);
   });
 
