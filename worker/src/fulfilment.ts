@@ -1,7 +1,7 @@
 import { ACTIVE_STATUSES, pathsFor, PUBLISHED_STATUSES, type CartStatus } from './cart-state.ts';
 import { database, type Sql } from './db.ts';
 import type { Env } from './env.ts';
-import { publishSoon } from './outbox.ts';
+import { CLAIM_SECONDS, EVENT_FACTS, publishingConfigured, publishSoon, type EventFacts } from './outbox.ts';
 import type { CartEffect } from './stripe-events.ts';
 
 export type EffectOutcome = 'applied' | 'ignored' | 'stale_session' | 'unknown_cart' | 'duplicate';
@@ -12,8 +12,10 @@ export interface EffectResult {
   from: CartStatus | null;
   to: CartStatus | null;
   amountMismatch: boolean;
-  /** Outbox rows written for the transitions, oldest first, to publish right away. */
+  /** Outbox rows written for the transitions, oldest first. */
   outboxIds: string[];
+  /** Those written leased to this request, to publish right away without claiming them. */
+  leased: EventFacts[];
 }
 
 // The steps of applying one event. They run in one transaction sent as one batch (one round
@@ -107,21 +109,35 @@ const STEPS = {
     WHERE ${WRITTEN_NOW} AND k.session_id = e.session_id
     RETURNING k.amount_mismatch`,
 
-  /** One outbox row per published status the cart passed through, in order. $2 occurred at, $3 published statuses. */
+  /**
+   * One outbox row per published status the cart passed through, in order, answered with what
+   * its event is built from. With $4 (Pub/Sub configured) they are written leased to this
+   * request, which publishes them right after the commit without a claim; unless an earlier
+   * row of the cart is still unpublished: then they wait for whoever publishes that one.
+   * $2 occurred at, $3 published statuses, $5 lease seconds.
+   */
   writeOutbox: `
-    INSERT INTO outbox (cart_id, event_type, stripe_event_id, cart_status, session_id, occurred_at)
-    SELECT e.cart_id, 'cart.' || step.status, e.id, step.status, e.session_id, $2
-    FROM payment_events e, unnest(e.path) WITH ORDINALITY AS step(status, n)
-    WHERE ${WRITTEN_NOW} AND step.status = ANY($3::cart_status[])
-    ORDER BY step.n
-    RETURNING id, seq`,
+    WITH written AS (
+      INSERT INTO outbox (cart_id, event_type, stripe_event_id, cart_status, session_id, occurred_at, claimed_until, attempts)
+      SELECT e.cart_id, 'cart.' || step.status, e.id, step.status, e.session_id, $2,
+             CASE WHEN lease.now THEN now() + make_interval(secs => $5) END, lease.now::int
+      FROM payment_events e, unnest(e.path) WITH ORDINALITY AS step(status, n),
+           LATERAL (SELECT $4 AND NOT EXISTS (
+             SELECT 1 FROM outbox w WHERE w.cart_id = e.cart_id AND w.published_at IS NULL AND w.discarded_at IS NULL) AS now) lease
+      WHERE ${WRITTEN_NOW} AND step.status = ANY($3::cart_status[])
+      ORDER BY step.n
+      RETURNING *
+    )
+    SELECT ${EVENT_FACTS}, o.claimed_until IS NOT NULL AS leased
+    FROM written o JOIN carts ca ON ca.id = o.cart_id JOIN checkouts k ON k.session_id = o.session_id
+    ORDER BY o.seq`,
 };
 
 /**
  * Applies one event to its cart: lock, record, move, settle, write the outbox. Every path that
  * moves a cart (webhook, success page, checkout, cancel, scheduled job) comes through here.
  */
-export async function applyEffect(sql: Sql, effect: CartEffect): Promise<EffectResult> {
+export async function applyEffect(sql: Sql, effect: CartEffect, opts: { lease: boolean }): Promise<EffectResult> {
   const [, , recorded, , settled, published] = (await sql.transaction(
     [
       sql.query(STEPS.lockPayment, [effect.paymentIntentId ?? effect.sessionId ?? effect.id]),
@@ -144,10 +160,10 @@ export async function applyEffect(sql: Sql, effect: CartEffect): Promise<EffectR
         effect.charged?.amountTotal ?? null,
         effect.charged?.currency ?? null,
       ]),
-      sql.query(STEPS.writeOutbox, [effect.id, effect.occurredAt.toISOString(), PUBLISHED_STATUSES]),
+      sql.query(STEPS.writeOutbox, [effect.id, effect.occurredAt.toISOString(), PUBLISHED_STATUSES, opts.lease, CLAIM_SECONDS]),
     ],
     { isolationLevel: 'ReadCommitted' },
-  )) as [unknown, unknown, RecordedRow[], unknown, { amount_mismatch: boolean }[], { id: string; seq: string }[]];
+  )) as [unknown, unknown, RecordedRow[], unknown, { amount_mismatch: boolean }[], (EventFacts & { leased: boolean })[]];
 
   const row = recorded[0];
   const outcome: EffectOutcome = row?.outcome ?? 'duplicate';
@@ -157,7 +173,8 @@ export async function applyEffect(sql: Sql, effect: CartEffect): Promise<EffectR
     from: row?.from_status ?? null,
     to: outcome === 'applied' ? (row?.to_status ?? null) : null,
     amountMismatch: settled[0]?.amount_mismatch ?? false,
-    outboxIds: published.sort((a, b) => Number(a.seq) - Number(b.seq)).map((p) => p.id),
+    outboxIds: published.map((p) => p.id),
+    leased: published.filter((p) => p.leased),
   };
   if (result.amountMismatch) {
     console.warn(JSON.stringify({ level: 'warn', msg: 'amount_mismatch', eventId: effect.id, sessionId: effect.sessionId, cartId: result.cartId, charged: effect.charged }));
@@ -185,11 +202,12 @@ export interface Fulfilment {
  */
 export function fulfilment(env: Env, ctx: { waitUntil(promise: Promise<unknown>): void } | null): Fulfilment {
   const sql = database(env);
+  const lease = ctx !== null && publishingConfigured(env);
   return {
     sql,
     async apply(effect) {
-      const result = await applyEffect(sql, effect);
-      if (ctx) publishSoon(env, ctx, result.outboxIds);
+      const result = await applyEffect(sql, effect, { lease });
+      if (ctx) publishSoon(env, ctx, sql, result.leased, result.outboxIds.filter((id) => !result.leased.some((l) => l.id === id)));
       return result;
     },
   };

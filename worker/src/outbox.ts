@@ -1,6 +1,6 @@
 import { paymentEventAttributes, type PaymentEvent } from '../../bridge/src/payment-event.ts';
 import { createPubSubPublisher, PubSubPublishError, type PubSubMessage, type PubSubPublisher } from '../../bridge/src/pubsub.ts';
-import { database, type Sql } from './db.ts';
+import type { Sql } from './db.ts';
 import { config, type Env } from './env.ts';
 
 /**
@@ -9,7 +9,8 @@ import { config, type Env } from './env.ts';
  * waits) and by the scheduled handler for whatever is still pending. Delivery is at least once.
  */
 
-const CLAIM_SECONDS = 60;
+/** How long a relay (or the request that wrote a row) holds a row it is publishing. */
+export const CLAIM_SECONDS = 60;
 const BACKOFF_BASE_SECONDS = 30;
 // Access and configuration errors are retried without end: the wait stays short enough that
 // events go out soon after the cause (a key, an IAM binding) is fixed.
@@ -23,65 +24,146 @@ export interface RelayReport {
 }
 
 // Publishers are cached per isolate so a service-account JWT is signed once an hour, not per
-// request; they hold no connection.
-const publishers = new Map<string, PubSubPublisher>();
+// request; they hold no connection. Each has the queue that batches what concurrent requests of
+// the isolate publish.
+const publishers = new Map<string, { publisher: PubSubPublisher; queue: PublishQueue }>();
+const publisherOfEnv = new WeakMap<Env, { publisher: PubSubPublisher; queue: PublishQueue } | null>();
 
-/** The payment-events publisher, or null when Pub/Sub is not configured (events then wait). */
-export function paymentEventsPublisher(env: Env): PubSubPublisher | null {
+function paymentEvents(env: Env): { publisher: PubSubPublisher; queue: PublishQueue } | null {
+  let found = publisherOfEnv.get(env);
+  if (found !== undefined) return found;
   const cfg = config(env);
   const projectId = cfg.optional('GCP_PROJECT_ID');
   const topic = cfg.optional('PUBSUB_TOPIC');
   const emulatorHost = cfg.optional('PUBSUB_EMULATOR_HOST');
   const serviceAccountKey = cfg.optional('GCP_SERVICE_ACCOUNT_KEY');
-  if (!projectId || !topic || !(emulatorHost || serviceAccountKey)) return null;
-  const cacheKey = JSON.stringify([projectId, topic, emulatorHost, serviceAccountKey]);
-  let publisher = publishers.get(cacheKey);
-  if (!publisher) {
-    publisher = createPubSubPublisher({ projectId, topic, emulatorHost, serviceAccountKey: emulatorHost ? undefined : serviceAccountKey });
-    publishers.set(cacheKey, publisher);
+  found = null;
+  if (projectId && topic && (emulatorHost || serviceAccountKey)) {
+    const cacheKey = JSON.stringify([projectId, topic, emulatorHost, serviceAccountKey]);
+    found = publishers.get(cacheKey) ?? null;
+    if (!found) {
+      const publisher = createPubSubPublisher({ projectId, topic, emulatorHost, serviceAccountKey: emulatorHost ? undefined : serviceAccountKey });
+      found = { publisher, queue: new PublishQueue(publisher) };
+      publishers.set(cacheKey, found);
+    }
   }
-  return publisher;
+  publisherOfEnv.set(env, found);
+  return found;
 }
 
-/** Publishes just-written outbox rows after the response, without delaying it. */
-export function publishSoon(env: Env, ctx: { waitUntil(promise: Promise<unknown>): void }, ids: string[]): void {
-  if (ids.length === 0 || !paymentEventsPublisher(env)) return;
+/** True when Pub/Sub is configured; otherwise events wait in the outbox. */
+export function publishingConfigured(env: Env): boolean {
+  return paymentEvents(env) !== null;
+}
+
+/**
+ * Publishes rows this request wrote already leased to itself (no claim needed) after the
+ * response, without delaying it, together with what concurrent requests of the isolate publish.
+ * Rows it wrote behind an earlier unpublished row of their cart (`behind`) are claimed with the
+ * cart's due rows: that earlier row may be waiting only for a relay to come by.
+ */
+export function publishSoon(
+  env: Env,
+  ctx: { waitUntil(promise: Promise<unknown>): void },
+  sql: Sql,
+  leased: EventFacts[],
+  behind: string[],
+): void {
+  const target = paymentEvents(env);
+  if (!target || leased.length + behind.length === 0) return;
   ctx.waitUntil(
-    relayOutbox(env, database(env), { ids }).catch((err: unknown) => {
-      // The rows stay pending; the scheduled relay picks them up.
+    (async () => {
+      const followUp = leased.length ? await target.queue.send(sql, leased) : [];
+      const ids = [...followUp, ...behind];
+      if (ids.length) await relayOutbox(env, sql, { ids });
+    })().catch((err: unknown) => {
+      // Leased rows stay leased until the lease runs out; the scheduled relay picks them up then.
       console.error(JSON.stringify({ level: 'error', msg: 'outbox_publish_failed', error: String(err) }));
     }),
   );
 }
 
 /**
+ * One Pub/Sub call (and one result write) for everything the isolate's requests committed while
+ * the previous call was under way: at low load each row goes at once, under load many rows share
+ * a call. The call is made by one of the requests whose rows it carries (the first to arrive
+ * while none is under way), in that request's own context, as Workers require I/O to be; it then
+ * hands the next call to the first request that is waiting.
+ */
+class PublishQueue {
+  private waiting: { sql: Sql; rows: EventFacts[]; done: (result: string[] | 'lead') => void; failed: (err: unknown) => void }[] = [];
+  private busy = false;
+
+  constructor(private readonly publisher: PubSubPublisher) {}
+
+  /**
+   * Resolves once the rows are published or have their failure recorded; for the request that
+   * made the call, to the rows left waiting behind them (see publishAndRecord).
+   */
+  async send(sql: Sql, rows: EventFacts[]): Promise<string[]> {
+    const turn = new Promise<string[] | 'lead'>((done, failed) => this.waiting.push({ sql, rows, done, failed }));
+    if (!this.busy) {
+      this.busy = true;
+      this.waiting.at(-1)!.done('lead');
+    }
+    const result = await turn;
+    return result === 'lead' ? this.lead(sql) : result;
+  }
+
+  private async lead(sql: Sql): Promise<string[]> {
+    const batch = this.waiting.splice(0);
+    try {
+      const { followUp } = await publishAndRecord(this.publisher, sql, batch.flatMap((b) => b.rows));
+      // What was left behind these rows is the leader's to publish, once.
+      for (const b of batch) b.done([]);
+      return followUp;
+    } catch (err) {
+      for (const b of batch) b.failed(err);
+      throw err;
+    } finally {
+      const next = this.waiting[0];
+      if (next) next.done('lead');
+      else this.busy = false;
+    }
+  }
+}
+
+/**
  * Publishes due rows, oldest first, batch after batch until none is left (at most `rounds`) or
- * Pub/Sub fails. With `ids`, only those rows' carts: going on after the first batch matters
- * there, because a cart's later event that arrived while this relay held an earlier one was left
- * for whoever publishes the earlier one, and that is us.
+ * Pub/Sub fails. With `ids`, only those rows' carts: a cart's later event that arrived while an
+ * earlier one was being published waits for whoever published that one, and that is us.
  */
 export async function relayOutbox(
   env: Env,
   sql: Sql,
   opts: { ids?: string[]; limit?: number; rounds?: number } = {},
 ): Promise<RelayReport> {
-  const publisher = paymentEventsPublisher(env);
+  const publisher = paymentEvents(env)?.publisher;
   const report: RelayReport = { claimed: 0, published: 0, retrying: 0, failed: 0 };
   if (!publisher) return report;
+  let ids = opts.ids ?? null;
   for (let round = 0; round < (opts.rounds ?? 10); round++) {
-    const batch = await relayBatch(publisher, sql, opts.ids ?? null, opts.limit ?? 100);
-    for (const key of Object.keys(batch) as (keyof RelayReport)[]) report[key] += batch[key];
-    if (batch.claimed === 0 || batch.retrying + batch.failed > 0) break;
+    const rows = await claimDue(sql, ids, opts.limit ?? 100);
+    if (rows.length === 0) break;
+    const batch = await publishAndRecord(publisher, sql, rows);
+    for (const key of Object.keys(report) as (keyof RelayReport)[]) report[key] += batch.report[key];
+    if (batch.report.retrying + batch.report.failed > 0) break;
+    // For a cart-scoped relay, only what was left behind these rows is still ours to publish.
+    if (ids) {
+      if (batch.followUp.length === 0) break;
+      ids = batch.followUp;
+    }
   }
   return report;
 }
 
 // What a published event is built from: the outbox row's own facts (what happened, when) and
 // the checkout it belongs to (what was bought, by whom), which does not change once paid.
-const EVENT_FACTS = `o.id, o.seq, o.cart_id, o.event_type, o.stripe_event_id, o.cart_status, o.occurred_at, o.session_id,
+// Selected from `outbox o`, `carts ca` and `checkouts k`.
+export const EVENT_FACTS = `o.id, o.seq, o.cart_id, o.event_type, o.stripe_event_id, o.cart_status, o.occurred_at, o.session_id,
   ca.user_id, k.currency, k.amount_total, k.items, k.customer, k.payment_intent_id, k.amount_mismatch`;
 
-interface EventFacts {
+export interface EventFacts {
   id: string;
   seq: string;
   cart_id: string;
@@ -134,22 +216,15 @@ function messageOf(row: EventFacts): PubSubMessage {
   return { data: JSON.stringify(event), orderingKey: row.cart_id, attributes: paymentEventAttributes(event) };
 }
 
-/** What became of one claimed row. */
-type RowResult =
-  | { id: string; published: string }
-  | { id: string; error: PubSubPublishError; rejected: boolean }
-  // Not tried: an earlier row of its cart failed in this batch, and it must not overtake it.
-  | { id: string; held: true };
-
 /**
- * Claims due rows, publishes them in order and records the result. Claiming uses SKIP LOCKED
- * and a lease, so two relays never publish the same row at once. A cart's row goes only after
- * every earlier row of that cart is published or discarded: one that is backing off, claimed
- * elsewhere or refused for good holds the later ones back, as an ordering key does in Google's
- * own client until `resumePublishing` (https://cloud.google.com/pubsub/docs/ordering).
+ * Claims due rows. Claiming uses SKIP LOCKED and a lease, so two relays never publish the same
+ * row at once. A cart's row goes only after every earlier row of that cart is published or
+ * discarded: one that is backing off, claimed elsewhere or refused for good holds the later
+ * ones back, as an ordering key does in Google's own client until `resumePublishing`
+ * (https://cloud.google.com/pubsub/docs/ordering).
  */
-async function relayBatch(publisher: PubSubPublisher, sql: Sql, ids: string[] | null, limit: number): Promise<RelayReport> {
-  const rows = (await sql.query(
+async function claimDue(sql: Sql, ids: string[] | null, limit: number): Promise<EventFacts[]> {
+  return (await sql.query(
     `WITH candidates AS (
        SELECT p.id, p.cart_id, p.seq, p.session_id FROM outbox p
        WHERE p.published_at IS NULL AND p.failed_at IS NULL AND p.discarded_at IS NULL AND p.next_attempt_at <= now()
@@ -169,27 +244,44 @@ async function relayBatch(publisher: PubSubPublisher, sql: Sql, ids: string[] | 
      RETURNING ${EVENT_FACTS}`,
     [ids, limit, CLAIM_SECONDS],
   )) as EventFacts[];
-  const report: RelayReport = { claimed: rows.length, published: 0, retrying: 0, failed: 0 };
-  if (rows.length === 0) return report;
-  rows.sort((a, b) => Number(a.seq) - Number(b.seq));
+}
 
+/** What became of one claimed row. */
+type RowResult =
+  | { id: string; published: string }
+  | { id: string; error: PubSubPublishError; rejected: boolean }
+  // Not tried: an earlier row of its cart failed in this batch, and it must not overtake it.
+  | { id: string; held: true };
+
+/**
+ * Publishes rows this relay holds (claimed, or leased when written) in order and records the
+ * result in one write. Also answers which rows of the same carts were left waiting behind these
+ * (written while these were unpublished): the caller publishes them next.
+ */
+async function publishAndRecord(publisher: PubSubPublisher, sql: Sql, rows: EventFacts[]): Promise<{ report: RelayReport; followUp: string[] }> {
+  rows.sort((a, b) => Number(a.seq) - Number(b.seq));
   const results = await publishInOrder(publisher, rows);
   const published = results.filter((r) => 'published' in r);
   const failures = results.filter((r) => 'error' in r);
-  await sql.query(
+  const [outcome] = (await sql.query(
     `WITH done AS (
        UPDATE outbox SET published_at = now(), message_id = m.message_id, claimed_until = NULL, last_error = NULL
        FROM unnest($1::uuid[], $2::text[]) AS m(id, message_id) WHERE outbox.id = m.id
-       RETURNING 1
+       RETURNING outbox.cart_id
      ), released AS (
        UPDATE outbox SET claimed_until = NULL WHERE id = ANY($3::uuid[])
        RETURNING 1
+     ), retried AS (
+       UPDATE outbox SET claimed_until = NULL, last_error = f.error,
+         failed_at = CASE WHEN f.rejected THEN now() END,
+         next_attempt_at = now() + make_interval(secs => LEAST($7 * power(2, attempts - 1), $8))
+       FROM unnest($4::uuid[], $5::text[], $6::boolean[]) AS f(id, error, rejected)
+       WHERE outbox.id = f.id
+       RETURNING 1
      )
-     UPDATE outbox SET claimed_until = NULL, last_error = f.error,
-       failed_at = CASE WHEN f.rejected THEN now() END,
-       next_attempt_at = now() + make_interval(secs => LEAST($7 * power(2, attempts - 1), $8))
-     FROM unnest($4::uuid[], $5::text[], $6::boolean[]) AS f(id, error, rejected)
-     WHERE outbox.id = f.id`,
+     SELECT COALESCE(array_agg(w.id ORDER BY w.seq), '{}') AS follow_up FROM outbox w
+     WHERE w.cart_id IN (SELECT cart_id FROM done) AND w.id <> ALL($9::uuid[])
+       AND w.published_at IS NULL AND w.failed_at IS NULL AND w.discarded_at IS NULL`,
     [
       published.map((r) => r.id),
       published.map((r) => r.published),
@@ -199,15 +291,16 @@ async function relayBatch(publisher: PubSubPublisher, sql: Sql, ids: string[] | 
       failures.map((r) => r.rejected),
       BACKOFF_BASE_SECONDS,
       BACKOFF_MAX_SECONDS,
+      rows.map((r) => r.id),
     ],
-  );
-  report.published = published.length;
+  )) as [{ follow_up: string[] }];
+  const report: RelayReport = { claimed: rows.length, published: published.length, retrying: 0, failed: 0 };
   report.failed = failures.filter((r) => r.rejected).length;
   report.retrying = failures.length - report.failed;
   for (const { error, rejected } of failures.slice(0, 1)) {
     console.error(JSON.stringify({ level: 'error', msg: 'pubsub_publish_failed', rejected, status: error.status, rows: failures.length, error: error.message }));
   }
-  return report;
+  return { report, followUp: outcome.follow_up };
 }
 
 /**

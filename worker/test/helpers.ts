@@ -60,14 +60,20 @@ export async function problem(res: Response): Promise<{ code: string; status: nu
   return res.json();
 }
 
-/** A request through the app with other bindings, e.g. an unreachable database or Stripe. */
+/** A request through the app with other bindings, e.g. an unreachable database or Stripe; waits for its waitUntil work. */
 export async function callWithEnv(env: Env, path: string, init: RequestInit = {}): Promise<Response> {
+  const { res, settled } = await dispatch(env, path, init);
+  await settled;
+  return res;
+}
+
+/** Like callWithEnv, but answers as soon as the response is there; `settled` is its waitUntil work. */
+export async function dispatch(env: Env, path: string, init: RequestInit = {}): Promise<{ res: Response; settled: Promise<unknown> }> {
   const { app } = await import('../src/index.ts');
   const { createExecutionContext, waitOnExecutionContext } = await import('cloudflare:test');
   const ctx = createExecutionContext();
   const res = await app.fetch(new Request(`http://127.0.0.1${path}`, init), env, ctx);
-  await waitOnExecutionContext(ctx);
-  return res;
+  return { res, settled: waitOnExecutionContext(ctx) };
 }
 
 /**

@@ -3,9 +3,9 @@ import { createPubSubAdmin, type ReceivedMessage } from '../../tools/pubsub-admi
 import { relayOutbox } from '../src/outbox.ts';
 import { runScheduled } from '../src/scheduled.ts';
 import { database } from '../src/db.ts';
-import { call, db, holdLocks, problem, tokenFor } from './helpers.ts';
+import { call, db, dispatch, holdLocks, problem, tokenFor } from './helpers.ts';
 import type Stripe from 'stripe';
-import { cartStatus, checkedOutCart, deliver, eventsFor, outboxOf, stripeEnv } from './stripe-helpers.ts';
+import { cartStatus, checkedOutCart, deliver, deliveryRequest, eventsFor, outboxOf, stripeEnv } from './stripe-helpers.ts';
 
 const emulatorHost = stripeEnv.PUBSUB_EMULATOR_HOST;
 const admin = createPubSubAdmin({ host: emulatorHost || '127.0.0.1:9', projectId: 'edge-checkout-test' });
@@ -164,6 +164,10 @@ const faultProxyHost = inject('pubsubFaultProxyHost');
 // they run one at a time, and only they publish through it.
 const viaProxy = { ...stripeEnv, PUBSUB_EMULATOR_HOST: faultProxyHost };
 
+async function proxyStats(): Promise<{ mode: string; publishCalls: { received: number; forwarded: number; held: number } }> {
+  return (await fetch(`http://${faultProxyHost}/_proxy/stats`)).json();
+}
+
 async function proxyMode(setting: { mode: string; match?: { attribute: string; value: string } }) {
   const res = await fetch(`http://${faultProxyHost}/_proxy/mode`, { method: 'POST', body: JSON.stringify(setting) });
   if (!res.ok) throw new Error(`proxy mode: ${res.status} ${await res.text()}`);
@@ -233,6 +237,24 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
     await relayOutbox(viaProxy, database(viaProxy), { ids: await outboxIds([bad.cartId]) });
     const late = await collect(subscription, [bad.cartId], 2);
     expect(late.map((m) => m.attributes.eventType)).toEqual(['cart.awaiting_payment', 'cart.paid']);
+  });
+
+  it('publishes K payments committed together in fewer than K Pub/Sub calls, each once', async () => {
+    const subscription = await subscribe();
+    await fetch(`http://${faultProxyHost}/_proxy/reset`, { method: 'POST' });
+    // The first publish is held at Pub/Sub while the other payments commit behind it.
+    await proxyMode({ mode: 'hang' });
+    const carts = await Promise.all(Array.from({ length: 8 }, () => checkedOutCart()));
+    const requests = await Promise.all(carts.map(async (state) => dispatch(viaProxy, '/v1/webhooks/stripe', await deliveryRequest(eventsFor(state).completedPaid()))));
+    expect(requests.map((r) => r.res.status)).toEqual(carts.map(() => 200));
+    await expect.poll(async () => (await proxyStats()).publishCalls.held).toBe(1);
+    await proxyMode({ mode: 'pass' });
+    await Promise.all(requests.map((r) => r.settled));
+
+    const { publishCalls } = await proxyStats();
+    expect(publishCalls.received).toBe(2);
+    const messages = await collect(subscription, carts.map((c) => c.cartId), carts.length);
+    expect(messages.map((m) => m.orderingKey).sort()).toEqual(carts.map((c) => c.cartId).sort());
   });
 
   it('lets an operator discard a refused row, so its cart\'s later events go on without it', async () => {

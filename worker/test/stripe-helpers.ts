@@ -109,12 +109,20 @@ export async function deliver(
   event: Stripe.Event | string,
   opts: { secret?: string; timestamp?: number; signature?: string | null; env?: Env } = {},
 ): Promise<Response> {
+  const init = await deliveryRequest(event, opts);
+  return opts.env ? callWithEnv(opts.env, '/v1/webhooks/stripe', init) : call('/v1/webhooks/stripe', init);
+}
+
+/** The request Stripe sends for `event`: raw JSON body, signed with Stripe's own library. */
+export async function deliveryRequest(
+  event: Stripe.Event | string,
+  opts: { secret?: string; timestamp?: number; signature?: string | null } = {},
+): Promise<RequestInit> {
   const payload = typeof event === 'string' ? event : JSON.stringify(event);
   const signature = opts.signature === undefined ? await signatureFor(payload, opts) : opts.signature;
   const headers: Record<string, string> = { 'Content-Type': 'application/json; charset=utf-8' };
   if (signature !== null) headers['Stripe-Signature'] = signature;
-  const init = { method: 'POST', headers, body: payload };
-  return opts.env ? callWithEnv(opts.env, '/v1/webhooks/stripe', init) : call('/v1/webhooks/stripe', init);
+  return { method: 'POST', headers, body: payload };
 }
 
 export async function cartStatus(cartId: string): Promise<string> {
