@@ -3,9 +3,11 @@ import { bodyLimit } from 'hono/body-limit';
 import { requestId, type RequestIdVariables } from 'hono/request-id';
 import type { AuthVariables } from './auth.ts';
 import type { Env } from './env.ts';
-import { ApiError, problemResponse } from './errors.ts';
+import { ApiError } from './errors.ts';
+import { problemResponse } from './problem.ts';
+import { requestServices, type Services } from './services.ts';
 
-export type AppEnv = { Bindings: Env; Variables: RequestIdVariables & Partial<AuthVariables> };
+export type AppEnv = { Bindings: Env; Variables: RequestIdVariables & Partial<AuthVariables> & { services: Services } };
 
 /** A router whose request validation failures become `validation_failed` problems. */
 export function router(): OpenAPIHono<AppEnv> {
@@ -27,6 +29,10 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 export function createApp(routes: ((app: OpenAPIHono<AppEnv>) => void)[]): OpenAPIHono<AppEnv> {
   const app = router();
   app.use(requestId());
+  app.use(async (c, next) => {
+    c.set('services', requestServices(c.env, () => c.executionCtx));
+    await next();
+  });
   app.use(
     bodyLimit({
       maxSize: MAX_BODY_BYTES,

@@ -1,15 +1,12 @@
-import type { z } from '@hono/zod-openapi';
 import { CART_LIMITS, EDITABLE_STATUSES, isEditable, transition, type CartStatus } from './cart-state.ts';
 import { cartItem, getCart, limitExceeded, notEditable } from './carts.ts';
 import type { Sql } from './db.ts';
-import { config, type Env } from './env.ts';
 import { ApiError, notFound } from './errors.ts';
 import type { EffectResult, Fulfilment } from './fulfilment.ts';
-import { Stripe, stripeClient, stripeFailure, stripeKeyInUse, stripeNotFound, stripeSavedFailure } from './stripe.ts';
+import type { Services } from './services.ts';
+import { Stripe, stripeFailure, stripeKeyInUse, stripeNotFound, stripeSavedFailure } from './stripe.ts';
 import { cancelEffect, effectOfSession, missingSessionEffect } from './stripe-events.ts';
-import type { Cart, Checkout } from './schemas.ts';
-
-type CheckoutOut = z.infer<typeof Checkout>;
+import type { CartOut, CheckoutOut } from './schemas.ts';
 
 interface CheckoutState {
   status: CartStatus;
@@ -108,10 +105,8 @@ function checkoutOut(cartId: string, session: { id: string; url: string; expires
  * session. The write that moves the cart is conditional on the version: an edit that slipped in
  * between loses nothing, and the session made for the old contents is expired.
  */
-export async function startCheckout(env: Env, f: Fulfilment, userId: string, cartId: string): Promise<{ checkout: CheckoutOut; created: boolean }> {
-  const { sql } = f;
-  const cfg = config(env);
-  const stripe = stripeClient(env);
+export async function startCheckout(services: Services, userId: string, cartId: string): Promise<{ checkout: CheckoutOut; created: boolean }> {
+  const { sql, config: cfg, stripe, fulfilment: f } = services;
   for (let round = 0; ; round++) {
     const state = await claimCheckoutAttempt(sql, userId, cartId, cfg.required('CHECKOUT_TTL_MINUTES'));
     if (state.status === 'checkout_pending' && state.session) {
@@ -231,13 +226,12 @@ export async function reconcileSession(
  * Cancels the live Checkout Session: Stripe expires it first, so it can no longer be paid,
  * then the cart goes back to open. A session that completed meanwhile is applied instead.
  */
-export async function cancelCheckout(env: Env, f: Fulfilment, userId: string, cartId: string): Promise<z.infer<typeof Cart>> {
-  const { sql } = f;
+export async function cancelCheckout(services: Services, userId: string, cartId: string): Promise<CartOut> {
+  const { sql, stripe, fulfilment: f } = services;
   const state = await readCheckoutState(sql, userId, cartId);
   if (!state.session || !transition(state.status, 'cancel_checkout')) {
     throw new ApiError('cart_not_editable', `The cart is ${state.status}; there is no checkout to cancel`);
   }
-  const stripe = stripeClient(env);
   try {
     await stripe.checkout.sessions.expire(state.session.id);
   } catch (err) {

@@ -1,7 +1,5 @@
-import type { Context } from 'hono';
-import { HTTPException } from 'hono/http-exception';
-import { isDatabaseUnavailable } from './db.ts';
-import { messagePage } from './pages.ts';
+// The error type every layer throws. No HTTP here: app.ts renders these as problem+json and the
+// landing pages as HTML (problem.ts); config and the database throw them too.
 
 /** Stable, machine-readable error codes of the public contract, with their HTTP status and title. */
 const codes = {
@@ -22,6 +20,11 @@ const codes = {
 
 export type ErrorCode = keyof typeof codes;
 
+/** HTTP status and title of a code. */
+export function describeCode(code: ErrorCode): readonly [number, string] {
+  return codes[code];
+}
+
 /** [code, status, title] for every error code, for the documentation page. */
 export const ERROR_CODES = Object.entries(codes).map(([code, [status, title]]) => [code, status, title] as const);
 
@@ -40,50 +43,4 @@ export class ApiError extends Error {
 
 export function notFound(what: string): ApiError {
   return new ApiError('not_found', `${what} not found`);
-}
-
-/** Maps anything thrown to the contract's error codes, never leaking internals to the client. */
-export function toApiError(err: unknown): ApiError {
-  if (err instanceof ApiError) return err;
-  if (err instanceof HTTPException) {
-    if (err.status === 413) return new ApiError('payload_too_large', 'Request body is too large');
-    if (err.status === 400) return new ApiError('validation_failed', err.message || 'Malformed request');
-    if (err.status === 401) return new ApiError('unauthorized', err.message || 'Unauthorized');
-  }
-  if (isDatabaseUnavailable(err)) {
-    return new ApiError('service_unavailable', 'The database is unreachable; try again shortly', { cause: err });
-  }
-  return new ApiError('internal', 'Something went wrong on our side', { cause: err });
-}
-
-export function problemResponse(c: Context, err: unknown): Response | Promise<Response> {
-  const apiError = toApiError(err);
-  const requestId = c.get('requestId') as string | undefined;
-  if (apiError.status >= 500) {
-    // Logged with the cause for operators; the client only ever sees the code and a safe detail.
-    console.error(JSON.stringify({ level: 'error', requestId, code: apiError.code, detail: apiError.message, cause: describe(apiError.cause) }));
-  }
-  const [status, title] = codes[apiError.code];
-  if (c.req.path.startsWith('/checkout/')) {
-    // Landing pages are read by people in an in-app browser: same status, a page instead of JSON.
-    return c.html(messagePage({ title, message: apiError.message, requestId }), status);
-  }
-  return c.body(
-    JSON.stringify({
-      type: `/docs#error-${apiError.code}`,
-      title,
-      status,
-      detail: apiError.message,
-      code: apiError.code,
-      requestId,
-    }),
-    status,
-    { 'Content-Type': 'application/problem+json' },
-  );
-}
-
-function describe(cause: unknown): string | undefined {
-  if (cause === undefined) return undefined;
-  if (cause instanceof Error) return `${cause.name}: ${cause.message}`;
-  return String(cause);
 }

@@ -1,5 +1,5 @@
 import { ACTIVE_STATUSES, pathsFor, PUBLISHED_STATUSES, type CartStatus } from './cart-state.ts';
-import { database, type Sql } from './db.ts';
+import type { Sql } from './db.ts';
 import type { Env } from './env.ts';
 import { CLAIM_SECONDS, EVENT_FACTS, publishingConfigured, publishSoon, type EventFacts } from './outbox.ts';
 import type { CartEffect } from './stripe-events.ts';
@@ -200,8 +200,7 @@ export interface Fulfilment {
  * after the commit. Without `ctx` (the scheduled job, which relays the outbox itself
  * afterwards) rows are left for the relay.
  */
-export function fulfilment(env: Env, ctx: { waitUntil(promise: Promise<unknown>): void } | null): Fulfilment {
-  const sql = database(env);
+export function fulfilment(env: Env, sql: Sql, ctx: { waitUntil(promise: Promise<unknown>): void } | null): Fulfilment {
   const lease = ctx !== null && publishingConfigured(env);
   return {
     sql,

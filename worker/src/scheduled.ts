@@ -1,8 +1,7 @@
 import { reconcileSession } from './checkout.ts';
-import { fulfilment } from './fulfilment.ts';
 import type { Env } from './env.ts';
 import { relayOutbox, type RelayReport } from './outbox.ts';
-import { stripeClient } from './stripe.ts';
+import { requestServices } from './services.ts';
 
 const RECONCILE_BATCH = 25;
 // A session still pending this long after it started has probably lost its webhook.
@@ -29,8 +28,8 @@ export interface ScheduledReport {
  */
 export async function runScheduled(env: Env): Promise<ScheduledReport> {
   // No waitUntil publishing: the relay below publishes what reconciling wrote.
-  const f = fulfilment(env, null);
-  const { sql } = f;
+  const services = requestServices(env, () => null);
+  const { sql, fulfilment: f } = services;
   const report: ScheduledReport = { reconciled: 0, reconcileErrors: 0, outbox: { claimed: 0, published: 0, retrying: 0, failed: 0 } };
 
   const due = (await sql.query(
@@ -46,10 +45,9 @@ export async function runScheduled(env: Env): Promise<ScheduledReport> {
   )) as { session_id: string }[];
   const failed: string[] = [];
   if (due.length > 0) {
-    const stripe = stripeClient(env);
     for (const { session_id } of due) {
       try {
-        await reconcileSession(f, stripe, session_id);
+        await reconcileSession(f, services.stripe, session_id);
       } catch (err) {
         failed.push(session_id);
         console.error(JSON.stringify({ level: 'error', msg: 'reconcile_failed', sessionId: session_id, error: String(err) }));

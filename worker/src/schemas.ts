@@ -86,6 +86,10 @@ export const Cart = z
 
 export const CartList = z.object({ carts: z.array(Cart) }).openapi('CartList');
 
+export type CartOut = z.infer<typeof Cart>;
+export type CheckoutOut = z.infer<typeof Checkout>;
+export type ProductOut = z.infer<typeof Product>;
+
 export const Quantity = z
   .object({ quantity: z.number().int().min(0).max(99).openapi({ description: '0 removes the item' }) })
   .strict()

@@ -1,7 +1,6 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { AppEnv } from '../app.ts';
 import { requireAdmin } from '../auth.ts';
-import { database } from '../db.ts';
 import { notFound } from '../errors.ts';
 import { discardOutboxEntry, listOutbox, OUTBOX_STATES, requeueOutbox } from '../outbox.ts';
 import { upsertProduct } from '../products.ts';
@@ -96,21 +95,21 @@ const upsert = createRoute({
 
 export function adminRoutes(app: OpenAPIHono<AppEnv>): void {
   app.openapi(upsert, async (c) => {
-    const { product, active, created } = await upsertProduct(database(c.env), c.req.valid('param').productId, c.req.valid('json'));
+    const { product, active, created } = await upsertProduct(c.var.services.sql, c.req.valid('param').productId, c.req.valid('json'));
     return c.json({ ...product, active }, created ? 201 : 200);
   });
   app.openapi(listEntries, async (c) => {
     const { state, limit } = c.req.valid('query');
-    return c.json({ entries: await listOutbox(database(c.env), state, limit) }, 200);
+    return c.json({ entries: await listOutbox(c.var.services.sql, state, limit) }, 200);
   });
-  app.openapi(retryAllFailed, async (c) => c.json({ entries: await requeueOutbox(database(c.env), null) }, 200));
+  app.openapi(retryAllFailed, async (c) => c.json({ entries: await requeueOutbox(c.var.services.sql, null) }, 200));
   app.openapi(retryEntry, async (c) => {
-    const [entry] = await requeueOutbox(database(c.env), c.req.valid('param').eventId);
+    const [entry] = await requeueOutbox(c.var.services.sql, c.req.valid('param').eventId);
     if (!entry) throw notFound('Unpublished event');
     return c.json(entry, 200);
   });
   app.openapi(discardEntry, async (c) => {
-    const entry = await discardOutboxEntry(database(c.env), c.req.valid('param').eventId);
+    const entry = await discardOutboxEntry(c.var.services.sql, c.req.valid('param').eventId);
     if (!entry) throw notFound('Unpublished event');
     return c.json(entry, 200);
   });

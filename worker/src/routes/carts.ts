@@ -2,7 +2,6 @@ import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { AppEnv } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { getCart, listCarts, openCart, setItemQuantity } from '../carts.ts';
-import { database } from '../db.ts';
 import { Cart, CartId, CartList, json, ProductId, problems, Quantity } from '../schemas.ts';
 
 const security = [{ bearerAuth: [] }];
@@ -65,21 +64,21 @@ const deleteItem = createRoute({
 
 export function cartRoutes(app: OpenAPIHono<AppEnv>): void {
   app.openapi(open, async (c) => {
-    const { cart, created } = await openCart(database(c.env), c.var.userId);
+    const { cart, created } = await openCart(c.var.services.sql, c.var.userId);
     return c.json(cart, created ? 201 : 200);
   });
   app.openapi(list, async (c) => {
-    const carts = await listCarts(database(c.env), c.var.userId, c.req.valid('query').limit);
+    const carts = await listCarts(c.var.services.sql, c.var.userId, c.req.valid('query').limit);
     return c.json({ carts }, 200);
   });
-  app.openapi(get, async (c) => c.json(await getCart(database(c.env), c.var.userId, c.req.valid('param').cartId), 200));
+  app.openapi(get, async (c) => c.json(await getCart(c.var.services.sql, c.var.userId, c.req.valid('param').cartId), 200));
   app.openapi(putItem, async (c) => {
     const { cartId, productId } = c.req.valid('param');
     const { quantity } = c.req.valid('json');
-    return c.json(await setItemQuantity(database(c.env), { userId: c.var.userId, cartId, productId, quantity }), 200);
+    return c.json(await setItemQuantity(c.var.services.sql, { userId: c.var.userId, cartId, productId, quantity }), 200);
   });
   app.openapi(deleteItem, async (c) => {
     const { cartId, productId } = c.req.valid('param');
-    return c.json(await setItemQuantity(database(c.env), { userId: c.var.userId, cartId, productId, quantity: 0 }), 200);
+    return c.json(await setItemQuantity(c.var.services.sql, { userId: c.var.userId, cartId, productId, quantity: 0 }), 200);
   });
 }

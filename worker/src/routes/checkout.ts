@@ -2,7 +2,6 @@ import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { AppEnv } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { cancelCheckout, startCheckout } from '../checkout.ts';
-import { fulfilment } from '../fulfilment.ts';
 import { Cart, CartId, Checkout, json, problems } from '../schemas.ts';
 
 const security = [{ bearerAuth: [] }];
@@ -39,8 +38,8 @@ const cancel = createRoute({
 
 export function checkoutRoutes(app: OpenAPIHono<AppEnv>): void {
   app.openapi(start, async (c) => {
-    const { checkout, created } = await startCheckout(c.env, fulfilment(c.env, c.executionCtx), c.var.userId, c.req.valid('param').cartId);
+    const { checkout, created } = await startCheckout(c.var.services, c.var.userId, c.req.valid('param').cartId);
     return c.json(checkout, created ? 201 : 200);
   });
-  app.openapi(cancel, async (c) => c.json(await cancelCheckout(c.env, fulfilment(c.env, c.executionCtx), c.var.userId, c.req.valid('param').cartId), 200));
+  app.openapi(cancel, async (c) => c.json(await cancelCheckout(c.var.services, c.var.userId, c.req.valid('param').cartId), 200));
 }

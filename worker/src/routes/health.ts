@@ -1,6 +1,5 @@
 import { createRoute, type OpenAPIHono } from '@hono/zod-openapi';
 import type { AppEnv } from '../app.ts';
-import { database } from '../db.ts';
 import { Health, json, problems } from '../schemas.ts';
 
 const health = createRoute({
@@ -14,7 +13,7 @@ const health = createRoute({
 export function healthRoutes(app: OpenAPIHono<AppEnv>): void {
   app.openapi(health, async (c) => {
     // An unreachable database throws here and onError answers 503 service_unavailable.
-    await database(c.env).query('SELECT 1');
+    await c.var.services.sql.query('SELECT 1');
     return c.json({ status: 'ok' as const, db: 'ok' as const }, 200);
   });
 }

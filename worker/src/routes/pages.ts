@@ -1,13 +1,10 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
-import type { AppEnv } from '../app.ts';
+import { router, type AppEnv } from '../app.ts';
 import { findCart } from '../carts.ts';
 import { reconcileSession } from '../checkout.ts';
-import { database } from '../db.ts';
-import { config } from '../env.ts';
-import { fulfilment } from '../fulfilment.ts';
 import { ApiError, notFound } from '../errors.ts';
-import { cartPage } from '../pages.ts';
-import { stripeClient } from '../stripe.ts';
+import { cartPage, messagePage } from '../pages.ts';
+import { problemOf } from '../problem.ts';
 
 const htmlPage = { description: 'HTML page', content: { 'text/html': { schema: z.string() } } };
 
@@ -29,18 +26,28 @@ const cancel = createRoute({
   responses: { 200: htmlPage },
 });
 
+/**
+ * Stripe's landing pages, read by people in an in-app browser: a sub-app whose errors are
+ * pages too (same status, the request id to quote), whatever its paths.
+ */
 export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
-  app.openapi(success, async (c) => {
+  const pages = router();
+  pages.onError((err, c) => {
+    const { status, title, error, requestId } = problemOf(c, err);
+    return c.html(messagePage({ title, message: error.message, requestId }), status as 400);
+  });
+
+  pages.openapi(success, async (c) => {
     const sessionId = c.req.valid('query').session_id;
-    const f = fulfilment(c.env, c.executionCtx);
-    const read = () => findCart(f.sql, 'c.id = (SELECT cart_id FROM checkouts WHERE session_id = $1)', [sessionId]);
+    const { sql, fulfilment, config } = c.var.services;
+    const read = () => findCart(sql, 'c.id = (SELECT cart_id FROM checkouts WHERE session_id = $1)', [sessionId]);
     // Only sessions we made reach Stripe, and only while their cart waits for the payment.
     let cart = await read();
     if (!cart) throw notFound('Checkout');
     if (cart.status === 'checkout_pending' || cart.status === 'awaiting_payment') {
       try {
         // The same fulfilment as the webhook, so a late or lost webhook cannot leave a paid cart pending.
-        await reconcileSession(f, stripeClient(c.env), sessionId);
+        await reconcileSession(fulfilment, c.var.services.stripe, sessionId);
         cart = (await read())!;
       } catch (err) {
         // Stripe being slow must not hide the order: show what we know; the webhook or the
@@ -49,12 +56,15 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
         console.warn(JSON.stringify({ level: 'warn', msg: 'success_page_reconcile_failed', sessionId, error: err.message }));
       }
     }
-    return c.html(cartPage({ cart, appReturnUrl: config(c.env).optional('APP_RETURN_URL'), refresh: cart.status === 'checkout_pending' }), 200);
+    return c.html(cartPage({ cart, appReturnUrl: config.optional('APP_RETURN_URL'), refresh: cart.status === 'checkout_pending' }), 200);
   });
 
-  app.openapi(cancel, async (c) => {
-    const cart = await findCart(database(c.env), 'c.id = $1', [c.req.valid('query').cart_id]);
+  pages.openapi(cancel, async (c) => {
+    const { sql, config } = c.var.services;
+    const cart = await findCart(sql, 'c.id = $1', [c.req.valid('query').cart_id]);
     if (!cart) throw notFound('Cart');
-    return c.html(cartPage({ cancelled: true, cart, appReturnUrl: config(c.env).optional('APP_RETURN_URL') }), 200);
+    return c.html(cartPage({ cancelled: true, cart, appReturnUrl: config.optional('APP_RETURN_URL') }), 200);
   });
+
+  app.route('/', pages);
 }

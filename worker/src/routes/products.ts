@@ -1,6 +1,5 @@
 import { createRoute, type OpenAPIHono } from '@hono/zod-openapi';
 import type { AppEnv } from '../app.ts';
-import { database } from '../db.ts';
 import { listActiveProducts } from '../products.ts';
 import { json, ProductList, problems } from '../schemas.ts';
 
@@ -13,5 +12,5 @@ const list = createRoute({
 });
 
 export function productRoutes(app: OpenAPIHono<AppEnv>): void {
-  app.openapi(list, async (c) => c.json({ products: await listActiveProducts(database(c.env)) }, 200));
+  app.openapi(list, async (c) => c.json({ products: await listActiveProducts(c.var.services.sql) }, 200));
 }

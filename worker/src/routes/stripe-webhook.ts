@@ -1,6 +1,5 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { AppEnv } from '../app.ts';
-import { fulfilment } from '../fulfilment.ts';
 import { json, problems } from '../schemas.ts';
 import { verifyWebhook } from '../stripe.ts';
 import { effectOfEvent } from '../stripe-events.ts';
@@ -24,7 +23,7 @@ export function stripeWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
     const event = await verifyWebhook(c.env, await c.req.text(), c.req.header('Stripe-Signature'));
     const effect = effectOfEvent(event);
     if (effect) {
-      const result = await fulfilment(c.env, c.executionCtx).apply(effect);
+      const result = await c.var.services.fulfilment.apply(effect);
       console.log(JSON.stringify({ level: 'info', msg: 'stripe_event', eventId: event.id, type: event.type, ...result }));
     }
     return c.json({ received: true as const }, 200);
