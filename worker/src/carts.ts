@@ -1,10 +1,35 @@
-import type { z } from '@hono/zod-openapi';
 import { CART_LIMITS, EDITABLE_STATUSES, type CartStatus } from './cart-state.ts';
 import { sqlState, type Sql } from './db.ts';
 import { ApiError, notFound } from './errors.ts';
-import type { Cart } from './schemas.ts';
+import type { CartOut } from './schemas.ts';
 
-type CartOut = z.infer<typeof Cart>;
+/** A cart's line at today's price, as LIVE_LINES selects it. */
+export interface LiveLine {
+  productId: string;
+  name: string;
+  description: string;
+  imageUrl: string | null;
+  unitAmount: number;
+  quantity: number;
+  /** The currency the line was added in, which is the cart's. */
+  currency: string;
+  /** The product's currency today (an admin may have changed it). */
+  productCurrency: string;
+  active: boolean;
+}
+
+/**
+ * The lines of cart `c` at today's prices, oldest first, as a JSON array of LiveLine: what an
+ * editable cart shows and what checkout charges.
+ */
+export const LIVE_LINES = `COALESCE((
+  SELECT json_agg(json_build_object(
+           'productId', p.id, 'name', p.name, 'description', p.description, 'imageUrl', p.image_url,
+           'unitAmount', p.unit_amount, 'quantity', i.quantity, 'currency', i.currency,
+           'productCurrency', p.currency, 'active', p.active)
+         ORDER BY i.created_at, i.product_id)
+  FROM cart_items i JOIN products p ON p.id = i.product_id WHERE i.cart_id = c.id
+), '[]'::json)`;
 
 interface CartRow {
   id: string;
@@ -22,22 +47,14 @@ interface CartRow {
 const cartSelect = `
   SELECT c.id, c.status, c.created_at AS "createdAt", c.updated_at AS "updatedAt",
          CASE WHEN (c.active AND c.status = ANY('{${EDITABLE_STATUSES.join(',')}}'::cart_status[])) OR k.session_id IS NULL
-              THEN COALESCE(live.list, '[]'::json)
+              THEN ${LIVE_LINES}
               ELSE (SELECT json_agg(i || jsonb_build_object('currency', k.currency)) FROM jsonb_array_elements(k.items) i)
          END AS items,
          CASE WHEN k.session_id IS NULL THEN NULL
               ELSE json_build_object('sessionId', k.session_id, 'url', k.url, 'expiresAt', k.expires_at)
          END AS checkout
   FROM carts c
-  LEFT JOIN checkouts k ON k.session_id = c.checkout_session_id
-  LEFT JOIN LATERAL (
-    SELECT json_agg(json_build_object(
-             'productId', i.product_id, 'name', p.name, 'unitAmount', p.unit_amount,
-             'currency', i.currency, 'quantity', i.quantity)
-           ORDER BY i.created_at, i.product_id) AS list
-    FROM cart_items i JOIN products p ON p.id = i.product_id
-    WHERE i.cart_id = c.id
-  ) live ON true`;
+  LEFT JOIN checkouts k ON k.session_id = c.checkout_session_id`;
 
 /** A cart line as clients see it, and as it is snapshotted at checkout. */
 export function cartItem(i: { productId: string; name: string; unitAmount: number; quantity: number }): CartOut['items'][number] {

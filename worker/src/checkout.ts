@@ -1,5 +1,5 @@
 import { CART_LIMITS, EDITABLE_STATUSES, isEditable, transition, type CartStatus } from './cart-state.ts';
-import { cartItem, getCart, limitExceeded, notEditable } from './carts.ts';
+import { cartItem, getCart, limitExceeded, LIVE_LINES, notEditable, type LiveLine } from './carts.ts';
 import type { Sql } from './db.ts';
 import { ApiError, notFound } from './errors.ts';
 import type { EffectResult, Fulfilment } from './fulfilment.ts';
@@ -16,7 +16,7 @@ interface CheckoutState {
   /** This checkout attempt: its idempotency key's suffix and its fixed expires_at (null until claimed). */
   attempt: { number: number; expiresAt: Date | null };
   session: { id: string; url: string; expiresAt: Date } | null;
-  items: { productId: string; name: string; description: string; imageUrl: string | null; unitAmount: number; quantity: number; itemCurrency: string; currency: string; active: boolean }[];
+  items: LiveLine[];
 }
 
 const checkoutStateSelect = `
@@ -24,14 +24,7 @@ const checkoutStateSelect = `
          json_build_object('number', c.checkout_attempt, 'expiresAt', c.checkout_attempt_expires_at) AS attempt,
          CASE WHEN k.session_id IS NULL THEN NULL
               ELSE json_build_object('id', k.session_id, 'url', k.url, 'expiresAt', k.expires_at) END AS session,
-         COALESCE((
-           SELECT json_agg(json_build_object(
-                    'productId', p.id, 'name', p.name, 'description', p.description, 'imageUrl', p.image_url,
-                    'unitAmount', p.unit_amount, 'quantity', i.quantity, 'itemCurrency', i.currency,
-                    'currency', p.currency, 'active', p.active)
-                  ORDER BY i.created_at, i.product_id)
-           FROM cart_items i JOIN products p ON p.id = i.product_id WHERE i.cart_id = c.id
-         ), '[]'::json) AS items
+         ${LIVE_LINES} AS items
   FROM carts c LEFT JOIN checkouts k ON k.session_id = c.checkout_session_id
   WHERE c.id = $1 AND c.user_id = $2`;
 
@@ -122,8 +115,8 @@ export async function startCheckout(services: Services, userId: string, cartId: 
     if (state.items.length === 0) throw new ApiError('cart_empty', 'The cart has no items');
     const gone = state.items.find((i) => !i.active);
     if (gone) throw notFound(`Product ${gone.productId}`);
-    const currency = state.items[0]!.currency;
-    if (state.items.some((i) => i.currency !== currency || i.itemCurrency !== i.currency)) {
+    const currency = state.items[0]!.productCurrency;
+    if (state.items.some((i) => i.productCurrency !== currency || i.currency !== i.productCurrency)) {
       throw new ApiError('currency_mismatch', 'The cart holds products priced in different currencies');
     }
     const lines = state.items.map(cartItem);

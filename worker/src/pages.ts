@@ -1,8 +1,5 @@
 import { html, raw } from 'hono/html';
-import type { z } from '@hono/zod-openapi';
-import type { Cart } from './schemas.ts';
-
-type CartOut = z.infer<typeof Cart>;
+import type { CartOut } from './schemas.ts';
 type Html = ReturnType<typeof html>;
 
 /** Formats minor units the way the shopper reads money (2500 usd → $25.00, 500 jpy → ¥500). */

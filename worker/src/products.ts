@@ -1,8 +1,6 @@
 import type { z } from '@hono/zod-openapi';
 import type { Sql } from './db.ts';
-import type { Product, ProductUpsert } from './schemas.ts';
-
-type ProductOut = z.infer<typeof Product>;
+import type { ProductOut, ProductUpsert } from './schemas.ts';
 
 const columns = `id, name, description, image_url AS "imageUrl", unit_amount::int AS "unitAmount", currency`;
 

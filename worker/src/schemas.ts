@@ -1,4 +1,5 @@
 import { z } from '@hono/zod-openapi';
+import { CART_STATUSES } from './cart-state.ts';
 
 // One source for validation and for the OpenAPI document: every request is checked against
 // these, and /openapi.json is generated from them.
@@ -22,9 +23,7 @@ export const ProductId = z
 
 export const CartId = z.uuid().openapi({ example: '0b9e4a1c-2f7e-4c55-9a43-1d2b3c4d5e6f' });
 
-export const CartStatus = z
-  .enum(['open', 'checkout_pending', 'awaiting_payment', 'paid', 'payment_failed', 'refunded'])
-  .openapi('CartStatus');
+export const CartStatus = z.enum(CART_STATUSES).openapi('CartStatus');
 
 export const Product = z
   .object({
