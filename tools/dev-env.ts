@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
+import { WORKER_VARIABLES } from '../worker/src/env.ts';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '..');
 /** Git-ignored local state: Postgres data, secrets, the generated env file. */
@@ -15,26 +16,8 @@ export const DEV_DATA_DIR = path.join(REPO_ROOT, '.data');
 export const DEV_VARS_FILE = path.join(REPO_ROOT, '.dev.vars');
 export const DEV_SECRETS_FILE = path.join(DEV_DATA_DIR, 'dev-secrets.json');
 
-/** CONTRACT.md §1, plus NEON_HTTP_ENDPOINT (local only: the SQL-over-HTTP proxy). */
-export const WORKER_VARIABLES = [
-  'DATABASE_URL',
-  'NEON_HTTP_ENDPOINT',
-  'STRIPE_SECRET_KEY',
-  'STRIPE_WEBHOOK_SECRET',
-  'STRIPE_API_BASE',
-  'PUBLIC_BASE_URL',
-  'APP_RETURN_URL',
-  'CHECKOUT_TTL_MINUTES',
-  'AUTH_JWT_SECRET',
-  'AUTH_JWKS_URL',
-  'AUTH_ISSUER',
-  'AUTH_AUDIENCE',
-  'GCP_PROJECT_ID',
-  'PUBSUB_TOPIC',
-  'GCP_SERVICE_ACCOUNT_KEY',
-  'PUBSUB_EMULATOR_HOST',
-  'ADMIN_API_KEY',
-] as const;
+/** docs/contract.md §1, declared by the Worker itself. */
+export { WORKER_VARIABLES };
 
 export type WorkerVariable = (typeof WORKER_VARIABLES)[number];
 export type Vars = Record<string, string>;

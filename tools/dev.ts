@@ -1,5 +1,5 @@
 /**
- * `npm run dev` (CONTRACT.md §7): the local stack (tools/local-stack.ts: Postgres, Stripe
+ * `npm run dev` (docs/contract.md §7): the local stack (tools/local-stack.ts: Postgres, Stripe
  * stand-in, Pub/Sub emulator and notification relay, the Worker under `wrangler dev`), then the
  * cron ticker, and "ready: URL" once the Worker answers.
  *
@@ -8,7 +8,7 @@
  *
  * Environment: PORT (Worker, default 8787), PG_PORT (embedded Postgres, 54329),
  * STRIPE_STANDIN_PORT (12111), PUBSUB_EMULATOR_PORT (8085), RELAY_PORT (notification relay,
- * 8090), NOTIFICATION_TOPIC (notifications), and every Worker variable of CONTRACT.md §1.
+ * 8090), NOTIFICATION_TOPIC (notifications), and every Worker variable of docs/contract.md §1.
  */
 import { rmSync } from 'node:fs';
 import path from 'node:path';

@@ -1,5 +1,5 @@
 /**
- * Stripe in the local stack (CONTRACT §7):
+ * Stripe in the local stack (docs/contract.md §7):
  *   - no STRIPE_SECRET_KEY and no STRIPE_API_BASE: the local stand-in runs in this process and
  *     sends its webhooks to the Worker, signed with a generated-once local secret;
  *   - STRIPE_API_BASE set (e.g. a stand-in from `npm run stripe:standin`): that server is used;

@@ -1,5 +1,5 @@
 /**
- * Shows the notifications the relay publishes (CONTRACT §6) while `npm run dev` runs: no email
+ * Shows the notifications the relay publishes (docs/contract.md §6) while `npm run dev` runs: no email
  * is sent locally, so one line per notification is what a developer can check instead.
  */
 import { setTimeout as sleep } from 'node:timers/promises';

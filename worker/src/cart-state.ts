@@ -1,5 +1,5 @@
 /**
- * The cart state machine of CONTRACT §3 as a pure function: no I/O, so every state and event
+ * The cart state machine of docs/contract.md §3 as a pure function: no I/O, so every state and event
  * can be tested exhaustively, and the database only ever applies what this table allows.
  */
 

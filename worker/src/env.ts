@@ -74,6 +74,9 @@ const schema = {
 } satisfies Record<keyof Env, z.ZodType>;
 
 type Name = keyof typeof schema;
+
+/** Every variable's name: the dev stack passes these through, the documentation lists them. */
+export const WORKER_VARIABLES = Object.keys(schema) as readonly Name[];
 type Value<N extends Name> = z.output<(typeof schema)[N]>;
 
 const defaults: Partial<{ [N in Name]: Value<N> }> = { CHECKOUT_TTL_MINUTES: 30 };

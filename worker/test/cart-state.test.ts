@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CART_EVENTS, CART_STATUSES, pathsFor, settle, transition, type CartEvent, type CartStatus } from '../src/cart-state.ts';
 
-// CONTRACT §3, written out cell by cell: null is "409 for the API, recorded and ignored for a webhook".
+// docs/contract.md §3, written out cell by cell: null is "409 for the API, recorded and ignored for a webhook".
 const expected: Record<CartStatus, Record<CartEvent, CartStatus | null>> = {
   open: {
     checkout: 'checkout_pending', cancel_checkout: null, session_completed_paid: null, session_completed_unpaid: null,

@@ -1,4 +1,4 @@
-// The notification relay (CONTRACT §6): receives payment events from the topic's push
+// The notification relay (docs/contract.md §6): receives payment events from the topic's push
 // subscription and publishes one email notification per paid, failed or refunded cart.
 // Stateless: repeats are deduplicated downstream by the notification's `id` (the event id).
 import { Hono } from 'hono';

@@ -1,4 +1,4 @@
-// The relay's configuration, from its environment (CONTRACT §6).
+// The relay's configuration, from its environment (docs/contract.md §6).
 
 export type RelayConfig = {
   port: number;

@@ -1,4 +1,4 @@
-// Entry of `npm run relay`: the notification relay configured by its environment (CONTRACT §6).
+// Entry of `npm run relay`: the notification relay configured by its environment (docs/contract.md §6).
 import { loadRelayConfig, RelayConfigError, type RelayConfig } from './config.ts';
 import { jsonLog } from './log.ts';
 import { startRelay } from './server.ts';

@@ -1,4 +1,4 @@
-// Payment events (CONTRACT §5) and the push envelopes Pub/Sub wraps them in.
+// Payment events (docs/contract.md §5) and the push envelopes Pub/Sub wraps them in.
 
 export function paymentEvent(overrides: Record<string, unknown> = {}) {
   return {

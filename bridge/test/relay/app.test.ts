@@ -183,7 +183,7 @@ describe.skipIf(emulatorMissing)('notification relay', () => {
       return () => (publisher ??= createPubSubPublisher({ projectId: PROJECT, topic: 'payment-events', emulatorHost: emulator.host }));
     }
 
-    /** Publishes payment events the way the Worker does (CONTRACT §5). */
+    /** Publishes payment events the way the Worker does (docs/contract.md §5). */
     function publishPaymentEvents(events: ReturnType<typeof paymentEvent>[]) {
       return paymentEvents().publish(
         events.map((event) => ({
