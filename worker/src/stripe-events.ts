@@ -95,34 +95,17 @@ function delayedPaymentFailed(session: Stripe.Checkout.Session): boolean {
  * cart back to the shopper.
  */
 export function missingSessionEffect(sessionId: string): CartEffect {
-  return {
-    id: `reconcile:${sessionId}:missing`,
-    type: 'reconcile.session_missing',
-    source: 'reconcile',
-    event: 'session_expired',
-    sessionId,
-    paymentIntentId: null,
-    fullRefund: false,
-    charged: null,
-    customer: null,
-    occurredAt: new Date(),
-  };
+  return ourOwnEffect(sessionId, { id: `reconcile:${sessionId}:missing`, type: 'reconcile.session_missing', source: 'reconcile', event: 'session_expired' });
 }
 
 /** A cancellation through our API, recorded like any other event of the session. */
 export function cancelEffect(sessionId: string): CartEffect {
-  return {
-    id: `cancel:${sessionId}`,
-    type: 'api.checkout.cancel',
-    source: 'api',
-    event: 'cancel_checkout',
-    sessionId,
-    paymentIntentId: null,
-    fullRefund: false,
-    charged: null,
-    customer: null,
-    occurredAt: new Date(),
-  };
+  return ourOwnEffect(sessionId, { id: `cancel:${sessionId}`, type: 'api.checkout.cancel', source: 'api', event: 'cancel_checkout' });
+}
+
+/** An effect we know of ourselves, not from a Stripe object: it carries no payment details. */
+function ourOwnEffect(sessionId: string, what: Pick<CartEffect, 'id' | 'type' | 'source' | 'event'>): CartEffect {
+  return { ...what, sessionId, paymentIntentId: null, fullRefund: false, charged: null, customer: null, occurredAt: new Date() };
 }
 
 function fromSession(session: Stripe.Checkout.Session) {
