@@ -16,6 +16,7 @@
  * not used to connect: the driver drops the port from it in some modes), and values are always
  * returned as text (the driver always asks for that). Listens on 127.0.0.1 only.
  */
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import pg from 'pg';
 
@@ -251,9 +252,24 @@ async function runBatch(client: pg.PoolClient, queries: QueryData[], options: Re
   }
 }
 
+const statementNames = new Map<string, string>();
+
+/** A name for the statement, or none (run unprepared) once many texts were seen: statements built per request would grow without bound. */
+function statementName(text: string): string | undefined {
+  let name = statementNames.get(text);
+  if (name === undefined && statementNames.size < 1000) {
+    name = `s${createHash('sha1').update(text).digest('hex')}`;
+    statementNames.set(text, name);
+  }
+  return name;
+}
+
 async function runQuery(client: pg.PoolClient, data: QueryData, options: RequestOptions): Promise<unknown> {
   // The extended protocol, as Neon uses, so one request is one statement even without params.
+  // Named after their text, statements are parsed once per connection and then only bound and
+  // run: the Worker sends the same few statements over and over.
   const config: pg.QueryArrayConfig & { queryMode: 'extended' } = {
+    name: statementName(data.query),
     text: data.query,
     values: data.params,
     rowMode: 'array',
