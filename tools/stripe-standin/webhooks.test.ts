@@ -1,8 +1,10 @@
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import Stripe from 'stripe';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { TestStandin, WebhookReceiver } from './testing.ts';
 import { control, createCartSession, startReceiver, startTestStandin, verified, waitFor } from './testing.ts';
-import type { Delivery } from './webhooks.ts';
+import { WebhookDelivery, type Delivery } from './webhooks.ts';
 
 interface ControlEvents {
   data: { event: Stripe.Event; session: string; delivery: Delivery }[];
@@ -63,6 +65,41 @@ describe('webhook delivery', () => {
     });
     expect(entry.delivery.attempts.map((a) => a.status)).toEqual([500, 503, 200]);
     expect(new Set(receiver.received.map((w) => verified(w).id))).toEqual(new Set([entry.event.id]));
+  });
+
+  it('gives up on an attempt the endpoint does not answer in time (no answer), and retries it', async () => {
+    // Accepts the connection, never answers the first request, answers 200 after that.
+    const held: ServerResponse[] = [];
+    const endpoint = createServer((req, res) => {
+      req.resume();
+      if (held.length === 0) held.push(res);
+      else res.writeHead(200).end('{"received":true}');
+    });
+    await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve));
+    const session = await createCartSession(t.stripe);
+    await t.stripe.checkout.sessions.expire(session.id);
+    const [event] = (await t.stripe.events.list({ limit: 1 })).data;
+    if (event?.type !== 'checkout.session.expired') throw new Error(`expected the expiry event, got ${event?.type}`);
+    const webhooks = new WebhookDelivery({
+      url: `http://127.0.0.1:${(endpoint.address() as AddressInfo).port}/v1/webhooks/stripe`,
+      enabled: true,
+      secret: 'whsec_timeout_test',
+      retryDelaysMs: [20],
+      attemptTimeoutMs: 200,
+      log: () => {},
+    });
+    try {
+      webhooks.send(event, session.id);
+      const delivery = await waitFor(() => webhooks.delivery(event.id).status === 'delivered' && webhooks.delivery(event.id));
+      expect(delivery.attempts.map((a) => [a.status, a.error])).toEqual([
+        [null, 'no answer within 200 ms'],
+        [200, null],
+      ]);
+    } finally {
+      webhooks.close();
+      endpoint.closeAllConnections();
+      await new Promise<void>((resolve) => endpoint.close(() => resolve()));
+    }
   });
 
   it('keeps an event it cannot deliver and delivers it once the endpoint is back', async () => {

@@ -44,6 +44,8 @@ export interface WebhookOptions extends WebhookSettings {
   secret: string;
   /** Waits between attempts; the last one repeats for as long as the endpoint keeps failing. */
   retryDelaysMs: readonly number[];
+  /** How long an attempt waits for the endpoint's answer before it counts as failed; default 10 s. */
+  attemptTimeoutMs?: number;
   log(line: string): void;
 }
 
@@ -52,7 +54,11 @@ interface Job {
   delivery: Delivery;
 }
 
-// Stripe gives up on an endpoint that has not answered after this long.
+// Stripe gives up on an attempt the endpoint does not answer in time and retries it later: the
+// delivery shows "Timed out" ("Stripe was able to establish a connection to your server, but it
+// took too long for your server to provide a response",
+// https://support.stripe.com/questions/webhooks-how-to-investigate-and-fix-timed-out). Stripe does
+// not publish the limit; the stand-in waits 10 s.
 const ATTEMPT_TIMEOUT_MS = 10_000;
 
 export class WebhookDelivery {
@@ -160,6 +166,15 @@ export class WebhookDelivery {
     const attempt: DeliveryAttempt = { at: new Date().toISOString(), url, status: null, error: null };
     delivery.attempts.push(attempt);
     delivery.next_attempt_at = null;
+    // A timer and a listener of our own rather than AbortSignal.any([closing, AbortSignal.timeout()]):
+    // on Node 20 a timeout signal referenced only by AbortSignal.any() may never fire
+    // (https://github.com/nodejs/node/issues/57736), and an endpoint that never answers then holds
+    // its session's deliveries for good.
+    const timeoutMs = this.options.attemptTimeoutMs ?? ATTEMPT_TIMEOUT_MS;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    const onClose = () => abort.abort(this.closing.signal.reason);
+    this.closing.signal.addEventListener('abort', onClose, { once: true });
     try {
       const response = await fetch(url, {
         method: 'POST',
@@ -170,12 +185,15 @@ export class WebhookDelivery {
         },
         body: payload,
         redirect: 'manual',
-        signal: AbortSignal.any([this.closing.signal, AbortSignal.timeout(ATTEMPT_TIMEOUT_MS)]),
+        signal: abort.signal,
       });
       await response.body?.cancel();
       attempt.status = response.status;
     } catch (error) {
       attempt.error = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+    } finally {
+      clearTimeout(timer);
+      this.closing.signal.removeEventListener('abort', onClose);
     }
     if (attempt.status !== null && attempt.status >= 200 && attempt.status < 300) {
       delivery.status = 'delivered';
