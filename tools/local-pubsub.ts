@@ -80,6 +80,14 @@ async function startLocalPubSub(ctx: ServiceContext, projectId: string, paymentT
     const feed = watchNotifications({ admin, subscription: layout.notificationSubscription, print: ctx.print });
     stops.push(feed.stop);
 
+    let workerHost = emulator.host;
+    if (ctx.wrapPubSubEmulatorHost) {
+      const wrapper = await ctx.wrapPubSubEmulatorHost(emulator.host);
+      stops.push(wrapper.stop);
+      workerHost = wrapper.host;
+      ctx.log(`pubsub: the Worker publishes through ${workerHost}, in front of the emulator`);
+    }
+
     let stopping = false;
     void relay.exited.then(({ code, signal }) => {
       if (!stopping) ctx.log(`pubsub: the notification relay exited (${signal ?? `code ${code}`}); no notifications until npm run dev restarts`);
@@ -89,7 +97,7 @@ async function startLocalPubSub(ctx: ServiceContext, projectId: string, paymentT
         `${ctx.notificationTopic}; notifications appear as [notify] lines`,
     );
     return {
-      vars: { GCP_PROJECT_ID: projectId, PUBSUB_TOPIC: paymentTopic, PUBSUB_EMULATOR_HOST: emulator.host },
+      vars: { GCP_PROJECT_ID: projectId, PUBSUB_TOPIC: paymentTopic, PUBSUB_EMULATOR_HOST: workerHost },
       stop: async () => {
         stopping = true;
         await stopAll();

@@ -34,12 +34,20 @@ export interface ServiceContext {
   notificationTopic: string;
   /** How long the Stripe stand-in's bank transfers take to settle; Infinity: only its test control settles them. */
   stripeAsyncDelayMs: number;
+  /**
+   * Tests only: puts something (a fault proxy) between the Worker and the Pub/Sub emulator this
+   * stack starts. Gets the emulator's host:port and returns the host:port the Worker publishes to;
+   * the relay and the topic set-up keep the emulator's own. Its stop runs before the emulator's.
+   */
+  wrapPubSubEmulatorHost?: WrapHost;
   processes: ProcessGroups;
   /** `[dev]` lines. */
   log: (line: string) => void;
   /** Whole lines with their own prefix (`[relay] …`, `[notify] …`). */
   print: (line: string) => void;
 }
+
+export type WrapHost = (host: string) => Promise<{ host: string; stop(): Promise<void> }>;
 
 export interface StartedService {
   /** Worker variables this service provides (defaults: .dev.vars and the environment win). */

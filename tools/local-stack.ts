@@ -18,7 +18,7 @@ import { formatEnvFile, loadDevSecrets, REPO_ROOT, WORKER_VARIABLES, writePrivat
 import { forEachLine, ProcessGroups, type ChildGroup } from './dev-processes.ts';
 import { neonProxyService, postgresService, schemaService } from './local-database.ts';
 import { DEFAULT_NOTIFICATION_TOPIC, pubsubService } from './local-pubsub.ts';
-import type { LocalPorts, LocalService, ServiceContext } from './local-service.ts';
+import type { LocalPorts, LocalService, ServiceContext, WrapHost } from './local-service.ts';
 import { stripeService } from './local-stripe.ts';
 import { assertPortFree, freePort } from './net.ts';
 
@@ -38,6 +38,8 @@ export interface LocalStackOptions {
   notificationTopic?: string;
   /** Bank transfers in the Stripe stand-in settle after this long; default 3000 ms. */
   stripeAsyncDelayMs?: number;
+  /** Tests only: what the Worker publishes through instead of the emulator (ServiceContext.wrapPubSubEmulatorHost). */
+  wrapPubSubEmulatorHost?: WrapHost;
   /** Receives every line the stack prints (`[dev] …`, `[stripe] …`, `[relay] …`, `[notify] …`). */
   print: (line: string) => void;
   /** wrangler's own output: straight to this terminal (colours, hot reload), or as `[wrangler]` lines to print. */
@@ -91,6 +93,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       ports: options.ports,
       notificationTopic: options.notificationTopic ?? DEFAULT_NOTIFICATION_TOPIC,
       stripeAsyncDelayMs: options.stripeAsyncDelayMs ?? 3_000,
+      wrapPubSubEmulatorHost: options.wrapPubSubEmulatorHost,
       processes,
       log,
       print: options.print,

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { startLocalStack, type LocalStack } from '../../../tools/local-stack.ts';
 import { DEFAULT_NOTIFICATION_TOPIC } from '../../../tools/local-pubsub.ts';
+import type { WrapHost } from '../../../tools/local-service.ts';
 import { createPubSubAdmin, type PubSubAdmin } from '../../../tools/pubsub-admin.ts';
 
 /** The app's deep link, as the mobile app would register it. */
@@ -22,12 +23,21 @@ export interface E2eStack {
   readonly pubsub: { admin: PubSubAdmin; paymentTopic: string; notificationTopic: string } | null;
   /** Every line the stack printed, for failure messages. */
   readonly output: readonly string[];
+  /** The stack's state folder (Postgres data in `postgres/`), removed after the tests. */
+  readonly dataDir: string;
 }
 
-export function useLocalStack(): E2eStack {
+export interface LocalStackTestOptions {
+  /** Something between the Worker and the emulator (a fault proxy); `pubsub.admin` still talks to the emulator itself. */
+  wrapPubSubEmulatorHost?: WrapHost;
+}
+
+export function useLocalStack(options: LocalStackTestOptions = {}): E2eStack {
   let dataDir: string | undefined;
   let stack: LocalStack | undefined;
+  let emulatorHost: string | undefined;
   const output: string[] = [];
+  const wrap = options.wrapPubSubEmulatorHost;
 
   beforeAll(async () => {
     dataDir = mkdtempSync(path.join(tmpdir(), 'edge-checkout-e2e-'));
@@ -44,6 +54,12 @@ export function useLocalStack(): E2eStack {
         stripeAsyncDelayMs: Infinity,
         print: (line) => output.push(line),
         wranglerOutput: 'print',
+        wrapPubSubEmulatorHost:
+          wrap &&
+          ((host) => {
+            emulatorHost = host;
+            return wrap(host);
+          }),
       });
     } catch (err) {
       throw new Error(`the local stack did not start: ${(err as Error).message}\n--- its output ---\n${output.slice(-60).join('\n')}`);
@@ -74,12 +90,16 @@ export function useLocalStack(): E2eStack {
       const vars = started().workerVars;
       if (!vars.PUBSUB_EMULATOR_HOST) return null;
       pubsub ??= {
-        admin: createPubSubAdmin({ host: vars.PUBSUB_EMULATOR_HOST, projectId: vars.GCP_PROJECT_ID! }),
+        admin: createPubSubAdmin({ host: emulatorHost ?? vars.PUBSUB_EMULATOR_HOST, projectId: vars.GCP_PROJECT_ID! }),
         paymentTopic: vars.PUBSUB_TOPIC!,
         notificationTopic: DEFAULT_NOTIFICATION_TOPIC,
       };
       return pubsub;
     },
     output,
+    get dataDir() {
+      if (!dataDir) throw new Error('the local stack has not started');
+      return dataDir;
+    },
   };
 }

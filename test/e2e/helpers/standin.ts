@@ -4,7 +4,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface DeliveredEvent {
   event: { id: string; type: string };
-  delivery: { status: string; attempts: Array<{ at: string; status: number | null }> };
+  delivery: { status: string; attempts: Array<{ at: string; status: number | null; error?: string | null }> };
+}
+
+/** A fault of the stand-in's /v1 API (tools/stripe-standin/README.md, "Faults"). */
+export interface StandinFault {
+  method?: 'GET' | 'POST';
+  path: string;
+  status?: 500 | 404 | 409 | 429;
+  delayMs?: number;
+  times?: number;
 }
 
 export class StandinControls {
@@ -36,6 +45,41 @@ export class StandinControls {
   async webhooksEnabled(enabled: boolean): Promise<void> {
     const res = await fetch(`${this.url}/_standin/webhooks`, { method: 'POST', body: JSON.stringify({ enabled }) });
     if (!res.ok) throw new Error(`POST /_standin/webhooks answered ${res.status}`);
+  }
+
+  /** Every event of these sessions (all events when none are named), oldest first. */
+  async eventsOf(sessionIds?: readonly string[]): Promise<DeliveredEvent[]> {
+    const res = await fetch(`${this.url}/_standin/events`);
+    const all = ((await res.json()) as { data: Array<DeliveredEvent & { session: string }> }).data;
+    return sessionIds ? all.filter((e) => sessionIds.includes(e.session)) : all;
+  }
+
+  /** What the shopper does on the Checkout page, without the page. */
+  async pay(sessionId: string, outcome: 'paid' | 'async' | 'async_fail'): Promise<void> {
+    await this.control('POST', `/_standin/sessions/${sessionId}/pay`, { outcome });
+  }
+
+  /** Stripe no longer knows the session: it answers 404 for it from now on. */
+  async forget(sessionId: string): Promise<void> {
+    await this.control('POST', `/_standin/sessions/${sessionId}/forget`);
+  }
+
+  async addFault(fault: StandinFault): Promise<{ id: string; remaining: number }> {
+    return (await this.control('POST', '/_standin/faults', fault)) as { id: string; remaining: number };
+  }
+
+  async faults(): Promise<Array<{ id: string; remaining: number }>> {
+    return ((await this.control('GET', '/_standin/faults')) as { data: Array<{ id: string; remaining: number }> }).data;
+  }
+
+  async clearFaults(): Promise<void> {
+    await this.control('DELETE', '/_standin/faults');
+  }
+
+  private async control(method: string, path: string, body?: unknown): Promise<unknown> {
+    const res = await fetch(`${this.url}${path}`, { method, body: body === undefined ? undefined : JSON.stringify(body) });
+    if (!res.ok) throw new Error(`${method} ${path} answered ${res.status}: ${await res.text()}`);
+    return res.json();
   }
 
   async sessionStatus(sessionId: string, apiKey: string): Promise<string> {

@@ -41,6 +41,20 @@ export class TopicReader {
     return this.received.filter((m) => m.attributes.cartId === cartId || m.orderingKey === cartId);
   }
 
+  /**
+   * Keeps pulling for `ms`, to see that nothing more comes; returns what arrived meanwhile
+   * about these carts.
+   */
+  async arrivingWithin(ms: number, cartIds: readonly string[]): Promise<ReceivedMessage[]> {
+    const before = this.received.length;
+    const deadline = Date.now() + ms;
+    do {
+      await this.pullOnce();
+      await sleep(100);
+    } while (Date.now() < deadline);
+    return this.received.slice(before).filter((m) => cartIds.includes(m.attributes.cartId ?? m.orderingKey ?? ''));
+  }
+
   async close(): Promise<void> {
     await this.admin.deleteSubscription(this.subscription);
   }
