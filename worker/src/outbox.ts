@@ -1,5 +1,5 @@
 import { paymentEventAttributes, type PaymentEvent } from '../../bridge/src/payment-event.ts';
-import { createPubSubPublisher, PubSubPublishError, type PubSubMessage, type PubSubPublisher } from '../../bridge/src/pubsub.ts';
+import { createPubSubPublisher, PUBLISH_LIMITS, PubSubPublishError, type PubSubMessage, type PubSubPublisher } from '../../bridge/src/pubsub.ts';
 import type { Sql } from './db.ts';
 import { config, type Env } from './env.ts';
 
@@ -71,60 +71,56 @@ export function publishSoon(
 ): void {
   const target = paymentEvents(env);
   if (!target || leased.length + behind.length === 0) return;
+  const publishing = leased.length ? target.queue.publish(sql, leased) : Promise.resolve([]);
   ctx.waitUntil(
-    (async () => {
-      const followUp = leased.length ? await target.queue.send(sql, leased) : [];
-      const ids = [...followUp, ...behind];
-      if (ids.length) await relayOutbox(env, sql, { ids });
-    })().catch((err: unknown) => {
-      // Leased rows stay leased until the lease runs out; the scheduled relay picks them up then.
-      console.error(JSON.stringify({ level: 'error', msg: 'outbox_publish_failed', error: String(err) }));
-    }),
+    publishing
+      .then(async (followUp) => {
+        const ids = [...followUp, ...behind];
+        if (ids.length) await relayOutbox(env, sql, { ids });
+      })
+      .catch((err: unknown) => {
+        // Leased rows stay leased until the lease runs out; the scheduled relay picks them up then.
+        console.error(JSON.stringify({ level: 'error', msg: 'outbox_publish_failed', error: String(err) }));
+      }),
   );
 }
 
+// One publishing request keeps the isolate's queue going for at most this long, well within
+// the 30 s that Workers give waitUntil work after the response.
+const LEAD_MS = 15_000;
+
 /**
- * One Pub/Sub call (and one result write) for everything the isolate's requests committed while
- * the previous call was under way: at low load each row goes at once, under load many rows share
- * a call. The call is made by one of the requests whose rows it carries (the first to arrive
- * while none is under way), in that request's own context, as Workers require I/O to be; it then
- * hands the next call to the first request that is waiting.
+ * Batches what concurrent requests of one isolate publish. The first request with rows while
+ * nobody is publishing leads: it publishes its rows, then everything other requests queued
+ * meanwhile, one Pub/Sub call and one result write per round, until the queue is empty. The
+ * others only queue their rows and are done: Workers let a request do I/O only for itself and
+ * cancel a request that waits on another's promise, so nothing is awaited across requests;
+ * the leader reads a plain array. At low load every row goes at once, alone; under load many
+ * rows share a call. If the leader's isolate goes away, its rows stay leased in the outbox and
+ * the scheduled relay publishes them once the lease is over.
  */
 class PublishQueue {
-  private waiting: { sql: Sql; rows: EventFacts[]; done: (result: string[] | 'lead') => void; failed: (err: unknown) => void }[] = [];
-  private busy = false;
+  private queued: EventFacts[] = [];
+  private leading = false;
 
   constructor(private readonly publisher: PubSubPublisher) {}
 
-  /**
-   * Resolves once the rows are published or have their failure recorded; for the request that
-   * made the call, to the rows left waiting behind them (see publishAndRecord).
-   */
-  async send(sql: Sql, rows: EventFacts[]): Promise<string[]> {
-    const turn = new Promise<string[] | 'lead'>((done, failed) => this.waiting.push({ sql, rows, done, failed }));
-    if (!this.busy) {
-      this.busy = true;
-      this.waiting.at(-1)!.done('lead');
-    }
-    const result = await turn;
-    return result === 'lead' ? this.lead(sql) : result;
-  }
-
-  private async lead(sql: Sql): Promise<string[]> {
-    const batch = this.waiting.splice(0);
+  /** Resolves, for the leader, to the rows left waiting behind the ones it published; for the others at once, to none. */
+  async publish(sql: Sql, rows: EventFacts[]): Promise<string[]> {
+    this.queued.push(...rows);
+    if (this.leading) return [];
+    this.leading = true;
+    const followUp: string[] = [];
+    const until = Date.now() + LEAD_MS;
     try {
-      const { followUp } = await publishAndRecord(this.publisher, sql, batch.flatMap((b) => b.rows));
-      // What was left behind these rows is the leader's to publish, once.
-      for (const b of batch) b.done([]);
-      return followUp;
-    } catch (err) {
-      for (const b of batch) b.failed(err);
-      throw err;
+      while (this.queued.length > 0 && Date.now() < until) {
+        const round = await publishAndRecord(this.publisher, sql, this.queued.splice(0, PUBLISH_LIMITS.maxMessages));
+        followUp.push(...round.followUp);
+      }
     } finally {
-      const next = this.waiting[0];
-      if (next) next.done('lead');
-      else this.busy = false;
+      this.leading = false;
     }
+    return followUp;
   }
 }
 
