@@ -515,6 +515,19 @@ async function databaseChecks(databaseUrl: string, carts: string[], eventIds: st
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
+function cpuBound(cpu: CpuWindow) {
+  const cores = cpus().length;
+  const total = Object.entries(cpu.msPerRequest)
+    .filter(([name]) => name !== 'bench')
+    .reduce((sum, [, ms]) => sum + ms, 0);
+  const withoutWorker = total - (cpu.msPerRequest.workerd ?? 0);
+  return {
+    cpuMsPerRequest: round(total, 2),
+    maxReqPerSec: round((cores * 1000) / Math.max(1e-9, total), 0),
+    maxReqPerSecIfWorkerdFree: round((cores * 1000) / Math.max(1e-9, withoutWorker), 0),
+  };
+}
+
 function round(value: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
@@ -620,6 +633,19 @@ try {
     progress(`verify-only Worker ready: ${baseline.url}`);
   }
 
+  // The profiler attaches now, before any load: wrangler's inspector proxy keeps every console
+  // message of the Worker until a DevTools client attaches, then replays them all at once (with one
+  // request to wrangler per message): after the preparation that exhausts workerd's file descriptors.
+  let profiler: Profiler | null = null;
+  if (options.profile) {
+    const [leader, port] = options.profileTarget === 'ours' ? [wranglerPid, publicPort] : [baseline?.pid, baseline?.port];
+    if (!leader || !port) throw new Error('--profile-target baseline needs --baseline on');
+    const url = await findInspector(leader, port);
+    progress(`attaching the profiler to the ${options.profileTarget === 'ours' ? 'Worker' : 'verify-only Worker'} through wrangler's inspector ${url}`);
+    profiler = await Profiler.connect(url);
+    toStop.push(async () => profiler!.close());
+  }
+
   // ---- prepare
   const stripeBase = stack.vars.STRIPE_API_BASE!;
   const off = await fetch(`${stripeBase}/_standin/webhooks`, { method: 'POST', body: JSON.stringify({ enabled: false }) });
@@ -683,16 +709,14 @@ try {
 
   let baselineResult: (LoadResult & { cpu: CpuWindow; quiet: { waitedS: number; othersCores: number }; profiled: boolean }) | null = null;
   let profileSummary: ProfileSummary | null = null;
-  const startProfile = async (wranglerLeader: number, port: number) => {
-    const url = await findInspector(wranglerLeader, port);
-    progress(`profiling the ${options.profileTarget === 'ours' ? 'Worker' : 'verify-only Worker'}'s isolate through wrangler's inspector ${url} (sampling every ${options.profileIntervalUs} µs)`);
-    const profiler = await Profiler.connect(url);
+  const startProfile = async (target: 'ours' | 'baseline') => {
+    if (!profiler || options.profileTarget !== target) return null;
+    progress(`profiling (sampling every ${options.profileIntervalUs} µs)`);
     await profiler.start(options.profileIntervalUs);
     return profiler;
   };
   const finishProfile = async (profiler: Profiler) => {
     const profile = await profiler.stop();
-    profiler.close();
     writeFileSync(options.profile!, JSON.stringify(profile));
     // Resolve through the bundle's source map now: wrangler removes its temp folder when it stops.
     const summary = summariseProfile(profile, profiler.scripts, 25);
@@ -703,20 +727,20 @@ try {
     await fire(baseline.url, warmupEvents(webhookSecret, 50), options.connections, options.timeoutS);
     const quiet = await waitForQuiet(allUnits, { maxS: options.quietWaitS, log: progress });
     progress(`baseline: ${bodies.length} deliveries over ${options.connections} connections at the verify-only Worker…`);
-    const profiler = options.profile && options.profileTarget === 'baseline' ? await startProfile(baseline.pid, baseline.port) : null;
+    const profiling = await startProfile('baseline');
     const events = sign(bodies, webhookSecret);
     const before = snapshot(baselineUnits);
     const result = await fire(baseline.url, events, options.connections, options.timeoutS);
     const after = snapshot(baselineUnits);
-    baselineResult = { ...result, cpu: cpuWindow(before, after, result.requests), quiet, profiled: profiler !== null };
-    if (profiler) profileSummary = await finishProfile(profiler);
+    baselineResult = { ...result, cpu: cpuWindow(before, after, result.requests), quiet, profiled: profiling !== null };
+    if (profiling) profileSummary = await finishProfile(profiling);
     progress(`baseline: ${result.reqPerSec} req/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, non-2xx ${result.non2xx}`);
   }
 
   // ---- ours
   await fire(stack.workerUrl, warmupEvents(webhookSecret, 50), options.connections, options.timeoutS);
   const quiet = await waitForQuiet(allUnits, { maxS: options.quietWaitS, log: progress });
-  const profiler = options.profile && options.profileTarget === 'ours' ? await startProfile(wranglerPid, publicPort) : null;
+  const profiling = await startProfile('ours');
   progress(`ours: ${bodies.length} deliveries over ${options.connections} connections at ${stack.workerUrl}/v1/webhooks/stripe…`);
   const events = sign(bodies, webhookSecret);
   const countsBefore = await stack.counts();
@@ -734,7 +758,7 @@ try {
   progress(`ours: ${result.reqPerSec} req/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, non-2xx ${result.non2xx}`);
 
   // After the 2 s above: the profile also holds the waitUntil work that outlived the answers.
-  if (profiler) profileSummary = await finishProfile(profiler);
+  if (profiling) profileSummary = await finishProfile(profiling);
 
   // ---- checks
   const cartIds = new Set(prepared.map((p) => p.cartId));
@@ -780,10 +804,17 @@ try {
     },
     deliveries: { events: options.n, resent: duplicateCount, total: bodies.length, prepareS },
     workerReloadsDuringRun: reloads,
-    ours: { ...ours, profiled: profiler !== null },
+    ours: { ...ours, profiled: profiling !== null },
     baseline: baselineResult,
     baselineCompatibility: { same: sameCompat, root: rootCompat, verifyOnly: baselineCompat },
     ratio,
+    // On a machine where every process shares the same cores, throughput cannot exceed
+    // cores × 1000 / (CPU ms per request summed over all processes); without the Worker's own share:
+    // what the rest of the stack alone allows.
+    cpuBound: {
+      ours: cpuBound(ours.cpu),
+      baseline: baselineResult ? cpuBound(baselineResult.cpu) : null,
+    },
     target: ratio ? { throughputAtLeast: 0.5, met: ratio.throughput >= 0.5 } : null,
     checks: {
       ...db,
@@ -832,6 +863,8 @@ try {
       ...profileSummary.byArea.slice(0, 12).map((a) => `  ${fmt(a.selfPct, 1).padStart(5)} %  ${fmt(a.selfMs, 0).padStart(6)} ms  ${a.area}`),
       'top 25 functions by self time:',
       ...profileSummary.top.map((r) => `  ${fmt(r.selfPct, 1).padStart(5)} %  ${fmt(r.selfMs, 0).padStart(6)} ms  ${r.function}  ${r.location}`),
+      'our functions by total time (self + callees, between awaits):',
+      ...profileSummary.ownTotals.slice(0, 15).map((r) => `  ${fmt(r.totalPct, 1).padStart(5)} %  ${fmt(r.totalMs, 0).padStart(6)} ms  ${r.function}  ${r.location}`),
     ];
     console.error(lines.join('\n'));
   }
@@ -852,3 +885,5 @@ try {
 } finally {
   if (!interrupted) await cleanUp();
 }
+// Nothing may keep the process alive after the report (an inspector socket, a timer).
+if (!interrupted) process.exit();

@@ -88,6 +88,10 @@ export class Profiler {
     });
   }
 
+  /**
+   * Attaches to the inspector. Attach before the load: wrangler's proxy replays every console
+   * message since the last DevTools session when one attaches (see the README).
+   */
   static async connect(url: string): Promise<Profiler> {
     const ws = new WebSocket(url);
     await new Promise<void>((resolve, reject) => {
@@ -95,7 +99,11 @@ export class Profiler {
       ws.once('error', reject);
       ws.once('close', (code, reason) => reject(new Error(`inspector closed: ${code} ${reason}`)));
     });
-    return new Profiler(ws);
+    const profiler = new Profiler(ws);
+    // wrangler's proxy turns Network on for DevTools: workerd would then report every subrequest
+    // (SQL over HTTP, Pub/Sub) with its body, which costs the isolate time.
+    await profiler.call('Network.disable').catch(() => {});
+    return profiler;
   }
 
   call<T>(method: string, params: Record<string, unknown> = {}, timeoutMs = 30_000): Promise<T> {
@@ -116,9 +124,6 @@ export class Profiler {
   }
 
   async start(intervalUs: number): Promise<void> {
-    // wrangler's proxy turns Network on for DevTools: workerd would then report every subrequest
-    // (SQL over HTTP, Pub/Sub) with its body, which costs the isolate time during the profile.
-    await this.call('Network.disable').catch(() => {});
     await this.call('Profiler.enable');
     await this.call('Profiler.setSamplingInterval', { interval: intervalUs });
     await this.call('Profiler.start');
@@ -135,7 +140,8 @@ export class Profiler {
   }
 
   close(): void {
-    this.ws.close();
+    for (const answer of this.pending.values()) answer({ error: 'closed' });
+    this.ws.terminate();
   }
 }
 
@@ -156,6 +162,12 @@ export interface ProfileSummary {
   busyPct: number;
   byArea: Array<{ area: string; selfMs: number; selfPct: number }>;
   top: ProfileRow[];
+  /**
+   * Our own functions (worker/src, bridge/src) by total time: their own and what they called,
+   * each sample counted once per function on its stack. After an `await` a function resumes on a
+   * fresh stack, so an async function's total holds the parts between awaits it ran itself.
+   */
+  ownTotals: Array<{ totalMs: number; totalPct: number; function: string; location: string }>;
 }
 
 /** Self time per function (file:line function), resolved through the bundle's source map; the top `top`. */
@@ -247,6 +259,30 @@ export function summariseProfile(profile: CpuProfile, scripts: Map<string, strin
     .sort((a, b) => b.selfMs - a.selfMs)
     .slice(0, top)
     .map((row) => ({ ...row, selfMs: round(row.selfMs, 1), selfPct: round((100 * row.selfMs) / Math.max(1e-9, totalMs), 1) }));
+  // Totals: walk each sample's stack once, counting a function once however often it recurs.
+  const keyOf = new Map<number, { key: string; fn: string; location: string }>();
+  for (const node of nodes.values()) {
+    const fn = node.callFrame.functionName || '(anonymous)';
+    const location = locate(node.callFrame);
+    keyOf.set(node.id, { key: `${location} ${fn}`, fn, location });
+  }
+  const totals = new Map<string, { us: number; fn: string; location: string }>();
+  for (let i = 0; i < samples.length; i++) {
+    const us = Math.max(0, deltas[i] ?? 0);
+    const seen = new Set<string>();
+    for (let node: CpuProfileNode | undefined = nodes.get(samples[i]!); node; node = parents.get(node.id)) {
+      const k = keyOf.get(node.id)!;
+      if (seen.has(k.key) || !/^(worker\/src|bridge\/src)\//.test(k.location)) continue;
+      seen.add(k.key);
+      const t = totals.get(k.key) ?? { us: 0, fn: k.fn, location: k.location };
+      t.us += us;
+      totals.set(k.key, t);
+    }
+  }
+  const ownTotals = [...totals.values()]
+    .sort((a, b) => b.us - a.us)
+    .slice(0, top)
+    .map((t) => ({ totalMs: round(t.us / 1000, 1), totalPct: round((100 * t.us) / 1000 / Math.max(1e-9, totalMs), 1), function: t.fn, location: t.location }));
   const byArea = [...areas.entries()]
     .sort((a, b) => b[1] - a[1])
     .map(([name, us]) => ({ area: name, selfMs: round(us / 1000, 1), selfPct: round((100 * us) / 1000 / Math.max(1e-9, totalMs), 1) }));
@@ -256,5 +292,6 @@ export function summariseProfile(profile: CpuProfile, scripts: Map<string, strin
     busyPct: round((100 * totalUs) / Math.max(1, totalUs + idleUs), 1),
     byArea,
     top: sorted,
+    ownTotals,
   };
 }
