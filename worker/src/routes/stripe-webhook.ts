@@ -12,7 +12,11 @@ const received = createRoute({
   description:
     'Handles checkout.session.completed, async_payment_succeeded, async_payment_failed, expired and charge.refunded; ' +
     'other types are acknowledged and ignored. 200 once the effect is durably stored; 503 makes Stripe retry.',
-  request: { headers: z.object({ 'stripe-signature': z.string().optional() }) },
+  // Documented, not validated here: verification reads the header itself, and a missing one is
+  // invalid_signature like any other bad signature.
+  parameters: [
+    { name: 'Stripe-Signature', in: 'header', required: true, schema: { type: 'string' }, description: "Stripe's signature of the raw body" },
+  ],
   responses: { 200: json(z.object({ received: z.literal(true) }), 'Stored (or a replay, or ignored)'), ...problems(400, 413, 503) },
 });
 
