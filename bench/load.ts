@@ -519,7 +519,7 @@ function cpuBound(cpu: CpuWindow) {
   const cores = cpus().length;
   const total = Object.entries(cpu.msPerRequest)
     .filter(([name]) => name !== 'bench')
-    .reduce((sum, [, ms]) => sum + ms, 0);
+    .reduce((sum, [, ms]) => sum + (ms ?? 0), 0);
   const withoutWorker = total - (cpu.msPerRequest.workerd ?? 0);
   return {
     cpuMsPerRequest: round(total, 2),
@@ -561,7 +561,7 @@ function git(...gitArgs: string[]): string {
   }
 }
 
-const fmt = (value: number | undefined, digits = 1) => (value === undefined || !Number.isFinite(value) ? '?' : value.toFixed(digits));
+const fmt = (value: number | null | undefined, digits = 1) => (value === undefined || value === null || !Number.isFinite(value) ? '?' : value.toFixed(digits));
 
 // ---------------------------------------------------------------------------------------------
 // The run
@@ -776,7 +776,10 @@ try {
         throughput: round(ours.reqPerSec / baselineResult.reqPerSec, 3),
         p50: round(ours.latencyMs.p50 / Math.max(1e-9, baselineResult.latencyMs.p50), 2),
         p99: round(ours.latencyMs.p99 / Math.max(1e-9, baselineResult.latencyMs.p99), 2),
-        workerdCpu: round(ours.cpu.msPerRequest.workerd! / Math.max(1e-9, baselineResult.cpu.msPerRequest.workerd!), 2),
+        workerdCpu:
+          ours.cpu.msPerRequest.workerd == null || baselineResult.cpu.msPerRequest.workerd == null
+            ? null
+            : round(ours.cpu.msPerRequest.workerd / Math.max(1e-9, baselineResult.cpu.msPerRequest.workerd), 2),
       }
     : null;
   const report = {

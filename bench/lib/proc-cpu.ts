@@ -114,6 +114,8 @@ export function isWranglerProxy(pid: number, publicPort: number): boolean {
 export interface CpuSnapshot {
   at: number;
   units: Record<string, number>;
+  /** The processes of each unit at that moment. */
+  unitPids: Record<string, number[]>;
   /** Every process's own ticks and name, to name the busiest processes outside the units. */
   all: Map<number, { comm: string; ticks: number; counted: boolean }>;
   /** Busy ticks of the whole machine (all cores), from /proc/stat. */
@@ -131,23 +133,30 @@ function machineTicks(): { busy: number; irq: number } {
 export function snapshot(units: Record<string, Unit>): CpuSnapshot {
   const procs = readProcs();
   const result: Record<string, number> = {};
+  const unitPids: Record<string, number[]> = {};
   const counted = new Set<number>();
   for (const [name, unit] of Object.entries(units)) {
     const { pids, reapedOf = [] } = unit(procs);
+    unitPids[name] = pids;
     for (const pid of pids) counted.add(pid);
     result[name] =
       pids.reduce((sum, pid) => sum + procs.get(pid)!.ticks, 0) + reapedOf.reduce((sum, pid) => sum + (procs.get(pid)?.reapedTicks ?? 0), 0);
   }
   const all = new Map([...procs.values()].map((p) => [p.pid, { comm: p.comm, ticks: p.ticks, counted: counted.has(p.pid) }]));
   const machine = machineTicks();
-  return { at: performance.now(), units: result, all, machineBusy: machine.busy, machineIrq: machine.irq };
+  return { at: performance.now(), units: result, unitPids, all, machineBusy: machine.busy, machineIrq: machine.irq };
 }
 
 export interface CpuWindow {
-  /** CPU ms per unit over the window. */
-  ms: Record<string, number>;
-  /** CPU ms per completed request. */
-  msPerRequest: Record<string, number>;
+  /** CPU ms per unit over the window; null where a process of the unit was replaced meanwhile. */
+  ms: Record<string, number | null>;
+  /** CPU ms per completed request (null likewise). */
+  msPerRequest: Record<string, number | null>;
+  /**
+   * Units that lost a process during the window that nobody counted as reaped (e.g. wrangler
+   * restarting workerd on a reload): their figure is missing that process's last share, or null.
+   */
+  processesGone: string[];
   /** The whole machine: cores busy on average; CPU ms of everything outside the units (other people's processes, irq). */
   machine: {
     busyCores: number;
@@ -162,15 +171,19 @@ const toMs = (ticks: number) => (ticks * 1000) / CLK_TCK;
 const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
 
 export function cpuWindow(before: CpuSnapshot, after: CpuSnapshot, requests: number): CpuWindow {
-  const ms: Record<string, number> = {};
-  const msPerRequest: Record<string, number> = {};
+  const ms: Record<string, number | null> = {};
+  const msPerRequest: Record<string, number | null> = {};
+  const processesGone: string[] = [];
   for (const name of Object.keys(after.units)) {
-    ms[name] = round(toMs(after.units[name]! - (before.units[name] ?? 0)), 0);
-    msPerRequest[name] = round(ms[name]! / Math.max(1, requests), 3);
+    const delta = toMs(after.units[name]! - (before.units[name] ?? 0));
+    const gone = (before.unitPids[name] ?? []).some((pid) => !after.unitPids[name]!.includes(pid));
+    if (gone) processesGone.push(name);
+    ms[name] = delta < 0 ? null : round(delta, 0);
+    msPerRequest[name] = delta < 0 ? null : round(delta / Math.max(1, requests), 3);
   }
   const wallMs = after.at - before.at;
   const busyMs = toMs(after.machineBusy - before.machineBusy);
-  const counted = Object.values(ms).reduce((a, b) => a + b, 0);
+  const counted = Object.values(ms).reduce<number>((a, b) => a + (b ?? 0), 0);
   const topOthers = [...after.all.entries()]
     .filter(([, p]) => !p.counted)
     .map(([pid, p]) => ({ pid, comm: p.comm, ms: round(toMs(p.ticks - (before.all.get(pid)?.ticks ?? 0)), 0) }))
@@ -180,6 +193,7 @@ export function cpuWindow(before: CpuSnapshot, after: CpuSnapshot, requests: num
   return {
     ms,
     msPerRequest,
+    processesGone,
     machine: {
       busyCores: round(busyMs / wallMs, 2),
       otherMs: round(Math.max(0, busyMs - counted), 0),
