@@ -28,7 +28,11 @@ export function stripeWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
     const effect = effectOfEvent(event);
     if (effect) {
       const result = await c.var.services.fulfilment.apply(effect);
-      console.log(JSON.stringify({ level: 'info', msg: 'stripe_event', eventId: event.id, type: event.type, ...result }));
+      // Applied events and replays are the normal case, recorded in payment_events and in the
+      // request log; a log line each would be most of a webhook's cost. What needs a look is logged.
+      if (result.outcome !== 'applied' && result.outcome !== 'duplicate') {
+        console.log(JSON.stringify({ level: 'info', msg: 'stripe_event_not_applied', requestId: c.var.requestId, eventId: event.id, type: event.type, ...result }));
+      }
     }
     return c.json({ received: true as const }, 200);
   });
