@@ -226,6 +226,7 @@ async function runWithClient(client: pg.PoolClient, payload: Payload, options: R
   } catch (err) {
     if (err instanceof pg.DatabaseError) throw new HttpError(400, err.message, err);
     if (!broken) broken = err as Error;
+    if (err instanceof PipelineError) throw new HttpError(400, err.message, err.pgError);
     throw new HttpError(400, (err as Error).message);
   } finally {
     client.off('error', onError);
@@ -234,22 +235,122 @@ async function runWithClient(client: pg.PoolClient, payload: Payload, options: R
   }
 }
 
+/**
+ * A batch is one transaction sent in one go: BEGIN, every statement and COMMIT are pipelined
+ * (extended protocol, one Sync at the end) and answered together, one round trip to Postgres
+ * as on Neon, where the batch runs next to the database. A statement that fails makes
+ * Postgres skip the rest up to the Sync; the transaction is then rolled back.
+ */
 async function runBatch(client: pg.PoolClient, queries: QueryData[], options: RequestOptions): Promise<unknown[]> {
   const modes = [
     options.isolationLevel && `ISOLATION LEVEL ${options.isolationLevel}`,
     options.readOnly && 'READ ONLY',
     options.deferrable && 'DEFERRABLE',
   ].filter(Boolean);
-  await client.query(['BEGIN', ...modes].join(' '));
+  const statements = [{ query: ['BEGIN', ...modes].join(' '), params: [] }, ...queries, { query: 'COMMIT', params: [] }];
   try {
-    const results = [];
-    for (const query of queries) results.push(await runQuery(client, query, options));
-    await client.query('COMMIT');
-    return results;
+    const pipeline = new PipelinedStatements(statements);
+    void client.query(pipeline);
+    const results = await pipeline.done;
+    return results.slice(1, -1).map((result, i) => queryResult(result, queries[i]!.arrayMode ?? options.arrayMode));
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
     throw err;
   }
+}
+
+interface StatementResult {
+  command: string;
+  rowCount: number | null;
+  rows: Array<Array<string | null>>;
+  fields: pg.FieldDef[];
+}
+
+/**
+ * node-postgres' extension point for its own query kinds (pg-cursor and pg-query-stream use it):
+ * `submit` writes the messages, the client hands the answers to the handle* methods.
+ */
+class PipelinedStatements implements pg.Submittable {
+  private readonly results: StatementResult[] = [];
+  private current: StatementResult = { command: '', rowCount: null, rows: [], fields: [] };
+  private settle: { resolve(results: StatementResult[]): void; reject(err: unknown): void } | undefined;
+  readonly done: Promise<StatementResult[]>;
+
+  constructor(private readonly statements: QueryData[]) {
+    this.done = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
+  }
+
+  submit(pgConnection: pg.Connection): void {
+    const connection = pgConnection as unknown as PgConnection;
+    connection.stream.cork?.();
+    try {
+      for (const statement of this.statements) {
+        const name = statementName(statement.query);
+        if (!name || connection.parsedStatements[name] !== statement.query) {
+          connection.parse({ text: statement.query, name, types: [] });
+          if (name) connection.parsedStatements[name] = statement.query;
+        }
+        connection.bind({ statement: name, values: statement.params });
+        connection.describe({ type: 'P', name: '' });
+        connection.execute({ portal: '' });
+      }
+      connection.sync();
+    } finally {
+      connection.stream.uncork?.();
+    }
+  }
+
+  handleRowDescription(msg: { fields: pg.FieldDef[] }): void {
+    this.current.fields = msg.fields;
+  }
+
+  handleDataRow(msg: { fields: Array<string | null> }): void {
+    this.current.rows.push(msg.fields);
+  }
+
+  handleCommandComplete(msg: { text: string }): void {
+    // "INSERT 0 3", "UPDATE 2", "SELECT 1", "BEGIN": the command, and the count when there is one.
+    const words = msg.text.split(' ');
+    const count = Number(words.at(-1));
+    this.current.command = words[0]!;
+    this.current.rowCount = words.length > 1 && Number.isInteger(count) ? count : null;
+    this.results.push(this.current);
+    this.current = { command: '', rowCount: null, rows: [], fields: [] };
+  }
+
+  handleEmptyQuery(): void {
+    this.results.push(this.current);
+    this.current = { command: '', rowCount: null, rows: [], fields: [] };
+  }
+
+  handleError(err: Error): void {
+    this.settle?.reject(new PipelineError(err));
+  }
+
+  handleReadyForQuery(): void {
+    this.settle?.resolve(this.results);
+  }
+
+  handlePortalSuspended(): void {}
+  handleCopyInResponse(): void {}
+  handleCopyData(): void {}
+}
+
+/** The statement's own error, marked so the connection is not reused: which statements were prepared on it is then unknown. */
+class PipelineError extends Error {
+  constructor(readonly pgError: Error) {
+    super(pgError.message);
+  }
+}
+
+interface PgConnection {
+  stream: { cork?(): void; uncork?(): void };
+  parsedStatements: Record<string, string>;
+  parse(query: { text: string; name?: string; types: unknown[] }): void;
+  bind(config: { statement?: string; values: Array<string | null> }): void;
+  describe(msg: { type: 'P'; name: string }): void;
+  execute(config: { portal: string }): void;
+  sync(): void;
 }
 
 const statementNames = new Map<string, string>();
@@ -277,8 +378,15 @@ async function runQuery(client: pg.PoolClient, data: QueryData, options: Request
     queryMode: 'extended',
   };
   const result = await client.query(config);
-  const arrayMode = data.arrayMode ?? options.arrayMode;
-  const rows = result.rows as Array<Array<string | null>>;
+  return queryResult(
+    { command: result.command, rowCount: result.rowCount, rows: result.rows as Array<Array<string | null>>, fields: result.fields },
+    data.arrayMode ?? options.arrayMode,
+  );
+}
+
+/** One statement's answer as Neon sends it. */
+function queryResult(result: StatementResult, arrayMode: boolean): unknown {
+  const { rows } = result;
   return {
     command: result.command,
     rowCount: result.rowCount,
