@@ -7,7 +7,7 @@
  * run's leftovers (Postgres, wrangler, the emulator, the relay) are stopped by the next run.
  *
  * Environment: PORT (Worker, default 8787), PG_PORT (embedded Postgres, 54329),
- * STRIPE_STANDIN_PORT (12111), PUBSUB_EMULATOR_PORT (8085), RELAY_PORT (notification relay,
+ * STRIPE_STANDIN_PORT (12111), PUBSUB_EMULATOR_PORT (8085), INSPECTOR_PORT (wrangler's DevTools, 9229), RELAY_PORT (notification relay,
  * 8090), NOTIFICATION_TOPIC (notifications), and every Worker variable of docs/contract.md §1.
  */
 import { rmSync } from 'node:fs';
@@ -70,6 +70,7 @@ async function main(): Promise<void> {
       pubsubEmulator: portFromEnv('PUBSUB_EMULATOR_PORT', 8085),
       relay: portFromEnv('RELAY_PORT', 8090),
     },
+    inspectorPort: portFromEnv('INSPECTOR_PORT', 9229),
     notificationTopic: process.env.NOTIFICATION_TOPIC || undefined,
     print: (line) => console.log(line),
     wranglerOutput: 'inherit',

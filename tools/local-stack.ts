@@ -20,6 +20,7 @@ import { neonProxyService, postgresService, schemaService } from './local-databa
 import { DEFAULT_NOTIFICATION_TOPIC, pubsubService } from './local-pubsub.ts';
 import type { LocalPorts, LocalService, ServiceContext, WrapHost } from './local-service.ts';
 import { stripeService } from './local-stripe.ts';
+import { keepNetworkEventsQuiet } from './dev-inspector.ts';
 import { assertPortFree, freePort } from './net.ts';
 
 const LOCAL_SERVICES: LocalService[] = [postgresService, schemaService, neonProxyService, stripeService, pubsubService];
@@ -42,6 +43,8 @@ export interface LocalStackOptions {
   wrapPubSubEmulatorHost?: WrapHost;
   /** Receives every line the stack prints (`[dev] …`, `[stripe] …`, `[relay] …`, `[notify] …`). */
   print: (line: string) => void;
+  /** Port of wrangler's DevTools inspector; 0 or a taken port: a free one. */
+  inspectorPort?: number;
   /** wrangler's own output: straight to this terminal (colours, hot reload), or as `[wrangler]` lines to print. */
   wranglerOutput: 'inherit' | 'print';
   /** Aborting stops the start: what was started is stopped and start rejects with the reason. */
@@ -119,9 +122,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         : providedBy.get(name) ?? (name === 'PUBLIC_BASE_URL' ? 'default' : 'dev-secrets.json');
     logVariables(log, workerVars, sourceOf);
 
-    const wrangler = await startWrangler(processes, options, port, workerVars);
+    const inspectorPort = await portOrFree(options.inspectorPort ?? 0);
+    const wrangler = await startWrangler(processes, options, port, inspectorPort, workerVars);
     running.push({ name: 'wrangler', stop: () => wrangler.stop() });
     await waitForHealth(workerUrl, wrangler, options.signal);
+    log(`DevTools: chrome://inspect → 127.0.0.1:${inspectorPort}`);
+    running.push({ name: 'inspector', stop: await keepNetworkEventsQuiet(inspectorPort) });
     return {
       workerUrl,
       workerVars,
@@ -134,7 +140,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   }
 }
 
-async function startWrangler(processes: ProcessGroups, options: LocalStackOptions, port: number, workerVars: Vars): Promise<ChildGroup> {
+async function startWrangler(processes: ProcessGroups, options: LocalStackOptions, port: number, inspectorPort: number, workerVars: Vars): Promise<ChildGroup> {
   const envFile = path.join(options.dataDir, 'worker.env');
   await writePrivateFile(envFile, formatEnvFile(workerVars));
   const wrangler = await processes.spawn({
@@ -145,6 +151,7 @@ async function startWrangler(processes: ProcessGroups, options: LocalStackOption
       'dev',
       '--ip', '127.0.0.1',
       '--port', String(port),
+      '--inspector-port', String(inspectorPort),
       '--test-scheduled',
       // With --env-file wrangler reads only this file, not .dev.vars: it already holds both.
       '--env-file', envFile,
@@ -165,6 +172,14 @@ async function startWrangler(processes: ProcessGroups, options: LocalStackOption
   forEachLine(wrangler.stdout, show);
   forEachLine(wrangler.stderr, show);
   return wrangler;
+}
+
+async function portOrFree(port: number): Promise<number> {
+  if (port === 0) return freePort();
+  return assertPortFree(port).then(
+    () => port,
+    () => freePort(),
+  );
 }
 
 async function waitForHealth(workerUrl: string, wrangler: ChildGroup, signal: AbortSignal | undefined): Promise<void> {
