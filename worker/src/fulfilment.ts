@@ -25,17 +25,22 @@ const WRITTEN_NOW = `e.id = $1 AND e.xmin = pg_current_xact_id()::xid AND e.outc
 
 const STEPS = {
   /**
-   * Events of one payment run one after the other: a refund and its payment's completion
-   * arriving together would otherwise each miss the other. Refunds only name the payment
-   * intent, so that is the key when there is one.
+   * First the payment: events of one payment run one after the other, as a refund and its
+   * payment's completion arriving together would otherwise each miss the other (refunds only
+   * name the payment intent, so that is the key when there is one). Then the shopper, whose
+   * POST /v1/carts may be opening their next cart right now. The payment's lock is taken as the
+   * outer row is read, before the output row that takes the shopper's; the outer join keeps the
+   * row when no checkout is known yet (a refund before its payment).
+   * $1 payment key, $2 session, $3 payment intent.
    */
-  lockPayment: `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`,
-
-  /** Serialises with POST /v1/carts, which may be opening the shopper's next cart right now. */
-  lockShopper: `
-    SELECT pg_advisory_xact_lock(hashtextextended('shopper:' || c.user_id, 0))
-    FROM checkouts k JOIN carts c ON c.id = k.cart_id
-    WHERE k.session_id = $1 OR ($1::text IS NULL AND k.payment_intent_id = $2)`,
+  lock: `
+    WITH payment AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended($1, 0)) AS locked)
+    SELECT CASE WHEN shopper.user_id IS NOT NULL THEN pg_advisory_xact_lock(hashtextextended('shopper:' || shopper.user_id, 0)) END
+    FROM payment LEFT JOIN LATERAL (
+      SELECT c.user_id FROM checkouts k JOIN carts c ON c.id = k.cart_id
+      WHERE k.session_id = $2 OR ($2::text IS NULL AND k.payment_intent_id = $3)
+      LIMIT 1
+    ) shopper ON true`,
 
   /**
    * Records the event once (its id makes a replay a no-op) with what it does: the path the
@@ -138,10 +143,9 @@ const STEPS = {
  * moves a cart (webhook, success page, checkout, cancel, scheduled job) comes through here.
  */
 export async function applyEffect(sql: Sql, effect: CartEffect, opts: { lease: boolean }): Promise<EffectResult> {
-  const [, , recorded, , settled, published] = (await sql.transaction(
+  const [, recorded, , settled, published] = (await sql.transaction(
     [
-      sql.query(STEPS.lockPayment, [effect.paymentIntentId ?? effect.sessionId ?? effect.id]),
-      sql.query(STEPS.lockShopper, [effect.sessionId, effect.paymentIntentId]),
+      sql.query(STEPS.lock, [effect.paymentIntentId ?? effect.sessionId ?? effect.id, effect.sessionId, effect.paymentIntentId]),
       sql.query(STEPS.record, [
         effect.id,
         effect.type,
@@ -163,7 +167,7 @@ export async function applyEffect(sql: Sql, effect: CartEffect, opts: { lease: b
       sql.query(STEPS.writeOutbox, [effect.id, effect.occurredAt.toISOString(), PUBLISHED_STATUSES, opts.lease, CLAIM_SECONDS]),
     ],
     { isolationLevel: 'ReadCommitted' },
-  )) as [unknown, unknown, RecordedRow[], unknown, { amount_mismatch: boolean }[], (EventFacts & { leased: boolean })[]];
+  )) as [unknown, RecordedRow[], unknown, { amount_mismatch: boolean }[], (EventFacts & { leased: boolean })[]];
 
   const row = recorded[0];
   const outcome: EffectOutcome = row?.outcome ?? 'duplicate';

@@ -1,5 +1,5 @@
 import { paymentEventAttributes, type PaymentEvent } from '../../bridge/src/payment-event.ts';
-import { createPubSubPublisher, PUBLISH_LIMITS, PubSubPublishError, type PubSubMessage, type PubSubPublisher } from '../../bridge/src/pubsub.ts';
+import { createPubSubPublisher, PubSubPublishError, type PubSubMessage, type PubSubPublisher } from '../../bridge/src/pubsub.ts';
 import type { Sql } from './db.ts';
 import { config, type Env } from './env.ts';
 
@@ -88,6 +88,12 @@ export function publishSoon(
 // One publishing request keeps the isolate's queue going for at most this long, well within
 // the 30 s that Workers give waitUntil work after the response.
 const LEAD_MS = 15_000;
+// Google's own client batches the same way by default: a call goes once 100 messages are
+// waiting or 10 ms after the first (googleapis/nodejs-pubsub src/default-options.ts: publish
+// maxOutstandingMessages 100, maxDelayMillis 10). Pub/Sub's cost is mostly per call: its
+// emulator spends 2.8 ms of CPU per message published alone and 0.17 ms in calls of 50.
+const BATCH_MESSAGES = 100;
+const BATCH_DELAY_MS = 10;
 
 /**
  * Batches what concurrent requests of one isolate publish. The first request with rows while
@@ -95,8 +101,9 @@ const LEAD_MS = 15_000;
  * meanwhile, one Pub/Sub call and one result write per round, until the queue is empty. The
  * others only queue their rows and are done: Workers let a request do I/O only for itself and
  * cancel a request that waits on another's promise, so nothing is awaited across requests;
- * the leader reads a plain array. At low load every row goes at once, alone; under load many
- * rows share a call. If the leader's isolate goes away, its rows stay leased in the outbox and
+ * the leader reads a plain array. A call carries what was queued within 10 ms of the first row
+ * (up to 100 rows): at low load a row goes 10 ms after its commit, under load many rows share a
+ * call. If the leader's isolate goes away, its rows stay leased in the outbox and
  * the scheduled relay publishes them once the lease is over.
  */
 class PublishQueue {
@@ -114,7 +121,8 @@ class PublishQueue {
     const until = Date.now() + LEAD_MS;
     try {
       while (this.queued.length > 0 && Date.now() < until) {
-        const round = await publishAndRecord(this.publisher, sql, this.queued.splice(0, PUBLISH_LIMITS.maxMessages));
+        if (this.queued.length < BATCH_MESSAGES) await new Promise((resolve) => setTimeout(resolve, BATCH_DELAY_MS));
+        const round = await publishAndRecord(this.publisher, sql, this.queued.splice(0, BATCH_MESSAGES));
         followUp.push(...round.followUp);
       }
     } finally {
