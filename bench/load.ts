@@ -4,7 +4,7 @@
  * the same run.
  *
  *   npm run bench -- [--n 1000] [--duplicates 0.2] [--connections 20] [--pubsub on|off|none]
- *                    [--baseline on|off] [--baseline-log on|off] [--profile FILE.cpuprofile]
+ *                    [--baseline on|off] [--baseline-log on|off] [--relay on|off] [--profile FILE.cpuprofile]
  *                    [--profile-target ours|baseline]
  *                    [--seed N] [--quiet-wait 120] [--save on|off]
  *
@@ -31,6 +31,9 @@
  *                127.0.0.1): every webhook writes its outbox row, then the publish fails (connection
  *                refused) and the row waits for the cron. This is the "unreachable" case of the issue.
  * --pubsub none: no Pub/Sub settings for the Worker (no GCP_PROJECT_ID/PUBSUB_TOPIC): rows just wait.
+ * --relay off:   with --pubsub on, the notification relay's push subscription is deleted before
+ *                the load, so the emulator only takes the Worker's publishes (as the issue measured
+ *                its CPU: "the emulator without the push relay").
  */
 import autocannon, { type AutocannonResult } from 'autocannon';
 import { execFileSync, fork, spawn } from 'node:child_process';
@@ -80,6 +83,8 @@ const { values: args } = parseArgs({
     pubsub: { type: 'string', default: 'on' },
     baseline: { type: 'string', default: 'on' },
     'baseline-log': { type: 'string', default: 'off' },
+    relay: { type: 'string', default: 'on' },
+    warmup: { type: 'string', default: '200' },
     profile: { type: 'string' },
     'profile-target': { type: 'string', default: 'ours' },
     'profile-interval-us': { type: 'string', default: '250' },
@@ -105,6 +110,8 @@ const options = {
   pubsub: oneOf('pubsub', args.pubsub!, ['on', 'off', 'none'] as const),
   baseline: oneOf('baseline', args.baseline!, ['on', 'off'] as const),
   baselineLog: oneOf('baseline-log', args['baseline-log']!, ['on', 'off'] as const) === 'on',
+  relay: oneOf('relay', args.relay!, ['on', 'off'] as const),
+  warmup: positiveIntOrZero('warmup', args.warmup!),
   profile: args.profile ? path.resolve(args.profile) : null,
   profileTarget: oneOf('profile-target', args['profile-target']!, ['ours', 'baseline'] as const),
   profileIntervalUs: positiveInt('profile-interval-us', args['profile-interval-us']!),
@@ -115,6 +122,9 @@ const options = {
   save: oneOf('save', args.save!, ['on', 'off'] as const) === 'on',
 };
 
+function positiveIntOrZero(name: string, text: string): number {
+  return text === '0' ? 0 : positiveInt(name, text);
+}
 function positiveInt(name: string, text: string): number {
   const value = Number(text);
   if (!Number.isInteger(value) || value < 0 || (value === 0 && name !== 'seed')) fail(`--${name} must be a positive integer, not ${text}`);
@@ -651,17 +661,22 @@ try {
   const off = await fetch(`${stripeBase}/_standin/webhooks`, { method: 'POST', body: JSON.stringify({ enabled: false }) });
   if (!off.ok) throw new Error(`could not switch the stand-in's webhooks off: ${off.status}`);
   const preparedAt = performance.now();
-  progress(`preparing ${options.n} checkouts (cart, item, checkout, paid at the stand-in without webhook)…`);
-  const prepared = await prepareCheckouts(stack, options.n, options.prepareConcurrency);
+  progress(`preparing ${options.n} + ${options.warmup} (warm-up) checkouts (cart, item, checkout, paid at the stand-in without webhook)…`);
+  const prepared = await prepareCheckouts(stack, options.n + options.warmup, options.prepareConcurrency);
   const prepareS = round((performance.now() - preparedAt) / 1000, 1);
   progress(`prepared ${prepared.length} checkouts in ${prepareS} s`);
 
   const standinEvents = (await (await fetch(`${stripeBase}/_standin/events`)).json()) as { data: StandinEvent[] };
   const sessions = new Map(prepared.map((p) => [p.sessionId, p.cartId]));
   const completed = standinEvents.data.filter((e) => e.event.type === 'checkout.session.completed' && sessions.has(e.event.data.object.id));
-  if (completed.length !== options.n) throw new Error(`expected ${options.n} checkout.session.completed events at the stand-in, found ${completed.length}`);
-  // As the stand-in (and Stripe) sends them: indented JSON.
-  const uniqueBodies = completed.map((e) => JSON.stringify(e.event, null, 2));
+  if (completed.length !== options.n + options.warmup) {
+    throw new Error(`expected ${options.n + options.warmup} checkout.session.completed events at the stand-in, found ${completed.length}`);
+  }
+  // As the stand-in (and Stripe) sends them: indented JSON. The first ones warm every process of
+  // the path (JIT of workerd, Node, the emulator's JVM; Postgres' caches) and are not measured.
+  const allBodies = completed.map((e) => JSON.stringify(e.event, null, 2));
+  const warmupBodies = allBodies.slice(0, options.warmup);
+  const uniqueBodies = allBodies.slice(options.warmup);
   const rnd = random(options.seed);
   const duplicateCount = Math.round(options.n * options.duplicates);
   const duplicates =
@@ -677,6 +692,9 @@ try {
   if (options.pubsub === 'on') {
     admin = createPubSubAdmin({ host: stack.vars.PUBSUB_EMULATOR_HOST!, projectId: stack.vars.GCP_PROJECT_ID! });
     await admin.createSubscription(subscription, { topic: stack.vars.PUBSUB_TOPIC!, ackDeadlineSeconds: 60 });
+    // The notification relay is a service of its own (Cloud Run): without its push subscription
+    // the emulator's CPU is what the Worker's publishing costs it.
+    if (options.relay === 'off') await admin.deleteSubscription(`${stack.vars.PUBSUB_TOPIC!}-relay`);
     // Messages of the preparation (none expected: nothing was paid through the Worker yet).
     for (let batch = await admin.pull(subscription, 1000); batch.length > 0; batch = await admin.pull(subscription, 1000)) {
       await admin.ack(subscription, batch.map((m) => m.ackId));
@@ -739,6 +757,10 @@ try {
 
   // ---- ours
   await fire(stack.workerUrl, warmupEvents(webhookSecret, 50), options.connections, options.timeoutS);
+  if (warmupBodies.length > 0) {
+    progress(`ours: ${warmupBodies.length} payments to warm up (not measured)…`);
+    await fire(stack.workerUrl, sign(warmupBodies, webhookSecret), options.connections, options.timeoutS);
+  }
   const quiet = await waitForQuiet(allUnits, { maxS: options.quietWaitS, log: progress });
   const profiling = await startProfile('ours');
   progress(`ours: ${bodies.length} deliveries over ${options.connections} connections at ${stack.workerUrl}/v1/webhooks/stripe…`);
@@ -805,7 +827,7 @@ try {
       profile: options.profile ? path.relative(REPO_ROOT, options.profile) : null,
       profileTarget: options.profile ? options.profileTarget : null,
     },
-    deliveries: { events: options.n, resent: duplicateCount, total: bodies.length, prepareS },
+    deliveries: { events: options.n, resent: duplicateCount, total: bodies.length, warmupPayments: options.warmup, prepareS },
     workerReloadsDuringRun: reloads,
     ours: { ...ours, profiled: profiling !== null },
     baseline: baselineResult,
@@ -850,12 +872,12 @@ try {
     (c.pubsubEmulator !== undefined ? `, emulator ${fmt(c.pubsubEmulator, 2)}` : '') +
     (c.relay !== undefined ? `, relay ${fmt(c.relay, 2)}` : '') +
     `, autocannon ${fmt(c.bench, 2)} ms/req; machine ${fmt(ours.cpu.machine.busyCores, 2)}/${cpus().length} cores busy (others ${fmt(ours.cpu.machine.otherMsPerRequest, 2)} ms/req)` +
-    `; non-2xx ${ours.non2xx + ours.errors + ours.timeouts}, paid ${db.cartsPaid}/${options.n}` +
+    `; non-2xx ${ours.non2xx + ours.errors + ours.timeouts}, paid ${db.cartsPaid}/${prepared.length}` +
     (ours.wranglerLog.hungRequests + ours.wranglerLog.crossRequestPromises > 0
       ? `, workerd canceled ${ours.wranglerLog.hungRequests} hung request(s) (${ours.wranglerLog.crossRequestPromises} cross-request promise warnings)`
       : '') +
     (published
-      ? `, published ${published.carts}/${options.n}${published.lost === 0 && published.duplicated === 0 ? ' once' : ` (lost ${published.lost}, duplicated ${published.duplicated})`}`
+      ? `, published ${published.carts}/${prepared.length}${published.lost === 0 && published.duplicated === 0 ? ' once' : ` (lost ${published.lost}, duplicated ${published.duplicated})`}`
       : `, Pub/Sub ${options.pubsub === 'off' ? 'unreachable' : 'not configured'}: outbox pending ${db.outbox.pending}`);
 
   console.log(JSON.stringify(report));
