@@ -47,8 +47,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import Stripe from 'stripe';
-import { createPubSubAdmin, type PubSubAdmin, type ReceivedMessage } from '../tools/pubsub-admin.ts';
-import { createDevToken } from '../tools/token.ts';
+import { createPubSubAdmin, type PubSubAdmin, type ReceivedMessage } from '@edge-checkout/dev-stack/pubsub-admin';
+import { createDevToken } from '@edge-checkout/dev-stack/token';
 import { findInspector, Profiler, summariseProfile, type ProfileSummary } from './lib/cpu-profile.ts';
 import {
   CLK_TCK,

@@ -12,7 +12,7 @@
  *
  * Options come as one JSON argument: { dataDir, configured }.
  */
-import { startLocalStack, type LocalStack } from '../tools/local-stack.ts';
+import { startLocalStack, type LocalStack } from '@edge-checkout/dev-stack/local-stack';
 
 interface HostOptions {
   dataDir: string;

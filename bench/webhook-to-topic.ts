@@ -13,11 +13,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Stripe from 'stripe';
-import { startLocalStack } from '../tools/local-stack.ts';
-import { createPubSubAdmin } from '../tools/pubsub-admin.ts';
-import { Shopper } from '../test/e2e/helpers/shopper.ts';
-import { StandinControls } from '../test/e2e/helpers/standin.ts';
-import { TopicReader } from '../test/e2e/helpers/topics.ts';
+import { startLocalStack } from '@edge-checkout/dev-stack/local-stack';
+import { createPubSubAdmin } from '@edge-checkout/dev-stack/pubsub-admin';
+import { Shopper } from '@edge-checkout/test-support/shopper';
+import { StandinControls } from '@edge-checkout/test-support/standin';
+import { TopicReader } from '@edge-checkout/test-support/topics';
 
 const rounds = Number(process.argv[2] ?? 20);
 const dataDir = mkdtempSync(path.join(tmpdir(), 'edge-checkout-bench-'));

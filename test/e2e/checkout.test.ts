@@ -6,14 +6,14 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LOCAL_STRIPE_KEY } from '../../tools/local-stripe.ts';
-import { locatePubSubEmulator } from '../../tools/pubsub-emulator.ts';
-import { findChromium, launchPhoneBrowser, type PhoneBrowser } from './helpers/browser.ts';
-import { outboxRows, publishedOutboxRows, type OutboxRow } from './helpers/outbox.ts';
-import { Shopper, submitHostedPage } from './helpers/shopper.ts';
-import { E2E_APP_RETURN_URL, useLocalStack } from './helpers/stack.ts';
-import { StandinControls, type DeliveredEvent } from './helpers/standin.ts';
-import { TopicReader } from './helpers/topics.ts';
+import { LOCAL_STRIPE_KEY } from '@edge-checkout/dev-stack/local-stripe';
+import { locatePubSubEmulator } from '@edge-checkout/dev-stack/pubsub-emulator';
+import { findChromium, launchPhoneBrowser, type PhoneBrowser } from '@edge-checkout/test-support/browser';
+import { outboxRows, publishedOutboxRows, type OutboxRow } from '@edge-checkout/test-support/outbox';
+import { Shopper, submitHostedPage } from '@edge-checkout/test-support/shopper';
+import { E2E_APP_RETURN_URL, useLocalStack } from '@edge-checkout/test-support/stack';
+import { StandinControls, type DeliveredEvent } from '@edge-checkout/test-support/standin';
+import { TopicReader } from '@edge-checkout/test-support/topics';
 
 const stack = useLocalStack();
 // Known at collection time (the stack starts later): the stack runs Pub/Sub only where it is.

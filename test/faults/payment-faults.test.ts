@@ -5,9 +5,9 @@
 // stand-in records each attempt), the carts' final states through the API, and each payment
 // event on the topic exactly once and in order per cart. Prints a table of the results at the end.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
-import { Shopper, type Cart, type Checkout } from '../e2e/helpers/shopper.ts';
-import type { DeliveredEvent } from '../e2e/helpers/standin.ts';
-import { TopicReader } from '../e2e/helpers/topics.ts';
+import { Shopper, type Cart, type Checkout } from '@edge-checkout/test-support/shopper';
+import type { DeliveredEvent } from '@edge-checkout/test-support/standin';
+import { TopicReader } from '@edge-checkout/test-support/topics';
 import { missingPrerequisite, useFaultStack } from './helpers/fault-stack.ts';
 import { stallPostgres } from './helpers/postgres-stall.ts';
 import { expectPublishedExactlyOnce, type ExpectedEvents } from './helpers/published.ts';

@@ -1,5 +1,5 @@
-import { paymentEventAttributes, type PaymentEvent } from '../../bridge/src/payment-event.ts';
-import { createPubSubPublisher, PubSubPublishError, type PubSubMessage, type PubSubPublisher } from '../../bridge/src/pubsub.ts';
+import { paymentEventAttributes, type PaymentEvent } from '@edge-checkout/pubsub/payment-event';
+import { createPubSubPublisher, PubSubPublishError, type PubSubMessage, type PubSubPublisher } from '@edge-checkout/pubsub';
 import type { Sql } from './db.ts';
 import { config, type Env } from './env.ts';
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { createPubSubAdmin, type ReceivedMessage } from '../../tools/pubsub-admin.ts';
+import { createPubSubAdmin, type ReceivedMessage } from '@edge-checkout/dev-stack/pubsub-admin';
 import { relayOutbox } from '../src/outbox.ts';
 import { runScheduled } from '../src/scheduled.ts';
 import { database } from '../src/db.ts';

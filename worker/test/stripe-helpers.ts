@@ -1,8 +1,8 @@
 import Stripe from 'stripe';
-import chargeFixture from '../../tools/stripe-standin/fixtures/charge.json';
-import eventFixture from '../../tools/stripe-standin/fixtures/event.json';
-import sessionFixture from '../../tools/stripe-standin/fixtures/checkout.session.json';
-import { PaymentEvent } from '../../bridge/src/payment-event.ts';
+import chargeFixture from '@edge-checkout/stripe-standin/fixtures/charge.json';
+import eventFixture from '@edge-checkout/stripe-standin/fixtures/event.json';
+import sessionFixture from '@edge-checkout/stripe-standin/fixtures/checkout.session.json';
+import { PaymentEvent } from '@edge-checkout/pubsub/payment-event';
 import type { Env } from '../src/env.ts';
 import { readOutboxEvents } from '../src/outbox.ts';
 import { call, callWithEnv, createProduct, db, newUser, testEnv } from './helpers.ts';

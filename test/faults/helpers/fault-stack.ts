@@ -3,12 +3,12 @@
 // and the handles the scenarios switch faults with.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { REPO_ROOT } from '../../../tools/dev-env.ts';
-import { cronsFromWranglerToml } from '../../../tools/dev-cron.ts';
-import { locatePubSubEmulator } from '../../../tools/pubsub-emulator.ts';
-import { startPubSubFaultProxy, type PubSubFaultProxy } from '../../../tools/pubsub-fault-proxy.ts';
-import { useLocalStack, type E2eStack } from '../../e2e/helpers/stack.ts';
-import { StandinControls } from '../../e2e/helpers/standin.ts';
+import { REPO_ROOT } from '@edge-checkout/dev-stack/dev-env';
+import { cronsFromWranglerToml } from '@edge-checkout/dev-stack/dev-cron';
+import { locatePubSubEmulator } from '@edge-checkout/dev-stack/pubsub-emulator';
+import { startPubSubFaultProxy, type PubSubFaultProxy } from '@edge-checkout/test-support/pubsub-fault-proxy';
+import { useLocalStack, type E2eStack } from '@edge-checkout/test-support/stack';
+import { StandinControls } from '@edge-checkout/test-support/standin';
 
 /** What the suite cannot run without, or undefined when this machine has it all. */
 export function missingPrerequisite(): string | undefined {

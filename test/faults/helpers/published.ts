@@ -2,8 +2,8 @@
 // cart's order (pulled through a subscription with message ordering), matching its outbox row,
 // and nothing more comes, even after the scheduled job runs again.
 import { expect } from 'vitest';
-import { outboxRows } from '../../e2e/helpers/outbox.ts';
-import type { TopicReader } from '../../e2e/helpers/topics.ts';
+import { outboxRows } from '@edge-checkout/test-support/outbox';
+import type { TopicReader } from '@edge-checkout/test-support/topics';
 import { tally } from './report.ts';
 
 /** Cart id → the event types it must have published, in order ([] for none). */

@@ -1,6 +1,6 @@
 // The table the fault suite prints at the end: one row per scenario, in words a reader of the
 // contract can check (what the webhooks answered, where the carts ended, what reached Pub/Sub).
-import type { DeliveredEvent } from '../../e2e/helpers/standin.ts';
+import type { DeliveredEvent } from '@edge-checkout/test-support/standin';
 
 export interface ScenarioRow {
   scenario: string;

@@ -1,0 +1,167 @@
+// The notification relay (docs/contract.md §6): receives payment events from the topic's push
+// subscription and publishes one email notification per paid, failed or refunded cart.
+// Stateless: repeats are deduplicated downstream by the notification's `id` (the event id).
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { ReceivedPaymentEvent } from '@edge-checkout/pubsub/payment-event';
+import { PubSubPublishError, type PubSubPublisher } from '@edge-checkout/pubsub';
+import { silentLog, type RelayLog } from './log.ts';
+import type { PushVerifier } from './oidc.ts';
+
+export type RelayDeps = {
+  /** Publisher bound to NOTIFICATION_TOPIC. */
+  publisher: Pick<PubSubPublisher, 'publish'>;
+  /** OIDC check of the push request, or `acceptEveryPush` for the emulator. */
+  verifier: PushVerifier;
+  log?: RelayLog;
+};
+
+export const NOTIFIED_EVENT_TYPES = ['cart.paid', 'cart.payment_failed', 'cart.refunded'] as const;
+type NotifiedEventType = (typeof NOTIFIED_EVENT_TYPES)[number];
+
+// Pub/Sub's push envelope. The emulator also sends snake_case copies and no orderingKey.
+const pushEnvelopeSchema = z.object({
+  message: z.object({
+    data: z.string(),
+    attributes: z.record(z.string(), z.string()).optional(),
+    messageId: z.string(),
+    publishTime: z.string().optional(),
+    orderingKey: z.string().optional(),
+  }),
+  subscription: z.string(),
+});
+
+/** What the email (or SMS) sender consumes from NOTIFICATION_TOPIC. */
+export type Notification = {
+  /** The payment event's id: the same notification may be published twice, senders drop repeats. */
+  id: string;
+  type: NotifiedEventType;
+  userId: string;
+  /** From Checkout's customer details; null when Stripe had none. */
+  email: string | null;
+  cartId: string;
+  totalAmount: number;
+  currency: string;
+  items: ReceivedPaymentEvent['cart']['items'];
+};
+
+export function createRelayApp(deps: RelayDeps): Hono {
+  const log = deps.log ?? silentLog;
+  const app = new Hono();
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+
+  app.post('/pubsub/push', async (c) => {
+    const auth = await deps.verifier.verify(c.req.header('authorization'));
+    if (!auth.ok) {
+      log(auth.status === 503 ? 'ERROR' : 'WARNING', 'push rejected', { status: auth.status, reason: auth.reason });
+      if (auth.status === 401) c.header('WWW-Authenticate', 'Bearer error="invalid_token"');
+      return c.json({ error: auth.reason }, auth.status);
+    }
+
+    const parsed = parsePush(await c.req.text());
+    if (!parsed.ok) {
+      log('WARNING', 'malformed push message, left to the dead-letter policy', { reason: parsed.reason, ...parsed.context });
+      return c.json({ error: parsed.reason }, 400);
+    }
+    const { event, messageId, subscription } = parsed;
+    const context = { eventId: event.id, eventType: event.type, cartId: event.cart.id, messageId, subscription };
+
+    if (!isNotified(event.type)) {
+      log('INFO', 'event needs no notification', context);
+      return c.json({ status: 'ignored' }, 200);
+    }
+    if (event.cart.currency === null) {
+      log('WARNING', 'malformed payment event: no currency', context);
+      return c.json({ error: 'cart.currency is required for a notification' }, 400);
+    }
+
+    const notification: Notification = {
+      id: event.id,
+      type: event.type,
+      userId: event.cart.userId,
+      email: event.customer?.email ?? null,
+      cartId: event.cart.id,
+      totalAmount: event.cart.totalAmount,
+      currency: event.cart.currency,
+      items: event.cart.items,
+    };
+    try {
+      const [notificationMessageId] = await deps.publisher.publish([
+        {
+          data: JSON.stringify(notification),
+          attributes: { channel: 'email', eventId: event.id },
+          orderingKey: event.cart.id,
+        },
+      ]);
+      log('INFO', 'notification published', { ...context, notificationMessageId });
+      return c.json({ status: 'published', messageId: notificationMessageId }, 200);
+    } catch (error) {
+      // Not acknowledged: Pub/Sub redelivers with backoff, then to the dead-letter topic.
+      const details =
+        error instanceof PubSubPublishError
+          ? { error: error.message, retryable: error.retryable, status: error.status }
+          : { error: error instanceof Error ? error.message : String(error) };
+      log('ERROR', 'could not publish notification', { ...context, ...details });
+      return c.json({ error: 'could not publish the notification' }, 503);
+    }
+  });
+
+  return app;
+}
+
+type ParsedPush =
+  | { ok: true; event: ReceivedPaymentEvent; messageId: string; subscription: string }
+  | { ok: false; reason: string; context: Record<string, string> };
+
+function parsePush(body: string): ParsedPush {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    return { ok: false, reason: 'body is not JSON', context: {} };
+  }
+  const envelope = pushEnvelopeSchema.safeParse(json);
+  if (!envelope.success) {
+    return { ok: false, reason: `not a Pub/Sub push envelope: ${describeIssues(envelope.error)}`, context: {} };
+  }
+  const { message, subscription } = envelope.data;
+  const context = { messageId: message.messageId, subscription };
+
+  const text = decodeBase64Utf8(message.data);
+  if (text === undefined) return { ok: false, reason: 'message.data is not base64 of UTF-8 text', context };
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    return { ok: false, reason: 'message.data is not JSON', context };
+  }
+  const event = ReceivedPaymentEvent.safeParse(data);
+  if (!event.success) {
+    return { ok: false, reason: `not a payment event: ${describeIssues(event.error)}`, context };
+  }
+  return { ok: true, event: event.data, messageId: message.messageId, subscription };
+}
+
+function isNotified(type: string): type is NotifiedEventType {
+  return (NOTIFIED_EVENT_TYPES as readonly string[]).includes(type);
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+function decodeBase64Utf8(data: string): string | undefined {
+  // Buffer.from(…, 'base64') skips invalid characters silently; check the alphabet first.
+  if (!BASE64.test(data)) return undefined;
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(data, 'base64'));
+  } catch {
+    return undefined;
+  }
+}
+
+function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`)
+    .join('; ');
+}

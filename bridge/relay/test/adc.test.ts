@@ -1,0 +1,66 @@
+// The relay's production credentials: Application Default Credentials through google-auth-library.
+// A workload-identity credential file lets the whole ADC path run against a local token server.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPubSubPublisher } from '@edge-checkout/pubsub';
+import { applicationDefaultAccessToken } from '../src/server.ts';
+import { startLocalServer, type LocalServer } from '@edge-checkout/test-support/local-server';
+
+describe('publishing with Application Default Credentials', () => {
+  let sts: LocalServer;
+  let pubsub: LocalServer;
+  let dir: string;
+  const previous = process.env.GOOGLE_APPLICATION_CREDENTIALS;
+
+  beforeAll(async () => {
+    sts = await startLocalServer(() => ({
+      status: 200,
+      body: {
+        access_token: 'ya29.local-sts-token',
+        issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        token_type: 'Bearer',
+        expires_in: 3600,
+      },
+    }));
+    pubsub = await startLocalServer(() => ({ status: 200, body: { messageIds: ['n-1'] } }));
+    dir = mkdtempSync(join(tmpdir(), 'adc-'));
+    writeFileSync(join(dir, 'subject-token'), 'local-subject-token');
+    writeFileSync(
+      join(dir, 'credentials.json'),
+      JSON.stringify({
+        type: 'external_account',
+        audience: '//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/local/providers/local',
+        subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+        token_url: `${sts.url}/v1/token`,
+        credential_source: { file: join(dir, 'subject-token') },
+      }),
+    );
+    process.env.GOOGLE_APPLICATION_CREDENTIALS = join(dir, 'credentials.json');
+  });
+  afterAll(async () => {
+    if (previous === undefined) delete process.env.GOOGLE_APPLICATION_CREDENTIALS;
+    else process.env.GOOGLE_APPLICATION_CREDENTIALS = previous;
+    rmSync(dir, { recursive: true, force: true });
+    await Promise.all([sts.close(), pubsub.close()]);
+  });
+
+  it('asks for the Pub/Sub scope, sends the access token as the bearer and reuses it', async () => {
+    const publisher = createPubSubPublisher({
+      projectId: 'demo-project',
+      topic: 'notifications',
+      getAccessToken: applicationDefaultAccessToken('demo-project'),
+      apiEndpoint: pubsub.url,
+    });
+    await publisher.publish([{ data: 'one' }]);
+    await publisher.publish([{ data: 'two' }]);
+
+    expect(pubsub.requests.map((request) => request.headers.authorization)).toEqual([
+      'Bearer ya29.local-sts-token',
+      'Bearer ya29.local-sts-token',
+    ]);
+    expect(sts.requests).toHaveLength(1);
+    expect(new URLSearchParams(sts.requests[0].body).get('scope')).toBe('https://www.googleapis.com/auth/pubsub');
+  });
+});

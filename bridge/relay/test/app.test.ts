@@ -1,0 +1,276 @@
+// The relay against Google's real Pub/Sub emulator: notifications are pulled back from the topic.
+import { serve } from '@hono/node-server';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createPubSubPublisher, PubSubPublishError, type PubSubPublisher } from '@edge-checkout/pubsub';
+import { createRelayApp, type RelayDeps } from '../src/app.ts';
+import type { RelayLog } from '../src/log.ts';
+import { acceptEveryPush, createOidcVerifier, type PushVerifier } from '../src/oidc.ts';
+import { startRelay, type RunningRelay } from '../src/server.ts';
+import { emulatorMissing, useSharedEmulator } from '@edge-checkout/test-support/shared-emulator';
+import { PUSH_AUDIENCE, PUSH_SERVICE_ACCOUNT, startFakeGoogleOidc, type FakeGoogleOidc } from './helpers/google-oidc.ts';
+import { closedPort } from '@edge-checkout/test-support/local-server';
+import { paymentEvent, pushEnvelope } from './helpers/payment-event.ts';
+
+const PROJECT = 'demo-project';
+const NOTIFICATIONS = 'notifications';
+
+type LogEntry = { severity: string; message: string; fields: Record<string, unknown> };
+
+describe.skipIf(emulatorMissing)('notification relay', () => {
+  const emulator = useSharedEmulator(PROJECT);
+  let google: FakeGoogleOidc;
+  let oidc: PushVerifier;
+  let notificationPublisher: PubSubPublisher;
+  let logs: LogEntry[];
+  const log: RelayLog = (severity, message, fields = {}) => logs.push({ severity, message, fields });
+
+  beforeAll(async () => {
+    google = await startFakeGoogleOidc();
+    oidc = createOidcVerifier({ audience: PUSH_AUDIENCE, serviceAccountEmail: PUSH_SERVICE_ACCOUNT, certsUrl: google.certsUrl });
+    await emulator.admin.createTopic(NOTIFICATIONS);
+    await emulator.admin.createSubscription('notifications-pull', { topic: NOTIFICATIONS, enableMessageOrdering: true });
+    notificationPublisher = createPubSubPublisher({ projectId: PROJECT, topic: NOTIFICATIONS, emulatorHost: emulator.host });
+  });
+  afterAll(() => google?.close());
+  beforeEach(() => {
+    logs = [];
+  });
+
+  function relay(overrides: Partial<RelayDeps> = {}) {
+    return createRelayApp({ publisher: notificationPublisher, verifier: oidc, log, ...overrides });
+  }
+
+  async function push(app: ReturnType<typeof relay>, body: unknown, token?: string) {
+    return app.request('/pubsub/push', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+  }
+
+  /** Notifications published since the last call (acknowledged, so the next call starts empty). */
+  async function notifications(expected: number) {
+    const received = await emulator.admin.pullAndAck('notifications-pull', expected, expected === 0 ? 300 : 10_000);
+    return received.map((message) => ({ ...message, json: JSON.parse(message.data) as Record<string, unknown> }));
+  }
+
+  it('answers /healthz', async () => {
+    const response = await relay().request('/healthz');
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ status: 'ok' });
+  });
+
+  it('publishes one email notification for a paid cart pushed with a valid Google OIDC token', async () => {
+    const response = await push(relay(), pushEnvelope(paymentEvent()), await google.idToken());
+    expect(response.status).toBe(200);
+    const { messageId } = (await response.json()) as { messageId: string };
+
+    const [notification, ...rest] = await notifications(1);
+    expect(rest).toEqual([]);
+    expect(notification.messageId).toBe(messageId);
+    expect(notification.json).toEqual({
+      id: 'evt_cart_0001_paid',
+      type: 'cart.paid',
+      userId: 'user_42',
+      email: 'ada@example.com',
+      cartId: 'cart_0001',
+      totalAmount: 4500,
+      currency: 'usd',
+      items: paymentEvent().cart.items,
+    });
+    expect(notification.attributes).toEqual({ channel: 'email', eventId: 'evt_cart_0001_paid' });
+    expect(notification.orderingKey).toBe('cart_0001');
+  });
+
+  it('notifies failed payments and refunds too, with a null email when Stripe had no customer', async () => {
+    const app = relay();
+    const token = await google.idToken();
+    const failed = paymentEvent({ id: 'evt_failed', type: 'cart.payment_failed', customer: null });
+    const refunded = paymentEvent({ id: 'evt_refunded', type: 'cart.refunded' });
+    expect((await push(app, pushEnvelope(failed), token)).status).toBe(200);
+    expect((await push(app, pushEnvelope(refunded), token)).status).toBe(200);
+
+    const received = await notifications(2);
+    expect(received.map((message) => [message.json.type, message.json.email, message.attributes.eventId])).toEqual([
+      ['cart.payment_failed', null, 'evt_failed'],
+      ['cart.refunded', 'ada@example.com', 'evt_refunded'],
+    ]);
+  });
+
+  it('rejects pushes without a valid token and publishes nothing', async () => {
+    const app = relay();
+    const cases: Array<[string, string | undefined, number]> = [
+      ['no token', undefined, 401],
+      ['wrong audience', await google.idToken({ aud: 'https://someone-else.example.com' }), 401],
+      ['expired', await google.idToken({}, { issuedAt: Math.floor(Date.now() / 1000) - 7200 }), 401],
+      ['forged signature', await google.idToken({}, { signWith: google.forgeryKey }), 401],
+      ['other service account', await google.idToken({ email: 'intruder@demo-project.iam.gserviceaccount.com' }), 403],
+    ];
+    for (const [name, token, status] of cases) {
+      const response = await push(app, pushEnvelope(paymentEvent()), token);
+      expect({ name, status: response.status }).toEqual({ name, status });
+      if (status === 401) expect(response.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
+    }
+    expect(await notifications(0)).toEqual([]);
+    // The logs explain each rejection but never carry the token.
+    expect(logs.filter((entry) => entry.message === 'push rejected')).toHaveLength(cases.length);
+    const logged = JSON.stringify(logs);
+    for (const [, token] of cases) if (token) expect(logged).not.toContain(token.split('.')[2]);
+  });
+
+  it('accepts pushes without a token when verification is off (PUSH_AUTH=none, emulator only)', async () => {
+    const response = await push(relay({ verifier: acceptEveryPush }), pushEnvelope(paymentEvent({ id: 'evt_local' })));
+    expect(response.status).toBe(200);
+    expect((await notifications(1)).map((message) => message.json.id)).toEqual(['evt_local']);
+  });
+
+  it('answers 400 to malformed messages, so the dead-letter policy takes them, and publishes nothing', async () => {
+    const app = relay({ verifier: acceptEveryPush });
+    const { cart } = paymentEvent();
+    const malformed: Array<[string, unknown]> = [
+      ['body not JSON', '{"message":'],
+      ['no message', { subscription: 'projects/demo-project/subscriptions/s' }],
+      ['data not base64', pushEnvelope(null, { base64Data: 'this is not base64!' })],
+      ['data not JSON', pushEnvelope(null, { base64Data: Buffer.from('hello').toString('base64') })],
+      ['data not UTF-8', pushEnvelope(null, { base64Data: Buffer.from([0xff, 0xfe, 0x7b]).toString('base64') })],
+      ['no cart.userId', pushEnvelope(paymentEvent({ cart: { ...cart, userId: undefined } }))],
+      ['totalAmount not an integer', pushEnvelope(paymentEvent({ cart: { ...cart, totalAmount: '45.00' } }))],
+      ['occurredAt not a date', pushEnvelope(paymentEvent({ occurredAt: 'yesterday' }))],
+      ['paid cart without currency', pushEnvelope(paymentEvent({ cart: { ...cart, currency: null } }))],
+    ];
+    for (const [name, body] of malformed) {
+      const response = await push(app, body);
+      expect({ name, status: response.status }).toEqual({ name, status: 400 });
+    }
+    expect(await notifications(0)).toEqual([]);
+  });
+
+  it('acknowledges event types that need no notification without publishing', async () => {
+    const app = relay({ verifier: acceptEveryPush });
+    for (const type of ['cart.awaiting_payment', 'cart.some_future_type']) {
+      const response = await push(app, pushEnvelope(paymentEvent({ type })));
+      expect(response.status).toBe(200);
+      expect(await response.json()).toEqual({ status: 'ignored' });
+    }
+    expect(await notifications(0)).toEqual([]);
+  });
+
+  it('answers 503 when the notification cannot be published, so Pub/Sub redelivers', async () => {
+    const missingTopic = createPubSubPublisher({ projectId: PROJECT, topic: 'not-created', emulatorHost: emulator.host });
+    const unreachable = createPubSubPublisher({
+      projectId: PROJECT,
+      topic: NOTIFICATIONS,
+      emulatorHost: `127.0.0.1:${await closedPort()}`,
+    });
+    for (const publisher of [missingTopic, unreachable]) {
+      const response = await push(relay({ verifier: acceptEveryPush, publisher }), pushEnvelope(paymentEvent()));
+      expect(response.status).toBe(503);
+    }
+    expect(logs.filter((entry) => entry.message === 'could not publish notification').map((entry) => entry.fields.retryable)).toEqual([
+      false,
+      true,
+    ]);
+  });
+
+  describe('behind a real push subscription', () => {
+    let relayServer: RunningRelay;
+    const paymentEvents = createPaymentEventsPublisher();
+
+    function createPaymentEventsPublisher() {
+      let publisher: PubSubPublisher | undefined;
+      return () => (publisher ??= createPubSubPublisher({ projectId: PROJECT, topic: 'payment-events', emulatorHost: emulator.host }));
+    }
+
+    /** Publishes payment events the way the Worker does (docs/contract.md §5). */
+    function publishPaymentEvents(events: ReturnType<typeof paymentEvent>[]) {
+      return paymentEvents().publish(
+        events.map((event) => ({
+          data: JSON.stringify(event),
+          attributes: { eventType: event.type, eventId: event.id, cartId: event.cart.id, stripeEventId: event.stripe.eventId },
+          orderingKey: event.cart.id,
+        })),
+      );
+    }
+
+    beforeAll(async () => {
+      await emulator.admin.createTopic('payment-events');
+      relayServer = await startRelay(
+        {
+          port: 0,
+          projectId: PROJECT,
+          notificationTopic: NOTIFICATIONS,
+          pushAuth: 'none',
+          pushAudience: undefined,
+          pushServiceAccount: undefined,
+          emulatorHost: emulator.host,
+        },
+        { hostname: '127.0.0.1', log },
+      );
+    });
+    afterAll(async () => {
+      await relayServer?.close();
+    });
+
+    it('turns a published payment event into a notification end to end', async () => {
+      await emulator.admin.createSubscription('payment-events-relay', {
+        topic: 'payment-events',
+        pushEndpoint: `${relayServer.url}/pubsub/push`,
+        enableMessageOrdering: true,
+      });
+      const awaiting = paymentEvent({ id: 'evt_e2e_awaiting', type: 'cart.awaiting_payment', cart: { ...paymentEvent().cart, id: 'cart_e2e' } });
+      const paid = paymentEvent({ id: 'evt_e2e_paid', cart: { ...paymentEvent().cart, id: 'cart_e2e' } });
+      try {
+        const started = Date.now();
+        await publishPaymentEvents([awaiting, paid]);
+
+        const [notification, ...rest] = await notifications(1);
+        console.info(`payment event → relay → notification pulled back in ${Date.now() - started} ms`);
+        expect(rest).toEqual([]);
+        expect(notification.json).toMatchObject({ id: 'evt_e2e_paid', type: 'cart.paid', cartId: 'cart_e2e' });
+        expect(notification.orderingKey).toBe('cart_e2e');
+        expect(await notifications(0)).toEqual([]);
+      } finally {
+        await emulator.admin.deleteSubscription('payment-events-relay');
+      }
+    });
+
+    it('leaves a message unacknowledged when publishing fails, and notifies once on redelivery', async () => {
+      let calls = 0;
+      const flakyPublisher: RelayDeps['publisher'] = {
+        async publish(messages) {
+          calls++;
+          if (calls === 1) throw new PubSubPublishError('Pub/Sub publish failed: 503 UNAVAILABLE', { retryable: true, status: 503 });
+          return notificationPublisher.publish(messages);
+        },
+      };
+      const app = relay({ verifier: acceptEveryPush, publisher: flakyPublisher });
+      const server = await new Promise<Server>((resolve) => {
+        const started = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(started as Server));
+      });
+      try {
+        const { port } = server.address() as AddressInfo;
+        await emulator.admin.createSubscription('payment-events-flaky', {
+          topic: 'payment-events',
+          pushEndpoint: `http://127.0.0.1:${port}/pubsub/push`,
+        });
+        await publishPaymentEvents([paymentEvent({ id: 'evt_flaky', cart: { ...paymentEvent().cart, id: 'cart_flaky' } })]);
+
+        const received = await notifications(1);
+        const failures = logs.filter((entry) => entry.message === 'could not publish notification');
+        const successes = logs.filter((entry) => entry.message === 'notification published' && entry.fields.eventId === 'evt_flaky');
+        expect(calls).toBe(2);
+        expect(failures).toHaveLength(1);
+        // Pub/Sub delivered the same message again after the 503.
+        expect(successes.map((entry) => entry.fields.messageId)).toContain(failures[0].fields.messageId);
+        expect(received.map((message) => message.json.id)).toEqual(['evt_flaky']);
+        expect(await notifications(0)).toEqual([]);
+      } finally {
+        await emulator.admin.deleteSubscription('payment-events-flaky');
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+  });
+});

@@ -1,0 +1,107 @@
+// `npm run relay` as a process: configuration errors and Cloud Run's SIGTERM.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startLocalServer, type LocalServer } from '@edge-checkout/test-support/local-server';
+import { paymentEvent, pushEnvelope } from './helpers/payment-event.ts';
+
+const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+
+type Relay = { child: ChildProcess; lines: () => Array<Record<string, unknown>>; exited: Promise<number | null> };
+
+function startMain(env: Record<string, string>): Relay {
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const lines = () =>
+    stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  return { child, lines, exited };
+}
+
+async function waitForLine(relay: Relay, pattern: RegExp): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (relay.lines().some((line) => pattern.test(String(line.message)))) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`no log line matching ${pattern}: ${JSON.stringify(relay.lines())}`);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const running: Relay[] = [];
+const servers: LocalServer[] = [];
+afterEach(async () => {
+  for (const relay of running.splice(0)) relay.child.kill('SIGKILL');
+  await Promise.all(servers.splice(0).map((server) => server.close()));
+});
+
+describe('npm run relay', () => {
+  it('exits 1 naming a missing variable', async () => {
+    const relay = startMain({ NOTIFICATION_TOPIC: 'notifications', PUSH_AUDIENCE: 'https://relay.example/pubsub/push' });
+    running.push(relay);
+    expect(await relay.exited).toBe(1);
+    expect(relay.lines()).toEqual([
+      expect.objectContaining({ severity: 'ERROR', message: 'relay not started: GCP_PROJECT_ID is required', variable: 'GCP_PROJECT_ID' }),
+    ]);
+  });
+
+  it('refuses PUSH_AUTH=none outside the emulator', async () => {
+    const relay = startMain({ GCP_PROJECT_ID: 'demo-project', NOTIFICATION_TOPIC: 'notifications', PUSH_AUTH: 'none' });
+    running.push(relay);
+    expect(await relay.exited).toBe(1);
+    expect(String(relay.lines()[0].message)).toMatch(/PUSH_AUTH "none" is only allowed with PUBSUB_EMULATOR_HOST/);
+  });
+
+  it('on SIGTERM finishes the push in flight, then exits 0', async () => {
+    // A slow Pub/Sub stand-in: the publish is still running when SIGTERM arrives.
+    const pubsub = await startLocalServer(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      return { status: 200, body: { messageIds: ['n-1'] } };
+    });
+    servers.push(pubsub);
+    const port = await freePort();
+    const relay = startMain({
+      PORT: String(port),
+      GCP_PROJECT_ID: 'demo-project',
+      NOTIFICATION_TOPIC: 'notifications',
+      PUSH_AUTH: 'none',
+      PUBSUB_EMULATOR_HOST: new URL(pubsub.url).host,
+    });
+    running.push(relay);
+    // Without authentication it listens on loopback only.
+    await waitForLine(relay, /^relay listening on 127\.0\.0\.1:/);
+    expect(relay.lines().some((line) => line.severity === 'WARNING' && /NOT authenticated/.test(String(line.message)))).toBe(true);
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+
+    const inFlight = fetch(`http://127.0.0.1:${port}/pubsub/push`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(pushEnvelope(paymentEvent())),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    relay.child.kill('SIGTERM');
+
+    const response = await inFlight;
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ status: 'published', messageId: 'n-1' });
+    expect(await relay.exited).toBe(0);
+    expect(relay.lines().map((line) => line.message)).toContain('relay stopped');
+    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+  });
+});

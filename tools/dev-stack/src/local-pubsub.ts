@@ -1,0 +1,172 @@
+/**
+ * Pub/Sub in the local stack (CONTRACT §7): when PUBSUB_EMULATOR_HOST is not configured and
+ * gcloud with the Pub/Sub emulator is installed, the emulator, the topics and subscriptions,
+ * the notification relay (`bridge/relay/src/main.ts` as a child process, as Cloud Run runs it)
+ * and a feed printing each notification. Without the emulator it says so and the Worker gets
+ * no Pub/Sub variables: payment events then wait in the outbox.
+ */
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { REPO_ROOT } from './dev-env.ts';
+import { forEachLine, type ChildGroup } from './dev-processes.ts';
+import type { LocalService, ServiceContext } from './local-service.ts';
+import { assertPortFree, freePort } from './net.ts';
+import { watchNotifications } from './notification-feed.ts';
+import { createPubSubAdmin, setUpLocalPubSub } from './pubsub-admin.ts';
+import { locatePubSubEmulator, PUBSUB_EMULATOR_PROCESS_MATCH, startPubSubEmulator } from './pubsub-emulator.ts';
+
+export const DEFAULT_GCP_PROJECT_ID = 'edge-checkout-local';
+export const DEFAULT_PUBSUB_TOPIC = 'payment-events';
+export const DEFAULT_NOTIFICATION_TOPIC = 'notifications';
+
+const RELAY_ENTRY = createRequire(import.meta.url).resolve('@edge-checkout/relay/main');
+
+export const pubsubService: LocalService = {
+  name: 'pub/sub',
+  async start(ctx) {
+    const projectId = ctx.configured.GCP_PROJECT_ID ?? DEFAULT_GCP_PROJECT_ID;
+    const paymentTopic = ctx.configured.PUBSUB_TOPIC ?? DEFAULT_PUBSUB_TOPIC;
+    if (ctx.configured.PUBSUB_EMULATOR_HOST) {
+      ctx.log(`pubsub: PUBSUB_EMULATOR_HOST is configured (${ctx.configured.PUBSUB_EMULATOR_HOST}); using it as it is (no emulator, topics or relay started here)`);
+      return undefined;
+    }
+    if (ctx.configured.GCP_SERVICE_ACCOUNT_KEY) {
+      ctx.log(`pubsub: GCP_SERVICE_ACCOUNT_KEY is configured; payment events go to Google Cloud (projects/${projectId}/topics/${paymentTopic}), no emulator started`);
+      return undefined;
+    }
+    const located = locatePubSubEmulator();
+    if (!located.ok) {
+      ctx.log(
+        `pubsub: NOT AVAILABLE: ${located.reason}. Payment events wait in the outbox (table outbox) until Pub/Sub is configured; ` +
+          'no notification relay runs. Or set PUBSUB_EMULATOR_HOST to an emulator you run.',
+      );
+      return undefined;
+    }
+    return startLocalPubSub(ctx, projectId, paymentTopic);
+  },
+};
+
+async function startLocalPubSub(ctx: ServiceContext, projectId: string, paymentTopic: string) {
+  // Stopped newest first; one that fails does not keep the others running.
+  const stops: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (let stop = stops.pop(); stop; stop = stops.pop()) {
+      await stop().catch((err: unknown) => ctx.log(`pubsub: could not stop part of it: ${(err as Error).message}`));
+    }
+  };
+  try {
+    if (ctx.ports.pubsubEmulator !== 0) {
+      await assertPortFree(ctx.ports.pubsubEmulator, 'set PUBSUB_EMULATOR_PORT, or PUBSUB_EMULATOR_HOST to use an emulator you run');
+    }
+    const emulator = await startPubSubEmulator({ projectId, port: ctx.ports.pubsubEmulator, log: ctx.log });
+    if (!emulator) throw new Error('the Pub/Sub emulator did not start');
+    // The emulator starts its own process group; recorded so the next run stops it after a crash.
+    const forget = await ctx.processes.track('pubsub-emulator', emulator.pgid, PUBSUB_EMULATOR_PROCESS_MATCH);
+    stops.push(async () => {
+      await emulator.stop();
+      await forget();
+    });
+
+    const relayPort = ctx.ports.relay || (await freePort());
+    await assertPortFree(relayPort, 'set RELAY_PORT to run the notification relay on another port');
+    const relay = await startRelayProcess(ctx, { port: relayPort, projectId, emulatorHost: emulator.host });
+    stops.push(() => relay.stop());
+    const relayUrl = `http://127.0.0.1:${relayPort}`;
+    await waitForRelay(relayUrl, relay);
+
+    const admin = createPubSubAdmin({ host: emulator.host, projectId });
+    const layout = await setUpLocalPubSub(admin, { paymentTopic, notificationTopic: ctx.notificationTopic, relayPushEndpoint: `${relayUrl}/pubsub/push` });
+    const feed = watchNotifications({ admin, subscription: layout.notificationSubscription, print: ctx.print });
+    stops.push(feed.stop);
+
+    let workerHost = emulator.host;
+    if (ctx.wrapPubSubEmulatorHost) {
+      const wrapper = await ctx.wrapPubSubEmulatorHost(emulator.host);
+      stops.push(wrapper.stop);
+      workerHost = wrapper.host;
+      ctx.log(`pubsub: the Worker publishes through ${workerHost}, in front of the emulator`);
+    }
+
+    let stopping = false;
+    void relay.exited.then(({ code, signal }) => {
+      if (!stopping) ctx.log(`pubsub: the notification relay exited (${signal ?? `code ${code}`}); no notifications until npm run dev restarts`);
+    });
+    ctx.log(
+      `pubsub: emulator on ${emulator.host} (project ${projectId}): ${paymentTopic} → relay ${relayUrl}/pubsub/push → ` +
+        `${ctx.notificationTopic}; notifications appear as [notify] lines`,
+    );
+    return {
+      vars: { GCP_PROJECT_ID: projectId, PUBSUB_TOPIC: paymentTopic, PUBSUB_EMULATOR_HOST: workerHost },
+      stop: async () => {
+        stopping = true;
+        await stopAll();
+      },
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+function startRelayProcess(ctx: ServiceContext, opts: { port: number; projectId: string; emulatorHost: string }): Promise<ChildGroup> {
+  // tsx's loader in this Node process: one process per relay, not tsx's CLI and its child.
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+  return ctx.processes
+    .spawn({
+      name: 'relay',
+      command: process.execPath,
+      args: ['--import', tsx, RELAY_ENTRY],
+      cwd: REPO_ROOT,
+      env: {
+        ...process.env,
+        PORT: String(opts.port),
+        GCP_PROJECT_ID: opts.projectId,
+        NOTIFICATION_TOPIC: ctx.notificationTopic,
+        // The emulator pushes without an OIDC token; the relay accepts that only with an emulator.
+        PUSH_AUTH: 'none',
+        PUBSUB_EMULATOR_HOST: opts.emulatorHost,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      match: [RELAY_ENTRY],
+    })
+    .then((relay) => {
+      const show = (line: string) => ctx.print(`[relay] ${readableRelayLine(line)}`);
+      forEachLine(relay.stdout, show);
+      forEachLine(relay.stderr, show);
+      return relay;
+    });
+}
+
+/** The relay logs JSON for Cloud Logging; a terminal reads `INFO message key=value` better. */
+function readableRelayLine(line: string): string {
+  let entry: unknown;
+  try {
+    entry = JSON.parse(line);
+  } catch {
+    return line;
+  }
+  if (typeof entry !== 'object' || entry === null) return line;
+  const { severity, message, ...fields } = entry as Record<string, unknown>;
+  const details = Object.entries(fields)
+    .filter(([, value]) => value !== undefined && value !== null)
+    .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`);
+  return [severity, message, ...details].filter((part) => part !== undefined).join(' ');
+}
+
+async function waitForRelay(relayUrl: string, relay: ChildGroup): Promise<void> {
+  let exited = false;
+  void relay.exited.then(() => {
+    exited = true;
+  });
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (exited) throw new Error('the notification relay exited during start (its [relay] lines above say why)');
+    const healthy = await fetch(`${relayUrl}/healthz`, { signal: AbortSignal.timeout(1_000) })
+      .then((res) => res.ok)
+      .catch(() => false);
+    if (healthy) return;
+    await sleep(100);
+  }
+  throw new Error(`the notification relay did not answer ${relayUrl}/healthz within 30 s`);
+}

@@ -1,0 +1,66 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseEnv } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { configuredVars, formatEnvFile, loadDevSecrets, readDevVars } from '../src/dev-env.ts';
+
+const scratch = mkdtempSync(path.join(tmpdir(), 'dev-env-test-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+describe('configuredVars', () => {
+  it('lets the process environment override .dev.vars for the Worker names only', () => {
+    const devVars = { DATABASE_URL: 'postgres://from-dev-vars', STRIPE_SECRET_KEY: 'sk_test_devvars', MY_FLAG: 'on' };
+    const env = { DATABASE_URL: 'postgres://from-env', PATH: '/usr/bin', HOME: '/root', STRIPE_SECRET_KEY: '' };
+    expect(configuredVars(devVars, env)).toEqual({ DATABASE_URL: 'postgres://from-env', MY_FLAG: 'on' });
+  });
+});
+
+describe('readDevVars', () => {
+  it('reads dotenv syntax and is empty when the file does not exist', async () => {
+    const file = path.join(scratch, '.dev.vars');
+    writeFileSync(file, '# local\nSTRIPE_SECRET_KEY=sk_test_123\nAPP_RETURN_URL="myapp://orders"\nEMPTY=\n');
+    expect(await readDevVars(file)).toEqual({ STRIPE_SECRET_KEY: 'sk_test_123', APP_RETURN_URL: 'myapp://orders' });
+    expect(await readDevVars(path.join(scratch, 'missing'))).toEqual({});
+  });
+});
+
+describe('loadDevSecrets', () => {
+  it('generates the local secrets once, privately, and returns the same ones afterwards', async () => {
+    const file = path.join(scratch, 'data', 'dev-secrets.json');
+    const first = await loadDevSecrets(file);
+    expect(first.AUTH_JWT_SECRET.length).toBeGreaterThanOrEqual(32);
+    expect(first.ADMIN_API_KEY.length).toBeGreaterThanOrEqual(16);
+    expect(first.ADMIN_API_KEY).not.toBe(first.AUTH_JWT_SECRET);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(await loadDevSecrets(file)).toEqual(first);
+  });
+
+  it('adds a secret a newer version needs and keeps the existing ones, so issued tokens stay valid', async () => {
+    const file = path.join(scratch, 'older', 'dev-secrets.json');
+    mkdirSync(path.dirname(file));
+    writeFileSync(file, JSON.stringify({ AUTH_JWT_SECRET: 'kept-jwt-secret-0123456789abcdef', ADMIN_API_KEY: 'kept-admin-key-0123' }));
+    const secrets = await loadDevSecrets(file);
+    expect(secrets).toMatchObject({ AUTH_JWT_SECRET: 'kept-jwt-secret-0123456789abcdef', ADMIN_API_KEY: 'kept-admin-key-0123' });
+    // The Worker only accepts webhook secrets in Stripe's format.
+    expect(secrets.STRIPE_WEBHOOK_SECRET).toMatch(/^whsec_[\w-]{32}$/);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(secrets);
+  });
+});
+
+describe('formatEnvFile', () => {
+  it('writes values that dotenv reads back exactly, newlines and escapes included', () => {
+    const vars = {
+      GCP_SERVICE_ACCOUNT_KEY: JSON.stringify({ private_key: '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END-----\n' }, null, 2),
+      APP_RETURN_URL: "myapp://it's/here#frag",
+      DATABASE_URL: 'postgres://u:p%40ss@127.0.0.1:54329/db?sslmode=disable',
+      SPACED: '  a = b  "c" ',
+    };
+    expect(parseEnv(formatEnvFile(vars))).toEqual(vars);
+  });
+
+  it('refuses values it cannot quote, naming the variable', () => {
+    expect(() => formatEnvFile({ ODD: 'it\'s a `tick`' })).toThrow('cannot pass ODD');
+    expect(() => formatEnvFile({ 'BAD-NAME': 'x' })).toThrow('not a valid name');
+  });
+});

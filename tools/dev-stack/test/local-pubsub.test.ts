@@ -1,0 +1,104 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import type { Vars } from '../src/dev-env.ts';
+import { pubsubService } from '../src/local-pubsub.ts';
+import { locatePubSubEmulator } from '../src/pubsub-emulator.ts';
+import { startPubSubFaultProxy, type PubSubFaultProxy } from '@edge-checkout/test-support/pubsub-fault-proxy';
+import { serviceContext } from './helpers.ts';
+
+const scratch = mkdtempSync(path.join(tmpdir(), 'local-pubsub-test-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+const located = locatePubSubEmulator();
+if (!located.ok) console.warn(`SKIPPING the local Pub/Sub start test: ${located.reason}`);
+
+const context = (configured: Vars, lines: string[]) => serviceContext({ configured, scratch, lines });
+
+/** Publishes a cart.paid event for grace@example.com (45.00 usd) as the Worker would. */
+function publishPaidCart(host: string, projectId: string, cartId: string): Promise<Response> {
+  const event = {
+    id: '5b1f1a6e-0000-4000-8000-000000000001',
+    type: 'cart.paid',
+    occurredAt: new Date().toISOString(),
+    cart: { id: cartId, userId: 'u7', status: 'paid', currency: 'usd', totalAmount: 4500, items: [] },
+    customer: { email: 'grace@example.com', name: null },
+    stripe: { eventId: 'evt_1', sessionId: 'cs_test_1', paymentIntentId: 'pi_1' },
+    amountMismatch: false,
+  };
+  return fetch(`http://${host}/v1/projects/${projectId}/topics/payment-events:publish`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ messages: [{ data: Buffer.from(JSON.stringify(event)).toString('base64'), orderingKey: cartId }] }),
+  });
+}
+
+describe('Pub/Sub in the local stack', () => {
+  it('without the emulator, says that events wait in the outbox and gives the Worker no Pub/Sub variables', async () => {
+    vi.stubEnv('JAVA_HOME', '/nonexistent-jdk');
+    try {
+      const lines: string[] = [];
+      expect(await pubsubService.start(context({}, lines))).toBeUndefined();
+      expect(lines).toEqual([expect.stringMatching(/^pubsub: NOT AVAILABLE: Java was not found.*Payment events wait in the outbox/)]);
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+
+  it('leaves an emulator the developer configured alone', async () => {
+    const lines: string[] = [];
+    expect(await pubsubService.start(context({ PUBSUB_EMULATOR_HOST: '127.0.0.1:9999' }, lines))).toBeUndefined();
+    expect(lines[0]).toContain('PUBSUB_EMULATOR_HOST is configured (127.0.0.1:9999)');
+  });
+
+  it.skipIf(!located.ok)('runs emulator, topics and relay: a paid cart on the payment topic shows as a [notify] line; stop ends them all', async () => {
+    const lines: string[] = [];
+    const started = await pubsubService.start(context({ GCP_PROJECT_ID: 'local-pubsub-test' }, lines));
+    try {
+      expect(started?.vars).toEqual({ GCP_PROJECT_ID: 'local-pubsub-test', PUBSUB_TOPIC: 'payment-events', PUBSUB_EMULATOR_HOST: expect.stringMatching(/^127\.0\.0\.1:\d+$/) });
+      const host = started!.vars!.PUBSUB_EMULATOR_HOST!;
+      const published = await publishPaidCart(host, 'local-pubsub-test', 'cart-7');
+      expect(published.status).toBe(200);
+      await expect.poll(() => lines, { timeout: 15_000 }).toContain('[notify] email to grace@example.com cart cart-7 cart.paid 45.00 usd');
+      // Recorded for crash recovery while running.
+      expect(Object.keys(JSON.parse(readFileSync(path.join(scratch, 'processes.json'), 'utf8')))).toEqual(['pubsub-emulator', 'relay']);
+    } finally {
+      await started?.stop();
+    }
+    expect(JSON.parse(readFileSync(path.join(scratch, 'processes.json'), 'utf8'))).toEqual({});
+    const host = started!.vars!.PUBSUB_EMULATOR_HOST!;
+    await expect(fetch(`http://${host}/`)).rejects.toThrow();
+  });
+
+  it.skipIf(!located.ok)('tests can put a proxy between the Worker and the emulator: the Worker gets its host, the relay keeps the emulator, stop stops it too', async () => {
+    const lines: string[] = [];
+    const stopped: string[] = [];
+    let proxy: PubSubFaultProxy | undefined;
+    const started = await pubsubService.start({
+      ...context({ GCP_PROJECT_ID: 'local-pubsub-wrap-test' }, lines),
+      wrapPubSubEmulatorHost: async (target) => {
+        proxy = await startPubSubFaultProxy({ target });
+        return {
+          host: proxy.host,
+          stop: async () => {
+            stopped.push('proxy');
+            await proxy!.close();
+          },
+        };
+      },
+    });
+    try {
+      expect(started?.vars?.PUBSUB_EMULATOR_HOST).toBe(proxy!.host);
+      proxy!.setMode('forbidden');
+      expect((await publishPaidCart(proxy!.host, 'local-pubsub-wrap-test', 'cart-8')).status).toBe(403);
+      proxy!.setMode('pass');
+      expect((await publishPaidCart(proxy!.host, 'local-pubsub-wrap-test', 'cart-8')).status).toBe(200);
+      // The relay reads the emulator itself, not through the proxy.
+      await expect.poll(() => lines, { timeout: 15_000 }).toContain('[notify] email to grace@example.com cart cart-8 cart.paid 45.00 usd');
+    } finally {
+      await started?.stop();
+    }
+    expect(stopped).toEqual(['proxy']);
+    await expect(fetch(`${proxy!.url}/_proxy/stats`)).rejects.toThrow();
+  });
+});

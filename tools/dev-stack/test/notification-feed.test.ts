@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { formatNotification, watchNotifications } from '../src/notification-feed.ts';
+import type { ReceivedMessage } from '../src/pubsub-admin.ts';
+
+function message(data: string, attributes: Record<string, string> = { channel: 'email' }): ReceivedMessage {
+  return { ackId: `ack-${data.length}`, messageId: 'm1', data, base64Data: '', attributes, publishTime: '2026-01-01T00:00:00Z' };
+}
+
+const paid = {
+  id: 'evt-1',
+  type: 'cart.paid',
+  userId: 'u1',
+  email: 'ada@example.com',
+  cartId: 'cart-1',
+  totalAmount: 4500,
+  currency: 'usd',
+  items: [],
+};
+
+describe('formatNotification', () => {
+  it('shows channel, address, cart, type and the amount in major units', () => {
+    expect(formatNotification(message(JSON.stringify(paid)))).toBe('[notify] email to ada@example.com cart cart-1 cart.paid 45.00 usd');
+  });
+
+  it('uses the currency’s own decimals and says when Checkout had no email', () => {
+    const line = formatNotification(message(JSON.stringify({ ...paid, email: null, totalAmount: 500, currency: 'jpy', type: 'cart.refunded' })));
+    expect(line).toBe('[notify] email to (no address) cart cart-1 cart.refunded 500 jpy');
+  });
+
+  it('shows what arrived when it is not JSON', () => {
+    expect(formatNotification(message('not json'))).toBe('[notify] unreadable email message m1: not json');
+  });
+});
+
+describe('watchNotifications', () => {
+  it('prints and acknowledges each notification, and says once when the subscription cannot be read', async () => {
+    const batches: Array<ReceivedMessage[] | Error> = [[message(JSON.stringify(paid))], new Error('connection refused'), new Error('connection refused')];
+    const acked: string[][] = [];
+    const lines: string[] = [];
+    const feed = watchNotifications({
+      admin: {
+        pull: async () => {
+          const next = batches.shift() ?? [];
+          if (next instanceof Error) throw next;
+          return next;
+        },
+        ack: async (_subscription, ackIds) => {
+          acked.push(ackIds);
+        },
+      },
+      subscription: 'notifications-pull',
+      print: (line) => lines.push(line),
+      intervalMs: 1,
+    });
+    await expect.poll(() => batches.length).toBe(0);
+    await feed.stop();
+    expect(lines).toEqual(['[notify] email to ada@example.com cart cart-1 cart.paid 45.00 usd', '[notify] cannot read notifications-pull: connection refused']);
+    expect(acked[0]).toEqual([`ack-${JSON.stringify(paid).length}`]);
+  });
+});

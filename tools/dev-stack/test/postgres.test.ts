@@ -1,0 +1,132 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startPostgres, type RunningPostgres } from '../src/postgres.ts';
+import { queryOnce } from '@edge-checkout/test-support/query-once';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** A fresh mode-700 folder, like `mktemp -d` in CI. */
+function scratchDir(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'pg-test-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function start(opts: Parameters<typeof startPostgres>[0]): Promise<RunningPostgres> {
+  const server = await startPostgres(opts);
+  cleanups.push(() => server.stop());
+  return server;
+}
+
+
+function postmasterPid(dataDir: string): number {
+  return Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('startPostgres', () => {
+  it('starts a throwaway cluster on a free port with the edge_checkout database and removes it on stop', async () => {
+    const dataDir = path.join(scratchDir(), 'nested', 'data');
+    const lines: string[] = [];
+    const server = await start({ dataDir, persistent: false, log: (l) => lines.push(l) });
+
+    expect(server.port).toBeGreaterThan(0);
+    expect(server.url).toBe(`postgres://postgres:postgres@127.0.0.1:${server.port}/edge_checkout`);
+    const [row] = await queryOnce(server.url, 'SELECT current_database() AS db, current_setting($$TimeZone$$) AS tz');
+    expect(row).toEqual({ db: 'edge_checkout', tz: 'UTC' });
+    expect(lines.some((l) => l.includes(`Postgres ready on 127.0.0.1:${server.port}`))).toBe(true);
+    expect(lines.join('\n')).not.toContain(':postgres@');
+
+    await server.stop();
+    expect(existsSync(dataDir)).toBe(false);
+    await expect(queryOnce(server.url, 'SELECT 1')).rejects.toThrow(/ECONNREFUSED/);
+    await server.stop(); // a second stop is harmless
+  });
+
+  it.runIf(process.getuid?.() === 0)('as root, makes mode-700 ancestors traversable for the postgres user and says so', async () => {
+    const root = scratchDir();
+    expect(statSync(root).mode & 0o777).toBe(0o700);
+    const lines: string[] = [];
+    await start({ dataDir: path.join(root, 'data'), persistent: false, log: (l) => lines.push(l) });
+
+    expect(statSync(root).mode & 0o001).toBe(0o001);
+    expect(lines.find((l) => l.includes('traverse permission'))).toContain(root);
+  });
+
+  it('keeps data across restarts of a persistent cluster without re-running initdb', async () => {
+    const dataDir = path.join(scratchDir(), 'data');
+    const first = await start({ dataDir, persistent: true });
+    await queryOnce(first.url, 'CREATE TABLE kept (v text); INSERT INTO kept VALUES ($$survives$$)');
+    await first.stop();
+    expect(existsSync(path.join(dataDir, 'PG_VERSION'))).toBe(true);
+
+    const lines: string[] = [];
+    const second = await start({ dataDir, persistent: true, log: (l) => lines.push(l) });
+    expect(await queryOnce(second.url, 'SELECT v FROM kept')).toEqual([{ v: 'survives' }]);
+    expect(lines.some((l) => l.includes('existing cluster'))).toBe(true);
+    expect(lines.some((l) => l.includes('initdb') || l.includes('Success. You can now start'))).toBe(false);
+  });
+
+  it('stops a server left running on the data folder by a crashed run, then starts', async () => {
+    const dataDir = path.join(scratchDir(), 'data');
+    // The first handle is never stopped by its owner: that is what a killed parent leaves behind.
+    const orphan = await startPostgres({ dataDir, persistent: true });
+    cleanups.push(() => orphan.stop());
+    const orphanPid = postmasterPid(dataDir);
+    await queryOnce(orphan.url, 'CREATE TABLE kept (v int); INSERT INTO kept VALUES (1)');
+
+    const lines: string[] = [];
+    const fresh = await start({ dataDir, persistent: true, log: (l) => lines.push(l) });
+    expect(isAlive(orphanPid)).toBe(false);
+    expect(lines.some((l) => l.includes(`stopping a Postgres server (pid ${orphanPid})`))).toBe(true);
+    expect(await queryOnce(fresh.url, 'SELECT v FROM kept')).toEqual([{ v: 1 }]);
+    await orphan.stop(); // its server was stopped by the recovery: must not hang
+  });
+
+  it('ignores a stale postmaster.pid whose PID now belongs to another process', async () => {
+    const dataDir = path.join(scratchDir(), 'data');
+    const first = await start({ dataDir, persistent: true });
+    await first.stop();
+    // This test process is alive and is not Postgres: a reused PID.
+    writeFileSync(path.join(dataDir, 'postmaster.pid'), `${process.pid}\n${dataDir}\n`);
+
+    const lines: string[] = [];
+    const second = await start({ dataDir, persistent: true, log: (l) => lines.push(l) });
+    expect(await queryOnce(second.url, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    expect(lines.some((l) => l.includes('removing stale'))).toBe(true);
+  });
+
+  it('refuses a port that is already taken, naming it', async () => {
+    const blocker: Server = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
+    const address = blocker.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+
+    await expect(start({ dataDir: path.join(scratchDir(), 'data'), port, persistent: false })).rejects.toThrow(
+      `port ${port} on 127.0.0.1 is already in use`,
+    );
+  });
+
+  it('refuses a non-empty folder that is not a Postgres data folder', async () => {
+    const dataDir = path.join(scratchDir(), 'data');
+    mkdirSync(dataDir);
+    writeFileSync(path.join(dataDir, 'notes.txt'), 'mine');
+    await expect(start({ dataDir, persistent: true })).rejects.toThrow(/is not a Postgres data folder/);
+    expect(readFileSync(path.join(dataDir, 'notes.txt'), 'utf8')).toBe('mine');
+  });
+});

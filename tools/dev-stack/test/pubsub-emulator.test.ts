@@ -1,0 +1,207 @@
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPubSubAdmin, setUpLocalPubSub, type PubSubAdmin } from '../src/pubsub-admin.ts';
+import {
+  emulatorAvailable,
+  locatePubSubEmulator,
+  PUBSUB_EMULATOR_PROCESS_MATCH,
+  startPubSubEmulator,
+  type PubSubEmulator,
+} from '../src/pubsub-emulator.ts';
+
+const PROJECT = 'demo-project';
+const located = locatePubSubEmulator();
+if (!located.ok) console.warn(`SKIPPING Pub/Sub emulator tests: ${located.reason}`);
+
+describe('when the emulator is missing', () => {
+  it('says gcloud is missing and starts nothing', async () => {
+    const env = { PATH: '/nonexistent' };
+    expect(emulatorAvailable(env)).toBe(false);
+    const lines: string[] = [];
+    await expect(startPubSubEmulator({ projectId: PROJECT, env, log: (line) => lines.push(line) })).resolves.toBeNull();
+    expect(lines).toEqual([expect.stringMatching(/not started: gcloud is not on the PATH/)]);
+  });
+
+  it('says the emulator component is missing from a Cloud SDK without it', () => {
+    const sdk = mkdtempSync(join(tmpdir(), 'fake-sdk-'));
+    try {
+      // a gcloud without platform/pubsub-emulator next to it
+      const bin = join(sdk, 'bin');
+      mkdirSync(bin);
+      writeFileSync(join(bin, 'gcloud'), '#!/bin/sh\nexit 1\n');
+      chmodSync(join(bin, 'gcloud'), 0o755);
+      const result = locatePubSubEmulator({ PATH: bin });
+      expect(result).toMatchObject({ ok: false, reason: expect.stringMatching(/Pub\/Sub emulator is not installed/) });
+    } finally {
+      rmSync(sdk, { recursive: true, force: true });
+    }
+  });
+});
+
+describe.skipIf(!located.ok)('Java for the emulator', () => {
+  it('says so when JAVA_HOME points nowhere', () => {
+    expect(locatePubSubEmulator({ PATH: process.env.PATH, JAVA_HOME: '/nonexistent-jdk' })).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^Java was not found/),
+    });
+  });
+});
+
+describe.skipIf(!located.ok)('Google Pub/Sub emulator', () => {
+  let emulator: PubSubEmulator;
+  let admin: PubSubAdmin;
+  let startedInMs: number;
+
+  beforeAll(async () => {
+    const started = Date.now();
+    const lines: string[] = [];
+    const maybe = await startPubSubEmulator({ projectId: PROJECT, log: (line) => lines.push(line) });
+    if (!maybe) throw new Error(`emulator did not start: ${lines.join('\n')}`);
+    emulator = maybe;
+    startedInMs = Date.now() - started;
+    admin = createPubSubAdmin({ host: emulator.host, projectId: PROJECT });
+  });
+  afterAll(() => emulator?.stop());
+
+  it('listens on 127.0.0.1 on a free port', async () => {
+    expect(emulator.host).toMatch(/^127\.0\.0\.1:\d+$/);
+    const response = await fetch(`http://${emulator.host}/`);
+    expect(response.status).toBe(200);
+    console.info(`Pub/Sub emulator started in ${startedInMs} ms`);
+  });
+
+  it('creates topics and subscriptions idempotently, with ordering, push and a dead-letter policy', async () => {
+    const layout = { paymentTopic: 'payment-events', notificationTopic: 'notifications', relayPushEndpoint: 'http://127.0.0.1:9/pubsub/push' };
+    const names = await setUpLocalPubSub(admin, layout);
+    await setUpLocalPubSub(admin, layout);
+    expect(names).toEqual({
+      deadLetterTopic: 'payment-events-dead-letter',
+      relaySubscription: 'payment-events-relay',
+      notificationSubscription: 'notifications-pull',
+    });
+    const subscription = (await (
+      await fetch(`http://${emulator.host}/v1/projects/${PROJECT}/subscriptions/payment-events-relay`)
+    ).json()) as Record<string, unknown>;
+    expect(subscription).toMatchObject({
+      topic: `projects/${PROJECT}/topics/payment-events`,
+      pushConfig: { pushEndpoint: layout.relayPushEndpoint },
+      enableMessageOrdering: true,
+      deadLetterPolicy: { deadLetterTopic: `projects/${PROJECT}/topics/payment-events-dead-letter`, maxDeliveryAttempts: 5 },
+    });
+  });
+
+  it('pulls and acks what was published, and delivers to the dead-letter topic after 5 failed deliveries', async () => {
+    await admin.createTopic('orders');
+    await admin.createTopic('orders-dead');
+    await admin.createSubscription('orders-dead-pull', { topic: 'orders-dead' });
+    await admin.createSubscription('orders-pull', {
+      topic: 'orders',
+      deadLetter: { topic: 'orders-dead', maxDeliveryAttempts: 5 },
+    });
+    const publish = (data: string) =>
+      fetch(`http://${emulator.host}/v1/projects/${PROJECT}/topics/orders:publish`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ messages: [{ data: Buffer.from(data).toString('base64'), attributes: { k: 'v' } }] }),
+      });
+
+    await publish('first');
+    const [first] = await admin.pullAndAck('orders-pull', 1);
+    expect(first).toMatchObject({ data: 'first', attributes: { k: 'v' } });
+    expect(await admin.pull('orders-pull')).toEqual([]);
+
+    await publish('poison');
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      const [message] = await waitForMessages(admin, 'orders-pull');
+      expect(message.deliveryAttempt).toBe(attempt);
+      await admin.nack('orders-pull', [message.ackId]);
+    }
+    // The emulator moves the message when a sixth delivery would be due.
+    expect(await admin.pull('orders-pull')).toEqual([]);
+    const [dead] = await admin.pullAndAck('orders-dead-pull', 1);
+    expect(dead).toMatchObject({ data: 'poison', attributes: { CloudPubSubDeadLetterSourceDeliveryCount: '5' } });
+  });
+
+  it('fails fast, leaving nothing behind, when the port it was given is taken', async () => {
+    // Something else answering HTTP on the port must not pass for the emulator.
+    const squatter = createHttpServer((_request, response) => response.end('Ok?'));
+    await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+    const { port } = squatter.address() as AddressInfo;
+    try {
+      const started = Date.now();
+      await expect(startPubSubEmulator({ projectId: PROJECT, port })).rejects.toThrow(/could not listen on 127\.0\.0\.1:\d+: address in use/);
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(processesMentioning(`--port=${port}`)).toEqual([]);
+    } finally {
+      await new Promise((resolve) => squatter.close(resolve));
+    }
+  });
+
+  it('stops the whole process tree and frees the port', async () => {
+    const port = Number(emulator.host.split(':')[1]);
+    expect(processesMentioning(`--port=${port}`).length).toBeGreaterThan(0);
+    // What npm run dev records to stop a crashed run's emulator: the group and its command lines.
+    const group = processesInGroup(emulator.pgid);
+    for (const text of PUBSUB_EMULATOR_PROCESS_MATCH) expect(group.some((line) => line.includes(text))).toBe(true);
+    await emulator.stop();
+    await emulator.stop();
+    expect(processesMentioning(`--port=${port}`)).toEqual([]);
+    expect(processesMentioning(`--host-port=127.0.0.1:${port}`)).toEqual([]);
+    expect(processesInGroup(emulator.pgid)).toEqual([]);
+    await expect(canConnect(port)).resolves.toBe(false);
+  });
+});
+
+async function waitForMessages(admin: PubSubAdmin, subscription: string) {
+  for (let i = 0; i < 100; i++) {
+    const messages = await admin.pull(subscription);
+    if (messages.length > 0) return messages;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`nothing arrived on ${subscription}`);
+}
+
+/** `pid: command line` of live processes (Linux /proc), with their process group. */
+function liveProcesses(): Array<{ line: string; pgid: number }> {
+  const found: Array<{ line: string; pgid: number }> = [];
+  for (const pid of readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      // fields after "(comm)": state, ppid, pgrp, …
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (state === 'Z') continue;
+      const commandLine = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      found.push({ line: `${pid}: ${commandLine}`, pgid: Number(pgrp) });
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return found;
+}
+
+function processesMentioning(needle: string): string[] {
+  return liveProcesses()
+    .map((entry) => entry.line)
+    .filter((line) => line.includes(needle));
+}
+
+function processesInGroup(pgid: number): string[] {
+  return liveProcesses()
+    .filter((entry) => entry.pgid === pgid)
+    .map((entry) => entry.line);
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}

@@ -1,0 +1,184 @@
+/**
+ * Migration runner behind `npm run db:migrate`: applies `migrations/NNNN_name.sql` files to any
+ * Postgres (Neon over TLS in production, embedded Postgres locally).
+ *
+ * - All pending files run in ONE transaction, with their bookkeeping rows: a failure anywhere
+ *   leaves the database exactly as it was.
+ * - A transaction-scoped advisory lock serialises concurrent runs (two deploys at once): the
+ *   second waits, then finds nothing left to apply.
+ * - Applied files are immutable: an edited (checksum) or deleted applied file stops the run.
+ * - Numbering is strict (0001, 0002, … no gaps, no duplicates), so two branches that both add
+ *   "the next" migration conflict loudly instead of applying in a surprising order.
+ *
+ * CLI: `DATABASE_URL=… npx tsx tools/migrate.ts [dir]`.
+ */
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import pg from 'pg';
+
+export interface MigrateOptions {
+  dir?: string;
+  log?: (line: string) => void;
+}
+
+export interface MigrationFile {
+  version: number;
+  /** File name, e.g. 0001_products_and_carts.sql */
+  file: string;
+  sql: string;
+  checksum: string;
+}
+
+export const DEFAULT_MIGRATIONS_DIR = path.resolve(import.meta.dirname, '../../../migrations');
+const FILE_PATTERN = /^(\d{4})_([A-Za-z0-9][A-Za-z0-9_-]*)\.sql$/;
+// Any fixed 64-bit number works; this one is only ours within this database.
+const LOCK_KEY = '4729311042187605313';
+
+export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): Promise<{ applied: string[] }> {
+  const dir = opts.dir ?? DEFAULT_MIGRATIONS_DIR;
+  const log = opts.log ?? (() => {});
+  const files = await readMigrationFiles(dir);
+
+  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'edge-checkout-migrate' });
+  await client.connect();
+  try {
+    await client.query('BEGIN');
+    try {
+      await client.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
+      await client.query(`
+        CREATE TABLE IF NOT EXISTS schema_migrations (
+          version    integer PRIMARY KEY,
+          name       text NOT NULL,
+          checksum   text NOT NULL,
+          applied_at timestamptz NOT NULL DEFAULT now()
+        )`);
+      const { rows: done } = await client.query<{ version: number; name: string; checksum: string }>(
+        'SELECT version, name, checksum FROM schema_migrations ORDER BY version',
+      );
+      const pending = pendingFiles(files, done, dir);
+      const { rows: [txn] } = await client.query<{ id: string }>('SELECT pg_current_xact_id()::text AS id');
+      for (const migration of pending) {
+        const started = Date.now();
+        await applyFile(client, migration, dir, txn!.id);
+        log(`applied ${migration.file} (${Date.now() - started} ms)`);
+      }
+      await client.query('COMMIT');
+      if (pending.length === 0) log(`database is up to date (${files.length} migrations)`);
+      return { applied: pending.map((m) => m.file) };
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+/** Reads and checks the folder: names, strict 0001.. numbering, no duplicates. */
+export async function readMigrationFiles(dir: string): Promise<MigrationFile[]> {
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((name) => name.endsWith('.sql')).sort();
+  } catch (err) {
+    throw new Error(`cannot read the migrations folder ${dir}: ${(err as Error).message}`);
+  }
+  const files: MigrationFile[] = [];
+  for (const file of names) {
+    const match = FILE_PATTERN.exec(file);
+    if (!match) throw new Error(`${path.join(dir, file)}: a migration is named NNNN_name.sql (four digits, underscore, letters/digits/_/-)`);
+    const text = await readFile(path.join(dir, file), 'utf8');
+    files.push({ version: Number(match[1]), file, sql: text, checksum: checksumOf(text) });
+  }
+  for (let i = 0; i < files.length; i++) {
+    const { version, file } = files[i]!;
+    const previous = files[i - 1];
+    if (previous && previous.version === version) {
+      throw new Error(`${dir}: ${previous.file} and ${file} have the same number ${file.slice(0, 4)}; renumber one`);
+    }
+    if (version !== i + 1) {
+      const expected = String(i + 1).padStart(4, '0');
+      throw new Error(
+        `${dir}: ${file} ${previous ? `follows ${previous.file}` : 'is the first file'}; ` +
+          `expected number ${expected} (no gaps, starting at 0001)`,
+      );
+    }
+  }
+  return files;
+}
+
+/** sha256 of the text with line endings normalised, so a CRLF checkout is not an "edit". */
+function checksumOf(text: string): string {
+  return createHash('sha256').update(text.replace(/\r\n/g, '\n')).digest('hex');
+}
+
+function pendingFiles(
+  files: MigrationFile[],
+  done: Array<{ version: number; name: string; checksum: string }>,
+  dir: string,
+): MigrationFile[] {
+  const byVersion = new Map(files.map((f) => [f.version, f]));
+  for (const [index, row] of done.entries()) {
+    if (row.version !== index + 1) {
+      throw new Error(`schema_migrations has ${row.name} but not every migration before it; it was edited by hand`);
+    }
+    const file = byVersion.get(row.version);
+    if (!file) {
+      throw new Error(`${row.name} was applied to this database but is missing from ${dir}; restore it (applied files are never removed)`);
+    }
+    if (file.file !== row.name) {
+      throw new Error(`${path.join(dir, file.file)} has number ${file.file.slice(0, 4)}, which this database applied as ${row.name}; applied files are never renamed`);
+    }
+    if (file.checksum !== row.checksum) {
+      throw new Error(`${path.join(dir, file.file)} was edited after it was applied (checksum differs); revert it and add a new migration instead`);
+    }
+  }
+  // With strict numbering and every applied file present, the applied ones are a prefix.
+  return files.slice(done.length);
+}
+
+async function applyFile(client: pg.Client, migration: MigrationFile, dir: string, txn: string): Promise<void> {
+  const where = path.join(dir, migration.file);
+  try {
+    // Simple protocol: a file may hold many statements.
+    await client.query(migration.sql);
+  } catch (err) {
+    throw new Error(`${where} failed, nothing was applied: ${describeError(err, migration.sql)}`, { cause: err });
+  }
+  // A COMMIT or ROLLBACK inside the file would end our transaction (and drop the lock) early.
+  const { rows: [now] } = await client.query<{ id: string }>('SELECT pg_current_xact_id()::text AS id');
+  if (now!.id !== txn) {
+    throw new Error(`${where} ends the migration transaction (COMMIT/ROLLBACK in the file); remove transaction statements from it. Check the database: part of this run may be committed.`);
+  }
+  await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
+    migration.version,
+    migration.file,
+    migration.checksum,
+  ]);
+}
+
+/** Postgres' message, SQLSTATE and, when it gives a position, the line in the file. */
+function describeError(err: unknown, sql: string): string {
+  if (!(err instanceof pg.DatabaseError)) return (err as Error).message;
+  let text = `${err.message} (SQLSTATE ${err.code})`;
+  if (err.position) {
+    const before = sql.slice(0, Number(err.position) - 1).split('\n');
+    text += ` at line ${before.length}, column ${before.at(-1)!.length + 1}`;
+  }
+  return text;
+}
+
+async function main(): Promise<void> {
+  const databaseUrl = process.env.DATABASE_URL;
+  if (!databaseUrl) throw new Error('DATABASE_URL is not set');
+  const { applied } = await migrate(databaseUrl, { dir: process.argv[2], log: (line) => console.log(line) });
+  console.log(applied.length ? `applied ${applied.length} migration(s)` : 'nothing to apply');
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  main().catch((err: unknown) => {
+    console.error(`migrate: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  });
+}

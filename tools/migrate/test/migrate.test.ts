@@ -1,0 +1,160 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_MIGRATIONS_DIR, migrate } from '../src/migrate.ts';
+import { startPostgres, type RunningPostgres } from '@edge-checkout/dev-stack/postgres';
+import { queryOnce } from '@edge-checkout/test-support/query-once';
+
+let postgres: RunningPostgres;
+const scratch = mkdtempSync(path.join(tmpdir(), 'migrate-test-'));
+let databases = 0;
+
+beforeAll(async () => {
+  postgres = await startPostgres({ dataDir: path.join(scratch, 'pg'), persistent: false });
+});
+afterAll(async () => {
+  await postgres?.stop();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+/** A fresh empty database per test, so tests do not see each other's schema. */
+async function freshDatabase(): Promise<string> {
+  const name = `migrate_${++databases}`;
+  await queryOnce(postgres.url, `CREATE DATABASE ${name} STRATEGY FILE_COPY`);
+  return postgres.url.replace(/\/edge_checkout$/, `/${name}`);
+}
+
+
+function migrationsDir(files: Record<string, string>): string {
+  const dir = mkdtempSync(path.join(scratch, 'm-'));
+  for (const [name, sql] of Object.entries(files)) writeFileSync(path.join(dir, name), sql);
+  return dir;
+}
+
+async function tables(url: string): Promise<string[]> {
+  const rows = await queryOnce(url, `SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`);
+  return rows.map((r) => String(r.tablename));
+}
+
+const ONE = 'CREATE TABLE one (id int PRIMARY KEY);\n';
+const TWO = 'CREATE TABLE two (id int REFERENCES one);\nINSERT INTO one VALUES (1);\n';
+
+describe('migrate', () => {
+  it('applies pending files in order, records them, and applies nothing the second time', async () => {
+    const url = await freshDatabase();
+    const dir = migrationsDir({ '0001_one.sql': ONE, '0002_two.sql': TWO, 'README.md': 'not a migration' });
+    const lines: string[] = [];
+
+    expect(await migrate(url, { dir, log: (l) => lines.push(l) })).toEqual({ applied: ['0001_one.sql', '0002_two.sql'] });
+    expect(await tables(url)).toEqual(['one', 'schema_migrations', 'two']);
+    const recorded = await queryOnce(url, 'SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version');
+    expect(recorded.map((r) => [r.version, r.name])).toEqual([[1, '0001_one.sql'], [2, '0002_two.sql']]);
+    expect(recorded[0]!.checksum).toMatch(/^[0-9a-f]{64}$/);
+    expect(recorded[0]!.applied_at).toBeInstanceOf(Date);
+    expect(lines.some((l) => l.startsWith('applied 0002_two.sql'))).toBe(true);
+
+    expect(await migrate(url, { dir })).toEqual({ applied: [] });
+    writeFileSync(path.join(dir, '0003_three.sql'), 'ALTER TABLE one ADD COLUMN label text;');
+    expect(await migrate(url, { dir })).toEqual({ applied: ['0003_three.sql'] });
+  });
+
+  it('applies nothing at all when one pending file fails, and names the file and line', async () => {
+    const url = await freshDatabase();
+    const dir = migrationsDir({ '0001_one.sql': ONE, '0002_broken.sql': 'SELECT 1;\n\nCREATE TABLE (oops);\n' });
+
+    const err = await migrate(url, { dir }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toContain(`${path.join(dir, '0002_broken.sql')} failed, nothing was applied: syntax error`);
+    expect((err as Error).message).toContain('SQLSTATE 42601) at line 3');
+    expect(await tables(url)).toEqual([]);
+  });
+
+  it('refuses gaps, duplicate numbers and badly named files before touching the database', async () => {
+    const url = await freshDatabase();
+    await expect(migrate(url, { dir: migrationsDir({ '0001_one.sql': ONE, '0003_three.sql': TWO }) })).rejects.toThrow(
+      '0003_three.sql follows 0001_one.sql; expected number 0002',
+    );
+    await expect(migrate(url, { dir: migrationsDir({ '0002_two.sql': TWO }) })).rejects.toThrow(
+      '0002_two.sql is the first file; expected number 0001',
+    );
+    await expect(
+      migrate(url, { dir: migrationsDir({ '0001_one.sql': ONE, '0001_again.sql': TWO }) }),
+    ).rejects.toThrow('0001_again.sql and 0001_one.sql have the same number 0001');
+    await expect(migrate(url, { dir: migrationsDir({ '1_one.sql': ONE }) })).rejects.toThrow(
+      /1_one\.sql: a migration is named NNNN_name\.sql/,
+    );
+    expect(await tables(url)).toEqual([]);
+  });
+
+  it('refuses to run when an applied file was edited, renamed or removed', async () => {
+    const url = await freshDatabase();
+    const dir = migrationsDir({ '0001_one.sql': ONE, '0002_two.sql': TWO });
+    await migrate(url, { dir });
+    writeFileSync(path.join(dir, '0003_three.sql'), 'CREATE TABLE three (id int);');
+
+    writeFileSync(path.join(dir, '0001_one.sql'), `${ONE}-- a harmless-looking comment\n`);
+    await expect(migrate(url, { dir })).rejects.toThrow(`${path.join(dir, '0001_one.sql')} was edited after it was applied`);
+    writeFileSync(path.join(dir, '0001_one.sql'), ONE.replace('\n', '\r\n')); // CRLF checkout: not an edit
+    renameSync(path.join(dir, '0002_two.sql'), path.join(dir, '0002_second.sql'));
+    await expect(migrate(url, { dir })).rejects.toThrow('which this database applied as 0002_two.sql');
+
+    unlinkSync(path.join(dir, '0002_second.sql'));
+    unlinkSync(path.join(dir, '0003_three.sql'));
+    await expect(migrate(url, { dir })).rejects.toThrow(`0002_two.sql was applied to this database but is missing from ${dir}`);
+    expect(await tables(url)).toEqual(['one', 'schema_migrations', 'two']);
+  });
+
+  it('refuses a file that commits on its own, naming it', async () => {
+    const url = await freshDatabase();
+    const dir = migrationsDir({ '0001_one.sql': 'BEGIN;\nCREATE TABLE one (id int);\nCOMMIT;\n' });
+    await expect(migrate(url, { dir })).rejects.toThrow(`${path.join(dir, '0001_one.sql')} ends the migration transaction`);
+  });
+
+  it('lets only one of two concurrent runs apply each file', async () => {
+    const url = await freshDatabase();
+    const dir = migrationsDir({
+      // Slow enough that the second run arrives while the first holds the lock.
+      '0001_slow.sql': 'SELECT pg_sleep(0.3);\nCREATE TABLE counted (n int);\nINSERT INTO counted VALUES (1);\n',
+      '0002_more.sql': 'INSERT INTO counted VALUES (2);\n',
+    });
+    const runs = await Promise.all([migrate(url, { dir }), migrate(url, { dir })]);
+    expect(runs.map((r) => r.applied.length).sort()).toEqual([0, 2]);
+    expect(await queryOnce(url, 'SELECT n FROM counted ORDER BY n')).toEqual([{ n: 1 }, { n: 2 }]);
+  });
+
+  it("applies the project's own migrations to an empty database", async () => {
+    const url = await freshDatabase();
+    const { applied } = await migrate(url);
+    expect(applied.length).toBeGreaterThan(0);
+    expect(applied[0]).toMatch(/^0001_/);
+    expect(await tables(url)).toContain('products');
+    expect(DEFAULT_MIGRATIONS_DIR).toBe(path.resolve(import.meta.dirname, '../../../migrations'));
+  });
+});
+
+describe('migrate CLI', () => {
+  const run = promisify(execFile);
+  const cli = (env: Record<string, string>, args: string[] = []) =>
+    run('npx', ['tsx', path.join(import.meta.dirname, '../src/migrate.ts'), ...args], {
+      env: { ...process.env, ...env },
+      cwd: path.resolve(import.meta.dirname, '../../..'),
+    });
+
+  it('prints what it applied, and exits 1 with the message (and no password) on error', async () => {
+    const url = await freshDatabase();
+    const dir = migrationsDir({ '0001_one.sql': ONE });
+    const ok = await cli({ DATABASE_URL: url }, [dir]);
+    expect(ok.stdout).toContain('applied 0001_one.sql');
+    expect(ok.stdout).toContain('applied 1 migration(s)');
+
+    writeFileSync(path.join(dir, '0001_one.sql'), 'CREATE TABLE edited (id int);');
+    const failed = await cli({ DATABASE_URL: url }, [dir]).catch((e: { code: number; stderr: string; stdout: string }) => e);
+    expect('code' in failed && failed.code).toBe(1);
+    expect(failed.stderr).toContain('migrate: ');
+    expect(failed.stderr).toContain('0001_one.sql was edited after it was applied');
+    expect(failed.stderr + failed.stdout).not.toContain('postgres:postgres');
+  }, 30_000);
+});

@@ -1,0 +1,166 @@
+import Stripe from 'stripe';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Fault } from '../src/faults.ts';
+import type { TestStandin } from './testing.ts';
+import { API_KEY, clientFor, control, createCartSession, startTestStandin, waitFor } from './testing.ts';
+
+// The fault controls (/_standin/faults): what a fault matches, how it counts down, and how each
+// kind answers. How faults meet idempotency keys is in idempotency.test.ts.
+
+let t: TestStandin;
+beforeEach(async () => {
+  t = await startTestStandin();
+});
+afterEach(() => t.standin.close());
+
+async function stripeError(request: Promise<unknown>): Promise<Stripe.errors.StripeError> {
+  const error = await request.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(error instanceof Stripe.errors.StripeError)) throw new Error(`expected a StripeError, got ${String(error)}`);
+  return error;
+}
+
+async function addFault(spec: object): Promise<Fault> {
+  const res = await control<Fault>(t.standin, '/faults', spec);
+  expect(res.status).toBe(200);
+  return res.body;
+}
+
+async function remaining(): Promise<number[]> {
+  return (await control<{ data: Fault[] }>(t.standin, '/faults')).body.data.map((f) => f.remaining);
+}
+
+describe('POST /_standin/faults', () => {
+  it('answers the fault with its defaults: any method, once, no delay', async () => {
+    const fault = await addFault({ path: '/v1/checkout/sessions', status: 500 });
+    expect(fault).toEqual({
+      id: expect.stringMatching(/^fault_/),
+      method: null,
+      path: '/v1/checkout/sessions',
+      status: 500,
+      delayMs: 0,
+      times: 1,
+      remaining: 1,
+    });
+    expect((await control<{ data: Fault[] }>(t.standin, '/faults')).body.data).toEqual([fault]);
+  });
+
+  it.each([
+    ['a path outside /v1', { path: '/_standin/events', status: 500 }, 'path'],
+    ['a * inside the path', { path: '/v1/*/expire', status: 500 }, 'path'],
+    ['a status Stripe faults do not have', { path: '/v1/refunds', status: 503 }, 'status'],
+    ['neither status nor delay', { path: '/v1/refunds' }, 'status'],
+    ['a negative delay', { path: '/v1/refunds', delayMs: -1 }, 'delayMs'],
+    ['times 0', { path: '/v1/refunds', status: 500, times: 0 }, 'times'],
+    ['an unknown method', { method: 'PATCH', path: '/v1/refunds', status: 500 }, 'method'],
+    ['a 409 for GETs, which carry no Idempotency-Key', { method: 'get', path: '/v1/events', status: 409 }, 'status'],
+  ])('refuses %s', async (_case, spec, param) => {
+    const res = await control<{ error: { param: string } }>(t.standin, '/faults', spec);
+    expect(res).toMatchObject({ status: 400, body: { error: { param } } });
+    expect(await remaining()).toEqual([]);
+  });
+});
+
+describe('matching and counting down', () => {
+  it('affects `times` matching requests, by exact path or prefix, then disappears', async () => {
+    await addFault({ path: '/v1/checkout/sessions/*', status: 429, times: 2 });
+    // The prefix ends in a slash, so creating (POST /v1/checkout/sessions) is not affected.
+    const session = await createCartSession(t.stripe);
+    expect(await remaining()).toEqual([2]);
+
+    expect((await stripeError(t.stripe.checkout.sessions.retrieve(session.id))).statusCode).toBe(429);
+    expect(await remaining()).toEqual([1]);
+    expect((await stripeError(t.stripe.checkout.sessions.listLineItems(session.id))).statusCode).toBe(429);
+    expect(await remaining()).toEqual([]);
+    expect((await t.stripe.checkout.sessions.retrieve(session.id)).id).toBe(session.id);
+  });
+
+  it('matches only its method, and only /v1 requests', async () => {
+    const session = await createCartSession(t.stripe);
+    await addFault({ method: 'GET', path: `/v1/checkout/sessions/${session.id}*`, status: 500 });
+    expect((await t.stripe.checkout.sessions.expire(session.id)).status).toBe('expired');
+    expect((await fetch(`${t.standin.url}/c/pay/${session.id}`)).status).toBe(410);
+    expect(await remaining()).toEqual([1]);
+  });
+
+  it('lets the oldest matching fault act first', async () => {
+    await addFault({ path: '/v1/events', status: 429 });
+    await addFault({ path: '/v1/events*', status: 429, times: 3 });
+    await stripeError(t.stripe.events.list());
+    expect(await remaining()).toEqual([3]);
+  });
+
+  it('counts the retries stripe-node makes of a GET that failed with 500 (no Stripe-Should-Retry)', async () => {
+    const session = await createCartSession(t.stripe);
+    await addFault({ method: 'GET', path: '/v1/checkout/sessions/*', status: 500, times: 2 });
+    const retrying = clientFor(t.standin, API_KEY, 2);
+    const attempts: Stripe.RequestEvent[] = [];
+    retrying.on('request', (event: Stripe.RequestEvent) => attempts.push(event));
+    expect((await retrying.checkout.sessions.retrieve(session.id)).id).toBe(session.id);
+    expect(attempts).toHaveLength(3);
+    expect(await remaining()).toEqual([]);
+  });
+
+  it('clears one fault or all of them', async () => {
+    const first = await addFault({ path: '/v1/refunds', status: 500 });
+    await addFault({ path: '/v1/events', status: 429 });
+    await addFault({ path: '/v1/charges/*', delayMs: 10 });
+
+    expect(await control(t.standin, `/faults/${first.id}`, undefined, 'DELETE')).toEqual({
+      status: 200,
+      body: { ...first, deleted: true },
+    });
+    expect((await control(t.standin, `/faults/${first.id}`, undefined, 'DELETE')).status).toBe(404);
+    expect(await remaining()).toEqual([1, 1]);
+    expect((await control(t.standin, '/faults', undefined, 'DELETE')).body).toEqual({ deleted: 2 });
+    expect(await remaining()).toEqual([]);
+  });
+});
+
+describe('what each fault answers', () => {
+  it('404: resource_missing for the object in the path, or an unrecognized URL when it names none', async () => {
+    await addFault({ path: '/v1/payment_intents/*', status: 404 });
+    const intent = await stripeError(t.stripe.paymentIntents.retrieve('pi_123'));
+    expect(intent).toMatchObject({ statusCode: 404, code: 'resource_missing', param: 'intent', message: "No such payment_intent: 'pi_123'" });
+
+    await addFault({ path: '/v1/events', status: 404 });
+    const list = await stripeError(t.stripe.events.list());
+    expect(list).toMatchObject({ statusCode: 404, message: expect.stringMatching(/^Unrecognized request URL \(GET: \/v1\/events\)/) });
+  });
+
+  it('delayMs alone: the request is held, then acts normally', async () => {
+    const session = await createCartSession(t.stripe);
+    await addFault({ path: `/v1/checkout/sessions/${session.id}/expire`, delayMs: 200 });
+    const started = Date.now();
+    const expired = await t.stripe.checkout.sessions.expire(session.id);
+    // Node's timers may fire a millisecond early by Date.now().
+    expect(Date.now() - started).toBeGreaterThanOrEqual(199);
+    expect(expired.status).toBe('expired');
+  });
+
+  it('delayMs with a status: held, then fails', async () => {
+    await addFault({ path: '/v1/events', status: 429, delayMs: 200 });
+    const started = Date.now();
+    expect((await stripeError(t.stripe.events.list())).statusCode).toBe(429);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(199);
+  });
+
+  it('a closed stand-in drops the requests it holds instead of acting on them later', async () => {
+    const log: string[] = [];
+    const own = await startTestStandin({ log: (line) => log.push(line) });
+    const stripe = clientFor(own.standin, API_KEY);
+    await control(own.standin, '/faults', { path: '/v1/checkout/sessions', delayMs: 200 });
+    const held = createCartSession(stripe).then(
+      () => 'answered',
+      () => 'dropped',
+    );
+    await waitFor(async () => (await control<{ data: Fault[] }>(own.standin, '/faults')).body.data.length === 0);
+    await own.standin.close();
+    expect(await held).toBe('dropped');
+    // Nothing to wait on for something that must not happen: give the hold twice its time.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(log.filter((line) => line.includes('created'))).toEqual([]);
+  });
+});
