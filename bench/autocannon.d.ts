@@ -6,7 +6,10 @@ declare module 'autocannon' {
     headers?: Record<string, string>;
     body?: string | Buffer;
     /** Called before each request is sent (and once per connection when it is created). */
-    setupRequest?: (request: AutocannonRequest, context: Record<string, unknown>) => AutocannonRequest | null | undefined;
+    setupRequest?: (
+      request: AutocannonRequest,
+      context: Record<string, unknown>,
+    ) => AutocannonRequest | null | undefined;
     onResponse?: (status: number, body: string, context: Record<string, unknown>) => void;
   }
 
@@ -52,7 +55,10 @@ declare module 'autocannon' {
   export interface AutocannonInstance {
     stop(): void;
     /** Each answer (client, statusCode, resBytes, responseTime ms). */
-    on(event: 'response', listener: (client: unknown, statusCode: number, resBytes: number, responseTime: number) => void): this;
+    on(
+      event: 'response',
+      listener: (client: unknown, statusCode: number, resBytes: number, responseTime: number) => void,
+    ): this;
   }
 
   export default function autocannon(

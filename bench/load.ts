@@ -35,7 +35,7 @@
  *                the load, so the emulator only takes the Worker's publishes (as the issue measured
  *                its CPU: "the emulator without the push relay").
  */
-import autocannon, { type AutocannonResult } from 'autocannon';
+
 import { execFileSync, fork, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -45,22 +45,23 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
-import Stripe from 'stripe';
 import { createPubSubAdmin, type PubSubAdmin, type ReceivedMessage } from '@edge-checkout/dev-stack/pubsub-admin';
 import { createDevToken } from '@edge-checkout/dev-stack/token';
-import { findInspector, Profiler, summariseProfile, type ProfileSummary } from './lib/cpu-profile.ts';
+import autocannon, { type AutocannonResult } from 'autocannon';
+import pg from 'pg';
+import Stripe from 'stripe';
+import { findInspector, Profiler, type ProfileSummary, summariseProfile } from './lib/cpu-profile.ts';
 import {
   CLK_TCK,
+  type CpuWindow,
   cpuWindow,
   processGroup,
   processTree,
   singleProcess,
   snapshot,
+  type Unit,
   waitForQuiet,
   wranglerUnits,
-  type CpuWindow,
-  type Unit,
 } from './lib/proc-cpu.ts';
 import type { HostMessage, LineCounts } from './stack-host.ts';
 
@@ -127,12 +128,14 @@ function positiveIntOrZero(name: string, text: string): number {
 }
 function positiveInt(name: string, text: string): number {
   const value = Number(text);
-  if (!Number.isInteger(value) || value < 0 || (value === 0 && name !== 'seed')) fail(`--${name} must be a positive integer, not ${text}`);
+  if (!Number.isInteger(value) || value < 0 || (value === 0 && name !== 'seed'))
+    fail(`--${name} must be a positive integer, not ${text}`);
   return value;
 }
 function fraction(name: string, text: string): number {
   const value = Number(text);
-  if (!Number.isFinite(value) || value < 0 || value > 10) fail(`--${name} must be a number from 0 to 10 (0.2 = 20 %), not ${text}`);
+  if (!Number.isFinite(value) || value < 0 || value > 10)
+    fail(`--${name} must be a number from 0 to 10 (0.2 = 20 %), not ${text}`);
   return value;
 }
 function oneOf<const T extends readonly string[]>(name: string, text: string, allowed: T): T[number] {
@@ -211,12 +214,18 @@ async function startBaseline(dataDir: string, webhookSecret: string, log: boolea
   const child = spawn(
     process.execPath,
     [
-      wranglerBin, 'dev',
-      '--config', path.join(REPO_ROOT, 'bench', 'verify-only', 'wrangler.toml'),
-      '--ip', '127.0.0.1',
-      '--port', String(port),
-      '--inspector-port', String(inspectorPort),
-      '--env-file', envFile,
+      wranglerBin,
+      'dev',
+      '--config',
+      path.join(REPO_ROOT, 'bench', 'verify-only', 'wrangler.toml'),
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--inspector-port',
+      String(inspectorPort),
+      '--env-file',
+      envFile,
       '--show-interactive-dev-session=false',
     ],
     { cwd: REPO_ROOT, env: { ...process.env, ...WRANGLER_ENV }, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
@@ -296,11 +305,15 @@ async function prepareCheckouts(stack: Stack, n: number, concurrency: number): P
   let next = 0;
   let lastReport = Date.now();
 
-  const call = async (url: string, init: RequestInit, expected: number[]): Promise<any> => {
+  const call = async (
+    url: string,
+    init: RequestInit,
+    expected: number[],
+  ): Promise<{ id: string; sessionId: string }> => {
     for (let attempt = 1; ; attempt++) {
       const res = await fetch(url, init);
       const text = await res.text();
-      if (expected.includes(res.status)) return text ? JSON.parse(text) : undefined;
+      if (expected.includes(res.status)) return JSON.parse(text || '{}');
       // 503: the Worker says try again (e.g. the stand-in busy); anything else is a failure.
       if (res.status === 503 && attempt < 5) {
         await sleep(200 * attempt);
@@ -311,12 +324,24 @@ async function prepareCheckouts(stack: Stack, n: number, concurrency: number): P
   };
 
   const one = async (i: number): Promise<Prepared> => {
-    const token = await createDevToken({ userId: `bench-${i}-${randomUUID().slice(0, 8)}`, secret: jwtSecret, ttlSeconds: 3_600 });
+    const token = await createDevToken({
+      userId: `bench-${i}-${randomUUID().slice(0, 8)}`,
+      secret: jwtSecret,
+      ttlSeconds: 3_600,
+    });
     const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
     const cart = await call(`${stack.workerUrl}/v1/carts`, { method: 'POST', headers }, [201]);
-    await call(`${stack.workerUrl}/v1/carts/${cart.id}/items/tshirt-classic`, { method: 'PUT', headers, body: JSON.stringify({ quantity: 1 }) }, [200]);
+    await call(
+      `${stack.workerUrl}/v1/carts/${cart.id}/items/tshirt-classic`,
+      { method: 'PUT', headers, body: JSON.stringify({ quantity: 1 }) },
+      [200],
+    );
     const checkout = await call(`${stack.workerUrl}/v1/carts/${cart.id}/checkout`, { method: 'POST', headers }, [201]);
-    await call(`${stripeBase}/_standin/sessions/${checkout.sessionId}/pay`, { method: 'POST', body: JSON.stringify({ outcome: 'paid' }) }, [200]);
+    await call(
+      `${stripeBase}/_standin/sessions/${checkout.sessionId}/pay`,
+      { method: 'POST', body: JSON.stringify({ outcome: 'paid' }) },
+      [200],
+    );
     return { cartId: cart.id, sessionId: checkout.sessionId };
   };
 
@@ -406,7 +431,9 @@ function fire(baseUrl: string, events: SignedEvent[], connections: number, timeo
         if (err) return reject(err);
         // autocannon notices the end on its 1 s tick: time the run from its start to the last answer.
         const durationS = (lastResponse - started) / 1000;
-        const statusCodes = Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, s]) => [code, s.count]));
+        const statusCodes = Object.fromEntries(
+          Object.entries(result.statusCodeStats ?? {}).map(([code, s]) => [code, s.count]),
+        );
         const requests = Object.values(statusCodes).reduce((a, b) => a + b, 0);
         resolve({
           requests,
@@ -435,7 +462,17 @@ function fire(baseUrl: string, events: SignedEvent[], connections: number, timeo
 /** A few signed events the Worker acknowledges and ignores (no database): JIT and connections warm. */
 function warmupEvents(secret: string, count: number): SignedEvent[] {
   const bodies = Array.from({ length: count }, (_, i) =>
-    JSON.stringify({ id: `evt_bench_warmup_${i}`, object: 'event', type: 'bench.warmup', created: Math.floor(Date.now() / 1000), data: { object: {} } }, null, 2),
+    JSON.stringify(
+      {
+        id: `evt_bench_warmup_${i}`,
+        object: 'event',
+        type: 'bench.warmup',
+        created: Math.floor(Date.now() / 1000),
+        data: { object: {} },
+      },
+      null,
+      2,
+    ),
   );
   return sign(bodies, secret);
 }
@@ -453,7 +490,12 @@ interface PublishedCheck {
   lastPublishAfterLoadMs: number | null;
 }
 
-async function readPublished(admin: PubSubAdmin, subscription: string, expectedCarts: Set<string>, loadEnd: number): Promise<PublishedCheck> {
+async function readPublished(
+  admin: PubSubAdmin,
+  subscription: string,
+  expectedCarts: Set<string>,
+  loadEnd: number,
+): Promise<PublishedCheck> {
   const messages: ReceivedMessage[] = [];
   const paidCarts = new Map<string, number>();
   const deadline = Date.now() + 60_000;
@@ -462,7 +504,10 @@ async function readPublished(admin: PubSubAdmin, subscription: string, expectedC
   while (Date.now() < deadline) {
     const batch = await admin.pull(subscription, 1000);
     if (batch.length > 0) {
-      await admin.ack(subscription, batch.map((m) => m.ackId));
+      await admin.ack(
+        subscription,
+        batch.map((m) => m.ackId),
+      );
       messages.push(...batch);
       for (const m of batch) {
         if (m.attributes.eventType === 'cart.paid' && expectedCarts.has(m.attributes.cartId ?? '')) {
@@ -476,7 +521,8 @@ async function readPublished(admin: PubSubAdmin, subscription: string, expectedC
     await sleep(100);
   }
   const byEventId = new Map<string, number>();
-  for (const m of messages) byEventId.set(m.attributes.eventId ?? m.messageId, (byEventId.get(m.attributes.eventId ?? m.messageId) ?? 0) + 1);
+  for (const m of messages)
+    byEventId.set(m.attributes.eventId ?? m.messageId, (byEventId.get(m.attributes.eventId ?? m.messageId) ?? 0) + 1);
   const publishTimes = messages.map((m) => Date.parse(m.publishTime)).filter(Number.isFinite);
   return {
     carts: paidCarts.size,
@@ -484,7 +530,9 @@ async function readPublished(admin: PubSubAdmin, subscription: string, expectedC
     lost: expectedCarts.size - paidCarts.size,
     duplicated: [...paidCarts.values()].reduce((sum, count) => sum + count - 1, 0),
     duplicateEventIds: [...byEventId.values()].reduce((sum, count) => sum + count - 1, 0),
-    otherMessages: messages.filter((m) => !(m.attributes.eventType === 'cart.paid' && expectedCarts.has(m.attributes.cartId ?? ''))).length,
+    otherMessages: messages.filter(
+      (m) => !(m.attributes.eventType === 'cart.paid' && expectedCarts.has(m.attributes.cartId ?? '')),
+    ).length,
     lastPublishAfterLoadMs: publishTimes.length > 0 ? Math.max(...publishTimes) - loadEnd : null,
   };
 }
@@ -515,7 +563,12 @@ async function databaseChecks(databaseUrl: string, carts: string[], eventIds: st
       cartsPaid: byStatus.paid ?? 0,
       cartStatuses: byStatus,
       paymentEvents: Object.fromEntries(events.rows.map((r) => [r.outcome, Number(r.count)])),
-      outbox: { cartPaidRows: Number(o.paid_rows), published: Number(o.published), pending: Number(o.pending), failed: Number(o.failed) },
+      outbox: {
+        cartPaidRows: Number(o.paid_rows),
+        published: Number(o.published),
+        pending: Number(o.pending),
+        failed: Number(o.failed),
+      },
     };
   } finally {
     await client.end();
@@ -565,20 +618,35 @@ function shuffle<T>(items: T[], rnd: () => number): T[] {
 
 function git(...gitArgs: string[]): string {
   try {
-    return execFileSync('git', gitArgs, { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trimEnd();
+    return execFileSync('git', gitArgs, {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trimEnd();
   } catch {
     return '';
   }
 }
 
-const fmt = (value: number | null | undefined, digits = 1) => (value === undefined || value === null || !Number.isFinite(value) ? '?' : value.toFixed(digits));
+const fmt = (value: number | null | undefined, digits = 1) =>
+  value === undefined || value === null || !Number.isFinite(value) ? '?' : value.toFixed(digits);
 
 // ---------------------------------------------------------------------------------------------
 // The run
 
 const commit = git('rev-parse', '--short', 'HEAD') || 'unknown';
 // The Worker is whatever worker/src holds on disk while wrangler runs, committed or not.
-const dirty = git('status', '--porcelain', '--', 'worker', 'bridge/src', 'tools', 'migrations', 'wrangler.toml', 'package-lock.json')
+const dirty = git(
+  'status',
+  '--porcelain',
+  '--',
+  'worker',
+  'bridge/src',
+  'tools',
+  'migrations',
+  'wrangler.toml',
+  'package-lock.json',
+)
   .split('\n')
   .filter(Boolean)
   .map((line) => line.slice(3));
@@ -596,7 +664,8 @@ const dataDir = mkdtempSync(path.join(tmpdir(), 'edge-checkout-load-'));
 const toStop: Array<() => Promise<void>> = [];
 let interrupted = false;
 const cleanUp = async () => {
-  for (let stop = toStop.pop(); stop; stop = toStop.pop()) await stop().catch((err: unknown) => progress(`stopping: ${(err as Error).message}`));
+  for (let stop = toStop.pop(); stop; stop = toStop.pop())
+    await stop().catch((err: unknown) => progress(`stopping: ${(err as Error).message}`));
   rmSync(dataDir, { recursive: true, force: true });
 };
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -623,16 +692,23 @@ try {
   progress(`starting the local stack in ${dataDir} (Pub/Sub ${options.pubsub})`);
   const stack = await startStack(dataDir, configured);
   toStop.push(() => stack.stop());
-  const registry = JSON.parse(readFileSync(path.join(dataDir, 'dev-processes.json'), 'utf8')) as Record<string, { pgid: number }>;
+  const registry = JSON.parse(readFileSync(path.join(dataDir, 'dev-processes.json'), 'utf8')) as Record<
+    string,
+    { pgid: number }
+  >;
   const wranglerPid = registry.wrangler?.pgid;
   if (!wranglerPid) throw new Error('the stack recorded no wrangler process');
   const publicPort = Number(new URL(stack.workerUrl).port);
   const postmasterPid = Number(readFileSync(path.join(dataDir, 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0]);
   if (options.pubsub === 'on' && !registry['pubsub-emulator']) {
-    throw new Error('no Pub/Sub emulator on this machine (gcloud with the pubsub-emulator component and Java): use --pubsub off or none');
+    throw new Error(
+      'no Pub/Sub emulator on this machine (gcloud with the pubsub-emulator component and Java): use --pubsub off or none',
+    );
   }
   const webhookSecret = stack.vars.STRIPE_WEBHOOK_SECRET!.split(',')[0]!.trim();
-  progress(`stack ready: Worker ${stack.workerUrl} (wrangler ${wranglerPid}), postgres ${postmasterPid}, stack node ${stack.hostPid}`);
+  progress(
+    `stack ready: Worker ${stack.workerUrl} (wrangler ${wranglerPid}), postgres ${postmasterPid}, stack node ${stack.hostPid}`,
+  );
   const countsAtStart = await stack.counts();
 
   let baseline: Baseline | null = null;
@@ -648,29 +724,41 @@ try {
   // request to wrangler per message): after the preparation that exhausts workerd's file descriptors.
   let profiler: Profiler | null = null;
   if (options.profile) {
-    const [leader, port] = options.profileTarget === 'ours' ? [wranglerPid, publicPort] : [baseline?.pid, baseline?.port];
+    const [leader, port] =
+      options.profileTarget === 'ours' ? [wranglerPid, publicPort] : [baseline?.pid, baseline?.port];
     if (!leader || !port) throw new Error('--profile-target baseline needs --baseline on');
     const url = await findInspector(leader, port);
-    progress(`attaching the profiler to the ${options.profileTarget === 'ours' ? 'Worker' : 'verify-only Worker'} through wrangler's inspector ${url}`);
+    progress(
+      `attaching the profiler to the ${options.profileTarget === 'ours' ? 'Worker' : 'verify-only Worker'} through wrangler's inspector ${url}`,
+    );
     profiler = await Profiler.connect(url);
     toStop.push(async () => profiler!.close());
   }
 
   // ---- prepare
   const stripeBase = stack.vars.STRIPE_API_BASE!;
-  const off = await fetch(`${stripeBase}/_standin/webhooks`, { method: 'POST', body: JSON.stringify({ enabled: false }) });
+  const off = await fetch(`${stripeBase}/_standin/webhooks`, {
+    method: 'POST',
+    body: JSON.stringify({ enabled: false }),
+  });
   if (!off.ok) throw new Error(`could not switch the stand-in's webhooks off: ${off.status}`);
   const preparedAt = performance.now();
-  progress(`preparing ${options.n} + ${options.warmup} (warm-up) checkouts (cart, item, checkout, paid at the stand-in without webhook)…`);
+  progress(
+    `preparing ${options.n} + ${options.warmup} (warm-up) checkouts (cart, item, checkout, paid at the stand-in without webhook)…`,
+  );
   const prepared = await prepareCheckouts(stack, options.n + options.warmup, options.prepareConcurrency);
   const prepareS = round((performance.now() - preparedAt) / 1000, 1);
   progress(`prepared ${prepared.length} checkouts in ${prepareS} s`);
 
   const standinEvents = (await (await fetch(`${stripeBase}/_standin/events`)).json()) as { data: StandinEvent[] };
   const sessions = new Map(prepared.map((p) => [p.sessionId, p.cartId]));
-  const completed = standinEvents.data.filter((e) => e.event.type === 'checkout.session.completed' && sessions.has(e.event.data.object.id));
+  const completed = standinEvents.data.filter(
+    (e) => e.event.type === 'checkout.session.completed' && sessions.has(e.event.data.object.id),
+  );
   if (completed.length !== options.n + options.warmup) {
-    throw new Error(`expected ${options.n + options.warmup} checkout.session.completed events at the stand-in, found ${completed.length}`);
+    throw new Error(
+      `expected ${options.n + options.warmup} checkout.session.completed events at the stand-in, found ${completed.length}`,
+    );
   }
   // As the stand-in (and Stripe) sends them: indented JSON. The first ones warm every process of
   // the path (JIT of workerd, Node, the emulator's JVM; Postgres' caches) and are not measured.
@@ -684,7 +772,9 @@ try {
       ? shuffle([...uniqueBodies], rnd).slice(0, duplicateCount)
       : Array.from({ length: duplicateCount }, () => uniqueBodies[Math.floor(rnd() * uniqueBodies.length)]!);
   const bodies = shuffle([...uniqueBodies, ...duplicates], rnd);
-  progress(`${bodies.length} webhook deliveries: ${options.n} events + ${duplicateCount} re-sent, shuffled (seed ${options.seed})`);
+  progress(
+    `${bodies.length} webhook deliveries: ${options.n} events + ${duplicateCount} re-sent, shuffled (seed ${options.seed})`,
+  );
 
   // A pull subscription made before the load sees every message published from now on.
   let admin: PubSubAdmin | null = null;
@@ -696,8 +786,15 @@ try {
     // the emulator's CPU is what the Worker's publishing costs it.
     if (options.relay === 'off') await admin.deleteSubscription(`${stack.vars.PUBSUB_TOPIC!}-relay`);
     // Messages of the preparation (none expected: nothing was paid through the Worker yet).
-    for (let batch = await admin.pull(subscription, 1000); batch.length > 0; batch = await admin.pull(subscription, 1000)) {
-      await admin.ack(subscription, batch.map((m) => m.ackId));
+    for (
+      let batch = await admin.pull(subscription, 1000);
+      batch.length > 0;
+      batch = await admin.pull(subscription, 1000)
+    ) {
+      await admin.ack(
+        subscription,
+        batch.map((m) => m.ackId),
+      );
     }
   }
 
@@ -720,12 +817,22 @@ try {
   const baselineUnits: Record<string, Unit> = {};
   if (baseline) {
     const units = wranglerUnits(baseline.pid, baseline.port);
-    Object.assign(baselineUnits, { workerd: units.workerd, wranglerProxyWorkerd: units.proxy, wranglerNode: units.wrangler, bench: singleProcess(process.pid) });
+    Object.assign(baselineUnits, {
+      workerd: units.workerd,
+      wranglerProxyWorkerd: units.proxy,
+      wranglerNode: units.wrangler,
+      bench: singleProcess(process.pid),
+    });
   }
   // Everything the bench started, for telling other people's load apart.
-  const allUnits: Record<string, Unit> = { ...ourUnits, ...Object.fromEntries(Object.entries(baselineUnits).map(([k, v]) => [`baseline.${k}`, v])) };
+  const allUnits: Record<string, Unit> = {
+    ...ourUnits,
+    ...Object.fromEntries(Object.entries(baselineUnits).map(([k, v]) => [`baseline.${k}`, v])),
+  };
 
-  let baselineResult: (LoadResult & { cpu: CpuWindow; quiet: { waitedS: number; othersCores: number }; profiled: boolean }) | null = null;
+  let baselineResult:
+    | (LoadResult & { cpu: CpuWindow; quiet: { waitedS: number; othersCores: number }; profiled: boolean })
+    | null = null;
   let profileSummary: ProfileSummary | null = null;
   const startProfile = async (target: 'ours' | 'baseline') => {
     if (!profiler || options.profileTarget !== target) return null;
@@ -738,13 +845,17 @@ try {
     writeFileSync(options.profile!, JSON.stringify(profile));
     // Resolve through the bundle's source map now: wrangler removes its temp folder when it stops.
     const summary = summariseProfile(profile, profiler.scripts, 25);
-    progress(`profile written to ${options.profile} (${summary.samples} samples, isolate busy ${summary.busyPct} % of the sampled time)`);
+    progress(
+      `profile written to ${options.profile} (${summary.samples} samples, isolate busy ${summary.busyPct} % of the sampled time)`,
+    );
     return summary;
   };
   if (baseline) {
     await fire(baseline.url, warmupEvents(webhookSecret, 50), options.connections, options.timeoutS);
     const quiet = await waitForQuiet(allUnits, { maxS: options.quietWaitS, log: progress });
-    progress(`baseline: ${bodies.length} deliveries over ${options.connections} connections at the verify-only Worker…`);
+    progress(
+      `baseline: ${bodies.length} deliveries over ${options.connections} connections at the verify-only Worker…`,
+    );
     const profiling = await startProfile('baseline');
     const events = sign(bodies, webhookSecret);
     const before = snapshot(baselineUnits);
@@ -752,7 +863,9 @@ try {
     const after = snapshot(baselineUnits);
     baselineResult = { ...result, cpu: cpuWindow(before, after, result.requests), quiet, profiled: profiling !== null };
     if (profiling) profileSummary = await finishProfile(profiling);
-    progress(`baseline: ${result.reqPerSec} req/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, non-2xx ${result.non2xx}`);
+    progress(
+      `baseline: ${result.reqPerSec} req/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, non-2xx ${result.non2xx}`,
+    );
   }
 
   // ---- ours
@@ -763,7 +876,9 @@ try {
   }
   const quiet = await waitForQuiet(allUnits, { maxS: options.quietWaitS, log: progress });
   const profiling = await startProfile('ours');
-  progress(`ours: ${bodies.length} deliveries over ${options.connections} connections at ${stack.workerUrl}/v1/webhooks/stripe…`);
+  progress(
+    `ours: ${bodies.length} deliveries over ${options.connections} connections at ${stack.workerUrl}/v1/webhooks/stripe…`,
+  );
   const events = sign(bodies, webhookSecret);
   const countsBefore = await stack.counts();
   const before = snapshot(ourUnits);
@@ -777,7 +892,9 @@ try {
     (Object.keys(countsAfter) as (keyof LineCounts)[]).map((key) => [key, countsAfter[key] - countsBefore[key]]),
   ) as unknown as LineCounts;
   const ours = { ...result, cpu: cpuWindow(before, after, result.requests), quiet, wranglerLog };
-  progress(`ours: ${result.reqPerSec} req/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, non-2xx ${result.non2xx}`);
+  progress(
+    `ours: ${result.reqPerSec} req/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, non-2xx ${result.non2xx}`,
+  );
 
   // After the 2 s above: the profile also holds the waitUntil work that outlived the answers.
   if (profiling) profileSummary = await finishProfile(profiling);
@@ -790,7 +907,10 @@ try {
   const db = await databaseChecks(stack.vars.DATABASE_URL!, [...cartIds], eventIds);
   // wrangler reloads the Worker when a file under worker/ changes: then the run measured two versions.
   const reloads = (await stack.counts()).reloads - countsAtStart.reloads;
-  if (reloads > 0) progress(`WARNING wrangler reloaded the Worker ${reloads} time(s) during the run (worker/ changed on disk): do not trust this run`);
+  if (reloads > 0)
+    progress(
+      `WARNING wrangler reloaded the Worker ${reloads} time(s) during the run (worker/ changed on disk): do not trust this run`,
+    );
 
   // ---- report
   const ratio = baselineResult
@@ -827,7 +947,13 @@ try {
       profile: options.profile ? path.relative(REPO_ROOT, options.profile) : null,
       profileTarget: options.profile ? options.profileTarget : null,
     },
-    deliveries: { events: options.n, resent: duplicateCount, total: bodies.length, warmupPayments: options.warmup, prepareS },
+    deliveries: {
+      events: options.n,
+      resent: duplicateCount,
+      total: bodies.length,
+      warmupPayments: options.warmup,
+      prepareS,
+    },
     workerReloadsDuringRun: reloads,
     ours: { ...ours, profiled: profiling !== null },
     baseline: baselineResult,
@@ -843,19 +969,26 @@ try {
     target: ratio ? { throughputAtLeast: 0.5, met: ratio.throughput >= 0.5 } : null,
     checks: {
       ...db,
-      published: published ?? { mode: options.pubsub, note: options.pubsub === 'off' ? 'Pub/Sub unreachable: rows stay pending' : 'no Pub/Sub settings: rows wait' },
+      published: published ?? {
+        mode: options.pubsub,
+        note: options.pubsub === 'off' ? 'Pub/Sub unreachable: rows stay pending' : 'no Pub/Sub settings: rows wait',
+      },
     },
     whereThingsRun: {
-      workerd: 'the Worker (wrangler dev\'s runtime process, started with --inspector-addr)',
-      wranglerProxyWorkerd: 'wrangler dev\'s proxy workerd: owns the public port and forwards every request to the Worker\'s workerd',
-      wranglerNode: 'wrangler\'s two Node processes (bin/wrangler.js, wrangler-dist/cli.js: logs, reload) and its esbuild',
+      workerd: "the Worker (wrangler dev's runtime process, started with --inspector-addr)",
+      wranglerProxyWorkerd:
+        "wrangler dev's proxy workerd: owns the public port and forwards every request to the Worker's workerd",
+      wranglerNode:
+        "wrangler's two Node processes (bin/wrangler.js, wrangler-dist/cli.js: logs, reload) and its esbuild",
       stackNode: 'bench/stack-host.ts: Neon SQL-over-HTTP proxy (pg pool of 10), Stripe stand-in, notification feed',
       postgres: 'postmaster and all its backends and workers',
-      pubsubEmulator: 'gcloud\'s Python and the emulator\'s Java (process group)',
+      pubsubEmulator: "gcloud's Python and the emulator's Java (process group)",
       relay: 'the notification relay (node, pushed to by the emulator)',
       bench: 'this process: autocannon and the checks',
     },
-    profile: profileSummary ? { target: options.profileTarget, file: path.relative(REPO_ROOT, options.profile!), ...profileSummary } : null,
+    profile: profileSummary
+      ? { target: options.profileTarget, file: path.relative(REPO_ROOT, options.profile!), ...profileSummary }
+      : null,
   };
 
   const c = ours.cpu.msPerRequest;
@@ -885,11 +1018,20 @@ try {
   if (profileSummary) {
     const lines = [
       `${options.profileTarget === 'ours' ? 'Worker' : 'verify-only Worker'} isolate CPU profile: ${profileSummary.samples} samples, busy ${profileSummary.busyPct} % of the sampled time (${profileSummary.nonIdleMs} ms); self time by area:`,
-      ...profileSummary.byArea.slice(0, 12).map((a) => `  ${fmt(a.selfPct, 1).padStart(5)} %  ${fmt(a.selfMs, 0).padStart(6)} ms  ${a.area}`),
+      ...profileSummary.byArea
+        .slice(0, 12)
+        .map((a) => `  ${fmt(a.selfPct, 1).padStart(5)} %  ${fmt(a.selfMs, 0).padStart(6)} ms  ${a.area}`),
       'top 25 functions by self time:',
-      ...profileSummary.top.map((r) => `  ${fmt(r.selfPct, 1).padStart(5)} %  ${fmt(r.selfMs, 0).padStart(6)} ms  ${r.function}  ${r.location}`),
+      ...profileSummary.top.map(
+        (r) => `  ${fmt(r.selfPct, 1).padStart(5)} %  ${fmt(r.selfMs, 0).padStart(6)} ms  ${r.function}  ${r.location}`,
+      ),
       'our functions by total time (self + callees, between awaits):',
-      ...profileSummary.ownTotals.slice(0, 15).map((r) => `  ${fmt(r.totalPct, 1).padStart(5)} %  ${fmt(r.totalMs, 0).padStart(6)} ms  ${r.function}  ${r.location}`),
+      ...profileSummary.ownTotals
+        .slice(0, 15)
+        .map(
+          (r) =>
+            `  ${fmt(r.totalPct, 1).padStart(5)} %  ${fmt(r.totalMs, 0).padStart(6)} ms  ${r.function}  ${r.location}`,
+        ),
     ];
     console.error(lines.join('\n'));
   }

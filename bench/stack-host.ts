@@ -12,7 +12,7 @@
  *
  * Options come as one JSON argument: { dataDir, configured }.
  */
-import { startLocalStack, type LocalStack } from '@edge-checkout/dev-stack/local-stack';
+import { type LocalStack, startLocalStack } from '@edge-checkout/dev-stack/local-stack';
 
 interface HostOptions {
   dataDir: string;
@@ -41,7 +41,8 @@ export interface LineCounts {
   reloads: number;
 }
 
-const send = (message: HostMessage) => new Promise<void>((resolve) => (process.send ? process.send(message, undefined, {}, () => resolve()) : resolve()));
+const send = (message: HostMessage) =>
+  new Promise<void>((resolve) => (process.send ? process.send(message, undefined, {}, () => resolve()) : resolve()));
 
 const options = JSON.parse(process.argv[2] ?? '{}') as HostOptions;
 const output: string[] = [];
@@ -49,7 +50,13 @@ let stack: LocalStack | undefined;
 // Problem lines go to the bench (the first 20: unreachable Pub/Sub logs one per webhook); all with BENCH_VERBOSE=1.
 const verbose = process.env.BENCH_VERBOSE === '1';
 let forwarded = 0;
-const counts: LineCounts = { wranglerLines: 0, wranglerErrors: 0, hungRequests: 0, crossRequestPromises: 0, reloads: 0 };
+const counts: LineCounts = {
+  wranglerLines: 0,
+  wranglerErrors: 0,
+  hungRequests: 0,
+  crossRequestPromises: 0,
+  reloads: 0,
+};
 let stopping: Promise<void> | undefined;
 
 const stop = (code: number) =>
@@ -94,10 +101,14 @@ try {
     wranglerOutput: 'print',
   });
   void stack.workerExited.then(({ code, signal }) => {
-    if (!stopping) void send({ type: 'line', line: `[bench] wrangler exited (${signal ?? `code ${code}`}) during the run` });
+    if (!stopping)
+      void send({ type: 'line', line: `[bench] wrangler exited (${signal ?? `code ${code}`}) during the run` });
   });
   await send({ type: 'ready', workerUrl: stack.workerUrl, workerVars: stack.workerVars, pid: process.pid });
 } catch (err) {
-  await send({ type: 'failed', message: `${(err as Error).message}\n--- last output of the stack ---\n${output.slice(-40).join('\n')}` });
+  await send({
+    type: 'failed',
+    message: `${(err as Error).message}\n--- last output of the stack ---\n${output.slice(-40).join('\n')}`,
+  });
   await stop(1);
 }

@@ -12,12 +12,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import Stripe from 'stripe';
 import { startLocalStack } from '@edge-checkout/dev-stack/local-stack';
 import { createPubSubAdmin } from '@edge-checkout/dev-stack/pubsub-admin';
 import { Shopper } from '@edge-checkout/test-support/shopper';
 import { StandinControls } from '@edge-checkout/test-support/standin';
 import { TopicReader } from '@edge-checkout/test-support/topics';
+import Stripe from 'stripe';
 
 const rounds = Number(process.argv[2] ?? 20);
 const dataDir = mkdtempSync(path.join(tmpdir(), 'edge-checkout-bench-'));
@@ -39,7 +39,10 @@ try {
   const vars = stack.workerVars;
   if (!vars.PUBSUB_EMULATOR_HOST) throw new Error('no Pub/Sub emulator on this machine: nothing to measure');
   const standin = new StandinControls(vars.STRIPE_API_BASE!);
-  const topic = await TopicReader.subscribe(createPubSubAdmin({ host: vars.PUBSUB_EMULATOR_HOST, projectId: vars.GCP_PROJECT_ID! }), vars.PUBSUB_TOPIC!);
+  const topic = await TopicReader.subscribe(
+    createPubSubAdmin({ host: vars.PUBSUB_EMULATOR_HOST, projectId: vars.GCP_PROJECT_ID! }),
+    vars.PUBSUB_TOPIC!,
+  );
   const toPublished: number[] = [];
   const toReceived: number[] = [];
   const answers: number[] = [];
@@ -49,7 +52,10 @@ try {
     const cart = await shopper.fillCart({ 'tshirt-classic': 1 });
     const checkout = await shopper.checkout(cart.id);
     await standin.webhooksEnabled(false);
-    await fetch(`${vars.STRIPE_API_BASE}/_standin/sessions/${checkout.sessionId}/pay`, { method: 'POST', body: '{"outcome":"paid"}' });
+    await fetch(`${vars.STRIPE_API_BASE}/_standin/sessions/${checkout.sessionId}/pay`, {
+      method: 'POST',
+      body: '{"outcome":"paid"}',
+    });
     await standin.webhooksEnabled(true);
     const [completed] = await standin.events(checkout.sessionId);
     const payload = JSON.stringify(completed!.event, null, 2);

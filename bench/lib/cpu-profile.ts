@@ -23,7 +23,6 @@ import { descendantsOf, isWranglerProxy, readProcs } from './proc-cpu.ts';
 const REPO_ROOT = path.resolve(import.meta.dirname, '..', '..');
 const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
 
-
 /** The DevTools endpoint wrangler serves for the Worker: a listening port of its proxy workerd. */
 export async function findInspector(wranglerLeader: number, publicPort: number): Promise<string> {
   const procs = readProcs();
@@ -79,7 +78,13 @@ export class Profiler {
   readonly scripts = new Map<string, string>();
   private constructor(private readonly ws: WebSocket) {
     ws.on('message', (data) => {
-      const message = JSON.parse(String(data)) as { id?: number; method?: string; params?: { scriptId?: string; url?: string }; result?: unknown; error?: unknown };
+      const message = JSON.parse(String(data)) as {
+        id?: number;
+        method?: string;
+        params?: { scriptId?: string; url?: string };
+        result?: unknown;
+        error?: unknown;
+      };
       if (message.method === 'Debugger.scriptParsed' && message.params?.scriptId && message.params.url) {
         this.scripts.set(message.params.scriptId, message.params.url);
       }
@@ -177,7 +182,8 @@ export function summariseProfile(profile: CpuProfile, scripts: Map<string, strin
   const samples = profile.samples ?? [];
   const deltas = profile.timeDeltas ?? [];
   // timeDeltas[i] is the time from sample i-1 to sample i; that interval is charged to sample i.
-  for (let i = 0; i < samples.length; i++) selfUs.set(samples[i]!, (selfUs.get(samples[i]!) ?? 0) + Math.max(0, deltas[i] ?? 0));
+  for (let i = 0; i < samples.length; i++)
+    selfUs.set(samples[i]!, (selfUs.get(samples[i]!) ?? 0) + Math.max(0, deltas[i] ?? 0));
   const maps = new Map<string, SourceMap | null>();
   const mapFor = (url: string): SourceMap | null => {
     if (!maps.has(url)) {
@@ -200,10 +206,16 @@ export function summariseProfile(profile: CpuProfile, scripts: Map<string, strin
     const scriptUrl = scripts.get(frame.scriptId) ?? frame.url;
     const map = mapFor(scriptUrl);
     if (map && frame.lineNumber >= 0) {
-      const entry = map.findEntry(frame.lineNumber, Math.max(0, frame.columnNumber)) as { originalSource?: string; originalLine?: number; originalColumn?: number };
+      const entry = map.findEntry(frame.lineNumber, Math.max(0, frame.columnNumber)) as {
+        originalSource?: string;
+        originalLine?: number;
+        originalColumn?: number;
+      };
       if (entry?.originalSource) {
         const source = entry.originalSource.replace(/^file:\/\//, '');
-        const relative = path.isAbsolute(source) ? path.relative(REPO_ROOT, source) : path.normalize(source).replace(/^(\.\.\/)+/, '');
+        const relative = path.isAbsolute(source)
+          ? path.relative(REPO_ROOT, source)
+          : path.normalize(source).replace(/^(\.\.\/)+/, '');
         return `${relative}:${entry.originalLine! + 1}`;
       }
     }
@@ -236,7 +248,7 @@ export function summariseProfile(profile: CpuProfile, scripts: Map<string, strin
     // A builtin without a name (runtime code called from JS): say who called it.
     if (!node.callFrame.url && !node.callFrame.functionName) {
       const caller = parents.get(node.id);
-      if (caller && caller.callFrame.url) {
+      if (caller?.callFrame.url) {
         fn = `(native, called from ${caller.callFrame.functionName || '(anonymous)'})`;
         location = locate(caller.callFrame);
       }
@@ -258,7 +270,11 @@ export function summariseProfile(profile: CpuProfile, scripts: Map<string, strin
     .filter((row) => row.function !== '(idle)')
     .sort((a, b) => b.selfMs - a.selfMs)
     .slice(0, top)
-    .map((row) => ({ ...row, selfMs: round(row.selfMs, 1), selfPct: round((100 * row.selfMs) / Math.max(1e-9, totalMs), 1) }));
+    .map((row) => ({
+      ...row,
+      selfMs: round(row.selfMs, 1),
+      selfPct: round((100 * row.selfMs) / Math.max(1e-9, totalMs), 1),
+    }));
   // Totals: walk each sample's stack once, counting a function once however often it recurs.
   const keyOf = new Map<number, { key: string; fn: string; location: string }>();
   for (const node of nodes.values()) {
@@ -282,10 +298,19 @@ export function summariseProfile(profile: CpuProfile, scripts: Map<string, strin
   const ownTotals = [...totals.values()]
     .sort((a, b) => b.us - a.us)
     .slice(0, top)
-    .map((t) => ({ totalMs: round(t.us / 1000, 1), totalPct: round((100 * t.us) / 1000 / Math.max(1e-9, totalMs), 1), function: t.fn, location: t.location }));
+    .map((t) => ({
+      totalMs: round(t.us / 1000, 1),
+      totalPct: round((100 * t.us) / 1000 / Math.max(1e-9, totalMs), 1),
+      function: t.fn,
+      location: t.location,
+    }));
   const byArea = [...areas.entries()]
     .sort((a, b) => b[1] - a[1])
-    .map(([name, us]) => ({ area: name, selfMs: round(us / 1000, 1), selfPct: round((100 * us) / 1000 / Math.max(1e-9, totalMs), 1) }));
+    .map(([name, us]) => ({
+      area: name,
+      selfMs: round(us / 1000, 1),
+      selfPct: round((100 * us) / 1000 / Math.max(1e-9, totalMs), 1),
+    }));
   return {
     samples: samples.length,
     nonIdleMs: round(totalMs, 1),

@@ -81,16 +81,25 @@ export function cmdline(pid: number): string {
 /** Which processes make up a unit right now, and whose reaped children count too. */
 export type Unit = (procs: Map<number, Proc>) => { pids: number[]; reapedOf?: number[] };
 
-export const processTree = (root: number, opts: { withReaped?: boolean } = {}): Unit => (procs) => ({
-  pids: descendantsOf(procs, [root]),
-  reapedOf: opts.withReaped ? [root] : undefined,
-});
+export const processTree =
+  (root: number, opts: { withReaped?: boolean } = {}): Unit =>
+  (procs) => ({
+    pids: descendantsOf(procs, [root]),
+    reapedOf: opts.withReaped ? [root] : undefined,
+  });
 
-export const processGroup = (pgid: number): Unit => (procs) => ({
-  pids: descendantsOf(procs, [...procs.values()].filter((p) => p.pgrp === pgid).map((p) => p.pid)),
-});
+export const processGroup =
+  (pgid: number): Unit =>
+  (procs) => ({
+    pids: descendantsOf(
+      procs,
+      [...procs.values()].filter((p) => p.pgrp === pgid).map((p) => p.pid),
+    ),
+  });
 
-export const singleProcess = (pid: number): Unit => (procs) => ({ pids: procs.has(pid) ? [pid] : [] });
+export const singleProcess =
+  (pid: number): Unit =>
+  (procs) => ({ pids: procs.has(pid) ? [pid] : [] });
 
 /**
  * `wrangler dev` (4.x) is a tree: node bin/wrangler.js → node wrangler-dist/cli.js → esbuild and
@@ -101,8 +110,12 @@ export const singleProcess = (pid: number): Unit => (procs) => ({ pids: procs.ha
 export function wranglerUnits(leaderPid: number, publicPort: number): { workerd: Unit; proxy: Unit; wrangler: Unit } {
   const tree = (procs: Map<number, Proc>) => descendantsOf(procs, [leaderPid]);
   return {
-    workerd: (procs) => ({ pids: tree(procs).filter((pid) => procs.get(pid)!.comm === 'workerd' && !isWranglerProxy(pid, publicPort)) }),
-    proxy: (procs) => ({ pids: tree(procs).filter((pid) => procs.get(pid)!.comm === 'workerd' && isWranglerProxy(pid, publicPort)) }),
+    workerd: (procs) => ({
+      pids: tree(procs).filter((pid) => procs.get(pid)!.comm === 'workerd' && !isWranglerProxy(pid, publicPort)),
+    }),
+    proxy: (procs) => ({
+      pids: tree(procs).filter((pid) => procs.get(pid)!.comm === 'workerd' && isWranglerProxy(pid, publicPort)),
+    }),
     wrangler: (procs) => ({ pids: tree(procs).filter((pid) => procs.get(pid)!.comm !== 'workerd') }),
   };
 }
@@ -140,9 +153,12 @@ export function snapshot(units: Record<string, Unit>): CpuSnapshot {
     unitPids[name] = pids;
     for (const pid of pids) counted.add(pid);
     result[name] =
-      pids.reduce((sum, pid) => sum + procs.get(pid)!.ticks, 0) + reapedOf.reduce((sum, pid) => sum + (procs.get(pid)?.reapedTicks ?? 0), 0);
+      pids.reduce((sum, pid) => sum + procs.get(pid)!.ticks, 0) +
+      reapedOf.reduce((sum, pid) => sum + (procs.get(pid)?.reapedTicks ?? 0), 0);
   }
-  const all = new Map([...procs.values()].map((p) => [p.pid, { comm: p.comm, ticks: p.ticks, counted: counted.has(p.pid) }]));
+  const all = new Map(
+    [...procs.values()].map((p) => [p.pid, { comm: p.comm, ticks: p.ticks, counted: counted.has(p.pid) }]),
+  );
   const machine = machineTicks();
   return { at: performance.now(), units: result, unitPids, all, machineBusy: machine.busy, machineIrq: machine.irq };
 }
@@ -223,10 +239,13 @@ export async function waitForQuiet(
     const waitedS = round((performance.now() - started) / 1000, 0);
     if (othersCores < below) return { waitedS, othersCores };
     if (waitedS >= opts.maxS) {
-      opts.log(`WARNING other processes still use ${othersCores} cores after ${waitedS} s: measuring anyway (see machine.otherMs)`);
+      opts.log(
+        `WARNING other processes still use ${othersCores} cores after ${waitedS} s: measuring anyway (see machine.otherMs)`,
+      );
       return { waitedS, othersCores };
     }
-    if (!said) opts.log(`waiting (at most ${opts.maxS} s) for other processes to quieten: they use ${othersCores} cores`);
+    if (!said)
+      opts.log(`waiting (at most ${opts.maxS} s) for other processes to quieten: they use ${othersCores} cores`);
     said = true;
   }
 }

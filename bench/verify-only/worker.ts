@@ -20,15 +20,24 @@ export default {
   async fetch(request: Request, env: Env): Promise<Response> {
     const url = new URL(request.url);
     if (request.method === 'GET' && url.pathname === '/healthz') return Response.json({ ok: true });
-    if (request.method !== 'POST' || url.pathname !== '/v1/webhooks/stripe') return new Response('not found', { status: 404 });
+    if (request.method !== 'POST' || url.pathname !== '/v1/webhooks/stripe')
+      return new Response('not found', { status: 404 });
     const body = await request.text();
     const signature = request.headers.get('Stripe-Signature');
     if (!signature) return Response.json({ code: 'invalid_signature' }, { status: 400 });
     try {
-      const event = await verifier.webhooks.constructEventAsync(body, signature, env.STRIPE_WEBHOOK_SECRET, 300, cryptoProvider);
-      if (env.BENCH_LOG === '1') console.log(JSON.stringify({ level: 'info', msg: 'stripe_event', eventId: event.id, type: event.type }));
+      const event = await verifier.webhooks.constructEventAsync(
+        body,
+        signature,
+        env.STRIPE_WEBHOOK_SECRET,
+        300,
+        cryptoProvider,
+      );
+      if (env.BENCH_LOG === '1')
+        console.log(JSON.stringify({ level: 'info', msg: 'stripe_event', eventId: event.id, type: event.type }));
     } catch (err) {
-      if (err instanceof Stripe.errors.StripeSignatureVerificationError) return Response.json({ code: 'invalid_signature' }, { status: 400 });
+      if (err instanceof Stripe.errors.StripeSignatureVerificationError)
+        return Response.json({ code: 'invalid_signature' }, { status: 400 });
       throw err;
     }
     return Response.json({ received: true });

@@ -5,21 +5,22 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_STRIPE_KEY } from '@edge-checkout/dev-stack/local-stripe';
 import { locatePubSubEmulator } from '@edge-checkout/dev-stack/pubsub-emulator';
 import { findChromium, launchPhoneBrowser, type PhoneBrowser } from '@edge-checkout/test-support/browser';
-import { outboxRows, publishedOutboxRows, type OutboxRow } from '@edge-checkout/test-support/outbox';
+import { type OutboxRow, outboxRows, publishedOutboxRows } from '@edge-checkout/test-support/outbox';
 import { Shopper, submitHostedPage } from '@edge-checkout/test-support/shopper';
 import { E2E_APP_RETURN_URL, useLocalStack } from '@edge-checkout/test-support/stack';
-import { StandinControls, type DeliveredEvent } from '@edge-checkout/test-support/standin';
+import { type DeliveredEvent, StandinControls } from '@edge-checkout/test-support/standin';
 import { TopicReader } from '@edge-checkout/test-support/topics';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const stack = useLocalStack();
 // Known at collection time (the stack starts later): the stack runs Pub/Sub only where it is.
 const emulatorInstalled = locatePubSubEmulator().ok;
 const chromiumPath = findChromium();
-if (!chromiumPath) console.warn('SKIPPING the browser tests: no chromium on the PATH (Debian: apt-get install chromium)');
+if (!chromiumPath)
+  console.warn('SKIPPING the browser tests: no chromium on the PATH (Debian: apt-get install chromium)');
 let standin: StandinControls;
 let payments: TopicReader | undefined;
 let notifications: TopicReader | undefined;
@@ -27,7 +28,9 @@ let notifications: TopicReader | undefined;
 beforeAll(async () => {
   standin = new StandinControls(stack.stripeUrl);
   if (!stack.pubsub) {
-    console.warn('No Pub/Sub emulator on this machine: checking that events wait in the outbox instead of reading topics');
+    console.warn(
+      'No Pub/Sub emulator on this machine: checking that events wait in the outbox instead of reading topics',
+    );
     return;
   }
   // Made before anything is paid, so every event and notification of these tests is seen.
@@ -54,7 +57,10 @@ async function landingPage(url: string): Promise<string> {
  * The payment events of the cart went out in order: each outbox row published, each on the
  * topic once with the contract's attributes. Without an emulator they wait in the outbox.
  */
-async function expectPublished(cartId: string, types: string[]): Promise<{ rows: OutboxRow[]; publishTimes: number[] }> {
+async function expectPublished(
+  cartId: string,
+  types: string[],
+): Promise<{ rows: OutboxRow[]; publishTimes: number[] }> {
   if (!payments) {
     const rows = await outboxRows(databaseUrl(), cartId);
     expect(rows.map((r) => [r.event_type, r.published_at])).toEqual(types.map((t) => [t, null]));
@@ -106,14 +112,30 @@ describe('checkout end to end, over HTTP', () => {
     const { rows, publishTimes } = await expectPublished(cart.id, ['cart.paid']);
     if (!payments) return;
     const [message] = await payments.forCart(cart.id, 1);
-    expect(message!.attributes).toEqual({ eventType: 'cart.paid', eventId: rows[0]!.id, cartId: cart.id, stripeEventId: completed.event.id });
+    expect(message!.attributes).toEqual({
+      eventType: 'cart.paid',
+      eventId: rows[0]!.id,
+      cartId: cart.id,
+      stripeEventId: completed.event.id,
+    });
     expect(JSON.parse(message!.data)).toEqual({
       id: rows[0]!.id,
       type: 'cart.paid',
       occurredAt: expect.any(String),
-      cart: { id: cart.id, userId: shopper.userId, status: 'paid', currency: 'usd', totalAmount: 5300, items: cart.items },
+      cart: {
+        id: cart.id,
+        userId: shopper.userId,
+        status: 'paid',
+        currency: 'usd',
+        totalAmount: 5300,
+        items: cart.items,
+      },
       customer,
-      stripe: { eventId: completed.event.id, sessionId: checkout.sessionId, paymentIntentId: expect.stringMatching(/^pi_/) },
+      stripe: {
+        eventId: completed.event.id,
+        sessionId: checkout.sessionId,
+        paymentIntentId: expect.stringMatching(/^pi_/),
+      },
       amountMismatch: false,
     });
     await expectNotification(cart.id, {
@@ -208,7 +230,10 @@ describe('checkout end to end, over HTTP', () => {
     expect(cancelUrl).toBe(`${stack.workerUrl}/checkout/cancel?cart_id=${cart.id}`);
     expect(await landingPage(cancelUrl)).toContain('Checkout cancelled');
     // As on Stripe, leaving the page keeps the session open: the app may reopen it.
-    expect(await shopper.cart(cart.id)).toMatchObject({ status: 'checkout_pending', checkout: { sessionId: checkout.sessionId } });
+    expect(await shopper.cart(cart.id)).toMatchObject({
+      status: 'checkout_pending',
+      checkout: { sessionId: checkout.sessionId },
+    });
 
     const reopened = await shopper.call('DELETE', `/v1/carts/${cart.id}/checkout`);
     expect(reopened).toMatchObject({ status: 200, body: { id: cart.id, status: 'open', checkout: null } });
@@ -316,8 +341,8 @@ describe.skipIf(!chromiumPath)('in a phone browser (Chromium)', () => {
     const checkoutOperation = page.locator('.op', { hasText: '/v1/carts/{cartId}/checkout' }).first();
     await checkoutOperation.waitFor();
     expect(await page.locator('.op').count()).toBeGreaterThanOrEqual(10);
-    expect(await page.locator('#ops').innerText()).not.toContain('Could not load');
-    expect(await checkoutOperation.innerText()).toContain('Start Stripe Checkout for the cart');
+    expect(await page.locator('#ops').textContent()).not.toContain('Could not load');
+    expect(await checkoutOperation.textContent()).toContain('Start Stripe Checkout for the cart');
     await page.screenshot({ path: path.join(screenshots, 'docs.png') });
     await page.close();
   });

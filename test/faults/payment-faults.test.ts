@@ -4,14 +4,15 @@
 // Every scenario ends with what the contract promises: the answers the webhooks got (the
 // stand-in records each attempt), the carts' final states through the API, and each payment
 // event on the topic exactly once and in order per cart. Prints a table of the results at the end.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
-import { Shopper, type Cart, type Checkout } from '@edge-checkout/test-support/shopper';
+
+import { type Cart, type Checkout, Shopper } from '@edge-checkout/test-support/shopper';
 import type { DeliveredEvent } from '@edge-checkout/test-support/standin';
 import { TopicReader } from '@edge-checkout/test-support/topics';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { missingPrerequisite, useFaultStack } from './helpers/fault-stack.ts';
 import { stallPostgres } from './helpers/postgres-stall.ts';
-import { expectPublishedExactlyOnce, type ExpectedEvents } from './helpers/published.ts';
-import { fiveXxSince, ResultsTable, tally, webhookAnswers, type ScenarioRow } from './helpers/report.ts';
+import { type ExpectedEvents, expectPublishedExactlyOnce } from './helpers/published.ts';
+import { fiveXxSince, ResultsTable, type ScenarioRow, tally, webhookAnswers } from './helpers/report.ts';
 
 const SCENARIOS = [
   '1. Stripe 500',
@@ -66,7 +67,9 @@ describe.skipIf(missing !== undefined)('payments under faults, on the local stac
   beforeEach(({ onTestFailed }) => {
     const from = faults.stack.output.length;
     onTestFailed(() => {
-      console.log(`--- what the stack printed during this test (last 150 lines) ---\n${faults.stack.output.slice(from).slice(-150).join('\n')}`);
+      console.log(
+        `--- what the stack printed during this test (last 150 lines) ---\n${faults.stack.output.slice(from).slice(-150).join('\n')}`,
+      );
     });
   });
 
@@ -87,7 +90,8 @@ describe.skipIf(missing !== undefined)('payments under faults, on the local stac
     return { shopper, cart: await shopper.fillCart({ 'tshirt-classic': 1, 'mug-ceramic': 1 }) };
   }
 
-  const tapCheckout = <T = Checkout>(shopper: Shopper, cartId: string) => shopper.call<T>('POST', `/v1/carts/${cartId}/checkout`);
+  const tapCheckout = <T = Checkout>(shopper: Shopper, cartId: string) =>
+    shopper.call<T>('POST', `/v1/carts/${cartId}/checkout`);
 
   /** `count` shoppers, each with a cart in checkout (Stripe working). */
   async function cartsInCheckout(label: string, count: number): Promise<Paying[]> {
@@ -141,7 +145,9 @@ describe.skipIf(missing !== undefined)('payments under faults, on the local stac
       .poll(
         async () => {
           await faults.runScheduledJob();
-          return (await faults.outbox('pending')).filter((e) => cartIds.includes(e.cartId)).map((e) => `${e.eventType} ${e.cartId}`);
+          return (await faults.outbox('pending'))
+            .filter((e) => cartIds.includes(e.cartId))
+            .map((e) => `${e.eventType} ${e.cartId}`);
         },
         { timeout: RECOVERY_TIMEOUT_MS, interval: 2_000 },
       )
@@ -265,7 +271,10 @@ describe.skipIf(missing !== undefined)('payments under faults, on the local stac
      * gets 200 at once; nothing reaches the topic; once the proxy passes again and the scheduled
      * job runs, every event is published once, in order, and none is marked failed.
      */
-    async function paidWhilePubSub(label: string, mode: 'forbidden' | 'internal' | 'hang'): Promise<Omit<ScenarioRow, 'scenario' | 'fault'>> {
+    async function paidWhilePubSub(
+      label: string,
+      mode: 'forbidden' | 'internal' | 'hang',
+    ): Promise<Omit<ScenarioRow, 'scenario' | 'fault'>> {
       const paying = await cartsInCheckout(label, 5);
       const sessions = paying.map((p) => p.checkout.sessionId);
       faults.proxy.setMode(mode);
@@ -290,14 +299,19 @@ describe.skipIf(missing !== undefined)('payments under faults, on the local stac
       expect(tried().forwarded, 'publish requests that reached the emulator during the fault').toBe(0);
       // Every event waits in the outbox (an access error or an outage never fails a row).
       const waiting = (await faults.outbox('pending')).filter((e) => carts.includes(e.cartId));
-      expect(waiting.map((e) => e.eventType).sort()).toEqual(['cart.awaiting_payment', ...Array.from({ length: 5 }, () => 'cart.paid')]);
+      expect(waiting.map((e) => e.eventType).sort()).toEqual([
+        'cart.awaiting_payment',
+        ...Array.from({ length: 5 }, () => 'cart.paid'),
+      ]);
       expect(await faults.outbox('failed')).toEqual([]);
       for (const cartId of carts) expect(await payments.allForCart(cartId)).toEqual([]);
       const finalCarts = await expectCarts(paying, 'paid');
 
       faults.proxy.setMode('pass');
       await untilOutboxDrained(carts);
-      const expected = new Map(paying.map((p, i) => [p.cart.id, i === 4 ? ['cart.awaiting_payment', 'cart.paid'] : ['cart.paid']]));
+      const expected = new Map(
+        paying.map((p, i) => [p.cart.id, i === 4 ? ['cart.awaiting_payment', 'cart.paid'] : ['cart.paid']]),
+      );
       const published = await expectPublished(expected);
       expect(await faults.outbox('failed')).toEqual([]);
       return {
@@ -309,24 +323,32 @@ describe.skipIf(missing !== undefined)('payments under faults, on the local stac
       };
     }
 
-    it('5. Pub/Sub refusing (403) while 5 carts are paid: every webhook 200; once it passes and the job runs, each event once, none failed', { timeout: 150_000 }, async () => {
+    it('5. Pub/Sub refusing (403) while 5 carts are paid: every webhook 200; once it passes and the job runs, each event once, none failed', {
+      timeout: 150_000,
+    }, async () => {
       const row = await paidWhilePubSub('pubsub403', 'forbidden');
       record('5. Pub/Sub 403', { fault: ':publish → 403 PERMISSION_DENIED, then pass + scheduled job', ...row });
     });
 
-    it('6. Pub/Sub failing (500) while 5 carts are paid: every webhook 200; once it passes and the job runs, each event once, none failed', { timeout: 150_000 }, async () => {
+    it('6. Pub/Sub failing (500) while 5 carts are paid: every webhook 200; once it passes and the job runs, each event once, none failed', {
+      timeout: 150_000,
+    }, async () => {
       const row = await paidWhilePubSub('pubsub500', 'internal');
       record('6. Pub/Sub 500', { fault: ':publish → 500 INTERNAL, then pass + scheduled job', ...row });
     });
 
-    it('7. Pub/Sub hanging while 5 carts are paid: webhooks answer 200 while the publishes hang; after pass each event once', { timeout: 150_000 }, async () => {
+    it('7. Pub/Sub hanging while 5 carts are paid: webhooks answer 200 while the publishes hang; after pass each event once', {
+      timeout: 150_000,
+    }, async () => {
       const row = await paidWhilePubSub('pubsubhang', 'hang');
       record('7. Pub/Sub hanging', { fault: ':publish held without an answer, then released (pass)', ...row });
     });
   });
 
   describe('Postgres stalled', () => {
-    it('8. Postgres stopped (SIGSTOP) while 20 paid sessions are delivered and retried: after SIGCONT all paid, each cart.paid once, no 5xx', { timeout: 180_000 }, async () => {
+    it('8. Postgres stopped (SIGSTOP) while 20 paid sessions are delivered and retried: after SIGCONT all paid, each cart.paid once, no 5xx', {
+      timeout: 180_000,
+    }, async () => {
       const paying = await cartsInCheckout('pgstall', 20);
       const sessions = paying.map((p) => p.checkout.sessionId);
       const stalled = await stallPostgres(faults.postgresDataDir);

@@ -65,7 +65,9 @@ export async function startLockHolder(databaseUrl: string): Promise<LockHolder> 
           `SELECT pid, state, wait_event_type, wait_event, pg_blocking_pids(pid) AS blocked_by, left(query, 80) AS query
            FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
         );
-        throw new Error(`only ${n} of ${count} sessions came to wait behind pid ${holder.pid}: ${JSON.stringify(sessions)}`);
+        throw new Error(
+          `only ${n} of ${count} sessions came to wait behind pid ${holder.pid}: ${JSON.stringify(sessions)}`,
+        );
       }
       await sleep(10);
     }
@@ -87,10 +89,16 @@ export async function startLockHolder(databaseUrl: string): Promise<LockHolder> 
     void handle(req, res).catch((err: unknown) => answer(res, 500, { error: String(err) }));
   });
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const body = JSON.parse((await readBody(req)) || '{}') as { statements?: string[]; count?: number; query?: string; id?: string };
+    const body = JSON.parse((await readBody(req)) || '{}') as {
+      statements?: string[];
+      count?: number;
+      query?: string;
+      id?: string;
+    };
     if (req.method !== 'POST') return answer(res, 405, { error: 'POST only' });
     if (req.url === '/hold') return answer(res, 200, await hold(body.statements ?? []));
-    if (req.url === '/waiting') return answer(res, 200, await waiting(body.id ?? '', body.count ?? 1, body.query ?? '%'));
+    if (req.url === '/waiting')
+      return answer(res, 200, await waiting(body.id ?? '', body.count ?? 1, body.query ?? '%'));
     if (req.url === '/release') return answer(res, 200, await release(body.id ?? ''));
     answer(res, 404, { error: 'no such route' });
   }

@@ -26,12 +26,18 @@ export async function outboxRows(databaseUrl: string, cartId: string): Promise<O
 }
 
 /** The Worker publishes after answering (waitUntil): wait for the rows to be marked published. */
-export async function publishedOutboxRows(databaseUrl: string, cartId: string, count: number, timeoutMs = 10_000): Promise<OutboxRow[]> {
+export async function publishedOutboxRows(
+  databaseUrl: string,
+  cartId: string,
+  count: number,
+  timeoutMs = 10_000,
+): Promise<OutboxRow[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const rows = await outboxRows(databaseUrl, cartId);
     if (rows.length >= count && rows.every((row) => row.published_at !== null)) return rows;
-    if (Date.now() > deadline) throw new Error(`expected ${count} published outbox row(s) for cart ${cartId}, found ${JSON.stringify(rows)}`);
+    if (Date.now() > deadline)
+      throw new Error(`expected ${count} published outbox row(s) for cart ${cartId}, found ${JSON.stringify(rows)}`);
     await sleep(50);
   }
 }

@@ -1,8 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPubSubPublisher, PubSubPublishError, type PubSubMessage } from '@edge-checkout/pubsub';
 import { createPubSubAdmin, type PubSubAdmin } from '@edge-checkout/dev-stack/pubsub-admin';
-import { locatePubSubEmulator, startPubSubEmulator, type PubSubEmulator } from '@edge-checkout/dev-stack/pubsub-emulator';
-import { FAULT_MODES, startPubSubFaultProxy, type FaultMode, type PubSubFaultProxy } from './pubsub-fault-proxy.ts';
+import {
+  locatePubSubEmulator,
+  type PubSubEmulator,
+  startPubSubEmulator,
+} from '@edge-checkout/dev-stack/pubsub-emulator';
+import { createPubSubPublisher, type PubSubMessage, PubSubPublishError } from '@edge-checkout/pubsub';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FAULT_MODES, type FaultMode, type PubSubFaultProxy, startPubSubFaultProxy } from './pubsub-fault-proxy.ts';
 
 const PROJECT = 'demo-project';
 const located = locatePubSubEmulator();
@@ -45,7 +49,9 @@ describe.skipIf(!located.ok && !inCi)('Pub/Sub fault proxy in front of the emula
       publish: (...messages: PubSubMessage[]) => publisher.publish(messages),
       /** Publishes a marker straight to the emulator and pulls until it arrives: everything published before it. */
       published: async () => {
-        await createPubSubPublisher({ projectId: PROJECT, topic, emulatorHost: emulator.host }).publish([{ data: 'marker' }]);
+        await createPubSubPublisher({ projectId: PROJECT, topic, emulatorHost: emulator.host }).publish([
+          { data: 'marker' },
+        ]);
         const received: string[] = [];
         const deadline = Date.now() + 10_000;
         while (!received.includes('marker') && Date.now() < deadline) {
@@ -102,29 +108,32 @@ describe.skipIf(!located.ok && !inCi)('Pub/Sub fault proxy in front of the emula
     ['throttled', 429, 'RESOURCE_EXHAUSTED', true],
     ['unavailable', 503, 'UNAVAILABLE', true],
     ['internal', 500, 'INTERNAL', true],
-  ] as const)('%s: %i %s with Google\'s error body, retryable=%s, nothing forwarded', async (mode, status, code, retryable) => {
-    const { topic, publish, published } = await freshTopic();
-    proxy.setMode(mode);
-    const error = await publishError(publish({ data: 'refused' }));
-    expect(error).toMatchObject({ status, retryable });
-    expect(error.message).toContain(`${status} ${code}: `);
+  ] as const)(
+    "%s: %i %s with Google's error body, retryable=%s, nothing forwarded",
+    async (mode, status, code, retryable) => {
+      const { topic, publish, published } = await freshTopic();
+      proxy.setMode(mode);
+      const error = await publishError(publish({ data: 'refused' }));
+      expect(error).toMatchObject({ status, retryable });
+      expect(error.message).toContain(`${status} ${code}: `);
 
-    const raw = await fetch(`${proxy.url}/v1/projects/${PROJECT}/topics/${topic}:publish`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ messages: [{ data: btoa('raw') }] }),
-    });
-    expect(raw.status).toBe(status);
-    expect(raw.headers.get('content-type')).toMatch(/^application\/json/);
-    const body = (await raw.json()) as { error: Record<string, unknown> };
-    expect(Object.keys(body)).toEqual(['error']);
-    expect(body.error).toEqual({ code: status, message: expect.any(String), status: code });
-    if (mode === 'not_found') expect(body.error.message).toBe(`Resource not found (resource=${topic}).`);
+      const raw = await fetch(`${proxy.url}/v1/projects/${PROJECT}/topics/${topic}:publish`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ messages: [{ data: btoa('raw') }] }),
+      });
+      expect(raw.status).toBe(status);
+      expect(raw.headers.get('content-type')).toMatch(/^application\/json/);
+      const body = (await raw.json()) as { error: Record<string, unknown> };
+      expect(Object.keys(body)).toEqual(['error']);
+      expect(body.error).toEqual({ code: status, message: expect.any(String), status: code });
+      if (mode === 'not_found') expect(body.error.message).toBe(`Resource not found (resource=${topic}).`);
 
-    expect(proxy.publishCalls).toEqual({ received: 2, forwarded: 0, held: 0 });
-    proxy.setMode('pass');
-    expect(await published()).toEqual([]);
-  });
+      expect(proxy.publishCalls).toEqual({ received: 2, forwarded: 0, held: 0 });
+      proxy.setMode('pass');
+      expect(await published()).toEqual([]);
+    },
+  );
 
   it("answers NOT_FOUND in the same shape as the emulator's own missing-topic error", async () => {
     proxy.reset();
@@ -145,14 +154,22 @@ describe.skipIf(!located.ok && !inCi)('Pub/Sub fault proxy in front of the emula
 
   it('invalid_argument with a match refuses only requests holding a matching message, whole', async () => {
     const { publish, published } = await freshTopic();
-    const { status } = await control('mode', { mode: 'invalid_argument', match: { attribute: 'cartId', value: 'bad' } });
+    const { status } = await control('mode', {
+      mode: 'invalid_argument',
+      match: { attribute: 'cartId', value: 'bad' },
+    });
     expect(status).toBe(200);
 
     const refused = await publishError(publish({ data: 'bad alone', attributes: { cartId: 'bad' } }));
     expect(refused).toMatchObject({ status: 400, retryable: false });
     expect(refused.message).toContain('400 INVALID_ARGUMENT: ');
     // One request with a good and a bad message: refused as a whole, as Google refuses a request.
-    await publishError(publish({ data: 'good beside bad', attributes: { cartId: 'good' } }, { data: 'bad beside good', attributes: { cartId: 'bad' } }));
+    await publishError(
+      publish(
+        { data: 'good beside bad', attributes: { cartId: 'good' } },
+        { data: 'bad beside good', attributes: { cartId: 'bad' } },
+      ),
+    );
     await publish({ data: 'good alone', attributes: { cartId: 'good' } }, { data: 'no attributes' });
 
     expect(proxy.publishCalls).toEqual({ received: 3, forwarded: 1, held: 0 });
@@ -173,7 +190,10 @@ describe.skipIf(!located.ok && !inCi)('Pub/Sub fault proxy in front of the emula
     const pending = publish({ data: 'late' });
     await waitUntilHeld(1);
     expect(await direct.pull(`${topic}-pull`)).toEqual([]);
-    expect((await control('stats')).body).toEqual({ mode: 'hang', publishCalls: { received: 1, forwarded: 0, held: 1 } });
+    expect((await control('stats')).body).toEqual({
+      mode: 'hang',
+      publishCalls: { received: 1, forwarded: 0, held: 1 },
+    });
 
     const { body } = await control('mode', { mode: 'pass' });
     expect(body).toEqual({ mode: 'pass', publishCalls: { received: 1, forwarded: 1, held: 0 } });
@@ -215,8 +235,13 @@ describe.skipIf(!located.ok && !inCi)('Pub/Sub fault proxy in front of the emula
     await proxied.createTopic(topic);
     await proxied.createSubscription(`${topic}-pull`, { topic, enableMessageOrdering: true });
     const got = await fetch(`${proxy.url}/v1/projects/${PROJECT}/subscriptions/${topic}-pull`);
-    expect(await got.json()).toMatchObject({ topic: `projects/${PROJECT}/topics/${topic}`, enableMessageOrdering: true });
-    await createPubSubPublisher({ projectId: PROJECT, topic, emulatorHost: emulator.host }).publish([{ data: 'direct' }]);
+    expect(await got.json()).toMatchObject({
+      topic: `projects/${PROJECT}/topics/${topic}`,
+      enableMessageOrdering: true,
+    });
+    await createPubSubPublisher({ projectId: PROJECT, topic, emulatorHost: emulator.host }).publish([
+      { data: 'direct' },
+    ]);
     const [message] = await proxied.pullAndAck(`${topic}-pull`, 1);
     expect(message.data).toBe('direct');
     await proxied.deleteSubscription(`${topic}-pull`);
@@ -224,14 +249,23 @@ describe.skipIf(!located.ok && !inCi)('Pub/Sub fault proxy in front of the emula
   });
 
   it('control routes refuse unknown modes and misplaced matches, and say what exists', async () => {
-    expect(await control('mode', { mode: 'flaky' })).toEqual({ status: 400, body: { error: expect.stringMatching(/unknown mode "flaky"; one of pass, hang, /) } });
+    expect(await control('mode', { mode: 'flaky' })).toEqual({
+      status: 400,
+      body: { error: expect.stringMatching(/unknown mode "flaky"; one of pass, hang, /) },
+    });
     expect((await control('mode', { mode: 'throttled', match: { attribute: 'a', value: 'b' } })).status).toBe(400);
     expect((await control('mode', { mode: 'invalid_argument', match: { attribute: 'a' } })).status).toBe(400);
     expect(() => proxy.setMode('flaky' as FaultMode)).toThrow(/unknown mode/);
     expect((await control('nothing', {})).status).toBe(404);
 
     proxy.setMode({ mode: 'invalid_argument', match: { attribute: 'cartId', value: 'x' } });
-    expect((await control('stats')).body).toMatchObject({ mode: 'invalid_argument', match: { attribute: 'cartId', value: 'x' } });
-    expect((await control('reset', {})).body).toEqual({ mode: 'pass', publishCalls: { received: 0, forwarded: 0, held: 0 } });
+    expect((await control('stats')).body).toMatchObject({
+      mode: 'invalid_argument',
+      match: { attribute: 'cartId', value: 'x' },
+    });
+    expect((await control('reset', {})).body).toEqual({
+      mode: 'pass',
+      publishCalls: { received: 0, forwarded: 0, held: 0 },
+    });
   });
 });

@@ -9,7 +9,7 @@
 //   POST /_proxy/reset  mode back to pass, held requests released, counters zeroed
 //   GET  /_proxy/stats  {"mode", "match"?, "publishCalls": {"received", "forwarded", "held"}}
 // Listens on 127.0.0.1 only.
-import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /**
@@ -22,17 +22,26 @@ const GOOGLE_ERRORS = {
   unauthenticated: {
     code: 401,
     status: 'UNAUTHENTICATED',
-    message: 'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.',
+    message:
+      'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.',
   },
   forbidden: { code: 403, status: 'PERMISSION_DENIED', message: 'User not authorized to perform this action.' },
   not_found: { code: 404, status: 'NOT_FOUND', message: 'Resource not found (resource={topic}).' },
   throttled: { code: 429, status: 'RESOURCE_EXHAUSTED', message: 'Quota exceeded for quota metric Publish requests.' },
-  unavailable: { code: 503, status: 'UNAVAILABLE', message: 'The service was unable to fulfill your request. Please try again.' },
+  unavailable: {
+    code: 503,
+    status: 'UNAVAILABLE',
+    message: 'The service was unable to fulfill your request. Please try again.',
+  },
   internal: { code: 500, status: 'INTERNAL', message: 'Internal error encountered.' },
   invalid_argument: { code: 400, status: 'INVALID_ARGUMENT', message: 'Invalid message in publish request.' },
 } as const;
 
-export const FAULT_MODES = ['pass', 'hang', ...(Object.keys(GOOGLE_ERRORS) as Array<keyof typeof GOOGLE_ERRORS>)] as const;
+export const FAULT_MODES = [
+  'pass',
+  'hang',
+  ...(Object.keys(GOOGLE_ERRORS) as Array<keyof typeof GOOGLE_ERRORS>),
+] as const;
 export type FaultMode = (typeof FAULT_MODES)[number];
 
 /** Which messages `invalid_argument` refuses; without one it refuses every publish. */
@@ -93,7 +102,13 @@ export async function startPubSubFaultProxy(opts: { target: string; port?: numbe
 
   function forward(req: IncomingMessage, body: Buffer, res: ServerResponse): void {
     const upstream = request(
-      { host: targetHost, port: targetPort, method: req.method, path: req.url, headers: { ...req.headers, host: opts.target } },
+      {
+        host: targetHost,
+        port: targetPort,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: opts.target },
+      },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);
@@ -101,7 +116,14 @@ export async function startPubSubFaultProxy(opts: { target: string; port?: numbe
     );
     upstream.once('error', (error) => {
       if (res.headersSent) res.destroy(error);
-      else sendJson(res, 502, { error: { code: 502, message: `fault proxy: ${opts.target} did not answer: ${error.message}`, status: 'UNAVAILABLE' } });
+      else
+        sendJson(res, 502, {
+          error: {
+            code: 502,
+            message: `fault proxy: ${opts.target} did not answer: ${error.message}`,
+            status: 'UNAVAILABLE',
+          },
+        });
     });
     upstream.end(body);
   }
@@ -113,7 +135,10 @@ export async function startPubSubFaultProxy(opts: { target: string; port?: numbe
       counts.forwarded++;
       forward(req, body, res);
     };
-    if (mode === 'pass' || (mode === 'invalid_argument' && match && !requestMatches(body, match))) return pass();
+    if (mode === 'pass' || (mode === 'invalid_argument' && match && !requestMatches(body, match))) {
+      pass();
+      return;
+    }
     if (mode === 'hang') {
       const entry: Held = { release: pass };
       held.push(entry);
@@ -130,16 +155,14 @@ export async function startPubSubFaultProxy(opts: { target: string; port?: numbe
 
   function handleControl(req: IncomingMessage, body: Buffer, res: ServerResponse, path: string): void {
     try {
-      if (req.method === 'GET' && path === '/_proxy/stats') return sendJson(res, 200, stats());
-      if (req.method === 'POST' && path === '/_proxy/reset') {
-        reset();
-        return sendJson(res, 200, stats());
-      }
-      if (req.method === 'POST' && path === '/_proxy/mode') {
+      if (req.method === 'POST' && path === '/_proxy/reset') reset();
+      else if (req.method === 'POST' && path === '/_proxy/mode')
         setMode(JSON.parse(body.toString('utf8') || '{}') as FaultSetting);
-        return sendJson(res, 200, stats());
+      else if (!(req.method === 'GET' && path === '/_proxy/stats')) {
+        sendJson(res, 404, { error: `no control route ${req.method} ${path}` });
+        return;
       }
-      sendJson(res, 404, { error: `no control route ${req.method} ${path}` });
+      sendJson(res, 200, stats());
     } catch (error) {
       sendJson(res, 400, { error: (error as Error).message });
     }
@@ -198,7 +221,9 @@ function checkSetting(value: unknown): FaultSetting {
 /** True when any message of the publish request carries the attribute with that value. */
 function requestMatches(body: Buffer, match: FaultMatch): boolean {
   try {
-    const { messages } = JSON.parse(body.toString('utf8')) as { messages?: Array<{ attributes?: Record<string, string> }> };
+    const { messages } = JSON.parse(body.toString('utf8')) as {
+      messages?: Array<{ attributes?: Record<string, string> }>;
+    };
     return (messages ?? []).some((message) => message.attributes?.[match.attribute] === match.value);
   } catch {
     // Not JSON: the emulator refuses it on its own.
@@ -208,7 +233,10 @@ function requestMatches(body: Buffer, match: FaultMatch): boolean {
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=UTF-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=UTF-8',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 

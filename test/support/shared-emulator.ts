@@ -1,8 +1,13 @@
 // One Pub/Sub emulator per test file (it takes seconds to start), skipped with a visible
 // reason only where the Google Cloud CLI or its emulator component is missing.
-import { afterAll, beforeAll } from 'vitest';
+
 import { createPubSubAdmin, type PubSubAdmin } from '@edge-checkout/dev-stack/pubsub-admin';
-import { locatePubSubEmulator, startPubSubEmulator, type PubSubEmulator } from '@edge-checkout/dev-stack/pubsub-emulator';
+import {
+  locatePubSubEmulator,
+  type PubSubEmulator,
+  startPubSubEmulator,
+} from '@edge-checkout/dev-stack/pubsub-emulator';
+import { afterAll, beforeAll } from 'vitest';
 
 const located = locatePubSubEmulator();
 export const emulatorMissing = located.ok ? undefined : located.reason;

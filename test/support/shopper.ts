@@ -43,7 +43,10 @@ export class Shopper {
   async call<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
     const res = await fetch(`${this.workerUrl}${path}`, {
       method,
-      headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: {
+        authorization: `Bearer ${this.token}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     return { status: res.status, body: (await res.json()) as T };
@@ -52,11 +55,13 @@ export class Shopper {
   /** POST /v1/carts, then the given quantities: the shopper filling a new cart. */
   async fillCart(quantities: Record<string, number>): Promise<Cart> {
     const created = await this.call<Cart>('POST', '/v1/carts');
-    if (created.status !== 201) throw new Error(`POST /v1/carts answered ${created.status}: ${JSON.stringify(created.body)}`);
+    if (created.status !== 201)
+      throw new Error(`POST /v1/carts answered ${created.status}: ${JSON.stringify(created.body)}`);
     let cart = created.body;
     for (const [productId, quantity] of Object.entries(quantities)) {
       const put = await this.call<Cart>('PUT', `/v1/carts/${cart.id}/items/${productId}`, { quantity });
-      if (put.status !== 200) throw new Error(`PUT item ${productId} answered ${put.status}: ${JSON.stringify(put.body)}`);
+      if (put.status !== 200)
+        throw new Error(`PUT item ${productId} answered ${put.status}: ${JSON.stringify(put.body)}`);
       cart = put.body;
     }
     return cart;
@@ -82,10 +87,15 @@ export type PageAction = 'paid' | 'async' | 'async_fail' | 'cancel';
  * Opens the Checkout url and submits its form as a browser would, without following the
  * redirect: returns where the 303 points (success_url or cancel_url).
  */
-export async function submitHostedPage(url: string, action: PageAction, customer = { email: 'shopper@example.com', name: 'Ada Shopper' }): Promise<string> {
+export async function submitHostedPage(
+  url: string,
+  action: PageAction,
+  customer = { email: 'shopper@example.com', name: 'Ada Shopper' },
+): Promise<string> {
   const page = await fetch(url);
   const html = await page.text();
-  if (page.status !== 200 || !html.includes(`value="${action}"`)) throw new Error(`the Checkout page (${page.status}) has no ${action} button:\n${html.slice(0, 500)}`);
+  if (page.status !== 200 || !html.includes(`value="${action}"`))
+    throw new Error(`the Checkout page (${page.status}) has no ${action} button:\n${html.slice(0, 500)}`);
   const res = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -93,6 +103,7 @@ export async function submitHostedPage(url: string, action: PageAction, customer
     redirect: 'manual',
   });
   const location = res.headers.get('location');
-  if (res.status !== 303 || !location) throw new Error(`submitting ${action} answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
+  if (res.status !== 303 || !location)
+    throw new Error(`submitting ${action} answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
   return location;
 }

@@ -4,11 +4,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll } from 'vitest';
-import { startLocalStack, type LocalStack } from '@edge-checkout/dev-stack/local-stack';
 import { DEFAULT_NOTIFICATION_TOPIC } from '@edge-checkout/dev-stack/local-pubsub';
 import type { WrapHost } from '@edge-checkout/dev-stack/local-service';
+import { type LocalStack, startLocalStack } from '@edge-checkout/dev-stack/local-stack';
 import { createPubSubAdmin, type PubSubAdmin } from '@edge-checkout/dev-stack/pubsub-admin';
+import { afterAll, beforeAll } from 'vitest';
 
 /** The app's deep link, as the mobile app would register it. */
 export const E2E_APP_RETURN_URL = 'edgecheckout://orders';
@@ -62,7 +62,9 @@ export function useLocalStack(options: LocalStackTestOptions = {}): E2eStack {
           }),
       });
     } catch (err) {
-      throw new Error(`the local stack did not start: ${(err as Error).message}\n--- its output ---\n${output.slice(-60).join('\n')}`);
+      throw new Error(
+        `the local stack did not start: ${(err as Error).message}\n--- its output ---\n${output.slice(-60).join('\n')}`,
+      );
     }
   }, 120_000);
 

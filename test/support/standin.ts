@@ -28,9 +28,14 @@ export class StandinControls {
   async delivered(sessionId: string, type: string, timeoutMs = 10_000): Promise<DeliveredEvent> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const found = (await this.events(sessionId)).find((e) => e.event.type === type && e.delivery.status === 'delivered');
+      const found = (await this.events(sessionId)).find(
+        (e) => e.event.type === type && e.delivery.status === 'delivered',
+      );
       if (found) return found;
-      if (Date.now() > deadline) throw new Error(`${type} of ${sessionId} was not delivered within ${timeoutMs} ms: ${JSON.stringify(await this.events(sessionId))}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `${type} of ${sessionId} was not delivered within ${timeoutMs} ms: ${JSON.stringify(await this.events(sessionId))}`,
+        );
       await sleep(25);
     }
   }
@@ -77,13 +82,18 @@ export class StandinControls {
   }
 
   private async control(method: string, path: string, body?: unknown): Promise<unknown> {
-    const res = await fetch(`${this.url}${path}`, { method, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await fetch(`${this.url}${path}`, {
+      method,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     if (!res.ok) throw new Error(`${method} ${path} answered ${res.status}: ${await res.text()}`);
     return res.json();
   }
 
   async sessionStatus(sessionId: string, apiKey: string): Promise<string> {
-    const res = await fetch(`${this.url}/v1/checkout/sessions/${sessionId}`, { headers: { authorization: `Bearer ${apiKey}` } });
+    const res = await fetch(`${this.url}/v1/checkout/sessions/${sessionId}`, {
+      headers: { authorization: `Bearer ${apiKey}` },
+    });
     return ((await res.json()) as { status: string }).status;
   }
 }

@@ -29,7 +29,9 @@ export class TopicReader {
       const mine = this.received.filter((m) => m.attributes.cartId === cartId || m.orderingKey === cartId);
       if (mine.length >= count) return mine;
       if (Date.now() > deadline) {
-        throw new Error(`${count} message(s) about cart ${cartId} expected on ${this.topic} within ${timeoutMs} ms; got ${mine.length}: ${mine.map((m) => m.data).join('\n')}`);
+        throw new Error(
+          `${count} message(s) about cart ${cartId} expected on ${this.topic} within ${timeoutMs} ms; got ${mine.length}: ${mine.map((m) => m.data).join('\n')}`,
+        );
       }
       await sleep(25);
     }
@@ -61,7 +63,10 @@ export class TopicReader {
 
   private async pullOnce(): Promise<void> {
     const batch = await this.admin.pull(this.subscription);
-    await this.admin.ack(this.subscription, batch.map((m) => m.ackId));
+    await this.admin.ack(
+      this.subscription,
+      batch.map((m) => m.ackId),
+    );
     this.received.push(...batch);
   }
 }

@@ -1,6 +1,6 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
-import { requestId, type RequestIdVariables } from 'hono/request-id';
+import { type RequestIdVariables, requestId } from 'hono/request-id';
 import type { AuthVariables } from './auth.ts';
 import type { Env } from './env.ts';
 import { ApiError } from './errors.ts';
@@ -30,7 +30,10 @@ export function createApp(routes: ((app: OpenAPIHono<AppEnv>) => void)[]): OpenA
   const app = router();
   app.use(requestId());
   app.use(async (c, next) => {
-    c.set('services', requestServices(c.env, () => c.executionCtx));
+    c.set(
+      'services',
+      requestServices(c.env, () => c.executionCtx),
+    );
     await next();
   });
   app.use(

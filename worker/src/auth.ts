@@ -1,5 +1,5 @@
 import { createMiddleware } from 'hono/factory';
-import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
+import { createRemoteJWKSet, type JWTVerifyGetKey, type JWTVerifyOptions, errors as joseErrors, jwtVerify } from 'jose';
 import { config, type Env } from './env.ts';
 import { ApiError } from './errors.ts';
 

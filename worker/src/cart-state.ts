@@ -3,7 +3,14 @@
  * can be tested exhaustively, and the database only ever applies what this table allows.
  */
 
-export const CART_STATUSES = ['open', 'checkout_pending', 'awaiting_payment', 'paid', 'payment_failed', 'refunded'] as const;
+export const CART_STATUSES = [
+  'open',
+  'checkout_pending',
+  'awaiting_payment',
+  'paid',
+  'payment_failed',
+  'refunded',
+] as const;
 export type CartStatus = (typeof CART_STATUSES)[number];
 
 export const CART_EVENTS = [

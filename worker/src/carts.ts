@@ -1,5 +1,5 @@
-import { CART_LIMITS, EDITABLE_STATUSES, type CartStatus } from './cart-state.ts';
-import { sqlState, type Sql } from './db.ts';
+import { CART_LIMITS, type CartStatus, EDITABLE_STATUSES } from './cart-state.ts';
+import { type Sql, sqlState } from './db.ts';
 import { ApiError, notFound } from './errors.ts';
 import type { CartOut } from './schemas.ts';
 
@@ -57,8 +57,19 @@ const cartSelect = `
   LEFT JOIN checkouts k ON k.session_id = c.checkout_session_id`;
 
 /** A cart line as clients see it, and as it is snapshotted at checkout. */
-export function cartItem(i: { productId: string; name: string; unitAmount: number; quantity: number }): CartOut['items'][number] {
-  return { productId: i.productId, name: i.name, unitAmount: i.unitAmount, quantity: i.quantity, lineTotal: i.unitAmount * i.quantity };
+export function cartItem(i: {
+  productId: string;
+  name: string;
+  unitAmount: number;
+  quantity: number;
+}): CartOut['items'][number] {
+  return {
+    productId: i.productId,
+    name: i.name,
+    unitAmount: i.unitAmount,
+    quantity: i.quantity,
+    lineTotal: i.unitAmount * i.quantity,
+  };
 }
 
 function renderCart(row: CartRow): CartOut {
@@ -90,7 +101,9 @@ export async function openCart(sql: Sql, userId: string): Promise<{ cart: CartOu
   const [, inserted, carts] = await sql.transaction(
     [
       sql.query(`SELECT pg_advisory_xact_lock(hashtextextended('shopper:' || $1, 0))`, [userId]),
-      sql.query(`INSERT INTO carts (user_id) VALUES ($1) ON CONFLICT (user_id) WHERE active DO NOTHING RETURNING id`, [userId]),
+      sql.query(`INSERT INTO carts (user_id) VALUES ($1) ON CONFLICT (user_id) WHERE active DO NOTHING RETURNING id`, [
+        userId,
+      ]),
       sql.query(`${cartSelect} WHERE c.user_id = $1 AND c.active`, [userId]),
     ],
     { isolationLevel: 'ReadCommitted' },
@@ -111,7 +124,10 @@ export async function findCart(sql: Sql, condition: string, params: unknown[]): 
 }
 
 export async function listCarts(sql: Sql, userId: string, limit: number): Promise<CartOut[]> {
-  const rows = await sql.query(`${cartSelect} WHERE c.user_id = $1 ORDER BY c.created_at DESC, c.id LIMIT $2`, [userId, limit]);
+  const rows = await sql.query(`${cartSelect} WHERE c.user_id = $1 ORDER BY c.created_at DESC, c.id LIMIT $2`, [
+    userId,
+    limit,
+  ]);
   return (rows as CartRow[]).map(renderCart);
 }
 
@@ -217,5 +233,8 @@ export function limitExceeded(): ApiError {
 }
 
 function currencyMismatch(): ApiError {
-  return new ApiError('currency_mismatch', 'The product is priced in another currency than the items already in the cart');
+  return new ApiError(
+    'currency_mismatch',
+    'The product is priced in another currency than the items already in the cart',
+  );
 }

@@ -1,12 +1,12 @@
-import { CART_LIMITS, EDITABLE_STATUSES, isEditable, transition, type CartStatus } from './cart-state.ts';
-import { cartItem, getCart, limitExceeded, LIVE_LINES, notEditable, type LiveLine } from './carts.ts';
+import { CART_LIMITS, type CartStatus, EDITABLE_STATUSES, isEditable, transition } from './cart-state.ts';
+import { cartItem, getCart, LIVE_LINES, type LiveLine, limitExceeded, notEditable } from './carts.ts';
 import type { Sql } from './db.ts';
 import { ApiError, notFound } from './errors.ts';
 import type { EffectResult, Fulfilment } from './fulfilment.ts';
-import type { Services } from './services.ts';
-import { Stripe, stripeFailure, stripeKeyInUse, stripeNotFound, stripeSavedFailure } from './stripe.ts';
-import { cancelEffect, effectOfSession, missingSessionEffect } from './stripe-events.ts';
 import type { CartOut, CheckoutOut } from './schemas.ts';
+import type { Services } from './services.ts';
+import { type Stripe, stripeFailure, stripeKeyInUse, stripeNotFound, stripeSavedFailure } from './stripe.ts';
+import { cancelEffect, effectOfSession, missingSessionEffect } from './stripe-events.ts';
 
 interface CheckoutState {
   status: CartStatus;
@@ -38,7 +38,10 @@ function checkoutState(rows: Record<string, unknown>[]): CheckoutState {
   if (!row) throw notFound('Cart');
   return {
     ...row,
-    attempt: { number: row.attempt.number, expiresAt: row.attempt.expiresAt === null ? null : new Date(row.attempt.expiresAt) },
+    attempt: {
+      number: row.attempt.number,
+      expiresAt: row.attempt.expiresAt === null ? null : new Date(row.attempt.expiresAt),
+    },
     session: row.session && { ...row.session, expiresAt: new Date(row.session.expiresAt) },
   };
 }
@@ -62,8 +65,16 @@ const CLOCK_SKEW_S = 30;
  * idempotency key) and its expires_at. Concurrent calls (a double tap) share one attempt: the
  * second finds the first's still fresh and claims nothing.
  */
-async function claimCheckoutAttempt(sql: Sql, userId: string, cartId: string, ttlMinutes: number): Promise<CheckoutState> {
-  const lifetime = Math.min(Math.max(ttlMinutes * 60, STRIPE_MIN_LIFETIME_S) + LIFETIME_MARGIN_S, STRIPE_MAX_LIFETIME_S - CLOCK_SKEW_S);
+async function claimCheckoutAttempt(
+  sql: Sql,
+  userId: string,
+  cartId: string,
+  ttlMinutes: number,
+): Promise<CheckoutState> {
+  const lifetime = Math.min(
+    Math.max(ttlMinutes * 60, STRIPE_MIN_LIFETIME_S) + LIFETIME_MARGIN_S,
+    STRIPE_MAX_LIFETIME_S - CLOCK_SKEW_S,
+  );
   const [, rows] = await sql.transaction([
     sql.query(
       `UPDATE carts SET checkout_attempt = checkout_attempt + 1,
@@ -98,7 +109,11 @@ function checkoutOut(cartId: string, session: { id: string; url: string; expires
  * session. The write that moves the cart is conditional on the version: an edit that slipped in
  * between loses nothing, and the session made for the old contents is expired.
  */
-export async function startCheckout(services: Services, userId: string, cartId: string): Promise<{ checkout: CheckoutOut; created: boolean }> {
+export async function startCheckout(
+  services: Services,
+  userId: string,
+  cartId: string,
+): Promise<{ checkout: CheckoutOut; created: boolean }> {
   const { sql, config: cfg, stripe, fulfilment: f } = services;
   for (let round = 0; ; round++) {
     const state = await claimCheckoutAttempt(sql, userId, cartId, cfg.required('CHECKOUT_TTL_MINUTES'));
@@ -177,7 +192,17 @@ export async function startCheckout(services: Services, userId: string, cartId: 
          RETURNING carts.id
        )
        SELECT EXISTS (SELECT 1 FROM moved) AS moved`,
-      [cartId, state.version, live.id, live.url, live.expiresAt.toISOString(), currency, amountTotal, JSON.stringify(lines), [state.status]],
+      [
+        cartId,
+        state.version,
+        live.id,
+        live.url,
+        live.expiresAt.toISOString(),
+        currency,
+        amountTotal,
+        JSON.stringify(lines),
+        [state.status],
+      ],
     );
     if ((row as { moved: boolean }).moved) return { checkout: checkoutOut(cartId, live), created: true };
 
@@ -187,7 +212,9 @@ export async function startCheckout(services: Services, userId: string, cartId: 
     const now = await readCheckoutState(sql, userId, cartId);
     if (now.session?.id === live.id) return { checkout: checkoutOut(cartId, live), created: false };
     await stripe.checkout.sessions.expire(live.id).catch((err: unknown) => {
-      console.error(JSON.stringify({ level: 'error', msg: 'orphan_session_not_expired', sessionId: live.id, error: String(err) }));
+      console.error(
+        JSON.stringify({ level: 'error', msg: 'orphan_session_not_expired', sessionId: live.id, error: String(err) }),
+      );
     });
     if (round >= 2) throw new ApiError('service_unavailable', 'The cart changed during checkout; try again');
   }

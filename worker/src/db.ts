@@ -1,4 +1,4 @@
-import { neon, neonConfig, NeonDbError, type NeonQueryFunction } from '@neondatabase/serverless';
+import { NeonDbError, type NeonQueryFunction, neon, neonConfig } from '@neondatabase/serverless';
 import { config, type Env } from './env.ts';
 
 export type Sql = NeonQueryFunction<false, false>;

@@ -56,7 +56,12 @@ const schema = {
   STRIPE_SECRET_KEY: z.string().regex(/^(sk|rk)_(test|live)_/, 'a Stripe secret key (sk_test_… or sk_live_…)'),
   STRIPE_WEBHOOK_SECRET: z
     .string()
-    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+    .transform((v) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    )
     .pipe(z.array(z.string().startsWith('whsec_')).min(1)),
   STRIPE_API_BASE: url,
   PUBLIC_BASE_URL: url.transform((v) => v.replace(/\/+$/, '')),

@@ -1,7 +1,7 @@
-import { ACTIVE_STATUSES, pathsFor, PUBLISHED_STATUSES, type CartStatus } from './cart-state.ts';
+import { ACTIVE_STATUSES, type CartStatus, PUBLISHED_STATUSES, pathsFor } from './cart-state.ts';
 import type { Sql } from './db.ts';
 import type { Env } from './env.ts';
-import { CLAIM_SECONDS, EVENT_FACTS, publishingConfigured, publishSoon, type EventFacts } from './outbox.ts';
+import { CLAIM_SECONDS, EVENT_FACTS, type EventFacts, publishingConfigured, publishSoon } from './outbox.ts';
 import type { CartEffect } from './stripe-events.ts';
 
 export type EffectOutcome = 'applied' | 'ignored' | 'stale_session' | 'unknown_cart' | 'duplicate';
@@ -145,7 +145,11 @@ const STEPS = {
 export async function applyEffect(sql: Sql, effect: CartEffect, opts: { lease: boolean }): Promise<EffectResult> {
   const [, recorded, , settled, published] = (await sql.transaction(
     [
-      sql.query(STEPS.lock, [effect.paymentIntentId ?? effect.sessionId ?? effect.id, effect.sessionId, effect.paymentIntentId]),
+      sql.query(STEPS.lock, [
+        effect.paymentIntentId ?? effect.sessionId ?? effect.id,
+        effect.sessionId,
+        effect.paymentIntentId,
+      ]),
       sql.query(STEPS.record, [
         effect.id,
         effect.type,
@@ -164,7 +168,13 @@ export async function applyEffect(sql: Sql, effect: CartEffect, opts: { lease: b
         effect.charged?.amountTotal ?? null,
         effect.charged?.currency ?? null,
       ]),
-      sql.query(STEPS.writeOutbox, [effect.id, effect.occurredAt.toISOString(), PUBLISHED_STATUSES, opts.lease, CLAIM_SECONDS]),
+      sql.query(STEPS.writeOutbox, [
+        effect.id,
+        effect.occurredAt.toISOString(),
+        PUBLISHED_STATUSES,
+        opts.lease,
+        CLAIM_SECONDS,
+      ]),
     ],
     { isolationLevel: 'ReadCommitted' },
   )) as [unknown, RecordedRow[], unknown, { amount_mismatch: boolean }[], (EventFacts & { leased: boolean })[]];
@@ -181,7 +191,16 @@ export async function applyEffect(sql: Sql, effect: CartEffect, opts: { lease: b
     leased: published.filter((p) => p.leased),
   };
   if (result.amountMismatch) {
-    console.warn(JSON.stringify({ level: 'warn', msg: 'amount_mismatch', eventId: effect.id, sessionId: effect.sessionId, cartId: result.cartId, charged: effect.charged }));
+    console.warn(
+      JSON.stringify({
+        level: 'warn',
+        msg: 'amount_mismatch',
+        eventId: effect.id,
+        sessionId: effect.sessionId,
+        cartId: result.cartId,
+        charged: effect.charged,
+      }),
+    );
   }
   return result;
 }
@@ -210,7 +229,14 @@ export function fulfilment(env: Env, sql: Sql, ctx: { waitUntil(promise: Promise
     sql,
     async apply(effect) {
       const result = await applyEffect(sql, effect, { lease });
-      if (ctx) publishSoon(env, ctx, sql, result.leased, result.outboxIds.filter((id) => !result.leased.some((l) => l.id === id)));
+      if (ctx)
+        publishSoon(
+          env,
+          ctx,
+          sql,
+          result.leased,
+          result.outboxIds.filter((id) => !result.leased.some((l) => l.id === id)),
+        );
       return result;
     },
   };

@@ -1,5 +1,10 @@
-import { paymentEventAttributes, type PaymentEvent } from '@edge-checkout/pubsub/payment-event';
-import { createPubSubPublisher, PubSubPublishError, type PubSubMessage, type PubSubPublisher } from '@edge-checkout/pubsub';
+import {
+  createPubSubPublisher,
+  type PubSubMessage,
+  PubSubPublishError,
+  type PubSubPublisher,
+} from '@edge-checkout/pubsub';
+import { type PaymentEvent, paymentEventAttributes } from '@edge-checkout/pubsub/payment-event';
 import type { Sql } from './db.ts';
 import { config, type Env } from './env.ts';
 
@@ -42,7 +47,12 @@ function paymentEvents(env: Env): { publisher: PubSubPublisher; queue: PublishQu
     const cacheKey = JSON.stringify([projectId, topic, emulatorHost, serviceAccountKey]);
     found = publishers.get(cacheKey) ?? null;
     if (!found) {
-      const publisher = createPubSubPublisher({ projectId, topic, emulatorHost, serviceAccountKey: emulatorHost ? undefined : serviceAccountKey });
+      const publisher = createPubSubPublisher({
+        projectId,
+        topic,
+        emulatorHost,
+        serviceAccountKey: emulatorHost ? undefined : serviceAccountKey,
+      });
       found = { publisher, queue: new PublishQueue(publisher) };
       publishers.set(cacheKey, found);
     }
@@ -262,7 +272,11 @@ type RowResult =
  * result in one write. Also answers which rows of the same carts were left waiting behind these
  * (written while these were unpublished): the caller publishes them next.
  */
-async function publishAndRecord(publisher: PubSubPublisher, sql: Sql, rows: EventFacts[]): Promise<{ report: RelayReport; followUp: string[] }> {
+async function publishAndRecord(
+  publisher: PubSubPublisher,
+  sql: Sql,
+  rows: EventFacts[],
+): Promise<{ report: RelayReport; followUp: string[] }> {
   rows.sort((a, b) => Number(a.seq) - Number(b.seq));
   const results = await publishInOrder(publisher, rows);
   const published = results.filter((r) => 'published' in r);
@@ -302,7 +316,16 @@ async function publishAndRecord(publisher: PubSubPublisher, sql: Sql, rows: Even
   report.failed = failures.filter((r) => r.rejected).length;
   report.retrying = failures.length - report.failed;
   for (const { error, rejected } of failures.slice(0, 1)) {
-    console.error(JSON.stringify({ level: 'error', msg: 'pubsub_publish_failed', rejected, status: error.status, rows: failures.length, error: error.message }));
+    console.error(
+      JSON.stringify({
+        level: 'error',
+        msg: 'pubsub_publish_failed',
+        rejected,
+        status: error.status,
+        rows: failures.length,
+        error: error.message,
+      }),
+    );
   }
   return { report, followUp: outcome.follow_up };
 }
@@ -343,11 +366,15 @@ async function publishInOrder(publisher: PubSubPublisher, rows: EventFacts[]): P
   return results;
 }
 
-async function publishAll(publisher: PubSubPublisher, rows: EventFacts[]): Promise<{ messageIds: string[]; error: PubSubPublishError | null }> {
+async function publishAll(
+  publisher: PubSubPublisher,
+  rows: EventFacts[],
+): Promise<{ messageIds: string[]; error: PubSubPublishError | null }> {
   try {
     return { messageIds: await publisher.publish(rows.map(messageOf)), error: null };
   } catch (err) {
-    const error = err instanceof PubSubPublishError ? err : new PubSubPublishError(String(err), { retryable: true, cause: err });
+    const error =
+      err instanceof PubSubPublishError ? err : new PubSubPublishError(String(err), { retryable: true, cause: err });
     return { messageIds: error.publishedMessageIds, error };
   }
 }
@@ -393,7 +420,9 @@ function toEntry(row: Record<string, unknown>): OutboxEntry {
 
 /** For operators: rows waiting, refused for good, or discarded; oldest first. */
 export async function listOutbox(sql: Sql, state: OutboxState, limit: number): Promise<OutboxEntry[]> {
-  return (await sql.query(`SELECT ${entryColumns} FROM outbox WHERE ${stateCondition[state]} ORDER BY seq LIMIT $1`, [limit])).map(toEntry);
+  return (
+    await sql.query(`SELECT ${entryColumns} FROM outbox WHERE ${stateCondition[state]} ORDER BY seq LIMIT $1`, [limit])
+  ).map(toEntry);
 }
 
 /**

@@ -1,5 +1,6 @@
 import { html, raw } from 'hono/html';
 import type { CartOut } from './schemas.ts';
+
 type Html = ReturnType<typeof html>;
 
 /** Formats minor units the way the shopper reads money (2500 usd → $25.00, 500 jpy → ¥500). */
@@ -12,9 +13,15 @@ export function formatMoney(amount: number, currency: string | null): string {
 
 const headlines: Record<CartOut['status'], [string, string]> = {
   paid: ['Payment received', 'Thank you! Your order is paid. A confirmation is on its way to your inbox.'],
-  awaiting_payment: ['Payment processing', 'Your bank is processing the payment. We will let you know as soon as it clears.'],
+  awaiting_payment: [
+    'Payment processing',
+    'Your bank is processing the payment. We will let you know as soon as it clears.',
+  ],
   checkout_pending: ['Confirming your payment…', 'This usually takes a few seconds. This page refreshes by itself.'],
-  payment_failed: ['Payment failed', 'The payment did not go through. Your cart is saved: you can try again from the app.'],
+  payment_failed: [
+    'Payment failed',
+    'The payment did not go through. Your cart is saved: you can try again from the app.',
+  ],
   open: ['Checkout not completed', 'Nothing was charged. Your cart is saved in the app.'],
   refunded: ['Order refunded', 'This order has been refunded.'],
 };
@@ -25,7 +32,8 @@ export function cartPage(opts: { cancelled?: boolean; cart: CartOut; appReturnUr
   // Back from Checkout without paying: unless something did happen meanwhile (paid on another
   // tab), the cart is simply kept.
   const unpaid = cart.status === 'open' || cart.status === 'checkout_pending';
-  const [headline, message] = opts.cancelled && unpaid ? ['Checkout cancelled', headlines.open[1]] : headlines[cart.status];
+  const [headline, message] =
+    opts.cancelled && unpaid ? ['Checkout cancelled', headlines.open[1]] : headlines[cart.status];
   return layout({
     title: headline,
     refresh: opts.refresh,
@@ -34,7 +42,8 @@ export function cartPage(opts: { cancelled?: boolean; cart: CartOut; appReturnUr
       <section class="card" aria-label="Order summary">
         <ul>
           ${cart.items.map(
-            (i) => html`<li><span>${i.quantity} × ${i.name}</span><span>${formatMoney(i.lineTotal, cart.currency)}</span></li>`,
+            (i) =>
+              html`<li><span>${i.quantity} × ${i.name}</span><span>${formatMoney(i.lineTotal, cart.currency)}</span></li>`,
           )}
         </ul>
         <p class="total"><span>Total</span><span>${formatMoney(cart.totalAmount, cart.currency)}</span></p>

@@ -18,12 +18,23 @@ export function toApiError(err: unknown): ApiError {
 }
 
 /** What went wrong, as the client will see it; 5xx are logged with their cause for operators. */
-export function problemOf(c: Context, err: unknown): { error: ApiError; status: number; title: string; requestId: string | undefined } {
+export function problemOf(
+  c: Context,
+  err: unknown,
+): { error: ApiError; status: number; title: string; requestId: string | undefined } {
   const error = toApiError(err);
   const requestId = c.get('requestId') as string | undefined;
   const [status, title] = describeCode(error.code);
   if (status >= 500) {
-    console.error(JSON.stringify({ level: 'error', requestId, code: error.code, detail: error.message, cause: describeCause(error.cause) }));
+    console.error(
+      JSON.stringify({
+        level: 'error',
+        requestId,
+        code: error.code,
+        detail: error.message,
+        cause: describeCause(error.cause),
+      }),
+    );
   }
   return { error, status, title, requestId };
 }
@@ -32,7 +43,14 @@ export function problemOf(c: Context, err: unknown): { error: ApiError; status: 
 export function problemResponse(c: Context, err: unknown): Response {
   const { error, status, title, requestId } = problemOf(c, err);
   return c.body(
-    JSON.stringify({ type: `/docs#error-${error.code}`, title, status, detail: error.message, code: error.code, requestId }),
+    JSON.stringify({
+      type: `/docs#error-${error.code}`,
+      title,
+      status,
+      detail: error.message,
+      code: error.code,
+      requestId,
+    }),
     status as 400,
     { 'Content-Type': 'application/problem+json' },
   );

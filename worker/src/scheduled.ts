@@ -1,6 +1,6 @@
 import { reconcileSession } from './checkout.ts';
 import type { Env } from './env.ts';
-import { relayOutbox, type RelayReport } from './outbox.ts';
+import { type RelayReport, relayOutbox } from './outbox.ts';
 import { requestServices } from './services.ts';
 
 const RECONCILE_BATCH = 25;
@@ -30,7 +30,11 @@ export async function runScheduled(env: Env): Promise<ScheduledReport> {
   // No waitUntil publishing: the relay below publishes what reconciling wrote.
   const services = requestServices(env, () => null);
   const { sql, fulfilment: f } = services;
-  const report: ScheduledReport = { reconciled: 0, reconcileErrors: 0, outbox: { claimed: 0, published: 0, retrying: 0, failed: 0 } };
+  const report: ScheduledReport = {
+    reconciled: 0,
+    reconcileErrors: 0,
+    outbox: { claimed: 0, published: 0, retrying: 0, failed: 0 },
+  };
 
   const due = (await sql.query(
     `SELECT k.session_id FROM carts c JOIN checkouts k ON k.session_id = c.checkout_session_id
@@ -50,7 +54,9 @@ export async function runScheduled(env: Env): Promise<ScheduledReport> {
         await reconcileSession(f, services.stripe, session_id);
       } catch (err) {
         failed.push(session_id);
-        console.error(JSON.stringify({ level: 'error', msg: 'reconcile_failed', sessionId: session_id, error: String(err) }));
+        console.error(
+          JSON.stringify({ level: 'error', msg: 'reconcile_failed', sessionId: session_id, error: String(err) }),
+        );
       }
     }
     await sql.query(

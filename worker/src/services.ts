@@ -1,7 +1,7 @@
 import { database, type Sql } from './db.ts';
-import { config, type Config, type Env } from './env.ts';
-import { fulfilment, type Fulfilment } from './fulfilment.ts';
-import { stripeClient, type Stripe } from './stripe.ts';
+import { type Config, config, type Env } from './env.ts';
+import { type Fulfilment, fulfilment } from './fulfilment.ts';
+import { type Stripe, stripeClient } from './stripe.ts';
 
 /**
  * What a request works with, built once per request and only when first used: a route that
@@ -23,13 +23,16 @@ export function requestServices(env: Env, ctx: () => { waitUntil(promise: Promis
   return {
     config: config(env),
     get sql() {
-      return (sql ??= database(env));
+      sql ??= database(env);
+      return sql;
     },
     get fulfilment() {
-      return (fulfil ??= fulfilment(env, this.sql, ctx()));
+      fulfil ??= fulfilment(env, this.sql, ctx());
+      return fulfil;
     },
     get stripe() {
-      return (stripe ??= stripeClient(env));
+      stripe ??= stripeClient(env);
+      return stripe;
     },
   };
 }

@@ -87,7 +87,11 @@ export function effectOfSession(session: Stripe.Checkout.Session): CartEffect | 
  */
 function delayedPaymentFailed(session: Stripe.Checkout.Session): boolean {
   const intent = session.payment_intent;
-  return typeof intent === 'object' && intent !== null && (intent.status === 'requires_payment_method' || intent.status === 'canceled');
+  return (
+    typeof intent === 'object' &&
+    intent !== null &&
+    (intent.status === 'requires_payment_method' || intent.status === 'canceled')
+  );
 }
 
 /**
@@ -95,17 +99,35 @@ function delayedPaymentFailed(session: Stripe.Checkout.Session): boolean {
  * cart back to the shopper.
  */
 export function missingSessionEffect(sessionId: string): CartEffect {
-  return ourOwnEffect(sessionId, { id: `reconcile:${sessionId}:missing`, type: 'reconcile.session_missing', source: 'reconcile', event: 'session_expired' });
+  return ourOwnEffect(sessionId, {
+    id: `reconcile:${sessionId}:missing`,
+    type: 'reconcile.session_missing',
+    source: 'reconcile',
+    event: 'session_expired',
+  });
 }
 
 /** A cancellation through our API, recorded like any other event of the session. */
 export function cancelEffect(sessionId: string): CartEffect {
-  return ourOwnEffect(sessionId, { id: `cancel:${sessionId}`, type: 'api.checkout.cancel', source: 'api', event: 'cancel_checkout' });
+  return ourOwnEffect(sessionId, {
+    id: `cancel:${sessionId}`,
+    type: 'api.checkout.cancel',
+    source: 'api',
+    event: 'cancel_checkout',
+  });
 }
 
 /** An effect we know of ourselves, not from a Stripe object: it carries no payment details. */
 function ourOwnEffect(sessionId: string, what: Pick<CartEffect, 'id' | 'type' | 'source' | 'event'>): CartEffect {
-  return { ...what, sessionId, paymentIntentId: null, fullRefund: false, charged: null, customer: null, occurredAt: new Date() };
+  return {
+    ...what,
+    sessionId,
+    paymentIntentId: null,
+    fullRefund: false,
+    charged: null,
+    customer: null,
+    occurredAt: new Date(),
+  };
 }
 
 function fromSession(session: Stripe.Checkout.Session) {

@@ -21,7 +21,9 @@ describe('every answer', () => {
   it('refuses bodies over 1 MiB with 413 payload_too_large', async () => {
     const user = await newUser();
     const res = await call(`/v1/carts/${crypto.randomUUID()}/items/x`, {
-      method: 'PUT', token: user.token, headers: { 'Content-Type': 'application/json' },
+      method: 'PUT',
+      token: user.token,
+      headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ quantity: 1, pad: 'x'.repeat(1024 * 1024) }),
     });
     expect(res.status).toBe(413);
@@ -62,13 +64,27 @@ describe('OpenAPI', () => {
   it('documents every /v1 route from the validation schemas', async () => {
     const res = await call('/openapi.json');
     expect(res.status).toBe(200);
-    const doc = (await res.json()) as { openapi: string; paths: Record<string, Record<string, unknown>>; components: { schemas: Record<string, unknown> } };
+    const doc = (await res.json()) as {
+      openapi: string;
+      paths: Record<string, Record<string, unknown>>;
+      components: { schemas: Record<string, unknown> };
+    };
     expect(doc.openapi).toBe('3.1.0');
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining([
-      '/v1/products', '/v1/carts', '/v1/carts/{cartId}', '/v1/carts/{cartId}/items/{productId}', '/v1/admin/products/{productId}',
-    ]));
-    expect(Object.keys(doc.paths['/v1/carts/{cartId}/items/{productId}']!)).toEqual(expect.arrayContaining(['put', 'delete']));
-    const quantity = doc.components.schemas.Quantity as { properties: { quantity: { maximum: number; minimum: number } } };
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining([
+        '/v1/products',
+        '/v1/carts',
+        '/v1/carts/{cartId}',
+        '/v1/carts/{cartId}/items/{productId}',
+        '/v1/admin/products/{productId}',
+      ]),
+    );
+    expect(Object.keys(doc.paths['/v1/carts/{cartId}/items/{productId}']!)).toEqual(
+      expect.arrayContaining(['put', 'delete']),
+    );
+    const quantity = doc.components.schemas.Quantity as {
+      properties: { quantity: { maximum: number; minimum: number } };
+    };
     expect(quantity.properties.quantity).toMatchObject({ minimum: 0, maximum: 99 });
   });
 

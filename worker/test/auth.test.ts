@@ -81,10 +81,18 @@ describe('bearer tokens (JWKS)', () => {
       new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject(sub).setExpirationTime('5m').sign(key);
 
     const user = unique('user');
-    const ok = await app.request('/v1/carts/' + crypto.randomUUID(), { headers: { Authorization: `Bearer ${await sign(signer.privateKey, user)}` } }, env);
+    const ok = await app.request(
+      `/v1/carts/${crypto.randomUUID()}`,
+      { headers: { Authorization: `Bearer ${await sign(signer.privateKey, user)}` } },
+      env,
+    );
     expect(ok.status).toBe(404); // authenticated, the cart just does not exist
 
-    const forged = await app.request('/v1/carts', { method: 'POST', headers: { Authorization: `Bearer ${await sign(stranger.privateKey, user)}` } }, env);
+    const forged = await app.request(
+      '/v1/carts',
+      { method: 'POST', headers: { Authorization: `Bearer ${await sign(stranger.privateKey, user)}` } },
+      env,
+    );
     expect(forged.status).toBe(401);
     expect(await cartsOf(user)).toBe(0);
   });

@@ -1,31 +1,81 @@
 import { describe, expect, it } from 'vitest';
-import { CART_EVENTS, CART_STATUSES, pathsFor, settle, transition, type CartEvent, type CartStatus } from '../src/cart-state.ts';
+import {
+  CART_EVENTS,
+  CART_STATUSES,
+  type CartEvent,
+  type CartStatus,
+  pathsFor,
+  settle,
+  transition,
+} from '../src/cart-state.ts';
 
 // docs/contract.md §3, written out cell by cell: null is "409 for the API, recorded and ignored for a webhook".
 const expected: Record<CartStatus, Record<CartEvent, CartStatus | null>> = {
   open: {
-    checkout: 'checkout_pending', cancel_checkout: null, session_completed_paid: null, session_completed_unpaid: null,
-    async_payment_succeeded: null, async_payment_failed: null, session_expired: null, full_refund: null, partial_refund: null,
+    checkout: 'checkout_pending',
+    cancel_checkout: null,
+    session_completed_paid: null,
+    session_completed_unpaid: null,
+    async_payment_succeeded: null,
+    async_payment_failed: null,
+    session_expired: null,
+    full_refund: null,
+    partial_refund: null,
   },
   checkout_pending: {
-    checkout: 'checkout_pending', cancel_checkout: 'open', session_completed_paid: 'paid', session_completed_unpaid: 'awaiting_payment',
-    async_payment_succeeded: 'paid', async_payment_failed: 'payment_failed', session_expired: 'open', full_refund: null, partial_refund: null,
+    checkout: 'checkout_pending',
+    cancel_checkout: 'open',
+    session_completed_paid: 'paid',
+    session_completed_unpaid: 'awaiting_payment',
+    async_payment_succeeded: 'paid',
+    async_payment_failed: 'payment_failed',
+    session_expired: 'open',
+    full_refund: null,
+    partial_refund: null,
   },
   awaiting_payment: {
-    checkout: null, cancel_checkout: null, session_completed_paid: null, session_completed_unpaid: null,
-    async_payment_succeeded: 'paid', async_payment_failed: 'payment_failed', session_expired: null, full_refund: null, partial_refund: null,
+    checkout: null,
+    cancel_checkout: null,
+    session_completed_paid: null,
+    session_completed_unpaid: null,
+    async_payment_succeeded: 'paid',
+    async_payment_failed: 'payment_failed',
+    session_expired: null,
+    full_refund: null,
+    partial_refund: null,
   },
   paid: {
-    checkout: null, cancel_checkout: null, session_completed_paid: null, session_completed_unpaid: null,
-    async_payment_succeeded: null, async_payment_failed: null, session_expired: null, full_refund: 'refunded', partial_refund: null,
+    checkout: null,
+    cancel_checkout: null,
+    session_completed_paid: null,
+    session_completed_unpaid: null,
+    async_payment_succeeded: null,
+    async_payment_failed: null,
+    session_expired: null,
+    full_refund: 'refunded',
+    partial_refund: null,
   },
   payment_failed: {
-    checkout: 'checkout_pending', cancel_checkout: null, session_completed_paid: null, session_completed_unpaid: null,
-    async_payment_succeeded: null, async_payment_failed: null, session_expired: null, full_refund: null, partial_refund: null,
+    checkout: 'checkout_pending',
+    cancel_checkout: null,
+    session_completed_paid: null,
+    session_completed_unpaid: null,
+    async_payment_succeeded: null,
+    async_payment_failed: null,
+    session_expired: null,
+    full_refund: null,
+    partial_refund: null,
   },
   refunded: {
-    checkout: null, cancel_checkout: null, session_completed_paid: null, session_completed_unpaid: null,
-    async_payment_succeeded: null, async_payment_failed: null, session_expired: null, full_refund: null, partial_refund: null,
+    checkout: null,
+    cancel_checkout: null,
+    session_completed_paid: null,
+    session_completed_unpaid: null,
+    async_payment_succeeded: null,
+    async_payment_failed: null,
+    session_expired: null,
+    full_refund: null,
+    partial_refund: null,
   },
 };
 
@@ -53,6 +103,9 @@ describe('settle: a refund recorded before its payment completed', () => {
   });
 
   it('gives the database one path per current status', () => {
-    expect(pathsFor('async_payment_succeeded', false)).toEqual({ checkout_pending: ['paid'], awaiting_payment: ['paid'] });
+    expect(pathsFor('async_payment_succeeded', false)).toEqual({
+      checkout_pending: ['paid'],
+      awaiting_payment: ['paid'],
+    });
   });
 });

@@ -2,9 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { call, createProduct, db, holdLocks, newUser, problem, unique } from './helpers.ts';
 
 type CartBody = {
-  id: string; status: string; currency: string | null; itemCount: number; totalAmount: number; checkout: unknown;
+  id: string;
+  status: string;
+  currency: string | null;
+  itemCount: number;
+  totalAmount: number;
+  checkout: unknown;
   items: { productId: string; name: string; unitAmount: number; quantity: number; lineTotal: number }[];
-  createdAt: string; updatedAt: string;
+  createdAt: string;
+  updatedAt: string;
 };
 
 async function openCart(token: string): Promise<{ status: number; cart: CartBody }> {
@@ -22,7 +28,14 @@ describe('POST /v1/carts', () => {
     const user = await newUser();
     const first = await openCart(user.token);
     expect(first.status).toBe(201);
-    expect(first.cart).toMatchObject({ status: 'open', currency: null, items: [], itemCount: 0, totalAmount: 0, checkout: null });
+    expect(first.cart).toMatchObject({
+      status: 'open',
+      currency: null,
+      items: [],
+      itemCount: 0,
+      totalAmount: 0,
+      checkout: null,
+    });
     expect(Date.parse(first.cart.createdAt)).not.toBeNaN();
 
     const second = await openCart(user.token);
@@ -91,14 +104,19 @@ describe('GET /v1/carts/{cartId} and GET /v1/carts', () => {
     const user = await newUser();
     const other = await newUser();
     const first = (await openCart(user.token)).cart;
-    await db().query(`UPDATE carts SET status = 'paid', created_at = now() - interval '1 day' WHERE id = $1`, [first.id]);
+    await db().query(`UPDATE carts SET status = 'paid', created_at = now() - interval '1 day' WHERE id = $1`, [
+      first.id,
+    ]);
     const second = (await openCart(user.token)).cart;
     await openCart(other.token);
 
     const res = await call('/v1/carts', { token: user.token });
     expect(res.status).toBe(200);
     const { carts } = (await res.json()) as { carts: CartBody[] };
-    expect(carts.map((c) => [c.id, c.status])).toEqual([[second.id, 'open'], [first.id, 'paid']]);
+    expect(carts.map((c) => [c.id, c.status])).toEqual([
+      [second.id, 'open'],
+      [first.id, 'paid'],
+    ]);
   });
 });
 
@@ -168,7 +186,10 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
     const tee = await createProduct();
     const { cart } = await openCart(user.token);
     const res = await call(`/v1/carts/${cart.id}/items/${tee.id}`, {
-      method: 'PUT', token: user.token, headers: { 'Content-Type': 'application/json' }, body: '{"quantity":',
+      method: 'PUT',
+      token: user.token,
+      headers: { 'Content-Type': 'application/json' },
+      body: '{"quantity":',
     });
     expect(res.status).toBe(400);
     expect((await problem(res)).code).toBe('validation_failed');
@@ -219,7 +240,10 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
     const { cart } = await openCart(user.token);
     // Both edits read the empty cart, then wait for its row lock: neither saw the other's item.
     const lock = await holdLocks([`SELECT 1 FROM carts WHERE id = '${cart.id}' FOR UPDATE`]);
-    const pending = Promise.all([put(user.token, cart.id, usd.id, { quantity: 1 }), put(user.token, cart.id, eur.id, { quantity: 1 })]);
+    const pending = Promise.all([
+      put(user.token, cart.id, usd.id, { quantity: 1 }),
+      put(user.token, cart.id, eur.id, { quantity: 1 }),
+    ]);
     await lock.waitForWaiters(2, '%WITH cart AS%');
     await lock.release();
     const answers = await pending;
@@ -229,7 +253,9 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
 
   it('keeps every concurrent change to different items', async () => {
     const user = await newUser();
-    const products = await Promise.all(Array.from({ length: 6 }, (_, i) => createProduct({ unitAmount: 100 * (i + 1) })));
+    const products = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => createProduct({ unitAmount: 100 * (i + 1) })),
+    );
     const { cart } = await openCart(user.token);
     const answers = await Promise.all(products.map((p, i) => put(user.token, cart.id, p.id, { quantity: i + 1 })));
     expect(answers.every((r) => r.status === 200)).toBe(true);

@@ -2,11 +2,14 @@ import Stripe from 'stripe';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { call, callWithEnv, createProduct, db, holdLocks, newUser, problem } from './helpers.ts';
 import { clearStripeFaults, forgetSession, injectStripeFault, payWithoutWebhook } from './standin.ts';
-import { cartStatus, checkedOutCart, deliver, eventsFor, stripeEnv, type CheckoutBody } from './stripe-helpers.ts';
+import { type CheckoutBody, cartStatus, checkedOutCart, deliver, eventsFor, stripeEnv } from './stripe-helpers.ts';
 
 const base = new URL(stripeEnv.STRIPE_API_BASE);
 const stripe = new Stripe(stripeEnv.STRIPE_SECRET_KEY, {
-  host: base.hostname, port: base.port, protocol: 'http', httpClient: Stripe.createFetchHttpClient(),
+  host: base.hostname,
+  port: base.port,
+  protocol: 'http',
+  httpClient: Stripe.createFetchHttpClient(),
 });
 
 async function cartWith(token: string, items: { unitAmount: number; quantity: number; currency?: string }[]) {
@@ -25,7 +28,10 @@ const checkout = (token: string, cartId: string) => call(`/v1/carts/${cartId}/ch
 describe('POST /v1/carts/{cartId}/checkout', () => {
   it('creates a payment-mode session priced from the database and moves the cart to checkout_pending', async () => {
     const user = await newUser();
-    const { cartId, products } = await cartWith(user.token, [{ unitAmount: 2000, quantity: 2 }, { unitAmount: 999, quantity: 1 }]);
+    const { cartId, products } = await cartWith(user.token, [
+      { unitAmount: 2000, quantity: 2 },
+      { unitAmount: 999, quantity: 1 },
+    ]);
     const before = Date.now();
     const res = await checkout(user.token, cartId);
     expect(res.status).toBe(201);
@@ -35,7 +41,11 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
 
     const session = await stripe.checkout.sessions.retrieve(body.sessionId);
     expect(session).toMatchObject({
-      mode: 'payment', amount_total: 4999, currency: 'usd', client_reference_id: cartId, url: body.url,
+      mode: 'payment',
+      amount_total: 4999,
+      currency: 'usd',
+      client_reference_id: cartId,
+      url: body.url,
       metadata: { cart_id: cartId },
       success_url: 'http://127.0.0.1:8787/checkout/success?session_id={CHECKOUT_SESSION_ID}',
       cancel_url: `http://127.0.0.1:8787/checkout/cancel?cart_id=${cartId}`,
@@ -50,7 +60,11 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
       [products[1]!.name, 1, 999],
     ]);
 
-    const cart = (await (await call(`/v1/carts/${cartId}`, { token: user.token })).json()) as { status: string; checkout: CheckoutBody; totalAmount: number };
+    const cart = (await (await call(`/v1/carts/${cartId}`, { token: user.token })).json()) as {
+      status: string;
+      checkout: CheckoutBody;
+      totalAmount: number;
+    };
     expect(cart.status).toBe('checkout_pending');
     expect(cart.checkout).toEqual(body);
     expect(cart.totalAmount).toBe(4999);
@@ -74,24 +88,36 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
 
   it('keeps the cart frozen during checkout, and editable again after cancelling', async () => {
     const { user, cartId, products } = await checkedOutCart();
-    const edit = await call(`/v1/carts/${cartId}/items/${products[0]!.id}`, { method: 'PUT', token: user.token, json: { quantity: 7 } });
+    const edit = await call(`/v1/carts/${cartId}/items/${products[0]!.id}`, {
+      method: 'PUT',
+      token: user.token,
+      json: { quantity: 7 },
+    });
     expect(edit.status).toBe(409);
     expect((await problem(edit)).code).toBe('cart_not_editable');
 
     const cancelled = await call(`/v1/carts/${cartId}/checkout`, { method: 'DELETE', token: user.token });
     expect(cancelled.status).toBe(200);
     expect(await cancelled.json()).toMatchObject({ id: cartId, status: 'open', checkout: null });
-    const { sessionId } = (await db().query('SELECT session_id AS "sessionId" FROM checkouts WHERE cart_id = $1', [cartId]))[0] as { sessionId: string };
+    const { sessionId } = (
+      await db().query('SELECT session_id AS "sessionId" FROM checkouts WHERE cart_id = $1', [cartId])
+    )[0] as { sessionId: string };
     expect((await stripe.checkout.sessions.retrieve(sessionId)).status).toBe('expired');
 
-    const edited = await call(`/v1/carts/${cartId}/items/${products[0]!.id}`, { method: 'PUT', token: user.token, json: { quantity: 7 } });
+    const edited = await call(`/v1/carts/${cartId}/items/${products[0]!.id}`, {
+      method: 'PUT',
+      token: user.token,
+      json: { quantity: 7 },
+    });
     expect(edited.status).toBe(200);
     // A new checkout of the changed cart is a new session for the new contents.
     const next = await checkout(user.token, cartId);
     expect(next.status).toBe(201);
     const nextBody = (await next.json()) as CheckoutBody;
     expect(nextBody.sessionId).not.toBe(sessionId);
-    expect((await stripe.checkout.sessions.retrieve(nextBody.sessionId)).amount_total).toBe(7 * products[0]!.unitAmount + 2 * products[1]!.unitAmount);
+    expect((await stripe.checkout.sessions.retrieve(nextBody.sessionId)).amount_total).toBe(
+      7 * products[0]!.unitAmount + 2 * products[1]!.unitAmount,
+    );
   });
 
   it('expires the session made for the old contents when an edit lands while Stripe creates it, and charges for the new ones', async () => {
@@ -102,7 +128,11 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
     const lock = await holdLocks(['LOCK TABLE checkouts IN SHARE ROW EXCLUSIVE MODE']);
     const started = checkout(user.token, cartId);
     await lock.waitForWaiters(1, '%INSERT INTO checkouts%');
-    const edited = await call(`/v1/carts/${cartId}/items/${products[0]!.id}`, { method: 'PUT', token: user.token, json: { quantity: 3 } });
+    const edited = await call(`/v1/carts/${cartId}/items/${products[0]!.id}`, {
+      method: 'PUT',
+      token: user.token,
+      json: { quantity: 3 },
+    });
     expect(edited.status).toBe(200);
     await lock.release();
 
@@ -112,25 +142,34 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
     expect((await stripe.checkout.sessions.retrieve(sessionId)).amount_total).toBe(3000);
     expect(await cartStatus(cartId)).toBe('checkout_pending');
     const expired = await stripe.events.list({ type: 'checkout.session.expired', limit: 100 });
-    const orphans = expired.data.map((e) => e.data.object as Stripe.Checkout.Session).filter((s) => s.client_reference_id === cartId);
+    const orphans = expired.data
+      .map((e) => e.data.object as Stripe.Checkout.Session)
+      .filter((s) => s.client_reference_id === cartId);
     expect(orphans.map((s) => s.amount_total)).toEqual([1000]);
   });
 
   it('asks Stripe about a session past its expiry before anything else: one paid in the last second stays paid', async () => {
     const state = await checkedOutCart();
     await payWithoutWebhook(state.sessionId, 'paid');
-    await db().query(`UPDATE checkouts SET expires_at = now() - interval '1 second' WHERE session_id = $1`, [state.sessionId]);
+    await db().query(`UPDATE checkouts SET expires_at = now() - interval '1 second' WHERE session_id = $1`, [
+      state.sessionId,
+    ]);
     const res = await checkout(state.user.token, state.cartId);
     expect(res.status).toBe(409);
     expect((await problem(res)).code).toBe('cart_not_editable');
     expect(await cartStatus(state.cartId)).toBe('paid');
-    const [{ n }] = (await db().query('SELECT count(*)::int AS n FROM checkouts WHERE cart_id = $1', [state.cartId])) as [{ n: number }];
+    const [{ n }] = (await db().query('SELECT count(*)::int AS n FROM checkouts WHERE cart_id = $1', [
+      state.cartId,
+    ])) as [{ n: number }];
     expect(n).toBe(1);
   });
 
   it('answers 404 naming a product that was deactivated after it was added, and starts nothing', async () => {
     const user = await newUser();
-    const { cartId, products } = await cartWith(user.token, [{ unitAmount: 1000, quantity: 1 }, { unitAmount: 500, quantity: 1 }]);
+    const { cartId, products } = await cartWith(user.token, [
+      { unitAmount: 1000, quantity: 1 },
+      { unitAmount: 500, quantity: 1 },
+    ]);
     await db().query('UPDATE products SET active = false WHERE id = $1', [products[1]!.id]);
     const res = await checkout(user.token, cartId);
     expect(res.status).toBe(404);
@@ -138,9 +177,12 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
     expect(await cartStatus(cartId)).toBe('open');
   });
 
-  it('refuses with 409 cart_limit_exceeded, before calling Stripe, a cart whose prices rose over Stripe\'s maximum', async () => {
+  it("refuses with 409 cart_limit_exceeded, before calling Stripe, a cart whose prices rose over Stripe's maximum", async () => {
     const user = await newUser();
-    const { cartId, products } = await cartWith(user.token, [{ unitAmount: 60_000_000, quantity: 1 }, { unitAmount: 30_000_000, quantity: 1 }]);
+    const { cartId, products } = await cartWith(user.token, [
+      { unitAmount: 60_000_000, quantity: 1 },
+      { unitAmount: 30_000_000, quantity: 1 },
+    ]);
     await db().query('UPDATE products SET unit_amount = 50_000_000 WHERE id = $1', [products[1]!.id]);
     const res = await checkout(user.token, cartId);
     expect(res.status).toBe(409);
@@ -149,14 +191,21 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
     expect(await db().query('SELECT 1 FROM checkouts WHERE cart_id = $1', [cartId])).toEqual([]);
   });
 
-  it('answers 422 checkout_refused with Stripe\'s reason when Stripe refuses the session, and the fixed cart checks out', async () => {
+  it("answers 422 checkout_refused with Stripe's reason when Stripe refuses the session, and the fixed cart checks out", async () => {
     const user = await newUser();
     const { cartId, products } = await cartWith(user.token, [{ unitAmount: 10, quantity: 1 }]);
     const res = await checkout(user.token, cartId);
     expect(res.status).toBe(422);
-    expect(await problem(res)).toMatchObject({ code: 'checkout_refused', detail: expect.stringMatching(/at least \$0\.50/) });
+    expect(await problem(res)).toMatchObject({
+      code: 'checkout_refused',
+      detail: expect.stringMatching(/at least \$0\.50/),
+    });
     expect(await cartStatus(cartId)).toBe('open');
-    await call(`/v1/carts/${cartId}/items/${products[0]!.id}`, { method: 'PUT', token: user.token, json: { quantity: 60 } });
+    await call(`/v1/carts/${cartId}/items/${products[0]!.id}`, {
+      method: 'PUT',
+      token: user.token,
+      json: { quantity: 60 },
+    });
     expect((await checkout(user.token, cartId)).status).toBe(201);
   });
 
@@ -187,7 +236,10 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
     await deliver(eventsFor(checkoutState).completedPaid());
     const res = await checkout(checkoutState.user.token, checkoutState.cartId);
     expect(res.status).toBe(409);
-    const cancel = await call(`/v1/carts/${checkoutState.cartId}/checkout`, { method: 'DELETE', token: checkoutState.user.token });
+    const cancel = await call(`/v1/carts/${checkoutState.cartId}/checkout`, {
+      method: 'DELETE',
+      token: checkoutState.user.token,
+    });
     expect(cancel.status).toBe(409);
     const next = await call('/v1/carts', { method: 'POST', token: checkoutState.user.token });
     expect(next.status).toBe(201);
@@ -207,9 +259,14 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
   it('answers 503 and leaves the cart usable when Stripe cannot be reached', async () => {
     const user = await newUser();
     const { cartId } = await cartWith(user.token, [{ unitAmount: 1000, quantity: 1 }]);
-    const res = await callWithEnv({ ...stripeEnv, STRIPE_API_BASE: 'http://127.0.0.1:9' }, `/v1/carts/${cartId}/checkout`, {
-      method: 'POST', headers: { Authorization: `Bearer ${user.token}` },
-    });
+    const res = await callWithEnv(
+      { ...stripeEnv, STRIPE_API_BASE: 'http://127.0.0.1:9' },
+      `/v1/carts/${cartId}/checkout`,
+      {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${user.token}` },
+      },
+    );
     expect(res.status).toBe(503);
     expect((await problem(res)).code).toBe('service_unavailable');
     expect(await cartStatus(cartId)).toBe('open');
@@ -219,9 +276,14 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
   it('answers 500 misconfigured when Stripe is not configured', async () => {
     const user = await newUser();
     const { cartId } = await cartWith(user.token, [{ unitAmount: 1000, quantity: 1 }]);
-    const res = await callWithEnv({ ...stripeEnv, STRIPE_SECRET_KEY: undefined } as never, `/v1/carts/${cartId}/checkout`, {
-      method: 'POST', headers: { Authorization: `Bearer ${user.token}` },
-    });
+    const res = await callWithEnv(
+      { ...stripeEnv, STRIPE_SECRET_KEY: undefined } as never,
+      `/v1/carts/${cartId}/checkout`,
+      {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${user.token}` },
+      },
+    );
     expect(res.status).toBe(500);
     expect(await problem(res)).toMatchObject({ code: 'misconfigured', detail: 'STRIPE_SECRET_KEY is not set' });
   });
@@ -231,10 +293,16 @@ describe('checkout when Stripe fails (Stripe saves the first result of an idempo
   // A stand-in of its own: faults on creating sessions would hit every other test's checkouts.
   const faulty = { ...stripeEnv, STRIPE_API_BASE: inject('faultyStripeApiBase') };
   const faultyStripe = new Stripe(stripeEnv.STRIPE_SECRET_KEY, {
-    host: '127.0.0.1', port: new URL(faulty.STRIPE_API_BASE).port, protocol: 'http', httpClient: Stripe.createFetchHttpClient(),
+    host: '127.0.0.1',
+    port: new URL(faulty.STRIPE_API_BASE).port,
+    protocol: 'http',
+    httpClient: Stripe.createFetchHttpClient(),
   });
   const checkoutThere = (token: string, cartId: string) =>
-    callWithEnv(faulty, `/v1/carts/${cartId}/checkout`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+    callWithEnv(faulty, `/v1/carts/${cartId}/checkout`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token}` },
+    });
   afterEach(() => clearStripeFaults(faulty.STRIPE_API_BASE));
 
   it('answers 503 when Stripe fails, and the next tap gets a session instead of the saved failure', async () => {
@@ -259,13 +327,20 @@ describe('checkout when Stripe fails (Stripe saves the first result of an idempo
     await injectStripeFault(faulty.STRIPE_API_BASE, { method: 'POST', path: '/v1/checkout/sessions', delayMs: 1500 });
     const first = checkoutThere(user.token, cartId);
     // The first request is being held at Stripe once it has used up the fault.
-    await expect.poll(async () => ((await (await fetch(`${faulty.STRIPE_API_BASE}/_standin/faults`)).json()) as { data: unknown[] }).data).toEqual([]);
+    await expect
+      .poll(
+        async () =>
+          ((await (await fetch(`${faulty.STRIPE_API_BASE}/_standin/faults`)).json()) as { data: unknown[] }).data,
+      )
+      .toEqual([]);
     const second = await checkoutThere(user.token, cartId);
     const answers = [await first, second];
     expect(answers.map((r) => r.status).sort()).toEqual([200, 201]);
     const bodies = (await Promise.all(answers.map((r) => r.json()))) as CheckoutBody[];
     expect(bodies[0]!.sessionId).toBe(bodies[1]!.sessionId);
-    expect(await db().query('SELECT session_id FROM checkouts WHERE cart_id = $1', [cartId])).toEqual([{ session_id: bodies[0]!.sessionId }]);
+    expect(await db().query('SELECT session_id FROM checkouts WHERE cart_id = $1', [cartId])).toEqual([
+      { session_id: bodies[0]!.sessionId },
+    ]);
   });
 });
 
@@ -273,11 +348,15 @@ describe('a session Stripe no longer knows (404)', () => {
   it('is recorded and releases its cart: checkout past its expiry starts a new session', async () => {
     const state = await checkedOutCart();
     await forgetSession(state.sessionId);
-    await db().query(`UPDATE checkouts SET expires_at = now() - interval '1 second' WHERE session_id = $1`, [state.sessionId]);
+    await db().query(`UPDATE checkouts SET expires_at = now() - interval '1 second' WHERE session_id = $1`, [
+      state.sessionId,
+    ]);
     const res = await checkout(state.user.token, state.cartId);
     expect(res.status).toBe(201);
     expect(((await res.json()) as CheckoutBody).sessionId).not.toBe(state.sessionId);
-    const [event] = await db().query('SELECT outcome, from_status, to_status FROM payment_events WHERE id = $1', [`reconcile:${state.sessionId}:missing`]);
+    const [event] = await db().query('SELECT outcome, from_status, to_status FROM payment_events WHERE id = $1', [
+      `reconcile:${state.sessionId}:missing`,
+    ]);
     expect(event).toEqual({ outcome: 'applied', from_status: 'checkout_pending', to_status: 'open' });
   });
 

@@ -1,15 +1,15 @@
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { TestProject } from 'vitest/node';
-import { startLockHolder } from '@edge-checkout/test-support/lock-holder';
-import { migrate } from '@edge-checkout/migrate';
 import { startNeonHttpProxy } from '@edge-checkout/dev-stack/neon-http-proxy';
 import { startPostgres } from '@edge-checkout/dev-stack/postgres';
 import { createPubSubAdmin } from '@edge-checkout/dev-stack/pubsub-admin';
-import { startPubSubFaultProxy } from '@edge-checkout/test-support/pubsub-fault-proxy';
 import { startPubSubEmulator } from '@edge-checkout/dev-stack/pubsub-emulator';
+import { migrate } from '@edge-checkout/migrate';
 import { startStripeStandin } from '@edge-checkout/stripe-standin';
+import { startLockHolder } from '@edge-checkout/test-support/lock-holder';
+import { startPubSubFaultProxy } from '@edge-checkout/test-support/pubsub-fault-proxy';
+import type { TestProject } from 'vitest/node';
 
 const STRIPE_WEBHOOK_SECRET = 'whsec_worker_tests_0123456789';
 const PUBSUB_PROJECT = 'edge-checkout-test';

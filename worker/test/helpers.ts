@@ -1,10 +1,11 @@
-import { neon, neonConfig } from '@neondatabase/serverless';
 import { env, exports } from 'cloudflare:workers';
+import { neon, neonConfig } from '@neondatabase/serverless';
 import { SignJWT } from 'jose';
 import { inject } from 'vitest';
 import type { Env } from '../src/env.ts';
 
-export const testEnv = env as Env & Required<Pick<Env, 'DATABASE_URL' | 'NEON_HTTP_ENDPOINT' | 'AUTH_JWT_SECRET' | 'ADMIN_API_KEY'>>;
+export const testEnv = env as Env &
+  Required<Pick<Env, 'DATABASE_URL' | 'NEON_HTTP_ENDPOINT' | 'AUTH_JWT_SECRET' | 'ADMIN_API_KEY'>>;
 
 /** A request through the Worker's real entry point, as a client would send it. */
 export function call(path: string, init: RequestInit & { token?: string; json?: unknown } = {}): Promise<Response> {
@@ -13,7 +14,11 @@ export function call(path: string, init: RequestInit & { token?: string; json?: 
   if (token) headers.set('Authorization', `Bearer ${token}`);
   if (json !== undefined) headers.set('Content-Type', 'application/json');
   return exports.default.fetch(
-    new Request(`http://127.0.0.1${path}`, { ...rest, headers, body: json !== undefined ? JSON.stringify(json) : rest.body }),
+    new Request(`http://127.0.0.1${path}`, {
+      ...rest,
+      headers,
+      body: json !== undefined ? JSON.stringify(json) : rest.body,
+    }),
   );
 }
 
@@ -43,9 +48,16 @@ export function db() {
   return neon(testEnv.DATABASE_URL);
 }
 
-export async function createProduct(over: { unitAmount?: number; currency?: string; active?: boolean; name?: string } = {}) {
+export async function createProduct(
+  over: { unitAmount?: number; currency?: string; active?: boolean; name?: string } = {},
+) {
   const id = unique('prod');
-  const product = { name: over.name ?? `Product ${id}`, unitAmount: over.unitAmount ?? 1500, currency: over.currency ?? 'usd', active: over.active ?? true };
+  const product = {
+    name: over.name ?? `Product ${id}`,
+    unitAmount: over.unitAmount ?? 1500,
+    currency: over.currency ?? 'usd',
+    active: over.active ?? true,
+  };
   await db().query(
     'INSERT INTO products (id, name, description, unit_amount, currency, active) VALUES ($1, $2, $3, $4, $5, $6)',
     [id, product.name, '', product.unitAmount, product.currency, product.active],
@@ -53,9 +65,13 @@ export async function createProduct(over: { unitAmount?: number; currency?: stri
   return { id, ...product };
 }
 
-export async function problem(res: Response): Promise<{ code: string; status: number; detail: string; requestId: string }> {
+export async function problem(
+  res: Response,
+): Promise<{ code: string; status: number; detail: string; requestId: string }> {
   if (res.headers.get('Content-Type') !== 'application/problem+json') {
-    throw new Error(`expected a problem+json answer, got ${res.status} ${res.headers.get('Content-Type')}: ${await res.text()}`);
+    throw new Error(
+      `expected a problem+json answer, got ${res.status} ${res.headers.get('Content-Type')}: ${await res.text()}`,
+    );
   }
   return res.json();
 }
@@ -68,7 +84,11 @@ export async function callWithEnv(env: Env, path: string, init: RequestInit = {}
 }
 
 /** Like callWithEnv, but answers as soon as the response is there; `settled` is its waitUntil work. */
-export async function dispatch(env: Env, path: string, init: RequestInit = {}): Promise<{ res: Response; settled: Promise<unknown> }> {
+export async function dispatch(
+  env: Env,
+  path: string,
+  init: RequestInit = {},
+): Promise<{ res: Response; settled: Promise<unknown> }> {
   const { app } = await import('../src/index.ts');
   const { createExecutionContext, waitOnExecutionContext } = await import('cloudflare:test');
   const ctx = createExecutionContext();

@@ -1,11 +1,19 @@
-import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createPubSubAdmin, type ReceivedMessage } from '@edge-checkout/dev-stack/pubsub-admin';
+import type Stripe from 'stripe';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { database } from '../src/db.ts';
 import { relayOutbox } from '../src/outbox.ts';
 import { runScheduled } from '../src/scheduled.ts';
-import { database } from '../src/db.ts';
 import { call, db, dispatch, holdLocks, problem, tokenFor } from './helpers.ts';
-import type Stripe from 'stripe';
-import { cartStatus, checkedOutCart, deliver, deliveryRequest, eventsFor, outboxOf, stripeEnv } from './stripe-helpers.ts';
+import {
+  cartStatus,
+  checkedOutCart,
+  deliver,
+  deliveryRequest,
+  eventsFor,
+  outboxOf,
+  stripeEnv,
+} from './stripe-helpers.ts';
 
 const emulatorHost = stripeEnv.PUBSUB_EMULATOR_HOST;
 const admin = createPubSubAdmin({ host: emulatorHost || '127.0.0.1:9', projectId: 'edge-checkout-test' });
@@ -30,7 +38,11 @@ async function collect(subscription: string, cartIds: string[], expected: number
   let settleUntil = Infinity;
   while (Date.now() < Math.min(deadline, settleUntil)) {
     const batch = await admin.pull(subscription, 100);
-    if (batch.length) await admin.ack(subscription, batch.map((m) => m.ackId));
+    if (batch.length)
+      await admin.ack(
+        subscription,
+        batch.map((m) => m.ackId),
+      );
     ours.push(...batch.filter((m) => cartIds.includes(m.attributes.cartId ?? '')));
     if (ours.length >= expected && settleUntil === Infinity) settleUntil = Date.now() + 500;
     if (!batch.length) await scheduler.wait(50);
@@ -50,9 +62,17 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
     const [row] = await outboxOf(state.cartId);
     expect(message).toBeDefined();
     expect(message!.orderingKey).toBe(state.cartId);
-    expect(message!.attributes).toEqual({ eventType: 'cart.paid', eventId: row!.id, cartId: state.cartId, stripeEventId: event.id });
+    expect(message!.attributes).toEqual({
+      eventType: 'cart.paid',
+      eventId: row!.id,
+      cartId: state.cartId,
+      stripeEventId: event.id,
+    });
     expect(JSON.parse(message!.data)).toEqual(row!.event);
-    const [published] = await db().query('SELECT published_at IS NOT NULL AS done, message_id FROM outbox WHERE id = $1', [row!.id]);
+    const [published] = await db().query(
+      'SELECT published_at IS NOT NULL AS done, message_id FROM outbox WHERE id = $1',
+      [row!.id],
+    );
     expect(published).toEqual({ done: true, message_id: message!.messageId });
   });
 
@@ -68,7 +88,9 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
     }
     const cartIds = carts.map((c) => c.cartId);
     const pending = await db().query(
-      'SELECT cart_id, attempts, last_error FROM outbox WHERE cart_id = ANY($1) AND published_at IS NULL ORDER BY seq', [cartIds]);
+      'SELECT cart_id, attempts, last_error FROM outbox WHERE cart_id = ANY($1) AND published_at IS NULL ORDER BY seq',
+      [cartIds],
+    );
     expect(pending).toHaveLength(9);
     for (const cartId of cartIds) {
       // The first event failed and waits for its backoff; the later ones are held behind it so
@@ -83,12 +105,16 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
     await runScheduled(stripeEnv);
 
     const messages = await collect(subscription, cartIds, 9);
-    const rows = await db().query('SELECT id, cart_id, event_type FROM outbox WHERE cart_id = ANY($1) ORDER BY seq', [cartIds]);
+    const rows = await db().query('SELECT id, cart_id, event_type FROM outbox WHERE cart_id = ANY($1) ORDER BY seq', [
+      cartIds,
+    ]);
     expect(messages.map((m) => m.attributes.eventId).sort()).toEqual(rows.map((r) => r.id).sort());
     for (const cartId of cartIds) {
       // In each cart's order, which is what its ordering key promises consumers.
       expect(messages.filter((m) => m.orderingKey === cartId).map((m) => m.attributes.eventType)).toEqual([
-        'cart.awaiting_payment', 'cart.paid', 'cart.refunded',
+        'cart.awaiting_payment',
+        'cart.paid',
+        'cart.refunded',
       ]);
     }
   });
@@ -110,7 +136,9 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
     const carts = await Promise.all(Array.from({ length: 4 }, () => checkedOutCart()));
     for (const state of carts) await deliverWith(pubsubDown, eventsFor(state).completedPaid());
     const cartIds = carts.map((c) => c.cartId);
-    const ids = (await db().query('SELECT id FROM outbox WHERE cart_id = ANY($1)', [cartIds])).map((r) => r.id as string);
+    const ids = (await db().query('SELECT id FROM outbox WHERE cart_id = ANY($1)', [cartIds])).map(
+      (r) => r.id as string,
+    );
     await db().query('UPDATE outbox SET next_attempt_at = now() WHERE id = ANY($1)', [ids]);
 
     // Both relays wait behind a lock on the table, then claim at the same moment.
@@ -130,10 +158,15 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
   it('leaves a row another relay has claimed alone until its lease runs out', async () => {
     const state = await checkedOutCart();
     await deliverWith(pubsubDown, eventsFor(state).completedPaid());
-    await db().query(`UPDATE outbox SET next_attempt_at = now(), claimed_until = now() + interval '1 minute' WHERE cart_id = $1`, [state.cartId]);
+    await db().query(
+      `UPDATE outbox SET next_attempt_at = now(), claimed_until = now() + interval '1 minute' WHERE cart_id = $1`,
+      [state.cartId],
+    );
     const [row] = await outboxOf(state.cartId);
     expect((await relayOutbox(stripeEnv, database(stripeEnv), { ids: [row!.id] })).claimed).toBe(0);
-    await db().query(`UPDATE outbox SET claimed_until = now() - interval '1 second' WHERE cart_id = $1`, [state.cartId]);
+    await db().query(`UPDATE outbox SET claimed_until = now() - interval '1 second' WHERE cart_id = $1`, [
+      state.cartId,
+    ]);
     expect((await relayOutbox(stripeEnv, database(stripeEnv), { ids: [row!.id] })).published).toBe(1);
   });
 
@@ -145,7 +178,9 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
       await db().query('UPDATE outbox SET next_attempt_at = now() WHERE cart_id = $1', [state.cartId]);
       await runScheduledRelay(pubsubDown, state.cartId);
       const [row] = await db().query(
-        'SELECT attempts, extract(epoch FROM next_attempt_at - now())::int AS wait FROM outbox WHERE cart_id = $1', [state.cartId]);
+        'SELECT attempts, extract(epoch FROM next_attempt_at - now())::int AS wait FROM outbox WHERE cart_id = $1',
+        [state.cartId],
+      );
       expect(row!.attempts).toBe(attempt);
       waits.push(Math.round(Number(row!.wait) / 30) * 30);
     }
@@ -164,7 +199,10 @@ const faultProxyHost = inject('pubsubFaultProxyHost');
 // they run one at a time, and only they publish through it.
 const viaProxy = { ...stripeEnv, PUBSUB_EMULATOR_HOST: faultProxyHost };
 
-async function proxyStats(): Promise<{ mode: string; publishCalls: { received: number; forwarded: number; held: number } }> {
+async function proxyStats(): Promise<{
+  mode: string;
+  publishCalls: { received: number; forwarded: number; held: number };
+}> {
   return (await fetch(`http://${faultProxyHost}/_proxy/stats`)).json();
 }
 
@@ -184,27 +222,38 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
     ['throttled', 429],
     ['internal', 500],
     ['unavailable', 503],
-  ])('retries every row through %s (%i): none is failed, and all go out in order once it is fixed', async (mode, status) => {
-    const subscription = await subscribe();
-    await proxyMode({ mode });
-    const carts = await Promise.all([checkedOutCart(), checkedOutCart()]);
-    for (const state of carts) {
-      const events = eventsFor(state);
-      for (const event of [events.completedUnpaid(), events.asyncSucceeded()]) expect((await deliverWith(viaProxy, event)).status).toBe(200);
-    }
-    const cartIds = carts.map((c) => c.cartId);
-    const rows = await db().query('SELECT failed_at, published_at, last_error FROM outbox WHERE cart_id = ANY($1)', [cartIds]);
-    expect(rows.every((r) => r.failed_at === null && r.published_at === null)).toBe(true);
-    expect(rows.filter((r) => r.last_error !== null).every((r) => String(r.last_error).includes(String(status)))).toBe(true);
+  ])(
+    'retries every row through %s (%i): none is failed, and all go out in order once it is fixed',
+    async (mode, status) => {
+      const subscription = await subscribe();
+      await proxyMode({ mode });
+      const carts = await Promise.all([checkedOutCart(), checkedOutCart()]);
+      for (const state of carts) {
+        const events = eventsFor(state);
+        for (const event of [events.completedUnpaid(), events.asyncSucceeded()])
+          expect((await deliverWith(viaProxy, event)).status).toBe(200);
+      }
+      const cartIds = carts.map((c) => c.cartId);
+      const rows = await db().query('SELECT failed_at, published_at, last_error FROM outbox WHERE cart_id = ANY($1)', [
+        cartIds,
+      ]);
+      expect(rows.every((r) => r.failed_at === null && r.published_at === null)).toBe(true);
+      expect(
+        rows.filter((r) => r.last_error !== null).every((r) => String(r.last_error).includes(String(status))),
+      ).toBe(true);
 
-    await proxyMode({ mode: 'pass' });
-    await db().query('UPDATE outbox SET next_attempt_at = now() WHERE cart_id = ANY($1)', [cartIds]);
-    await runScheduled(viaProxy);
-    const messages = await collect(subscription, cartIds, 4);
-    for (const cartId of cartIds) {
-      expect(messages.filter((m) => m.orderingKey === cartId).map((m) => m.attributes.eventType)).toEqual(['cart.awaiting_payment', 'cart.paid']);
-    }
-  });
+      await proxyMode({ mode: 'pass' });
+      await db().query('UPDATE outbox SET next_attempt_at = now() WHERE cart_id = ANY($1)', [cartIds]);
+      await runScheduled(viaProxy);
+      const messages = await collect(subscription, cartIds, 4);
+      for (const cartId of cartIds) {
+        expect(messages.filter((m) => m.orderingKey === cartId).map((m) => m.attributes.eventType)).toEqual([
+          'cart.awaiting_payment',
+          'cart.paid',
+        ]);
+      }
+    },
+  );
 
   it('fails only the row whose message Pub/Sub rejects (400); it holds back its cart until requeued, other carts go on', async () => {
     const subscription = await subscribe();
@@ -213,7 +262,7 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
     for (const state of [bad, good]) await deliverWith(pubsubDown, eventsFor(state).completedUnpaid());
     await proxyMode({ mode: 'invalid_argument', match: { attribute: 'cartId', value: bad.cartId } });
     await db().query('UPDATE outbox SET next_attempt_at = now() WHERE cart_id = ANY($1)', [[bad.cartId, good.cartId]]);
-    const report = await relayOutbox(viaProxy, database(viaProxy), { ids: (await outboxIds([bad.cartId, good.cartId])) });
+    const report = await relayOutbox(viaProxy, database(viaProxy), { ids: await outboxIds([bad.cartId, good.cartId]) });
     expect(report).toMatchObject({ published: 1, failed: 1 });
 
     // The bad cart's later event waits behind the failed one; the good cart's goes out.
@@ -221,19 +270,27 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
     expect((await deliverWith(viaProxy, eventsFor(good).asyncSucceeded())).status).toBe(200);
     const early = await collect(subscription, [bad.cartId, good.cartId], 2);
     expect(early.map((m) => [m.orderingKey, m.attributes.eventType])).toEqual([
-      [good.cartId, 'cart.awaiting_payment'], [good.cartId, 'cart.paid'],
+      [good.cartId, 'cart.awaiting_payment'],
+      [good.cartId, 'cart.paid'],
     ]);
-    const [failed, held] = await db().query('SELECT failed_at IS NOT NULL AS failed, last_error FROM outbox WHERE cart_id = $1 ORDER BY seq', [bad.cartId]);
+    const [failed, held] = await db().query(
+      'SELECT failed_at IS NOT NULL AS failed, last_error FROM outbox WHERE cart_id = $1 ORDER BY seq',
+      [bad.cartId],
+    );
     expect(failed).toMatchObject({ failed: true, last_error: expect.stringContaining('400') });
     expect(held).toMatchObject({ failed: false });
 
     // The operator fixes the cause and requeues every failed row at once: the cart's events go out in order.
     await proxyMode({ mode: 'pass' });
-    const listed = (await (await call('/v1/admin/outbox?state=failed&limit=500', { headers: admin })).json()) as { entries: { cartId: string }[] };
+    const listed = (await (await call('/v1/admin/outbox?state=failed&limit=500', { headers: admin })).json()) as {
+      entries: { cartId: string }[];
+    };
     expect(listed.entries.filter((e) => e.cartId === bad.cartId)).toHaveLength(1);
     const requeued = await call('/v1/admin/outbox/retry', { method: 'POST', headers: admin });
     expect(requeued.status).toBe(200);
-    expect(((await requeued.json()) as { entries: { cartId: string }[] }).entries.map((e) => e.cartId)).toContain(bad.cartId);
+    expect(((await requeued.json()) as { entries: { cartId: string }[] }).entries.map((e) => e.cartId)).toContain(
+      bad.cartId,
+    );
     await relayOutbox(viaProxy, database(viaProxy), { ids: await outboxIds([bad.cartId]) });
     const late = await collect(subscription, [bad.cartId], 2);
     expect(late.map((m) => m.attributes.eventType)).toEqual(['cart.awaiting_payment', 'cart.paid']);
@@ -245,7 +302,11 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
     // The first publish is held at Pub/Sub while the other payments commit behind it.
     await proxyMode({ mode: 'hang' });
     const carts = await Promise.all(Array.from({ length: 8 }, () => checkedOutCart()));
-    const requests = await Promise.all(carts.map(async (state) => dispatch(viaProxy, '/v1/webhooks/stripe', await deliveryRequest(eventsFor(state).completedPaid()))));
+    const requests = await Promise.all(
+      carts.map(async (state) =>
+        dispatch(viaProxy, '/v1/webhooks/stripe', await deliveryRequest(eventsFor(state).completedPaid())),
+      ),
+    );
     expect(requests.map((r) => r.res.status)).toEqual(carts.map(() => 200));
     await expect.poll(async () => (await proxyStats()).publishCalls.held).toBe(1);
     await proxyMode({ mode: 'pass' });
@@ -254,11 +315,15 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
     // The held call, and at most one more for everything committed behind it.
     const { publishCalls } = await proxyStats();
     expect(publishCalls.received).toBeLessThanOrEqual(2);
-    const messages = await collect(subscription, carts.map((c) => c.cartId), carts.length);
+    const messages = await collect(
+      subscription,
+      carts.map((c) => c.cartId),
+      carts.length,
+    );
     expect(messages.map((m) => m.orderingKey).sort()).toEqual(carts.map((c) => c.cartId).sort());
   });
 
-  it('lets an operator discard a refused row, so its cart\'s later events go on without it', async () => {
+  it("lets an operator discard a refused row, so its cart's later events go on without it", async () => {
     const subscription = await subscribe();
     const state = await checkedOutCart();
     await proxyMode({ mode: 'invalid_argument', match: { attribute: 'cartId', value: state.cartId } });
@@ -283,7 +348,11 @@ describe('the admin outbox routes', () => {
     ['POST', `/v1/admin/outbox/${crypto.randomUUID()}/retry`],
     ['POST', `/v1/admin/outbox/${crypto.randomUUID()}/discard`],
   ])('refuse %s %s without the admin key, or with a user token or a wrong key', async (method, path) => {
-    const attempts: Record<string, string>[] = [{}, { Authorization: 'Bearer not-the-admin-key-0123' }, { Authorization: `Bearer ${await tokenFor('someone')}` }];
+    const attempts: Record<string, string>[] = [
+      {},
+      { Authorization: 'Bearer not-the-admin-key-0123' },
+      { Authorization: `Bearer ${await tokenFor('someone')}` },
+    ];
     for (const headers of attempts) {
       const res = await call(path, { method, headers });
       expect(res.status).toBe(401);

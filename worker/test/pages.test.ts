@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { call, callWithEnv } from './helpers.ts';
-import { cartStatus, checkedOutCart, deliver, eventsFor, outboxOf, stripeEnv } from './stripe-helpers.ts';
 import { payWithoutWebhook } from './standin.ts';
+import { cartStatus, checkedOutCart, deliver, eventsFor, outboxOf, stripeEnv } from './stripe-helpers.ts';
 
 describe('GET /checkout/success', () => {
   it('fulfils from the session read back from Stripe when the webhook has not arrived', async () => {
@@ -45,14 +45,20 @@ describe('GET /checkout/success', () => {
   it('offers APP_RETURN_URL with the cart and its status', async () => {
     const state = await checkedOutCart();
     await deliver(eventsFor(state).completedPaid());
-    const res = await callWithEnv({ ...stripeEnv, APP_RETURN_URL: 'myshop://orders' }, `/checkout/success?session_id=${state.sessionId}`);
+    const res = await callWithEnv(
+      { ...stripeEnv, APP_RETURN_URL: 'myshop://orders' },
+      `/checkout/success?session_id=${state.sessionId}`,
+    );
     const html = await res.text();
     expect(html).toContain(`href="myshop://orders?cart_id=${state.cartId}&amp;status=paid"`);
   });
 
   it('shows what it knows when Stripe is unreachable', async () => {
     const state = await checkedOutCart();
-    const res = await callWithEnv({ ...stripeEnv, STRIPE_API_BASE: 'http://127.0.0.1:9' }, `/checkout/success?session_id=${state.sessionId}`);
+    const res = await callWithEnv(
+      { ...stripeEnv, STRIPE_API_BASE: 'http://127.0.0.1:9' },
+      `/checkout/success?session_id=${state.sessionId}`,
+    );
     expect(res.status).toBe(200);
     expect(await res.text()).toContain('data-status="checkout_pending"');
   });

@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { call, createProduct, db, testEnv, unique } from './helpers.ts';
 
-type ProductBody = { id: string; name: string; unitAmount: number; currency: string; imageUrl: string | null; description: string };
+type ProductBody = {
+  id: string;
+  name: string;
+  unitAmount: number;
+  currency: string;
+  imageUrl: string | null;
+  description: string;
+};
 
 describe('GET /v1/products', () => {
   it('lists active products with integer minor-unit prices and no auth', async () => {
@@ -14,7 +21,12 @@ describe('GET /v1/products', () => {
     expect(ids).toContain(active.id);
     expect(ids).not.toContain(hidden.id);
     expect(products.find((p) => p.id === active.id)).toEqual({
-      id: active.id, name: active.name, description: '', imageUrl: null, unitAmount: 2599, currency: 'usd',
+      id: active.id,
+      name: active.name,
+      description: '',
+      imageUrl: null,
+      unitAmount: 2599,
+      currency: 'usd',
     });
   });
 
@@ -31,7 +43,13 @@ describe('GET /v1/products', () => {
 
 describe('PUT /v1/admin/products/{productId}', () => {
   const admin = () => ({ Authorization: `Bearer ${testEnv.ADMIN_API_KEY}` });
-  const body = { name: 'Mug', description: 'Stoneware', imageUrl: 'https://example.com/mug.png', unitAmount: 1200, currency: 'usd' };
+  const body = {
+    name: 'Mug',
+    description: 'Stoneware',
+    imageUrl: 'https://example.com/mug.png',
+    unitAmount: 1200,
+    currency: 'usd',
+  };
 
   it('creates (201) then updates (200) a product', async () => {
     const id = unique('mug');
@@ -39,7 +57,11 @@ describe('PUT /v1/admin/products/{productId}', () => {
     expect(created.status).toBe(201);
     expect(await created.json()).toEqual({ id, ...body, active: true });
 
-    const updated = await call(`/v1/admin/products/${id}`, { method: 'PUT', headers: admin(), json: { ...body, unitAmount: 1300, active: false } });
+    const updated = await call(`/v1/admin/products/${id}`, {
+      method: 'PUT',
+      headers: admin(),
+      json: { ...body, unitAmount: 1300, active: false },
+    });
     expect(updated.status).toBe(200);
     const [row] = await db().query('SELECT unit_amount::int AS amount, active FROM products WHERE id = $1', [id]);
     expect(row).toEqual({ amount: 1300, active: false });
@@ -51,7 +73,11 @@ describe('PUT /v1/admin/products/{productId}', () => {
     ['a user token scheme', 'Basic abc'],
   ])('rejects %s with 401 and writes nothing', async (_, authorization) => {
     const id = unique('mug');
-    const res = await call(`/v1/admin/products/${id}`, { method: 'PUT', headers: authorization ? { Authorization: authorization } : {}, json: body });
+    const res = await call(`/v1/admin/products/${id}`, {
+      method: 'PUT',
+      headers: authorization ? { Authorization: authorization } : {},
+      json: body,
+    });
     expect(res.status).toBe(401);
     expect(((await res.json()) as { code: string }).code).toBe('unauthorized');
     expect(await db().query('SELECT 1 FROM products WHERE id = $1', [id])).toHaveLength(0);

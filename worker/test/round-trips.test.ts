@@ -47,12 +47,21 @@ describe('database round trips per request', () => {
     const cartRes = await callWithEnv(env, '/v1/carts', { method: 'POST', headers: auth });
     const { id } = (await cartRes.json()) as { id: string };
 
-    const put = () => callWithEnv(env, `/v1/carts/${id}/items/${product.id}`, {
-      method: 'PUT', headers: { ...auth, 'Content-Type': 'application/json' }, body: JSON.stringify({ quantity: 2 }),
-    });
+    const put = () =>
+      callWithEnv(env, `/v1/carts/${id}/items/${product.id}`, {
+        method: 'PUT',
+        headers: { ...auth, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ quantity: 2 }),
+      });
     expect(await roundTrips(put)).toMatchObject({ status: 200, db: 1 });
-    expect(await roundTrips(() => callWithEnv(env, `/v1/carts/${id}`, { headers: auth }))).toMatchObject({ status: 200, db: 1 });
-    expect(await roundTrips(() => callWithEnv(env, '/v1/carts', { headers: auth }))).toMatchObject({ status: 200, db: 1 });
+    expect(await roundTrips(() => callWithEnv(env, `/v1/carts/${id}`, { headers: auth }))).toMatchObject({
+      status: 200,
+      db: 1,
+    });
+    expect(await roundTrips(() => callWithEnv(env, '/v1/carts', { headers: auth }))).toMatchObject({
+      status: 200,
+      db: 1,
+    });
     expect(await roundTrips(() => callWithEnv(env, '/v1/products'))).toMatchObject({ status: 200, db: 1 });
   });
 
@@ -60,9 +69,13 @@ describe('database round trips per request', () => {
     const user = await newUser();
     const product = await createProduct();
     const auth = { Authorization: `Bearer ${user.token}` };
-    const { id } = (await (await callWithEnv(env, '/v1/carts', { method: 'POST', headers: auth })).json()) as { id: string };
+    const { id } = (await (await callWithEnv(env, '/v1/carts', { method: 'POST', headers: auth })).json()) as {
+      id: string;
+    };
     await callWithEnv(env, `/v1/carts/${id}/items/${product.id}`, {
-      method: 'PUT', headers: { ...auth, 'Content-Type': 'application/json' }, body: JSON.stringify({ quantity: 1 }),
+      method: 'PUT',
+      headers: { ...auth, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ quantity: 1 }),
     });
     const checkout = () => callWithEnv(env, `/v1/carts/${id}/checkout`, { method: 'POST', headers: auth });
     expect(await roundTrips(checkout)).toEqual({ status: 201, db: 2, stripe: 1 });

@@ -11,14 +11,15 @@ describe('scheduled reconciliation', () => {
     const expired = await checkedOutCart();
     await expireWithoutWebhook(expired.sessionId);
     // Both are past the grace period the job waits for webhooks.
-    await db().query(`UPDATE checkouts SET created_at = now() - interval '1 hour' WHERE session_id = ANY($1)`, [[paid.sessionId, expired.sessionId]]);
+    await db().query(`UPDATE checkouts SET created_at = now() - interval '1 hour' WHERE session_id = ANY($1)`, [
+      [paid.sessionId, expired.sessionId],
+    ]);
 
     const report = await runScheduled(stripeEnv);
     expect(report.reconcileErrors).toBe(0);
     expect(await cartStatus(paid.cartId)).toBe('paid');
     expect(await cartStatus(expired.cartId)).toBe('open');
     expect((await outboxOf(paid.cartId)).map((o) => o.event_type)).toEqual(['cart.paid']);
-
   });
 });
 
@@ -36,14 +37,17 @@ describe('scheduled reconciliation of delayed payments', () => {
     await runScheduled(stripeEnv);
     expect(await cartStatus(state.cartId)).toBe(status);
     expect((await outboxOf(state.cartId)).map((o) => o.event_type)).toEqual(published);
-    const [row] = await db().query('SELECT reconciled_at IS NOT NULL AS checked FROM checkouts WHERE session_id = $1', [state.sessionId]);
+    const [row] = await db().query('SELECT reconciled_at IS NOT NULL AS checked FROM checkouts WHERE session_id = $1', [
+      state.sessionId,
+    ]);
     expect(row).toEqual({ checked: true });
   });
 });
 
 async function expireWithoutWebhook(sessionId: string) {
   const res = await fetch(`${stripeEnv.STRIPE_API_BASE}/v1/checkout/sessions/${sessionId}/expire`, {
-    method: 'POST', headers: { Authorization: `Bearer ${stripeEnv.STRIPE_SECRET_KEY}` },
+    method: 'POST',
+    headers: { Authorization: `Bearer ${stripeEnv.STRIPE_SECRET_KEY}` },
   });
   if (!res.ok) throw new Error(`expire failed: ${res.status}`);
 }
@@ -55,35 +59,52 @@ describe('scheduled reconciliation under failures', () => {
     for (const state of unknown) await forgetSession(state.sessionId);
     const paid = await checkedOutCart();
     await payWithoutWebhook(paid.sessionId, 'paid');
-    await db().query(`UPDATE checkouts SET expires_at = '2000-01-01'::timestamptz + (cart_id = $2)::int * interval '1 day' WHERE session_id = ANY($1)`, [
-      [...unknown.map((u) => u.sessionId), paid.sessionId], paid.cartId,
-    ]);
+    await db().query(
+      `UPDATE checkouts SET expires_at = '2000-01-01'::timestamptz + (cart_id = $2)::int * interval '1 day' WHERE session_id = ANY($1)`,
+      [[...unknown.map((u) => u.sessionId), paid.sessionId], paid.cartId],
+    );
 
     for (let run = 0; run < 3 && (await cartStatus(paid.cartId)) !== 'paid'; run++) await runScheduled(stripeEnv);
     expect(await cartStatus(paid.cartId)).toBe('paid');
-    const statuses = await db().query('SELECT DISTINCT status FROM carts WHERE id = ANY($1)', [unknown.map((u) => u.cartId)]);
+    const statuses = await db().query('SELECT DISTINCT status FROM carts WHERE id = ANY($1)', [
+      unknown.map((u) => u.cartId),
+    ]);
     expect(statuses).toEqual([{ status: 'open' }]);
   });
 
   it('counts a session it cannot read, stamps it and backs off before reading it again', async () => {
     const state = await checkedOutCart();
-    await db().query(`UPDATE checkouts SET created_at = now() - interval '1 hour' WHERE session_id = $1`, [state.sessionId]);
-    await injectStripeFault(stripeEnv.STRIPE_API_BASE, { method: 'GET', path: `/v1/checkout/sessions/${state.sessionId}`, status: 500, times: 3 });
+    await db().query(`UPDATE checkouts SET created_at = now() - interval '1 hour' WHERE session_id = $1`, [
+      state.sessionId,
+    ]);
+    await injectStripeFault(stripeEnv.STRIPE_API_BASE, {
+      method: 'GET',
+      path: `/v1/checkout/sessions/${state.sessionId}`,
+      status: 500,
+      times: 3,
+    });
 
     const first = await runScheduled(stripeEnv);
     expect(first.reconcileErrors).toBeGreaterThanOrEqual(1);
-    const [row] = await db().query('SELECT reconciled_at IS NOT NULL AS stamped, reconcile_failures FROM checkouts WHERE session_id = $1', [state.sessionId]);
+    const [row] = await db().query(
+      'SELECT reconciled_at IS NOT NULL AS stamped, reconcile_failures FROM checkouts WHERE session_id = $1',
+      [state.sessionId],
+    );
     expect(row).toEqual({ stamped: true, reconcile_failures: 1 });
 
     // Within its backoff it is left alone; once that has passed it is read again.
     await payWithoutWebhook(state.sessionId, 'paid');
     await runScheduled(stripeEnv);
     expect(await cartStatus(state.cartId)).toBe('checkout_pending');
-    await db().query(`UPDATE checkouts SET reconciled_at = now() - interval '11 minutes' WHERE session_id = $1`, [state.sessionId]);
+    await db().query(`UPDATE checkouts SET reconciled_at = now() - interval '11 minutes' WHERE session_id = $1`, [
+      state.sessionId,
+    ]);
     await clearFaultsFor(state.sessionId);
     await runScheduled(stripeEnv);
     expect(await cartStatus(state.cartId)).toBe('paid');
-    const [after] = await db().query('SELECT reconcile_failures FROM checkouts WHERE session_id = $1', [state.sessionId]);
+    const [after] = await db().query('SELECT reconcile_failures FROM checkouts WHERE session_id = $1', [
+      state.sessionId,
+    ]);
     expect(after).toEqual({ reconcile_failures: 0 });
   });
 
@@ -92,12 +113,16 @@ describe('scheduled reconciliation under failures', () => {
     await payWithoutWebhook(state.sessionId, 'async');
     await call(`/checkout/success?session_id=${state.sessionId}`);
     expect(await cartStatus(state.cartId)).toBe('awaiting_payment');
-    await db().query(`UPDATE checkouts SET reconciled_at = now() - interval '50 minutes' WHERE session_id = $1`, [state.sessionId]);
+    await db().query(`UPDATE checkouts SET reconciled_at = now() - interval '50 minutes' WHERE session_id = $1`, [
+      state.sessionId,
+    ]);
     await settleWithoutWebhook(state.sessionId, 'succeed');
 
     await runScheduled(stripeEnv);
     expect(await cartStatus(state.cartId)).toBe('awaiting_payment');
-    await db().query(`UPDATE checkouts SET reconciled_at = now() - interval '61 minutes' WHERE session_id = $1`, [state.sessionId]);
+    await db().query(`UPDATE checkouts SET reconciled_at = now() - interval '61 minutes' WHERE session_id = $1`, [
+      state.sessionId,
+    ]);
     await runScheduled(stripeEnv);
     expect(await cartStatus(state.cartId)).toBe('paid');
   });
@@ -105,7 +130,9 @@ describe('scheduled reconciliation under failures', () => {
 
 /** Removes what is left of the faults on one session (other test files share this stand-in). */
 async function clearFaultsFor(sessionId: string) {
-  const { data } = (await (await fetch(`${stripeEnv.STRIPE_API_BASE}/_standin/faults`)).json()) as { data: { id: string; path: string }[] };
+  const { data } = (await (await fetch(`${stripeEnv.STRIPE_API_BASE}/_standin/faults`)).json()) as {
+    data: { id: string; path: string }[];
+  };
   for (const fault of data.filter((f) => f.path.endsWith(sessionId))) {
     await fetch(`${stripeEnv.STRIPE_API_BASE}/_standin/faults/${fault.id}`, { method: 'DELETE' });
   }

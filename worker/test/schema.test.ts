@@ -16,7 +16,11 @@ describe('the database agrees with cart-state.ts', () => {
           'INSERT INTO carts (user_id, status, superseded) VALUES ($1, $2, $3) RETURNING active',
           [unique('schema'), status, superseded],
         );
-        expect({ status, superseded, active: row!.active }).toEqual({ status, superseded, active: !superseded && ACTIVE_STATUSES.includes(status) });
+        expect({ status, superseded, active: row!.active }).toEqual({
+          status,
+          superseded,
+          active: !superseded && ACTIVE_STATUSES.includes(status),
+        });
       }
     }
   });

@@ -12,7 +12,9 @@ export async function payWithoutWebhook(sessionId: string, outcome: 'paid' | 'as
 
 /** The bank's answer to a delayed payment, now, again without a webhook. */
 export async function settleWithoutWebhook(sessionId: string, result: 'succeed' | 'fail'): Promise<void> {
-  const res = await fetch(`${stripeEnv.STRIPE_API_BASE}/_standin/sessions/${sessionId}/async/${result}`, { method: 'POST' });
+  const res = await fetch(`${stripeEnv.STRIPE_API_BASE}/_standin/sessions/${sessionId}/async/${result}`, {
+    method: 'POST',
+  });
   if (!res.ok) throw new Error(`stand-in settle failed: ${res.status} ${await res.text()}`);
 }
 
@@ -41,7 +43,11 @@ export async function clearStripeFaults(apiBase: string): Promise<void> {
 }
 
 async function control(apiBase: string, path: string, body: unknown): Promise<unknown> {
-  const res = await fetch(`${apiBase}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(`${apiBase}${path}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   if (!res.ok) throw new Error(`stand-in ${path} failed: ${res.status} ${await res.text()}`);
   return res.json();
 }

@@ -1,13 +1,17 @@
-import Stripe from 'stripe';
-import chargeFixture from '@edge-checkout/stripe-standin/fixtures/charge.json';
-import eventFixture from '@edge-checkout/stripe-standin/fixtures/event.json';
-import sessionFixture from '@edge-checkout/stripe-standin/fixtures/checkout.session.json';
 import { PaymentEvent } from '@edge-checkout/pubsub/payment-event';
+import chargeFixture from '@edge-checkout/stripe-standin/fixtures/charge.json';
+import sessionFixture from '@edge-checkout/stripe-standin/fixtures/checkout.session.json';
+import eventFixture from '@edge-checkout/stripe-standin/fixtures/event.json';
+import Stripe from 'stripe';
 import type { Env } from '../src/env.ts';
 import { readOutboxEvents } from '../src/outbox.ts';
 import { call, callWithEnv, createProduct, db, newUser, testEnv } from './helpers.ts';
 
-export const stripeEnv = testEnv as typeof testEnv & { STRIPE_WEBHOOK_SECRET: string; STRIPE_API_BASE: string; STRIPE_SECRET_KEY: string };
+export const stripeEnv = testEnv as typeof testEnv & {
+  STRIPE_WEBHOOK_SECRET: string;
+  STRIPE_API_BASE: string;
+  STRIPE_SECRET_KEY: string;
+};
 
 const stripe = new Stripe(stripeEnv.STRIPE_SECRET_KEY, { httpClient: Stripe.createFetchHttpClient() });
 const cryptoProvider = Stripe.createSubtleCryptoProvider();
@@ -84,8 +88,13 @@ export function eventsFor(s: SessionState) {
     completedPaid: () => stripeEvent('checkout.session.completed', sessionObject(s)),
     completedUnpaid: () => stripeEvent('checkout.session.completed', sessionObject(s, { payment_status: 'unpaid' })),
     asyncSucceeded: () => stripeEvent('checkout.session.async_payment_succeeded', sessionObject(s)),
-    asyncFailed: () => stripeEvent('checkout.session.async_payment_failed', sessionObject(s, { payment_status: 'unpaid' })),
-    expired: () => stripeEvent('checkout.session.expired', sessionObject(s, { status: 'expired', payment_status: 'unpaid', payment_intent: null, customer_details: null })),
+    asyncFailed: () =>
+      stripeEvent('checkout.session.async_payment_failed', sessionObject(s, { payment_status: 'unpaid' })),
+    expired: () =>
+      stripeEvent(
+        'checkout.session.expired',
+        sessionObject(s, { status: 'expired', payment_status: 'unpaid', payment_intent: null, customer_details: null }),
+      ),
     fullRefund: () => stripeEvent('charge.refunded', chargeObject(s)),
     partialRefund: () => stripeEvent('charge.refunded', chargeObject(s, { amount_refunded: 100, refunded: false })),
   };
@@ -131,9 +140,15 @@ export async function cartStatus(cartId: string): Promise<string> {
 }
 
 /** A cart's outbox rows, oldest first, each with the payment event it publishes (checked against the contract's schema). */
-export async function outboxOf(cartId: string): Promise<{ id: string; event_type: string; stripe_event_id: string; event: PaymentEvent }[]> {
-  const rows = (await db().query('SELECT id, event_type, stripe_event_id FROM outbox WHERE cart_id = $1 ORDER BY seq', [cartId])) as {
-    id: string; event_type: string; stripe_event_id: string;
+export async function outboxOf(
+  cartId: string,
+): Promise<{ id: string; event_type: string; stripe_event_id: string; event: PaymentEvent }[]> {
+  const rows = (await db().query('SELECT id, event_type, stripe_event_id FROM outbox WHERE cart_id = $1 ORDER BY seq', [
+    cartId,
+  ])) as {
+    id: string;
+    event_type: string;
+    stripe_event_id: string;
   }[];
   const events = await readOutboxEvents(db(), 'o.cart_id = $1', [cartId]);
   return rows.map((row, i) => ({ ...row, event: PaymentEvent.parse(events[i]) }));

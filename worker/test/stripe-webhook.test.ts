@@ -1,7 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { call, db, holdLocks, problem } from './helpers.ts';
 import {
-  cartStatus, chargeObject, checkedOutCart, deliver, eventRecorded, eventsFor, outboxOf, permutations, sessionObject, signatureFor, stripeEnv, stripeEvent,
+  cartStatus,
+  chargeObject,
+  checkedOutCart,
+  deliver,
+  eventRecorded,
+  eventsFor,
+  outboxOf,
+  permutations,
+  sessionObject,
+  signatureFor,
+  stripeEnv,
+  stripeEvent,
 } from './stripe-helpers.ts';
 
 type Scenario = { name: string; events: (keyof ReturnType<typeof eventsFor>)[]; final: string; published: string[] };
@@ -10,16 +21,43 @@ type Scenario = { name: string; events: (keyof ReturnType<typeof eventsFor>)[]; 
 // and the payment events that must have been published (each once).
 const scenarios: Scenario[] = [
   { name: 'card payment', events: ['completedPaid'], final: 'paid', published: ['cart.paid'] },
-  { name: 'card payment, then full refund', events: ['completedPaid', 'fullRefund'], final: 'refunded', published: ['cart.paid', 'cart.refunded'] },
-  { name: 'card payment, then partial refund', events: ['completedPaid', 'partialRefund'], final: 'paid', published: ['cart.paid'] },
-  { name: 'delayed payment that succeeds', events: ['completedUnpaid', 'asyncSucceeded'], final: 'paid', published: ['cart.paid'] },
-  { name: 'delayed payment that succeeds, then full refund', events: ['completedUnpaid', 'asyncSucceeded', 'fullRefund'], final: 'refunded', published: ['cart.paid', 'cart.refunded'] },
-  { name: 'delayed payment that fails', events: ['completedUnpaid', 'asyncFailed'], final: 'payment_failed', published: ['cart.payment_failed'] },
+  {
+    name: 'card payment, then full refund',
+    events: ['completedPaid', 'fullRefund'],
+    final: 'refunded',
+    published: ['cart.paid', 'cart.refunded'],
+  },
+  {
+    name: 'card payment, then partial refund',
+    events: ['completedPaid', 'partialRefund'],
+    final: 'paid',
+    published: ['cart.paid'],
+  },
+  {
+    name: 'delayed payment that succeeds',
+    events: ['completedUnpaid', 'asyncSucceeded'],
+    final: 'paid',
+    published: ['cart.paid'],
+  },
+  {
+    name: 'delayed payment that succeeds, then full refund',
+    events: ['completedUnpaid', 'asyncSucceeded', 'fullRefund'],
+    final: 'refunded',
+    published: ['cart.paid', 'cart.refunded'],
+  },
+  {
+    name: 'delayed payment that fails',
+    events: ['completedUnpaid', 'asyncFailed'],
+    final: 'payment_failed',
+    published: ['cart.payment_failed'],
+  },
   { name: 'session expiry', events: ['expired'], final: 'open', published: [] },
 ];
 
 describe('POST /v1/webhooks/stripe: every order of arrival, with replays', () => {
-  const cases = scenarios.flatMap((s) => permutations(s.events).map((order) => [s.name, order.join(' → '), s, order] as const));
+  const cases = scenarios.flatMap((s) =>
+    permutations(s.events).map((order) => [s.name, order.join(' → '), s, order] as const),
+  );
 
   it.each(cases)('%s: %s', async (_, __, scenario, order) => {
     const checkout = await checkedOutCart();
@@ -40,7 +78,7 @@ describe('POST /v1/webhooks/stripe: every order of arrival, with replays', () =>
   });
 });
 
-describe('POST /v1/webhooks/stripe: all of a checkout\'s events at once', () => {
+describe("POST /v1/webhooks/stripe: all of a checkout's events at once", () => {
   it.each(scenarios.filter((s) => s.events.length > 1).map((s) => [s.name, s] as const))('%s', async (_, scenario) => {
     const checkout = await checkedOutCart();
     const make = eventsFor(checkout);
@@ -87,21 +125,32 @@ describe('POST /v1/webhooks/stripe: a delayed payment that fails after the shopp
 
     for (const event of [events.asyncFailed(), events.asyncFailed()]) expect((await deliver(event)).status).toBe(200);
     expect(await cartStatus(state.cartId)).toBe('payment_failed');
-    expect((await outboxOf(state.cartId)).map((o) => o.event_type)).toEqual(['cart.awaiting_payment', 'cart.payment_failed']);
+    expect((await outboxOf(state.cartId)).map((o) => o.event_type)).toEqual([
+      'cart.awaiting_payment',
+      'cart.payment_failed',
+    ]);
 
     const again = await openCart(state.user.token);
     expect(again.status).toBe(200);
     expect(((await again.json()) as { id: string }).id).toBe(newer.id);
-    const [{ n }] = (await db().query('SELECT count(*)::int AS n FROM carts WHERE user_id = $1 AND active', [state.user.id])) as [{ n: number }];
+    const [{ n }] = (await db().query('SELECT count(*)::int AS n FROM carts WHERE user_id = $1 AND active', [
+      state.user.id,
+    ])) as [{ n: number }];
     expect(n).toBe(1);
 
-    const edit = await call(`/v1/carts/${state.cartId}/items/${state.products[0]!.id}`, { method: 'PUT', token: state.user.token, json: { quantity: 1 } });
+    const edit = await call(`/v1/carts/${state.cartId}/items/${state.products[0]!.id}`, {
+      method: 'PUT',
+      token: state.user.token,
+      json: { quantity: 1 },
+    });
     expect(edit.status).toBe(409);
     expect((await problem(edit)).code).toBe('cart_not_editable');
     const checkout = await call(`/v1/carts/${state.cartId}/checkout`, { method: 'POST', token: state.user.token });
     expect(checkout.status).toBe(409);
     expect((await problem(checkout)).code).toBe('cart_not_editable');
-    const shown = (await (await call(`/v1/carts/${state.cartId}`, { token: state.user.token })).json()) as { status: string };
+    const shown = (await (await call(`/v1/carts/${state.cartId}`, { token: state.user.token })).json()) as {
+      status: string;
+    };
     expect(shown.status).toBe('payment_failed');
   });
 
@@ -142,12 +191,28 @@ describe('POST /v1/webhooks/stripe: effects', () => {
         currency: 'usd',
         totalAmount: 2000 + 2 * 1250,
         items: [
-          { productId: checkout.products[0]!.id, name: checkout.products[0]!.name, unitAmount: 2000, quantity: 1, lineTotal: 2000 },
-          { productId: checkout.products[1]!.id, name: checkout.products[1]!.name, unitAmount: 1250, quantity: 2, lineTotal: 2500 },
+          {
+            productId: checkout.products[0]!.id,
+            name: checkout.products[0]!.name,
+            unitAmount: 2000,
+            quantity: 1,
+            lineTotal: 2000,
+          },
+          {
+            productId: checkout.products[1]!.id,
+            name: checkout.products[1]!.name,
+            unitAmount: 1250,
+            quantity: 2,
+            lineTotal: 2500,
+          },
         ],
       },
       customer: { email: 'shopper@example.com', name: 'Sam Shopper' },
-      stripe: { eventId: event.id, sessionId: checkout.sessionId, paymentIntentId: `pi_${checkout.sessionId.slice(-12)}` },
+      stripe: {
+        eventId: event.id,
+        sessionId: checkout.sessionId,
+        paymentIntentId: `pi_${checkout.sessionId.slice(-12)}`,
+      },
       amountMismatch: false,
     });
   });
@@ -187,14 +252,17 @@ describe('POST /v1/webhooks/stripe: effects', () => {
     await deliver(eventsFor(checkout).completedPaid());
     for (const share of shares) {
       const refunded = Math.round(checkout.total * share);
-      const event = stripeEvent('charge.refunded', chargeObject(checkout, { amount_refunded: refunded, refunded: refunded === checkout.total }));
+      const event = stripeEvent(
+        'charge.refunded',
+        chargeObject(checkout, { amount_refunded: refunded, refunded: refunded === checkout.total }),
+      );
       expect((await deliver(event)).status).toBe(200);
       expect(await cartStatus(checkout.cartId)).toBe(share === 1 ? 'refunded' : 'paid');
     }
     expect((await outboxOf(checkout.cartId)).map((o) => o.event_type)).toEqual(['cart.paid', 'cart.refunded']);
   });
 
-  it('records but never applies an event about a session that is not the cart\'s current one', async () => {
+  it("records but never applies an event about a session that is not the cart's current one", async () => {
     const checkout = await checkedOutCart();
     await deliver(eventsFor(checkout).expired());
     expect(await cartStatus(checkout.cartId)).toBe('open');
@@ -231,7 +299,6 @@ describe('POST /v1/webhooks/stripe: effects', () => {
     expect((await problem(res)).code).toBe('invalid_signature');
     expect(await eventRecorded(event.id)).toBe(false);
   });
-
 });
 
 describe('POST /v1/webhooks/stripe: rejected requests write nothing', () => {
@@ -244,7 +311,10 @@ describe('POST /v1/webhooks/stripe: rejected requests write nothing', () => {
   it.each([
     ['a missing signature', (e: never) => deliver(e, { signature: null })],
     ['a malformed signature', (e: never) => deliver(e, { signature: 'garbage' })],
-    ['a stale signature (over 300 s old)', (e: never) => deliver(e, { timestamp: Math.floor(Date.now() / 1000) - 301 })],
+    [
+      'a stale signature (over 300 s old)',
+      (e: never) => deliver(e, { timestamp: Math.floor(Date.now() / 1000) - 301 }),
+    ],
     ['a signature made with another secret', (e: never) => deliver(e, { secret: 'whsec_someone_else_0000000000' })],
     ['a tampered body', (e: never) => tampered(e)],
   ])('answers 400 invalid_signature for %s', async (_, send) => {

@@ -2,7 +2,12 @@
 // that the Worker's outbox builds, the notification relay reads and the tests check.
 import { z } from 'zod';
 
-export const PAYMENT_EVENT_TYPES = ['cart.paid', 'cart.awaiting_payment', 'cart.payment_failed', 'cart.refunded'] as const;
+export const PAYMENT_EVENT_TYPES = [
+  'cart.paid',
+  'cart.awaiting_payment',
+  'cart.payment_failed',
+  'cart.refunded',
+] as const;
 export type PaymentEventType = (typeof PAYMENT_EVENT_TYPES)[number];
 
 export const PaymentEventCartItem = z.object({

@@ -54,7 +54,13 @@ export class PubSubPublishError extends Error {
 
   constructor(
     message: string,
-    details: { retryable: boolean; status?: number; publishedMessageIds?: string[]; messageRejected?: boolean; cause?: unknown },
+    details: {
+      retryable: boolean;
+      status?: number;
+      publishedMessageIds?: string[];
+      messageRejected?: boolean;
+      cause?: unknown;
+    },
   ) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.retryable = details.retryable;
@@ -165,7 +171,10 @@ export function createPubSubPublisher(opts: PubSubPublisherOptions): PubSubPubli
   const authorization = opts.emulatorHost ? async () => undefined : credentialsFrom(opts);
 
   async function publishBatch(batch: WireMessage[], publishedBefore: string[]): Promise<string[]> {
-    const fail = (message: string, details: { retryable: boolean; status?: number; messageRejected?: boolean; cause?: unknown }) =>
+    const fail = (
+      message: string,
+      details: { retryable: boolean; status?: number; messageRejected?: boolean; cause?: unknown },
+    ) =>
       new PubSubPublishError(`Pub/Sub publish to ${path} failed: ${message}`, {
         ...details,
         publishedMessageIds: publishedBefore,
@@ -237,7 +246,9 @@ function credentialsFrom(opts: PubSubPublisherOptions): () => Promise<string> {
   }
   if (opts.getAccessToken) return opts.getAccessToken;
   if (opts.serviceAccountKey) return createServiceAccountTokenSource(opts.serviceAccountKey, opts.now);
-  throw new PubSubConfigError('no Pub/Sub credentials: set GCP_SERVICE_ACCOUNT_KEY, or PUBSUB_EMULATOR_HOST for an emulator');
+  throw new PubSubConfigError(
+    'no Pub/Sub credentials: set GCP_SERVICE_ACCOUNT_KEY, or PUBSUB_EMULATOR_HOST for an emulator',
+  );
 }
 
 /**
@@ -289,7 +300,9 @@ function parseServiceAccountKey(keyJson: string): ServiceAccountKey {
   }
   const key = parsed as Partial<Record<keyof ServiceAccountKey, unknown>> | null;
   if (!key || typeof key.client_email !== 'string' || typeof key.private_key !== 'string') {
-    throw new PubSubConfigError('GCP_SERVICE_ACCOUNT_KEY lacks client_email or private_key (expected a service-account JSON key)');
+    throw new PubSubConfigError(
+      'GCP_SERVICE_ACCOUNT_KEY lacks client_email or private_key (expected a service-account JSON key)',
+    );
   }
   return {
     client_email: key.client_email,

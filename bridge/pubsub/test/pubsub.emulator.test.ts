@@ -1,7 +1,8 @@
 // The publisher against Google's real Pub/Sub emulator.
+
+import { emulatorMissing, useSharedEmulator } from '@edge-checkout/test-support/shared-emulator';
 import { describe, expect, it } from 'vitest';
 import { createPubSubPublisher, PubSubPublishError } from '../src/pubsub.ts';
-import { emulatorMissing, useSharedEmulator } from '@edge-checkout/test-support/shared-emulator';
 
 const PROJECT = 'demo-project';
 
@@ -17,7 +18,11 @@ describe.skipIf(emulatorMissing)('publishing to the Pub/Sub emulator', () => {
   it('delivers data, attributes and ordering key, with the ids Pub/Sub assigned', async () => {
     const publisher = await topicWithSubscription('payment-events');
     const ids = await publisher.publish([
-      { data: JSON.stringify({ id: 'evt_1', type: 'cart.paid' }), attributes: { eventType: 'cart.paid', eventId: 'evt_1' }, orderingKey: 'cart_1' },
+      {
+        data: JSON.stringify({ id: 'evt_1', type: 'cart.paid' }),
+        attributes: { eventType: 'cart.paid', eventId: 'evt_1' },
+        orderingKey: 'cart_1',
+      },
       { data: new Uint8Array([0, 1, 254, 255]), attributes: { eventId: 'evt_2' } },
     ]);
     expect(ids).toHaveLength(2);
@@ -29,7 +34,11 @@ describe.skipIf(emulatorMissing)('publishing to the Pub/Sub emulator', () => {
       attributes: { eventType: 'cart.paid', eventId: 'evt_1' },
       orderingKey: 'cart_1',
     });
-    expect(byId.get(ids[1])).toMatchObject({ base64Data: 'AAH+/w==', attributes: { eventId: 'evt_2' }, orderingKey: undefined });
+    expect(byId.get(ids[1])).toMatchObject({
+      base64Data: 'AAH+/w==',
+      attributes: { eventId: 'evt_2' },
+      orderingKey: undefined,
+    });
   });
 
   it('keeps the order of messages that share an ordering key', async () => {
@@ -48,7 +57,12 @@ describe.skipIf(emulatorMissing)('publishing to the Pub/Sub emulator', () => {
     };
     await emulator.admin.createTopic('bulk-events');
     await emulator.admin.createSubscription('bulk-events-pull', { topic: 'bulk-events' });
-    const publisher = createPubSubPublisher({ projectId: PROJECT, topic: 'bulk-events', emulatorHost: emulator.host, fetch: countingFetch });
+    const publisher = createPubSubPublisher({
+      projectId: PROJECT,
+      topic: 'bulk-events',
+      emulatorHost: emulator.host,
+      fetch: countingFetch,
+    });
 
     const ids = await publisher.publish(Array.from({ length: 2345 }, (_, i) => ({ data: `message ${i}` })));
 
@@ -61,7 +75,11 @@ describe.skipIf(emulatorMissing)('publishing to the Pub/Sub emulator', () => {
   });
 
   it('reports a missing topic as a non-retryable 404 with the emulator’s message', async () => {
-    const publisher = createPubSubPublisher({ projectId: PROJECT, topic: 'no-such-topic', emulatorHost: emulator.host });
+    const publisher = createPubSubPublisher({
+      projectId: PROJECT,
+      topic: 'no-such-topic',
+      emulatorHost: emulator.host,
+    });
     const error = await publisher.publish([{ data: 'x' }]).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PubSubPublishError);
     expect(error).toMatchObject({ status: 404, retryable: false, message: expect.stringMatching(/Topic not found/) });

@@ -1,17 +1,17 @@
-import { exportPKCS8, exportSPKI, generateKeyPair, importSPKI, jwtVerify, decodeProtectedHeader } from 'jose';
+import { closedPort, type LocalServer, startLocalServer } from '@edge-checkout/test-support/local-server';
+import { decodeProtectedHeader, exportPKCS8, exportSPKI, generateKeyPair, importSPKI, jwtVerify } from 'jose';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   createPubSubPublisher,
   encodeMessage,
+  PUBSUB_JWT_AUDIENCE,
   PubSubConfigError,
   PubSubPublishError,
   publishUrl,
-  PUBSUB_JWT_AUDIENCE,
   splitIntoBatches,
   topicPath,
   type WireMessage,
 } from '../src/pubsub.ts';
-import { closedPort, startLocalServer, type LocalServer } from '@edge-checkout/test-support/local-server';
 
 const PROJECT = 'demo-project';
 const TOPIC = 'payment-events';
@@ -61,7 +61,9 @@ describe('topic paths and URLs', () => {
   it('builds the topic path and the publish URL for Google, a locational endpoint and an emulator', () => {
     const path = topicPath(PROJECT, TOPIC);
     expect(path).toBe('projects/demo-project/topics/payment-events');
-    expect(publishUrl(path)).toBe('https://pubsub.googleapis.com/v1/projects/demo-project/topics/payment-events:publish');
+    expect(publishUrl(path)).toBe(
+      'https://pubsub.googleapis.com/v1/projects/demo-project/topics/payment-events:publish',
+    );
     expect(publishUrl(path, { apiEndpoint: 'https://europe-west1-pubsub.googleapis.com/' })).toBe(
       'https://europe-west1-pubsub.googleapis.com/v1/projects/demo-project/topics/payment-events:publish',
     );
@@ -81,7 +83,9 @@ describe('topic paths and URLs', () => {
 describe('message encoding and batching', () => {
   it('sends text as UTF-8 and bytes as they are, base64-encoded', () => {
     expect(encodeMessage({ data: 'héllo ✓' })).toEqual({ data: Buffer.from('héllo ✓').toString('base64') });
-    expect(encodeMessage({ data: new Uint8Array([0, 255, 128]), attributes: { a: 'b' }, orderingKey: 'cart-1' })).toEqual({
+    expect(
+      encodeMessage({ data: new Uint8Array([0, 255, 128]), attributes: { a: 'b' }, orderingKey: 'cart-1' }),
+    ).toEqual({
       data: 'AP+A',
       attributes: { a: 'b' },
       orderingKey: 'cart-1',
@@ -108,7 +112,10 @@ describe('message encoding and batching', () => {
   it('counts multi-byte characters by their UTF-8 size at the exact boundary', () => {
     const limits = { maxMessages: 1000, maxRequestBytes: 200 };
     const message: WireMessage = { data: 'QQ==', attributes: { note: 'é✓😀'.repeat(5) } };
-    const batches = splitIntoBatches(Array.from({ length: 10 }, () => message), limits);
+    const batches = splitIntoBatches(
+      Array.from({ length: 10 }, () => message),
+      limits,
+    );
     for (const batch of batches) {
       expect(Buffer.byteLength(JSON.stringify({ messages: batch }))).toBeLessThanOrEqual(200);
     }
@@ -133,7 +140,12 @@ describe('message encoding and batching', () => {
 describe('service-account authentication (self-signed JWT)', () => {
   it('sends a JWT signed by the key that verifies with its public key, with the claims Google expects', async () => {
     const server = await fakePubSub();
-    const publisher = createPubSubPublisher({ projectId: PROJECT, topic: TOPIC, serviceAccountKey, apiEndpoint: server.url });
+    const publisher = createPubSubPublisher({
+      projectId: PROJECT,
+      topic: TOPIC,
+      serviceAccountKey,
+      apiEndpoint: server.url,
+    });
 
     await expect(publisher.publish([{ data: 'x' }])).resolves.toEqual(['1']);
 
@@ -152,7 +164,12 @@ describe('service-account authentication (self-signed JWT)', () => {
 
   it('rejects a JWT signed by another key', async () => {
     const server = await fakePubSub();
-    const publisher = createPubSubPublisher({ projectId: PROJECT, topic: TOPIC, serviceAccountKey, apiEndpoint: server.url });
+    const publisher = createPubSubPublisher({
+      projectId: PROJECT,
+      topic: TOPIC,
+      serviceAccountKey,
+      apiEndpoint: server.url,
+    });
     await publisher.publish([{ data: 'x' }]);
     const token = (server.requests[0].headers.authorization ?? '').slice('Bearer '.length);
     const other = await generateKeyPair('RS256');
@@ -182,7 +199,9 @@ describe('service-account authentication (self-signed JWT)', () => {
     await publisher.publish([{ data: 'd' }]);
     expect(bearerOf(3)).not.toBe(bearerOf(0));
     const fresh = (bearerOf(3) ?? '').slice('Bearer '.length);
-    const { payload } = await jwtVerify(fresh, await importSPKI(publicKeyPem, 'RS256'), { currentDate: new Date(clock) });
+    const { payload } = await jwtVerify(fresh, await importSPKI(publicKeyPem, 'RS256'), {
+      currentDate: new Date(clock),
+    });
     expect(payload.iat).toBe(Math.floor(clock / 1000));
     expect(decodeProtectedHeader(fresh).kid).toBe(KEY_ID);
   });
@@ -192,15 +211,20 @@ describe('service-account authentication (self-signed JWT)', () => {
     expect(() => createPubSubPublisher({ projectId: PROJECT, topic: TOPIC, serviceAccountKey: notJson })).toThrow(
       /^GCP_SERVICE_ACCOUNT_KEY is not valid JSON$/,
     );
-    expect(() => createPubSubPublisher({ projectId: PROJECT, topic: TOPIC, serviceAccountKey: '{"client_email":"a@b"}' })).toThrow(
-      /lacks client_email or private_key/,
-    );
+    expect(() =>
+      createPubSubPublisher({ projectId: PROJECT, topic: TOPIC, serviceAccountKey: '{"client_email":"a@b"}' }),
+    ).toThrow(/lacks client_email or private_key/);
   });
 
   it('fails a publish with an unusable private key as not retryable', async () => {
     const server = await fakePubSub();
     const broken = JSON.stringify({ client_email: CLIENT_EMAIL, private_key: 'not a pem' });
-    const publisher = createPubSubPublisher({ projectId: PROJECT, topic: TOPIC, serviceAccountKey: broken, apiEndpoint: server.url });
+    const publisher = createPubSubPublisher({
+      projectId: PROJECT,
+      topic: TOPIC,
+      serviceAccountKey: broken,
+      apiEndpoint: server.url,
+    });
     const error = await publisher.publish([{ data: 'x' }]).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PubSubPublishError);
     expect(error).toMatchObject({ retryable: false, message: expect.stringMatching(/not a usable PKCS#8/) });
@@ -209,7 +233,9 @@ describe('service-account authentication (self-signed JWT)', () => {
 
   it('refuses to start without credentials unless an emulator is given', () => {
     expect(() => createPubSubPublisher({ projectId: PROJECT, topic: TOPIC })).toThrow(/no Pub\/Sub credentials/);
-    expect(() => createPubSubPublisher({ projectId: PROJECT, topic: TOPIC, emulatorHost: '127.0.0.1:8085' })).not.toThrow();
+    expect(() =>
+      createPubSubPublisher({ projectId: PROJECT, topic: TOPIC, emulatorHost: '127.0.0.1:8085' }),
+    ).not.toThrow();
   });
 });
 
@@ -248,7 +274,10 @@ describe('error classification', () => {
     { answer: googleError(500, 'INTERNAL', 'Internal error'), retryable: true },
     { answer: googleError(503, 'UNAVAILABLE', 'The service is currently unavailable.'), retryable: true },
     { answer: googleError(400, 'INVALID_ARGUMENT', 'Invalid resource name'), retryable: false },
-    { answer: googleError(401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials.'), retryable: false },
+    {
+      answer: googleError(401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials.'),
+      retryable: false,
+    },
     { answer: googleError(403, 'PERMISSION_DENIED', 'User not authorized to perform this action.'), retryable: false },
     { answer: googleError(404, 'NOT_FOUND', 'Resource not found (resource=payment-events).'), retryable: false },
   ];
@@ -256,7 +285,12 @@ describe('error classification', () => {
   for (const { answer, retryable } of cases) {
     it(`${answer.status} ${answer.body.error.status} is ${retryable ? '' : 'not '}retryable and carries Google's message`, async () => {
       const server = await fakePubSub(() => answer);
-      const publisher = createPubSubPublisher({ projectId: PROJECT, topic: TOPIC, serviceAccountKey, apiEndpoint: server.url });
+      const publisher = createPubSubPublisher({
+        projectId: PROJECT,
+        topic: TOPIC,
+        serviceAccountKey,
+        apiEndpoint: server.url,
+      });
       const error = (await publisher.publish([{ data: 'x' }]).catch((e: unknown) => e)) as PubSubPublishError;
       expect(error).toBeInstanceOf(PubSubPublishError);
       expect(error.retryable).toBe(retryable);
@@ -272,7 +306,12 @@ describe('error classification', () => {
 
   it('a refused connection is retryable and has no status', async () => {
     const port = await closedPort();
-    const publisher = createPubSubPublisher({ projectId: PROJECT, topic: TOPIC, serviceAccountKey, apiEndpoint: `http://127.0.0.1:${port}` });
+    const publisher = createPubSubPublisher({
+      projectId: PROJECT,
+      topic: TOPIC,
+      serviceAccountKey,
+      apiEndpoint: `http://127.0.0.1:${port}`,
+    });
     const error = (await publisher.publish([{ data: 'x' }]).catch((e: unknown) => e)) as PubSubPublishError;
     expect(error).toMatchObject({ retryable: true, status: undefined });
     expect(error.message).toMatch(/network error/);
@@ -295,7 +334,12 @@ describe('error classification', () => {
 
   it('reports which messages went out when a later request fails', async () => {
     const server = await fakePubSub((i) => (i === 1 ? googleError(503, 'UNAVAILABLE', 'try later') : undefined));
-    const publisher = createPubSubPublisher({ projectId: PROJECT, topic: TOPIC, serviceAccountKey, apiEndpoint: server.url });
+    const publisher = createPubSubPublisher({
+      projectId: PROJECT,
+      topic: TOPIC,
+      serviceAccountKey,
+      apiEndpoint: server.url,
+    });
     const messages = Array.from({ length: 2500 }, (_, i) => ({ data: `m${i}` }));
     const error = (await publisher.publish(messages).catch((e: unknown) => e)) as PubSubPublishError;
     expect(error).toMatchObject({ retryable: true, status: 503 });

@@ -1,11 +1,12 @@
 // The notification relay (docs/contract.md §6): receives payment events from the topic's push
 // subscription and publishes one email notification per paid, failed or refunded cart.
 // Stateless: repeats are deduplicated downstream by the notification's `id` (the event id).
+
+import { PubSubPublishError, type PubSubPublisher } from '@edge-checkout/pubsub';
+import { ReceivedPaymentEvent } from '@edge-checkout/pubsub/payment-event';
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { ReceivedPaymentEvent } from '@edge-checkout/pubsub/payment-event';
-import { PubSubPublishError, type PubSubPublisher } from '@edge-checkout/pubsub';
-import { silentLog, type RelayLog } from './log.ts';
+import { type RelayLog, silentLog } from './log.ts';
 import type { PushVerifier } from './oidc.ts';
 
 export type RelayDeps = {
@@ -61,7 +62,10 @@ export function createRelayApp(deps: RelayDeps): Hono {
 
     const parsed = parsePush(await c.req.text());
     if (!parsed.ok) {
-      log('WARNING', 'malformed push message, left to the dead-letter policy', { reason: parsed.reason, ...parsed.context });
+      log('WARNING', 'malformed push message, left to the dead-letter policy', {
+        reason: parsed.reason,
+        ...parsed.context,
+      });
       return c.json({ error: parsed.reason }, 400);
     }
     const { event, messageId, subscription } = parsed;

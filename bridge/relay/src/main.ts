@@ -1,5 +1,5 @@
 // Entry of `npm run relay`: the notification relay configured by its environment (docs/contract.md §6).
-import { loadRelayConfig, RelayConfigError, type RelayConfig } from './config.ts';
+import { loadRelayConfig, type RelayConfig, RelayConfigError } from './config.ts';
 import { jsonLog } from './log.ts';
 import { startRelay } from './server.ts';
 

@@ -1,5 +1,5 @@
 // Verifies the OIDC token Pub/Sub attaches to authenticated push requests.
-import { OAuth2Client } from 'google-auth-library';
+import { OAuth2Client, type TokenPayload } from 'google-auth-library';
 
 /**
  * 401: no usable token (missing, malformed, forged, expired, other audience) — as Cloud Run
@@ -34,7 +34,7 @@ export function createOidcVerifier(opts: OidcVerifierOptions): PushVerifier {
     async verify(authorizationHeader) {
       const token = /^Bearer\s+(\S+)\s*$/i.exec(authorizationHeader ?? '')?.[1];
       if (!token) return { ok: false, status: 401, reason: 'missing bearer token' };
-      let payload;
+      let payload: TokenPayload | undefined;
       try {
         const ticket = await client.verifyIdToken({ idToken: token, audience: opts.audience });
         payload = ticket.getPayload();

@@ -1,9 +1,10 @@
 // Wires the relay for a real process: publisher credentials, push verification, HTTP server.
-import { serve } from '@hono/node-server';
-import { GoogleAuth } from 'google-auth-library';
+
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createPubSubPublisher } from '@edge-checkout/pubsub';
+import { serve } from '@hono/node-server';
+import { GoogleAuth } from 'google-auth-library';
 import { createRelayApp } from './app.ts';
 import type { RelayConfig } from './config.ts';
 import { jsonLog, type RelayLog } from './log.ts';
@@ -30,12 +31,18 @@ export async function startRelay(config: RelayConfig, opts: StartRelayOptions = 
   const publisher = createPubSubPublisher({
     projectId: config.projectId,
     topic: config.notificationTopic,
-    ...(config.emulatorHost ? { emulatorHost: config.emulatorHost } : { getAccessToken: applicationDefaultAccessToken(config.projectId) }),
+    ...(config.emulatorHost
+      ? { emulatorHost: config.emulatorHost }
+      : { getAccessToken: applicationDefaultAccessToken(config.projectId) }),
   });
   if (config.pushAuth === 'none') {
-    log('WARNING', 'PUSH_AUTH=none: push requests are NOT authenticated; allowed only because PUBSUB_EMULATOR_HOST is set', {
-      emulatorHost: config.emulatorHost,
-    });
+    log(
+      'WARNING',
+      'PUSH_AUTH=none: push requests are NOT authenticated; allowed only because PUBSUB_EMULATOR_HOST is set',
+      {
+        emulatorHost: config.emulatorHost,
+      },
+    );
   }
   const verifier =
     config.pushAuth === 'none'
@@ -51,7 +58,9 @@ export async function startRelay(config: RelayConfig, opts: StartRelayOptions = 
   const hostname = opts.hostname ?? '0.0.0.0';
   const { server, address } = await new Promise<{ server: ReturnType<typeof serve>; address: AddressInfo }>(
     (resolve, reject) => {
-      const server = serve({ fetch: app.fetch, port: config.port, hostname }, (address) => resolve({ server, address }));
+      const server = serve({ fetch: app.fetch, port: config.port, hostname }, (address) =>
+        resolve({ server, address }),
+      );
       server.once('error', reject);
     },
   );

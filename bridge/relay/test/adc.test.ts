@@ -3,10 +3,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPubSubPublisher } from '@edge-checkout/pubsub';
+import { type LocalServer, startLocalServer } from '@edge-checkout/test-support/local-server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applicationDefaultAccessToken } from '../src/server.ts';
-import { startLocalServer, type LocalServer } from '@edge-checkout/test-support/local-server';
 
 describe('publishing with Application Default Credentials', () => {
   let sts: LocalServer;

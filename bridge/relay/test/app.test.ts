@@ -1,16 +1,22 @@
 // The relay against Google's real Pub/Sub emulator: notifications are pulled back from the topic.
-import { serve } from '@hono/node-server';
+
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createPubSubPublisher, PubSubPublishError, type PubSubPublisher } from '@edge-checkout/pubsub';
+import { closedPort } from '@edge-checkout/test-support/local-server';
+import { emulatorMissing, useSharedEmulator } from '@edge-checkout/test-support/shared-emulator';
+import { serve } from '@hono/node-server';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createRelayApp, type RelayDeps } from '../src/app.ts';
 import type { RelayLog } from '../src/log.ts';
 import { acceptEveryPush, createOidcVerifier, type PushVerifier } from '../src/oidc.ts';
-import { startRelay, type RunningRelay } from '../src/server.ts';
-import { emulatorMissing, useSharedEmulator } from '@edge-checkout/test-support/shared-emulator';
-import { PUSH_AUDIENCE, PUSH_SERVICE_ACCOUNT, startFakeGoogleOidc, type FakeGoogleOidc } from './helpers/google-oidc.ts';
-import { closedPort } from '@edge-checkout/test-support/local-server';
+import { type RunningRelay, startRelay } from '../src/server.ts';
+import {
+  type FakeGoogleOidc,
+  PUSH_AUDIENCE,
+  PUSH_SERVICE_ACCOUNT,
+  startFakeGoogleOidc,
+} from './helpers/google-oidc.ts';
 import { paymentEvent, pushEnvelope } from './helpers/payment-event.ts';
 
 const PROJECT = 'demo-project';
@@ -28,10 +34,21 @@ describe.skipIf(emulatorMissing)('notification relay', () => {
 
   beforeAll(async () => {
     google = await startFakeGoogleOidc();
-    oidc = createOidcVerifier({ audience: PUSH_AUDIENCE, serviceAccountEmail: PUSH_SERVICE_ACCOUNT, certsUrl: google.certsUrl });
+    oidc = createOidcVerifier({
+      audience: PUSH_AUDIENCE,
+      serviceAccountEmail: PUSH_SERVICE_ACCOUNT,
+      certsUrl: google.certsUrl,
+    });
     await emulator.admin.createTopic(NOTIFICATIONS);
-    await emulator.admin.createSubscription('notifications-pull', { topic: NOTIFICATIONS, enableMessageOrdering: true });
-    notificationPublisher = createPubSubPublisher({ projectId: PROJECT, topic: NOTIFICATIONS, emulatorHost: emulator.host });
+    await emulator.admin.createSubscription('notifications-pull', {
+      topic: NOTIFICATIONS,
+      enableMessageOrdering: true,
+    });
+    notificationPublisher = createPubSubPublisher({
+      projectId: PROJECT,
+      topic: NOTIFICATIONS,
+      emulatorHost: emulator.host,
+    });
   });
   afterAll(() => google?.close());
   beforeEach(() => {
@@ -158,7 +175,11 @@ describe.skipIf(emulatorMissing)('notification relay', () => {
   });
 
   it('answers 503 when the notification cannot be published, so Pub/Sub redelivers', async () => {
-    const missingTopic = createPubSubPublisher({ projectId: PROJECT, topic: 'not-created', emulatorHost: emulator.host });
+    const missingTopic = createPubSubPublisher({
+      projectId: PROJECT,
+      topic: 'not-created',
+      emulatorHost: emulator.host,
+    });
     const unreachable = createPubSubPublisher({
       projectId: PROJECT,
       topic: NOTIFICATIONS,
@@ -168,10 +189,9 @@ describe.skipIf(emulatorMissing)('notification relay', () => {
       const response = await push(relay({ verifier: acceptEveryPush, publisher }), pushEnvelope(paymentEvent()));
       expect(response.status).toBe(503);
     }
-    expect(logs.filter((entry) => entry.message === 'could not publish notification').map((entry) => entry.fields.retryable)).toEqual([
-      false,
-      true,
-    ]);
+    expect(
+      logs.filter((entry) => entry.message === 'could not publish notification').map((entry) => entry.fields.retryable),
+    ).toEqual([false, true]);
   });
 
   describe('behind a real push subscription', () => {
@@ -180,7 +200,12 @@ describe.skipIf(emulatorMissing)('notification relay', () => {
 
     function createPaymentEventsPublisher() {
       let publisher: PubSubPublisher | undefined;
-      return () => (publisher ??= createPubSubPublisher({ projectId: PROJECT, topic: 'payment-events', emulatorHost: emulator.host }));
+      return () =>
+        (publisher ??= createPubSubPublisher({
+          projectId: PROJECT,
+          topic: 'payment-events',
+          emulatorHost: emulator.host,
+        }));
     }
 
     /** Publishes payment events the way the Worker does (docs/contract.md §5). */
@@ -188,7 +213,12 @@ describe.skipIf(emulatorMissing)('notification relay', () => {
       return paymentEvents().publish(
         events.map((event) => ({
           data: JSON.stringify(event),
-          attributes: { eventType: event.type, eventId: event.id, cartId: event.cart.id, stripeEventId: event.stripe.eventId },
+          attributes: {
+            eventType: event.type,
+            eventId: event.id,
+            cartId: event.cart.id,
+            stripeEventId: event.stripe.eventId,
+          },
           orderingKey: event.cart.id,
         })),
       );
@@ -219,7 +249,11 @@ describe.skipIf(emulatorMissing)('notification relay', () => {
         pushEndpoint: `${relayServer.url}/pubsub/push`,
         enableMessageOrdering: true,
       });
-      const awaiting = paymentEvent({ id: 'evt_e2e_awaiting', type: 'cart.awaiting_payment', cart: { ...paymentEvent().cart, id: 'cart_e2e' } });
+      const awaiting = paymentEvent({
+        id: 'evt_e2e_awaiting',
+        type: 'cart.awaiting_payment',
+        cart: { ...paymentEvent().cart, id: 'cart_e2e' },
+      });
       const paid = paymentEvent({ id: 'evt_e2e_paid', cart: { ...paymentEvent().cart, id: 'cart_e2e' } });
       try {
         const started = Date.now();
@@ -241,7 +275,8 @@ describe.skipIf(emulatorMissing)('notification relay', () => {
       const flakyPublisher: RelayDeps['publisher'] = {
         async publish(messages) {
           calls++;
-          if (calls === 1) throw new PubSubPublishError('Pub/Sub publish failed: 503 UNAVAILABLE', { retryable: true, status: 503 });
+          if (calls === 1)
+            throw new PubSubPublishError('Pub/Sub publish failed: 503 UNAVAILABLE', { retryable: true, status: 503 });
           return notificationPublisher.publish(messages);
         },
       };
@@ -255,11 +290,15 @@ describe.skipIf(emulatorMissing)('notification relay', () => {
           topic: 'payment-events',
           pushEndpoint: `http://127.0.0.1:${port}/pubsub/push`,
         });
-        await publishPaymentEvents([paymentEvent({ id: 'evt_flaky', cart: { ...paymentEvent().cart, id: 'cart_flaky' } })]);
+        await publishPaymentEvents([
+          paymentEvent({ id: 'evt_flaky', cart: { ...paymentEvent().cart, id: 'cart_flaky' } }),
+        ]);
 
         const received = await notifications(1);
         const failures = logs.filter((entry) => entry.message === 'could not publish notification');
-        const successes = logs.filter((entry) => entry.message === 'notification published' && entry.fields.eventId === 'evt_flaky');
+        const successes = logs.filter(
+          (entry) => entry.message === 'notification published' && entry.fields.eventId === 'evt_flaky',
+        );
         expect(calls).toBe(2);
         expect(failures).toHaveLength(1);
         // Pub/Sub delivered the same message again after the 503.

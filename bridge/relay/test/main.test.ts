@@ -1,10 +1,10 @@
 // `npm run relay` as a process: configuration errors and Cloud Run's SIGTERM.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { type ChildProcess, spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { type LocalServer, startLocalServer } from '@edge-checkout/test-support/local-server';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startLocalServer, type LocalServer } from '@edge-checkout/test-support/local-server';
 import { paymentEvent, pushEnvelope } from './helpers/payment-event.ts';
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
@@ -53,11 +53,18 @@ afterEach(async () => {
 
 describe('npm run relay', () => {
   it('exits 1 naming a missing variable', async () => {
-    const relay = startMain({ NOTIFICATION_TOPIC: 'notifications', PUSH_AUDIENCE: 'https://relay.example/pubsub/push' });
+    const relay = startMain({
+      NOTIFICATION_TOPIC: 'notifications',
+      PUSH_AUDIENCE: 'https://relay.example/pubsub/push',
+    });
     running.push(relay);
     expect(await relay.exited).toBe(1);
     expect(relay.lines()).toEqual([
-      expect.objectContaining({ severity: 'ERROR', message: 'relay not started: GCP_PROJECT_ID is required', variable: 'GCP_PROJECT_ID' }),
+      expect.objectContaining({
+        severity: 'ERROR',
+        message: 'relay not started: GCP_PROJECT_ID is required',
+        variable: 'GCP_PROJECT_ID',
+      }),
     ]);
   });
 
@@ -86,7 +93,9 @@ describe('npm run relay', () => {
     running.push(relay);
     // Without authentication it listens on loopback only.
     await waitForLine(relay, /^relay listening on 127\.0\.0\.1:/);
-    expect(relay.lines().some((line) => line.severity === 'WARNING' && /NOT authenticated/.test(String(line.message)))).toBe(true);
+    expect(
+      relay.lines().some((line) => line.severity === 'WARNING' && /NOT authenticated/.test(String(line.message))),
+    ).toBe(true);
     expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
 
     const inFlight = fetch(`http://127.0.0.1:${port}/pubsub/push`, {

@@ -1,14 +1,23 @@
+import { closedPort } from '@edge-checkout/test-support/local-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOidcVerifier, type PushVerifier } from '../src/oidc.ts';
-import { PUSH_AUDIENCE, PUSH_SERVICE_ACCOUNT, startFakeGoogleOidc, type FakeGoogleOidc } from './helpers/google-oidc.ts';
-import { closedPort } from '@edge-checkout/test-support/local-server';
+import {
+  type FakeGoogleOidc,
+  PUSH_AUDIENCE,
+  PUSH_SERVICE_ACCOUNT,
+  startFakeGoogleOidc,
+} from './helpers/google-oidc.ts';
 
 let google: FakeGoogleOidc;
 let verifier: PushVerifier;
 
 beforeAll(async () => {
   google = await startFakeGoogleOidc();
-  verifier = createOidcVerifier({ audience: PUSH_AUDIENCE, serviceAccountEmail: PUSH_SERVICE_ACCOUNT, certsUrl: google.certsUrl });
+  verifier = createOidcVerifier({
+    audience: PUSH_AUDIENCE,
+    serviceAccountEmail: PUSH_SERVICE_ACCOUNT,
+    certsUrl: google.certsUrl,
+  });
 });
 afterAll(() => google.close());
 
@@ -16,11 +25,18 @@ const bearer = (token: string) => `Bearer ${token}`;
 
 describe('OIDC verification of push requests', () => {
   it('accepts a Google-signed token for the audience from the push service account', async () => {
-    await expect(verifier.verify(bearer(await google.idToken()))).resolves.toEqual({ ok: true, email: PUSH_SERVICE_ACCOUNT });
+    await expect(verifier.verify(bearer(await google.idToken()))).resolves.toEqual({
+      ok: true,
+      email: PUSH_SERVICE_ACCOUNT,
+    });
   });
 
   it('answers 401 without a bearer token', async () => {
-    await expect(verifier.verify(undefined)).resolves.toMatchObject({ ok: false, status: 401, reason: 'missing bearer token' });
+    await expect(verifier.verify(undefined)).resolves.toMatchObject({
+      ok: false,
+      status: 401,
+      reason: 'missing bearer token',
+    });
     await expect(verifier.verify('Basic dXNlcjpwYXNz')).resolves.toMatchObject({ ok: false, status: 401 });
   });
 
@@ -35,7 +51,11 @@ describe('OIDC verification of push requests', () => {
 
   it('answers 401 for an expired token (beyond the library’s 5-minute clock skew)', async () => {
     const token = await google.idToken({}, { issuedAt: Math.floor(Date.now() / 1000) - 7200 });
-    await expect(verifier.verify(bearer(token))).resolves.toMatchObject({ ok: false, status: 401, reason: 'token expired' });
+    await expect(verifier.verify(bearer(token))).resolves.toMatchObject({
+      ok: false,
+      status: 401,
+      reason: 'token expired',
+    });
   });
 
   it('answers 401 for a forged signature, and for a tampered payload', async () => {
@@ -46,14 +66,27 @@ describe('OIDC verification of push requests', () => {
       reason: 'token signature does not verify',
     });
     const [header, , signature] = (await google.idToken()).split('.');
-    const payload = Buffer.from(JSON.stringify({ aud: PUSH_AUDIENCE, email: 'attacker@example.com' })).toString('base64url');
-    await expect(verifier.verify(bearer(`${header}.${payload}.${signature}`))).resolves.toMatchObject({ ok: false, status: 401 });
+    const payload = Buffer.from(JSON.stringify({ aud: PUSH_AUDIENCE, email: 'attacker@example.com' })).toString(
+      'base64url',
+    );
+    await expect(verifier.verify(bearer(`${header}.${payload}.${signature}`))).resolves.toMatchObject({
+      ok: false,
+      status: 401,
+    });
   });
 
   it('answers 401 for a token not issued by Google and for garbage', async () => {
     const token = await google.idToken({ iss: 'https://evil.example.com' });
-    await expect(verifier.verify(bearer(token))).resolves.toMatchObject({ ok: false, status: 401, reason: 'token not issued by Google' });
-    await expect(verifier.verify(bearer('not.a.jwt'))).resolves.toMatchObject({ ok: false, status: 401, reason: 'token is malformed' });
+    await expect(verifier.verify(bearer(token))).resolves.toMatchObject({
+      ok: false,
+      status: 401,
+      reason: 'token not issued by Google',
+    });
+    await expect(verifier.verify(bearer('not.a.jwt'))).resolves.toMatchObject({
+      ok: false,
+      status: 401,
+      reason: 'token is malformed',
+    });
   });
 
   it('answers 403 for a genuine token from another service account, or with an unverified email', async () => {

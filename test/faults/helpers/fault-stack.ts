@@ -3,11 +3,11 @@
 // and the handles the scenarios switch faults with.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { REPO_ROOT } from '@edge-checkout/dev-stack/dev-env';
 import { cronsFromWranglerToml } from '@edge-checkout/dev-stack/dev-cron';
+import { REPO_ROOT } from '@edge-checkout/dev-stack/dev-env';
 import { locatePubSubEmulator } from '@edge-checkout/dev-stack/pubsub-emulator';
-import { startPubSubFaultProxy, type PubSubFaultProxy } from '@edge-checkout/test-support/pubsub-fault-proxy';
-import { useLocalStack, type E2eStack } from '@edge-checkout/test-support/stack';
+import { type PubSubFaultProxy, startPubSubFaultProxy } from '@edge-checkout/test-support/pubsub-fault-proxy';
+import { type E2eStack, useLocalStack } from '@edge-checkout/test-support/stack';
 import { StandinControls } from '@edge-checkout/test-support/standin';
 
 /** What the suite cannot run without, or undefined when this machine has it all. */
@@ -15,7 +15,8 @@ export function missingPrerequisite(): string | undefined {
   const emulator = locatePubSubEmulator();
   if (!emulator.ok) return `no Pub/Sub emulator: ${emulator.reason}`;
   // Stalling Postgres finds its processes in /proc and stops them with signals.
-  if (process.platform !== 'linux' || !existsSync('/proc/self/stat')) return `stalling Postgres needs Linux's /proc (this is ${process.platform})`;
+  if (process.platform !== 'linux' || !existsSync('/proc/self/stat'))
+    return `stalling Postgres needs Linux's /proc (this is ${process.platform})`;
   return undefined;
 }
 
@@ -67,7 +68,9 @@ export function useFaultStack(): FaultStack {
     },
     async runScheduledJob() {
       // wrangler dev --test-scheduled (tools/dev-cron.ts calls the same).
-      const res = await fetch(`${stack.workerUrl}/__scheduled?cron=${encodeURIComponent(cron)}`, { signal: AbortSignal.timeout(60_000) });
+      const res = await fetch(`${stack.workerUrl}/__scheduled?cron=${encodeURIComponent(cron)}`, {
+        signal: AbortSignal.timeout(60_000),
+      });
       await res.body?.cancel();
       if (!res.ok) throw new Error(`/__scheduled answered ${res.status}`);
     },
@@ -75,7 +78,8 @@ export function useFaultStack(): FaultStack {
       const res = await fetch(`${stack.workerUrl}/v1/admin/outbox?state=${state}&limit=500`, {
         headers: { authorization: `Bearer ${stack.vars.ADMIN_API_KEY}` },
       });
-      if (res.status !== 200) throw new Error(`GET /v1/admin/outbox?state=${state} answered ${res.status}: ${await res.text()}`);
+      if (res.status !== 200)
+        throw new Error(`GET /v1/admin/outbox?state=${state} answered ${res.status}: ${await res.text()}`);
       return ((await res.json()) as { entries: OutboxEntry[] }).entries;
     },
   };

@@ -39,7 +39,9 @@ export async function stallPostgres(dataDir: string): Promise<StalledPostgres> {
   while (!pids.every((pid) => ['T', 'Z', '-'].includes(processState(pid)))) {
     if (Date.now() > deadline) {
       stalled.resume();
-      throw new Error(`Postgres processes ${pids.join(', ')} did not stop: ${pids.map((pid) => `${pid}=${processState(pid)}`).join(' ')}`);
+      throw new Error(
+        `Postgres processes ${pids.join(', ')} did not stop: ${pids.map((pid) => `${pid}=${processState(pid)}`).join(' ')}`,
+      );
     }
     await sleep(10);
   }

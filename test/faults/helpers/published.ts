@@ -1,9 +1,10 @@
 // CONTRACT §5 on the emulator: each payment event of a cart is on the topic exactly once, in the
 // cart's order (pulled through a subscription with message ordering), matching its outbox row,
 // and nothing more comes, even after the scheduled job runs again.
-import { expect } from 'vitest';
+
 import { outboxRows } from '@edge-checkout/test-support/outbox';
 import type { TopicReader } from '@edge-checkout/test-support/topics';
+import { expect } from 'vitest';
 import { tally } from './report.ts';
 
 /** Cart id → the event types it must have published, in order ([] for none). */
@@ -20,17 +21,28 @@ export async function expectPublishedExactlyOnce(opts: {
   const { reader, expected } = opts;
   for (const [cartId, types] of expected) {
     const rows = await outboxRows(opts.databaseUrl, cartId);
-    expect(rows.map((r) => [r.event_type, r.published_at !== null]), `outbox of cart ${cartId}`).toEqual(types.map((t) => [t, true]));
+    expect(
+      rows.map((r) => [r.event_type, r.published_at !== null]),
+      `outbox of cart ${cartId}`,
+    ).toEqual(types.map((t) => [t, true]));
     const messages = types.length > 0 ? await reader.forCart(cartId, types.length) : await reader.allForCart(cartId);
     expect(
-      messages.map((m) => ({ type: m.attributes.eventType, eventId: m.attributes.eventId, messageId: m.messageId, orderingKey: m.orderingKey })),
+      messages.map((m) => ({
+        type: m.attributes.eventType,
+        eventId: m.attributes.eventId,
+        messageId: m.messageId,
+        orderingKey: m.orderingKey,
+      })),
       `messages about cart ${cartId}`,
     ).toEqual(rows.map((r) => ({ type: r.event_type, eventId: r.id, messageId: r.message_id, orderingKey: cartId })));
   }
   // Nothing more: the scheduled job finds nothing left to publish, and no repeat arrives.
   await opts.runScheduledJob();
   const more = await reader.arrivingWithin(opts.quietMs, [...expected.keys()]);
-  expect(more.map((m) => `${m.attributes.eventType} ${m.attributes.cartId} ${m.messageId}`), 'messages after the last expected one').toEqual([]);
+  expect(
+    more.map((m) => `${m.attributes.eventType} ${m.attributes.cartId} ${m.messageId}`),
+    'messages after the last expected one',
+  ).toEqual([]);
 
   const types = [...expected.values()].flat();
   if (types.length === 0) return 'nothing';

@@ -61,7 +61,9 @@ export function tally(values: readonly string[]): string {
 
 /** Every delivery attempt's answer; an attempt the stand-in gave up on (timeout, network) is "no answer". */
 export function webhookAnswers(events: readonly DeliveredEvent[]): string {
-  return tally(events.flatMap((e) => e.delivery.attempts.map((a) => (a.status === null ? 'no answer' : String(a.status)))));
+  return tally(
+    events.flatMap((e) => e.delivery.attempts.map((a) => (a.status === null ? 'no answer' : String(a.status)))),
+  );
 }
 
 /** Attempts made at or after `since` (ms) that the Worker answered with a 5xx. */

@@ -36,20 +36,27 @@ export function startCronTicker(workerUrl: string, crons: string[], log: (line: 
   for (const cron of crons) {
     const every = everyMinutes(cron);
     if (!every) {
-      log(`cron "${cron}" is not run automatically; trigger it with GET ${workerUrl}/__scheduled?cron=${encodeURIComponent(cron)}`);
+      log(
+        `cron "${cron}" is not run automatically; trigger it with GET ${workerUrl}/__scheduled?cron=${encodeURIComponent(cron)}`,
+      );
       continue;
     }
     const schedule = () => {
-      const timer = setTimeout(async () => {
-        timers.delete(timer);
-        try {
-          const res = await fetch(`${workerUrl}/__scheduled?cron=${encodeURIComponent(cron)}`, { signal: AbortSignal.timeout(60_000) });
-          if (!res.ok) log(`cron "${cron}": the Worker answered ${res.status}`);
-        } catch (err) {
-          log(`cron "${cron}": ${(err as Error).message}`);
-        }
-        schedule();
-      }, msUntilNextRun(every, new Date()));
+      const timer = setTimeout(
+        async () => {
+          timers.delete(timer);
+          try {
+            const res = await fetch(`${workerUrl}/__scheduled?cron=${encodeURIComponent(cron)}`, {
+              signal: AbortSignal.timeout(60_000),
+            });
+            if (!res.ok) log(`cron "${cron}": the Worker answered ${res.status}`);
+          } catch (err) {
+            log(`cron "${cron}": ${(err as Error).message}`);
+          }
+          schedule();
+        },
+        msUntilNextRun(every, new Date()),
+      );
       timers.add(timer);
     };
     schedule();

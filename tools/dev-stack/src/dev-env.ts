@@ -80,11 +80,14 @@ export async function loadDevSecrets(file = DEV_SECRETS_FILE): Promise<DevSecret
  */
 export function formatEnvFile(vars: Vars): string {
   const lines = Object.entries(vars).map(([name, value]) => {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`cannot pass variable ${JSON.stringify(name)} to wrangler: not a valid name`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+      throw new Error(`cannot pass variable ${JSON.stringify(name)} to wrangler: not a valid name`);
     const quote = !value.includes("'") ? "'" : !value.includes('`') ? '`' : undefined;
     // A trailing backslash would escape the closing quote for dotenv.
     if (!quote || value.endsWith('\\')) {
-      throw new Error(`cannot pass ${name} to wrangler in an env file: its value holds both ' and \` or ends with a backslash`);
+      throw new Error(
+        `cannot pass ${name} to wrangler in an env file: its value holds both ' and \` or ends with a backslash`,
+      );
     }
     return `${name}=${quote}${value}${quote}`;
   });

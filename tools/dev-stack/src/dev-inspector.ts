@@ -16,7 +16,9 @@ import WebSocket from 'ws';
 export async function quietNetworkEvents(port: number, timeoutMs = 5_000): Promise<boolean> {
   let ws: WebSocket;
   try {
-    const targets = (await (await fetch(`http://127.0.0.1:${port}/json/list`, { signal: AbortSignal.timeout(timeoutMs) })).json()) as {
+    const targets = (await (
+      await fetch(`http://127.0.0.1:${port}/json/list`, { signal: AbortSignal.timeout(timeoutMs) })
+    ).json()) as {
       webSocketDebuggerUrl?: string;
     }[];
     const url = targets[0]?.webSocketDebuggerUrl;

@@ -3,7 +3,7 @@
  * its own process group so one signal stops the whole tree, and recorded in a small file so
  * that the next run can stop what a crashed run (kill -9, closed terminal) left behind.
  */
-import { spawn, spawnSync, type StdioOptions } from 'node:child_process';
+import { type StdioOptions, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -114,7 +114,10 @@ export class ProcessGroups {
 }
 
 async function stopGroup(entry: RegistryEntry, graceMs: number): Promise<void> {
-  for (const [signal, waitMs] of [['SIGTERM', graceMs], ['SIGKILL', 3_000]] as const) {
+  for (const [signal, waitMs] of [
+    ['SIGTERM', graceMs],
+    ['SIGKILL', 3_000],
+  ] as const) {
     if (groupMembers(entry).length === 0) return;
     try {
       process.kill(-entry.pgid, signal);

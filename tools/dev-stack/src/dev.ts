@@ -13,9 +13,9 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { cronsFromWranglerToml, startCronTicker } from './dev-cron.ts';
-import { configuredVars, DEV_DATA_DIR, readDevVars, REPO_ROOT } from './dev-env.ts';
+import { configuredVars, DEV_DATA_DIR, REPO_ROOT, readDevVars } from './dev-env.ts';
 import { claimSingleRun } from './dev-processes.ts';
-import { startLocalStack, type LocalStack } from './local-stack.ts';
+import { type LocalStack, startLocalStack } from './local-stack.ts';
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 const log = (line: string) => console.log(`[dev] ${line}`);
@@ -91,7 +91,8 @@ function portFromEnv(name: string, fallback: number): number {
   const raw = process.env[name];
   if (!raw) return fallback;
   const port = Number(raw);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`${name} must be a port number, not ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new Error(`${name} must be a port number, not ${JSON.stringify(raw)}`);
   return port;
 }
 

@@ -4,8 +4,8 @@
  */
 import { appendFileSync } from 'node:fs';
 import path from 'node:path';
-import { type LocalService, effective } from './local-service.ts';
 import { migrate } from '@edge-checkout/migrate';
+import { effective, type LocalService } from './local-service.ts';
 import { startNeonHttpProxy } from './neon-http-proxy.ts';
 import { isLoopbackHost } from './net.ts';
 import { seedDemoProducts } from './seed.ts';
@@ -26,7 +26,9 @@ export const postgresService: LocalService = {
   name: 'postgres',
   async start(ctx) {
     if (ctx.configured.DATABASE_URL) {
-      ctx.log(`database: DATABASE_URL is configured (${redactUrl(ctx.configured.DATABASE_URL)}); not starting Postgres`);
+      ctx.log(
+        `database: DATABASE_URL is configured (${redactUrl(ctx.configured.DATABASE_URL)}); not starting Postgres`,
+      );
       return undefined;
     }
     const logFile = path.join(ctx.dataDir, 'postgres.log');
@@ -38,7 +40,8 @@ export const postgresService: LocalService = {
         appendFileSync(logFile, `${line}\n`);
         // Postgres' routine chatter goes to the file; problems and our own notes to the terminal
         // (not the disconnects every shutdown causes).
-        const notable = /(FATAL|PANIC|ERROR|WARNING):|Postgres ready|stopping a Postgres|removing stale|traverse permission/;
+        const notable =
+          /(FATAL|PANIC|ERROR|WARNING):|Postgres ready|stopping a Postgres|removing stale|traverse permission/;
         if (notable.test(line) && !line.includes('terminating connection due to administrator command')) {
           ctx.log(`postgres: ${line}`);
         }

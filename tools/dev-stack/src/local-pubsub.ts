@@ -6,10 +6,10 @@
  * no Pub/Sub variables: payment events then wait in the outbox.
  */
 import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
 import { REPO_ROOT } from './dev-env.ts';
-import { forEachLine, type ChildGroup } from './dev-processes.ts';
+import { type ChildGroup, forEachLine } from './dev-processes.ts';
 import type { LocalService, ServiceContext } from './local-service.ts';
 import { assertPortFree, freePort } from './net.ts';
 import { watchNotifications } from './notification-feed.ts';
@@ -28,11 +28,15 @@ export const pubsubService: LocalService = {
     const projectId = ctx.configured.GCP_PROJECT_ID ?? DEFAULT_GCP_PROJECT_ID;
     const paymentTopic = ctx.configured.PUBSUB_TOPIC ?? DEFAULT_PUBSUB_TOPIC;
     if (ctx.configured.PUBSUB_EMULATOR_HOST) {
-      ctx.log(`pubsub: PUBSUB_EMULATOR_HOST is configured (${ctx.configured.PUBSUB_EMULATOR_HOST}); using it as it is (no emulator, topics or relay started here)`);
+      ctx.log(
+        `pubsub: PUBSUB_EMULATOR_HOST is configured (${ctx.configured.PUBSUB_EMULATOR_HOST}); using it as it is (no emulator, topics or relay started here)`,
+      );
       return undefined;
     }
     if (ctx.configured.GCP_SERVICE_ACCOUNT_KEY) {
-      ctx.log(`pubsub: GCP_SERVICE_ACCOUNT_KEY is configured; payment events go to Google Cloud (projects/${projectId}/topics/${paymentTopic}), no emulator started`);
+      ctx.log(
+        `pubsub: GCP_SERVICE_ACCOUNT_KEY is configured; payment events go to Google Cloud (projects/${projectId}/topics/${paymentTopic}), no emulator started`,
+      );
       return undefined;
     }
     const located = locatePubSubEmulator();
@@ -57,7 +61,10 @@ async function startLocalPubSub(ctx: ServiceContext, projectId: string, paymentT
   };
   try {
     if (ctx.ports.pubsubEmulator !== 0) {
-      await assertPortFree(ctx.ports.pubsubEmulator, 'set PUBSUB_EMULATOR_PORT, or PUBSUB_EMULATOR_HOST to use an emulator you run');
+      await assertPortFree(
+        ctx.ports.pubsubEmulator,
+        'set PUBSUB_EMULATOR_PORT, or PUBSUB_EMULATOR_HOST to use an emulator you run',
+      );
     }
     const emulator = await startPubSubEmulator({ projectId, port: ctx.ports.pubsubEmulator, log: ctx.log });
     if (!emulator) throw new Error('the Pub/Sub emulator did not start');
@@ -76,7 +83,11 @@ async function startLocalPubSub(ctx: ServiceContext, projectId: string, paymentT
     await waitForRelay(relayUrl, relay);
 
     const admin = createPubSubAdmin({ host: emulator.host, projectId });
-    const layout = await setUpLocalPubSub(admin, { paymentTopic, notificationTopic: ctx.notificationTopic, relayPushEndpoint: `${relayUrl}/pubsub/push` });
+    const layout = await setUpLocalPubSub(admin, {
+      paymentTopic,
+      notificationTopic: ctx.notificationTopic,
+      relayPushEndpoint: `${relayUrl}/pubsub/push`,
+    });
     const feed = watchNotifications({ admin, subscription: layout.notificationSubscription, print: ctx.print });
     stops.push(feed.stop);
 
@@ -90,7 +101,10 @@ async function startLocalPubSub(ctx: ServiceContext, projectId: string, paymentT
 
     let stopping = false;
     void relay.exited.then(({ code, signal }) => {
-      if (!stopping) ctx.log(`pubsub: the notification relay exited (${signal ?? `code ${code}`}); no notifications until npm run dev restarts`);
+      if (!stopping)
+        ctx.log(
+          `pubsub: the notification relay exited (${signal ?? `code ${code}`}); no notifications until npm run dev restarts`,
+        );
     });
     ctx.log(
       `pubsub: emulator on ${emulator.host} (project ${projectId}): ${paymentTopic} → relay ${relayUrl}/pubsub/push → ` +
@@ -109,7 +123,10 @@ async function startLocalPubSub(ctx: ServiceContext, projectId: string, paymentT
   }
 }
 
-function startRelayProcess(ctx: ServiceContext, opts: { port: number; projectId: string; emulatorHost: string }): Promise<ChildGroup> {
+function startRelayProcess(
+  ctx: ServiceContext,
+  opts: { port: number; projectId: string; emulatorHost: string },
+): Promise<ChildGroup> {
   // tsx's loader in this Node process: one process per relay, not tsx's CLI and its child.
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
   return ctx.processes

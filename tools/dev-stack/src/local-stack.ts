@@ -14,13 +14,13 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { formatEnvFile, loadDevSecrets, REPO_ROOT, WORKER_VARIABLES, writePrivateFile, type Vars } from './dev-env.ts';
-import { forEachLine, ProcessGroups, type ChildGroup } from './dev-processes.ts';
+import { formatEnvFile, loadDevSecrets, REPO_ROOT, type Vars, WORKER_VARIABLES, writePrivateFile } from './dev-env.ts';
+import { keepNetworkEventsQuiet } from './dev-inspector.ts';
+import { type ChildGroup, forEachLine, ProcessGroups } from './dev-processes.ts';
 import { neonProxyService, postgresService, schemaService } from './local-database.ts';
 import { DEFAULT_NOTIFICATION_TOPIC, pubsubService } from './local-pubsub.ts';
 import type { LocalPorts, LocalService, ServiceContext, WrapHost } from './local-service.ts';
 import { stripeService } from './local-stripe.ts';
-import { keepNetworkEventsQuiet } from './dev-inspector.ts';
 import { assertPortFree, freePort } from './net.ts';
 
 const LOCAL_SERVICES: LocalService[] = [postgresService, schemaService, neonProxyService, stripeService, pubsubService];
@@ -114,12 +114,18 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     }
 
     // Only the Worker's own secrets are defaults; the stand-in's webhook secret comes with the stand-in.
-    const defaults: Vars = { PUBLIC_BASE_URL: workerUrl, AUTH_JWT_SECRET: secrets.AUTH_JWT_SECRET, ADMIN_API_KEY: secrets.ADMIN_API_KEY };
+    const defaults: Vars = {
+      PUBLIC_BASE_URL: workerUrl,
+      AUTH_JWT_SECRET: secrets.AUTH_JWT_SECRET,
+      ADMIN_API_KEY: secrets.ADMIN_API_KEY,
+    };
     const workerVars: Vars = { ...defaults, ...provided, ...options.configured };
     const sourceOf = (name: string) =>
       name in options.configured
-        ? process.env[name] ? 'environment' : '.dev.vars'
-        : providedBy.get(name) ?? (name === 'PUBLIC_BASE_URL' ? 'default' : 'dev-secrets.json');
+        ? process.env[name]
+          ? 'environment'
+          : '.dev.vars'
+        : (providedBy.get(name) ?? (name === 'PUBLIC_BASE_URL' ? 'default' : 'dev-secrets.json'));
     logVariables(log, workerVars, sourceOf);
 
     const inspectorPort = await portOrFree(options.inspectorPort ?? 0);
@@ -140,7 +146,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   }
 }
 
-async function startWrangler(processes: ProcessGroups, options: LocalStackOptions, port: number, inspectorPort: number, workerVars: Vars): Promise<ChildGroup> {
+async function startWrangler(
+  processes: ProcessGroups,
+  options: LocalStackOptions,
+  port: number,
+  inspectorPort: number,
+  workerVars: Vars,
+): Promise<ChildGroup> {
   const envFile = path.join(options.dataDir, 'worker.env');
   await writePrivateFile(envFile, formatEnvFile(workerVars));
   const wrangler = await processes.spawn({
@@ -149,12 +161,16 @@ async function startWrangler(processes: ProcessGroups, options: LocalStackOption
     args: [
       wranglerBin(),
       'dev',
-      '--ip', '127.0.0.1',
-      '--port', String(port),
-      '--inspector-port', String(inspectorPort),
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--inspector-port',
+      String(inspectorPort),
       '--test-scheduled',
       // With --env-file wrangler reads only this file, not .dev.vars: it already holds both.
-      '--env-file', envFile,
+      '--env-file',
+      envFile,
       '--show-interactive-dev-session=false',
     ],
     cwd: REPO_ROOT,

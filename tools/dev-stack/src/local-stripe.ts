@@ -5,9 +5,10 @@
  *   - STRIPE_API_BASE set (e.g. a stand-in from `npm run stripe:standin`): that server is used;
  *   - a real key and no STRIPE_API_BASE: Stripe itself; webhooks need `stripe listen`.
  */
+
+import { startStripeStandin } from '@edge-checkout/stripe-standin';
 import type { LocalService, ServiceContext } from './local-service.ts';
 import { assertPortFree, isLoopbackHost } from './net.ts';
-import { startStripeStandin } from '@edge-checkout/stripe-standin';
 
 /** Any sk_test_ key passes the stand-in; this one says where it belongs. Not a secret. */
 export const LOCAL_STRIPE_KEY = 'sk_test_local_standin';
@@ -32,7 +33,9 @@ export const stripeService: LocalService = {
         `stripe: STRIPE_SECRET_KEY is configured and STRIPE_API_BASE is not: talking to Stripe${live ? ' with a LIVE key (real payments)' : ''}. ` +
           `Stripe cannot reach 127.0.0.1: for webhooks run \`stripe listen --forward-to ${webhookUrl.replace(/^http:\/\//, '')}\` ` +
           `and put the whsec_… it prints in STRIPE_WEBHOOK_SECRET` +
-          (configuredSecret ? '' : ' (not set yet: webhooks are refused until it is; the success page and the scheduled job still settle carts)'),
+          (configuredSecret
+            ? ''
+            : ' (not set yet: webhooks are refused until it is; the success page and the scheduled job still settle carts)'),
       );
       return undefined;
     }
@@ -53,7 +56,9 @@ export const stripeService: LocalService = {
       webhookRetryDelaysMs: WEBHOOK_RETRY_DELAYS_MS,
       log: (line) => ctx.print(`[stripe] ${line}`),
     });
-    ctx.log(`stripe: local stand-in on ${standin.url} (no Stripe account needed); hosted payment pages at its session urls, webhooks to ${webhookUrl}`);
+    ctx.log(
+      `stripe: local stand-in on ${standin.url} (no Stripe account needed); hosted payment pages at its session urls, webhooks to ${webhookUrl}`,
+    );
     return {
       vars: { STRIPE_SECRET_KEY: LOCAL_STRIPE_KEY, STRIPE_WEBHOOK_SECRET: webhookSecret, STRIPE_API_BASE: standin.url },
       stop: standin.close,
@@ -66,7 +71,12 @@ export const stripeService: LocalService = {
  * that server signs webhooks with; when it is our stand-in we can also tell whether its
  * webhooks reach this Worker.
  */
-async function useConfiguredServer(ctx: ServiceContext, apiBase: string, webhookUrl: string, configuredSecret: string | undefined) {
+async function useConfiguredServer(
+  ctx: ServiceContext,
+  apiBase: string,
+  webhookUrl: string,
+  configuredSecret: string | undefined,
+) {
   const vars: Record<string, string> = {};
   if (!ctx.configured.STRIPE_SECRET_KEY) vars.STRIPE_SECRET_KEY = LOCAL_STRIPE_KEY;
   if (!configuredSecret) vars.STRIPE_WEBHOOK_SECRET = ctx.secrets.STRIPE_WEBHOOK_SECRET;
@@ -92,7 +102,9 @@ async function useConfiguredServer(ctx: ServiceContext, apiBase: string, webhook
         `(${configuredSecret ? 'the one configured here' : 'STRIPE_WEBHOOK_SECRET in .data/dev-secrets.json'})`,
     );
   } else if (webhooks) {
-    ctx.log(`stripe: that stand-in sends its webhooks here; they verify only if it signs with the Worker's STRIPE_WEBHOOK_SECRET`);
+    ctx.log(
+      `stripe: that stand-in sends its webhooks here; they verify only if it signs with the Worker's STRIPE_WEBHOOK_SECRET`,
+    );
   }
   return { vars, stop: async () => {} };
 }

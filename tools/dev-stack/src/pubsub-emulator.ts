@@ -1,7 +1,7 @@
 // Starts Google's Pub/Sub emulator (`gcloud beta emulators pubsub start`) for tests and
 // `npm run dev`. The emulator ships with the Google Cloud CLI, not with npm, so every caller
 // must cope with it being absent: startPubSubEmulator then resolves to null.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -41,7 +41,8 @@ export function locatePubSubEmulator(env: NodeJS.ProcessEnv = process.env): Loca
   if (!gcloud) {
     return {
       ok: false,
-      reason: 'gcloud is not on the PATH (install the Google Cloud CLI, then `gcloud components install pubsub-emulator beta`)',
+      reason:
+        'gcloud is not on the PATH (install the Google Cloud CLI, then `gcloud components install pubsub-emulator beta`)',
     };
   }
   // gcloud lives in <sdk>/bin; apt and brew installs reach it through a symlink.
@@ -55,7 +56,10 @@ export function locatePubSubEmulator(env: NodeJS.ProcessEnv = process.env): Loca
   // The emulator's start script uses $JAVA_HOME/bin/java when JAVA_HOME is set, else java on the PATH.
   const java = env.JAVA_HOME ? existsSync(join(env.JAVA_HOME, 'bin', 'java')) : findOnPath('java', env);
   if (!java) {
-    return { ok: false, reason: 'Java was not found (JAVA_HOME or the PATH); the Pub/Sub emulator needs Java 11 or newer' };
+    return {
+      ok: false,
+      reason: 'Java was not found (JAVA_HOME or the PATH); the Pub/Sub emulator needs Java 11 or newer',
+    };
   }
   return { ok: true, gcloud };
 }
@@ -169,7 +173,15 @@ function emulatorCommand(opts: {
   const host = `127.0.0.1:${opts.port}`;
   return {
     command: opts.gcloud,
-    args: ['beta', 'emulators', 'pubsub', 'start', `--project=${opts.projectId}`, `--host-port=${host}`, `--data-dir=${opts.dataDir}`],
+    args: [
+      'beta',
+      'emulators',
+      'pubsub',
+      'start',
+      `--project=${opts.projectId}`,
+      `--host-port=${host}`,
+      `--data-dir=${opts.dataDir}`,
+    ],
     env: {
       ...opts.env,
       CLOUDSDK_CORE_DISABLE_USAGE_REPORTING: 'true',

@@ -6,9 +6,10 @@
  * `npm run dev` generated in .data/dev-secrets.json (created here if it does not exist yet).
  * `iss` and `aud` are set when AUTH_ISSUER / AUTH_AUDIENCE are, as the Worker then checks them.
  */
-import { SignJWT } from 'jose';
+
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { SignJWT } from 'jose';
 import { configuredVars, DEV_SECRETS_FILE, DEV_VARS_FILE, loadDevSecrets, readDevVars } from './dev-env.ts';
 
 export interface TokenOptions {
@@ -35,8 +36,11 @@ export async function createDevToken(opts: TokenOptions): Promise<string> {
 /** "3600", "90s", "30m", "2h", "7d" → seconds. */
 export function parseTtl(text: string): number {
   const match = /^(\d+)([smhd]?)$/.exec(text.trim());
-  const seconds = match ? Number(match[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[match[2] as '' | 's' | 'm' | 'h' | 'd'] : NaN;
-  if (!Number.isInteger(seconds) || seconds <= 0) throw new Error(`--ttl must be a duration like 3600, 30m, 2h or 7d, not ${JSON.stringify(text)}`);
+  const seconds = match
+    ? Number(match[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[match[2] as '' | 's' | 'm' | 'h' | 'd']
+    : NaN;
+  if (!Number.isInteger(seconds) || seconds <= 0)
+    throw new Error(`--ttl must be a duration like 3600, 30m, 2h or 7d, not ${JSON.stringify(text)}`);
   return seconds;
 }
 

@@ -39,9 +39,15 @@ describe('loadDevSecrets', () => {
   it('adds a secret a newer version needs and keeps the existing ones, so issued tokens stay valid', async () => {
     const file = path.join(scratch, 'older', 'dev-secrets.json');
     mkdirSync(path.dirname(file));
-    writeFileSync(file, JSON.stringify({ AUTH_JWT_SECRET: 'kept-jwt-secret-0123456789abcdef', ADMIN_API_KEY: 'kept-admin-key-0123' }));
+    writeFileSync(
+      file,
+      JSON.stringify({ AUTH_JWT_SECRET: 'kept-jwt-secret-0123456789abcdef', ADMIN_API_KEY: 'kept-admin-key-0123' }),
+    );
     const secrets = await loadDevSecrets(file);
-    expect(secrets).toMatchObject({ AUTH_JWT_SECRET: 'kept-jwt-secret-0123456789abcdef', ADMIN_API_KEY: 'kept-admin-key-0123' });
+    expect(secrets).toMatchObject({
+      AUTH_JWT_SECRET: 'kept-jwt-secret-0123456789abcdef',
+      ADMIN_API_KEY: 'kept-admin-key-0123',
+    });
     // The Worker only accepts webhook secrets in Stripe's format.
     expect(secrets.STRIPE_WEBHOOK_SECRET).toMatch(/^whsec_[\w-]{32}$/);
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(secrets);
@@ -51,7 +57,11 @@ describe('loadDevSecrets', () => {
 describe('formatEnvFile', () => {
   it('writes values that dotenv reads back exactly, newlines and escapes included', () => {
     const vars = {
-      GCP_SERVICE_ACCOUNT_KEY: JSON.stringify({ private_key: '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END-----\n' }, null, 2),
+      GCP_SERVICE_ACCOUNT_KEY: JSON.stringify(
+        { private_key: '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END-----\n' },
+        null,
+        2,
+      ),
       APP_RETURN_URL: "myapp://it's/here#frag",
       DATABASE_URL: 'postgres://u:p%40ss@127.0.0.1:54329/db?sslmode=disable',
       SPACED: '  a = b  "c" ',
@@ -60,7 +70,7 @@ describe('formatEnvFile', () => {
   });
 
   it('refuses values it cannot quote, naming the variable', () => {
-    expect(() => formatEnvFile({ ODD: 'it\'s a `tick`' })).toThrow('cannot pass ODD');
+    expect(() => formatEnvFile({ ODD: "it's a `tick`" })).toThrow('cannot pass ODD');
     expect(() => formatEnvFile({ 'BAD-NAME': 'x' })).toThrow('not a valid name');
   });
 });

@@ -65,7 +65,12 @@ describe('ProcessGroups', () => {
   it('on the next run, stops what a crashed run left behind', async () => {
     const registry = path.join(scratch, 'crash.json');
     const crashed = new ProcessGroups(registry, () => {});
-    const left = await crashed.spawn({ name: 'worker', command: 'sh', args: ['-c', 'sleep 303 & sleep 303; wait'], match: ['sleep 303'] });
+    const left = await crashed.spawn({
+      name: 'worker',
+      command: 'sh',
+      args: ['-c', 'sleep 303 & sleep 303; wait'],
+      match: ['sleep 303'],
+    });
     strays.push(left.pid);
     await expect.poll(() => liveInGroup(left.pid).length).toBeGreaterThanOrEqual(2);
 
@@ -119,9 +124,9 @@ describe('ProcessGroups', () => {
 
   it('says which command could not be started', async () => {
     const groups = new ProcessGroups(path.join(scratch, 'missing.json'), () => {});
-    await expect(groups.spawn({ name: 'ghost', command: '/nonexistent/ghost', args: [], match: ['ghost'] })).rejects.toThrow(
-      'cannot start ghost (/nonexistent/ghost)',
-    );
+    await expect(
+      groups.spawn({ name: 'ghost', command: '/nonexistent/ghost', args: [], match: ['ghost'] }),
+    ).rejects.toThrow('cannot start ghost (/nonexistent/ghost)');
   });
 });
 
@@ -131,7 +136,9 @@ describe('claimSingleRun', () => {
     const owner = spawn('sleep', ['305'], { stdio: 'ignore', detached: true });
     strays.push(owner.pid!);
     writeFileSync(lock, `${owner.pid}\n`);
-    await expect(claimSingleRun(lock, 'sleep 305')).rejects.toThrow(`npm run dev is already running in this checkout (pid ${owner.pid})`);
+    await expect(claimSingleRun(lock, 'sleep 305')).rejects.toThrow(
+      `npm run dev is already running in this checkout (pid ${owner.pid})`,
+    );
 
     await claimSingleRun(lock, 'tools/dev.ts'); // same PID, other program: a reused PID
     expect(readFileSync(lock, 'utf8')).toBe(`${process.pid}\n`);

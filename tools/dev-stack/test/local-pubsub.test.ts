@@ -1,11 +1,11 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { type PubSubFaultProxy, startPubSubFaultProxy } from '@edge-checkout/test-support/pubsub-fault-proxy';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { Vars } from '../src/dev-env.ts';
 import { pubsubService } from '../src/local-pubsub.ts';
 import { locatePubSubEmulator } from '../src/pubsub-emulator.ts';
-import { startPubSubFaultProxy, type PubSubFaultProxy } from '@edge-checkout/test-support/pubsub-fault-proxy';
 import { serviceContext } from './helpers.ts';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'local-pubsub-test-'));
@@ -29,7 +29,9 @@ function publishPaidCart(host: string, projectId: string, cartId: string): Promi
   return fetch(`http://${host}/v1/projects/${projectId}/topics/payment-events:publish`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ messages: [{ data: Buffer.from(JSON.stringify(event)).toString('base64'), orderingKey: cartId }] }),
+    body: JSON.stringify({
+      messages: [{ data: Buffer.from(JSON.stringify(event)).toString('base64'), orderingKey: cartId }],
+    }),
   });
 }
 
@@ -39,7 +41,9 @@ describe('Pub/Sub in the local stack', () => {
     try {
       const lines: string[] = [];
       expect(await pubsubService.start(context({}, lines))).toBeUndefined();
-      expect(lines).toEqual([expect.stringMatching(/^pubsub: NOT AVAILABLE: Java was not found.*Payment events wait in the outbox/)]);
+      expect(lines).toEqual([
+        expect.stringMatching(/^pubsub: NOT AVAILABLE: Java was not found.*Payment events wait in the outbox/),
+      ]);
     } finally {
       vi.unstubAllEnvs();
     }
@@ -51,54 +55,71 @@ describe('Pub/Sub in the local stack', () => {
     expect(lines[0]).toContain('PUBSUB_EMULATOR_HOST is configured (127.0.0.1:9999)');
   });
 
-  it.skipIf(!located.ok)('runs emulator, topics and relay: a paid cart on the payment topic shows as a [notify] line; stop ends them all', async () => {
-    const lines: string[] = [];
-    const started = await pubsubService.start(context({ GCP_PROJECT_ID: 'local-pubsub-test' }, lines));
-    try {
-      expect(started?.vars).toEqual({ GCP_PROJECT_ID: 'local-pubsub-test', PUBSUB_TOPIC: 'payment-events', PUBSUB_EMULATOR_HOST: expect.stringMatching(/^127\.0\.0\.1:\d+$/) });
+  it.skipIf(!located.ok)(
+    'runs emulator, topics and relay: a paid cart on the payment topic shows as a [notify] line; stop ends them all',
+    async () => {
+      const lines: string[] = [];
+      const started = await pubsubService.start(context({ GCP_PROJECT_ID: 'local-pubsub-test' }, lines));
+      try {
+        expect(started?.vars).toEqual({
+          GCP_PROJECT_ID: 'local-pubsub-test',
+          PUBSUB_TOPIC: 'payment-events',
+          PUBSUB_EMULATOR_HOST: expect.stringMatching(/^127\.0\.0\.1:\d+$/),
+        });
+        const host = started!.vars!.PUBSUB_EMULATOR_HOST!;
+        const published = await publishPaidCart(host, 'local-pubsub-test', 'cart-7');
+        expect(published.status).toBe(200);
+        await expect
+          .poll(() => lines, { timeout: 15_000 })
+          .toContain('[notify] email to grace@example.com cart cart-7 cart.paid 45.00 usd');
+        // Recorded for crash recovery while running.
+        expect(Object.keys(JSON.parse(readFileSync(path.join(scratch, 'processes.json'), 'utf8')))).toEqual([
+          'pubsub-emulator',
+          'relay',
+        ]);
+      } finally {
+        await started?.stop();
+      }
+      expect(JSON.parse(readFileSync(path.join(scratch, 'processes.json'), 'utf8'))).toEqual({});
       const host = started!.vars!.PUBSUB_EMULATOR_HOST!;
-      const published = await publishPaidCart(host, 'local-pubsub-test', 'cart-7');
-      expect(published.status).toBe(200);
-      await expect.poll(() => lines, { timeout: 15_000 }).toContain('[notify] email to grace@example.com cart cart-7 cart.paid 45.00 usd');
-      // Recorded for crash recovery while running.
-      expect(Object.keys(JSON.parse(readFileSync(path.join(scratch, 'processes.json'), 'utf8')))).toEqual(['pubsub-emulator', 'relay']);
-    } finally {
-      await started?.stop();
-    }
-    expect(JSON.parse(readFileSync(path.join(scratch, 'processes.json'), 'utf8'))).toEqual({});
-    const host = started!.vars!.PUBSUB_EMULATOR_HOST!;
-    await expect(fetch(`http://${host}/`)).rejects.toThrow();
-  });
+      await expect(fetch(`http://${host}/`)).rejects.toThrow();
+    },
+  );
 
-  it.skipIf(!located.ok)('tests can put a proxy between the Worker and the emulator: the Worker gets its host, the relay keeps the emulator, stop stops it too', async () => {
-    const lines: string[] = [];
-    const stopped: string[] = [];
-    let proxy: PubSubFaultProxy | undefined;
-    const started = await pubsubService.start({
-      ...context({ GCP_PROJECT_ID: 'local-pubsub-wrap-test' }, lines),
-      wrapPubSubEmulatorHost: async (target) => {
-        proxy = await startPubSubFaultProxy({ target });
-        return {
-          host: proxy.host,
-          stop: async () => {
-            stopped.push('proxy');
-            await proxy!.close();
-          },
-        };
-      },
-    });
-    try {
-      expect(started?.vars?.PUBSUB_EMULATOR_HOST).toBe(proxy!.host);
-      proxy!.setMode('forbidden');
-      expect((await publishPaidCart(proxy!.host, 'local-pubsub-wrap-test', 'cart-8')).status).toBe(403);
-      proxy!.setMode('pass');
-      expect((await publishPaidCart(proxy!.host, 'local-pubsub-wrap-test', 'cart-8')).status).toBe(200);
-      // The relay reads the emulator itself, not through the proxy.
-      await expect.poll(() => lines, { timeout: 15_000 }).toContain('[notify] email to grace@example.com cart cart-8 cart.paid 45.00 usd');
-    } finally {
-      await started?.stop();
-    }
-    expect(stopped).toEqual(['proxy']);
-    await expect(fetch(`${proxy!.url}/_proxy/stats`)).rejects.toThrow();
-  });
+  it.skipIf(!located.ok)(
+    'tests can put a proxy between the Worker and the emulator: the Worker gets its host, the relay keeps the emulator, stop stops it too',
+    async () => {
+      const lines: string[] = [];
+      const stopped: string[] = [];
+      let proxy: PubSubFaultProxy | undefined;
+      const started = await pubsubService.start({
+        ...context({ GCP_PROJECT_ID: 'local-pubsub-wrap-test' }, lines),
+        wrapPubSubEmulatorHost: async (target) => {
+          proxy = await startPubSubFaultProxy({ target });
+          return {
+            host: proxy.host,
+            stop: async () => {
+              stopped.push('proxy');
+              await proxy!.close();
+            },
+          };
+        },
+      });
+      try {
+        expect(started?.vars?.PUBSUB_EMULATOR_HOST).toBe(proxy!.host);
+        proxy!.setMode('forbidden');
+        expect((await publishPaidCart(proxy!.host, 'local-pubsub-wrap-test', 'cart-8')).status).toBe(403);
+        proxy!.setMode('pass');
+        expect((await publishPaidCart(proxy!.host, 'local-pubsub-wrap-test', 'cart-8')).status).toBe(200);
+        // The relay reads the emulator itself, not through the proxy.
+        await expect
+          .poll(() => lines, { timeout: 15_000 })
+          .toContain('[notify] email to grace@example.com cart cart-8 cart.paid 45.00 usd');
+      } finally {
+        await started?.stop();
+      }
+      expect(stopped).toEqual(['proxy']);
+      await expect(fetch(`${proxy!.url}/_proxy/stats`)).rejects.toThrow();
+    },
+  );
 });

@@ -1,19 +1,23 @@
-import { createServer, type Server } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { startStripeStandin } from '@edge-checkout/stripe-standin';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { Vars } from '../src/dev-env.ts';
 import type { ServiceContext, StartedService } from '../src/local-service.ts';
 import { LOCAL_STRIPE_KEY, stripeService } from '../src/local-stripe.ts';
 import { freePort } from '../src/net.ts';
-import { startStripeStandin } from '@edge-checkout/stripe-standin';
 import { serviceContext } from './helpers.ts';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'local-stripe-test-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-const SECRETS = { AUTH_JWT_SECRET: 'jwt-secret-for-tests-0123456789', ADMIN_API_KEY: 'admin-key-for-tests', STRIPE_WEBHOOK_SECRET: 'whsec_local_for_tests' };
+const SECRETS = {
+  AUTH_JWT_SECRET: 'jwt-secret-for-tests-0123456789',
+  ADMIN_API_KEY: 'admin-key-for-tests',
+  STRIPE_WEBHOOK_SECRET: 'whsec_local_for_tests',
+};
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -76,7 +80,8 @@ describe('Stripe in the local stack', () => {
     });
     await fetch(`${api}/_standin/sessions/${session.id}/pay`, { method: 'POST', body: '{"outcome":"paid"}' });
     type Events = { data: Array<{ delivery: { status: string; attempts: unknown[] } }> };
-    const delivery = async () => ((await fetch(`${api}/_standin/events`).then((res) => res.json())) as Events).data[0]?.delivery;
+    const delivery = async () =>
+      ((await fetch(`${api}/_standin/events`).then((res) => res.json())) as Events).data[0]?.delivery;
     await expect.poll(async () => (await delivery())?.attempts.length ?? 0).toBeGreaterThanOrEqual(2);
     expect((await delivery())?.status).toBe('retrying');
 
@@ -88,7 +93,9 @@ describe('Stripe in the local stack', () => {
 
   it('with a real key and no STRIPE_API_BASE, starts nothing and says how webhooks reach this machine', async () => {
     const lines: string[] = [];
-    expect(await start(context({ STRIPE_SECRET_KEY: 'sk_test_51RealAccountKey' }, 'http://127.0.0.1:8787', lines))).toBeUndefined();
+    expect(
+      await start(context({ STRIPE_SECRET_KEY: 'sk_test_51RealAccountKey' }, 'http://127.0.0.1:8787', lines)),
+    ).toBeUndefined();
     expect(lines.join('\n')).toContain('stripe listen --forward-to 127.0.0.1:8787/v1/webhooks/stripe');
     expect(lines.join('\n')).toContain('STRIPE_WEBHOOK_SECRET (not set yet');
   });
@@ -98,9 +105,14 @@ describe('Stripe in the local stack', () => {
     cleanups.push(other.close);
     const lines: string[] = [];
     const started = await start(context({ STRIPE_API_BASE: other.url }, 'http://127.0.0.1:8787', lines));
-    expect(started?.vars).toEqual({ STRIPE_SECRET_KEY: LOCAL_STRIPE_KEY, STRIPE_WEBHOOK_SECRET: SECRETS.STRIPE_WEBHOOK_SECRET });
+    expect(started?.vars).toEqual({
+      STRIPE_SECRET_KEY: LOCAL_STRIPE_KEY,
+      STRIPE_WEBHOOK_SECRET: SECRETS.STRIPE_WEBHOOK_SECRET,
+    });
     expect(lines.join('\n')).toContain(`not starting the stand-in`);
-    expect(lines.join('\n')).toContain('sends webhooks to nowhere; for this Worker start it with STRIPE_WEBHOOK_URL=http://127.0.0.1:8787/v1/webhooks/stripe');
+    expect(lines.join('\n')).toContain(
+      'sends webhooks to nowhere; for this Worker start it with STRIPE_WEBHOOK_URL=http://127.0.0.1:8787/v1/webhooks/stripe',
+    );
   });
 
   it('names the way out when its port is taken', async () => {

@@ -1,11 +1,11 @@
-import { neon, neonConfig, NeonDbError, type NeonQueryFunction } from '@neondatabase/serverless';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { NeonDbError, type NeonQueryFunction, neon, neonConfig } from '@neondatabase/serverless';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startNeonHttpProxy, type NeonHttpProxy } from '../src/neon-http-proxy.ts';
-import { startPostgres, type RunningPostgres } from '../src/postgres.ts';
+import { type NeonHttpProxy, startNeonHttpProxy } from '../src/neon-http-proxy.ts';
+import { type RunningPostgres, startPostgres } from '../src/postgres.ts';
 
 let postgres: RunningPostgres;
 let proxy: NeonHttpProxy;
@@ -145,11 +145,13 @@ describe('neon HTTP proxy', () => {
   it('keeps concurrent batch transactions apart', async () => {
     await Promise.all(
       Array.from({ length: 8 }, (_, i) =>
-        sql.transaction([
-          sql`INSERT INTO accounts VALUES (${1000 + i}, ${`c${i}@x`})`,
-          sql`SELECT pg_sleep(0.05)`,
-          i % 2 === 0 ? sql`SELECT 1` : sql`SELECT 1/0`,
-        ]).catch((err: unknown) => err),
+        sql
+          .transaction([
+            sql`INSERT INTO accounts VALUES (${1000 + i}, ${`c${i}@x`})`,
+            sql`SELECT pg_sleep(0.05)`,
+            i % 2 === 0 ? sql`SELECT 1` : sql`SELECT 1/0`,
+          ])
+          .catch((err: unknown) => err),
       ),
     );
     const rows = await sql`SELECT id FROM accounts WHERE id >= 1000 ORDER BY id`;

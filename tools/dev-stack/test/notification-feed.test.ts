@@ -3,7 +3,14 @@ import { formatNotification, watchNotifications } from '../src/notification-feed
 import type { ReceivedMessage } from '../src/pubsub-admin.ts';
 
 function message(data: string, attributes: Record<string, string> = { channel: 'email' }): ReceivedMessage {
-  return { ackId: `ack-${data.length}`, messageId: 'm1', data, base64Data: '', attributes, publishTime: '2026-01-01T00:00:00Z' };
+  return {
+    ackId: `ack-${data.length}`,
+    messageId: 'm1',
+    data,
+    base64Data: '',
+    attributes,
+    publishTime: '2026-01-01T00:00:00Z',
+  };
 }
 
 const paid = {
@@ -19,11 +26,15 @@ const paid = {
 
 describe('formatNotification', () => {
   it('shows channel, address, cart, type and the amount in major units', () => {
-    expect(formatNotification(message(JSON.stringify(paid)))).toBe('[notify] email to ada@example.com cart cart-1 cart.paid 45.00 usd');
+    expect(formatNotification(message(JSON.stringify(paid)))).toBe(
+      '[notify] email to ada@example.com cart cart-1 cart.paid 45.00 usd',
+    );
   });
 
   it('uses the currency’s own decimals and says when Checkout had no email', () => {
-    const line = formatNotification(message(JSON.stringify({ ...paid, email: null, totalAmount: 500, currency: 'jpy', type: 'cart.refunded' })));
+    const line = formatNotification(
+      message(JSON.stringify({ ...paid, email: null, totalAmount: 500, currency: 'jpy', type: 'cart.refunded' })),
+    );
     expect(line).toBe('[notify] email to (no address) cart cart-1 cart.refunded 500 jpy');
   });
 
@@ -34,7 +45,11 @@ describe('formatNotification', () => {
 
 describe('watchNotifications', () => {
   it('prints and acknowledges each notification, and says once when the subscription cannot be read', async () => {
-    const batches: Array<ReceivedMessage[] | Error> = [[message(JSON.stringify(paid))], new Error('connection refused'), new Error('connection refused')];
+    const batches: Array<ReceivedMessage[] | Error> = [
+      [message(JSON.stringify(paid))],
+      new Error('connection refused'),
+      new Error('connection refused'),
+    ];
     const acked: string[][] = [];
     const lines: string[] = [];
     const feed = watchNotifications({
@@ -54,7 +69,10 @@ describe('watchNotifications', () => {
     });
     await expect.poll(() => batches.length).toBe(0);
     await feed.stop();
-    expect(lines).toEqual(['[notify] email to ada@example.com cart cart-1 cart.paid 45.00 usd', '[notify] cannot read notifications-pull: connection refused']);
+    expect(lines).toEqual([
+      '[notify] email to ada@example.com cart cart-1 cart.paid 45.00 usd',
+      '[notify] cannot read notifications-pull: connection refused',
+    ]);
     expect(acked[0]).toEqual([`ack-${JSON.stringify(paid).length}`]);
   });
 });

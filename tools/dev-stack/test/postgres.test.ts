@@ -2,9 +2,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startPostgres, type RunningPostgres } from '../src/postgres.ts';
 import { queryOnce } from '@edge-checkout/test-support/query-once';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type RunningPostgres, startPostgres } from '../src/postgres.ts';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -23,7 +23,6 @@ async function start(opts: Parameters<typeof startPostgres>[0]): Promise<Running
   cleanups.push(() => server.stop());
   return server;
 }
-
 
 function postmasterPid(dataDir: string): number {
   return Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
@@ -57,15 +56,18 @@ describe('startPostgres', () => {
     await server.stop(); // a second stop is harmless
   });
 
-  it.runIf(process.getuid?.() === 0)('as root, makes mode-700 ancestors traversable for the postgres user and says so', async () => {
-    const root = scratchDir();
-    expect(statSync(root).mode & 0o777).toBe(0o700);
-    const lines: string[] = [];
-    await start({ dataDir: path.join(root, 'data'), persistent: false, log: (l) => lines.push(l) });
+  it.runIf(process.getuid?.() === 0)(
+    'as root, makes mode-700 ancestors traversable for the postgres user and says so',
+    async () => {
+      const root = scratchDir();
+      expect(statSync(root).mode & 0o777).toBe(0o700);
+      const lines: string[] = [];
+      await start({ dataDir: path.join(root, 'data'), persistent: false, log: (l) => lines.push(l) });
 
-    expect(statSync(root).mode & 0o001).toBe(0o001);
-    expect(lines.find((l) => l.includes('traverse permission'))).toContain(root);
-  });
+      expect(statSync(root).mode & 0o001).toBe(0o001);
+      expect(lines.find((l) => l.includes('traverse permission'))).toContain(root);
+    },
+  );
 
   it('keeps data across restarts of a persistent cluster without re-running initdb', async () => {
     const dataDir = path.join(scratchDir(), 'data');

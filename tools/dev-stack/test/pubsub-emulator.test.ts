@@ -1,16 +1,16 @@
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPubSubAdmin, setUpLocalPubSub, type PubSubAdmin } from '../src/pubsub-admin.ts';
+import { createPubSubAdmin, type PubSubAdmin, setUpLocalPubSub } from '../src/pubsub-admin.ts';
 import {
   emulatorAvailable,
   locatePubSubEmulator,
   PUBSUB_EMULATOR_PROCESS_MATCH,
-  startPubSubEmulator,
   type PubSubEmulator,
+  startPubSubEmulator,
 } from '../src/pubsub-emulator.ts';
 
 const PROJECT = 'demo-project';
@@ -75,7 +75,11 @@ describe.skipIf(!located.ok)('Google Pub/Sub emulator', () => {
   });
 
   it('creates topics and subscriptions idempotently, with ordering, push and a dead-letter policy', async () => {
-    const layout = { paymentTopic: 'payment-events', notificationTopic: 'notifications', relayPushEndpoint: 'http://127.0.0.1:9/pubsub/push' };
+    const layout = {
+      paymentTopic: 'payment-events',
+      notificationTopic: 'notifications',
+      relayPushEndpoint: 'http://127.0.0.1:9/pubsub/push',
+    };
     const names = await setUpLocalPubSub(admin, layout);
     await setUpLocalPubSub(admin, layout);
     expect(names).toEqual({
@@ -90,7 +94,10 @@ describe.skipIf(!located.ok)('Google Pub/Sub emulator', () => {
       topic: `projects/${PROJECT}/topics/payment-events`,
       pushConfig: { pushEndpoint: layout.relayPushEndpoint },
       enableMessageOrdering: true,
-      deadLetterPolicy: { deadLetterTopic: `projects/${PROJECT}/topics/payment-events-dead-letter`, maxDeliveryAttempts: 5 },
+      deadLetterPolicy: {
+        deadLetterTopic: `projects/${PROJECT}/topics/payment-events-dead-letter`,
+        maxDeliveryAttempts: 5,
+      },
     });
   });
 
@@ -133,7 +140,9 @@ describe.skipIf(!located.ok)('Google Pub/Sub emulator', () => {
     const { port } = squatter.address() as AddressInfo;
     try {
       const started = Date.now();
-      await expect(startPubSubEmulator({ projectId: PROJECT, port })).rejects.toThrow(/could not listen on 127\.0\.0\.1:\d+: address in use/);
+      await expect(startPubSubEmulator({ projectId: PROJECT, port })).rejects.toThrow(
+        /could not listen on 127\.0\.0\.1:\d+: address in use/,
+      );
       expect(Date.now() - started).toBeLessThan(15_000);
       expect(processesMentioning(`--port=${port}`)).toEqual([]);
     } finally {

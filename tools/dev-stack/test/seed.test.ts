@@ -1,10 +1,10 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { migrate } from '@edge-checkout/migrate';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrate } from '@edge-checkout/migrate';
-import { startPostgres, type RunningPostgres } from '../src/postgres.ts';
+import { type RunningPostgres, startPostgres } from '../src/postgres.ts';
 import { DEMO_PRODUCTS, seedDemoProducts } from '../src/seed.ts';
 
 let postgres: RunningPostgres;
@@ -30,9 +30,7 @@ async function query(text: string, values: unknown[] = []): Promise<Array<Record
 describe('seedDemoProducts', () => {
   it('inserts the demo catalogue, then leaves it alone, and restores a demo product that was changed', async () => {
     expect(await seedDemoProducts(postgres.url)).toBe(DEMO_PRODUCTS.length);
-    const rows = await query(
-      'SELECT id, name, unit_amount, currency, active, updated_at FROM products ORDER BY id',
-    );
+    const rows = await query('SELECT id, name, unit_amount, currency, active, updated_at FROM products ORDER BY id');
     expect(rows.map((r) => r.id)).toEqual(DEMO_PRODUCTS.map((p) => p.id).sort());
     const tshirt = rows.find((r) => r.id === 'tshirt-classic')!;
     expect(tshirt).toMatchObject({ name: 'Classic T-shirt', unit_amount: '2500', currency: 'usd', active: true });

@@ -28,15 +28,26 @@ describe('createDevToken', () => {
   });
 
   it('adds iss and aud when they are configured', async () => {
-    const token = await createDevToken({ userId: 'bob', secret: 's'.repeat(32), ttlSeconds: 60, issuer: 'https://issuer.test', audience: 'edge-checkout' });
-    const { payload } = await jwtVerify(token, key('s'.repeat(32)), { issuer: 'https://issuer.test', audience: 'edge-checkout' });
+    const token = await createDevToken({
+      userId: 'bob',
+      secret: 's'.repeat(32),
+      ttlSeconds: 60,
+      issuer: 'https://issuer.test',
+      audience: 'edge-checkout',
+    });
+    const { payload } = await jwtVerify(token, key('s'.repeat(32)), {
+      issuer: 'https://issuer.test',
+      audience: 'edge-checkout',
+    });
     expect(payload.sub).toBe('bob');
   });
 });
 
 describe('parseTtl', () => {
   it('reads seconds and s/m/h/d durations, and rejects the rest', () => {
-    expect([parseTtl('3600'), parseTtl('90s'), parseTtl('30m'), parseTtl('2h'), parseTtl('7d')]).toEqual([3600, 90, 1800, 7200, 604800]);
+    expect([parseTtl('3600'), parseTtl('90s'), parseTtl('30m'), parseTtl('2h'), parseTtl('7d')]).toEqual([
+      3600, 90, 1800, 7200, 604800,
+    ]);
     expect(() => parseTtl('1w')).toThrow('--ttl must be a duration');
     expect(() => parseTtl('0')).toThrow('--ttl must be a duration');
   });
@@ -46,12 +57,19 @@ describe('tokenSettings', () => {
   it('takes the secret from the environment, else .dev.vars, else the generated local secret', async () => {
     const devVars = path.join(scratch, '.dev.vars');
     const secrets = path.join(scratch, 'dev-secrets.json');
-    writeFileSync(secrets, JSON.stringify({ AUTH_JWT_SECRET: 'from-secrets-file-0123456789', ADMIN_API_KEY: 'k'.repeat(20) }));
+    writeFileSync(
+      secrets,
+      JSON.stringify({ AUTH_JWT_SECRET: 'from-secrets-file-0123456789', ADMIN_API_KEY: 'k'.repeat(20) }),
+    );
     const files = { devVars, secrets };
 
     expect((await tokenSettings({}, files)).secret).toBe('from-secrets-file-0123456789');
     writeFileSync(devVars, 'AUTH_JWT_SECRET=from-dev-vars-0123456789\nAUTH_AUDIENCE=app\n');
-    expect(await tokenSettings({}, files)).toEqual({ secret: 'from-dev-vars-0123456789', issuer: undefined, audience: 'app' });
+    expect(await tokenSettings({}, files)).toEqual({
+      secret: 'from-dev-vars-0123456789',
+      issuer: undefined,
+      audience: 'app',
+    });
     expect(await tokenSettings({ AUTH_JWT_SECRET: 'from-env-0123456789', AUTH_ISSUER: 'iss' }, files)).toEqual({
       secret: 'from-env-0123456789',
       issuer: 'iss',
@@ -62,9 +80,13 @@ describe('tokenSettings', () => {
 
 describe('token CLI', () => {
   it('prints one token for the user with the requested lifetime', async () => {
-    const { stdout } = await promisify(execFile)('npx', ['tsx', path.join(import.meta.dirname, '../src/token.ts'), 'carol', '--ttl', '30m'], {
-      env: { ...process.env, AUTH_JWT_SECRET: 'cli-secret-0123456789abcdef' },
-    });
+    const { stdout } = await promisify(execFile)(
+      'npx',
+      ['tsx', path.join(import.meta.dirname, '../src/token.ts'), 'carol', '--ttl', '30m'],
+      {
+        env: { ...process.env, AUTH_JWT_SECRET: 'cli-secret-0123456789abcdef' },
+      },
+    );
     const token = stdout.trim();
     expect(token.split('.')).toHaveLength(3);
     const { payload } = await jwtVerify(token, key('cli-secret-0123456789abcdef'));

@@ -58,7 +58,9 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
         'SELECT version, name, checksum FROM schema_migrations ORDER BY version',
       );
       const pending = pendingFiles(files, done, dir);
-      const { rows: [txn] } = await client.query<{ id: string }>('SELECT pg_current_xact_id()::text AS id');
+      const {
+        rows: [txn],
+      } = await client.query<{ id: string }>('SELECT pg_current_xact_id()::text AS id');
       for (const migration of pending) {
         const started = Date.now();
         await applyFile(client, migration, dir, txn!.id);
@@ -87,7 +89,10 @@ export async function readMigrationFiles(dir: string): Promise<MigrationFile[]> 
   const files: MigrationFile[] = [];
   for (const file of names) {
     const match = FILE_PATTERN.exec(file);
-    if (!match) throw new Error(`${path.join(dir, file)}: a migration is named NNNN_name.sql (four digits, underscore, letters/digits/_/-)`);
+    if (!match)
+      throw new Error(
+        `${path.join(dir, file)}: a migration is named NNNN_name.sql (four digits, underscore, letters/digits/_/-)`,
+      );
     const text = await readFile(path.join(dir, file), 'utf8');
     files.push({ version: Number(match[1]), file, sql: text, checksum: checksumOf(text) });
   }
@@ -125,13 +130,19 @@ function pendingFiles(
     }
     const file = byVersion.get(row.version);
     if (!file) {
-      throw new Error(`${row.name} was applied to this database but is missing from ${dir}; restore it (applied files are never removed)`);
+      throw new Error(
+        `${row.name} was applied to this database but is missing from ${dir}; restore it (applied files are never removed)`,
+      );
     }
     if (file.file !== row.name) {
-      throw new Error(`${path.join(dir, file.file)} has number ${file.file.slice(0, 4)}, which this database applied as ${row.name}; applied files are never renamed`);
+      throw new Error(
+        `${path.join(dir, file.file)} has number ${file.file.slice(0, 4)}, which this database applied as ${row.name}; applied files are never renamed`,
+      );
     }
     if (file.checksum !== row.checksum) {
-      throw new Error(`${path.join(dir, file.file)} was edited after it was applied (checksum differs); revert it and add a new migration instead`);
+      throw new Error(
+        `${path.join(dir, file.file)} was edited after it was applied (checksum differs); revert it and add a new migration instead`,
+      );
     }
   }
   // With strict numbering and every applied file present, the applied ones are a prefix.
@@ -147,9 +158,13 @@ async function applyFile(client: pg.Client, migration: MigrationFile, dir: strin
     throw new Error(`${where} failed, nothing was applied: ${describeError(err, migration.sql)}`, { cause: err });
   }
   // A COMMIT or ROLLBACK inside the file would end our transaction (and drop the lock) early.
-  const { rows: [now] } = await client.query<{ id: string }>('SELECT pg_current_xact_id()::text AS id');
+  const {
+    rows: [now],
+  } = await client.query<{ id: string }>('SELECT pg_current_xact_id()::text AS id');
   if (now!.id !== txn) {
-    throw new Error(`${where} ends the migration transaction (COMMIT/ROLLBACK in the file); remove transaction statements from it. Check the database: part of this run may be committed.`);
+    throw new Error(
+      `${where} ends the migration transaction (COMMIT/ROLLBACK in the file); remove transaction statements from it. Check the database: part of this run may be committed.`,
+    );
   }
   await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
     migration.version,

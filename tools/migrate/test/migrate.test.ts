@@ -3,10 +3,10 @@ import { mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { type RunningPostgres, startPostgres } from '@edge-checkout/dev-stack/postgres';
+import { queryOnce } from '@edge-checkout/test-support/query-once';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MIGRATIONS_DIR, migrate } from '../src/migrate.ts';
-import { startPostgres, type RunningPostgres } from '@edge-checkout/dev-stack/postgres';
-import { queryOnce } from '@edge-checkout/test-support/query-once';
 
 let postgres: RunningPostgres;
 const scratch = mkdtempSync(path.join(tmpdir(), 'migrate-test-'));
@@ -26,7 +26,6 @@ async function freshDatabase(): Promise<string> {
   await queryOnce(postgres.url, `CREATE DATABASE ${name} STRATEGY FILE_COPY`);
   return postgres.url.replace(/\/edge_checkout$/, `/${name}`);
 }
-
 
 function migrationsDir(files: Record<string, string>): string {
   const dir = mkdtempSync(path.join(scratch, 'm-'));
@@ -48,10 +47,18 @@ describe('migrate', () => {
     const dir = migrationsDir({ '0001_one.sql': ONE, '0002_two.sql': TWO, 'README.md': 'not a migration' });
     const lines: string[] = [];
 
-    expect(await migrate(url, { dir, log: (l) => lines.push(l) })).toEqual({ applied: ['0001_one.sql', '0002_two.sql'] });
+    expect(await migrate(url, { dir, log: (l) => lines.push(l) })).toEqual({
+      applied: ['0001_one.sql', '0002_two.sql'],
+    });
     expect(await tables(url)).toEqual(['one', 'schema_migrations', 'two']);
-    const recorded = await queryOnce(url, 'SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version');
-    expect(recorded.map((r) => [r.version, r.name])).toEqual([[1, '0001_one.sql'], [2, '0002_two.sql']]);
+    const recorded = await queryOnce(
+      url,
+      'SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version',
+    );
+    expect(recorded.map((r) => [r.version, r.name])).toEqual([
+      [1, '0001_one.sql'],
+      [2, '0002_two.sql'],
+    ]);
     expect(recorded[0]!.checksum).toMatch(/^[0-9a-f]{64}$/);
     expect(recorded[0]!.applied_at).toBeInstanceOf(Date);
     expect(lines.some((l) => l.startsWith('applied 0002_two.sql'))).toBe(true);
@@ -67,7 +74,9 @@ describe('migrate', () => {
 
     const err = await migrate(url, { dir }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(Error);
-    expect((err as Error).message).toContain(`${path.join(dir, '0002_broken.sql')} failed, nothing was applied: syntax error`);
+    expect((err as Error).message).toContain(
+      `${path.join(dir, '0002_broken.sql')} failed, nothing was applied: syntax error`,
+    );
     expect((err as Error).message).toContain('SQLSTATE 42601) at line 3');
     expect(await tables(url)).toEqual([]);
   });
@@ -80,9 +89,9 @@ describe('migrate', () => {
     await expect(migrate(url, { dir: migrationsDir({ '0002_two.sql': TWO }) })).rejects.toThrow(
       '0002_two.sql is the first file; expected number 0001',
     );
-    await expect(
-      migrate(url, { dir: migrationsDir({ '0001_one.sql': ONE, '0001_again.sql': TWO }) }),
-    ).rejects.toThrow('0001_again.sql and 0001_one.sql have the same number 0001');
+    await expect(migrate(url, { dir: migrationsDir({ '0001_one.sql': ONE, '0001_again.sql': TWO }) })).rejects.toThrow(
+      '0001_again.sql and 0001_one.sql have the same number 0001',
+    );
     await expect(migrate(url, { dir: migrationsDir({ '1_one.sql': ONE }) })).rejects.toThrow(
       /1_one\.sql: a migration is named NNNN_name\.sql/,
     );
@@ -96,21 +105,27 @@ describe('migrate', () => {
     writeFileSync(path.join(dir, '0003_three.sql'), 'CREATE TABLE three (id int);');
 
     writeFileSync(path.join(dir, '0001_one.sql'), `${ONE}-- a harmless-looking comment\n`);
-    await expect(migrate(url, { dir })).rejects.toThrow(`${path.join(dir, '0001_one.sql')} was edited after it was applied`);
+    await expect(migrate(url, { dir })).rejects.toThrow(
+      `${path.join(dir, '0001_one.sql')} was edited after it was applied`,
+    );
     writeFileSync(path.join(dir, '0001_one.sql'), ONE.replace('\n', '\r\n')); // CRLF checkout: not an edit
     renameSync(path.join(dir, '0002_two.sql'), path.join(dir, '0002_second.sql'));
     await expect(migrate(url, { dir })).rejects.toThrow('which this database applied as 0002_two.sql');
 
     unlinkSync(path.join(dir, '0002_second.sql'));
     unlinkSync(path.join(dir, '0003_three.sql'));
-    await expect(migrate(url, { dir })).rejects.toThrow(`0002_two.sql was applied to this database but is missing from ${dir}`);
+    await expect(migrate(url, { dir })).rejects.toThrow(
+      `0002_two.sql was applied to this database but is missing from ${dir}`,
+    );
     expect(await tables(url)).toEqual(['one', 'schema_migrations', 'two']);
   });
 
   it('refuses a file that commits on its own, naming it', async () => {
     const url = await freshDatabase();
     const dir = migrationsDir({ '0001_one.sql': 'BEGIN;\nCREATE TABLE one (id int);\nCOMMIT;\n' });
-    await expect(migrate(url, { dir })).rejects.toThrow(`${path.join(dir, '0001_one.sql')} ends the migration transaction`);
+    await expect(migrate(url, { dir })).rejects.toThrow(
+      `${path.join(dir, '0001_one.sql')} ends the migration transaction`,
+    );
   });
 
   it('lets only one of two concurrent runs apply each file', async () => {
@@ -151,7 +166,9 @@ describe('migrate CLI', () => {
     expect(ok.stdout).toContain('applied 1 migration(s)');
 
     writeFileSync(path.join(dir, '0001_one.sql'), 'CREATE TABLE edited (id int);');
-    const failed = await cli({ DATABASE_URL: url }, [dir]).catch((e: { code: number; stderr: string; stdout: string }) => e);
+    const failed = await cli({ DATABASE_URL: url }, [dir]).catch(
+      (e: { code: number; stderr: string; stdout: string }) => e,
+    );
     expect('code' in failed && failed.code).toBe(1);
     expect(failed.stderr).toContain('migrate: ');
     expect(failed.stderr).toContain('0001_one.sql was edited after it was applied');

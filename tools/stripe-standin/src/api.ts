@@ -5,8 +5,8 @@ import {
   missingParam,
   rateLimited,
   resourceMissing,
-  serverError,
   StripeApiError,
+  serverError,
   unrecognizedUrl,
 } from './errors.ts';
 import type { EventLog } from './events.ts';
@@ -14,9 +14,9 @@ import type { Expanders, JsonObject } from './expand.ts';
 import { checkExpand, expandResponse } from './expand.ts';
 import type { Faults } from './faults.ts';
 import { decodeForm } from './form.ts';
-import { requestId } from './ids.ts';
 import type { IdempotencyStore, SavedResponse } from './idempotency.ts';
 import { keyInUse } from './idempotency.ts';
+import { requestId } from './ids.ts';
 import { listPage } from './lists.ts';
 import { formatAmount, isSupportedCurrency, MAXIMUM_CHARGE, minimumCharge } from './money.ts';
 import type { EventRequest } from './objects.ts';
@@ -57,7 +57,10 @@ export function apiRoutes(options: ApiOptions): Hono<ApiEnv> {
   const { payments, events, idempotency, faults } = options;
   const api = new Hono<ApiEnv>();
 
-  const paymentIntent = { type: 'payment_intent', load: (o: JsonObject) => payments.paymentIntent(String(o.payment_intent)) };
+  const paymentIntent = {
+    type: 'payment_intent',
+    load: (o: JsonObject) => payments.paymentIntent(String(o.payment_intent)),
+  };
   const expanders: Expanders = {
     'checkout.session': {
       payment_intent: paymentIntent,
@@ -70,7 +73,8 @@ export function apiRoutes(options: ApiOptions): Hono<ApiEnv> {
       payment_intent: paymentIntent,
       refunds: {
         type: 'list',
-        load: (charge) => listPage(payments.refundsOf(String(charge.id)), new Params({}), `/v1/charges/${charge.id}/refunds`, 'refund'),
+        load: (charge) =>
+          listPage(payments.refundsOf(String(charge.id)), new Params({}), `/v1/charges/${charge.id}/refunds`, 'refund'),
       },
     },
     refund: {
@@ -135,7 +139,8 @@ export function apiRoutes(options: ApiOptions): Hono<ApiEnv> {
           throw keyInUse(key);
         }
         const saved = idempotency.replay(apiKey, key, endpoint, form);
-        if (saved) return respond(saved, { 'Idempotency-Key': key, 'Idempotent-Replayed': 'true', ...retryAdvice(saved) });
+        if (saved)
+          return respond(saved, { 'Idempotency-Key': key, 'Idempotent-Replayed': 'true', ...retryAdvice(saved) });
       }
       const params = new Params(form);
       const expand = params.expand();
@@ -143,7 +148,8 @@ export function apiRoutes(options: ApiOptions): Hono<ApiEnv> {
       params.rejectUnknown();
       checkExpand(type, expand, expanders);
       // Validation passed: the endpoint begins executing, and from here its result is saved.
-      const execute = () => perform(c.req.method, c.req.path, c.get('requestId'), () => expandResponse(act(), expand, expanders));
+      const execute = () =>
+        perform(c.req.method, c.req.path, c.get('requestId'), () => expandResponse(act(), expand, expanders));
       if (key === null) return respond(await execute());
       idempotency.begin(apiKey, key, endpoint, form);
       const response = await execute();
@@ -180,14 +186,22 @@ export function apiRoutes(options: ApiOptions): Hono<ApiEnv> {
 
   get('/checkout/sessions/:id/line_items', (params, { id }) => lineItemsList(id, params));
 
-  post('/checkout/sessions/:id/expire', 'checkout.session', (_params, request, { id }) => () => payments.expireSession(id, request));
+  post(
+    '/checkout/sessions/:id/expire',
+    'checkout.session',
+    (_params, request, { id }) =>
+      () =>
+        payments.expireSession(id, request),
+  );
 
   post('/refunds', 'refund', (params, request) => {
     const input = {
       paymentIntent: params.string('payment_intent') ?? null,
       charge: params.string('charge') ?? null,
       amount: params.integer('amount', { min: 1 }) ?? null,
-      reason: params.enumeration<Stripe.Refund.Reason>('reason', ['duplicate', 'fraudulent', 'requested_by_customer']) ?? null,
+      reason:
+        params.enumeration<Stripe.Refund.Reason>('reason', ['duplicate', 'fraudulent', 'requested_by_customer']) ??
+        null,
       metadata: params.metadata('metadata') ?? {},
     };
     return () => payments.createRefund(input, request);
@@ -206,7 +220,13 @@ export function apiRoutes(options: ApiOptions): Hono<ApiEnv> {
     }
     // Stripe's `type` filter accepts a `*` wildcard, e.g. `checkout.session.*`.
     const patterns = (types ?? (type !== undefined ? [type] : [])).map(
-      (t) => new RegExp(`^${t.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`),
+      (t) =>
+        new RegExp(
+          `^${t
+            .split('*')
+            .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+            .join('.*')}$`,
+        ),
     );
     const matching = events.newestFirst().filter((e) => patterns.length === 0 || patterns.some((p) => p.test(e.type)));
     return listPage(matching, params, '/v1/events', 'event');
@@ -343,10 +363,16 @@ function parseNewSession(params: Params): NewSession {
   if (successUrl === undefined) throw missingParam('success_url');
   const expiresAt = params.integer('expires_at') ?? created + SESSION_MAX_LIFETIME_S;
   if (expiresAt < created + SESSION_MIN_LIFETIME_S) {
-    throw invalidRequest('The `expires_at` timestamp must be at least 30 minutes from Checkout Session creation.', 'expires_at');
+    throw invalidRequest(
+      'The `expires_at` timestamp must be at least 30 minutes from Checkout Session creation.',
+      'expires_at',
+    );
   }
   if (expiresAt > created + SESSION_MAX_LIFETIME_S) {
-    throw invalidRequest('The `expires_at` timestamp must be less than 24 hours from Checkout Session creation.', 'expires_at');
+    throw invalidRequest(
+      'The `expires_at` timestamp must be less than 24 hours from Checkout Session creation.',
+      'expires_at',
+    );
   }
 
   // A filter on the account's payment methods (API version 2026-09-30.endive replaced
@@ -386,7 +412,10 @@ function parseLineItem(item: Params, index: number): NewLineItem & { currency: s
   if (price !== undefined) throw resourceMissing('price', price, item.name('price'));
   const data = item.hash('price_data');
   if (data === undefined) {
-    throw invalidRequest('You must provide either price or price_data for each line item when using prices.', item.name('price_data'));
+    throw invalidRequest(
+      'You must provide either price or price_data for each line item when using prices.',
+      item.name('price_data'),
+    );
   }
   const currency = data.requiredString('currency').toLowerCase();
   if (!isSupportedCurrency(currency)) throw invalidRequest(`Invalid currency: ${currency}.`, data.name('currency'));

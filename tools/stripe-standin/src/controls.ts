@@ -4,10 +4,10 @@ import { invalidRequest, StripeApiError } from './errors.ts';
 import type { EventLog } from './events.ts';
 import type { Faults } from './faults.ts';
 import { parseFault } from './faults.ts';
-import { isEmail } from './params.ts';
-import type { AsyncResult, PayOutcome, Payments } from './payments.ts';
-import { TEST_CUSTOMER } from './payments.ts';
 import { successRedirect } from './hosted-page.ts';
+import { isEmail } from './params.ts';
+import type { AsyncResult, Payments, PayOutcome } from './payments.ts';
+import { TEST_CUSTOMER } from './payments.ts';
 import type { WebhookDelivery } from './webhooks.ts';
 
 // Test controls under /_standin: not part of Stripe's API. They let tests and developers do what
@@ -38,7 +38,8 @@ export function controlRoutes({ payments, events, webhooks, faults }: ControlOpt
     const body = await jsonBody(c);
     const outcome = OUTCOMES.find((o) => o === body.outcome);
     if (outcome === undefined) throw invalidRequest(`outcome must be one of ${OUTCOMES.join(', ')}`, 'outcome');
-    const email = optionalString(body, 'email') ?? payments.session(c.req.param('id')).customer_email ?? TEST_CUSTOMER.email;
+    const email =
+      optionalString(body, 'email') ?? payments.session(c.req.param('id')).customer_email ?? TEST_CUSTOMER.email;
     if (!isEmail(email)) throw invalidRequest(`Invalid email address: ${email}`, 'email');
     const name = optionalString(body, 'name') ?? TEST_CUSTOMER.name;
     const session = payments.pay(c.req.param('id'), outcome, { email, name });

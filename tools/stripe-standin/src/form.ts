@@ -50,5 +50,11 @@ function insert(root: FormHash, path: string[], value: string): void {
 
 /** ['line_items', '0', 'quantity'] → `line_items[0][quantity]`, the form Stripe names params in errors. */
 export function paramName(path: readonly string[]): string {
-  return path[0] + path.slice(1).map((p) => `[${p}]`).join('');
+  return (
+    path[0] +
+    path
+      .slice(1)
+      .map((p) => `[${p}]`)
+      .join('')
+  );
 }

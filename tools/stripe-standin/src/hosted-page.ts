@@ -1,11 +1,11 @@
 import { Hono } from 'hono';
-import type { HtmlEscapedString } from 'hono/utils/html';
 import { html } from 'hono/html';
+import type { HtmlEscapedString } from 'hono/utils/html';
 import type Stripe from 'stripe';
 import { StripeApiError } from './errors.ts';
 import { formatAmount } from './money.ts';
 import { isEmail } from './params.ts';
-import type { PayOutcome, Payments } from './payments.ts';
+import type { Payments, PayOutcome } from './payments.ts';
 import { DELAYED_METHOD, TEST_CUSTOMER } from './payments.ts';
 
 // The page a session's `url` opens, in place of checkout.stripe.com: the order, an email field
@@ -106,10 +106,12 @@ function paymentPage(session: Stripe.Checkout.Session, items: Stripe.LineItem[],
           <input type="text" name="name" value="${form.name}" autocomplete="name" />
         </label>
         <button name="action" value="paid">Pay ${total}</button>
-        ${delayed
-          ? html`<button name="action" value="async" class="secondary">Pay by bank transfer (delayed)</button>
+        ${
+          delayed
+            ? html`<button name="action" value="async" class="secondary">Pay by bank transfer (delayed)</button>
               <button name="action" value="async_fail" class="secondary">Payment fails (bank transfer)</button>`
-          : ''}
+            : ''
+        }
         ${session.cancel_url ? html`<button name="action" value="cancel" class="link" formnovalidate>Cancel</button>` : ''}
       </form>
       <p class="note">Expires in ${minutesLeft} min · Session <code>${session.id}</code></p>`,

@@ -12,9 +12,15 @@ export interface StripeList<T> {
 }
 
 /** `items` are in list order; `kind` names the object in "No such …" errors for a bad cursor. */
-export function listPage<T extends { id: string }>(items: T[], params: Params, url: string, kind: string): StripeList<T> {
+export function listPage<T extends { id: string }>(
+  items: T[],
+  params: Params,
+  url: string,
+  kind: string,
+): StripeList<T> {
   const limit = params.integer('limit', { min: 1 }) ?? 10;
-  if (limit > 100) throw invalidRequest('This value must be less than or equal to 100.', 'limit', 'parameter_invalid_integer');
+  if (limit > 100)
+    throw invalidRequest('This value must be less than or equal to 100.', 'limit', 'parameter_invalid_integer');
   const startingAfter = params.string('starting_after');
   const endingBefore = params.string('ending_before');
   if (startingAfter !== undefined && endingBefore !== undefined) {

@@ -29,7 +29,11 @@ try {
     log,
   });
   if (!process.env.STRIPE_WEBHOOK_SECRET) log(`webhook signing secret: ${webhookSecret}`);
-  log(process.env.STRIPE_WEBHOOK_URL ? `webhooks to ${process.env.STRIPE_WEBHOOK_URL}` : 'no STRIPE_WEBHOOK_URL: events are recorded, not sent');
+  log(
+    process.env.STRIPE_WEBHOOK_URL
+      ? `webhooks to ${process.env.STRIPE_WEBHOOK_URL}`
+      : 'no STRIPE_WEBHOOK_URL: events are recorded, not sent',
+  );
   log(`ready: ${standin.url} (STRIPE_API_BASE=${standin.url})`);
 
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -238,8 +238,7 @@ export function buildCharge(f: ChargeFields): Stripe.Charge {
     payment_intent: f.paymentIntent.id,
     payment_method: typeof f.paymentIntent.payment_method === 'string' ? f.paymentIntent.payment_method : null,
     // The fixture describes a Visa card ending 4242, Stripe's standard test card.
-    payment_method_details:
-      method === 'card' ? base.payment_method_details : { type: method, customer_balance: {} },
+    payment_method_details: method === 'card' ? base.payment_method_details : { type: method, customer_balance: {} },
     receipt_url: null,
     refunded: false,
     shipping: null,

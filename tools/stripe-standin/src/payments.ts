@@ -260,7 +260,13 @@ export class Payments {
         'amount',
       );
     }
-    const refund = buildRefund({ created: nowSeconds(), amount, charge, reason: input.reason, metadata: input.metadata });
+    const refund = buildRefund({
+      created: nowSeconds(),
+      amount,
+      charge,
+      reason: input.reason,
+      metadata: input.metadata,
+    });
     this.refunds.set(refund.id, refund);
 
     const previous: Partial<Stripe.Charge> = {
@@ -345,7 +351,10 @@ export class Payments {
 
   private settle(intent: Stripe.PaymentIntent, charge: Stripe.Charge, result: AsyncResult): void {
     if (result === 'succeeded') {
-      Object.assign(intent, { status: 'succeeded', amount_received: intent.amount } satisfies Partial<Stripe.PaymentIntent>);
+      Object.assign(intent, {
+        status: 'succeeded',
+        amount_received: intent.amount,
+      } satisfies Partial<Stripe.PaymentIntent>);
       succeedCharge(charge);
       return;
     }
@@ -374,12 +383,15 @@ export class Payments {
     const delay = session.expires_at * 1000 - Date.now();
     this.timers.set(
       id,
-      setTimeout(() => {
-        this.timers.delete(id);
-        if (session.status !== 'open') return;
-        if (Date.now() < session.expires_at * 1000) this.armExpiry(id);
-        else this.expireSession(id, NO_REQUEST);
-      }, Math.min(Math.max(delay, 0), MAX_TIMER_MS)),
+      setTimeout(
+        () => {
+          this.timers.delete(id);
+          if (session.status !== 'open') return;
+          if (Date.now() < session.expires_at * 1000) this.armExpiry(id);
+          else this.expireSession(id, NO_REQUEST);
+        },
+        Math.min(Math.max(delay, 0), MAX_TIMER_MS),
+      ),
     );
   }
 

@@ -67,7 +67,10 @@ export async function startStripeStandin(options: StripeStandinOptions): Promise
   const faults = new Faults();
 
   const app = new Hono();
-  app.route('/v1', apiRoutes({ payments, events, idempotency: new IdempotencyStore(), faults, apiKey: options.apiKey, log }));
+  app.route(
+    '/v1',
+    apiRoutes({ payments, events, idempotency: new IdempotencyStore(), faults, apiKey: options.apiKey, log }),
+  );
   app.route('/c/pay', hostedPageRoutes(payments));
   app.route('/_standin', controlRoutes({ payments, events, webhooks, faults }));
   app.notFound((c) => {

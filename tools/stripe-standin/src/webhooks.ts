@@ -190,7 +190,8 @@ export class WebhookDelivery {
       await response.body?.cancel();
       attempt.status = response.status;
     } catch (error) {
-      attempt.error = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+      attempt.error =
+        error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
     } finally {
       clearTimeout(timer);
       this.closing.signal.removeEventListener('abort', onClose);

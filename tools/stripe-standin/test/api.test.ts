@@ -80,12 +80,20 @@ describe('POST /v1/checkout/sessions', () => {
     // The client's fetch transport hides response headers; a plain request shows the replay marker.
     const raw = await fetch(`${t.standin.url}/v1/checkout/sessions`, {
       method: 'POST',
-      headers: { Authorization: `Bearer ${API_KEY}`, 'Idempotency-Key': 'raw-key', 'Content-Type': 'application/x-www-form-urlencoded' },
+      headers: {
+        Authorization: `Bearer ${API_KEY}`,
+        'Idempotency-Key': 'raw-key',
+        'Content-Type': 'application/x-www-form-urlencoded',
+      },
       body: 'mode=payment&success_url=https://shop.example/s&line_items[0][quantity]=1&line_items[0][price_data][currency]=usd&line_items[0][price_data][unit_amount]=500&line_items[0][price_data][product_data][name]=Mug',
     });
     const replay = await fetch(`${t.standin.url}/v1/checkout/sessions`, {
       method: 'POST',
-      headers: { Authorization: `Bearer ${API_KEY}`, 'Idempotency-Key': 'raw-key', 'Content-Type': 'application/x-www-form-urlencoded' },
+      headers: {
+        Authorization: `Bearer ${API_KEY}`,
+        'Idempotency-Key': 'raw-key',
+        'Content-Type': 'application/x-www-form-urlencoded',
+      },
       // The same parameters in another order are the same request.
       body: 'line_items[0][price_data][product_data][name]=Mug&line_items[0][price_data][unit_amount]=500&line_items[0][price_data][currency]=usd&line_items[0][quantity]=1&success_url=https://shop.example/s&mode=payment',
     });
@@ -98,13 +106,18 @@ describe('POST /v1/checkout/sessions', () => {
   it('answers idempotency_error when a key is reused with other parameters or on another endpoint', async () => {
     await t.stripe.checkout.sessions.create(CART_SESSION, { idempotencyKey: 'key-1' });
     const changed = await stripeError(
-      t.stripe.checkout.sessions.create({ ...CART_SESSION, client_reference_id: 'cart_456' }, { idempotencyKey: 'key-1' }),
+      t.stripe.checkout.sessions.create(
+        { ...CART_SESSION, client_reference_id: 'cart_456' },
+        { idempotencyKey: 'key-1' },
+      ),
     );
     expect(changed).toBeInstanceOf(Stripe.errors.StripeIdempotencyError);
     expect(changed.statusCode).toBe(400);
     expect(changed.message).toMatch(/same parameters they were first used with/);
 
-    const elsewhere = await stripeError(t.stripe.refunds.create({ payment_intent: 'pi_x' }, { idempotencyKey: 'key-1' }));
+    const elsewhere = await stripeError(
+      t.stripe.refunds.create({ payment_intent: 'pi_x' }, { idempotencyKey: 'key-1' }),
+    );
     expect(elsewhere).toBeInstanceOf(Stripe.errors.StripeIdempotencyError);
     expect(elsewhere.message).toMatch(/same endpoint/);
   });
@@ -130,9 +143,28 @@ describe('POST /v1/checkout/sessions', () => {
   it.each([
     ['no line_items', { line_items: undefined }, 'line_items', 'parameter_missing'],
     ['no success_url', { success_url: undefined }, 'success_url', 'parameter_missing'],
-    ['no quantity', { line_items: [{ price_data: { currency: 'usd', unit_amount: 100, product_data: { name: 'A' } } }] }, 'line_items[0][quantity]', 'parameter_missing'],
-    ['no product name', { line_items: [{ quantity: 1, price_data: { currency: 'usd', unit_amount: 100, product_data: { description: 'x' } } }] }, 'line_items[0][price_data][product_data][name]', 'parameter_missing'],
-    ['a negative amount', { line_items: [{ quantity: 1, price_data: { currency: 'usd', unit_amount: -1, product_data: { name: 'A' } } }] }, 'line_items[0][price_data][unit_amount]', 'parameter_invalid_integer'],
+    [
+      'no quantity',
+      { line_items: [{ price_data: { currency: 'usd', unit_amount: 100, product_data: { name: 'A' } } }] },
+      'line_items[0][quantity]',
+      'parameter_missing',
+    ],
+    [
+      'no product name',
+      {
+        line_items: [
+          { quantity: 1, price_data: { currency: 'usd', unit_amount: 100, product_data: { description: 'x' } } },
+        ],
+      },
+      'line_items[0][price_data][product_data][name]',
+      'parameter_missing',
+    ],
+    [
+      'a negative amount',
+      { line_items: [{ quantity: 1, price_data: { currency: 'usd', unit_amount: -1, product_data: { name: 'A' } } }] },
+      'line_items[0][price_data][unit_amount]',
+      'parameter_invalid_integer',
+    ],
     ['a bad email', { customer_email: 'nobody' }, 'customer_email', 'email_invalid'],
     ['a bad cancel_url', { cancel_url: 'shop/cancel' }, 'cancel_url', 'url_invalid'],
     ['an empty client_reference_id', { client_reference_id: '' }, 'client_reference_id', 'parameter_invalid_empty'],
@@ -158,7 +190,9 @@ describe('POST /v1/checkout/sessions', () => {
     // payment_method_types left Checkout Session create in API version 2026-09-30.endive.
     const error = await stripeError(createUnchecked({ payment_method_types: ['card'] }));
     expect(error).toMatchObject({ statusCode: 400, code: 'parameter_unknown', param: 'payment_method_types' });
-    expect(error.message).toBe('Received unknown parameter: payment_method_types. Did you mean allowed_payment_method_types?');
+    expect(error.message).toBe(
+      'Received unknown parameter: payment_method_types. Did you mean allowed_payment_method_types?',
+    );
   });
 
   it('rejects a Price id, since the stand-in has no Prices, and a total under Stripe’s minimum charge', async () => {
@@ -166,7 +200,9 @@ describe('POST /v1/checkout/sessions', () => {
     expect(price).toMatchObject({ statusCode: 404, code: 'resource_missing', param: 'line_items[0][price]' });
 
     const cheap = await stripeError(
-      createCartSession(t.stripe, { line_items: [{ quantity: 1, price_data: { currency: 'usd', unit_amount: 49, product_data: { name: 'Gum' } } }] }),
+      createCartSession(t.stripe, {
+        line_items: [{ quantity: 1, price_data: { currency: 'usd', unit_amount: 49, product_data: { name: 'Gum' } } }],
+      }),
     );
     expect(cheap.message).toBe("The Checkout Session's total amount due must add up to at least $0.50 usd");
   });
@@ -182,7 +218,9 @@ describe('Stripe’s limits on a Checkout Session', () => {
     const hundred = await createCartSession(t.stripe, { line_items: Array.from({ length: 100 }, () => item(100)) });
     expect(hundred.amount_total).toBe(10_000);
 
-    const error = await stripeError(createCartSession(t.stripe, { line_items: Array.from({ length: 101 }, () => item(100)) }));
+    const error = await stripeError(
+      createCartSession(t.stripe, { line_items: Array.from({ length: 101 }, () => item(100)) }),
+    );
     expect(error).toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
     expect(error).toMatchObject({ statusCode: 400, param: 'line_items' });
     expect(error.message).toMatch(/at most 100 line items/);
@@ -219,12 +257,18 @@ describe('form encoding', () => {
     });
     return { status: res.status, body: (await res.json()) as { error?: { param?: string; message: string } } };
   }
-  const item = 'line_items[0][quantity]=1&line_items[0][price_data][currency]=usd&line_items[0][price_data][unit_amount]=700&line_items[0][price_data][product_data][name]=Mug';
+  const item =
+    'line_items[0][quantity]=1&line_items[0][price_data][currency]=usd&line_items[0][price_data][unit_amount]=700&line_items[0][price_data][product_data][name]=Mug';
 
   it('reads curl-style lists (`expand[]=`) and escaped brackets as stripe-node and curl send them', async () => {
-    const res = await post(`mode=payment&success_url=https%3A%2F%2Fshop.example%2Fs&${item}&expand[]=line_items&metadata%5Bcart_id%5D=c9`);
+    const res = await post(
+      `mode=payment&success_url=https%3A%2F%2Fshop.example%2Fs&${item}&expand[]=line_items&metadata%5Bcart_id%5D=c9`,
+    );
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ metadata: { cart_id: 'c9' }, line_items: { object: 'list', data: [{ description: 'Mug' }] } });
+    expect(res.body).toMatchObject({
+      metadata: { cart_id: 'c9' },
+      line_items: { object: 'list', data: [{ description: 'Mug' }] },
+    });
   });
 
   it('rejects a value that is both a string and a hash', async () => {
@@ -263,7 +307,9 @@ describe('authentication', () => {
     expect(body.error.type).toBe('invalid_request_error');
     expect(body.error.message).toMatch(/^You did not provide an API key/);
 
-    const live = await stripeError(clientFor(t.standin, 'sk_live_abcdefghijkl').checkout.sessions.retrieve('cs_test_x'));
+    const live = await stripeError(
+      clientFor(t.standin, 'sk_live_abcdefghijkl').checkout.sessions.retrieve('cs_test_x'),
+    );
     expect(live).toBeInstanceOf(Stripe.errors.StripeAuthenticationError);
   });
 
@@ -298,7 +344,12 @@ describe('GET /v1/checkout/sessions/:id', () => {
       expand: ['payment_intent.latest_charge', 'line_items'],
     });
     const intent = expanded.payment_intent as Stripe.PaymentIntent;
-    expect(intent).toMatchObject({ object: 'payment_intent', status: 'succeeded', amount: 3499, metadata: { cart_id: 'cart_123' } });
+    expect(intent).toMatchObject({
+      object: 'payment_intent',
+      status: 'succeeded',
+      amount: 3499,
+      metadata: { cart_id: 'cart_123' },
+    });
     expect(intent.latest_charge).toMatchObject({ object: 'charge', status: 'succeeded', amount: 3499 });
     expect(expanded.line_items?.data.map((item) => [item.description, item.quantity, item.amount_total])).toEqual([
       ['Edge T-shirt', 2, 3000],
@@ -313,7 +364,10 @@ describe('GET /v1/checkout/sessions/:id', () => {
     const res = await fetch(`${t.standin.url}/v1/customers`, { headers: { Authorization: `Bearer ${API_KEY}` } });
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({
-      error: expect.objectContaining({ type: 'invalid_request_error', message: expect.stringMatching(/^Unrecognized request URL \(GET: \/v1\/customers\)/) }),
+      error: expect.objectContaining({
+        type: 'invalid_request_error',
+        message: expect.stringMatching(/^Unrecognized request URL \(GET: \/v1\/customers\)/),
+      }),
     });
   });
 });
@@ -322,7 +376,11 @@ describe('GET /v1/checkout/sessions/:id/line_items', () => {
   it('lists line items with inline prices, paginated like every Stripe list', async () => {
     const session = await createCartSession(t.stripe);
     const first = await t.stripe.checkout.sessions.listLineItems(session.id, { limit: 1 });
-    expect(first).toMatchObject({ object: 'list', has_more: true, url: `/v1/checkout/sessions/${session.id}/line_items` });
+    expect(first).toMatchObject({
+      object: 'list',
+      has_more: true,
+      url: `/v1/checkout/sessions/${session.id}/line_items`,
+    });
     expect(first.data[0]).toMatchObject({
       object: 'item',
       description: 'Edge T-shirt',
@@ -334,7 +392,8 @@ describe('GET /v1/checkout/sessions/:id/line_items', () => {
     // Sent as Stripe's decimal string, which the client turns into its Decimal type.
     expect(String(first.data[0].price?.unit_amount_decimal)).toBe('1500');
     const all = [];
-    for await (const item of t.stripe.checkout.sessions.listLineItems(session.id, { limit: 1 })) all.push(item.description);
+    for await (const item of t.stripe.checkout.sessions.listLineItems(session.id, { limit: 1 }))
+      all.push(item.description);
     expect(all).toEqual(['Edge T-shirt', 'Sticker pack']);
   });
 });

@@ -23,7 +23,10 @@ describe('test controls', () => {
     );
     expect(res.status).toBe(200);
     expect(res.body.redirect_url).toBe(`https://shop.example/checkout/success?session_id=${session.id}`);
-    expect(res.body.session).toMatchObject({ status: 'complete', customer_details: { email: 'ada@example.com', name: 'Ada' } });
+    expect(res.body.session).toMatchObject({
+      status: 'complete',
+      customer_details: { email: 'ada@example.com', name: 'Ada' },
+    });
   });
 
   it('answers clear errors for a bad outcome, an unknown session, a second payment and a bad body', async () => {
@@ -38,7 +41,10 @@ describe('test controls', () => {
     expect(twice.status).toBe(409);
     expect(twice.body.error.message).toMatch(/no longer active/);
 
-    const notJson = await fetch(`${t.standin.url}/_standin/sessions/${session.id}/pay`, { method: 'POST', body: '{oops' });
+    const notJson = await fetch(`${t.standin.url}/_standin/sessions/${session.id}/pay`, {
+      method: 'POST',
+      body: '{oops',
+    });
     expect(notJson.status).toBe(400);
   });
 

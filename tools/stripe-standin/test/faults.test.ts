@@ -123,11 +123,19 @@ describe('what each fault answers', () => {
   it('404: resource_missing for the object in the path, or an unrecognized URL when it names none', async () => {
     await addFault({ path: '/v1/payment_intents/*', status: 404 });
     const intent = await stripeError(t.stripe.paymentIntents.retrieve('pi_123'));
-    expect(intent).toMatchObject({ statusCode: 404, code: 'resource_missing', param: 'intent', message: "No such payment_intent: 'pi_123'" });
+    expect(intent).toMatchObject({
+      statusCode: 404,
+      code: 'resource_missing',
+      param: 'intent',
+      message: "No such payment_intent: 'pi_123'",
+    });
 
     await addFault({ path: '/v1/events', status: 404 });
     const list = await stripeError(t.stripe.events.list());
-    expect(list).toMatchObject({ statusCode: 404, message: expect.stringMatching(/^Unrecognized request URL \(GET: \/v1\/events\)/) });
+    expect(list).toMatchObject({
+      statusCode: 404,
+      message: expect.stringMatching(/^Unrecognized request URL \(GET: \/v1\/events\)/),
+    });
   });
 
   it('delayMs alone: the request is held, then acts normally', async () => {

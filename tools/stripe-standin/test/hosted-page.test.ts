@@ -41,7 +41,9 @@ describe('hosted payment page', () => {
 
   it('escapes what the merchant sent', async () => {
     const session = await createCartSession(t.stripe, {
-      line_items: [{ quantity: 1, price_data: { currency: 'usd', unit_amount: 900, product_data: { name: '<b>Bold</b> mug' } } }],
+      line_items: [
+        { quantity: 1, price_data: { currency: 'usd', unit_amount: 900, product_data: { name: '<b>Bold</b> mug' } } },
+      ],
     });
     const page = await (await fetch(String(session.url))).text();
     expect(page).toContain('&lt;b&gt;Bold&lt;/b&gt; mug');
@@ -62,7 +64,12 @@ describe('hosted payment page', () => {
     });
     expect(paid.payment_intent).toMatch(/^pi_/);
     const intent = await t.stripe.paymentIntents.retrieve(String(paid.payment_intent));
-    expect(intent).toMatchObject({ status: 'succeeded', amount: 3499, amount_received: 3499, payment_method_types: ['card'] });
+    expect(intent).toMatchObject({
+      status: 'succeeded',
+      amount: 3499,
+      amount_received: 3499,
+      payment_method_types: ['card'],
+    });
     expect(await eventTypes(session.id)).toEqual(['checkout.session.completed']);
   });
 
@@ -75,8 +82,13 @@ describe('hosted payment page', () => {
     await new Promise<void>((resolve) => shop.listen(0, '127.0.0.1', resolve));
     try {
       const origin = `http://127.0.0.1:${(shop.address() as AddressInfo).port}`;
-      const session = await createCartSession(t.stripe, { success_url: `${origin}/checkout/success?session_id={CHECKOUT_SESSION_ID}` });
-      const res = await fetch(String(session.url), { method: 'POST', body: new URLSearchParams({ email: 'ada@example.com', action: 'paid' }) });
+      const session = await createCartSession(t.stripe, {
+        success_url: `${origin}/checkout/success?session_id={CHECKOUT_SESSION_ID}`,
+      });
+      const res = await fetch(String(session.url), {
+        method: 'POST',
+        body: new URLSearchParams({ email: 'ada@example.com', action: 'paid' }),
+      });
       expect(res.url).toBe(`${origin}/checkout/success?session_id=${session.id}`);
       expect(await res.text()).toBe('Thank you');
       expect(visited).toEqual([`/checkout/success?session_id=${session.id}`]);
@@ -93,8 +105,15 @@ describe('hosted payment page', () => {
     expect(res.headers.get('location')).toContain(session.id);
 
     const completed = await t.stripe.checkout.sessions.retrieve(session.id, { expand: ['payment_intent'] });
-    expect(completed).toMatchObject({ status: 'complete', payment_status: 'unpaid', payment_method_types: ['card', 'customer_balance'] });
-    expect(completed.payment_intent).toMatchObject({ status: 'processing', payment_method_types: ['customer_balance'] });
+    expect(completed).toMatchObject({
+      status: 'complete',
+      payment_status: 'unpaid',
+      payment_method_types: ['card', 'customer_balance'],
+    });
+    expect(completed.payment_intent).toMatchObject({
+      status: 'processing',
+      payment_method_types: ['customer_balance'],
+    });
     expect(await eventTypes(session.id)).toEqual(['checkout.session.completed']);
   });
 

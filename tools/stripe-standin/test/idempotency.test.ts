@@ -66,7 +66,10 @@ describe('an injected 500', () => {
     expect(created()).toEqual([]);
 
     const changed = await stripeError(
-      stripe.checkout.sessions.create({ ...CART_SESSION, client_reference_id: 'cart-2' }, { idempotencyKey: 'cart-1-v1' }),
+      stripe.checkout.sessions.create(
+        { ...CART_SESSION, client_reference_id: 'cart-2' },
+        { idempotencyKey: 'cart-1-v1' },
+      ),
     );
     expect(changed).toBeInstanceOf(Stripe.errors.StripeIdempotencyError);
     expect(changed).toMatchObject({ statusCode: 400, rawType: 'idempotency_error' });
@@ -178,7 +181,9 @@ describe('faults that are not saved', () => {
       param: 'session',
       message: `No such checkout.session: '${session.id}'`,
     });
-    expect((await t.stripe.checkout.sessions.expire(session.id, {}, { idempotencyKey: 'expire' })).status).toBe('expired');
+    expect((await t.stripe.checkout.sessions.expire(session.id, {}, { idempotencyKey: 'expire' })).status).toBe(
+      'expired',
+    );
   });
 });
 
@@ -186,5 +191,7 @@ it('refuses an Idempotency-Key longer than 255 characters', async () => {
   const error = await stripeError(t.stripe.checkout.sessions.create(CART_SESSION, { idempotencyKey: 'k'.repeat(256) }));
   expect(error).toMatchObject({ statusCode: 400, rawType: 'invalid_request_error' });
   expect(created()).toEqual([]);
-  expect((await t.stripe.checkout.sessions.create(CART_SESSION, { idempotencyKey: 'k'.repeat(255) })).status).toBe('open');
+  expect((await t.stripe.checkout.sessions.create(CART_SESSION, { idempotencyKey: 'k'.repeat(255) })).status).toBe(
+    'open',
+  );
 });

@@ -13,7 +13,9 @@ afterEach(() => t.standin.close());
 async function paidOrder(): Promise<{ sessionId: string; intentId: string; chargeId: string }> {
   const session = await createCartSession(t.stripe);
   await control(t.standin, `/sessions/${session.id}/pay`, { outcome: 'paid' });
-  const intent = await t.stripe.paymentIntents.retrieve(String((await t.stripe.checkout.sessions.retrieve(session.id)).payment_intent));
+  const intent = await t.stripe.paymentIntents.retrieve(
+    String((await t.stripe.checkout.sessions.retrieve(session.id)).payment_intent),
+  );
   return { sessionId: session.id, intentId: intent.id, chargeId: String(intent.latest_charge) };
 }
 
@@ -47,7 +49,10 @@ describe('POST /v1/refunds', () => {
       payment_intent: order.intentId,
     });
     expect(event.data.previous_attributes).toMatchObject({ amount_refunded: 0, refunded: false });
-    expect(event.request).toEqual({ id: refund.lastResponse.requestId, idempotency_key: expect.stringMatching(/^stripe-node-retry-/) });
+    expect(event.request).toEqual({
+      id: refund.lastResponse.requestId,
+      idempotency_key: expect.stringMatching(/^stripe-node-retry-/),
+    });
   });
 
   it('refunds part of a charge, then the rest', async () => {
@@ -105,9 +110,12 @@ describe('POST /v1/refunds', () => {
     ['an unknown payment intent', { payment_intent: 'pi_unknown' }, 404, 'payment_intent'],
     ['an unknown charge', { charge: 'ch_unknown' }, 404, 'charge'],
     ['a zero amount', { payment_intent: 'pi_unknown', amount: 0 }, 400, 'amount'],
-  ] satisfies [string, Stripe.RefundCreateParams, number, string][])('answers %s with %i naming %s', async (_case, params, statusCode, param) => {
-    await expect(t.stripe.refunds.create(params)).rejects.toMatchObject({ statusCode, param });
-  });
+  ] satisfies [string, Stripe.RefundCreateParams, number, string][])(
+    'answers %s with %i naming %s',
+    async (_case, params, statusCode, param) => {
+      await expect(t.stripe.refunds.create(params)).rejects.toMatchObject({ statusCode, param });
+    },
+  );
 
   it('needs a payment intent or a charge', async () => {
     await expect(t.stripe.refunds.create({})).rejects.toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
@@ -115,8 +123,14 @@ describe('POST /v1/refunds', () => {
 
   it('makes one refund for a retried request with the same Idempotency-Key', async () => {
     const order = await paidOrder();
-    const first = await t.stripe.refunds.create({ payment_intent: order.intentId, amount: 100 }, { idempotencyKey: 'refund-1' });
-    const retry = await t.stripe.refunds.create({ payment_intent: order.intentId, amount: 100 }, { idempotencyKey: 'refund-1' });
+    const first = await t.stripe.refunds.create(
+      { payment_intent: order.intentId, amount: 100 },
+      { idempotencyKey: 'refund-1' },
+    );
+    const retry = await t.stripe.refunds.create(
+      { payment_intent: order.intentId, amount: 100 },
+      { idempotencyKey: 'refund-1' },
+    );
     expect(retry.id).toBe(first.id);
     expect(await refundEvents()).toHaveLength(1);
   });

@@ -98,7 +98,11 @@ export async function startReceiver(): Promise<WebhookReceiver> {
     req.setEncoding('utf8');
     req.on('data', (chunk: string) => (body += chunk));
     req.on('end', () => {
-      const webhook = { body, signature: String(req.headers['stripe-signature']), userAgent: String(req.headers['user-agent']) };
+      const webhook = {
+        body,
+        signature: String(req.headers['stripe-signature']),
+        userAgent: String(req.headers['user-agent']),
+      };
       const status = receiver.respond(webhook, receiver.received.length);
       receiver.received.push(webhook);
       res.writeHead(status, { 'content-type': 'application/json' }).end('{"received":true}');
@@ -121,7 +125,10 @@ export function verified(webhook: ReceivedWebhook, secret = WEBHOOK_SECRET): Str
   return new Stripe(API_KEY).webhooks.constructEvent(webhook.body, webhook.signature, secret);
 }
 
-export async function waitFor<T>(check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 3_000): Promise<T> {
+export async function waitFor<T>(
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 3_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();

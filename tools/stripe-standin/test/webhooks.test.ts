@@ -2,9 +2,9 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Stripe from 'stripe';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type Delivery, WebhookDelivery } from '../src/webhooks.ts';
 import type { TestStandin, WebhookReceiver } from './testing.ts';
 import { control, createCartSession, startReceiver, startTestStandin, verified, waitFor } from './testing.ts';
-import { WebhookDelivery, type Delivery } from '../src/webhooks.ts';
 
 interface ControlEvents {
   data: { event: Stripe.Event; session: string; delivery: Delivery }[];
@@ -90,7 +90,9 @@ describe('webhook delivery', () => {
     });
     try {
       webhooks.send(event, session.id);
-      const delivery = await waitFor(() => webhooks.delivery(event.id).status === 'delivered' && webhooks.delivery(event.id));
+      const delivery = await waitFor(
+        () => webhooks.delivery(event.id).status === 'delivered' && webhooks.delivery(event.id),
+      );
       expect(delivery.attempts.map((a) => [a.status, a.error])).toEqual([
         [null, 'no answer within 200 ms'],
         [200, null],
@@ -147,13 +149,18 @@ describe('webhook delivery', () => {
     await pay(healthy.id, 'paid');
 
     await waitFor(() => receiver.received.some((w) => w.body.includes(healthy.id)));
-    const byId = new Map((await deliveries()).map((e) => [(e.event.data.object as { id: string }).id, e.delivery.status]));
+    const byId = new Map(
+      (await deliveries()).map((e) => [(e.event.data.object as { id: string }).id, e.delivery.status]),
+    );
     expect(byId.get(healthy.id)).toBe('delivered');
     expect(byId.get(failing.id)).toMatch(/pending|retrying/);
   });
 
   it('loses events while delivery is switched off, and resends one on request (a duplicate)', async () => {
-    expect((await control(t.standin, '/webhooks', { enabled: false })).body).toEqual({ url: receiver.url, enabled: false });
+    expect((await control(t.standin, '/webhooks', { enabled: false })).body).toEqual({
+      url: receiver.url,
+      enabled: false,
+    });
     const session = await createCartSession(t.stripe);
     await pay(session.id, 'paid');
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -265,6 +272,9 @@ describe('GET /v1/events', () => {
 
     const one = await t.stripe.events.retrieve(all.data[1].id);
     expect(one).toMatchObject({ id: all.data[1].id, type: 'checkout.session.completed' });
-    await expect(t.stripe.events.retrieve('evt_unknown')).rejects.toMatchObject({ statusCode: 404, code: 'resource_missing' });
+    await expect(t.stripe.events.retrieve('evt_unknown')).rejects.toMatchObject({
+      statusCode: 404,
+      code: 'resource_missing',
+    });
   });
 });

@@ -1,10 +1,10 @@
-import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '../app.ts';
 import { requireAdmin } from '../auth.ts';
 import { notFound } from '../errors.ts';
 import { discardOutboxEntry, listOutbox, OUTBOX_STATES, requeueOutbox } from '../outbox.ts';
 import { upsertProduct } from '../products.ts';
-import { json, Product, ProductId, problems, ProductUpsert } from '../schemas.ts';
+import { json, Product, ProductId, ProductUpsert, problems } from '../schemas.ts';
 
 const AdminProduct = Product.extend({ active: z.boolean() }).openapi('AdminProduct');
 
@@ -58,7 +58,7 @@ const retryAllFailed = createRoute({
   method: 'post',
   path: '/v1/admin/outbox/retry',
   tags: ['Admin'],
-  summary: 'Queue every failed payment event again, each in its place in its cart\'s order',
+  summary: "Queue every failed payment event again, each in its place in its cart's order",
   security: [{ adminKey: [] }],
   middleware: [requireAdmin] as const,
   responses: { 200: json(OutboxEntries, 'The rows queued again, oldest first'), ...problems(401, 503) },
@@ -68,7 +68,7 @@ const discardEntry = createRoute({
   method: 'post',
   path: '/v1/admin/outbox/{eventId}/discard',
   tags: ['Admin'],
-  summary: 'Give up on an unpublished payment event; its cart\'s later events no longer wait for it',
+  summary: "Give up on an unpublished payment event; its cart's later events no longer wait for it",
   security: [{ adminKey: [] }],
   middleware: [requireAdmin] as const,
   request: { params: z.object({ eventId: z.uuid() }) },
@@ -95,7 +95,11 @@ const upsert = createRoute({
 
 export function adminRoutes(app: OpenAPIHono<AppEnv>): void {
   app.openapi(upsert, async (c) => {
-    const { product, active, created } = await upsertProduct(c.var.services.sql, c.req.valid('param').productId, c.req.valid('json'));
+    const { product, active, created } = await upsertProduct(
+      c.var.services.sql,
+      c.req.valid('param').productId,
+      c.req.valid('json'),
+    );
     return c.json({ ...product, active }, created ? 201 : 200);
   });
   app.openapi(listEntries, async (c) => {

@@ -1,4 +1,4 @@
-import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { getCart, listCarts, openCart, setItemQuantity } from '../carts.ts';
@@ -71,14 +71,22 @@ export function cartRoutes(app: OpenAPIHono<AppEnv>): void {
     const carts = await listCarts(c.var.services.sql, c.var.userId, c.req.valid('query').limit);
     return c.json({ carts }, 200);
   });
-  app.openapi(get, async (c) => c.json(await getCart(c.var.services.sql, c.var.userId, c.req.valid('param').cartId), 200));
+  app.openapi(get, async (c) =>
+    c.json(await getCart(c.var.services.sql, c.var.userId, c.req.valid('param').cartId), 200),
+  );
   app.openapi(putItem, async (c) => {
     const { cartId, productId } = c.req.valid('param');
     const { quantity } = c.req.valid('json');
-    return c.json(await setItemQuantity(c.var.services.sql, { userId: c.var.userId, cartId, productId, quantity }), 200);
+    return c.json(
+      await setItemQuantity(c.var.services.sql, { userId: c.var.userId, cartId, productId, quantity }),
+      200,
+    );
   });
   app.openapi(deleteItem, async (c) => {
     const { cartId, productId } = c.req.valid('param');
-    return c.json(await setItemQuantity(c.var.services.sql, { userId: c.var.userId, cartId, productId, quantity: 0 }), 200);
+    return c.json(
+      await setItemQuantity(c.var.services.sql, { userId: c.var.userId, cartId, productId, quantity: 0 }),
+      200,
+    );
   });
 }

@@ -1,4 +1,4 @@
-import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { cancelCheckout, startCheckout } from '../checkout.ts';
@@ -41,5 +41,7 @@ export function checkoutRoutes(app: OpenAPIHono<AppEnv>): void {
     const { checkout, created } = await startCheckout(c.var.services, c.var.userId, c.req.valid('param').cartId);
     return c.json(checkout, created ? 201 : 200);
   });
-  app.openapi(cancel, async (c) => c.json(await cancelCheckout(c.var.services, c.var.userId, c.req.valid('param').cartId), 200));
+  app.openapi(cancel, async (c) =>
+    c.json(await cancelCheckout(c.var.services, c.var.userId, c.req.valid('param').cartId), 200),
+  );
 }

@@ -29,7 +29,8 @@ export function docsRoutes(app: OpenAPIHono<AppEnv>): void {
 // offline and under a strict CSP.
 function docsPage(): string {
   const codes = ERROR_CODES.map(
-    ([code, status, title]) => `<tr id="error-${code}"><td><code>${code}</code></td><td>${status}</td><td>${title}</td></tr>`,
+    ([code, status, title]) =>
+      `<tr id="error-${code}"><td><code>${code}</code></td><td>${status}</td><td>${title}</td></tr>`,
   ).join('');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">

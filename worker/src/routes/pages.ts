@@ -1,5 +1,5 @@
-import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
-import { router, type AppEnv } from '../app.ts';
+import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
+import { type AppEnv, router } from '../app.ts';
 import { findCart } from '../carts.ts';
 import { reconcileSession } from '../checkout.ts';
 import { ApiError, notFound } from '../errors.ts';
@@ -53,10 +53,15 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
         // Stripe being slow must not hide the order: show what we know; the webhook or the
         // scheduled job completes it.
         if (!(err instanceof ApiError && err.code === 'service_unavailable')) throw err;
-        console.warn(JSON.stringify({ level: 'warn', msg: 'success_page_reconcile_failed', sessionId, error: err.message }));
+        console.warn(
+          JSON.stringify({ level: 'warn', msg: 'success_page_reconcile_failed', sessionId, error: err.message }),
+        );
       }
     }
-    return c.html(cartPage({ cart, appReturnUrl: config.optional('APP_RETURN_URL'), refresh: cart.status === 'checkout_pending' }), 200);
+    return c.html(
+      cartPage({ cart, appReturnUrl: config.optional('APP_RETURN_URL'), refresh: cart.status === 'checkout_pending' }),
+      200,
+    );
   });
 
   pages.openapi(cancel, async (c) => {

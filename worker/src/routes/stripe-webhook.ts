@@ -1,4 +1,4 @@
-import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '../app.ts';
 import { json, problems } from '../schemas.ts';
 import { verifyWebhook } from '../stripe.ts';
@@ -15,9 +15,18 @@ const received = createRoute({
   // Documented, not validated here: verification reads the header itself, and a missing one is
   // invalid_signature like any other bad signature.
   parameters: [
-    { name: 'Stripe-Signature', in: 'header', required: true, schema: { type: 'string' }, description: "Stripe's signature of the raw body" },
+    {
+      name: 'Stripe-Signature',
+      in: 'header',
+      required: true,
+      schema: { type: 'string' },
+      description: "Stripe's signature of the raw body",
+    },
   ],
-  responses: { 200: json(z.object({ received: z.literal(true) }), 'Stored (or a replay, or ignored)'), ...problems(400, 413, 503) },
+  responses: {
+    200: json(z.object({ received: z.literal(true) }), 'Stored (or a replay, or ignored)'),
+    ...problems(400, 413, 503),
+  },
 });
 
 export function stripeWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
@@ -31,7 +40,16 @@ export function stripeWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
       // Applied events and replays are the normal case, recorded in payment_events and in the
       // request log; a log line each would be most of a webhook's cost. What needs a look is logged.
       if (result.outcome !== 'applied' && result.outcome !== 'duplicate') {
-        console.log(JSON.stringify({ level: 'info', msg: 'stripe_event_not_applied', requestId: c.var.requestId, eventId: event.id, type: event.type, ...result }));
+        console.log(
+          JSON.stringify({
+            level: 'info',
+            msg: 'stripe_event_not_applied',
+            requestId: c.var.requestId,
+            eventId: event.id,
+            type: event.type,
+            ...result,
+          }),
+        );
       }
     }
     return c.json({ received: true as const }, 200);

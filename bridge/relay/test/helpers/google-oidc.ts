@@ -1,7 +1,8 @@
 // Stands in for Google's OIDC signing: a local RSA key, its certificate endpoint in the format
 // of https://www.googleapis.com/oauth2/v1/certs ({ kid: PEM }), and ID tokens as Pub/Sub makes them.
-import { exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
-import { startLocalServer, type LocalServer } from '@edge-checkout/test-support/local-server';
+
+import { type LocalServer, startLocalServer } from '@edge-checkout/test-support/local-server';
+import { type CryptoKey, exportSPKI, generateKeyPair, SignJWT } from 'jose';
 
 export const PUSH_SERVICE_ACCOUNT = 'pubsub-push@demo-project.iam.gserviceaccount.com';
 export const PUSH_AUDIENCE = 'https://relay.example.run.app/pubsub/push';
@@ -9,7 +10,10 @@ export const PUSH_AUDIENCE = 'https://relay.example.run.app/pubsub/push';
 export type FakeGoogleOidc = {
   certsUrl: string;
   /** A token like Pub/Sub's for PUSH_AUDIENCE and PUSH_SERVICE_ACCOUNT; claims can be overridden. */
-  idToken(claims?: Record<string, unknown>, options?: { signWith?: CryptoKey; lifetimeSeconds?: number; issuedAt?: number }): Promise<string>;
+  idToken(
+    claims?: Record<string, unknown>,
+    options?: { signWith?: CryptoKey; lifetimeSeconds?: number; issuedAt?: number },
+  ): Promise<string>;
   /** A key Google never published, under the same key id: a forged token. */
   forgeryKey: CryptoKey;
   certsServer: LocalServer;
