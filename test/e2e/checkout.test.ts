@@ -6,9 +6,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { LOCAL_STRIPE_KEY } from '@edge-checkout/dev-stack/local-stripe';
-import { locatePubSubEmulator } from '@edge-checkout/dev-stack/pubsub-emulator';
 import { findChromium, launchPhoneBrowser, type PhoneBrowser } from '@edge-checkout/test-support/browser';
 import { type OutboxRow, outboxRows, publishedOutboxRows } from '@edge-checkout/test-support/outbox';
+import { chromiumMissing, pubsubEmulatorMissing, skipWithout } from '@edge-checkout/test-support/requirements';
 import { Shopper, submitHostedPage } from '@edge-checkout/test-support/shopper';
 import { E2E_APP_RETURN_URL, useLocalStack } from '@edge-checkout/test-support/stack';
 import { type DeliveredEvent, StandinControls } from '@edge-checkout/test-support/standin';
@@ -17,10 +17,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const stack = useLocalStack();
 // Known at collection time (the stack starts later): the stack runs Pub/Sub only where it is.
-const emulatorInstalled = locatePubSubEmulator().ok;
-const chromiumPath = findChromium();
-if (!chromiumPath)
-  console.warn('SKIPPING the browser tests: no chromium on the PATH (Debian: apt-get install chromium)');
+const withoutEmulator = skipWithout("Google's Pub/Sub emulator", pubsubEmulatorMissing());
+const withoutChromium = skipWithout('Chromium', chromiumMissing());
 let standin: StandinControls;
 let payments: TopicReader | undefined;
 let notifications: TopicReader | undefined;
@@ -262,7 +260,7 @@ describe('when the success page fulfils before the webhook (a lost or late webho
 
   // The redirect often beats the webhook: the success page's fulfilment must publish at once,
   // not leave the shopper's email to the cron.
-  it.skipIf(!emulatorInstalled)('publishes cart.paid right away, as the webhook does', async () => {
+  it.skipIf(withoutEmulator)('publishes cart.paid right away, as the webhook does', async () => {
     const shopper = await signIn('lost-webhook-publish');
     const cart = await shopper.fillCart({ 'tshirt-classic': 1 });
     const checkout = await shopper.checkout(cart.id);
@@ -277,7 +275,7 @@ describe('when the success page fulfils before the webhook (a lost or late webho
 
   // An earlier event of the cart still waiting must not be overtaken by a later one under the
   // same ordering key.
-  it.skipIf(!emulatorInstalled)('keeps a bank transfer’s events in order on the topic', async () => {
+  it.skipIf(withoutEmulator)('keeps a bank transfer’s events in order on the topic', async () => {
     const shopper = await signIn('order');
     const cart = await shopper.fillCart({ 'mug-ceramic': 1 });
     const checkout = await shopper.checkout(cart.id);
@@ -294,14 +292,14 @@ describe('when the success page fulfils before the webhook (a lost or late webho
   });
 });
 
-describe.skipIf(!chromiumPath)('in a phone browser (Chromium)', () => {
+describe.skipIf(withoutChromium)('in a phone browser (Chromium)', () => {
   let browser: PhoneBrowser;
   // Kept after the run so a person can look at what the shopper saw.
   let screenshots: string;
 
   beforeAll(async () => {
     screenshots = mkdtempSync(path.join(tmpdir(), 'edge-checkout-screens-'));
-    browser = await launchPhoneBrowser(chromiumPath!);
+    browser = await launchPhoneBrowser(findChromium()!);
   }, 60_000);
   afterAll(async () => {
     await browser?.close();

@@ -1,20 +1,14 @@
 import { createPubSubAdmin, type PubSubAdmin } from '@edge-checkout/dev-stack/pubsub-admin';
-import {
-  locatePubSubEmulator,
-  type PubSubEmulator,
-  startPubSubEmulator,
-} from '@edge-checkout/dev-stack/pubsub-emulator';
+import { type PubSubEmulator, startPubSubEmulator } from '@edge-checkout/dev-stack/pubsub-emulator';
 import { createPubSubPublisher, type PubSubMessage, PubSubPublishError } from '@edge-checkout/pubsub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAULT_MODES, type FaultMode, type PubSubFaultProxy, startPubSubFaultProxy } from './pubsub-fault-proxy.ts';
+import { pubsubEmulatorMissing, skipWithout } from './requirements.ts';
 
 const PROJECT = 'demo-project';
-const located = locatePubSubEmulator();
-// In CI a missing emulator must fail these tests, not quietly skip them.
-const inCi = process.env.CI === 'true';
-if (!located.ok && !inCi) console.warn(`SKIPPING Pub/Sub fault proxy tests: ${located.reason}`);
+const skipped = skipWithout("Google's Pub/Sub emulator", pubsubEmulatorMissing());
 
-describe.skipIf(!located.ok && !inCi)('Pub/Sub fault proxy in front of the emulator', () => {
+describe.skipIf(skipped)('Pub/Sub fault proxy in front of the emulator', () => {
   let emulator: PubSubEmulator;
   let proxy: PubSubFaultProxy;
   /** Straight to the emulator: what really got published. */

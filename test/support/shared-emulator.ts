@@ -1,17 +1,13 @@
 // One Pub/Sub emulator per test file (it takes seconds to start), skipped with a visible
-// reason only where the Google Cloud CLI or its emulator component is missing.
+// reason only where the Google Cloud CLI or its emulator component is missing (never in CI).
 
 import { createPubSubAdmin, type PubSubAdmin } from '@edge-checkout/dev-stack/pubsub-admin';
-import {
-  locatePubSubEmulator,
-  type PubSubEmulator,
-  startPubSubEmulator,
-} from '@edge-checkout/dev-stack/pubsub-emulator';
+import { type PubSubEmulator, startPubSubEmulator } from '@edge-checkout/dev-stack/pubsub-emulator';
 import { afterAll, beforeAll } from 'vitest';
+import { pubsubEmulatorMissing, skipWithout } from './requirements.ts';
 
-const located = locatePubSubEmulator();
-export const emulatorMissing = located.ok ? undefined : located.reason;
-if (emulatorMissing) console.warn(`SKIPPING Pub/Sub emulator tests: ${emulatorMissing}`);
+/** True where the emulator tests skip (see skipWithout). */
+export const withoutEmulator = skipWithout("Google's Pub/Sub emulator", pubsubEmulatorMissing());
 
 export type SharedEmulator = { readonly host: string; readonly admin: PubSubAdmin };
 

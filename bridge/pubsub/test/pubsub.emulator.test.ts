@@ -1,12 +1,12 @@
 // The publisher against Google's real Pub/Sub emulator.
 
-import { emulatorMissing, useSharedEmulator } from '@edge-checkout/test-support/shared-emulator';
+import { useSharedEmulator, withoutEmulator } from '@edge-checkout/test-support/shared-emulator';
 import { describe, expect, it } from 'vitest';
 import { createPubSubPublisher, PubSubPublishError } from '../src/pubsub.ts';
 
 const PROJECT = 'demo-project';
 
-describe.skipIf(emulatorMissing)('publishing to the Pub/Sub emulator', () => {
+describe.skipIf(withoutEmulator)('publishing to the Pub/Sub emulator', () => {
   const emulator = useSharedEmulator(PROJECT);
 
   async function topicWithSubscription(name: string) {

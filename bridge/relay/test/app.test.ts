@@ -4,7 +4,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createPubSubPublisher, PubSubPublishError, type PubSubPublisher } from '@edge-checkout/pubsub';
 import { closedPort } from '@edge-checkout/test-support/local-server';
-import { emulatorMissing, useSharedEmulator } from '@edge-checkout/test-support/shared-emulator';
+import { useSharedEmulator, withoutEmulator } from '@edge-checkout/test-support/shared-emulator';
 import { serve } from '@hono/node-server';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createRelayApp, type RelayDeps } from '../src/app.ts';
@@ -24,7 +24,7 @@ const NOTIFICATIONS = 'notifications';
 
 type LogEntry = { severity: string; message: string; fields: Record<string, unknown> };
 
-describe.skipIf(emulatorMissing)('notification relay', () => {
+describe.skipIf(withoutEmulator)('notification relay', () => {
   const emulator = useSharedEmulator(PROJECT);
   let google: FakeGoogleOidc;
   let oidc: PushVerifier;

@@ -2,16 +2,15 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type PubSubFaultProxy, startPubSubFaultProxy } from '@edge-checkout/test-support/pubsub-fault-proxy';
+import { pubsubEmulatorMissing, skipWithout } from '@edge-checkout/test-support/requirements';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { Vars } from '../src/dev-env.ts';
 import { pubsubService } from '../src/local-pubsub.ts';
-import { locatePubSubEmulator } from '../src/pubsub-emulator.ts';
 import { serviceContext } from './helpers.ts';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'local-pubsub-test-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
-const located = locatePubSubEmulator();
-if (!located.ok) console.warn(`SKIPPING the local Pub/Sub start test: ${located.reason}`);
+const skipped = skipWithout("Google's Pub/Sub emulator", pubsubEmulatorMissing());
 
 const context = (configured: Vars, lines: string[]) => serviceContext({ configured, scratch, lines });
 
@@ -55,7 +54,7 @@ describe('Pub/Sub in the local stack', () => {
     expect(lines[0]).toContain('PUBSUB_EMULATOR_HOST is configured (127.0.0.1:9999)');
   });
 
-  it.skipIf(!located.ok)(
+  it.skipIf(skipped)(
     'runs emulator, topics and relay: a paid cart on the payment topic shows as a [notify] line; stop ends them all',
     async () => {
       const lines: string[] = [];
@@ -86,7 +85,7 @@ describe('Pub/Sub in the local stack', () => {
     },
   );
 
-  it.skipIf(!located.ok)(
+  it.skipIf(skipped)(
     'tests can put a proxy between the Worker and the emulator: the Worker gets its host, the relay keeps the emulator, stop stops it too',
     async () => {
       const lines: string[] = [];

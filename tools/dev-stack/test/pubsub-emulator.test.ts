@@ -3,6 +3,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pubsubEmulatorMissing, skipWithout } from '@edge-checkout/test-support/requirements';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPubSubAdmin, type PubSubAdmin, setUpLocalPubSub } from '../src/pubsub-admin.ts';
 import {
@@ -14,8 +15,7 @@ import {
 } from '../src/pubsub-emulator.ts';
 
 const PROJECT = 'demo-project';
-const located = locatePubSubEmulator();
-if (!located.ok) console.warn(`SKIPPING Pub/Sub emulator tests: ${located.reason}`);
+const skipped = skipWithout("Google's Pub/Sub emulator", pubsubEmulatorMissing());
 
 describe('when the emulator is missing', () => {
   it('says gcloud is missing and starts nothing', async () => {
@@ -42,7 +42,7 @@ describe('when the emulator is missing', () => {
   });
 });
 
-describe.skipIf(!located.ok)('Java for the emulator', () => {
+describe.skipIf(skipped)('Java for the emulator', () => {
   it('says so when JAVA_HOME points nowhere', () => {
     expect(locatePubSubEmulator({ PATH: process.env.PATH, JAVA_HOME: '/nonexistent-jdk' })).toMatchObject({
       ok: false,
@@ -51,7 +51,7 @@ describe.skipIf(!located.ok)('Java for the emulator', () => {
   });
 });
 
-describe.skipIf(!located.ok)('Google Pub/Sub emulator', () => {
+describe.skipIf(skipped)('Google Pub/Sub emulator', () => {
   let emulator: PubSubEmulator;
   let admin: PubSubAdmin;
   let startedInMs: number;
