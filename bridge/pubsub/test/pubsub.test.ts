@@ -7,6 +7,7 @@ import {
   PUBSUB_JWT_AUDIENCE,
   PubSubConfigError,
   PubSubPublishError,
+  type PubSubPublisherOptions,
   publishUrl,
   splitIntoBatches,
   topicPath,
@@ -137,15 +138,15 @@ describe('message encoding and batching', () => {
   });
 });
 
+/** A publisher authenticating with the test's service-account key. */
+function withServiceAccount(opts: Omit<PubSubPublisherOptions, 'projectId' | 'topic' | 'serviceAccountKey'>) {
+  return createPubSubPublisher({ projectId: PROJECT, topic: TOPIC, serviceAccountKey, ...opts });
+}
+
 describe('service-account authentication (self-signed JWT)', () => {
   it('sends a JWT signed by the key that verifies with its public key, with the claims Google expects', async () => {
     const server = await fakePubSub();
-    const publisher = createPubSubPublisher({
-      projectId: PROJECT,
-      topic: TOPIC,
-      serviceAccountKey,
-      apiEndpoint: server.url,
-    });
+    const publisher = withServiceAccount({ apiEndpoint: server.url });
 
     await expect(publisher.publish([{ data: 'x' }])).resolves.toEqual(['1']);
 
@@ -164,12 +165,7 @@ describe('service-account authentication (self-signed JWT)', () => {
 
   it('rejects a JWT signed by another key', async () => {
     const server = await fakePubSub();
-    const publisher = createPubSubPublisher({
-      projectId: PROJECT,
-      topic: TOPIC,
-      serviceAccountKey,
-      apiEndpoint: server.url,
-    });
+    const publisher = withServiceAccount({ apiEndpoint: server.url });
     await publisher.publish([{ data: 'x' }]);
     const token = (server.requests[0].headers.authorization ?? '').slice('Bearer '.length);
     const other = await generateKeyPair('RS256');
@@ -179,13 +175,7 @@ describe('service-account authentication (self-signed JWT)', () => {
   it('reuses the token until five minutes before it expires, then signs a new one', async () => {
     const server = await fakePubSub();
     let clock = Date.now();
-    const publisher = createPubSubPublisher({
-      projectId: PROJECT,
-      topic: TOPIC,
-      serviceAccountKey,
-      apiEndpoint: server.url,
-      now: () => clock,
-    });
+    const publisher = withServiceAccount({ apiEndpoint: server.url, now: () => clock });
     const bearerOf = (i: number) => server.requests[i].headers.authorization;
 
     await Promise.all([publisher.publish([{ data: 'a' }]), publisher.publish([{ data: 'b' }])]);
@@ -285,12 +275,7 @@ describe('error classification', () => {
   for (const { answer, retryable } of cases) {
     it(`${answer.status} ${answer.body.error.status} is ${retryable ? '' : 'not '}retryable and carries Google's message`, async () => {
       const server = await fakePubSub(() => answer);
-      const publisher = createPubSubPublisher({
-        projectId: PROJECT,
-        topic: TOPIC,
-        serviceAccountKey,
-        apiEndpoint: server.url,
-      });
+      const publisher = withServiceAccount({ apiEndpoint: server.url });
       const error = (await publisher.publish([{ data: 'x' }]).catch((e: unknown) => e)) as PubSubPublishError;
       expect(error).toBeInstanceOf(PubSubPublishError);
       expect(error.retryable).toBe(retryable);
@@ -306,12 +291,7 @@ describe('error classification', () => {
 
   it('a refused connection is retryable and has no status', async () => {
     const port = await closedPort();
-    const publisher = createPubSubPublisher({
-      projectId: PROJECT,
-      topic: TOPIC,
-      serviceAccountKey,
-      apiEndpoint: `http://127.0.0.1:${port}`,
-    });
+    const publisher = withServiceAccount({ apiEndpoint: `http://127.0.0.1:${port}` });
     const error = (await publisher.publish([{ data: 'x' }]).catch((e: unknown) => e)) as PubSubPublishError;
     expect(error).toMatchObject({ retryable: true, status: undefined });
     expect(error.message).toMatch(/network error/);
@@ -319,13 +299,7 @@ describe('error classification', () => {
 
   it('a server that does not answer in time is retryable', async () => {
     const server = await fakePubSub(() => 'hang');
-    const publisher = createPubSubPublisher({
-      projectId: PROJECT,
-      topic: TOPIC,
-      serviceAccountKey,
-      apiEndpoint: server.url,
-      timeoutMs: 200,
-    });
+    const publisher = withServiceAccount({ apiEndpoint: server.url, timeoutMs: 200 });
     await expect(publisher.publish([{ data: 'x' }])).rejects.toMatchObject({
       retryable: true,
       message: expect.stringMatching(/no answer within 200 ms/),
@@ -334,12 +308,7 @@ describe('error classification', () => {
 
   it('reports which messages went out when a later request fails', async () => {
     const server = await fakePubSub((i) => (i === 1 ? googleError(503, 'UNAVAILABLE', 'try later') : undefined));
-    const publisher = createPubSubPublisher({
-      projectId: PROJECT,
-      topic: TOPIC,
-      serviceAccountKey,
-      apiEndpoint: server.url,
-    });
+    const publisher = withServiceAccount({ apiEndpoint: server.url });
     const messages = Array.from({ length: 2500 }, (_, i) => ({ data: `m${i}` }));
     const error = (await publisher.publish(messages).catch((e: unknown) => e)) as PubSubPublishError;
     expect(error).toMatchObject({ retryable: true, status: 503 });
