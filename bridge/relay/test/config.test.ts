@@ -33,7 +33,7 @@ describe('relay configuration', () => {
   });
 
   it('names the missing variable', () => {
-    for (const name of ['GCP_PROJECT_ID', 'NOTIFICATION_TOPIC', 'PUSH_AUDIENCE']) {
+    for (const name of ['GCP_PROJECT_ID', 'NOTIFICATION_TOPIC', 'PUSH_AUDIENCE', 'PUSH_SERVICE_ACCOUNT']) {
       const error = errorFor({ ...production, [name]: undefined });
       expect(error.variable).toBe(name);
       expect(error.message).toBe(`${name} is required`);
@@ -45,6 +45,11 @@ describe('relay configuration', () => {
     expect(errorFor({ ...production, PORT: 'eighty' }).message).toMatch(/^PORT must be a port number/);
     expect(errorFor({ ...production, PORT: '70000' }).variable).toBe('PORT');
     expect(errorFor({ ...production, PUSH_AUTH: 'off' }).message).toBe('PUSH_AUTH must be "oidc" or "none"');
+  });
+
+  it('refuses OIDC verification without PUSH_SERVICE_ACCOUNT: any Google account could sign a token for the audience', () => {
+    const error = errorFor({ ...production, PUSH_SERVICE_ACCOUNT: undefined, PUSH_AUTH: 'oidc' });
+    expect(error).toMatchObject({ variable: 'PUSH_SERVICE_ACCOUNT', message: 'PUSH_SERVICE_ACCOUNT is required' });
   });
 
   it('refuses PUSH_AUTH=none unless an emulator is configured', () => {
