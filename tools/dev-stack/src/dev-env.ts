@@ -45,7 +45,8 @@ function nonEmpty(vars: Record<string, string | undefined>): Vars {
 }
 
 export interface DevSecrets {
-  AUTH_JWT_SECRET: string;
+  /** Absent when a key set (AUTH_JWKS_URL) is configured: the Worker would prefer the secret to it. */
+  AUTH_JWT_SECRET?: string;
   ADMIN_API_KEY: string;
   /** Signs the local Stripe stand-in's webhooks; not a Worker default (real Stripe has its own). */
   STRIPE_WEBHOOK_SECRET: string;
@@ -54,22 +55,26 @@ export interface DevSecrets {
 /**
  * Local-only secrets, generated on first use and kept in .data/ so tokens minted by
  * `npm run token` stay valid across restarts. A secret added in a later version is generated
- * alone; the existing ones are kept. Never used outside this checkout.
+ * alone; the existing ones are kept. Never used outside this checkout. With `AUTH_JWKS_URL`
+ * configured no HS256 secret is generated or handed out: tokens then come from that provider.
  */
-export async function loadDevSecrets(file = DEV_SECRETS_FILE): Promise<DevSecrets> {
+export async function loadDevSecrets(file = DEV_SECRETS_FILE, configured: Vars = {}): Promise<DevSecrets> {
   const stored = existsSync(file) ? (JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>) : {};
   const kept = (name: keyof DevSecrets) => {
     const value = stored[name];
     return typeof value === 'string' && value !== '' ? value : undefined;
   };
   const secrets: DevSecrets = {
-    AUTH_JWT_SECRET: kept('AUTH_JWT_SECRET') ?? randomBytes(32).toString('base64url'),
+    ...(!configured.AUTH_JWKS_URL && {
+      AUTH_JWT_SECRET: kept('AUTH_JWT_SECRET') ?? randomBytes(32).toString('base64url'),
+    }),
     ADMIN_API_KEY: kept('ADMIN_API_KEY') ?? randomBytes(24).toString('base64url'),
     // Stripe's format, so the Worker's check of STRIPE_WEBHOOK_SECRET accepts it.
     STRIPE_WEBHOOK_SECRET: kept('STRIPE_WEBHOOK_SECRET') ?? `whsec_${randomBytes(24).toString('base64url')}`,
   };
   const generated = Object.entries(secrets).some(([name, value]) => stored[name] !== value);
-  if (generated) await writePrivateFile(file, `${JSON.stringify(secrets, null, 2)}\n`);
+  // A secret stored by an earlier run stays in the file for when the key set is unset again.
+  if (generated) await writePrivateFile(file, `${JSON.stringify({ ...stored, ...secrets }, null, 2)}\n`);
   return secrets;
 }
 

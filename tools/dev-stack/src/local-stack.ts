@@ -84,7 +84,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
   try {
     checkAborted();
-    const secrets = await loadDevSecrets(path.join(options.dataDir, 'dev-secrets.json'));
+    const secrets = await loadDevSecrets(path.join(options.dataDir, 'dev-secrets.json'), options.configured);
     const provided: Vars = {};
     const providedBy = new Map<string, string>();
     const ctx: Omit<ServiceContext, 'provided'> = {
@@ -113,10 +113,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       }
     }
 
-    // Only the Worker's own secrets are defaults; the stand-in's webhook secret comes with the stand-in.
+    // Defaults: where the Worker is, where its landing pages' "Back to the shop" leads (the
+    // storefront it serves) and its own secrets; the stand-in's webhook secret comes with the stand-in.
     const defaults: Vars = {
       PUBLIC_BASE_URL: workerUrl,
-      AUTH_JWT_SECRET: secrets.AUTH_JWT_SECRET,
+      APP_RETURN_URL: `${workerUrl}/`,
+      ...(secrets.AUTH_JWT_SECRET && { AUTH_JWT_SECRET: secrets.AUTH_JWT_SECRET }),
       ADMIN_API_KEY: secrets.ADMIN_API_KEY,
     };
     const workerVars: Vars = { ...defaults, ...provided, ...options.configured };
@@ -125,7 +127,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         ? process.env[name]
           ? 'environment'
           : '.dev.vars'
-        : (providedBy.get(name) ?? (name === 'PUBLIC_BASE_URL' ? 'default' : 'dev-secrets.json'));
+        : (providedBy.get(name) ??
+          (name === 'PUBLIC_BASE_URL' || name === 'APP_RETURN_URL' ? 'default' : 'dev-secrets.json'));
     logVariables(log, workerVars, sourceOf);
 
     const inspectorPort = await portOrFree(options.inspectorPort ?? 0);

@@ -33,6 +33,34 @@ export async function createDevToken(opts: TokenOptions): Promise<string> {
   return jwt.sign(new TextEncoder().encode(opts.secret));
 }
 
+/** Who the shop link of `npm run dev` signs in. */
+export const DEMO_SHOPPER = 'demo-shopper';
+/** A working day: the link is printed once, when `npm run dev` starts. */
+const SHOP_LINK_TTL_SECONDS = 12 * 3600;
+
+/**
+ * The storefront's sign-in link for a user (docs/contract.md §8), signed as the Worker checks
+ * tokens (`vars`: its AUTH_JWT_SECRET, AUTH_ISSUER, AUTH_AUDIENCE). The token rides in the
+ * fragment, which browsers never send to servers.
+ */
+export async function shopSignInLink(
+  workerUrl: string,
+  vars: Readonly<Record<string, string>>,
+  userId = DEMO_SHOPPER,
+  ttlSeconds = SHOP_LINK_TTL_SECONDS,
+): Promise<string> {
+  const secret = vars.AUTH_JWT_SECRET;
+  if (!secret) throw new Error('AUTH_JWT_SECRET is not set: no token can be made for the shop link');
+  const token = await createDevToken({
+    userId,
+    secret,
+    ttlSeconds,
+    issuer: vars.AUTH_ISSUER,
+    audience: vars.AUTH_AUDIENCE,
+  });
+  return `${workerUrl}/#token=${token}`;
+}
+
 /** "3600", "90s", "30m", "2h", "7d" → seconds. */
 export function parseTtl(text: string): number {
   const match = /^(\d+)([smhd]?)$/.exec(text.trim());
@@ -50,7 +78,10 @@ export async function tokenSettings(
   files = { devVars: DEV_VARS_FILE, secrets: DEV_SECRETS_FILE },
 ): Promise<Pick<TokenOptions, 'secret' | 'issuer' | 'audience'>> {
   const configured = configuredVars(await readDevVars(files.devVars), env);
-  const secret = configured.AUTH_JWT_SECRET ?? (await loadDevSecrets(files.secrets)).AUTH_JWT_SECRET;
+  const secret = configured.AUTH_JWT_SECRET ?? (await loadDevSecrets(files.secrets, configured)).AUTH_JWT_SECRET;
+  if (!secret) {
+    throw new Error('AUTH_JWKS_URL is configured: the Worker takes tokens from that provider, not from npm run token');
+  }
   return { secret, issuer: configured.AUTH_ISSUER, audience: configured.AUTH_AUDIENCE };
 }
 

@@ -29,7 +29,7 @@ describe('loadDevSecrets', () => {
   it('generates the local secrets once, privately, and returns the same ones afterwards', async () => {
     const file = path.join(scratch, 'data', 'dev-secrets.json');
     const first = await loadDevSecrets(file);
-    expect(first.AUTH_JWT_SECRET.length).toBeGreaterThanOrEqual(32);
+    expect(first.AUTH_JWT_SECRET?.length).toBeGreaterThanOrEqual(32);
     expect(first.ADMIN_API_KEY.length).toBeGreaterThanOrEqual(16);
     expect(first.ADMIN_API_KEY).not.toBe(first.AUTH_JWT_SECRET);
     expect(statSync(file).mode & 0o777).toBe(0o600);
@@ -51,6 +51,23 @@ describe('loadDevSecrets', () => {
     // The Worker only accepts webhook secrets in Stripe's format.
     expect(secrets.STRIPE_WEBHOOK_SECRET).toMatch(/^whsec_[\w-]{32}$/);
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(secrets);
+  });
+
+  it('generates no HS256 secret when a key set is configured, which the Worker would otherwise not use', async () => {
+    const file = path.join(scratch, 'jwks', 'dev-secrets.json');
+    const jwks = {
+      AUTH_JWKS_URL: 'https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com',
+    };
+    const secrets = await loadDevSecrets(file, jwks);
+    expect(secrets.AUTH_JWT_SECRET).toBeUndefined();
+    expect(secrets.ADMIN_API_KEY.length).toBeGreaterThanOrEqual(16);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).not.toHaveProperty('AUTH_JWT_SECRET');
+
+    // Back to local tokens: one is generated, and kept once the key set is configured again.
+    const local = await loadDevSecrets(file);
+    expect(local.AUTH_JWT_SECRET).toMatch(/^[\w-]{43}$/);
+    expect(await loadDevSecrets(file, jwks)).toEqual({ ...local, AUTH_JWT_SECRET: undefined });
+    expect((await loadDevSecrets(file)).AUTH_JWT_SECRET).toBe(local.AUTH_JWT_SECRET);
   });
 });
 

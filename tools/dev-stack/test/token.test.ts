@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { decodeJwt, jwtVerify } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createDevToken, parseTtl, tokenSettings } from '../src/token.ts';
+import { createDevToken, DEMO_SHOPPER, parseTtl, shopSignInLink, tokenSettings } from '../src/token.ts';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'token-test-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -43,6 +43,23 @@ describe('createDevToken', () => {
   });
 });
 
+describe('shopSignInLink', () => {
+  it('opens the storefront with a token the Worker accepts in the fragment, for the demo shopper by default', async () => {
+    const vars = { AUTH_JWT_SECRET: 'z'.repeat(32), AUTH_ISSUER: 'https://issuer.test', AUTH_AUDIENCE: 'shop' };
+    const link = new URL(await shopSignInLink('http://127.0.0.1:8787', vars));
+    expect(`${link.origin}${link.pathname}${link.search}`).toBe('http://127.0.0.1:8787/');
+    const token = new URLSearchParams(link.hash.slice(1)).get('token')!;
+    const { payload } = await jwtVerify(token, key(vars.AUTH_JWT_SECRET), {
+      algorithms: ['HS256'],
+      requiredClaims: ['exp', 'sub'],
+      issuer: vars.AUTH_ISSUER,
+      audience: vars.AUTH_AUDIENCE,
+    });
+    expect(payload.sub).toBe(DEMO_SHOPPER);
+    await expect(shopSignInLink('http://127.0.0.1:8787', {})).rejects.toThrow('AUTH_JWT_SECRET is not set');
+  });
+});
+
 describe('parseTtl', () => {
   it('reads seconds and s/m/h/d durations, and rejects the rest', () => {
     expect([parseTtl('3600'), parseTtl('90s'), parseTtl('30m'), parseTtl('2h'), parseTtl('7d')]).toEqual([
@@ -75,6 +92,12 @@ describe('tokenSettings', () => {
       issuer: 'iss',
       audience: 'app',
     });
+  });
+  it('refuses to mint a token when a key set is configured, as the Worker would not accept it', async () => {
+    const files = { devVars: path.join(scratch, 'none.vars'), secrets: path.join(scratch, 'jwks-secrets.json') };
+    await expect(tokenSettings({ AUTH_JWKS_URL: 'https://auth.example/keys.json' }, files)).rejects.toThrow(
+      'AUTH_JWKS_URL is configured',
+    );
   });
 });
 
