@@ -321,7 +321,7 @@ describe.skipIf(withoutChromium)('in a phone browser (Chromium)', () => {
     await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent()).toBe('Payment received');
     expect(await page.locator('.total span').allInnerTexts()).toEqual(['Total', total]);
     expect(await page.getByText('1 × Zip Hoodie').isVisible()).toBe(true);
-    const backToApp = new URL((await page.getByRole('link', { name: 'Return to the app' }).getAttribute('href'))!);
+    const backToApp = new URL((await page.getByRole('link', { name: 'Back to the shop' }).getAttribute('href'))!);
     expect(`${backToApp.protocol}//${backToApp.host}${backToApp.pathname}`).toBe(E2E_APP_RETURN_URL);
     expect(Object.fromEntries(backToApp.searchParams)).toEqual({ cart_id: cart.id, status: 'paid' });
     // Nothing wider than the phone: no sideways scrolling.

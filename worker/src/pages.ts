@@ -1,15 +1,8 @@
 import { html, raw } from 'hono/html';
+import { formatMoney } from './money.ts';
 import type { CartOut } from './schemas.ts';
 
 type Html = ReturnType<typeof html>;
-
-/** Formats minor units the way the shopper reads money (2500 usd → $25.00, 500 jpy → ¥500). */
-export function formatMoney(amount: number, currency: string | null): string {
-  if (!currency) return String(amount);
-  const format = new Intl.NumberFormat('en', { style: 'currency', currency: currency.toUpperCase() });
-  const digits = format.resolvedOptions().maximumFractionDigits ?? 2;
-  return format.format(amount / 10 ** digits);
-}
 
 const headlines: Record<CartOut['status'], [string, string]> = {
   paid: ['Payment received', 'Thank you! Your order is paid. A confirmation is on its way to your inbox.'],
@@ -31,12 +24,11 @@ export function cartPage(opts: { cancelled?: boolean; cart: CartOut; appReturnUr
   const { cart } = opts;
   // Back from Checkout without paying: unless something did happen meanwhile (paid on another
   // tab), the cart is simply kept.
-  const unpaid = cart.status === 'open' || cart.status === 'checkout_pending';
-  const [headline, message] =
-    opts.cancelled && unpaid ? ['Checkout cancelled', headlines.open[1]] : headlines[cart.status];
+  const cancelled = opts.cancelled && (cart.status === 'open' || cart.status === 'checkout_pending');
+  const [headline, message] = cancelled ? ['Checkout cancelled', headlines.open[1]] : headlines[cart.status];
   return layout({
     title: headline,
-    refresh: opts.refresh,
+    refresh: opts.refresh ? PENDING_REFRESH_S : undefined,
     body: html`<h1>${headline}</h1>
       <p>${message}</p>
       <section class="card" aria-label="Order summary">
@@ -49,14 +41,15 @@ export function cartPage(opts: { cancelled?: boolean; cart: CartOut; appReturnUr
         <p class="total"><span>Total</span><span>${formatMoney(cart.totalAmount, cart.currency)}</span></p>
         <p class="status">Status: <strong data-status="${cart.status}">${cart.status.replace('_', ' ')}</strong></p>
       </section>
-      ${returnLink(opts.appReturnUrl, { cart_id: cart.id, status: cart.status })}`,
+      ${returnLink(opts.appReturnUrl, { cart_id: cart.id, status: cart.status, ...(cancelled ? { cancelled: 'true' } : {}) })}`,
   });
 }
 
 /** An error on a landing page, for a person: what went wrong and the id to quote to support. */
-export function messagePage(opts: { title: string; message: string; requestId?: string }): Html {
+export function messagePage(opts: { title: string; message: string; requestId?: string; refreshAfter?: number }): Html {
   return layout({
     title: opts.title,
+    refresh: opts.refreshAfter,
     body: html`<h1>${opts.title}</h1><p>${opts.message}</p>${opts.requestId ? html`<p class="status">Reference: ${opts.requestId}</p>` : ''}`,
   });
 }
@@ -65,19 +58,11 @@ function returnLink(appReturnUrl: string | undefined, params: Record<string, str
   if (!appReturnUrl) return '';
   const url = new URL(appReturnUrl);
   for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
-  return html`<a class="button" href="${url.toString()}">Return to the app</a>`;
+  return html`<a class="button" href="${url.toString()}">Back to the shop</a>`;
 }
 
-// Small, self-contained pages for a phone's in-app browser: no scripts, no external assets.
-function layout(opts: { title: string; body: Html; refresh?: boolean }): Html {
-  return html`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-${opts.refresh ? raw('<meta http-equiv="refresh" content="3">') : ''}
-<title>${opts.title}</title>
-<style>
+/** The landing pages' one inline style block; their Content-Security-Policy allows it by its hash. */
+export const PAGE_STYLE = `
   :root { color-scheme: light dark; }
   body { font: 17px/1.5 -apple-system, system-ui, sans-serif; margin: 0; padding: 24px 20px; max-width: 32rem; margin-inline: auto; }
   h1 { font-size: 1.5rem; margin: 0 0 .5rem; }
@@ -88,7 +73,22 @@ ${opts.refresh ? raw('<meta http-equiv="refresh" content="3">') : ''}
   .status { opacity: .8; margin: 6px 0 0; font-size: .9rem; }
   .button { display: block; text-align: center; background: #635bff; color: #fff; text-decoration: none;
             padding: 14px; border-radius: 10px; font-weight: 600; min-height: 24px; }
-</style>
+`;
+
+// Small, self-contained pages for a phone's in-app browser: no scripts, no external assets.
+// A payment being confirmed: the page reloads this often until it is.
+const PENDING_REFRESH_S = 3;
+
+/** `refresh`: seconds after which the page reloads itself. */
+function layout(opts: { title: string; body: Html; refresh?: number }): Html {
+  return html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+${opts.refresh ? html`<meta http-equiv="refresh" content="${opts.refresh}">` : ''}
+<title>${opts.title}</title>
+<style>${raw(PAGE_STYLE)}</style>
 </head>
 <body>${opts.body}</body>
 </html>`;

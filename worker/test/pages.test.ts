@@ -88,12 +88,28 @@ describe('GET /checkout/cancel', () => {
     expect(await cartStatus(state.cartId)).toBe('checkout_pending');
   });
 
+  it('leads back to the shop saying the checkout was cancelled, so the shop can reopen the cart', async () => {
+    const state = await checkedOutCart();
+    const res = await callWithEnv(
+      { ...stripeEnv, APP_RETURN_URL: 'myshop://orders' },
+      `/checkout/cancel?cart_id=${state.cartId}`,
+    );
+    expect(await res.text()).toContain(
+      `<a class="button" href="myshop://orders?cart_id=${state.cartId}&amp;status=checkout_pending&amp;cancelled=true">Back to the shop</a>`,
+    );
+  });
+
   it('says so when the cart was paid after all', async () => {
     const state = await checkedOutCart();
     await deliver(eventsFor(state).completedPaid());
-    const html = await (await call(`/checkout/cancel?cart_id=${state.cartId}`)).text();
+    const res = await callWithEnv(
+      { ...stripeEnv, APP_RETURN_URL: 'myshop://orders' },
+      `/checkout/cancel?cart_id=${state.cartId}`,
+    );
+    const html = await res.text();
     expect(html).toContain('Payment received');
     expect(html).not.toContain('Checkout cancelled');
+    expect(html).toContain(`href="myshop://orders?cart_id=${state.cartId}&amp;status=paid"`);
   });
 
   it('answers 404 for an unknown cart', async () => {

@@ -150,6 +150,8 @@ function layout(title: string, body: HtmlEscapedString | Promise<HtmlEscapedStri
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>${title} · Stripe stand-in</title>
+        <!-- No icon: otherwise the browser asks for /favicon.ico, a 404 in its console. -->
+        <link rel="icon" href="data:," />
         <style>
           body { font: 16px/1.5 system-ui, sans-serif; margin: 0; background: #f6f9fc; color: #1a1f36; }
           main { max-width: 28rem; margin: 0 auto; padding: 1rem; }
