@@ -4,8 +4,8 @@ import { defineConfig } from 'vitest/config';
 process.env.WRANGLER_SEND_METRICS ??= 'false';
 process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= 'false';
 
-// Two projects: the Worker's tests run inside workerd (worker/vitest.config.ts); local tooling
-// and the GCP bridge run in Node.
+// Two projects: the Worker's tests run inside workerd (worker/vitest.config.ts); local tooling,
+// the GCP bridge and the storefront's scripts run in Node.
 export default defineConfig({
   test: {
     projects: [
@@ -14,7 +14,7 @@ export default defineConfig({
         test: {
           name: 'node',
           environment: 'node',
-          include: ['tools/**/*.test.ts', 'bridge/**/*.test.ts', 'test/**/*.test.ts'],
+          include: ['tools/**/*.test.ts', 'bridge/**/*.test.ts', 'test/**/*.test.ts', 'storefront/test/**/*.test.ts'],
           testTimeout: 30_000,
           hookTimeout: 60_000,
         },

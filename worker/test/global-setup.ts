@@ -6,6 +6,7 @@ import { startPostgres } from '@edge-checkout/dev-stack/postgres';
 import { createPubSubAdmin } from '@edge-checkout/dev-stack/pubsub-admin';
 import { startPubSubEmulator } from '@edge-checkout/dev-stack/pubsub-emulator';
 import { migrate } from '@edge-checkout/migrate';
+import { buildStorefront } from '@edge-checkout/storefront/build';
 import { startStripeStandin } from '@edge-checkout/stripe-standin';
 import { startLockHolder } from '@edge-checkout/test-support/lock-holder';
 import { startPubSubFaultProxy } from '@edge-checkout/test-support/pubsub-fault-proxy';
@@ -23,6 +24,9 @@ const PUBSUB_TOPIC = 'payment-events';
 export default async function setup({ provide }: TestProject) {
   // Fails the run under CI=true; elsewhere the tests that publish skip, and say so.
   skipWithout("Google's Pub/Sub emulator (the Worker tests that publish)", pubsubEmulatorMissing());
+  // The Workers test pool reads wrangler.toml, whose [assets] directory must exist: build the
+  // storefront as `wrangler dev` would (a fresh clone has none).
+  await buildStorefront();
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'edge-checkout-test-pg-'));
   // The emulator (a JVM) takes seconds to start: it boots while Postgres is set up.
   const pubsubStarting = startPubSubEmulator({ projectId: PUBSUB_PROJECT });
@@ -44,6 +48,10 @@ export default async function setup({ provide }: TestProject) {
   provide('faultyStripeApiBase', faultyStripe.url);
   provide('neonHttpEndpoint', proxy.endpoint);
   provide('lockHolderUrl', lockHolder.url);
+  provide('fuzz', {
+    requests: Number(process.env.FUZZ_REQUESTS) || 3000,
+    seed: process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined,
+  });
   return async () => {
     await faultProxy?.close();
     await pubsub?.stop();

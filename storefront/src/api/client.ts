@@ -1,0 +1,116 @@
+// The storefront's one way to the Worker: openapi-fetch on the types generated from the Worker's
+// /openapi.json (openapi.ts, `npm run generate:client`), so a call the document does not
+// describe, or an answer read the wrong way, does not compile.
+import createClient from 'openapi-fetch';
+import type { components, paths } from './openapi.ts';
+
+export type Product = components['schemas']['Product'];
+export type Cart = components['schemas']['Cart'];
+export type CartItem = components['schemas']['CartItem'];
+export type CartStatus = components['schemas']['CartStatus'];
+export type Checkout = components['schemas']['Checkout'];
+type Problem = components['schemas']['Problem'];
+
+/** A call that did not succeed, in words for the shopper: the problem's `detail`. */
+export class ApiProblem extends Error {
+  constructor(
+    /** 0 when the Worker could not be reached at all. */
+    readonly status: number,
+    /** The problem's stable `code` (docs/contract.md §2). */
+    readonly code: string,
+    detail: string,
+  ) {
+    super(detail);
+    this.name = 'ApiProblem';
+  }
+
+  /** Trying the same call again may work: the shop was unreachable, busy or failing. */
+  get retryable(): boolean {
+    return this.status === 0 || this.status === 429 || this.status >= 500;
+  }
+}
+
+/** Any error as an ApiProblem, so every failure can be shown the same way. */
+export function asProblem(error: unknown): ApiProblem {
+  if (error instanceof ApiProblem) return error;
+  return new ApiProblem(-1, 'client', `Something went wrong in the shop: ${(error as Error)?.message ?? error}`);
+}
+
+export interface ShopApiOptions {
+  /** The bearer token, read at each call. */
+  token(): string | null;
+  /** The Worker refused the token (401): the caller signs the shopper out. */
+  onUnauthorized(problem: ApiProblem): void;
+}
+
+export type ShopApi = ReturnType<typeof createShopApi>;
+
+export function createShopApi(options: ShopApiOptions) {
+  const client = createClient<paths>({ baseUrl: location.origin });
+  client.use({
+    onRequest({ request }) {
+      const token = options.token();
+      if (token) request.headers.set('Authorization', `Bearer ${token}`);
+      return request;
+    },
+  });
+
+  async function answer<T>(call: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T> {
+    let result: Awaited<typeof call>;
+    try {
+      result = await call;
+    } catch {
+      throw new ApiProblem(0, 'unreachable', 'The shop could not be reached. Check your connection and try again.');
+    }
+    if (result.response.ok) return result.data as T;
+    const problem = problemOf(result.response, result.error);
+    if (problem.status === 401) options.onUnauthorized(problem);
+    throw problem;
+  }
+
+  const cartPath = (cartId: string) => ({ params: { path: { cartId } } });
+  const itemPath = (cartId: string, productId: string) => ({ params: { path: { cartId, productId } } });
+
+  return {
+    async products(): Promise<Product[]> {
+      return (await answer(client.GET('/v1/products'))).products;
+    },
+    /** The shopper's active cart, created when there is none. */
+    activeCart(): Promise<Cart> {
+      return answer(client.POST('/v1/carts'));
+    },
+    cart(cartId: string): Promise<Cart> {
+      return answer(client.GET('/v1/carts/{cartId}', cartPath(cartId)));
+    },
+    /** Order history, newest first. */
+    async carts(): Promise<Cart[]> {
+      return (await answer(client.GET('/v1/carts'))).carts;
+    },
+    /** 0 removes the line. */
+    setQuantity(cartId: string, productId: string, quantity: number): Promise<Cart> {
+      return answer(
+        client.PUT('/v1/carts/{cartId}/items/{productId}', { ...itemPath(cartId, productId), body: { quantity } }),
+      );
+    },
+    removeItem(cartId: string, productId: string): Promise<Cart> {
+      return answer(client.DELETE('/v1/carts/{cartId}/items/{productId}', itemPath(cartId, productId)));
+    },
+    checkout(cartId: string): Promise<Checkout> {
+      return answer(client.POST('/v1/carts/{cartId}/checkout', cartPath(cartId)));
+    },
+    /** Expires the cart's Checkout Session; the cart is open again. */
+    cancelCheckout(cartId: string): Promise<Cart> {
+      return answer(client.DELETE('/v1/carts/{cartId}/checkout', cartPath(cartId)));
+    },
+  };
+}
+
+function problemOf(response: Response, body: unknown): ApiProblem {
+  // Errors are application/problem+json (RFC 9457); a proxy in between may answer otherwise.
+  const problem = (typeof body === 'object' && body !== null ? body : {}) as Partial<Problem>;
+  const detail =
+    typeof problem.detail === 'string' && problem.detail !== ''
+      ? problem.detail
+      : `The shop answered ${response.status}${response.statusText ? ` ${response.statusText}` : ''}.`;
+  return new ApiProblem(response.status, typeof problem.code === 'string' ? problem.code : 'unknown', detail);
+}

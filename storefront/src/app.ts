@@ -1,0 +1,177 @@
+import { type ApiProblem, createShopApi, type ShopApi } from './api/client.ts';
+import { CartStore } from './cart-store.ts';
+import { h, show } from './dom.ts';
+import { type LandingReturn, links, type Route, routeOf, takeLandingReturn } from './router.ts';
+import { cartScreen } from './screens/cart.ts';
+import type { Screen } from './screens/context.ts';
+import { orderScreen } from './screens/order.ts';
+import { ordersScreen } from './screens/orders.ts';
+import { productsScreen } from './screens/products.ts';
+import { showSignIn } from './screens/sign-in.ts';
+import { currentSession, signIn, signOut, takeTokenFromAddress } from './session.ts';
+
+const SHOP_NAME = 'Edge Shop';
+
+function screenFor(route: Route): { title: string; screen: Screen } {
+  switch (route.screen) {
+    case 'products':
+      return { title: 'Products', screen: productsScreen };
+    case 'cart':
+      return { title: 'Cart', screen: cartScreen };
+    case 'orders':
+      return { title: 'Orders', screen: ordersScreen };
+    case 'order':
+      return { title: 'Order', screen: orderScreen(route.cartId) };
+  }
+}
+
+/** The shell: header with the cart badge, the current screen, who is signed in. */
+export function startShop(body: HTMLElement): void {
+  takeTokenFromAddress();
+  const landing = takeLandingReturn();
+
+  const header = h('header', { class: 'bar' });
+  const main = h('main', { id: 'main' });
+  const footer = h('footer');
+  const announcer = h('div', { class: 'visually-hidden', 'aria-live': 'polite' });
+  body.replaceChildren(header, main, footer, announcer);
+
+  let signedOutBecause: string | null = null;
+  let notice: string | null = null;
+  let shown: AbortController | null = null;
+
+  const api = createShopApi({
+    token: () => currentSession()?.token ?? null,
+    onUnauthorized(problem: ApiProblem) {
+      signOut();
+      signedOutBecause = `You are signed out (${problem.message}). Open a new sign-in link.`;
+      render();
+    },
+  });
+  const cart = new CartStore(api);
+
+  const renderHeader = (route: Route | null) => {
+    const count = cart.cart?.itemCount ?? 0;
+    const current = (screen: Route['screen']) => (route?.screen === screen ? 'page' : false);
+    show(
+      header,
+      h('a', { class: 'brand', href: links.products, 'aria-current': current('products') }, SHOP_NAME),
+      route &&
+        h(
+          'nav',
+          { 'aria-label': 'Shop' },
+          h('a', { href: links.orders, 'aria-current': current('orders') }, 'Orders'),
+          h(
+            'a',
+            { class: 'cart-link', href: links.cart, 'aria-label': `Cart (${count})`, 'aria-current': current('cart') },
+            'Cart',
+            h('span', { class: 'count', 'aria-hidden': 'true' }, count),
+          ),
+        ),
+    );
+  };
+
+  function render(): void {
+    shown?.abort();
+    shown = null;
+    const session = currentSession();
+    if (!session) {
+      renderHeader(null);
+      footer.replaceChildren();
+      document.title = `Sign in · ${SHOP_NAME}`;
+      showSignIn(main, {
+        reason: signedOutBecause,
+        onToken(token) {
+          signIn(token);
+          // A fresh start for the new shopper: nothing of the last one's cart is kept.
+          location.reload();
+        },
+      });
+      main.querySelector('h1')?.focus();
+      return;
+    }
+    const route = routeOf(location.hash);
+    const { title, screen } = screenFor(route);
+    renderHeader(route);
+    show(
+      footer,
+      h('span', null, session.userId ? `Signed in as ${session.userId}` : 'Signed in'),
+      h('button', { type: 'button', class: 'link', onclick: signOutAndRestart }, 'Sign out'),
+    );
+    document.title = `${title} · ${SHOP_NAME}`;
+    shown = new AbortController();
+    screen({
+      main,
+      signal: shown.signal,
+      api,
+      cart,
+      announce: (message) => {
+        // Emptied first, so the same words twice are still said twice.
+        announcer.textContent = '';
+        setTimeout(() => {
+          announcer.textContent = message;
+        }, 50);
+      },
+      notice: takeNotice(),
+    });
+    main.querySelector('h1')?.focus();
+  }
+
+  const takeNotice = () => {
+    const taken = notice;
+    notice = null;
+    return taken;
+  };
+
+  const signOutAndRestart = () => {
+    signOut();
+    location.reload();
+  };
+
+  cart.subscribe(() => renderHeader(currentSession() ? routeOf(location.hash) : null));
+  window.addEventListener('hashchange', () => {
+    // A new sign-in link opened in this tab.
+    if (new URLSearchParams(location.hash.slice(1)).has('token')) {
+      takeTokenFromAddress();
+      location.reload();
+      return;
+    }
+    render();
+  });
+  // Back from the Checkout page with the browser's back button: the page comes from the
+  // back/forward cache as it was left (a Checkout button still busy); draw it afresh.
+  window.addEventListener('pageshow', (event) => {
+    if (event.persisted) render();
+  });
+
+  if (!currentSession()) {
+    render();
+    return;
+  }
+  void (async () => {
+    if (landing) await arriveFromLanding(api, landing, (text) => (notice = text));
+    render();
+    await cart.refresh().catch(() => undefined);
+  })();
+}
+
+/**
+ * "Back to the shop" from a landing page: to the order's result, or from the cancel page, to the
+ * cart, open again (its Checkout Session expired) so it can be changed.
+ */
+async function arriveFromLanding(api: ShopApi, landing: LandingReturn, setNotice: (text: string) => void) {
+  let target = links.order(landing.cartId);
+  if (landing.cancelled) {
+    await api.cancelCheckout(landing.cartId).catch(() => undefined);
+    const status = await api.cart(landing.cartId).then(
+      (found) => found.status,
+      () => null,
+    );
+    // Unless it was paid after all (in another tab): then its result is what to show.
+    if (status === null || status === 'open' || status === 'checkout_pending') {
+      target = links.cart;
+      setNotice('Checkout cancelled. Nothing was charged, and your cart is kept.');
+    }
+  }
+  history.replaceState(null, '', `${location.pathname}${target}`);
+}

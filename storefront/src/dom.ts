@@ -1,0 +1,50 @@
+// Building the page from code, without a framework: elements made with h(), a screen's content
+// replaced with show(). Text always goes in as text nodes, never as HTML, so nothing from the
+// API can inject markup (and the CSP forbids inline script and style anyway).
+
+export type Child = Node | string | number | null | undefined | false | readonly Child[];
+type AttributeValue = string | number | boolean | null | undefined;
+type Listener = (event: Event) => void;
+/** Attributes by name (false, null and undefined leave one out); `on<event>` adds a listener. */
+export type Attributes = Record<string, AttributeValue | Listener>;
+
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attributes?: Attributes | null,
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes ?? {})) {
+    if (typeof value === 'function') element.addEventListener(name.slice(2), value);
+    else if (value !== false && value !== null && value !== undefined)
+      element.setAttribute(name, value === true ? '' : String(value));
+  }
+  element.append(...nodes(children));
+  return element;
+}
+
+function nodes(children: readonly Child[]): (Node | string)[] {
+  return children.flatMap((child): (Node | string)[] => {
+    if (child === null || child === undefined || child === false) return [];
+    if (Array.isArray(child)) return nodes(child);
+    return [typeof child === 'number' ? String(child) : (child as Node | string)];
+  });
+}
+
+/**
+ * Replaces what `root` shows. Keyboard focus stays on the control with the same accessible name
+ * when the new content still has one (a "+" pressed twice in a row); otherwise it goes to the
+ * screen's heading, so it is never lost at the top of the page.
+ */
+export function show(root: HTMLElement, ...children: Child[]): void {
+  const focused = document.activeElement;
+  const key = focused instanceof HTMLElement && root.contains(focused) ? focusKey(focused) : undefined;
+  root.replaceChildren(...nodes(children));
+  if (key === undefined) return;
+  const same = [...root.querySelectorAll<HTMLElement>('a, button, input, textarea')].find((e) => focusKey(e) === key);
+  (same ?? root.querySelector<HTMLElement>('h1'))?.focus();
+}
+
+function focusKey(element: HTMLElement): string {
+  return `${element.tagName}:${element.getAttribute('aria-label') ?? element.textContent ?? ''}`;
+}

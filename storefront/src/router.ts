@@ -1,0 +1,45 @@
+// Screens live in the fragment (#/cart), so the Worker serves one page and a reload or the back
+// button keeps the shopper where they were.
+
+export type Route =
+  | { screen: 'products' }
+  | { screen: 'cart' }
+  | { screen: 'orders' }
+  | { screen: 'order'; cartId: string };
+
+export const links = {
+  products: '#/',
+  cart: '#/cart',
+  orders: '#/orders',
+  order: (cartId: string) => `#/orders/${encodeURIComponent(cartId)}`,
+};
+
+export function routeOf(hash: string): Route {
+  const path = hash.replace(/^#\/?/, '');
+  if (path === 'cart') return { screen: 'cart' };
+  if (path === 'orders') return { screen: 'orders' };
+  const order = /^orders\/([^/]+)$/.exec(path);
+  if (order) return { screen: 'order', cartId: decodeURIComponent(order[1]!) };
+  return { screen: 'products' };
+}
+
+/** Where a landing page's "Back to the shop" link brought the shopper (`?cart_id=…&status=…`). */
+export interface LandingReturn {
+  cartId: string;
+  /** From the cancel page, while the cart was still unpaid. */
+  cancelled: boolean;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Reads and removes the landing pages' parameters from the address. `status` is not used: the
+ * cart is read from the API, which knows better by now.
+ */
+export function takeLandingReturn(): LandingReturn | null {
+  const query = new URLSearchParams(location.search);
+  const cartId = query.get('cart_id');
+  if (cartId === null) return null;
+  history.replaceState(null, '', `${location.pathname}${location.hash}`);
+  return UUID.test(cartId) ? { cartId, cancelled: query.get('cancelled') === 'true' } : null;
+}

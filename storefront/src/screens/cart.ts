@@ -1,0 +1,167 @@
+import { formatMoney } from '@edge-checkout/worker/money';
+import type { Cart, CartItem } from '../api/client.ts';
+import { h, show } from '../dom.ts';
+import { links } from '../router.ts';
+import type { Screen } from './context.ts';
+import { heading, loadingView, problemView } from './parts.ts';
+
+// docs/contract.md §3: items can be changed only while the cart is open or its payment failed.
+const EDITABLE: ReadonlySet<Cart['status']> = new Set(['open', 'payment_failed']);
+const MAX_QUANTITY = 99;
+
+/** The active cart: its lines with +1 / −1 / remove, the count and total, and Checkout. */
+export const cartScreen: Screen = (ctx) => {
+  let actionProblem: { error: unknown; retry: () => void } | null = null;
+  let checkingOut = false;
+
+  const render = () => {
+    if (ctx.signal.aborted) return;
+    const cart = ctx.cart.cart;
+    show(
+      ctx.main,
+      heading('Cart'),
+      ctx.notice && h('p', { class: 'notice', role: 'status' }, ctx.notice),
+      actionProblem && problemView(actionProblem.error, actionProblem.retry),
+      cart ? cartView(cart) : ctx.cart.problem ? problemView(ctx.cart.problem, refresh) : loadingView('your cart'),
+    );
+  };
+
+  const cartView = (cart: Cart) => {
+    if (cart.items.length === 0) {
+      return h(
+        'div',
+        { class: 'empty' },
+        h('p', null, 'Your cart is empty.'),
+        h('a', { href: links.products }, 'Browse products'),
+      );
+    }
+    const editable = EDITABLE.has(cart.status);
+    return [
+      stateNote(cart),
+      h(
+        'ul',
+        { class: 'lines' },
+        cart.items.map((item) => line(item, cart.currency, editable)),
+      ),
+      h(
+        'dl',
+        { class: 'summary' },
+        h('div', null, h('dt', null, 'Items'), h('dd', null, cart.itemCount)),
+        h(
+          'div',
+          { class: 'total' },
+          h('dt', null, 'Total'),
+          h('dd', null, formatMoney(cart.totalAmount, cart.currency)),
+        ),
+      ),
+      editable &&
+        h(
+          'button',
+          { type: 'button', class: 'primary', disabled: checkingOut, 'aria-busy': checkingOut, onclick: checkout },
+          'Checkout',
+        ),
+    ];
+  };
+
+  const stateNote = (cart: Cart) => {
+    if (cart.status === 'payment_failed')
+      return h('p', { class: 'notice' }, 'The last payment did not go through. Change the cart or try again.');
+    if (cart.status !== 'checkout_pending' || !cart.checkout) return null;
+    // Back from the Checkout page some other way than its Cancel (the browser's back button).
+    return h(
+      'div',
+      { class: 'notice' },
+      h('p', null, 'A checkout is in progress for this cart. Finish paying, or cancel it to change the cart.'),
+      h('a', { class: 'button primary', href: cart.checkout.url }, 'Continue to payment'),
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'secondary',
+          onclick: () =>
+            void act(() => ctx.cart.cancelCheckout(), 'Checkout cancelled. The cart can be changed again.'),
+        },
+        'Cancel checkout',
+      ),
+    );
+  };
+
+  const line = (item: CartItem, currency: string | null, editable: boolean) =>
+    h(
+      'li',
+      { class: 'line' },
+      h('span', { class: 'name' }, item.name),
+      h('span', { class: 'unit' }, `${formatMoney(item.unitAmount, currency)} each`),
+      h(
+        'span',
+        { class: 'stepper' },
+        h(
+          'button',
+          {
+            type: 'button',
+            'aria-label': `Decrease quantity of ${item.name}`,
+            disabled: !editable || item.quantity <= 1,
+            onclick: () => void act(() => ctx.cart.decrease(item.productId), `${item.name}: ${item.quantity - 1}`),
+          },
+          '−',
+        ),
+        h('span', { class: 'quantity' }, item.quantity),
+        h(
+          'button',
+          {
+            type: 'button',
+            'aria-label': `Increase quantity of ${item.name}`,
+            disabled: !editable || item.quantity >= MAX_QUANTITY,
+            onclick: () => void act(() => ctx.cart.add(item.productId), `${item.name}: ${item.quantity + 1}`),
+          },
+          '+',
+        ),
+      ),
+      h('span', { class: 'line-total' }, formatMoney(item.lineTotal, currency)),
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'link',
+          'aria-label': `Remove ${item.name}`,
+          disabled: !editable,
+          onclick: () => void act(() => ctx.cart.remove(item.productId), `${item.name} removed`),
+        },
+        'Remove',
+      ),
+    );
+
+  /** A change to the cart; `said` tells screen-reader users what happened. */
+  const act = async (change: () => Promise<unknown>, said?: string) => {
+    actionProblem = null;
+    try {
+      await change();
+      if (said) ctx.announce(said);
+    } catch (error) {
+      actionProblem = { error, retry: () => void act(change, said) };
+    }
+    render();
+  };
+
+  // The Checkout page replaces the shop in this tab, as the app's web view did; Stripe sends
+  // the shopper back to the Worker's landing page, whose "Back to the shop" returns here.
+  const checkout = async () => {
+    checkingOut = true;
+    actionProblem = null;
+    render();
+    try {
+      location.assign((await ctx.cart.checkout()).url);
+    } catch (error) {
+      checkingOut = false;
+      actionProblem = { error, retry: () => void checkout() };
+      render();
+    }
+  };
+
+  const refresh = () => void ctx.cart.refresh().catch(() => undefined);
+
+  ctx.cart.subscribe(render, ctx.signal);
+  render();
+  // The status may have moved since the cart was last loaded (a payment, another tab).
+  refresh();
+};

@@ -1,0 +1,18 @@
+import type { ShopApi } from '../api/client.ts';
+import type { CartStore } from '../cart-store.ts';
+
+/** What a screen works with while it is shown. */
+export interface ScreenContext {
+  /** Where the screen draws itself. */
+  readonly main: HTMLElement;
+  /** Aborts when the shopper leaves the screen: stop polling, stop listening, draw nothing more. */
+  readonly signal: AbortSignal;
+  readonly api: ShopApi;
+  readonly cart: CartStore;
+  /** Said by screen readers without moving focus (a polite live region). */
+  announce(message: string): void;
+  /** A one-time message about how the shopper got here (a cancelled checkout). */
+  readonly notice: string | null;
+}
+
+export type Screen = (ctx: ScreenContext) => void;

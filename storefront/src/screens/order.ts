@@ -1,0 +1,96 @@
+import { formatMoney } from '@edge-checkout/worker/money';
+import { asProblem, type Cart } from '../api/client.ts';
+import { h, show } from '../dom.ts';
+import { isPending, STATUS_LABELS, STATUS_RESULTS } from '../order-status.ts';
+import { links } from '../router.ts';
+import type { Screen } from './context.ts';
+import { heading, loadingView, problemView } from './parts.ts';
+
+/** How often a pending order is read again: a card payment settles within seconds. */
+const POLL_MS = 2_000;
+
+/**
+ * One order and its result: paid, awaiting a bank transfer, failed. While the payment is still
+ * being decided the order is read again every few seconds, and the change is announced.
+ */
+export function orderScreen(cartId: string): Screen {
+  return (ctx) => {
+    let cart: Cart | null = null;
+    let problem: unknown = null;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    ctx.signal.addEventListener('abort', () => clearTimeout(timer));
+
+    const render = () => {
+      if (ctx.signal.aborted) return;
+      if (!cart) {
+        show(ctx.main, heading('Order'), problem ? problemView(problem, load) : loadingView('the order'));
+        return;
+      }
+      const result = STATUS_RESULTS[cart.status];
+      // Still the shopper's active cart (docs/contract.md §3): it can be changed or paid again.
+      // Once they started another, a failed payment's cart is only history.
+      const active = ctx.cart.cart?.id === cart.id;
+      const retry =
+        cart.status === 'payment_failed' &&
+        (active
+          ? 'Your cart is saved: try again from the cart.'
+          : 'To order these items, add them to your cart again.');
+      show(
+        ctx.main,
+        heading(result.headline),
+        h('p', null, result.message, retry && ` ${retry}`),
+        problem !== null && problemView(problem, load),
+        h(
+          'section',
+          { class: 'card', 'aria-label': 'Order summary' },
+          h('p', { class: 'status-line', role: 'status' }, 'Status: ', h('strong', null, STATUS_LABELS[cart.status])),
+          h(
+            'ul',
+            { class: 'order-items' },
+            cart.items.map((item) =>
+              h(
+                'li',
+                null,
+                h('span', null, `${item.quantity} × ${item.name}`),
+                h('span', null, formatMoney(item.lineTotal, cart!.currency)),
+              ),
+            ),
+          ),
+          h(
+            'p',
+            { class: 'total' },
+            h('span', null, 'Total'),
+            h('span', null, formatMoney(cart.totalAmount, cart.currency)),
+          ),
+        ),
+        active
+          ? h('a', { class: 'button primary', href: links.cart }, 'Go to cart')
+          : h('a', { class: 'button primary', href: links.products }, 'Continue shopping'),
+      );
+    };
+
+    async function load() {
+      clearTimeout(timer);
+      const before = cart?.status;
+      try {
+        cart = await ctx.api.cart(cartId);
+        problem = null;
+      } catch (error) {
+        problem = error;
+      }
+      if (ctx.signal.aborted) return;
+      render();
+      if (before && cart && cart.status !== before) {
+        ctx.announce(`${STATUS_RESULTS[cart.status].headline}. Status: ${STATUS_LABELS[cart.status]}`);
+        // The payment settled: the shopper's active cart may be a new one now.
+        void ctx.cart.refresh().catch(() => undefined);
+      }
+      const worthAsking = cart && isPending(cart.status) && (problem === null || asProblem(problem).retryable);
+      if (worthAsking) timer = setTimeout(load, POLL_MS);
+    }
+
+    ctx.cart.subscribe(render, ctx.signal);
+    render();
+    void load();
+  };
+}

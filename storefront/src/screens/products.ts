@@ -1,0 +1,75 @@
+import { formatMoney } from '@edge-checkout/worker/money';
+import type { Product } from '../api/client.ts';
+import { h, show } from '../dom.ts';
+import type { Screen } from './context.ts';
+import { heading, loadingView, problemView, productPicture } from './parts.ts';
+
+/** The catalogue: every active product, each with its "Add … to cart" button. */
+export const productsScreen: Screen = (ctx) => {
+  let products: Product[] | null = null;
+  let loadProblem: unknown = null;
+  let addProblem: { error: unknown; retry: () => void } | null = null;
+
+  const render = () => {
+    if (ctx.signal.aborted) return;
+    show(
+      ctx.main,
+      heading('Products'),
+      addProblem && problemView(addProblem.error, addProblem.retry),
+      loadProblem
+        ? problemView(loadProblem, load)
+        : products === null
+          ? loadingView('products')
+          : products.length === 0
+            ? h('p', null, 'There is nothing for sale right now.')
+            : h('ul', { class: 'products' }, products.map(productCard)),
+    );
+  };
+
+  const productCard = (product: Product) => {
+    const inCart = ctx.cart.quantityOf(product.id);
+    return h(
+      'li',
+      { class: 'product' },
+      productPicture(product),
+      h('h2', null, product.name),
+      h('p', { class: 'description' }, product.description),
+      h(
+        'p',
+        { class: 'price-line' },
+        h('span', { class: 'price' }, formatMoney(product.unitAmount, product.currency)),
+        inCart > 0 ? h('span', { class: 'in-cart' }, `${inCart} in cart`) : null,
+      ),
+      h(
+        'button',
+        { type: 'button', 'aria-label': `Add ${product.name} to cart`, onclick: () => void add(product) },
+        'Add to cart',
+      ),
+    );
+  };
+
+  const add = async (product: Product) => {
+    addProblem = null;
+    try {
+      const cart = await ctx.cart.add(product.id);
+      ctx.announce(`${product.name} added. ${cart.itemCount} in the cart.`);
+    } catch (error) {
+      addProblem = { error, retry: () => void add(product) };
+    }
+    render();
+  };
+
+  async function load() {
+    loadProblem = null;
+    render();
+    try {
+      products = await ctx.api.products();
+    } catch (error) {
+      loadProblem = error;
+    }
+    render();
+  }
+
+  ctx.cart.subscribe(render, ctx.signal);
+  void load();
+};
