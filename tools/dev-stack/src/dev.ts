@@ -1,7 +1,8 @@
 /**
  * `npm run dev` (docs/contract.md §7): the local stack (tools/local-stack.ts: Postgres, Stripe
  * stand-in, Pub/Sub emulator and notification relay, the Worker under `wrangler dev`), then the
- * cron ticker, and "ready: URL" once the Worker answers.
+ * cron ticker, "ready: URL" once the Worker answers, and "shop: URL" to open the storefront
+ * signed in as a demo shopper.
  *
  * Ctrl-C / SIGTERM / SIGHUP stop the Worker first, then the services in reverse order. A crashed
  * run's leftovers (Postgres, wrangler, the emulator, the relay) are stopped by the next run.
@@ -16,6 +17,7 @@ import { cronsFromWranglerToml, startCronTicker } from './dev-cron.ts';
 import { configuredVars, DEV_DATA_DIR, REPO_ROOT, readDevVars } from './dev-env.ts';
 import { claimSingleRun } from './dev-processes.ts';
 import { type LocalStack, startLocalStack } from './local-stack.ts';
+import { shopSignInLink } from './token.ts';
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 const log = (line: string) => console.log(`[dev] ${line}`);
@@ -85,6 +87,8 @@ async function main(): Promise<void> {
   });
   ticker = startCronTicker(stack.workerUrl, cronsFromWranglerToml(path.join(REPO_ROOT, 'wrangler.toml')), log);
   console.log(`ready: ${stack.workerUrl}`);
+  if (stack.workerVars.AUTH_JWT_SECRET) console.log(`shop: ${await shopSignInLink(stack.workerUrl, stack.workerVars)}`);
+  else console.log(`shop: ${stack.workerUrl}/#token=… with a token from the provider of AUTH_JWKS_URL`);
 }
 
 function portFromEnv(name: string, fallback: number): number {
