@@ -30,6 +30,11 @@ export interface E2eStack {
 export interface LocalStackTestOptions {
   /** Something between the Worker and the emulator (a fault proxy); `pubsub.admin` still talks to the emulator itself. */
   wrapPubSubEmulatorHost?: WrapHost;
+  /**
+   * What the developer would have configured. Default: APP_RETURN_URL is the app's deep link;
+   * `{}` keeps `npm run dev`'s defaults (the landing pages lead back to the storefront).
+   */
+  configured?: Record<string, string>;
 }
 
 export function useLocalStack(options: LocalStackTestOptions = {}): E2eStack {
@@ -47,7 +52,7 @@ export function useLocalStack(options: LocalStackTestOptions = {}): E2eStack {
         dataDir,
         persistentDatabase: false,
         // What a deployment of the app sets: the landing pages then offer a way back to the app.
-        configured: { APP_RETURN_URL: E2E_APP_RETURN_URL },
+        configured: options.configured ?? { APP_RETURN_URL: E2E_APP_RETURN_URL },
         ports: { postgres: 0, stripeStandin: 0, pubsubEmulator: 0, relay: 0 },
         // Bank transfers settle when a test says so (the stand-in's control), not on a timer
         // that would race the test's look at the awaiting_payment state.

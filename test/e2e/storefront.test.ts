@@ -1,0 +1,251 @@
+// The storefront (docs/contract.md §8) in a phone-sized Chromium, on the whole stack as
+// `npm run dev` runs it: signed in by link, driven by role and accessible name only (what a
+// screen reader user has), paying on the Stripe stand-in's hosted page and coming back through
+// the Worker's landing page. Each screen is kept as a screenshot in test/e2e/screenshots/.
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { LOCAL_STRIPE_KEY } from '@edge-checkout/dev-stack/local-stripe';
+import { shopSignInLink } from '@edge-checkout/dev-stack/token';
+import { findChromium, launchPhoneBrowser, type PhoneBrowser } from '@edge-checkout/test-support/browser';
+import { chromiumMissing, skipWithout } from '@edge-checkout/test-support/requirements';
+import { useLocalStack } from '@edge-checkout/test-support/stack';
+import { StandinControls } from '@edge-checkout/test-support/standin';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// Nothing configured: as with `npm run dev`, the landing pages lead back to the storefront.
+const stack = useLocalStack({ configured: {} });
+const withoutChromium = skipWithout('Chromium', chromiumMissing());
+const SCREENSHOTS = path.join(import.meta.dirname, 'screenshots');
+const PHONE_WIDTH = 390;
+const usd = (minor: number) => new Intl.NumberFormat('en', { style: 'currency', currency: 'USD' }).format(minor / 100);
+
+interface Product {
+  id: string;
+  name: string;
+  unitAmount: number;
+}
+
+describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 390×844)', () => {
+  let browser: PhoneBrowser;
+  let standin: StandinControls;
+  let products: Product[];
+  const product = (id: string) => products.find((p) => p.id === id)!;
+
+  beforeAll(async () => {
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    browser = await launchPhoneBrowser(findChromium()!);
+    standin = new StandinControls(stack.stripeUrl);
+    products = ((await (await fetch(`${stack.workerUrl}/v1/products`)).json()) as { products: Product[] }).products;
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  /**
+   * A new tab opened with the kind of link `npm run dev` prints, for a shopper of this test
+   * alone. Everything the tab's pages log as an error is collected.
+   */
+  async function openShop(label: string): Promise<{ page: Page; token: string; consoleErrors: string[] }> {
+    const page = await browser.context.newPage();
+    const consoleErrors: string[] = [];
+    page.on('console', (message) => {
+      if (message.type() === 'error') consoleErrors.push(`${message.text()} (${message.location().url})`);
+    });
+    page.on('pageerror', (error) => consoleErrors.push(error.message));
+    const userId = `e2e-shop-${label}-${randomUUID().slice(0, 8)}`;
+    const link = await shopSignInLink(stack.workerUrl, stack.vars, userId, 600);
+    await page.goto(link);
+    return { page, token: new URL(link).hash.slice('#token='.length), consoleErrors };
+  }
+
+  /** Nothing wider than the phone (no sideways scrolling), then a screenshot for people to look at. */
+  async function screen(page: Page, name: string): Promise<void> {
+    const width = Number(await page.evaluate('document.documentElement.scrollWidth'));
+    expect(width, `${name} is wider than the phone`).toBeLessThanOrEqual(PHONE_WIDTH);
+    await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+  }
+
+  const headline = (page: Page) => page.getByRole('heading', { level: 1 });
+  const cartLink = (page: Page, count: number) => page.getByRole('link', { name: `Cart (${count})`, exact: true });
+
+  /** Checkout from the cart screen, onto the stand-in's hosted page; its session id. */
+  async function checkOut(page: Page): Promise<string> {
+    await page.getByRole('button', { name: 'Checkout', exact: true }).tap();
+    await page.waitForURL((url) => url.origin === stack.stripeUrl);
+    return /\/(cs_[A-Za-z0-9_]+)$/.exec(new URL(page.url()).pathname)![1]!;
+  }
+
+  /** On the Worker's landing page: its "Back to the shop" link, tapped; the cart it names. */
+  async function backToTheShop(page: Page): Promise<string> {
+    const link = page.getByRole('link', { name: 'Back to the shop', exact: true });
+    const back = new URL((await link.getAttribute('href'))!);
+    expect(`${back.origin}${back.pathname}`).toBe(`${stack.workerUrl}/`);
+    const cartId = back.searchParams.get('cart_id')!;
+    await link.tap();
+    return cartId;
+  }
+
+  async function cartStatus(token: string, cartId: string): Promise<string> {
+    const res = await fetch(`${stack.workerUrl}/v1/carts/${cartId}`, { headers: { authorization: `Bearer ${token}` } });
+    return ((await res.json()) as { status: string }).status;
+  }
+
+  it('card: signed in by link, every product listed, two added, one fewer, checked out, paid, back in the shop', async () => {
+    const { page, token, consoleErrors } = await openShop('card');
+    // The token was taken out of the address bar.
+    await expect.poll(() => page.url()).toBe(`${stack.workerUrl}/`);
+    await expect.poll(() => headline(page).textContent()).toBe('Products');
+    expect(products.length).toBeGreaterThan(0);
+    for (const { name, unitAmount } of products) {
+      const card = page.getByRole('listitem').filter({ has: page.getByRole('heading', { name, exact: true }) });
+      await expect.poll(() => card.textContent()).toContain(usd(unitAmount));
+      expect(await card.getByRole('button', { name: `Add ${name} to cart`, exact: true }).isVisible()).toBe(true);
+    }
+    await cartLink(page, 0).waitFor();
+    await screen(page, 'products');
+
+    const tshirt = product('tshirt-classic');
+    const mug = product('mug-ceramic');
+    await page.getByRole('button', { name: `Add ${tshirt.name} to cart`, exact: true }).tap();
+    await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
+    await cartLink(page, 2).tap();
+    await expect.poll(() => headline(page).textContent()).toBe('Cart');
+    await page.getByRole('button', { name: `Increase quantity of ${tshirt.name}`, exact: true }).tap();
+    await cartLink(page, 3).waitFor();
+    await page.getByRole('button', { name: `Decrease quantity of ${tshirt.name}`, exact: true }).tap();
+    await cartLink(page, 2).waitFor();
+    const total = usd(tshirt.unitAmount + mug.unitAmount);
+    // The summary: item count and total.
+    await expect.poll(() => page.getByRole('definition').allTextContents()).toEqual(['2', total]);
+    // One of each: nothing left to decrease, each can still be removed.
+    expect(await page.getByRole('button', { name: `Decrease quantity of ${mug.name}`, exact: true }).isDisabled()).toBe(
+      true,
+    );
+    expect(await page.getByRole('button', { name: `Remove ${mug.name}`, exact: true }).isEnabled()).toBe(true);
+    await screen(page, 'cart');
+
+    const sessionId = await checkOut(page);
+    expect(await headline(page).textContent()).toBe(`Pay ${total}`);
+    await screen(page, 'checkout-page');
+    await page.getByRole('button', { name: `Pay ${total}`, exact: true }).tap();
+
+    await page.waitForURL(`${stack.workerUrl}/checkout/success?session_id=${sessionId}`);
+    expect(await headline(page).textContent()).toBe('Payment received');
+    await screen(page, 'success-page');
+    const cartId = await backToTheShop(page);
+
+    await page.waitForURL(`${stack.workerUrl}/#/orders/${cartId}`);
+    await expect.poll(() => headline(page).textContent()).toBe('Payment received');
+    expect(await page.getByRole('status').textContent()).toBe('Status: Paid');
+    // Paid: the shopper's next cart is a new, empty one.
+    await cartLink(page, 0).waitFor();
+    await screen(page, 'order-paid');
+
+    await page.getByRole('link', { name: 'Orders', exact: true }).tap();
+    const orders = page.getByRole('link', { name: /^Order of / });
+    await expect.poll(() => orders.count()).toBe(1);
+    expect(await orders.getAttribute('aria-label')).toMatch(new RegExp(`: 2 items, \\${total}, Paid$`));
+    await screen(page, 'orders');
+
+    expect(await cartStatus(token, cartId)).toBe('paid');
+    expect(consoleErrors).toEqual([]);
+    await page.close();
+  });
+
+  it('bank transfer that fails: awaiting the bank when back in the shop, then failed, as the shop keeps asking', async () => {
+    const { page, token, consoleErrors } = await openShop('bank-fails');
+    const hoodie = product('hoodie-zip');
+    await page.getByRole('button', { name: `Add ${hoodie.name} to cart`, exact: true }).tap();
+    await cartLink(page, 1).tap();
+    const sessionId = await checkOut(page);
+    await page.getByRole('button', { name: 'Payment fails (bank transfer)', exact: true }).tap();
+
+    await page.waitForURL(`${stack.workerUrl}/checkout/success?session_id=${sessionId}`);
+    expect(await headline(page).textContent()).toBe('Payment processing');
+    const cartId = await backToTheShop(page);
+
+    await page.waitForURL(`${stack.workerUrl}/#/orders/${cartId}`);
+    await expect.poll(() => headline(page).textContent()).toBe('Waiting for your bank transfer');
+    expect(await page.getByRole('status').textContent()).toBe('Status: Awaiting bank transfer');
+    await screen(page, 'order-awaiting-bank-transfer');
+
+    // The bank answers while the shopper looks at the order: the shop sees it by itself.
+    await standin.settleBankTransfer(sessionId, 'fail');
+    await expect.poll(() => headline(page).textContent(), { timeout: 15_000 }).toBe('Payment failed');
+    expect(await page.getByRole('status').textContent()).toBe('Status: Payment failed');
+    await screen(page, 'order-payment-failed');
+
+    await page.getByRole('link', { name: 'Orders', exact: true }).tap();
+    const orders = page.getByRole('link', { name: /^Order of / });
+    await expect.poll(() => orders.count()).toBe(1);
+    expect(await orders.getAttribute('aria-label')).toMatch(
+      new RegExp(`: 1 item, \\${usd(hoodie.unitAmount)}, Payment failed$`),
+    );
+
+    expect(await cartStatus(token, cartId)).toBe('payment_failed');
+    expect(consoleErrors).toEqual([]);
+    await page.close();
+  });
+
+  it('cancelled on the Checkout page: back in the shop the cart is open again to change, its session expired', async () => {
+    const { page, consoleErrors } = await openShop('cancel');
+    const stickers = product('sticker-pack');
+    await page.getByRole('button', { name: `Add ${stickers.name} to cart`, exact: true }).tap();
+    await cartLink(page, 1).tap();
+    const sessionId = await checkOut(page);
+    await page.getByRole('button', { name: 'Cancel', exact: true }).tap();
+
+    await page.waitForURL((url) => url.pathname === '/checkout/cancel');
+    expect(await headline(page).textContent()).toBe('Checkout cancelled');
+    await backToTheShop(page);
+
+    await page.waitForURL(`${stack.workerUrl}/#/cart`);
+    await expect
+      .poll(() => page.getByRole('status').textContent())
+      .toBe('Checkout cancelled. Nothing was charged, and your cart is kept.');
+    await page.getByRole('button', { name: `Increase quantity of ${stickers.name}`, exact: true }).tap();
+    await cartLink(page, 2).waitFor();
+    await screen(page, 'cart-after-cancel');
+    expect(await standin.sessionStatus(sessionId, LOCAL_STRIPE_KEY)).toBe('expired');
+    expect(consoleErrors).toEqual([]);
+    await page.close();
+  });
+
+  it('without a token: the sign-in screen says where tokens come from; a refused token is explained in words', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(`${stack.workerUrl}/`);
+    await expect.poll(() => headline(page).textContent()).toBe('Sign in');
+    expect(await page.getByRole('main').textContent()).toContain('npm run dev');
+    await screen(page, 'sign-in');
+    await page.close();
+
+    const refused = await browser.context.newPage();
+    await refused.goto(`${stack.workerUrl}/#token=not-a-token`);
+    // The Worker's problem+json detail, in the shop's words around it.
+    await expect
+      .poll(() => refused.getByRole('alert').textContent())
+      .toBe('You are signed out (The token is not valid). Open a new sign-in link.');
+    expect(await headline(refused).textContent()).toBe('Sign in');
+    await refused.close();
+  });
+
+  it('offline: the orders cannot load, the shopper is told so, and Retry loads them once back online', async () => {
+    const { page } = await openShop('offline');
+    await cartLink(page, 0).waitFor();
+    await browser.context.setOffline(true);
+    try {
+      await page.getByRole('link', { name: 'Orders', exact: true }).tap();
+      await expect
+        .poll(() => page.getByRole('alert').textContent())
+        .toBe('The shop could not be reached. Check your connection and try again.Retry');
+      await screen(page, 'orders-offline');
+    } finally {
+      await browser.context.setOffline(false);
+    }
+    await page.getByRole('button', { name: 'Retry', exact: true }).tap();
+    await expect.poll(() => page.getByRole('main').textContent()).toContain('No orders yet.');
+    await page.close();
+  });
+});
