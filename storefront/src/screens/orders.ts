@@ -4,36 +4,32 @@ import { h, show } from '../dom.ts';
 import { STATUS_LABELS } from '../order-status.ts';
 import { links } from '../router.ts';
 import type { Screen } from './context.ts';
-import { heading, loadingView, problemView } from './parts.ts';
+import { heading, Loadable } from './parts.ts';
 
 const when = new Intl.DateTimeFormat('en', { dateStyle: 'medium', timeStyle: 'short' });
 
 /** Order history (GET /v1/carts, newest first), each with its status. */
 export const ordersScreen: Screen = (ctx) => {
-  let carts: Cart[] | null = null;
-  let problem: unknown = null;
-
   const render = () => {
     if (ctx.signal.aborted) return;
-    // An empty cart is not an order.
-    const orders = carts?.filter((cart) => cart.items.length > 0);
     show(
       ctx.main,
       heading('Orders'),
-      problem
-        ? problemView(problem, load)
-        : orders === undefined
-          ? loadingView('your orders')
-          : orders.length === 0
-            ? h(
-                'div',
-                { class: 'empty' },
-                h('p', null, 'No orders yet.'),
-                h('a', { href: links.products }, 'Browse products'),
-              )
-            : h('ul', { class: 'orders' }, orders.map(order)),
+      carts.view('your orders', (all) => {
+        // An empty cart is not an order.
+        const orders = all.filter((cart) => cart.items.length > 0);
+        return orders.length === 0
+          ? h(
+              'div',
+              { class: 'empty' },
+              h('p', null, 'No orders yet.'),
+              h('a', { href: links.products }, 'Browse products'),
+            )
+          : h('ul', { class: 'orders' }, orders.map(order));
+      }),
     );
   };
+  const carts = new Loadable(() => ctx.api.carts(), render);
 
   const order = (cart: Cart) => {
     const date = when.format(new Date(cart.updatedAt));
@@ -58,16 +54,5 @@ export const ordersScreen: Screen = (ctx) => {
     );
   };
 
-  async function load() {
-    problem = null;
-    render();
-    try {
-      carts = await ctx.api.carts();
-    } catch (error) {
-      problem = error;
-    }
-    render();
-  }
-
-  void load();
+  void carts.load();
 };

@@ -1,4 +1,5 @@
-// Pieces every screen uses: its heading, a problem with its retry, a product's picture.
+// Pieces every screen uses: its heading, what it loads (or the problem, with its retry), a
+// product's picture.
 import { type ApiProblem, asProblem, type Product } from '../api/client.ts';
 import { type Child, h } from '../dom.ts';
 
@@ -23,6 +24,35 @@ export function problemView(error: unknown, retry?: () => void): HTMLElement {
 
 export function loadingView(what: string): HTMLElement {
   return h('p', { class: 'loading', 'aria-busy': 'true' }, `Loading ${what}…`);
+}
+
+/** What a screen loads from the API once it is shown: loading, then the data or its problem. */
+export class Loadable<T> {
+  private data: T | undefined;
+  private problem: unknown = null;
+
+  /** `changed`: the screen draws itself again. */
+  constructor(
+    private readonly fetch: () => Promise<T>,
+    private readonly changed: () => void,
+  ) {}
+
+  readonly load = async (): Promise<void> => {
+    this.problem = null;
+    this.changed();
+    try {
+      this.data = await this.fetch();
+    } catch (error) {
+      this.problem = error;
+    }
+    this.changed();
+  };
+
+  /** "Loading {what}…", the problem with its Retry, or `ready(data)`. */
+  view(what: string, ready: (data: T) => Child): Child {
+    if (this.problem !== null) return problemView(this.problem, this.load);
+    return this.data === undefined ? loadingView(what) : ready(this.data);
+  }
 }
 
 /** The product's image, or a tile with its initials; decorative either way (the name is next to it). */

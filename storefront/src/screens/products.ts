@@ -2,12 +2,10 @@ import { formatMoney } from '@edge-checkout/worker/money';
 import type { Product } from '../api/client.ts';
 import { h, show } from '../dom.ts';
 import type { Screen } from './context.ts';
-import { heading, loadingView, problemView, productPicture } from './parts.ts';
+import { heading, Loadable, problemView, productPicture } from './parts.ts';
 
 /** The catalogue: every active product, each with its "Add … to cart" button. */
 export const productsScreen: Screen = (ctx) => {
-  let products: Product[] | null = null;
-  let loadProblem: unknown = null;
   let addProblem: { error: unknown; retry: () => void } | null = null;
 
   const render = () => {
@@ -16,15 +14,14 @@ export const productsScreen: Screen = (ctx) => {
       ctx.main,
       heading('Products'),
       addProblem && problemView(addProblem.error, addProblem.retry),
-      loadProblem
-        ? problemView(loadProblem, load)
-        : products === null
-          ? loadingView('products')
-          : products.length === 0
-            ? h('p', null, 'There is nothing for sale right now.')
-            : h('ul', { class: 'products' }, products.map(productCard)),
+      products.view('products', (list) =>
+        list.length === 0
+          ? h('p', null, 'There is nothing for sale right now.')
+          : h('ul', { class: 'products' }, list.map(productCard)),
+      ),
     );
   };
+  const products = new Loadable(() => ctx.api.products(), render);
 
   const productCard = (product: Product) => {
     const inCart = ctx.cart.quantityOf(product.id);
@@ -59,17 +56,6 @@ export const productsScreen: Screen = (ctx) => {
     render();
   };
 
-  async function load() {
-    loadProblem = null;
-    render();
-    try {
-      products = await ctx.api.products();
-    } catch (error) {
-      loadProblem = error;
-    }
-    render();
-  }
-
   ctx.cart.subscribe(render, ctx.signal);
-  void load();
+  void products.load();
 };
