@@ -14,8 +14,12 @@ import { build } from 'esbuild';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const DIST_DIR = path.join(ROOT, 'dist');
-/** Served as they are: the page, and Cloudflare's response headers for the assets (the CSP). */
-const STATIC_FILES = ['index.html', '_headers'];
+/**
+ * Served as they are: the page, its icon (also what browsers ask for on the Worker's own pages:
+ * /favicon.ico, a 404 in their console otherwise) and Cloudflare's response headers for the
+ * assets (the CSP).
+ */
+const STATIC_FILES = ['index.html', 'favicon.ico', '_headers'];
 /** Configuration for Cloudflare, not sent to browsers. */
 const NOT_SERVED = new Set(['_headers']);
 
