@@ -14,5 +14,7 @@ declare module 'vitest' {
     pubsubFaultProxyHost: string;
     /** URL of tools/lock-holder.ts, for race tests that hold a lock while requests pile up behind it. */
     lockHolderUrl: string;
+    /** How many requests the fuzz test sends (FUZZ_REQUESTS, default 3000), and a seed to replay (FUZZ_SEED). */
+    fuzz: { requests: number; seed: number | undefined };
   }
 }
