@@ -26,13 +26,15 @@ import type { NewLineItem, NewSession, Payments } from './payments.ts';
 import { ACCOUNT_PAYMENT_METHODS, nowSeconds } from './payments.ts';
 
 // Stripe's v1 API for what the Worker uses: Checkout Sessions, Refunds, Events, and reading the
-// PaymentIntents and Charges that payments create. Requests and responses have Stripe's wire
+// PaymentIntents, Charges, ShippingRates, PromotionCodes and Disputes that payments create. Requests and responses have Stripe's wire
 // format (form-encoded in, pretty JSON out, `Request-Id` and `Stripe-Version` headers) and its
 // errors, so the official `stripe` library talks to it unchanged.
 
 export interface ApiOptions {
   payments: Payments;
   events: EventLog;
+  /** Whether an event reached every webhook endpoint, for `delivery_success`. */
+  delivered(eventId: string): boolean;
   idempotency: IdempotencyStore;
   faults: Faults;
   /** When set, the only key accepted; otherwise any test-mode secret key is. */
@@ -208,6 +210,9 @@ export function apiRoutes(options: ApiOptions): Hono<ApiEnv> {
   });
 
   get('/refunds/:id', (_params, { id }) => payments.refund(id));
+  get('/shipping_rates/:id', (_params, { id }) => payments.shippingRate(id));
+  get('/promotion_codes/:id', (_params, { id }) => payments.promotionCode(id));
+  get('/disputes/:id', (_params, { id }) => payments.dispute(id));
   get('/payment_intents/:id', (_params, { id }) => payments.paymentIntent(id));
   get('/charges/:id', (_params, { id }) => payments.charge(id));
   get('/events/:id', (_params, { id }) => events.get(id));
@@ -228,7 +233,15 @@ export function apiRoutes(options: ApiOptions): Hono<ApiEnv> {
             .join('.*')}$`,
         ),
     );
-    const matching = events.newestFirst().filter((e) => patterns.length === 0 || patterns.some((p) => p.test(e.type)));
+    // Stripe's recovery for a webhook endpoint that was down: `delivery_success=false` lists
+    // the events not delivered to every endpoint, still being retried or given up on
+    // (https://docs.stripe.com/webhooks/process-undelivered-events). An event made while no
+    // endpoint existed went to none, so it counts as delivered.
+    const delivery = params.boolean('delivery_success');
+    const matching = events
+      .newestFirst()
+      .filter((e) => patterns.length === 0 || patterns.some((p) => p.test(e.type)))
+      .filter((e) => delivery === undefined || options.delivered(e.id) === delivery);
     return listPage(matching, params, '/v1/events', 'event');
   });
 
@@ -275,6 +288,9 @@ const PATH_OBJECTS: readonly [RegExp, string, string][] = [
   [/^\/v1\/payment_intents\/([^/]+)/, 'payment_intent', 'intent'],
   [/^\/v1\/charges\/([^/]+)/, 'charge', 'charge'],
   [/^\/v1\/refunds\/([^/]+)/, 'refund', 'refund'],
+  [/^\/v1\/shipping_rates\/([^/]+)/, 'shipping_rate', 'shipping_rate_token'],
+  [/^\/v1\/promotion_codes\/([^/]+)/, 'promotion_code', 'promotion_code'],
+  [/^\/v1\/disputes\/([^/]+)/, 'dispute', 'dispute'],
   [/^\/v1\/events\/([^/]+)/, 'event', 'id'],
 ];
 
@@ -387,9 +403,14 @@ function parseNewSession(params: Params): NewSession {
   }
 
   const intentData = params.hash('payment_intent_data');
+  const automaticTax = params.hash('automatic_tax');
   return {
     currency,
     lineItems: items,
+    allowPromotionCodes: params.boolean('allow_promotion_codes') ?? false,
+    automaticTax: automaticTax?.requiredBoolean('enabled') ?? false,
+    shippingCountries: parseShippingCountries(params),
+    shippingRates: parseShippingOptions(params, currency),
     created,
     expiresAt,
     successUrl,
@@ -423,6 +444,8 @@ function parseLineItem(item: Params, index: number): NewLineItem & { currency: s
   const product = data.hash('product_data');
   if (product === undefined) throw missingParam(data.name('product_data'));
   const name = product.requiredString('name', { maxLength: 250 });
+  const taxCode = parseTaxCode(product);
+  const taxBehavior = data.enumeration('tax_behavior', TAX_BEHAVIORS) ?? null;
   // Accepted and checked like Stripe does; the hosted page loads no external images.
   product.string('description', { maxLength: 40000 });
   const images = product.stringList('images') ?? [];
@@ -439,5 +462,90 @@ function parseLineItem(item: Params, index: number): NewLineItem & { currency: s
       'parameter_missing',
     );
   }
-  return { name, unitAmount, quantity, currency };
+  return { name, unitAmount, quantity, currency, taxCode, taxBehavior };
+}
+
+const TAX_BEHAVIORS = ['exclusive', 'inclusive', 'unspecified'] as const;
+
+/** Stripe Tax's product tax codes are `txcd_` and eight digits (https://docs.stripe.com/tax/tax-codes). */
+function parseTaxCode(params: Params): string | null {
+  const code = params.string('tax_code');
+  if (code === undefined) return null;
+  if (!/^txcd_\d{8}$/.test(code)) throw resourceMissing('tax_code', code, params.name('tax_code'));
+  return code;
+}
+
+// Countries Checkout cannot ship to, as the API's reference lists them
+// (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-shipping_address_collection-allowed_countries).
+const UNSHIPPABLE = ['AS', 'CX', 'CC', 'CU', 'HM', 'IR', 'KP', 'MH', 'FM', 'NF', 'MP', 'PW', 'SY', 'UM', 'VI'];
+
+function parseShippingCountries(params: Params): string[] | null {
+  const collection = params.hash('shipping_address_collection');
+  if (collection === undefined) return null;
+  const countries = collection.stringList('allowed_countries');
+  if (countries === undefined || countries.length === 0) throw missingParam(collection.name('allowed_countries'));
+  countries.forEach((country, i) => {
+    if (!/^[A-Z]{2}$/.test(country) || UNSHIPPABLE.includes(country)) {
+      throw invalidRequest(
+        `Invalid allowed_countries: ${country} is not a country Checkout ships to.`,
+        `${collection.name('allowed_countries')}[${i}]`,
+      );
+    }
+  });
+  return countries;
+}
+
+// https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-shipping_options
+const SESSION_MAX_SHIPPING_OPTIONS = 5;
+
+/** `shipping_options[][shipping_rate_data]`: fixed-amount rates in the session's currency, made with the session. */
+function parseShippingOptions(params: Params, currency: string): NewSession['shippingRates'] {
+  const options = params.hashList('shipping_options') ?? [];
+  if (options.length > SESSION_MAX_SHIPPING_OPTIONS) {
+    throw invalidRequest(
+      `You can specify up to ${SESSION_MAX_SHIPPING_OPTIONS} shipping options; this session has ${options.length}.`,
+      'shipping_options',
+    );
+  }
+  return options.map((option) => {
+    const rateId = option.string('shipping_rate');
+    // No ShippingRates API here: every rate id is unknown, as on a fresh account.
+    if (rateId !== undefined) throw resourceMissing('shipping_rate', rateId, option.name('shipping_rate'));
+    const data = option.hash('shipping_rate_data');
+    if (data === undefined) throw missingParam(option.name('shipping_rate_data'));
+    data.enumeration('type', ['fixed_amount']);
+    const fixed = data.hash('fixed_amount');
+    if (fixed === undefined) throw missingParam(data.name('fixed_amount'));
+    const amount = fixed.requiredInteger('amount', { min: 0 });
+    const rateCurrency = fixed.requiredString('currency').toLowerCase();
+    if (rateCurrency !== currency) {
+      throw invalidRequest(
+        `The shipping rate's currency (${rateCurrency}) must be the session's currency (${currency}).`,
+        fixed.name('currency'),
+      );
+    }
+    return {
+      displayName: data.requiredString('display_name', { maxLength: 100 }),
+      amount,
+      currency,
+      deliveryEstimate: parseDeliveryEstimate(data),
+      taxBehavior: data.enumeration('tax_behavior', TAX_BEHAVIORS) ?? null,
+      taxCode: parseTaxCode(data),
+      metadata: data.metadata('metadata') ?? {},
+    };
+  });
+}
+
+function parseDeliveryEstimate(data: Params): Stripe.ShippingRate.DeliveryEstimate | null {
+  const estimate = data.hash('delivery_estimate');
+  if (estimate === undefined) return null;
+  const bound = (key: 'minimum' | 'maximum') => {
+    const value = estimate.hash(key);
+    if (value === undefined) return null;
+    return {
+      unit: value.enumeration('unit', ['business_day', 'day', 'hour', 'month', 'week'] as const) ?? 'business_day',
+      value: value.requiredInteger('value', { min: 1 }),
+    };
+  };
+  return { minimum: bound('minimum'), maximum: bound('maximum') };
 }

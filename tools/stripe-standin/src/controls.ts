@@ -6,7 +6,7 @@ import type { Faults } from './faults.ts';
 import { parseFault } from './faults.ts';
 import { successRedirect } from './hosted-page.ts';
 import { isEmail } from './params.ts';
-import type { AsyncResult, Payments, PayOutcome } from './payments.ts';
+import type { AsyncResult, Choices, Payments, PayOutcome } from './payments.ts';
 import { TEST_CUSTOMER } from './payments.ts';
 import type { WebhookDelivery } from './webhooks.ts';
 
@@ -23,6 +23,22 @@ export interface ControlOptions {
 }
 
 const OUTCOMES: readonly PayOutcome[] = ['paid', 'async', 'async_fail'];
+// Stripe's dispute reasons (the `reason` of a Dispute).
+const DISPUTE_REASONS: readonly string[] = [
+  'bank_cannot_process',
+  'credit_not_processed',
+  'customer_initiated',
+  'debit_not_authorized',
+  'duplicate',
+  'fraudulent',
+  'general',
+  'incorrect_account_details',
+  'insufficient_funds',
+  'product_not_received',
+  'product_unacceptable',
+  'subscription_canceled',
+  'unrecognized',
+];
 const RESULTS: Readonly<Record<string, AsyncResult>> = { succeed: 'succeeded', fail: 'failed' };
 
 export function controlRoutes({ payments, events, webhooks, faults }: ControlOptions): Hono {
@@ -33,7 +49,8 @@ export function controlRoutes({ payments, events, webhooks, faults }: ControlOpt
     throw error;
   });
 
-  // What the hosted page's buttons do, without the page: { outcome, email?, name? }.
+  // What the hosted page's buttons do, without the page:
+  // { outcome, email?, name?, shipping?: { name?, address, rate? }, promotion_code? }.
   controls.post('/sessions/:id/pay', async (c) => {
     const body = await jsonBody(c);
     const outcome = OUTCOMES.find((o) => o === body.outcome);
@@ -42,8 +59,60 @@ export function controlRoutes({ payments, events, webhooks, faults }: ControlOpt
       optionalString(body, 'email') ?? payments.session(c.req.param('id')).customer_email ?? TEST_CUSTOMER.email;
     if (!isEmail(email)) throw invalidRequest(`Invalid email address: ${email}`, 'email');
     const name = optionalString(body, 'name') ?? TEST_CUSTOMER.name;
-    const session = payments.pay(c.req.param('id'), outcome, { email, name });
+    const choices: Choices = { promotionCode: optionalString(body, 'promotion_code') };
+    if (body.shipping !== undefined) choices.shipping = shippingChoice(body.shipping);
+    const session = payments.pay(c.req.param('id'), outcome, { email, name }, choices);
     return c.json({ session, redirect_url: successRedirect(session) });
+  });
+
+  // A promotion code shoppers can enter where a session allows them:
+  // { code, percent_off? | amount_off? and currency?, max_redemptions? }.
+  controls.post('/promotion_codes', async (c) => {
+    const body = await jsonBody(c);
+    const code = optionalString(body, 'code');
+    if (!code || !/^[A-Za-z0-9_-]{1,500}$/.test(code)) throw invalidRequest('code must be letters and digits', 'code');
+    const percentOff = optionalNumber(body, 'percent_off');
+    const amountOff = optionalNumber(body, 'amount_off');
+    const currency = optionalString(body, 'currency')?.toLowerCase() ?? null;
+    if ((percentOff === undefined) === (amountOff === undefined)) {
+      throw invalidRequest('Give one of percent_off or amount_off.', 'percent_off');
+    }
+    if (percentOff !== undefined && !(percentOff > 0 && percentOff <= 100)) {
+      throw invalidRequest('percent_off must be more than 0 and at most 100.', 'percent_off');
+    }
+    if (amountOff !== undefined && (!Number.isInteger(amountOff) || amountOff < 1 || currency === null)) {
+      throw invalidRequest('amount_off must be a positive integer, with its currency.', 'amount_off');
+    }
+    const maxRedemptions = optionalNumber(body, 'max_redemptions') ?? null;
+    return c.json(
+      payments.createPromotionCode({
+        code,
+        percentOff: percentOff ?? null,
+        amountOff: amountOff ?? null,
+        currency: amountOff !== undefined ? currency : null,
+        maxRedemptions,
+      }),
+    );
+  });
+
+  // The cardholder disputes a charge: { reason?, amount? } (default: fraudulent, the whole charge).
+  controls.post('/charges/:id/dispute', async (c) => {
+    const body = await jsonBody(c);
+    const reason = optionalString(body, 'reason') ?? 'fraudulent';
+    if (!DISPUTE_REASONS.includes(reason)) {
+      throw invalidRequest(`reason must be one of ${DISPUTE_REASONS.join(', ')}`, 'reason');
+    }
+    return c.json(
+      payments.disputeCharge(c.req.param('id'), { reason, amount: optionalNumber(body, 'amount') ?? null }),
+    );
+  });
+
+  // The bank decides the dispute: { outcome: "won" | "lost" }.
+  controls.post('/disputes/:id/close', async (c) => {
+    const body = await jsonBody(c);
+    if (body.outcome !== 'won' && body.outcome !== 'lost')
+      throw invalidRequest('outcome must be won or lost', 'outcome');
+    return c.json(payments.closeDispute(c.req.param('id'), body.outcome));
   });
 
   // The bank's answer to a delayed payment, now instead of after the configured delay.
@@ -127,4 +196,34 @@ function optionalString(body: Record<string, unknown>, key: string): string | un
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'string') throw invalidRequest(`${key} must be a string`, key);
   return value;
+}
+
+function optionalNumber(body: Record<string, unknown>, key: string): number | undefined {
+  const value = body[key];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw invalidRequest(`${key} must be a number`, key);
+  return value;
+}
+
+/** `{ name?, address: { line1, line2?, city, state?, postal_code, country }, rate? }` as the page's fields give it. */
+function shippingChoice(value: unknown): NonNullable<Choices['shipping']> {
+  if (typeof value !== 'object' || value === null) throw invalidRequest('shipping must be an object', 'shipping');
+  const shipping = value as Record<string, unknown>;
+  if (typeof shipping.address !== 'object' || shipping.address === null) {
+    throw invalidRequest('shipping.address must be an object', 'shipping[address]');
+  }
+  const address = shipping.address as Record<string, unknown>;
+  const field = (key: string) => optionalString(address, key) ?? null;
+  return {
+    name: optionalString(shipping, 'name') ?? null,
+    address: {
+      line1: field('line1'),
+      line2: field('line2'),
+      city: field('city'),
+      state: field('state'),
+      postal_code: field('postal_code'),
+      country: field('country')?.toUpperCase() ?? null,
+    },
+    rate: optionalString(shipping, 'rate') ?? null,
+  };
 }

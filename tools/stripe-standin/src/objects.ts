@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import Stripe from 'stripe';
 import { randomId } from './ids.ts';
+import type { TaxBehavior, Totals } from './totals.ts';
 
 // Every object the stand-in serves starts as a copy of Stripe's own example object (fixtures/)
 // and then gets the fields it knows set, so clients see the full shape of a real object, nulls
@@ -30,13 +31,17 @@ export type SessionEventType =
   | 'checkout.session.async_payment_failed'
   | 'checkout.session.expired';
 
+export type DisputeEventType = 'charge.dispute.created' | 'charge.dispute.closed';
+
 /** The event types the stand-in sends: the ones the Worker's webhook endpoint subscribes to. */
 export type StandinEvent =
   | Stripe.CheckoutSessionCompletedEvent
   | Stripe.CheckoutSessionAsyncPaymentSucceededEvent
   | Stripe.CheckoutSessionAsyncPaymentFailedEvent
   | Stripe.CheckoutSessionExpiredEvent
-  | Stripe.ChargeRefundedEvent;
+  | Stripe.ChargeRefundedEvent
+  | Stripe.ChargeDisputeCreatedEvent
+  | Stripe.ChargeDisputeClosedEvent;
 
 /** Which API request caused an event; both null when the shopper or a timer did. */
 export type EventRequest = Stripe.Event.Request;
@@ -46,7 +51,13 @@ export interface SessionFields {
   created: number;
   expiresAt: number;
   currency: string;
-  amountTotal: number;
+  /** What the session comes to before the shopper has chosen anything: the first shipping rate, no discount, no tax yet. */
+  totals: Totals;
+  allowPromotionCodes: boolean;
+  automaticTax: boolean;
+  /** Countries a shipping address is collected for; null: none is. */
+  shippingCountries: string[] | null;
+  shippingRates: Stripe.ShippingRate[];
   successUrl: string;
   cancelUrl: string | null;
   clientReferenceId: string | null;
@@ -58,16 +69,19 @@ export interface SessionFields {
 }
 
 export function buildSession(f: SessionFields): Stripe.Checkout.Session {
-  return {
+  const session: Stripe.Checkout.Session = {
     ...sessionFixture(),
     id: f.id,
     adaptive_pricing: { enabled: false },
     after_expiration: null,
+    allow_promotion_codes: f.allowPromotionCodes,
     allowed_payment_method_types: f.allowedPaymentMethodTypes,
-    // No taxes, discounts or shipping: the subtotal is the total.
-    amount_subtotal: f.amountTotal,
-    amount_total: f.amountTotal,
-    automatic_tax: { enabled: false, liability: null, provider: null, status: null },
+    amount_subtotal: f.totals.subtotal,
+    amount_total: f.totals.total,
+    // Stripe Tax needs the shopper's address before it can compute anything.
+    automatic_tax: f.automaticTax
+      ? { enabled: true, liability: { type: 'self' }, provider: 'stripe', status: 'requires_location_inputs' }
+      : { enabled: false, liability: null, provider: null, status: null },
     cancel_url: f.cancelUrl,
     client_reference_id: f.clientReferenceId,
     collected_information: null,
@@ -103,14 +117,189 @@ export function buildSession(f: SessionFields): Stripe.Checkout.Session {
     payment_status: 'unpaid',
     permissions: null,
     saved_payment_method_options: null,
-    shipping_address_collection: null,
+    shipping_address_collection: f.shippingCountries
+      ? {
+          allowed_countries: f.shippingCountries as Stripe.Checkout.Session.ShippingAddressCollection.AllowedCountry[],
+        }
+      : null,
     shipping_cost: null,
+    shipping_options: f.shippingRates.map((rate) => ({
+      shipping_amount: rate.fixed_amount?.amount ?? 0,
+      shipping_rate: rate.id,
+    })),
     status: 'open',
     success_url: f.successUrl,
-    total_details: { amount_discount: 0, amount_shipping: 0, amount_tax: 0 },
+    total_details: null,
     ui_mode: 'hosted_page',
     url: f.url,
     wallet_options: null,
+  };
+  applyTotals(session, f.totals, f.shippingRates[0] ?? null);
+  return session;
+}
+
+/**
+ * Sets what a session comes to (as it is created, and again once the shopper chose a rate,
+ * entered a promotion code and an address): the subtotal of the items, the total, the discount,
+ * shipping and tax in `total_details`, and the chosen rate in `shipping_cost`.
+ */
+export function applyTotals(session: Stripe.Checkout.Session, totals: Totals, rate: Stripe.ShippingRate | null): void {
+  Object.assign(session, {
+    amount_subtotal: totals.subtotal,
+    amount_total: totals.total,
+    total_details: { amount_discount: totals.discount, amount_shipping: totals.shipping, amount_tax: totals.tax },
+    shipping_cost: rate && {
+      amount_subtotal: totals.shipping,
+      amount_tax: totals.shippingTax,
+      amount_total: totals.shipping + (rate.tax_behavior === 'inclusive' ? 0 : totals.shippingTax),
+      shipping_rate: rate.id,
+    },
+  } satisfies Partial<Stripe.Checkout.Session>);
+}
+
+export interface ShippingRateFields {
+  created: number;
+  displayName: string;
+  amount: number;
+  currency: string;
+  deliveryEstimate: Stripe.ShippingRate.DeliveryEstimate | null;
+  taxBehavior: TaxBehavior | null;
+  taxCode: string | null;
+  metadata: Record<string, string>;
+}
+
+/** A ShippingRate as Stripe makes one for a session's `shipping_rate_data`. */
+export function buildShippingRate(f: ShippingRateFields): Stripe.ShippingRate {
+  return {
+    id: randomId('shr_'),
+    object: 'shipping_rate',
+    active: true,
+    created: f.created,
+    delivery_estimate: f.deliveryEstimate,
+    display_name: f.displayName,
+    fixed_amount: { amount: f.amount, currency: f.currency },
+    livemode: false,
+    metadata: f.metadata,
+    tax_behavior: f.taxBehavior,
+    tax_code: f.taxCode,
+    type: 'fixed_amount',
+  };
+}
+
+export interface PromotionCodeFields {
+  created: number;
+  code: string;
+  percentOff: number | null;
+  amountOff: number | null;
+  currency: string | null;
+  maxRedemptions: number | null;
+}
+
+/** A coupon and the customer-facing promotion code for it, as a Dashboard user would make them. */
+export function buildPromotionCode(f: PromotionCodeFields): Stripe.PromotionCode {
+  const coupon: Stripe.Coupon = {
+    id: randomId('', 8),
+    object: 'coupon',
+    amount_off: f.amountOff,
+    created: f.created,
+    currency: f.currency,
+    duration: 'once',
+    duration_in_months: null,
+    livemode: false,
+    max_redemptions: null,
+    metadata: {},
+    name: f.code,
+    percent_off: f.percentOff,
+    redeem_by: null,
+    times_redeemed: 0,
+    valid: true,
+  };
+  return {
+    id: randomId('promo_'),
+    object: 'promotion_code',
+    active: true,
+    code: f.code,
+    created: f.created,
+    customer: null,
+    customer_account: null,
+    expires_at: null,
+    livemode: false,
+    max_redemptions: f.maxRedemptions,
+    metadata: {},
+    promotion: { type: 'coupon', coupon },
+    restrictions: {
+      first_time_transaction: false,
+      minimum_amount: null,
+      minimum_amount_currency: null,
+    },
+    times_redeemed: 0,
+  };
+}
+
+export interface DisputeFields {
+  created: number;
+  charge: Stripe.Charge;
+  amount: number;
+  reason: string;
+}
+
+/** A card dispute as the cardholder's bank opens it: the money is withdrawn and a response is due. */
+export function buildDispute(f: DisputeFields): Stripe.Dispute {
+  return {
+    id: randomId('dp_'),
+    object: 'dispute',
+    amount: f.amount,
+    balance_transactions: [],
+    charge: f.charge.id,
+    created: f.created,
+    currency: f.charge.currency,
+    enhanced_eligibility_types: [],
+    evidence: {
+      access_activity_log: null,
+      billing_address: null,
+      cancellation_policy: null,
+      cancellation_policy_disclosure: null,
+      cancellation_rebuttal: null,
+      customer_communication: null,
+      customer_email_address: f.charge.billing_details.email,
+      customer_name: f.charge.billing_details.name,
+      customer_purchase_ip: null,
+      customer_signature: null,
+      duplicate_charge_documentation: null,
+      duplicate_charge_explanation: null,
+      duplicate_charge_id: null,
+      enhanced_evidence: {},
+      product_description: null,
+      receipt: null,
+      refund_policy: null,
+      refund_policy_disclosure: null,
+      refund_refusal_explanation: null,
+      service_date: null,
+      service_documentation: null,
+      shipping_address: null,
+      shipping_carrier: null,
+      shipping_date: null,
+      shipping_documentation: null,
+      shipping_tracking_number: null,
+      uncategorized_file: null,
+      uncategorized_text: null,
+    },
+    evidence_details: {
+      // Card networks give the merchant about three weeks to respond.
+      due_by: f.created + 21 * 24 * 3600,
+      enhanced_eligibility: {},
+      has_evidence: false,
+      past_due: false,
+      submission_count: 0,
+      submission_method: 'not_submitted',
+    },
+    intended_submission_method: null,
+    is_charge_refundable: false,
+    livemode: false,
+    metadata: {},
+    payment_intent: typeof f.charge.payment_intent === 'string' ? f.charge.payment_intent : null,
+    reason: f.reason,
+    status: 'needs_response',
   };
 }
 
@@ -120,6 +309,7 @@ export interface LineItemFields {
   unitAmount: number;
   quantity: number;
   name: string;
+  taxBehavior: TaxBehavior | null;
 }
 
 /** A line item with its inline Price, as Stripe makes one for `price_data`. */
@@ -151,7 +341,7 @@ export function buildLineItem(f: LineItemFields): Stripe.LineItem {
       nickname: null,
       product: randomId('prod_', 14),
       recurring: null,
-      tax_behavior: 'unspecified',
+      tax_behavior: f.taxBehavior ?? 'unspecified',
       tiers_mode: null,
       transform_quantity: null,
       type: 'one_time',
@@ -348,4 +538,8 @@ export function buildChargeRefundedEvent(
     type: 'charge.refunded',
     data: { object: structuredClone(charge), previous_attributes: previous },
   };
+}
+
+export function buildDisputeEvent(type: DisputeEventType, dispute: Stripe.Dispute, f: EventBaseFields): StandinEvent {
+  return { ...eventBase(f), type, data: { object: structuredClone(dispute) } } as StandinEvent;
 }

@@ -70,6 +70,22 @@ export class Params {
     return value;
   }
 
+  /** Stripe takes `true` and `false` for booleans. */
+  boolean(key: string): boolean | undefined {
+    const value = this.string(key);
+    if (value === undefined) return undefined;
+    if (value !== 'true' && value !== 'false') {
+      throw invalidRequest(`Invalid boolean: ${value}`, this.name(key), 'parameter_invalid_boolean');
+    }
+    return value === 'true';
+  }
+
+  requiredBoolean(key: string): boolean {
+    const value = this.boolean(key);
+    if (value === undefined) throw missingParam(this.name(key));
+    return value;
+  }
+
   enumeration<T extends string>(key: string, values: readonly T[]): T | undefined {
     const value = this.string(key);
     if (value === undefined) return undefined;

@@ -2,18 +2,31 @@ import type Stripe from 'stripe';
 import { invalidRequest, resourceMissing, StripeApiError } from './errors.ts';
 import { sessionId } from './ids.ts';
 import { formatAmount } from './money.ts';
-import type { EventRequest, SessionEventType, SessionFields, StandinEvent } from './objects.ts';
+import type {
+  DisputeEventType,
+  EventRequest,
+  SessionEventType,
+  SessionFields,
+  ShippingRateFields,
+  StandinEvent,
+} from './objects.ts';
 import {
+  applyTotals,
   buildCharge,
   buildChargeRefundedEvent,
+  buildDispute,
+  buildDisputeEvent,
   buildLineItem,
   buildPaymentIntent,
+  buildPromotionCode,
   buildRefund,
   buildSession,
   buildSessionEvent,
+  buildShippingRate,
   failCharge,
   succeedCharge,
 } from './objects.ts';
+import { computeTotals, type DiscountTerms, type TaxBehavior, type Taxed, type Totals } from './totals.ts';
 
 // The stand-in's account: Checkout Sessions and what paying them creates (PaymentIntent, Charge,
 // Refunds), with the state changes and events Stripe makes. The HTTP layers (API, hosted page,
@@ -40,12 +53,36 @@ export interface NewLineItem {
   name: string;
   unitAmount: number;
   quantity: number;
+  taxCode: string | null;
+  taxBehavior: TaxBehavior | null;
 }
 
 /** A validated create request (api.ts checks the parameters the way Stripe does). */
-export interface NewSession extends Omit<SessionFields, 'id' | 'amountTotal' | 'url'> {
+export interface NewSession extends Omit<SessionFields, 'id' | 'totals' | 'url' | 'shippingRates'> {
   lineItems: NewLineItem[];
+  shippingRates: Omit<ShippingRateFields, 'created'>[];
   paymentIntentData: { description: string | null; metadata: Record<string, string> };
+}
+
+/** Where the shopper has the order shipped, and which of the session's shipping rates they chose (default: the first). */
+export interface ShippingChoice {
+  name: string | null;
+  address: Stripe.Address;
+  rate: string | null;
+}
+
+/** What the shopper chose on the hosted page besides how to pay. */
+export interface Choices {
+  shipping?: ShippingChoice;
+  promotionCode?: string;
+}
+
+export interface NewPromotionCode {
+  code: string;
+  percentOff: number | null;
+  amountOff: number | null;
+  currency: string | null;
+  maxRedemptions: number | null;
 }
 
 export interface NewRefund {
@@ -59,6 +96,10 @@ export interface NewRefund {
 interface SessionRecord {
   session: Stripe.Checkout.Session;
   lineItems: Stripe.LineItem[];
+  /** Each line item as tax sees it, in order. */
+  taxed: Taxed[];
+  shippingRates: Stripe.ShippingRate[];
+  automaticTax: boolean;
   paymentIntentData: NewSession['paymentIntentData'];
   /** The outcome of a delayed payment still to come, decided when the shopper picked it. */
   pendingAsync: AsyncResult | null;
@@ -87,6 +128,9 @@ export class Payments {
   private readonly paymentIntents = new Map<string, Stripe.PaymentIntent>();
   private readonly charges = new Map<string, Stripe.Charge>();
   private readonly refunds = new Map<string, Stripe.Refund>();
+  private readonly shippingRates = new Map<string, Stripe.ShippingRate>();
+  private readonly promotionCodes = new Map<string, Stripe.PromotionCode>();
+  private readonly disputes = new Map<string, Stripe.Dispute>();
   private readonly sessionOfPaymentIntent = new Map<string, string>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
 
@@ -97,13 +141,30 @@ export class Payments {
     const lineItems = input.lineItems.map((item) =>
       buildLineItem({ ...item, created: input.created, currency: input.currency }),
     );
-    const session = buildSession({
-      ...input,
-      id,
-      amountTotal: lineItems.reduce((sum, item) => sum + item.amount_total, 0),
-      url: this.options.pageUrl(id),
+    const taxed = input.lineItems.map((item) => ({
+      amount: item.unitAmount * item.quantity,
+      taxCode: item.taxCode,
+      taxBehavior: item.taxBehavior ?? 'unspecified',
+    }));
+    const shippingRates = input.shippingRates.map((rate) => buildShippingRate({ ...rate, created: input.created }));
+    for (const rate of shippingRates) this.shippingRates.set(rate.id, rate);
+    // Until the shopper enters an address there is no tax; the first rate is preselected.
+    const totals = computeTotals({
+      lines: taxed,
+      discount: null,
+      shipping: shippingRates[0] ? taxedRate(shippingRates[0]) : null,
+      automaticTax: false,
     });
-    this.sessions.set(id, { session, lineItems, paymentIntentData: input.paymentIntentData, pendingAsync: null });
+    const session = buildSession({ ...input, id, totals, shippingRates, url: this.options.pageUrl(id) });
+    this.sessions.set(id, {
+      session,
+      lineItems,
+      taxed,
+      shippingRates,
+      automaticTax: input.automaticTax,
+      paymentIntentData: input.paymentIntentData,
+      pendingAsync: null,
+    });
     this.armExpiry(id);
     this.options.log(`session ${id} created: ${formatAmount(session.amount_total ?? 0, input.currency)}`);
     return session;
@@ -133,6 +194,35 @@ export class Payments {
     const refund = this.refunds.get(id);
     if (!refund) throw resourceMissing('refund', id, 'refund');
     return refund;
+  }
+
+  shippingRate(id: string): Stripe.ShippingRate {
+    const rate = this.shippingRates.get(id);
+    if (!rate) throw resourceMissing('shipping_rate', id, 'shipping_rate_token');
+    return rate;
+  }
+
+  promotionCode(id: string): Stripe.PromotionCode {
+    const promotion = this.promotionCodes.get(id);
+    if (!promotion) throw resourceMissing('promotion_code', id, 'promotion_code');
+    return promotion;
+  }
+
+  dispute(id: string): Stripe.Dispute {
+    const dispute = this.disputes.get(id);
+    if (!dispute) throw resourceMissing('dispute', id, 'dispute');
+    return dispute;
+  }
+
+  /** A coupon with a customer-facing code, as made in the Dashboard; codes are unique among active ones, ignoring case, as on Stripe. */
+  createPromotionCode(input: NewPromotionCode): Stripe.PromotionCode {
+    if (this.activePromotion(input.code)) {
+      throw invalidRequest(`An active promotion code with \`code: ${input.code}\` already exists.`, 'code');
+    }
+    const promotion = buildPromotionCode({ ...input, created: nowSeconds() });
+    this.promotionCodes.set(promotion.id, promotion);
+    this.options.log(`promotion code ${promotion.code} created`);
+    return promotion;
   }
 
   /** A charge's refunds, newest first. */
@@ -166,8 +256,12 @@ export class Payments {
     return session;
   }
 
-  /** The shopper pays on the hosted page (or a test control does it for them). */
-  pay(id: string, outcome: PayOutcome, customer: Customer): Stripe.Checkout.Session {
+  /**
+   * The shopper pays on the hosted page (or a test control does it for them), with the shipping
+   * address and rate and the promotion code they entered. Everything is checked before anything
+   * changes, so a refused payment leaves the session as it was.
+   */
+  pay(id: string, outcome: PayOutcome, customer: Customer, choices: Choices = {}): Stripe.Checkout.Session {
     const record = this.record(id);
     const { session } = record;
     // The expiry timer may not have fired yet at the very second the session runs out.
@@ -179,7 +273,29 @@ export class Payments {
         `This Checkout Session does not offer ${method} (its payment_method_types are ${session.payment_method_types.join(', ')}).`,
       );
     }
+    const shipping = this.shippingOf(record, choices.shipping);
+    const promotion = this.promotionFor(record, choices.promotionCode);
+    const totals = computeTotals({
+      lines: record.taxed,
+      discount: promotion ? discountOf(promotion) : null,
+      shipping: shipping?.rate ? taxedRate(shipping.rate) : null,
+      automaticTax: record.automaticTax,
+    });
+    this.applyChoices(record, totals, shipping, promotion);
+
     const created = nowSeconds();
+    if (totals.total === 0) {
+      // A discount that covers everything: nothing to pay, so no PaymentIntent.
+      this.clearTimer(id);
+      Object.assign(session, {
+        status: 'complete',
+        payment_status: 'no_payment_required',
+        customer_details: customerDetails(customer),
+        url: null,
+      } satisfies Partial<Stripe.Checkout.Session>);
+      this.publishSession('checkout.session.completed', session, NO_REQUEST);
+      return session;
+    }
     const intent = buildPaymentIntent({
       created,
       amount: session.amount_total ?? 0,
@@ -189,6 +305,11 @@ export class Payments {
     });
     const charge = buildCharge({ created, paymentIntent: intent, ...customer });
     intent.latest_charge = charge.id;
+    if (shipping) {
+      const shippingDetails = { ...shipping.details, carrier: null, phone: null, tracking_number: null };
+      intent.shipping = shippingDetails;
+      charge.shipping = shippingDetails;
+    }
     this.paymentIntents.set(intent.id, intent);
     this.charges.set(charge.id, charge);
     this.sessionOfPaymentIntent.set(intent.id, id);
@@ -197,16 +318,7 @@ export class Payments {
     Object.assign(session, {
       status: 'complete',
       payment_intent: intent.id,
-      customer_details: {
-        address: { city: null, country: null, line1: null, line2: null, postal_code: null, state: null },
-        business_name: null,
-        email: customer.email,
-        individual_name: null,
-        name: customer.name,
-        phone: null,
-        tax_exempt: 'none',
-        tax_ids: [],
-      },
+      customer_details: customerDetails(customer),
       url: null,
     } satisfies Partial<Stripe.Checkout.Session>);
 
@@ -283,6 +395,48 @@ export class Payments {
       this.sessionOfPaymentIntent.get(intentId) ?? intentId,
     );
     return refund;
+  }
+
+  /**
+   * The cardholder disputes a charge with their bank (what Stripe's test card 4000 0000 0000
+   * 0259 does): the dispute opens with a response due, `charge.dispute.created`.
+   */
+  disputeCharge(chargeId: string, input: { reason: string; amount: number | null }): Stripe.Dispute {
+    const charge = this.charge(chargeId);
+    if (charge.status !== 'succeeded') {
+      throw invalidRequest(`Charge ${charge.id} has not succeeded, so there is nothing to dispute.`, 'charge');
+    }
+    if (charge.disputed) {
+      throw new StripeApiError(409, {
+        type: 'invalid_request_error',
+        message: `Charge ${charge.id} is already disputed.`,
+      });
+    }
+    const amount = input.amount ?? charge.amount;
+    if (amount < 1 || amount > charge.amount) {
+      throw invalidRequest(`The disputed amount must be between 1 and ${charge.amount}.`, 'amount');
+    }
+    const dispute = buildDispute({ created: nowSeconds(), charge, amount, reason: input.reason });
+    this.disputes.set(dispute.id, dispute);
+    charge.disputed = true;
+    this.options.log(`charge ${charge.id}: disputed (${input.reason})`);
+    this.publishDispute('charge.dispute.created', dispute);
+    return dispute;
+  }
+
+  /** The bank decides: `won` (the money comes back) or `lost`; `charge.dispute.closed`. */
+  closeDispute(id: string, outcome: 'won' | 'lost'): Stripe.Dispute {
+    const dispute = this.dispute(id);
+    if (['won', 'lost', 'warning_closed', 'prevented'].includes(dispute.status)) {
+      throw new StripeApiError(409, {
+        type: 'invalid_request_error',
+        message: `Dispute ${id} is already closed (status: ${dispute.status}).`,
+      });
+    }
+    dispute.status = outcome;
+    this.options.log(`dispute ${id} closed: ${outcome}`);
+    this.publishDispute('charge.dispute.closed', dispute);
+    return dispute;
   }
 
   /**
@@ -376,6 +530,98 @@ export class Payments {
     this.options.emit(buildSessionEvent(type, session, { created: nowSeconds(), request }), session.id);
   }
 
+  private publishDispute(type: DisputeEventType, dispute: Stripe.Dispute): void {
+    const intentId = String(dispute.payment_intent);
+    this.options.emit(
+      buildDisputeEvent(type, dispute, { created: nowSeconds(), request: NO_REQUEST }),
+      this.sessionOfPaymentIntent.get(intentId) ?? intentId,
+    );
+  }
+
+  /** The shipping address and rate, checked against what the session collects and offers. */
+  private shippingOf(
+    record: SessionRecord,
+    choice: ShippingChoice | undefined,
+  ): { details: { name: string; address: Stripe.Address }; rate: Stripe.ShippingRate | null } | null {
+    const allowed = record.session.shipping_address_collection?.allowed_countries;
+    if (!allowed) {
+      if (choice) throw invalidRequest('This Checkout Session does not collect a shipping address.', 'shipping');
+      return null;
+    }
+    const address = choice?.address;
+    if (!address?.line1 || !address.city || !address.postal_code || !address.country) {
+      throw invalidRequest('Enter a shipping address: address line 1, city, postal code and country.', 'shipping');
+    }
+    if (!(allowed as string[]).includes(address.country)) {
+      throw invalidRequest(`This Checkout Session does not ship to ${address.country}.`, 'shipping[address][country]');
+    }
+    const rate =
+      choice?.rate === null || choice?.rate === undefined
+        ? (record.shippingRates[0] ?? null)
+        : record.shippingRates.find((r) => r.id === choice.rate);
+    if (rate === undefined) {
+      throw invalidRequest(`${choice?.rate} is not one of this Checkout Session's shipping options.`, 'shipping[rate]');
+    }
+    return { details: { name: choice?.name ?? '', address }, rate };
+  }
+
+  /** Stripe's hosted page answers "This code is invalid." for a code it cannot apply. */
+  private promotionFor(record: SessionRecord, code: string | undefined): Stripe.PromotionCode | null {
+    if (code === undefined || code === '') return null;
+    if (!record.session.allow_promotion_codes) {
+      throw invalidRequest('This Checkout Session does not accept promotion codes.', 'promotion_code');
+    }
+    const promotion = this.activePromotion(code);
+    const coupon = promotion?.promotion.coupon as Stripe.Coupon | undefined;
+    if (!promotion || !coupon || (coupon.currency !== null && coupon.currency !== record.session.currency)) {
+      throw invalidRequest('This code is invalid.', 'promotion_code');
+    }
+    return promotion;
+  }
+
+  private activePromotion(code: string): Stripe.PromotionCode | undefined {
+    return [...this.promotionCodes.values()].find(
+      (p) =>
+        p.active &&
+        p.code.toLowerCase() === code.toLowerCase() &&
+        (p.max_redemptions === null || p.times_redeemed < p.max_redemptions),
+    );
+  }
+
+  /** What the shopper chose, on the session and its line items, as Stripe shows it once they pay. */
+  private applyChoices(
+    record: SessionRecord,
+    totals: Totals,
+    shipping: { details: { name: string; address: Stripe.Address }; rate: Stripe.ShippingRate | null } | null,
+    promotion: Stripe.PromotionCode | null,
+  ): void {
+    const { session } = record;
+    applyTotals(session, totals, shipping?.rate ?? null);
+    record.lineItems.forEach((item, i) => {
+      const line = totals.lines[i]!;
+      const added = item.price?.tax_behavior === 'inclusive' ? 0 : line.tax;
+      Object.assign(item, {
+        amount_discount: line.discount,
+        amount_tax: line.tax,
+        amount_total: item.amount_subtotal - line.discount + added,
+      });
+    });
+    if (shipping) {
+      session.collected_information = {
+        business_name: null,
+        individual_name: null,
+        shipping_details: shipping.details,
+      };
+    }
+    if (record.automaticTax) session.automatic_tax.status = 'complete';
+    if (promotion) {
+      const coupon = promotion.promotion.coupon as Stripe.Coupon;
+      promotion.times_redeemed++;
+      coupon.times_redeemed++;
+      session.discounts = [{ coupon: coupon.id, promotion_code: promotion.id }];
+    }
+  }
+
   /** Stripe expires an open session by itself once `expires_at` passes. */
   private armExpiry(id: string): void {
     this.clearTimer(id);
@@ -410,4 +656,30 @@ export class Payments {
     clearTimeout(this.timers.get(id));
     this.timers.delete(id);
   }
+}
+
+function taxedRate(rate: Stripe.ShippingRate): Taxed {
+  return {
+    amount: rate.fixed_amount?.amount ?? 0,
+    taxCode: typeof rate.tax_code === 'string' ? rate.tax_code : null,
+    taxBehavior: (rate.tax_behavior as TaxBehavior | null) ?? 'unspecified',
+  };
+}
+
+function discountOf(promotion: Stripe.PromotionCode): DiscountTerms {
+  const coupon = promotion.promotion.coupon as Stripe.Coupon;
+  return coupon.percent_off !== null ? { percentOff: coupon.percent_off } : { amountOff: coupon.amount_off ?? 0 };
+}
+
+function customerDetails(customer: Customer): Stripe.Checkout.Session.CustomerDetails {
+  return {
+    address: { city: null, country: null, line1: null, line2: null, postal_code: null, state: null },
+    business_name: null,
+    email: customer.email,
+    individual_name: null,
+    name: customer.name,
+    phone: null,
+    tax_exempt: 'none',
+    tax_ids: [],
+  };
 }

@@ -69,7 +69,15 @@ export async function startStripeStandin(options: StripeStandinOptions): Promise
   const app = new Hono();
   app.route(
     '/v1',
-    apiRoutes({ payments, events, idempotency: new IdempotencyStore(), faults, apiKey: options.apiKey, log }),
+    apiRoutes({
+      payments,
+      events,
+      delivered: (eventId) => ['delivered', 'no_endpoint'].includes(webhooks.delivery(eventId).status),
+      idempotency: new IdempotencyStore(),
+      faults,
+      apiKey: options.apiKey,
+      log,
+    }),
   );
   app.route('/c/pay', hostedPageRoutes(payments));
   app.route('/_standin', controlRoutes({ payments, events, webhooks, faults }));

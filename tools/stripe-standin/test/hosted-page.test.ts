@@ -35,8 +35,76 @@ describe('hosted payment page', () => {
     expect(page).toContain('Pay $34.99');
     expect(page).toContain('type="email" name="email"');
     for (const action of ['paid', 'async', 'async_fail', 'cancel']) expect(page).toContain(`value="${action}"`);
-    // No external assets: the page works offline.
-    expect(page).not.toMatch(/<(script|link|img)\b/);
+    // No external assets: the page works offline (its only link is an empty data: icon).
+    expect(page).not.toMatch(/<(script|img)\b|<link(?![^>]*href="data:)/);
+  });
+
+  it('collects a shipping address, a shipping method and a promotion code, and charges for them', async () => {
+    await control(t.standin, '/promotion_codes', { code: 'WELCOME', percent_off: 20 });
+    const session = await createCartSession(t.stripe, {
+      allow_promotion_codes: true,
+      shipping_address_collection: { allowed_countries: ['US', 'CA'] },
+      shipping_options: [
+        {
+          shipping_rate_data: {
+            type: 'fixed_amount',
+            display_name: 'Standard',
+            fixed_amount: { amount: 500, currency: 'usd' },
+            delivery_estimate: {
+              minimum: { unit: 'business_day', value: 3 },
+              maximum: { unit: 'business_day', value: 5 },
+            },
+          },
+        },
+        {
+          shipping_rate_data: {
+            type: 'fixed_amount',
+            display_name: 'Overnight',
+            fixed_amount: { amount: 2500, currency: 'usd' },
+          },
+        },
+      ],
+    });
+    const page = await (await fetch(String(session.url))).text();
+    for (const label of ['Address line 1', 'City', 'Postal code', 'Country', 'Promotion code']) {
+      expect(page).toContain(label);
+    }
+    expect(page).toContain('Standard · $5.00 · 3–5 business days');
+    expect(page).toContain('Overnight · $25.00');
+    const overnight = String(session.shipping_options[1]!.shipping_rate);
+    const address = { line1: '5 Rue Sherbrooke', city: 'Montréal', state: 'QC', postal_code: 'H2X 1X1', country: 'CA' };
+
+    // A code that does not exist: the page comes back with the message and what was entered.
+    const refused = await submit(String(session.url), {
+      email: 'ada@example.com',
+      action: 'paid',
+      shipping_name: 'Ada Lovelace',
+      ...address,
+      shipping_rate: overnight,
+      promotion_code: 'WELCOM',
+    });
+    expect(refused.status).toBe(400);
+    const again = await refused.text();
+    expect(again).toContain('This code is invalid.');
+    expect(again).toContain('value="5 Rue Sherbrooke"');
+
+    const res = await submit(String(session.url), {
+      email: 'ada@example.com',
+      action: 'paid',
+      shipping_name: 'Ada Lovelace',
+      ...address,
+      shipping_rate: overnight,
+      promotion_code: 'WELCOME',
+    });
+    expect(res.status).toBe(303);
+    const paid = await t.stripe.checkout.sessions.retrieve(session.id);
+    expect(paid).toMatchObject({
+      amount_subtotal: 3499,
+      total_details: { amount_discount: 700, amount_shipping: 2500, amount_tax: 0 },
+      amount_total: 3499 - 700 + 2500,
+      collected_information: { shipping_details: { name: 'Ada Lovelace', address: { ...address, line2: null } } },
+      shipping_cost: { shipping_rate: overnight },
+    });
   });
 
   it('escapes what the merchant sent', async () => {
