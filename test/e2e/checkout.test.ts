@@ -74,6 +74,15 @@ async function expectPublished(
   return { rows, publishTimes: messages.map((m) => Date.parse(m.publishTime)) };
 }
 
+/** What a notification says of an order with no discount, shipping, tax or refund. */
+function plainOrder(total: number) {
+  return {
+    amounts: { subtotal: total, discount: 0, shipping: 0, tax: 0, total },
+    refundedAmount: 0,
+    shipping: null,
+  };
+}
+
 /** The one notification the relay published for the cart (none on machines without the emulator). */
 async function expectNotification(cartId: string, expected: Record<string, unknown>): Promise<void> {
   if (!notifications) return;
@@ -135,6 +144,9 @@ describe('checkout end to end, over HTTP', () => {
         paymentIntentId: expect.stringMatching(/^pi_/),
       },
       amountMismatch: false,
+      ...plainOrder(5300),
+      oversold: false,
+      dispute: null,
     });
     await expectNotification(cart.id, {
       id: rows[0]!.id,
@@ -145,6 +157,7 @@ describe('checkout end to end, over HTTP', () => {
       totalAmount: 5300,
       currency: 'usd',
       items: cart.items,
+      ...plainOrder(5300),
     });
 
     // The stand-in logs when it sent the webhook; Postgres when the transition committed
@@ -183,6 +196,7 @@ describe('checkout end to end, over HTTP', () => {
       totalAmount: 5900,
       currency: 'usd',
       items: cart.items,
+      ...plainOrder(5900),
     });
   });
 
@@ -210,6 +224,7 @@ describe('checkout end to end, over HTTP', () => {
       totalAmount: 1400,
       currency: 'usd',
       items: cart.items,
+      ...plainOrder(1400),
     });
 
     // Still the shopper's active cart: the app can try again with a new session.
@@ -333,15 +348,22 @@ describe.skipIf(withoutChromium)('in a phone browser (Chromium)', () => {
     await page.close();
   });
 
-  it('renders the API operations on /docs from /openapi.json', async () => {
+  it('renders the API operations on /docs from /openapi.json, under its Content-Security-Policy', async () => {
     const page = await browser.context.newPage();
-    await page.goto(`${stack.workerUrl}/docs`);
+    // Chromium reports every resource the page's CSP refused on the console.
+    const refused: string[] = [];
+    page.on('console', (message) => {
+      if (/Content Security Policy/i.test(message.text())) refused.push(message.text());
+    });
+    const res = await page.goto(`${stack.workerUrl}/docs`);
+    expect(res?.headers()['content-security-policy']).toMatch(/script-src 'sha256-[^']+'/);
     const checkoutOperation = page.locator('.op', { hasText: '/v1/carts/{cartId}/checkout' }).first();
     await checkoutOperation.waitFor();
     expect(await page.locator('.op').count()).toBeGreaterThanOrEqual(10);
     expect(await page.locator('#ops').textContent()).not.toContain('Could not load');
     expect(await checkoutOperation.textContent()).toContain('Start Stripe Checkout for the cart');
     await page.screenshot({ path: path.join(screenshots, 'docs.png') });
+    expect(refused).toEqual([]);
     await page.close();
   });
 });

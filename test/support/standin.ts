@@ -64,6 +64,11 @@ export class StandinControls {
     await this.control('POST', `/_standin/sessions/${sessionId}/pay`, { outcome });
   }
 
+  /** A promotion code shoppers can enter on sessions that allow them (a coupon of `percentOff` %). */
+  async promotionCode(code: string, percentOff: number): Promise<void> {
+    await this.control('POST', '/_standin/promotion_codes', { code, percent_off: percentOff });
+  }
+
   /** Stripe no longer knows the session: it answers 404 for it from now on. */
   async forget(sessionId: string): Promise<void> {
     await this.control('POST', `/_standin/sessions/${sessionId}/forget`);

@@ -4,10 +4,16 @@ import { type RequestIdVariables, requestId } from 'hono/request-id';
 import type { AuthVariables } from './auth.ts';
 import type { Env } from './env.ts';
 import { ApiError } from './errors.ts';
+import { withLogContext } from './log.ts';
 import { problemResponse } from './problem.ts';
+import type { RateLimitBindings } from './rate-limits.ts';
+import { cors, noSniff } from './security-headers.ts';
 import { requestServices, type Services } from './services.ts';
 
-export type AppEnv = { Bindings: Env; Variables: RequestIdVariables & Partial<AuthVariables> & { services: Services } };
+export type AppEnv = {
+  Bindings: Env & RateLimitBindings;
+  Variables: RequestIdVariables & Partial<AuthVariables> & { services: Services };
+};
 
 /** A router whose request validation failures become `validation_failed` problems. */
 export function router(): OpenAPIHono<AppEnv> {
@@ -29,6 +35,9 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 export function createApp(routes: ((app: OpenAPIHono<AppEnv>) => void)[]): OpenAPIHono<AppEnv> {
   const app = router();
   app.use(requestId());
+  app.use((c, next) => withLogContext({ requestId: c.var.requestId }, next));
+  app.use(noSniff);
+  app.use('/v1/*', cors);
   app.use(async (c, next) => {
     c.set(
       'services',

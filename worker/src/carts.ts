@@ -1,7 +1,8 @@
 import { CART_LIMITS, type CartStatus, EDITABLE_STATUSES } from './cart-state.ts';
 import { type Sql, sqlState } from './db.ts';
 import { ApiError, notFound } from './errors.ts';
-import type { CartOut } from './schemas.ts';
+import { available } from './products.ts';
+import type { AdminCartOut, CartOut } from './schemas.ts';
 
 /** A cart's line at today's price, as LIVE_LINES selects it. */
 export interface LiveLine {
@@ -16,6 +17,9 @@ export interface LiveLine {
   /** The product's currency today (an admin may have changed it). */
   productCurrency: string;
   active: boolean;
+  /** Units left to buy, null when not counted. */
+  available: number | null;
+  taxCode: string | null;
 }
 
 /**
@@ -26,18 +30,20 @@ export const LIVE_LINES = `COALESCE((
   SELECT json_agg(json_build_object(
            'productId', p.id, 'name', p.name, 'description', p.description, 'imageUrl', p.image_url,
            'unitAmount', p.unit_amount, 'quantity', i.quantity, 'currency', i.currency,
-           'productCurrency', p.currency, 'active', p.active)
+           'productCurrency', p.currency, 'active', p.active, 'available', ${available('p')}, 'taxCode', p.tax_code)
          ORDER BY i.created_at, i.product_id)
   FROM cart_items i JOIN products p ON p.id = i.product_id WHERE i.cart_id = c.id
 ), '[]'::json)`;
 
 interface CartRow {
   id: string;
+  userId: string;
   status: CartStatus;
   createdAt: Date;
   updatedAt: Date;
   items: { productId: string; name: string; unitAmount: number; currency: string; quantity: number }[];
   checkout: { sessionId: string; url: string; expiresAt: string } | null;
+  payment: Pick<CartOut, 'amounts' | 'shipping' | 'refundedAmount' | 'oversold' | 'dispute'>;
 }
 
 // Every cart answer comes from this one query shape, so a mutation and the read-back of its
@@ -45,14 +51,16 @@ interface CartRow {
 // Editable carts show today's prices; once checked out, a cart shows what is being paid: the
 // snapshot taken at checkout.
 const cartSelect = `
-  SELECT c.id, c.status, c.created_at AS "createdAt", c.updated_at AS "updatedAt",
+  SELECT c.id, c.user_id AS "userId", c.status, c.created_at AS "createdAt", c.updated_at AS "updatedAt",
          CASE WHEN (c.active AND c.status = ANY('{${EDITABLE_STATUSES.join(',')}}'::cart_status[])) OR k.session_id IS NULL
               THEN ${LIVE_LINES}
               ELSE (SELECT json_agg(i || jsonb_build_object('currency', k.currency)) FROM jsonb_array_elements(k.items) i)
          END AS items,
          CASE WHEN k.session_id IS NULL THEN NULL
               ELSE json_build_object('sessionId', k.session_id, 'url', k.url, 'expiresAt', k.expires_at)
-         END AS checkout
+         END AS checkout,
+         json_build_object('amounts', k.amounts, 'shipping', k.shipping, 'refundedAmount', COALESCE(k.refunded_amount, 0),
+                           'oversold', COALESCE(k.oversold, false), 'dispute', k.dispute) AS payment
   FROM carts c
   LEFT JOIN checkouts k ON k.session_id = c.checkout_session_id`;
 
@@ -87,6 +95,7 @@ function renderCart(row: CartRow): CartOut {
       url: row.checkout.url,
       expiresAt: new Date(row.checkout.expiresAt).toISOString(),
     },
+    ...row.payment,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };
@@ -131,6 +140,15 @@ export async function listCarts(sql: Sql, userId: string, limit: number): Promis
   return (rows as CartRow[]).map(renderCart);
 }
 
+/** For operators: every shopper's carts, optionally in one status, most recently changed first. */
+export async function listAllCarts(sql: Sql, status: CartStatus | undefined, limit: number): Promise<AdminCartOut[]> {
+  const rows = await sql.query(
+    `${cartSelect} WHERE ($1::cart_status IS NULL OR c.status = $1) ORDER BY c.updated_at DESC, c.id LIMIT $2`,
+    [status ?? null, limit],
+  );
+  return (rows as CartRow[]).map((row) => ({ ...renderCart(row), userId: row.userId }));
+}
+
 interface ItemChangeOutcome {
   cart_status: CartStatus | null;
   cart_editable: boolean;
@@ -138,6 +156,8 @@ interface ItemChangeOutcome {
   product_active: boolean;
   currency_conflict: boolean;
   over_limit: boolean;
+  /** Units left when the change asks for more than that, else null. */
+  short_of: number | null;
 }
 
 /**
@@ -159,7 +179,7 @@ export async function setItemQuantity(
            SELECT id, status, active AND status = ANY($5::cart_status[]) AS editable
            FROM carts WHERE id = $1 AND user_id = $2 FOR UPDATE
          ), product AS (
-           SELECT id, currency, active, unit_amount FROM products WHERE id = $3
+           SELECT id, currency, active, unit_amount, ${available('products')} AS available FROM products WHERE id = $3
          ), conflict AS (
            SELECT 1 FROM cart_items i, cart, product
            WHERE i.cart_id = cart.id AND i.product_id <> product.id AND i.currency <> product.currency
@@ -172,11 +192,17 @@ export async function setItemQuantity(
            -- Only a line added or grown can cross a limit; removing is always allowed.
            SELECT $4 > 0 AND (others.lines + 1 > $6 OR others.total + product.unit_amount * $4 > $7) AS yes
            FROM others, product
+         ), short AS (
+           -- Only asking for more than the line has can run out of stock; checkout checks again.
+           SELECT product.available FROM product
+           WHERE $4 > product.available AND $4 > COALESCE(
+             (SELECT i.quantity FROM cart_items i, cart WHERE i.cart_id = cart.id AND i.product_id = product.id), 0)
          ), allowed AS (
            SELECT cart.id AS cart_id, product.id AS product_id, product.currency
            FROM cart, product
            WHERE cart.editable
-             AND ($4 = 0 OR (product.active AND NOT EXISTS (SELECT 1 FROM conflict) AND NOT (SELECT yes FROM over_limit)))
+             AND ($4 = 0 OR (product.active AND NOT EXISTS (SELECT 1 FROM conflict) AND NOT (SELECT yes FROM over_limit)
+                             AND NOT EXISTS (SELECT 1 FROM short)))
          ), upserted AS (
            INSERT INTO cart_items (cart_id, product_id, currency, quantity)
            SELECT cart_id, product_id, currency, $4 FROM allowed WHERE $4 > 0
@@ -196,7 +222,8 @@ export async function setItemQuantity(
                 EXISTS (SELECT 1 FROM product) AS product_found,
                 COALESCE((SELECT active FROM product), false) AS product_active,
                 EXISTS (SELECT 1 FROM conflict) AS currency_conflict,
-                COALESCE((SELECT yes FROM over_limit), false) AS over_limit`,
+                COALESCE((SELECT yes FROM over_limit), false) AS over_limit,
+                (SELECT available FROM short) AS short_of`,
         [cartId, userId, productId, quantity, EDITABLE_STATUSES, CART_LIMITS.lines, CART_LIMITS.totalAmount],
       ),
       sql.query(`${cartSelect} WHERE c.id = $1 AND c.user_id = $2`, [cartId, userId]),
@@ -210,8 +237,10 @@ export async function setItemQuantity(
   if (!outcome.cart_status) throw notFound('Cart');
   if (!outcome.product_found || (quantity > 0 && !outcome.product_active)) throw notFound('Product');
   if (!outcome.cart_editable) throw notEditable(outcome.cart_status);
-  if (outcome.currency_conflict) throw currencyMismatch();
+  // Removing is always allowed (and was applied): only adding can mix currencies.
+  if (quantity > 0 && outcome.currency_conflict) throw currencyMismatch();
   if (outcome.over_limit) throw limitExceeded();
+  if (outcome.short_of !== null) throw outOfStock([{ id: productId, available: outcome.short_of }]);
   return renderCart(carts[0] as unknown as CartRow);
 }
 
@@ -230,6 +259,12 @@ export function limitExceeded(): ApiError {
     'cart_limit_exceeded',
     `A cart holds at most ${CART_LIMITS.lines} different products and a total of at most ${CART_LIMITS.totalAmount} in minor units`,
   );
+}
+
+/** 409 out_of_stock naming each product short and what is left of it. */
+export function outOfStock(products: { id: string; available: number }[]): ApiError {
+  const list = products.map((p) => `${p.id} (${p.available} left)`).join(', ');
+  return new ApiError('out_of_stock', `Not enough in stock: ${list}`, { extensions: { products } });
 }
 
 function currencyMismatch(): ApiError {

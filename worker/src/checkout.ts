@@ -1,8 +1,10 @@
 import { CART_LIMITS, type CartStatus, EDITABLE_STATUSES, isEditable, transition } from './cart-state.ts';
-import { cartItem, getCart, LIVE_LINES, type LiveLine, limitExceeded, notEditable } from './carts.ts';
+import { cartItem, getCart, LIVE_LINES, type LiveLine, limitExceeded, notEditable, outOfStock } from './carts.ts';
 import type { Sql } from './db.ts';
+import type { Config, ShippingRate } from './env.ts';
 import { ApiError, notFound } from './errors.ts';
 import type { EffectResult, Fulfilment } from './fulfilment.ts';
+import { log } from './log.ts';
 import type { CartOut, CheckoutOut } from './schemas.ts';
 import type { Services } from './services.ts';
 import { type Stripe, stripeFailure, stripeKeyInUse, stripeNotFound, stripeSavedFailure } from './stripe.ts';
@@ -138,36 +140,18 @@ export async function startCheckout(
     const amountTotal = lines.reduce((n, l) => n + l.lineTotal, 0);
     // Prices may have risen since the items were added.
     if (lines.length > CART_LIMITS.lines || amountTotal > CART_LIMITS.totalAmount) throw limitExceeded();
+    // Checked again when the cart moves: others may be buying the same units right now.
+    const short = state.items.filter((i) => i.available !== null && i.quantity > i.available);
+    if (short.length) throw outOfStock(short.map((i) => ({ id: i.productId, available: i.available! })));
 
-    const base = cfg.required('PUBLIC_BASE_URL');
     const attempt = state.attempt.number;
+    const rates = offeredRates(cfg, currency);
+    const params = sessionParams(cfg, cartId, state, currency, rates);
     let session: Stripe.Checkout.Session;
     try {
-      session = await stripe.checkout.sessions.create(
-        {
-          mode: 'payment',
-          line_items: state.items.map((i) => ({
-            quantity: i.quantity,
-            price_data: {
-              currency,
-              unit_amount: i.unitAmount,
-              product_data: {
-                name: i.name,
-                ...(i.description && { description: i.description }),
-                ...(i.imageUrl?.startsWith('https://') && { images: [i.imageUrl] }),
-                metadata: { product_id: i.productId },
-              },
-            },
-          })),
-          client_reference_id: cartId,
-          metadata: { cart_id: cartId, cart_version: String(state.version) },
-          payment_intent_data: { metadata: { cart_id: cartId } },
-          success_url: `${base}/checkout/success?session_id={CHECKOUT_SESSION_ID}`,
-          cancel_url: `${base}/checkout/cancel?cart_id=${cartId}`,
-          expires_at: Math.floor(state.attempt.expiresAt!.getTime() / 1000),
-        },
-        { idempotencyKey: `checkout-${cartId}-v${state.version}-a${attempt}` },
-      );
+      session = await stripe.checkout.sessions.create(params, {
+        idempotencyKey: `checkout-${cartId}-v${state.version}-a${attempt}`,
+      });
     } catch (err) {
       if (stripeSavedFailure(err)) await abandonAttempt(sql, cartId, attempt);
       // Another request with this key is still running at Stripe (a double tap): its result
@@ -177,47 +161,202 @@ export async function startCheckout(
     }
 
     const live = { id: session.id, url: session.url!, expiresAt: new Date(session.expires_at * 1000) };
-    const [row] = await sql.query(
-      `WITH saved AS (
-         INSERT INTO checkouts (session_id, cart_id, url, expires_at, currency, amount_total, items)
-         SELECT $3, c.id, $4, $5, $6, $7, $8::jsonb FROM carts c
-         WHERE c.id = $1 AND c.version = $2 AND c.status = ANY($9::cart_status[]) AND c.active
-         ON CONFLICT (session_id) DO NOTHING
-         RETURNING cart_id
-       ), moved AS (
-         -- Checked again here: an edit committed while this statement waited for the row lock
-         -- must win over a session made for the old contents.
-         UPDATE carts SET status = 'checkout_pending', version = version + 1, checkout_session_id = $3, updated_at = now()
-         FROM saved WHERE carts.id = saved.cart_id AND carts.version = $2 AND carts.status = ANY($9::cart_status[]) AND carts.active
-         RETURNING carts.id
-       )
-       SELECT EXISTS (SELECT 1 FROM moved) AS moved`,
-      [
-        cartId,
-        state.version,
-        live.id,
-        live.url,
-        live.expiresAt.toISOString(),
-        currency,
-        amountTotal,
-        JSON.stringify(lines),
-        [state.status],
-      ],
-    );
-    if ((row as { moved: boolean }).moved) return { checkout: checkoutOut(cartId, live), created: true };
+    const moved = await moveToCheckout(sql, {
+      cartId,
+      version: state.version,
+      from: state.status,
+      session: live,
+      currency,
+      amountTotal,
+      lines,
+      // Stripe answers the shipping options in the order they were sent, each with the id it gave the rate.
+      shippingOptions: rates.map((rate, i) => ({
+        id: idOf(session.shipping_options[i]?.shipping_rate),
+        name: rate.name,
+        amount: rate.amount,
+        minDays: rate.minDays ?? null,
+        maxDays: rate.maxDays ?? null,
+      })),
+    });
+    if (moved.moved) return { checkout: checkoutOut(cartId, live), created: true };
 
     // Someone else moved the cart first. With the same version that was a double tap and
     // Stripe gave both of us this session; otherwise our session is for contents that no longer
-    // exist and must not stay payable.
+    // exist, or for units others took meanwhile, and must not stay payable.
     const now = await readCheckoutState(sql, userId, cartId);
     if (now.session?.id === live.id) return { checkout: checkoutOut(cartId, live), created: false };
     await stripe.checkout.sessions.expire(live.id).catch((err: unknown) => {
-      console.error(
-        JSON.stringify({ level: 'error', msg: 'orphan_session_not_expired', sessionId: live.id, error: String(err) }),
-      );
+      log.error('orphan_session_not_expired', { sessionId: live.id, error: err });
     });
+    if (moved.short.length) throw outOfStock(moved.short);
     if (round >= 2) throw new ApiError('service_unavailable', 'The cart changed during checkout; try again');
   }
+}
+
+/**
+ * The Checkout Session for the cart, priced from our products: shipping address collection and
+ * rates, Stripe Tax and promotion codes as configured. Everything here is fixed for the attempt
+ * (cart version, products, configuration), as Stripe requires of the parameters sent under one
+ * idempotency key.
+ */
+function sessionParams(
+  cfg: Config,
+  cartId: string,
+  state: CheckoutState,
+  currency: string,
+  rates: ShippingRate[],
+): Stripe.Checkout.SessionCreateParams {
+  const base = cfg.required('PUBLIC_BASE_URL');
+  // Stripe Tax adds tax to our prices (exclusive) rather than taking it out of them
+  // (https://docs.stripe.com/payments/checkout/taxes); without it tax codes only label the product.
+  const tax = cfg.optional('STRIPE_AUTOMATIC_TAX') ?? false;
+  const taxBehavior = tax ? { tax_behavior: 'exclusive' as const } : {};
+  const countries = cfg.optional('SHIPPING_COUNTRIES');
+  return {
+    mode: 'payment',
+    line_items: state.items.map((i) => ({
+      quantity: i.quantity,
+      price_data: {
+        currency,
+        unit_amount: i.unitAmount,
+        ...taxBehavior,
+        product_data: {
+          name: i.name,
+          ...(i.description && { description: i.description }),
+          ...(i.imageUrl?.startsWith('https://') && { images: [i.imageUrl] }),
+          ...(i.taxCode && { tax_code: i.taxCode }),
+          metadata: { product_id: i.productId },
+        },
+      },
+    })),
+    client_reference_id: cartId,
+    metadata: { cart_id: cartId, cart_version: String(state.version) },
+    payment_intent_data: { metadata: { cart_id: cartId } },
+    success_url: `${base}/checkout/success?session_id={CHECKOUT_SESSION_ID}`,
+    cancel_url: `${base}/checkout/cancel?cart_id=${cartId}`,
+    expires_at: Math.floor(state.attempt.expiresAt!.getTime() / 1000),
+    ...(tax && { automatic_tax: { enabled: true } }),
+    ...(cfg.optional('ALLOW_PROMOTION_CODES') && { allow_promotion_codes: true }),
+    // https://docs.stripe.com/payments/during-payment/charge-shipping: rates made with the
+    // session (shipping_rate_data), the first one preselected.
+    ...(countries && {
+      shipping_address_collection: {
+        allowed_countries: countries as Stripe.Checkout.SessionCreateParams.ShippingAddressCollection.AllowedCountry[],
+      },
+      ...(rates.length > 0 && {
+        shipping_options: rates.map((rate) => ({
+          shipping_rate_data: {
+            type: 'fixed_amount' as const,
+            display_name: rate.name,
+            fixed_amount: { amount: rate.amount, currency: rate.currency },
+            ...taxBehavior,
+            ...((rate.minDays || rate.maxDays) && {
+              delivery_estimate: {
+                ...(rate.minDays && { minimum: { unit: 'business_day' as const, value: rate.minDays } }),
+                ...(rate.maxDays && { maximum: { unit: 'business_day' as const, value: rate.maxDays } }),
+              },
+            }),
+          },
+        })),
+      }),
+    }),
+  };
+}
+
+/** The configured shipping rates in the cart's currency, offered only where an address is collected. */
+function offeredRates(cfg: Config, currency: string): ShippingRate[] {
+  if (!cfg.optional('SHIPPING_COUNTRIES')) return [];
+  return (cfg.optional('SHIPPING_RATES') ?? []).filter((rate) => rate.currency === currency);
+}
+
+function idOf(ref: string | { id: string } | undefined): string | null {
+  if (!ref) return null;
+  return typeof ref === 'string' ? ref : ref.id;
+}
+
+/**
+ * Moves the cart to checkout_pending with the session and its snapshot, and reserves the
+ * cart's quantities of every counted product, all or nothing, in one transaction (one round
+ * trip): the products are locked first, in id order (as every checkout and webhook locks them),
+ * so the statement that follows sees their latest counts and no other checkout can take the same
+ * units meanwhile. Nothing moves when the cart changed since it was read, or when a product is
+ * short; `short` then names those, with what is left.
+ */
+async function moveToCheckout(
+  sql: Sql,
+  m: {
+    cartId: string;
+    version: number;
+    from: CartStatus;
+    session: { id: string; url: string; expiresAt: Date };
+    currency: string;
+    amountTotal: number;
+    lines: ReturnType<typeof cartItem>[];
+    shippingOptions: {
+      id: string | null;
+      name: string;
+      amount: number;
+      minDays: number | null;
+      maxDays: number | null;
+    }[];
+  },
+): Promise<{ moved: boolean; short: { id: string; available: number }[] }> {
+  const wanted = JSON.stringify(m.lines.map((l) => ({ productId: l.productId, quantity: l.quantity })));
+  const [, [row]] = (await sql.transaction(
+    [
+      sql.query(
+        `SELECT 1 FROM products WHERE id IN (SELECT "productId" FROM jsonb_to_recordset($1::jsonb) AS w("productId" text))
+           AND stock IS NOT NULL ORDER BY id FOR UPDATE`,
+        [wanted],
+      ),
+      sql.query(
+        `WITH wanted AS (
+           SELECT w."productId" AS product_id, w.quantity FROM jsonb_to_recordset($10::jsonb) AS w("productId" text, quantity int)
+         ), short AS (
+           SELECT p.id, GREATEST(p.stock - p.reserved, 0) AS available
+           FROM wanted w JOIN products p ON p.id = w.product_id
+           WHERE p.stock IS NOT NULL AND p.stock - p.reserved < w.quantity
+         ), saved AS (
+           INSERT INTO checkouts (session_id, cart_id, url, expires_at, currency, amount_total, items, shipping_options)
+           SELECT $3, c.id, $4, $5, $6, $7, $8::jsonb, $11::jsonb FROM carts c
+           WHERE c.id = $1 AND c.version = $2 AND c.status = ANY($9::cart_status[]) AND c.active
+             AND NOT EXISTS (SELECT 1 FROM short)
+           ON CONFLICT (session_id) DO NOTHING
+           RETURNING cart_id
+         ), moved AS (
+           -- Checked again here: an edit committed while this statement waited for the row lock
+           -- must win over a session made for the old contents.
+           UPDATE carts SET status = 'checkout_pending', version = version + 1, checkout_session_id = $3, updated_at = now()
+           FROM saved WHERE carts.id = saved.cart_id AND carts.version = $2 AND carts.status = ANY($9::cart_status[]) AND carts.active
+           RETURNING carts.id
+         ), held AS (
+           INSERT INTO stock_holds (session_id, product_id, quantity)
+           SELECT $3, p.id, w.quantity FROM moved, wanted w JOIN products p ON p.id = w.product_id
+           WHERE p.stock IS NOT NULL
+           RETURNING product_id, quantity
+         ), reserved AS (
+           UPDATE products p SET reserved = p.reserved + h.quantity FROM held h WHERE p.id = h.product_id
+         )
+         SELECT EXISTS (SELECT 1 FROM moved) AS moved,
+                COALESCE((SELECT json_agg(json_build_object('id', id, 'available', available) ORDER BY id) FROM short), '[]') AS short`,
+        [
+          m.cartId,
+          m.version,
+          m.session.id,
+          m.session.url,
+          m.session.expiresAt.toISOString(),
+          m.currency,
+          m.amountTotal,
+          JSON.stringify(m.lines),
+          [m.from],
+          wanted,
+          JSON.stringify(m.shippingOptions),
+        ],
+      ),
+    ],
+    { isolationLevel: 'ReadCommitted' },
+  )) as [unknown, { moved: boolean; short: { id: string; available: number }[] }[]];
+  return row!;
 }
 
 /**

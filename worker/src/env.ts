@@ -44,28 +44,98 @@ export interface Env {
   PUBSUB_EMULATOR_HOST?: string;
   /** Bearer key for the admin routes. Secret. */
   ADMIN_API_KEY?: string;
+  /** Countries Checkout collects a shipping address for (ISO codes, comma-separated); unset: none. */
+  SHIPPING_COUNTRIES?: string;
+  /** Shipping rates offered with the address: a JSON list of { name, amount, currency, minDays?, maxDays? }. */
+  SHIPPING_RATES?: string;
+  /** `true`: Stripe Tax adds tax at Checkout (automatic_tax). */
+  STRIPE_AUTOMATIC_TAX?: string;
+  /** `true`: shoppers may enter Stripe promotion codes at Checkout. */
+  ALLOW_PROMOTION_CODES?: string;
+  /** Origins allowed to call the API from a browser (CORS), comma-separated; none by default. */
+  CORS_ORIGINS?: string;
+  /** Days after which published outbox rows and processed events are deleted and customer emails blanked; default 90. */
+  RETENTION_DAYS?: string;
 }
 
 const optionalText = z.string().trim().min(1).optional().catch(undefined);
-const url = z.url({ protocol: /^https?$/ });
+
+// Plain http only to this machine (local stand-ins): anywhere else it would send keys, tokens
+// and SQL in clear text, and let the network answer in Stripe's or Neon's place.
+const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
+// Schemes a browser runs or reads itself instead of handing them to an app.
+const NOT_APP_SCHEMES = /^(javascript|data|vbscript|file|blob|about|filesystem|ftp|ws|wss):$/;
+
+/** The parsed URL, or null when `value` is not an absolute URL (zod's own check has said so). */
+function absoluteUrl(value: string): URL | null {
+  try {
+    return new URL(value);
+  } catch {
+    return null;
+  }
+}
+
+const isHttpsOrLoopback = (u: URL | null) =>
+  u?.protocol === 'https:' || (u?.protocol === 'http:' && LOOPBACK_HOST.test(u.hostname));
+
+const HTTPS_URL = 'an https:// URL (http:// only for localhost)';
+const url = z.url({ error: HTTPS_URL }).refine((v) => isHttpsOrLoopback(absoluteUrl(v)), HTTPS_URL);
+
+// Absolute, so it works from any page: https (a universal link), or an app's own scheme (myshop://…).
+const RETURN_URL = 'an absolute https:// URL or an app scheme (myshop://…)';
+const returnUrl = z.url({ error: RETURN_URL }).refine((v) => {
+  const u = absoluteUrl(v);
+  return u !== null && (/^https?:$/.test(u.protocol) ? isHttpsOrLoopback(u) : !NOT_APP_SCHEMES.test(u.protocol));
+}, RETURN_URL);
+
+/** `a, b,c` → ['a', 'b', 'c']. */
+const commaSeparated = z.string().transform((v) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
+
+// An origin as a browser sends it in `Origin`: scheme, host and port, nothing else.
+const origin = url.refine((v) => absoluteUrl(v)?.origin === v, 'origins (scheme://host[:port], no path)');
+
+// `true` or `false`, as wrangler vars are strings.
+const flag = z
+  .string()
+  .toLowerCase()
+  .pipe(z.enum(['true', 'false'], { message: 'true or false' }))
+  .transform((v) => v === 'true');
+
+// A fixed-amount Checkout shipping rate. A session offers the rates in its own currency, at most
+// 5 (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-shipping_options).
+const shippingRate = z
+  .object({
+    name: z.string().trim().min(1).max(100),
+    amount: z.number().int().min(0).max(99_999_999),
+    currency: z.string().regex(/^[a-z]{3}$/, 'an ISO currency code in lower case (usd)'),
+    minDays: z.number().int().min(1).optional(),
+    maxDays: z.number().int().min(1).optional(),
+  })
+  .strict()
+  .refine((r) => !r.minDays || !r.maxDays || r.minDays <= r.maxDays, 'minDays at most maxDays');
+const shippingRates = z
+  .array(shippingRate)
+  .min(1)
+  .refine(
+    (rates) => rates.every((r) => rates.filter((o) => o.currency === r.currency).length <= 5),
+    'at most 5 shipping rates per currency',
+  );
+export type ShippingRate = z.output<typeof shippingRate>;
 
 // Each variable is checked on its own, so one bad value only disables what depends on it.
 const schema = {
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// URL'),
   NEON_HTTP_ENDPOINT: url,
   STRIPE_SECRET_KEY: z.string().regex(/^(sk|rk)_(test|live)_/, 'a Stripe secret key (sk_test_… or sk_live_…)'),
-  STRIPE_WEBHOOK_SECRET: z
-    .string()
-    .transform((v) =>
-      v
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean),
-    )
-    .pipe(z.array(z.string().startsWith('whsec_')).min(1)),
+  STRIPE_WEBHOOK_SECRET: commaSeparated.pipe(z.array(z.string().startsWith('whsec_')).min(1)),
   STRIPE_API_BASE: url,
   PUBLIC_BASE_URL: url.transform((v) => v.replace(/\/+$/, '')),
-  APP_RETURN_URL: z.string().min(1),
+  APP_RETURN_URL: returnUrl,
   CHECKOUT_TTL_MINUTES: z.coerce.number().int().min(30).max(1440),
   AUTH_JWT_SECRET: z.string().min(16, 'at least 16 characters'),
   AUTH_JWKS_URL: url,
@@ -76,6 +146,28 @@ const schema = {
   GCP_SERVICE_ACCOUNT_KEY: z.string().min(1),
   PUBSUB_EMULATOR_HOST: z.string().regex(/^[\w.-]+:\d+$/, 'host:port'),
   ADMIN_API_KEY: z.string().min(16, 'at least 16 characters'),
+  SHIPPING_COUNTRIES: z
+    .string()
+    .toUpperCase()
+    .regex(/^[A-Z]{2}( *, *[A-Z]{2})*$/, 'ISO country codes, comma-separated (US,CA)')
+    .transform((v) => v.split(/ *, */)),
+  SHIPPING_RATES: z
+    .string()
+    .transform((v, ctx) => {
+      try {
+        return JSON.parse(v) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'a JSON list of shipping rates' });
+        return z.NEVER;
+      }
+    })
+    .pipe(shippingRates),
+  STRIPE_AUTOMATIC_TAX: flag,
+  ALLOW_PROMOTION_CODES: flag,
+  CORS_ORIGINS: commaSeparated.pipe(z.array(origin)),
+  // At least 30: Stripe lists and resends events for 30 days
+  // (https://docs.stripe.com/api/events/list), and an event forgotten sooner could be applied again.
+  RETENTION_DAYS: z.coerce.number().int().min(30, 'at least 30 (days)').max(3650),
 } satisfies Record<keyof Env, z.ZodType>;
 
 type Name = keyof typeof schema;
@@ -84,7 +176,7 @@ type Name = keyof typeof schema;
 export const WORKER_VARIABLES = Object.keys(schema) as readonly Name[];
 type Value<N extends Name> = z.output<(typeof schema)[N]>;
 
-const defaults: Partial<{ [N in Name]: Value<N> }> = { CHECKOUT_TTL_MINUTES: 30 };
+const defaults: Partial<{ [N in Name]: Value<N> }> = { CHECKOUT_TTL_MINUTES: 30, RETENTION_DAYS: 90 };
 
 export interface Config {
   /** The typed value, or undefined when the variable is unset. Throws when it is set but invalid. */

@@ -10,9 +10,14 @@ const codes = {
   cart_empty: [422, 'Cart is empty'],
   currency_mismatch: [409, 'Currency mismatch'],
   cart_limit_exceeded: [409, 'Cart limit exceeded'],
+  out_of_stock: [409, 'Out of stock'],
+  not_refundable: [409, 'Nothing to refund'],
+  refund_refused: [422, 'Refund refused by Stripe'],
   checkout_refused: [422, 'Checkout refused by Stripe'],
   invalid_signature: [400, 'Invalid signature'],
   payload_too_large: [413, 'Payload too large'],
+  unsupported_media_type: [415, 'Unsupported media type'],
+  rate_limited: [429, 'Too many requests'],
   service_unavailable: [503, 'Service unavailable'],
   misconfigured: [500, 'Server misconfigured'],
   internal: [500, 'Internal error'],
@@ -31,10 +36,20 @@ export const ERROR_CODES = Object.entries(codes).map(([code, [status, title]]) =
 /** What a route throws; `onError` turns it into application/problem+json. */
 export class ApiError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, detail: string, options?: { cause?: unknown }) {
+  /** Seconds the client should wait before trying again (the `Retry-After` header). */
+  readonly retryAfter: number | undefined;
+  /** Members of the problem beyond the standard ones (RFC 9457 extension members), e.g. what is out of stock. */
+  readonly extensions: Record<string, unknown> | undefined;
+  constructor(
+    code: ErrorCode,
+    detail: string,
+    options?: { cause?: unknown; retryAfter?: number; extensions?: Record<string, unknown> },
+  ) {
     super(detail, options);
     this.name = 'ApiError';
     this.code = code;
+    this.retryAfter = options?.retryAfter;
+    this.extensions = options?.extensions;
   }
   get status(): number {
     return codes[this.code][0];

@@ -1,6 +1,7 @@
-import { ACTIVE_STATUSES, type CartStatus, PUBLISHED_STATUSES, pathsFor } from './cart-state.ts';
+import { ACTIVE_STATUSES, type CartStatus, decisionsFor, PUBLISHED_STATUSES } from './cart-state.ts';
 import type { Sql } from './db.ts';
 import type { Env } from './env.ts';
+import { log } from './log.ts';
 import { CLAIM_SECONDS, EVENT_FACTS, type EventFacts, publishingConfigured, publishSoon } from './outbox.ts';
 import type { CartEffect } from './stripe-events.ts';
 
@@ -12,6 +13,8 @@ export interface EffectResult {
   from: CartStatus | null;
   to: CartStatus | null;
   amountMismatch: boolean;
+  /** The payment took stock that was no longer there. */
+  oversold: boolean;
   /** Outbox rows written for the transitions, oldest first. */
   outboxIds: string[];
   /** Those written leased to this request, to publish right away without claiming them. */
@@ -22,6 +25,9 @@ export interface EffectResult {
 // trip); each later step finds what the event decided in its payment_events row, written by
 // this very transaction (its xmin is ours: a replayed event's row is older and moves nothing).
 const WRITTEN_NOW = `e.id = $1 AND e.xmin = pg_current_xact_id()::xid AND e.outcome = 'applied'`;
+
+/** A dispute's stage from its JSON: 0 none, 1 open, 2 closed (the order it only moves in). */
+const DISPUTE_STAGE = (column: string) => `COALESCE((${column} ->> 'closed')::boolean::int + 1, 0)`;
 
 const STEPS = {
   /**
@@ -43,40 +49,56 @@ const STEPS = {
     ) shopper ON true`,
 
   /**
-   * Records the event once (its id makes a replay a no-op) with what it does: the path the
-   * state machine gives for the cart's locked current status, or why it does nothing. The cart
-   * is found through our own checkout row, never from event metadata alone.
+   * Records the event once (its id makes a replay a no-op) with what it does: the decision the
+   * state machine gives for the cart's locked current status and what Stripe reported about
+   * the payment before (refunds and disputes may arrive before the completion), or why it does
+   * nothing. A notice that is no news is dropped: a refund that does not add to what the
+   * checkout knows is refunded, a dispute stage it has already reached. The cart is found
+   * through our own checkout row, never from event metadata alone.
    * $1 event id, $2 type, $3 source, $4 session, $5 payment intent, $6 full refund,
-   * $7/$8 paths per status without/with a full refund recorded earlier.
+   * $7 decisions per earlier facts and status, $8 amount refunded, $9 dispute, $10 its stage.
    */
   record: `
     WITH target AS (
-      SELECT k.session_id, k.cart_id, k.payment_intent_id FROM checkouts k
+      SELECT k.session_id, k.cart_id, k.payment_intent_id, k.refunded_amount, ${DISPUTE_STAGE('k.dispute')} AS dispute_stage
+      FROM checkouts k
       WHERE k.session_id = $4 OR ($4::text IS NULL AND k.payment_intent_id = $5)
     ), cart AS (
       SELECT c.id, c.status, COALESCE(c.checkout_session_id = t.session_id, false) AS current
       FROM carts c JOIN target t ON t.cart_id = c.id
       FOR UPDATE OF c
-    ), refund_recorded AS (
-      SELECT EXISTS (
-        SELECT 1 FROM payment_events e
-        WHERE e.full_refund AND e.payment_intent_id = COALESCE($5, (SELECT payment_intent_id FROM target))
-      ) AS yes
+    ), earlier AS (
+      SELECT CASE WHEN bool_or(e.full_refund) THEN 'full' WHEN max(e.refunded_amount) > 0 THEN 'partial' ELSE 'none' END AS refund,
+             CASE max(e.dispute_stage) WHEN 2 THEN 'closed' WHEN 1 THEN 'open' ELSE 'none' END AS dispute,
+             COALESCE(max(e.refunded_amount), 0) AS refunded
+      FROM payment_events e
+      WHERE e.payment_intent_id = COALESCE($5, (SELECT payment_intent_id FROM target))
+        AND (e.full_refund OR e.refunded_amount IS NOT NULL OR e.dispute_stage IS NOT NULL)
+    ), chosen AS (
+      SELECT $7::jsonb -> (r.refund || '/' || r.dispute) -> cart.status::text AS d, r.refunded
+      FROM cart, earlier r WHERE cart.current
     ), decision AS (
-      SELECT (SELECT array_agg(s::cart_status ORDER BY n)
-              FROM jsonb_array_elements_text((CASE WHEN r.yes THEN $8::jsonb ELSE $7::jsonb END) -> cart.status::text)
-                   WITH ORDINALITY AS p(s, n)) AS path
-      FROM cart, refund_recorded r WHERE cart.current
+      SELECT ARRAY(SELECT p.s::cart_status FROM jsonb_array_elements_text(c.d -> 'path') WITH ORDINALITY AS p(s, n) ORDER BY p.n) AS path,
+             ARRAY(SELECT p.s FROM jsonb_array_elements_text(c.d -> 'notices') WITH ORDINALITY AS p(s, n)
+                   WHERE CASE p.s WHEN 'partially_refunded' THEN GREATEST(c.refunded, COALESCE($8::bigint, 0)) > t.refunded_amount
+                                  WHEN 'disputed' THEN t.dispute_stage < 1
+                                  ELSE t.dispute_stage < 2 END
+                   ORDER BY p.n) AS notices,
+             c.d ->> 'stock' AS stock
+      FROM chosen c, target t
     )
-    INSERT INTO payment_events (id, type, source, cart_id, session_id, payment_intent_id, full_refund, outcome, from_status, to_status, path)
-    SELECT $1, $2, $3, t.cart_id, COALESCE($4, t.session_id), COALESCE($5, t.payment_intent_id), $6,
+    INSERT INTO payment_events (id, type, source, cart_id, session_id, payment_intent_id, full_refund, refunded_amount,
+                                dispute, dispute_stage, outcome, from_status, to_status, path, notices, stock_move)
+    SELECT $1, $2, $3, t.cart_id, COALESCE($4, t.session_id), COALESCE($5, t.payment_intent_id), $6, $8, $9::jsonb, $10,
            CASE WHEN NOT EXISTS (SELECT 1 FROM cart) THEN 'unknown_cart'
                 WHEN NOT (SELECT current FROM cart) THEN 'stale_session'
-                WHEN (SELECT path FROM decision) IS NULL THEN 'ignored'
+                WHEN (SELECT cardinality(path) + cardinality(notices) FROM decision) = 0 THEN 'ignored'
                 ELSE 'applied' END,
            (SELECT status FROM cart),
            (SELECT path[cardinality(path)] FROM decision),
-           (SELECT path FROM decision)
+           (SELECT path FROM decision),
+           (SELECT notices FROM decision),
+           (SELECT stock FROM decision WHERE cardinality(path) > 0)
     FROM (SELECT 1) AS one LEFT JOIN target t ON true
     ON CONFLICT (id) DO NOTHING
     RETURNING outcome, cart_id, from_status, to_status`,
@@ -96,40 +118,98 @@ const STEPS = {
       superseded = c.superseded OR (NOT c.active AND e.to_status = ANY($2::cart_status[]) AND EXISTS (
         SELECT 1 FROM carts other WHERE other.user_id = c.user_id AND other.active AND other.id <> c.id))
     FROM payment_events e
-    WHERE ${WRITTEN_NOW} AND c.id = e.cart_id`,
+    WHERE ${WRITTEN_NOW} AND cardinality(e.path) > 0 AND c.id = e.cart_id`,
 
   /**
-   * Stores on the checkout what Stripe charged and who paid; a charge that differs from the
-   * snapshot taken at checkout is flagged. $2 payment intent, $3 customer, $4/$5 amount and
-   * currency charged.
+   * Locks the products whose stock the checkout holds, in one order (as checkout does), before
+   * the next statement reads and changes them: it then sees their latest counts.
+   * $1 event id.
+   */
+  lockStock: `
+    SELECT 1 FROM products p
+    WHERE p.id IN (SELECT h.product_id FROM payment_events e JOIN stock_holds h ON h.session_id = e.session_id
+                   WHERE ${WRITTEN_NOW} AND e.stock_move IS NOT NULL)
+    ORDER BY p.id
+    FOR UPDATE OF p`,
+
+  /**
+   * Ends the checkout's stock hold: given back (expired, cancelled, payment failed) or taken
+   * from the stock for good (paid). A payment that lands for units no longer there (the stock
+   * was set below what checkouts held) is paid all the same and flagged oversold. The holds
+   * are deleted, so a hold ends once. All parts read the counts as they were before this
+   * statement, which the previous one locked. $1 event id.
+   */
+  moveStock: `
+    WITH ended AS (
+      DELETE FROM stock_holds h USING payment_events e
+      WHERE ${WRITTEN_NOW} AND e.stock_move IS NOT NULL AND h.session_id = e.session_id
+      RETURNING h.session_id, h.product_id, h.quantity, e.stock_move = 'consume' AS consumed
+    ), counted AS (
+      UPDATE products p SET
+        reserved = p.reserved - x.quantity,
+        stock = CASE WHEN x.consumed AND p.stock IS NOT NULL THEN GREATEST(p.stock - x.quantity, 0) ELSE p.stock END
+      FROM ended x WHERE p.id = x.product_id
+    ), short AS (
+      SELECT DISTINCT x.session_id FROM ended x JOIN products p ON p.id = x.product_id
+      WHERE x.consumed AND p.stock < x.quantity
+    ), flagged AS (
+      UPDATE checkouts k SET oversold = true FROM short WHERE k.session_id = short.session_id
+      RETURNING 1
+    )
+    SELECT EXISTS (SELECT 1 FROM flagged) AS oversold`,
+
+  /**
+   * Stores on the checkout what Stripe charged, who paid and where it goes; Stripe's subtotal
+   * (what the line items came to, before discount, shipping and tax) that differs from the
+   * snapshot taken at checkout, or another currency, is flagged. Then what Stripe reported
+   * about the payment, from every event of it so far: refunds only add up, a dispute only
+   * moves on. $2 payment intent, $3 customer, $4/$5 subtotal and currency charged, $6 amounts,
+   * $7 shipping, $8 the chosen shipping rate's id.
    */
   settleCheckout: `
     UPDATE checkouts k SET
       payment_intent_id = COALESCE(k.payment_intent_id, $2),
       customer = COALESCE($3::jsonb, k.customer),
+      amounts = COALESCE($6::jsonb, k.amounts),
+      shipping = CASE WHEN $7::jsonb IS NULL THEN k.shipping ELSE $7::jsonb || jsonb_build_object('rate', COALESCE(
+                   (SELECT o - 'id' FROM jsonb_array_elements(k.shipping_options) o WHERE o ->> 'id' = $8), $7::jsonb -> 'rate')) END,
       amount_mismatch = k.amount_mismatch
         OR ($4::bigint IS NOT NULL AND $4::bigint <> k.amount_total)
-        OR ($5::text IS NOT NULL AND $5::text <> k.currency)
-    FROM payment_events e
+        OR ($5::text IS NOT NULL AND $5::text <> k.currency),
+      refunded_amount = GREATEST(k.refunded_amount, facts.refunded),
+      dispute = CASE WHEN facts.dispute_stage > ${DISPUTE_STAGE('k.dispute')} THEN facts.dispute ELSE k.dispute END
+    FROM payment_events e, LATERAL (
+      SELECT COALESCE(max(f.refunded_amount), 0) AS refunded, COALESCE(max(f.dispute_stage), 0) AS dispute_stage,
+             (array_agg(f.dispute ORDER BY f.dispute_stage DESC, f.received_at DESC) FILTER (WHERE f.dispute_stage IS NOT NULL))[1] AS dispute
+      FROM payment_events f
+      WHERE f.payment_intent_id = e.payment_intent_id AND (f.refunded_amount IS NOT NULL OR f.dispute_stage IS NOT NULL)
+    ) facts
     WHERE ${WRITTEN_NOW} AND k.session_id = e.session_id
     RETURNING k.amount_mismatch`,
 
   /**
-   * One outbox row per published status the cart passed through, in order, answered with what
-   * its event is built from. With $4 (Pub/Sub configured) they are written leased to this
-   * request, which publishes them right after the commit without a claim; unless an earlier
-   * row of the cart is still unpublished: then they wait for whoever publishes that one.
+   * One outbox row per published status the cart passed through, in order, then one per
+   * notice, answered with what its event is built from. Each carries the refund and dispute as
+   * they are now. With $4 (Pub/Sub configured) they are written leased to this request, which
+   * publishes them right after the commit without a claim; unless an earlier row of the cart is
+   * still unpublished: then they wait for whoever publishes that one.
    * $2 occurred at, $3 published statuses, $5 lease seconds.
    */
   writeOutbox: `
     WITH written AS (
-      INSERT INTO outbox (cart_id, event_type, stripe_event_id, cart_status, session_id, occurred_at, claimed_until, attempts)
-      SELECT e.cart_id, 'cart.' || step.status, e.id, step.status, e.session_id, $2,
-             CASE WHEN lease.now THEN now() + make_interval(secs => $5) END, lease.now::int
-      FROM payment_events e, unnest(e.path) WITH ORDINALITY AS step(status, n),
+      INSERT INTO outbox (cart_id, event_type, stripe_event_id, cart_status, session_id, occurred_at, claimed_until, attempts,
+                          refunded_amount, dispute)
+      SELECT e.cart_id, 'cart.' || step.name, e.id, step.status, e.session_id, $2,
+             CASE WHEN lease.now THEN now() + make_interval(secs => $5) END, lease.now::int, k.refunded_amount, k.dispute
+      FROM payment_events e JOIN checkouts k ON k.session_id = e.session_id,
+           LATERAL (SELECT p.s::text AS name, p.s AS status, p.n FROM unnest(e.path) WITH ORDINALITY AS p(s, n)
+                    WHERE p.s = ANY($3::cart_status[])
+                    UNION ALL
+                    SELECT q.s, COALESCE(e.to_status, e.from_status), cardinality(e.path) + q.n
+                    FROM unnest(e.notices) WITH ORDINALITY AS q(s, n)) step,
            LATERAL (SELECT $4 AND NOT EXISTS (
              SELECT 1 FROM outbox w WHERE w.cart_id = e.cart_id AND w.published_at IS NULL AND w.discarded_at IS NULL) AS now) lease
-      WHERE ${WRITTEN_NOW} AND step.status = ANY($3::cart_status[])
+      WHERE ${WRITTEN_NOW}
       ORDER BY step.n
       RETURNING *
     )
@@ -139,11 +219,11 @@ const STEPS = {
 };
 
 /**
- * Applies one event to its cart: lock, record, move, settle, write the outbox. Every path that
+ * Applies one event to its cart: lock, record, move, end the stock hold, settle, write the outbox. Every path that
  * moves a cart (webhook, success page, checkout, cancel, scheduled job) comes through here.
  */
 export async function applyEffect(sql: Sql, effect: CartEffect, opts: { lease: boolean }): Promise<EffectResult> {
-  const [, recorded, , settled, published] = (await sql.transaction(
+  const [, recorded, , , [stock], settled, published] = (await sql.transaction(
     [
       sql.query(STEPS.lock, [
         effect.paymentIntentId ?? effect.sessionId ?? effect.id,
@@ -157,16 +237,23 @@ export async function applyEffect(sql: Sql, effect: CartEffect, opts: { lease: b
         effect.sessionId,
         effect.paymentIntentId,
         effect.fullRefund,
-        JSON.stringify(pathsFor(effect.event, false)),
-        JSON.stringify(pathsFor(effect.event, true)),
+        JSON.stringify(decisionsFor(effect.event)),
+        effect.refundedAmount,
+        effect.dispute ? JSON.stringify(effect.dispute) : null,
+        effect.dispute ? (effect.dispute.closed ? 2 : 1) : null,
       ]),
       sql.query(STEPS.moveCart, [effect.id, ACTIVE_STATUSES]),
+      sql.query(STEPS.lockStock, [effect.id]),
+      sql.query(STEPS.moveStock, [effect.id]),
       sql.query(STEPS.settleCheckout, [
         effect.id,
         effect.paymentIntentId,
         effect.customer ? JSON.stringify(effect.customer) : null,
-        effect.charged?.amountTotal ?? null,
+        effect.charged?.amounts?.subtotal ?? null,
         effect.charged?.currency ?? null,
+        effect.charged?.amounts ? JSON.stringify(effect.charged.amounts) : null,
+        effect.shipping ? JSON.stringify(effect.shipping.details) : null,
+        effect.shipping?.rateId ?? null,
       ]),
       sql.query(STEPS.writeOutbox, [
         effect.id,
@@ -177,7 +264,15 @@ export async function applyEffect(sql: Sql, effect: CartEffect, opts: { lease: b
       ]),
     ],
     { isolationLevel: 'ReadCommitted' },
-  )) as [unknown, RecordedRow[], unknown, { amount_mismatch: boolean }[], (EventFacts & { leased: boolean })[]];
+  )) as [
+    unknown,
+    RecordedRow[],
+    unknown,
+    unknown,
+    [{ oversold: boolean }],
+    { amount_mismatch: boolean }[],
+    (EventFacts & { leased: boolean })[],
+  ];
 
   const row = recorded[0];
   const outcome: EffectOutcome = row?.outcome ?? 'duplicate';
@@ -187,20 +282,18 @@ export async function applyEffect(sql: Sql, effect: CartEffect, opts: { lease: b
     from: row?.from_status ?? null,
     to: outcome === 'applied' ? (row?.to_status ?? null) : null,
     amountMismatch: settled[0]?.amount_mismatch ?? false,
+    oversold: stock?.oversold ?? false,
     outboxIds: published.map((p) => p.id),
     leased: published.filter((p) => p.leased),
   };
-  if (result.amountMismatch) {
-    console.warn(
-      JSON.stringify({
-        level: 'warn',
-        msg: 'amount_mismatch',
-        eventId: effect.id,
-        sessionId: effect.sessionId,
-        cartId: result.cartId,
-        charged: effect.charged,
-      }),
-    );
+  // For a person to look at: the money was taken, the cart is paid, something does not add up.
+  if (result.amountMismatch || result.oversold) {
+    log.warn(result.oversold ? 'oversold' : 'amount_mismatch', {
+      eventId: effect.id,
+      sessionId: effect.sessionId,
+      cartId: result.cartId,
+      charged: effect.charged,
+    });
   }
   return result;
 }

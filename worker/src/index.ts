@@ -1,5 +1,6 @@
 import { createApp } from './app.ts';
 import type { Env } from './env.ts';
+import { withLogContext } from './log.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { cartRoutes } from './routes/carts.ts';
 import { checkoutRoutes } from './routes/checkout.ts';
@@ -25,6 +26,7 @@ export const app = createApp([
 export default {
   fetch: app.fetch,
   scheduled(_controller, env, ctx) {
-    ctx.waitUntil(runScheduled(env));
+    // Its log lines carry an id of the run, as a request's carry the request's.
+    ctx.waitUntil(withLogContext({ cronRun: crypto.randomUUID() }, () => runScheduled(env)));
   },
 } satisfies ExportedHandler<Env>;

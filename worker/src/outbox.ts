@@ -7,6 +7,7 @@ import {
 import { type PaymentEvent, paymentEventAttributes } from '@edge-checkout/pubsub/payment-event';
 import type { Sql } from './db.ts';
 import { config, type Env } from './env.ts';
+import { log } from './log.ts';
 
 /**
  * The outbox relay: payment events are written in the transaction of their transition and
@@ -90,7 +91,7 @@ export function publishSoon(
       })
       .catch((err: unknown) => {
         // Leased rows stay leased until the lease runs out; the scheduled relay picks them up then.
-        console.error(JSON.stringify({ level: 'error', msg: 'outbox_publish_failed', error: String(err) }));
+        log.error('outbox_publish_failed', { error: err });
       }),
   );
 }
@@ -171,11 +172,13 @@ export async function relayOutbox(
   return report;
 }
 
-// What a published event is built from: the outbox row's own facts (what happened, when) and
-// the checkout it belongs to (what was bought, by whom), which does not change once paid.
+// What a published event is built from: the outbox row's own facts (what happened, when, the
+// refund and dispute as they were then) and the checkout it belongs to (what was bought, by
+// whom, for how much, shipped where), which does not change once completed.
 // Selected from `outbox o`, `carts ca` and `checkouts k`.
 export const EVENT_FACTS = `o.id, o.seq, o.cart_id, o.event_type, o.stripe_event_id, o.cart_status, o.occurred_at, o.session_id,
-  ca.user_id, k.currency, k.amount_total, k.items, k.customer, k.payment_intent_id, k.amount_mismatch`;
+  o.refunded_amount, o.dispute, ca.user_id, k.currency, k.amount_total, k.items, k.customer, k.payment_intent_id,
+  k.amount_mismatch, k.amounts, k.shipping, k.oversold`;
 
 export interface EventFacts {
   id: string;
@@ -193,6 +196,11 @@ export interface EventFacts {
   customer: PaymentEvent['customer'];
   payment_intent_id: string | null;
   amount_mismatch: boolean;
+  refunded_amount: string;
+  dispute: PaymentEvent['dispute'];
+  amounts: PaymentEvent['amounts'];
+  shipping: PaymentEvent['shipping'];
+  oversold: boolean;
 }
 
 /** The payment events of the outbox rows that match `condition` (on `outbox o`), in order. */
@@ -222,6 +230,11 @@ export function paymentEventOf(row: EventFacts): PaymentEvent {
     customer: row.customer,
     stripe: { eventId: row.stripe_event_id, sessionId: row.session_id, paymentIntentId: row.payment_intent_id },
     amountMismatch: row.amount_mismatch,
+    amounts: row.amounts,
+    shipping: row.shipping,
+    refundedAmount: Number(row.refunded_amount),
+    oversold: row.oversold,
+    dispute: row.dispute,
   };
 }
 
@@ -316,16 +329,7 @@ async function publishAndRecord(
   report.failed = failures.filter((r) => r.rejected).length;
   report.retrying = failures.length - report.failed;
   for (const { error, rejected } of failures.slice(0, 1)) {
-    console.error(
-      JSON.stringify({
-        level: 'error',
-        msg: 'pubsub_publish_failed',
-        rejected,
-        status: error.status,
-        rows: failures.length,
-        error: error.message,
-      }),
-    );
+    log.error('pubsub_publish_failed', { rejected, status: error.status, rows: failures.length, error: error.message });
   }
   return { report, followUp: outcome.follow_up };
 }

@@ -2,6 +2,7 @@ import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { isDatabaseUnavailable } from './db.ts';
 import { ApiError, describeCode } from './errors.ts';
+import { log } from './log.ts';
 
 /** Maps anything thrown to the contract's error codes, never leaking internals to the client. */
 export function toApiError(err: unknown): ApiError {
@@ -10,6 +11,9 @@ export function toApiError(err: unknown): ApiError {
     if (err.status === 413) return new ApiError('payload_too_large', 'Request body is too large');
     if (err.status === 400) return new ApiError('validation_failed', err.message || 'Malformed request');
     if (err.status === 401) return new ApiError('unauthorized', err.message || 'Unauthorized');
+    if (err.status === 415) {
+      return new ApiError('unsupported_media_type', 'The request body must be JSON (Content-Type: application/json)');
+    }
   }
   if (isDatabaseUnavailable(err)) {
     return new ApiError('service_unavailable', 'The database is unreachable; try again shortly', { cause: err });
@@ -17,33 +21,28 @@ export function toApiError(err: unknown): ApiError {
   return new ApiError('internal', 'Something went wrong on our side', { cause: err });
 }
 
-/** What went wrong, as the client will see it; 5xx are logged with their cause for operators. */
+/**
+ * What went wrong, as the client will see it, and the headers that go with it (`Retry-After`);
+ * 5xx are logged with their cause for operators.
+ */
 export function problemOf(
   c: Context,
   err: unknown,
-): { error: ApiError; status: number; title: string; requestId: string | undefined } {
+): { error: ApiError; status: number; title: string; requestId: string | undefined; headers: Record<string, string> } {
   const error = toApiError(err);
   const requestId = c.get('requestId') as string | undefined;
   const [status, title] = describeCode(error.code);
-  if (status >= 500) {
-    console.error(
-      JSON.stringify({
-        level: 'error',
-        requestId,
-        code: error.code,
-        detail: error.message,
-        cause: describeCause(error.cause),
-      }),
-    );
-  }
-  return { error, status, title, requestId };
+  if (status >= 500) log.error('request_failed', { code: error.code, detail: error.message, cause: error.cause });
+  const headers: Record<string, string> = error.retryAfter ? { 'Retry-After': String(error.retryAfter) } : {};
+  return { error, status, title, requestId, headers };
 }
 
 /** application/problem+json (RFC 9457) with the stable `code` and the request id. */
 export function problemResponse(c: Context, err: unknown): Response {
-  const { error, status, title, requestId } = problemOf(c, err);
+  const { error, status, title, requestId, headers } = problemOf(c, err);
   return c.body(
     JSON.stringify({
+      ...error.extensions,
       type: `/docs#error-${error.code}`,
       title,
       status,
@@ -52,12 +51,6 @@ export function problemResponse(c: Context, err: unknown): Response {
       requestId,
     }),
     status as 400,
-    { 'Content-Type': 'application/problem+json' },
+    { ...headers, 'Content-Type': 'application/problem+json' },
   );
-}
-
-function describeCause(cause: unknown): string | undefined {
-  if (cause === undefined) return undefined;
-  if (cause instanceof Error) return `${cause.name}: ${cause.message}`;
-  return String(cause);
 }

@@ -2,28 +2,63 @@ import type { z } from '@hono/zod-openapi';
 import type { Sql } from './db.ts';
 import type { ProductOut, ProductUpsert } from './schemas.ts';
 
-const columns = `id, name, description, image_url AS "imageUrl", unit_amount::int AS "unitAmount", currency`;
+/**
+ * Units of product `p` that can still be bought, null when its stock is not counted. What
+ * checkouts hold is not available to others; more held than on hand (the stock was set lower
+ * meanwhile) shows as none left.
+ */
+export const available = (p: string) =>
+  `CASE WHEN ${p}.stock IS NULL THEN NULL ELSE GREATEST(${p}.stock - ${p}.reserved, 0) END`;
+
+const columns = `id, name, description, image_url AS "imageUrl", unit_amount::int AS "unitAmount", currency,
+  ${available('products')} AS available`;
 
 export async function listActiveProducts(sql: Sql): Promise<ProductOut[]> {
   return (await sql.query(`SELECT ${columns} FROM products WHERE active ORDER BY name, id`)) as ProductOut[];
 }
 
-/** Creates or replaces a product in one statement; `created` tells which happened. */
+/** What operators see of a product beyond what shoppers see. */
+export interface ProductStock {
+  active: boolean;
+  stock: number | null;
+  reserved: number;
+  taxCode: string | null;
+}
+
+/**
+ * Creates or replaces a product in one statement; `created` tells which happened. Stock and tax
+ * code are left as they are when the request leaves them out: sales count stock down, so an
+ * update of the catalogue must not put it back.
+ */
 export async function upsertProduct(
   sql: Sql,
   id: string,
   p: z.infer<typeof ProductUpsert>,
-): Promise<{ product: ProductOut; active: boolean; created: boolean }> {
+): Promise<{ product: ProductOut & ProductStock; created: boolean }> {
   const rows = await sql.query(
-    `INSERT INTO products (id, name, description, image_url, unit_amount, currency, active)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)
+    `INSERT INTO products (id, name, description, image_url, unit_amount, currency, active, stock, tax_code)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $11)
      ON CONFLICT (id) DO UPDATE SET
        name = EXCLUDED.name, description = EXCLUDED.description, image_url = EXCLUDED.image_url,
        unit_amount = EXCLUDED.unit_amount, currency = EXCLUDED.currency, active = EXCLUDED.active,
+       stock = CASE WHEN $8 THEN EXCLUDED.stock ELSE products.stock END,
+       tax_code = CASE WHEN $10 THEN EXCLUDED.tax_code ELSE products.tax_code END,
        updated_at = now()
-     RETURNING ${columns}, active, (xmax = 0) AS created`,
-    [id, p.name, p.description, p.imageUrl, p.unitAmount, p.currency, p.active],
+     RETURNING ${columns}, active, stock, reserved, tax_code AS "taxCode", (xmax = 0) AS created`,
+    [
+      id,
+      p.name,
+      p.description,
+      p.imageUrl,
+      p.unitAmount,
+      p.currency,
+      p.active,
+      p.stock !== undefined,
+      p.stock ?? null,
+      p.taxCode !== undefined,
+      p.taxCode ?? null,
+    ],
   );
-  const { active, created, ...product } = rows[0] as ProductOut & { active: boolean; created: boolean };
-  return { product, active, created };
+  const { created, ...product } = rows[0] as ProductOut & ProductStock & { created: boolean };
+  return { product, created };
 }

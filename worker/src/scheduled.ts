@@ -1,6 +1,9 @@
 import { reconcileSession } from './checkout.ts';
 import type { Env } from './env.ts';
+import { log } from './log.ts';
+import { applyUndeliveredEvents, type LostEventsReport } from './lost-events.ts';
 import { type RelayReport, relayOutbox } from './outbox.ts';
+import { forgetExpiredData, type RetentionReport } from './retention.ts';
 import { requestServices } from './services.ts';
 
 const RECONCILE_BATCH = 25;
@@ -14,14 +17,18 @@ const FAILURE_BACKOFF_MAX_MINUTES = 6 * 60;
 export interface ScheduledReport {
   reconciled: number;
   reconcileErrors: number;
+  lostEvents: LostEventsReport;
   outbox: RelayReport;
+  retention: RetentionReport;
 }
 
 /**
  * The cron job: reads back from Stripe the sessions whose webhooks may have been lost
  * (checkout_pending carts past their expiry or quiet for too long, awaiting_payment carts whose
- * delayed payment may have settled) and applies them as their webhooks would have; then
- * publishes whatever is still waiting in the outbox, oldest first.
+ * delayed payment may have settled) and applies them as their webhooks would have; applies the
+ * events of any kind that Stripe could not deliver (lost-events.ts); then publishes whatever is
+ * still waiting in the outbox, oldest first; and forgets what is older than RETENTION_DAYS
+ * (retention.ts).
  *
  * Every session read is stamped, failed or not, and the least recently read go first; one
  * that keeps failing backs off. So sessions that cannot be read never starve the others.
@@ -33,7 +40,9 @@ export async function runScheduled(env: Env): Promise<ScheduledReport> {
   const report: ScheduledReport = {
     reconciled: 0,
     reconcileErrors: 0,
+    lostEvents: { applied: 0, errors: 0 },
     outbox: { claimed: 0, published: 0, retrying: 0, failed: 0 },
+    retention: { outboxDeleted: 0, eventsDeleted: 0, emailsBlanked: 0 },
   };
 
   const due = (await sql.query(
@@ -54,9 +63,7 @@ export async function runScheduled(env: Env): Promise<ScheduledReport> {
         await reconcileSession(f, services.stripe, session_id);
       } catch (err) {
         failed.push(session_id);
-        console.error(
-          JSON.stringify({ level: 'error', msg: 'reconcile_failed', sessionId: session_id, error: String(err) }),
-        );
+        log.error('reconcile_failed', { sessionId: session_id, error: err });
       }
     }
     await sql.query(
@@ -68,8 +75,10 @@ export async function runScheduled(env: Env): Promise<ScheduledReport> {
   }
   report.reconciled = due.length - failed.length;
   report.reconcileErrors = failed.length;
+  report.lostEvents = await applyUndeliveredEvents(services);
 
   report.outbox = await relayOutbox(env, sql);
-  console.log(JSON.stringify({ level: 'info', msg: 'scheduled', ...report }));
+  report.retention = await forgetExpiredData(sql, services.config.required('RETENTION_DAYS'));
+  log.info('scheduled', { ...report });
   return report;
 }

@@ -1,3 +1,4 @@
+import { Amounts, Dispute, Shipping } from '@edge-checkout/pubsub/payment-event';
 import { z } from '@hono/zod-openapi';
 import { CART_STATUSES } from './cart-state.ts';
 
@@ -33,6 +34,11 @@ export const Product = z
     imageUrl: z.string().nullable(),
     unitAmount: MinorUnits,
     currency: Currency,
+    available: z
+      .number()
+      .int()
+      .nullable()
+      .openapi({ description: 'Units that can still be bought (stock not held by checkouts); null: not counted' }),
   })
   .openapi('Product');
 
@@ -46,6 +52,15 @@ export const ProductUpsert = z
     unitAmount: MinorUnits,
     currency: Currency,
     active: z.boolean().default(true),
+    stock: z.number().int().min(0).max(2_147_483_647).nullable().optional().openapi({
+      description: 'Units on hand; null: not counted (unlimited). Omitted: left as it is, as sales count it down',
+    }),
+    taxCode: z
+      .string()
+      .regex(/^txcd_\d{8}$/, 'a Stripe Tax product tax code (txcd_ and eight digits)')
+      .nullable()
+      .optional()
+      .openapi({ description: 'Stripe Tax product tax code; omitted: left as it is', example: 'txcd_99999999' }),
   })
   .strict()
   .openapi('ProductUpsert');
@@ -69,6 +84,16 @@ export const Checkout = z
   })
   .openapi('Checkout');
 
+// The shapes the payment event publishes (one definition, in @edge-checkout/pubsub), as
+// components of this document.
+export const CartAmounts = z.object(Amounts.shape).openapi('CartAmounts', {
+  description: "Stripe's amounts at completion: the items (subtotal), discount, shipping, tax and the total charged",
+});
+export const ShippingDetails = z.object(Shipping.shape).openapi('ShippingDetails');
+export const CartDispute = z.object(Dispute.shape).openapi('CartDispute', {
+  description: "A dispute of the payment; `status` is Stripe's (won, lost, … once closed)",
+});
+
 export const Cart = z
   .object({
     id: CartId,
@@ -77,7 +102,16 @@ export const Cart = z
     items: z.array(CartItem),
     itemCount: z.number().int(),
     totalAmount: z.number().int(),
-    checkout: Checkout.nullable(),
+    // Not Checkout.nullable(): that made the shared Checkout component itself nullable in the
+    // OpenAPI document, so the checkout route's answer read as `Checkout | null` to clients.
+    checkout: z.union([Checkout, z.null()]),
+    amounts: z.union([CartAmounts, z.null()]).openapi({ description: 'What Stripe charged; null until paid' }),
+    shipping: z.union([ShippingDetails, z.null()]).openapi({ description: 'null when no address was collected' }),
+    refundedAmount: z.number().int().openapi({ description: 'Refunded so far, in minor units' }),
+    oversold: z
+      .boolean()
+      .openapi({ description: 'The payment landed for stock that was gone: for a person to resolve' }),
+    dispute: z.union([CartDispute, z.null()]),
     createdAt: z.iso.datetime({ offset: true }),
     updatedAt: z.iso.datetime({ offset: true }),
   })
@@ -85,7 +119,39 @@ export const Cart = z
 
 export const CartList = z.object({ carts: z.array(Cart) }).openapi('CartList');
 
+export const AdminCart = Cart.extend({ userId: z.string() }).openapi('AdminCart');
+export const AdminCartList = z.object({ carts: z.array(AdminCart) }).openapi('AdminCartList');
+
+export const RefundRequest = z
+  .object({
+    amount: z
+      .number()
+      .int()
+      .min(1)
+      .max(99_999_999)
+      .optional()
+      .openapi({ description: 'Minor units; omitted: what is left of the payment' }),
+    reason: z.enum(['duplicate', 'fraudulent', 'requested_by_customer']).optional(),
+  })
+  .strict()
+  .openapi('RefundRequest');
+
+export const Refund = z
+  .object({
+    id: z.string().openapi({ description: "Stripe's refund id (re_…)" }),
+    cartId: CartId,
+    amount: z.number().int(),
+    currency: Currency,
+    status: z.string().openapi({ description: "Stripe's refund status: succeeded, pending, …" }),
+    reason: z.string().nullable(),
+    createdAt: z.iso.datetime({ offset: true }),
+  })
+  .openapi('Refund');
+
 export type CartOut = z.infer<typeof Cart>;
+export type AdminCartOut = z.infer<typeof AdminCart>;
+export type RefundRequest = z.infer<typeof RefundRequest>;
+export type RefundOut = z.infer<typeof Refund>;
 export type CheckoutOut = z.infer<typeof Checkout>;
 export type ProductOut = z.infer<typeof Product>;
 
@@ -102,6 +168,10 @@ export const Problem = z
     detail: z.string(),
     code: z.string().openapi({ example: 'validation_failed' }),
     requestId: z.string(),
+    products: z
+      .array(z.object({ id: ProductId, available: z.number().int() }))
+      .optional()
+      .openapi({ description: 'out_of_stock: the products short, with what is left of each' }),
   })
   .openapi('Problem');
 

@@ -1,3 +1,5 @@
+// The shapes the cart and its payment events show: one definition, the published event's.
+import type { Amounts, Dispute, Shipping } from '@edge-checkout/pubsub/payment-event';
 import type { CartEvent } from './cart-state.ts';
 import type { Stripe } from './stripe.ts';
 
@@ -8,20 +10,36 @@ export interface CartEffect {
   type: string;
   source: 'webhook' | 'reconcile' | 'api';
   event: CartEvent;
-  /** Session events name their session; refunds only know the payment intent. */
+  /** Session events name their session; refunds and disputes only know the payment intent. */
   sessionId: string | null;
   paymentIntentId: string | null;
   fullRefund: boolean;
+  /** For refunds: the charge's amount_refunded, every refund of it so far. */
+  refundedAmount: number | null;
+  dispute: Dispute | null;
   /** What Stripe says was charged, compared with the cart's checkout snapshot. */
-  charged: { amountTotal: number | null; currency: string | null } | null;
+  charged: { currency: string | null; amounts: Amounts | null } | null;
   customer: { email: string | null; name: string | null } | null;
+  /** The address collected; `rateId` names the shipping rate chosen among those the session offered. */
+  shipping: { details: Shipping; rateId: string | null } | null;
   occurredAt: Date;
 }
 
+/** The Stripe event types effectOfEvent acts on: the webhook endpoint's subscription. */
+export const HANDLED_EVENT_TYPES = [
+  'checkout.session.completed',
+  'checkout.session.async_payment_succeeded',
+  'checkout.session.async_payment_failed',
+  'checkout.session.expired',
+  'charge.refunded',
+  'charge.dispute.created',
+  'charge.dispute.closed',
+] as const;
+
 /** The effect of a webhook event, or null for event types we do not act on. */
-export function effectOfEvent(event: Stripe.Event): CartEffect | null {
+export function effectOfEvent(event: Stripe.Event, source: 'webhook' | 'reconcile' = 'webhook'): CartEffect | null {
   const occurredAt = new Date(event.created * 1000);
-  const base = { id: event.id, type: event.type, source: 'webhook' as const, occurredAt };
+  const base = { id: event.id, type: event.type, source, occurredAt };
   switch (event.type) {
     case 'checkout.session.completed': {
       const session = event.data.object;
@@ -40,12 +58,21 @@ export function effectOfEvent(event: Stripe.Event): CartEffect | null {
       const fullRefund = charge.refunded || charge.amount_refunded >= charge.amount;
       return {
         ...base,
+        ...aboutThePayment(charge.payment_intent),
         event: fullRefund ? 'full_refund' : 'partial_refund',
-        sessionId: null,
-        paymentIntentId: idOf(charge.payment_intent),
         fullRefund,
-        charged: null,
-        customer: null,
+        refundedAmount: charge.amount_refunded,
+      };
+    }
+    case 'charge.dispute.created':
+    case 'charge.dispute.closed': {
+      const dispute = event.data.object;
+      const closed = event.type === 'charge.dispute.closed';
+      return {
+        ...base,
+        ...aboutThePayment(dispute.payment_intent),
+        event: closed ? 'dispute_closed' : 'dispute_created',
+        dispute: { id: dispute.id, status: dispute.status, reason: dispute.reason, amount: dispute.amount, closed },
       };
     }
     default:
@@ -119,25 +146,95 @@ export function cancelEffect(sessionId: string): CartEffect {
 
 /** An effect we know of ourselves, not from a Stripe object: it carries no payment details. */
 function ourOwnEffect(sessionId: string, what: Pick<CartEffect, 'id' | 'type' | 'source' | 'event'>): CartEffect {
+  return { ...what, ...NO_DETAILS, sessionId, occurredAt: new Date() };
+}
+
+/**
+ * A refund made through our admin API, applied from Stripe's answer (the refund with its charge
+ * expanded) without waiting for `charge.refunded`. Its id is the refund's, so a replayed answer
+ * is a replay here too; the webhook that follows reports the same amount and changes nothing.
+ */
+export function refundEffect(refund: Stripe.Refund, charge: Stripe.Charge): CartEffect {
+  const fullRefund = charge.refunded || charge.amount_refunded >= charge.amount;
   return {
-    ...what,
-    sessionId,
-    paymentIntentId: null,
-    fullRefund: false,
-    charged: null,
-    customer: null,
-    occurredAt: new Date(),
+    ...NO_DETAILS,
+    ...aboutThePayment(charge.payment_intent),
+    id: `refund:${refund.id}`,
+    type: 'api.refund',
+    source: 'api',
+    event: fullRefund ? 'full_refund' : 'partial_refund',
+    fullRefund,
+    refundedAmount: charge.amount_refunded,
+    occurredAt: new Date(refund.created * 1000),
   };
+}
+
+const NO_DETAILS = {
+  sessionId: null,
+  paymentIntentId: null,
+  fullRefund: false,
+  refundedAmount: null,
+  dispute: null,
+  charged: null,
+  customer: null,
+  shipping: null,
+} satisfies Partial<CartEffect>;
+
+/** Refunds and disputes name only the payment intent; the session is found through it. */
+function aboutThePayment(paymentIntent: string | { id: string } | null) {
+  return { ...NO_DETAILS, paymentIntentId: idOf(paymentIntent) };
 }
 
 function fromSession(session: Stripe.Checkout.Session) {
   const details = session.customer_details;
   return {
+    ...NO_DETAILS,
     sessionId: session.id,
     paymentIntentId: idOf(session.payment_intent),
-    fullRefund: false,
-    charged: { amountTotal: session.amount_total, currency: session.currency },
+    charged: { currency: session.currency, amounts: amountsOf(session) },
     customer: details ? { email: details.email ?? null, name: details.name ?? null } : null,
+    shipping: shippingOf(session),
+  };
+}
+
+/** Discount, shipping and tax are in `total_details`; the subtotal is the line items before them. */
+function amountsOf(session: Stripe.Checkout.Session): Amounts | null {
+  if (session.amount_subtotal === null || session.amount_total === null) return null;
+  const details = session.total_details;
+  return {
+    subtotal: session.amount_subtotal,
+    discount: details?.amount_discount ?? 0,
+    shipping: details?.amount_shipping ?? 0,
+    tax: details?.amount_tax ?? 0,
+    total: session.amount_total,
+  };
+}
+
+/**
+ * The address Checkout collected (`collected_information.shipping_details` since API version
+ * 2025-03-31) and the rate chosen: `shipping_cost.shipping_rate` is the id Stripe gave one of
+ * the session's `shipping_options`; its name is looked up among those we offered.
+ */
+function shippingOf(session: Stripe.Checkout.Session): CartEffect['shipping'] {
+  const details = session.collected_information?.shipping_details;
+  if (!details) return null;
+  const cost = session.shipping_cost;
+  const rateId = cost ? idOf(cost.shipping_rate) : null;
+  const a = details.address;
+  return {
+    details: {
+      name: details.name ?? null,
+      address: {
+        line1: a.line1 ?? null,
+        line2: a.line2 ?? null,
+        city: a.city ?? null,
+        state: a.state ?? null,
+        postalCode: a.postal_code ?? null,
+        country: a.country ?? null,
+      },
+      rate: cost && rateId ? { name: rateId, amount: cost.amount_subtotal, minDays: null, maxDays: null } : null,
+    },
+    rateId,
   };
 }
 

@@ -49,9 +49,15 @@ export async function verifyWebhook(env: Env, rawBody: string, signature: string
  * Anything else (Stripe unreachable, failing, rate-limiting, a key in flight) is a 503 the
  * client may retry; the cart has not been changed.
  */
-export function stripeFailure(err: unknown): ApiError {
+export function stripeFailure(err: unknown, what: 'checkout' | 'refund' = 'checkout'): ApiError {
   if (err instanceof Stripe.errors.StripeInvalidRequestError) {
-    return new ApiError('checkout_refused', `Stripe refused the checkout: ${err.message}`, { cause: err });
+    return new ApiError(`${what}_refused`, `Stripe refused the ${what}: ${err.message}`, { cause: err });
+  }
+  // The key was first used with other parameters (https://docs.stripe.com/api/idempotent_requests).
+  if (err instanceof Stripe.errors.StripeIdempotencyError) {
+    return new ApiError('validation_failed', `The Idempotency-Key was used for another request: ${err.message}`, {
+      cause: err,
+    });
   }
   const detail =
     err instanceof Stripe.errors.StripeError

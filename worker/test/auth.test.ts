@@ -63,37 +63,116 @@ describe('bearer tokens (HS256)', () => {
 });
 
 describe('bearer tokens (JWKS)', () => {
-  afterEach(() => vi.restoreAllMocks());
+  afterEach(() => {
+    vi.restoreAllMocks();
+    vi.useRealTimers();
+  });
 
-  it('verifies RS256 tokens against the key set and refuses unknown keys', async () => {
-    const jwksUrl = `https://auth.test/${unique('jwks')}/keys.json`;
+  // Firebase Auth's values for a project (https://firebase.google.com/docs/auth/admin/verify-id-tokens#verify_id_tokens_using_a_third-party_jwt_library):
+  // one key set for every project, the project in `iss` and `aud`.
+  const PROJECT = 'edge-checkout-shop';
+  const claims = { iss: `https://securetoken.google.com/${PROJECT}`, aud: PROJECT };
+
+  /** A key set served at a URL of its own (everything else, the database, goes out as usual); `up` switches it. */
+  async function keyServer() {
+    const url = `https://auth.test/${unique('jwks')}/keys.json`;
     const signer = await generateKeyPair('RS256');
-    const stranger = await generateKeyPair('RS256');
     const jwk = { ...(await exportJWK(signer.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
-    // The key set is served here; everything else (the database) goes out as usual.
+    const server = { url, up: true, fetches: 0 };
     const realFetch = globalThis.fetch;
     vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
-      const url = input instanceof Request ? input.url : String(input);
-      return url === jwksUrl ? Response.json({ keys: [jwk] }) : realFetch(input, init);
+      if ((input instanceof Request ? input.url : String(input)) !== url) return realFetch(input, init);
+      server.fetches++;
+      return server.up ? Response.json({ keys: [jwk] }) : new Response('unavailable', { status: 503 });
     });
-    const env = { ...testEnv, AUTH_JWT_SECRET: undefined, AUTH_JWKS_URL: jwksUrl };
-    const sign = (key: CryptoKey, sub: string) =>
-      new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject(sub).setExpirationTime('5m').sign(key);
+    const sign = (sub: string, over: Record<string, unknown> = claims, key: CryptoKey = signer.privateKey) =>
+      new SignJWT(over)
+        .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+        .setSubject(sub)
+        .setExpirationTime('5m')
+        .sign(key);
+    const env = {
+      ...testEnv,
+      AUTH_JWT_SECRET: undefined,
+      AUTH_JWKS_URL: url,
+      AUTH_ISSUER: claims.iss,
+      AUTH_AUDIENCE: PROJECT,
+    };
+    return { server, sign, env };
+  }
 
+  it('verifies RS256 tokens against the key set and refuses unknown keys', async () => {
+    const { sign, env } = await keyServer();
+    const stranger = await generateKeyPair('RS256');
     const user = unique('user');
-    const ok = await app.request(
-      `/v1/carts/${crypto.randomUUID()}`,
-      { headers: { Authorization: `Bearer ${await sign(signer.privateKey, user)}` } },
-      env,
-    );
-    expect(ok.status).toBe(404); // authenticated, the cart just does not exist
+    const ok = await postCart(await sign(user), env);
+    expect(ok.status).toBe(201);
 
-    const forged = await app.request(
-      '/v1/carts',
-      { method: 'POST', headers: { Authorization: `Bearer ${await sign(stranger.privateKey, user)}` } },
-      env,
-    );
+    const forger = unique('user');
+    const forged = await postCart(await sign(forger, claims, stranger.privateKey), env);
     expect(forged.status).toBe(401);
+    expect(await cartsOf(forger)).toBe(0);
+  });
+
+  it("refuses a token the same provider signed for another tenant, with the victim's sub", async () => {
+    const { sign, env } = await keyServer();
+    const victim = unique('user');
+    expect((await postCart(await sign(victim), env)).status).toBe(201);
+    const cartId = ((await (await postCart(await sign(victim), env)).json()) as { id: string }).id;
+
+    const other = { iss: 'https://securetoken.google.com/someone-elses-app', aud: 'someone-elses-app' };
+    for (const token of [await sign(victim, other), await sign(victim, { ...claims, aud: other.aud })]) {
+      const res = await app.request(`/v1/carts/${cartId}`, { headers: { Authorization: `Bearer ${token}` } }, env);
+      expect(res.status).toBe(401);
+      expect((await problem(res)).code).toBe('unauthorized');
+    }
+  });
+
+  it.each(['AUTH_ISSUER', 'AUTH_AUDIENCE'])(
+    'answers 500 misconfigured without %s, whatever the token',
+    async (name) => {
+      const { sign, env } = await keyServer();
+      const user = unique('user');
+      const res = await postCart(await sign(user), { ...env, [name]: undefined });
+      expect(res.status).toBe(500);
+      expect(await problem(res)).toMatchObject({ code: 'misconfigured', detail: `${name} is not set` });
+      expect(await cartsOf(user)).toBe(0);
+    },
+  );
+
+  it('answers 503, not 401, when the key set cannot be fetched', async () => {
+    const { server, sign, env } = await keyServer();
+    server.up = false;
+    const user = unique('user');
+    const res = await postCart(await sign(user), env);
+    expect(res.status).toBe(503);
+    expect((await problem(res)).code).toBe('service_unavailable');
+    expect(server.fetches).toBeGreaterThan(0);
     expect(await cartsOf(user)).toBe(0);
+  });
+
+  it('keeps verifying with the keys last fetched for an hour while the key set cannot be fetched', async () => {
+    const { server, sign, env } = await keyServer();
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const start = Date.now();
+    expect((await postCart(await sign(unique('user')), env)).status).toBe(201);
+    server.up = false;
+
+    // Past jose's 10-minute cache the set is fetched again, fails, and the last keys still verify.
+    vi.setSystemTime(start + 30 * 60_000);
+    const fetchesBefore = server.fetches;
+    expect((await postCart(await sign(unique('user')), env)).status).toBe(201);
+    expect(server.fetches).toBeGreaterThan(fetchesBefore);
+
+    // Past the grace period they no longer do: the answer says it is our outage.
+    vi.setSystemTime(start + 61 * 60_000);
+    const late = unique('user');
+    const res = await postCart(await sign(late), env);
+    expect(res.status).toBe(503);
+    expect(await cartsOf(late)).toBe(0);
+
+    // Back up: fetched again, verified again.
+    server.up = true;
+    expect((await postCart(await sign(unique('user')), env)).status).toBe(201);
   });
 });

@@ -233,6 +233,17 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
     expect(await items(cart.id)).toEqual([{ product_id: usd.id, quantity: 1 }]);
   });
 
+  it('removes a product in another currency as any absent one: 200, the cart as it was (found by the fuzz test)', async () => {
+    const user = await newUser();
+    const usd = await createProduct({ currency: 'usd' });
+    const eur = await createProduct({ currency: 'eur' });
+    const { cart } = await openCart(user.token);
+    await put(user.token, cart.id, usd.id, { quantity: 1 });
+    const res = await call(`/v1/carts/${cart.id}/items/${eur.id}`, { method: 'DELETE', token: user.token });
+    expect(res.status).toBe(200);
+    expect(await items(cart.id)).toEqual([{ product_id: usd.id, quantity: 1 }]);
+  });
+
   it('keeps one currency when first items in two currencies race into an empty cart', async () => {
     const user = await newUser();
     const usd = await createProduct({ currency: 'usd' });

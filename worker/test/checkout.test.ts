@@ -1,16 +1,18 @@
-import Stripe from 'stripe';
+import type Stripe from 'stripe';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { call, callWithEnv, createProduct, db, holdLocks, newUser, problem } from './helpers.ts';
 import { clearStripeFaults, forgetSession, injectStripeFault, payWithoutWebhook } from './standin.ts';
-import { type CheckoutBody, cartStatus, checkedOutCart, deliver, eventsFor, stripeEnv } from './stripe-helpers.ts';
+import {
+  type CheckoutBody,
+  cartStatus,
+  checkedOutCart,
+  deliver,
+  eventsFor,
+  standinStripe,
+  stripeEnv,
+} from './stripe-helpers.ts';
 
-const base = new URL(stripeEnv.STRIPE_API_BASE);
-const stripe = new Stripe(stripeEnv.STRIPE_SECRET_KEY, {
-  host: base.hostname,
-  port: base.port,
-  protocol: 'http',
-  httpClient: Stripe.createFetchHttpClient(),
-});
+const stripe = standinStripe();
 
 async function cartWith(token: string, items: { unitAmount: number; quantity: number; currency?: string }[]) {
   const cart = (await (await call('/v1/carts', { method: 'POST', token })).json()) as { id: string };
@@ -292,12 +294,7 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
 describe('checkout when Stripe fails (Stripe saves the first result of an idempotency key and replays it)', () => {
   // A stand-in of its own: faults on creating sessions would hit every other test's checkouts.
   const faulty = { ...stripeEnv, STRIPE_API_BASE: inject('faultyStripeApiBase') };
-  const faultyStripe = new Stripe(stripeEnv.STRIPE_SECRET_KEY, {
-    host: '127.0.0.1',
-    port: new URL(faulty.STRIPE_API_BASE).port,
-    protocol: 'http',
-    httpClient: Stripe.createFetchHttpClient(),
-  });
+  const faultyStripe = standinStripe(faulty.STRIPE_API_BASE);
   const checkoutThere = (token: string, cartId: string) =>
     callWithEnv(faulty, `/v1/carts/${cartId}/checkout`, {
       method: 'POST',

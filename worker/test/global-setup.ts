@@ -32,12 +32,24 @@ export default async function setup({ provide }: TestProject) {
   const pubsubStarting = startPubSubEmulator({ projectId: PUBSUB_PROJECT });
   const postgres = await startPostgres({ dataDir, persistent: false });
   await migrate(postgres.url, { dir: path.resolve(import.meta.dirname, '../../migrations') });
-  const proxy = await startNeonHttpProxy({ databaseUrl: postgres.url });
+  // Race tests hold a lock while 20 requests pile up behind it: each needs its own connection.
+  const proxy = await startNeonHttpProxy({ databaseUrl: postgres.url, maxConnections: 32 });
   const lockHolder = await startLockHolder(postgres.url);
   const stripe = await startStripeStandin({ port: 0, webhookSecret: STRIPE_WEBHOOK_SECRET });
   // Faults on endpoints every test uses (creating sessions) go to a stand-in of their own, so
   // they cannot hit another test file's requests.
   const faultyStripe = await startStripeStandin({ port: 0, webhookSecret: STRIPE_WEBHOOK_SECRET });
+  // An account whose webhook endpoint receives nothing: every event it makes is undelivered,
+  // for the scheduled job to recover (GET /v1/events?delivery_success=false).
+  const lostEventsStripe = await startStripeStandin({
+    port: 0,
+    webhookSecret: STRIPE_WEBHOOK_SECRET,
+    webhookUrl: 'http://127.0.0.1:9/unreachable',
+  });
+  await fetch(`${lostEventsStripe.url}/_standin/webhooks`, {
+    method: 'POST',
+    body: JSON.stringify({ enabled: false }),
+  });
   const pubsub = await pubsubStarting;
   if (pubsub) await createPubSubAdmin({ host: pubsub.host, projectId: PUBSUB_PROJECT }).createTopic(PUBSUB_TOPIC);
   const faultProxy = pubsub ? await startPubSubFaultProxy({ target: pubsub.host }) : null;
@@ -46,6 +58,7 @@ export default async function setup({ provide }: TestProject) {
   provide('databaseUrl', postgres.url);
   provide('stripeApiBase', stripe.url);
   provide('faultyStripeApiBase', faultyStripe.url);
+  provide('lostEventsStripeApiBase', lostEventsStripe.url);
   provide('neonHttpEndpoint', proxy.endpoint);
   provide('lockHolderUrl', lockHolder.url);
   provide('fuzz', {
@@ -55,6 +68,7 @@ export default async function setup({ provide }: TestProject) {
   return async () => {
     await faultProxy?.close();
     await pubsub?.stop();
+    await lostEventsStripe.close();
     await faultyStripe.close();
     await stripe.close();
     await lockHolder.close();

@@ -7,19 +7,24 @@ import type { Env } from '../src/env.ts';
 export const testEnv = env as Env &
   Required<Pick<Env, 'DATABASE_URL' | 'NEON_HTTP_ENDPOINT' | 'AUTH_JWT_SECRET' | 'ADMIN_API_KEY'>>;
 
-/** A request through the Worker's real entry point, as a client would send it. */
-export function call(path: string, init: RequestInit & { token?: string; json?: unknown } = {}): Promise<Response> {
-  const { token, json, ...rest } = init;
+/**
+ * A request through the Worker's real entry point, as a client would send it. With `env`,
+ * through the app with those bindings instead, waiting for its waitUntil work: tests that make
+ * thousands of requests use it, as every request through the entry point nests one more proxy
+ * in the test pool (@cloudflare/vitest-pool-workers createProxyPrototypeClass) until the
+ * isolate's stack overflows.
+ */
+export function call(
+  path: string,
+  init: RequestInit & { token?: string; json?: unknown; env?: Env } = {},
+): Promise<Response> {
+  const { token, json, env: bindings, ...rest } = init;
   const headers = new Headers(rest.headers);
   if (token) headers.set('Authorization', `Bearer ${token}`);
   if (json !== undefined) headers.set('Content-Type', 'application/json');
-  return exports.default.fetch(
-    new Request(`http://127.0.0.1${path}`, {
-      ...rest,
-      headers,
-      body: json !== undefined ? JSON.stringify(json) : rest.body,
-    }),
-  );
+  const request = { ...rest, headers, body: json !== undefined ? JSON.stringify(json) : rest.body };
+  if (bindings) return callWithEnv(bindings, path, request);
+  return exports.default.fetch(new Request(`http://127.0.0.1${path}`, request));
 }
 
 export async function tokenFor(

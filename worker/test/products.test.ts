@@ -27,6 +27,7 @@ describe('GET /v1/products', () => {
       imageUrl: null,
       unitAmount: 2599,
       currency: 'usd',
+      available: null,
     });
   });
 
@@ -55,7 +56,15 @@ describe('PUT /v1/admin/products/{productId}', () => {
     const id = unique('mug');
     const created = await call(`/v1/admin/products/${id}`, { method: 'PUT', headers: admin(), json: body });
     expect(created.status).toBe(201);
-    expect(await created.json()).toEqual({ id, ...body, active: true });
+    expect(await created.json()).toEqual({
+      id,
+      ...body,
+      active: true,
+      available: null,
+      stock: null,
+      reserved: 0,
+      taxCode: null,
+    });
 
     const updated = await call(`/v1/admin/products/${id}`, {
       method: 'PUT',
@@ -89,12 +98,39 @@ describe('PUT /v1/admin/products/{productId}', () => {
     ['an upper-case currency', { ...body, currency: 'USD' }],
     ['a missing name', { ...body, name: undefined }],
     ['an unknown field', { ...body, price: 3 }],
+    ['a negative stock', { ...body, stock: -1 }],
+    ['a fractional stock', { ...body, stock: 1.5 }],
+    ['a tax code that is not Stripe Tax', { ...body, taxCode: 'VAT20' }],
   ])('rejects %s with 400 validation_failed and writes nothing', async (_, json) => {
     const id = unique('mug');
     const res = await call(`/v1/admin/products/${id}`, { method: 'PUT', headers: admin(), json });
     expect(res.status).toBe(400);
     expect(((await res.json()) as { code: string }).code).toBe('validation_failed');
     expect(await db().query('SELECT 1 FROM products WHERE id = $1', [id])).toHaveLength(0);
+  });
+
+  it('sets stock and tax code, shows what is available, and leaves them as they are when an update omits them', async () => {
+    const id = unique('mug');
+    const put = (json: object) => call(`/v1/admin/products/${id}`, { method: 'PUT', headers: admin(), json });
+    const created = await put({ ...body, stock: 7, taxCode: 'txcd_99999999' });
+    expect(await created.json()).toMatchObject({ stock: 7, reserved: 0, available: 7, taxCode: 'txcd_99999999' });
+    const listed = (await (await call('/v1/products')).json()) as { products: { id: string; available: number }[] };
+    expect(listed.products.find((p) => p.id === id)?.available).toBe(7);
+
+    // A catalogue update that does not mention stock keeps what sales have left of it.
+    await db().query('UPDATE products SET stock = 4 WHERE id = $1', [id]);
+    expect(await (await put({ ...body, unitAmount: 1250 })).json()).toMatchObject({
+      unitAmount: 1250,
+      stock: 4,
+      available: 4,
+      taxCode: 'txcd_99999999',
+    });
+    // null: not counted any more.
+    expect(await (await put({ ...body, stock: null, taxCode: null })).json()).toMatchObject({
+      stock: null,
+      available: null,
+      taxCode: null,
+    });
   });
 
   it('rejects a malformed product id', async () => {

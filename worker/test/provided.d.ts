@@ -8,6 +8,8 @@ declare module 'vitest' {
     stripeApiBase: string;
     /** A second Stripe stand-in, for tests that inject faults into endpoints every test calls. */
     faultyStripeApiBase: string;
+    /** A third Stripe stand-in whose webhook endpoint receives nothing: all its events are undelivered. */
+    lostEventsStripeApiBase: string;
     /** host:port of Google's Pub/Sub emulator, or '' where this machine has none. */
     pubsubEmulatorHost: string;
     /** host:port of a switchable fault proxy in front of the emulator (tools/pubsub-fault-proxy.ts), or ''. */

@@ -1,5 +1,7 @@
+import type Stripe from 'stripe';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { callWithEnv, createProduct, newUser } from './helpers.ts';
+import { payWithoutWebhook } from './standin.ts';
 import { checkedOutCart, deliver, eventsFor, stripeEnv } from './stripe-helpers.ts';
 
 // Without Pub/Sub, so only the request's own work is counted (publishing happens after the
@@ -80,5 +82,27 @@ describe('database round trips per request', () => {
     const checkout = () => callWithEnv(env, `/v1/carts/${id}/checkout`, { method: 'POST', headers: auth });
     expect(await roundTrips(checkout)).toEqual({ status: 201, db: 2, stripe: 1 });
     expect(await roundTrips(checkout)).toEqual({ status: 200, db: 1, stripe: 0 });
+  });
+
+  it("an operator's refund: a read, and the fulfilment's one batch after the Stripe call", async () => {
+    const state = await checkedOutCart();
+    await payWithoutWebhook(state.sessionId, 'paid');
+    const events = (await (
+      await fetch(`${env.STRIPE_API_BASE}/_standin/events?session=${state.sessionId}`)
+    ).json()) as {
+      data: { event: Stripe.Event }[];
+    };
+    await deliver(events.data[0]!.event, { env });
+    const refund = () =>
+      callWithEnv(env, `/v1/admin/carts/${state.cartId}/refunds`, {
+        method: 'POST',
+        headers: {
+          Authorization: `Bearer ${env.ADMIN_API_KEY}`,
+          'Content-Type': 'application/json',
+          'Idempotency-Key': 'rt',
+        },
+        body: JSON.stringify({ amount: 100 }),
+      });
+    expect(await roundTrips(refund)).toEqual({ status: 201, db: 2, stripe: 1 });
   });
 });

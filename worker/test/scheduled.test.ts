@@ -1,8 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import type Stripe from 'stripe';
+import { describe, expect, inject, it } from 'vitest';
 import { runScheduled } from '../src/scheduled.ts';
 import { call, db } from './helpers.ts';
-import { forgetSession, injectStripeFault, payWithoutWebhook, settleWithoutWebhook } from './standin.ts';
-import { cartStatus, checkedOutCart, outboxOf, stripeEnv } from './stripe-helpers.ts';
+import { disputeCharge, forgetSession, injectStripeFault, payWithoutWebhook, settleWithoutWebhook } from './standin.ts';
+import { cartStatus, checkedOutCart, deliver, outboxOf, standinStripe, stripeEnv } from './stripe-helpers.ts';
 
 describe('scheduled reconciliation', () => {
   it('applies sessions whose webhooks were lost: paid, and expired', async () => {
@@ -137,3 +138,60 @@ async function clearFaultsFor(sessionId: string) {
     await fetch(`${stripeEnv.STRIPE_API_BASE}/_standin/faults/${fault.id}`, { method: 'DELETE' });
   }
 }
+
+describe('scheduled recovery of events Stripe could not deliver', () => {
+  // A Stripe account whose webhook endpoint receives nothing (worker/test/global-setup.ts).
+  const apiBase = inject('lostEventsStripeApiBase');
+  const env = { ...stripeEnv, STRIPE_API_BASE: apiBase };
+  const stripe = standinStripe(apiBase);
+
+  it('applies a charge.refunded lost for good, and a lost dispute, through the webhook path, once', async () => {
+    const state = await checkedOutCart({ env });
+    await payWithoutWebhook(state.sessionId, 'paid', apiBase);
+    const session = await stripe.checkout.sessions.retrieve(state.sessionId, { expand: ['payment_intent'] });
+    const intent = session.payment_intent as Stripe.PaymentIntent;
+    // Its completion reached us; then a refund made in Stripe's Dashboard and a dispute did not.
+    const completed = (await stripe.events.list({ type: 'checkout.session.completed' })).data.find(
+      (e) => (e.data.object as Stripe.Checkout.Session).id === state.sessionId,
+    );
+    expect((await deliver(completed!)).status).toBe(200);
+    expect(await cartStatus(state.cartId)).toBe('paid');
+    await stripe.refunds.create({ payment_intent: intent.id, amount: 900 });
+    const dispute = await disputeCharge(apiBase, String(intent.latest_charge));
+
+    const report = await runScheduled(env);
+    expect(report.lostEvents.errors).toBe(0);
+    const cart = await (await call(`/v1/carts/${state.cartId}`, { token: state.user.token })).json();
+    expect(cart).toMatchObject({
+      status: 'paid',
+      refundedAmount: 900,
+      dispute: { id: dispute.id, status: 'needs_response', reason: 'product_not_received', closed: false },
+    });
+    expect((await outboxOf(state.cartId)).map((o) => o.event_type)).toEqual([
+      'cart.paid',
+      'cart.partially_refunded',
+      'cart.disputed',
+    ]);
+
+    // Later runs find them recorded, as does the webhook should it come after all.
+    const refunded = (await stripe.events.list({ type: 'charge.refunded' })).data.find(
+      (e) => (e.data.object as Stripe.Charge).payment_intent === intent.id,
+    );
+    expect((await deliver(refunded!)).status).toBe(200);
+    const again = await runScheduled(env);
+    expect(again.lostEvents).toEqual({ applied: 0, errors: 0 });
+    expect(await outboxOf(state.cartId)).toHaveLength(3);
+    const [row] = await db().query('SELECT source, outcome FROM payment_events WHERE id = $1', [refunded!.id]);
+    expect(row).toEqual({ source: 'reconcile', outcome: 'applied' });
+  });
+
+  it('counts Stripe failing to list them, and gets them on the next run', async () => {
+    const state = await checkedOutCart({ env });
+    await payWithoutWebhook(state.sessionId, 'paid', apiBase);
+    await injectStripeFault(apiBase, { method: 'GET', path: '/v1/events', status: 500, times: 3 });
+    expect((await runScheduled(env)).lostEvents.errors).toBe(1);
+    expect(await cartStatus(state.cartId)).toBe('checkout_pending');
+    await runScheduled(env);
+    expect(await cartStatus(state.cartId)).toBe('paid');
+  });
+});

@@ -1,8 +1,12 @@
 import { stripeEnv } from './stripe-helpers.ts';
 
 /** Completes a session on the Stripe stand-in as a shopper would, without sending its webhook (a lost webhook). */
-export async function payWithoutWebhook(sessionId: string, outcome: 'paid' | 'async' | 'async_fail'): Promise<void> {
-  const res = await fetch(`${stripeEnv.STRIPE_API_BASE}/_standin/sessions/${sessionId}/pay`, {
+export async function payWithoutWebhook(
+  sessionId: string,
+  outcome: 'paid' | 'async' | 'async_fail',
+  apiBase = stripeEnv.STRIPE_API_BASE,
+): Promise<void> {
+  const res = await fetch(`${apiBase}/_standin/sessions/${sessionId}/pay`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ outcome }),
@@ -50,4 +54,11 @@ async function control(apiBase: string, path: string, body: unknown): Promise<un
   });
   if (!res.ok) throw new Error(`stand-in ${path} failed: ${res.status} ${await res.text()}`);
   return res.json();
+}
+
+/** The cardholder disputes the charge (a stand-in control); answers the dispute. */
+export async function disputeCharge(apiBase: string, chargeId: string): Promise<{ id: string }> {
+  return (await control(apiBase, `/_standin/charges/${chargeId}/dispute`, { reason: 'product_not_received' })) as {
+    id: string;
+  };
 }

@@ -18,15 +18,45 @@ const cryptoProvider = Stripe.createSubtleCryptoProvider();
 
 export type CheckoutBody = { cartId: string; sessionId: string; url: string; expiresAt: string };
 
-/** A user whose cart holds two products and has been checked out through the stand-in. */
-export async function checkedOutCart(opts: { amounts?: number[] } = {}) {
+/** The official client, pointed at a stand-in (the main one unless `apiBase` names another). */
+export function standinStripe(apiBase = stripeEnv.STRIPE_API_BASE): Stripe {
+  const base = new URL(apiBase);
+  return new Stripe(stripeEnv.STRIPE_SECRET_KEY, {
+    host: base.hostname,
+    port: base.port,
+    protocol: 'http',
+    httpClient: Stripe.createFetchHttpClient(),
+  });
+}
+
+/** A shipping address as carts and payment events show it … */
+export const ADDRESS = {
+  line1: '1 Main St',
+  line2: null,
+  city: 'Springfield',
+  state: 'IL',
+  postalCode: '62701',
+  country: 'US',
+};
+const { postalCode, ...sameInStripe } = ADDRESS;
+/** … and as Stripe writes it (`collected_information.shipping_details.address`). */
+export const STRIPE_ADDRESS = { ...sameInStripe, postal_code: postalCode };
+
+/** A user whose cart holds two products and has been checked out through the stand-in; `env` as for `call`. */
+export async function checkedOutCart(opts: { amounts?: number[]; env?: Env } = {}) {
   const user = await newUser();
   const products = await Promise.all((opts.amounts ?? [2000, 1250]).map((unitAmount) => createProduct({ unitAmount })));
-  const cart = (await (await call('/v1/carts', { method: 'POST', token: user.token })).json()) as { id: string };
+  const env = opts.env;
+  const cart = (await (await call('/v1/carts', { method: 'POST', token: user.token, env })).json()) as { id: string };
   for (const [i, p] of products.entries()) {
-    await call(`/v1/carts/${cart.id}/items/${p.id}`, { method: 'PUT', token: user.token, json: { quantity: i + 1 } });
+    await call(`/v1/carts/${cart.id}/items/${p.id}`, {
+      method: 'PUT',
+      token: user.token,
+      json: { quantity: i + 1 },
+      env,
+    });
   }
-  const res = await call(`/v1/carts/${cart.id}/checkout`, { method: 'POST', token: user.token });
+  const res = await call(`/v1/carts/${cart.id}/checkout`, { method: 'POST', token: user.token, env });
   if (res.status !== 201) throw new Error(`checkout failed: ${res.status} ${await res.text()}`);
   const checkout = (await res.json()) as CheckoutBody;
   const total = products.reduce((sum, p, i) => sum + p.unitAmount * (i + 1), 0);
@@ -44,6 +74,10 @@ export function sessionObject(s: SessionState, over: Partial<Stripe.Checkout.Ses
     metadata: { cart_id: s.cartId },
     amount_subtotal: s.total,
     amount_total: s.total,
+    // The fixture's placeholders: our sessions collect no address and have nothing but items.
+    total_details: { amount_discount: 0, amount_shipping: 0, amount_tax: 0 },
+    collected_information: null,
+    shipping_cost: null,
     currency: 'usd',
     mode: 'payment',
     status: 'complete',
@@ -82,6 +116,27 @@ export function stripeEvent(type: string, object: object, id?: string): Stripe.E
   } as Stripe.Event;
 }
 
+/**
+ * A dispute of the checkout's charge as Stripe sends it in `charge.dispute.*` events (the fields
+ * the Worker reads, with the shape of Stripe's object; the stand-in makes full ones).
+ */
+export function disputeObject(s: SessionState, over: Partial<Stripe.Dispute> = {}): Stripe.Dispute {
+  return {
+    id: `dp_${s.sessionId.slice(-12)}`,
+    object: 'dispute',
+    amount: s.total,
+    charge: `ch_${s.sessionId.slice(-12)}`,
+    created: Math.floor(Date.now() / 1000),
+    currency: 'usd',
+    livemode: false,
+    metadata: {},
+    payment_intent: s.paymentIntent ?? `pi_${s.sessionId.slice(-12)}`,
+    reason: 'fraudulent',
+    status: 'needs_response',
+    ...over,
+  } as Stripe.Dispute;
+}
+
 /** The events of one checkout, by what happened to it. */
 export function eventsFor(s: SessionState) {
   return {
@@ -97,6 +152,8 @@ export function eventsFor(s: SessionState) {
       ),
     fullRefund: () => stripeEvent('charge.refunded', chargeObject(s)),
     partialRefund: () => stripeEvent('charge.refunded', chargeObject(s, { amount_refunded: 100, refunded: false })),
+    disputeCreated: () => stripeEvent('charge.dispute.created', disputeObject(s)),
+    disputeClosed: () => stripeEvent('charge.dispute.closed', disputeObject(s, { status: 'lost' })),
   };
 }
 

@@ -1,14 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { call, db, holdLocks, problem } from './helpers.ts';
 import {
+  ADDRESS,
   cartStatus,
   chargeObject,
   checkedOutCart,
   deliver,
+  disputeObject,
   eventRecorded,
   eventsFor,
   outboxOf,
   permutations,
+  STRIPE_ADDRESS,
   sessionObject,
   signatureFor,
   stripeEnv,
@@ -31,8 +34,9 @@ const scenarios: Scenario[] = [
     name: 'card payment, then partial refund',
     events: ['completedPaid', 'partialRefund'],
     final: 'paid',
-    published: ['cart.paid'],
+    published: ['cart.paid', 'cart.partially_refunded'],
   },
+
   {
     name: 'delayed payment that succeeds',
     events: ['completedUnpaid', 'asyncSucceeded'],
@@ -75,6 +79,59 @@ describe('POST /v1/webhooks/stripe: every order of arrival, with replays', () =>
     expect(new Set(types).size).toBe(types.length);
     expect(types.filter((t) => scenario.published.includes(t)).sort()).toEqual([...scenario.published].sort());
     expect(types.every((t) => [...scenario.published, 'cart.awaiting_payment'].includes(t))).toBe(true);
+  });
+});
+
+describe('POST /v1/webhooks/stripe: a payment refunded in part, then in full, and disputed; every order, replayed', () => {
+  type Name = 'completedPaid' | 'partialRefund' | 'fullRefund' | 'disputeCreated' | 'disputeClosed';
+  const names: Name[] = ['completedPaid', 'partialRefund', 'fullRefund', 'disputeCreated', 'disputeClosed'];
+  const orders = permutations(names).map((order) => [order.join(' → '), order] as const);
+
+  // 120 orders of 10 deliveries: through the app, not the entry point (see `call`), and with
+  // the outbox left unpublished (what it holds is what is checked).
+  const env = { ...stripeEnv, PUBSUB_EMULATOR_HOST: undefined, GCP_SERVICE_ACCOUNT_KEY: undefined };
+
+  // Whatever the order, the cart ends refunded with the whole amount refunded and the dispute
+  // lost, with cart.paid, cart.refunded and cart.dispute_closed published once each. What
+  // Stripe reports before the payment lands is applied when it lands, furthest first: a full
+  // refund, a closed dispute. So a partial refund is published (once) when it comes before the
+  // full one and the full one comes after the payment; a dispute's opening likewise.
+  it.each(orders)('%s', async (_, order) => {
+    const checkout = await checkedOutCart({ env });
+    const make = eventsFor(checkout);
+    const events = order.map((name) => make[name]());
+    for (const event of [...events, ...events]) expect((await deliver(event, { env })).status).toBe(200);
+
+    const cart = (await (await call(`/v1/carts/${checkout.cartId}`, { token: checkout.user.token, env })).json()) as {
+      status: string;
+      refundedAmount: number;
+      dispute: unknown;
+    };
+    expect(cart).toMatchObject({
+      status: 'refunded',
+      refundedAmount: checkout.total,
+      dispute: { id: `dp_${checkout.sessionId.slice(-12)}`, status: 'lost', reason: 'fraudulent', closed: true },
+    });
+    const before = (a: Name, b: Name) => order.indexOf(a) < order.indexOf(b);
+    const seenBeforeItsEnd = (start: Name, end: Name) => before(start, end) && before('completedPaid', end);
+    const outbox = await outboxOf(checkout.cartId);
+    expect(outbox.map((o) => o.event_type).sort()).toEqual(
+      [
+        'cart.paid',
+        'cart.refunded',
+        'cart.dispute_closed',
+        ...(seenBeforeItsEnd('partialRefund', 'fullRefund') ? ['cart.partially_refunded'] : []),
+        ...(seenBeforeItsEnd('disputeCreated', 'disputeClosed') ? ['cart.disputed'] : []),
+      ].sort(),
+    );
+    expect(outbox[0]!.event_type).toBe('cart.paid');
+    const last = outbox.at(-1)!.event;
+    expect(outbox.find((o) => o.event_type === 'cart.dispute_closed')!.event.dispute).toMatchObject({
+      status: 'lost',
+      closed: true,
+    });
+    expect(outbox.find((o) => o.event_type === 'cart.refunded')!.event.refundedAmount).toBe(checkout.total);
+    expect(last.cart.status).toBe('refunded');
   });
 });
 
@@ -214,7 +271,79 @@ describe('POST /v1/webhooks/stripe: effects', () => {
         paymentIntentId: `pi_${checkout.sessionId.slice(-12)}`,
       },
       amountMismatch: false,
+      amounts: { subtotal: 4500, discount: 0, shipping: 0, tax: 0, total: 4500 },
+      shipping: null,
+      refundedAmount: 0,
+      oversold: false,
+      dispute: null,
     });
+  });
+
+  it('takes discount, shipping and tax from Stripe without flagging them, and keeps the address', async () => {
+    const checkout = await checkedOutCart();
+    const session = sessionObject(checkout, {
+      amount_subtotal: checkout.total,
+      amount_total: checkout.total - 500 + 700 + 320,
+      total_details: { amount_discount: 500, amount_shipping: 700, amount_tax: 320 },
+      collected_information: {
+        business_name: null,
+        individual_name: null,
+        shipping_details: { name: 'Sam Shopper', address: STRIPE_ADDRESS },
+      },
+      shipping_cost: { amount_subtotal: 700, amount_tax: 70, amount_total: 770, shipping_rate: 'shr_dashboard' },
+    });
+    expect((await deliver(stripeEvent('checkout.session.completed', session))).status).toBe(200);
+    const amounts = { subtotal: checkout.total, discount: 500, shipping: 700, tax: 320, total: checkout.total + 520 };
+    const shipping = {
+      name: 'Sam Shopper',
+      address: ADDRESS,
+      // A rate the session was not given by us (set in Stripe's Dashboard): named by its id.
+      rate: { name: 'shr_dashboard', amount: 700, minDays: null, maxDays: null },
+    };
+    const [row] = await outboxOf(checkout.cartId);
+    expect(row!.event).toMatchObject({ amountMismatch: false, amounts, shipping });
+    const cart = await (await call(`/v1/carts/${checkout.cartId}`, { token: checkout.user.token })).json();
+    expect(cart).toMatchObject({ status: 'paid', amounts, shipping, refundedAmount: 0, oversold: false });
+  });
+
+  it('still flags a subtotal that differs from the checkout snapshot when the total adds up', async () => {
+    const checkout = await checkedOutCart();
+    // A discount that hides a wrong subtotal: the total is what the cart came to.
+    const session = sessionObject(checkout, {
+      amount_subtotal: checkout.total + 100,
+      amount_total: checkout.total,
+      total_details: { amount_discount: 100, amount_shipping: 0, amount_tax: 0 },
+    });
+    expect((await deliver(stripeEvent('checkout.session.completed', session))).status).toBe(200);
+    expect(await cartStatus(checkout.cartId)).toBe('paid');
+    expect((await outboxOf(checkout.cartId))[0]!.event.amountMismatch).toBe(true);
+  });
+
+  it('publishes a dispute and its outcome, also for a refunded payment, and ignores a stale dispute event', async () => {
+    const checkout = await checkedOutCart();
+    const events = eventsFor(checkout);
+    for (const event of [events.completedPaid(), events.fullRefund(), events.disputeCreated()]) await deliver(event);
+    const won = stripeEvent('charge.dispute.closed', disputeObject(checkout, { status: 'won' }));
+    expect((await deliver(won)).status).toBe(200);
+    // Stripe may send the creation again under another id, late: the dispute does not reopen.
+    expect((await deliver(events.disputeCreated())).status).toBe(200);
+
+    const outbox = await outboxOf(checkout.cartId);
+    expect(outbox.map((o) => o.event_type)).toEqual([
+      'cart.paid',
+      'cart.refunded',
+      'cart.disputed',
+      'cart.dispute_closed',
+    ]);
+    expect(outbox[2]!.event.dispute).toEqual({
+      id: `dp_${checkout.sessionId.slice(-12)}`,
+      status: 'needs_response',
+      reason: 'fraudulent',
+      amount: checkout.total,
+      closed: false,
+    });
+    expect(outbox[3]!.event.dispute).toMatchObject({ status: 'won', closed: true });
+    expect(await cartStatus(checkout.cartId)).toBe('refunded');
   });
 
   it('has one effect when Stripe delivers the same event several times at once', async () => {
@@ -259,7 +388,29 @@ describe('POST /v1/webhooks/stripe: effects', () => {
       expect((await deliver(event)).status).toBe(200);
       expect(await cartStatus(checkout.cartId)).toBe(share === 1 ? 'refunded' : 'paid');
     }
-    expect((await outboxOf(checkout.cartId)).map((o) => o.event_type)).toEqual(['cart.paid', 'cart.refunded']);
+    expect((await outboxOf(checkout.cartId)).map((o) => o.event_type)).toEqual([
+      'cart.paid',
+      'cart.partially_refunded',
+      'cart.refunded',
+    ]);
+  });
+
+  it('publishes each partial refund that adds to what is refunded, with the amount refunded then; a late one changes nothing', async () => {
+    const checkout = await checkedOutCart();
+    await deliver(eventsFor(checkout).completedPaid());
+    const refunded = (amount: number) =>
+      stripeEvent('charge.refunded', chargeObject(checkout, { amount_refunded: amount, refunded: false }));
+    const first = refunded(300);
+    const second = refunded(800);
+    // The second refund's event overtakes the first's.
+    for (const event of [second, first, second]) expect((await deliver(event)).status).toBe(200);
+    const outbox = await outboxOf(checkout.cartId);
+    expect(outbox.map((o) => [o.event_type, o.event.refundedAmount])).toEqual([
+      ['cart.paid', 0],
+      ['cart.partially_refunded', 800],
+    ]);
+    const [row] = await db().query('SELECT outcome FROM payment_events WHERE id = $1', [first.id]);
+    expect(row).toEqual({ outcome: 'ignored' });
   });
 
   it("records but never applies an event about a session that is not the cart's current one", async () => {

@@ -1,5 +1,6 @@
 // The notification relay (docs/contract.md §6): receives payment events from the topic's push
-// subscription and publishes one email notification per paid, failed or refunded cart.
+// subscription and publishes one email notification per paid, failed, refunded or partly refunded
+// cart, with what was charged and where the order goes.
 // Stateless: repeats are deduplicated downstream by the notification's `id` (the event id).
 
 import { PubSubPublishError, type PubSubPublisher } from '@edge-checkout/pubsub';
@@ -17,7 +18,13 @@ export type RelayDeps = {
   log?: RelayLog;
 };
 
-export const NOTIFIED_EVENT_TYPES = ['cart.paid', 'cart.payment_failed', 'cart.refunded'] as const;
+// Disputes are the shop's business with the bank, not news for the shopper.
+export const NOTIFIED_EVENT_TYPES = [
+  'cart.paid',
+  'cart.payment_failed',
+  'cart.refunded',
+  'cart.partially_refunded',
+] as const;
 type NotifiedEventType = (typeof NOTIFIED_EVENT_TYPES)[number];
 
 // Pub/Sub's push envelope. The emulator also sends snake_case copies and no orderingKey.
@@ -44,6 +51,12 @@ export type Notification = {
   totalAmount: number;
   currency: string;
   items: ReceivedPaymentEvent['cart']['items'];
+  /** What Stripe charged: items, discount, shipping, tax and total; null before the payment completed. */
+  amounts: ReceivedPaymentEvent['amounts'];
+  /** What has been refunded so far (for refund notifications, how much comes back). */
+  refundedAmount: number;
+  /** Where the order goes and the shipping rate chosen; null when no address was collected. */
+  shipping: ReceivedPaymentEvent['shipping'];
 };
 
 export function createRelayApp(deps: RelayDeps): Hono {
@@ -89,6 +102,9 @@ export function createRelayApp(deps: RelayDeps): Hono {
       totalAmount: event.cart.totalAmount,
       currency: event.cart.currency,
       items: event.cart.items,
+      amounts: event.amounts,
+      refundedAmount: event.refundedAmount,
+      shipping: event.shipping,
     };
     try {
       const [notificationMessageId] = await deps.publisher.publish([

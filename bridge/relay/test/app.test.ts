@@ -96,6 +96,9 @@ describe.skipIf(withoutEmulator)('notification relay', () => {
       totalAmount: 4500,
       currency: 'usd',
       items: paymentEvent().cart.items,
+      amounts: paymentEvent().amounts,
+      refundedAmount: 0,
+      shipping: paymentEvent().shipping,
     });
     expect(notification.attributes).toEqual({ channel: 'email', eventId: 'evt_cart_0001_paid' });
     expect(notification.orderingKey).toBe('cart_0001');
@@ -114,6 +117,35 @@ describe.skipIf(withoutEmulator)('notification relay', () => {
       ['cart.payment_failed', null, 'evt_failed'],
       ['cart.refunded', 'ada@example.com', 'evt_refunded'],
     ]);
+  });
+
+  it('notifies a partial refund with the amount refunded, and leaves disputes to the shop', async () => {
+    const app = relay({ verifier: acceptEveryPush });
+    const partial = paymentEvent({ id: 'evt_partial', type: 'cart.partially_refunded', refundedAmount: 1200 });
+    const disputed = paymentEvent({ id: 'evt_disputed', type: 'cart.disputed' });
+    expect((await push(app, pushEnvelope(partial))).status).toBe(200);
+    const ignored = await push(app, pushEnvelope(disputed));
+    expect(await ignored.json()).toEqual({ status: 'ignored' });
+    const received = await notifications(1);
+    expect(received.map((message) => [message.json.type, message.json.refundedAmount])).toEqual([
+      ['cart.partially_refunded', 1200],
+    ]);
+  });
+
+  it('notifies an event an older Worker published, without amounts or shipping', async () => {
+    const {
+      amounts: _a,
+      shipping: _s,
+      refundedAmount: _r,
+      oversold: _o,
+      dispute: _d,
+      ...older
+    } = paymentEvent({
+      id: 'evt_older',
+    });
+    expect((await push(relay({ verifier: acceptEveryPush }), pushEnvelope(older))).status).toBe(200);
+    const [notification] = await notifications(1);
+    expect(notification!.json).toMatchObject({ id: 'evt_older', amounts: null, shipping: null, refundedAmount: 0 });
   });
 
   it('rejects pushes without a valid token and publishes nothing', async () => {

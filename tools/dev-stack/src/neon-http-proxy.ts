@@ -85,10 +85,15 @@ class HttpError extends Error {
   }
 }
 
-export async function startNeonHttpProxy(opts: { databaseUrl: string; port?: number }): Promise<NeonHttpProxy> {
+/** `maxConnections`: how many transactions may be open at once (default 10); more wait for a connection. */
+export async function startNeonHttpProxy(opts: {
+  databaseUrl: string;
+  port?: number;
+  maxConnections?: number;
+}): Promise<NeonHttpProxy> {
   const pool = new pg.Pool({
     connectionString: opts.databaseUrl,
-    max: 10,
+    max: opts.maxConnections ?? 10,
     // Fail a request (500, like Neon's "Couldn't connect to compute node") rather than hang it.
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 10_000,

@@ -1,7 +1,7 @@
 import type Stripe from 'stripe';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { TestStandin, WebhookReceiver } from './testing.ts';
-import { control, createCartSession, startReceiver, startTestStandin, verified, waitFor } from './testing.ts';
+import { control, createCartSession, SHIPPING, startReceiver, startTestStandin, verified, waitFor } from './testing.ts';
 
 // Shipping, Stripe Tax at the stand-in's fixed test rate (10%), promotion codes, disputes and the
 // listing of undelivered events, through the official client. The cart session is $34.99 of
@@ -12,29 +12,6 @@ beforeEach(async () => {
   t = await startTestStandin();
 });
 afterEach(() => t.standin.close());
-
-const SHIPPING: Partial<Stripe.Checkout.SessionCreateParams> = {
-  shipping_address_collection: { allowed_countries: ['US', 'CA'] },
-  shipping_options: [
-    {
-      shipping_rate_data: {
-        type: 'fixed_amount',
-        display_name: 'Standard',
-        fixed_amount: { amount: 500, currency: 'usd' },
-        delivery_estimate: { minimum: { unit: 'business_day', value: 3 }, maximum: { unit: 'business_day', value: 5 } },
-        tax_behavior: 'exclusive',
-      },
-    },
-    {
-      shipping_rate_data: {
-        type: 'fixed_amount',
-        display_name: 'Express',
-        fixed_amount: { amount: 1500, currency: 'usd' },
-        tax_behavior: 'exclusive',
-      },
-    },
-  ],
-};
 
 const ADDRESS = {
   line1: '1 Market St',

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type Stripe from 'stripe';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { TestStandin } from './testing.ts';
-import { control, createCartSession, startTestStandin } from './testing.ts';
+import { control, createCartSession, SHIPPING, startTestStandin } from './testing.ts';
 
 let t: TestStandin;
 beforeEach(async () => {
@@ -41,37 +41,14 @@ describe('hosted payment page', () => {
 
   it('collects a shipping address, a shipping method and a promotion code, and charges for them', async () => {
     await control(t.standin, '/promotion_codes', { code: 'WELCOME', percent_off: 20 });
-    const session = await createCartSession(t.stripe, {
-      allow_promotion_codes: true,
-      shipping_address_collection: { allowed_countries: ['US', 'CA'] },
-      shipping_options: [
-        {
-          shipping_rate_data: {
-            type: 'fixed_amount',
-            display_name: 'Standard',
-            fixed_amount: { amount: 500, currency: 'usd' },
-            delivery_estimate: {
-              minimum: { unit: 'business_day', value: 3 },
-              maximum: { unit: 'business_day', value: 5 },
-            },
-          },
-        },
-        {
-          shipping_rate_data: {
-            type: 'fixed_amount',
-            display_name: 'Overnight',
-            fixed_amount: { amount: 2500, currency: 'usd' },
-          },
-        },
-      ],
-    });
+    const session = await createCartSession(t.stripe, { ...SHIPPING, allow_promotion_codes: true });
     const page = await (await fetch(String(session.url))).text();
     for (const label of ['Address line 1', 'City', 'Postal code', 'Country', 'Promotion code']) {
       expect(page).toContain(label);
     }
     expect(page).toContain('Standard · $5.00 · 3–5 business days');
-    expect(page).toContain('Overnight · $25.00');
-    const overnight = String(session.shipping_options[1]!.shipping_rate);
+    expect(page).toContain('Express · $15.00');
+    const express = String(session.shipping_options[1]!.shipping_rate);
     const address = { line1: '5 Rue Sherbrooke', city: 'Montréal', state: 'QC', postal_code: 'H2X 1X1', country: 'CA' };
 
     // A code that does not exist: the page comes back with the message and what was entered.
@@ -80,7 +57,7 @@ describe('hosted payment page', () => {
       action: 'paid',
       shipping_name: 'Ada Lovelace',
       ...address,
-      shipping_rate: overnight,
+      shipping_rate: express,
       promotion_code: 'WELCOM',
     });
     expect(refused.status).toBe(400);
@@ -93,17 +70,17 @@ describe('hosted payment page', () => {
       action: 'paid',
       shipping_name: 'Ada Lovelace',
       ...address,
-      shipping_rate: overnight,
+      shipping_rate: express,
       promotion_code: 'WELCOME',
     });
     expect(res.status).toBe(303);
     const paid = await t.stripe.checkout.sessions.retrieve(session.id);
     expect(paid).toMatchObject({
       amount_subtotal: 3499,
-      total_details: { amount_discount: 700, amount_shipping: 2500, amount_tax: 0 },
-      amount_total: 3499 - 700 + 2500,
+      total_details: { amount_discount: 700, amount_shipping: 1500, amount_tax: 0 },
+      amount_total: 3499 - 700 + 1500,
       collected_information: { shipping_details: { name: 'Ada Lovelace', address: { ...address, line2: null } } },
-      shipping_cost: { shipping_rate: overnight },
+      shipping_cost: { shipping_rate: express },
     });
   });
 

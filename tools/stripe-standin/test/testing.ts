@@ -56,6 +56,30 @@ export const CART_SESSION: Stripe.Checkout.SessionCreateParams = {
   cancel_url: 'https://shop.example/checkout/cancel?cart_id=cart_123',
 };
 
+/** Two shipping rates with the session, prices before tax: Standard ($5, 3–5 business days) and Express ($15). */
+export const SHIPPING: Partial<Stripe.Checkout.SessionCreateParams> = {
+  shipping_address_collection: { allowed_countries: ['US', 'CA'] },
+  shipping_options: [
+    {
+      shipping_rate_data: {
+        type: 'fixed_amount',
+        display_name: 'Standard',
+        fixed_amount: { amount: 500, currency: 'usd' },
+        delivery_estimate: { minimum: { unit: 'business_day', value: 3 }, maximum: { unit: 'business_day', value: 5 } },
+        tax_behavior: 'exclusive',
+      },
+    },
+    {
+      shipping_rate_data: {
+        type: 'fixed_amount',
+        display_name: 'Express',
+        fixed_amount: { amount: 1500, currency: 'usd' },
+        tax_behavior: 'exclusive',
+      },
+    },
+  ],
+};
+
 export function createCartSession(
   stripe: Stripe,
   overrides: Partial<Stripe.Checkout.SessionCreateParams> = {},

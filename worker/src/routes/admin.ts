@@ -1,12 +1,30 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '../app.ts';
 import { requireAdmin } from '../auth.ts';
+import { listAllCarts } from '../carts.ts';
 import { notFound } from '../errors.ts';
 import { discardOutboxEntry, listOutbox, OUTBOX_STATES, requeueOutbox } from '../outbox.ts';
 import { upsertProduct } from '../products.ts';
-import { json, Product, ProductId, ProductUpsert, problems } from '../schemas.ts';
+import { refundCart } from '../refunds.ts';
+import {
+  AdminCartList,
+  CartId,
+  CartStatus,
+  json,
+  Product,
+  ProductId,
+  ProductUpsert,
+  problems,
+  Refund,
+  RefundRequest,
+} from '../schemas.ts';
 
-const AdminProduct = Product.extend({ active: z.boolean() }).openapi('AdminProduct');
+const AdminProduct = Product.extend({
+  active: z.boolean(),
+  stock: z.number().int().nullable().openapi({ description: 'Units on hand; null: not counted' }),
+  reserved: z.number().int().openapi({ description: 'Units held by live checkouts' }),
+  taxCode: z.string().nullable(),
+}).openapi('AdminProduct');
 
 const OutboxEntry = z
   .object({
@@ -93,14 +111,71 @@ const upsert = createRoute({
   },
 });
 
+const listCarts = createRoute({
+  method: 'get',
+  path: '/v1/admin/carts',
+  tags: ['Admin'],
+  summary: "Every shopper's carts, most recently changed first; optionally in one status",
+  security: [{ adminKey: [] }],
+  middleware: [requireAdmin] as const,
+  request: {
+    query: z.object({
+      status: CartStatus.optional(),
+      limit: z.coerce.number().int().min(1).max(100).default(20),
+    }),
+  },
+  responses: { 200: json(AdminCartList, 'Carts'), ...problems(400, 401, 503) },
+});
+
+const refund = createRoute({
+  method: 'post',
+  path: '/v1/admin/carts/{cartId}/refunds',
+  tags: ['Admin'],
+  summary: 'Refund a paid cart (all that is left, or `amount`) through Stripe',
+  description:
+    'With an Idempotency-Key, a retried request (after a timeout, say) refunds once and answers the same refund; ' +
+    'the key with other parameters is refused (400). A partial refund publishes cart.partially_refunded and the ' +
+    'cart stays paid; refunding the whole amount makes it refunded.',
+  security: [{ adminKey: [] }],
+  middleware: [requireAdmin] as const,
+  request: {
+    params: z.object({ cartId: CartId }),
+    headers: z.object({
+      'idempotency-key': z
+        .string()
+        .regex(/^[\x21-\x7e]{1,200}$/, 'at most 200 visible ASCII characters')
+        .optional()
+        .openapi({ description: 'Makes retries of this request refund once (kept 24 hours, as Stripe keeps keys)' }),
+    }),
+    body: { required: false, content: { 'application/json': { schema: RefundRequest } } },
+  },
+  responses: {
+    201: json(Refund, 'Refunded (or the same refund again, for a retried request)'),
+    ...problems(400, 401, 404, 409, 422, 503),
+  },
+});
+
 export function adminRoutes(app: OpenAPIHono<AppEnv>): void {
+  app.openapi(listCarts, async (c) => {
+    const { status, limit } = c.req.valid('query');
+    return c.json({ carts: await listAllCarts(c.var.services.sql, status, limit) }, 200);
+  });
+  app.openapi(refund, async (c) => {
+    const done = await refundCart(
+      c.var.services,
+      c.req.valid('param').cartId,
+      c.req.valid('json') ?? {},
+      c.req.valid('header')['idempotency-key'],
+    );
+    return c.json(done, 201);
+  });
   app.openapi(upsert, async (c) => {
-    const { product, active, created } = await upsertProduct(
+    const { product, created } = await upsertProduct(
       c.var.services.sql,
       c.req.valid('param').productId,
       c.req.valid('json'),
     );
-    return c.json({ ...product, active }, created ? 201 : 200);
+    return c.json(product, created ? 201 : 200);
   });
   app.openapi(listEntries, async (c) => {
     const { state, limit } = c.req.valid('query');

@@ -2,6 +2,7 @@ import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { getCart, listCarts, openCart, setItemQuantity } from '../carts.ts';
+import { limitPerUser } from '../rate-limits.ts';
 import { Cart, CartId, CartList, json, ProductId, problems, Quantity } from '../schemas.ts';
 
 const security = [{ bearerAuth: [] }];
@@ -14,8 +15,12 @@ const open = createRoute({
   tags: ['Carts'],
   summary: "The caller's active cart, created when there is none",
   security,
-  middleware: [requireUser] as const,
-  responses: { 200: json(Cart, 'The existing active cart'), 201: json(Cart, 'A new open cart'), ...problems(401, 503) },
+  middleware: [requireUser, limitPerUser('WRITE_RATE_LIMIT')] as const,
+  responses: {
+    200: json(Cart, 'The existing active cart'),
+    201: json(Cart, 'A new open cart'),
+    ...problems(401, 429, 503),
+  },
 });
 
 const list = createRoute({
@@ -46,9 +51,9 @@ const putItem = createRoute({
   tags: ['Carts'],
   summary: "Set an item's quantity (0 removes it)",
   security,
-  middleware: [requireUser] as const,
+  middleware: [requireUser, limitPerUser('WRITE_RATE_LIMIT')] as const,
   request: { params: itemParams, body: { required: true, content: { 'application/json': { schema: Quantity } } } },
-  responses: { 200: json(Cart, 'The cart after the change'), ...problems(400, 401, 404, 409, 503) },
+  responses: { 200: json(Cart, 'The cart after the change'), ...problems(400, 401, 404, 409, 415, 429, 503) },
 });
 
 const deleteItem = createRoute({
@@ -57,9 +62,9 @@ const deleteItem = createRoute({
   tags: ['Carts'],
   summary: 'Remove an item',
   security,
-  middleware: [requireUser] as const,
+  middleware: [requireUser, limitPerUser('WRITE_RATE_LIMIT')] as const,
   request: { params: itemParams },
-  responses: { 200: json(Cart, 'The cart after the change'), ...problems(400, 401, 404, 409, 503) },
+  responses: { 200: json(Cart, 'The cart after the change'), ...problems(400, 401, 404, 409, 429, 503) },
 });
 
 export function cartRoutes(app: OpenAPIHono<AppEnv>): void {

@@ -2,6 +2,7 @@ import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { cancelCheckout, startCheckout } from '../checkout.ts';
+import { limitPerUser } from '../rate-limits.ts';
 import { Cart, CartId, Checkout, json, problems } from '../schemas.ts';
 
 const security = [{ bearerAuth: [] }];
@@ -16,12 +17,13 @@ const start = createRoute({
     'Moves the cart to checkout_pending with a snapshot of what is being paid. Repeated or concurrent calls ' +
     'return the same live session (200). Open the returned url in a web view.',
   security,
-  middleware: [requireUser] as const,
+  // Each checkout or cancellation costs Stripe calls, and Stripe's rate limit is the whole shop's.
+  middleware: [requireUser, limitPerUser('WRITE_RATE_LIMIT'), limitPerUser('CHECKOUT_RATE_LIMIT')] as const,
   request: { params },
   responses: {
     201: json(Checkout, 'A new Checkout Session'),
     200: json(Checkout, 'The live session of this cart, unchanged'),
-    ...problems(400, 401, 404, 409, 422, 503),
+    ...problems(400, 401, 404, 409, 422, 429, 503),
   },
 });
 
@@ -31,9 +33,10 @@ const cancel = createRoute({
   tags: ['Checkout'],
   summary: 'Expire the live Checkout Session; the cart is open again',
   security,
-  middleware: [requireUser] as const,
+  // Each checkout or cancellation costs Stripe calls, and Stripe's rate limit is the whole shop's.
+  middleware: [requireUser, limitPerUser('WRITE_RATE_LIMIT'), limitPerUser('CHECKOUT_RATE_LIMIT')] as const,
   request: { params },
-  responses: { 200: json(Cart, 'The cart, back in open'), ...problems(400, 401, 404, 409, 503) },
+  responses: { 200: json(Cart, 'The cart, back in open'), ...problems(400, 401, 404, 409, 429, 503) },
 });
 
 export function checkoutRoutes(app: OpenAPIHono<AppEnv>): void {

@@ -1,6 +1,7 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { AppEnv } from '../app.ts';
 import { ERROR_CODES } from '../errors.ts';
+import { htmlPageHeaders } from '../security-headers.ts';
 
 export function docsRoutes(app: OpenAPIHono<AppEnv>): void {
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
@@ -22,20 +23,10 @@ export function docsRoutes(app: OpenAPIHono<AppEnv>): void {
       description: 'Products, carts and Stripe Checkout at the edge. Errors are application/problem+json (RFC 9457).',
     },
   });
-  app.get('/docs', (c) => c.html(docsPage()));
+  app.get('/docs', htmlPageHeaders({ scripts: [DOCS_SCRIPT], styles: [DOCS_STYLE] }), (c) => c.html(docsPage()));
 }
 
-// Rendered in the browser from /openapi.json with no third-party assets, so /docs also works
-// offline and under a strict CSP.
-function docsPage(): string {
-  const codes = ERROR_CODES.map(
-    ([code, status, title]) =>
-      `<tr id="error-${code}"><td><code>${code}</code></td><td>${status}</td><td>${title}</td></tr>`,
-  ).join('');
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>Edge Checkout API</title>
-<style>
+const DOCS_STYLE = `
 body{font:15px/1.5 system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:1rem;color:#1a1a1a}
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
 .op{border:1px solid #ddd;border-radius:6px;margin:.75rem 0;padding:.5rem .75rem}
@@ -43,12 +34,11 @@ h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid
 .get{color:#0a6}.post{color:#06c}.put{color:#a60}.delete{color:#c22}
 pre{background:#f6f6f6;padding:.5rem;overflow:auto;font-size:13px}
 table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.25rem .5rem;text-align:left}
-</style></head><body>
-<h1>Edge Checkout API</h1>
-<p>Machine-readable document: <a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1).</p>
-<div id="ops">Loading…</div>
-<h2>Error codes</h2><table><tr><th>code</th><th>status</th><th>title</th></tr>${codes}</table>
-<script>
+`;
+
+// Renders /openapi.json in the browser. Kept inline (the page's CSP allows exactly this text by
+// its hash) and free of third-party assets, so /docs also works offline.
+const DOCS_SCRIPT = `
 const esc = (s) => String(s ?? '').replace(/[&<>"]/g, (ch) => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[ch]));
 fetch('/openapi.json').then((r) => r.json()).then((doc) => {
   const byTag = {};
@@ -73,5 +63,20 @@ fetch('/openapi.json').then((r) => r.json()).then((doc) => {
   }
   document.getElementById('ops').innerHTML = out;
 }).catch((e) => { document.getElementById('ops').textContent = 'Could not load /openapi.json: ' + e; });
-</script></body></html>`;
+`;
+
+function docsPage(): string {
+  const codes = ERROR_CODES.map(
+    ([code, status, title]) =>
+      `<tr id="error-${code}"><td><code>${code}</code></td><td>${status}</td><td>${title}</td></tr>`,
+  ).join('');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Edge Checkout API</title>
+<style>${DOCS_STYLE}</style></head><body>
+<h1>Edge Checkout API</h1>
+<p>Machine-readable document: <a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1).</p>
+<div id="ops">Loading…</div>
+<h2>Error codes</h2><table><tr><th>code</th><th>status</th><th>title</th></tr>${codes}</table>
+<script>${DOCS_SCRIPT}</script></body></html>`;
 }

@@ -2,9 +2,13 @@ import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { type AppEnv, router } from '../app.ts';
 import { findCart } from '../carts.ts';
 import { reconcileSession } from '../checkout.ts';
+import type { Config } from '../env.ts';
 import { ApiError, notFound } from '../errors.ts';
-import { cartPage, messagePage } from '../pages.ts';
+import { log } from '../log.ts';
+import { cartPage, messagePage, PAGE_STYLE } from '../pages.ts';
 import { problemOf } from '../problem.ts';
+import { clientAddress, takeToken } from '../rate-limits.ts';
+import { htmlPageHeaders } from '../security-headers.ts';
 
 const htmlPage = { description: 'HTML page', content: { 'text/html': { schema: z.string() } } };
 
@@ -13,7 +17,16 @@ const success = createRoute({
   path: '/checkout/success',
   tags: ['Pages'],
   summary: "Stripe's success_url: fulfils from the session and shows the cart",
-  request: { query: z.object({ session_id: z.string().regex(/^cs_[A-Za-z0-9_]+$/, 'a Checkout Session id') }) },
+  request: {
+    query: z.object({
+      // Stripe's form (cs_test_… or cs_live_…, at most 255 characters): anything else is
+      // refused before the database or Stripe is asked.
+      session_id: z
+        .string()
+        .max(255)
+        .regex(/^cs_(test|live)_[A-Za-z0-9]+$/, 'a Checkout Session id'),
+    }),
+  },
   responses: { 200: htmlPage },
 });
 
@@ -32,19 +45,27 @@ const cancel = createRoute({
  */
 export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
   const pages = router();
+  pages.use(htmlPageHeaders({ styles: [PAGE_STYLE] }));
   pages.onError((err, c) => {
-    const { status, title, error, requestId } = problemOf(c, err);
-    return c.html(messagePage({ title, message: error.message, requestId }), status as 400);
+    const { status, title, error, requestId, headers } = problemOf(c, err);
+    // A page told to wait tries again by itself once the wait is over.
+    return c.html(
+      messagePage({ title, message: error.message, requestId, refreshAfter: error.retryAfter }),
+      status as 400,
+      headers,
+    );
   });
 
   pages.openapi(success, async (c) => {
     const sessionId = c.req.valid('query').session_id;
-    const { sql, fulfilment, config } = c.var.services;
+    const { sql, fulfilment } = c.var.services;
     const read = () => findCart(sql, 'c.id = (SELECT cart_id FROM checkouts WHERE session_id = $1)', [sessionId]);
     // Only sessions we made reach Stripe, and only while their cart waits for the payment.
     let cart = await read();
     if (!cart) throw notFound('Checkout');
     if (cart.status === 'checkout_pending' || cart.status === 'awaiting_payment') {
+      // No login here: the client's address bounds how often it can make us call Stripe.
+      await takeToken(c.env, 'STRIPE_PAGE_RATE_LIMIT', clientAddress(c));
       try {
         // The same fulfilment as the webhook, so a late or lost webhook cannot leave a paid cart pending.
         await reconcileSession(fulfilment, c.var.services.stripe, sessionId);
@@ -53,13 +74,15 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
         // Stripe being slow must not hide the order: show what we know; the webhook or the
         // scheduled job completes it.
         if (!(err instanceof ApiError && err.code === 'service_unavailable')) throw err;
-        console.warn(
-          JSON.stringify({ level: 'warn', msg: 'success_page_reconcile_failed', sessionId, error: err.message }),
-        );
+        log.warn('success_page_reconcile_failed', { sessionId, error: err.message });
       }
     }
     return c.html(
-      cartPage({ cart, appReturnUrl: config.optional('APP_RETURN_URL'), refresh: cart.status === 'checkout_pending' }),
+      cartPage({
+        cart,
+        appReturnUrl: appReturnUrl(c.var.services.config),
+        refresh: cart.status === 'checkout_pending',
+      }),
       200,
     );
   });
@@ -68,8 +91,18 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
     const { sql, config } = c.var.services;
     const cart = await findCart(sql, 'c.id = $1', [c.req.valid('query').cart_id]);
     if (!cart) throw notFound('Cart');
-    return c.html(cartPage({ cancelled: true, cart, appReturnUrl: config.optional('APP_RETURN_URL') }), 200);
+    return c.html(cartPage({ cancelled: true, cart, appReturnUrl: appReturnUrl(config) }), 200);
   });
 
   app.route('/', pages);
+}
+
+/** The link back to the app; an invalid APP_RETURN_URL costs the link (and is logged), never the page. */
+function appReturnUrl(config: Config): string | undefined {
+  try {
+    return config.optional('APP_RETURN_URL');
+  } catch (err) {
+    log.error('landing_page_without_app_link', { error: err });
+    return undefined;
+  }
 }

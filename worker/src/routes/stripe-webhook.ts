@@ -1,7 +1,9 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '../app.ts';
+import { log } from '../log.ts';
 import { json, problems } from '../schemas.ts';
 import { verifyWebhook } from '../stripe.ts';
+import { wellFormedEvent } from '../stripe-event-shape.ts';
 import { effectOfEvent } from '../stripe-events.ts';
 
 const received = createRoute({
@@ -10,7 +12,8 @@ const received = createRoute({
   tags: ['Webhooks'],
   summary: 'Stripe webhook endpoint (signature-verified)',
   description:
-    'Handles checkout.session.completed, async_payment_succeeded, async_payment_failed, expired and charge.refunded; ' +
+    'Handles checkout.session.completed, async_payment_succeeded, async_payment_failed, expired, charge.refunded, ' +
+    'charge.dispute.created and charge.dispute.closed; ' +
     'other types are acknowledged and ignored. 200 once the effect is durably stored; 503 makes Stripe retry.',
   // Documented, not validated here: verification reads the header itself, and a missing one is
   // invalid_signature like any other bad signature.
@@ -32,24 +35,16 @@ const received = createRoute({
 export function stripeWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
   app.openapi(received, async (c) => {
     // Verification is kept apart from handling: only a bad signature may answer invalid_signature,
-    // a failure while handling must make Stripe retry.
-    const event = await verifyWebhook(c.env, await c.req.text(), c.req.header('Stripe-Signature'));
+    // a failure while handling must make Stripe retry. A signed event whose fields could never be
+    // stored is refused first (400), rather than failing the same way on every retry.
+    const event = wellFormedEvent(await verifyWebhook(c.env, await c.req.text(), c.req.header('Stripe-Signature')));
     const effect = effectOfEvent(event);
     if (effect) {
       const result = await c.var.services.fulfilment.apply(effect);
       // Applied events and replays are the normal case, recorded in payment_events and in the
       // request log; a log line each would be most of a webhook's cost. What needs a look is logged.
       if (result.outcome !== 'applied' && result.outcome !== 'duplicate') {
-        console.log(
-          JSON.stringify({
-            level: 'info',
-            msg: 'stripe_event_not_applied',
-            requestId: c.var.requestId,
-            eventId: event.id,
-            type: event.type,
-            ...result,
-          }),
-        );
+        log.info('stripe_event_not_applied', { eventId: event.id, type: event.type, ...result });
       }
     }
     return c.json({ received: true as const }, 200);

@@ -19,6 +19,22 @@ export function paymentEvent(overrides: Record<string, unknown> = {}) {
     customer: { email: 'ada@example.com', name: 'Ada Lovelace' },
     stripe: { eventId: 'evt_1Stripe', sessionId: 'cs_test_1', paymentIntentId: 'pi_1' },
     amountMismatch: false,
+    amounts: { subtotal: 4500, discount: 450, shipping: 500, tax: 455, total: 5005 },
+    shipping: {
+      name: 'Ada Lovelace',
+      address: {
+        line1: '12 St James Sq',
+        line2: null,
+        city: 'London',
+        state: null,
+        postalCode: 'SW1Y 4JH',
+        country: 'GB',
+      },
+      rate: { name: 'Standard', amount: 500, minDays: 3, maxDays: 5 },
+    },
+    refundedAmount: 0,
+    oversold: false,
+    dispute: null,
     ...overrides,
   };
 }

@@ -1,0 +1,60 @@
+import type { Sql } from './db.ts';
+
+/** Rows each run removes or blanks at most, per kind: a run stays short, a backlog drains over runs. */
+export const RETENTION_BATCH = 500;
+
+export interface RetentionReport {
+  outboxDeleted: number;
+  eventsDeleted: number;
+  emailsBlanked: number;
+}
+
+/**
+ * Forgets what we no longer need `days` after it happened (RETENTION_DAYS, at least 30), in one
+ * round trip and bounded batches:
+ *
+ * - outbox rows published that long ago (Pub/Sub has the event; unpublished rows are kept,
+ *   whatever their age, until they are published or discarded);
+ * - processed payment events received that long ago. Their ids are what makes a replayed event
+ *   a no-op, so they are kept well past the time Stripe may still send one: Stripe retries a
+ *   delivery for up to three days (https://docs.stripe.com/webhooks#automatic-retries) and
+ *   lists undelivered events for 30 days (https://docs.stripe.com/api/events/list), and
+ *   RETENTION_DAYS is never under 30;
+ * - the customer's email on checkouts of carts unchanged for that long (the rest of the order
+ *   stays for the shopper's history), unless one of the cart's events still waits to be
+ *   published: the notification needs the address.
+ */
+export async function forgetExpiredData(sql: Sql, days: number): Promise<RetentionReport> {
+  const [row] = (await sql.query(
+    `WITH outbox_gone AS (
+       DELETE FROM outbox WHERE id IN (
+         SELECT id FROM outbox
+         WHERE published_at < now() - make_interval(days => $1)
+         ORDER BY published_at LIMIT $2)
+       RETURNING 1
+     ), events_gone AS (
+       DELETE FROM payment_events WHERE id IN (
+         SELECT id FROM payment_events
+         WHERE received_at < now() - make_interval(days => $1)
+         ORDER BY received_at LIMIT $2)
+       RETURNING 1
+     ), emails_blanked AS (
+       UPDATE checkouts SET customer = jsonb_set(customer, '{email}', 'null')
+       WHERE session_id IN (
+         SELECT k.session_id FROM checkouts k JOIN carts c ON c.id = k.cart_id
+         WHERE k.customer ->> 'email' IS NOT NULL
+           AND k.created_at < now() - make_interval(days => $1)
+           AND c.updated_at < now() - make_interval(days => $1)
+           AND NOT EXISTS (
+             SELECT 1 FROM outbox o
+             WHERE o.cart_id = c.id AND o.published_at IS NULL AND o.discarded_at IS NULL)
+         ORDER BY k.created_at LIMIT $2)
+       RETURNING 1
+     )
+     SELECT (SELECT count(*) FROM outbox_gone)::int AS outbox_deleted,
+            (SELECT count(*) FROM events_gone)::int AS events_deleted,
+            (SELECT count(*) FROM emails_blanked)::int AS emails_blanked`,
+    [days, RETENTION_BATCH],
+  )) as [{ outbox_deleted: number; events_deleted: number; emails_blanked: number }];
+  return { outboxDeleted: row.outbox_deleted, eventsDeleted: row.events_deleted, emailsBlanked: row.emails_blanked };
+}

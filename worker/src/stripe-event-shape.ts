@@ -1,0 +1,92 @@
+import { z } from 'zod';
+import { ApiError } from './errors.ts';
+import type { Stripe } from './stripe.ts';
+import type { HANDLED_EVENT_TYPES } from './stripe-events.ts';
+
+// What the Worker reads of a Stripe event, with the types Stripe's API reference gives them
+// (https://docs.stripe.com/api/events/object, /checkout/sessions/object, /charges/object,
+// /disputes/object). A signed event is Stripe's, but a field of another type would surface deep
+// in the database as a 500 on every retry; checked here, it is a 400 naming the event.
+
+// Stripe's ids are letters, digits and underscores.
+const id = z.string().regex(/^[\w-]{1,255}$/, 'an id');
+const amount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+// Postgres text and jsonb cannot hold NUL.
+const text = z
+  .string()
+  .max(5000)
+  .regex(/^[^\0]*$/, 'text without NUL')
+  .nullish();
+/** An id, or the object when expanded. */
+const ref = z.union([id, z.looseObject({ id })]).nullish();
+
+const session = z.looseObject({
+  id: z.string().regex(/^cs_\w{1,252}$/, 'a Checkout Session id'),
+  status: text,
+  payment_status: text,
+  currency: z
+    .string()
+    .regex(/^[a-z]{3}$/)
+    .nullish(),
+  amount_total: amount.nullish(),
+  amount_subtotal: amount.nullish(),
+  total_details: z
+    .looseObject({ amount_discount: amount.nullish(), amount_shipping: amount.nullish(), amount_tax: amount.nullish() })
+    .nullish(),
+  customer_details: z.looseObject({ email: text, name: text }).nullish(),
+  payment_intent: ref,
+  collected_information: z
+    .looseObject({
+      shipping_details: z
+        .looseObject({
+          name: text,
+          address: z.looseObject({
+            line1: text,
+            line2: text,
+            city: text,
+            state: text,
+            postal_code: text,
+            country: text,
+          }),
+        })
+        .nullish(),
+    })
+    .nullish(),
+  shipping_cost: z.looseObject({ amount_subtotal: amount, shipping_rate: ref }).nullish(),
+});
+
+const charge = z.looseObject({ amount, amount_refunded: amount, refunded: z.boolean(), payment_intent: ref });
+
+const dispute = z.looseObject({ id, status: text, reason: text, amount, payment_intent: ref });
+
+const objectOf = {
+  'checkout.session.completed': session,
+  'checkout.session.async_payment_succeeded': session,
+  'checkout.session.async_payment_failed': session,
+  'checkout.session.expired': session,
+  'charge.refunded': charge,
+  'charge.dispute.created': dispute,
+  'charge.dispute.closed': dispute,
+} satisfies Record<(typeof HANDLED_EVENT_TYPES)[number], z.ZodType>;
+
+const envelope = z.looseObject({
+  id,
+  type: z.string().min(1).max(255),
+  // Seconds since the epoch; a date JavaScript can represent.
+  created: z.number().int().min(0).max(8.64e12),
+  data: z.looseObject({ object: z.looseObject({}) }),
+});
+
+/** The event, when it has the shape Stripe gives the fields we read; else 400 `validation_failed`. */
+export function wellFormedEvent(event: Stripe.Event): Stripe.Event {
+  const outer = envelope.safeParse(event);
+  const objectSchema = (objectOf as Record<string, z.ZodType | undefined>)[event.type];
+  const inner = outer.success && objectSchema ? objectSchema.safeParse(event.data.object) : outer;
+  if (inner.success) return event;
+  const issue = inner.error.issues[0];
+  const where = outer.success ? ['data', 'object', ...(issue?.path ?? [])] : (issue?.path ?? []);
+  throw new ApiError(
+    'validation_failed',
+    `The event is not shaped as Stripe sends ${String(event.type).slice(0, 100)}: ${where.join('.')}: ${issue?.message}`,
+  );
+}

@@ -1,0 +1,197 @@
+import type Stripe from 'stripe';
+import { afterEach, describe, expect, it } from 'vitest';
+import { call, problem, testEnv } from './helpers.ts';
+import { clearStripeFaults, injectStripeFault, payWithoutWebhook } from './standin.ts';
+import { cartStatus, checkedOutCart, deliver, outboxOf, stripeEnv } from './stripe-helpers.ts';
+
+const admin = { Authorization: `Bearer ${testEnv.ADMIN_API_KEY}` };
+
+/** Stripe's own events of a session on the stand-in (it sends no webhooks in these tests), oldest first. */
+async function standinEvents(sessionId: string): Promise<Stripe.Event[]> {
+  const res = await fetch(`${stripeEnv.STRIPE_API_BASE}/_standin/events?session=${sessionId}`);
+  return ((await res.json()) as { data: { event: Stripe.Event }[] }).data.map((d) => d.event);
+}
+
+/** A cart paid on the stand-in, its completion delivered as Stripe sent it: a real charge to refund. */
+async function paidCart() {
+  const state = await checkedOutCart();
+  await payWithoutWebhook(state.sessionId, 'paid');
+  const [completed] = await standinEvents(state.sessionId);
+  expect((await deliver(completed!)).status).toBe(200);
+  expect(await cartStatus(state.cartId)).toBe('paid');
+  return state;
+}
+
+function refund(cartId: string, body?: object, key?: string) {
+  return call(`/v1/admin/carts/${cartId}/refunds`, {
+    method: 'POST',
+    headers: { ...admin, ...(key && { 'Idempotency-Key': key }) },
+    ...(body && { json: body }),
+  });
+}
+
+async function cart(state: { cartId: string; user: { token: string } }) {
+  return (await (await call(`/v1/carts/${state.cartId}`, { token: state.user.token })).json()) as {
+    status: string;
+    refundedAmount: number;
+  };
+}
+
+/** What the charge has had refunded at Stripe, however many refunds that took. */
+async function refundedAtStripe(sessionId: string): Promise<{ amountRefunded: number; refunds: number }> {
+  const refunds = (await standinEvents(sessionId)).filter((e) => e.type === 'charge.refunded');
+  const last = refunds.at(-1)?.data.object as Stripe.Charge | undefined;
+  return { amountRefunded: last?.amount_refunded ?? 0, refunds: refunds.length };
+}
+
+afterEach(() => clearStripeFaults(stripeEnv.STRIPE_API_BASE));
+
+describe('POST /v1/admin/carts/{cartId}/refunds', () => {
+  it('refunds part of a paid cart, then the rest; the webhooks that follow change nothing', async () => {
+    const state = await paidCart();
+    const partial = await refund(state.cartId, { amount: 1000, reason: 'requested_by_customer' }, 'r-1');
+    expect(partial.status).toBe(201);
+    expect(await partial.json()).toEqual({
+      id: expect.stringMatching(/^re_/),
+      cartId: state.cartId,
+      amount: 1000,
+      currency: 'usd',
+      status: 'succeeded',
+      reason: 'requested_by_customer',
+      createdAt: expect.any(String),
+    });
+    expect(await cart(state)).toMatchObject({ status: 'paid', refundedAmount: 1000 });
+
+    const rest = await refund(state.cartId, undefined, 'r-2');
+    expect(rest.status).toBe(201);
+    expect(((await rest.json()) as { amount: number }).amount).toBe(state.total - 1000);
+    expect(await cart(state)).toMatchObject({ status: 'refunded', refundedAmount: state.total });
+
+    // Stripe's charge.refunded events for both refunds arrive afterwards.
+    for (const event of (await standinEvents(state.sessionId)).filter((e) => e.type === 'charge.refunded')) {
+      expect((await deliver(event)).status).toBe(200);
+    }
+    expect((await outboxOf(state.cartId)).map((o) => [o.event_type, o.event.refundedAmount])).toEqual([
+      ['cart.paid', 0],
+      ['cart.partially_refunded', 1000],
+      ['cart.refunded', state.total],
+    ]);
+  });
+
+  it('refunds once when the request is retried after a timeout, while the first is still at Stripe and after', async () => {
+    const state = await paidCart();
+    await injectStripeFault(stripeEnv.STRIPE_API_BASE, { method: 'POST', path: '/v1/refunds', delayMs: 1500 });
+    // The operator's client gives up on the first request while Stripe is still making the refund …
+    const first = refund(state.cartId, { amount: 700 }, 'timeout-1');
+    await expect
+      .poll(async () => {
+        const res = await fetch(`${stripeEnv.STRIPE_API_BASE}/_standin/faults`);
+        return ((await res.json()) as { data: unknown[] }).data.length;
+      })
+      .toBe(0);
+    // … and sends it again with the same key, until it gets an answer.
+    let retried: Response | undefined;
+    await expect
+      .poll(async () => {
+        retried = await refund(state.cartId, { amount: 700 }, 'timeout-1');
+        return retried.status;
+      })
+      .toBe(201);
+    const again = await refund(state.cartId, { amount: 700 }, 'timeout-1');
+    const ids = await Promise.all(
+      [first, Promise.resolve(retried!), again].map(async (r) => ((await (await r).json()) as { id: string }).id),
+    );
+    expect(new Set(ids).size).toBe(1);
+
+    expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 700, refunds: 1 });
+    expect(await cart(state)).toMatchObject({ status: 'paid', refundedAmount: 700 });
+    expect((await outboxOf(state.cartId)).map((o) => o.event_type)).toEqual(['cart.paid', 'cart.partially_refunded']);
+  });
+
+  it('answers a failure Stripe saved to retries with its key, and refunds for a request with a new key', async () => {
+    const state = await paidCart();
+    await injectStripeFault(stripeEnv.STRIPE_API_BASE, { method: 'POST', path: '/v1/refunds', status: 500 });
+    const failed = await refund(state.cartId, { amount: 500 }, 'saved-1');
+    expect(failed.status).toBe(503);
+    expect((await problem(failed)).code).toBe('service_unavailable');
+    // Stripe replays the saved 500 to the same key: nothing was refunded, and nothing is now.
+    expect((await refund(state.cartId, { amount: 500 }, 'saved-1')).status).toBe(503);
+    expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 0, refunds: 0 });
+
+    expect((await refund(state.cartId, { amount: 500 }, 'saved-2')).status).toBe(201);
+    expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 500, refunds: 1 });
+  });
+
+  it('refuses the key again with other parameters (400), as Stripe does, and refunds nothing more', async () => {
+    const state = await paidCart();
+    expect((await refund(state.cartId, { amount: 300 }, 'same-key')).status).toBe(201);
+    const other = await refund(state.cartId, { amount: 400 }, 'same-key');
+    expect(other.status).toBe(400);
+    expect((await problem(other)).detail).toMatch(/Idempotency-Key/);
+    expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 300, refunds: 1 });
+  });
+
+  it('answers 422 refund_refused with Stripe’s reason for more than is left, and changes nothing', async () => {
+    const state = await paidCart();
+    const res = await refund(state.cartId, { amount: state.total + 1 }, 'too-much');
+    expect(res.status).toBe(422);
+    const body = await problem(res);
+    expect(body.code).toBe('refund_refused');
+    expect(body.detail).toMatch(/greater than unrefunded amount/);
+    expect(await cart(state)).toMatchObject({ status: 'paid', refundedAmount: 0 });
+  });
+
+  it('answers 409 not_refundable for a cart that is not paid, and 404 for no such cart', async () => {
+    const state = await checkedOutCart();
+    const res = await refund(state.cartId, undefined, 'k');
+    expect(res.status).toBe(409);
+    expect((await problem(res)).code).toBe('not_refundable');
+    expect((await refund(crypto.randomUUID(), undefined, 'k')).status).toBe(404);
+  });
+
+  it.each([
+    ['an amount of 0', { amount: 0 }, undefined],
+    ['a fractional amount', { amount: 1.5 }, undefined],
+    ['an unknown reason', { reason: 'changed_mind' }, undefined],
+    ['an unknown field', { amount: 100, currency: 'usd' }, undefined],
+    ['an Idempotency-Key over 200 characters', { amount: 100 }, 'k'.repeat(201)],
+  ])('answers 400 validation_failed for %s and refunds nothing', async (_, body, key) => {
+    const state = await paidCart();
+    const res = await refund(state.cartId, body, key);
+    expect(res.status).toBe(400);
+    expect((await problem(res)).code).toBe('validation_failed');
+    expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 0, refunds: 0 });
+  });
+
+  it('answers 401 without the admin key', async () => {
+    const state = await paidCart();
+    const res = await call(`/v1/admin/carts/${state.cartId}/refunds`, { method: 'POST', json: {} });
+    expect(res.status).toBe(401);
+  });
+});
+
+describe('GET /v1/admin/carts', () => {
+  it('lists every shopper’s carts in a status, most recently changed first', async () => {
+    const older = await paidCart();
+    const newer = await paidCart();
+    const pending = await checkedOutCart();
+    const res = await call('/v1/admin/carts?status=paid&limit=100', { headers: admin });
+    expect(res.status).toBe(200);
+    const { carts } = (await res.json()) as { carts: { id: string; userId: string; status: string }[] };
+    expect(carts.every((c) => c.status === 'paid')).toBe(true);
+    const ids = carts.map((c) => c.id);
+    expect(ids.indexOf(newer.cartId)).toBeLessThan(ids.indexOf(older.cartId));
+    expect(ids.indexOf(older.cartId)).toBeGreaterThanOrEqual(0);
+    expect(ids).not.toContain(pending.cartId);
+    expect(carts.find((c) => c.id === older.cartId)?.userId).toBe(older.user.id);
+
+    const one = (await (await call('/v1/admin/carts?limit=1', { headers: admin })).json()) as { carts: unknown[] };
+    expect(one.carts).toHaveLength(1);
+  });
+
+  it.each(['status=gone', 'limit=0', 'limit=101'])('answers 400 for %s', async (query) => {
+    const res = await call(`/v1/admin/carts?${query}`, { headers: admin });
+    expect(res.status).toBe(400);
+    expect((await problem(res)).code).toBe('validation_failed');
+  });
+});

@@ -1,0 +1,132 @@
+import { describe, expect, it } from 'vitest';
+import { config, type Env } from '../src/env.ts';
+import { ApiError } from '../src/errors.ts';
+import { call, callWithEnv, createProduct, newUser, problem } from './helpers.ts';
+import { checkedOutCart, deliver, eventsFor, stripeEnv } from './stripe-helpers.ts';
+
+/** What config() makes of one variable: its value, or the problem it names. */
+function read<N extends keyof Env>(name: N, value: string): unknown {
+  try {
+    return config({ [name]: value }).optional(name as never);
+  } catch (err) {
+    if (err instanceof ApiError && err.code === 'misconfigured') return `misconfigured: ${err.message}`;
+    throw err;
+  }
+}
+
+describe('URLs the Worker calls', () => {
+  it.each(['STRIPE_API_BASE', 'NEON_HTTP_ENDPOINT', 'AUTH_JWKS_URL', 'PUBLIC_BASE_URL'] as const)(
+    '%s: https anywhere, plain http only to this machine',
+    (name) => {
+      for (const ok of [
+        'https://api.example.com',
+        'http://127.0.0.1:12111',
+        'http://localhost:8787',
+        'http://[::1]:9/',
+      ]) {
+        expect(read(name, ok)).not.toMatch(/^misconfigured/);
+      }
+      for (const bad of [
+        'http://api.example.com',
+        'http://10.0.0.5:8080',
+        'http://127.0.0.1.evil.example',
+        'http://localhost.evil.example',
+        'ftp://files.example',
+        'javascript:alert(1)',
+      ]) {
+        expect(read(name, bad)).toBe(
+          `misconfigured: ${name} is invalid: expected an https:// URL (http:// only for localhost)`,
+        );
+      }
+    },
+  );
+});
+
+describe('APP_RETURN_URL', () => {
+  it('is an absolute https URL or an app scheme', () => {
+    for (const ok of [
+      'https://shop.example/orders',
+      'myshop://orders',
+      'com.example.shop://return',
+      'http://127.0.0.1:8787/',
+    ]) {
+      expect(read('APP_RETURN_URL', ok)).toBe(ok);
+    }
+  });
+
+  it.each([
+    'javascript:alert(document.cookie)',
+    'JavaScript:alert(1)',
+    'data:text/html,<script>alert(1)</script>',
+    'vbscript:msgbox',
+    'file:///etc/passwd',
+    'http://shop.example/orders',
+    '/orders',
+    'orders',
+  ])('refuses %s', (bad) => {
+    expect(read('APP_RETURN_URL', bad)).toMatch(/^misconfigured: APP_RETURN_URL is invalid/);
+  });
+
+  it('when invalid costs the landing page its link to the app, never the page', async () => {
+    const state = await checkedOutCart();
+    await deliver(eventsFor(state).completedPaid());
+    const res = await callWithEnv(
+      { ...stripeEnv, APP_RETURN_URL: '/orders' },
+      `/checkout/success?session_id=${state.sessionId}`,
+    );
+    expect(res.status).toBe(200);
+    const html = await res.text();
+    expect(html).toContain('Payment received');
+    expect(html).not.toContain('class="button"');
+  });
+});
+
+describe('CORS_ORIGINS and RETENTION_DAYS', () => {
+  it('reads origins, comma-separated, https or local http, without paths', () => {
+    expect(read('CORS_ORIGINS', 'https://shop.example, http://localhost:5173,')).toEqual([
+      'https://shop.example',
+      'http://localhost:5173',
+    ]);
+    expect(read('CORS_ORIGINS', 'https://shop.example/app')).toMatch(/^misconfigured: CORS_ORIGINS/);
+    expect(read('CORS_ORIGINS', 'http://shop.example')).toMatch(/^misconfigured: CORS_ORIGINS/);
+    expect(read('CORS_ORIGINS', '*')).toMatch(/^misconfigured: CORS_ORIGINS/);
+  });
+
+  it('keeps data 90 days by default and never less than the 30 days Stripe may resend an event', () => {
+    expect(config({}).optional('RETENTION_DAYS')).toBe(90);
+    expect(read('RETENTION_DAYS', '45')).toBe(45);
+    expect(read('RETENTION_DAYS', '7')).toBe('misconfigured: RETENTION_DAYS is invalid: expected at least 30 (days)');
+  });
+});
+
+describe('request bodies', () => {
+  it.each([
+    'text/plain',
+    'application/x-www-form-urlencoded',
+    'application/xml',
+    'multipart/form-data; boundary=x',
+    null,
+  ])('answers a JSON body sent as %s with 415 problem+json, changing nothing', async (contentType) => {
+    const user = await newUser();
+    const product = await createProduct();
+    const cart = (await (await call('/v1/carts', { method: 'POST', token: user.token })).json()) as { id: string };
+    const headers: Record<string, string> = contentType ? { 'Content-Type': contentType } : {};
+    const res = await call(`/v1/carts/${cart.id}/items/${product.id}`, {
+      method: 'PUT',
+      token: user.token,
+      headers,
+      body: '{"quantity":1}',
+    });
+    expect(res.status).toBe(415);
+    expect((await problem(res)).code).toBe('unsupported_media_type');
+    const after = (await (await call(`/v1/carts/${cart.id}`, { token: user.token })).json()) as { items: unknown[] };
+    expect(after.items).toEqual([]);
+  });
+
+  it('answers a missing body with 400 validation_failed', async () => {
+    const user = await newUser();
+    const res = await call(`/v1/carts/${crypto.randomUUID()}/items/tee`, { method: 'PUT', token: user.token });
+    expect(res.status).toBe(400);
+    expect((await problem(res)).code).toBe('validation_failed');
+  });
+});

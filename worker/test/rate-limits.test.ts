@@ -1,0 +1,121 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { call, createProduct, newUser, problem } from './helpers.ts';
+import { cartStatus, checkedOutCart, deliver, eventsFor, stripeEnv } from './stripe-helpers.ts';
+
+// The limits of wrangler.toml, as the README states them: a shopper never meets them; a client
+// looping on what costs Stripe calls does, and is told when to come back.
+const CHECKOUTS_PER_MINUTE = 10;
+const STRIPE_PAGES_PER_MINUTE = 60;
+const WRITES_PER_MINUTE = 300;
+
+/** Records the requests the Worker makes to Stripe (the stand-in), letting them through. */
+function watchStripe() {
+  const calls: string[] = [];
+  const realFetch = globalThis.fetch;
+  vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+    const url = input instanceof Request ? input.url : String(input);
+    if (url.startsWith(stripeEnv.STRIPE_API_BASE)) calls.push(url);
+    return realFetch(input, init);
+  });
+  return calls;
+}
+
+async function expectRateLimited(res: Response, type: 'json' | 'html' = 'json') {
+  expect(res.status).toBe(429);
+  expect(res.headers.get('Retry-After')).toBe('60');
+  if (type === 'json') expect((await problem(res)).code).toBe('rate_limited');
+  else expect(await res.text()).toContain('<meta http-equiv="refresh" content="60">');
+}
+
+afterEach(() => vi.restoreAllMocks());
+
+describe('checkout and cancel, per user', () => {
+  it('lets a shopper check out and cancel a few times a minute', async () => {
+    const state = await checkedOutCart();
+    const path = `/v1/carts/${state.cartId}/checkout`;
+    for (let round = 0; round < 3; round++) {
+      expect((await call(path, { method: 'DELETE', token: state.user.token })).status).toBe(200);
+      expect((await call(path, { method: 'POST', token: state.user.token })).status).toBe(201);
+    }
+  });
+
+  it(`refuses the ${CHECKOUTS_PER_MINUTE + 1}th within a minute with 429 and Retry-After, without calling Stripe`, async () => {
+    const state = await checkedOutCart(); // its first checkout
+    const path = `/v1/carts/${state.cartId}/checkout`;
+    const other = await checkedOutCart();
+    for (let i = 1; i < CHECKOUTS_PER_MINUTE; i++) {
+      const res = await call(path, { method: i % 2 ? 'DELETE' : 'POST', token: state.user.token });
+      expect(res.status).toBeLessThan(300);
+    }
+    expect(await cartStatus(state.cartId)).toBe('open'); // the last of them cancelled
+    const stripeCalls = watchStripe();
+    const refused = await call(path, { method: 'POST', token: state.user.token });
+    await expectRateLimited(refused);
+    expect(stripeCalls).toEqual([]);
+    expect(await cartStatus(state.cartId)).toBe('open');
+
+    // Another shopper is not affected.
+    const res = await call(`/v1/carts/${other.cartId}/checkout`, { method: 'DELETE', token: other.user.token });
+    expect(res.status).toBe(200);
+  });
+});
+
+describe('writes, per user', () => {
+  it(`allows ${WRITES_PER_MINUTE} changes a minute, then 429 and nothing changes`, async () => {
+    const user = await newUser();
+    const product = await createProduct();
+    const cart = (await (await call('/v1/carts', { method: 'POST', token: user.token })).json()) as { id: string };
+    const item = `/v1/carts/${cart.id}/items/${product.id}`;
+    // Refused requests count too: the ceiling is on what a client sends.
+    for (let i = 2; i < WRITES_PER_MINUTE; i++) {
+      expect((await call(item, { method: 'PUT', token: user.token, json: { quantity: 0.5 } })).status).toBe(400);
+    }
+    expect((await call(item, { method: 'PUT', token: user.token, json: { quantity: 2 } })).status).toBe(200);
+    await expectRateLimited(await call(item, { method: 'PUT', token: user.token, json: { quantity: 3 } }));
+    await expectRateLimited(await call('/v1/carts', { method: 'POST', token: user.token }));
+    const read = await call(`/v1/carts/${cart.id}`, { token: user.token });
+    expect(read.status).toBe(200);
+    expect(((await read.json()) as { items: { quantity: number }[] }).items.map((i) => i.quantity)).toEqual([2]);
+  });
+});
+
+describe('GET /checkout/success, per client address', () => {
+  const page = (sessionId: string, address: string) =>
+    call(`/checkout/success?session_id=${sessionId}`, { headers: { 'CF-Connecting-IP': address } });
+
+  it(`reads a pending session back from Stripe ${STRIPE_PAGES_PER_MINUTE} times a minute per address, then 429 without calling it`, async () => {
+    const state = await checkedOutCart();
+    const address = `198.51.100.${Math.floor(Math.random() * 250)}`;
+    const stripeCalls = watchStripe();
+    for (let i = 0; i < STRIPE_PAGES_PER_MINUTE; i++) expect((await page(state.sessionId, address)).status).toBe(200);
+    expect(stripeCalls.length).toBeGreaterThanOrEqual(STRIPE_PAGES_PER_MINUTE);
+    stripeCalls.length = 0;
+
+    // Once limited, the page says when it tries again by itself, and Stripe hears nothing.
+    await expectRateLimited(await page(state.sessionId, address), 'html');
+    expect(stripeCalls).toEqual([]);
+
+    // Another address still gets through; so does a page that needs no Stripe call.
+    expect((await page(state.sessionId, '2001:db8::1')).status).toBe(200);
+    const paid = await checkedOutCart();
+    expect((await deliver(eventsFor(paid).completedPaid())).status).toBe(200);
+    expect((await page(paid.sessionId, address)).status).toBe(200);
+  });
+
+  it('answers a session id that is not Stripe-shaped, or not ours, without calling Stripe', async () => {
+    const stripeCalls = watchStripe();
+    for (const id of [
+      '{CHECKOUT_SESSION_ID}',
+      'cs_',
+      'cs_test_',
+      'cs_other_abc',
+      'cs_test_a1%00',
+      `cs_test_${'a'.repeat(300)}`,
+    ]) {
+      expect((await call(`/checkout/success?session_id=${id}`)).status).toBe(400);
+    }
+    const unknown = await call(`/checkout/success?session_id=cs_test_a1${'Z'.repeat(56)}`);
+    expect(unknown.status).toBe(404);
+    expect(stripeCalls).toEqual([]);
+  });
+});

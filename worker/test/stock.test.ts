@@ -1,0 +1,212 @@
+import type Stripe from 'stripe';
+import { describe, expect, it } from 'vitest';
+import { call, createProduct, db, holdLocks, newUser, problem, testEnv } from './helpers.ts';
+import {
+  cartStatus,
+  deliver,
+  eventsFor,
+  outboxOf,
+  sessionObject,
+  standinStripe,
+  stripeEvent,
+} from './stripe-helpers.ts';
+
+const stripe = standinStripe();
+
+/** A product with `stock` units on hand. */
+async function stocked(stock: number | null, unitAmount = 1000) {
+  const product = await createProduct({ unitAmount });
+  await db().query('UPDATE products SET stock = $2 WHERE id = $1', [product.id, stock]);
+  return product;
+}
+
+async function counts(productId: string) {
+  const [row] = await db().query('SELECT stock, reserved FROM products WHERE id = $1', [productId]);
+  return row as { stock: number | null; reserved: number };
+}
+
+async function available(productId: string): Promise<number | null | undefined> {
+  const { products } = (await (await call('/v1/products')).json()) as {
+    products: { id: string; available: number | null }[];
+  };
+  return products.find((p) => p.id === productId)?.available;
+}
+
+/** A shopper whose open cart holds `quantity` of each product. */
+async function cartOf(items: { id: string; quantity: number }[]) {
+  const user = await newUser();
+  const cart = (await (await call('/v1/carts', { method: 'POST', token: user.token })).json()) as { id: string };
+  for (const item of items) {
+    const res = await call(`/v1/carts/${cart.id}/items/${item.id}`, {
+      method: 'PUT',
+      token: user.token,
+      json: { quantity: item.quantity },
+    });
+    expect(res.status).toBe(200);
+  }
+  return { user, cartId: cart.id };
+}
+
+async function checkout(shopper: { user: { token: string }; cartId: string }) {
+  return call(`/v1/carts/${shopper.cartId}/checkout`, { method: 'POST', token: shopper.user.token });
+}
+
+/** Checks out and answers what the webhook tests need: the session, the cart and its total. */
+async function checkedOut(items: { id: string; quantity: number; unitAmount: number }[]) {
+  const shopper = await cartOf(items);
+  const res = await checkout(shopper);
+  expect(res.status).toBe(201);
+  const { sessionId } = (await res.json()) as { sessionId: string };
+  const total = items.reduce((sum, i) => sum + i.unitAmount * i.quantity, 0);
+  return { ...shopper, sessionId, total };
+}
+
+describe('stock held during checkout', () => {
+  it('holds the quantities while the shopper pays, and gives them back when the session expires', async () => {
+    const product = await stocked(3);
+    const unlimited = await stocked(null);
+    const state = await checkedOut([
+      { id: product.id, quantity: 2, unitAmount: 1000 },
+      { id: unlimited.id, quantity: 5, unitAmount: 1000 },
+    ]);
+    expect(await counts(product.id)).toEqual({ stock: 3, reserved: 2 });
+    expect(await available(product.id)).toBe(1);
+    expect(await available(unlimited.id)).toBeNull();
+
+    expect((await deliver(eventsFor(state).expired())).status).toBe(200);
+    expect(await cartStatus(state.cartId)).toBe('open');
+    expect(await counts(product.id)).toEqual({ stock: 3, reserved: 0 });
+    expect(await available(product.id)).toBe(3);
+  });
+
+  it('gives them back when the shopper cancels, and when the delayed payment fails', async () => {
+    const product = await stocked(4);
+    const cancelled = await checkedOut([{ id: product.id, quantity: 1, unitAmount: 1000 }]);
+    const failed = await checkedOut([{ id: product.id, quantity: 2, unitAmount: 1000 }]);
+    expect(await counts(product.id)).toEqual({ stock: 4, reserved: 3 });
+
+    const res = await call(`/v1/carts/${cancelled.cartId}/checkout`, { method: 'DELETE', token: cancelled.user.token });
+    expect(res.status).toBe(200);
+    expect(await counts(product.id)).toEqual({ stock: 4, reserved: 2 });
+
+    // A bank transfer holds the stock until its outcome is known.
+    await deliver(eventsFor(failed).completedUnpaid());
+    expect(await counts(product.id)).toEqual({ stock: 4, reserved: 2 });
+    await deliver(eventsFor(failed).asyncFailed());
+    expect(await cartStatus(failed.cartId)).toBe('payment_failed');
+    expect(await counts(product.id)).toEqual({ stock: 4, reserved: 0 });
+  });
+
+  it('takes the units for good when the payment lands, once however often it is reported', async () => {
+    const product = await stocked(5);
+    const card = await checkedOut([{ id: product.id, quantity: 2, unitAmount: 1000 }]);
+    const transfer = await checkedOut([{ id: product.id, quantity: 1, unitAmount: 1000 }]);
+    const paid = eventsFor(card).completedPaid();
+    for (const event of [paid, paid]) await deliver(event);
+    expect(await counts(product.id)).toEqual({ stock: 3, reserved: 1 });
+
+    await deliver(eventsFor(transfer).completedUnpaid());
+    await deliver(eventsFor(transfer).asyncSucceeded());
+    // A refund does not put goods back on the shelf: that is a person's call when they come back.
+    await deliver(eventsFor(card).fullRefund());
+    expect(await counts(product.id)).toEqual({ stock: 2, reserved: 0 });
+    expect(
+      await db().query('SELECT 1 FROM stock_holds WHERE session_id = ANY($1)', [[card.sessionId, transfer.sessionId]]),
+    ).toEqual([]);
+  });
+
+  it('answers 409 out_of_stock naming what is short, at checkout and when the cart asks for more', async () => {
+    const scarce = await stocked(2);
+    const plenty = await stocked(10);
+    const shopper = await cartOf([
+      { id: scarce.id, quantity: 2 },
+      { id: plenty.id, quantity: 1 },
+    ]);
+    // Someone else takes one of the two meanwhile.
+    await checkedOut([{ id: scarce.id, quantity: 1, unitAmount: 1000 }]);
+
+    const res = await checkout(shopper);
+    expect(res.status).toBe(409);
+    const body = (await problem(res)) as Awaited<ReturnType<typeof problem>> & { products: unknown };
+    expect(body.code).toBe('out_of_stock');
+    expect(body.products).toEqual([{ id: scarce.id, available: 1 }]);
+    expect(body.detail).toContain(scarce.id);
+    expect(await cartStatus(shopper.cartId)).toBe('open');
+    expect(await counts(scarce.id)).toEqual({ stock: 2, reserved: 1 });
+
+    const more = await call(`/v1/carts/${shopper.cartId}/items/${plenty.id}`, {
+      method: 'PUT',
+      token: shopper.user.token,
+      json: { quantity: 11 },
+    });
+    expect(more.status).toBe(409);
+    expect(await more.json()).toMatchObject({ code: 'out_of_stock', products: [{ id: plenty.id, available: 10 }] });
+    // Asking for less is always allowed, even while it is still more than is left.
+    const fewer = await call(`/v1/carts/${shopper.cartId}/items/${scarce.id}`, {
+      method: 'PUT',
+      token: shopper.user.token,
+      json: { quantity: 1 },
+    });
+    expect(fewer.status).toBe(200);
+    expect((await checkout(shopper)).status).toBe(201);
+    expect(await available(scarce.id)).toBe(0);
+  });
+
+  it('records a payment for stock that is gone as paid, flagged oversold on the cart and in the event', async () => {
+    const product = await stocked(2);
+    const state = await checkedOut([{ id: product.id, quantity: 2, unitAmount: 1000 }]);
+    // Two units turn out to be damaged: the operator counts one left.
+    const recount = await call(`/v1/admin/products/${product.id}`, {
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${testEnv.ADMIN_API_KEY}` },
+      json: { name: product.name, unitAmount: 1000, currency: 'usd', stock: 1 },
+    });
+    expect(await recount.json()).toMatchObject({ stock: 1, reserved: 2, available: 0 });
+
+    const event = stripeEvent('checkout.session.completed', sessionObject(state));
+    expect((await deliver(event)).status).toBe(200);
+    expect(await cartStatus(state.cartId)).toBe('paid');
+    expect(await counts(product.id)).toEqual({ stock: 0, reserved: 0 });
+    const cart = await (await call(`/v1/carts/${state.cartId}`, { token: state.user.token })).json();
+    expect(cart).toMatchObject({ status: 'paid', oversold: true });
+    expect((await outboxOf(state.cartId))[0]!.event).toMatchObject({ type: 'cart.paid', oversold: true });
+  });
+});
+
+describe('stock under concurrency', () => {
+  it('gives 20 shoppers racing for the last 5 units exactly 5 sessions', async () => {
+    const product = await stocked(5);
+    const shoppers = await Promise.all(Array.from({ length: 20 }, () => cartOf([{ id: product.id, quantity: 1 }])));
+    // Every checkout reads "5 available" and has its session made at Stripe, then piles up
+    // behind the product's row lock, held here, at the statement that would reserve.
+    const lock = await holdLocks([`SELECT 1 FROM products WHERE id = '${product.id}' FOR UPDATE`]);
+    const answers = Promise.all(shoppers.map((s) => checkout(s)));
+    await lock.waitForWaiters(20, '%jsonb_to_recordset%');
+    await lock.release();
+    const settled = await answers;
+
+    expect(settled.filter((r) => r.status === 201)).toHaveLength(5);
+    const refused = settled.filter((r) => r.status !== 201);
+    expect(refused.map((r) => r.status)).toEqual(Array(15).fill(409));
+    for (const res of refused) {
+      expect(await res.json()).toMatchObject({ code: 'out_of_stock', products: [{ id: product.id, available: 0 }] });
+    }
+    expect(await counts(product.id)).toEqual({ stock: 5, reserved: 5 });
+    const statuses = await db().query(
+      'SELECT status, count(*)::int AS n FROM carts WHERE id = ANY($1) GROUP BY status',
+      [shoppers.map((s) => s.cartId)],
+    );
+    expect(statuses.sort((a, b) => String(a.status).localeCompare(String(b.status)))).toEqual([
+      { status: 'checkout_pending', n: 5 },
+      { status: 'open', n: 15 },
+    ]);
+    // The sessions made for the 15 that lost can no longer be paid.
+    const losers = new Set(shoppers.map((s) => s.cartId));
+    for (const res of settled.filter((r) => r.status === 201)) {
+      losers.delete(((await res.json()) as { cartId: string }).cartId);
+    }
+    const expired = await stripe.events.list({ type: 'checkout.session.expired', limit: 100 });
+    const expiredCarts = expired.data.map((e) => (e.data.object as Stripe.Checkout.Session).client_reference_id);
+    expect(expiredCarts.filter((id) => id && losers.has(id))).toHaveLength(15);
+  });
+});
