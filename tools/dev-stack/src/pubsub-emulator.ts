@@ -187,6 +187,12 @@ function emulatorCommand(opts: {
       CLOUDSDK_CORE_DISABLE_USAGE_REPORTING: 'true',
       CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK: 'true',
       CLOUDSDK_CORE_DISABLE_PROMPTS: '1',
+      // The emulator's start script passes this to the JVM after JAVA_OPTS. Only the client
+      // compiler (C1): the server compiler's profiling and compiling cost more CPU than a short
+      // dev or test run ever wins back. Publishing 3,000 messages in calls of 10 after a warm-up
+      // of 1,000 took 1.0–1.15 ms of the JVM's CPU per message with the defaults and 0.5–0.7 ms
+      // with this (2 cores, OpenJDK 17). A value of the user's own wins.
+      CLOUD_PUBSUB_EMULATOR_OPTS: opts.env.CLOUD_PUBSUB_EMULATOR_OPTS ?? '-XX:TieredStopAtLevel=1',
     },
     host,
   };
