@@ -1,23 +1,21 @@
 import Stripe from 'stripe';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { TestStandin } from './testing.ts';
-import { API_KEY, CART_SESSION, clientFor, control, createCartSession, startTestStandin } from './testing.ts';
+import {
+  API_KEY,
+  CART_SESSION,
+  clientFor,
+  control,
+  createCartSession,
+  startTestStandin,
+  stripeError,
+} from './testing.ts';
 
 let t: TestStandin;
 beforeEach(async () => {
   t = await startTestStandin();
 });
 afterEach(() => t.standin.close());
-
-/** The error the official client throws for a request. */
-async function stripeError(request: Promise<unknown>): Promise<Stripe.errors.StripeError> {
-  const error = await request.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof Stripe.errors.StripeError)) throw new Error(`expected a StripeError, got ${String(error)}`);
-  return error;
-}
 
 /** Sends parameters the client's types refuse, as a caller with a bug (or plain JavaScript) could. */
 function createUnchecked(params: Record<string, unknown>): Promise<Stripe.Checkout.Session> {

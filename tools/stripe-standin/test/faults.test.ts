@@ -1,8 +1,17 @@
-import Stripe from 'stripe';
+import type Stripe from 'stripe';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Fault } from '../src/faults.ts';
 import type { TestStandin } from './testing.ts';
-import { API_KEY, clientFor, control, createCartSession, startTestStandin, waitFor } from './testing.ts';
+import {
+  API_KEY,
+  addFault,
+  clientFor,
+  control,
+  createCartSession,
+  startTestStandin,
+  stripeError,
+  waitFor,
+} from './testing.ts';
 
 // The fault controls (/_standin/faults): what a fault matches, how it counts down, and how each
 // kind answers. How faults meet idempotency keys is in idempotency.test.ts.
@@ -13,28 +22,13 @@ beforeEach(async () => {
 });
 afterEach(() => t.standin.close());
 
-async function stripeError(request: Promise<unknown>): Promise<Stripe.errors.StripeError> {
-  const error = await request.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof Stripe.errors.StripeError)) throw new Error(`expected a StripeError, got ${String(error)}`);
-  return error;
-}
-
-async function addFault(spec: object): Promise<Fault> {
-  const res = await control<Fault>(t.standin, '/faults', spec);
-  expect(res.status).toBe(200);
-  return res.body;
-}
-
 async function remaining(): Promise<number[]> {
   return (await control<{ data: Fault[] }>(t.standin, '/faults')).body.data.map((f) => f.remaining);
 }
 
 describe('POST /_standin/faults', () => {
   it('answers the fault with its defaults: any method, once, no delay', async () => {
-    const fault = await addFault({ path: '/v1/checkout/sessions', status: 500 });
+    const fault = await addFault(t.standin, { path: '/v1/checkout/sessions', status: 500 });
     expect(fault).toEqual({
       id: expect.stringMatching(/^fault_/),
       method: null,
@@ -65,7 +59,7 @@ describe('POST /_standin/faults', () => {
 
 describe('matching and counting down', () => {
   it('affects `times` matching requests, by exact path or prefix, then disappears', async () => {
-    await addFault({ path: '/v1/checkout/sessions/*', status: 429, times: 2 });
+    await addFault(t.standin, { path: '/v1/checkout/sessions/*', status: 429, times: 2 });
     // The prefix ends in a slash, so creating (POST /v1/checkout/sessions) is not affected.
     const session = await createCartSession(t.stripe);
     expect(await remaining()).toEqual([2]);
@@ -79,22 +73,22 @@ describe('matching and counting down', () => {
 
   it('matches only its method, and only /v1 requests', async () => {
     const session = await createCartSession(t.stripe);
-    await addFault({ method: 'GET', path: `/v1/checkout/sessions/${session.id}*`, status: 500 });
+    await addFault(t.standin, { method: 'GET', path: `/v1/checkout/sessions/${session.id}*`, status: 500 });
     expect((await t.stripe.checkout.sessions.expire(session.id)).status).toBe('expired');
     expect((await fetch(`${t.standin.url}/c/pay/${session.id}`)).status).toBe(410);
     expect(await remaining()).toEqual([1]);
   });
 
   it('lets the oldest matching fault act first', async () => {
-    await addFault({ path: '/v1/events', status: 429 });
-    await addFault({ path: '/v1/events*', status: 429, times: 3 });
+    await addFault(t.standin, { path: '/v1/events', status: 429 });
+    await addFault(t.standin, { path: '/v1/events*', status: 429, times: 3 });
     await stripeError(t.stripe.events.list());
     expect(await remaining()).toEqual([3]);
   });
 
   it('counts the retries stripe-node makes of a GET that failed with 500 (no Stripe-Should-Retry)', async () => {
     const session = await createCartSession(t.stripe);
-    await addFault({ method: 'GET', path: '/v1/checkout/sessions/*', status: 500, times: 2 });
+    await addFault(t.standin, { method: 'GET', path: '/v1/checkout/sessions/*', status: 500, times: 2 });
     const retrying = clientFor(t.standin, API_KEY, 2);
     const attempts: Stripe.RequestEvent[] = [];
     retrying.on('request', (event: Stripe.RequestEvent) => attempts.push(event));
@@ -104,9 +98,9 @@ describe('matching and counting down', () => {
   });
 
   it('clears one fault or all of them', async () => {
-    const first = await addFault({ path: '/v1/refunds', status: 500 });
-    await addFault({ path: '/v1/events', status: 429 });
-    await addFault({ path: '/v1/charges/*', delayMs: 10 });
+    const first = await addFault(t.standin, { path: '/v1/refunds', status: 500 });
+    await addFault(t.standin, { path: '/v1/events', status: 429 });
+    await addFault(t.standin, { path: '/v1/charges/*', delayMs: 10 });
 
     expect(await control(t.standin, `/faults/${first.id}`, undefined, 'DELETE')).toEqual({
       status: 200,
@@ -121,7 +115,7 @@ describe('matching and counting down', () => {
 
 describe('what each fault answers', () => {
   it('404: resource_missing for the object in the path, or an unrecognized URL when it names none', async () => {
-    await addFault({ path: '/v1/payment_intents/*', status: 404 });
+    await addFault(t.standin, { path: '/v1/payment_intents/*', status: 404 });
     const intent = await stripeError(t.stripe.paymentIntents.retrieve('pi_123'));
     expect(intent).toMatchObject({
       statusCode: 404,
@@ -130,7 +124,7 @@ describe('what each fault answers', () => {
       message: "No such payment_intent: 'pi_123'",
     });
 
-    await addFault({ path: '/v1/events', status: 404 });
+    await addFault(t.standin, { path: '/v1/events', status: 404 });
     const list = await stripeError(t.stripe.events.list());
     expect(list).toMatchObject({
       statusCode: 404,
@@ -140,7 +134,7 @@ describe('what each fault answers', () => {
 
   it('delayMs alone: the request is held, then acts normally', async () => {
     const session = await createCartSession(t.stripe);
-    await addFault({ path: `/v1/checkout/sessions/${session.id}/expire`, delayMs: 200 });
+    await addFault(t.standin, { path: `/v1/checkout/sessions/${session.id}/expire`, delayMs: 200 });
     const started = Date.now();
     const expired = await t.stripe.checkout.sessions.expire(session.id);
     // Node's timers may fire a millisecond early by Date.now().
@@ -149,7 +143,7 @@ describe('what each fault answers', () => {
   });
 
   it('delayMs with a status: held, then fails', async () => {
-    await addFault({ path: '/v1/events', status: 429, delayMs: 200 });
+    await addFault(t.standin, { path: '/v1/events', status: 429, delayMs: 200 });
     const started = Date.now();
     expect((await stripeError(t.stripe.events.list())).statusCode).toBe(429);
     expect(Date.now() - started).toBeGreaterThanOrEqual(199);

@@ -2,7 +2,17 @@ import Stripe from 'stripe';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Fault } from '../src/faults.ts';
 import type { TestStandin } from './testing.ts';
-import { API_KEY, CART_SESSION, clientFor, control, createCartSession, startTestStandin, waitFor } from './testing.ts';
+import {
+  API_KEY,
+  addFault,
+  CART_SESSION,
+  clientFor,
+  control,
+  createCartSession,
+  startTestStandin,
+  stripeError,
+  waitFor,
+} from './testing.ts';
 
 // Stripe's idempotency rules under the faults that exercise them: what is saved (a 500 once the
 // endpoint began executing), what is not (validation errors, 409s, 429s, 404s), and what a
@@ -15,21 +25,6 @@ beforeEach(async () => {
   t = await startTestStandin({ log: (line) => log.push(line) });
 });
 afterEach(() => t.standin.close());
-
-async function stripeError(request: Promise<unknown>): Promise<Stripe.errors.StripeError> {
-  const error = await request.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof Stripe.errors.StripeError)) throw new Error(`expected a StripeError, got ${String(error)}`);
-  return error;
-}
-
-async function addFault(spec: object): Promise<Fault> {
-  const res = await control<Fault>(t.standin, '/faults', spec);
-  expect(res.status).toBe(200);
-  return res.body;
-}
 
 async function activeFaults(): Promise<Fault[]> {
   return (await control<{ data: Fault[] }>(t.standin, '/faults')).body.data;
@@ -47,7 +42,7 @@ const created = () => log.filter((line) => /^session cs_test_\w+ created/.test(l
 
 describe('an injected 500', () => {
   it('fails before acting, is saved under the key and replayed for the same parameters only', async () => {
-    await addFault({ method: 'POST', path: '/v1/checkout/sessions', status: 500 });
+    await addFault(t.standin, { method: 'POST', path: '/v1/checkout/sessions', status: 500 });
     const { stripe, attempts } = retryingClient();
 
     const failed = await stripeError(stripe.checkout.sessions.create(CART_SESSION, { idempotencyKey: 'cart-1-v1' }));
@@ -81,7 +76,7 @@ describe('an injected 500', () => {
 
   it('leaves an expire undone', async () => {
     const session = await createCartSession(t.stripe);
-    await addFault({ path: `/v1/checkout/sessions/${session.id}/expire`, status: 500 });
+    await addFault(t.standin, { path: `/v1/checkout/sessions/${session.id}/expire`, status: 500 });
     const error = await stripeError(t.stripe.checkout.sessions.expire(session.id, {}, { idempotencyKey: 'expire-1' }));
     expect(error.statusCode).toBe(500);
     expect((await t.stripe.checkout.sessions.retrieve(session.id)).status).toBe('open');
@@ -89,7 +84,7 @@ describe('an injected 500', () => {
   });
 
   it('is not used up by a request that fails validation, which is not saved either', async () => {
-    await addFault({ path: '/v1/checkout/sessions', status: 500 });
+    await addFault(t.standin, { path: '/v1/checkout/sessions', status: 500 });
     const invalid = await stripeError(
       t.stripe.checkout.sessions.create({ ...CART_SESSION, success_url: 'nope' }, { idempotencyKey: 'fix-me' }),
     );
@@ -103,7 +98,7 @@ describe('an injected 500', () => {
 
 describe('a request while another with its key is executing', () => {
   it('answers 409 idempotency_key_in_use and saves nothing; the first one’s result is replayed after', async () => {
-    await addFault({ path: '/v1/checkout/sessions', delayMs: 500 });
+    await addFault(t.standin, { path: '/v1/checkout/sessions', delayMs: 500 });
     const first = t.stripe.checkout.sessions.create(CART_SESSION, { idempotencyKey: 'double-tap' });
     // The first request took the delay: it is executing, its key in flight.
     await waitFor(async () => (await activeFaults()).length === 0);
@@ -126,7 +121,7 @@ describe('a request while another with its key is executing', () => {
   });
 
   it('is retried by stripe-node with the same key until it gets the first one’s result', async () => {
-    await addFault({ path: '/v1/checkout/sessions', delayMs: 300 });
+    await addFault(t.standin, { path: '/v1/checkout/sessions', delayMs: 300 });
     const first = t.stripe.checkout.sessions.create(CART_SESSION, { idempotencyKey: 'double-tap' });
     await waitFor(async () => (await activeFaults()).length === 0);
 
@@ -139,7 +134,7 @@ describe('a request while another with its key is executing', () => {
   });
 
   it('refuses other parameters with the key while the first is still executing', async () => {
-    await addFault({ path: '/v1/checkout/sessions', delayMs: 500 });
+    await addFault(t.standin, { path: '/v1/checkout/sessions', delayMs: 500 });
     const first = t.stripe.checkout.sessions.create(CART_SESSION, { idempotencyKey: 'k' });
     await waitFor(async () => (await activeFaults()).length === 0);
     const other = await stripeError(
@@ -153,7 +148,7 @@ describe('a request while another with its key is executing', () => {
 
 describe('faults that are not saved', () => {
   it('409: stripe-node retries with the same key, and the retry acts', async () => {
-    await addFault({ path: '/v1/checkout/sessions', status: 409 });
+    await addFault(t.standin, { path: '/v1/checkout/sessions', status: 409 });
     const { stripe, attempts } = retryingClient();
     const session = await stripe.checkout.sessions.create(CART_SESSION, { idempotencyKey: 'busy' });
     expect(session.status).toBe('open');
@@ -163,7 +158,7 @@ describe('faults that are not saved', () => {
 
   it('429: answered before the idempotency layer, even for a key with a saved response', async () => {
     const session = await t.stripe.checkout.sessions.create(CART_SESSION, { idempotencyKey: 'saved' });
-    await addFault({ path: '/v1/checkout/sessions', status: 429 });
+    await addFault(t.standin, { path: '/v1/checkout/sessions', status: 429 });
     const limited = await stripeError(t.stripe.checkout.sessions.create(CART_SESSION, { idempotencyKey: 'saved' }));
     expect(limited).toBeInstanceOf(Stripe.errors.StripeRateLimitError);
     expect(limited).toMatchObject({ statusCode: 429, code: 'rate_limit', rawType: 'invalid_request_error' });
@@ -173,7 +168,7 @@ describe('faults that are not saved', () => {
 
   it('404: the retry with the same key acts', async () => {
     const session = await createCartSession(t.stripe);
-    await addFault({ path: `/v1/checkout/sessions/${session.id}/expire`, status: 404 });
+    await addFault(t.standin, { path: `/v1/checkout/sessions/${session.id}/expire`, status: 404 });
     const missing = await stripeError(t.stripe.checkout.sessions.expire(session.id, {}, { idempotencyKey: 'expire' }));
     expect(missing).toMatchObject({
       statusCode: 404,

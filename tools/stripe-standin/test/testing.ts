@@ -1,6 +1,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Stripe from 'stripe';
+import { expect } from 'vitest';
+import type { Fault } from '../src/faults.ts';
 import type { StripeStandin, StripeStandinOptions } from '../src/server.ts';
 import { startStripeStandin } from '../src/server.ts';
 
@@ -99,6 +101,23 @@ export async function control<T = unknown>(
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: res.status, body: (await res.json()) as T };
+}
+
+/** The error the official client throws for a request (fails the test if it succeeds). */
+export async function stripeError(request: Promise<unknown>): Promise<Stripe.errors.StripeError> {
+  const error = await request.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(error instanceof Stripe.errors.StripeError)) throw new Error(`expected a StripeError, got ${String(error)}`);
+  return error;
+}
+
+/** Arms a fault (/_standin/faults) and answers it as the stand-in stored it. */
+export async function addFault(standin: StripeStandin, spec: object): Promise<Fault> {
+  const res = await control<Fault>(standin, '/faults', spec);
+  expect(res.status).toBe(200);
+  return res.body;
 }
 
 export interface ReceivedWebhook {
