@@ -44,8 +44,8 @@ export const HOLDING_STATUSES: readonly CartStatus[] = ['checkout_pending', 'awa
 export const LANDED_STATUSES: readonly CartStatus[] = ['paid', 'refunded'];
 
 /**
- * What happens to a landed payment without changing the cart's status, published as events of
- * their own (`cart.partially_refunded`, …). A full refund is a status: `refunded`.
+ * What Stripe reports about a landed payment without changing the cart's status, published as
+ * events of their own (`cart.partially_refunded`, …). A full refund is a status: `refunded`.
  */
 export const PAYMENT_NOTICES = ['partially_refunded', 'disputed', 'dispute_closed'] as const;
 export type PaymentNotice = (typeof PAYMENT_NOTICES)[number];
@@ -79,17 +79,22 @@ export function isEditable(status: CartStatus): boolean {
   return EDITABLE_STATUSES.includes(status);
 }
 
-const noticeOfEvent: Partial<Record<CartEvent, { notice: PaymentNotice; in: readonly CartStatus[] }>> = {
-  // Once the whole payment is refunded, a partial refund reported late is old news.
-  partial_refund: { notice: 'partially_refunded', in: ['paid'] },
-  dispute_created: { notice: 'disputed', in: LANDED_STATUSES },
-  dispute_closed: { notice: 'dispute_closed', in: LANDED_STATUSES },
-};
+/**
+ * One thing Stripe reported about a payment: a refund that took the charge's `amount_refunded`
+ * (every refund of it so far) to `refunded`, or a dispute opened or closed.
+ */
+export type PaymentFact = { refunded: number; full: boolean } | { disputeId: string; closed: boolean };
 
-/** The notice `event` gives in `status`, or null when it is no news there. */
-export function noticeOf(status: CartStatus, event: CartEvent): PaymentNotice | null {
-  const rule = noticeOfEvent[event];
-  return rule?.in.includes(status) ? rule.notice : null;
+/**
+ * The notice a fact is published as, `type:key`, or null when it is none (a full refund moves
+ * the cart instead). The key names the fact, not the event that reported it: a refund made
+ * through our API and its `charge.refunded` webhook are one refund, published once. Each notice
+ * is published once, as soon as the payment has landed, whatever order the facts arrive in: a
+ * partial refund reported after the full one is still a refund the shopper had.
+ */
+export function noticeOf(fact: PaymentFact): `${PaymentNotice}:${string}` | null {
+  if ('disputeId' in fact) return `${fact.closed ? 'dispute_closed' : 'disputed'}:${fact.disputeId}`;
+  return fact.full || fact.refunded <= 0 ? null : `partially_refunded:${fact.refunded}`;
 }
 
 /** What checkout's stock hold becomes when a cart moves: given back, or taken for good by the payment. */
@@ -101,74 +106,43 @@ export function stockMove(from: CartStatus, to: CartStatus): StockMove | null {
   return LANDED_STATUSES.includes(to) ? 'consume' : 'release';
 }
 
-/**
- * What Stripe reported about a payment before it landed (it may deliver `charge.refunded` or a
- * dispute before the completion): the furthest each has gone.
- */
-export interface EarlierFacts {
-  refund: 'none' | 'partial' | 'full';
-  dispute: 'none' | 'open' | 'closed';
-}
-const REFUND_STAGES: readonly EarlierFacts['refund'][] = ['none', 'partial', 'full'];
-const DISPUTE_STAGES: readonly EarlierFacts['dispute'][] = ['none', 'open', 'closed'];
-
 /** What one event does to a cart in one status. */
 export interface Decision {
   /** The statuses it passes through; empty when it stays. */
   path: CartStatus[];
-  /** Published after the moves, in this order. */
-  notices: PaymentNotice[];
   stock: StockMove | null;
 }
 
 /**
- * What `event` does in `status`. When the payment lands, what Stripe reported about it earlier
- * is applied right after, so every order of arrival of one checkout's events ends in the same
- * state: a full refund moves the cart on to refunded, a partial one and a dispute are published.
- * The database drops a notice that is not news for the payment (a refund that does not add to
- * what is known to be refunded, a dispute stage already reached).
+ * What `event` does in `status`. Stripe may report the full refund of a payment before its
+ * completion; when the payment lands after such a refund (`refundedEarlier`), the cart moves on
+ * to refunded right away, so every order of arrival ends in the same status.
  */
-export function settle(status: CartStatus, event: CartEvent, earlier: EarlierFacts): Decision {
+export function settle(status: CartStatus, event: CartEvent, refundedEarlier: boolean): Decision {
   const next = transition(status, event);
   const path = next ? [next] : [];
-  const own = noticeOf(status, event);
-  const notices = own ? [own] : [];
-  if (next && LANDED_STATUSES.includes(next) && !LANDED_STATUSES.includes(status)) {
-    const refunded = earlier.refund === 'full' ? transition(next, 'full_refund') : null;
+  if (next && refundedEarlier && LANDED_STATUSES.includes(next) && !LANDED_STATUSES.includes(status)) {
+    const refunded = transition(next, 'full_refund');
     if (refunded) path.push(refunded);
-    const landed = path[path.length - 1]!;
-    const earlierEvents: CartEvent[] = [];
-    if (earlier.refund === 'partial') earlierEvents.push('partial_refund');
-    if (earlier.dispute !== 'none')
-      earlierEvents.push(earlier.dispute === 'open' ? 'dispute_created' : 'dispute_closed');
-    for (const e of earlierEvents) {
-      const notice = noticeOf(landed, e);
-      if (notice) notices.push(notice);
-    }
   }
-  return { path, notices, stock: next ? stockMove(status, next) : null };
+  return { path, stock: next ? stockMove(status, next) : null };
 }
 
-/** The key of `earlier` in `decisionsFor`: `refund/dispute`. */
-export type EarlierKey = `${EarlierFacts['refund']}/${EarlierFacts['dispute']}`;
-
 /**
- * `settle` for every current status and every earlier fact at once, so the database picks the
- * row's own: `[earlier][status]`, leaving out statuses where the event does nothing.
+ * `settle` for every current status, without and with a full refund reported earlier, so the
+ * database picks the row's own: `[earlier][status]`, leaving out statuses where the event
+ * moves nothing.
  */
-export function decisionsFor(event: CartEvent): Record<EarlierKey, Partial<Record<CartStatus, Decision>>> {
-  const all = {} as Record<EarlierKey, Partial<Record<CartStatus, Decision>>>;
-  for (const refund of REFUND_STAGES) {
-    for (const dispute of DISPUTE_STAGES) {
-      const byStatus: Partial<Record<CartStatus, Decision>> = {};
-      for (const status of CART_STATUSES) {
-        const decision = settle(status, event, { refund, dispute });
-        if (decision.path.length || decision.notices.length) byStatus[status] = decision;
-      }
-      all[`${refund}/${dispute}`] = byStatus;
+export function decisionsFor(event: CartEvent): Record<'none' | 'full', Partial<Record<CartStatus, Decision>>> {
+  const byStatus = (refundedEarlier: boolean) => {
+    const decisions: Partial<Record<CartStatus, Decision>> = {};
+    for (const status of CART_STATUSES) {
+      const decision = settle(status, event, refundedEarlier);
+      if (decision.path.length) decisions[status] = decision;
     }
-  }
-  return all;
+    return decisions;
+  };
+  return { none: byStatus(false), full: byStatus(true) };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { ACTIVE_STATUSES, type CartStatus, decisionsFor, PUBLISHED_STATUSES } from './cart-state.ts';
+import { ACTIVE_STATUSES, type CartStatus, decisionsFor, LANDED_STATUSES, PUBLISHED_STATUSES } from './cart-state.ts';
 import type { Sql } from './db.ts';
 import type { Env } from './env.ts';
 import { log } from './log.ts';
@@ -49,57 +49,66 @@ const STEPS = {
     ) shopper ON true`,
 
   /**
-   * Records the event once (its id makes a replay a no-op) with what it does: the decision the
-   * state machine gives for the cart's locked current status and what Stripe reported about
-   * the payment before (refunds and disputes may arrive before the completion), or why it does
-   * nothing. A notice that is no news is dropped: a refund that does not add to what the
-   * checkout knows is refunded, a dispute stage it has already reached. The cart is found
-   * through our own checkout row, never from event metadata alone.
+   * Records the event once (its id makes a replay a no-op) with what it does: the moves the
+   * state machine gives for the cart's locked current status (a full refund reported before the
+   * payment landed takes the cart on to refunded when it lands), and the notices that are news:
+   * once the cart is (or now becomes) paid or refunded, every notice of the payment reported so
+   * far, this event's included, that the checkout has not published yet, each with the fact it
+   * reports. Or why it does nothing. The cart is found through our own checkout row, never from
+   * event metadata alone.
    * $1 event id, $2 type, $3 source, $4 session, $5 payment intent, $6 full refund,
-   * $7 decisions per earlier facts and status, $8 amount refunded, $9 dispute, $10 its stage.
+   * $7 decisions per earlier full refund and status, $8 amount refunded, $9 dispute, $10 its
+   * stage, $11 its notice, $12 landed statuses.
    */
   record: `
     WITH target AS (
-      SELECT k.session_id, k.cart_id, k.payment_intent_id, k.refunded_amount, ${DISPUTE_STAGE('k.dispute')} AS dispute_stage
+      SELECT k.session_id, k.cart_id, k.payment_intent_id, k.noticed
       FROM checkouts k
       WHERE k.session_id = $4 OR ($4::text IS NULL AND k.payment_intent_id = $5)
     ), cart AS (
       SELECT c.id, c.status, COALESCE(c.checkout_session_id = t.session_id, false) AS current
       FROM carts c JOIN target t ON t.cart_id = c.id
       FOR UPDATE OF c
-    ), earlier AS (
-      SELECT CASE WHEN bool_or(e.full_refund) THEN 'full' WHEN max(e.refunded_amount) > 0 THEN 'partial' ELSE 'none' END AS refund,
-             CASE max(e.dispute_stage) WHEN 2 THEN 'closed' WHEN 1 THEN 'open' ELSE 'none' END AS dispute,
-             COALESCE(max(e.refunded_amount), 0) AS refunded
+    ), facts AS (
+      SELECT e.full_refund, e.refunded_amount, e.dispute, e.notice
       FROM payment_events e
       WHERE e.payment_intent_id = COALESCE($5, (SELECT payment_intent_id FROM target))
         AND (e.full_refund OR e.refunded_amount IS NOT NULL OR e.dispute_stage IS NOT NULL)
-    ), chosen AS (
-      SELECT $7::jsonb -> (r.refund || '/' || r.dispute) -> cart.status::text AS d, r.refunded
-      FROM cart, earlier r WHERE cart.current
     ), decision AS (
-      SELECT ARRAY(SELECT p.s::cart_status FROM jsonb_array_elements_text(c.d -> 'path') WITH ORDINALITY AS p(s, n) ORDER BY p.n) AS path,
-             ARRAY(SELECT p.s FROM jsonb_array_elements_text(c.d -> 'notices') WITH ORDINALITY AS p(s, n)
-                   WHERE CASE p.s WHEN 'partially_refunded' THEN GREATEST(c.refunded, COALESCE($8::bigint, 0)) > t.refunded_amount
-                                  WHEN 'disputed' THEN t.dispute_stage < 1
-                                  ELSE t.dispute_stage < 2 END
-                   ORDER BY p.n) AS notices,
-             c.d ->> 'stock' AS stock
-      FROM chosen c, target t
+      SELECT ARRAY(SELECT p.s::cart_status FROM jsonb_array_elements_text(d.d -> 'path') WITH ORDINALITY AS p(s, n) ORDER BY p.n) AS path,
+             d.d ->> 'stock' AS stock, d.status
+      FROM (SELECT $7::jsonb -> (CASE WHEN EXISTS (SELECT 1 FROM facts WHERE full_refund) THEN 'full' ELSE 'none' END)
+                             -> cart.status::text AS d, cart.status
+            FROM cart WHERE cart.current) d
+    ), news AS (
+      SELECT DISTINCT ON (f.notice) f.notice AS key,
+             jsonb_strip_nulls(jsonb_build_object('key', f.notice,
+               'refundedAmount', CASE WHEN f.notice LIKE 'partially_refunded:%' THEN f.refunded_amount END,
+               'dispute', CASE WHEN f.notice NOT LIKE 'partially_refunded:%' THEN f.dispute END)) AS fact,
+             f.refunded_amount, f.dispute ->> 'closed' AS closed
+      FROM (SELECT notice, refunded_amount, dispute FROM facts
+            UNION ALL SELECT $11, $8::bigint, $9::jsonb) f, target t, decision d
+      WHERE f.notice IS NOT NULL AND f.notice <> ALL (t.noticed)
+        AND COALESCE(d.path[cardinality(d.path)], d.status) = ANY($12::cart_status[])
+      ORDER BY f.notice
+    ), notices AS (
+      -- Refunds first, smallest first, then disputes opened before closed.
+      SELECT COALESCE(jsonb_agg(fact ORDER BY refunded_amount IS NULL, refunded_amount, closed, key), '[]') AS list FROM news
     )
     INSERT INTO payment_events (id, type, source, cart_id, session_id, payment_intent_id, full_refund, refunded_amount,
-                                dispute, dispute_stage, outcome, from_status, to_status, path, notices, stock_move)
+                                dispute, dispute_stage, notice, outcome, from_status, to_status, path, notices, stock_move)
     SELECT $1, $2, $3, t.cart_id, COALESCE($4, t.session_id), COALESCE($5, t.payment_intent_id), $6, $8, $9::jsonb, $10,
+           $11,
            CASE WHEN NOT EXISTS (SELECT 1 FROM cart) THEN 'unknown_cart'
                 WHEN NOT (SELECT current FROM cart) THEN 'stale_session'
-                WHEN (SELECT cardinality(path) + cardinality(notices) FROM decision) = 0 THEN 'ignored'
+                WHEN COALESCE((SELECT cardinality(path) FROM decision), 0) + jsonb_array_length(n.list) = 0 THEN 'ignored'
                 ELSE 'applied' END,
            (SELECT status FROM cart),
            (SELECT path[cardinality(path)] FROM decision),
            (SELECT path FROM decision),
-           (SELECT notices FROM decision),
+           n.list,
            (SELECT stock FROM decision WHERE cardinality(path) > 0)
-    FROM (SELECT 1) AS one LEFT JOIN target t ON true
+    FROM (SELECT 1) AS one LEFT JOIN target t ON true, notices n
     ON CONFLICT (id) DO NOTHING
     RETURNING outcome, cart_id, from_status, to_status`,
 
@@ -177,6 +186,7 @@ const STEPS = {
         OR ($4::bigint IS NOT NULL AND $4::bigint <> k.amount_total)
         OR ($5::text IS NOT NULL AND $5::text <> k.currency),
       refunded_amount = GREATEST(k.refunded_amount, facts.refunded),
+      noticed = k.noticed || ARRAY(SELECT n ->> 'key' FROM jsonb_array_elements(e.notices) n),
       dispute = CASE WHEN facts.dispute_stage > ${DISPUTE_STAGE('k.dispute')} THEN facts.dispute ELSE k.dispute END
     FROM payment_events e, LATERAL (
       SELECT COALESCE(max(f.refunded_amount), 0) AS refunded, COALESCE(max(f.dispute_stage), 0) AS dispute_stage,
@@ -189,8 +199,9 @@ const STEPS = {
 
   /**
    * One outbox row per published status the cart passed through, in order, then one per
-   * notice, answered with what its event is built from. Each carries the refund and dispute as
-   * they are now. With $4 (Pub/Sub configured) they are written leased to this request, which
+   * notice, answered with what its event is built from. A notice carries the fact it reports (a
+   * partial refund its amount refunded, a dispute its state then), the rest the refund and
+   * dispute as they are now. With $4 (Pub/Sub configured) they are written leased to this request, which
    * publishes them right after the commit without a claim; unless an earlier row of the cart is
    * still unpublished: then they wait for whoever publishes that one.
    * $2 occurred at, $3 published statuses, $5 lease seconds.
@@ -200,13 +211,14 @@ const STEPS = {
       INSERT INTO outbox (cart_id, event_type, stripe_event_id, cart_status, session_id, occurred_at, claimed_until, attempts,
                           refunded_amount, dispute)
       SELECT e.cart_id, 'cart.' || step.name, e.id, step.status, e.session_id, $2,
-             CASE WHEN lease.now THEN now() + make_interval(secs => $5) END, lease.now::int, k.refunded_amount, k.dispute
+             CASE WHEN lease.now THEN now() + make_interval(secs => $5) END, lease.now::int,
+             COALESCE((step.fact ->> 'refundedAmount')::bigint, k.refunded_amount), COALESCE(step.fact -> 'dispute', k.dispute)
       FROM payment_events e JOIN checkouts k ON k.session_id = e.session_id,
-           LATERAL (SELECT p.s::text AS name, p.s AS status, p.n FROM unnest(e.path) WITH ORDINALITY AS p(s, n)
+           LATERAL (SELECT p.s::text AS name, p.s AS status, p.n, NULL::jsonb AS fact FROM unnest(e.path) WITH ORDINALITY AS p(s, n)
                     WHERE p.s = ANY($3::cart_status[])
                     UNION ALL
-                    SELECT q.s, COALESCE(e.to_status, e.from_status), cardinality(e.path) + q.n
-                    FROM unnest(e.notices) WITH ORDINALITY AS q(s, n)) step,
+                    SELECT split_part(q.f ->> 'key', ':', 1), COALESCE(e.to_status, e.from_status), cardinality(e.path) + q.n, q.f
+                    FROM jsonb_array_elements(e.notices) WITH ORDINALITY AS q(f, n)) step,
            LATERAL (SELECT $4 AND NOT EXISTS (
              SELECT 1 FROM outbox w WHERE w.cart_id = e.cart_id AND w.published_at IS NULL AND w.discarded_at IS NULL) AS now) lease
       WHERE ${WRITTEN_NOW}
@@ -241,6 +253,8 @@ export async function applyEffect(sql: Sql, effect: CartEffect, opts: { lease: b
         effect.refundedAmount,
         effect.dispute ? JSON.stringify(effect.dispute) : null,
         effect.dispute ? (effect.dispute.closed ? 2 : 1) : null,
+        effect.notice,
+        LANDED_STATUSES,
       ]),
       sql.query(STEPS.moveCart, [effect.id, ACTIVE_STATUSES]),
       sql.query(STEPS.lockStock, [effect.id]),

@@ -1,6 +1,6 @@
 // The shapes the cart and its payment events show: one definition, the published event's.
 import type { Amounts, Dispute, Shipping } from '@edge-checkout/pubsub/payment-event';
-import type { CartEvent } from './cart-state.ts';
+import { type CartEvent, noticeOf } from './cart-state.ts';
 import type { Stripe } from './stripe.ts';
 
 /** What one Stripe event (or a session read back from Stripe) means for a cart. */
@@ -17,6 +17,8 @@ export interface CartEffect {
   /** For refunds: the charge's amount_refunded, every refund of it so far. */
   refundedAmount: number | null;
   dispute: Dispute | null;
+  /** What a refund or dispute is published as once the payment has landed (`noticeOf`). */
+  notice: string | null;
   /** What Stripe says was charged, compared with the cart's checkout snapshot. */
   charged: { currency: string | null; amounts: Amounts | null } | null;
   customer: { email: string | null; name: string | null } | null;
@@ -62,6 +64,7 @@ export function effectOfEvent(event: Stripe.Event, source: 'webhook' | 'reconcil
         event: fullRefund ? 'full_refund' : 'partial_refund',
         fullRefund,
         refundedAmount: charge.amount_refunded,
+        notice: noticeOf({ refunded: charge.amount_refunded, full: fullRefund }),
       };
     }
     case 'charge.dispute.created':
@@ -73,6 +76,7 @@ export function effectOfEvent(event: Stripe.Event, source: 'webhook' | 'reconcil
         ...aboutThePayment(dispute.payment_intent),
         event: closed ? 'dispute_closed' : 'dispute_created',
         dispute: { id: dispute.id, status: dispute.status, reason: dispute.reason, amount: dispute.amount, closed },
+        notice: noticeOf({ disputeId: dispute.id, closed }),
       };
     }
     default:
@@ -165,6 +169,7 @@ export function refundEffect(refund: Stripe.Refund, charge: Stripe.Charge): Cart
     event: fullRefund ? 'full_refund' : 'partial_refund',
     fullRefund,
     refundedAmount: charge.amount_refunded,
+    notice: noticeOf({ refunded: charge.amount_refunded, full: fullRefund }),
     occurredAt: new Date(refund.created * 1000),
   };
 }
@@ -175,6 +180,7 @@ const NO_DETAILS = {
   fullRefund: false,
   refundedAmount: null,
   dispute: null,
+  notice: null,
   charged: null,
   customer: null,
   shipping: null,

@@ -105,23 +105,17 @@ describe('cart state machine', () => {
   });
 });
 
-const none = { refund: 'none', dispute: 'none' } as const;
-
 describe('notices: what happens to a landed payment without moving the cart', () => {
-  const published: [CartStatus, CartEvent, string | null][] = [
-    ['paid', 'partial_refund', 'partially_refunded'],
-    ['refunded', 'partial_refund', null],
-    ['checkout_pending', 'partial_refund', null],
-    ['paid', 'dispute_created', 'disputed'],
-    ['refunded', 'dispute_created', 'disputed'],
-    ['paid', 'dispute_closed', 'dispute_closed'],
-    ['refunded', 'dispute_closed', 'dispute_closed'],
-    ['awaiting_payment', 'dispute_created', null],
-    ['open', 'dispute_closed', null],
-    ['paid', 'full_refund', null],
-  ];
-  it.each(published)('%s + %s → %s', (status, event, notice) => {
-    expect(noticeOf(status, event)).toBe(notice);
+  it('names each fact, so that two reports of one refund are one notice', () => {
+    expect(noticeOf({ refunded: 300, full: false })).toBe('partially_refunded:300');
+    expect(noticeOf({ refunded: 800, full: false })).toBe('partially_refunded:800');
+    expect(noticeOf({ disputeId: 'dp_1', closed: false })).toBe('disputed:dp_1');
+    expect(noticeOf({ disputeId: 'dp_1', closed: true })).toBe('dispute_closed:dp_1');
+  });
+
+  it('has none for a full refund, which moves the cart to refunded instead', () => {
+    expect(noticeOf({ refunded: 4500, full: true })).toBeNull();
+    expect(noticeOf({ refunded: 0, full: false })).toBeNull();
   });
 });
 
@@ -134,66 +128,47 @@ describe('stock held by checkout', () => {
   });
 
   it('releases on expiry, cancel and payment failure, consumes on payment, keeps holding while a transfer is pending', () => {
-    expect(settle('checkout_pending', 'session_expired', none).stock).toBe('release');
-    expect(settle('checkout_pending', 'cancel_checkout', none).stock).toBe('release');
-    expect(settle('checkout_pending', 'async_payment_failed', none).stock).toBe('release');
-    expect(settle('awaiting_payment', 'async_payment_failed', none).stock).toBe('release');
-    expect(settle('checkout_pending', 'session_completed_paid', none).stock).toBe('consume');
-    expect(settle('awaiting_payment', 'async_payment_succeeded', none).stock).toBe('consume');
-    expect(settle('checkout_pending', 'session_completed_unpaid', none).stock).toBeNull();
-    expect(settle('paid', 'full_refund', none).stock).toBeNull();
+    expect(settle('checkout_pending', 'session_expired', false).stock).toBe('release');
+    expect(settle('checkout_pending', 'cancel_checkout', false).stock).toBe('release');
+    expect(settle('checkout_pending', 'async_payment_failed', false).stock).toBe('release');
+    expect(settle('awaiting_payment', 'async_payment_failed', false).stock).toBe('release');
+    expect(settle('checkout_pending', 'session_completed_paid', false).stock).toBe('consume');
+    expect(settle('awaiting_payment', 'async_payment_succeeded', false).stock).toBe('consume');
+    expect(settle('checkout_pending', 'session_completed_unpaid', false).stock).toBeNull();
+    expect(settle('paid', 'full_refund', false).stock).toBeNull();
   });
 });
 
-describe('settle: what Stripe reported before the payment landed', () => {
-  it('applies a full refund right after the payment lands', () => {
-    expect(settle('checkout_pending', 'session_completed_paid', { refund: 'full', dispute: 'none' })).toEqual({
+describe('settle: a full refund reported before the payment landed', () => {
+  it('moves the cart on to refunded right after the payment lands', () => {
+    expect(settle('checkout_pending', 'session_completed_paid', true)).toEqual({
       path: ['paid', 'refunded'],
-      notices: [],
       stock: 'consume',
     });
-    expect(settle('awaiting_payment', 'async_payment_succeeded', { refund: 'full', dispute: 'none' }).path).toEqual([
-      'paid',
-      'refunded',
-    ]);
+    expect(settle('awaiting_payment', 'async_payment_succeeded', true).path).toEqual(['paid', 'refunded']);
   });
 
-  it('publishes a partial refund and a dispute after the payment, in that order', () => {
-    expect(settle('checkout_pending', 'session_completed_paid', { refund: 'partial', dispute: 'open' })).toEqual({
-      path: ['paid'],
-      notices: ['partially_refunded', 'disputed'],
-      stock: 'consume',
-    });
-    // A dispute first seen closed is published closed only; after a full refund no partial one.
-    expect(settle('checkout_pending', 'session_completed_paid', { refund: 'full', dispute: 'closed' })).toEqual({
-      path: ['paid', 'refunded'],
-      notices: ['dispute_closed'],
-      stock: 'consume',
-    });
-  });
-
-  it('changes nothing when no payment lands', () => {
-    const earlier = { refund: 'full', dispute: 'open' } as const;
-    expect(settle('checkout_pending', 'session_completed_unpaid', earlier)).toEqual({
+  it('changes nothing more when no payment lands, or when it had landed before', () => {
+    expect(settle('checkout_pending', 'session_completed_unpaid', true)).toEqual({
       path: ['awaiting_payment'],
-      notices: [],
       stock: null,
     });
-    expect(settle('paid', 'session_expired', earlier)).toEqual({ path: [], notices: [], stock: null });
-    // The payment landed before: its own events apply, not the earlier ones again.
-    expect(settle('paid', 'dispute_created', earlier)).toEqual({ path: [], notices: ['disputed'], stock: null });
+    expect(settle('checkout_pending', 'async_payment_failed', true).path).toEqual(['payment_failed']);
+    expect(settle('paid', 'session_expired', true)).toEqual({ path: [], stock: null });
+    expect(settle('paid', 'dispute_created', true)).toEqual({ path: [], stock: null });
   });
 
-  it('gives the database one decision per earlier facts and current status, leaving out no-ops', () => {
-    const decisions = decisionsFor('async_payment_succeeded');
-    expect(Object.keys(decisions)).toHaveLength(9);
-    expect(decisions['none/none']).toEqual({
-      checkout_pending: { path: ['paid'], notices: [], stock: 'consume' },
-      awaiting_payment: { path: ['paid'], notices: [], stock: 'consume' },
+  it('gives the database one decision per earlier full refund and current status, leaving out no-ops', () => {
+    expect(decisionsFor('async_payment_succeeded')).toEqual({
+      none: {
+        checkout_pending: { path: ['paid'], stock: 'consume' },
+        awaiting_payment: { path: ['paid'], stock: 'consume' },
+      },
+      full: {
+        checkout_pending: { path: ['paid', 'refunded'], stock: 'consume' },
+        awaiting_payment: { path: ['paid', 'refunded'], stock: 'consume' },
+      },
     });
-    expect(decisionsFor('dispute_closed')['none/none']).toEqual({
-      paid: { path: [], notices: ['dispute_closed'], stock: null },
-      refunded: { path: [], notices: ['dispute_closed'], stock: null },
-    });
+    expect(decisionsFor('dispute_closed')).toEqual({ none: {}, full: {} });
   });
 });
