@@ -4,6 +4,7 @@ import { createPubSubPublisher, type PubSubMessage, PubSubPublishError } from '@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAULT_MODES, type FaultMode, type PubSubFaultProxy, startPubSubFaultProxy } from './pubsub-fault-proxy.ts';
 import { pubsubEmulatorMissing, skipWithout } from './requirements.ts';
+import { TopicReader } from './topics.ts';
 
 const PROJECT = 'demo-project';
 const skipped = skipWithout("Google's Pub/Sub emulator", pubsubEmulatorMissing());
@@ -46,13 +47,9 @@ describe.skipIf(skipped)('Pub/Sub fault proxy in front of the emulator', () => {
         await createPubSubPublisher({ projectId: PROJECT, topic, emulatorHost: emulator.host }).publish([
           { data: 'marker' },
         ]);
-        const received: string[] = [];
-        const deadline = Date.now() + 10_000;
-        while (!received.includes('marker') && Date.now() < deadline) {
-          received.push(...(await direct.pullAndAck(`${topic}-pull`, 1, 1_000)).map((message) => message.data));
-        }
-        expect(received).toContain('marker');
-        return received.filter((data) => data !== 'marker');
+        const reader = new TopicReader(direct, `${topic}-pull`);
+        await reader.atLeast(1, (message) => message.data === 'marker');
+        return reader.received.map((message) => message.data).filter((data) => data !== 'marker');
       },
     };
   }
@@ -76,11 +73,7 @@ describe.skipIf(skipped)('Pub/Sub fault proxy in front of the emulator', () => {
   }
 
   async function waitUntilHeld(count: number) {
-    const deadline = Date.now() + 5_000;
-    while (proxy.publishCalls.held !== count) {
-      if (Date.now() > deadline) throw new Error(`expected ${count} held requests, have ${proxy.publishCalls.held}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await expect.poll(() => proxy.publishCalls.held, { timeout: 5_000, message: 'requests held' }).toBe(count);
   }
 
   it('listens on 127.0.0.1 and forwards a publish in pass mode; a pull gets it back', async () => {
@@ -89,7 +82,7 @@ describe.skipIf(skipped)('Pub/Sub fault proxy in front of the emulator', () => {
     const { topic, publish, published } = await freshTopic();
     const [id] = await publish({ data: 'hello', attributes: { cartId: 'c1' }, orderingKey: 'c1' });
     expect(id).toMatch(/\S/);
-    const [message] = await proxied.pullAndAck(`${topic}-pull`, 1);
+    const [message] = await new TopicReader(proxied, `${topic}-pull`).atLeast(1);
     expect(message).toMatchObject({ messageId: id, data: 'hello', attributes: { cartId: 'c1' }, orderingKey: 'c1' });
     expect(await published()).toEqual([]);
     expect(proxy.publishCalls).toEqual({ received: 1, forwarded: 1, held: 0 });
@@ -183,7 +176,7 @@ describe.skipIf(skipped)('Pub/Sub fault proxy in front of the emulator', () => {
     await control('mode', { mode: 'hang' });
     const pending = publish({ data: 'late' });
     await waitUntilHeld(1);
-    expect(await direct.pull(`${topic}-pull`)).toEqual([]);
+    expect(await new TopicReader(direct, `${topic}-pull`).arrivingWithin()).toEqual([]);
     expect((await control('stats')).body).toEqual({
       mode: 'hang',
       publishCalls: { received: 1, forwarded: 0, held: 1 },
@@ -216,7 +209,7 @@ describe.skipIf(skipped)('Pub/Sub fault proxy in front of the emulator', () => {
     own.setMode('hang');
     const publisher = createPubSubPublisher({ projectId: PROJECT, topic: 'faults-1', emulatorHost: own.host });
     const pending = publishError(publisher.publish([{ data: 'never' }]));
-    while (own.publishCalls.held === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    await expect.poll(() => own.publishCalls.held, { timeout: 5_000 }).toBe(1);
     await own.close();
     expect(await pending).toMatchObject({ status: undefined, retryable: true });
     await expect(fetch(`${own.url}/_proxy/stats`)).rejects.toThrow();
@@ -236,7 +229,7 @@ describe.skipIf(skipped)('Pub/Sub fault proxy in front of the emulator', () => {
     await createPubSubPublisher({ projectId: PROJECT, topic, emulatorHost: emulator.host }).publish([
       { data: 'direct' },
     ]);
-    const [message] = await proxied.pullAndAck(`${topic}-pull`, 1);
+    const [message] = await new TopicReader(proxied, `${topic}-pull`).atLeast(1);
     expect(message.data).toBe('direct');
     await proxied.deleteSubscription(`${topic}-pull`);
     expect(proxy.publishCalls).toMatchObject({ received: 0 });

@@ -1,72 +1,98 @@
-// Reads what reaches a topic through a pull subscription of the test's own, made before
-// anything is paid so that nothing published later is missed. Each test picks its messages
-// by cart id: several tests share the topic.
-import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
+// Reads what reaches a topic through a pull subscription: every test that looks at Pub/Sub, in
+// Node and inside workerd (so no Node built-ins here). Each message pulled is acknowledged and
+// kept; a test picks its own (several tests share a topic) and waits for how many it expects.
 import type { PubSubAdmin, ReceivedMessage } from '@edge-checkout/dev-stack/pubsub-admin';
 
-export class TopicReader {
-  private readonly received: ReceivedMessage[] = [];
+export type MessageMatch = (message: ReceivedMessage) => boolean;
 
-  private constructor(
-    private readonly admin: PubSubAdmin,
-    readonly topic: string,
-    private readonly subscription: string,
+const anyMessage: MessageMatch = () => true;
+
+/** Messages about these carts: payment events name the cart in an attribute, notifications in the ordering key. */
+export function aboutCarts(...cartIds: string[]): MessageMatch {
+  return (message) => cartIds.includes(message.attributes.cartId ?? message.orderingKey ?? '');
+}
+
+/**
+ * How long "nothing more" is watched for after the expected messages. A repeat would come from
+ * the same publish call, or from a retry a few hundred milliseconds later.
+ */
+const QUIET_MS = 500;
+/** Pause after an empty pull; the emulator answers at once (returnImmediately). */
+const POLL_MS = 25;
+
+export class TopicReader {
+  /** Everything pulled so far, in arrival order. */
+  readonly received: ReceivedMessage[] = [];
+
+  /** Reads an existing subscription, from the messages not yet acknowledged on it. */
+  constructor(
+    private readonly admin: Pick<PubSubAdmin, 'pull' | 'ack' | 'deleteSubscription'>,
+    readonly subscription: string,
   ) {}
 
+  /**
+   * Reads the topic through a subscription of its own, which sees everything published after
+   * this returns: make it before anything is published. Ordered like the relay's subscription,
+   * so arrival order per cart is publish order.
+   */
   static async subscribe(admin: PubSubAdmin, topic: string): Promise<TopicReader> {
-    const subscription = `e2e-${topic}-${randomUUID().slice(0, 8)}`;
-    // Ordered like the relay's subscription, so arrival order per cart is publish order.
+    const subscription = `test-${topic}-${crypto.randomUUID().slice(0, 8)}`;
     await admin.createSubscription(subscription, { topic, enableMessageOrdering: true });
-    return new TopicReader(admin, topic, subscription);
-  }
-
-  /** Waits until `count` messages about the cart arrived; returns them in arrival order. */
-  async forCart(cartId: string, count: number, timeoutMs = 10_000): Promise<ReceivedMessage[]> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      await this.pullOnce();
-      const mine = this.received.filter((m) => m.attributes.cartId === cartId || m.orderingKey === cartId);
-      if (mine.length >= count) return mine;
-      if (Date.now() > deadline) {
-        throw new Error(
-          `${count} message(s) about cart ${cartId} expected on ${this.topic} within ${timeoutMs} ms; got ${mine.length}: ${mine.map((m) => m.data).join('\n')}`,
-        );
-      }
-      await sleep(25);
-    }
-  }
-
-  /** What arrived about the cart so far, after one more pull (to look for extra messages). */
-  async allForCart(cartId: string): Promise<ReceivedMessage[]> {
-    await this.pullOnce();
-    return this.received.filter((m) => m.attributes.cartId === cartId || m.orderingKey === cartId);
+    return new TopicReader(admin, subscription);
   }
 
   /**
-   * Keeps pulling for `ms`, to see that nothing more comes; returns what arrived meanwhile
-   * about these carts.
+   * Pulls until at least `count` messages that match have arrived; returns every one that
+   * matched so far. Throws, listing them, when they have not after `timeoutMs`.
    */
-  async arrivingWithin(ms: number, cartIds: readonly string[]): Promise<ReceivedMessage[]> {
+  async atLeast(count: number, match: MessageMatch = anyMessage, timeoutMs = 15_000): Promise<ReceivedMessage[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const matching = this.received.filter(match);
+      if (matching.length >= count) return matching;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `${count} message(s) expected on ${this.subscription} within ${timeoutMs} ms; got ${matching.length}: ${matching.map((m) => m.data).join('\n')}`,
+        );
+      }
+      if ((await this.pullOnce()) === 0) await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  }
+
+  /**
+   * The `count` messages that match and nothing more: waits for them, then keeps pulling for
+   * `quietMs`. Returns every one that matched, so a repeat or one too many shows in what the
+   * caller asserts; `exactly(0)` is "nothing was published", checked for `quietMs`.
+   */
+  async exactly(count: number, match: MessageMatch = anyMessage, quietMs = QUIET_MS): Promise<ReceivedMessage[]> {
+    await this.atLeast(count, match);
+    await this.arrivingWithin(match, quietMs);
+    return this.received.filter(match);
+  }
+
+  /** Keeps pulling for `ms`; returns what arrived meanwhile that matches (to see that nothing more comes). */
+  async arrivingWithin(match: MessageMatch = anyMessage, ms = QUIET_MS): Promise<ReceivedMessage[]> {
     const before = this.received.length;
     const deadline = Date.now() + ms;
     do {
-      await this.pullOnce();
-      await sleep(100);
+      if ((await this.pullOnce()) === 0) await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     } while (Date.now() < deadline);
-    return this.received.slice(before).filter((m) => cartIds.includes(m.attributes.cartId ?? m.orderingKey ?? ''));
+    return this.received.slice(before).filter(match);
   }
 
+  /** Deletes the subscription (of `subscribe`). */
   async close(): Promise<void> {
     await this.admin.deleteSubscription(this.subscription);
   }
 
-  private async pullOnce(): Promise<void> {
-    const batch = await this.admin.pull(this.subscription);
+  /** One pull, acknowledged; how many messages it brought. */
+  private async pullOnce(): Promise<number> {
+    const batch = await this.admin.pull(this.subscription, 1000);
     await this.admin.ack(
       this.subscription,
       batch.map((m) => m.ackId),
     );
     this.received.push(...batch);
+    return batch.length;
   }
 }

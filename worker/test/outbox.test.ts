@@ -1,4 +1,5 @@
-import { createPubSubAdmin, type ReceivedMessage } from '@edge-checkout/dev-stack/pubsub-admin';
+import { createPubSubAdmin } from '@edge-checkout/dev-stack/pubsub-admin';
+import { aboutCarts, TopicReader } from '@edge-checkout/test-support/topics';
 import type Stripe from 'stripe';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { database } from '../src/db.ts';
@@ -19,45 +20,19 @@ const emulatorHost = stripeEnv.PUBSUB_EMULATOR_HOST;
 const admin = createPubSubAdmin({ host: emulatorHost || '127.0.0.1:9', projectId: 'edge-checkout-test' });
 const pubsubDown = { ...stripeEnv, PUBSUB_EMULATOR_HOST: '127.0.0.1:9' };
 
-/** A subscription of our own: it sees only what is published after it exists. */
-async function subscribe(): Promise<string> {
-  const name = `test-${crypto.randomUUID().slice(0, 8)}`;
-  await admin.createSubscription(name, { topic: 'payment-events', enableMessageOrdering: true });
-  return name;
-}
-
 const deliverWith = (env: typeof stripeEnv, event: Stripe.Event) => deliver(event, { env });
 
-/**
- * Pulls until `expected` messages about these carts arrived (other tests publish to the same
- * topic), then a little longer, so a duplicate would be seen too.
- */
-async function collect(subscription: string, cartIds: string[], expected: number): Promise<ReceivedMessage[]> {
-  const ours: ReceivedMessage[] = [];
-  const deadline = Date.now() + 15_000;
-  let settleUntil = Infinity;
-  while (Date.now() < Math.min(deadline, settleUntil)) {
-    const batch = await admin.pull(subscription, 100);
-    if (batch.length)
-      await admin.ack(
-        subscription,
-        batch.map((m) => m.ackId),
-      );
-    ours.push(...batch.filter((m) => cartIds.includes(m.attributes.cartId ?? '')));
-    if (ours.length >= expected && settleUntil === Infinity) settleUntil = Date.now() + 500;
-    if (!batch.length) await scheduler.wait(50);
-  }
-  return ours;
-}
+/** What reaches the topic from now on (other tests publish to it too: pick by cart). */
+const subscribe = () => TopicReader.subscribe(admin, 'payment-events');
 
 describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', () => {
   it('publishes cart.paid right after the webhook, with attributes and the cart as ordering key', async () => {
-    const subscription = await subscribe();
+    const payments = await subscribe();
     const state = await checkedOutCart();
     const event = eventsFor(state).completedPaid();
     expect((await deliverWith(stripeEnv, event)).status).toBe(200);
 
-    const [message, ...more] = await collect(subscription, [state.cartId], 1);
+    const [message, ...more] = await payments.exactly(1, aboutCarts(state.cartId));
     expect(more).toEqual([]);
     const [row] = await outboxOf(state.cartId);
     expect(message).toBeDefined();
@@ -77,7 +52,7 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
   });
 
   it('answers Stripe 200 while Pub/Sub is down and delivers every transition once when it is back', async () => {
-    const subscription = await subscribe();
+    const payments = await subscribe();
     const carts = await Promise.all([checkedOutCart(), checkedOutCart(), checkedOutCart()]);
     for (const state of carts) {
       const events = eventsFor(state);
@@ -104,7 +79,7 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
     await db().query('UPDATE outbox SET next_attempt_at = now() WHERE cart_id = ANY($1)', [cartIds]);
     await runScheduled(stripeEnv);
 
-    const messages = await collect(subscription, cartIds, 9);
+    const messages = await payments.exactly(9, aboutCarts(...cartIds));
     const rows = await db().query('SELECT id, cart_id, event_type FROM outbox WHERE cart_id = ANY($1) ORDER BY seq', [
       cartIds,
     ]);
@@ -120,19 +95,19 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
   });
 
   it('does not let a later event of a cart overtake an earlier one that is still waiting', async () => {
-    const subscription = await subscribe();
+    const payments = await subscribe();
     const state = await checkedOutCart();
     const events = eventsFor(state);
     await deliverWith(pubsubDown, events.completedUnpaid());
     // Its backoff is over, but no relay has run yet when the next event arrives.
     await db().query('UPDATE outbox SET next_attempt_at = now() WHERE cart_id = $1', [state.cartId]);
     await deliverWith(stripeEnv, events.asyncSucceeded());
-    const messages = await collect(subscription, [state.cartId], 2);
+    const messages = await payments.exactly(2, aboutCarts(state.cartId));
     expect(messages.map((m) => m.attributes.eventType)).toEqual(['cart.awaiting_payment', 'cart.paid']);
   });
 
   it('never publishes a row twice when two relays race', async () => {
-    const subscription = await subscribe();
+    const payments = await subscribe();
     const carts = await Promise.all(Array.from({ length: 4 }, () => checkedOutCart()));
     for (const state of carts) await deliverWith(pubsubDown, eventsFor(state).completedPaid());
     const cartIds = carts.map((c) => c.cartId);
@@ -151,7 +126,7 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
     await lock.release();
     const reports = await racing;
     expect(reports.reduce((n, r) => n + r.published, 0)).toBe(ids.length);
-    const messages = await collect(subscription, cartIds, ids.length);
+    const messages = await payments.exactly(ids.length, aboutCarts(...cartIds));
     expect(messages.map((m) => m.attributes.eventId).sort()).toEqual([...ids].sort());
   });
 
@@ -225,7 +200,7 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
   ])(
     'retries every row through %s (%i): none is failed, and all go out in order once it is fixed',
     async (mode, status) => {
-      const subscription = await subscribe();
+      const payments = await subscribe();
       await proxyMode({ mode });
       const carts = await Promise.all([checkedOutCart(), checkedOutCart()]);
       for (const state of carts) {
@@ -245,7 +220,7 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
       await proxyMode({ mode: 'pass' });
       await db().query('UPDATE outbox SET next_attempt_at = now() WHERE cart_id = ANY($1)', [cartIds]);
       await runScheduled(viaProxy);
-      const messages = await collect(subscription, cartIds, 4);
+      const messages = await payments.exactly(4, aboutCarts(...cartIds));
       for (const cartId of cartIds) {
         expect(messages.filter((m) => m.orderingKey === cartId).map((m) => m.attributes.eventType)).toEqual([
           'cart.awaiting_payment',
@@ -256,7 +231,7 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
   );
 
   it('fails only the row whose message Pub/Sub rejects (400); it holds back its cart until requeued, other carts go on', async () => {
-    const subscription = await subscribe();
+    const payments = await subscribe();
     const [bad, good] = await Promise.all([checkedOutCart(), checkedOutCart()]);
     // Both carts' first events wait, then go out in one publish request that Pub/Sub refuses.
     for (const state of [bad, good]) await deliverWith(pubsubDown, eventsFor(state).completedUnpaid());
@@ -268,7 +243,7 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
     // The bad cart's later event waits behind the failed one; the good cart's goes out.
     expect((await deliverWith(viaProxy, eventsFor(bad).asyncSucceeded())).status).toBe(200);
     expect((await deliverWith(viaProxy, eventsFor(good).asyncSucceeded())).status).toBe(200);
-    const early = await collect(subscription, [bad.cartId, good.cartId], 2);
+    const early = await payments.exactly(2, aboutCarts(bad.cartId, good.cartId));
     expect(early.map((m) => [m.orderingKey, m.attributes.eventType])).toEqual([
       [good.cartId, 'cart.awaiting_payment'],
       [good.cartId, 'cart.paid'],
@@ -292,12 +267,12 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
       bad.cartId,
     );
     await relayOutbox(viaProxy, database(viaProxy), { ids: await outboxIds([bad.cartId]) });
-    const late = await collect(subscription, [bad.cartId], 2);
+    const late = await payments.exactly(2, aboutCarts(bad.cartId));
     expect(late.map((m) => m.attributes.eventType)).toEqual(['cart.awaiting_payment', 'cart.paid']);
   });
 
   it('publishes K payments committed together in fewer than K Pub/Sub calls, each once', async () => {
-    const subscription = await subscribe();
+    const payments = await subscribe();
     await fetch(`http://${faultProxyHost}/_proxy/reset`, { method: 'POST' });
     // The first publish is held at Pub/Sub while the other payments commit behind it.
     await proxyMode({ mode: 'hang' });
@@ -315,16 +290,12 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
     // The held call, and at most one more for everything committed behind it.
     const { publishCalls } = await proxyStats();
     expect(publishCalls.received).toBeLessThanOrEqual(2);
-    const messages = await collect(
-      subscription,
-      carts.map((c) => c.cartId),
-      carts.length,
-    );
+    const messages = await payments.exactly(carts.length, aboutCarts(...carts.map((c) => c.cartId)));
     expect(messages.map((m) => m.orderingKey).sort()).toEqual(carts.map((c) => c.cartId).sort());
   });
 
   it("lets an operator discard a refused row, so its cart's later events go on without it", async () => {
-    const subscription = await subscribe();
+    const payments = await subscribe();
     const state = await checkedOutCart();
     await proxyMode({ mode: 'invalid_argument', match: { attribute: 'cartId', value: state.cartId } });
     await deliverWith(viaProxy, eventsFor(state).completedUnpaid());
@@ -335,7 +306,9 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
     expect(discarded.status).toBe(200);
     expect(await discarded.json()).toMatchObject({ id: first!.id, discardedAt: expect.any(String) });
     await relayOutbox(viaProxy, database(viaProxy), { ids: await outboxIds([state.cartId]) });
-    expect((await collect(subscription, [state.cartId], 1)).map((m) => m.attributes.eventType)).toEqual(['cart.paid']);
+    expect((await payments.exactly(1, aboutCarts(state.cartId))).map((m) => m.attributes.eventType)).toEqual([
+      'cart.paid',
+    ]);
   });
 });
 

@@ -1,6 +1,7 @@
 // The publisher against Google's real Pub/Sub emulator.
 
 import { useSharedEmulator, withoutEmulator } from '@edge-checkout/test-support/shared-emulator';
+import { TopicReader } from '@edge-checkout/test-support/topics';
 import { describe, expect, it } from 'vitest';
 import { createPubSubPublisher, PubSubPublishError } from '../src/pubsub.ts';
 
@@ -27,7 +28,8 @@ describe.skipIf(withoutEmulator)('publishing to the Pub/Sub emulator', () => {
     ]);
     expect(ids).toHaveLength(2);
 
-    const received = await emulator.admin.pullAndAck('payment-events-pull', 2);
+    const received = await new TopicReader(emulator.admin, 'payment-events-pull').exactly(2);
+    expect(received).toHaveLength(2);
     const byId = new Map(received.map((message) => [message.messageId, message]));
     expect(byId.get(ids[0])).toMatchObject({
       data: '{"id":"evt_1","type":"cart.paid"}',
@@ -45,7 +47,7 @@ describe.skipIf(withoutEmulator)('publishing to the Pub/Sub emulator', () => {
     const publisher = await topicWithSubscription('ordered-events');
     const transitions = ['checkout_pending', 'awaiting_payment', 'paid', 'refunded'];
     await publisher.publish(transitions.map((status) => ({ data: status, orderingKey: 'cart_7' })));
-    const received = await emulator.admin.pullAndAck('ordered-events-pull', transitions.length);
+    const received = await new TopicReader(emulator.admin, 'ordered-events-pull').exactly(transitions.length);
     expect(received.map((message) => message.data)).toEqual(transitions);
   });
 
@@ -68,7 +70,7 @@ describe.skipIf(withoutEmulator)('publishing to the Pub/Sub emulator', () => {
 
     expect(requests).toBe(3);
     expect(new Set(ids).size).toBe(2345);
-    const received = await emulator.admin.pullAndAck('bulk-events-pull', 2345, 20_000);
+    const received = await new TopicReader(emulator.admin, 'bulk-events-pull').exactly(2345);
     expect(received).toHaveLength(2345);
     const dataById = new Map(received.map((message) => [message.messageId, message.data]));
     expect(ids.map((id) => dataById.get(id))).toEqual(Array.from({ length: 2345 }, (_, i) => `message ${i}`));

@@ -39,8 +39,6 @@ export type PubSubAdmin = {
   ack(subscription: string, ackIds: string[]): Promise<void>;
   /** Hands the messages back for redelivery at once (ack deadline 0). */
   nack(subscription: string, ackIds: string[]): Promise<void>;
-  /** Pulls and acks until `count` messages arrived or the time is up; returns what arrived. */
-  pullAndAck(subscription: string, count: number, timeoutMs?: number): Promise<ReceivedMessage[]>;
 };
 
 export class PubSubAdminError extends Error {
@@ -72,7 +70,7 @@ export function createPubSubAdmin(opts: { host: string; projectId: string; fetch
     return text ? (JSON.parse(text) as unknown) : {};
   }
 
-  const admin: PubSubAdmin = {
+  return {
     projectId: opts.projectId,
 
     async createTopic(topic) {
@@ -130,26 +128,7 @@ export function createPubSubAdmin(opts: { host: string; projectId: string; fetch
       if (ackIds.length === 0) return;
       await call('POST', `${subscriptionName(subscription)}:modifyAckDeadline`, { ackIds, ackDeadlineSeconds: 0 });
     },
-
-    async pullAndAck(subscription, count, timeoutMs = 10_000) {
-      const received: ReceivedMessage[] = [];
-      const deadline = Date.now() + timeoutMs;
-      while (received.length < count && Date.now() < deadline) {
-        const batch = await admin.pull(subscription, Math.min(1000, count - received.length));
-        if (batch.length === 0) {
-          await new Promise((resolve) => setTimeout(resolve, 50));
-          continue;
-        }
-        await admin.ack(
-          subscription,
-          batch.map((message) => message.ackId),
-        );
-        received.push(...batch);
-      }
-      return received;
-    },
   };
-  return admin;
 }
 
 /** Names of the local Pub/Sub layout that `npm run dev` and the end-to-end tests use. */

@@ -4,7 +4,8 @@ import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pubsubEmulatorMissing, skipWithout } from '@edge-checkout/test-support/requirements';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TopicReader } from '@edge-checkout/test-support/topics';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createPubSubAdmin, type PubSubAdmin, setUpLocalPubSub } from '../src/pubsub-admin.ts';
 import {
   emulatorAvailable,
@@ -117,19 +118,25 @@ describe.skipIf(skipped)('Google Pub/Sub emulator', () => {
       });
 
     await publish('first');
-    const [first] = await admin.pullAndAck('orders-pull', 1);
+    const orders = new TopicReader(admin, 'orders-pull');
+    const [first] = await orders.atLeast(1);
     expect(first).toMatchObject({ data: 'first', attributes: { k: 'v' } });
-    expect(await admin.pull('orders-pull')).toEqual([]);
+    expect(await orders.arrivingWithin()).toEqual([]);
 
     await publish('poison');
     for (let attempt = 1; attempt <= 5; attempt++) {
-      const [message] = await waitForMessages(admin, 'orders-pull');
+      // Pulled without acknowledging, to hand it back.
+      const [message] = await vi.waitFor(async () => {
+        const messages = await admin.pull('orders-pull');
+        expect(messages).not.toEqual([]);
+        return messages;
+      }, 5_000);
       expect(message.deliveryAttempt).toBe(attempt);
       await admin.nack('orders-pull', [message.ackId]);
     }
     // The emulator moves the message when a sixth delivery would be due.
-    expect(await admin.pull('orders-pull')).toEqual([]);
-    const [dead] = await admin.pullAndAck('orders-dead-pull', 1);
+    expect(await orders.arrivingWithin()).toEqual([]);
+    const [dead] = await new TopicReader(admin, 'orders-dead-pull').atLeast(1);
     expect(dead).toMatchObject({ data: 'poison', attributes: { CloudPubSubDeadLetterSourceDeliveryCount: '5' } });
   });
 
@@ -164,15 +171,6 @@ describe.skipIf(skipped)('Google Pub/Sub emulator', () => {
     await expect(canConnect(port)).resolves.toBe(false);
   });
 });
-
-async function waitForMessages(admin: PubSubAdmin, subscription: string) {
-  for (let i = 0; i < 100; i++) {
-    const messages = await admin.pull(subscription);
-    if (messages.length > 0) return messages;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`nothing arrived on ${subscription}`);
-}
 
 /** `pid: command line` of live processes (Linux /proc), with their process group. */
 function liveProcesses(): Array<{ line: string; pgid: number }> {
