@@ -30,9 +30,9 @@ export interface Env {
   AUTH_JWT_SECRET?: string;
   /** JWKS URL for RS256/ES256 bearer tokens (Firebase Auth, Auth0, …). */
   AUTH_JWKS_URL?: string;
-  /** Expected `iss` of bearer tokens, checked when set. */
+  /** Expected `iss` of bearer tokens: required with AUTH_JWKS_URL, checked when set with AUTH_JWT_SECRET. */
   AUTH_ISSUER?: string;
-  /** Expected `aud` of bearer tokens, checked when set. */
+  /** Expected `aud` of bearer tokens: required with AUTH_JWKS_URL, checked when set with AUTH_JWT_SECRET. */
   AUTH_AUDIENCE?: string;
   /** Google Cloud project of the payment-events topic. */
   GCP_PROJECT_ID?: string;
@@ -40,7 +40,7 @@ export interface Env {
   PUBSUB_TOPIC?: string;
   /** Service-account JSON key used to publish to Pub/Sub. Secret. */
   GCP_SERVICE_ACCOUNT_KEY?: string;
-  /** `host:port` of a Pub/Sub emulator (Google's convention); then plain HTTP and no auth. */
+  /** `host:port` of a Pub/Sub emulator on this machine (Google's convention); then plain HTTP and no auth. */
   PUBSUB_EMULATOR_HOST?: string;
   /** Bearer key for the admin routes. Secret. */
   ADMIN_API_KEY?: string;
@@ -79,6 +79,7 @@ const isHttpsOrLoopback = (u: URL | null) =>
   u?.protocol === 'https:' || (u?.protocol === 'http:' && LOOPBACK_HOST.test(u.hostname));
 
 const HTTPS_URL = 'an https:// URL (http:// only for localhost)';
+const LOOPBACK_HOST_PORT = 'host:port of this machine (localhost, 127.x.x.x or [::1])';
 const url = z.url({ error: HTTPS_URL }).refine((v) => isHttpsOrLoopback(absoluteUrl(v)), HTTPS_URL);
 
 // Absolute, so it works from any page: https (a universal link), or an app's own scheme (myshop://…).
@@ -144,7 +145,12 @@ const schema = {
   GCP_PROJECT_ID: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'a Google Cloud project id'),
   PUBSUB_TOPIC: z.string().regex(/^[A-Za-z][\w.~+%-]{2,254}$/, 'a Pub/Sub topic id'),
   GCP_SERVICE_ACCOUNT_KEY: z.string().min(1),
-  PUBSUB_EMULATOR_HOST: z.string().regex(/^[\w.-]+:\d+$/, 'host:port'),
+  // The emulator speaks plain HTTP without credentials: anywhere but this machine, payment events
+  // (emails, addresses) would travel in clear text to whoever answers.
+  PUBSUB_EMULATOR_HOST: z
+    .string()
+    .regex(/^[\w.-]+:\d+$|^\[::1\]:\d+$/, LOOPBACK_HOST_PORT)
+    .refine((v) => LOOPBACK_HOST.test(v.slice(0, v.lastIndexOf(':'))), LOOPBACK_HOST_PORT),
   ADMIN_API_KEY: z.string().min(16, 'at least 16 characters'),
   SHIPPING_COUNTRIES: z
     .string()

@@ -78,12 +78,14 @@ describe('bearer tokens (JWKS)', () => {
     const url = `https://auth.test/${unique('jwks')}/keys.json`;
     const signer = await generateKeyPair('RS256');
     const jwk = { ...(await exportJWK(signer.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
-    const server = { url, up: true, fetches: 0 };
+    // up; down: answers 503; unreachable: no answer at all (DNS, connection refused).
+    const server = { url, state: 'up' as 'up' | 'down' | 'unreachable', fetches: 0 };
     const realFetch = globalThis.fetch;
     vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
       if ((input instanceof Request ? input.url : String(input)) !== url) return realFetch(input, init);
       server.fetches++;
-      return server.up ? Response.json({ keys: [jwk] }) : new Response('unavailable', { status: 503 });
+      if (server.state === 'unreachable') throw new TypeError('Network connection lost.');
+      return server.state === 'up' ? Response.json({ keys: [jwk] }) : new Response('unavailable', { status: 503 });
     });
     const sign = (sub: string, over: Record<string, unknown> = claims, key: CryptoKey = signer.privateKey) =>
       new SignJWT(over)
@@ -140,9 +142,9 @@ describe('bearer tokens (JWKS)', () => {
     },
   );
 
-  it('answers 503, not 401, when the key set cannot be fetched', async () => {
+  it.each(['down', 'unreachable'] as const)('answers 503, not 401, when the key set is %s', async (state) => {
     const { server, sign, env } = await keyServer();
-    server.up = false;
+    server.state = state;
     const user = unique('user');
     const res = await postCart(await sign(user), env);
     expect(res.status).toBe(503);
@@ -156,7 +158,7 @@ describe('bearer tokens (JWKS)', () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     const start = Date.now();
     expect((await postCart(await sign(unique('user')), env)).status).toBe(201);
-    server.up = false;
+    server.state = 'down';
 
     // Past jose's 10-minute cache the set is fetched again, fails, and the last keys still verify.
     vi.setSystemTime(start + 30 * 60_000);
@@ -172,7 +174,7 @@ describe('bearer tokens (JWKS)', () => {
     expect(await cartsOf(late)).toBe(0);
 
     // Back up: fetched again, verified again.
-    server.up = true;
+    server.state = 'up';
     expect((await postCart(await sign(unique('user')), env)).status).toBe(201);
   });
 });

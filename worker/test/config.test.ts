@@ -42,6 +42,19 @@ describe('URLs the Worker calls', () => {
   );
 });
 
+describe('PUBSUB_EMULATOR_HOST', () => {
+  it('is an emulator on this machine: plain HTTP without credentials goes nowhere else', () => {
+    for (const ok of ['127.0.0.1:8085', 'localhost:8085', '[::1]:8085']) {
+      expect(read('PUBSUB_EMULATOR_HOST', ok)).toBe(ok);
+    }
+    for (const bad of ['pubsub.example.com:8085', '10.0.0.5:8085', '127.0.0.1.evil.example:80', 'localhost']) {
+      expect(read('PUBSUB_EMULATOR_HOST', bad)).toBe(
+        'misconfigured: PUBSUB_EMULATOR_HOST is invalid: expected host:port of this machine (localhost, 127.x.x.x or [::1])',
+      );
+    }
+  });
+});
+
 describe('APP_RETURN_URL', () => {
   it('is an absolute https URL or an app scheme', () => {
     for (const ok of [
