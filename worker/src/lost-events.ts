@@ -1,5 +1,6 @@
 import { log } from './log.ts';
 import type { Services } from './services.ts';
+import { wellFormedEvent } from './stripe-event-shape.ts';
 import { effectOfEvent, HANDLED_EVENT_TYPES } from './stripe-events.ts';
 
 // Stripe lists events of the last 30 days; one run reads at most this many pages of 100 (newest
@@ -42,9 +43,10 @@ export async function applyUndeliveredEvents(services: Services): Promise<LostEv
       );
       // Oldest first within the page, as they happened (the outcome does not depend on it).
       for (const event of list.data.filter((e) => !recorded.has(e.id)).reverse()) {
-        const effect = effectOfEvent(event, 'reconcile');
-        if (!effect) continue;
         try {
+          // Checked as the webhook checks it: a field of another type is logged here, not stored.
+          const effect = effectOfEvent(wellFormedEvent(event), 'reconcile');
+          if (!effect) continue;
           await fulfilment.apply(effect);
           report.applied++;
         } catch (err) {

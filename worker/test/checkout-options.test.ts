@@ -87,9 +87,8 @@ describe('checkout with shipping, tax and promotion codes', () => {
     });
   });
 
-  it('records what the shopper chose: discount, shipping and tax from Stripe, the address and the rate by name', async () => {
-    const { user, cartId, res } = await checkout(configured);
-    const { sessionId } = (await res.json()) as { sessionId: string };
+  /** Pays the session on Stripe's page with a 10 % code and Express shipping; delivers Stripe's webhook. */
+  async function payWithCodeAndExpress(sessionId: string) {
     const code = `SAVE${crypto.randomUUID().slice(0, 6).toUpperCase()}`;
     await standin('/promotion_codes', { code, percent_off: 10 });
     const session = await stripe.checkout.sessions.retrieve(sessionId);
@@ -106,6 +105,12 @@ describe('checkout with shipping, tax and promotion codes', () => {
       data: { event: Stripe.Event }[];
     };
     expect((await deliver(events.data[0]!.event)).status).toBe(200);
+  }
+
+  it('records what the shopper chose: discount, shipping and tax from Stripe, the address and the rate by name', async () => {
+    const { user, cartId, res } = await checkout(configured);
+    const { sessionId } = (await res.json()) as { sessionId: string };
+    await payWithCodeAndExpress(sessionId);
 
     // Items 5000, 10% off: 4000 → 3600 taxed at 10%, the gift card 1000 → 900 untaxed; Express 1500 + 150 tax.
     const amounts = { subtotal: 5000, discount: 500, shipping: 1500, tax: 360 + 150, total: 4500 + 1500 + 510 };
@@ -118,6 +123,19 @@ describe('checkout with shipping, tax and promotion codes', () => {
     expect(cart).toMatchObject({ status: 'paid', totalAmount: 5000, amounts, shipping, oversold: false });
     const [paid] = await outboxOf(cartId);
     expect(paid!.event).toMatchObject({ type: 'cart.paid', amountMismatch: false, amounts, shipping });
+  });
+
+  it('flags a discounted, taxed and shipped order whose subtotal at Stripe is not what the cart came to', async () => {
+    const { user, cartId, res } = await checkout(configured);
+    const { sessionId } = (await res.json()) as { sessionId: string };
+    // Our snapshot says the items came to 1 cent less than the session Stripe charged for.
+    await db().query('UPDATE checkouts SET amount_total = amount_total - 1 WHERE session_id = $1', [sessionId]);
+    await payWithCodeAndExpress(sessionId);
+
+    const cart = await (await call(`/v1/carts/${cartId}`, { token: user.token })).json();
+    expect(cart).toMatchObject({ status: 'paid', amounts: { subtotal: 5000, discount: 500, shipping: 1500 } });
+    const [paid] = await outboxOf(cartId);
+    expect(paid!.event).toMatchObject({ type: 'cart.paid', amountMismatch: true });
   });
 
   it.each([
