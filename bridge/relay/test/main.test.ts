@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { type LocalServer, startLocalServer } from '@edge-checkout/test-support/local-server';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { paymentEvent, pushEnvelope } from './helpers/payment-event.ts';
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
@@ -28,11 +28,10 @@ function startMain(env: Record<string, string>): Relay {
 }
 
 async function waitForLine(relay: Relay, pattern: RegExp): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (relay.lines().some((line) => pattern.test(String(line.message)))) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`no log line matching ${pattern}: ${JSON.stringify(relay.lines())}`);
+  await vi.waitFor(
+    () => expect(relay.lines().map((line) => String(line.message))).toContainEqual(expect.stringMatching(pattern)),
+    5_000,
+  );
 }
 
 function freePort(): Promise<number> {
@@ -76,9 +75,14 @@ describe('npm run relay', () => {
   });
 
   it('on SIGTERM finishes the push in flight, then exits 0', async () => {
-    // A slow Pub/Sub stand-in: the publish is still running when SIGTERM arrives.
+    // A Pub/Sub stand-in that holds the publish until the relay has had its SIGTERM.
+    let arrive!: () => void;
+    const publishArrived = new Promise<void>((resolve) => (arrive = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
     const pubsub = await startLocalServer(async () => {
-      await new Promise((resolve) => setTimeout(resolve, 600));
+      arrive();
+      await released;
       return { status: 200, body: { messageIds: ['n-1'] } };
     });
     servers.push(pubsub);
@@ -103,8 +107,10 @@ describe('npm run relay', () => {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(pushEnvelope(paymentEvent())),
     });
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await publishArrived;
     relay.child.kill('SIGTERM');
+    await waitForLine(relay, /^SIGTERM: finishing requests in flight/);
+    release();
 
     const response = await inFlight;
     expect(response.status).toBe(200);
