@@ -1,8 +1,8 @@
 import type Stripe from 'stripe';
 import { afterEach, describe, expect, it } from 'vitest';
-import { call, problem, testEnv } from './helpers.ts';
+import { call, holdLocks, problem, testEnv } from './helpers.ts';
 import { clearStripeFaults, injectStripeFault, payWithoutWebhook } from './standin.ts';
-import { cartStatus, checkedOutCart, deliver, outboxOf, stripeEnv } from './stripe-helpers.ts';
+import { cartStatus, checkedOutCart, deliver, outboxOf, standinStripe, stripeEnv } from './stripe-helpers.ts';
 
 const admin = { Authorization: `Bearer ${testEnv.ADMIN_API_KEY}` };
 
@@ -106,6 +106,32 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
     expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 700, refunds: 1 });
     expect(await cart(state)).toMatchObject({ status: 'paid', refundedAmount: 700 });
     expect((await outboxOf(state.cartId)).map((o) => o.event_type)).toEqual(['cart.paid', 'cart.partially_refunded']);
+  });
+
+  it('refunds once when the operator retries while the first request, its refund made at Stripe, has not answered', async () => {
+    const state = await paidCart();
+    const session = await standinStripe().checkout.sessions.retrieve(state.sessionId);
+    // The first request gets its refund from Stripe, then waits to record it behind the payment's
+    // lock, held here: to the operator it has timed out.
+    const lock = await holdLocks([`SELECT pg_advisory_xact_lock(hashtextextended('${session.payment_intent}', 0))`]);
+    const first = refund(state.cartId, { amount: 600 }, 'stuck-1');
+    await lock.waitForWaiters(1, '%pg_advisory_xact_lock%');
+    expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 600, refunds: 1 });
+    // The retry gets Stripe's saved answer for the key, and waits behind the same lock.
+    const retried = refund(state.cartId, { amount: 600 }, 'stuck-1');
+    await lock.waitForWaiters(2, '%pg_advisory_xact_lock%');
+    await lock.release();
+
+    const answers = await Promise.all([first, retried]);
+    expect(answers.map((r) => r.status)).toEqual([201, 201]);
+    const ids = await Promise.all(answers.map(async (r) => ((await r.json()) as { id: string }).id));
+    expect(ids[1]).toBe(ids[0]);
+    expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 600, refunds: 1 });
+    expect(await cart(state)).toMatchObject({ status: 'paid', refundedAmount: 600 });
+    expect((await outboxOf(state.cartId)).map((o) => [o.event_type, o.event.refundedAmount])).toEqual([
+      ['cart.paid', 0],
+      ['cart.partially_refunded', 600],
+    ]);
   });
 
   it('answers a failure Stripe saved to retries with its key, and refunds for a request with a new key', async () => {
