@@ -15,14 +15,9 @@ import { serve } from '@hono/node-server';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createRelayApp, type RelayDeps } from '../src/app.ts';
 import type { RelayLog } from '../src/log.ts';
-import { acceptEveryPush, createOidcVerifier, type PushVerifier } from '../src/oidc.ts';
+import { acceptEveryPush } from '../src/oidc.ts';
 import { type RunningRelay, startRelay } from '../src/server.ts';
-import {
-  type FakeGoogleOidc,
-  PUSH_AUDIENCE,
-  PUSH_SERVICE_ACCOUNT,
-  startFakeGoogleOidc,
-} from './helpers/google-oidc.ts';
+import { type FakeGoogleOidc, startFakeGoogleOidc } from './helpers/google-oidc.ts';
 import { paymentEvent, pushEnvelope } from './helpers/payment-event.ts';
 
 const PROJECT = 'demo-project';
@@ -72,16 +67,10 @@ function inMemoryTopic(): InMemoryTopic {
 
 describe('notification relay', () => {
   let google: FakeGoogleOidc;
-  let oidc: PushVerifier;
   let topic: InMemoryTopic;
 
   beforeAll(async () => {
     google = await startFakeGoogleOidc();
-    oidc = createOidcVerifier({
-      audience: PUSH_AUDIENCE,
-      serviceAccountEmail: PUSH_SERVICE_ACCOUNT,
-      certsUrl: google.certsUrl,
-    });
   });
   afterAll(() => google?.close());
   beforeEach(() => {
@@ -89,7 +78,7 @@ describe('notification relay', () => {
   });
 
   function relay(overrides: Partial<RelayDeps> = {}) {
-    return createRelayApp({ publisher: topic, verifier: oidc, log, ...overrides });
+    return createRelayApp({ publisher: topic, verifier: google.verifier, log, ...overrides });
   }
 
   /** The notifications published so far, their data parsed. */

@@ -1,6 +1,6 @@
 import { closedPort } from '@edge-checkout/test-support/local-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createOidcVerifier, type PushVerifier } from '../src/oidc.ts';
+import { createOidcVerifier } from '../src/oidc.ts';
 import {
   type FakeGoogleOidc,
   PUSH_AUDIENCE,
@@ -9,15 +9,9 @@ import {
 } from './helpers/google-oidc.ts';
 
 let google: FakeGoogleOidc;
-let verifier: PushVerifier;
 
 beforeAll(async () => {
   google = await startFakeGoogleOidc();
-  verifier = createOidcVerifier({
-    audience: PUSH_AUDIENCE,
-    serviceAccountEmail: PUSH_SERVICE_ACCOUNT,
-    certsUrl: google.certsUrl,
-  });
 });
 afterAll(() => google.close());
 
@@ -25,24 +19,24 @@ const bearer = (token: string) => `Bearer ${token}`;
 
 describe('OIDC verification of push requests', () => {
   it('accepts a Google-signed token for the audience from the push service account', async () => {
-    await expect(verifier.verify(bearer(await google.idToken()))).resolves.toEqual({
+    await expect(google.verifier.verify(bearer(await google.idToken()))).resolves.toEqual({
       ok: true,
       email: PUSH_SERVICE_ACCOUNT,
     });
   });
 
   it('answers 401 without a bearer token', async () => {
-    await expect(verifier.verify(undefined)).resolves.toMatchObject({
+    await expect(google.verifier.verify(undefined)).resolves.toMatchObject({
       ok: false,
       status: 401,
       reason: 'missing bearer token',
     });
-    await expect(verifier.verify('Basic dXNlcjpwYXNz')).resolves.toMatchObject({ ok: false, status: 401 });
+    await expect(google.verifier.verify('Basic dXNlcjpwYXNz')).resolves.toMatchObject({ ok: false, status: 401 });
   });
 
   it('answers 401 for a token meant for another service', async () => {
     const token = await google.idToken({ aud: 'https://other.example.com/push' });
-    await expect(verifier.verify(bearer(token))).resolves.toMatchObject({
+    await expect(google.verifier.verify(bearer(token))).resolves.toMatchObject({
       ok: false,
       status: 401,
       reason: 'token audience is not PUSH_AUDIENCE',
@@ -51,7 +45,7 @@ describe('OIDC verification of push requests', () => {
 
   it('answers 401 for an expired token (beyond the library’s 5-minute clock skew)', async () => {
     const token = await google.idToken({}, { issuedAt: Math.floor(Date.now() / 1000) - 7200 });
-    await expect(verifier.verify(bearer(token))).resolves.toMatchObject({
+    await expect(google.verifier.verify(bearer(token))).resolves.toMatchObject({
       ok: false,
       status: 401,
       reason: 'token expired',
@@ -60,7 +54,7 @@ describe('OIDC verification of push requests', () => {
 
   it('answers 401 for a forged signature, and for a tampered payload', async () => {
     const forged = await google.idToken({}, { signWith: google.forgeryKey });
-    await expect(verifier.verify(bearer(forged))).resolves.toMatchObject({
+    await expect(google.verifier.verify(bearer(forged))).resolves.toMatchObject({
       ok: false,
       status: 401,
       reason: 'token signature does not verify',
@@ -69,7 +63,7 @@ describe('OIDC verification of push requests', () => {
     const payload = Buffer.from(JSON.stringify({ aud: PUSH_AUDIENCE, email: 'attacker@example.com' })).toString(
       'base64url',
     );
-    await expect(verifier.verify(bearer(`${header}.${payload}.${signature}`))).resolves.toMatchObject({
+    await expect(google.verifier.verify(bearer(`${header}.${payload}.${signature}`))).resolves.toMatchObject({
       ok: false,
       status: 401,
     });
@@ -77,12 +71,12 @@ describe('OIDC verification of push requests', () => {
 
   it('answers 401 for a token not issued by Google and for garbage', async () => {
     const token = await google.idToken({ iss: 'https://evil.example.com' });
-    await expect(verifier.verify(bearer(token))).resolves.toMatchObject({
+    await expect(google.verifier.verify(bearer(token))).resolves.toMatchObject({
       ok: false,
       status: 401,
       reason: 'token not issued by Google',
     });
-    await expect(verifier.verify(bearer('not.a.jwt'))).resolves.toMatchObject({
+    await expect(google.verifier.verify(bearer('not.a.jwt'))).resolves.toMatchObject({
       ok: false,
       status: 401,
       reason: 'token is malformed',
@@ -91,9 +85,9 @@ describe('OIDC verification of push requests', () => {
 
   it('answers 403 for a genuine token from another service account, or with an unverified email', async () => {
     const other = await google.idToken({ email: 'someone-else@demo-project.iam.gserviceaccount.com' });
-    await expect(verifier.verify(bearer(other))).resolves.toMatchObject({ ok: false, status: 403 });
+    await expect(google.verifier.verify(bearer(other))).resolves.toMatchObject({ ok: false, status: 403 });
     const unverified = await google.idToken({ email_verified: false });
-    await expect(verifier.verify(bearer(unverified))).resolves.toMatchObject({
+    await expect(google.verifier.verify(bearer(unverified))).resolves.toMatchObject({
       ok: false,
       status: 403,
       reason: 'token email is not verified',
@@ -113,7 +107,7 @@ describe('OIDC verification of push requests', () => {
       await google.idToken({}, { issuedAt: 1 }),
     ];
     for (const token of tokens) {
-      const result = await verifier.verify(bearer(token));
+      const result = await google.verifier.verify(bearer(token));
       expect(result.ok).toBe(false);
       expect(JSON.stringify(result)).not.toContain(token.split('.')[1]);
     }

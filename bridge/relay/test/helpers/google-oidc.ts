@@ -3,12 +3,15 @@
 
 import { type LocalServer, startLocalServer } from '@edge-checkout/test-support/local-server';
 import { type CryptoKey, exportSPKI, generateKeyPair, SignJWT } from 'jose';
+import { createOidcVerifier, type PushVerifier } from '../../src/oidc.ts';
 
 export const PUSH_SERVICE_ACCOUNT = 'pubsub-push@demo-project.iam.gserviceaccount.com';
 export const PUSH_AUDIENCE = 'https://relay.example.run.app/pubsub/push';
 
 export type FakeGoogleOidc = {
   certsUrl: string;
+  /** The relay's check as configured in production: PUSH_AUDIENCE, PUSH_SERVICE_ACCOUNT, these certificates. */
+  verifier: PushVerifier;
   /** A token like Pub/Sub's for PUSH_AUDIENCE and PUSH_SERVICE_ACCOUNT; claims can be overridden. */
   idToken(
     claims?: Record<string, unknown>,
@@ -31,8 +34,10 @@ export async function startFakeGoogleOidc(): Promise<FakeGoogleOidc> {
     body: { [KEY_ID]: pem },
     headers: { 'cache-control': 'public, max-age=3600' },
   }));
+  const certsUrl = `${certsServer.url}/oauth2/v1/certs`;
   return {
-    certsUrl: `${certsServer.url}/oauth2/v1/certs`,
+    certsUrl,
+    verifier: createOidcVerifier({ audience: PUSH_AUDIENCE, serviceAccountEmail: PUSH_SERVICE_ACCOUNT, certsUrl }),
     forgeryKey: forgery.privateKey,
     certsServer,
     async idToken(claims = {}, options = {}) {
