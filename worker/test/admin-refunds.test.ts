@@ -1,26 +1,10 @@
 import type Stripe from 'stripe';
 import { afterEach, describe, expect, it } from 'vitest';
 import { call, db, holdLocks, problem, testEnv } from './helpers.ts';
-import { clearStripeFaults, injectStripeFault, payWithoutWebhook } from './standin.ts';
-import { cartStatus, checkedOutCart, deliver, outboxOf, standinStripe, stripeEnv } from './stripe-helpers.ts';
+import { clearStripeFaults, injectStripeFault, paidCart, standinEvents } from './standin.ts';
+import { checkedOutCart, deliver, outboxOf, standinStripe, stripeEnv } from './stripe-helpers.ts';
 
 const admin = { Authorization: `Bearer ${testEnv.ADMIN_API_KEY}` };
-
-/** Stripe's own events of a session on the stand-in (it sends no webhooks in these tests), oldest first. */
-async function standinEvents(sessionId: string): Promise<Stripe.Event[]> {
-  const res = await fetch(`${stripeEnv.STRIPE_API_BASE}/_standin/events?session=${sessionId}`);
-  return ((await res.json()) as { data: { event: Stripe.Event }[] }).data.map((d) => d.event);
-}
-
-/** A cart paid on the stand-in, its completion delivered as Stripe sent it: a real charge to refund. */
-async function paidCart() {
-  const state = await checkedOutCart();
-  await payWithoutWebhook(state.sessionId, 'paid');
-  const [completed] = await standinEvents(state.sessionId);
-  expect((await deliver(completed!)).status).toBe(200);
-  expect(await cartStatus(state.cartId)).toBe('paid');
-  return state;
-}
 
 function refund(cartId: string, body?: object, key?: string) {
   return call(`/v1/admin/carts/${cartId}/refunds`, {

@@ -1,4 +1,6 @@
-import { stripeEnv } from './stripe-helpers.ts';
+import type Stripe from 'stripe';
+import { expect } from 'vitest';
+import { cartStatus, checkedOutCart, deliver, stripeEnv } from './stripe-helpers.ts';
 
 /** Completes a session on the Stripe stand-in as a shopper would, without sending its webhook (a lost webhook). */
 export async function payWithoutWebhook(
@@ -61,4 +63,20 @@ export async function disputeCharge(apiBase: string, chargeId: string): Promise<
   return (await control(apiBase, `/_standin/charges/${chargeId}/dispute`, { reason: 'product_not_received' })) as {
     id: string;
   };
+}
+
+/** Stripe's own events of a session on the stand-in (it sends no webhooks in these tests), oldest first. */
+export async function standinEvents(sessionId: string): Promise<Stripe.Event[]> {
+  const res = await fetch(`${stripeEnv.STRIPE_API_BASE}/_standin/events?session=${sessionId}`);
+  return ((await res.json()) as { data: { event: Stripe.Event }[] }).data.map((d) => d.event);
+}
+
+/** A cart paid on the stand-in, its completion delivered as Stripe sent it: a real charge to refund or dispute. */
+export async function paidCart() {
+  const state = await checkedOutCart();
+  await payWithoutWebhook(state.sessionId, 'paid');
+  const [completed] = await standinEvents(state.sessionId);
+  expect((await deliver(completed!)).status).toBe(200);
+  expect(await cartStatus(state.cartId)).toBe('paid');
+  return state;
 }

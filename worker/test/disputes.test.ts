@@ -1,0 +1,58 @@
+import type Stripe from 'stripe';
+import { describe, expect, it } from 'vitest';
+import { call } from './helpers.ts';
+import { disputeCharge, paidCart, standinEvents } from './standin.ts';
+import { deliver, outboxOf, standinStripe, stripeEnv } from './stripe-helpers.ts';
+
+// Disputes as the stand-in makes them: the cardholder disputes a paid charge, the bank decides,
+// and Stripe's charge.dispute.created and charge.dispute.closed reach the webhook.
+
+const stripe = standinStripe();
+
+async function closeDispute(id: string, outcome: 'won' | 'lost') {
+  const res = await fetch(`${stripeEnv.STRIPE_API_BASE}/_standin/disputes/${id}/close`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ outcome }),
+  });
+  expect(res.status).toBe(200);
+}
+
+describe('disputes of a paid cart', () => {
+  it.each([
+    ['as they happened', false],
+    ['the closing first', true],
+  ])(
+    'records the dispute and publishes it opened and closed with the outcome, delivered %s, twice',
+    async (_, reversed) => {
+      const state = await paidCart();
+      const session = await stripe.checkout.sessions.retrieve(state.sessionId, { expand: ['payment_intent'] });
+      const dispute = await disputeCharge(
+        stripeEnv.STRIPE_API_BASE,
+        String((session.payment_intent as Stripe.PaymentIntent).latest_charge),
+      );
+      await closeDispute(dispute.id, 'lost');
+      const events = (await standinEvents(state.sessionId)).filter((e) => e.type.startsWith('charge.dispute.'));
+      expect(events.map((e) => e.type)).toEqual(['charge.dispute.created', 'charge.dispute.closed']);
+      if (reversed) events.reverse();
+      for (const event of [...events, ...events]) expect((await deliver(event)).status).toBe(200);
+
+      const opened = { id: dispute.id, reason: 'product_not_received', amount: state.total };
+      const cart = await (await call(`/v1/carts/${state.cartId}`, { token: state.user.token })).json();
+      expect(cart).toMatchObject({ status: 'paid', dispute: { ...opened, status: 'lost', closed: true } });
+      const outbox = await outboxOf(state.cartId);
+      expect(outbox.map((o) => [o.event_type, o.event.dispute])).toEqual([
+        ['cart.paid', null],
+        ...(reversed
+          ? [
+              ['cart.dispute_closed', { ...opened, status: 'lost', closed: true }],
+              ['cart.disputed', { ...opened, status: 'needs_response', closed: false }],
+            ]
+          : [
+              ['cart.disputed', { ...opened, status: 'needs_response', closed: false }],
+              ['cart.dispute_closed', { ...opened, status: 'lost', closed: true }],
+            ]),
+      ]);
+    },
+  );
+});
