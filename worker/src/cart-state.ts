@@ -81,7 +81,11 @@ export function isEditable(status: CartStatus): boolean {
 
 /**
  * One thing Stripe reported about a payment: a refund that took the charge's `amount_refunded`
- * (every refund of it so far) to `refunded`, or a dispute opened or closed.
+ * to `refunded`, or a dispute opened or closed. Stripe sends `charge.refunded` for each refund,
+ * partial ones included (https://docs.stripe.com/api/events/types#event_types-charge.refunded),
+ * and `amount_refunded` counts every refund of the charge so far
+ * (https://docs.stripe.com/api/charges/object#charge_object-amount_refunded), so each refund
+ * takes it to a total of its own.
  */
 export type PaymentFact = { refunded: number; full: boolean } | { disputeId: string; closed: boolean };
 
