@@ -146,11 +146,10 @@ describe.skipIf(skipped)('Google Pub/Sub emulator', () => {
     await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
     const { port } = squatter.address() as AddressInfo;
     try {
-      const started = Date.now();
+      // The emulator's failure to bind, seen at once: waiting out the start-up timeout ends in another error.
       await expect(startPubSubEmulator({ projectId: PROJECT, port })).rejects.toThrow(
         /could not listen on 127\.0\.0\.1:\d+: address in use/,
       );
-      expect(Date.now() - started).toBeLessThan(15_000);
       expect(processesMentioning(`--port=${port}`)).toEqual([]);
     } finally {
       await new Promise((resolve) => squatter.close(resolve));
