@@ -1,7 +1,7 @@
 // The outbox as the database holds it: the only thing the tests read outside HTTP, to see that
 // each transition wrote its event and whether it went out.
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { expect, vi } from 'vitest';
 
 export interface OutboxRow {
   id: string;
@@ -25,19 +25,23 @@ export async function outboxRows(databaseUrl: string, cartId: string): Promise<O
   }
 }
 
-/** The Worker publishes after answering (waitUntil): wait for the rows to be marked published. */
-export async function publishedOutboxRows(
+/** The Worker publishes after answering (waitUntil): waits for the rows to be marked published. */
+export function publishedOutboxRows(
   databaseUrl: string,
   cartId: string,
   count: number,
   timeoutMs = 10_000,
 ): Promise<OutboxRow[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const rows = await outboxRows(databaseUrl, cartId);
-    if (rows.length >= count && rows.every((row) => row.published_at !== null)) return rows;
-    if (Date.now() > deadline)
-      throw new Error(`expected ${count} published outbox row(s) for cart ${cartId}, found ${JSON.stringify(rows)}`);
-    await sleep(50);
-  }
+  return vi.waitFor(
+    async () => {
+      const rows = await outboxRows(databaseUrl, cartId);
+      expect(rows.length, `outbox rows of cart ${cartId}`).toBeGreaterThanOrEqual(count);
+      expect(
+        rows.filter((row) => row.published_at === null),
+        `unpublished outbox rows of cart ${cartId}`,
+      ).toEqual([]);
+      return rows;
+    },
+    { timeout: timeoutMs, interval: 50 },
+  );
 }

@@ -3,7 +3,7 @@
 // Connections stay open and the port still accepts them; nothing answers until resume().
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { expect, vi } from 'vitest';
 
 export interface StalledPostgres {
   /** The postmaster first, then its children. */
@@ -35,15 +35,19 @@ export async function stallPostgres(dataDir: string): Promise<StalledPostgres> {
     },
   };
   // Signals are delivered asynchronously: wait until each process is in the stopped state.
-  const deadline = Date.now() + 5_000;
-  while (!pids.every((pid) => ['T', 'Z', '-'].includes(processState(pid)))) {
-    if (Date.now() > deadline) {
-      stalled.resume();
-      throw new Error(
-        `Postgres processes ${pids.join(', ')} did not stop: ${pids.map((pid) => `${pid}=${processState(pid)}`).join(' ')}`,
-      );
-    }
-    await sleep(10);
+  const running = () => pids.filter((pid) => !['T', 'Z', '-'].includes(processState(pid)));
+  try {
+    await vi.waitFor(
+      () =>
+        expect(
+          running().map((pid) => `${pid}=${processState(pid)}`),
+          'Postgres processes not stopped',
+        ).toEqual([]),
+      { timeout: 5_000, interval: 10 },
+    );
+  } catch (error) {
+    stalled.resume();
+    throw error;
   }
   return stalled;
 }
