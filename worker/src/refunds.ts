@@ -6,19 +6,18 @@ import { type Stripe, stripeFailure, stripeKeyInUse } from './stripe.ts';
 import { refundEffect } from './stripe-events.ts';
 
 /**
- * Refunds a paid cart through Stripe, for operators. The Stripe idempotency key is ours, made
- * from the request's required Idempotency-Key (`refund-{cart}-{key}`): a request retried after a
- * timeout gets Stripe's saved answer and refunds once, and Stripe refuses that key with other
- * parameters (https://docs.stripe.com/api/idempotent_requests). Without a key of the client's
- * a retry could not be told from a second refund, so the route requires one. A failure Stripe
- * saved under the key is replayed to retries with it; a request with a new key starts afresh. The refund is applied from Stripe's answer through the same fulfilment as its
+ * Refunds a paid cart through Stripe, for operators. With the request's Idempotency-Key the
+ * Stripe idempotency key is ours (`refund-{cart}-{key}`), so a request retried after a timeout
+ * gets Stripe's saved answer and refunds once; Stripe refuses that key with other parameters.
+ * A failure Stripe saved under the key is replayed to retries with it; a request with a new key
+ * starts afresh. The refund is applied from Stripe's answer through the same fulfilment as its
  * `charge.refunded` webhook, which then changes nothing.
  */
 export async function refundCart(
   services: Services,
   cartId: string,
   request: RefundRequest,
-  idempotencyKey: string,
+  idempotencyKey: string | undefined,
 ): Promise<RefundOut> {
   const { sql, stripe, fulfilment } = services;
   const [cart] = (await sql.query(
@@ -41,7 +40,7 @@ export async function refundCart(
         metadata: { cart_id: cartId },
         expand: ['charge'],
       },
-      { idempotencyKey: `refund-${cartId}-${idempotencyKey}` },
+      idempotencyKey ? { idempotencyKey: `refund-${cartId}-${idempotencyKey}` } : undefined,
     );
   } catch (err) {
     if (stripeKeyInUse(err)) {

@@ -884,14 +884,14 @@ export interface paths {
         put?: never;
         /**
          * Refund a paid cart (all that is left, or `amount`) through Stripe
-         * @description The Idempotency-Key is required: a retried request (after a timeout, say) refunds once and answers the same refund; the key with other parameters is refused (400). A partial refund publishes cart.partially_refunded and the cart stays paid; refunding the whole amount makes it refunded.
+         * @description With an Idempotency-Key, a retried request (after a timeout, say) refunds once and answers the same refund; the key with other parameters is refused (400). A partial refund publishes cart.partially_refunded and the cart stays paid; refunding the whole amount makes it refunded.
          */
         post: {
             parameters: {
                 query?: never;
-                header: {
-                    /** @description One per refund meant: retries with it refund once (kept 24 hours, as Stripe keeps keys) */
-                    "idempotency-key": string;
+                header?: {
+                    /** @description Makes retries of this request refund once (kept 24 hours, as Stripe keeps keys) */
+                    "idempotency-key"?: string;
                 };
                 path: {
                     cartId: string;

@@ -133,8 +133,8 @@ const refund = createRoute({
   tags: ['Admin'],
   summary: 'Refund a paid cart (all that is left, or `amount`) through Stripe',
   description:
-    'The Idempotency-Key is required: a retried request (after a timeout, say) refunds once and answers the same ' +
-    'refund; the key with other parameters is refused (400). A partial refund publishes cart.partially_refunded and the ' +
+    'With an Idempotency-Key, a retried request (after a timeout, say) refunds once and answers the same refund; ' +
+    'the key with other parameters is refused (400). A partial refund publishes cart.partially_refunded and the ' +
     'cart stays paid; refunding the whole amount makes it refunded.',
   security: [{ adminKey: [] }],
   middleware: [requireAdmin] as const,
@@ -144,9 +144,8 @@ const refund = createRoute({
       'idempotency-key': z
         .string()
         .regex(/^[\x21-\x7e]{1,200}$/, 'at most 200 visible ASCII characters')
-        .openapi({
-          description: 'One per refund meant: retries with it refund once (kept 24 hours, as Stripe keeps keys)',
-        }),
+        .optional()
+        .openapi({ description: 'Makes retries of this request refund once (kept 24 hours, as Stripe keeps keys)' }),
     }),
     body: { required: false, content: { 'application/json': { schema: RefundRequest } } },
   },
