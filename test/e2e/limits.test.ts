@@ -1,0 +1,50 @@
+// The hardening as `npm run dev` serves it: the Worker under `wrangler dev`, with wrangler.toml's
+// `[[ratelimits]]` (which wrangler dev simulates, as Cloudflare counts them) and `[assets]` in
+// front of it. The Worker tests check each limit and header in the test pool; this checks that
+// wrangler dev counts the bindings too, and that the Worker's own paths keep their headers
+// behind the assets.
+import { createDevToken } from '@edge-checkout/dev-stack/token';
+import { useLocalStack } from '@edge-checkout/test-support/stack';
+import { describe, expect, it } from 'vitest';
+
+const stack = useLocalStack();
+// wrangler.toml's WRITE_RATE_LIMIT (README, "Rate limits").
+const WRITES_PER_MINUTE = 300;
+
+describe('under wrangler dev', () => {
+  it(`counts a user's writes: ${WRITES_PER_MINUTE} a minute, then 429 rate_limited with Retry-After`, async () => {
+    const token = await createDevToken({
+      userId: `e2e-limits-${crypto.randomUUID().slice(0, 8)}`,
+      secret: stack.vars.AUTH_JWT_SECRET!,
+      ttlSeconds: 600,
+    });
+    // A change the Worker refuses (a fractional quantity) still counts: the ceiling is on what
+    // a client sends, and these need no cart.
+    const put = () =>
+      fetch(`${stack.workerUrl}/v1/carts/${crypto.randomUUID()}/items/tshirt-classic`, {
+        method: 'PUT',
+        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+        body: '{"quantity":0.5}',
+      });
+    const statuses: number[] = [];
+    for (let i = 0; i < WRITES_PER_MINUTE; i++) statuses.push((await put()).status);
+    expect(new Set(statuses)).toEqual(new Set([400]));
+
+    const limited = await put();
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get('Retry-After')).toBe('60');
+    expect(limited.headers.get('Content-Type')).toBe('application/problem+json');
+    expect(((await limited.json()) as { code: string }).code).toBe('rate_limited');
+  });
+
+  it("keeps the Worker's headers on /docs and a landing page, behind the static assets", async () => {
+    for (const path of ['/docs', `/checkout/cancel?cart_id=${crypto.randomUUID()}`]) {
+      const res = await fetch(`${stack.workerUrl}${path}`);
+      expect(res.headers.get('Content-Type'), path).toMatch(/^text\/html/);
+      expect(res.headers.get('Content-Security-Policy'), path).toContain("frame-ancestors 'none'");
+      expect(res.headers.get('Content-Security-Policy'), path).not.toContain("'unsafe-inline'");
+      expect(res.headers.get('X-Content-Type-Options'), path).toBe('nosniff');
+      expect(res.headers.get('Referrer-Policy'), path).toBe('no-referrer');
+    }
+  });
+});
