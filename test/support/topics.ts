@@ -55,7 +55,7 @@ export class TopicReader {
           `${count} message(s) expected on ${this.subscription} within ${timeoutMs} ms; got ${matching.length}: ${matching.map((m) => m.data).join('\n')}`,
         );
       }
-      if ((await this.pullOnce()) === 0) await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      await this.pull();
     }
   }
 
@@ -75,7 +75,7 @@ export class TopicReader {
     const before = this.received.length;
     const deadline = Date.now() + ms;
     do {
-      if ((await this.pullOnce()) === 0) await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      await this.pull();
     } while (Date.now() < deadline);
     return this.received.slice(before).filter(match);
   }
@@ -85,14 +85,14 @@ export class TopicReader {
     await this.admin.deleteSubscription(this.subscription);
   }
 
-  /** One pull, acknowledged; how many messages it brought. */
-  private async pullOnce(): Promise<number> {
+  /** One pull, acknowledged; after an empty one a short pause, so that waiting does not spin. */
+  private async pull(): Promise<void> {
     const batch = await this.admin.pull(this.subscription, 1000);
     await this.admin.ack(
       this.subscription,
       batch.map((m) => m.ackId),
     );
     this.received.push(...batch);
-    return batch.length;
+    if (batch.length === 0) await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
 }
