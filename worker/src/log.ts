@@ -40,6 +40,9 @@ function errorsAsText(_key: string, value: unknown): unknown {
 // What must never reach a log line, and what stands in its place. JSON escapes keep these
 // patterns intact (none of their characters is escaped).
 const SECRETS: [RegExp, string][] = [
+  // A connection string holds the database's password (a driver's error may quote it); before
+  // the email pattern, which would take only its `password@host` part.
+  [/\bpostgres(ql)?:\/\/[^\s"'\\]+/g, '[database-url]'],
   [/[\w.+-]+@[\w-]+(\.[\w-]+)+/g, '[email]'],
   // JWTs (a bearer token, a service-account assertion) and any bearer credential.
   [/eyJ[\w-]*\.[\w-]+\.[\w-]*/g, '[token]'],

@@ -55,6 +55,8 @@ describe('log lines', () => {
         error: new Error(`No such customer: alice.smith+shop@example.co.uk (Authorization: Bearer ${token})`),
         detail: `key sk_live_51Habc123 and rk_test_9xyz, secret whsec_abcDEF123, token ${token}`,
         key: '{"private_key":"-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBg\\n-----END PRIVATE KEY-----\\n"}',
+        database:
+          'connect to postgresql://neondb_owner:npg_Secret42@ep-cool-1.eu-central-1.aws.neon.tech/neondb failed',
       }),
     );
     const text = JSON.stringify(lines);
@@ -67,12 +69,15 @@ describe('log lines', () => {
       'rk_test_9xyz',
       'whsec_abcDEF123',
       'MIIEvQIBADANBg',
+      'npg_Secret42',
+      'neondb_owner',
     ]) {
       expect(text).not.toContain(secret);
     }
     expect(lines[0]).toMatchObject({
       error: 'Error: No such customer: [email] (Authorization: Bearer [token])',
       detail: 'key [stripe-key] and [stripe-key], secret [webhook-secret], token [token]',
+      database: 'connect to [database-url] failed',
     });
   });
 
