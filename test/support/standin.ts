@@ -1,9 +1,10 @@
 // The Stripe stand-in's test controls (tools/stripe-standin/README.md): its webhook delivery
-// log, and a bank's answer to a delayed payment.
-import { setTimeout as sleep } from 'node:timers/promises';
+// log, what shoppers, banks and cardholders do, and faults. No Node built-ins: the Worker's
+// tests use it inside workerd too.
 
-export interface DeliveredEvent {
-  event: { id: string; type: string };
+/** An event the stand-in made, with how its webhook went. `E`: Stripe.Event where the caller has the type. */
+export interface DeliveredEvent<E = { id: string; type: string }> {
+  event: E;
   delivery: { status: string; attempts: Array<{ at: string; status: number | null; error?: string | null }> };
 }
 
@@ -19,9 +20,10 @@ export interface StandinFault {
 export class StandinControls {
   constructor(private readonly url: string) {}
 
-  async events(sessionId: string): Promise<DeliveredEvent[]> {
+  /** The session's events, oldest first. */
+  async events<E = DeliveredEvent['event']>(sessionId: string): Promise<DeliveredEvent<E>[]> {
     const res = await fetch(`${this.url}/_standin/events?session=${encodeURIComponent(sessionId)}`);
-    return ((await res.json()) as { data: DeliveredEvent[] }).data;
+    return ((await res.json()) as { data: DeliveredEvent<E>[] }).data;
   }
 
   /** Waits until the Worker answered 2xx to the session's event of this type. */
@@ -36,7 +38,7 @@ export class StandinControls {
         throw new Error(
           `${type} of ${sessionId} was not delivered within ${timeoutMs} ms: ${JSON.stringify(await this.events(sessionId))}`,
         );
-      await sleep(25);
+      await new Promise((resolve) => setTimeout(resolve, 25));
     }
   }
 
@@ -67,6 +69,16 @@ export class StandinControls {
   /** A promotion code shoppers can enter on sessions that allow them (a coupon of `percentOff` %). */
   async promotionCode(code: string, percentOff: number): Promise<void> {
     await this.control('POST', '/_standin/promotion_codes', { code, percent_off: percentOff });
+  }
+
+  /** The cardholder disputes the charge; answers the dispute. */
+  async dispute(chargeId: string, reason = 'product_not_received'): Promise<{ id: string }> {
+    return (await this.control('POST', `/_standin/charges/${chargeId}/dispute`, { reason })) as { id: string };
+  }
+
+  /** The bank decides the dispute. */
+  async closeDispute(disputeId: string, outcome: 'won' | 'lost'): Promise<void> {
+    await this.control('POST', `/_standin/disputes/${disputeId}/close`, { outcome });
   }
 
   /** Stripe no longer knows the session: it answers 404 for it from now on. */

@@ -1,7 +1,7 @@
 import type Stripe from 'stripe';
 import { afterEach, describe, expect, it } from 'vitest';
 import { call, db, holdLocks, problem, testEnv } from './helpers.ts';
-import { clearStripeFaults, injectStripeFault, paidCart, standinEvents } from './standin.ts';
+import { paidCart, standin, standinEvents } from './standin.ts';
 import { checkedOutCart, deliver, outboxOf, standinStripe, stripeEnv } from './stripe-helpers.ts';
 
 const admin = { Authorization: `Bearer ${testEnv.ADMIN_API_KEY}` };
@@ -28,7 +28,7 @@ async function refundedAtStripe(sessionId: string): Promise<{ amountRefunded: nu
   return { amountRefunded: last?.amount_refunded ?? 0, refunds: refunds.length };
 }
 
-afterEach(() => clearStripeFaults(stripeEnv.STRIPE_API_BASE));
+afterEach(() => standin.clearFaults());
 
 describe('POST /v1/admin/carts/{cartId}/refunds', () => {
   it('refunds part of a paid cart, then the rest; the webhooks that follow change nothing', async () => {
@@ -64,7 +64,7 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
 
   it('refunds once when the request is retried after a timeout, while the first is still at Stripe and after', async () => {
     const state = await paidCart();
-    await injectStripeFault(stripeEnv.STRIPE_API_BASE, { method: 'POST', path: '/v1/refunds', delayMs: 1500 });
+    await standin.addFault({ method: 'POST', path: '/v1/refunds', delayMs: 1500 });
     // The operator's client gives up on the first request while Stripe is still making the refund …
     const first = refund(state.cartId, { amount: 700 }, 'timeout-1');
     await expect
@@ -120,7 +120,7 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
 
   it('answers a failure Stripe saved to retries with its key, and refunds for a request with a new key', async () => {
     const state = await paidCart();
-    await injectStripeFault(stripeEnv.STRIPE_API_BASE, { method: 'POST', path: '/v1/refunds', status: 500 });
+    await standin.addFault({ method: 'POST', path: '/v1/refunds', status: 500 });
     const failed = await refund(state.cartId, { amount: 500 }, 'saved-1');
     expect(failed.status).toBe(503);
     expect((await problem(failed)).code).toBe('service_unavailable');

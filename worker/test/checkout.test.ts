@@ -1,7 +1,8 @@
+import { StandinControls } from '@edge-checkout/test-support/standin';
 import type Stripe from 'stripe';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { call, callWithEnv, createProduct, db, holdLocks, newUser, problem } from './helpers.ts';
-import { clearStripeFaults, forgetSession, injectStripeFault, payWithoutWebhook } from './standin.ts';
+import { standin } from './standin.ts';
 import {
   type CheckoutBody,
   cartStatus,
@@ -152,7 +153,7 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
 
   it('asks Stripe about a session past its expiry before anything else: one paid in the last second stays paid', async () => {
     const state = await checkedOutCart();
-    await payWithoutWebhook(state.sessionId, 'paid');
+    await standin.pay(state.sessionId, 'paid');
     await db().query(`UPDATE checkouts SET expires_at = now() - interval '1 second' WHERE session_id = $1`, [
       state.sessionId,
     ]);
@@ -294,18 +295,19 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
 describe('checkout when Stripe fails (Stripe saves the first result of an idempotency key and replays it)', () => {
   // A stand-in of its own: faults on creating sessions would hit every other test's checkouts.
   const faulty = { ...stripeEnv, STRIPE_API_BASE: inject('faultyStripeApiBase') };
+  const faultyStandin = new StandinControls(faulty.STRIPE_API_BASE);
   const faultyStripe = standinStripe(faulty.STRIPE_API_BASE);
   const checkoutThere = (token: string, cartId: string) =>
     callWithEnv(faulty, `/v1/carts/${cartId}/checkout`, {
       method: 'POST',
       headers: { Authorization: `Bearer ${token}` },
     });
-  afterEach(() => clearStripeFaults(faulty.STRIPE_API_BASE));
+  afterEach(() => faultyStandin.clearFaults());
 
   it('answers 503 when Stripe fails, and the next tap gets a session instead of the saved failure', async () => {
     const user = await newUser();
     const { cartId } = await cartWith(user.token, [{ unitAmount: 2500, quantity: 2 }]);
-    await injectStripeFault(faulty.STRIPE_API_BASE, { method: 'POST', path: '/v1/checkout/sessions', status: 500 });
+    await faultyStandin.addFault({ method: 'POST', path: '/v1/checkout/sessions', status: 500 });
     const failed = await checkoutThere(user.token, cartId);
     expect(failed.status).toBe(503);
     expect((await problem(failed)).code).toBe('service_unavailable');
@@ -321,7 +323,7 @@ describe('checkout when Stripe fails (Stripe saves the first result of an idempo
   it('gives both taps one session when the second reaches Stripe while the first is still running there', async () => {
     const user = await newUser();
     const { cartId } = await cartWith(user.token, [{ unitAmount: 1500, quantity: 1 }]);
-    await injectStripeFault(faulty.STRIPE_API_BASE, { method: 'POST', path: '/v1/checkout/sessions', delayMs: 1500 });
+    await faultyStandin.addFault({ method: 'POST', path: '/v1/checkout/sessions', delayMs: 1500 });
     const first = checkoutThere(user.token, cartId);
     // The first request is being held at Stripe once it has used up the fault.
     await expect
@@ -344,7 +346,7 @@ describe('checkout when Stripe fails (Stripe saves the first result of an idempo
 describe('a session Stripe no longer knows (404)', () => {
   it('is recorded and releases its cart: checkout past its expiry starts a new session', async () => {
     const state = await checkedOutCart();
-    await forgetSession(state.sessionId);
+    await standin.forget(state.sessionId);
     await db().query(`UPDATE checkouts SET expires_at = now() - interval '1 second' WHERE session_id = $1`, [
       state.sessionId,
     ]);
@@ -359,7 +361,7 @@ describe('a session Stripe no longer knows (404)', () => {
 
   it('lets the checkout be cancelled', async () => {
     const state = await checkedOutCart();
-    await forgetSession(state.sessionId);
+    await standin.forget(state.sessionId);
     const res = await call(`/v1/carts/${state.cartId}/checkout`, { method: 'DELETE', token: state.user.token });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ status: 'open', checkout: null });
@@ -369,7 +371,7 @@ describe('a session Stripe no longer knows (404)', () => {
 describe('DELETE /v1/carts/{cartId}/checkout', () => {
   it('answers 409 and applies the payment when the session was completed meanwhile', async () => {
     const state = await checkedOutCart();
-    await payWithoutWebhook(state.sessionId, 'paid');
+    await standin.pay(state.sessionId, 'paid');
     const res = await call(`/v1/carts/${state.cartId}/checkout`, { method: 'DELETE', token: state.user.token });
     expect(res.status).toBe(409);
     expect((await problem(res)).code).toBe('cart_not_editable');

@@ -1,22 +1,13 @@
 import type Stripe from 'stripe';
 import { describe, expect, it } from 'vitest';
 import { call } from './helpers.ts';
-import { disputeCharge, paidCart, standinEvents } from './standin.ts';
-import { deliver, outboxOf, standinStripe, stripeEnv } from './stripe-helpers.ts';
+import { paidCart, standin, standinEvents } from './standin.ts';
+import { deliver, outboxOf, standinStripe } from './stripe-helpers.ts';
 
 // Disputes as the stand-in makes them: the cardholder disputes a paid charge, the bank decides,
 // and Stripe's charge.dispute.created and charge.dispute.closed reach the webhook.
 
 const stripe = standinStripe();
-
-async function closeDispute(id: string, outcome: 'won' | 'lost') {
-  const res = await fetch(`${stripeEnv.STRIPE_API_BASE}/_standin/disputes/${id}/close`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ outcome }),
-  });
-  expect(res.status).toBe(200);
-}
 
 describe('disputes of a paid cart', () => {
   it.each([
@@ -27,11 +18,8 @@ describe('disputes of a paid cart', () => {
     async (_, reversed) => {
       const state = await paidCart();
       const session = await stripe.checkout.sessions.retrieve(state.sessionId, { expand: ['payment_intent'] });
-      const dispute = await disputeCharge(
-        stripeEnv.STRIPE_API_BASE,
-        String((session.payment_intent as Stripe.PaymentIntent).latest_charge),
-      );
-      await closeDispute(dispute.id, 'lost');
+      const dispute = await standin.dispute(String((session.payment_intent as Stripe.PaymentIntent).latest_charge));
+      await standin.closeDispute(dispute.id, 'lost');
       const events = (await standinEvents(state.sessionId)).filter((e) => e.type.startsWith('charge.dispute.'));
       expect(events.map((e) => e.type)).toEqual(['charge.dispute.created', 'charge.dispute.closed']);
       if (reversed) events.reverse();

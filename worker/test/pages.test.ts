@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { call, callWithEnv } from './helpers.ts';
-import { payWithoutWebhook } from './standin.ts';
+import { standin } from './standin.ts';
 import { cartStatus, checkedOutCart, deliver, eventsFor, outboxOf, stripeEnv } from './stripe-helpers.ts';
 
 describe('GET /checkout/success', () => {
   it('fulfils from the session read back from Stripe when the webhook has not arrived', async () => {
     const state = await checkedOutCart();
-    await payWithoutWebhook(state.sessionId, 'paid');
+    await standin.pay(state.sessionId, 'paid');
     expect(await cartStatus(state.cartId)).toBe('checkout_pending');
 
     const res = await call(`/checkout/success?session_id=${state.sessionId}`, { headers: { Accept: 'text/html' } });
@@ -29,7 +29,7 @@ describe('GET /checkout/success', () => {
 
   it('shows a delayed payment as processing', async () => {
     const state = await checkedOutCart();
-    await payWithoutWebhook(state.sessionId, 'async');
+    await standin.pay(state.sessionId, 'async');
     const html = await (await call(`/checkout/success?session_id=${state.sessionId}`)).text();
     expect(html).toContain('Payment processing');
     expect(await cartStatus(state.cartId)).toBe('awaiting_payment');

@@ -1,7 +1,7 @@
 import type Stripe from 'stripe';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { callWithEnv, createProduct, newUser } from './helpers.ts';
-import { payWithoutWebhook } from './standin.ts';
+import { standin } from './standin.ts';
 import { checkedOutCart, deliver, eventsFor, stripeEnv } from './stripe-helpers.ts';
 
 // Without Pub/Sub, so only the request's own work is counted (publishing happens after the
@@ -86,7 +86,7 @@ describe('database round trips per request', () => {
 
   it("an operator's refund: a read, and the fulfilment's one batch after the Stripe call", async () => {
     const state = await checkedOutCart();
-    await payWithoutWebhook(state.sessionId, 'paid');
+    await standin.pay(state.sessionId, 'paid');
     const events = (await (
       await fetch(`${env.STRIPE_API_BASE}/_standin/events?session=${state.sessionId}`)
     ).json()) as {

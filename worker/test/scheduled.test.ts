@@ -1,14 +1,15 @@
+import { StandinControls } from '@edge-checkout/test-support/standin';
 import type Stripe from 'stripe';
 import { describe, expect, inject, it } from 'vitest';
 import { runScheduled } from '../src/scheduled.ts';
 import { call, db } from './helpers.ts';
-import { disputeCharge, forgetSession, injectStripeFault, payWithoutWebhook, settleWithoutWebhook } from './standin.ts';
+import { standin } from './standin.ts';
 import { cartStatus, checkedOutCart, deliver, outboxOf, standinStripe, stripeEnv } from './stripe-helpers.ts';
 
 describe('scheduled reconciliation', () => {
   it('applies sessions whose webhooks were lost: paid, and expired', async () => {
     const paid = await checkedOutCart();
-    await payWithoutWebhook(paid.sessionId, 'paid');
+    await standin.pay(paid.sessionId, 'paid');
     const expired = await checkedOutCart();
     await expireWithoutWebhook(expired.sessionId);
     // Both are past the grace period the job waits for webhooks.
@@ -30,10 +31,10 @@ describe('scheduled reconciliation of delayed payments', () => {
     ['fails', 'payment_failed', ['cart.awaiting_payment', 'cart.payment_failed']],
   ] as const)('applies a bank transfer that %s while its webhook was lost', async (result, status, published) => {
     const state = await checkedOutCart();
-    await payWithoutWebhook(state.sessionId, 'async');
+    await standin.pay(state.sessionId, 'async');
     await call(`/checkout/success?session_id=${state.sessionId}`);
     expect(await cartStatus(state.cartId)).toBe('awaiting_payment');
-    await settleWithoutWebhook(state.sessionId, result === 'succeeds' ? 'succeed' : 'fail');
+    await standin.settleBankTransfer(state.sessionId, result === 'succeeds' ? 'succeed' : 'fail');
 
     await runScheduled(stripeEnv);
     expect(await cartStatus(state.cartId)).toBe(status);
@@ -57,9 +58,9 @@ describe('scheduled reconciliation under failures', () => {
   it('is not starved by sessions Stripe no longer knows: they are released, and the rest get their turn', async () => {
     // More unknown sessions than one run reads, all due before the one whose webhook was lost.
     const unknown = await Promise.all(Array.from({ length: 26 }, () => checkedOutCart({ amounts: [1000] })));
-    for (const state of unknown) await forgetSession(state.sessionId);
+    for (const state of unknown) await standin.forget(state.sessionId);
     const paid = await checkedOutCart();
-    await payWithoutWebhook(paid.sessionId, 'paid');
+    await standin.pay(paid.sessionId, 'paid');
     await db().query(
       `UPDATE checkouts SET expires_at = '2000-01-01'::timestamptz + (cart_id = $2)::int * interval '1 day' WHERE session_id = ANY($1)`,
       [[...unknown.map((u) => u.sessionId), paid.sessionId], paid.cartId],
@@ -78,7 +79,7 @@ describe('scheduled reconciliation under failures', () => {
     await db().query(`UPDATE checkouts SET created_at = now() - interval '1 hour' WHERE session_id = $1`, [
       state.sessionId,
     ]);
-    await injectStripeFault(stripeEnv.STRIPE_API_BASE, {
+    await standin.addFault({
       method: 'GET',
       path: `/v1/checkout/sessions/${state.sessionId}`,
       status: 500,
@@ -94,7 +95,7 @@ describe('scheduled reconciliation under failures', () => {
     expect(row).toEqual({ stamped: true, reconcile_failures: 1 });
 
     // Within its backoff it is left alone; once that has passed it is read again.
-    await payWithoutWebhook(state.sessionId, 'paid');
+    await standin.pay(state.sessionId, 'paid');
     await runScheduled(stripeEnv);
     expect(await cartStatus(state.cartId)).toBe('checkout_pending');
     await db().query(`UPDATE checkouts SET reconciled_at = now() - interval '11 minutes' WHERE session_id = $1`, [
@@ -111,13 +112,13 @@ describe('scheduled reconciliation under failures', () => {
 
   it('reads an awaiting_payment session back about once an hour, not on every run', async () => {
     const state = await checkedOutCart();
-    await payWithoutWebhook(state.sessionId, 'async');
+    await standin.pay(state.sessionId, 'async');
     await call(`/checkout/success?session_id=${state.sessionId}`);
     expect(await cartStatus(state.cartId)).toBe('awaiting_payment');
     await db().query(`UPDATE checkouts SET reconciled_at = now() - interval '50 minutes' WHERE session_id = $1`, [
       state.sessionId,
     ]);
-    await settleWithoutWebhook(state.sessionId, 'succeed');
+    await standin.settleBankTransfer(state.sessionId, 'succeed');
 
     await runScheduled(stripeEnv);
     expect(await cartStatus(state.cartId)).toBe('awaiting_payment');
@@ -144,10 +145,11 @@ describe('scheduled recovery of events Stripe could not deliver', () => {
   const apiBase = inject('lostEventsStripeApiBase');
   const env = { ...stripeEnv, STRIPE_API_BASE: apiBase };
   const stripe = standinStripe(apiBase);
+  const lostEventsStandin = new StandinControls(apiBase);
 
   it('applies a charge.refunded lost for good, and a lost dispute, through the webhook path, once', async () => {
     const state = await checkedOutCart({ env });
-    await payWithoutWebhook(state.sessionId, 'paid', apiBase);
+    await lostEventsStandin.pay(state.sessionId, 'paid');
     const session = await stripe.checkout.sessions.retrieve(state.sessionId, { expand: ['payment_intent'] });
     const intent = session.payment_intent as Stripe.PaymentIntent;
     // Its completion reached us; then a refund made in Stripe's Dashboard and a dispute did not.
@@ -157,7 +159,7 @@ describe('scheduled recovery of events Stripe could not deliver', () => {
     expect((await deliver(completed!)).status).toBe(200);
     expect(await cartStatus(state.cartId)).toBe('paid');
     await stripe.refunds.create({ payment_intent: intent.id, amount: 900 });
-    const dispute = await disputeCharge(apiBase, String(intent.latest_charge));
+    const dispute = await lostEventsStandin.dispute(String(intent.latest_charge));
 
     const report = await runScheduled(env);
     expect(report.lostEvents.errors).toBe(0);
@@ -187,8 +189,8 @@ describe('scheduled recovery of events Stripe could not deliver', () => {
 
   it('counts Stripe failing to list them, and gets them on the next run', async () => {
     const state = await checkedOutCart({ env });
-    await payWithoutWebhook(state.sessionId, 'paid', apiBase);
-    await injectStripeFault(apiBase, { method: 'GET', path: '/v1/events', status: 500, times: 3 });
+    await lostEventsStandin.pay(state.sessionId, 'paid');
+    await lostEventsStandin.addFault({ method: 'GET', path: '/v1/events', status: 500, times: 3 });
     expect((await runScheduled(env)).lostEvents.errors).toBe(1);
     expect(await cartStatus(state.cartId)).toBe('checkout_pending');
     await runScheduled(env);
