@@ -226,7 +226,11 @@ const STEPS = {
       RETURNING *
     )
     SELECT ${EVENT_FACTS}, o.claimed_until IS NOT NULL AS leased
-    FROM written o JOIN carts ca ON ca.id = o.cart_id JOIN checkouts k ON k.session_id = o.session_id
+    FROM written o
+      -- By key, row by row (OFFSET 0 keeps each a subquery of its own): the planner, counting
+      -- 100 rows for any jsonb_array_elements, would otherwise hash whole tables for a row or two.
+      CROSS JOIN LATERAL (SELECT * FROM carts WHERE id = o.cart_id OFFSET 0) ca
+      CROSS JOIN LATERAL (SELECT * FROM checkouts WHERE session_id = o.session_id OFFSET 0) k
     ORDER BY o.seq`,
 };
 

@@ -127,8 +127,7 @@ export function publishUrl(path: string, base: { emulatorHost?: string; apiEndpo
 }
 
 export function encodeMessage(message: PubSubMessage): WireMessage {
-  const bytes = typeof message.data === 'string' ? new TextEncoder().encode(message.data) : message.data;
-  const wire: WireMessage = { data: bytesToBase64(bytes) };
+  const wire: WireMessage = { data: base64Of(message.data) };
   if (message.attributes && Object.keys(message.attributes).length > 0) wire.attributes = message.attributes;
   if (message.orderingKey) wire.orderingKey = message.orderingKey;
   return wire;
@@ -339,6 +338,15 @@ function errorText(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const cause = error.cause instanceof Error ? ` (${error.cause.message})` : '';
   return `${error.message}${cause}`;
+}
+
+// btoa encodes Latin-1 text; ASCII text is its own UTF-8, as a payment event's JSON mostly is,
+// so it goes as it is. Other text is encoded to UTF-8 first.
+const ASCII = /^[\x00-\x7f]*$/;
+
+function base64Of(data: string | Uint8Array): string {
+  if (typeof data === 'string' && ASCII.test(data)) return btoa(data);
+  return bytesToBase64(typeof data === 'string' ? new TextEncoder().encode(data) : data);
 }
 
 function bytesToBase64(bytes: Uint8Array): string {

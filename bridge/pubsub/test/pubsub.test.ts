@@ -84,6 +84,11 @@ describe('topic paths and URLs', () => {
 describe('message encoding and batching', () => {
   it('sends text as UTF-8 and bytes as they are, base64-encoded', () => {
     expect(encodeMessage({ data: 'héllo ✓' })).toEqual({ data: Buffer.from('héllo ✓').toString('base64') });
+    expect(encodeMessage({ data: '{"a":"plain ASCII"}' })).toEqual({
+      data: Buffer.from('{"a":"plain ASCII"}').toString('base64'),
+    });
+    // Latin-1 but not ASCII: still UTF-8 on the wire (two bytes for é), not btoa's one.
+    expect(encodeMessage({ data: 'café' })).toEqual({ data: Buffer.from('café', 'utf8').toString('base64') });
     expect(
       encodeMessage({ data: new Uint8Array([0, 255, 128]), attributes: { a: 'b' }, orderingKey: 'cart-1' }),
     ).toEqual({
