@@ -342,10 +342,10 @@ function errorText(error: unknown): string {
 
 // btoa encodes Latin-1 text; ASCII text is its own UTF-8, as a payment event's JSON mostly is,
 // so it goes as it is. Other text is encoded to UTF-8 first.
-const ASCII = /^[\x00-\x7f]*$/;
+const NOT_ASCII = /[\u0080-\uffff]/;
 
 function base64Of(data: string | Uint8Array): string {
-  if (typeof data === 'string' && ASCII.test(data)) return btoa(data);
+  if (typeof data === 'string' && !NOT_ASCII.test(data)) return btoa(data);
   return bytesToBase64(typeof data === 'string' ? new TextEncoder().encode(data) : data);
 }
 
