@@ -207,9 +207,14 @@ export function createPubSubPublisher(opts: PubSubPublisherOptions): PubSubPubli
 
     const text = await response.text().catch(() => '');
     if (!response.ok) {
+      const googleStatus = googleErrorOf(text)?.status;
       throw fail(`${response.status} ${googleErrorText(text) ?? response.statusText}`.trim(), {
         retryable: isRetryableStatus(response.status),
         status: response.status,
+        // Google answers 400 for more than the message: FAILED_PRECONDITION is the topic's state
+        // (its KMS key disabled, say), fixed outside the message, so sending it again later can work.
+        // Only INVALID_ARGUMENT (or a 400 that says nothing more) refuses the message itself.
+        messageRejected: response.status === 400 && (googleStatus === undefined || googleStatus === 'INVALID_ARGUMENT'),
       });
     }
     const ids = parseMessageIds(text);
@@ -322,16 +327,22 @@ function parseMessageIds(text: string): string[] | undefined {
   }
 }
 
-/** `STATUS: message` from Google's error body `{ error: { code, message, status } }`. */
-function googleErrorText(text: string): string | undefined {
+/** Google's error body `{ error: { code, message, status } }`, when the answer is one. */
+function googleErrorOf(text: string): { message: string; status: string | undefined } | undefined {
   try {
     const error = (JSON.parse(text) as { error?: { message?: unknown; status?: unknown } }).error;
     if (!error || typeof error.message !== 'string') return undefined;
-    const status = typeof error.status === 'string' ? `${error.status}: ` : '';
-    return `${status}${error.message}`.slice(0, 500);
+    return { message: error.message, status: typeof error.status === 'string' ? error.status : undefined };
   } catch {
-    return text ? text.slice(0, 200) : undefined;
+    return undefined;
   }
+}
+
+/** `STATUS: message` from Google's error body, or the start of another body. */
+function googleErrorText(text: string): string | undefined {
+  const error = googleErrorOf(text);
+  if (!error) return text ? text.slice(0, 200) : undefined;
+  return `${error.status ? `${error.status}: ` : ''}${error.message}`.slice(0, 500);
 }
 
 function errorText(error: unknown): string {

@@ -265,25 +265,45 @@ describe('access-token provider (Application Default Credentials)', () => {
 
 describe('error classification', () => {
   const cases = [
-    { answer: googleError(429, 'RESOURCE_EXHAUSTED', 'Quota exceeded'), retryable: true },
-    { answer: googleError(500, 'INTERNAL', 'Internal error'), retryable: true },
-    { answer: googleError(503, 'UNAVAILABLE', 'The service is currently unavailable.'), retryable: true },
-    { answer: googleError(400, 'INVALID_ARGUMENT', 'Invalid resource name'), retryable: false },
+    { answer: googleError(429, 'RESOURCE_EXHAUSTED', 'Quota exceeded'), retryable: true, rejected: false },
+    { answer: googleError(500, 'INTERNAL', 'Internal error'), retryable: true, rejected: false },
+    {
+      answer: googleError(503, 'UNAVAILABLE', 'The service is currently unavailable.'),
+      retryable: true,
+      rejected: false,
+    },
+    { answer: googleError(400, 'INVALID_ARGUMENT', 'Invalid resource name'), retryable: false, rejected: true },
+    // The topic's state, not the message's (a CMEK topic whose key Pub/Sub may not use).
+    {
+      answer: googleError(400, 'FAILED_PRECONDITION', 'Cloud Pub/Sub did not have the necessary permissions.'),
+      retryable: false,
+      rejected: false,
+    },
     {
       answer: googleError(401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials.'),
       retryable: false,
+      rejected: false,
     },
-    { answer: googleError(403, 'PERMISSION_DENIED', 'User not authorized to perform this action.'), retryable: false },
-    { answer: googleError(404, 'NOT_FOUND', 'Resource not found (resource=payment-events).'), retryable: false },
+    {
+      answer: googleError(403, 'PERMISSION_DENIED', 'User not authorized to perform this action.'),
+      retryable: false,
+      rejected: false,
+    },
+    {
+      answer: googleError(404, 'NOT_FOUND', 'Resource not found (resource=payment-events).'),
+      retryable: false,
+      rejected: false,
+    },
   ];
 
-  for (const { answer, retryable } of cases) {
-    it(`${answer.status} ${answer.body.error.status} is ${retryable ? '' : 'not '}retryable and carries Google's message`, async () => {
+  for (const { answer, retryable, rejected } of cases) {
+    it(`${answer.status} ${answer.body.error.status} is ${retryable ? '' : 'not '}retryable, ${rejected ? '' : 'not '}a rejection of the message, and carries Google's message`, async () => {
       const server = await fakePubSub(() => answer);
       const publisher = withServiceAccount({ apiEndpoint: server.url });
       const error = (await publisher.publish([{ data: 'x' }]).catch((e: unknown) => e)) as PubSubPublishError;
       expect(error).toBeInstanceOf(PubSubPublishError);
       expect(error.retryable).toBe(retryable);
+      expect(error.messageRejected).toBe(rejected);
       expect(error.status).toBe(answer.status);
       expect(error.message).toContain(answer.body.error.message);
       expect(error.message).toContain(answer.body.error.status);
