@@ -8,7 +8,10 @@ import type { HANDLED_EVENT_TYPES } from './stripe-events.ts';
 // /disputes/object). A signed event is Stripe's, but a field of another type would surface deep
 // in the database as a 500 on every retry; checked here, it is a 400 naming the event.
 
-// Stripe's ids are letters, digits and underscores.
+// Stripe's ids are opaque: letters, digits and underscores today, but their length, form and
+// prefix (cs_, ch_, …) may change, up to 255 characters
+// (https://docs.stripe.com/upgrades#what-changes-does-stripe-consider-to-be-backward-compatible).
+// So no id is held to a prefix: a session id is an id like any other.
 const id = z.string().regex(/^[\w-]{1,255}$/, 'an id');
 const amount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 // Postgres text and jsonb cannot hold NUL.
@@ -21,7 +24,7 @@ const text = z
 const ref = z.union([id, z.looseObject({ id })]).nullish();
 
 const session = z.looseObject({
-  id: z.string().regex(/^cs_\w{1,252}$/, 'a Checkout Session id'),
+  id,
   status: text,
   payment_status: text,
   currency: z

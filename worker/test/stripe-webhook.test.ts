@@ -430,6 +430,21 @@ describe('POST /v1/webhooks/stripe: effects', () => {
     expect(row).toEqual({ outcome: 'stale_session' });
   });
 
+  it("takes Stripe's ids as opaque: an event about a session id of another form is recorded, not refused", async () => {
+    // Stripe may change the form and prefix of its ids; this session is simply not one of ours.
+    const sessionId = `cs_test_${crypto.randomUUID()}`;
+    const event = stripeEvent(
+      'checkout.session.expired',
+      sessionObject(
+        { sessionId, cartId: crypto.randomUUID(), total: 1000 },
+        { status: 'expired', payment_status: 'unpaid', payment_intent: null },
+      ),
+    );
+    const res = await deliver(event);
+    expect(res.status).toBe(200);
+    expect(await eventRecorded(event.id)).toBe(true);
+  });
+
   it('acknowledges other event types without writing anything', async () => {
     const event = stripeEvent('customer.created', { id: 'cus_123', object: 'customer' });
     const res = await deliver(event);
