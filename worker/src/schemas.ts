@@ -22,7 +22,10 @@ export const ProductId = z
   .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'letters, digits, _ and -, at most 64')
   .openapi({ example: 'tshirt-classic' });
 
-export const CartId = z.uuid().openapi({ example: '0b9e4a1c-2f7e-4c55-9a43-1d2b3c4d5e6f' });
+// Any UUID Postgres can hold, whatever its version and variant bits (z.uuid() checks those): a
+// well-formed id that is no cart of the caller's is a cart that does not exist (404), not a
+// malformed request, even if it is not one we would make.
+export const CartId = z.guid().openapi({ example: '0b9e4a1c-2f7e-4c55-9a43-1d2b3c4d5e6f' });
 
 export const CartStatus = z.enum(CART_STATUSES).openapi('CartStatus');
 

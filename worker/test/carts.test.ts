@@ -93,6 +93,21 @@ describe('GET /v1/carts/{cartId} and GET /v1/carts', () => {
     expect({ ...a, requestId: '' }).toEqual({ ...b, requestId: '' });
   });
 
+  it('answers 404 for a well-formed uuid of no cart, whatever its version bits', async () => {
+    const user = await newUser();
+    for (const id of ['00000000-0000-0000-0000-000000000001', '11111111-1111-1111-1111-111111111111']) {
+      for (const [path, method] of [
+        [`/v1/carts/${id}`, 'GET'],
+        [`/v1/carts/${id}/items/tshirt-classic`, 'DELETE'],
+        [`/v1/carts/${id}/checkout`, 'POST'],
+      ] as const) {
+        const res = await call(path, { method, token: user.token });
+        expect(res.status, `${method} ${path}`).toBe(404);
+        expect((await problem(res)).code).toBe('not_found');
+      }
+    }
+  });
+
   it('rejects a cart id that is not a uuid with 400', async () => {
     const user = await newUser();
     const res = await call('/v1/carts/42', { token: user.token });

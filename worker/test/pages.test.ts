@@ -114,5 +114,6 @@ describe('GET /checkout/cancel', () => {
 
   it('answers 404 for an unknown cart', async () => {
     expect((await call(`/checkout/cancel?cart_id=${crypto.randomUUID()}`)).status).toBe(404);
+    expect((await call('/checkout/cancel?cart_id=00000000-0000-0000-0000-000000000001')).status).toBe(404);
   });
 });

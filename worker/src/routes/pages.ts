@@ -8,6 +8,7 @@ import { log } from '../log.ts';
 import { cartPage, messagePage, PAGE_STYLE } from '../pages.ts';
 import { problemOf } from '../problem.ts';
 import { clientAddress, takeToken } from '../rate-limits.ts';
+import { CartId } from '../schemas.ts';
 import { htmlPageHeaders } from '../security-headers.ts';
 
 const htmlPage = { description: 'HTML page', content: { 'text/html': { schema: z.string() } } };
@@ -35,7 +36,7 @@ const cancel = createRoute({
   path: '/checkout/cancel',
   tags: ['Pages'],
   summary: "Stripe's cancel_url: the cart is kept",
-  request: { query: z.object({ cart_id: z.uuid() }) },
+  request: { query: z.object({ cart_id: CartId }) },
   responses: { 200: htmlPage },
 });
 
