@@ -12,7 +12,8 @@ import type { HANDLED_EVENT_TYPES } from './stripe-events.ts';
 // prefix (cs_, ch_, …) may change, up to 255 characters
 // (https://docs.stripe.com/upgrades#what-changes-does-stripe-consider-to-be-backward-compatible).
 // So no id is held to a prefix: a session id is an id like any other.
-const id = z.string().regex(/^[\w-]{1,255}$/, 'an id');
+export const STRIPE_ID = /^[\w-]{1,255}$/;
+const id = z.string().regex(STRIPE_ID, 'an id');
 const amount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 // Postgres text and jsonb cannot hold NUL.
 const text = z

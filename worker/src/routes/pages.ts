@@ -10,6 +10,7 @@ import { problemOf } from '../problem.ts';
 import { clientAddress, takeToken } from '../rate-limits.ts';
 import { CartId } from '../schemas.ts';
 import { htmlPageHeaders } from '../security-headers.ts';
+import { STRIPE_ID } from '../stripe-event-shape.ts';
 
 const htmlPage = { description: 'HTML page', content: { 'text/html': { schema: z.string() } } };
 
@@ -20,12 +21,10 @@ const success = createRoute({
   summary: "Stripe's success_url: fulfils from the session and shows the cart",
   request: {
     query: z.object({
-      // Stripe's form (cs_test_… or cs_live_…, at most 255 characters): anything else is
-      // refused before the database or Stripe is asked.
-      session_id: z
-        .string()
-        .max(255)
-        .regex(/^cs_(test|live)_[A-Za-z0-9]+$/, 'a Checkout Session id'),
+      // An id as Stripe forms them (opaque, as the webhook takes them): anything else, such as
+      // an unfilled {CHECKOUT_SESSION_ID}, is refused before the database or Stripe is asked;
+      // an id that is not in our checkouts is answered 404 without asking Stripe.
+      session_id: z.string().regex(STRIPE_ID, 'a Checkout Session id'),
     }),
   },
   responses: { 200: htmlPage },
