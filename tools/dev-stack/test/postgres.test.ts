@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -131,4 +132,16 @@ describe('startPostgres', () => {
     await expect(start({ dataDir, persistent: true })).rejects.toThrow(/is not a Postgres data folder/);
     expect(readFileSync(path.join(dataDir, 'notes.txt'), 'utf8')).toBe('mine');
   });
+});
+
+describe('importing embedded Postgres', () => {
+  it("keeps the process's exit code: a test run that failed exits non-zero", async () => {
+    // As vitest ends a run with failures: it sets process.exitCode and lets the event loop empty.
+    const script = path.join(scratchDir(), 'exit-code.mts');
+    const module = path.join(import.meta.dirname, '../src/embedded-postgres.ts');
+    writeFileSync(script, `await import(${JSON.stringify(module)});\nprocess.exitCode = 3;\n`);
+    const child = spawnSync('npx', ['tsx', script], { encoding: 'utf8' });
+    expect(child.stderr).toBe('');
+    expect(child.status).toBe(3);
+  }, 30_000);
 });
