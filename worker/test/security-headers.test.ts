@@ -144,7 +144,7 @@ describe('HTML pages', () => {
       await call(`/checkout/success?session_id=${state.sessionId}`),
       await call(`/checkout/cancel?cart_id=${state.cartId}`),
       await call(`/checkout/cancel?cart_id=${crypto.randomUUID()}`),
-      await call('/checkout/success?session_id=nonsense'),
+      await call('/checkout/success?session_id={CHECKOUT_SESSION_ID}'),
     ];
     expect(pages.map((p) => p.status)).toEqual([200, 200, 404, 400]);
     for (const res of pages) {
