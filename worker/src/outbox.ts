@@ -8,6 +8,7 @@ import { type PaymentEvent, paymentEventAttributes } from '@edge-checkout/pubsub
 import type { Sql } from './db.ts';
 import { config, type Env } from './env.ts';
 import { log } from './log.ts';
+import type { OutboxEntryOut } from './schemas.ts';
 
 /**
  * The outbox relay: payment events are written in the transaction of their transition and
@@ -383,20 +384,6 @@ async function publishAll(
   }
 }
 
-export interface OutboxEntry {
-  id: string;
-  cartId: string;
-  eventType: string;
-  stripeEventId: string;
-  createdAt: string;
-  attempts: number;
-  nextAttemptAt: string;
-  lastError: string | null;
-  publishedAt: string | null;
-  failedAt: string | null;
-  discardedAt: string | null;
-}
-
 export const OUTBOX_STATES = ['pending', 'failed', 'discarded'] as const;
 export type OutboxState = (typeof OUTBOX_STATES)[number];
 
@@ -410,10 +397,10 @@ const stateCondition: Record<OutboxState, string> = {
   discarded: 'discarded_at IS NOT NULL',
 };
 
-function toEntry(row: Record<string, unknown>): OutboxEntry {
+function toEntry(row: Record<string, unknown>): OutboxEntryOut {
   const iso = (v: unknown) => (v instanceof Date ? v.toISOString() : null);
   return {
-    ...(row as unknown as OutboxEntry),
+    ...(row as unknown as OutboxEntryOut),
     createdAt: iso(row.createdAt)!,
     nextAttemptAt: iso(row.nextAttemptAt)!,
     publishedAt: iso(row.publishedAt),
@@ -423,7 +410,7 @@ function toEntry(row: Record<string, unknown>): OutboxEntry {
 }
 
 /** For operators: rows waiting, refused for good, or discarded; oldest first. */
-export async function listOutbox(sql: Sql, state: OutboxState, limit: number): Promise<OutboxEntry[]> {
+export async function listOutbox(sql: Sql, state: OutboxState, limit: number): Promise<OutboxEntryOut[]> {
   return (
     await sql.query(`SELECT ${entryColumns} FROM outbox WHERE ${stateCondition[state]} ORDER BY seq LIMIT $1`, [limit])
   ).map(toEntry);
@@ -433,7 +420,7 @@ export async function listOutbox(sql: Sql, state: OutboxState, limit: number): P
  * Puts failed (or waiting) rows back in line for the next relay, once the cause is fixed: one
  * row, or with `id` null every failed row. They keep their place in their carts' order.
  */
-export async function requeueOutbox(sql: Sql, id: string | null): Promise<OutboxEntry[]> {
+export async function requeueOutbox(sql: Sql, id: string | null): Promise<OutboxEntryOut[]> {
   const rows = await sql.query(
     `UPDATE outbox SET failed_at = NULL, next_attempt_at = now(), claimed_until = NULL
      WHERE published_at IS NULL AND discarded_at IS NULL AND (id = $1 OR ($1::uuid IS NULL AND failed_at IS NOT NULL))
@@ -444,7 +431,7 @@ export async function requeueOutbox(sql: Sql, id: string | null): Promise<Outbox
 }
 
 /** Gives up on an unpublished row for good: its cart's later rows no longer wait behind it. */
-export async function discardOutboxEntry(sql: Sql, id: string): Promise<OutboxEntry | null> {
+export async function discardOutboxEntry(sql: Sql, id: string): Promise<OutboxEntryOut | null> {
   const [row] = await sql.query(
     `UPDATE outbox SET discarded_at = now(), claimed_until = NULL
      WHERE id = $1 AND published_at IS NULL AND discarded_at IS NULL RETURNING ${entryColumns}`,

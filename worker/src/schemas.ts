@@ -151,10 +151,28 @@ export const Refund = z
   })
   .openapi('Refund');
 
+/** An outbox row as operators see it (the admin outbox routes). */
+export const OutboxEntry = z
+  .object({
+    id: z.uuid().openapi({ description: 'The eventId published to Pub/Sub' }),
+    cartId: z.uuid(),
+    eventType: z.string(),
+    stripeEventId: z.string(),
+    createdAt: z.iso.datetime({ offset: true }),
+    attempts: z.number().int(),
+    nextAttemptAt: z.iso.datetime({ offset: true }),
+    lastError: z.string().nullable(),
+    publishedAt: z.iso.datetime({ offset: true }).nullable(),
+    failedAt: z.iso.datetime({ offset: true }).nullable(),
+    discardedAt: z.iso.datetime({ offset: true }).nullable(),
+  })
+  .openapi('OutboxEntry');
+
 export type CartOut = z.infer<typeof Cart>;
 export type AdminCartOut = z.infer<typeof AdminCart>;
 export type RefundRequest = z.infer<typeof RefundRequest>;
 export type RefundOut = z.infer<typeof Refund>;
+export type OutboxEntryOut = z.infer<typeof OutboxEntry>;
 export type CheckoutOut = z.infer<typeof Checkout>;
 export type ProductOut = z.infer<typeof Product>;
 

@@ -11,6 +11,7 @@ import {
   CartId,
   CartStatus,
   json,
+  OutboxEntry,
   Product,
   ProductId,
   ProductUpsert,
@@ -25,22 +26,6 @@ const AdminProduct = Product.extend({
   reserved: z.number().int().openapi({ description: 'Units held by live checkouts' }),
   taxCode: z.string().nullable(),
 }).openapi('AdminProduct');
-
-const OutboxEntry = z
-  .object({
-    id: z.uuid().openapi({ description: 'The eventId published to Pub/Sub' }),
-    cartId: z.uuid(),
-    eventType: z.string(),
-    stripeEventId: z.string(),
-    createdAt: z.iso.datetime({ offset: true }),
-    attempts: z.number().int(),
-    nextAttemptAt: z.iso.datetime({ offset: true }),
-    lastError: z.string().nullable(),
-    publishedAt: z.iso.datetime({ offset: true }).nullable(),
-    failedAt: z.iso.datetime({ offset: true }).nullable(),
-    discardedAt: z.iso.datetime({ offset: true }).nullable(),
-  })
-  .openapi('OutboxEntry');
 
 const OutboxEntries = z.object({ entries: z.array(OutboxEntry) }).openapi('OutboxEntries');
 
