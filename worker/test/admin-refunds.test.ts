@@ -2,7 +2,7 @@ import type Stripe from 'stripe';
 import { afterEach, describe, expect, it } from 'vitest';
 import { call, db, holdLocks, problem, testEnv } from './helpers.ts';
 import { paidCart, standin, standinEvents } from './standin.ts';
-import { checkedOutCart, deliver, outboxOf, standinStripe, stripeEnv } from './stripe-helpers.ts';
+import { checkedOutCart, deliver, outboxOf, standinStripe } from './stripe-helpers.ts';
 
 const admin = { Authorization: `Bearer ${testEnv.ADMIN_API_KEY}` };
 
@@ -67,12 +67,7 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
     await standin.addFault({ method: 'POST', path: '/v1/refunds', delayMs: 1500 });
     // The operator's client gives up on the first request while Stripe is still making the refund …
     const first = refund(state.cartId, { amount: 700 }, 'timeout-1');
-    await expect
-      .poll(async () => {
-        const res = await fetch(`${stripeEnv.STRIPE_API_BASE}/_standin/faults`);
-        return ((await res.json()) as { data: unknown[] }).data.length;
-      })
-      .toBe(0);
+    await expect.poll(async () => (await standin.faults()).length).toBe(0);
     // … and sends it again with the same key, until it gets an answer.
     let retried: Response | undefined;
     await expect

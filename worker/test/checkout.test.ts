@@ -326,12 +326,7 @@ describe('checkout when Stripe fails (Stripe saves the first result of an idempo
     await faultyStandin.addFault({ method: 'POST', path: '/v1/checkout/sessions', delayMs: 1500 });
     const first = checkoutThere(user.token, cartId);
     // The first request is being held at Stripe once it has used up the fault.
-    await expect
-      .poll(
-        async () =>
-          ((await (await fetch(`${faulty.STRIPE_API_BASE}/_standin/faults`)).json()) as { data: unknown[] }).data,
-      )
-      .toEqual([]);
+    await expect.poll(() => faultyStandin.faults()).toEqual([]);
     const second = await checkoutThere(user.token, cartId);
     const answers = [await first, second];
     expect(answers.map((r) => r.status).sort()).toEqual([200, 201]);
