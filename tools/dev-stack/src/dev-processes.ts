@@ -155,7 +155,7 @@ function groupMembers(entry: RegistryEntry): number[] {
 /**
  * One `npm run dev` per checkout: a second one would take the first one's Postgres and wrangler
  * for a crashed run's leftovers and stop them. `match` is text of the owner's command line
- * (e.g. 'tools/dev.ts'), so a reused PID does not count as a running owner.
+ * (e.g. 'tools/dev-stack/src/dev.ts'), so a reused PID does not count as a running owner.
  */
 export async function claimSingleRun(file: string, match: string): Promise<void> {
   if (existsSync(file)) {

@@ -1,5 +1,5 @@
 /**
- * `npm run dev` (docs/contract.md §7): the local stack (tools/local-stack.ts: Postgres, Stripe
+ * `npm run dev` (docs/contract.md §7): the local stack (local-stack.ts: Postgres, Stripe
  * stand-in, Pub/Sub emulator and notification relay, the Worker under `wrangler dev`), then the
  * cron ticker, "ready: URL" once the Worker answers, and "shop: URL" to open the storefront
  * signed in as a demo shopper.
@@ -58,7 +58,7 @@ for (const signal of SIGNALS) {
 
 async function main(): Promise<void> {
   const port = portFromEnv('PORT', 8787);
-  await claimSingleRun(RUN_LOCK_FILE, 'tools/dev.ts');
+  await claimSingleRun(RUN_LOCK_FILE, 'tools/dev-stack/src/dev.ts');
   ownsRunLock = true;
   const configured = configuredVars(await readDevVars(), process.env);
   stack = await startLocalStack({
