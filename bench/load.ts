@@ -641,7 +641,7 @@ const dirty = git(
   '--porcelain',
   '--',
   'worker',
-  'bridge/src',
+  'bridge',
   'tools',
   'migrations',
   'wrangler.toml',

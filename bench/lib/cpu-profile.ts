@@ -22,6 +22,8 @@ import { descendantsOf, isWranglerProxy, readProcs } from './proc-cpu.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '..', '..');
 const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
+/** Our own code in the Worker's bundle: the Worker and the Pub/Sub publisher it imports. */
+const OWN_SOURCE = /^(worker\/src|bridge\/pubsub\/src)\//;
 
 /** The DevTools endpoint wrangler serves for the Worker: a listening port of its proxy workerd. */
 export async function findInspector(wranglerLeader: number, publicPort: number): Promise<string> {
@@ -168,7 +170,7 @@ export interface ProfileSummary {
   byArea: Array<{ area: string; selfMs: number; selfPct: number }>;
   top: ProfileRow[];
   /**
-   * Our own functions (worker/src, bridge/src) by total time: their own and what they called,
+   * Our own functions (worker/src, bridge/pubsub/src) by total time: their own and what they called,
    * each sample counted once per function on its stack. After an `await` a function resumes on a
    * fresh stack, so an async function's total holds the parts between awaits it ran itself.
    */
@@ -226,7 +228,7 @@ export function summariseProfile(profile: CpuProfile, scripts: Map<string, strin
     if (location === '(native)') return fn.startsWith('(') ? fn : '(native code)';
     const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(location);
     if (pkg) return pkg[1]!;
-    const own = /^(worker\/src|bridge\/src)\//.exec(location);
+    const own = OWN_SOURCE.exec(location);
     if (own) return own[1]!;
     if (location.startsWith('node-internal:') || location.startsWith('node:')) return 'workerd node compat';
     if (location.startsWith('cloudflare:')) return 'workerd builtins';
@@ -288,7 +290,7 @@ export function summariseProfile(profile: CpuProfile, scripts: Map<string, strin
     const seen = new Set<string>();
     for (let node: CpuProfileNode | undefined = nodes.get(samples[i]!); node; node = parents.get(node.id)) {
       const k = keyOf.get(node.id)!;
-      if (seen.has(k.key) || !/^(worker\/src|bridge\/src)\//.test(k.location)) continue;
+      if (seen.has(k.key) || !OWN_SOURCE.test(k.location)) continue;
       seen.add(k.key);
       const t = totals.get(k.key) ?? { us: 0, fn: k.fn, location: k.location };
       t.us += us;
