@@ -52,10 +52,7 @@ try {
     const cart = await shopper.fillCart({ 'tshirt-classic': 1 });
     const checkout = await shopper.checkout(cart.id);
     await standin.webhooksEnabled(false);
-    await fetch(`${vars.STRIPE_API_BASE}/_standin/sessions/${checkout.sessionId}/pay`, {
-      method: 'POST',
-      body: '{"outcome":"paid"}',
-    });
+    await standin.pay(checkout.sessionId, 'paid');
     await standin.webhooksEnabled(true);
     const [completed] = await standin.events(checkout.sessionId);
     const payload = JSON.stringify(completed!.event, null, 2);
