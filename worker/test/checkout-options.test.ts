@@ -1,6 +1,6 @@
-import type Stripe from 'stripe';
 import { describe, expect, it } from 'vitest';
 import { call, createProduct, db, newUser, problem } from './helpers.ts';
+import { standinEvents } from './standin.ts';
 import { ADDRESS, deliver, outboxOf, STRIPE_ADDRESS, standinStripe, stripeEnv } from './stripe-helpers.ts';
 
 // Shipping, Stripe Tax and promotion codes as configured, through the stand-in: the session the
@@ -99,12 +99,8 @@ describe('checkout with shipping, tax and promotion codes', () => {
       shipping: { name: 'Sam Shopper', address: STRIPE_ADDRESS, rate: express },
     });
     // The webhook Stripe sends for it, as it made it.
-    const events = (await (
-      await fetch(`${stripeEnv.STRIPE_API_BASE}/_standin/events?session=${sessionId}`)
-    ).json()) as {
-      data: { event: Stripe.Event }[];
-    };
-    expect((await deliver(events.data[0]!.event)).status).toBe(200);
+    const [completed] = await standinEvents(sessionId);
+    expect((await deliver(completed!)).status).toBe(200);
   }
 
   it('records what the shopper chose: discount, shipping and tax from Stripe, the address and the rate by name', async () => {

@@ -1,7 +1,6 @@
-import type Stripe from 'stripe';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { callWithEnv, createProduct, newUser } from './helpers.ts';
-import { standin } from './standin.ts';
+import { standin, standinEvents } from './standin.ts';
 import { checkedOutCart, deliver, eventsFor, stripeEnv } from './stripe-helpers.ts';
 
 // Without Pub/Sub, so only the request's own work is counted (publishing happens after the
@@ -87,12 +86,8 @@ describe('database round trips per request', () => {
   it("an operator's refund: a read, and the fulfilment's one batch after the Stripe call", async () => {
     const state = await checkedOutCart();
     await standin.pay(state.sessionId, 'paid');
-    const events = (await (
-      await fetch(`${env.STRIPE_API_BASE}/_standin/events?session=${state.sessionId}`)
-    ).json()) as {
-      data: { event: Stripe.Event }[];
-    };
-    await deliver(events.data[0]!.event, { env });
+    const [completed] = await standinEvents(state.sessionId);
+    await deliver(completed!, { env });
     const refund = () =>
       callWithEnv(env, `/v1/admin/carts/${state.cartId}/refunds`, {
         method: 'POST',
