@@ -45,8 +45,10 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePort } from '@edge-checkout/dev-stack/net';
 import { createPubSubAdmin, type PubSubAdmin, type ReceivedMessage } from '@edge-checkout/dev-stack/pubsub-admin';
 import { createDevToken } from '@edge-checkout/dev-stack/token';
+import { StandinControls } from '@edge-checkout/test-support/standin';
 import autocannon, { type AutocannonResult } from 'autocannon';
 import pg from 'pg';
 import Stripe from 'stripe';
@@ -276,18 +278,6 @@ function compatibilityOf(file: string): { date: string | null; flags: string | n
     date: /^\s*compatibility_date\s*=\s*"([^"]*)"/m.exec(text)?.[1] ?? null,
     flags: /^\s*compatibility_flags\s*=\s*(\[[^\]]*\])/m.exec(text)?.[1]?.replace(/\s+/g, '') ?? null,
   };
-}
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -737,11 +727,7 @@ try {
 
   // ---- prepare
   const stripeBase = stack.vars.STRIPE_API_BASE!;
-  const off = await fetch(`${stripeBase}/_standin/webhooks`, {
-    method: 'POST',
-    body: JSON.stringify({ enabled: false }),
-  });
-  if (!off.ok) throw new Error(`could not switch the stand-in's webhooks off: ${off.status}`);
+  await new StandinControls(stripeBase).webhooksEnabled(false);
   const preparedAt = performance.now();
   progress(
     `preparing ${options.n} + ${options.warmup} (warm-up) checkouts (cart, item, checkout, paid at the stand-in without webhook)…`,
