@@ -55,18 +55,8 @@ export function effectOfEvent(event: Stripe.Event, source: 'webhook' | 'reconcil
       return { ...base, ...fromSession(event.data.object), event: 'async_payment_failed' };
     case 'checkout.session.expired':
       return { ...base, ...fromSession(event.data.object), event: 'session_expired' };
-    case 'charge.refunded': {
-      const charge = event.data.object;
-      const fullRefund = charge.refunded || charge.amount_refunded >= charge.amount;
-      return {
-        ...base,
-        ...aboutThePayment(charge.payment_intent),
-        event: fullRefund ? 'full_refund' : 'partial_refund',
-        fullRefund,
-        refundedAmount: charge.amount_refunded,
-        notice: noticeOf({ refunded: charge.amount_refunded, full: fullRefund }),
-      };
-    }
+    case 'charge.refunded':
+      return { ...base, ...refundOf(event.data.object) };
     case 'charge.dispute.created':
     case 'charge.dispute.closed': {
       const dispute = event.data.object;
@@ -159,18 +149,27 @@ function ourOwnEffect(sessionId: string, what: Pick<CartEffect, 'id' | 'type' | 
  * is a replay here too; the webhook that follows reports the same amount and changes nothing.
  */
 export function refundEffect(refund: Stripe.Refund, charge: Stripe.Charge): CartEffect {
-  const fullRefund = charge.refunded || charge.amount_refunded >= charge.amount;
   return {
-    ...NO_DETAILS,
-    ...aboutThePayment(charge.payment_intent),
+    ...refundOf(charge),
     id: `refund:${refund.id}`,
     type: 'api.refund',
     source: 'api',
-    event: fullRefund ? 'full_refund' : 'partial_refund',
+    occurredAt: new Date(refund.created * 1000),
+  };
+}
+
+/**
+ * What a charge's refunds come to, from `charge.refunded` or our own refund's answer alike:
+ * `amount_refunded` counts every refund of it so far, so the charge says whether it is whole.
+ */
+function refundOf(charge: Stripe.Charge) {
+  const fullRefund = charge.refunded || charge.amount_refunded >= charge.amount;
+  return {
+    ...aboutThePayment(charge.payment_intent),
+    event: fullRefund ? ('full_refund' as const) : ('partial_refund' as const),
     fullRefund,
     refundedAmount: charge.amount_refunded,
     notice: noticeOf({ refunded: charge.amount_refunded, full: fullRefund }),
-    occurredAt: new Date(refund.created * 1000),
   };
 }
 
