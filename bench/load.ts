@@ -114,24 +114,21 @@ const options = {
   baseline: oneOf('baseline', args.baseline!, ['on', 'off'] as const),
   baselineLog: oneOf('baseline-log', args['baseline-log']!, ['on', 'off'] as const) === 'on',
   relay: oneOf('relay', args.relay!, ['on', 'off'] as const),
-  warmup: positiveIntOrZero('warmup', args.warmup!),
+  warmup: positiveInt('warmup', args.warmup!, { zeroAllowed: true }),
   profile: args.profile ? path.resolve(args.profile) : null,
   profileTarget: oneOf('profile-target', args['profile-target']!, ['ours', 'baseline'] as const),
   profileIntervalUs: positiveInt('profile-interval-us', args['profile-interval-us']!),
-  seed: args.seed === undefined ? randomBytes(4).readUInt32LE() : positiveInt('seed', args.seed),
+  seed: args.seed === undefined ? randomBytes(4).readUInt32LE() : positiveInt('seed', args.seed, { zeroAllowed: true }),
   timeoutS: positiveInt('timeout', args.timeout!),
   prepareConcurrency: positiveInt('prepare-concurrency', args['prepare-concurrency']!),
   quietWaitS: positiveInt('quiet-wait', args['quiet-wait']!),
   save: oneOf('save', args.save!, ['on', 'off'] as const) === 'on',
 };
 
-function positiveIntOrZero(name: string, text: string): number {
-  return text === '0' ? 0 : positiveInt(name, text);
-}
-function positiveInt(name: string, text: string): number {
+function positiveInt(name: string, text: string, opts: { zeroAllowed?: boolean } = {}): number {
   const value = Number(text);
-  if (!Number.isInteger(value) || value < 0 || (value === 0 && name !== 'seed'))
-    fail(`--${name} must be a positive integer, not ${text}`);
+  if (!Number.isInteger(value) || value < 0 || (value === 0 && !opts.zeroAllowed))
+    fail(`--${name} must be a positive integer${opts.zeroAllowed ? ' or 0' : ''}, not ${text}`);
   return value;
 }
 function fraction(name: string, text: string): number {
