@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { call, createProduct, db, newUser, problem } from './helpers.ts';
-import { standinEvents } from './standin.ts';
+import { standin, standinEvents } from './standin.ts';
 import { ADDRESS, deliver, outboxOf, STRIPE_ADDRESS, standinStripe, stripeEnv } from './stripe-helpers.ts';
 
 // Shipping, Stripe Tax and promotion codes as configured, through the stand-in: the session the
@@ -20,14 +20,18 @@ const configured = {
   ALLOW_PROMOTION_CODES: 'true',
 };
 
-async function standin(path: string, body: object): Promise<unknown> {
-  const res = await fetch(`${stripeEnv.STRIPE_API_BASE}/_standin${path}`, {
+/**
+ * The shopper pays on the stand-in with choices made on its page (shipping, a promotion code).
+ * StandinControls.pay (test/support/standin.ts) sends the outcome alone, hence this request.
+ */
+async function payWithChoices(sessionId: string, choices: object): Promise<void> {
+  const path = `/_standin/sessions/${sessionId}/pay`;
+  const res = await fetch(`${stripeEnv.STRIPE_API_BASE}${path}`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
+    body: JSON.stringify({ outcome: 'paid', ...choices }),
   });
   if (!res.ok) throw new Error(`stand-in ${path}: ${res.status} ${await res.text()}`);
-  return res.json();
 }
 
 /** A cart of a taxed product (2 × 2000) and a gift card Stripe Tax does not tax (1 × 1000), checked out with `env`. */
@@ -90,11 +94,10 @@ describe('checkout with shipping, tax and promotion codes', () => {
   /** Pays the session on Stripe's page with a 10 % code and Express shipping; delivers Stripe's webhook. */
   async function payWithCodeAndExpress(sessionId: string) {
     const code = `SAVE${crypto.randomUUID().slice(0, 6).toUpperCase()}`;
-    await standin('/promotion_codes', { code, percent_off: 10 });
+    await standin.promotionCode(code, 10);
     const session = await stripe.checkout.sessions.retrieve(sessionId);
     const express = String(session.shipping_options[1]!.shipping_rate);
-    await standin(`/sessions/${sessionId}/pay`, {
-      outcome: 'paid',
+    await payWithChoices(sessionId, {
       promotion_code: code,
       shipping: { name: 'Sam Shopper', address: STRIPE_ADDRESS, rate: express },
     });
