@@ -8,7 +8,7 @@ import { log } from './log.ts';
 import type { CartOut, CheckoutOut } from './schemas.ts';
 import type { Services } from './services.ts';
 import { type Stripe, stripeFailure, stripeKeyInUse, stripeNotFound, stripeSavedFailure } from './stripe.ts';
-import { cancelEffect, effectOfSession, missingSessionEffect } from './stripe-events.ts';
+import { cancelEffect, effectOfSession, idOf, missingSessionEffect } from './stripe-events.ts';
 
 interface CheckoutState {
   status: CartStatus;
@@ -267,11 +267,6 @@ function sessionParams(
 function offeredRates(cfg: Config, currency: string): ShippingRate[] {
   if (!cfg.optional('SHIPPING_COUNTRIES')) return [];
   return (cfg.optional('SHIPPING_RATES') ?? []).filter((rate) => rate.currency === currency);
-}
-
-function idOf(ref: string | { id: string } | undefined): string | null {
-  if (!ref) return null;
-  return typeof ref === 'string' ? ref : ref.id;
 }
 
 /**

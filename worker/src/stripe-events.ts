@@ -243,7 +243,8 @@ function shippingOf(session: Stripe.Checkout.Session): CartEffect['shipping'] {
   };
 }
 
-function idOf(ref: string | { id: string } | null | undefined): string | null {
+/** The id of a Stripe reference, whether it came as the id or as the expanded object. */
+export function idOf(ref: string | { id: string } | null | undefined): string | null {
   if (!ref) return null;
   return typeof ref === 'string' ? ref : ref.id;
 }
