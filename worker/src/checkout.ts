@@ -5,6 +5,7 @@ import type { Config, ShippingRate } from './env.ts';
 import { ApiError, notFound } from './errors.ts';
 import type { EffectResult, Fulfilment } from './fulfilment.ts';
 import { log } from './log.ts';
+import { available } from './products.ts';
 import type { CartOut, CheckoutOut } from './schemas.ts';
 import type { Services } from './services.ts';
 import { type Stripe, stripeFailure, stripeKeyInUse, stripeNotFound, stripeSavedFailure } from './stripe.ts';
@@ -308,9 +309,9 @@ async function moveToCheckout(
         `WITH wanted AS (
            SELECT w."productId" AS product_id, w.quantity FROM jsonb_to_recordset($10::jsonb) AS w("productId" text, quantity int)
          ), short AS (
-           SELECT p.id, GREATEST(p.stock - p.reserved, 0) AS available
+           SELECT p.id, ${available('p')} AS available
            FROM wanted w JOIN products p ON p.id = w.product_id
-           WHERE p.stock IS NOT NULL AND p.stock - p.reserved < w.quantity
+           WHERE ${available('p')} < w.quantity
          ), saved AS (
            INSERT INTO checkouts (session_id, cart_id, url, expires_at, currency, amount_total, items, shipping_options)
            SELECT $3, c.id, $4, $5, $6, $7, $8::jsonb, $11::jsonb FROM carts c
