@@ -1,7 +1,7 @@
 // The outbox as the database holds it: the only thing the tests read outside HTTP, to see that
 // each transition wrote its event and whether it went out.
-import pg from 'pg';
 import { expect, vi } from 'vitest';
+import { queryOnce } from './query-once.ts';
 
 export interface OutboxRow {
   id: string;
@@ -11,18 +11,12 @@ export interface OutboxRow {
   message_id: string | null;
 }
 
-export async function outboxRows(databaseUrl: string, cartId: string): Promise<OutboxRow[]> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  try {
-    const { rows } = await client.query<OutboxRow>(
-      'SELECT id, event_type, created_at, published_at, message_id FROM outbox WHERE cart_id = $1 ORDER BY seq',
-      [cartId],
-    );
-    return rows;
-  } finally {
-    await client.end();
-  }
+export function outboxRows(databaseUrl: string, cartId: string): Promise<OutboxRow[]> {
+  return queryOnce<OutboxRow>(
+    databaseUrl,
+    'SELECT id, event_type, created_at, published_at, message_id FROM outbox WHERE cart_id = $1 ORDER BY seq',
+    [cartId],
+  );
 }
 
 /** The Worker publishes after answering (waitUntil): waits for the rows to be marked published. */
