@@ -3,10 +3,6 @@ import { config, type Env } from './env.ts';
 
 export type Sql = NeonQueryFunction<false, false>;
 
-// The query function holds no connection (each call is one fetch made by the request that
-// calls it), so one per connection string serves every request of the isolate.
-const handles = new Map<string, Sql>();
-
 /**
  * The request's database handle: Neon's SQL-over-HTTP driver, one fetch per query or per
  * batch transaction and no connection to keep, so nothing is held across requests.
@@ -17,12 +13,7 @@ export function database(env: Env): Sql {
   // The endpoint is global to the driver; it is the same for every request of an isolate.
   const endpoint = cfg.optional('NEON_HTTP_ENDPOINT');
   if (endpoint) neonConfig.fetchEndpoint = endpoint;
-  let sql = handles.get(url);
-  if (!sql) {
-    sql = neon(url);
-    handles.set(url, sql);
-  }
-  return sql;
+  return neon(url);
 }
 
 /**
