@@ -8,7 +8,7 @@
  *                    [--profile-target ours|baseline]
  *                    [--seed N] [--quiet-wait 120] [--save on|off]
  *
- * 1. Starts the local stack (tools/local-stack.ts, in a temp folder, free ports, throwaway
+ * 1. Starts the local stack (tools/dev-stack/src/local-stack.ts, in a temp folder, free ports, throwaway
  *    database) in a child Node process (bench/stack-host.ts), and the verify-only Worker
  *    (bench/verify-only/) under its own `wrangler dev`.
  * 2. Prepares N pending checkouts through the public API (POST /v1/carts, PUT an item, POST

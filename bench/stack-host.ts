@@ -3,7 +3,7 @@
  * an IPC channel), so that the CPU time of what the stack runs in Node — the Neon SQL-over-HTTP
  * proxy, the Stripe stand-in, the notification feed — is measured apart from the load generator.
  *
- * It starts tools/local-stack.ts as `npm run dev` does (wrangler dev, Postgres, proxy, stand-in,
+ * It starts tools/dev-stack/src/local-stack.ts as `npm run dev` does (wrangler dev, Postgres, proxy, stand-in,
  * Pub/Sub emulator and relay), in the given data folder, with throwaway ports and database, and
  * sends { type: 'ready', workerUrl, workerVars } or { type: 'failed', message }; { type: 'counts' }
  * asks what kinds of lines the stack printed so far (LineCounts). It stops the stack on

@@ -80,7 +80,7 @@ export class Shopper {
   }
 }
 
-/** The hosted page's buttons (tools/stripe-standin/hosted-page.ts). */
+/** The hosted page's buttons (tools/stripe-standin/src/hosted-page.ts). */
 export type PageAction = 'paid' | 'async' | 'async_fail' | 'cancel';
 
 /**

@@ -1,4 +1,4 @@
-// One local stack per test file, started as `npm run dev` starts it (tools/local-stack.ts), with
+// One local stack per test file, started as `npm run dev` starts it (tools/dev-stack/src/local-stack.ts), with
 // everything throwaway: free ports, data in a temp folder, a non-persistent Postgres, none of
 // the developer's .dev.vars or environment.
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -2,7 +2,7 @@
  * What the local stack (`npm run dev`, the end-to-end tests) is made of: services started in
  * order before the Worker, each of which may provide Worker variables to the ones after it and
  * to the Worker. To add one: write a LocalService and put it in LOCAL_SERVICES
- * (tools/local-stack.ts); child processes go through ctx.processes so that stopping the stack
+ * (local-stack.ts); child processes go through ctx.processes so that stopping the stack
  * and the next run after a crash cover them.
  */
 import type { DevSecrets, Vars } from './dev-env.ts';

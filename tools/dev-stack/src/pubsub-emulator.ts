@@ -12,7 +12,7 @@ export type PubSubEmulator = {
   host: string;
   /**
    * Process group of gcloud and its Java server, for callers that record it so that a later
-   * run can stop an emulator left behind by a crash (tools/dev-processes.ts).
+   * run can stop an emulator left behind by a crash (dev-processes.ts).
    */
   pgid: number;
   /** Stops the emulator and its Java child; resolves once both are gone. Safe to call twice. */

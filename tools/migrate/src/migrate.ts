@@ -10,7 +10,7 @@
  * - Numbering is strict (0001, 0002, … no gaps, no duplicates), so two branches that both add
  *   "the next" migration conflict loudly instead of applying in a surprising order.
  *
- * CLI: `DATABASE_URL=… npx tsx tools/migrate.ts [dir]`.
+ * CLI: `DATABASE_URL=… npm run db:migrate -- [dir]`.
  */
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
