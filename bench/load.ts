@@ -45,6 +45,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { wranglerBin } from '@edge-checkout/dev-stack/local-stack';
 import { freePort } from '@edge-checkout/dev-stack/net';
 import { createPubSubAdmin, type PubSubAdmin, type ReceivedMessage } from '@edge-checkout/dev-stack/pubsub-admin';
 import { createDevToken } from '@edge-checkout/dev-stack/token';
@@ -208,12 +209,11 @@ async function startBaseline(dataDir: string, webhookSecret: string, log: boolea
   const inspectorPort = await freePort();
   const envFile = path.join(dataDir, 'verify-only.env');
   writeFileSync(envFile, `STRIPE_WEBHOOK_SECRET=${webhookSecret}\nBENCH_LOG=${log ? '1' : '0'}\n`, { mode: 0o600 });
-  const wranglerBin = path.join(path.dirname(require.resolve('wrangler/package.json')), 'bin', 'wrangler.js');
   const output: string[] = [];
   const child = spawn(
     process.execPath,
     [
-      wranglerBin,
+      wranglerBin(),
       'dev',
       '--config',
       path.join(REPO_ROOT, 'bench', 'verify-only', 'wrangler.toml'),

@@ -231,7 +231,8 @@ function logVariables(log: (line: string) => void, vars: Vars, sourceOf: (name: 
   if (unset.length > 0) log(`not set here (wrangler.toml [vars] may still set some): ${unset.join(', ')}`);
 }
 
-function wranglerBin(): string {
+/** wrangler's CLI script, run with this Node (`node wrangler.js dev …`). */
+export function wranglerBin(): string {
   const require = createRequire(import.meta.url);
   return path.join(path.dirname(require.resolve('wrangler/package.json')), 'bin', 'wrangler.js');
 }
