@@ -39,7 +39,7 @@ export const PUBLISHED_STATUSES: readonly CartStatus[] = ['paid', 'awaiting_paym
 /** Items can be changed only here. */
 export const EDITABLE_STATUSES: readonly CartStatus[] = ['open', 'payment_failed'];
 /** Checkout holds the cart's stock while the cart is here (the payment may still come). */
-export const HOLDING_STATUSES: readonly CartStatus[] = ['checkout_pending', 'awaiting_payment'];
+const HOLDING_STATUSES: readonly CartStatus[] = ['checkout_pending', 'awaiting_payment'];
 /** The payment has landed: refunds and disputes of it are news for the shop. */
 export const LANDED_STATUSES: readonly CartStatus[] = ['paid', 'refunded'];
 
@@ -47,8 +47,8 @@ export const LANDED_STATUSES: readonly CartStatus[] = ['paid', 'refunded'];
  * What Stripe reports about a landed payment without changing the cart's status, published as
  * events of their own (`cart.partially_refunded`, …). A full refund is a status: `refunded`.
  */
-export const PAYMENT_NOTICES = ['partially_refunded', 'disputed', 'dispute_closed'] as const;
-export type PaymentNotice = (typeof PAYMENT_NOTICES)[number];
+const PAYMENT_NOTICES = ['partially_refunded', 'disputed', 'dispute_closed'] as const;
+type PaymentNotice = (typeof PAYMENT_NOTICES)[number];
 
 const table: Record<CartStatus, Partial<Record<CartEvent, CartStatus>>> = {
   open: { checkout: 'checkout_pending' },
@@ -87,7 +87,7 @@ export function isEditable(status: CartStatus): boolean {
  * (https://docs.stripe.com/api/charges/object#charge_object-amount_refunded), so each refund
  * takes it to a total of its own.
  */
-export type PaymentFact = { refunded: number; full: boolean } | { disputeId: string; closed: boolean };
+type PaymentFact = { refunded: number; full: boolean } | { disputeId: string; closed: boolean };
 
 /**
  * The notice a fact is published as, `type:key`, or null when it is none (a full refund moves
@@ -102,7 +102,7 @@ export function noticeOf(fact: PaymentFact): `${PaymentNotice}:${string}` | null
 }
 
 /** What checkout's stock hold becomes when a cart moves: given back, or taken for good by the payment. */
-export type StockMove = 'release' | 'consume';
+type StockMove = 'release' | 'consume';
 
 /** Checkout reserves the stock as the cart enters checkout_pending; its end is one of these. */
 export function stockMove(from: CartStatus, to: CartStatus): StockMove | null {
@@ -111,7 +111,7 @@ export function stockMove(from: CartStatus, to: CartStatus): StockMove | null {
 }
 
 /** What one event does to a cart in one status. */
-export interface Decision {
+interface Decision {
   /** The statuses it passes through; empty when it stays. */
   path: CartStatus[];
   stock: StockMove | null;

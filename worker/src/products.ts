@@ -18,7 +18,7 @@ export async function listActiveProducts(sql: Sql): Promise<ProductOut[]> {
 }
 
 /** What operators see of a product beyond what shoppers see. */
-export interface ProductStock {
+interface ProductStock {
   active: boolean;
   stock: number | null;
   reserved: number;
