@@ -181,8 +181,9 @@ export async function setItemQuantity(
          ), product AS (
            SELECT id, currency, active, unit_amount, ${available('products')} AS available FROM products WHERE id = $3
          ), conflict AS (
+           -- Only adding can mix currencies; removing is always allowed.
            SELECT 1 FROM cart_items i, cart, product
-           WHERE i.cart_id = cart.id AND i.product_id <> product.id AND i.currency <> product.currency
+           WHERE $4 > 0 AND i.cart_id = cart.id AND i.product_id <> product.id AND i.currency <> product.currency
            LIMIT 1
          ), others AS (
            SELECT count(*) AS lines, COALESCE(sum(p.unit_amount * i.quantity), 0) AS total
@@ -237,8 +238,7 @@ export async function setItemQuantity(
   if (!outcome.cart_status) throw notFound('Cart');
   if (!outcome.product_found || (quantity > 0 && !outcome.product_active)) throw notFound('Product');
   if (!outcome.cart_editable) throw notEditable(outcome.cart_status);
-  // Removing is always allowed (and was applied): only adding can mix currencies.
-  if (quantity > 0 && outcome.currency_conflict) throw currencyMismatch();
+  if (outcome.currency_conflict) throw currencyMismatch();
   if (outcome.over_limit) throw limitExceeded();
   if (outcome.short_of !== null) throw outOfStock([{ id: productId, available: outcome.short_of }]);
   return renderCart(carts[0] as unknown as CartRow);
