@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { call, createProduct, db, newUser, problem } from './helpers.ts';
+import { call, createProduct, db, newUser, openCart, problem } from './helpers.ts';
 import { standin, standinEvents } from './standin.ts';
 import { ADDRESS, deliver, outboxOf, STRIPE_ADDRESS, standinStripe, stripeEnv } from './stripe-helpers.ts';
 
@@ -41,11 +41,12 @@ async function checkout(env: typeof stripeEnv) {
   const giftCard = await createProduct({ unitAmount: 1000 });
   await db().query('UPDATE products SET tax_code = $2, stock = 10 WHERE id = $1', [taxed.id, 'txcd_99999999']);
   await db().query('UPDATE products SET tax_code = $2 WHERE id = $1', [giftCard.id, 'txcd_00000000']);
-  const cart = (await (await call('/v1/carts', { method: 'POST', token: user.token })).json()) as { id: string };
-  await call(`/v1/carts/${cart.id}/items/${taxed.id}`, { method: 'PUT', token: user.token, json: { quantity: 2 } });
-  await call(`/v1/carts/${cart.id}/items/${giftCard.id}`, { method: 'PUT', token: user.token, json: { quantity: 1 } });
-  const res = await call(`/v1/carts/${cart.id}/checkout`, { method: 'POST', token: user.token, env });
-  return { user, cartId: cart.id, taxed, res };
+  const cartId = await openCart(user.token, [
+    { id: taxed.id, quantity: 2 },
+    { id: giftCard.id, quantity: 1 },
+  ]);
+  const res = await call(`/v1/carts/${cartId}/checkout`, { method: 'POST', token: user.token, env });
+  return { user, cartId, taxed, res };
 }
 
 describe('checkout with shipping, tax and promotion codes', () => {

@@ -1,7 +1,7 @@
 import { StandinControls } from '@edge-checkout/test-support/standin';
 import type Stripe from 'stripe';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { call, callWithEnv, createProduct, db, holdLocks, newUser, problem } from './helpers.ts';
+import { call, callWithEnv, createProduct, db, holdLocks, newUser, openCart, problem } from './helpers.ts';
 import { standin } from './standin.ts';
 import {
   type CheckoutBody,
@@ -16,14 +16,14 @@ import {
 const stripe = standinStripe();
 
 async function cartWith(token: string, items: { unitAmount: number; quantity: number; currency?: string }[]) {
-  const cart = (await (await call('/v1/carts', { method: 'POST', token })).json()) as { id: string };
   const products = [];
-  for (const item of items) {
-    const product = await createProduct({ unitAmount: item.unitAmount, currency: item.currency });
-    products.push(product);
-    await call(`/v1/carts/${cart.id}/items/${product.id}`, { method: 'PUT', token, json: { quantity: item.quantity } });
-  }
-  return { cartId: cart.id, products };
+  for (const item of items)
+    products.push(await createProduct({ unitAmount: item.unitAmount, currency: item.currency }));
+  const cartId = await openCart(
+    token,
+    products.map((p, i) => ({ id: p.id, quantity: items[i]!.quantity })),
+  );
+  return { cartId, products };
 }
 
 const checkout = (token: string, cartId: string) => call(`/v1/carts/${cartId}/checkout`, { method: 'POST', token });

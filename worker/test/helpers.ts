@@ -70,6 +70,26 @@ export async function createProduct(
   return { id, ...product };
 }
 
+/**
+ * A user's new cart holding `quantity` of each product: POST /v1/carts, then a PUT per item,
+ * each of which must succeed. `env` as for `call`.
+ */
+export async function openCart(token: string, items: { id: string; quantity: number }[], env?: Env): Promise<string> {
+  const created = await call('/v1/carts', { method: 'POST', token, env });
+  if (!created.ok) throw new Error(`POST /v1/carts answered ${created.status}: ${await created.text()}`);
+  const { id } = (await created.json()) as { id: string };
+  for (const item of items) {
+    const res = await call(`/v1/carts/${id}/items/${item.id}`, {
+      method: 'PUT',
+      token,
+      json: { quantity: item.quantity },
+      env,
+    });
+    if (res.status !== 200) throw new Error(`PUT item ${item.id} answered ${res.status}: ${await res.text()}`);
+  }
+  return id;
+}
+
 export async function problem(
   res: Response,
 ): Promise<{ code: string; status: number; detail: string; requestId: string }> {

@@ -1,6 +1,6 @@
 import type Stripe from 'stripe';
 import { describe, expect, it } from 'vitest';
-import { call, createProduct, db, holdLocks, newUser, problem, testEnv } from './helpers.ts';
+import { call, createProduct, db, holdLocks, newUser, openCart, problem, testEnv } from './helpers.ts';
 import {
   cartStatus,
   deliver,
@@ -35,16 +35,7 @@ async function available(productId: string): Promise<number | null | undefined> 
 /** A shopper whose open cart holds `quantity` of each product. */
 async function cartOf(items: { id: string; quantity: number }[]) {
   const user = await newUser();
-  const cart = (await (await call('/v1/carts', { method: 'POST', token: user.token })).json()) as { id: string };
-  for (const item of items) {
-    const res = await call(`/v1/carts/${cart.id}/items/${item.id}`, {
-      method: 'PUT',
-      token: user.token,
-      json: { quantity: item.quantity },
-    });
-    expect(res.status).toBe(200);
-  }
-  return { user, cartId: cart.id };
+  return { user, cartId: await openCart(user.token, items) };
 }
 
 async function checkout(shopper: { user: { token: string }; cartId: string }) {

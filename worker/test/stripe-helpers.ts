@@ -5,7 +5,7 @@ import eventFixture from '@edge-checkout/stripe-standin/fixtures/event.json';
 import Stripe from 'stripe';
 import type { Env } from '../src/env.ts';
 import { readOutboxEvents } from '../src/outbox.ts';
-import { call, callWithEnv, createProduct, db, newUser, testEnv } from './helpers.ts';
+import { call, callWithEnv, createProduct, db, newUser, openCart, testEnv } from './helpers.ts';
 
 export const stripeEnv = testEnv as typeof testEnv & {
   STRIPE_WEBHOOK_SECRET: string;
@@ -47,20 +47,16 @@ export async function checkedOutCart(opts: { amounts?: number[]; env?: Env } = {
   const user = await newUser();
   const products = await Promise.all((opts.amounts ?? [2000, 1250]).map((unitAmount) => createProduct({ unitAmount })));
   const env = opts.env;
-  const cart = (await (await call('/v1/carts', { method: 'POST', token: user.token, env })).json()) as { id: string };
-  for (const [i, p] of products.entries()) {
-    await call(`/v1/carts/${cart.id}/items/${p.id}`, {
-      method: 'PUT',
-      token: user.token,
-      json: { quantity: i + 1 },
-      env,
-    });
-  }
-  const res = await call(`/v1/carts/${cart.id}/checkout`, { method: 'POST', token: user.token, env });
+  const cartId = await openCart(
+    user.token,
+    products.map((p, i) => ({ id: p.id, quantity: i + 1 })),
+    env,
+  );
+  const res = await call(`/v1/carts/${cartId}/checkout`, { method: 'POST', token: user.token, env });
   if (res.status !== 201) throw new Error(`checkout failed: ${res.status} ${await res.text()}`);
   const checkout = (await res.json()) as CheckoutBody;
   const total = products.reduce((sum, p, i) => sum + p.unitAmount * (i + 1), 0);
-  return { user, cartId: cart.id, sessionId: checkout.sessionId, checkout, total, products };
+  return { user, cartId, sessionId: checkout.sessionId, checkout, total, products };
 }
 
 type SessionState = { sessionId: string; cartId: string; total: number; paymentIntent?: string };
