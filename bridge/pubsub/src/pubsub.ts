@@ -26,6 +26,16 @@ export type PublishLimits = { maxMessages: number; maxRequestBytes: number };
  */
 export const PUBLISH_LIMITS: PublishLimits = { maxMessages: 1000, maxRequestBytes: 10_000_000 };
 
+export type PublishBatch = { maxMessages: number; maxDelayMs: number };
+
+/**
+ * When messages published from concurrent work share a call: once `maxMessages` are waiting, or
+ * `maxDelayMs` after the first one. Google's own client batches the same way by default
+ * (googleapis/nodejs-pubsub src/default-options.ts: publish maxOutstandingMessages 100,
+ * maxDelayMillis 10). Used by `batchingPublisher` and by the Worker's outbox queue.
+ */
+export const PUBLISH_BATCH = { maxMessages: 100, maxDelayMs: 10 } as const satisfies PublishBatch;
+
 export const PUBSUB_API_ENDPOINT = 'https://pubsub.googleapis.com';
 /** Audience of a self-signed service-account JWT for the Pub/Sub API. */
 export const PUBSUB_JWT_AUDIENCE = 'https://pubsub.googleapis.com/';
@@ -233,6 +243,81 @@ export function createPubSubPublisher(opts: PubSubPublisherOptions): PubSubPubli
       // One request at a time: messages sharing an ordering key must reach Pub/Sub in order.
       for (const batch of batches) ids.push(...(await publishBatch(batch, [...ids])));
       return ids;
+    },
+  };
+}
+
+/**
+ * A publisher whose concurrent callers share publish calls, as Pub/Sub's cost is mostly per call.
+ * `publish` queues the caller's messages; a call goes once `batch.maxMessages` are queued or
+ * `batch.maxDelayMs` after the first, and resolves each caller to its own ids, in order. One call
+ * is in flight at a time, so messages sharing an ordering key stay in order across calls; what
+ * queues meanwhile goes in the next call as soon as it is done. A caller's messages stay in one
+ * call (one caller with more than `maxMessages` goes alone; `publisher` splits a call into requests
+ * by Pub/Sub's limits). A failed call rejects every caller in it with its error, as Pub/Sub takes a
+ * request whole or not at all; the error's `publishedMessageIds` are those of the whole call.
+ * No timer is pending while nothing is queued.
+ */
+export function batchingPublisher(
+  publisher: Pick<PubSubPublisher, 'publish'>,
+  batch: PublishBatch = PUBLISH_BATCH,
+): Pick<PubSubPublisher, 'publish'> {
+  type Caller = { messages: PubSubMessage[]; resolve: (ids: string[]) => void; reject: (error: unknown) => void };
+  const queue: Caller[] = [];
+  let queuedMessages = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let sending = false;
+
+  /** The callers at the head of the queue whose messages fit in one call (always at least one). */
+  function nextCall(): Caller[] {
+    let count = 0;
+    let callers = 0;
+    while (callers < queue.length && (callers === 0 || count + queue[callers].messages.length <= batch.maxMessages)) {
+      count += queue[callers].messages.length;
+      callers++;
+    }
+    queuedMessages -= count;
+    return queue.splice(0, callers);
+  }
+
+  // Never rejects: each caller hears of its call's outcome through its own promise.
+  async function send(): Promise<void> {
+    sending = true;
+    while (queue.length > 0) {
+      const callers = nextCall();
+      try {
+        const ids = await publisher.publish(callers.flatMap((caller) => caller.messages));
+        let start = 0;
+        for (const caller of callers) {
+          caller.resolve(ids.slice(start, start + caller.messages.length));
+          start += caller.messages.length;
+        }
+      } catch (error) {
+        for (const caller of callers) caller.reject(error);
+      }
+    }
+    sending = false;
+  }
+
+  return {
+    publish(messages) {
+      if (messages.length === 0) return Promise.resolve([]);
+      return new Promise<string[]>((resolve, reject) => {
+        queue.push({ messages: [...messages], resolve, reject });
+        queuedMessages += messages.length;
+        // While a call is in flight, `send` takes what is queued next.
+        if (sending) return;
+        if (queuedMessages >= batch.maxMessages) {
+          clearTimeout(timer);
+          timer = undefined;
+          void send();
+        } else {
+          timer ??= setTimeout(() => {
+            timer = undefined;
+            void send();
+          }, batch.maxDelayMs);
+        }
+      });
     },
   };
 }

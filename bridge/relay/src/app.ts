@@ -11,7 +11,7 @@ import { type RelayLog, silentLog } from './log.ts';
 import type { PushVerifier } from './oidc.ts';
 
 export type RelayDeps = {
-  /** Publisher bound to NOTIFICATION_TOPIC. */
+  /** Publisher bound to NOTIFICATION_TOPIC; `startRelay` gives a `batchingPublisher`, so concurrent pushes share calls. */
   publisher: Pick<PubSubPublisher, 'publish'>;
   /** OIDC check of the push request, or `acceptEveryPush` for the emulator. */
   verifier: PushVerifier;

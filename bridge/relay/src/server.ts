@@ -2,7 +2,7 @@
 
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createPubSubPublisher } from '@edge-checkout/pubsub';
+import { batchingPublisher, createPubSubPublisher } from '@edge-checkout/pubsub';
 import { serve } from '@hono/node-server';
 import { GoogleAuth } from 'google-auth-library';
 import { createRelayApp } from './app.ts';
@@ -53,7 +53,9 @@ export async function startRelay(config: RelayConfig, opts: StartRelayOptions = 
           serviceAccountEmail: config.pushServiceAccount,
           certsUrl: opts.oidcCertsUrl,
         });
-  const app = createRelayApp({ publisher, verifier, log });
+  // Concurrent pushes share publish calls (Google's client batching defaults): each push still
+  // answers only once the call carrying its notification is through.
+  const app = createRelayApp({ publisher: batchingPublisher(publisher), verifier, log });
 
   const hostname = opts.hostname ?? '0.0.0.0';
   const { server, address } = await new Promise<{ server: ReturnType<typeof serve>; address: AddressInfo }>(

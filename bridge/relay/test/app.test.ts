@@ -4,6 +4,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
+  batchingPublisher,
   createPubSubPublisher,
   type PubSubMessage,
   PubSubPublishError,
@@ -243,6 +244,36 @@ describe('notification relay', () => {
     // Pub/Sub's redelivery, once publishing works again, is notified.
     expect((await push(app, pushEnvelope(paymentEvent()))).status).toBe(200);
     expect(notifications().map((message) => message.json.id)).toEqual(['evt_cart_0001_paid']);
+  });
+
+  it('lets concurrent pushes share publish calls, each answered 200 with its own notification id', async () => {
+    const callSizes: number[] = [];
+    const counted: RelayDeps['publisher'] = {
+      publish(messages) {
+        callSizes.push(messages.length);
+        return topic.publish(messages);
+      },
+    };
+    // A call goes when the eighth notification is queued, however long the pushes take to get there.
+    const app = relay({
+      verifier: acceptEveryPush,
+      publisher: batchingPublisher(counted, { maxMessages: 8, maxDelayMs: 60_000 }),
+    });
+    const events = Array.from({ length: 8 }, (_, i) =>
+      paymentEvent({ id: `evt_concurrent_${i}`, cart: { ...paymentEvent().cart, id: `cart_concurrent_${i}` } }),
+    );
+    const responses = await Promise.all(events.map((event) => push(app, pushEnvelope(event))));
+
+    expect(callSizes).toEqual([8]);
+    const answers = await Promise.all(
+      responses.map(async (response) => [response.status, await response.json()] as const),
+    );
+    // Each push is answered with the id of its own event's notification.
+    const notificationIdOf = new Map(notifications().map((message) => [message.json.id, message.messageId]));
+    expect(new Set(notificationIdOf.values()).size).toBe(8);
+    expect(answers).toEqual(
+      events.map((event) => [200, { status: 'published', messageId: notificationIdOf.get(event.id) }]),
+    );
   });
 });
 
