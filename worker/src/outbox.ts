@@ -129,8 +129,8 @@ class PublishQueue {
     try {
       while (this.queued.length > 0 && Date.now() < until) {
         // A call goes once maxMessages rows are waiting or maxDelayMs after the first, as Google's
-        // client does by default. Pub/Sub's cost is mostly per call: its emulator spends 2.8 ms of
-        // CPU per message published alone and 0.17 ms in calls of 50.
+        // client does by default. Pub/Sub's cost is mostly per call: its emulator spends about 1 ms
+        // of CPU on a call of one message and 0.15 ms a message in calls of 20.
         if (this.queued.length < PUBLISH_BATCH.maxMessages) {
           await new Promise((resolve) => setTimeout(resolve, PUBLISH_BATCH.maxDelayMs));
         }
