@@ -21,7 +21,7 @@
  * 4. Checks: every cart paid (SQL), each payment published exactly once (a pull subscription made
  *    before the load; counted per cart and per eventId attribute), the outbox.
  * 5. Prints one line of JSON and one line for people on stdout (progress goes to stderr), and
- *    writes the JSON to bench/results/<date>-<commit>-<pubsub>.json.
+ *    writes the JSON to bench/results/<date>-<commit>-<pubsub>[-norelay].json.
  *
  * CPU time per process comes from /proc/<pid>/stat (utime+stime, plus the cutime+cstime of
  * children that exited and were reaped), read just before and just after each load window.
@@ -922,6 +922,8 @@ try {
       duplicates: options.duplicates,
       connections: options.connections,
       pubsub: options.pubsub,
+      // The relay runs only with the emulator.
+      relay: options.pubsub === 'on' ? options.relay : null,
       baseline: options.baseline,
       baselineLog: options.baselineLog,
       seed: options.seed,
@@ -1022,8 +1024,9 @@ try {
   if (options.save) {
     const dir = path.join(REPO_ROOT, 'bench', 'results');
     mkdirSync(dir, { recursive: true });
-    // <date>-<commit>[-dirty]-<pubsub>.json; a second run of the day gets -2, -3…: runs are compared, not replaced.
-    const stem = `${report.date.slice(0, 10)}-${commit}${dirty.length > 0 ? '-dirty' : ''}-${options.pubsub}`;
+    // <date>-<commit>[-dirty]-<pubsub>[-norelay].json; a second run of the day gets -2, -3…: runs are compared, not replaced.
+    const relay = options.pubsub === 'on' && options.relay === 'off' ? '-norelay' : '';
+    const stem = `${report.date.slice(0, 10)}-${commit}${dirty.length > 0 ? '-dirty' : ''}-${options.pubsub}${relay}`;
     let file = path.join(dir, `${stem}.json`);
     for (let i = 2; existsSync(file); i++) file = path.join(dir, `${stem}-${i}.json`);
     writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
