@@ -278,12 +278,7 @@ export async function applyEffect(sql: Sql, effect: CartEffect, opts: { lease: b
         effect.shipping ? JSON.stringify(effect.shipping.details) : null,
         effect.shipping?.rateId ?? null,
       ]),
-      sql.query(STEPS.writeOutbox, [
-        effect.id,
-        effect.occurredAt.toISOString(),
-        opts.lease,
-        CLAIM_SECONDS,
-      ]),
+      sql.query(STEPS.writeOutbox, [effect.id, effect.occurredAt.toISOString(), opts.lease, CLAIM_SECONDS]),
     ],
     { isolationLevel: 'ReadCommitted' },
   )) as [
