@@ -179,39 +179,27 @@ export class Payments {
   }
 
   paymentIntent(id: string): Stripe.PaymentIntent {
-    const intent = this.paymentIntents.get(id);
-    if (!intent) throw resourceMissing('payment_intent', id, 'intent');
-    return intent;
+    return found(this.paymentIntents, id, 'payment_intent', 'intent');
   }
 
   charge(id: string): Stripe.Charge {
-    const charge = this.charges.get(id);
-    if (!charge) throw resourceMissing('charge', id, 'charge');
-    return charge;
+    return found(this.charges, id, 'charge', 'charge');
   }
 
   refund(id: string): Stripe.Refund {
-    const refund = this.refunds.get(id);
-    if (!refund) throw resourceMissing('refund', id, 'refund');
-    return refund;
+    return found(this.refunds, id, 'refund', 'refund');
   }
 
   shippingRate(id: string): Stripe.ShippingRate {
-    const rate = this.shippingRates.get(id);
-    if (!rate) throw resourceMissing('shipping_rate', id, 'shipping_rate_token');
-    return rate;
+    return found(this.shippingRates, id, 'shipping_rate', 'shipping_rate_token');
   }
 
   promotionCode(id: string): Stripe.PromotionCode {
-    const promotion = this.promotionCodes.get(id);
-    if (!promotion) throw resourceMissing('promotion_code', id, 'promotion_code');
-    return promotion;
+    return found(this.promotionCodes, id, 'promotion_code', 'promotion_code');
   }
 
   dispute(id: string): Stripe.Dispute {
-    const dispute = this.disputes.get(id);
-    if (!dispute) throw resourceMissing('dispute', id, 'dispute');
-    return dispute;
+    return found(this.disputes, id, 'dispute', 'dispute');
   }
 
   /** A coupon with a customer-facing code, as made in the Dashboard; codes are unique among active ones, ignoring case, as on Stripe. */
@@ -458,9 +446,7 @@ export class Payments {
   }
 
   private record(id: string): SessionRecord {
-    const record = this.sessions.get(id);
-    if (!record) throw resourceMissing('checkout.session', id, 'session');
-    return record;
+    return found(this.sessions, id, 'checkout.session', 'session');
   }
 
   private assertOpen(session: Stripe.Checkout.Session): void {
@@ -682,4 +668,11 @@ function customerDetails(customer: Customer): Stripe.Checkout.Session.CustomerDe
     tax_exempt: 'none',
     tax_ids: [],
   };
+}
+
+/** The object stored under `id`, or Stripe's resource_missing for it. */
+function found<T>(objects: Map<string, T>, id: string, kind: string, param: string): T {
+  const object = objects.get(id);
+  if (object === undefined) throw resourceMissing(kind, id, param);
+  return object;
 }
