@@ -14,7 +14,6 @@
  *   npm run -s bench:emulator -- [--rounds 4] [--per-round 1200]
  */
 
-import { readdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { cpus } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -22,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { createPubSubAdmin } from '@edge-checkout/dev-stack/pubsub-admin';
 import { startPubSubEmulator } from '@edge-checkout/dev-stack/pubsub-emulator';
 import { createPubSubPublisher } from '@edge-checkout/pubsub';
-import { cpuWindow, processGroup, readProcs, snapshot } from './lib/proc-cpu.ts';
+import { cpuWindow, javaThreads, processGroup, snapshot } from './lib/proc-cpu.ts';
 
 const { values: args } = parseArgs({
   options: { rounds: { type: 'string', default: '4' }, 'per-round': { type: 'string', default: '1200' } },
@@ -51,12 +50,6 @@ if (!emulator)
   throw new Error('no Pub/Sub emulator on this machine (gcloud with the pubsub-emulator component and Java)');
 const units = { emulator: processGroup(emulator.pgid) };
 const admin = createPubSubAdmin({ host: emulator.host, projectId: PROJECT });
-/** Threads of the emulator's Java process: the ordered backlog starts one per ordering key. */
-const javaThreads = () => {
-  const procs = readProcs();
-  const java = units.emulator(procs).pids.filter((pid) => procs.get(pid)?.comm === 'java');
-  return Math.max(0, ...java.map((pid) => readdirSync(`/proc/${pid}/task`).length));
-};
 
 type Round = { round: number; keysBefore: number; cpuMsPerMessage: number; threads: number };
 const data = 'x'.repeat(1500);
@@ -89,7 +82,7 @@ async function measure(name: 'warm-up' | 'unordered' | 'ordered', count = rounds
       round,
       keysBefore: round * perRound,
       cpuMsPerMessage: window.msPerRequest.emulator!,
-      threads: javaThreads(),
+      threads: javaThreads(units.emulator),
     };
     progress(`${name} round ${round}: ${result.cpuMsPerMessage.toFixed(2)} ms per message, ${result.threads} threads`);
     results.push(result);

@@ -58,6 +58,7 @@ import {
   CLK_TCK,
   type CpuWindow,
   cpuWindow,
+  javaThreads,
   processGroup,
   processTree,
   singleProcess,
@@ -874,7 +875,14 @@ try {
   const wranglerLog = Object.fromEntries(
     (Object.keys(countsAfter) as (keyof LineCounts)[]).map((key) => [key, countsAfter[key] - countsBefore[key]]),
   ) as unknown as LineCounts;
-  const ours = { ...result, cpu: cpuWindow(before, after, result.requests), quiet, wranglerLog };
+  const ours = {
+    ...result,
+    cpu: cpuWindow(before, after, result.requests),
+    quiet,
+    wranglerLog,
+    // Each ordered subscription's cart keys, as threads of the emulator (bench:emulator).
+    emulatorThreads: ourUnits.pubsubEmulator ? javaThreads(ourUnits.pubsubEmulator) : null,
+  };
   progress(
     `ours: ${result.reqPerSec} req/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, non-2xx ${result.non2xx}`,
   );
@@ -987,7 +995,7 @@ try {
     `, worker CPU ${fmt(c.workerd, 2)} ms/req` +
     (b ? ` (baseline ${fmt(b.workerd, 2)})` : '') +
     `, wrangler proxy ${fmt(c.wranglerProxyWorkerd, 2)}, wrangler node ${fmt(c.wranglerNode, 2)}, stack node ${fmt(c.stackNode, 2)}, postgres ${fmt(c.postgres, 2)}` +
-    (c.pubsubEmulator !== undefined ? `, emulator ${fmt(c.pubsubEmulator, 2)}` : '') +
+    (c.pubsubEmulator !== undefined ? `, emulator ${fmt(c.pubsubEmulator, 2)} (${ours.emulatorThreads} threads)` : '') +
     (c.relay !== undefined ? `, relay ${fmt(c.relay, 2)}` : '') +
     `, autocannon ${fmt(c.bench, 2)} ms/req; machine ${fmt(ours.cpu.machine.busyCores, 2)}/${cpus().length} cores busy (others ${fmt(ours.cpu.machine.otherMsPerRequest, 2)} ms/req)` +
     `; non-2xx ${ours.non2xx + ours.errors + ours.timeouts}, paid ${db.cartsPaid}/${prepared.length}` +

@@ -97,6 +97,16 @@ export const processGroup =
     ),
   });
 
+/**
+ * Threads of the unit's Java process (Google's Pub/Sub emulator): its ordered subscriptions keep
+ * one per ordering key ever seen (bench/README.md, `npm run bench:emulator`). 0 without Java.
+ */
+export function javaThreads(unit: Unit): number {
+  const procs = readProcs();
+  const java = unit(procs).pids.filter((pid) => procs.get(pid)?.comm === 'java');
+  return Math.max(0, ...java.map((pid) => readdirSync(`/proc/${pid}/task`).length));
+}
+
 export const singleProcess =
   (pid: number): Unit =>
   (procs) => ({ pids: procs.has(pid) ? [pid] : [] });
