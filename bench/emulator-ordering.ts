@@ -4,12 +4,13 @@
  * paid cart is a new key, and the local stack's relay subscription is ordered, as in production.
  *
  * One emulator (started as `npm run dev` starts it), one local push endpoint that acknowledges
- * at once (204), and two topics: first one with an unordered push subscription (the baseline; it
- * comes after two rounds that warm the JVM up), then one with an ordered push subscription. Each gets `--rounds` rounds
- * of `--per-round` messages, every message with a new ordering key, published through
- * bridge/pubsub (the Worker's publisher) in calls of 20 as the Worker's queue sends them under load.
- * A round ends once every message was pushed. Per round it prints the emulator's CPU per message
- * (its process group, from /proc), its thread count, and the ratio ordered / unordered.
+ * at once (204), and three topics, each with a push subscription to it: two rounds on an
+ * unordered one to warm the JVM up (not measured), then `--rounds` rounds on another unordered
+ * one (the baseline) and as many on an ordered one. A round is `--per-round` messages, every one
+ * with a new ordering key, published through bridge/pubsub (the Worker's publisher) in calls of
+ * 20 as the Worker's queue sends them under load, and ends once every message was pushed. Per
+ * round it prints the emulator's CPU per message (its process group, from /proc), its Java
+ * thread count, and the ratio ordered / unordered.
  *
  *   npm run -s bench:emulator -- [--rounds 4] [--per-round 1200]
  */
@@ -28,10 +29,14 @@ const { values: args } = parseArgs({
 });
 const rounds = Number(args.rounds);
 const perRound = Number(args['per-round']);
-if (!(rounds > 0 && perRound >= 20)) throw new Error('--rounds must be > 0 and --per-round at least 20');
+if (!(Number.isInteger(rounds) && rounds > 0 && Number.isInteger(perRound) && perRound > 0)) {
+  throw new Error('--rounds and --per-round must be positive integers');
+}
 
 const PROJECT = 'bench-emulator';
 const CALL_SIZE = 20;
+// A round whose messages are not all pushed by then is a stuck emulator, not a slow one.
+const ROUND_TIMEOUT_MS = 300_000;
 const progress = (line: string) => process.stderr.write(`[bench:emulator] ${line}\n`);
 
 let pushed = 0;
@@ -69,14 +74,18 @@ async function measure(name: 'warm-up' | 'unordered' | 'ordered', count = rounds
     const before = snapshot(units);
     for (let sent = 0; sent < perRound; sent += CALL_SIZE) {
       await publisher.publish(
-        Array.from({ length: CALL_SIZE }, () => ({
+        Array.from({ length: Math.min(CALL_SIZE, perRound - sent) }, () => ({
           data,
           orderingKey: `cart-${key++}`,
           attributes: { eventType: 'cart.paid' },
         })),
       );
     }
-    while (pushed < perRound) await sleep(20);
+    const deadline = Date.now() + ROUND_TIMEOUT_MS;
+    while (pushed < perRound) {
+      if (Date.now() > deadline) throw new Error(`${name} round ${round}: ${pushed} of ${perRound} messages pushed`);
+      await sleep(20);
+    }
     const window = cpuWindow(before, snapshot(units), perRound);
     const result = {
       round,

@@ -155,7 +155,7 @@ export const Refund = z
 export const OutboxEntry = z
   .object({
     id: z.uuid().openapi({ description: 'The eventId published to Pub/Sub' }),
-    cartId: z.uuid(),
+    cartId: CartId,
     eventType: z.string(),
     stripeEventId: z.string(),
     createdAt: z.iso.datetime({ offset: true }),

@@ -1536,7 +1536,10 @@ export interface components {
              * @description The eventId published to Pub/Sub
              */
             id: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @example 0b9e4a1c-2f7e-4c55-9a43-1d2b3c4d5e6f
+             */
             cartId: string;
             eventType: string;
             stripeEventId: string;
