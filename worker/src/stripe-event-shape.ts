@@ -84,16 +84,21 @@ const envelope = z.object({
   data: z.object({ object: z.object({}) }),
 });
 
-/** The event, when it has the shape Stripe gives the fields we read; else 400 `validation_failed`. */
-export function wellFormedEvent(event: Stripe.Event): Stripe.Event {
+/**
+ * The event, when it has the shape Stripe gives the fields we read; else 400 `validation_failed`.
+ * It is whatever JSON was signed, so it may not even be an object.
+ */
+export function wellFormedEvent(event: unknown): Stripe.Event {
   const outer = envelope.safeParse(event);
-  const objectSchema = (objectOf as Record<string, z.ZodType | undefined>)[event.type];
-  const inner = outer.success && objectSchema ? objectSchema.safeParse(event.data.object) : outer;
-  if (inner.success) return event;
+  const type = outer.success ? outer.data.type : undefined;
+  const objectSchema = type === undefined ? undefined : (objectOf as Record<string, z.ZodType | undefined>)[type];
+  const inner = outer.success && objectSchema ? objectSchema.safeParse((event as Stripe.Event).data.object) : outer;
+  if (inner.success) return event as Stripe.Event;
   const issue = inner.error.issues[0];
-  const where = outer.success ? ['data', 'object', ...(issue?.path ?? [])] : (issue?.path ?? []);
+  const where = [...(outer.success ? ['data', 'object'] : []), ...(issue?.path ?? [])].join('.');
+  const what = type === undefined ? 'a Stripe event' : `Stripe sends ${type.slice(0, 100)}`;
   throw new ApiError(
     'validation_failed',
-    `The event is not shaped as Stripe sends ${String(event.type).slice(0, 100)}: ${where.join('.')}: ${issue?.message}`,
+    `The event is not shaped as ${what}: ${where ? `${where}: ` : ''}${issue?.message ?? 'invalid'}`,
   );
 }

@@ -37,7 +37,13 @@ export async function verifyWebhook(env: Env, rawBody: string, signature: string
     try {
       return await verifier.webhooks.constructEventAsync(rawBody, signature, secret, 300, cryptoProvider);
     } catch (err) {
-      if (!(err instanceof Stripe.errors.StripeSignatureVerificationError)) throw err;
+      if (err instanceof Stripe.errors.StripeSignatureVerificationError) continue;
+      // Anything else comes after the signature matched, as the library reads the body only
+      // then (constructEventAsync): signed, yet not JSON, or a thin event sent to this snapshot
+      // endpoint. No retry changes that, so it is a 400, not a 500 on every delivery.
+      const detail =
+        err instanceof SyntaxError ? 'The signed body is not JSON' : `The signed body is not an event: ${err}`;
+      throw new ApiError('validation_failed', detail.slice(0, 300), { cause: err });
     }
   }
   throw new ApiError('invalid_signature', 'The Stripe signature does not match any configured secret or is too old');

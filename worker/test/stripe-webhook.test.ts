@@ -500,6 +500,28 @@ describe('POST /v1/webhooks/stripe: rejected requests write nothing', () => {
     expect(await outboxOf(checkout.cartId)).toEqual([]);
   });
 
+  it.each([
+    ['a body that is not JSON', 'hello'],
+    ['JSON that is not an object', 'null'],
+    ['a JSON array', '[{"id":"evt_1","type":"checkout.session.completed"}]'],
+    [
+      'a thin event (sent to a snapshot endpoint)',
+      JSON.stringify({
+        id: 'evt_thin_1',
+        object: 'v2.core.event',
+        type: 'v1.billing.meter.no_meter_found',
+        created: '2026-11-30T10:00:00.000Z',
+      }),
+    ],
+  ])('answers 400 validation_failed for %s, signed by Stripe', async (_, body) => {
+    const res = await deliver(body);
+    expect(res.status).toBe(400);
+    expect(await problem(res)).toMatchObject({
+      code: 'validation_failed',
+      detail: expect.stringMatching(/^The (signed body|event) is not/),
+    });
+  });
+
   it('answers 413 for a body over 1 MiB', async () => {
     const res = await deliver(JSON.stringify({ pad: 'x'.repeat(1024 * 1024 + 1) }));
     expect(res.status).toBe(413);
