@@ -11,7 +11,11 @@ export type RelayConfig = {
   pushAuth: 'oidc' | 'none';
   /** Required with `oidc`. Pub/Sub's default is the push endpoint URL. */
   pushAudience: string | undefined;
-  /** Required with `oidc`: the token must belong to this service account (verified email). */
+  /**
+   * With `oidc`, when set: the token must belong to this service account (verified email).
+   * Optional, as Google's own checks make it (signature, audience, issuer, expiry); without it
+   * the relay warns at start, since any Google account can get a token for any audience.
+   */
   pushServiceAccount: string | undefined;
   /** `host:port` of a Pub/Sub emulator; then publishing uses no credentials. */
   emulatorHost: string | undefined;
@@ -61,9 +65,7 @@ export function loadRelayConfig(env: Record<string, string | undefined>): RelayC
     notificationTopic: required('NOTIFICATION_TOPIC'),
     pushAuth,
     pushAudience: pushAuth === 'oidc' ? required('PUSH_AUDIENCE') : value('PUSH_AUDIENCE'),
-    // Any Google account can mint an OIDC token for any audience: only the push
-    // subscription's own service account proves that Pub/Sub sent the request.
-    pushServiceAccount: pushAuth === 'oidc' ? required('PUSH_SERVICE_ACCOUNT') : value('PUSH_SERVICE_ACCOUNT'),
+    pushServiceAccount: value('PUSH_SERVICE_ACCOUNT'),
     emulatorHost,
   };
 }

@@ -44,6 +44,14 @@ export async function startRelay(config: RelayConfig, opts: StartRelayOptions = 
       },
     );
   }
+  if (config.pushAuth === 'oidc' && !config.pushServiceAccount) {
+    // Any Google account can get an OIDC token for any audience: only the push subscription's
+    // own service account proves that Pub/Sub sent the request
+    // (https://cloud.google.com/pubsub/docs/authenticate-push-subscriptions).
+    log('WARNING', 'PUSH_SERVICE_ACCOUNT is not set: any Google-signed token for PUSH_AUDIENCE is accepted', {
+      pushAudience: config.pushAudience,
+    });
+  }
   const verifier =
     config.pushAuth === 'none'
       ? acceptEveryPush

@@ -1,12 +1,14 @@
-import { closedPort } from '@edge-checkout/test-support/local-server';
+import { closedPort, startLocalServer } from '@edge-checkout/test-support/local-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOidcVerifier } from '../src/oidc.ts';
+import { startRelay } from '../src/server.ts';
 import {
   type FakeGoogleOidc,
   PUSH_AUDIENCE,
   PUSH_SERVICE_ACCOUNT,
   startFakeGoogleOidc,
 } from './helpers/google-oidc.ts';
+import { paymentEvent, pushEnvelope } from './helpers/payment-event.ts';
 
 let google: FakeGoogleOidc;
 
@@ -98,6 +100,47 @@ describe('OIDC verification of push requests', () => {
     const anyAccount = createOidcVerifier({ audience: PUSH_AUDIENCE, certsUrl: google.certsUrl });
     const token = await google.idToken({ email: 'someone-else@demo-project.iam.gserviceaccount.com' });
     await expect(anyAccount.verify(bearer(token))).resolves.toMatchObject({ ok: true });
+  });
+
+  it('runs without PUSH_SERVICE_ACCOUNT (optional in the contract): still verifies every push, and warns at start', async () => {
+    const pubsub = await startLocalServer(() => ({ status: 200, body: { messageIds: ['n-1'] } }));
+    const lines: Array<{ severity: string; message: string }> = [];
+    const relay = await startRelay(
+      {
+        port: 0,
+        projectId: 'demo-project',
+        notificationTopic: 'notifications',
+        pushAuth: 'oidc',
+        pushAudience: PUSH_AUDIENCE,
+        pushServiceAccount: undefined,
+        emulatorHost: new URL(pubsub.url).host,
+      },
+      {
+        hostname: '127.0.0.1',
+        oidcCertsUrl: google.certsUrl,
+        log: (severity, message) => lines.push({ severity, message }),
+      },
+    );
+    try {
+      expect(lines).toContainEqual({
+        severity: 'WARNING',
+        message: 'PUSH_SERVICE_ACCOUNT is not set: any Google-signed token for PUSH_AUDIENCE is accepted',
+      });
+      const push = (authorization?: string) =>
+        fetch(`${relay.url}/pubsub/push`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...(authorization && { authorization }) },
+          body: JSON.stringify(pushEnvelope(paymentEvent())),
+        });
+      expect((await push()).status).toBe(401);
+      expect((await push(bearer(await google.idToken({ aud: 'https://other.example.com/push' })))).status).toBe(401);
+      const fromAnyAccount = await google.idToken({ email: 'someone-else@demo-project.iam.gserviceaccount.com' });
+      expect((await push(bearer(fromAnyAccount))).status).toBe(200);
+      expect(pubsub.requests).toHaveLength(1);
+    } finally {
+      await relay.close();
+      await pubsub.close();
+    }
   });
 
   it('never puts the token into the reason', async () => {
