@@ -53,6 +53,14 @@ describe('bearer tokens (HS256)', () => {
     expect((await postCart(noIss, env)).status).toBe(401);
   });
 
+  it('takes the secret the operator configured, whatever its length', async () => {
+    const env = { ...testEnv, AUTH_JWT_SECRET: 'test-secret' };
+    const user = unique('user');
+    expect((await postCart(await tokenFor(user, { secret: 'test-secret' }), env)).status).toBe(201);
+    expect((await postCart(await tokenFor(unique('user')), env)).status).toBe(401);
+    expect(await cartsOf(user)).toBe(1);
+  });
+
   it('answers 500 misconfigured naming the variables when no verification key is set', async () => {
     const res = await postCart(await tokenFor(unique('user')), { ...testEnv, AUTH_JWT_SECRET: undefined });
     expect(res.status).toBe(500);

@@ -42,6 +42,29 @@ describe('URLs the Worker calls', () => {
   );
 });
 
+describe('secrets', () => {
+  it('are taken at any length the operator chose (the contract names no minimum)', () => {
+    expect(read('AUTH_JWT_SECRET', 'test-secret')).toBe('test-secret');
+    expect(read('ADMIN_API_KEY', 'admin')).toBe('admin');
+    // Blank is unset: a route that needs it answers misconfigured, "ADMIN_API_KEY is not set".
+    expect(read('ADMIN_API_KEY', '  ')).toBeUndefined();
+  });
+});
+
+describe('GCP_PROJECT_ID and PUBSUB_TOPIC', () => {
+  it("follow Google's rules, with the short project ids emulators are started with", () => {
+    for (const ok of ['demo', 'test-project', 'example.com:shop-1']) expect(read('GCP_PROJECT_ID', ok)).toBe(ok);
+    for (const bad of ['My_Project', 'shop-', 'projects/x']) {
+      expect(read('GCP_PROJECT_ID', bad)).toBe(
+        'misconfigured: GCP_PROJECT_ID is invalid: expected a Google Cloud project id',
+      );
+    }
+    expect(read('PUBSUB_TOPIC', 'payment-events')).toBe('payment-events');
+    for (const bad of ['pe', 'goog-events', 'a/b'])
+      expect(read('PUBSUB_TOPIC', bad)).toMatch(/^misconfigured: PUBSUB_TOPIC/);
+  });
+});
+
 describe('PUBSUB_EMULATOR_HOST', () => {
   it('is an emulator on this machine: plain HTTP without credentials goes nowhere else', () => {
     for (const ok of ['127.0.0.1:8085', 'localhost:8085', '[::1]:8085']) {

@@ -74,10 +74,18 @@ describe('topic paths and URLs', () => {
   });
 
   it('rejects names Pub/Sub would refuse, saying which one', () => {
-    expect(() => topicPath('p1', TOPIC)).toThrow(/project id "p1"/);
+    expect(() => topicPath('My_Project', TOPIC)).toThrow(/project id "My_Project"/);
+    expect(() => topicPath('shop-', TOPIC)).toThrow(PubSubConfigError);
+    expect(() => topicPath('a'.repeat(31), TOPIC)).toThrow(PubSubConfigError);
     expect(() => topicPath(PROJECT, 'ab')).toThrow(/topic name "ab"/);
     expect(() => topicPath(PROJECT, 'google-topic')).toThrow(PubSubConfigError);
     expect(() => topicPath(PROJECT, 'a/b/c')).toThrow(PubSubConfigError);
+  });
+
+  it('takes the short project ids emulators are started with, and domain-scoped ones', () => {
+    for (const project of ['demo', 'test', 'p1', 'example.com:shop-1']) {
+      expect(topicPath(project, TOPIC)).toBe(`projects/${project}/topics/${TOPIC}`);
+    }
   });
 });
 
