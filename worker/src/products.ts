@@ -1,5 +1,6 @@
 import type { z } from '@hono/zod-openapi';
 import type { Sql } from './db.ts';
+import { ApiError } from './errors.ts';
 import type { ProductOut, ProductUpsert } from './schemas.ts';
 
 /**
@@ -35,6 +36,8 @@ export async function upsertProduct(
   id: string,
   p: z.infer<typeof ProductUpsert>,
 ): Promise<{ product: ProductOut & ProductStock; created: boolean }> {
+  if (p.id !== undefined && p.id !== id)
+    throw new ApiError('validation_failed', `id: not the product id of the path (${id})`);
   const rows = await sql.query(
     `INSERT INTO products (id, name, description, image_url, unit_amount, currency, active, stock, tax_code)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $11)

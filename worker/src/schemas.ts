@@ -49,9 +49,17 @@ export const ProductList = z.object({ products: z.array(Product) }).openapi('Pro
 
 export const ProductUpsert = z
   .object({
+    // A Product as the API returns it may be sent back as it is: its id, if given, must be the
+    // path's, and `available` is worked out from the stock, so it is not taken from the client.
+    id: ProductId.optional().openapi({ description: "The path's product id, if given" }),
+    available: z.number().int().nullable().optional().openapi({ description: 'Ignored: worked out from stock' }),
     name: z.string().trim().min(1).max(200),
     description: z.string().max(2000).default(''),
-    imageUrl: z.url().max(2000).nullable().default(null),
+    // "" is no image, as null is.
+    imageUrl: z
+      .union([z.literal('').transform(() => null), z.url().max(2000)])
+      .nullable()
+      .default(null),
     unitAmount: MinorUnits,
     currency: Currency,
     active: z.boolean().default(true),

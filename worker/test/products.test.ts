@@ -101,12 +101,24 @@ describe('PUT /v1/admin/products/{productId}', () => {
     ['a negative stock', { ...body, stock: -1 }],
     ['a fractional stock', { ...body, stock: 1.5 }],
     ['a tax code that is not Stripe Tax', { ...body, taxCode: 'VAT20' }],
+    ['the id of another product', { ...body, id: 'another-product' }],
   ])('rejects %s with 400 validation_failed and writes nothing', async (_, json) => {
     const id = unique('mug');
     const res = await call(`/v1/admin/products/${id}`, { method: 'PUT', headers: admin(), json });
     expect(res.status).toBe(400);
     expect(((await res.json()) as { code: string }).code).toBe('validation_failed');
     expect(await db().query('SELECT 1 FROM products WHERE id = $1', [id])).toHaveLength(0);
+  });
+
+  it('takes back a Product as the API shows it (its own id, available) and an empty imageUrl as none', async () => {
+    const id = unique('mug');
+    const res = await call(`/v1/admin/products/${id}`, {
+      method: 'PUT',
+      headers: admin(),
+      json: { ...body, id, imageUrl: '', available: 3 },
+    });
+    expect(res.status).toBe(201);
+    expect(await res.json()).toMatchObject({ id, imageUrl: null, available: null, stock: null });
   });
 
   it('sets stock and tax code, shows what is available, and leaves them as they are when an update omits them', async () => {

@@ -1502,14 +1502,18 @@ export interface components {
             taxCode: string | null;
         };
         ProductUpsert: {
+            /**
+             * @description The path's product id, if given
+             * @example tshirt-classic
+             */
+            id?: string;
+            /** @description Ignored: worked out from stock */
+            available?: number | null;
             name: string;
             /** @default  */
             description: string;
-            /**
-             * Format: uri
-             * @default null
-             */
-            imageUrl: string | null;
+            /** @default null */
+            imageUrl: "" | string | null;
             /**
              * @description Integer amount in the currency's minor unit (cents for usd)
              * @example 2500
