@@ -86,17 +86,19 @@ const envelope = z.object({
 
 /**
  * The event, when it has the shape Stripe gives the fields we read; else 400 `validation_failed`.
- * It is whatever JSON was signed, so it may not even be an object.
+ * It is whatever JSON was signed, so it may not even be an object. An event of a type we do not
+ * handle is acknowledged and ignored whatever else it holds: nothing of it is read.
  */
 export function wellFormedEvent(event: unknown): Stripe.Event {
+  const type = (event as { type?: unknown } | null)?.type;
+  const objectSchema = typeof type === 'string' ? (objectOf as Record<string, z.ZodType | undefined>)[type] : undefined;
+  if (typeof type === 'string' && !objectSchema) return event as Stripe.Event;
   const outer = envelope.safeParse(event);
-  const type = outer.success ? outer.data.type : undefined;
-  const objectSchema = type === undefined ? undefined : (objectOf as Record<string, z.ZodType | undefined>)[type];
   const inner = outer.success && objectSchema ? objectSchema.safeParse((event as Stripe.Event).data.object) : outer;
   if (inner.success) return event as Stripe.Event;
   const issue = inner.error.issues[0];
   const where = [...(outer.success ? ['data', 'object'] : []), ...(issue?.path ?? [])].join('.');
-  const what = type === undefined ? 'a Stripe event' : `Stripe sends ${type.slice(0, 100)}`;
+  const what = objectSchema ? `Stripe sends ${type}` : 'a Stripe event';
   throw new ApiError(
     'validation_failed',
     `The event is not shaped as ${what}: ${where ? `${where}: ` : ''}${issue?.message ?? 'invalid'}`,

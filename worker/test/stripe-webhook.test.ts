@@ -452,6 +452,13 @@ describe('POST /v1/webhooks/stripe: effects', () => {
     expect(await eventRecorded(event.id)).toBe(false);
   });
 
+  it('acknowledges another type whatever else the event holds, as nothing of it is read', async () => {
+    const res = await deliver(JSON.stringify({ id: 'evt_other_1', type: 'customer.updated', data: {} }));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ received: true });
+    expect(await eventRecorded('evt_other_1')).toBe(false);
+  });
+
   it.each([
     ['the new secret, listed first', (current: string) => `${current},whsec_old_secret_000000`],
     ['the old secret, listed last', (current: string) => `whsec_new_secret_000000, ${current}`],
