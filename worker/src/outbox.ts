@@ -1,6 +1,7 @@
 import {
   createPubSubPublisher,
   PUBLISH_BATCH,
+  PubSubConfigError,
   type PubSubMessage,
   PubSubPublishError,
   type PubSubPublisher,
@@ -8,6 +9,7 @@ import {
 import { type PaymentEvent, paymentEventAttributes } from '@edge-checkout/pubsub/payment-event';
 import type { Sql } from './db.ts';
 import { config, type Env } from './env.ts';
+import { ApiError } from './errors.ts';
 import { log } from './log.ts';
 import type { OutboxEntryOut } from './schemas.ts';
 
@@ -40,27 +42,38 @@ const publisherOfEnv = new WeakMap<Env, { publisher: PubSubPublisher; queue: Pub
 function paymentEvents(env: Env): { publisher: PubSubPublisher; queue: PublishQueue } | null {
   let found = publisherOfEnv.get(env);
   if (found !== undefined) return found;
+  try {
+    found = configuredPublisher(env);
+  } catch (err) {
+    // Publishing never fails the answer to Stripe (the contract, §4): with Pub/Sub settings that
+    // are wrong, events wait in the outbox, as without any, until the settings are mended.
+    if (!(err instanceof ApiError && err.code === 'misconfigured') && !(err instanceof PubSubConfigError)) throw err;
+    log.error('pubsub_misconfigured', { error: err.message });
+    found = null;
+  }
+  publisherOfEnv.set(env, found);
+  return found;
+}
+
+function configuredPublisher(env: Env): { publisher: PubSubPublisher; queue: PublishQueue } | null {
   const cfg = config(env);
   const projectId = cfg.optional('GCP_PROJECT_ID');
   const topic = cfg.optional('PUBSUB_TOPIC');
   const emulatorHost = cfg.optional('PUBSUB_EMULATOR_HOST');
   const serviceAccountKey = cfg.optional('GCP_SERVICE_ACCOUNT_KEY');
-  found = null;
-  if (projectId && topic && (emulatorHost || serviceAccountKey)) {
-    const cacheKey = JSON.stringify([projectId, topic, emulatorHost, serviceAccountKey]);
-    found = publishers.get(cacheKey) ?? null;
-    if (!found) {
-      const publisher = createPubSubPublisher({
-        projectId,
-        topic,
-        emulatorHost,
-        serviceAccountKey: emulatorHost ? undefined : serviceAccountKey,
-      });
-      found = { publisher, queue: new PublishQueue(publisher) };
-      publishers.set(cacheKey, found);
-    }
+  if (!projectId || !topic || !(emulatorHost || serviceAccountKey)) return null;
+  const cacheKey = JSON.stringify([projectId, topic, emulatorHost, serviceAccountKey]);
+  let found = publishers.get(cacheKey);
+  if (!found) {
+    const publisher = createPubSubPublisher({
+      projectId,
+      topic,
+      emulatorHost,
+      serviceAccountKey: emulatorHost ? undefined : serviceAccountKey,
+    });
+    found = { publisher, queue: new PublishQueue(publisher) };
+    publishers.set(cacheKey, found);
   }
-  publisherOfEnv.set(env, found);
   return found;
 }
 

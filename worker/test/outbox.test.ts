@@ -94,6 +94,20 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
     }
   });
 
+  it('answers Stripe 200 with Pub/Sub settings that are wrong, and publishes once they are mended', async () => {
+    const payments = await subscribe();
+    const state = await checkedOutCart();
+    const wrong = { ...stripeEnv, GCP_PROJECT_ID: 'Not_A_Project', PUBSUB_EMULATOR_HOST: 'pubsub.example.com:8085' };
+    expect((await deliverWith(wrong, eventsFor(state).completedPaid())).status).toBe(200);
+    expect(await cartStatus(state.cartId)).toBe('paid');
+    const [waiting] = await db().query('SELECT published_at FROM outbox WHERE cart_id = $1', [state.cartId]);
+    expect(waiting).toEqual({ published_at: null });
+
+    await runScheduled(stripeEnv);
+    const [message] = await payments.exactly(1, aboutCarts(state.cartId));
+    expect(message!.attributes.eventType).toBe('cart.paid');
+  });
+
   it('does not let a later event of a cart overtake an earlier one that is still waiting', async () => {
     const payments = await subscribe();
     const state = await checkedOutCart();
