@@ -59,7 +59,7 @@ const STRIPE_MIN_LIFETIME_S = 30 * 60;
 const STRIPE_MAX_LIFETIME_S = 24 * 3600;
 // An attempt's expires_at is fixed when the attempt starts, so every retry under its key sends
 // the same parameters; the margin leaves room for those retries and for clock skew.
-const LIFETIME_MARGIN_S = 120;
+const LIFETIME_MARGIN_S = 60;
 const CLOCK_SKEW_S = 30;
 
 /**
