@@ -98,8 +98,17 @@ const commaSeparated = z.string().transform((v) =>
     .filter(Boolean),
 );
 
-// An origin as a browser sends it in `Origin`: scheme, host and port, nothing else.
-const origin = url.refine((v) => absoluteUrl(v)?.origin === v, 'origins (scheme://host[:port], no path)');
+// An origin as a browser sends it in `Origin`: scheme, host and port, nothing else (a trailing
+// slash is forgiven). Plain http is allowed: we send nothing there, a browser page served from it
+// calls us, and whether to trust such a page is the operator's call.
+const ORIGIN = 'origins (http(s)://host[:port], no path)';
+const origin = z
+  .string()
+  .transform((v) => v.replace(/\/$/, ''))
+  .refine((v) => {
+    const u = absoluteUrl(v);
+    return u !== null && /^https?:$/.test(u.protocol) && u.origin === v;
+  }, ORIGIN);
 
 // `true` or `false`, as wrangler vars are strings.
 const flag = z

@@ -118,13 +118,14 @@ describe('APP_RETURN_URL', () => {
 });
 
 describe('CORS_ORIGINS and RETENTION_DAYS', () => {
-  it('reads origins, comma-separated, https or local http, without paths', () => {
-    expect(read('CORS_ORIGINS', 'https://shop.example, http://localhost:5173,')).toEqual([
+  it('reads origins, comma-separated, http or https, without paths', () => {
+    expect(read('CORS_ORIGINS', 'https://shop.example, http://localhost:5173,http://shop.example/')).toEqual([
       'https://shop.example',
       'http://localhost:5173',
+      'http://shop.example',
     ]);
     expect(read('CORS_ORIGINS', 'https://shop.example/app')).toMatch(/^misconfigured: CORS_ORIGINS/);
-    expect(read('CORS_ORIGINS', 'http://shop.example')).toMatch(/^misconfigured: CORS_ORIGINS/);
+    expect(read('CORS_ORIGINS', 'ftp://shop.example')).toMatch(/^misconfigured: CORS_ORIGINS/);
     expect(read('CORS_ORIGINS', '*')).toMatch(/^misconfigured: CORS_ORIGINS/);
   });
 

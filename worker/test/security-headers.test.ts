@@ -70,7 +70,7 @@ describe('CORS', () => {
   });
 
   it('keeps serving apps (no Origin) when CORS_ORIGINS is invalid, and names it to browsers', async () => {
-    const env = { ...testEnv, CORS_ORIGINS: 'http://shop.example' };
+    const env = { ...testEnv, CORS_ORIGINS: 'https://shop.example/app' };
     expect((await app.request('/v1/products', {}, env)).status).toBe(200);
     const res = await app.request('/v1/products', { headers: { Origin: 'http://shop.example' } }, env);
     expect(res.status).toBe(500);
