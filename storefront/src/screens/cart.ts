@@ -100,8 +100,13 @@ export const cartScreen: Screen = (ctx) => {
           {
             type: 'button',
             'aria-label': `Decrease quantity of ${item.name}`,
-            disabled: !editable || item.quantity <= 1,
-            onclick: () => void act(() => ctx.cart.decrease(item.productId), `${item.name}: ${item.quantity - 1}`),
+            // At 1 it takes the line away, as a quantity of 0 does.
+            disabled: !editable,
+            onclick: () =>
+              void act(
+                () => ctx.cart.decrease(item.productId),
+                item.quantity > 1 ? `${item.name}: ${item.quantity - 1}` : `${item.name} removed`,
+              ),
           },
           '−',
         ),
