@@ -50,12 +50,13 @@ export const privateResponse = createMiddleware(async (c, next) => {
 });
 
 /**
- * Headers of an HTML page: a Content-Security-Policy that allows exactly the page's own inline
- * `<script>` and `<style>` blocks (by their SHA-256, CSP Level 2 hash sources) and nothing from
- * elsewhere but `connect-src` to this origin, that no page may frame it, and that the browser
- * sends none of our URLs (they hold session and cart ids) as a referrer.
+ * Headers of an HTML page: a Content-Security-Policy with no inline script (scripts, if the page
+ * has any, only from this origin), exactly the page's own inline `<style>` blocks (by their
+ * SHA-256, CSP Level 2 hash sources), nothing from elsewhere but `connect-src` to this origin;
+ * that no page may frame it; and that the browser sends none of our URLs (they hold session and
+ * cart ids) as a referrer.
  */
-export function htmlPageHeaders(inline: { scripts?: readonly string[]; styles?: readonly string[] }) {
+export function htmlPageHeaders(inline: { ownScripts?: boolean; styles?: readonly string[] }) {
   let policy: Promise<string> | undefined;
   return createMiddleware(async (c, next) => {
     await next();
@@ -65,15 +66,12 @@ export function htmlPageHeaders(inline: { scripts?: readonly string[]; styles?: 
   });
 }
 
-async function contentSecurityPolicy(inline: {
-  scripts?: readonly string[];
-  styles?: readonly string[];
-}): Promise<string> {
+async function contentSecurityPolicy(inline: { ownScripts?: boolean; styles?: readonly string[] }): Promise<string> {
   const sources = async (blocks: readonly string[] | undefined) =>
     blocks?.length ? (await Promise.all(blocks.map(hashSource))).join(' ') : "'none'";
   return [
     "default-src 'none'",
-    `script-src ${await sources(inline.scripts)}`,
+    `script-src ${inline.ownScripts ? "'self'" : "'none'"}`,
     `style-src ${await sources(inline.styles)}`,
     "connect-src 'self'",
     "base-uri 'none'",
