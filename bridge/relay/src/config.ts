@@ -59,13 +59,24 @@ export function loadRelayConfig(env: Record<string, string | undefined>): RelayC
     throw new RelayConfigError('PUSH_AUTH', '"none" is only allowed with PUBSUB_EMULATOR_HOST (the local emulator)');
   }
 
+  const projectId = required('GCP_PROJECT_ID');
   return {
     port,
-    projectId: required('GCP_PROJECT_ID'),
-    notificationTopic: required('NOTIFICATION_TOPIC'),
+    projectId,
+    notificationTopic: topicId(required('NOTIFICATION_TOPIC'), projectId),
     pushAuth,
     pushAudience: pushAuth === 'oidc' ? required('PUSH_AUDIENCE') : value('PUSH_AUDIENCE'),
     pushServiceAccount: value('PUSH_SERVICE_ACCOUNT'),
     emulatorHost,
   };
+}
+
+/** The topic's id, also when given as its full name `projects/{GCP_PROJECT_ID}/topics/{id}`. */
+function topicId(topic: string, projectId: string): string {
+  const full = /^projects\/([^/]+)\/topics\/([^/]+)$/.exec(topic);
+  if (!full) return topic;
+  if (full[1] !== projectId) {
+    throw new RelayConfigError('NOTIFICATION_TOPIC', 'names a topic of another project than GCP_PROJECT_ID');
+  }
+  return full[2]!;
 }

@@ -41,6 +41,15 @@ describe('relay configuration', () => {
     expect(errorFor({ ...production, GCP_PROJECT_ID: '   ' }).variable).toBe('GCP_PROJECT_ID');
   });
 
+  it("takes NOTIFICATION_TOPIC as the topic's id or its full name in the project", () => {
+    expect(
+      loadRelayConfig({ ...production, NOTIFICATION_TOPIC: 'projects/demo-project/topics/notify' }).notificationTopic,
+    ).toBe('notify');
+    expect(errorFor({ ...production, NOTIFICATION_TOPIC: 'projects/other/topics/notify' }).variable).toBe(
+      'NOTIFICATION_TOPIC',
+    );
+  });
+
   it('rejects a bad PORT or PUSH_AUTH without echoing secrets', () => {
     expect(errorFor({ ...production, PORT: 'eighty' }).message).toMatch(/^PORT must be a port number/);
     expect(errorFor({ ...production, PORT: '70000' }).variable).toBe('PORT');
