@@ -8,7 +8,14 @@ import { log } from './log.ts';
 import { available } from './products.ts';
 import type { CartOut, CheckoutOut } from './schemas.ts';
 import type { Services } from './services.ts';
-import { type Stripe, stripeFailure, stripeKeyInUse, stripeNotFound, stripeSavedFailure } from './stripe.ts';
+import {
+  type Stripe,
+  stripeFailure,
+  stripeKeyInUse,
+  stripeKeyReused,
+  stripeNotFound,
+  stripeSavedFailure,
+} from './stripe.ts';
 import { cancelEffect, effectOfSession, idOf, missingSessionEffect } from './stripe-events.ts';
 
 interface CheckoutState {
@@ -158,6 +165,9 @@ export async function startCheckout(
       // Another request with this key is still running at Stripe (a double tap): its result
       // is about to be the cart's live session.
       if (stripeKeyInUse(err) && round < 2) continue;
+      // The key was first sent with other parameters (a product changed after a failure Stripe
+      // did not save): the attempt is abandoned above, so the next round has a key of its own.
+      if (stripeKeyReused(err) && round < 2) continue;
       throw stripeFailure(err);
     }
 
@@ -189,6 +199,8 @@ export async function startCheckout(
     await stripe.checkout.sessions.expire(live.id).catch((err: unknown) => {
       log.error('orphan_session_not_expired', { sessionId: live.id, error: err });
     });
+    // Its key would hand that expired session back to the next try of the same cart version.
+    await abandonAttempt(sql, cartId, attempt);
     if (moved.short.length) throw outOfStock(moved.short);
     if (round >= 2) throw new ApiError('service_unavailable', 'The cart changed during checkout; try again');
   }

@@ -60,7 +60,7 @@ export function stripeFailure(err: unknown, what: 'checkout' | 'refund' = 'check
     return new ApiError(`${what}_refused`, `Stripe refused the ${what}: ${err.message}`, { cause: err });
   }
   // The key was first used with other parameters (https://docs.stripe.com/api/idempotent_requests).
-  if (err instanceof Stripe.errors.StripeIdempotencyError) {
+  if (stripeKeyReused(err)) {
     return new ApiError('validation_failed', `The Idempotency-Key was used for another request: ${err.message}`, {
       cause: err,
     });
@@ -87,6 +87,11 @@ export function stripeSavedFailure(err: unknown): boolean {
 /** 409: another request with the same idempotency key is still running at Stripe. */
 export function stripeKeyInUse(err: unknown): boolean {
   return err instanceof Stripe.errors.StripeError && err.statusCode === 409;
+}
+
+/** The idempotency key was first used with other parameters (400 idempotency_error). */
+export function stripeKeyReused(err: unknown): err is InstanceType<typeof Stripe.errors.StripeIdempotencyError> {
+  return err instanceof Stripe.errors.StripeIdempotencyError;
 }
 
 /** Stripe does not know the object (404 resource_missing). */

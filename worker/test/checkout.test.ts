@@ -320,6 +320,30 @@ describe('checkout when Stripe fails (Stripe saves the first result of an idempo
     expect(await cartStatus(cartId)).toBe('checkout_pending');
   });
 
+  it('checks out under a new key when Stripe already knows this one with other parameters (400 idempotency_error)', async () => {
+    const user = await newUser();
+    const { cartId } = await cartWith(user.token, [{ unitAmount: 1000, quantity: 1 }]);
+    // As if an earlier try had reached Stripe, its answer lost, before a product changed: the key
+    // of the cart's next attempt is already taken for other parameters.
+    const [cart] = await db().query('SELECT version, checkout_attempt FROM carts WHERE id = $1', [cartId]);
+    const key = `checkout-${cartId}-v${cart!.version}-a${Number(cart!.checkout_attempt) + 1}`;
+    await faultyStripe.checkout.sessions.create(
+      {
+        mode: 'payment',
+        line_items: [
+          { quantity: 1, price_data: { currency: 'usd', unit_amount: 900, product_data: { name: 'Before' } } },
+        ],
+        success_url: 'https://shop.example/success',
+      },
+      { idempotencyKey: key },
+    );
+
+    const res = await checkoutThere(user.token, cartId);
+    expect(res.status).toBe(201);
+    const { sessionId } = (await res.json()) as CheckoutBody;
+    expect((await faultyStripe.checkout.sessions.retrieve(sessionId)).amount_total).toBe(1000);
+  });
+
   it('gives both taps one session when the second reaches Stripe while the first is still running there', async () => {
     const user = await newUser();
     const { cartId } = await cartWith(user.token, [{ unitAmount: 1500, quantity: 1 }]);

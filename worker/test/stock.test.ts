@@ -200,4 +200,24 @@ describe('stock under concurrency', () => {
     const expiredCarts = expired.data.map((e) => (e.data.object as Stripe.Checkout.Session).client_reference_id);
     expect(expiredCarts.filter((id) => id && losers.has(id))).toHaveLength(15);
   });
+
+  it('gives a shopper who lost the race a new, payable session once there is stock again', async () => {
+    const product = await stocked(1);
+    const shoppers = await Promise.all([1, 2].map(() => cartOf([{ id: product.id, quantity: 1 }])));
+    const lock = await holdLocks([`SELECT 1 FROM products WHERE id = '${product.id}' FOR UPDATE`]);
+    const answers = Promise.all(shoppers.map((s) => checkout(s)));
+    await lock.waitForWaiters(2, '%jsonb_to_recordset%');
+    await lock.release();
+    const settled = await answers;
+    expect(settled.map((r) => r.status).sort()).toEqual([201, 409]);
+    const loser = shoppers[settled.findIndex((r) => r.status === 409)]!;
+
+    // Restocked: the same cart, unchanged, checks out again at once. Its first session was
+    // expired; the key it was made under must not hand it back.
+    await db().query('UPDATE products SET stock = 2 WHERE id = $1', [product.id]);
+    const again = await checkout(loser);
+    expect(again.status).toBe(201);
+    const { sessionId } = (await again.json()) as { sessionId: string };
+    expect((await stripe.checkout.sessions.retrieve(sessionId)).status).toBe('open');
+  });
 });
