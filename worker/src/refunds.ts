@@ -55,7 +55,11 @@ export async function refundCart(
     }
     throw stripeFailure(err, 'refund');
   }
-  await fulfilment.apply(refundEffect(refund, refund.charge as Stripe.Charge));
+  // Asked for expanded; an answer that only names the charge (or none yet) is read back, or left
+  // to the charge.refunded webhook, rather than failing a refund that has been made.
+  const charge =
+    typeof refund.charge === 'string' ? await stripe.charges.retrieve(refund.charge).catch(() => null) : refund.charge;
+  if (charge) await fulfilment.apply(refundEffect(refund, charge));
   return {
     id: refund.id,
     cartId,

@@ -1,5 +1,5 @@
 import type Stripe from 'stripe';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { call, db, holdLocks, problem, testEnv } from './helpers.ts';
 import { paidCart, standin, standinEvents } from './standin.ts';
 import { checkedOutCart, deliver, outboxOf, standinStripe } from './stripe-helpers.ts';
@@ -28,7 +28,10 @@ async function refundedAtStripe(sessionId: string): Promise<{ amountRefunded: nu
   return { amountRefunded: last?.amount_refunded ?? 0, refunds: refunds.length };
 }
 
-afterEach(() => standin.clearFaults());
+afterEach(async () => {
+  vi.restoreAllMocks();
+  await standin.clearFaults();
+});
 
 describe('POST /v1/admin/carts/{cartId}/refunds', () => {
   it('refunds part of a paid cart, then the rest; the webhooks that follow change nothing', async () => {
@@ -60,6 +63,22 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
       ['cart.partially_refunded', 1000],
       ['cart.refunded', state.total],
     ]);
+  });
+
+  it('reads the charge back when Stripe answers the refund with its id only (not expanded), and applies it', async () => {
+    const state = await paidCart();
+    const realFetch = globalThis.fetch;
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      const res = await realFetch(input, init);
+      const url = input instanceof Request ? input.url : String(input);
+      if (!url.endsWith('/v1/refunds') || !res.ok) return res;
+      const body = (await res.json()) as { charge: { id: string } | string };
+      const charge = typeof body.charge === 'string' ? body.charge : body.charge.id;
+      return new Response(JSON.stringify({ ...body, charge }), { status: res.status, headers: res.headers });
+    });
+    const res = await refund(state.cartId, undefined, 'r-unexpanded');
+    expect(res.status).toBe(201);
+    expect(await cart(state)).toMatchObject({ status: 'refunded', refundedAmount: state.total });
   });
 
   it('refunds once when the request is retried after a timeout, while the first is still at Stripe and after', async () => {
