@@ -50,8 +50,8 @@ export function limitPerUser(name: RateLimitName) {
 /**
  * The client's address as Cloudflare saw it (`CF-Connecting-IP`, set by Cloudflare on every
  * request it forwards: https://developers.cloudflare.com/fundamentals/reference/http-headers/).
- * Only local runs lack it; they share one key.
+ * Only local runs (`wrangler dev`) lack it.
  */
-export function clientAddress(c: Context): string {
-  return c.req.header('CF-Connecting-IP') ?? 'local';
+export function clientAddress(c: Context): string | undefined {
+  return c.req.header('CF-Connecting-IP');
 }

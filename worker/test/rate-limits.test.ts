@@ -109,6 +109,15 @@ describe('GET /checkout/success, per client address', () => {
     expect((await page(paid.sessionId, address)).status).toBe(200);
   });
 
+  it('counts per session where there is no client address (wrangler dev), so local clients share no budget', async () => {
+    await withinOneWindow();
+    const [limited, other] = await Promise.all([checkedOutCart(), checkedOutCart()]);
+    const local = (sessionId: string) => call(`/checkout/success?session_id=${sessionId}`);
+    for (let i = 0; i < STRIPE_PAGES_PER_MINUTE; i++) expect((await local(limited.sessionId)).status).toBe(200);
+    await expectRateLimited(await local(limited.sessionId), 'html');
+    expect((await local(other.sessionId)).status).toBe(200);
+  });
+
   it('answers a session id that is not Stripe-shaped, or not ours, without calling Stripe', async () => {
     const stripeCalls = watchStripe();
     for (const id of ['{CHECKOUT_SESSION_ID}', '', 'cs_test_a1%00', 'cs test', `cs_test_${'a'.repeat(300)}`]) {

@@ -64,8 +64,9 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
     let cart = await read();
     if (!cart) throw notFound('Checkout');
     if (cart.status === 'checkout_pending' || cart.status === 'awaiting_payment') {
-      // No login here: the client's address bounds how often it can make us call Stripe.
-      await takeToken(c.env, 'STRIPE_PAGE_RATE_LIMIT', clientAddress(c));
+      // No login here: the client's address bounds how often it can make us call Stripe. Locally
+      // there is none; counting per session there keeps every local client off one shared budget.
+      await takeToken(c.env, 'STRIPE_PAGE_RATE_LIMIT', clientAddress(c) ?? `session:${sessionId}`);
       try {
         // The same fulfilment as the webhook, so a late or lost webhook cannot leave a paid cart pending.
         await reconcileSession(fulfilment, c.var.services.stripe, sessionId);
