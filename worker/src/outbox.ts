@@ -349,12 +349,23 @@ async function publishAndRecord(
 }
 
 /**
- * Publishes the rows in as few requests as possible. Pub/Sub takes or refuses a request whole,
- * so when it refuses one for a message in it (400), the rest are sent one by one to find that
- * message: only its row fails, and only its cart's later rows wait behind it. Any other error
- * (access, configuration, Pub/Sub failing or unreachable) leaves every unpublished row to retry.
+ * Publishes each cart's rows in a request of its own, the carts' requests side by side: a publish
+ * request holds one ordering key, and ours is the cart (see splitIntoBatches).
  */
 async function publishInOrder(publisher: PubSubPublisher, rows: EventFacts[]): Promise<RowResult[]> {
+  const byCart = new Map<string, EventFacts[]>();
+  for (const row of rows) byCart.set(row.cart_id, [...(byCart.get(row.cart_id) ?? []), row]);
+  return (await Promise.all([...byCart.values()].map((cartRows) => publishCartInOrder(publisher, cartRows)))).flat();
+}
+
+/**
+ * Publishes one cart's rows, in order, in as few requests as possible. Pub/Sub takes or refuses
+ * a request whole, so when it refuses one for a message in it (400), the rest are sent one by
+ * one to find that message: only its row fails, and the cart's later rows wait behind it. Any
+ * other error (access, configuration, Pub/Sub failing or unreachable) leaves every unpublished
+ * row to retry.
+ */
+async function publishCartInOrder(publisher: PubSubPublisher, rows: EventFacts[]): Promise<RowResult[]> {
   const first = await publishAll(publisher, rows);
   const results: RowResult[] = first.messageIds.map((messageId, i) => ({ id: rows[i]!.id, published: messageId }));
   const { error } = first;

@@ -152,8 +152,12 @@ export function encodeMessage(message: PubSubMessage): WireMessage {
 }
 
 /**
- * Splits messages into publish requests within the limits, keeping their order.
- * Throws a non-retryable PubSubPublishError for a message that alone exceeds the byte budget.
+ * Splits messages into publish requests within the limits, keeping their order. A request holds
+ * one ordering key (or none): "All PubsubMessages published in a given PublishRequest must specify
+ * the same ordering_key value" (PubsubMessage.ordering_key,
+ * https://cloud.google.com/pubsub/docs/reference/rest/v1/PubsubMessage), so a change of key
+ * starts the next request. Throws a non-retryable PubSubPublishError for a message that alone
+ * exceeds the byte budget.
  */
 export function splitIntoBatches(messages: WireMessage[], limits: PublishLimits = PUBLISH_LIMITS): WireMessage[][] {
   const batches: WireMessage[][] = [];
@@ -168,7 +172,8 @@ export function splitIntoBatches(messages: WireMessage[], limits: PublishLimits 
         { retryable: false, messageRejected: true },
       );
     }
-    if (current.length === limits.maxMessages || currentBytes + size > limits.maxRequestBytes) {
+    const otherKey = current.length > 0 && current[0]!.orderingKey !== message.orderingKey;
+    if (otherKey || current.length === limits.maxMessages || currentBytes + size > limits.maxRequestBytes) {
       batches.push(current);
       current = [];
       currentBytes = ENVELOPE_BYTES;

@@ -113,6 +113,19 @@ describe('message encoding and batching', () => {
     expect(batches.flat()).toEqual(messages);
   });
 
+  it('puts one ordering key (or none) in a request, as Pub/Sub requires, keeping the order', () => {
+    const m = (data: string, orderingKey?: string) => encodeMessage({ data, orderingKey });
+    const messages = [m('1', 'cart-a'), m('2', 'cart-a'), m('3', 'cart-b'), m('4'), m('5'), m('6', 'cart-a')];
+    const batches = splitIntoBatches(messages);
+    expect(batches.map((batch) => batch.map((w) => w.orderingKey ?? '-'))).toEqual([
+      ['cart-a', 'cart-a'],
+      ['cart-b'],
+      ['-', '-'],
+      ['cart-a'],
+    ]);
+    expect(batches.flat()).toEqual(messages);
+  });
+
   it('keeps every request body under 10 MB, counting the base64 JSON', () => {
     // 3 MB of raw bytes is 4 MB of base64: two per request.
     const big = encodeMessage({ data: new Uint8Array(3_000_000) });
