@@ -27,15 +27,20 @@ export const NOTIFIED_EVENT_TYPES = [
 ] as const;
 type NotifiedEventType = (typeof NOTIFIED_EVENT_TYPES)[number];
 
-// Pub/Sub's push envelope. The emulator also sends snake_case copies and no orderingKey.
+// Pub/Sub's push envelope (https://cloud.google.com/pubsub/docs/push). Google sends the message
+// id as `messageId` and as `message_id` (its guide's example shows only the latter); the emulator
+// sends no orderingKey. The id only labels the logs, so either will do.
 const pushEnvelopeSchema = z.object({
-  message: z.object({
-    data: z.string(),
-    attributes: z.record(z.string(), z.string()).optional(),
-    messageId: z.string(),
-    publishTime: z.string().optional(),
-    orderingKey: z.string().optional(),
-  }),
+  message: z
+    .object({
+      data: z.string(),
+      attributes: z.record(z.string(), z.string()).optional(),
+      messageId: z.string().optional(),
+      message_id: z.string().optional(),
+      publishTime: z.string().optional(),
+      orderingKey: z.string().optional(),
+    })
+    .transform(({ message_id, ...message }) => ({ ...message, messageId: message.messageId ?? message_id ?? '' })),
   subscription: z.string(),
 });
 

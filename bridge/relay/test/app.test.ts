@@ -189,6 +189,14 @@ describe('notification relay', () => {
     expect(notifications().map((message) => message.json.id)).toEqual(['evt_local']);
   });
 
+  it("takes the push envelope as Google's push guide shows it, with message_id and publish_time only", async () => {
+    const { message, subscription } = pushEnvelope(paymentEvent({ id: 'evt_snake' }));
+    const { messageId, publishTime, ...rest } = message;
+    const body = { message: { ...rest, message_id: messageId, publish_time: publishTime }, subscription };
+    expect((await push(relay({ verifier: acceptEveryPush }), body)).status).toBe(200);
+    expect(notifications().map((n) => n.json.id)).toEqual(['evt_snake']);
+  });
+
   it('answers 400 to malformed messages, so the dead-letter policy takes them, and publishes nothing', async () => {
     const app = relay({ verifier: acceptEveryPush });
     const { cart } = paymentEvent();
