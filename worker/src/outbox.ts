@@ -354,7 +354,11 @@ async function publishAndRecord(
  */
 async function publishInOrder(publisher: PubSubPublisher, rows: EventFacts[]): Promise<RowResult[]> {
   const byCart = new Map<string, EventFacts[]>();
-  for (const row of rows) byCart.set(row.cart_id, [...(byCart.get(row.cart_id) ?? []), row]);
+  for (const row of rows) {
+    const cartRows = byCart.get(row.cart_id);
+    if (cartRows) cartRows.push(row);
+    else byCart.set(row.cart_id, [row]);
+  }
   return (await Promise.all([...byCart.values()].map((cartRows) => publishCartInOrder(publisher, cartRows)))).flat();
 }
 
@@ -375,22 +379,20 @@ async function publishCartInOrder(publisher: PubSubPublisher, rows: EventFacts[]
     for (const row of rest) results.push({ id: row.id, error, rejected: error.messageRejected });
     return results;
   }
-  const stopped = new Set<string>();
   for (const [i, row] of rest.entries()) {
-    if (stopped.has(row.cart_id)) {
-      results.push({ id: row.id, held: true });
-      continue;
-    }
     const single = await publishAll(publisher, [row]);
     if (!single.error) {
       results.push({ id: row.id, published: single.messageIds[0]! });
-    } else if (single.error.messageRejected) {
-      results.push({ id: row.id, error: single.error, rejected: true });
-      stopped.add(row.cart_id);
-    } else {
-      for (const later of rest.slice(i)) results.push({ id: later.id, error: single.error, rejected: false });
-      break;
+      continue;
     }
+    // The refused row fails and the cart's later rows wait behind it; any other error leaves
+    // this row and the later ones to retry.
+    const rejected = single.error.messageRejected;
+    results.push({ id: row.id, error: single.error, rejected });
+    for (const later of rest.slice(i + 1)) {
+      results.push(rejected ? { id: later.id, held: true } : { id: later.id, error: single.error, rejected: false });
+    }
+    break;
   }
   return results;
 }

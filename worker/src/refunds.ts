@@ -1,5 +1,6 @@
 import { type CartStatus, LANDED_STATUSES } from './cart-state.ts';
 import { ApiError, notFound } from './errors.ts';
+import { log } from './log.ts';
 import type { RefundOut, RefundRequest } from './schemas.ts';
 import type { Services } from './services.ts';
 import { type Stripe, stripeFailure, stripeKeyInUse } from './stripe.ts';
@@ -58,7 +59,12 @@ export async function refundCart(
   // Asked for expanded; an answer that only names the charge (or none yet) is read back, or left
   // to the charge.refunded webhook, rather than failing a refund that has been made.
   const charge =
-    typeof refund.charge === 'string' ? await stripe.charges.retrieve(refund.charge).catch(() => null) : refund.charge;
+    typeof refund.charge === 'string'
+      ? await stripe.charges.retrieve(refund.charge).catch((err: unknown) => {
+          log.warn('refund_charge_not_read', { cartId, refundId: refund.id, error: err });
+          return null;
+        })
+      : refund.charge;
   if (charge) await fulfilment.apply(refundEffect(refund, charge));
   return {
     id: refund.id,
