@@ -467,6 +467,8 @@ function bytesToBase64(bytes: Uint8Array): string {
 }
 
 function utf8Length(text: string): number {
+  // Messages are mostly ASCII (their data is base64): a native scan instead of a loop in JS.
+  if (!NOT_ASCII.test(text)) return text.length;
   let length = 0;
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
