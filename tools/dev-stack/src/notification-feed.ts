@@ -34,6 +34,8 @@ function majorUnits(amount: number, currency: string): string {
   return (amount / 10 ** digits).toFixed(digits);
 }
 
+const PULL_MAX = 100;
+
 export interface NotificationFeed {
   stop(): Promise<void>;
 }
@@ -53,13 +55,16 @@ export function watchNotifications(opts: {
     while (!stopping.signal.aborted) {
       let wait = interval;
       try {
-        const batch = await opts.admin.pull(opts.subscription);
+        const batch = await opts.admin.pull(opts.subscription, PULL_MAX);
         for (const message of batch) opts.print(formatNotification(message));
         await opts.admin.ack(
           opts.subscription,
           batch.map((m) => m.ackId),
         );
-        if (batch.length > 0) wait = 0;
+        // Only a full pull means more is waiting. Pulling again at once after any message made
+        // a pull and an ack per notification or two under load (0.7 ms of this process's CPU
+        // each in `npm run bench`), where waiting lets them gather.
+        if (batch.length === PULL_MAX) wait = 0;
         failing = false;
       } catch (err) {
         // Once per outage, not every few hundred milliseconds.

@@ -75,4 +75,33 @@ describe('watchNotifications', () => {
     ]);
     expect(acked[0]).toEqual([`ack-${JSON.stringify(paid).length}`]);
   });
+
+  it('pulls again at once only after a full pull; after a partial one it waits for more to gather', async () => {
+    const full = Array.from({ length: 100 }, () => message(JSON.stringify(paid)));
+    const batches = [full, [message(JSON.stringify(paid))], [message(JSON.stringify(paid))]];
+    let pulls = 0;
+    const acked: string[][] = [];
+    const feed = watchNotifications({
+      admin: {
+        pull: async (_subscription, maxMessages) => {
+          expect(maxMessages).toBe(100);
+          pulls++;
+          return batches.shift() ?? [];
+        },
+        ack: async (_subscription, ackIds) => {
+          acked.push(ackIds);
+        },
+      },
+      subscription: 'notifications-pull',
+      print: () => {},
+      // Longer than the test: a pull that waits for it does not come.
+      intervalMs: 600_000,
+    });
+    await expect.poll(() => acked.length).toBe(2);
+    // The next pull would follow the second ack within a turn of the event loop if it did not wait.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await feed.stop();
+    expect(pulls).toBe(2);
+    expect(acked.map((ids) => ids.length)).toEqual([100, 1]);
+  });
 });
