@@ -310,6 +310,34 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
     expect(messages.map((m) => m.orderingKey).sort()).toEqual(carts.map((c) => c.cartId).sort());
   });
 
+  // Events of one cart share an ordering key, so they may share a request: K events committed
+  // while the cart's first one is still being published go out together right after it.
+  it("publishes a cart's events committed behind a held publish in one request after it: 2 calls for 4 events", async () => {
+    const payments = await subscribe();
+    await fetch(`http://${faultProxyHost}/_proxy/reset`, { method: 'POST' });
+    await proxyMode({ mode: 'hang' });
+    const state = await checkedOutCart();
+    const events = eventsFor(state);
+    const first = await dispatch(viaProxy, '/v1/webhooks/stripe', await deliveryRequest(events.completedPaid()));
+    expect(first.res.status).toBe(200);
+    await expect.poll(async () => (await proxyStats()).publishCalls.held).toBe(1);
+    for (const event of [events.partialRefund(), events.disputeCreated(), events.fullRefund()]) {
+      expect((await deliverWith(viaProxy, event)).status).toBe(200);
+    }
+    expect((await proxyStats()).publishCalls.received).toBe(1);
+    await proxyMode({ mode: 'pass' });
+    await first.settled;
+
+    expect((await proxyStats()).publishCalls.received).toBe(2);
+    const messages = await payments.exactly(4, aboutCarts(state.cartId));
+    expect(messages.map((m) => m.attributes.eventType)).toEqual([
+      'cart.paid',
+      'cart.partially_refunded',
+      'cart.disputed',
+      'cart.refunded',
+    ]);
+  });
+
   it("lets an operator discard a refused row, so its cart's later events go on without it", async () => {
     const payments = await subscribe();
     const state = await checkedOutCart();
