@@ -262,14 +262,18 @@ export function createPubSubPublisher(opts: PubSubPublisherOptions): PubSubPubli
 
 /**
  * A publisher whose concurrent callers share publish calls, as Pub/Sub's cost is mostly per call.
- * `publish` queues the caller's messages; a call goes once `batch.maxMessages` are queued or
- * `batch.maxDelayMs` after the first, and resolves each caller to its own ids, in order. One call
- * is in flight at a time, so messages sharing an ordering key stay in order across calls; what
- * queues meanwhile goes in the next call as soon as it is done. A caller's messages stay in one
- * call (one caller with more than `maxMessages` goes alone; `publisher` splits a call into requests
- * by Pub/Sub's limits). A failed call rejects every caller in it with its error, as Pub/Sub takes a
- * request whole or not at all; the error's `publishedMessageIds` are those of the whole call.
- * No timer is pending while nothing is queued.
+ * `publish` queues the caller's messages; a round goes once `batch.maxMessages` are queued or
+ * `batch.maxDelayMs` after the first, and resolves each caller to its own ids, in order. A round
+ * makes one call per ordering key, side by side, as a publish request holds one key (see
+ * splitIntoBatches) and Google's client keeps a queue per key: a call that fails rejects only its
+ * own callers, so one cart's refused or failing message does not fail other carts' notifications
+ * (nor, pushed back again and again with them, send them to the dead-letter topic). One round is
+ * in flight at a time, so messages sharing an ordering key stay in order across calls; what
+ * queues meanwhile goes in the next round as soon as it is done. A caller's messages stay in one
+ * call (one caller with more than `maxMessages` goes alone, as does one whose messages have
+ * several keys; `publisher` splits a call into requests by Pub/Sub's limits). A failed call
+ * rejects its callers with its error, as Pub/Sub takes a request whole or not at all; the error's
+ * `publishedMessageIds` are those of the whole call. No timer is pending while nothing is queued.
  */
 export function batchingPublisher(
   publisher: Pick<PubSubPublisher, 'publish'>,
@@ -294,20 +298,31 @@ export function batchingPublisher(
   }
 
   // Never rejects: each caller hears of its call's outcome through its own promise.
+  async function call(callers: Caller[]): Promise<void> {
+    try {
+      const ids = await publisher.publish(callers.flatMap((caller) => caller.messages));
+      let start = 0;
+      for (const caller of callers) {
+        caller.resolve(ids.slice(start, start + caller.messages.length));
+        start += caller.messages.length;
+      }
+    } catch (error) {
+      for (const caller of callers) caller.reject(error);
+    }
+  }
+
   async function send(): Promise<void> {
     sending = true;
     while (queue.length > 0) {
-      const callers = nextCall();
-      try {
-        const ids = await publisher.publish(callers.flatMap((caller) => caller.messages));
-        let start = 0;
-        for (const caller of callers) {
-          caller.resolve(ids.slice(start, start + caller.messages.length));
-          start += caller.messages.length;
-        }
-      } catch (error) {
-        for (const caller of callers) caller.reject(error);
+      const byKey = new Map<unknown, Caller[]>();
+      for (const caller of nextCall()) {
+        const key = caller.messages[0]!.orderingKey ?? '';
+        const oneKey = caller.messages.every((m) => (m.orderingKey ?? '') === key);
+        const group = oneKey ? byKey.get(key) : undefined;
+        if (group) group.push(caller);
+        else byKey.set(oneKey ? key : Symbol(), [caller]);
       }
+      await Promise.all([...byKey.values()].map(call));
     }
     sending = false;
   }

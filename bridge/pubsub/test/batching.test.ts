@@ -120,14 +120,16 @@ describe('batching publisher', () => {
     expect(inner.carried()).toEqual([['c0.0', 'c0.1', 'c1.0', 'c1.1']]);
     expect(vi.getTimerCount()).toBe(0);
 
-    // By the time a call's callers have their ids, the next call has gone.
+    // Once a call is answered, the next goes without waiting for a timer.
     inner.calls[0]?.settle.resolve();
     await published[1];
+    await vi.advanceTimersByTimeAsync(0);
     expect(inner.carried()).toHaveLength(2);
     expect(inner.carried()[1]).toEqual(['c2.0', 'c2.1', 'c3.0', 'c3.1', 'c3.2']);
 
     inner.calls[1]?.settle.resolve();
     await published[3];
+    await vi.advanceTimersByTimeAsync(0);
     expect(inner.carried()[2]).toEqual(['c4.0']);
     inner.calls[2]?.settle.resolve();
 
@@ -140,6 +142,48 @@ describe('batching publisher', () => {
     ]);
     expect(inner.calls.map((call) => call.messages.length)).toEqual([4, 5, 1]);
     expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('sends each ordering key in a call of its own, side by side; a failed call rejects only its callers', async () => {
+    const inner = heldPublisher();
+    const publisher = batchingPublisher(inner);
+    const keyed = (data: string, orderingKey?: string): PubSubMessage => ({ data, orderingKey });
+    const callers = {
+      a: publisher.publish([keyed('a', 'cart-1')]),
+      b: publisher.publish([keyed('b', 'cart-2')]),
+      c: publisher.publish([keyed('c', 'cart-1')]),
+      d: publisher.publish([keyed('d')]),
+      e: publisher.publish([keyed('e')]),
+      // A request holds one key: a caller with two goes alone, and the inner publisher splits it.
+      f: publisher.publish([keyed('f1', 'cart-3'), keyed('f2', 'cart-4')]),
+    };
+    const outcomes = Promise.allSettled(Object.values(callers));
+    await vi.advanceTimersByTimeAsync(PUBLISH_BATCH.maxDelayMs);
+    expect(inner.carried()).toEqual([['a', 'c'], ['b'], ['d', 'e'], ['f1', 'f2']]);
+
+    // What queues while a round is out waits for the whole round, so cart-1 stays in order.
+    const later = publisher.publish([keyed('g', 'cart-1')]);
+    await vi.advanceTimersByTimeAsync(PUBLISH_BATCH.maxDelayMs);
+    expect(inner.calls).toHaveLength(4);
+
+    const refused = new PubSubPublishError('Pub/Sub publish failed: 400 INVALID_ARGUMENT', {
+      retryable: false,
+      status: 400,
+    });
+    inner.calls[1]?.settle.reject(refused);
+    for (const i of [0, 2, 3]) inner.calls[i]?.settle.resolve();
+    expect(await outcomes).toEqual([
+      { status: 'fulfilled', value: ['id-1'] },
+      { status: 'rejected', reason: refused },
+      { status: 'fulfilled', value: ['id-2'] },
+      { status: 'fulfilled', value: ['id-3'] },
+      { status: 'fulfilled', value: ['id-4'] },
+      { status: 'fulfilled', value: ['id-5', 'id-6'] },
+    ]);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(inner.carried()[4]).toEqual(['g']);
+    inner.calls[4]?.settle.resolve();
+    expect(await later).toEqual(['id-7']);
   });
 
   it('sends a caller with more than maxMessages whole, in a call of its own', async () => {
