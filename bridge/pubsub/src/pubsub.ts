@@ -297,6 +297,12 @@ export function batchingPublisher(
     return queue.splice(0, callers);
   }
 
+  /** The ordering key all the caller's messages share ('' for none), or a key of its own when they have several. */
+  function keyOf(caller: Caller): unknown {
+    const key = caller.messages[0]!.orderingKey ?? '';
+    return caller.messages.every((m) => (m.orderingKey ?? '') === key) ? key : Symbol();
+  }
+
   // Never rejects: each caller hears of its call's outcome through its own promise.
   async function call(callers: Caller[]): Promise<void> {
     try {
@@ -316,11 +322,10 @@ export function batchingPublisher(
     while (queue.length > 0) {
       const byKey = new Map<unknown, Caller[]>();
       for (const caller of nextCall()) {
-        const key = caller.messages[0]!.orderingKey ?? '';
-        const oneKey = caller.messages.every((m) => (m.orderingKey ?? '') === key);
-        const group = oneKey ? byKey.get(key) : undefined;
+        const key = keyOf(caller);
+        const group = byKey.get(key);
         if (group) group.push(caller);
-        else byKey.set(oneKey ? key : Symbol(), [caller]);
+        else byKey.set(key, [caller]);
       }
       await Promise.all([...byKey.values()].map(call));
     }
