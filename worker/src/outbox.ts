@@ -350,7 +350,12 @@ async function publishAndRecord(
 
 /**
  * Publishes each cart's rows in a request of its own, the carts' requests side by side: a publish
- * request holds one ordering key, and ours is the cart (see splitIntoBatches).
+ * request holds one ordering key, and ours is the cart (see splitIntoBatches). Workers let an
+ * invocation wait for the headers of six responses at a time and queue further fetches until one
+ * arrives (https://developers.cloudflare.com/workers/platform/limits/#simultaneous-open-connections,
+ * relaxed to the header phase in https://developers.cloudflare.com/changelog/2026-04-09-relaxed-connection-limiting),
+ * so a round of many carts goes six at a time; the publisher's 10 s timeout, counted from the
+ * fetch call, leaves room for a round of 100 carts at Pub/Sub's usual tens of milliseconds.
  */
 async function publishInOrder(publisher: PubSubPublisher, rows: EventFacts[]): Promise<RowResult[]> {
   const byCart = new Map<string, EventFacts[]>();
