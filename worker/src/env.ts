@@ -43,6 +43,11 @@ export interface Env {
   GCP_SERVICE_ACCOUNT_KEY?: string;
   /** `host:port` of a Pub/Sub emulator on this machine (Google's convention); then plain HTTP and no auth. */
   PUBSUB_EMULATOR_HOST?: string;
+  /**
+   * A locational Pub/Sub endpoint (`https://europe-west1-pubsub.googleapis.com`); default the
+   * global `https://pubsub.googleapis.com`. Not used with PUBSUB_EMULATOR_HOST.
+   */
+  PUBSUB_API_ENDPOINT?: string;
   /** Bearer key for the admin routes. Secret. */
   ADMIN_API_KEY?: string;
   /** Countries Checkout collects a shipping address for (ISO codes, comma-separated); unset: none. */
@@ -163,6 +168,11 @@ const schema = {
     .string()
     .regex(/^[\w.-]+:\d+$|^\[::1\]:\d+$/, LOOPBACK_HOST_PORT)
     .refine((v) => LOOPBACK_HOST.test(v.slice(0, v.lastIndexOf(':'))), LOOPBACK_HOST_PORT),
+  // Google keeps a key's order only among messages published in one region
+  // (https://cloud.google.com/pubsub/docs/ordering), and the global endpoint routes each request
+  // to a region near its sender: a Worker answering in several places needs a locational one.
+  // https only (loopback http for a local stand-in), as the service account's tokens go there.
+  PUBSUB_API_ENDPOINT: url,
   ADMIN_API_KEY: z.string().min(1),
   SHIPPING_COUNTRIES: z
     .string()

@@ -62,13 +62,15 @@ function configuredPublisher(env: Env): { publisher: PubSubPublisher; queue: Pub
   const emulatorHost = cfg.optional('PUBSUB_EMULATOR_HOST');
   const serviceAccountKey = cfg.optional('GCP_SERVICE_ACCOUNT_KEY');
   if (!projectId || !topic || !(emulatorHost || serviceAccountKey)) return null;
-  const cacheKey = JSON.stringify([projectId, topic, emulatorHost, serviceAccountKey]);
+  const apiEndpoint = emulatorHost ? undefined : cfg.optional('PUBSUB_API_ENDPOINT');
+  const cacheKey = JSON.stringify([projectId, topic, emulatorHost, serviceAccountKey, apiEndpoint]);
   let found = publishers.get(cacheKey);
   if (!found) {
     const publisher = createPubSubPublisher({
       projectId,
       topic,
       emulatorHost,
+      apiEndpoint,
       serviceAccountKey: emulatorHost ? undefined : serviceAccountKey,
     });
     found = { publisher, queue: new PublishQueue(publisher) };

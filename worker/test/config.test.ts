@@ -15,31 +15,34 @@ function read<N extends keyof Env>(name: N, value: string): unknown {
 }
 
 describe('URLs the Worker calls', () => {
-  it.each(['STRIPE_API_BASE', 'NEON_HTTP_ENDPOINT', 'AUTH_JWKS_URL', 'PUBLIC_BASE_URL'] as const)(
-    '%s: https anywhere, plain http only to this machine',
-    (name) => {
-      for (const ok of [
-        'https://api.example.com',
-        'http://127.0.0.1:12111',
-        'http://localhost:8787',
-        'http://[::1]:9/',
-      ]) {
-        expect(read(name, ok)).not.toMatch(/^misconfigured/);
-      }
-      for (const bad of [
-        'http://api.example.com',
-        'http://10.0.0.5:8080',
-        'http://127.0.0.1.evil.example',
-        'http://localhost.evil.example',
-        'ftp://files.example',
-        'javascript:alert(1)',
-      ]) {
-        expect(read(name, bad)).toBe(
-          `misconfigured: ${name} is invalid: expected an https:// URL (http:// only for localhost)`,
-        );
-      }
-    },
-  );
+  it.each([
+    'STRIPE_API_BASE',
+    'NEON_HTTP_ENDPOINT',
+    'AUTH_JWKS_URL',
+    'PUBSUB_API_ENDPOINT',
+    'PUBLIC_BASE_URL',
+  ] as const)('%s: https anywhere, plain http only to this machine', (name) => {
+    for (const ok of [
+      'https://api.example.com',
+      'http://127.0.0.1:12111',
+      'http://localhost:8787',
+      'http://[::1]:9/',
+    ]) {
+      expect(read(name, ok)).not.toMatch(/^misconfigured/);
+    }
+    for (const bad of [
+      'http://api.example.com',
+      'http://10.0.0.5:8080',
+      'http://127.0.0.1.evil.example',
+      'http://localhost.evil.example',
+      'ftp://files.example',
+      'javascript:alert(1)',
+    ]) {
+      expect(read(name, bad)).toBe(
+        `misconfigured: ${name} is invalid: expected an https:// URL (http:// only for localhost)`,
+      );
+    }
+  });
 });
 
 describe('secrets', () => {

@@ -1,5 +1,6 @@
 import { createPubSubAdmin } from '@edge-checkout/dev-stack/pubsub-admin';
 import { aboutCarts, TopicReader } from '@edge-checkout/test-support/topics';
+import { exportPKCS8, generateKeyPair } from 'jose';
 import type Stripe from 'stripe';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { database } from '../src/db.ts';
@@ -336,6 +337,35 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
       'cart.disputed',
       'cart.refunded',
     ]);
+  });
+
+  // Google orders a key's messages only among those published in one region
+  // (https://cloud.google.com/pubsub/docs/ordering): PUBSUB_API_ENDPOINT pins one.
+  it('publishes to PUBSUB_API_ENDPOINT with the service account, and an emulator host wins over it', async () => {
+    const payments = await subscribe();
+    await fetch(`http://${faultProxyHost}/_proxy/reset`, { method: 'POST' });
+    const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+    const regional = {
+      ...stripeEnv,
+      PUBSUB_EMULATOR_HOST: undefined,
+      GCP_SERVICE_ACCOUNT_KEY: JSON.stringify({
+        type: 'service_account',
+        client_email: 'payments@edge-checkout-test.iam.gserviceaccount.com',
+        private_key: await exportPKCS8(privateKey),
+      }),
+      // The fault proxy stands for the locational endpoint (the emulator behind it takes any token).
+      PUBSUB_API_ENDPOINT: `http://${faultProxyHost}`,
+    };
+    const [first, second] = await Promise.all([checkedOutCart(), checkedOutCart()]);
+    expect((await deliverWith(regional, eventsFor(first).completedPaid())).status).toBe(200);
+    expect((await payments.exactly(1, aboutCarts(first.cartId)))[0]!.attributes.eventType).toBe('cart.paid');
+    expect((await proxyStats()).publishCalls.received).toBe(1);
+
+    // With an emulator host the endpoint is not used: it points nowhere here, and still the event goes out.
+    const emulated = { ...stripeEnv, PUBSUB_API_ENDPOINT: 'http://127.0.0.1:9' };
+    expect((await deliverWith(emulated, eventsFor(second).completedPaid())).status).toBe(200);
+    expect((await payments.exactly(1, aboutCarts(second.cartId)))[0]!.attributes.eventType).toBe('cart.paid');
+    expect((await proxyStats()).publishCalls.received).toBe(1);
   });
 
   it("lets an operator discard a refused row, so its cart's later events go on without it", async () => {
