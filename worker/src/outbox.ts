@@ -264,7 +264,9 @@ function messageOf(row: EventFacts): PubSubMessage {
  * row at once. A cart's row goes only after every earlier row of that cart is published or
  * discarded: one that is backing off, claimed elsewhere or refused for good holds the later
  * ones back, as an ordering key does in Google's own client until `resumePublishing`
- * (https://cloud.google.com/pubsub/docs/ordering).
+ * (https://cloud.google.com/pubsub/docs/ordering). Rows held back that way are left out before
+ * the oldest are picked: they are the oldest, and a limit's worth of them behind refused rows
+ * would otherwise fill every claim and stop the relay for all the other carts.
  */
 async function claimDue(sql: Sql, ids: string[] | null, limit: number): Promise<EventFacts[]> {
   return (await sql.query(
@@ -273,6 +275,10 @@ async function claimDue(sql: Sql, ids: string[] | null, limit: number): Promise<
        WHERE p.published_at IS NULL AND p.failed_at IS NULL AND p.discarded_at IS NULL AND p.next_attempt_at <= now()
          AND (p.claimed_until IS NULL OR p.claimed_until < now())
          AND ($1::uuid[] IS NULL OR p.cart_id IN (SELECT cart_id FROM outbox WHERE id = ANY($1::uuid[])))
+         AND NOT EXISTS (
+           SELECT 1 FROM outbox h
+           WHERE h.cart_id = p.cart_id AND h.seq < p.seq AND h.published_at IS NULL AND h.discarded_at IS NULL
+             AND (h.failed_at IS NOT NULL OR h.next_attempt_at > now() OR h.claimed_until >= now()))
        ORDER BY p.seq
        LIMIT $2
        FOR UPDATE SKIP LOCKED
@@ -321,7 +327,8 @@ async function publishAndRecord(
      ), retried AS (
        UPDATE outbox SET claimed_until = NULL, last_error = f.error,
          failed_at = CASE WHEN f.rejected THEN now() END,
-         next_attempt_at = now() + make_interval(secs => LEAST($7 * power(2, attempts - 1), $8))
+         -- The exponent is capped: a row retried for about a week would reach 2^1024, which power() raises an error for.
+         next_attempt_at = now() + make_interval(secs => LEAST($7 * power(2, LEAST(attempts - 1, 30)), $8))
        FROM unnest($4::uuid[], $5::text[], $6::boolean[]) AS f(id, error, rejected)
        WHERE outbox.id = f.id
        RETURNING 1

@@ -175,6 +175,42 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
       waits.push(Math.round(Number(row!.wait) / 30) * 30);
     }
     expect(waits).toEqual([60, 120, 240, 480, 600, 600]);
+
+    // A week of retries and more: the wait stays at the bound, and recording it still works.
+    await db().query('UPDATE outbox SET attempts = 5000, next_attempt_at = now() WHERE cart_id = $1', [state.cartId]);
+    await runScheduledRelay(pubsubDown, state.cartId);
+    const [late] = await db().query(
+      'SELECT attempts, extract(epoch FROM next_attempt_at - now())::int AS wait FROM outbox WHERE cart_id = $1',
+      [state.cartId],
+    );
+    expect({ attempts: late!.attempts, wait: Math.round(Number(late!.wait) / 30) * 30 }).toEqual({
+      attempts: 5001,
+      wait: 600,
+    });
+  });
+
+  it("goes on with other carts however many rows wait behind a cart's refused row", async () => {
+    const payments = await subscribe();
+    const [held, other] = [await checkedOutCart(), await checkedOutCart()];
+    await deliverWith(pubsubDown, eventsFor(held).completedUnpaid());
+    await deliverWith(pubsubDown, eventsFor(held).asyncSucceeded());
+    await deliverWith(pubsubDown, eventsFor(other).completedUnpaid());
+    // The held cart's first row refused for good, as a 400 leaves it: its second row waits behind
+    // it, and is older than the other cart's row. With a claim of one row, the waiting rows are a
+    // claim's worth, as a hundred of them would be for the scheduled job.
+    const [refused] = await outboxOf(held.cartId);
+    await db().query('UPDATE outbox SET failed_at = now() WHERE id = $1', [refused!.id]);
+    await db().query('UPDATE outbox SET next_attempt_at = now() WHERE cart_id = ANY($1)', [[held.cartId, other.cartId]]);
+
+    const report = await relayOutbox(stripeEnv, database(stripeEnv), {
+      ids: await outboxIds([held.cartId, other.cartId]),
+      limit: 1,
+    });
+    expect(report).toMatchObject({ claimed: 1, published: 1 });
+    const [message] = await payments.exactly(1, aboutCarts(held.cartId, other.cartId));
+    expect([message!.orderingKey, message!.attributes.eventType]).toEqual([other.cartId, 'cart.awaiting_payment']);
+    const waiting = await db().query('SELECT published_at FROM outbox WHERE cart_id = $1 ORDER BY seq', [held.cartId]);
+    expect(waiting).toEqual([{ published_at: null }, { published_at: null }]);
   });
 });
 
