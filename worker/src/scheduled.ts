@@ -50,7 +50,8 @@ export async function runScheduled(env: Env): Promise<ScheduledReport> {
      WHERE ((c.status = 'checkout_pending' AND (k.expires_at < now() OR k.created_at < now() - make_interval(mins => $1)))
             OR c.status = 'awaiting_payment')
        AND (k.reconciled_at IS NULL OR k.reconciled_at < now() - make_interval(mins => CASE
-              WHEN k.reconcile_failures > 0 THEN LEAST($1 * power(2, k.reconcile_failures - 1), $3)::int
+              -- Capped exponent: power() raises an error past 2^1023 rather than growing.
+              WHEN k.reconcile_failures > 0 THEN LEAST($1 * power(2, LEAST(k.reconcile_failures - 1, 30)), $3)::int
               WHEN c.status = 'awaiting_payment' THEN $2
               ELSE $1 END))
      ORDER BY k.reconciled_at NULLS FIRST, k.expires_at LIMIT $4`,

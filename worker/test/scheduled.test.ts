@@ -103,6 +103,18 @@ describe('scheduled reconciliation under failures', () => {
     expect(after).toEqual({ reconcile_failures: 0 });
   });
 
+  it('still reads a session back after a thousand failed reads, at the longest backoff', async () => {
+    const state = await checkedOutCart();
+    await standin.pay(state.sessionId, 'paid');
+    await db().query(
+      `UPDATE checkouts SET created_at = now() - interval '1 day', reconcile_failures = 5000,
+         reconciled_at = now() - interval '7 hours' WHERE session_id = $1`,
+      [state.sessionId],
+    );
+    await runScheduled(stripeEnv);
+    expect(await cartStatus(state.cartId)).toBe('paid');
+  });
+
   it('reads an awaiting_payment session back about once an hour, not on every run', async () => {
     const state = await checkedOutCart();
     await standin.pay(state.sessionId, 'async');
