@@ -200,7 +200,9 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
     // claim's worth, as a hundred of them would be for the scheduled job.
     const [refused] = await outboxOf(held.cartId);
     await db().query('UPDATE outbox SET failed_at = now() WHERE id = $1', [refused!.id]);
-    await db().query('UPDATE outbox SET next_attempt_at = now() WHERE cart_id = ANY($1)', [[held.cartId, other.cartId]]);
+    await db().query('UPDATE outbox SET next_attempt_at = now() WHERE cart_id = ANY($1)', [
+      [held.cartId, other.cartId],
+    ]);
 
     const report = await relayOutbox(stripeEnv, database(stripeEnv), {
       ids: await outboxIds([held.cartId, other.cartId]),
