@@ -14,6 +14,7 @@ import {
 import { config, type Env } from './env.ts';
 import { ApiError } from './errors.ts';
 import { privateResponse } from './security-headers.ts';
+import { storableText } from './storable-text.ts';
 
 export type AuthVariables = { userId: string };
 
@@ -40,7 +41,8 @@ export async function authenticate(env: Env, authorization: string | undefined):
     const { payload } = secret
       ? await jwtVerify(token, new TextEncoder().encode(secret), options)
       : await jwtVerify(token, keySet(jwksUrl!), options);
-    if (!payload.sub || payload.sub.length > 255) throw new ApiError('unauthorized', 'The token has no usable subject');
+    if (!payload.sub || payload.sub.length > 255 || !storableText(payload.sub))
+      throw new ApiError('unauthorized', 'The token has no usable subject');
     return payload.sub;
   } catch (err) {
     if (err instanceof ApiError) throw err;

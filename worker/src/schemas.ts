@@ -1,6 +1,7 @@
 import { Amounts, Dispute, Shipping } from '@edge-checkout/pubsub/payment-event';
 import { z } from '@hono/zod-openapi';
 import { CART_STATUSES } from './cart-state.ts';
+import { NOT_STORABLE, storableText } from './storable-text.ts';
 
 // One source for validation and for the OpenAPI document: every request is checked against
 // these, and /openapi.json is generated from them.
@@ -53,11 +54,11 @@ export const ProductUpsert = z
     // path's, and `available` is worked out from the stock, so it is not taken from the client.
     id: ProductId.optional().openapi({ description: "The path's product id, if given" }),
     available: z.number().int().nullable().optional().openapi({ description: 'Ignored: worked out from stock' }),
-    name: z.string().trim().min(1).max(200),
-    description: z.string().max(2000).default(''),
+    name: z.string().trim().min(1).max(200).refine(storableText, NOT_STORABLE),
+    description: z.string().max(2000).refine(storableText, NOT_STORABLE).default(''),
     // "" is no image, as null is.
     imageUrl: z
-      .union([z.literal('').transform(() => null), z.url().max(2000)])
+      .union([z.literal('').transform(() => null), z.url().max(2000).refine(storableText, NOT_STORABLE)])
       .nullable()
       .default(null),
     unitAmount: MinorUnits,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ApiError } from './errors.ts';
+import { NOT_STORABLE, storableText } from './storable-text.ts';
 import type { Stripe } from './stripe.ts';
 import type { HANDLED_EVENT_TYPES } from './stripe-events.ts';
 
@@ -18,12 +19,7 @@ import type { HANDLED_EVENT_TYPES } from './stripe-events.ts';
 export const STRIPE_ID = /^[\w-]{1,255}$/;
 const id = z.string().regex(STRIPE_ID, 'an id');
 const amount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-// Postgres text and jsonb cannot hold NUL.
-const text = z
-  .string()
-  .max(5000)
-  .regex(/^[^\0]*$/, 'text without NUL')
-  .nullish();
+const text = z.string().max(5000).refine(storableText, NOT_STORABLE).nullish();
 /** An id, or the object when expanded. */
 const ref = z.union([id, z.object({ id })]).nullish();
 

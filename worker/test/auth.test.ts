@@ -34,6 +34,15 @@ describe('bearer tokens (HS256)', () => {
     expect(await cartsOf(user)).toBe(0);
   });
 
+  it.each([
+    ['a NUL', 'user\u0000x'],
+    ['an unpaired surrogate', 'user\uDC00'],
+  ])('rejects a signed token whose sub holds %s with 401 and writes nothing', async (_, sub) => {
+    const res = await postCart(await tokenFor(sub));
+    expect(res.status).toBe(401);
+    expect((await problem(res)).code).toBe('unauthorized');
+  });
+
   it('rejects an unsigned (alg none) token', async () => {
     const user = unique('user');
     const header = btoa(JSON.stringify({ alg: 'none' })).replace(/=+$/, '');

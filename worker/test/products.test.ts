@@ -102,6 +102,10 @@ describe('PUT /v1/admin/products/{productId}', () => {
     ['a fractional stock', { ...body, stock: 1.5 }],
     ['a tax code that is not Stripe Tax', { ...body, taxCode: 'VAT20' }],
     ['the id of another product', { ...body, id: 'another-product' }],
+    // Text Postgres cannot store as sent.
+    ['a NUL in the name', { ...body, name: 'mu\u0000g' }],
+    ['an unpaired surrogate in the description', { ...body, description: 'cup \uD800' }],
+    ['a NUL in the image URL', { ...body, imageUrl: 'https://example.com/a\u0000.png' }],
   ])('rejects %s with 400 validation_failed and writes nothing', async (_, json) => {
     const id = unique('mug');
     const res = await call(`/v1/admin/products/${id}`, { method: 'PUT', headers: admin(), json });
