@@ -19,6 +19,8 @@ export type RelayDeps = {
 };
 
 // Disputes are the shop's business with the bank, not news for the shopper.
+const PUBSUB_VALUE_MAX_BYTES = 1024;
+
 export const NOTIFIED_EVENT_TYPES = [
   'cart.paid',
   'cart.payment_failed',
@@ -96,6 +98,20 @@ export function createRelayApp(deps: RelayDeps): Hono {
     if (event.cart.currency === null) {
       log('WARNING', 'malformed payment event: no currency', context);
       return c.json({ error: 'cart.currency is required for a notification' }, 400);
+    }
+    // The notification's eventId attribute and ordering key: Pub/Sub refuses either over 1,024
+    // bytes (https://cloud.google.com/pubsub/quotas#resource_limits), so no redelivery could
+    // publish it.
+    if (
+      Buffer.byteLength(event.id) > PUBSUB_VALUE_MAX_BYTES ||
+      Buffer.byteLength(event.cart.id) > PUBSUB_VALUE_MAX_BYTES
+    ) {
+      log('WARNING', 'malformed payment event: id or cart id too long to publish', {
+        ...context,
+        eventId: event.id.slice(0, 100),
+        cartId: event.cart.id.slice(0, 100),
+      });
+      return c.json({ error: `id and cart.id must be at most ${PUBSUB_VALUE_MAX_BYTES} bytes` }, 400);
     }
 
     const notification: Notification = {

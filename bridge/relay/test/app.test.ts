@@ -210,6 +210,9 @@ describe('notification relay', () => {
       ['totalAmount not an integer', pushEnvelope(paymentEvent({ cart: { ...cart, totalAmount: '45.00' } }))],
       ['occurredAt not a date', pushEnvelope(paymentEvent({ occurredAt: 'yesterday' }))],
       ['paid cart without currency', pushEnvelope(paymentEvent({ cart: { ...cart, currency: null } }))],
+      // Pub/Sub would refuse the notification: its eventId attribute or ordering key over 1,024 bytes.
+      ['id over 1024 bytes', pushEnvelope(paymentEvent({ id: `evt_${'é'.repeat(511)}` }))],
+      ['cart id over 1024 bytes', pushEnvelope(paymentEvent({ cart: { ...cart, id: 'c'.repeat(1025) } }))],
     ];
     for (const [name, body] of malformed) {
       const response = await push(app, body);
