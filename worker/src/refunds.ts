@@ -3,16 +3,18 @@ import { ApiError, notFound } from './errors.ts';
 import { log } from './log.ts';
 import type { RefundOut, RefundRequest } from './schemas.ts';
 import type { Services } from './services.ts';
-import { type Stripe, stripeFailure, stripeKeyInUse } from './stripe.ts';
+import { type Stripe, stripeFailure, stripeKeyInUse, stripeReplayed, stripeSavedFailure } from './stripe.ts';
 import { refundEffect } from './stripe-events.ts';
 
 /**
  * Refunds a paid cart through Stripe, for operators. With the request's Idempotency-Key the
- * Stripe idempotency key is ours (`refund-{cart}-{key}`), so a request retried after a timeout
- * gets Stripe's saved answer and refunds once; Stripe refuses that key with other parameters.
- * A failure Stripe saved under the key is replayed to retries with it; a request with a new key
- * starts afresh. The refund is applied from Stripe's answer through the same fulfilment as its
- * `charge.refunded` webhook, which then changes nothing.
+ * Stripe idempotency key is ours (`refund-{key}`), so a request retried after a timeout gets
+ * Stripe's saved answer and refunds once; Stripe refuses that key with other parameters, another
+ * cart's included. A failure Stripe saved under the key is what every retry with it gets back
+ * (https://docs.stripe.com/error-low-level#idempotency): a replayed refusal is a 4xx as the first
+ * was, and a replayed 5xx a final 409, since retrying that key can never succeed; a request with a
+ * new key starts afresh. The refund is applied from Stripe's answer through the same fulfilment
+ * as its `charge.refunded` webhook, which then changes nothing.
  */
 export async function refundCart(
   services: Services,
@@ -41,7 +43,7 @@ export async function refundCart(
         metadata: { cart_id: cartId },
         expand: ['charge'],
       },
-      idempotencyKey ? { idempotencyKey: `refund-${cartId}-${idempotencyKey}` } : undefined,
+      idempotencyKey ? { idempotencyKey: `refund-${idempotencyKey}` } : undefined,
     );
   } catch (err) {
     if (stripeKeyInUse(err)) {
@@ -52,6 +54,16 @@ export async function refundCart(
           cause: err,
           retryAfter: 1,
         },
+      );
+    }
+    // Stripe treats a 5xx as of unknown outcome: the refund may have been made (then its
+    // charge.refunded webhook records it), so the operator checks before trying a new key.
+    if (stripeReplayed(err) && stripeSavedFailure(err) && (err.statusCode ?? 0) >= 500) {
+      throw new ApiError(
+        'idempotency_key_failed',
+        'Stripe failed this refund under this Idempotency-Key and answers every retry with it the same way. ' +
+          'Check the cart: a refund Stripe made after all shows there once its webhook arrives. To try again, send a new Idempotency-Key',
+        { cause: err },
       );
     }
     throw stripeFailure(err, 'refund');

@@ -51,12 +51,14 @@ export async function verifyWebhook(env: Env, rawBody: string, signature: string
 
 /**
  * What a failed Stripe call means for our client. Stripe refusing the request itself
- * (`invalid_request_error`) is final: a 4xx naming Stripe's reason, as retrying cannot help.
+ * (`invalid_request_error`, or a 402) is final: a 4xx naming Stripe's reason, as retrying cannot help.
  * Anything else (Stripe unreachable, failing, rate-limiting, a key in flight) is a 503 the
  * client may retry; the cart has not been changed.
  */
 export function stripeFailure(err: unknown, what: 'checkout' | 'refund' = 'checkout'): ApiError {
-  if (err instanceof Stripe.errors.StripeInvalidRequestError) {
+  // 402 request_failed (card_error): "the parameters were valid but the request failed"
+  // (https://docs.stripe.com/api/errors), as final as an invalid request.
+  if (err instanceof Stripe.errors.StripeInvalidRequestError || err instanceof Stripe.errors.StripeCardError) {
     return new ApiError(`${what}_refused`, `Stripe refused the ${what}: ${err.message}`, { cause: err });
   }
   // The key was first used with other parameters (https://docs.stripe.com/api/idempotent_requests).
@@ -82,6 +84,11 @@ export function stripeFailure(err: unknown, what: 'checkout' | 'refund' = 'check
 export function stripeSavedFailure(err: unknown): boolean {
   const status = err instanceof Stripe.errors.StripeError ? err.statusCode : undefined;
   return status !== undefined && (status >= 500 || [400, 402, 404].includes(status));
+}
+
+/** Stripe answered with the result it saved for the idempotency key earlier (`Idempotent-Replayed: true`). */
+export function stripeReplayed(err: unknown): err is InstanceType<typeof Stripe.errors.StripeError> {
+  return err instanceof Stripe.errors.StripeError && err.headers?.['idempotent-replayed'] === 'true';
 }
 
 /** 409: another request with the same idempotency key is still running at Stripe. */

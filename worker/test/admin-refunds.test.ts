@@ -138,8 +138,14 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
     const failed = await refund(state.cartId, { amount: 500 }, 'saved-1');
     expect(failed.status).toBe(503);
     expect((await problem(failed)).code).toBe('service_unavailable');
-    // Stripe replays the saved 500 to the same key: nothing was refunded, and nothing is now.
-    expect((await refund(state.cartId, { amount: 500 }, 'saved-1')).status).toBe(503);
+    // Stripe replays the saved 500 to the same key: nothing was refunded, and nothing is now. That
+    // key can never succeed, so the retry's answer is final, not another 503.
+    const replayed = await refund(state.cartId, { amount: 500 }, 'saved-1');
+    expect(replayed.status).toBe(409);
+    expect(await problem(replayed)).toMatchObject({
+      code: 'idempotency_key_failed',
+      detail: expect.stringContaining('new Idempotency-Key'),
+    });
     expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 0, refunds: 0 });
 
     expect((await refund(state.cartId, { amount: 500 }, 'saved-2')).status).toBe(201);
@@ -161,6 +167,16 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
     expect(other.status).toBe(400);
     expect((await problem(other)).detail).toMatch(/Idempotency-Key/);
     expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 300, refunds: 1 });
+  });
+
+  it('refuses the key again for another cart (400), as Stripe refuses it with other parameters, and refunds nothing there', async () => {
+    const [first, second] = [await paidCart(), await paidCart()];
+    expect((await refund(first.cartId, { amount: 300 }, 'one-key-two-carts')).status).toBe(201);
+    const other = await refund(second.cartId, { amount: 300 }, 'one-key-two-carts');
+    expect(other.status).toBe(400);
+    expect((await problem(other)).detail).toMatch(/Idempotency-Key/);
+    expect(await refundedAtStripe(second.sessionId)).toEqual({ amountRefunded: 0, refunds: 0 });
+    expect(await cart(second)).toMatchObject({ status: 'paid', refundedAmount: 0 });
   });
 
   it('answers 422 refund_refused with Stripe’s reason for more than is left, and changes nothing', async () => {

@@ -1,6 +1,8 @@
 import { StandinControls } from '@edge-checkout/test-support/standin';
 import type Stripe from 'stripe';
+import StripeSdk from 'stripe';
 import { afterEach, describe, expect, inject, it } from 'vitest';
+import { stripeFailure } from '../src/stripe.ts';
 import { call, callWithEnv, createProduct, db, holdLocks, newUser, openCart, problem } from './helpers.ts';
 import { standin } from './standin.ts';
 import {
@@ -395,5 +397,28 @@ describe('DELETE /v1/carts/{cartId}/checkout', () => {
     expect(res.status).toBe(409);
     expect((await problem(res)).code).toBe('cart_not_editable');
     expect(await cartStatus(state.cartId)).toBe('paid');
+  });
+});
+
+describe("what Stripe's errors mean for our client (stripeFailure)", () => {
+  const { errors } = StripeSdk;
+  const error = (Kind: typeof errors.StripeError, statusCode: number, type: string) =>
+    new Kind({ message: `Stripe says ${statusCode}`, type, statusCode } as never);
+
+  it.each([
+    [
+      '400 invalid_request_error',
+      422,
+      'refund_refused',
+      error(errors.StripeInvalidRequestError, 400, 'invalid_request_error'),
+    ],
+    ['402 card_error (request failed)', 422, 'refund_refused', error(errors.StripeCardError, 402, 'card_error')],
+    ['400 idempotency_error', 400, 'validation_failed', error(errors.StripeIdempotencyError, 400, 'idempotency_error')],
+    ['429 rate limited', 503, 'service_unavailable', error(errors.StripeRateLimitError, 429, 'rate_limit_error')],
+    ['500 api_error', 503, 'service_unavailable', error(errors.StripeAPIError, 500, 'api_error')],
+    ['no answer', 503, 'service_unavailable', new errors.StripeConnectionError({ message: 'down' } as never)],
+  ])('answers %s with %i %s', (_, status, code, err) => {
+    const answer = stripeFailure(err, 'refund');
+    expect({ status: answer.status, code: answer.code }).toEqual({ status, code });
   });
 });
