@@ -51,6 +51,7 @@ export function problemResponse(c: Context, err: unknown): Response {
       requestId,
     }),
     status as 400,
-    { ...headers, 'Content-Type': 'application/problem+json' },
+    // An error is about this one request (a 401 or 404 of a private route among them): no cache keeps it.
+    { ...headers, 'Content-Type': 'application/problem+json', 'Cache-Control': 'no-store' },
   );
 }

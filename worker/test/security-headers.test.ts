@@ -91,6 +91,13 @@ describe('headers of private answers', () => {
     const admin = await call('/v1/admin/outbox', { token: testEnv.ADMIN_API_KEY });
     expect(admin.status).toBe(200);
     expect(admin.headers.get('Cache-Control')).toBe('no-store');
+    // Refused before anyone is known: still an answer about who asked.
+    const anonymous = await call('/v1/carts');
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('Cache-Control')).toBe('no-store');
+    const wrongKey = await call('/v1/admin/outbox', { token: 'not-the-admin-key' });
+    expect(wrongKey.status).toBe(401);
+    expect(wrongKey.headers.get('Cache-Control')).toBe('no-store');
 
     expect((await call('/v1/products')).headers.get('Cache-Control')).toBeNull();
   });
