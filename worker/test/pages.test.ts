@@ -53,6 +53,19 @@ describe('GET /checkout/success', () => {
     expect(html).toContain(`href="myshop://orders?cart_id=${state.cartId}&amp;status=paid"`);
   });
 
+  it('leads back to the storefront it serves when no APP_RETURN_URL is set', async () => {
+    const state = await checkedOutCart();
+    const { APP_RETURN_URL: _, ...withoutAppLink } = stripeEnv;
+    const res = await callWithEnv(
+      { ...withoutAppLink, PUBLIC_BASE_URL: 'https://shop.example' },
+      `/checkout/cancel?cart_id=${state.cartId}`,
+    );
+    const html = await res.text();
+    expect(html).toContain(
+      `href="https://shop.example/?cart_id=${state.cartId}&amp;status=checkout_pending&amp;cancelled=true">Back to the shop</a>`,
+    );
+  });
+
   it('shows what it knows when Stripe is unreachable', async () => {
     const state = await checkedOutCart();
     const res = await callWithEnv(

@@ -113,11 +113,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       }
     }
 
-    // Defaults: where the Worker is, where its landing pages' "Back to the shop" leads (the
+    // Defaults: where the Worker is (its landing pages' "Back to the shop" then leads to the
     // storefront it serves) and its own secrets; the stand-in's webhook secret comes with the stand-in.
     const defaults: Vars = {
       PUBLIC_BASE_URL: workerUrl,
-      APP_RETURN_URL: `${workerUrl}/`,
       ...(secrets.AUTH_JWT_SECRET && { AUTH_JWT_SECRET: secrets.AUTH_JWT_SECRET }),
       ADMIN_API_KEY: secrets.ADMIN_API_KEY,
     };
@@ -128,7 +127,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
           ? 'environment'
           : '.dev.vars'
         : (providedBy.get(name) ??
-          (name === 'PUBLIC_BASE_URL' || name === 'APP_RETURN_URL' ? 'default' : 'dev-secrets.json'));
+          (name === 'PUBLIC_BASE_URL' ? 'default' : 'dev-secrets.json'));
     logVariables(log, workerVars, sourceOf);
 
     const inspectorPort = await portOrFree(options.inspectorPort ?? 0);

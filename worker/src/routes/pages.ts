@@ -98,10 +98,14 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
   app.route('/', pages);
 }
 
-/** The link back to the app; an invalid APP_RETURN_URL costs the link (and is logged), never the page. */
+/**
+ * The link back to the app: APP_RETURN_URL, or else the storefront this Worker serves at `/`.
+ * An invalid setting costs the link (and is logged), never the page.
+ */
 function appReturnUrl(config: Config): string | undefined {
   try {
-    return config.optional('APP_RETURN_URL');
+    const storefront = config.optional('PUBLIC_BASE_URL');
+    return config.optional('APP_RETURN_URL') ?? (storefront && `${storefront}/`);
   } catch (err) {
     log.error('landing_page_without_app_link', { error: err });
     return undefined;
