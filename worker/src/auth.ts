@@ -3,6 +3,7 @@ import {
   createLocalJWKSet,
   createRemoteJWKSet,
   customFetch,
+  decodeProtectedHeader,
   type ExportedJWKSCache,
   type JWKSCacheInput,
   type JWTVerifyGetKey,
@@ -31,14 +32,17 @@ export async function authenticate(env: Env, authorization: string | undefined):
   const secret = cfg.optional('AUTH_JWT_SECRET');
   const jwksUrl = cfg.optional('AUTH_JWKS_URL');
   if (!secret && !jwksUrl) throw new ApiError('misconfigured', 'AUTH_JWT_SECRET or AUTH_JWKS_URL is not set');
+  // With both, the token's algorithm picks the key, and each key takes only its own algorithms,
+  // so a token can never be checked against the other kind of key.
+  const bySecret = !!secret && (jwksUrl === undefined || headerAlgorithm(token) === 'HS256');
   // A provider signs the tokens of all its tenants with one key set (Firebase: every project's),
   // so with a key set only the issuer and audience say that a token is for us.
-  const options: JWTVerifyOptions = secret
+  const options: JWTVerifyOptions = bySecret
     ? { issuer: cfg.optional('AUTH_ISSUER'), audience: cfg.optional('AUTH_AUDIENCE'), algorithms: ['HS256'] }
     : { issuer: cfg.required('AUTH_ISSUER'), audience: cfg.required('AUTH_AUDIENCE'), algorithms: ['RS256', 'ES256'] };
   options.requiredClaims = ['exp', 'sub'];
   try {
-    const { payload } = secret
+    const { payload } = bySecret
       ? await jwtVerify(token, new TextEncoder().encode(secret), options)
       : await jwtVerify(token, keySet(jwksUrl!), options);
     if (!payload.sub || payload.sub.length > 255 || !storableText(payload.sub))
@@ -54,6 +58,15 @@ export async function authenticate(env: Env, authorization: string | undefined):
     }
     if (err instanceof joseErrors.JOSEError) throw new ApiError('unauthorized', tokenProblem(err));
     throw err;
+  }
+}
+
+/** The `alg` a token's header names, if it can be read; verification then checks everything. */
+function headerAlgorithm(token: string): string | undefined {
+  try {
+    return decodeProtectedHeader(token).alg;
+  } catch {
+    return undefined;
   }
 }
 

@@ -133,6 +133,29 @@ describe('bearer tokens (JWKS)', () => {
     expect(await cartsOf(forger)).toBe(0);
   });
 
+  it('takes both kinds of token when both keys are set, each only by its own key', async () => {
+    const { sign, env } = await keyServer();
+    const both = { ...env, AUTH_JWT_SECRET: testEnv.AUTH_JWT_SECRET };
+    const provider = unique('user');
+    expect((await postCart(await sign(provider), both)).status).toBe(201);
+    // Self-issued (HS256) tokens must name the provider's issuer and audience too, when those are set.
+    const selfIssued = unique('user');
+    const providerClaims = { iss: env.AUTH_ISSUER, aud: env.AUTH_AUDIENCE };
+    const hs256 = await tokenFor(selfIssued, { claims: providerClaims });
+    expect((await postCart(hs256, both)).status).toBe(201);
+
+    // An RS256 token of another key is not tried against the secret, nor an HS256 one against the key set.
+    const stranger = await generateKeyPair('RS256');
+    const forger = unique('user');
+    expect((await postCart(await sign(forger, claims, stranger.privateKey), both)).status).toBe(401);
+    const wrongSecret = await tokenFor(forger, {
+      claims: providerClaims,
+      secret: 'another-secret-entirely-0123456789',
+    });
+    expect((await postCart(wrongSecret, both)).status).toBe(401);
+    expect(await cartsOf(forger)).toBe(0);
+  });
+
   it("refuses a token the same provider signed for another tenant, with the victim's sub", async () => {
     const { sign, env } = await keyServer();
     const victim = unique('user');
