@@ -71,7 +71,10 @@ export function stripeFailure(err: unknown, what: 'checkout' | 'refund' = 'check
     err instanceof Stripe.errors.StripeError
       ? `Stripe could not process the request (${err.type}${err.code ? `: ${err.code}` : ''}); try again`
       : 'Stripe could not be reached; try again';
-  return new ApiError('service_unavailable', detail, { cause: err });
+  // Stripe's rate limiter answers before its idempotency layer, so the same request may simply
+  // come again a little later (https://docs.stripe.com/error-low-level#idempotency).
+  const retryAfter = err instanceof Stripe.errors.StripeRateLimitError ? 1 : undefined;
+  return new ApiError('service_unavailable', detail, { cause: err, retryAfter });
 }
 
 /**

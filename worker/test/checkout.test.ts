@@ -420,5 +420,7 @@ describe("what Stripe's errors mean for our client (stripeFailure)", () => {
   ])('answers %s with %i %s', (_, status, code, err) => {
     const answer = stripeFailure(err, 'refund');
     expect({ status: answer.status, code: answer.code }).toEqual({ status, code });
+    // Stripe's rate limit says to come back shortly; nothing else gives a time.
+    expect(answer.retryAfter).toBe(err instanceof errors.StripeRateLimitError ? 1 : undefined);
   });
 });
