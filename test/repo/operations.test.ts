@@ -143,6 +143,13 @@ describe('the commands of docs/operations.md and the README', () => {
     expect(used).toContain('db:migrate');
     for (const script of used) expect(scripts, `npm run ${script}`).toContain(script);
   });
+
+  it('starts the long-running services in place of the shell npm runs them with', () => {
+    // npm passes a SIGTERM to the shell only, which dies without passing it on: the service must
+    // be that process (`exec`) to stop cleanly. bridge/relay/test/main.test.ts signals npm itself.
+    const { scripts } = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+    for (const name of ['dev', 'relay', 'stripe:standin']) expect(scripts[name], name).toMatch(/^exec node /);
+  });
 });
 
 /** `--env` as wrangler's help lists it (`-e, --env  …`), not as the start of a longer flag. */

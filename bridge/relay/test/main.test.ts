@@ -8,13 +8,21 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { paymentEvent, pushEnvelope } from './helpers/payment-event.ts';
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 
 type Relay = { child: ChildProcess; lines: () => Array<Record<string, unknown>>; exited: Promise<number | null> };
 
-function startMain(env: Record<string, string>): Relay {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
-    env: { PATH: process.env.PATH ?? '', ...env },
+/** The relay's process, or with `viaNpm` the `npm run relay` in front of it (`child` is then npm's). */
+function startMain(env: Record<string, string>, opts: { viaNpm?: boolean } = {}): Relay {
+  const [command, args] = opts.viaNpm
+    ? ['npm', ['run', '--silent', 'relay']]
+    : [process.execPath, ['--import', 'tsx', MAIN]];
+  const child = spawn(command, args, {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // A group of its own, so that cleanup reaches a process npm left behind.
+    detached: true,
   });
   let stdout = '';
   child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -46,7 +54,13 @@ function freePort(): Promise<number> {
 const running: Relay[] = [];
 const servers: LocalServer[] = [];
 afterEach(async () => {
-  for (const relay of running.splice(0)) relay.child.kill('SIGKILL');
+  for (const relay of running.splice(0)) {
+    try {
+      process.kill(-relay.child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
   await Promise.all(servers.splice(0).map((server) => server.close()));
 });
 
@@ -117,6 +131,26 @@ describe('npm run relay', () => {
     expect(await response.json()).toEqual({ status: 'published', messageId: 'n-1' });
     expect(await relay.exited).toBe(0);
     expect(relay.lines().map((line) => line.message)).toContain('relay stopped');
+    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+  });
+
+  it('stops when the SIGTERM goes to npm itself, as a process manager sends it', async () => {
+    const port = await freePort();
+    const relay = startMain(
+      {
+        PORT: String(port),
+        GCP_PROJECT_ID: 'demo-project',
+        NOTIFICATION_TOPIC: 'notifications',
+        PUSH_AUTH: 'none',
+        PUBSUB_EMULATOR_HOST: '127.0.0.1:9',
+      },
+      { viaNpm: true },
+    );
+    running.push(relay);
+    await waitForLine(relay, /^relay listening on 127\.0\.0\.1:/);
+    // npm's process only, not its group: npm must pass it on to the relay.
+    relay.child.kill('SIGTERM');
+    await waitForLine(relay, /^relay stopped$/);
     await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
   });
 });
