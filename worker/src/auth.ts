@@ -25,6 +25,8 @@ function bearer(header: string | undefined): string {
   return match[1];
 }
 
+const KEY_SET_ALGORITHMS = ['RS256', 'ES256'];
+
 /** Verifies the bearer JWT (HS256 secret or JWKS) and returns its `sub`. */
 export async function authenticate(env: Env, authorization: string | undefined): Promise<string> {
   const cfg = config(env);
@@ -32,14 +34,15 @@ export async function authenticate(env: Env, authorization: string | undefined):
   const secret = cfg.optional('AUTH_JWT_SECRET');
   const jwksUrl = cfg.optional('AUTH_JWKS_URL');
   if (!secret && !jwksUrl) throw new ApiError('misconfigured', 'AUTH_JWT_SECRET or AUTH_JWKS_URL is not set');
-  // With both, the token's algorithm picks the key, and each key takes only its own algorithms,
-  // so a token can never be checked against the other kind of key.
-  const bySecret = !!secret && (jwksUrl === undefined || headerAlgorithm(token) === 'HS256');
+  // With both, a token that names a key set's algorithm goes to the key set and any other to the
+  // secret (a malformed one is refused there: 401). Each key takes only its own algorithms, so a
+  // token can never be checked against the other kind of key.
+  const bySecret = !!secret && !(jwksUrl && KEY_SET_ALGORITHMS.includes(headerAlgorithm(token) ?? ''));
   // A provider signs the tokens of all its tenants with one key set (Firebase: every project's),
   // so with a key set only the issuer and audience say that a token is for us.
   const options: JWTVerifyOptions = bySecret
     ? { issuer: cfg.optional('AUTH_ISSUER'), audience: cfg.optional('AUTH_AUDIENCE'), algorithms: ['HS256'] }
-    : { issuer: cfg.required('AUTH_ISSUER'), audience: cfg.required('AUTH_AUDIENCE'), algorithms: ['RS256', 'ES256'] };
+    : { issuer: cfg.required('AUTH_ISSUER'), audience: cfg.required('AUTH_AUDIENCE'), algorithms: KEY_SET_ALGORITHMS };
   options.requiredClaims = ['exp', 'sub'];
   try {
     const { payload } = bySecret

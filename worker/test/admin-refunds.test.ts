@@ -152,6 +152,18 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
     expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 500, refunds: 1 });
   });
 
+  it('answers 503 with Retry-After while Stripe rate-limits the refund, and refunds once it lets it through', async () => {
+    const state = await paidCart();
+    await standin.addFault({ method: 'POST', path: '/v1/refunds', status: 429, times: 5 });
+    const limited = await refund(state.cartId, { amount: 500 }, 'limited-1');
+    expect(limited.status).toBe(503);
+    expect(limited.headers.get('Retry-After')).toBe('1');
+    await standin.clearFaults();
+    // Stripe's rate limiter answers before its idempotency layer: the same key then refunds.
+    expect((await refund(state.cartId, { amount: 500 }, 'limited-1')).status).toBe(201);
+    expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 500, refunds: 1 });
+  });
+
   it('makes a refund of its own for each request without an Idempotency-Key, as Stripe does without one', async () => {
     const state = await paidCart();
     expect((await refund(state.cartId, { amount: 300 })).status).toBe(201);

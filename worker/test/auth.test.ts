@@ -154,6 +154,11 @@ describe('bearer tokens (JWKS)', () => {
     });
     expect((await postCart(wrongSecret, both)).status).toBe(401);
     expect(await cartsOf(forger)).toBe(0);
+
+    // Junk is refused as a bad token, even where the key set lacks its issuer and audience.
+    const halfConfigured = { ...both, AUTH_ISSUER: undefined, AUTH_AUDIENCE: undefined };
+    for (const junk of ['abc', 'a.b.c']) expect((await postCart(junk, halfConfigured)).status).toBe(401);
+    expect((await postCart(await tokenFor(unique('user')), halfConfigured)).status).toBe(201);
   });
 
   it("refuses a token the same provider signed for another tenant, with the victim's sub", async () => {

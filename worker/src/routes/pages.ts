@@ -104,8 +104,10 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
  */
 function appReturnUrl(config: Config): string | undefined {
   try {
+    const configured = config.optional('APP_RETURN_URL');
+    if (configured) return configured;
     const storefront = config.optional('PUBLIC_BASE_URL');
-    return config.optional('APP_RETURN_URL') ?? (storefront && `${storefront}/`);
+    return storefront && `${storefront}/`;
   } catch (err) {
     log.error('landing_page_without_app_link', { error: err });
     return undefined;
