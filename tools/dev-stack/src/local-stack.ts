@@ -126,8 +126,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         ? process.env[name]
           ? 'environment'
           : '.dev.vars'
-        : (providedBy.get(name) ??
-          (name === 'PUBLIC_BASE_URL' ? 'default' : 'dev-secrets.json'));
+        : (providedBy.get(name) ?? (name === 'PUBLIC_BASE_URL' ? 'default' : 'dev-secrets.json'));
     logVariables(log, workerVars, sourceOf);
 
     const inspectorPort = await portOrFree(options.inspectorPort ?? 0);
