@@ -1,5 +1,6 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
+import { createMiddleware } from 'hono/factory';
 import { type RequestIdVariables, requestId } from 'hono/request-id';
 import type { AuthVariables } from './auth.ts';
 import type { Env } from './env.ts';
@@ -7,6 +8,7 @@ import { ApiError } from './errors.ts';
 import { withLogContext } from './log.ts';
 import { problemResponse } from './problem.ts';
 import type { RateLimitBindings } from './rate-limits.ts';
+import { documentSharedAnswers } from './schemas.ts';
 import { cors, noSniff } from './security-headers.ts';
 import { requestServices, type Services } from './services.ts';
 
@@ -28,6 +30,20 @@ export function router(): OpenAPIHono<AppEnv> {
     },
   });
 }
+
+/**
+ * For a route whose body is optional: an empty body sent as JSON (`curl -X POST -H 'Content-Type:
+ * application/json'`, or a client that always sends the header) is no body, not malformed JSON.
+ */
+export const emptyBodyIsNone = createMiddleware(async (c, next) => {
+  if (c.req.raw.body && (await c.req.raw.clone().text()).trim() === '') {
+    const headers = new Headers(c.req.raw.headers);
+    headers.delete('Content-Type');
+    headers.delete('Content-Length');
+    c.req.raw = new Request(c.req.url, { method: c.req.method, headers });
+  }
+  await next();
+});
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -54,6 +70,7 @@ export function createApp(routes: ((app: OpenAPIHono<AppEnv>) => void)[]): OpenA
     }),
   );
   for (const register of routes) register(app);
+  documentSharedAnswers(app.openAPIRegistry);
   app.notFound((c) => problemResponse(c, new ApiError('not_found', 'No such route')));
   app.onError((err, c) => problemResponse(c, err));
   return app;

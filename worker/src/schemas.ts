@@ -1,5 +1,5 @@
 import { Amounts, Dispute, Shipping } from '@edge-checkout/pubsub/payment-event';
-import { z } from '@hono/zod-openapi';
+import { type OpenAPIHono, z } from '@hono/zod-openapi';
 import { CART_STATUSES } from './cart-state.ts';
 import { NOT_STORABLE, storableText } from './storable-text.ts';
 
@@ -206,6 +206,45 @@ export const Problem = z
   .openapi('Problem');
 
 export const Health = z.object({ status: z.literal('ok'), db: z.literal('ok') }).openapi('Health');
+
+/** An error page of the landing pages (text/html), as `problems` is for the API. */
+export const htmlError = { description: 'Error page', content: { 'text/html': { schema: z.string() } } };
+
+const REQUEST_ID_HEADER = {
+  'X-Request-Id': {
+    description: "This request's id, as logged (quote it to support)",
+    required: true,
+    schema: { type: 'string' },
+  },
+} as const;
+const RETRY_AFTER_HEADER = {
+  'Retry-After': { description: 'Seconds to wait before trying again (when known)', schema: { type: 'string' } },
+} as const;
+
+type Responses = Record<string, { content?: Record<string, unknown>; headers?: Record<string, unknown> }>;
+
+/**
+ * Adds to every operation of the document the answers no route gives itself: 413 from the body
+ * limit (any request that is not a GET may carry a body), 415 from the JSON body check (a route
+ * that takes a body), 500 (misconfigured, internal), each as the route answers its errors (pages
+ * as HTML); and on every answer the headers the middleware sets: X-Request-Id, and Retry-After
+ * with 429 and 503. Run once every route is registered.
+ */
+export function documentSharedAnswers(registry: OpenAPIHono['openAPIRegistry']): void {
+  for (const definition of registry.definitions) {
+    if (definition.type !== 'route') continue;
+    const { route } = definition;
+    const responses = route.responses as Responses;
+    const isPage = Object.values(responses).some((r) => r.content && 'text/html' in r.content);
+    const error = isPage ? htmlError : problems(500)[500]!;
+    const shared = [500, ...(route.method === 'get' ? [] : [413]), ...(route.request?.body ? [415] : [])];
+    for (const status of shared) responses[status] ??= error;
+    for (const [status, response] of Object.entries(responses)) {
+      const retry = status === '429' || status === '503' ? RETRY_AFTER_HEADER : {};
+      responses[status] = { ...response, headers: { ...REQUEST_ID_HEADER, ...retry, ...response.headers } };
+    }
+  }
+}
 
 /** Response entries for the problem+json answers a route can give. */
 export function problems(...statuses: number[]) {

@@ -164,6 +164,17 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
     expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 500, refunds: 1 });
   });
 
+  it('refunds what is left for an empty body, with or without a JSON content type', async () => {
+    const state = await paidCart();
+    const empty = await call(`/v1/admin/carts/${state.cartId}/refunds`, {
+      method: 'POST',
+      headers: { ...admin, 'Content-Type': 'application/json' },
+      body: '',
+    });
+    expect(empty.status).toBe(201);
+    expect(await cart(state)).toMatchObject({ status: 'refunded' });
+  });
+
   it('makes a refund of its own for each request without an Idempotency-Key, as Stripe does without one', async () => {
     const state = await paidCart();
     expect((await refund(state.cartId, { amount: 300 })).status).toBe(201);

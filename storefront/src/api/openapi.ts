@@ -22,6 +22,8 @@ export interface paths {
                 /** @description Serving, database reachable */
                 200: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -29,8 +31,23 @@ export interface paths {
                     };
                 };
                 /** @description Problem details (RFC 9457) */
+                500: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
                 503: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -67,6 +84,8 @@ export interface paths {
                 /** @description Active products */
                 200: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -74,8 +93,23 @@ export interface paths {
                     };
                 };
                 /** @description Problem details (RFC 9457) */
+                500: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
                 503: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -114,6 +148,8 @@ export interface paths {
                 /** @description Carts, newest first */
                 200: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -123,6 +159,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 400: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -132,6 +170,19 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 401: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                500: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -141,6 +192,10 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 503: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -163,6 +218,8 @@ export interface paths {
                 /** @description The existing active cart */
                 200: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -172,6 +229,8 @@ export interface paths {
                 /** @description A new open cart */
                 201: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -181,6 +240,19 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 401: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                413: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -190,6 +262,21 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 429: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                500: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -199,6 +286,10 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 503: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -235,6 +326,8 @@ export interface paths {
                 /** @description The cart */
                 200: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -244,6 +337,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 400: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -253,6 +348,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 401: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -262,6 +359,19 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 404: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                500: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -271,6 +381,10 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 503: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -315,6 +429,8 @@ export interface paths {
                 /** @description The cart after the change */
                 200: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -324,6 +440,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 400: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -333,6 +451,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 401: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -342,6 +462,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 404: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -351,6 +473,19 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 409: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                413: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -360,6 +495,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 415: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -369,6 +506,21 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 429: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                500: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -378,6 +530,10 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 503: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -403,6 +559,8 @@ export interface paths {
                 /** @description The cart after the change */
                 200: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -412,6 +570,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 400: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -421,6 +581,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 401: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -430,6 +592,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 404: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -439,6 +603,19 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 409: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                413: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -448,6 +625,21 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 429: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                500: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -457,6 +649,10 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 503: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -497,6 +693,8 @@ export interface paths {
                 /** @description The live session of this cart, unchanged */
                 200: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -506,6 +704,8 @@ export interface paths {
                 /** @description A new Checkout Session */
                 201: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -515,6 +715,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 400: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -524,6 +726,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 401: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -533,6 +737,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 404: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -542,6 +748,19 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 409: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                413: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -551,6 +770,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 422: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -560,6 +781,21 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 429: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                500: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -569,6 +805,10 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 503: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -592,6 +832,8 @@ export interface paths {
                 /** @description The cart, back in open */
                 200: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -601,6 +843,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 400: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -610,6 +854,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 401: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -619,6 +865,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 404: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -628,6 +876,19 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 409: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                413: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -637,6 +898,21 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 429: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                500: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -646,6 +922,10 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 503: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -687,6 +967,8 @@ export interface paths {
                 /** @description Stored (or a replay, or ignored) */
                 200: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -699,6 +981,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 400: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -708,6 +992,19 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 413: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                500: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -717,6 +1014,10 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 503: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -753,6 +1054,67 @@ export interface paths {
                 /** @description HTML page */
                 200: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/html": string;
+                    };
+                };
+                /** @description Error page */
+                400: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/html": string;
+                    };
+                };
+                /** @description Error page */
+                404: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/html": string;
+                    };
+                };
+                /** @description Error page */
+                429: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/html": string;
+                    };
+                };
+                /** @description Error page */
+                500: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/html": string;
+                    };
+                };
+                /** @description Error page */
+                503: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -791,6 +1153,54 @@ export interface paths {
                 /** @description HTML page */
                 200: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/html": string;
+                    };
+                };
+                /** @description Error page */
+                400: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/html": string;
+                    };
+                };
+                /** @description Error page */
+                404: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/html": string;
+                    };
+                };
+                /** @description Error page */
+                500: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/html": string;
+                    };
+                };
+                /** @description Error page */
+                503: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -830,6 +1240,8 @@ export interface paths {
                 /** @description Carts */
                 200: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -839,6 +1251,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 400: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -848,6 +1262,19 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 401: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                500: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -857,6 +1284,10 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 503: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -907,6 +1338,8 @@ export interface paths {
                 /** @description Refunded (or the same refund again, for a retried request) */
                 201: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -916,6 +1349,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 400: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -925,6 +1360,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 401: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -934,6 +1371,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 404: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -943,6 +1382,30 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 409: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                413: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                415: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -952,6 +1415,19 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 422: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                500: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -961,6 +1437,10 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 503: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1002,6 +1482,8 @@ export interface paths {
                 /** @description Updated */
                 200: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1011,6 +1493,8 @@ export interface paths {
                 /** @description Created */
                 201: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1020,6 +1504,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 400: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1029,6 +1515,41 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 401: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                413: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                415: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                500: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1038,6 +1559,10 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 503: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1076,6 +1601,8 @@ export interface paths {
                 /** @description Outbox rows, oldest first */
                 200: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1085,6 +1612,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 400: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1094,6 +1623,19 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 401: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                500: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1103,6 +1645,10 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 503: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1141,6 +1687,8 @@ export interface paths {
                 /** @description The rows queued again, oldest first */
                 200: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1150,6 +1698,30 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 401: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                413: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                500: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1159,6 +1731,10 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 503: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1200,6 +1776,8 @@ export interface paths {
                 /** @description Queued for the next relay */
                 200: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1209,6 +1787,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 400: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1218,6 +1798,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 401: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1227,6 +1809,30 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 404: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                413: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                500: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1236,6 +1842,10 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 503: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1274,6 +1884,8 @@ export interface paths {
                 /** @description Discarded */
                 200: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1283,6 +1895,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 400: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1292,6 +1906,8 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 401: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1301,6 +1917,30 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 404: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                413: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
+                500: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1310,6 +1950,10 @@ export interface paths {
                 /** @description Problem details (RFC 9457) */
                 503: {
                     headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id": string;
+                        /** @description Seconds to wait before trying again (when known) */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {

@@ -1,5 +1,5 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
-import type { AppEnv } from '../app.ts';
+import { type AppEnv, emptyBodyIsNone } from '../app.ts';
 import { requireAdmin } from '../auth.ts';
 import { listAllCarts } from '../carts.ts';
 import { notFound } from '../errors.ts';
@@ -122,7 +122,7 @@ const refund = createRoute({
     'the key with other parameters is refused (400). A partial refund publishes cart.partially_refunded and the ' +
     'cart stays paid; refunding the whole amount makes it refunded.',
   security: [{ adminKey: [] }],
-  middleware: [requireAdmin] as const,
+  middleware: [requireAdmin, emptyBodyIsNone] as const,
   request: {
     params: z.object({ cartId: CartId }),
     headers: z.object({

@@ -8,7 +8,7 @@ import { log } from '../log.ts';
 import { cartPage, messagePage, PAGE_STYLE } from '../pages.ts';
 import { problemOf } from '../problem.ts';
 import { clientAddress, takeToken } from '../rate-limits.ts';
-import { CartId } from '../schemas.ts';
+import { CartId, htmlError } from '../schemas.ts';
 import { htmlPageHeaders } from '../security-headers.ts';
 import { STRIPE_ID } from '../stripe-event-shape.ts';
 
@@ -27,7 +27,7 @@ const success = createRoute({
       session_id: z.string().regex(STRIPE_ID, 'a Checkout Session id'),
     }),
   },
-  responses: { 200: htmlPage },
+  responses: { 200: htmlPage, 400: htmlError, 404: htmlError, 429: htmlError, 503: htmlError },
 });
 
 const cancel = createRoute({
@@ -36,7 +36,7 @@ const cancel = createRoute({
   tags: ['Pages'],
   summary: "Stripe's cancel_url: the cart is kept",
   request: { query: z.object({ cart_id: CartId }) },
-  responses: { 200: htmlPage },
+  responses: { 200: htmlPage, 400: htmlError, 404: htmlError, 503: htmlError },
 });
 
 /**
