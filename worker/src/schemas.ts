@@ -117,7 +117,10 @@ export const Cart = z
     // Not Checkout.nullable(): that made the shared Checkout component itself nullable in the
     // OpenAPI document, so the checkout route's answer read as `Checkout | null` to clients.
     checkout: z.union([Checkout, z.null()]),
-    amounts: z.union([CartAmounts, z.null()]).openapi({ description: 'What Stripe reported at the checkout's completion (a delayed payment that failed keeps them); null until then' }),
+    amounts: z.union([CartAmounts, z.null()]).openapi({
+      description:
+        'What Stripe reported when the checkout completed (a delayed payment that failed keeps them); null until then',
+    }),
     shipping: z.union([ShippingDetails, z.null()]).openapi({ description: 'null when no address was collected' }),
     refundedAmount: z.number().int().openapi({ description: 'Refunded so far, in minor units' }),
     oversold: z

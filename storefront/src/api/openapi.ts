@@ -2028,7 +2028,7 @@ export interface components {
             itemCount: number;
             totalAmount: number;
             checkout: components["schemas"]["Checkout"] | null;
-            /** @description What Stripe charged; null until paid */
+            /** @description What Stripe reported when the checkout completed (a delayed payment that failed keeps them); null until then */
             amounts: components["schemas"]["CartAmounts"] | null;
             /** @description null when no address was collected */
             shipping: components["schemas"]["ShippingDetails"] | null;
