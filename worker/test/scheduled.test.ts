@@ -1,7 +1,9 @@
 import { StandinControls } from '@edge-checkout/test-support/standin';
 import type Stripe from 'stripe';
 import { describe, expect, inject, it } from 'vitest';
+import { applyUndeliveredEvents } from '../src/lost-events.ts';
 import { runScheduled } from '../src/scheduled.ts';
+import { requestServices } from '../src/services.ts';
 import { call, db } from './helpers.ts';
 import { standin } from './standin.ts';
 import { cartStatus, checkedOutCart, deliver, outboxOf, standinStripe, stripeEnv } from './stripe-helpers.ts';
@@ -190,6 +192,28 @@ describe('scheduled recovery of events Stripe could not deliver', () => {
     expect(await outboxOf(state.cartId)).toHaveLength(3);
     const [row] = await db().query('SELECT source, outcome FROM payment_events WHERE id = $1', [refunded!.id]);
     expect(row).toEqual({ source: 'reconcile', outcome: 'applied' });
+  });
+
+  it('works through a backlog longer than a run reads, run after run, and finds new ones at once', async () => {
+    // Runs of two pages of one event: the newest first, then one on from where the last run stopped.
+    const read = () =>
+      applyUndeliveredEvents(
+        requestServices(env, () => null),
+        { pages: 2, pageSize: 1 },
+      );
+    const carts = [await checkedOutCart({ env }), await checkedOutCart({ env }), await checkedOutCart({ env })];
+    for (const state of carts) await lostEventsStandin.pay(state.sessionId, 'paid');
+    expect((await read()).applied).toBe(2);
+    expect(await Promise.all(carts.map((c) => cartStatus(c.cartId)))).toEqual(['checkout_pending', 'paid', 'paid']);
+    // The oldest of the three is beyond what one run reads from the newest.
+    expect((await read()).applied).toBe(1);
+    expect(await cartStatus(carts[0]!.cartId)).toBe('paid');
+
+    // One lost while the walk goes on through older events is found by the next run all the same.
+    const later = await checkedOutCart({ env });
+    await lostEventsStandin.pay(later.sessionId, 'paid');
+    expect((await read()).applied).toBe(1);
+    expect(await cartStatus(later.cartId)).toBe('paid');
   });
 
   it('counts Stripe failing to list them, and gets them on the next run', async () => {
