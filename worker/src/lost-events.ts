@@ -26,8 +26,10 @@ export interface LostEventsReport {
  * id already recorded (delivered after all, or recovered by an earlier run) is skipped: one
  * query per page finds them, so a lasting backlog of undelivered events costs little.
  *
- * A run reads the newest page first, so today's lost events never wait behind the walk, then
- * spends the rest of its pages going on from where the last run stopped (`starting_after`).
+ * A run reads from the newest while the pages hold news, so recent losses never wait behind the
+ * walk, then spends what is left of its pages (one at least) going on from where the last run
+ * stopped (`starting_after`, https://docs.stripe.com/api/pagination). Never throws: what fails is
+ * counted and logged, and the scheduled job goes on.
  */
 export async function applyUndeliveredEvents(
   services: Services,
@@ -35,13 +37,11 @@ export async function applyUndeliveredEvents(
 ): Promise<LostEventsReport> {
   const { sql, fulfilment } = services;
   const report: LostEventsReport = { applied: 0, errors: 0 };
-  const pages = opts.pages ?? PAGES_PER_RUN;
-  const [saved] = (await sql.query('SELECT starting_after FROM undelivered_events_cursor')) as {
-    starting_after: string;
-  }[];
+  // Two at least: the newest page, and one of the walk.
+  const pages = Math.max(2, opts.pages ?? PAGES_PER_RUN);
 
-  /** Applies what a page lists that is not recorded yet, oldest first, as they happened. */
-  const applyPage = async (events: Stripe.Event[]) => {
+  /** Applies what a page lists that is not recorded yet, oldest first, as they happened; how many that was. */
+  const applyPage = async (events: Stripe.Event[]): Promise<number> => {
     const recorded = new Set(
       (
         (await sql.query('SELECT id FROM payment_events WHERE id = ANY($1)', [events.map((e) => e.id)])) as {
@@ -49,7 +49,8 @@ export async function applyUndeliveredEvents(
         }[]
       ).map((r) => r.id),
     );
-    for (const event of events.filter((e) => !recorded.has(e.id)).reverse()) {
+    const news = events.filter((e) => !recorded.has(e.id));
+    for (const event of news.reverse()) {
       try {
         // Checked as the webhook checks it: a field of another type is logged here, not stored.
         const effect = effectOfEvent(wellFormedEvent(event), 'reconcile');
@@ -61,37 +62,46 @@ export async function applyUndeliveredEvents(
         log.error('lost_event_not_applied', { eventId: event.id, error: err });
       }
     }
+    return news.length;
   };
 
-  // Where the walk stands: the last event it read, or null once it has read to the end.
-  let position: string | null = saved?.starting_after ?? null;
-  /**
-   * Reads up to `count` pages on from `from` (the newest when null): where it stopped, null at the
-   * end. With `walking`, each page read moves `position`, so a failure keeps what was done.
-   */
-  const walk = async (from: string | null, count: number, walking: boolean): Promise<string | null> => {
-    let at = from;
-    for (let page = 0; page < count; page++) {
-      const list = await services.stripe.events.list({
-        delivery_success: false,
-        types: [...HANDLED_EVENT_TYPES],
-        limit: opts.pageSize ?? PAGE_SIZE,
-        ...(at && { starting_after: at }),
-      });
-      await applyPage(list.data);
-      if (!list.has_more || list.data.length === 0) return null;
-      at = list.data.at(-1)!.id;
-      if (walking) position = at;
-    }
-    return at;
-  };
+  const list = (startingAfter: string | null) =>
+    services.stripe.events.list({
+      delivery_success: false,
+      types: [...HANDLED_EVENT_TYPES],
+      limit: opts.pageSize ?? PAGE_SIZE,
+      ...(startingAfter && { starting_after: startingAfter }),
+    });
 
+  // Where the walk stands: the last event it read, or null when the next walk starts from the newest.
+  let position: string | null = null;
+  let used = 0;
   try {
-    if (position === null) position = await walk(null, pages, true);
-    else {
-      // A list that fits in the newest page has no older part left to walk.
-      const newest = await walk(null, 1, false);
-      position = newest === null ? null : await walk(position, pages - 1, true);
+    const [saved] = (await sql.query('SELECT starting_after FROM undelivered_events_cursor')) as {
+      starting_after: string;
+    }[];
+    position = saved?.starting_after ?? null;
+    // From the newest: without a walk under way this is the walk; with one, it stops at a page of no news.
+    let at: string | null = null;
+    const walking = position === null;
+    while (used < (walking ? pages : pages - 1)) {
+      const page = await list(at);
+      used++;
+      const news = await applyPage(page.data);
+      at = page.has_more && page.data.length > 0 ? page.data.at(-1)!.id : null;
+      if (walking) position = at;
+      if (at === null || (!walking && news === 0)) break;
+    }
+    // The newest pages reached the end: nothing is left to walk.
+    if (!walking && at === null) position = null;
+    // Then the walk goes on with the pages left.
+    if (!walking) {
+      while (position !== null && used < pages) {
+        const page = await list(position);
+        used++;
+        await applyPage(page.data);
+        position = page.has_more && page.data.length > 0 ? page.data.at(-1)!.id : null;
+      }
     }
   } catch (err) {
     // Stripe unreachable or failing: the next run goes on from where this one got to. An event
@@ -100,12 +110,18 @@ export async function applyUndeliveredEvents(
     log.error('lost_events_not_listed', { error: err });
     if (err instanceof Stripe.errors.StripeInvalidRequestError) position = null;
   }
-  await sql.query(
-    position === null
-      ? 'DELETE FROM undelivered_events_cursor'
-      : `INSERT INTO undelivered_events_cursor (starting_after) VALUES ($1)
-         ON CONFLICT (one) DO UPDATE SET starting_after = EXCLUDED.starting_after, updated_at = now()`,
-    position === null ? [] : [position],
-  );
+  try {
+    await sql.query(
+      position === null
+        ? 'DELETE FROM undelivered_events_cursor'
+        : `INSERT INTO undelivered_events_cursor (starting_after) VALUES ($1)
+           ON CONFLICT (one) DO UPDATE SET starting_after = EXCLUDED.starting_after, updated_at = now()`,
+      position === null ? [] : [position],
+    );
+  } catch (err) {
+    // The next run walks from where the last saved position says, doing some pages again.
+    report.errors++;
+    log.error('lost_events_not_listed', { error: err });
+  }
   return report;
 }

@@ -214,6 +214,14 @@ describe('scheduled recovery of events Stripe could not deliver', () => {
     await lostEventsStandin.pay(later.sessionId, 'paid');
     expect((await read()).applied).toBe(1);
     expect(await cartStatus(later.cartId)).toBe('paid');
+    // And as many as the run's pages hold: it reads on from the newest while the pages hold news.
+    const more = [await checkedOutCart({ env }), await checkedOutCart({ env })];
+    for (const state of more) await lostEventsStandin.pay(state.sessionId, 'paid');
+    const wider = await applyUndeliveredEvents(
+      requestServices(env, () => null),
+      { pages: 3, pageSize: 1 },
+    );
+    expect(wider.applied).toBe(2);
   });
 
   it('counts Stripe failing to list them, and gets them on the next run', async () => {
