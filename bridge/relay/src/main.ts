@@ -22,8 +22,13 @@ const relay = await startRelay(config, { hostname }).catch((error: unknown) => {
   process.exit(1);
 });
 
+// Kept for every signal, not once: Ctrl-C in a terminal reaches the relay twice under npm (the
+// terminal's and npm's own), and a second one must not cut the requests in flight short.
+let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(signal, () => {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
     jsonLog('INFO', `${signal}: finishing requests in flight, then exiting`);
     void relay.close(SHUTDOWN_GRACE_MS).then(() => {
       jsonLog('INFO', 'relay stopped');

@@ -124,6 +124,9 @@ describe('npm run relay', () => {
     await publishArrived;
     relay.child.kill('SIGTERM');
     await waitForLine(relay, /^SIGTERM: finishing requests in flight/);
+    // Ctrl-C under npm signals twice (the terminal's and npm's): more signals must not cut it short.
+    relay.child.kill('SIGINT');
+    relay.child.kill('SIGINT');
     release();
 
     const response = await inFlight;

@@ -36,8 +36,12 @@ try {
   );
   log(`ready: ${standin.url} (STRIPE_API_BASE=${standin.url})`);
 
+  // For every signal, not once: Ctrl-C reaches it twice under npm (the terminal's and npm's).
+  let stopping = false;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
       void standin.close().then(() => process.exit(0));
     });
   }
