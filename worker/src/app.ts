@@ -36,7 +36,7 @@ export function router(): OpenAPIHono<AppEnv> {
  * application/json'`, or a client that always sends the header) is no body, not malformed JSON.
  */
 export const emptyBodyIsNone = createMiddleware(async (c, next) => {
-  if (c.req.raw.body && (await c.req.raw.clone().text()).trim() === '') {
+  if (c.req.raw.body && (await c.req.raw.clone().text()) === '') {
     const headers = new Headers(c.req.raw.headers);
     headers.delete('Content-Type');
     headers.delete('Content-Length');

@@ -214,11 +214,9 @@ export const Health = z.object({ status: z.literal('ok'), db: z.literal('ok') })
 export const htmlError = { description: 'Error page', content: { 'text/html': { schema: z.string() } } };
 
 const REQUEST_ID_HEADER = {
-  'X-Request-Id': {
-    description: "This request's id, as logged (quote it to support)",
-    required: true,
-    schema: { type: 'string' },
-  },
+  // Not `required`: Cloudflare answers some requests itself (its own body limit, a Worker that
+  // exceeded its CPU time), without the Worker's headers.
+  'X-Request-Id': { description: "This request's id, as logged (quote it to support)", schema: { type: 'string' } },
 } as const;
 const RETRY_AFTER_HEADER = {
   'Retry-After': { description: 'Seconds to wait before trying again (when known)', schema: { type: 'string' } },

@@ -23,7 +23,7 @@ export interface paths {
                 200: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -34,7 +34,7 @@ export interface paths {
                 500: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -45,7 +45,7 @@ export interface paths {
                 503: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -85,7 +85,7 @@ export interface paths {
                 200: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -96,7 +96,7 @@ export interface paths {
                 500: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -107,7 +107,7 @@ export interface paths {
                 503: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -149,7 +149,7 @@ export interface paths {
                 200: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -160,7 +160,7 @@ export interface paths {
                 400: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -171,7 +171,7 @@ export interface paths {
                 401: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -182,7 +182,7 @@ export interface paths {
                 500: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -193,7 +193,7 @@ export interface paths {
                 503: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -219,7 +219,7 @@ export interface paths {
                 200: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -230,7 +230,7 @@ export interface paths {
                 201: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -241,7 +241,7 @@ export interface paths {
                 401: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -252,7 +252,7 @@ export interface paths {
                 413: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -263,7 +263,7 @@ export interface paths {
                 429: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -276,7 +276,7 @@ export interface paths {
                 500: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -287,7 +287,7 @@ export interface paths {
                 503: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -327,7 +327,7 @@ export interface paths {
                 200: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -338,7 +338,7 @@ export interface paths {
                 400: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -349,7 +349,7 @@ export interface paths {
                 401: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -360,7 +360,7 @@ export interface paths {
                 404: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -371,7 +371,7 @@ export interface paths {
                 500: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -382,7 +382,7 @@ export interface paths {
                 503: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -430,7 +430,7 @@ export interface paths {
                 200: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -441,7 +441,7 @@ export interface paths {
                 400: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -452,7 +452,7 @@ export interface paths {
                 401: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -463,7 +463,7 @@ export interface paths {
                 404: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -474,7 +474,7 @@ export interface paths {
                 409: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -485,7 +485,7 @@ export interface paths {
                 413: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -496,7 +496,7 @@ export interface paths {
                 415: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -507,7 +507,7 @@ export interface paths {
                 429: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -520,7 +520,7 @@ export interface paths {
                 500: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -531,7 +531,7 @@ export interface paths {
                 503: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -560,7 +560,7 @@ export interface paths {
                 200: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -571,7 +571,7 @@ export interface paths {
                 400: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -582,7 +582,7 @@ export interface paths {
                 401: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -593,7 +593,7 @@ export interface paths {
                 404: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -604,7 +604,7 @@ export interface paths {
                 409: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -615,7 +615,7 @@ export interface paths {
                 413: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -626,7 +626,7 @@ export interface paths {
                 429: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -639,7 +639,7 @@ export interface paths {
                 500: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -650,7 +650,7 @@ export interface paths {
                 503: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -694,7 +694,7 @@ export interface paths {
                 200: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -705,7 +705,7 @@ export interface paths {
                 201: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -716,7 +716,7 @@ export interface paths {
                 400: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -727,7 +727,7 @@ export interface paths {
                 401: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -738,7 +738,7 @@ export interface paths {
                 404: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -749,7 +749,7 @@ export interface paths {
                 409: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -760,7 +760,7 @@ export interface paths {
                 413: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -771,7 +771,7 @@ export interface paths {
                 422: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -782,7 +782,7 @@ export interface paths {
                 429: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -795,7 +795,7 @@ export interface paths {
                 500: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -806,7 +806,7 @@ export interface paths {
                 503: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -833,7 +833,7 @@ export interface paths {
                 200: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -844,7 +844,7 @@ export interface paths {
                 400: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -855,7 +855,7 @@ export interface paths {
                 401: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -866,7 +866,7 @@ export interface paths {
                 404: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -877,7 +877,7 @@ export interface paths {
                 409: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -888,7 +888,7 @@ export interface paths {
                 413: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -899,7 +899,7 @@ export interface paths {
                 429: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -912,7 +912,7 @@ export interface paths {
                 500: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -923,7 +923,7 @@ export interface paths {
                 503: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -968,7 +968,7 @@ export interface paths {
                 200: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -982,7 +982,7 @@ export interface paths {
                 400: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -993,7 +993,7 @@ export interface paths {
                 413: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1004,7 +1004,7 @@ export interface paths {
                 500: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1015,7 +1015,7 @@ export interface paths {
                 503: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -1055,7 +1055,7 @@ export interface paths {
                 200: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1066,7 +1066,7 @@ export interface paths {
                 400: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1077,7 +1077,7 @@ export interface paths {
                 404: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1088,7 +1088,7 @@ export interface paths {
                 429: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -1101,7 +1101,7 @@ export interface paths {
                 500: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1112,7 +1112,7 @@ export interface paths {
                 503: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -1154,7 +1154,7 @@ export interface paths {
                 200: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1165,7 +1165,7 @@ export interface paths {
                 400: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1176,7 +1176,7 @@ export interface paths {
                 404: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1187,7 +1187,7 @@ export interface paths {
                 500: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1198,7 +1198,7 @@ export interface paths {
                 503: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -1241,7 +1241,7 @@ export interface paths {
                 200: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1252,7 +1252,7 @@ export interface paths {
                 400: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1263,7 +1263,7 @@ export interface paths {
                 401: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1274,7 +1274,7 @@ export interface paths {
                 500: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1285,7 +1285,7 @@ export interface paths {
                 503: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -1339,7 +1339,7 @@ export interface paths {
                 201: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1350,7 +1350,7 @@ export interface paths {
                 400: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1361,7 +1361,7 @@ export interface paths {
                 401: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1372,7 +1372,7 @@ export interface paths {
                 404: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1383,7 +1383,7 @@ export interface paths {
                 409: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1394,7 +1394,7 @@ export interface paths {
                 413: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1405,7 +1405,7 @@ export interface paths {
                 415: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1416,7 +1416,7 @@ export interface paths {
                 422: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1427,7 +1427,7 @@ export interface paths {
                 500: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1438,7 +1438,7 @@ export interface paths {
                 503: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -1483,7 +1483,7 @@ export interface paths {
                 200: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1494,7 +1494,7 @@ export interface paths {
                 201: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1505,7 +1505,7 @@ export interface paths {
                 400: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1516,7 +1516,7 @@ export interface paths {
                 401: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1527,7 +1527,7 @@ export interface paths {
                 413: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1538,7 +1538,7 @@ export interface paths {
                 415: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1549,7 +1549,7 @@ export interface paths {
                 500: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1560,7 +1560,7 @@ export interface paths {
                 503: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -1602,7 +1602,7 @@ export interface paths {
                 200: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1613,7 +1613,7 @@ export interface paths {
                 400: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1624,7 +1624,7 @@ export interface paths {
                 401: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1635,7 +1635,7 @@ export interface paths {
                 500: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1646,7 +1646,7 @@ export interface paths {
                 503: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -1688,7 +1688,7 @@ export interface paths {
                 200: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1699,7 +1699,7 @@ export interface paths {
                 401: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1710,7 +1710,7 @@ export interface paths {
                 413: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1721,7 +1721,7 @@ export interface paths {
                 500: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1732,7 +1732,7 @@ export interface paths {
                 503: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -1777,7 +1777,7 @@ export interface paths {
                 200: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1788,7 +1788,7 @@ export interface paths {
                 400: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1799,7 +1799,7 @@ export interface paths {
                 401: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1810,7 +1810,7 @@ export interface paths {
                 404: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1821,7 +1821,7 @@ export interface paths {
                 413: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1832,7 +1832,7 @@ export interface paths {
                 500: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1843,7 +1843,7 @@ export interface paths {
                 503: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
@@ -1885,7 +1885,7 @@ export interface paths {
                 200: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1896,7 +1896,7 @@ export interface paths {
                 400: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1907,7 +1907,7 @@ export interface paths {
                 401: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1918,7 +1918,7 @@ export interface paths {
                 404: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1929,7 +1929,7 @@ export interface paths {
                 413: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1940,7 +1940,7 @@ export interface paths {
                 500: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1951,7 +1951,7 @@ export interface paths {
                 503: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
-                        "X-Request-Id": string;
+                        "X-Request-Id"?: string;
                         /** @description Seconds to wait before trying again (when known) */
                         "Retry-After"?: string;
                         [name: string]: unknown;
