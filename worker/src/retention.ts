@@ -13,8 +13,8 @@ export interface RetentionReport {
  * Forgets what we no longer need `days` after it happened (RETENTION_DAYS, at least 30), in one
  * round trip and bounded batches:
  *
- * - outbox rows published that long ago (Pub/Sub has the event; unpublished rows are kept,
- *   whatever their age, until they are published or discarded);
+ * - outbox rows published or discarded that long ago (Pub/Sub has the event, or an operator
+ *   gave it up; unpublished rows are kept, whatever their age, until then);
  * - processed payment events received that long ago. Their ids are what makes a replayed event
  *   a no-op, so they are kept well past the time Stripe may still send one: Stripe retries a
  *   delivery for up to three days (https://docs.stripe.com/webhooks#automatic-retries) and
@@ -28,9 +28,9 @@ export async function forgetExpiredData(sql: Sql, days: number): Promise<Retenti
   const [row] = (await sql.query(
     `WITH outbox_gone AS (
        DELETE FROM outbox WHERE id IN (
-         SELECT id FROM outbox
-         WHERE published_at < now() - make_interval(days => $1)
-         ORDER BY published_at LIMIT $2)
+         (SELECT id FROM outbox WHERE published_at < now() - make_interval(days => $1) ORDER BY published_at LIMIT $2)
+         UNION ALL
+         (SELECT id FROM outbox WHERE discarded_at < now() - make_interval(days => $1) ORDER BY discarded_at LIMIT $2))
        RETURNING 1
      ), events_gone AS (
        DELETE FROM payment_events WHERE id IN (

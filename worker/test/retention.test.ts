@@ -88,6 +88,21 @@ describe('retention in the scheduled job', () => {
     expect(kept.customer.email).toBe('shopper@example.com');
   });
 
+  it('forgets an outbox row an operator discarded that long ago, and keeps one discarded since', async () => {
+    const [old, recent] = [
+      await paidCartAged(DAYS + 1, { published: false }),
+      await paidCartAged(DAYS + 1, { published: false }),
+    ];
+    await db().query(
+      `UPDATE outbox SET discarded_at = now() - make_interval(days => CASE WHEN cart_id = $1 THEN $3::int ELSE $4::int END)
+       WHERE cart_id = ANY($2)`,
+      [old.cartId, [old.cartId, recent.cartId], DAYS + 1, DAYS - 1],
+    );
+    await runScheduled(env);
+    expect((await facts(old.cartId)).outbox).toBe(0);
+    expect((await facts(recent.cartId)).outbox).toBe(1);
+  });
+
   it(`forgets at most ${RETENTION_BATCH} rows of a kind per run; a backlog drains over runs`, async () => {
     const prefix = `evt_retention_${crypto.randomUUID().slice(0, 8)}_`;
     const backlog = RETENTION_BATCH + 20;
