@@ -37,8 +37,6 @@ export async function applyUndeliveredEvents(
 ): Promise<LostEventsReport> {
   const { sql, fulfilment } = services;
   const report: LostEventsReport = { applied: 0, errors: 0 };
-  // Two at least: the newest page, and one of the walk.
-  const pages = Math.max(2, opts.pages ?? PAGES_PER_RUN);
 
   /** Applies what a page lists that is not recorded yet, oldest first, as they happened; how many that was. */
   const applyPage = async (events: Stripe.Event[]): Promise<number> => {
@@ -65,43 +63,40 @@ export async function applyUndeliveredEvents(
     return news.length;
   };
 
-  const list = (startingAfter: string | null) =>
-    services.stripe.events.list({
+  // Two at least: the newest page, and one of the walk.
+  let pagesLeft = Math.max(2, opts.pages ?? PAGES_PER_RUN);
+  /** Reads and applies one page on from `startingAfter` (the newest when null): the next page's cursor, null at the end, and how much was news. */
+  const readPage = async (startingAfter: string | null) => {
+    pagesLeft--;
+    const list = await services.stripe.events.list({
       delivery_success: false,
       types: [...HANDLED_EVENT_TYPES],
       limit: opts.pageSize ?? PAGE_SIZE,
       ...(startingAfter && { starting_after: startingAfter }),
     });
+    const news = await applyPage(list.data);
+    return { next: list.has_more && list.data.length > 0 ? list.data.at(-1)!.id : null, news };
+  };
 
   // Where the walk stands: the last event it read, or null when the next walk starts from the newest.
   let position: string | null = null;
-  let used = 0;
   try {
     const [saved] = (await sql.query('SELECT starting_after FROM undelivered_events_cursor')) as {
       starting_after: string;
     }[];
     position = saved?.starting_after ?? null;
-    // From the newest: without a walk under way this is the walk; with one, it stops at a page of no news.
-    let at: string | null = null;
-    const walking = position === null;
-    while (used < (walking ? pages : pages - 1)) {
-      const page = await list(at);
-      used++;
-      const news = await applyPage(page.data);
-      at = page.has_more && page.data.length > 0 ? page.data.at(-1)!.id : null;
-      if (walking) position = at;
-      if (at === null || (!walking && news === 0)) break;
+    let walk = true;
+    if (position !== null) {
+      // A walk is under way: recent losses first, from the newest while the pages hold news
+      // (one page kept for the walk). Reaching the end that way leaves nothing to walk.
+      let page = await readPage(null);
+      while (page.next !== null && page.news > 0 && pagesLeft > 1) page = await readPage(page.next);
+      if (page.next === null) [position, walk] = [null, false];
     }
-    // The newest pages reached the end: nothing is left to walk.
-    if (!walking && at === null) position = null;
-    // Then the walk goes on with the pages left.
-    if (!walking) {
-      while (position !== null && used < pages) {
-        const page = await list(position);
-        used++;
-        await applyPage(page.data);
-        position = page.has_more && page.data.length > 0 ? page.data.at(-1)!.id : null;
-      }
+    // Each page read moves the position, so a failure keeps what was done.
+    while (walk && pagesLeft > 0) {
+      position = (await readPage(position)).next;
+      walk = position !== null;
     }
   } catch (err) {
     // Stripe unreachable or failing: the next run goes on from where this one got to. An event
@@ -119,9 +114,9 @@ export async function applyUndeliveredEvents(
       position === null ? [] : [position],
     );
   } catch (err) {
-    // The next run walks from where the last saved position says, doing some pages again.
+    // The next run goes on from the position saved before, reading some pages again.
     report.errors++;
-    log.error('lost_events_not_listed', { error: err });
+    log.error('lost_events_position_not_saved', { error: err });
   }
   return report;
 }
