@@ -3,7 +3,7 @@ import { ApiError, notFound } from './errors.ts';
 import { log } from './log.ts';
 import type { RefundOut, RefundRequest } from './schemas.ts';
 import type { Services } from './services.ts';
-import { type Stripe, stripeFailure, stripeKeyInUse, stripeReplayed, stripeSavedFailure } from './stripe.ts';
+import { type Stripe, stripeFailure, stripeKeyInUse, stripeReplayed } from './stripe.ts';
 import { refundEffect } from './stripe-events.ts';
 
 /**
@@ -58,7 +58,7 @@ export async function refundCart(
     }
     // Stripe treats a 5xx as of unknown outcome: the refund may have been made (then its
     // charge.refunded webhook records it), so the operator checks before trying a new key.
-    if (stripeReplayed(err) && stripeSavedFailure(err) && (err.statusCode ?? 0) >= 500) {
+    if (stripeReplayed(err) && (err.statusCode ?? 0) >= 500) {
       throw new ApiError(
         'idempotency_key_failed',
         'Stripe failed this refund under this Idempotency-Key and answers every retry with it the same way. ' +
