@@ -210,9 +210,6 @@ export const Problem = z
 
 export const Health = z.object({ status: z.literal('ok'), db: z.literal('ok') }).openapi('Health');
 
-/** An error page of the landing pages (text/html), as `problems` is for the API. */
-export const htmlError = { description: 'Error page', content: { 'text/html': { schema: z.string() } } };
-
 const REQUEST_ID_HEADER = {
   // Not `required`: Cloudflare answers some requests itself (its own body limit, a Worker that
   // exceeded its CPU time), without the Worker's headers.
@@ -237,7 +234,7 @@ export function documentSharedAnswers(registry: OpenAPIHono['openAPIRegistry']):
     const { route } = definition;
     const responses = route.responses as Responses;
     const isPage = Object.values(responses).some((r) => r.content && 'text/html' in r.content);
-    const error = isPage ? htmlError : problems(500)[500]!;
+    const error = isPage ? html('Error page') : problems(500)[500]!;
     const shared = [500, ...(route.method === 'get' ? [] : [413]), ...(route.request?.body ? [415] : [])];
     for (const status of shared) responses[status] ??= error;
     for (const [status, response] of Object.entries(responses)) {
@@ -259,4 +256,9 @@ export function problems(...statuses: number[]) {
 
 export function json<T extends z.ZodType>(schema: T, description: string) {
   return { description, content: { 'application/json': { schema } } };
+}
+
+/** A response entry of the landing pages: a page for people, its errors included. */
+export function html(description: string) {
+  return { description, content: { 'text/html': { schema: z.string() } } };
 }

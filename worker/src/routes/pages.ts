@@ -8,11 +8,12 @@ import { log } from '../log.ts';
 import { cartPage, messagePage, PAGE_STYLE } from '../pages.ts';
 import { problemOf } from '../problem.ts';
 import { clientAddress, takeToken } from '../rate-limits.ts';
-import { CartId, htmlError } from '../schemas.ts';
+import { CartId, html } from '../schemas.ts';
 import { htmlPageHeaders } from '../security-headers.ts';
 import { STRIPE_ID } from '../stripe-event-shape.ts';
 
-const htmlPage = { description: 'HTML page', content: { 'text/html': { schema: z.string() } } };
+const htmlPage = html('HTML page');
+const htmlError = html('Error page');
 
 const success = createRoute({
   method: 'get',
