@@ -1,10 +1,14 @@
 import { PROJECT_ID, TOPIC_NAME } from '@edge-checkout/pubsub';
 import { z } from 'zod';
 import { ApiError } from './errors.ts';
+import { CHECKOUT_SHIPPING_COUNTRIES } from './shipping-countries.ts';
 
 /**
- * The Worker's bindings: wrangler vars, `.dev.vars` and secrets. Every value is a string as
- * Cloudflare delivers it; `config()` turns them into typed values once per isolate.
+ * The Worker's bindings: wrangler vars, `.dev.vars` and secrets, declared as the strings they
+ * should be. A `wrangler.toml` var arrives as written, though: `RETENTION_DAYS = 365` is a
+ * number and a table an object ("text and JSON values",
+ * https://developers.cloudflare.com/workers/configuration/environment-variables/). `config()`
+ * reads each as its text and turns it into a typed value, once per isolate.
  */
 export interface Env {
   /** Postgres connection string (Neon in production). Secret. */
@@ -64,7 +68,11 @@ export interface Env {
   RETENTION_DAYS?: string;
 }
 
-const optionalText = z.string().trim().min(1).optional().catch(undefined);
+/** A var's text (a number or flag as written, a table as JSON); undefined when unset or blank. */
+function bindingText(value: unknown): string | undefined {
+  const text = typeof value === 'string' || value === undefined || value === null ? value : JSON.stringify(value);
+  return text?.trim() || undefined;
+}
 
 // Plain http only to this machine (local stand-ins): anywhere else it would send keys, tokens
 // and SQL in clear text, and let the network answer in Stripe's or Neon's place.
@@ -88,12 +96,37 @@ const HTTPS_URL = 'an https:// URL (http:// only for localhost)';
 const LOOPBACK_HOST_PORT = 'host:port of this machine (localhost, 127.x.x.x or [::1])';
 const url = z.url({ error: HTTPS_URL }).refine((v) => isHttpsOrLoopback(absoluteUrl(v)), HTTPS_URL);
 
+// Where only the origin counts: a path, query or fragment would be dropped (the Stripe client
+// takes a host and port) or end up inside the URLs built from it (`${base}/checkout/success`).
+const ORIGIN_URL = 'an origin: https://host[:port], no path (http:// only for localhost)';
+const originUrl = url
+  .refine((v) => {
+    const u = absoluteUrl(v);
+    return u !== null && !u.username && !u.password && /^\/*$/.test(u.pathname) && !v.includes('?') && !v.includes('#');
+  }, ORIGIN_URL)
+  .transform((v) => new URL(v).origin);
+
+// What Neon's driver asks of a connection string before it sends a query: a user, a host and a
+// database (its URLFromPgConnectionString); anything less fails every query, which is no outage.
+const POSTGRES_URL = 'a postgres:// URL with a user, a host and a database (special characters percent-encoded)';
+const postgresUrl = z.string().refine((v) => {
+  const scheme = /^postgres(ql)?:/.exec(v)?.[0];
+  const u = scheme ? absoluteUrl(`http:${v.slice(scheme.length)}`) : null;
+  return u !== null && Boolean(u.username) && Boolean(u.hostname) && u.hostname !== '-' && u.pathname.length > 1;
+}, POSTGRES_URL);
+
 // Absolute, so it works from any page: https (a universal link), or an app's own scheme (myshop://…).
 const RETURN_URL = 'an absolute https:// URL or an app scheme (myshop://…)';
 const returnUrl = z.url({ error: RETURN_URL }).refine((v) => {
   const u = absoluteUrl(v);
   return u !== null && (/^https?:$/.test(u.protocol) ? isHttpsOrLoopback(u) : !NOT_APP_SCHEMES.test(u.protocol));
 }, RETURN_URL);
+
+/** A whole number of `unit` from `min` to `max`, one message for any other value. */
+function wholeNumber(min: number, max: number, unit: string) {
+  const message = `whole ${unit} from ${min} to ${max}`;
+  return z.coerce.number({ error: message }).int(message).min(min, message).max(max, message);
+}
 
 /** `a, b,c` → ['a', 'b', 'c']. */
 const commaSeparated = z.string().transform((v) =>
@@ -124,19 +157,25 @@ const flag = z
 
 // A fixed-amount Checkout shipping rate. A session offers the rates in its own currency, at most
 // 5 (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-shipping_options).
+const RATE_NAME = 'a name of 1 to 100 characters';
+const RATE_AMOUNT = 'an amount in minor units from 0 to 99999999';
+const RATE_CURRENCY = 'an ISO currency code in lower case (usd)';
+const RATE_DAYS = 'a whole number of days, at least 1';
 const shippingRate = z
-  .object({
-    name: z.string().trim().min(1).max(100),
-    amount: z.number().int().min(0).max(99_999_999),
-    currency: z.string().regex(/^[a-z]{3}$/, 'an ISO currency code in lower case (usd)'),
-    minDays: z.number().int().min(1).optional(),
-    maxDays: z.number().int().min(1).optional(),
-  })
-  .strict()
+  .strictObject(
+    {
+      name: z.string({ error: RATE_NAME }).trim().min(1, RATE_NAME).max(100, RATE_NAME),
+      amount: z.number({ error: RATE_AMOUNT }).int(RATE_AMOUNT).min(0, RATE_AMOUNT).max(99_999_999, RATE_AMOUNT),
+      currency: z.string({ error: RATE_CURRENCY }).regex(/^[a-z]{3}$/, RATE_CURRENCY),
+      minDays: z.number({ error: RATE_DAYS }).int(RATE_DAYS).min(1, RATE_DAYS).optional(),
+      maxDays: z.number({ error: RATE_DAYS }).int(RATE_DAYS).min(1, RATE_DAYS).optional(),
+    },
+    { error: 'a rate { name, amount, currency, minDays?, maxDays? } and nothing else' },
+  )
   .refine((r) => !r.minDays || !r.maxDays || r.minDays <= r.maxDays, 'minDays at most maxDays');
 const shippingRates = z
-  .array(shippingRate)
-  .min(1)
+  .array(shippingRate, { error: 'a JSON list of shipping rates' })
+  .min(1, 'a JSON list of shipping rates')
   .refine(
     (rates) => rates.every((r) => rates.filter((o) => o.currency === r.currency).length <= 5),
     'at most 5 shipping rates per currency',
@@ -145,14 +184,18 @@ export type ShippingRate = z.output<typeof shippingRate>;
 
 // Each variable is checked on its own, so one bad value only disables what depends on it.
 const schema = {
-  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// URL'),
+  DATABASE_URL: postgresUrl,
   NEON_HTTP_ENDPOINT: url,
   STRIPE_SECRET_KEY: z.string().regex(/^(sk|rk)_(test|live)_/, 'a Stripe secret key (sk_test_… or sk_live_…)'),
-  STRIPE_WEBHOOK_SECRET: commaSeparated.pipe(z.array(z.string().startsWith('whsec_')).min(1)),
-  STRIPE_API_BASE: url,
-  PUBLIC_BASE_URL: url.transform((v) => v.replace(/\/+$/, '')),
+  // A secret is `whsec_` and one word of base64 or hex: one with a space or `;` inside is two
+  // pasted wrongly and would never match.
+  STRIPE_WEBHOOK_SECRET: commaSeparated.pipe(
+    z.array(z.string().regex(/^whsec_[\w+/=-]+$/, 'whsec_… secrets, comma-separated')).min(1),
+  ),
+  STRIPE_API_BASE: originUrl,
+  PUBLIC_BASE_URL: originUrl,
   APP_RETURN_URL: returnUrl,
-  CHECKOUT_TTL_MINUTES: z.coerce.number().int().min(30).max(1440),
+  CHECKOUT_TTL_MINUTES: wholeNumber(30, 1440, 'minutes'),
   // Any length, as the contract names no minimum; RFC 7518 §3.2 asks 32 bytes or more for HS256,
   // which the README recommends and `npm run dev` generates.
   AUTH_JWT_SECRET: z.string().min(1),
@@ -172,13 +215,23 @@ const schema = {
   // (https://cloud.google.com/pubsub/docs/ordering), and the global endpoint routes each request
   // to a region near its sender: a Worker answering in several places needs a locational one.
   // https only (loopback http for a local stand-in), as the service account's tokens go there.
-  PUBSUB_API_ENDPOINT: url,
+  PUBSUB_API_ENDPOINT: originUrl,
   ADMIN_API_KEY: z.string().min(1),
+  // Checked here, as a country Stripe refuses would fail every checkout with Stripe's 400.
   SHIPPING_COUNTRIES: z
     .string()
     .toUpperCase()
     .regex(/^[A-Z]{2}( *, *[A-Z]{2})*$/, 'ISO country codes, comma-separated (US,CA)')
-    .transform((v) => v.split(/ *, */)),
+    .transform((v) => [...new Set(v.split(/ *, */))])
+    .superRefine((codes, ctx) => {
+      const refused = codes.filter((code) => !CHECKOUT_SHIPPING_COUNTRIES.has(code));
+      if (refused.length > 0) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `countries Stripe Checkout ships to, which ${refused.join(', ')} is not`,
+        });
+      }
+    }),
   SHIPPING_RATES: z
     .string()
     .transform((v, ctx) => {
@@ -195,7 +248,7 @@ const schema = {
   CORS_ORIGINS: commaSeparated.pipe(z.array(origin)),
   // At least 30: Stripe lists and resends events for 30 days
   // (https://docs.stripe.com/api/events/list), and an event forgotten sooner could be applied again.
-  RETENTION_DAYS: z.coerce.number().int().min(30, 'at least 30 (days)').max(3650),
+  RETENTION_DAYS: wholeNumber(30, 3650, 'days'),
 } satisfies Record<keyof Env, z.ZodType>;
 
 type Name = keyof typeof schema;
@@ -229,14 +282,18 @@ function parse(env: Env): Config {
   const values = new Map<Name, unknown>();
   const problems = new Map<Name, string>();
   for (const name of Object.keys(schema) as Name[]) {
-    const raw = optionalText.parse(env[name]);
+    const raw = bindingText(env[name]);
     if (raw === undefined) {
       if (defaults[name] !== undefined) values.set(name, defaults[name]);
       continue;
     }
     const result = schema[name].safeParse(raw);
     if (result.success) values.set(name, result.data);
-    else problems.set(name, `${name} is invalid: expected ${result.error.issues[0]?.message ?? 'another value'}`);
+    else {
+      const issue = result.error.issues[0];
+      const where = issue?.path.length ? ` (at ${issue.path.join('.')})` : '';
+      problems.set(name, `${name} is invalid: expected ${issue?.message ?? 'another value'}${where}`);
+    }
   }
   const optional = <N extends Name>(name: N): Value<N> | undefined => {
     const problem = problems.get(name);

@@ -45,6 +45,99 @@ describe('URLs the Worker calls', () => {
   });
 });
 
+describe('origins the Worker builds URLs on', () => {
+  it.each(['STRIPE_API_BASE', 'PUBSUB_API_ENDPOINT', 'PUBLIC_BASE_URL'] as const)(
+    '%s: an origin, never a path, query, fragment or user that would be dropped or spliced into URLs',
+    (name) => {
+      expect(read(name, 'https://Shop.Example/')).toBe('https://shop.example');
+      expect(read(name, 'http://127.0.0.1:8787//')).toBe('http://127.0.0.1:8787');
+      for (const bad of [
+        'https://shop.example/api',
+        'https://shop.example/?src=app',
+        'https://shop.example/#top',
+        'https://user:pass@shop.example',
+      ]) {
+        expect(read(name, bad)).toBe(
+          `misconfigured: ${name} is invalid: expected an origin: https://host[:port], no path (http:// only for localhost)`,
+        );
+      }
+    },
+  );
+});
+
+describe('DATABASE_URL', () => {
+  it("is what Neon's driver can connect with: a user, a host and a database", () => {
+    const good = 'postgres://shop:p%23ss@db.example.com/shop?sslmode=require';
+    expect(read('DATABASE_URL', good)).toBe(good);
+    expect(read('DATABASE_URL', 'postgresql://shop@127.0.0.1:5432/shop')).toBe('postgresql://shop@127.0.0.1:5432/shop');
+    // A `#` left unencoded in the password ends the URL there; each of these fails every query.
+    for (const bad of [
+      'postgres://shop:p#ss@db.example.com/shop',
+      'postgres://localhost',
+      'postgres://db.example.com/shop',
+      'mysql://shop@db/shop',
+    ]) {
+      const answer = read('DATABASE_URL', bad);
+      expect(answer).toMatch(/^misconfigured: DATABASE_URL is invalid: expected a postgres:\/\/ URL with a user/);
+      expect(answer).not.toContain('p#ss');
+    }
+  });
+});
+
+describe('values written in wrangler.toml as numbers, flags or tables', () => {
+  it('are read as their text, not taken for unset', () => {
+    // `[vars] CHECKOUT_TTL_MINUTES = 120` reaches the Worker as the number 120, not "120".
+    const env = {
+      CHECKOUT_TTL_MINUTES: 120,
+      RETENTION_DAYS: 365,
+      STRIPE_AUTOMATIC_TAX: true,
+      ALLOW_PROMOTION_CODES: false,
+      SHIPPING_RATES: [{ name: 'Standard', amount: 500, currency: 'usd' }],
+    } as unknown as Env;
+    const cfg = config(env);
+    expect(cfg.optional('CHECKOUT_TTL_MINUTES')).toBe(120);
+    expect(cfg.optional('RETENTION_DAYS')).toBe(365);
+    expect(cfg.optional('STRIPE_AUTOMATIC_TAX')).toBe(true);
+    expect(cfg.optional('ALLOW_PROMOTION_CODES')).toBe(false);
+    expect(cfg.optional('SHIPPING_RATES')).toEqual([{ name: 'Standard', amount: 500, currency: 'usd' }]);
+    expect(() => config({ CHECKOUT_TTL_MINUTES: 5 } as unknown as Env).optional('CHECKOUT_TTL_MINUTES')).toThrow(
+      'CHECKOUT_TTL_MINUTES is invalid: expected whole minutes from 30 to 1440',
+    );
+  });
+});
+
+describe('SHIPPING_COUNTRIES and SHIPPING_RATES', () => {
+  it('take only countries Stripe Checkout ships to, each once', () => {
+    expect(read('SHIPPING_COUNTRIES', 'us, CA,US')).toEqual(['US', 'CA']);
+    expect(read('SHIPPING_COUNTRIES', 'US, CU')).toBe(
+      'misconfigured: SHIPPING_COUNTRIES is invalid: expected countries Stripe Checkout ships to, which CU is not',
+    );
+    expect(read('SHIPPING_COUNTRIES', 'QQ,IR')).toMatch(/which QQ, IR is not$/);
+  });
+
+  it('name the rate and the field that is wrong', () => {
+    expect(
+      read(
+        'SHIPPING_RATES',
+        '[{"name":"Standard","amount":500,"currency":"usd"},{"name":"Express","amount":"9","currency":"usd"}]',
+      ),
+    ).toBe(
+      'misconfigured: SHIPPING_RATES is invalid: expected an amount in minor units from 0 to 99999999 (at 1.amount)',
+    );
+  });
+});
+
+describe('STRIPE_WEBHOOK_SECRET', () => {
+  it('is one or more whsec_ secrets, comma-separated', () => {
+    expect(read('STRIPE_WEBHOOK_SECRET', ' whsec_abc= ,  whsec_D/e+f ')).toEqual(['whsec_abc=', 'whsec_D/e+f']);
+    for (const bad of ['whsec_abc whsec_def', 'whsec_abc;whsec_def', 'whsec_', 'sk_test_abc']) {
+      expect(read('STRIPE_WEBHOOK_SECRET', bad)).toBe(
+        'misconfigured: STRIPE_WEBHOOK_SECRET is invalid: expected whsec_… secrets, comma-separated (at 0)',
+      );
+    }
+  });
+});
+
 describe('secrets', () => {
   it('are taken at any length the operator chose (the contract names no minimum)', () => {
     expect(read('AUTH_JWT_SECRET', 'test-secret')).toBe('test-secret');
@@ -135,7 +228,9 @@ describe('CORS_ORIGINS and RETENTION_DAYS', () => {
   it('keeps data 90 days by default and never less than the 30 days Stripe may resend an event', () => {
     expect(config({}).optional('RETENTION_DAYS')).toBe(90);
     expect(read('RETENTION_DAYS', '45')).toBe(45);
-    expect(read('RETENTION_DAYS', '7')).toBe('misconfigured: RETENTION_DAYS is invalid: expected at least 30 (days)');
+    expect(read('RETENTION_DAYS', '7')).toBe(
+      'misconfigured: RETENTION_DAYS is invalid: expected whole days from 30 to 3650',
+    );
   });
 });
 

@@ -1,3 +1,4 @@
+import { CHECKOUT_SHIPPING_COUNTRIES } from '@edge-checkout/worker/shipping-countries';
 import { Hono } from 'hono';
 import type Stripe from 'stripe';
 import {
@@ -475,17 +476,13 @@ function parseTaxCode(params: Params): string | null {
   return code;
 }
 
-// Countries Checkout cannot ship to, as the API's reference lists them
-// (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-shipping_address_collection-allowed_countries).
-const UNSHIPPABLE = ['AS', 'CX', 'CC', 'CU', 'HM', 'IR', 'KP', 'MH', 'FM', 'NF', 'MP', 'PW', 'SY', 'UM', 'VI'];
-
 function parseShippingCountries(params: Params): string[] | null {
   const collection = params.hash('shipping_address_collection');
   if (collection === undefined) return null;
   const countries = collection.stringList('allowed_countries');
   if (countries === undefined || countries.length === 0) throw missingParam(collection.name('allowed_countries'));
   countries.forEach((country, i) => {
-    if (!/^[A-Z]{2}$/.test(country) || UNSHIPPABLE.includes(country)) {
+    if (!CHECKOUT_SHIPPING_COUNTRIES.has(country)) {
       throw invalidRequest(
         `Invalid allowed_countries: ${country} is not a country Checkout ships to.`,
         `${collection.name('allowed_countries')}[${i}]`,

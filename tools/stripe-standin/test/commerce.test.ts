@@ -205,6 +205,7 @@ describe('shipping, tax and promotion codes', () => {
       },
     ],
     ['a country Checkout cannot ship to', { shipping_address_collection: { allowed_countries: ['KP' as 'US'] } }],
+    ['a code that names no country', { shipping_address_collection: { allowed_countries: ['QQ' as 'US'] } }],
     ['a malformed tax code', { automatic_tax: { enabled: true } }, 'VAT'],
   ])('refuses a session with %s', async (_, params, taxCode) => {
     const lineItems = taxCode
