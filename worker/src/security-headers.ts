@@ -19,8 +19,11 @@ const PREFLIGHT_MAX_AGE_S = 600;
  */
 export const cors = createMiddleware<{ Bindings: Env }>(async (c, next) => {
   const origin = c.req.header('Origin');
-  // Requests without Origin (apps, servers, Stripe) never read the setting: a bad value cannot affect them.
-  const allowed = origin !== undefined && (config(c.env).optional('CORS_ORIGINS') ?? []).includes(origin);
+  // Requests without Origin (apps, servers, Stripe) and those of our own pages (the storefront;
+  // browsers send Origin on a same-origin POST too) need no CORS and never read the setting: a
+  // bad value cannot affect them.
+  const crossOrigin = origin !== undefined && origin !== new URL(c.req.url).origin;
+  const allowed = crossOrigin && (config(c.env).optional('CORS_ORIGINS') ?? []).includes(origin);
   if (!allowed) return next();
   if (c.req.method === 'OPTIONS' && c.req.header('Access-Control-Request-Method')) {
     return c.body(null, 204, {

@@ -76,6 +76,18 @@ describe('CORS', () => {
     expect(res.status).toBe(500);
     expect((await problem(res)).detail).toContain('CORS_ORIGINS');
   });
+
+  it('keeps serving its own storefront when CORS_ORIGINS is invalid: a same-origin POST carries Origin too', async () => {
+    const env = { ...testEnv, CORS_ORIGINS: 'https://shop.example/app' };
+    const user = await newUser();
+    const res = await app.request(
+      'https://checkout.example/v1/carts',
+      { method: 'POST', headers: { Origin: 'https://checkout.example', Authorization: `Bearer ${user.token}` } },
+      env,
+    );
+    expect(res.status).toBe(201);
+    expect(corsHeaders(res)).toEqual([]);
+  });
 });
 
 describe('headers of private answers', () => {
