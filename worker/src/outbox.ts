@@ -153,6 +153,10 @@ class PublishQueue {
         followUp.push(...round.followUp);
       }
     } finally {
+      // Rows still queued (the lead ran out of time, or a round failed) are left to their lease:
+      // the scheduled relay publishes them once it runs out. Kept here, a later leader would
+      // publish them again, after the relay or long after their cart's later events.
+      this.queued.length = 0;
       this.leading = false;
     }
     return followUp;
@@ -458,13 +462,22 @@ export async function listOutbox(sql: Sql, state: OutboxState, limit: number): P
 
 /**
  * Puts failed (or waiting) rows back in line for the next relay, once the cause is fixed: one
- * row, or with `id` null every failed row. They keep their place in their carts' order.
+ * row, or with `id` null every failed row. They keep their place in their carts' order. A row
+ * being published right now (leased) is left as it is, and answered as it is: freed, it would
+ * go out twice, once from its holder and once from the next relay.
  */
 export async function requeueOutbox(sql: Sql, id: string | null): Promise<OutboxEntryOut[]> {
   const rows = await sql.query(
-    `UPDATE outbox SET failed_at = NULL, next_attempt_at = now(), claimed_until = NULL
-     WHERE published_at IS NULL AND discarded_at IS NULL AND (id = $1 OR ($1::uuid IS NULL AND failed_at IS NOT NULL))
-     RETURNING ${entryColumns}`,
+    `WITH requeued AS (
+       UPDATE outbox SET failed_at = NULL, next_attempt_at = now(), claimed_until = NULL
+       WHERE published_at IS NULL AND discarded_at IS NULL AND (id = $1 OR ($1::uuid IS NULL AND failed_at IS NOT NULL))
+         AND (claimed_until IS NULL OR claimed_until <= now())
+       RETURNING ${entryColumns}
+     )
+     SELECT * FROM requeued
+     UNION ALL
+     SELECT ${entryColumns} FROM outbox
+     WHERE id = $1 AND published_at IS NULL AND discarded_at IS NULL AND NOT EXISTS (SELECT FROM requeued)`,
     [id],
   );
   return rows.map(toEntry).sort((a, b) => a.createdAt.localeCompare(b.createdAt));

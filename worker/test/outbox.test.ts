@@ -3,9 +3,12 @@ import { aboutCarts, TopicReader } from '@edge-checkout/test-support/topics';
 import { exportPKCS8, generateKeyPair } from 'jose';
 import type Stripe from 'stripe';
 import { afterEach, describe, expect, inject, it } from 'vitest';
+import type { Sql } from '../src/db.ts';
 import { database } from '../src/db.ts';
-import { relayOutbox } from '../src/outbox.ts';
+import { applyEffect } from '../src/fulfilment.ts';
+import { publishSoon, relayOutbox } from '../src/outbox.ts';
 import { runScheduled } from '../src/scheduled.ts';
+import { effectOfEvent } from '../src/stripe-events.ts';
 import { call, db, dispatch, holdLocks, problem, tokenFor } from './helpers.ts';
 import {
   cartStatus,
@@ -406,6 +409,38 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
     expect((await proxyStats()).publishCalls.received).toBe(1);
   });
 
+  // A request's rows queued behind a leader whose round fails stay leased to their request, and
+  // the scheduled relay publishes them once the lease runs out. The next leader must not publish
+  // them as well.
+  it('leaves rows queued behind a failed publishing round to the relay: each goes out once', async () => {
+    const payments = await subscribe();
+    await fetch(`http://${faultProxyHost}/_proxy/reset`, { method: 'POST' });
+    const [leader, queued, next] = await Promise.all([leasedPayment(), leasedPayment(), leasedPayment()]);
+    const work: Promise<unknown>[] = [];
+    const ctx = { waitUntil: (promise: Promise<unknown>) => void work.push(promise) };
+    const sql = database(viaProxy);
+    // The leader's publish is held at Pub/Sub; its result write then fails (the database went away).
+    const lostDatabase = { query: () => Promise.reject(new Error('connection lost')) } as unknown as Sql;
+    await proxyMode({ mode: 'hang' });
+    publishSoon(viaProxy, ctx, lostDatabase, leader.leased, []);
+    await expect.poll(async () => (await proxyStats()).publishCalls.held).toBe(1);
+    publishSoon(viaProxy, ctx, sql, queued.leased, []);
+    await proxyMode({ mode: 'pass' });
+    await Promise.all(work);
+
+    // The queued row's lease runs out and the relay publishes it.
+    await db().query(`UPDATE outbox SET claimed_until = now() - interval '1 second' WHERE cart_id = $1`, [
+      queued.state.cartId,
+    ]);
+    await relayOutbox(viaProxy, sql, { ids: queued.leased.map((row) => row.id) });
+    // A later request of the isolate leads the queue.
+    publishSoon(viaProxy, ctx, sql, next.leased, []);
+    await Promise.all(work);
+
+    expect(await payments.exactly(1, aboutCarts(queued.state.cartId))).toHaveLength(1);
+    expect(await payments.exactly(1, aboutCarts(next.state.cartId))).toHaveLength(1);
+  });
+
   it("lets an operator discard a refused row, so its cart's later events go on without it", async () => {
     const payments = await subscribe();
     const state = await checkedOutCart();
@@ -445,6 +480,21 @@ describe('the admin outbox routes', () => {
     }
   });
 
+  it('leave a row being published alone when asked to retry it: it goes out once', async () => {
+    const payments = await subscribe();
+    const paid = await leasedPayment(stripeEnv);
+    const [row] = paid.leased;
+    const retried = await call(`/v1/admin/outbox/${row!.id}/retry`, { method: 'POST', headers: admin });
+    expect(retried.status).toBe(200);
+    expect(await retried.json()).toMatchObject({ id: row!.id, publishedAt: null, failedAt: null });
+    // The scheduled relay comes by while the row's request still holds it, then the request publishes.
+    await relayOutbox(stripeEnv, database(stripeEnv), { ids: [row!.id] });
+    const work: Promise<unknown>[] = [];
+    publishSoon(stripeEnv, { waitUntil: (p) => void work.push(p) }, database(stripeEnv), paid.leased, []);
+    await Promise.all(work);
+    expect(await payments.exactly(1, aboutCarts(paid.state.cartId))).toHaveLength(1);
+  });
+
   it('answer 404 for an unknown or already published event and 400 for a malformed id or state', async () => {
     const state = await checkedOutCart();
     await deliverWith(stripeEnv, eventsFor(state).completedPaid());
@@ -459,6 +509,16 @@ describe('the admin outbox routes', () => {
     expect((await call('/v1/admin/outbox?limit=0', { headers: admin })).status).toBe(400);
   });
 });
+
+/** A paid cart whose event row is written leased to "its request", as a webhook writes it, and not yet published. */
+async function leasedPayment(env: typeof stripeEnv = viaProxy) {
+  const state = await checkedOutCart();
+  const { leased } = await applyEffect(database(env), effectOfEvent(eventsFor(state).completedPaid())!, {
+    lease: true,
+  });
+  expect(leased).toHaveLength(1);
+  return { state, leased };
+}
 
 async function outboxIds(cartIds: string[]): Promise<string[]> {
   return (await db().query('SELECT id FROM outbox WHERE cart_id = ANY($1)', [cartIds])).map((r) => r.id as string);

@@ -1760,7 +1760,7 @@ export interface paths {
         put?: never;
         /**
          * Queue an unpublished payment event again (after fixing what made Pub/Sub refuse it)
-         * @description It keeps its place in its cart's order: the cart's later events go out after it.
+         * @description It keeps its place in its cart's order: the cart's later events go out after it. An event being published at that moment is answered as it is, unchanged.
          */
         post: {
             parameters: {

@@ -50,7 +50,9 @@ const retryEntry = createRoute({
   path: '/v1/admin/outbox/{eventId}/retry',
   tags: ['Admin'],
   summary: 'Queue an unpublished payment event again (after fixing what made Pub/Sub refuse it)',
-  description: "It keeps its place in its cart's order: the cart's later events go out after it.",
+  description:
+    "It keeps its place in its cart's order: the cart's later events go out after it. An event being published " +
+    'at that moment is answered as it is, unchanged.',
   security: [{ adminKey: [] }],
   middleware: [requireAdmin] as const,
   request: { params: z.object({ eventId: z.uuid() }) },
