@@ -162,8 +162,11 @@ interface ItemChangeOutcome {
 
 /**
  * Sets an item's quantity (0 removes it) and answers the cart, in one round trip. The checks
- * run inside the statement under the cart's row lock, so a concurrent checkout or edit cannot
- * slip between check and write; what failed is reported back as flags and turned into errors.
+ * run under the cart's row lock, so a concurrent checkout or edit cannot slip between check and
+ * write; what failed is reported back as flags and turned into errors. The lock is taken by a
+ * statement of its own: a statement reads the rows as they were when it began, so checks in the
+ * statement that waited for the lock would count the cart's lines without those of the edit it
+ * waited for, and two additions could together cross the cart's limits.
  */
 export async function setItemQuantity(
   sql: Sql,
@@ -173,7 +176,8 @@ export async function setItemQuantity(
   let outcome: ItemChangeOutcome;
   let carts: Record<string, unknown>[];
   try {
-    [[outcome], carts] = (await sql.transaction([
+    [, [outcome], carts] = (await sql.transaction([
+      sql.query('SELECT FROM carts WHERE id = $1 AND user_id = $2 FOR UPDATE', [cartId, userId]),
       sql.query(
         `WITH cart AS (
            SELECT id, status, active AND status = ANY($5::cart_status[]) AS editable
@@ -228,7 +232,7 @@ export async function setItemQuantity(
         [cartId, userId, productId, quantity, EDITABLE_STATUSES, CART_LIMITS.lines, CART_LIMITS.totalAmount],
       ),
       sql.query(`${cartSelect} WHERE c.id = $1 AND c.user_id = $2`, [cartId, userId]),
-    ])) as [[ItemChangeOutcome], Record<string, unknown>[]];
+    ])) as [unknown, [ItemChangeOutcome], Record<string, unknown>[]];
   } catch (err) {
     // Two first items in different currencies racing into one empty cart: the exclusion
     // constraint lets one in and stops the other.

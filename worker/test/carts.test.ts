@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { CART_LIMITS } from '../src/cart-state.ts';
 import { call, createProduct, db, holdLocks, newUser, problem, unique } from './helpers.ts';
+
+/** An item edit waiting for its cart's row lock, as pg_stat_activity shows its statement. */
+const EDIT_WAITING_FOR_CART = '%FROM carts WHERE id = $1 AND user_id = $2 FOR UPDATE%';
 
 type CartBody = {
   id: string;
@@ -270,11 +274,36 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
       put(user.token, cart.id, usd.id, { quantity: 1 }),
       put(user.token, cart.id, eur.id, { quantity: 1 }),
     ]);
-    await lock.waitForWaiters(2, '%WITH cart AS%');
+    await lock.waitForWaiters(2, EDIT_WAITING_FOR_CART);
     await lock.release();
     const answers = await pending;
     expect(answers.map((r) => r.status).sort()).toEqual([200, 409]);
     expect(await items(cart.id)).toHaveLength(1);
+  });
+
+  it.each([
+    ['total', 60_000_000, 0],
+    ['number of lines', 100, CART_LIMITS.lines - 1],
+  ])('lets no two additions racing into a cart cross its %s limit together', async (_, unitAmount, present) => {
+    const user = await newUser();
+    const { cart } = await openCart(user.token);
+    const [first, second, ...rest] = await Promise.all(
+      Array.from({ length: present + 2 }, () => createProduct({ unitAmount })),
+    );
+    // The cart one line or one product's price short of its limit: either addition fits, not both.
+    await db().query(
+      `INSERT INTO cart_items (cart_id, product_id, currency, quantity) SELECT $1, unnest($2::text[]), 'usd', 1`,
+      [cart.id, rest.map((p) => p.id)],
+    );
+    // Both edits wait for the cart's row lock; each must then see the other's line.
+    const lock = await holdLocks([`SELECT 1 FROM carts WHERE id = '${cart.id}' FOR UPDATE`]);
+    const pending = Promise.all([first, second].map((p) => put(user.token, cart.id, p!.id, { quantity: 1 })));
+    await lock.waitForWaiters(2, EDIT_WAITING_FOR_CART);
+    await lock.release();
+    const answers = await pending;
+    expect(answers.map((r) => r.status).sort()).toEqual([200, 409]);
+    expect((await problem(answers.find((r) => r.status === 409)!)).code).toBe('cart_limit_exceeded');
+    expect(await items(cart.id)).toHaveLength(present + 1);
   });
 
   it('keeps every concurrent change to different items', async () => {
