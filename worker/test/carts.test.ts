@@ -312,7 +312,11 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
       Array.from({ length: 6 }, (_, i) => createProduct({ unitAmount: 100 * (i + 1) })),
     );
     const { cart } = await openCart(user.token);
-    const answers = await Promise.all(products.map((p, i) => put(user.token, cart.id, p.id, { quantity: i + 1 })));
+    const lock = await holdLocks([`SELECT 1 FROM carts WHERE id = '${cart.id}' FOR UPDATE`]);
+    const pending = Promise.all(products.map((p, i) => put(user.token, cart.id, p.id, { quantity: i + 1 })));
+    await lock.waitForWaiters(products.length, EDIT_WAITING_FOR_CART);
+    await lock.release();
+    const answers = await pending;
     expect(answers.every((r) => r.status === 200)).toBe(true);
     const final = (await (await call(`/v1/carts/${cart.id}`, { token: user.token })).json()) as CartBody;
     expect(final.itemCount).toBe(1 + 2 + 3 + 4 + 5 + 6);

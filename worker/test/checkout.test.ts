@@ -78,7 +78,12 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
   it('gives one session for a double tap: concurrent and repeated calls', async () => {
     const user = await newUser();
     const { cartId } = await cartWith(user.token, [{ unitAmount: 1500, quantity: 1 }]);
-    const answers = await Promise.all(Array.from({ length: 5 }, () => checkout(user.token, cartId)));
+    // All five taps wait at the cart's row lock to claim an attempt, then go on together.
+    const lock = await holdLocks([`SELECT 1 FROM carts WHERE id = '${cartId}' FOR UPDATE`]);
+    const pending = Promise.all(Array.from({ length: 5 }, () => checkout(user.token, cartId)));
+    await lock.waitForWaiters(5, '%checkout_attempt = checkout_attempt + 1%');
+    await lock.release();
+    const answers = await pending;
     const bodies = (await Promise.all(answers.map((r) => r.json()))) as CheckoutBody[];
     expect(new Set(bodies.map((b) => b.sessionId)).size).toBe(1);
     expect(answers.filter((r) => r.status === 201)).toHaveLength(1);
@@ -89,6 +94,13 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
     expect(((await again.json()) as CheckoutBody).sessionId).toBe(bodies[0]!.sessionId);
     const [row] = await db().query('SELECT count(*)::int AS n FROM checkouts WHERE cart_id = $1', [cartId]);
     expect(row).toEqual({ n: 1 });
+    // One session made at Stripe, not one per tap with the spares expired again.
+    const expired = await stripe.events
+      .list({ type: 'checkout.session.expired', limit: 100 })
+      .autoPagingToArray({ limit: 10_000 });
+    expect(expired.filter((e) => (e.data.object as Stripe.Checkout.Session).client_reference_id === cartId)).toEqual(
+      [],
+    );
   });
 
   it('keeps the cart frozen during checkout, and editable again after cancelling', async () => {

@@ -137,7 +137,13 @@ describe("POST /v1/webhooks/stripe: all of a checkout's events at once", () => {
     const checkout = await checkedOutCart();
     const make = eventsFor(checkout);
     const events = scenario.events.map((name) => make[name]());
-    const answers = await Promise.all([...events, ...events].map((event) => deliver(event)));
+    // Every delivery waits behind the cart's row lock (or behind one that does), then all go at
+    // once; one that gets through while the cart is locked has skipped the locks it should take.
+    const lock = await holdLocks([`SELECT 1 FROM carts WHERE id = '${checkout.cartId}' FOR UPDATE`]);
+    const deliveries = [...events, ...events].map((event) => deliver(event));
+    await Promise.race([lock.waitForWaiters(deliveries.length), ...deliveries]);
+    await lock.release();
+    const answers = await Promise.all(deliveries);
     expect(answers.every((r) => r.status === 200)).toBe(true);
     expect(await cartStatus(checkout.cartId)).toBe(scenario.final);
     const types = (await outboxOf(checkout.cartId)).map((o) => o.event_type);
@@ -346,7 +352,11 @@ describe('POST /v1/webhooks/stripe: effects', () => {
   it('has one effect when Stripe delivers the same event several times at once', async () => {
     const checkout = await checkedOutCart();
     const event = eventsFor(checkout).completedPaid();
-    const answers = await Promise.all(Array.from({ length: 6 }, () => deliver(event)));
+    const lock = await holdLocks([`SELECT 1 FROM carts WHERE id = '${checkout.cartId}' FOR UPDATE`]);
+    const pending = Promise.all(Array.from({ length: 6 }, () => deliver(event)));
+    await lock.waitForWaiters(6);
+    await lock.release();
+    const answers = await pending;
     expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
     expect(await cartStatus(checkout.cartId)).toBe('paid');
     expect((await outboxOf(checkout.cartId)).map((o) => o.event_type)).toEqual(['cart.paid']);
