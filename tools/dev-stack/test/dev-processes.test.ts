@@ -48,18 +48,21 @@ describe('ProcessGroups', () => {
 
   it('kills a group that ignores SIGTERM once the grace period is over', async () => {
     const groups = new ProcessGroups(path.join(scratch, 'stubborn.json'), () => {});
+    const termed = path.join(scratch, 'stubborn.termed');
+    // The trap notes the SIGTERM and carries on; the loop restarts the sleep that SIGTERM ended.
     const child = await groups.spawn({
       name: 'stubborn',
       command: 'sh',
-      args: ['-c', 'trap "" TERM; sleep 302 & sleep 302; wait'],
+      args: ['-c', `trap 'echo term > "${termed}"' TERM; sleep 302 & while :; do sleep 302; done`],
+      stdio: 'ignore', // sh would report the sleep that SIGTERM ended
       match: ['sleep 302'],
     });
     strays.push(child.pid);
     await expect.poll(() => liveInGroup(child.pid).length).toBeGreaterThanOrEqual(2);
-    const started = Date.now();
     await child.stop(300);
     expect(liveInGroup(child.pid)).toEqual([]);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    expect(readFileSync(termed, 'utf8')).toBe('term\n');
+    expect(await child.exited).toEqual({ code: null, signal: 'SIGKILL' });
   });
 
   it('on the next run, stops what a crashed run left behind', async () => {

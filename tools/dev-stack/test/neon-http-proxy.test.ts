@@ -158,17 +158,34 @@ describe('neon HTTP proxy', () => {
   });
 
   it('keeps concurrent batch transactions apart', async () => {
-    await Promise.all(
-      Array.from({ length: 8 }, (_, i) =>
-        sql
-          .transaction([
-            sql`INSERT INTO accounts VALUES (${1000 + i}, ${`c${i}@x`})`,
-            sql`SELECT pg_sleep(0.05)`,
-            i % 2 === 0 ? sql`SELECT 1` : sql`SELECT 1/0`,
-          ])
-          .catch((err: unknown) => err),
-      ),
-    );
+    // Each batch waits, after its insert, for a lock held here until all eight wait: then all
+    // eight transactions are open at once when half of them fail.
+    const holder = new pg.Client({ connectionString: postgres.url });
+    await holder.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock(4243)');
+      const batches = Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          sql
+            .transaction([
+              sql`INSERT INTO accounts VALUES (${1000 + i}, ${`c${i}@x`})`,
+              sql`SELECT pg_advisory_xact_lock_shared(4243)::text`,
+              i % 2 === 0 ? sql`SELECT 1` : sql`SELECT 1/0`,
+            ])
+            .catch((err: unknown) => err),
+        ),
+      );
+      await vi.waitFor(async () => {
+        const { rows } = await holder.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'",
+        );
+        expect(rows[0].n).toBe(8);
+      }, 5_000);
+      await holder.query('SELECT pg_advisory_unlock(4243)');
+      await batches;
+    } finally {
+      await holder.end();
+    }
     const rows = await sql`SELECT id FROM accounts WHERE id >= 1000 ORDER BY id`;
     expect(rows).toEqual([{ id: 1000 }, { id: 1002 }, { id: 1004 }, { id: 1006 }]);
   });

@@ -57,18 +57,20 @@ describe('startPostgres', () => {
     await server.stop(); // a second stop is harmless
   });
 
-  it.runIf(process.getuid?.() === 0)(
-    'as root, makes mode-700 ancestors traversable for the postgres user and says so',
-    async () => {
-      const root = scratchDir();
-      expect(statSync(root).mode & 0o777).toBe(0o700);
-      const lines: string[] = [];
-      await start({ dataDir: path.join(root, 'data'), persistent: false, log: (l) => lines.push(l) });
+  // As root the server runs as another user, which needs to pass through the folders above its
+  // data; as anyone else it runs as that user, and the folders are left as they are.
+  it('makes mode-700 ancestors traversable for the postgres user when run as root, and says so', async () => {
+    const asRoot = process.getuid?.() === 0;
+    const root = scratchDir();
+    expect(statSync(root).mode & 0o777).toBe(0o700);
+    const lines: string[] = [];
+    await start({ dataDir: path.join(root, 'data'), persistent: false, log: (l) => lines.push(l) });
 
-      expect(statSync(root).mode & 0o001).toBe(0o001);
-      expect(lines.find((l) => l.includes('traverse permission'))).toContain(root);
-    },
-  );
+    expect(statSync(root).mode & 0o001).toBe(asRoot ? 0o001 : 0);
+    const said = lines.find((l) => l.includes('traverse permission'));
+    if (asRoot) expect(said).toContain(root);
+    else expect(said).toBeUndefined();
+  });
 
   it('keeps data across restarts of a persistent cluster without re-running initdb', async () => {
     const dataDir = path.join(scratchDir(), 'data');

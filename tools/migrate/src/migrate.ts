@@ -34,7 +34,7 @@ export interface MigrationFile {
 export const DEFAULT_MIGRATIONS_DIR = path.resolve(import.meta.dirname, '../../../migrations');
 const FILE_PATTERN = /^(\d{4})_([A-Za-z0-9][A-Za-z0-9_-]*)\.sql$/;
 // Any fixed 64-bit number works; this one is only ours within this database.
-const LOCK_KEY = '4729311042187605313';
+export const LOCK_KEY = '4729311042187605313';
 
 export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): Promise<{ applied: string[] }> {
   const dir = opts.dir ?? DEFAULT_MIGRATIONS_DIR;

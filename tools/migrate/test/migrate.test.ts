@@ -5,8 +5,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { type RunningPostgres, startPostgres } from '@edge-checkout/dev-stack/postgres';
 import { queryOnce } from '@edge-checkout/test-support/query-once';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_MIGRATIONS_DIR, migrate } from '../src/migrate.ts';
+import { DEFAULT_MIGRATIONS_DIR, LOCK_KEY, migrate } from '../src/migrate.ts';
 
 let postgres: RunningPostgres;
 const scratch = mkdtempSync(path.join(tmpdir(), 'migrate-test-'));
@@ -131,12 +132,33 @@ describe('migrate', () => {
   it('lets only one of two concurrent runs apply each file', async () => {
     const url = await freshDatabase();
     const dir = migrationsDir({
-      // Slow enough that the second run arrives while the first holds the lock.
-      '0001_slow.sql': 'SELECT pg_sleep(0.3);\nCREATE TABLE counted (n int);\nINSERT INTO counted VALUES (1);\n',
+      '0001_one.sql': 'CREATE TABLE counted (n int);\nINSERT INTO counted VALUES (1);\n',
       '0002_more.sql': 'INSERT INTO counted VALUES (2);\n',
     });
-    const runs = await Promise.all([migrate(url, { dir }), migrate(url, { dir })]);
-    expect(runs.map((r) => r.applied.length).sort()).toEqual([0, 2]);
+    // The runner's lock, held here until both runs wait for it: then
+    // both have begun before either has read what is applied.
+    const holder = new pg.Client({ connectionString: url });
+    await holder.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock($1)', [LOCK_KEY]);
+      const runs = Promise.all([migrate(url, { dir }), migrate(url, { dir })]);
+      await expect
+        .poll(
+          async () =>
+            (
+              await holder.query(
+                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'edge-checkout-migrate'
+                   AND wait_event_type = 'Lock' AND wait_event = 'advisory'`,
+              )
+            ).rows[0].n,
+          { timeout: 5_000 },
+        )
+        .toBe(2);
+      await holder.query('SELECT pg_advisory_unlock($1)', [LOCK_KEY]);
+      expect((await runs).map((r) => r.applied.length).sort()).toEqual([0, 2]);
+    } finally {
+      await holder.end();
+    }
     expect(await queryOnce(url, 'SELECT n FROM counted ORDER BY n')).toEqual([{ n: 1 }, { n: 2 }]);
   });
 
