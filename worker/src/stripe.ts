@@ -26,11 +26,20 @@ const cryptoProvider = Stripe.createSubtleCryptoProvider();
 // Verification needs no API key; a client built with a placeholder gives access to it.
 const verifier = new Stripe('sk_test_verification_only', { httpClient: Stripe.createFetchHttpClient() });
 
+/** A thin event (`v2.core.event`): Stripe's notice that something happened, without the object. */
+export type ThinEvent = { object: 'v2.core.event'; id: string; type: string };
+
 /**
  * Checks `Stripe-Signature` over the raw body against each configured secret (several while a
  * secret is being rotated), with Stripe's 300 s tolerance. Only this throws invalid_signature.
+ * A signed thin event comes back as it is: an event destination sending thin events here (its
+ * ping included) is Stripe's own, and is acknowledged; it carries nothing to apply.
  */
-export async function verifyWebhook(env: Env, rawBody: string, signature: string | undefined): Promise<Stripe.Event> {
+export async function verifyWebhook(
+  env: Env,
+  rawBody: string,
+  signature: string | undefined,
+): Promise<Stripe.Event | ThinEvent> {
   const secrets = config(env).required('STRIPE_WEBHOOK_SECRET');
   if (!signature) throw new ApiError('invalid_signature', 'The Stripe-Signature header is missing');
   for (const secret of secrets) {
@@ -39,14 +48,28 @@ export async function verifyWebhook(env: Env, rawBody: string, signature: string
     } catch (err) {
       if (err instanceof Stripe.errors.StripeSignatureVerificationError) continue;
       // Anything else comes after the signature matched, as the library reads the body only
-      // then (constructEventAsync): signed, yet not JSON, or a thin event sent to this snapshot
-      // endpoint. No retry changes that, so it is a 400, not a 500 on every delivery.
+      // then (constructEventAsync): a thin event, which the library leaves to another function
+      // (https://docs.stripe.com/event-destinations#thin-events), or a body that is no event
+      // at all. No retry changes the latter, so it is a 400, not a 500 on every delivery.
+      const thin = thinEvent(rawBody);
+      if (thin) return thin;
       const detail =
         err instanceof SyntaxError ? 'The signed body is not JSON' : `The signed body is not an event: ${err}`;
       throw new ApiError('validation_failed', detail.slice(0, 300), { cause: err });
     }
   }
   throw new ApiError('invalid_signature', 'The Stripe signature does not match any configured secret or is too old');
+}
+
+function thinEvent(rawBody: string): ThinEvent | null {
+  try {
+    const body = JSON.parse(rawBody) as Partial<ThinEvent> | null;
+    return body?.object === 'v2.core.event'
+      ? { object: body.object, id: String(body.id), type: String(body.type) }
+      : null;
+  } catch {
+    return null;
+  }
 }
 
 /**

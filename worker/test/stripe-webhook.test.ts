@@ -521,15 +521,6 @@ describe('POST /v1/webhooks/stripe: rejected requests write nothing', () => {
     ['a body that is not JSON', 'hello'],
     ['JSON that is not an object', 'null'],
     ['a JSON array', '[{"id":"evt_1","type":"checkout.session.completed"}]'],
-    [
-      'a thin event (sent to a snapshot endpoint)',
-      JSON.stringify({
-        id: 'evt_thin_1',
-        object: 'v2.core.event',
-        type: 'v1.billing.meter.no_meter_found',
-        created: '2026-11-30T10:00:00.000Z',
-      }),
-    ],
   ])('answers 400 validation_failed for %s, signed by Stripe', async (_, body) => {
     const res = await deliver(body);
     expect(res.status).toBe(400);
@@ -537,6 +528,32 @@ describe('POST /v1/webhooks/stripe: rejected requests write nothing', () => {
       code: 'validation_failed',
       detail: expect.stringMatching(/^The (signed body|event) is not/),
     });
+  });
+
+  // An event destination of thin events pointed here (https://docs.stripe.com/event-destinations#thin-events):
+  // Stripe would retry a 4xx for days and then disable the destination.
+  it.each([
+    ['a thin event about a session', 'v1.checkout.session.completed'],
+    ["an event destination's ping", 'v2.core.event_destination.ping'],
+  ])('acknowledges %s, signed by Stripe, and changes nothing', async (_, type) => {
+    const checkout = await checkedOutCart();
+    const id = `evt_thin_${checkout.sessionId.slice(-12)}`;
+    const body = JSON.stringify({
+      id,
+      object: 'v2.core.event',
+      type,
+      created: '2026-11-30T10:00:00.000Z',
+      related_object: {
+        id: checkout.sessionId,
+        type: 'checkout.session',
+        url: `/v1/checkout/sessions/${checkout.sessionId}`,
+      },
+    });
+    const res = await deliver(body);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ received: true });
+    expect(await eventRecorded(id)).toBe(false);
+    expect(await cartStatus(checkout.cartId)).toBe('checkout_pending');
   });
 
   it('answers 413 for a body over 1 MiB', async () => {

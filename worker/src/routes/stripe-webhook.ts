@@ -37,7 +37,15 @@ export function stripeWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
     // Verification is kept apart from handling: only a bad signature may answer invalid_signature,
     // a failure while handling must make Stripe retry. A signed event whose fields could never be
     // stored is refused first (400), rather than failing the same way on every retry.
-    const event = wellFormedEvent(await verifyWebhook(c.env, await c.req.text(), c.req.header('Stripe-Signature')));
+    const verified = await verifyWebhook(c.env, await c.req.text(), c.req.header('Stripe-Signature'));
+    // Optional: a signed `null` parses to null, which wellFormedEvent refuses below.
+    if (verified?.object === 'v2.core.event') {
+      // Payments still land (success page, scheduled job), but later: the destination needs a
+      // look, so it is logged, and acknowledged so that Stripe does not disable it.
+      log.warn('stripe_thin_event_ignored', { eventId: verified.id, type: verified.type });
+      return c.json({ received: true as const }, 200);
+    }
+    const event = wellFormedEvent(verified);
     const effect = effectOfEvent(event);
     if (effect) {
       const result = await c.var.services.fulfilment.apply(effect);
