@@ -180,7 +180,10 @@ const STEPS = {
    */
   settleCheckout: `
     UPDATE checkouts k SET
-      payment_intent_id = COALESCE(k.payment_intent_id, $2),
+      -- Unique: a payment intent already on another checkout (never from Stripe, which makes one
+      -- per session) is not taken, rather than fail this event on every retry.
+      payment_intent_id = COALESCE(k.payment_intent_id,
+        (SELECT $2::text WHERE NOT EXISTS (SELECT FROM checkouts o WHERE o.payment_intent_id = $2::text))),
       customer = COALESCE($3::jsonb, k.customer),
       amounts = COALESCE($6::jsonb, k.amounts),
       shipping = CASE WHEN $7::jsonb IS NULL THEN k.shipping ELSE $7::jsonb || jsonb_build_object('rate', COALESCE(

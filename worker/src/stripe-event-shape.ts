@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import { ApiError } from './errors.ts';
-import { NOT_STORABLE, storableText } from './storable-text.ts';
 import type { Stripe } from './stripe.ts';
 import type { HANDLED_EVENT_TYPES } from './stripe-events.ts';
 
@@ -19,7 +18,8 @@ import type { HANDLED_EVENT_TYPES } from './stripe-events.ts';
 export const STRIPE_ID = /^[\w-]{1,255}$/;
 const id = z.string().regex(STRIPE_ID, 'an id');
 const amount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-const text = z.string().max(5000).refine(storableText, NOT_STORABLE).nullish();
+// Stripe's text is taken as it comes and made storable where it is read (storableForm).
+const text = z.string().max(5000).nullish();
 /** An id, or the object when expanded. */
 const ref = z.union([id, z.object({ id })]).nullish();
 
@@ -75,8 +75,9 @@ const objectOf = {
 const envelope = z.object({
   id,
   type: z.string().min(1).max(255),
-  // Seconds since the epoch; a date JavaScript can represent.
-  created: z.number().int().min(0).max(8.64e12),
+  // Seconds since the epoch, up to the end of year 9999: a later date has no ISO form Postgres
+  // takes (toISOString writes +010000-…), a 500 on every retry.
+  created: z.number().int().min(0).max(253_402_300_799),
   data: z.object({ object: z.object({}) }),
 });
 

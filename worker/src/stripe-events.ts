@@ -1,6 +1,7 @@
 // The shapes the cart and its payment events show: one definition, the published event's.
 import type { Amounts, Dispute, Shipping } from '@edge-checkout/pubsub/payment-event';
 import { type CartEvent, noticeOf } from './cart-state.ts';
+import { storableForm } from './storable-text.ts';
 import type { Stripe } from './stripe.ts';
 
 /** What one Stripe event (or a session read back from Stripe) means for a cart. */
@@ -65,7 +66,13 @@ export function effectOfEvent(event: Stripe.Event, source: 'webhook' | 'reconcil
         ...base,
         ...aboutThePayment(dispute.payment_intent),
         event: closed ? 'dispute_closed' : 'dispute_created',
-        dispute: { id: dispute.id, status: dispute.status, reason: dispute.reason, amount: dispute.amount, closed },
+        dispute: {
+          id: dispute.id,
+          status: storableForm(dispute.status),
+          reason: storableForm(dispute.reason),
+          amount: dispute.amount,
+          closed,
+        },
         notice: noticeOf({ disputeId: dispute.id, closed }),
       };
     }
@@ -197,14 +204,14 @@ function fromSession(session: Stripe.Checkout.Session) {
     sessionId: session.id,
     paymentIntentId: idOf(session.payment_intent),
     charged: { currency: session.currency, amounts: amountsOf(session) },
-    customer: details ? { email: details.email ?? null, name: details.name ?? null } : null,
+    customer: details ? { email: storableForm(details.email ?? null), name: storableForm(details.name ?? null) } : null,
     shipping: shippingOf(session),
   };
 }
 
 /** Discount, shipping and tax are in `total_details`; the subtotal is the line items before them. */
 function amountsOf(session: Stripe.Checkout.Session): Amounts | null {
-  if (session.amount_subtotal === null || session.amount_total === null) return null;
+  if (session.amount_subtotal == null || session.amount_total == null) return null;
   const details = session.total_details;
   return {
     subtotal: session.amount_subtotal,
@@ -228,14 +235,14 @@ function shippingOf(session: Stripe.Checkout.Session): CartEffect['shipping'] {
   const a = details.address;
   return {
     details: {
-      name: details.name ?? null,
+      name: storableForm(details.name ?? null),
       address: {
-        line1: a.line1 ?? null,
-        line2: a.line2 ?? null,
-        city: a.city ?? null,
-        state: a.state ?? null,
-        postalCode: a.postal_code ?? null,
-        country: a.country ?? null,
+        line1: storableForm(a.line1 ?? null),
+        line2: storableForm(a.line2 ?? null),
+        city: storableForm(a.city ?? null),
+        state: storableForm(a.state ?? null),
+        postalCode: storableForm(a.postal_code ?? null),
+        country: storableForm(a.country ?? null),
       },
       rate: cost && rateId ? { name: rateId, amount: cost.amount_subtotal, minDays: null, maxDays: null } : null,
     },

@@ -27,6 +27,20 @@ describe('GET /checkout/success', () => {
     expect(await outboxOf(state.cartId)).toHaveLength(1);
   });
 
+  it("fulfils a session read back with a shopper's name Postgres cannot store as it is", async () => {
+    const state = await checkedOutCart();
+    const paid = await fetch(`${stripeEnv.STRIPE_API_BASE}/_standin/sessions/${state.sessionId}/pay`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ outcome: 'paid', name: 'Sam\u0000 Shopper\uD800' }),
+    });
+    expect(paid.status).toBe(200);
+    const res = await call(`/checkout/success?session_id=${state.sessionId}`);
+    expect(res.status).toBe(200);
+    expect(await cartStatus(state.cartId)).toBe('paid');
+    expect((await outboxOf(state.cartId))[0]!.event.customer).toMatchObject({ name: 'Sam Shopper\uFFFD' });
+  });
+
   it('shows a delayed payment as processing', async () => {
     const state = await checkedOutCart();
     await standin.pay(state.sessionId, 'async');

@@ -309,6 +309,53 @@ describe('POST /v1/webhooks/stripe: effects', () => {
     expect(cart).toMatchObject({ status: 'paid', amounts, shipping, refundedAmount: 0, oversold: false });
   });
 
+  // Postgres stores neither a NUL nor a lone surrogate; refused, the payment would never land.
+  it("takes a payment whose shopper's name and address hold text Postgres cannot store, and stores it cleaned", async () => {
+    const checkout = await checkedOutCart();
+    const session = sessionObject(checkout, {
+      customer_details: { ...sessionObject(checkout).customer_details!, name: 'Sam\u0000 Shopper' },
+      collected_information: {
+        business_name: null,
+        individual_name: null,
+        shipping_details: { name: 'Sam \uD800', address: { ...STRIPE_ADDRESS, line2: 'Flat\u0000 2' } },
+      },
+    });
+    expect((await deliver(stripeEvent('checkout.session.completed', session))).status).toBe(200);
+    expect(await cartStatus(checkout.cartId)).toBe('paid');
+    const [row] = await outboxOf(checkout.cartId);
+    expect(row!.event.customer).toMatchObject({ name: 'Sam Shopper' });
+    expect(row!.event.shipping).toMatchObject({ name: 'Sam \uFFFD', address: { line2: 'Flat 2' } });
+  });
+
+  it('takes an event without amount_subtotal as one without amounts, not as a subtotal of nothing', async () => {
+    const checkout = await checkedOutCart();
+    const { amount_subtotal: _, ...session } = sessionObject(checkout);
+    expect((await deliver(stripeEvent('checkout.session.completed', session))).status).toBe(200);
+    expect(await cartStatus(checkout.cartId)).toBe('paid');
+    expect((await outboxOf(checkout.cartId))[0]!.event.amounts).toBeNull();
+  });
+
+  it('refuses an event dated after the year 9999 (400), which Postgres cannot store, instead of failing every retry', async () => {
+    const checkout = await checkedOutCart();
+    const event = { ...eventsFor(checkout).completedPaid(), created: 253_402_300_800 };
+    const res = await deliver(event);
+    expect(res.status).toBe(400);
+    expect((await problem(res)).code).toBe('validation_failed');
+    expect(await cartStatus(checkout.cartId)).toBe('checkout_pending');
+  });
+
+  it("does not take a payment intent another checkout already holds: the cart is paid, the other's is kept", async () => {
+    const [first, second] = [await checkedOutCart(), await checkedOutCart()];
+    const paymentIntent = `pi_${first.sessionId.slice(-12)}`;
+    for (const state of [first, second]) {
+      const session = sessionObject(state, { payment_intent: paymentIntent });
+      expect((await deliver(stripeEvent('checkout.session.completed', session))).status).toBe(200);
+      expect(await cartStatus(state.cartId)).toBe('paid');
+    }
+    const held = await db().query('SELECT session_id FROM checkouts WHERE payment_intent_id = $1', [paymentIntent]);
+    expect(held).toEqual([{ session_id: first.sessionId }]);
+  });
+
   it('still flags a subtotal that differs from the checkout snapshot when the total adds up', async () => {
     const checkout = await checkedOutCart();
     // A discount that hides a wrong subtotal: the total is what the cart came to.
