@@ -204,6 +204,43 @@ describe.skipIf(skipped)('Pub/Sub fault proxy in front of the emulator', () => {
     expect((await published()).sort()).toEqual(['one', 'two']);
   });
 
+  it('answer_lost publishes at once and never answers: the caller times out, and its retry is a second copy', async () => {
+    const { topic } = await freshTopic();
+    proxy.setMode('answer_lost');
+    const impatient = createPubSubPublisher({ projectId: PROJECT, topic, emulatorHost: proxy.host, timeoutMs: 300 });
+    const event = { data: 'paid', attributes: { eventId: 'e1' } };
+    const timedOut = await publishError(impatient.publish([event]));
+    expect(timedOut).toMatchObject({ status: undefined, retryable: true });
+    await waitUntilHeld(0);
+    expect(proxy.publishCalls).toEqual({ received: 1, forwarded: 1, held: 0 });
+
+    // The caller cannot know the first went out, so it sends the event again once Pub/Sub answers.
+    proxy.setMode('pass');
+    const [retryId] = await impatient.publish([event]);
+    const reader = new TopicReader(direct, `${topic}-pull`);
+    const copies = await reader.atLeast(2);
+    expect(copies.map((m) => [m.data, m.attributes.eventId])).toEqual([
+      ['paid', 'e1'],
+      ['paid', 'e1'],
+    ]);
+    expect(new Set(copies.map((m) => m.messageId)).size).toBe(2);
+    expect(copies.map((m) => m.messageId)).toContain(retryId);
+    expect(await reader.arrivingWithin()).toEqual([]);
+  });
+
+  it('answer_lost: leaving the mode cuts a waiting caller off without an answer; its message stays published', async () => {
+    const { publish, published } = await freshTopic();
+    await control('mode', { mode: 'answer_lost' });
+    const pending = publishError(publish({ data: 'never answered' }));
+    await waitUntilHeld(1);
+    expect((await control('mode', { mode: 'pass' })).body).toEqual({
+      mode: 'pass',
+      publishCalls: { received: 1, forwarded: 1, held: 0 },
+    });
+    expect(await pending).toMatchObject({ status: undefined, retryable: true });
+    expect(await published()).toEqual(['never answered']);
+  });
+
   it('close() drops held requests without an answer', async () => {
     const own = await startPubSubFaultProxy({ target: emulator.host });
     own.setMode('hang');

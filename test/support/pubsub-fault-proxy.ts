@@ -3,6 +3,16 @@
 // message, no answer at all). Everything else (topic and subscription admin, pull, ack) always
 // passes through untouched, so a test can still set up and read back through the same host.
 //
+// A publish without an answer has two outcomes a caller cannot tell apart, one mode each:
+// `hang` holds the request before Pub/Sub (nothing is published unless the caller still waits
+// when the mode changes), `answer_lost` publishes it and withholds the answer. After the
+// second, the caller's retry publishes the message again: Pub/Sub does not deduplicate
+// publishes, and copies "published multiple times by a publisher client ... are considered
+// distinct by Pub/Sub and have distinct message_id values" (Subscription.enableExactlyOnceDelivery,
+// https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.subscriptions; exactly-once
+// delivery is only about redelivery to subscribers:
+// https://cloud.google.com/pubsub/docs/exactly-once-delivery).
+//
 // It is switched from Node (setMode/reset) or over HTTP on the same port under /_proxy/, for
 // code that cannot call into this process (the Worker's tests run inside workerd):
 //   POST /_proxy/mode   {"mode": "throttled"} or {"mode": "invalid_argument", "match": {"attribute": "cartId", "value": "c1"}}
@@ -40,6 +50,7 @@ const GOOGLE_ERRORS = {
 export const FAULT_MODES = [
   'pass',
   'hang',
+  'answer_lost',
   ...(Object.keys(GOOGLE_ERRORS) as Array<keyof typeof GOOGLE_ERRORS>),
 ] as const;
 export type FaultMode = (typeof FAULT_MODES)[number];
@@ -51,9 +62,9 @@ export type FaultSetting = { mode: FaultMode; match?: FaultMatch };
 export type PublishCalls = {
   /** `:publish` requests that reached the proxy. */
   received: number;
-  /** Of those, the ones sent on to the emulator (released `hang` requests included). */
+  /** Of those, the ones sent on to the emulator (released `hang` requests and `answer_lost` ones included). */
   forwarded: number;
-  /** Requests `hang` is holding right now. */
+  /** Requests held unanswered right now, by `hang` or `answer_lost`. */
   held: number;
 };
 
@@ -66,13 +77,14 @@ export type PubSubFaultProxy = {
   setMode(setting: FaultMode | FaultSetting): void;
   /** A snapshot of the counters. */
   readonly publishCalls: PublishCalls;
-  /** Mode back to `pass`, held requests forwarded, counters zeroed. */
+  /** Mode back to `pass`, held requests let go (as leaving their mode does), counters zeroed. */
   reset(): void;
   /** Stops listening; held requests are dropped without an answer (the caller sees a network error). */
   close(): Promise<void>;
 };
 
-type Held = { release(): void };
+/** A request held unanswered, and what leaving its mode does with it. */
+type Held = { mode: 'hang' | 'answer_lost'; release(): void };
 
 const PUBLISH_PATH = /^\/v1\/projects\/[^/]+\/topics\/([^/]+):publish$/;
 
@@ -84,10 +96,10 @@ export async function startPubSubFaultProxy(opts: { target: string; port?: numbe
 
   function setMode(next: FaultMode | FaultSetting): void {
     setting = checkSetting(typeof next === 'string' ? { mode: next } : next);
-    if (setting.mode === 'hang') return;
-    // Leaving `hang` answers what it held: the outage is over, the requests go through late.
-    const releasing = held;
-    held = [];
+    // Leaving `hang` forwards what it held: the outage is over, the requests go through late.
+    // Leaving `answer_lost` cuts its callers' connections: their answers never come.
+    const releasing = held.filter((request) => request.mode !== setting.mode);
+    held = held.filter((request) => request.mode === setting.mode);
     for (const request of releasing) request.release();
   }
 
@@ -100,7 +112,8 @@ export async function startPubSubFaultProxy(opts: { target: string; port?: numbe
     counts = { received: 0, forwarded: 0 };
   }
 
-  function forward(req: IncomingMessage, body: Buffer, res: ServerResponse): void {
+  /** Sends the request on to the emulator; `res` null: its answer is thrown away. */
+  function forward(req: IncomingMessage, body: Buffer, res: ServerResponse | null): void {
     const upstream = request(
       {
         host: targetHost,
@@ -110,11 +123,16 @@ export async function startPubSubFaultProxy(opts: { target: string; port?: numbe
         headers: { ...req.headers, host: opts.target },
       },
       (answer) => {
+        if (!res) {
+          answer.resume();
+          return;
+        }
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);
       },
     );
     upstream.once('error', (error) => {
+      if (!res) return;
       if (res.headersSent) res.destroy(error);
       else
         sendJson(res, 502, {
@@ -139,11 +157,15 @@ export async function startPubSubFaultProxy(opts: { target: string; port?: numbe
       pass();
       return;
     }
-    if (mode === 'hang') {
-      const entry: Held = { release: pass };
+    if (mode === 'hang' || mode === 'answer_lost') {
+      if (mode === 'answer_lost') {
+        counts.forwarded++;
+        forward(req, body, null);
+      }
+      const entry: Held = mode === 'hang' ? { mode, release: pass } : { mode, release: () => res.destroy() };
       held.push(entry);
-      // A caller that gave up (timeout, abort) is dropped rather than published later, so a
-      // test knows exactly what reached the emulator.
+      // `hang` drops a caller that gave up (timeout, abort) rather than publishing it later: that
+      // request never reached Pub/Sub, and a test knows exactly what reached the emulator.
       res.once('close', () => {
         if (!res.writableFinished) held = held.filter((other) => other !== entry);
       });

@@ -98,6 +98,11 @@ export class StandinControls {
     await this.control('DELETE', '/_standin/faults');
   }
 
+  /** Ends the holds of delay faults now (the held requests go on); answers how many were held. */
+  async releaseHeld(): Promise<number> {
+    return ((await this.control('POST', '/_standin/faults/release')) as { released: number }).released;
+  }
+
   private async control(method: string, path: string, body?: unknown): Promise<unknown> {
     const res = await fetch(`${this.url}${path}`, {
       method,

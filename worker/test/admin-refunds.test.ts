@@ -31,6 +31,8 @@ async function refundedAtStripe(sessionId: string): Promise<{ amountRefunded: nu
 afterEach(async () => {
   vi.restoreAllMocks();
   await standin.clearFaults();
+  // A test that failed while holding a request at Stripe must not leave it to act during the next.
+  await standin.releaseHeld();
 });
 
 describe('POST /v1/admin/carts/{cartId}/refunds', () => {
@@ -83,22 +85,29 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
 
   it('refunds once when the request is retried after a timeout, while the first is still at Stripe and after', async () => {
     const state = await paidCart();
-    await standin.addFault({ method: 'POST', path: '/v1/refunds', delayMs: 1500 });
+    // Held at Stripe, its key in flight, until the test releases it: no delay to outlast.
+    await standin.addFault({ method: 'POST', path: '/v1/refunds', delayMs: 2 ** 31 - 1 });
     // The operator's client gives up on the first request while Stripe is still making the refund …
     const first = refund(state.cartId, { amount: 700 }, 'timeout-1');
     await expect.poll(async () => (await standin.faults()).length).toBe(0);
-    // … and sends it again with the same key, until it gets an answer.
-    let retried: Response | undefined;
-    await expect
-      .poll(async () => {
-        retried = await refund(state.cartId, { amount: 700 }, 'timeout-1');
-        return retried.status;
-      })
-      .toBe(201);
-    const again = await refund(state.cartId, { amount: 700 }, 'timeout-1');
-    const ids = await Promise.all(
-      [first, Promise.resolve(retried!), again].map(async (r) => ((await (await r).json()) as { id: string }).id),
-    );
+    // … and sends it again with the same key. Stripe answers it (and stripe-node's retries of it)
+    // 409 idempotency_key_in_use; only that answer gives this 503.
+    const during = await refund(state.cartId, { amount: 700 }, 'timeout-1');
+    expect(during.status).toBe(503);
+    expect(during.headers.get('Retry-After')).toBe('1');
+    expect(await problem(during)).toMatchObject({
+      code: 'service_unavailable',
+      detail: 'A refund with this Idempotency-Key is still being made; retry with it',
+    });
+    expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 0, refunds: 0 });
+
+    expect(await standin.releaseHeld()).toBe(1);
+    const answers = [await first];
+    // After it, the same key gets Stripe's saved refund back.
+    answers.push(await refund(state.cartId, { amount: 700 }, 'timeout-1'));
+    answers.push(await refund(state.cartId, { amount: 700 }, 'timeout-1'));
+    expect(answers.map((r) => r.status)).toEqual([201, 201, 201]);
+    const ids = await Promise.all(answers.map(async (r) => ((await r.json()) as { id: string }).id));
     expect(new Set(ids).size).toBe(1);
 
     expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 700, refunds: 1 });

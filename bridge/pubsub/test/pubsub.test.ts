@@ -201,7 +201,9 @@ describe('service-account authentication (self-signed JWT)', () => {
   it('reuses the token until five minutes before it expires, then signs a new one', async () => {
     const server = await fakePubSub();
     let clock = Date.now();
-    const publisher = withServiceAccount({ apiEndpoint: server.url, now: () => clock });
+    // RS256 is deterministic, so a frozen clock would give two separate signings the same token;
+    // a clock that moves a second per read makes a second signing visible as a different bearer.
+    const publisher = withServiceAccount({ apiEndpoint: server.url, now: () => (clock += 1000) });
     const bearerOf = (i: number) => server.requests[i].headers.authorization;
 
     await Promise.all([publisher.publish([{ data: 'a' }]), publisher.publish([{ data: 'b' }])]);

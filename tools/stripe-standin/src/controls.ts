@@ -175,6 +175,8 @@ export function controlRoutes({ payments, events, webhooks, faults }: ControlOpt
   controls.get('/faults', (c) => c.json({ data: faults.list() }));
   controls.delete('/faults', (c) => c.json({ deleted: faults.clear() }));
   controls.delete('/faults/:id', (c) => c.json({ ...faults.remove(c.req.param('id')), deleted: true }));
+  // Requests held by a fault's delay go on now: { released: n }.
+  controls.post('/faults/release', (c) => c.json({ released: faults.release() }));
 
   return controls;
 }

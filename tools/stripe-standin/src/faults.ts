@@ -42,7 +42,8 @@ const MAX_DELAY_MS = 2 ** 31 - 1;
 
 export class Faults {
   private faults: Fault[] = [];
-  private readonly holds = new Set<NodeJS.Timeout>();
+  /** Each held request's timer, with what resumes it. */
+  private readonly holds = new Map<NodeJS.Timeout, () => void>();
 
   add(spec: FaultSpec): Fault {
     const fault = { id: randomId('fault_', 14), ...spec, remaining: spec.times };
@@ -84,13 +85,28 @@ export class Faults {
         this.holds.delete(timer);
         resolve();
       }, ms);
-      this.holds.add(timer);
+      this.holds.set(timer, resolve);
     });
+  }
+
+  /**
+   * Ends every hold now: each held request goes on as when its delay is over. With a long delay a
+   * test holds a request exactly until it has seen what should happen meanwhile, instead of
+   * hoping a fixed delay outlasts it. Answers how many were held.
+   */
+  release(): number {
+    const held = [...this.holds];
+    this.holds.clear();
+    for (const [timer, resume] of held) {
+      clearTimeout(timer);
+      resume();
+    }
+    return held.length;
   }
 
   /** Drops held requests (their connections close with the server), so nothing acts after close. */
   close(): void {
-    for (const timer of this.holds) clearTimeout(timer);
+    for (const timer of this.holds.keys()) clearTimeout(timer);
     this.holds.clear();
   }
 }

@@ -1,17 +1,8 @@
 import type Stripe from 'stripe';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Fault } from '../src/faults.ts';
 import type { TestStandin } from './testing.ts';
-import {
-  API_KEY,
-  addFault,
-  clientFor,
-  control,
-  createCartSession,
-  startTestStandin,
-  stripeError,
-  waitFor,
-} from './testing.ts';
+import { API_KEY, addFault, clientFor, control, createCartSession, startTestStandin, stripeError } from './testing.ts';
 
 // The fault controls (/_standin/faults): what a fault matches, how it counts down, and how each
 // kind answers. How faults meet idempotency keys is in idempotency.test.ts.
@@ -20,7 +11,10 @@ let t: TestStandin;
 beforeEach(async () => {
   t = await startTestStandin();
 });
-afterEach(() => t.standin.close());
+afterEach(() => {
+  vi.useRealTimers();
+  return t.standin.close();
+});
 
 async function remaining(): Promise<number[]> {
   return (await control<{ data: Fault[] }>(t.standin, '/faults')).body.data.map((f) => f.remaining);
@@ -135,18 +129,43 @@ describe('what each fault answers', () => {
   it('delayMs alone: the request is held, then acts normally', async () => {
     const session = await createCartSession(t.stripe);
     await addFault(t.standin, { path: `/v1/checkout/sessions/${session.id}/expire`, delayMs: 200 });
-    const started = Date.now();
-    const expired = await t.stripe.checkout.sessions.expire(session.id);
-    // Node's timers may fire a millisecond early by Date.now().
-    expect(Date.now() - started).toBeGreaterThanOrEqual(199);
-    expect(expired.status).toBe('expired');
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const expiring = t.stripe.checkout.sessions.expire(session.id);
+    // Used up: the request reached the fault. Without the hold it would have expired the session.
+    await expect.poll(remaining).toEqual([]);
+    vi.advanceTimersByTime(199);
+    expect((await t.stripe.checkout.sessions.retrieve(session.id)).status).toBe('open');
+    vi.advanceTimersByTime(1);
+    expect((await expiring).status).toBe('expired');
   });
 
   it('delayMs with a status: held, then fails', async () => {
     await addFault(t.standin, { path: '/v1/events', status: 429, delayMs: 200 });
-    const started = Date.now();
-    expect((await stripeError(t.stripe.events.list())).statusCode).toBe(429);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(199);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    let settled = false;
+    const failing = stripeError(t.stripe.events.list()).finally(() => {
+      settled = true;
+    });
+    await expect.poll(remaining).toEqual([]);
+    vi.advanceTimersByTime(199);
+    // A round trip after the fault was used up: an answer sent without the hold would be here.
+    await remaining();
+    expect(settled).toBe(false);
+    vi.advanceTimersByTime(1);
+    expect((await failing).statusCode).toBe(429);
+  });
+
+  it('POST /_standin/faults/release ends the holds now: the held request acts at once', async () => {
+    const session = await createCartSession(t.stripe);
+    await addFault(t.standin, { path: `/v1/checkout/sessions/${session.id}/expire`, delayMs: 2 ** 31 - 1 });
+    const expiring = t.stripe.checkout.sessions.expire(session.id);
+    await expect.poll(remaining).toEqual([]);
+    expect((await t.stripe.checkout.sessions.retrieve(session.id)).status).toBe('open');
+
+    expect((await control(t.standin, '/faults/release', {})).body).toEqual({ released: 1 });
+    // Without the release this waits for the delay, some 24 days, and the test times out.
+    expect((await expiring).status).toBe('expired');
+    expect((await control(t.standin, '/faults/release', {})).body).toEqual({ released: 0 });
   });
 
   it('a closed stand-in drops the requests it holds instead of acting on them later', async () => {
@@ -154,15 +173,16 @@ describe('what each fault answers', () => {
     const own = await startTestStandin({ log: (line) => log.push(line) });
     const stripe = clientFor(own.standin, API_KEY);
     await control(own.standin, '/faults', { path: '/v1/checkout/sessions', delayMs: 200 });
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const held = createCartSession(stripe).then(
       () => 'answered',
       () => 'dropped',
     );
-    await waitFor(async () => (await control<{ data: Fault[] }>(own.standin, '/faults')).body.data.length === 0);
+    await expect.poll(async () => (await control<{ data: Fault[] }>(own.standin, '/faults')).body.data).toEqual([]);
     await own.standin.close();
     expect(await held).toBe('dropped');
-    // Nothing to wait on for something that must not happen: give the hold twice its time.
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    // Past the hold's end: a hold that outlived close() would create the session now.
+    await vi.advanceTimersByTimeAsync(200);
     expect(log.filter((line) => line.includes('created'))).toEqual([]);
   });
 });
