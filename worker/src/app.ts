@@ -45,7 +45,7 @@ export const emptyBodyIsNone = createMiddleware(async (c, next) => {
   await next();
 });
 
-export const MAX_BODY_BYTES = 1024 * 1024;
+const MAX_BODY_BYTES = 1024 * 1024;
 
 /** The one place that assembles the app: middleware, error handling and every route module. */
 export function createApp(routes: ((app: OpenAPIHono<AppEnv>) => void)[]): OpenAPIHono<AppEnv> {

@@ -28,7 +28,7 @@ function bearer(header: string | undefined): string {
 const KEY_SET_ALGORITHMS = ['RS256', 'ES256'];
 
 /** Verifies the bearer JWT (HS256 secret or JWKS) and returns its `sub`. */
-export async function authenticate(env: Env, authorization: string | undefined): Promise<string> {
+async function authenticate(env: Env, authorization: string | undefined): Promise<string> {
   const cfg = config(env);
   const token = bearer(authorization);
   const secret = cfg.optional('AUTH_JWT_SECRET');

@@ -39,7 +39,7 @@ export const PUBLISHED_STATUSES: readonly CartStatus[] = ['paid', 'awaiting_paym
 /** Items can be changed only here. */
 export const EDITABLE_STATUSES: readonly CartStatus[] = ['open', 'payment_failed'];
 /** Checkout holds the cart's stock while the cart is here (the payment may still come). */
-const HOLDING_STATUSES: readonly CartStatus[] = ['checkout_pending', 'awaiting_payment'];
+export const HOLDING_STATUSES: readonly CartStatus[] = ['checkout_pending', 'awaiting_payment'];
 /** The payment has landed: refunds and disputes of it are news for the shop. */
 export const LANDED_STATUSES: readonly CartStatus[] = ['paid', 'refunded'];
 
@@ -150,10 +150,15 @@ export function decisionsFor(event: CartEvent): Record<'none' | 'full', Partial<
 }
 
 /**
+ * The largest amount Stripe charges, refunds or prices: eight digits in minor units
+ * (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+ */
+export const STRIPE_MAX_AMOUNT = 99_999_999;
+
+/**
  * What Stripe would refuse at checkout, refused already when the cart is edited:
  * Checkout takes at most 100 line items in payment mode
  * (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-line_items), and
- * an amount of at most eight digits in minor units
- * (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+ * a total of at most Stripe's largest amount.
  */
-export const CART_LIMITS = { lines: 100, totalAmount: 99_999_999 } as const;
+export const CART_LIMITS = { lines: 100, totalAmount: STRIPE_MAX_AMOUNT } as const;

@@ -2,7 +2,7 @@ import { CART_LIMITS, type CartStatus, EDITABLE_STATUSES } from './cart-state.ts
 import { type Sql, sqlState } from './db.ts';
 import { ApiError, notFound } from './errors.ts';
 import { available } from './products.ts';
-import type { AdminCartOut, CartOut } from './schemas.ts';
+import type { AdminCartOut, CartOut, CheckoutOut } from './schemas.ts';
 
 /** A cart's line at today's price, as LIVE_LINES selects it. */
 export interface LiveLine {
@@ -64,6 +64,11 @@ const cartSelect = `
   FROM carts c
   LEFT JOIN checkouts k ON k.session_id = c.checkout_session_id`;
 
+/** A cart's live Checkout Session as the API shows it. */
+export function checkoutOut(cartId: string, session: { id: string; url: string; expiresAt: Date }): CheckoutOut {
+  return { cartId, sessionId: session.id, url: session.url, expiresAt: session.expiresAt.toISOString() };
+}
+
 /** A cart line as clients see it, and as it is snapshotted at checkout. */
 export function cartItem(i: {
   productId: string;
@@ -89,12 +94,13 @@ function renderCart(row: CartRow): CartOut {
     items,
     itemCount: items.reduce((n, i) => n + i.quantity, 0),
     totalAmount: items.reduce((n, i) => n + i.lineTotal, 0),
-    checkout: row.checkout && {
-      cartId: row.id,
-      sessionId: row.checkout.sessionId,
-      url: row.checkout.url,
-      expiresAt: new Date(row.checkout.expiresAt).toISOString(),
-    },
+    checkout:
+      row.checkout &&
+      checkoutOut(row.id, {
+        id: row.checkout.sessionId,
+        url: row.checkout.url,
+        expiresAt: new Date(row.checkout.expiresAt),
+      }),
     ...row.payment,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
@@ -121,15 +127,25 @@ export async function openCart(sql: Sql, userId: string): Promise<{ cart: CartOu
 }
 
 export async function getCart(sql: Sql, userId: string, cartId: string): Promise<CartOut> {
-  const cart = await findCart(sql, 'c.id = $1 AND c.user_id = $2', [cartId, userId]);
+  const cart = oneCart(await sql.query(`${cartSelect} WHERE c.id = $1 AND c.user_id = $2`, [cartId, userId]));
   if (!cart) throw notFound('Cart');
   return cart;
 }
 
-/** One cart by a condition on `carts c`; for pages reached without a user (by id or session). */
-export async function findCart(sql: Sql, condition: string, params: unknown[]): Promise<CartOut | null> {
-  const [row] = await sql.query(`${cartSelect} WHERE ${condition}`, params);
-  return row ? renderCart(row as CartRow) : null;
+/** A cart by its id alone, for the landing pages, which are reached without a user. */
+export async function findCartById(sql: Sql, cartId: string): Promise<CartOut | null> {
+  return oneCart(await sql.query(`${cartSelect} WHERE c.id = $1`, [cartId]));
+}
+
+/** The cart a Checkout Session of ours was made for, for the success page. */
+export async function findCartBySession(sql: Sql, sessionId: string): Promise<CartOut | null> {
+  return oneCart(
+    await sql.query(`${cartSelect} WHERE c.id = (SELECT cart_id FROM checkouts WHERE session_id = $1)`, [sessionId]),
+  );
+}
+
+function oneCart([row]: Record<string, unknown>[]): CartOut | null {
+  return row ? renderCart(row as unknown as CartRow) : null;
 }
 
 export async function listCarts(sql: Sql, userId: string, limit: number): Promise<CartOut[]> {

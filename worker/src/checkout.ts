@@ -1,5 +1,14 @@
 import { CART_LIMITS, type CartStatus, EDITABLE_STATUSES, isEditable, transition } from './cart-state.ts';
-import { cartItem, getCart, LIVE_LINES, type LiveLine, limitExceeded, notEditable, outOfStock } from './carts.ts';
+import {
+  cartItem,
+  checkoutOut,
+  getCart,
+  LIVE_LINES,
+  type LiveLine,
+  limitExceeded,
+  notEditable,
+  outOfStock,
+} from './carts.ts';
 import type { Sql } from './db.ts';
 import type { Config, ShippingRate } from './env.ts';
 import { ApiError, notFound } from './errors.ts';
@@ -105,10 +114,6 @@ async function abandonAttempt(sql: Sql, cartId: string, attempt: number): Promis
      WHERE id = $1 AND checkout_attempt = $2`,
     [cartId, attempt],
   );
-}
-
-function checkoutOut(cartId: string, session: { id: string; url: string; expiresAt: Date }): CheckoutOut {
-  return { cartId, sessionId: session.id, url: session.url, expiresAt: session.expiresAt.toISOString() };
 }
 
 /**

@@ -29,6 +29,11 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return code.startsWith('08') || code.startsWith('53') || code.startsWith('57P');
 }
 
+/** Answers once the database does: throws, like any query, when it cannot be reached. */
+export async function ping(sql: Sql): Promise<void> {
+  await sql.query('SELECT 1');
+}
+
 /** SQLSTATE of a Postgres error raised by a statement, if that is what `err` is. */
 export function sqlState(err: unknown): string | undefined {
   return err instanceof NeonDbError ? err.code : undefined;

@@ -1,5 +1,6 @@
 import { PROJECT_ID, TOPIC_NAME } from '@edge-checkout/pubsub';
 import { z } from 'zod';
+import { STRIPE_MAX_AMOUNT } from './cart-state.ts';
 import { ApiError } from './errors.ts';
 import { CHECKOUT_SHIPPING_COUNTRIES } from './shipping-countries.ts';
 
@@ -158,14 +159,14 @@ const flag = z
 // A fixed-amount Checkout shipping rate. A session offers the rates in its own currency, at most
 // 5 (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-shipping_options).
 const RATE_NAME = 'a name of 1 to 100 characters';
-const RATE_AMOUNT = 'an amount in minor units from 0 to 99999999';
+const RATE_AMOUNT = `an amount in minor units from 0 to ${STRIPE_MAX_AMOUNT}`;
 const RATE_CURRENCY = 'an ISO currency code in lower case (usd)';
 const RATE_DAYS = 'a whole number of days, at least 1';
 const shippingRate = z
   .strictObject(
     {
       name: z.string({ error: RATE_NAME }).trim().min(1, RATE_NAME).max(100, RATE_NAME),
-      amount: z.number({ error: RATE_AMOUNT }).int(RATE_AMOUNT).min(0, RATE_AMOUNT).max(99_999_999, RATE_AMOUNT),
+      amount: z.number({ error: RATE_AMOUNT }).int(RATE_AMOUNT).min(0, RATE_AMOUNT).max(STRIPE_MAX_AMOUNT, RATE_AMOUNT),
       currency: z.string({ error: RATE_CURRENCY }).regex(/^[a-z]{3}$/, RATE_CURRENCY),
       minDays: z.number({ error: RATE_DAYS }).int(RATE_DAYS).min(1, RATE_DAYS).optional(),
       maxDays: z.number({ error: RATE_DAYS }).int(RATE_DAYS).min(1, RATE_DAYS).optional(),

@@ -243,8 +243,9 @@ const STEPS = {
 };
 
 /**
- * Applies one event to its cart: lock, record, move, end the stock hold, settle, write the outbox. Every path that
- * moves a cart (webhook, success page, checkout, cancel, scheduled job) comes through here.
+ * Applies one event to its cart: lock, record, move, end the stock hold, settle, write the outbox. Every event
+ * about a payment (webhook, success page, cancel, scheduled job) comes through here; only checkout's own move
+ * to checkout_pending, which has no event and publishes nothing, is written by checkout.ts.
  */
 export async function applyEffect(sql: Sql, effect: CartEffect, opts: { lease: boolean }): Promise<EffectResult> {
   const [, recorded, , , [stock], settled, published] = (await sql.transaction(
@@ -327,19 +328,17 @@ interface RecordedRow {
 
 /** Applies effects for one request and publishes what they wrote once the request is answered. */
 export interface Fulfilment {
-  sql: Sql;
   apply(effect: CartEffect): Promise<EffectResult>;
 }
 
 /**
- * Every path that moves a cart goes through this, so each publishes its payment events right
+ * Every event about a payment goes through this, so each publishes its payment events right
  * after the commit. Without `ctx` (the scheduled job, which relays the outbox itself
  * afterwards) rows are left for the relay.
  */
 export function fulfilment(env: Env, sql: Sql, ctx: { waitUntil(promise: Promise<unknown>): void } | null): Fulfilment {
   const lease = ctx !== null && publishingConfigured(env);
   return {
-    sql,
     async apply(effect) {
       const result = await applyEffect(sql, effect, { lease });
       if (ctx)

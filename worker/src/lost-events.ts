@@ -1,6 +1,6 @@
 import { log } from './log.ts';
 import type { Services } from './services.ts';
-import { Stripe } from './stripe.ts';
+import { type Stripe, stripeRefused } from './stripe.ts';
 import { wellFormedEvent } from './stripe-event-shape.ts';
 import { effectOfEvent, HANDLED_EVENT_TYPES } from './stripe-events.ts';
 
@@ -103,7 +103,7 @@ export async function applyUndeliveredEvents(
     // Stripe no longer lists (older than 30 days) cannot be gone on from: the walk starts afresh.
     report.errors++;
     log.error('lost_events_not_listed', { error: err });
-    if (err instanceof Stripe.errors.StripeInvalidRequestError) position = null;
+    if (stripeRefused(err)) position = null;
   }
   try {
     await sql.query(

@@ -234,7 +234,7 @@ export async function readOutboxEvents(sql: Sql, condition: string, params: unkn
 }
 
 /** The payment event of one outbox row, as the contract publishes it. */
-export function paymentEventOf(row: EventFacts): PaymentEvent {
+function paymentEventOf(row: EventFacts): PaymentEvent {
   return {
     id: row.id,
     type: row.event_type,
@@ -471,7 +471,7 @@ export async function requeueOutbox(sql: Sql, id: string | null): Promise<Outbox
     `WITH requeued AS (
        UPDATE outbox SET failed_at = NULL, next_attempt_at = now(), claimed_until = NULL
        WHERE published_at IS NULL AND discarded_at IS NULL AND (id = $1 OR ($1::uuid IS NULL AND failed_at IS NOT NULL))
-         AND (claimed_until IS NULL OR claimed_until <= now())
+         AND (claimed_until IS NULL OR claimed_until < now())
        RETURNING ${entryColumns}
      )
      SELECT * FROM requeued

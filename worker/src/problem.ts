@@ -5,12 +5,10 @@ import { ApiError, describeCode } from './errors.ts';
 import { log } from './log.ts';
 
 /** Maps anything thrown to the contract's error codes, never leaking internals to the client. */
-export function toApiError(err: unknown): ApiError {
+function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof HTTPException) {
-    if (err.status === 413) return new ApiError('payload_too_large', 'Request body is too large');
     if (err.status === 400) return new ApiError('validation_failed', err.message || 'Malformed request');
-    if (err.status === 401) return new ApiError('unauthorized', err.message || 'Unauthorized');
     if (err.status === 415) {
       return new ApiError('unsupported_media_type', 'The request body must be JSON (Content-Type: application/json)');
     }

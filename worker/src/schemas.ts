@@ -1,6 +1,6 @@
 import { Amounts, Dispute, Shipping } from '@edge-checkout/pubsub/payment-event';
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
-import { CART_STATUSES } from './cart-state.ts';
+import { CART_STATUSES, STRIPE_MAX_AMOUNT } from './cart-state.ts';
 import { NOT_STORABLE, storableText } from './storable-text.ts';
 
 // One source for validation and for the OpenAPI document: every request is checked against
@@ -15,7 +15,7 @@ export const MinorUnits = z
   .number()
   .int()
   .min(0)
-  .max(99_999_999)
+  .max(STRIPE_MAX_AMOUNT)
   .openapi({ description: "Integer amount in the currency's minor unit (cents for usd)", example: 2500 });
 
 export const ProductId = z
@@ -143,7 +143,7 @@ export const RefundRequest = z
       .number()
       .int()
       .min(1)
-      .max(99_999_999)
+      .max(STRIPE_MAX_AMOUNT)
       .optional()
       .openapi({ description: 'Minor units; omitted: what is left of the payment' }),
     reason: z.enum(['duplicate', 'fraudulent', 'requested_by_customer']).optional(),

@@ -81,7 +81,7 @@ function thinEvent(rawBody: string): ThinEvent | null {
 export function stripeFailure(err: unknown, what: 'checkout' | 'refund' = 'checkout'): ApiError {
   // 402 request_failed (card_error): "the parameters were valid but the request failed"
   // (https://docs.stripe.com/api/errors), as final as an invalid request.
-  if (err instanceof Stripe.errors.StripeInvalidRequestError || err instanceof Stripe.errors.StripeCardError) {
+  if (stripeRefused(err) || err instanceof Stripe.errors.StripeCardError) {
     return new ApiError(`${what}_refused`, `Stripe refused the ${what}: ${err.message}`, { cause: err });
   }
   // The key was first used with other parameters (https://docs.stripe.com/api/idempotent_requests).
@@ -127,7 +127,12 @@ export function stripeKeyReused(err: unknown): err is InstanceType<typeof Stripe
   return err instanceof Stripe.errors.StripeIdempotencyError;
 }
 
+/** Stripe refused the request itself (invalid_request_error, 400 or 404): sent again, it fails again. */
+export function stripeRefused(err: unknown): err is InstanceType<typeof Stripe.errors.StripeInvalidRequestError> {
+  return err instanceof Stripe.errors.StripeInvalidRequestError;
+}
+
 /** Stripe does not know the object (404 resource_missing). */
 export function stripeNotFound(err: unknown): boolean {
-  return err instanceof Stripe.errors.StripeInvalidRequestError && err.statusCode === 404;
+  return stripeRefused(err) && err.statusCode === 404;
 }

@@ -4,7 +4,7 @@
 // Stateless: repeats are deduplicated downstream by the notification's `id` (the event id).
 
 import { PubSubPublishError, type PubSubPublisher } from '@edge-checkout/pubsub';
-import { ReceivedPaymentEvent } from '@edge-checkout/pubsub/payment-event';
+import { type PaymentEventType, ReceivedPaymentEvent } from '@edge-checkout/pubsub/payment-event';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { type RelayLog, silentLog } from './log.ts';
@@ -26,7 +26,7 @@ export const NOTIFIED_EVENT_TYPES = [
   'cart.payment_failed',
   'cart.refunded',
   'cart.partially_refunded',
-] as const;
+] as const satisfies readonly PaymentEventType[];
 type NotifiedEventType = (typeof NOTIFIED_EVENT_TYPES)[number];
 
 // Pub/Sub's push envelope (https://cloud.google.com/pubsub/docs/push). Google sends the message

@@ -3,9 +3,6 @@ import { loadRelayConfig, type RelayConfig, RelayConfigError } from './config.ts
 import { jsonLog } from './log.ts';
 import { startRelay } from './server.ts';
 
-// Cloud Run sends SIGTERM and allows 10 s before SIGKILL.
-const SHUTDOWN_GRACE_MS = 8_000;
-
 let config: RelayConfig;
 try {
   config = loadRelayConfig(process.env);
@@ -30,7 +27,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     if (stopping) return;
     stopping = true;
     jsonLog('INFO', `${signal}: finishing requests in flight, then exiting`);
-    void relay.close(SHUTDOWN_GRACE_MS).then(() => {
+    void relay.close().then(() => {
       jsonLog('INFO', 'relay stopped');
       process.exit(0);
     });

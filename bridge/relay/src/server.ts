@@ -10,6 +10,9 @@ import type { RelayConfig } from './config.ts';
 import { jsonLog, type RelayLog } from './log.ts';
 import { acceptEveryPush, createOidcVerifier } from './oidc.ts';
 
+// Cloud Run sends SIGTERM and allows 10 s before SIGKILL.
+const SHUTDOWN_GRACE_MS = 8_000;
+
 export type RunningRelay = {
   /** `http://host:port` it listens on. */
   url: string;
@@ -85,7 +88,7 @@ export async function startRelay(config: RelayConfig, opts: StartRelayOptions = 
   return {
     url,
     port: address.port,
-    close: (graceMs = 8_000) =>
+    close: (graceMs = SHUTDOWN_GRACE_MS) =>
       (closing ??= new Promise<void>((resolve) => {
         // serve() without http2/https options makes a node:http server.
         const http = server as Server;

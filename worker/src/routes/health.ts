@@ -1,5 +1,6 @@
 import { createRoute, type OpenAPIHono } from '@hono/zod-openapi';
 import type { AppEnv } from '../app.ts';
+import { ping } from '../db.ts';
 import { Health, json, problems } from '../schemas.ts';
 
 const health = createRoute({
@@ -13,7 +14,7 @@ const health = createRoute({
 export function healthRoutes(app: OpenAPIHono<AppEnv>): void {
   app.openapi(health, async (c) => {
     // An unreachable database throws here and onError answers 503 service_unavailable.
-    await c.var.services.sql.query('SELECT 1');
+    await ping(c.var.services.sql);
     return c.json({ status: 'ok' as const, db: 'ok' as const }, 200);
   });
 }

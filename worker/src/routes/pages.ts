@@ -1,6 +1,7 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { type AppEnv, router } from '../app.ts';
-import { findCart } from '../carts.ts';
+import { HOLDING_STATUSES } from '../cart-state.ts';
+import { findCartById, findCartBySession } from '../carts.ts';
 import { reconcileSession } from '../checkout.ts';
 import type { Config } from '../env.ts';
 import { ApiError, notFound } from '../errors.ts';
@@ -60,11 +61,11 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
   pages.openapi(success, async (c) => {
     const sessionId = c.req.valid('query').session_id;
     const { sql, fulfilment } = c.var.services;
-    const read = () => findCart(sql, 'c.id = (SELECT cart_id FROM checkouts WHERE session_id = $1)', [sessionId]);
-    // Only sessions we made reach Stripe, and only while their cart waits for the payment.
+    const read = () => findCartBySession(sql, sessionId);
+    // Only sessions we made reach Stripe, and only while the payment may still come.
     let cart = await read();
     if (!cart) throw notFound('Checkout');
-    if (cart.status === 'checkout_pending' || cart.status === 'awaiting_payment') {
+    if (HOLDING_STATUSES.includes(cart.status)) {
       // No login here: the client's address bounds how often it can make us call Stripe. Locally
       // there is none; counting per session there keeps every local client off one shared budget.
       await takeToken(c.env, 'STRIPE_PAGE_RATE_LIMIT', clientAddress(c) ?? `session:${sessionId}`);
@@ -91,7 +92,7 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
 
   pages.openapi(cancel, async (c) => {
     const { sql, config } = c.var.services;
-    const cart = await findCart(sql, 'c.id = $1', [c.req.valid('query').cart_id]);
+    const cart = await findCartById(sql, c.req.valid('query').cart_id);
     if (!cart) throw notFound('Cart');
     return c.html(cartPage({ cancelled: true, cart, appReturnUrl: appReturnUrl(config) }), 200);
   });
