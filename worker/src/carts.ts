@@ -1,5 +1,5 @@
 import { CART_LIMITS, type CartStatus, EDITABLE_STATUSES } from './cart-state.ts';
-import { type Sql, sqlState } from './db.ts';
+import { type Rows, type Sql, type Statement, sqlState } from './db.ts';
 import { ApiError, notFound } from './errors.ts';
 import { available } from './products.ts';
 import type { AdminCartOut, CartOut, CheckoutOut } from './schemas.ts';
@@ -127,24 +127,28 @@ export async function openCart(sql: Sql, userId: string): Promise<{ cart: CartOu
 }
 
 export async function getCart(sql: Sql, userId: string, cartId: string): Promise<CartOut> {
-  const cart = oneCart(await sql.query(`${cartSelect} WHERE c.id = $1 AND c.user_id = $2`, [cartId, userId]));
+  const cart = cartOf(await selectCart(sql, userId, cartId));
   if (!cart) throw notFound('Cart');
   return cart;
 }
 
+/** The caller's cart, as a statement to send (alone, or last in a transaction); read with cartOf. */
+export function selectCart(sql: Sql, userId: string, cartId: string): Statement {
+  return sql.query(`${cartSelect} WHERE c.id = $1 AND c.user_id = $2`, [cartId, userId]);
+}
+
+/** The cart a Checkout Session of ours was made for (the success page, reached without a user). */
+export function selectCartOfSession(sql: Sql, sessionId: string): Statement {
+  return sql.query(`${cartSelect} WHERE c.id = (SELECT cart_id FROM checkouts WHERE session_id = $1)`, [sessionId]);
+}
+
 /** A cart by its id alone, for the landing pages, which are reached without a user. */
 export async function findCartById(sql: Sql, cartId: string): Promise<CartOut | null> {
-  return oneCart(await sql.query(`${cartSelect} WHERE c.id = $1`, [cartId]));
+  return cartOf(await sql.query(`${cartSelect} WHERE c.id = $1`, [cartId]));
 }
 
-/** The cart a Checkout Session of ours was made for, for the success page. */
-export async function findCartBySession(sql: Sql, sessionId: string): Promise<CartOut | null> {
-  return oneCart(
-    await sql.query(`${cartSelect} WHERE c.id = (SELECT cart_id FROM checkouts WHERE session_id = $1)`, [sessionId]),
-  );
-}
-
-function oneCart([row]: Record<string, unknown>[]): CartOut | null {
+/** The cart a select of it found, as the API shows it; null when there is none. */
+export function cartOf([row]: Rows): CartOut | null {
   return row ? renderCart(row as unknown as CartRow) : null;
 }
 

@@ -1,15 +1,16 @@
 import { CART_LIMITS, type CartStatus, EDITABLE_STATUSES, isEditable, transition } from './cart-state.ts';
 import {
   cartItem,
+  cartOf,
   checkoutOut,
-  getCart,
   LIVE_LINES,
   type LiveLine,
   limitExceeded,
   notEditable,
   outOfStock,
+  selectCart,
 } from './carts.ts';
-import type { Sql } from './db.ts';
+import type { Rows, Sql, Statement } from './db.ts';
 import type { Config, ShippingRate } from './env.ts';
 import { ApiError, notFound } from './errors.ts';
 import type { EffectResult, Fulfilment } from './fulfilment.ts';
@@ -25,7 +26,7 @@ import {
   stripeNotFound,
   stripeSavedFailure,
 } from './stripe.ts';
-import { cancelEffect, effectOfSession, idOf, missingSessionEffect } from './stripe-events.ts';
+import { type CartEffect, cancelEffect, effectOfSession, idOf, missingSessionEffect } from './stripe-events.ts';
 
 interface CheckoutState {
   status: CartStatus;
@@ -382,16 +383,21 @@ export async function reconcileSession(
   f: Fulfilment,
   stripe: Stripe,
   sessionId: string,
-): Promise<{ session: Stripe.Checkout.Session | null; result: EffectResult | null }> {
+  read?: Statement,
+): Promise<{ session: Stripe.Checkout.Session | null; result: EffectResult | null; read: Rows | null }> {
   let session: Stripe.Checkout.Session;
   try {
     session = await stripe.checkout.sessions.retrieve(sessionId, { expand: ['payment_intent'] });
   } catch (err) {
-    if (stripeNotFound(err)) return { session: null, result: await f.apply(missingSessionEffect(sessionId)) };
-    throw stripeFailure(err);
+    if (!stripeNotFound(err)) throw stripeFailure(err);
+    return { session: null, ...(await applied(f, missingSessionEffect(sessionId), read)) };
   }
   const effect = effectOfSession(session);
-  return { session, result: effect ? await f.apply(effect) : null };
+  return { session, ...(effect ? await applied(f, effect, read) : { result: null, read: null }) };
+}
+
+async function applied(f: Fulfilment, effect: CartEffect, read: Statement | undefined) {
+  return read ? f.applyAndRead(effect, read) : { result: await f.apply(effect), read: null };
 }
 
 /**
@@ -414,8 +420,9 @@ export async function cancelCheckout(services: Services, userId: string, cartId:
     }
     if (session && session.status !== 'expired') throw stripeFailure(err);
   }
-  await f.apply(cancelEffect(state.session.id));
-  const cart = await getCart(sql, userId, cartId);
+  const { read } = await f.applyAndRead(cancelEffect(state.session.id), selectCart(sql, userId, cartId));
+  const cart = cartOf(read);
+  if (!cart) throw notFound('Cart');
   if (isEditable(cart.status)) return cart;
   throw new ApiError('cart_not_editable', `The cart is ${cart.status}`);
 }

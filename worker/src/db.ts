@@ -1,7 +1,10 @@
-import { NeonDbError, type NeonQueryFunction, neon, neonConfig } from '@neondatabase/serverless';
+import { NeonDbError, type NeonQueryFunction, type NeonQueryPromise, neon, neonConfig } from '@neondatabase/serverless';
 import { config, type Env } from './env.ts';
 
 export type Sql = NeonQueryFunction<false, false>;
+/** A statement not sent yet (`sql.query(…)`), to run in a transaction with others: one round trip. */
+export type Statement = NeonQueryPromise<false, false>;
+export type Rows = Record<string, unknown>[];
 
 /**
  * The request's database handle: Neon's SQL-over-HTTP driver, one fetch per query or per

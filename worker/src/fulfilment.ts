@@ -1,5 +1,5 @@
 import { ACTIVE_STATUSES, type CartStatus, decisionsFor, LANDED_STATUSES, PUBLISHED_STATUSES } from './cart-state.ts';
-import type { Sql } from './db.ts';
+import type { Rows, Sql, Statement } from './db.ts';
 import type { Env } from './env.ts';
 import { log } from './log.ts';
 import { CLAIM_SECONDS, EVENT_FACTS, type EventFacts, publishingConfigured, publishSoon } from './outbox.ts';
@@ -245,10 +245,15 @@ const STEPS = {
 /**
  * Applies one event to its cart: lock, record, move, end the stock hold, settle, write the outbox. Every event
  * about a payment (webhook, success page, cancel, scheduled job) comes through here; only checkout's own move
- * to checkout_pending, which has no event and publishes nothing, is written by checkout.ts.
+ * to checkout_pending, which has no event and publishes nothing, is written by checkout.ts. `read`, run last
+ * in the same transaction, answers what the request shows next without another round trip.
  */
-export async function applyEffect(sql: Sql, effect: CartEffect, opts: { lease: boolean }): Promise<EffectResult> {
-  const [, recorded, , , [stock], settled, published] = (await sql.transaction(
+export async function applyEffect(
+  sql: Sql,
+  effect: CartEffect,
+  opts: { lease: boolean; read?: Statement },
+): Promise<{ result: EffectResult; read: Rows }> {
+  const [, recorded, , , [stock], settled, published, read = []] = (await sql.transaction(
     [
       sql.query(STEPS.lock, [
         effect.paymentIntentId ?? effect.sessionId ?? effect.id,
@@ -283,6 +288,7 @@ export async function applyEffect(sql: Sql, effect: CartEffect, opts: { lease: b
         effect.shipping?.rateId ?? null,
       ]),
       sql.query(STEPS.writeOutbox, [effect.id, effect.occurredAt.toISOString(), opts.lease, CLAIM_SECONDS]),
+      ...(opts.read ? [opts.read] : []),
     ],
     { isolationLevel: 'ReadCommitted' },
   )) as [
@@ -293,6 +299,7 @@ export async function applyEffect(sql: Sql, effect: CartEffect, opts: { lease: b
     [{ oversold: boolean }],
     { amount_mismatch: boolean }[],
     (EventFacts & { leased: boolean })[],
+    Rows?,
   ];
 
   const row = recorded[0];
@@ -316,7 +323,7 @@ export async function applyEffect(sql: Sql, effect: CartEffect, opts: { lease: b
       charged: effect.charged,
     });
   }
-  return result;
+  return { result, read };
 }
 
 interface RecordedRow {
@@ -329,6 +336,8 @@ interface RecordedRow {
 /** Applies effects for one request and publishes what they wrote once the request is answered. */
 export interface Fulfilment {
   apply(effect: CartEffect): Promise<EffectResult>;
+  /** The same, with `read` run last in its transaction: what the request shows next, in the same round trip. */
+  applyAndRead(effect: CartEffect, read: Statement): Promise<{ result: EffectResult; read: Rows }>;
 }
 
 /**
@@ -338,18 +347,21 @@ export interface Fulfilment {
  */
 export function fulfilment(env: Env, sql: Sql, ctx: { waitUntil(promise: Promise<unknown>): void } | null): Fulfilment {
   const lease = ctx !== null && publishingConfigured(env);
+  const applyAndRead = async (effect: CartEffect, read?: Statement) => {
+    const applied = await applyEffect(sql, effect, { lease, read });
+    const { leased, outboxIds } = applied.result;
+    if (ctx)
+      publishSoon(
+        env,
+        ctx,
+        sql,
+        leased,
+        outboxIds.filter((id) => !leased.some((l) => l.id === id)),
+      );
+    return applied;
+  };
   return {
-    async apply(effect) {
-      const result = await applyEffect(sql, effect, { lease });
-      if (ctx)
-        publishSoon(
-          env,
-          ctx,
-          sql,
-          result.leased,
-          result.outboxIds.filter((id) => !result.leased.some((l) => l.id === id)),
-        );
-      return result;
-    },
+    apply: async (effect) => (await applyAndRead(effect)).result,
+    applyAndRead,
   };
 }

@@ -513,7 +513,9 @@ describe('the admin outbox routes', () => {
 /** A paid cart whose event row is written leased to "its request", as a webhook writes it, and not yet published. */
 async function leasedPayment(env: typeof stripeEnv = viaProxy) {
   const state = await checkedOutCart();
-  const { leased } = await applyEffect(database(env), effectOfEvent(eventsFor(state).completedPaid())!, {
+  const {
+    result: { leased },
+  } = await applyEffect(database(env), effectOfEvent(eventsFor(state).completedPaid())!, {
     lease: true,
   });
   expect(leased).toHaveLength(1);

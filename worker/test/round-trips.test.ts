@@ -83,6 +83,29 @@ describe('database round trips per request', () => {
     expect(await roundTrips(checkout)).toEqual({ status: 200, db: 1, stripe: 0 });
   });
 
+  it('cancelling a checkout: a read, and the fulfilment with the cart it leaves in one batch after the Stripe call', async () => {
+    const state = await checkedOutCart();
+    const cancel = () =>
+      callWithEnv(env, `/v1/carts/${state.cartId}/checkout`, {
+        method: 'DELETE',
+        headers: { Authorization: `Bearer ${state.user.token}` },
+      });
+    expect(await roundTrips(cancel)).toEqual({ status: 200, db: 2, stripe: 1 });
+  });
+
+  it('the success page: a read, then the fulfilment with the cart it leaves in one batch; once paid, one read', async () => {
+    const state = await checkedOutCart();
+    await standin.pay(state.sessionId, 'paid');
+    const page = () => callWithEnv(env, `/checkout/success?session_id=${state.sessionId}`);
+    expect(await roundTrips(page)).toEqual({ status: 200, db: 2, stripe: 1 });
+    expect(await roundTrips(page)).toEqual({ status: 200, db: 1, stripe: 0 });
+    expect(await roundTrips(() => callWithEnv(env, `/checkout/cancel?cart_id=${state.cartId}`))).toEqual({
+      status: 200,
+      db: 1,
+      stripe: 0,
+    });
+  });
+
   it("an operator's refund: a read, and the fulfilment's one batch after the Stripe call", async () => {
     const state = await checkedOutCart();
     await standin.pay(state.sessionId, 'paid');

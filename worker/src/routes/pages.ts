@@ -1,7 +1,7 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { type AppEnv, router } from '../app.ts';
 import { HOLDING_STATUSES } from '../cart-state.ts';
-import { findCartById, findCartBySession } from '../carts.ts';
+import { cartOf, findCartById, selectCartOfSession } from '../carts.ts';
 import { reconcileSession } from '../checkout.ts';
 import type { Config } from '../env.ts';
 import { ApiError, notFound } from '../errors.ts';
@@ -61,9 +61,8 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
   pages.openapi(success, async (c) => {
     const sessionId = c.req.valid('query').session_id;
     const { sql, fulfilment } = c.var.services;
-    const read = () => findCartBySession(sql, sessionId);
     // Only sessions we made reach Stripe, and only while the payment may still come.
-    let cart = await read();
+    let cart = cartOf(await selectCartOfSession(sql, sessionId));
     if (!cart) throw notFound('Checkout');
     if (HOLDING_STATUSES.includes(cart.status)) {
       // No login here: the client's address bounds how often it can make us call Stripe. Locally
@@ -71,8 +70,14 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
       await takeToken(c.env, 'STRIPE_PAGE_RATE_LIMIT', clientAddress(c) ?? `session:${sessionId}`);
       try {
         // The same fulfilment as the webhook, so a late or lost webhook cannot leave a paid cart pending.
-        await reconcileSession(fulfilment, c.var.services.stripe, sessionId);
-        cart = (await read())!;
+        // The cart as the fulfilment leaves it, read in its transaction; unread when nothing was applied.
+        const { read } = await reconcileSession(
+          fulfilment,
+          c.var.services.stripe,
+          sessionId,
+          selectCartOfSession(sql, sessionId),
+        );
+        cart = (read && cartOf(read)) || cart;
       } catch (err) {
         // Stripe being slow must not hide the order: show what we know; the webhook or the
         // scheduled job completes it.
