@@ -1,3 +1,5 @@
+import { CHECKOUT_MAX_LINES, STRIPE_MAX_AMOUNT } from './stripe-limits.ts';
+
 /**
  * The cart state machine of docs/contract.md §3 as a pure function: no I/O, so every state and event
  * can be tested exhaustively, and the database only ever applies what this table allows.
@@ -150,15 +152,8 @@ export function decisionsFor(event: CartEvent): Record<'none' | 'full', Partial<
 }
 
 /**
- * The largest amount Stripe charges, refunds or prices: eight digits in minor units
- * (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+ * A line holds 1 to 99 of its product (the contract's); what Stripe would refuse at checkout is
+ * refused already when the cart is edited: more lines than Checkout takes, a total over Stripe's
+ * largest amount.
  */
-export const STRIPE_MAX_AMOUNT = 99_999_999;
-
-/**
- * What Stripe would refuse at checkout, refused already when the cart is edited:
- * Checkout takes at most 100 line items in payment mode
- * (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-line_items), and
- * a total of at most Stripe's largest amount.
- */
-export const CART_LIMITS = { lines: 100, totalAmount: STRIPE_MAX_AMOUNT } as const;
+export const CART_LIMITS = { quantity: 99, lines: CHECKOUT_MAX_LINES, totalAmount: STRIPE_MAX_AMOUNT } as const;

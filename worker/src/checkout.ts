@@ -27,6 +27,7 @@ import {
   stripeSavedFailure,
 } from './stripe.ts';
 import { type CartEffect, cancelEffect, effectOfSession, idOf, missingSessionEffect } from './stripe-events.ts';
+import { CHECKOUT_LIFETIME_MINUTES } from './stripe-limits.ts';
 
 interface CheckoutState {
   status: CartStatus;
@@ -70,10 +71,8 @@ async function readCheckoutState(sql: Sql, userId: string, cartId: string): Prom
   return checkoutState(await sql.query(checkoutStateSelect, [cartId, userId]));
 }
 
-// Stripe accepts expires_at from 30 minutes to 24 hours after the session is created
-// (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-expires_at).
-const STRIPE_MIN_LIFETIME_S = 30 * 60;
-const STRIPE_MAX_LIFETIME_S = 24 * 3600;
+const STRIPE_MIN_LIFETIME_S = CHECKOUT_LIFETIME_MINUTES.min * 60;
+const STRIPE_MAX_LIFETIME_S = CHECKOUT_LIFETIME_MINUTES.max * 60;
 // An attempt's expires_at is fixed when the attempt starts, so every retry under its key sends
 // the same parameters; the margin leaves room for those retries and for clock skew.
 const LIFETIME_MARGIN_S = 60;

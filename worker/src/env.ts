@@ -1,8 +1,8 @@
 import { PROJECT_ID, TOPIC_NAME } from '@edge-checkout/pubsub';
 import { z } from 'zod';
-import { STRIPE_MAX_AMOUNT } from './cart-state.ts';
 import { ApiError } from './errors.ts';
 import { CHECKOUT_SHIPPING_COUNTRIES } from './shipping-countries.ts';
+import { CHECKOUT_LIFETIME_MINUTES, CURRENCY_CODE, STRIPE_MAX_AMOUNT } from './stripe-limits.ts';
 
 /**
  * The Worker's bindings: wrangler vars, `.dev.vars` and secrets, declared as the strings they
@@ -167,7 +167,7 @@ const shippingRate = z
     {
       name: z.string({ error: RATE_NAME }).trim().min(1, RATE_NAME).max(100, RATE_NAME),
       amount: z.number({ error: RATE_AMOUNT }).int(RATE_AMOUNT).min(0, RATE_AMOUNT).max(STRIPE_MAX_AMOUNT, RATE_AMOUNT),
-      currency: z.string({ error: RATE_CURRENCY }).regex(/^[a-z]{3}$/, RATE_CURRENCY),
+      currency: z.string({ error: RATE_CURRENCY }).regex(CURRENCY_CODE, RATE_CURRENCY),
       minDays: z.number({ error: RATE_DAYS }).int(RATE_DAYS).min(1, RATE_DAYS).optional(),
       maxDays: z.number({ error: RATE_DAYS }).int(RATE_DAYS).min(1, RATE_DAYS).optional(),
     },
@@ -196,7 +196,7 @@ const schema = {
   STRIPE_API_BASE: originUrl,
   PUBLIC_BASE_URL: originUrl,
   APP_RETURN_URL: returnUrl,
-  CHECKOUT_TTL_MINUTES: wholeNumber(30, 1440, 'minutes'),
+  CHECKOUT_TTL_MINUTES: wholeNumber(CHECKOUT_LIFETIME_MINUTES.min, CHECKOUT_LIFETIME_MINUTES.max, 'minutes'),
   // Any length, as the contract names no minimum; RFC 7518 §3.2 asks 32 bytes or more for HS256,
   // which the README recommends and `npm run dev` generates.
   AUTH_JWT_SECRET: z.string().min(1),
@@ -258,7 +258,10 @@ type Name = keyof typeof schema;
 export const WORKER_VARIABLES = Object.keys(schema) as readonly Name[];
 type Value<N extends Name> = z.output<(typeof schema)[N]>;
 
-const defaults: Partial<{ [N in Name]: Value<N> }> = { CHECKOUT_TTL_MINUTES: 30, RETENTION_DAYS: 90 };
+const defaults: Partial<{ [N in Name]: Value<N> }> = {
+  CHECKOUT_TTL_MINUTES: CHECKOUT_LIFETIME_MINUTES.min,
+  RETENTION_DAYS: 90,
+};
 
 export interface Config {
   /** The typed value, or undefined when the variable is unset. Throws when it is set but invalid. */

@@ -1,14 +1,15 @@
 import { Amounts, Dispute, Shipping } from '@edge-checkout/pubsub/payment-event';
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
-import { CART_STATUSES, STRIPE_MAX_AMOUNT } from './cart-state.ts';
+import { CART_LIMITS, CART_STATUSES } from './cart-state.ts';
 import { NOT_STORABLE, storableText } from './storable-text.ts';
+import { CURRENCY_CODE, STRIPE_MAX_AMOUNT } from './stripe-limits.ts';
 
 // One source for validation and for the OpenAPI document: every request is checked against
 // these, and /openapi.json is generated from them.
 
 export const Currency = z
   .string()
-  .regex(/^[a-z]{3}$/, 'an ISO 4217 code in lower case, as Stripe writes it (usd)')
+  .regex(CURRENCY_CODE, 'an ISO 4217 code in lower case, as Stripe writes it (usd)')
   .openapi({ example: 'usd' });
 
 export const MinorUnits = z
@@ -82,7 +83,7 @@ export const CartItem = z
     productId: ProductId,
     name: z.string(),
     unitAmount: MinorUnits,
-    quantity: z.number().int().min(1).max(99),
+    quantity: z.number().int().min(1).max(CART_LIMITS.quantity),
     lineTotal: z.number().int(),
   })
   .openapi('CartItem');
@@ -188,8 +189,13 @@ export type OutboxEntryOut = z.infer<typeof OutboxEntry>;
 export type CheckoutOut = z.infer<typeof Checkout>;
 export type ProductOut = z.infer<typeof Product>;
 
+/** `?limit=` of a list: 1 to 100, 20 when absent. */
+export const PageLimit = z.coerce.number().int().min(1).max(100).default(20);
+
 export const Quantity = z
-  .object({ quantity: z.number().int().min(0).max(99).openapi({ description: '0 removes the item' }) })
+  .object({
+    quantity: z.number().int().min(0).max(CART_LIMITS.quantity).openapi({ description: '0 removes the item' }),
+  })
   .strict()
   .openapi('Quantity');
 

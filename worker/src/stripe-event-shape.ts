@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ApiError } from './errors.ts';
 import type { Stripe } from './stripe.ts';
 import type { HANDLED_EVENT_TYPES } from './stripe-events.ts';
+import { CURRENCY_CODE } from './stripe-limits.ts';
 
 // What the Worker reads of a Stripe event, with the types Stripe's API reference gives them
 // (https://docs.stripe.com/api/events/object, /checkout/sessions/object, /charges/object,
@@ -27,10 +28,7 @@ const session = z.object({
   id,
   status: text,
   payment_status: text,
-  currency: z
-    .string()
-    .regex(/^[a-z]{3}$/)
-    .nullish(),
+  currency: z.string().regex(CURRENCY_CODE).nullish(),
   amount_total: amount.nullish(),
   amount_subtotal: amount.nullish(),
   total_details: z

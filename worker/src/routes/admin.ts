@@ -12,6 +12,7 @@ import {
   CartStatus,
   json,
   OutboxEntry,
+  PageLimit,
   Product,
   ProductId,
   ProductUpsert,
@@ -108,7 +109,7 @@ const listCarts = createRoute({
   request: {
     query: z.object({
       status: CartStatus.optional(),
-      limit: z.coerce.number().int().min(1).max(100).default(20),
+      limit: PageLimit,
     }),
   },
   responses: { 200: json(AdminCartList, 'Carts'), ...problems(400, 401, 503) },

@@ -3,7 +3,7 @@ import type { AppEnv } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { getCart, listCarts, openCart, setItemQuantity } from '../carts.ts';
 import { limitPerUser } from '../rate-limits.ts';
-import { Cart, CartId, CartList, json, ProductId, problems, Quantity } from '../schemas.ts';
+import { Cart, CartId, CartList, json, PageLimit, ProductId, problems, Quantity } from '../schemas.ts';
 
 const security = [{ bearerAuth: [] }];
 const cartParams = z.object({ cartId: CartId });
@@ -30,7 +30,7 @@ const list = createRoute({
   summary: "The caller's carts, newest first (order history)",
   security,
   middleware: [requireUser] as const,
-  request: { query: z.object({ limit: z.coerce.number().int().min(1).max(100).default(20) }) },
+  request: { query: z.object({ limit: PageLimit }) },
   responses: { 200: json(CartList, 'Carts, newest first'), ...problems(400, 401, 503) },
 });
 
