@@ -202,9 +202,12 @@ export function createPubSubPublisher(opts: PubSubPublisherOptions): PubSubPubli
         publishedMessageIds: publishedBefore,
       });
 
+    // One deadline for the token and the call: a token source that never answers (a metadata
+    // server read has no timeout of its own) must fail like a call that never answers.
+    const deadline = AbortSignal.timeout(timeoutMs);
     let bearer: string | undefined;
     try {
-      bearer = await authorization();
+      bearer = await Promise.race([authorization(), aborted(deadline)]);
     } catch (error) {
       if (error instanceof PubSubConfigError) throw fail(error.message, { retryable: false, cause: error });
       // A token provider (metadata server, STS) failing is usually transient.
@@ -220,7 +223,7 @@ export function createPubSubPublisher(opts: PubSubPublisherOptions): PubSubPubli
         method: 'POST',
         headers,
         body: JSON.stringify({ messages: batch }),
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: deadline,
       });
     } catch (error) {
       const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
@@ -499,4 +502,9 @@ function utf8Length(text: string): number {
     else length += 3;
   }
   return length;
+}
+
+/** Rejects with the signal's reason once it aborts. */
+function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
 }

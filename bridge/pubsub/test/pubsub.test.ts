@@ -284,6 +284,22 @@ describe('access-token provider (Application Default Credentials)', () => {
       message: expect.stringMatching(/could not get an access token: metadata server unreachable/),
     });
   });
+
+  // The metadata server is read without a timeout of its own: a token that never comes must fail
+  // the publish like a call that never answers, or every push of the instance waits behind it.
+  it('gives up on a token provider that never answers within the call timeout, as retryable', async () => {
+    const publisher = createPubSubPublisher({
+      projectId: PROJECT,
+      topic: TOPIC,
+      getAccessToken: () => new Promise<string>(() => {}),
+      apiEndpoint: 'http://127.0.0.1:9',
+      timeoutMs: 50,
+    });
+    await expect(publisher.publish([{ data: 'x' }])).rejects.toMatchObject({
+      retryable: true,
+      message: expect.stringMatching(/could not get an access token/),
+    });
+  });
 });
 
 describe('error classification', () => {

@@ -71,6 +71,11 @@ export function createRelayApp(deps: RelayDeps): Hono {
   const app = new Hono();
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  // Not acknowledged, so Pub/Sub redelivers; said as a log line like every other outcome.
+  app.onError((error, c) => {
+    log('ERROR', 'push handling failed', { error: error instanceof Error ? error.message : String(error) });
+    return c.json({ error: 'internal error' }, 500);
+  });
 
   app.post('/pubsub/push', async (c) => {
     const auth = await deps.verifier.verify(c.req.header('authorization'));
@@ -82,10 +87,24 @@ export function createRelayApp(deps: RelayDeps): Hono {
 
     const parsed = parsePush(await c.req.text());
     if (!parsed.ok) {
-      log('WARNING', 'malformed push message, left to the dead-letter policy', {
-        reason: parsed.reason,
-        ...parsed.context,
-      });
+      // A subscription with payload unwrapping sends the data as the body, its metadata in
+      // x-goog-pubsub-* headers (https://cloud.google.com/pubsub/docs/payload-unwrapping): every
+      // event would go to the dead-letter topic, so it is said as the configuration error it is.
+      if (c.req.header('x-goog-pubsub-message-id')) {
+        log(
+          'ERROR',
+          'push without an envelope: the subscription unwraps payloads; create it without --push-no-wrapper',
+          {
+            reason: parsed.reason,
+            messageId: c.req.header('x-goog-pubsub-message-id') ?? '',
+          },
+        );
+      } else {
+        log('WARNING', 'malformed push message, left to the dead-letter policy', {
+          reason: parsed.reason,
+          ...parsed.context,
+        });
+      }
       return c.json({ error: parsed.reason }, 400);
     }
     const { event, messageId, subscription } = parsed;
@@ -138,12 +157,17 @@ export function createRelayApp(deps: RelayDeps): Hono {
       log('INFO', 'notification published', { ...context, notificationMessageId });
       return c.json({ status: 'published', messageId: notificationMessageId }, 200);
     } catch (error) {
-      // Not acknowledged: Pub/Sub redelivers with backoff, then to the dead-letter topic.
       const details =
         error instanceof PubSubPublishError
           ? { error: error.message, retryable: error.retryable, status: error.status }
           : { error: error instanceof Error ? error.message : String(error) };
       log('ERROR', 'could not publish notification', { ...context, ...details });
+      // Pub/Sub refused the notification itself (400 INVALID_ARGUMENT, or over its size limit):
+      // no redelivery can publish it, so it goes to the dead-letter topic now.
+      if (error instanceof PubSubPublishError && error.messageRejected) {
+        return c.json({ error: 'Pub/Sub refuses this notification' }, 400);
+      }
+      // Not acknowledged: Pub/Sub redelivers with backoff, then to the dead-letter topic.
       return c.json({ error: 'could not publish the notification' }, 503);
     }
   });
@@ -188,13 +212,14 @@ function isNotified(type: string): type is NotifiedEventType {
   return (NOTIFIED_EVENT_TYPES as readonly string[]).includes(type);
 }
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
 function decodeBase64Utf8(data: string): string | undefined {
-  // Buffer.from(…, 'base64') skips invalid characters silently; check the alphabet first.
-  if (!BASE64.test(data)) return undefined;
+  // Buffer.from(…, 'base64') skips invalid characters silently: only text that encodes back to
+  // itself is base64 (a pattern over the whole text would overflow the regex stack for data of
+  // a few MB, while Pub/Sub carries up to 10 MB).
+  const bytes = Buffer.from(data, 'base64');
+  if (bytes.toString('base64') !== data) return undefined;
   try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(data, 'base64'));
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
     return undefined;
   }

@@ -257,6 +257,40 @@ describe('notification relay', () => {
     expect(notifications().map((message) => message.json.id)).toEqual(['evt_cart_0001_paid']);
   });
 
+  it('answers 400 when Pub/Sub refuses the notification itself, which no redelivery can publish', async () => {
+    const app = relay({ verifier: acceptEveryPush });
+    topic.failNext(
+      new PubSubPublishError('Pub/Sub publish failed: 400 INVALID_ARGUMENT', {
+        retryable: false,
+        messageRejected: true,
+      }),
+    );
+    const response = await push(app, pushEnvelope(paymentEvent()));
+    expect(response.status).toBe(400);
+    expect(notifications()).toEqual([]);
+  });
+
+  it('takes a payment event of several MB, as Pub/Sub carries up to 10 MB', async () => {
+    const { cart } = paymentEvent();
+    const item = cart.items[0]!;
+    const big = paymentEvent({ cart: { ...cart, items: [{ ...item, name: 'x'.repeat(4_000_000) }] } });
+    const response = await push(relay({ verifier: acceptEveryPush }), pushEnvelope(big));
+    expect(response.status).toBe(200);
+    expect(notifications().map((n) => n.json.items[0].name.length)).toEqual([4_000_000]);
+  });
+
+  it('says when the subscription unwraps payloads (no envelope, x-goog-pubsub-* headers): a configuration error', async () => {
+    const response = await relay({ verifier: acceptEveryPush }).request('/pubsub/push', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-goog-pubsub-message-id': '42' },
+      body: JSON.stringify(paymentEvent()),
+    });
+    expect(response.status).toBe(400);
+    expect(logs.map((entry) => [entry.severity, entry.message.split(':')[0]])).toEqual([
+      ['ERROR', 'push without an envelope'],
+    ]);
+  });
+
   it('lets concurrent pushes share a publish call per cart, each answered 200 with its own notification id', async () => {
     const callSizes: number[] = [];
     const counted: RelayDeps['publisher'] = {
