@@ -4,9 +4,13 @@ import { log } from './log.ts';
 import { applyUndeliveredEvents, type LostEventsReport } from './lost-events.ts';
 import { type RelayReport, relayOutbox } from './outbox.ts';
 import { forgetExpiredData, type RetentionReport } from './retention.ts';
-import { requestServices } from './services.ts';
+import { requestServices, type Services } from './services.ts';
 
 const RECONCILE_BATCH = 25;
+// No new session is read back after this much of a run: with Stripe slow to answer (10 s a
+// call, retried twice) 25 sessions would take most of a cron run's 15 minutes, and the
+// outbox and retention come after them.
+const RECONCILE_BUDGET_MS = 60_000;
 // A session still pending this long after it started has probably lost its webhook.
 const PENDING_GRACE_MINUTES = 10;
 // Delayed payments settle within days: each one waiting is read back about once an hour.
@@ -17,6 +21,8 @@ const FAILURE_BACKOFF_MAX_MINUTES = 6 * 60;
 export interface ScheduledReport {
   reconciled: number;
   reconcileErrors: number;
+  /** Parts of the run that failed as a whole (logged as scheduled_part_failed); the others ran. */
+  failedParts: string[];
   lostEvents: LostEventsReport;
   outbox: RelayReport;
   retention: RetentionReport;
@@ -33,18 +39,57 @@ export interface ScheduledReport {
  * Every session read is stamped, failed or not, and the least recently read go first; one
  * that keeps failing backs off. So sessions that cannot be read never starve the others.
  */
-export async function runScheduled(env: Env): Promise<ScheduledReport> {
+export async function runScheduled(env: Env, opts: { reconcileBudgetMs?: number } = {}): Promise<ScheduledReport> {
   // No waitUntil publishing: the relay below publishes what reconciling wrote.
   const services = requestServices(env, () => null);
-  const { sql, fulfilment: f } = services;
+  const { sql } = services;
   const report: ScheduledReport = {
     reconciled: 0,
     reconcileErrors: 0,
+    failedParts: [],
     lostEvents: { applied: 0, errors: 0 },
     outbox: { claimed: 0, published: 0, retrying: 0, failed: 0 },
     retention: { outboxDeleted: 0, eventsDeleted: 0, emailsBlanked: 0 },
   };
 
+  // Each part on its own: one failing (the database refusing a query, a setting missing) is
+  // logged, and the parts after it still run.
+  const contained = async <T>(part: string, work: () => Promise<T>, otherwise: T): Promise<T> => {
+    try {
+      return await work();
+    } catch (err) {
+      report.failedParts.push(part);
+      log.error('scheduled_part_failed', { part, error: err });
+      return otherwise;
+    }
+  };
+
+  const reconciled = await contained(
+    'reconcile',
+    () => reconcileDue(services, opts.reconcileBudgetMs ?? RECONCILE_BUDGET_MS),
+    { reconciled: 0, reconcileErrors: 0 },
+  );
+  Object.assign(report, reconciled);
+  report.lostEvents = await applyUndeliveredEvents(services);
+  report.outbox = await contained('outbox', () => relayOutbox(env, sql), report.outbox);
+  report.retention = await contained(
+    'retention',
+    () => forgetExpiredData(sql, services.config.required('RETENTION_DAYS')),
+    report.retention,
+  );
+  log.info('scheduled', { ...report });
+  return report;
+}
+
+/**
+ * Reads back from Stripe the sessions due (least recently read first, at most RECONCILE_BATCH,
+ * none started after `budgetMs`) and applies them; stamps every session read.
+ */
+async function reconcileDue(
+  services: Services,
+  budgetMs: number,
+): Promise<{ reconciled: number; reconcileErrors: number }> {
+  const { sql, fulfilment: f } = services;
   const due = (await sql.query(
     `SELECT k.session_id FROM carts c JOIN checkouts k ON k.session_id = c.checkout_session_id
      WHERE ((c.status = 'checkout_pending' AND (k.expires_at < now() OR k.created_at < now() - make_interval(mins => $1)))
@@ -57,29 +102,26 @@ export async function runScheduled(env: Env): Promise<ScheduledReport> {
      ORDER BY k.reconciled_at NULLS FIRST, k.expires_at LIMIT $4`,
     [PENDING_GRACE_MINUTES, AWAITING_RECHECK_MINUTES, FAILURE_BACKOFF_MAX_MINUTES, RECONCILE_BATCH],
   )) as { session_id: string }[];
+  const until = Date.now() + budgetMs;
+  const read: string[] = [];
   const failed: string[] = [];
-  if (due.length > 0) {
-    for (const { session_id } of due) {
-      try {
-        await reconcileSession(f, services.stripe, session_id);
-      } catch (err) {
-        failed.push(session_id);
-        log.error('reconcile_failed', { sessionId: session_id, error: err });
-      }
+  for (const { session_id } of due) {
+    if (Date.now() >= until) break;
+    read.push(session_id);
+    try {
+      await reconcileSession(f, services.stripe, session_id);
+    } catch (err) {
+      failed.push(session_id);
+      log.error('reconcile_failed', { sessionId: session_id, error: err });
     }
+  }
+  if (read.length > 0) {
     await sql.query(
       `UPDATE checkouts SET reconciled_at = now(),
          reconcile_failures = CASE WHEN session_id = ANY($2) THEN reconcile_failures + 1 ELSE 0 END
        WHERE session_id = ANY($1)`,
-      [due.map((d) => d.session_id), failed],
+      [read, failed],
     );
   }
-  report.reconciled = due.length - failed.length;
-  report.reconcileErrors = failed.length;
-  report.lostEvents = await applyUndeliveredEvents(services);
-
-  report.outbox = await relayOutbox(env, sql);
-  report.retention = await forgetExpiredData(sql, services.config.required('RETENTION_DAYS'));
-  log.info('scheduled', { ...report });
-  return report;
+  return { reconciled: read.length - failed.length, reconcileErrors: failed.length };
 }

@@ -137,6 +137,37 @@ describe('scheduled reconciliation under failures', () => {
   });
 });
 
+describe('scheduled job parts', () => {
+  it('runs the parts after one that fails, and says which failed', async () => {
+    const state = await checkedOutCart();
+    await standin.pay(state.sessionId, 'paid');
+    await db().query(`UPDATE checkouts SET created_at = now() - interval '1 hour' WHERE session_id = $1`, [
+      state.sessionId,
+    ]);
+    // Retention cannot run without a valid setting; the run used to end there, thrown.
+    const report = await runScheduled({ ...stripeEnv, RETENTION_DAYS: '7' });
+    expect(report.failedParts).toEqual(['retention']);
+    expect(await cartStatus(state.cartId)).toBe('paid');
+  });
+
+  it('starts no read-back once its time is spent, and leaves the sessions due for the next run', async () => {
+    const state = await checkedOutCart();
+    await standin.pay(state.sessionId, 'paid');
+    await db().query(
+      `UPDATE checkouts SET created_at = now() - interval '1 hour', reconciled_at = NULL WHERE session_id = $1`,
+      [state.sessionId],
+    );
+    const spent = await runScheduled(stripeEnv, { reconcileBudgetMs: 0 });
+    expect([spent.reconciled, spent.reconcileErrors]).toEqual([0, 0]);
+    expect(await cartStatus(state.cartId)).toBe('checkout_pending');
+    const [row] = await db().query('SELECT reconciled_at FROM checkouts WHERE session_id = $1', [state.sessionId]);
+    expect(row).toEqual({ reconciled_at: null });
+
+    await runScheduled(stripeEnv);
+    expect(await cartStatus(state.cartId)).toBe('paid');
+  });
+});
+
 /** Removes what is left of the faults on one session (other test files share this stand-in). */
 async function clearFaultsFor(sessionId: string) {
   const { data } = (await (await fetch(`${stripeEnv.STRIPE_API_BASE}/_standin/faults`)).json()) as {
