@@ -85,12 +85,14 @@ export function createRelayApp(deps: RelayDeps): Hono {
       return c.json({ error: auth.reason }, auth.status);
     }
 
-    const parsed = parsePush(await c.req.text());
+    const body = await c.req.text();
+    const parsed = parsePush(body);
     if (!parsed.ok) {
-      // A subscription with payload unwrapping sends the data as the body, its metadata in
-      // x-goog-pubsub-* headers (https://cloud.google.com/pubsub/docs/payload-unwrapping): every
-      // event would go to the dead-letter topic, so it is said as the configuration error it is.
-      if (c.req.header('x-goog-pubsub-message-id')) {
+      // A subscription with payload unwrapping sends the data itself as the body, its metadata
+      // (if written at all) in x-goog-pubsub-* headers
+      // (https://cloud.google.com/pubsub/docs/payload-unwrapping): every event would go to the
+      // dead-letter topic, so it is said as the configuration error it is.
+      if (c.req.header('x-goog-pubsub-message-id') || isPaymentEventJson(body)) {
         log(
           'ERROR',
           'push without an envelope: the subscription unwraps payloads; create it without --push-no-wrapper',
@@ -163,7 +165,8 @@ export function createRelayApp(deps: RelayDeps): Hono {
           : { error: error instanceof Error ? error.message : String(error) };
       log('ERROR', 'could not publish notification', { ...context, ...details });
       // Pub/Sub refused the notification itself (400 INVALID_ARGUMENT, or over its size limit):
-      // no redelivery can publish it, so it goes to the dead-letter topic now.
+      // no redelivery can publish it, so it is answered as a malformed message is. Pub/Sub
+      // redelivers any non-2xx alike until the dead-letter policy takes it.
       if (error instanceof PubSubPublishError && error.messageRejected) {
         return c.json({ error: 'Pub/Sub refuses this notification' }, 400);
       }
@@ -206,6 +209,14 @@ function parsePush(body: string): ParsedPush {
     return { ok: false, reason: `not a payment event: ${describeIssues(event.error)}`, context };
   }
   return { ok: true, event: event.data, messageId: message.messageId, subscription };
+}
+
+function isPaymentEventJson(text: string): boolean {
+  try {
+    return ReceivedPaymentEvent.safeParse(JSON.parse(text)).success;
+  } catch {
+    return false;
+  }
 }
 
 function isNotified(type: string): type is NotifiedEventType {

@@ -64,3 +64,51 @@ describe('publishing with Application Default Credentials', () => {
     expect(new URLSearchParams(sts.requests[0].body).get('scope')).toBe('https://www.googleapis.com/auth/pubsub');
   });
 });
+
+describe('an access-token request that never ends', () => {
+  const previous = process.env.GOOGLE_APPLICATION_CREDENTIALS;
+  let sts: LocalServer;
+  let pubsub: LocalServer;
+  let dir: string;
+
+  beforeAll(async () => {
+    // The first token request hangs, as a metadata server read without a timeout can; later ones answer.
+    sts = await startLocalServer(() =>
+      sts.requests.length === 1
+        ? 'hang'
+        : { status: 200, body: { access_token: 'ya29.second', token_type: 'Bearer', expires_in: 3600 } },
+    );
+    pubsub = await startLocalServer(() => ({ status: 200, body: { messageIds: ['n-1'] } }));
+    dir = mkdtempSync(join(tmpdir(), 'adc-hang-'));
+    writeFileSync(join(dir, 'subject-token'), 'local-subject-token');
+    writeFileSync(
+      join(dir, 'credentials.json'),
+      JSON.stringify({
+        type: 'external_account',
+        audience: '//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/local/providers/local',
+        subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+        token_url: `${sts.url}/v1/token`,
+        credential_source: { file: join(dir, 'subject-token') },
+      }),
+    );
+    process.env.GOOGLE_APPLICATION_CREDENTIALS = join(dir, 'credentials.json');
+  });
+  afterAll(async () => {
+    if (previous === undefined) delete process.env.GOOGLE_APPLICATION_CREDENTIALS;
+    else process.env.GOOGLE_APPLICATION_CREDENTIALS = previous;
+    rmSync(dir, { recursive: true, force: true });
+    await Promise.all([sts.close(), pubsub.close()]);
+  });
+
+  it('fails only the publish waiting for it: the next one asks again and goes through', async () => {
+    const publisher = createPubSubPublisher({
+      projectId: 'demo-project',
+      topic: 'notifications',
+      getAccessToken: applicationDefaultAccessToken('demo-project', 200),
+      apiEndpoint: pubsub.url,
+    });
+    await expect(publisher.publish([{ data: 'one' }])).rejects.toMatchObject({ retryable: true });
+    expect(await publisher.publish([{ data: 'two' }])).toEqual(['n-1']);
+    expect(pubsub.requests.map((request) => request.headers.authorization)).toEqual(['Bearer ya29.second']);
+  });
+});

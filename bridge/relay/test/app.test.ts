@@ -279,17 +279,23 @@ describe('notification relay', () => {
     expect(notifications().map((n) => n.json.items[0].name.length)).toEqual([4_000_000]);
   });
 
-  it('says when the subscription unwraps payloads (no envelope, x-goog-pubsub-* headers): a configuration error', async () => {
-    const response = await relay({ verifier: acceptEveryPush }).request('/pubsub/push', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-goog-pubsub-message-id': '42' },
-      body: JSON.stringify(paymentEvent()),
-    });
-    expect(response.status).toBe(400);
-    expect(logs.map((entry) => [entry.severity, entry.message.split(':')[0]])).toEqual([
-      ['ERROR', 'push without an envelope'],
-    ]);
-  });
+  it.each([
+    ['with its metadata in x-goog-pubsub-* headers', { 'x-goog-pubsub-message-id': '42' }],
+    ['without metadata', {}],
+  ])(
+    'says when the subscription unwraps payloads (the event as the body, %s): a configuration error',
+    async (_, headers) => {
+      const response = await relay({ verifier: acceptEveryPush }).request('/pubsub/push', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify(paymentEvent()),
+      });
+      expect(response.status).toBe(400);
+      expect(logs.map((entry) => [entry.severity, entry.message.split(':')[0]])).toEqual([
+        ['ERROR', 'push without an envelope'],
+      ]);
+    },
+  );
 
   it('lets concurrent pushes share a publish call per cart, each answered 200 with its own notification id', async () => {
     const callSizes: number[] = [];
