@@ -40,8 +40,8 @@ export const ACTIVE_STATUSES: readonly CartStatus[] = ['open', 'checkout_pending
 export const PUBLISHED_STATUSES: readonly CartStatus[] = ['paid', 'awaiting_payment', 'payment_failed', 'refunded'];
 /** Items can be changed only here. */
 export const EDITABLE_STATUSES: readonly CartStatus[] = ['open', 'payment_failed'];
-/** Checkout holds the cart's stock while the cart is here (the payment may still come). */
-export const HOLDING_STATUSES: readonly CartStatus[] = ['checkout_pending', 'awaiting_payment'];
+/** The payment may still come; checkout holds the cart's stock meanwhile. */
+export const PAYMENT_PENDING_STATUSES: readonly CartStatus[] = ['checkout_pending', 'awaiting_payment'];
 /** The payment has landed: refunds and disputes of it are news for the shop. */
 export const LANDED_STATUSES: readonly CartStatus[] = ['paid', 'refunded'];
 
@@ -108,7 +108,7 @@ type StockMove = 'release' | 'consume';
 
 /** Checkout reserves the stock as the cart enters checkout_pending; its end is one of these. */
 export function stockMove(from: CartStatus, to: CartStatus): StockMove | null {
-  if (!HOLDING_STATUSES.includes(from) || HOLDING_STATUSES.includes(to)) return null;
+  if (!PAYMENT_PENDING_STATUSES.includes(from) || PAYMENT_PENDING_STATUSES.includes(to)) return null;
   return LANDED_STATUSES.includes(to) ? 'consume' : 'release';
 }
 

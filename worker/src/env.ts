@@ -69,9 +69,17 @@ export interface Env {
   RETENTION_DAYS?: string;
 }
 
-/** A var's text (a number or flag as written, a table as JSON); undefined when unset or blank. */
+/**
+ * A var's text: a number or flag as written, a list of strings comma-separated (`["US", "CA"]`
+ * as `US,CA`), any other table as JSON; undefined when unset or blank.
+ */
 function bindingText(value: unknown): string | undefined {
-  const text = typeof value === 'string' || value === undefined || value === null ? value : JSON.stringify(value);
+  const text =
+    typeof value === 'string' || value === undefined || value === null
+      ? value
+      : Array.isArray(value) && value.every((item) => typeof item === 'string')
+        ? value.join(',')
+        : JSON.stringify(value);
   return text?.trim() || undefined;
 }
 

@@ -93,6 +93,8 @@ describe('values written in wrangler.toml as numbers, flags or tables', () => {
       STRIPE_AUTOMATIC_TAX: true,
       ALLOW_PROMOTION_CODES: false,
       SHIPPING_RATES: [{ name: 'Standard', amount: 500, currency: 'usd' }],
+      SHIPPING_COUNTRIES: ['US', 'CA'],
+      CORS_ORIGINS: ['https://shop.example'],
     } as unknown as Env;
     const cfg = config(env);
     expect(cfg.optional('CHECKOUT_TTL_MINUTES')).toBe(120);
@@ -100,6 +102,8 @@ describe('values written in wrangler.toml as numbers, flags or tables', () => {
     expect(cfg.optional('STRIPE_AUTOMATIC_TAX')).toBe(true);
     expect(cfg.optional('ALLOW_PROMOTION_CODES')).toBe(false);
     expect(cfg.optional('SHIPPING_RATES')).toEqual([{ name: 'Standard', amount: 500, currency: 'usd' }]);
+    expect(cfg.optional('SHIPPING_COUNTRIES')).toEqual(['US', 'CA']);
+    expect(cfg.optional('CORS_ORIGINS')).toEqual(['https://shop.example']);
     expect(() => config({ CHECKOUT_TTL_MINUTES: 5 } as unknown as Env).optional('CHECKOUT_TTL_MINUTES')).toThrow(
       'CHECKOUT_TTL_MINUTES is invalid: expected whole minutes from 30 to 1440',
     );

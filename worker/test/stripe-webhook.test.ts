@@ -137,8 +137,9 @@ describe("POST /v1/webhooks/stripe: all of a checkout's events at once", () => {
     const checkout = await checkedOutCart();
     const make = eventsFor(checkout);
     const events = scenario.events.map((name) => make[name]());
-    // Every delivery waits behind the cart's row lock (or behind one that does), then all go at
-    // once; one that gets through while the cart is locked has skipped the locks it should take.
+    // The deliveries pile up behind the cart's row lock (or behind one that holds it), then go
+    // at once. One may answer meanwhile: an event that needs no cart yet, such as a refund
+    // recorded before its payment, which the payment then applies.
     const lock = await holdLocks([`SELECT 1 FROM carts WHERE id = '${checkout.cartId}' FOR UPDATE`]);
     const deliveries = [...events, ...events].map((event) => deliver(event));
     await Promise.race([lock.waitForWaiters(deliveries.length), ...deliveries]);

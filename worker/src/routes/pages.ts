@@ -1,6 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { type AppEnv, router } from '../app.ts';
-import { HOLDING_STATUSES } from '../cart-state.ts';
+import { PAYMENT_PENDING_STATUSES } from '../cart-state.ts';
 import { cartOf, findCartById, selectCartOfSession } from '../carts.ts';
 import { reconcileSession } from '../checkout.ts';
 import type { Config } from '../env.ts';
@@ -64,7 +64,7 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
     // Only sessions we made reach Stripe, and only while the payment may still come.
     let cart = cartOf(await selectCartOfSession(sql, sessionId));
     if (!cart) throw notFound('Checkout');
-    if (HOLDING_STATUSES.includes(cart.status)) {
+    if (PAYMENT_PENDING_STATUSES.includes(cart.status)) {
       // No login here: the client's address bounds how often it can make us call Stripe. Locally
       // there is none; counting per session there keeps every local client off one shared budget.
       await takeToken(c.env, 'STRIPE_PAGE_RATE_LIMIT', clientAddress(c) ?? `session:${sessionId}`);
