@@ -1773,7 +1773,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Queued for the next relay */
+                /** @description Queued for the next relay, or as it is when it is being published now */
                 200: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */

@@ -57,7 +57,10 @@ const retryEntry = createRoute({
   security: [{ adminKey: [] }],
   middleware: [requireAdmin] as const,
   request: { params: z.object({ eventId: z.uuid() }) },
-  responses: { 200: json(OutboxEntry, 'Queued for the next relay'), ...problems(400, 401, 404, 503) },
+  responses: {
+    200: json(OutboxEntry, 'Queued for the next relay, or as it is when it is being published now'),
+    ...problems(400, 401, 404, 503),
+  },
 });
 
 const retryAllFailed = createRoute({
