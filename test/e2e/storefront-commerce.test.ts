@@ -93,6 +93,12 @@ describe.skipIf(withoutChromium)('buying with shipping and a promotion code (Chr
         rate: { name: 'Express', amount: 1500, minDays: 1, maxDays: 2 },
       },
     });
+    // The landing page and the shop's order page show what was charged, not the items' sum.
+    const charged = `Total$${((mug.unitAmount - discount + 1500 + tax) / 100).toFixed(2)}`;
+    expect(await page.locator('p.total').first().textContent()).toBe(charged);
+    await page.getByRole('link', { name: 'Back to the shop', exact: true }).tap();
+    await expect.poll(() => page.locator('p.total').first().textContent()).toBe(charged);
+    expect(await page.getByRole('listitem').filter({ hasText: 'Shipping' }).textContent()).toBe('Shipping$15.00');
     await page.close();
   });
 });

@@ -8,3 +8,29 @@ export function formatMoney(amount: number, currency: string | null): string {
   const digits = format.resolvedOptions().maximumFractionDigits ?? 2;
   return format.format(amount / 10 ** digits);
 }
+
+type Charged = {
+  totalAmount: number;
+  amounts: { discount: number; shipping: number; tax: number; total: number } | null;
+  refundedAmount: number;
+};
+
+/**
+ * An order's total as the shopper reads it under its items: once Stripe charged it, its
+ * discount, shipping and tax, what was charged, and what has been refunded; before that, the
+ * items' sum. The landing pages and the storefront show the same lines.
+ */
+export function orderTotals(cart: Charged): {
+  lines: { label: string; amount: number }[];
+  total: number;
+  refunded: number;
+} {
+  const amounts = cart.amounts;
+  if (!amounts) return { lines: [], total: cart.totalAmount, refunded: cart.refundedAmount };
+  const lines = [
+    { label: 'Discount', amount: -amounts.discount },
+    { label: 'Shipping', amount: amounts.shipping },
+    { label: 'Tax', amount: amounts.tax },
+  ].filter((line) => line.amount !== 0);
+  return { lines, total: amounts.total, refunded: cart.refundedAmount };
+}

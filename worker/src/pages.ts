@@ -1,5 +1,5 @@
 import { html, raw } from 'hono/html';
-import { formatMoney } from './money.ts';
+import { formatMoney, orderTotals } from './money.ts';
 import type { CartOut } from './schemas.ts';
 
 type Html = ReturnType<typeof html>;
@@ -26,6 +26,7 @@ export function cartPage(opts: { cancelled?: boolean; cart: CartOut; appReturnUr
   // tab), the cart is simply kept.
   const cancelled = opts.cancelled && (cart.status === 'open' || cart.status === 'checkout_pending');
   const [headline, message] = cancelled ? ['Checkout cancelled', headlines.open[1]] : headlines[cart.status];
+  const totals = orderTotals(cart);
   return layout({
     title: headline,
     refresh: opts.refresh ? PENDING_REFRESH_S : undefined,
@@ -37,8 +38,10 @@ export function cartPage(opts: { cancelled?: boolean; cart: CartOut; appReturnUr
             (i) =>
               html`<li><span>${i.quantity} × ${i.name}</span><span>${formatMoney(i.lineTotal, cart.currency)}</span></li>`,
           )}
+          ${totals.lines.map((l) => html`<li><span>${l.label}</span><span>${formatMoney(l.amount, cart.currency)}</span></li>`)}
         </ul>
-        <p class="total"><span>Total</span><span>${formatMoney(cart.totalAmount, cart.currency)}</span></p>
+        <p class="total"><span>Total</span><span>${formatMoney(totals.total, cart.currency)}</span></p>
+        ${totals.refunded > 0 ? html`<p class="total"><span>Refunded</span><span>${formatMoney(totals.refunded, cart.currency)}</span></p>` : ''}
         <p class="status">Status: <strong data-status="${cart.status}">${cart.status.replace('_', ' ')}</strong></p>
       </section>
       ${returnLink(opts.appReturnUrl, { cart_id: cart.id, status: cart.status, ...(cancelled ? { cancelled: 'true' } : {}) })}`,

@@ -1,4 +1,4 @@
-import { formatMoney } from '@edge-checkout/worker/money';
+import { formatMoney, orderTotals } from '@edge-checkout/worker/money';
 import { asProblem, type Cart } from '../api/client.ts';
 import { h, show } from '../dom.ts';
 import { isPending, STATUS_LABELS, STATUS_RESULTS } from '../order-status.ts';
@@ -30,6 +30,7 @@ export function orderScreen(cartId: string): Screen {
       // Still the shopper's active cart (docs/contract.md §3): it can be changed or paid again.
       // Once they started another, a failed payment's cart is only history.
       const active = ctx.cart.cart?.id === cart.id;
+      const totals = orderTotals(cart);
       const retry =
         cart.status === 'payment_failed' &&
         (active
@@ -55,13 +56,23 @@ export function orderScreen(cartId: string): Screen {
                 h('span', null, formatMoney(item.lineTotal, cart!.currency)),
               ),
             ),
+            totals.lines.map((line) =>
+              h('li', null, h('span', null, line.label), h('span', null, formatMoney(line.amount, cart!.currency))),
+            ),
           ),
           h(
             'p',
             { class: 'total' },
             h('span', null, 'Total'),
-            h('span', null, formatMoney(cart.totalAmount, cart.currency)),
+            h('span', null, formatMoney(totals.total, cart.currency)),
           ),
+          totals.refunded > 0 &&
+            h(
+              'p',
+              { class: 'total' },
+              h('span', null, 'Refunded'),
+              h('span', null, formatMoney(totals.refunded, cart.currency)),
+            ),
         ),
         active
           ? h('a', { class: 'button primary', href: links.cart }, 'Go to cart')

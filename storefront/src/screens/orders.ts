@@ -1,4 +1,4 @@
-import { formatMoney } from '@edge-checkout/worker/money';
+import { formatMoney, orderTotals } from '@edge-checkout/worker/money';
 import type { Cart } from '../api/client.ts';
 import { h, show } from '../dom.ts';
 import { STATUS_LABELS } from '../order-status.ts';
@@ -34,7 +34,7 @@ export const ordersScreen: Screen = (ctx) => {
   const order = (cart: Cart) => {
     const date = when.format(new Date(cart.updatedAt));
     const items = `${cart.itemCount} ${cart.itemCount === 1 ? 'item' : 'items'}`;
-    const total = formatMoney(cart.totalAmount, cart.currency);
+    const total = formatMoney(orderTotals(cart).total, cart.currency);
     const status = STATUS_LABELS[cart.status];
     return h(
       'li',
