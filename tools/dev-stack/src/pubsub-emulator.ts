@@ -3,9 +3,9 @@
 // must cope with it being absent: startPubSubEmulator then resolves to null.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
+import { freePort } from './net.ts';
 
 export type PubSubEmulator = {
   /** `127.0.0.1:PORT`, the value for PUBSUB_EMULATOR_HOST. */
@@ -293,16 +293,4 @@ function findOnPath(command: string, env: NodeJS.ProcessEnv): string | undefined
     if (existsSync(candidate)) return candidate;
   }
   return undefined;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }

@@ -1,0 +1,49 @@
+import { readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { freePort, RESERVATIONS_DIR, reservePortIn } from '../src/net.ts';
+
+// Ports below freePort's range (it starts at 15000), released after each test so that a rerun finds
+// them free.
+const TEST_PORTS = [14_001, 14_002, 14_003, 14_004];
+
+const listening: Server[] = [];
+afterEach(async () => {
+  for (const port of TEST_PORTS) rmSync(path.join(RESERVATIONS_DIR, String(port)), { force: true });
+  await Promise.all(listening.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
+});
+
+function listen(port: number): Promise<void> {
+  const server = createServer();
+  listening.push(server);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+}
+
+describe('freePort', () => {
+  // The kernel gives ports of this range to outgoing connections: a server started on one seconds
+  // after the pick could find it taken.
+  it.skipIf(process.platform !== 'linux')('picks below the kernel ephemeral range', async () => {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    for (let i = 0; i < 20; i++) {
+      const port = await freePort();
+      expect(port).toBeLessThan(low);
+      await listen(port);
+    }
+  });
+
+  it('does not hand a reserved port out again before its server binds it', async () => {
+    const first = await reservePortIn(14_001, 14_002);
+    const second = await reservePortIn(14_001, 14_002);
+    expect(new Set([first, second]).size).toBe(2);
+    await expect(reservePortIn(14_001, 14_002, 20)).rejects.toThrow(/no free port between 14001 and 14002/);
+  });
+
+  it('skips a port something already listens on', async () => {
+    await listen(14_003);
+    expect(await reservePortIn(14_003, 14_004, 50)).toBe(14_004);
+  });
+});
