@@ -1,6 +1,12 @@
 import { ApiProblem, asProblem, type Cart, type Checkout, type ShopApi } from './api/client.ts';
 
 /**
+ * Refusals that mean the cart moved on meanwhile (emptied, paid or checked out in another tab,
+ * replaced by a newer cart): what is on screen is stale.
+ */
+const STALE_CART = new Set(['cart_not_editable', 'not_found', 'cart_empty']);
+
+/**
  * The shopper's active cart, shared by the header's badge and the screens. Changes run one after
  * another, each from the cart the previous one returned: the API takes absolute quantities, so
  * two quick taps on "+" must make 2, not 1 twice.
@@ -76,9 +82,8 @@ export class CartStore {
     try {
       return await task();
     } catch (error) {
-      // The cart moved on meanwhile (paid in another tab, replaced by a newer cart): load the
-      // one the next tap should change.
-      if (error instanceof ApiProblem && (error.code === 'cart_not_editable' || error.code === 'not_found')) {
+      // Load the cart as it is now: what the screens show, and what the next tap should change.
+      if (error instanceof ApiProblem && STALE_CART.has(error.code)) {
         await this.api.activeCart().then(
           (cart) => this.set(cart),
           () => undefined,

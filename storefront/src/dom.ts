@@ -33,15 +33,18 @@ function nodes(children: readonly Child[]): (Node | string)[] {
 
 /**
  * Replaces what `root` shows. Keyboard focus stays on the control with the same accessible name
- * when the new content still has one (a "+" pressed twice in a row); otherwise it goes to the
- * screen's heading, so it is never lost at the top of the page.
+ * when the new content still has one that takes focus (a "+" pressed twice in a row, not a Retry
+ * now held back); otherwise it goes to the screen's heading, so it is never lost at the top of
+ * the page.
  */
 export function show(root: HTMLElement, ...children: Child[]): void {
   const focused = document.activeElement;
   const key = focused instanceof HTMLElement && root.contains(focused) ? focusKey(focused) : undefined;
   root.replaceChildren(...nodes(children));
   if (key === undefined) return;
-  const same = [...root.querySelectorAll<HTMLElement>('a, button, input, textarea')].find((e) => focusKey(e) === key);
+  const same = [...root.querySelectorAll<HTMLElement>('a, button:enabled, input, textarea')].find(
+    (e) => focusKey(e) === key,
+  );
   (same ?? root.querySelector<HTMLElement>('h1'))?.focus();
 }
 

@@ -8,7 +8,9 @@ import path from 'node:path';
 import { LOCAL_STRIPE_KEY } from '@edge-checkout/dev-stack/local-stripe';
 import { shopSignInLink } from '@edge-checkout/dev-stack/token';
 import { findChromium, launchPhoneBrowser, type PhoneBrowser } from '@edge-checkout/test-support/browser';
+import { withinOneWindow } from '@edge-checkout/test-support/rate-limit-window';
 import { chromiumMissing, skipWithout } from '@edge-checkout/test-support/requirements';
+import { type Cart, Shopper } from '@edge-checkout/test-support/shopper';
 import { useLocalStack } from '@edge-checkout/test-support/stack';
 import { StandinControls } from '@edge-checkout/test-support/standin';
 import type { Page } from 'playwright-core';
@@ -45,10 +47,14 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
 
   /**
    * A new tab opened with the kind of link `npm run dev` prints, for a shopper of this test
-   * alone. Everything the tab's pages log as an error is collected.
+   * alone, who can also change their carts over the API (as from the app). Everything the tab's
+   * pages log as an error is collected.
    */
-  async function openShop(label: string): Promise<{ page: Page; token: string; consoleErrors: string[] }> {
-    const page = await browser.context.newPage();
+  async function openShop(
+    label: string,
+    on = browser,
+  ): Promise<{ page: Page; shopper: Shopper; consoleErrors: string[] }> {
+    const page = await on.context.newPage();
     const consoleErrors: string[] = [];
     page.on('console', (message) => {
       if (message.type() === 'error') consoleErrors.push(`${message.text()} (${message.location().url})`);
@@ -57,7 +63,8 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     const userId = `e2e-shop-${label}-${randomUUID().slice(0, 8)}`;
     const link = await shopSignInLink(stack.workerUrl, stack.vars, userId, 600);
     await page.goto(link);
-    return { page, token: new URL(link).hash.slice('#token='.length), consoleErrors };
+    const shopper = Shopper.withToken(stack.workerUrl, new URL(link).hash.slice('#token='.length), userId);
+    return { page, shopper, consoleErrors };
   }
 
   /** Nothing wider than the phone (no sideways scrolling), then a screenshot for people to look at. */
@@ -87,13 +94,8 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     return cartId;
   }
 
-  async function cartStatus(token: string, cartId: string): Promise<string> {
-    const res = await fetch(`${stack.workerUrl}/v1/carts/${cartId}`, { headers: { authorization: `Bearer ${token}` } });
-    return ((await res.json()) as { status: string }).status;
-  }
-
   it('card: signed in by link, every product listed, two added, one fewer, checked out, paid, back in the shop', async () => {
-    const { page, token, consoleErrors } = await openShop('card');
+    const { page, shopper, consoleErrors } = await openShop('card');
     // The token was taken out of the address bar.
     await expect.poll(() => page.url()).toBe(`${stack.workerUrl}/`);
     await expect.poll(() => headline(page).textContent()).toBe('Products');
@@ -153,13 +155,13 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     expect(await orders.getAttribute('aria-label')).toMatch(new RegExp(`: 2 items, \\${total}, Paid$`));
     await screen(page, 'orders');
 
-    expect(await cartStatus(token, cartId)).toBe('paid');
+    expect((await shopper.cart(cartId)).status).toBe('paid');
     expect(consoleErrors).toEqual([]);
     await page.close();
   });
 
   it('bank transfer that fails: awaiting the bank when back in the shop, then failed, as the shop keeps asking', async () => {
-    const { page, token, consoleErrors } = await openShop('bank-fails');
+    const { page, shopper, consoleErrors } = await openShop('bank-fails');
     const hoodie = product('hoodie-zip');
     await page.getByRole('button', { name: `Add ${hoodie.name} to cart`, exact: true }).tap();
     await cartLink(page, 1).tap();
@@ -188,7 +190,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       new RegExp(`: 1 item, \\${usd(hoodie.unitAmount)}, Payment failed$`),
     );
 
-    expect(await cartStatus(token, cartId)).toBe('payment_failed');
+    expect((await shopper.cart(cartId)).status).toBe('payment_failed');
     expect(consoleErrors).toEqual([]);
     await page.close();
   });
@@ -251,5 +253,136 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     await page.getByRole('button', { name: 'Retry', exact: true }).tap();
     await expect.poll(() => page.getByRole('main').textContent()).toContain('No orders yet.');
     await page.close();
+  });
+
+  describe('when the shop says no', () => {
+    const alert = (page: Page) => page.getByRole('alert').textContent();
+
+    /** A product of the test's own, with `stock` units on hand (admin upsert, docs/contract.md §9). */
+    async function stockProduct(id: string, name: string, stock: number): Promise<void> {
+      const res = await fetch(`${stack.workerUrl}/v1/admin/products/${id}`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${stack.vars.ADMIN_API_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name, unitAmount: 1800, currency: 'usd', stock }),
+      });
+      expect(res.status, await res.text()).toBeLessThan(300);
+    }
+
+    it('out of stock: the shop names the product short, on the products screen and at checkout', async () => {
+      await stockProduct('e2e-lamp', 'Brass Desk Lamp', 1);
+      const { page } = await openShop('out-of-stock');
+      const add = page.getByRole('button', { name: 'Add Brass Desk Lamp to cart', exact: true });
+      await add.tap();
+      await cartLink(page, 1).waitFor();
+      await add.tap();
+      await expect.poll(() => alert(page)).toBe('Not enough in stock: Brass Desk Lamp (1 left).');
+      await screen(page, 'products-out-of-stock');
+
+      // The last one sold meanwhile: checkout finds none left for the line in the cart.
+      await stockProduct('e2e-lamp', 'Brass Desk Lamp', 0);
+      await cartLink(page, 1).tap();
+      await page.getByRole('button', { name: 'Checkout', exact: true }).tap();
+      await expect.poll(() => alert(page)).toBe('Not enough in stock: Brass Desk Lamp (sold out).');
+      await page.close();
+    });
+
+    it('sold out: the product’s button says so and is off; the others can still be added', async () => {
+      await stockProduct('e2e-pin', 'Enamel Pin', 0);
+      const { page } = await openShop('sold-out');
+      const pin = page.getByRole('button', { name: 'Add Enamel Pin to cart', exact: true });
+      await expect.poll(() => pin.textContent()).toBe('Sold out');
+      expect(await pin.isDisabled()).toBe(true);
+      // Said to screen readers too, as the button's description.
+      const describedBy = await pin.getAttribute('aria-describedby');
+      expect(await page.locator(`[id="${describedBy}"]`).textContent()).toBe('Sold out');
+      await screen(page, 'products-sold-out');
+      const mug = product('mug-ceramic');
+      await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
+      await cartLink(page, 1).waitFor();
+      await page.close();
+    });
+
+    it('checkout opened elsewhere: a change is refused in the shop’s words, with the way to continue or cancel it', async () => {
+      const { page, shopper } = await openShop('locked');
+      const mug = product('mug-ceramic');
+      await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
+      await cartLink(page, 1).tap();
+      const increase = page.getByRole('button', { name: `Increase quantity of ${mug.name}`, exact: true });
+      await increase.waitFor();
+      // The same shopper checks the cart out in the app; this tab still shows it open.
+      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+      await shopper.checkout(cart.id);
+
+      const locked =
+        'Your cart is locked while its checkout is open. Finish paying, or cancel the checkout to change it.';
+      await increase.tap();
+      await expect.poll(() => alert(page)).toBe(locked);
+      // The cart screen itself offers the ways on.
+      await page.getByRole('link', { name: 'Continue to payment', exact: true }).waitFor();
+
+      // Elsewhere in the shop, the way back is a link to the cart.
+      await page.getByRole('link', { name: 'Edge Shop', exact: true }).tap();
+      await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
+      await expect.poll(() => alert(page)).toBe(`${locked}Go to cart`);
+      await screen(page, 'products-checkout-open');
+      await page.getByRole('link', { name: 'Go to cart', exact: true }).tap();
+      await page.getByRole('button', { name: 'Cancel checkout', exact: true }).tap();
+      await increase.tap();
+      await cartLink(page, 2).waitFor();
+      await page.close();
+    });
+
+    it('rate limited: Retry stays off for as long as Retry-After asks, then can be tapped', async () => {
+      // The page's clock is the test's to move. A clock is installed for a whole browser context
+      // and for good: a browser of its own keeps the other tests on real time.
+      const own = await launchPhoneBrowser(findChromium()!);
+      try {
+        await own.context.clock.install();
+        const { page, shopper } = await openShop('rate-limited', own);
+        await cartLink(page, 0).waitFor();
+        // The shopper's app loops on changes until WRITE_RATE_LIMIT (300 a minute, per user)
+        // answers 429; a refused change counts too, and needs no cart.
+        await withinOneWindow();
+        let status = 0;
+        for (let i = 0; i <= 300 && status !== 429; i++) {
+          status = (await shopper.call('PUT', `/v1/carts/${randomUUID()}/items/mug-ceramic`, { quantity: 0.5 })).status;
+        }
+        expect(status).toBe(429);
+
+        const mug = product('mug-ceramic');
+        await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
+        const retry = page.getByRole('button', { name: 'Retry', exact: true });
+        await retry.waitFor();
+        expect(await retry.isDisabled()).toBe(true);
+        // The Worker's Retry-After: 60.
+        expect(await alert(page)).toMatch(/^Too many changes.*You can retry in 60 seconds\.Retry$/);
+        await screen(page, 'products-rate-limited');
+        await own.context.clock.fastForward(50_000);
+        expect(await retry.isDisabled()).toBe(true);
+        await own.context.clock.fastForward(10_000);
+        await expect.poll(() => retry.isEnabled()).toBe(true);
+        expect(await alert(page)).toMatch(/You can retry now\.Retry$/);
+      } finally {
+        await own.close();
+      }
+    }, 90_000);
+
+    it('cart emptied elsewhere: Checkout finds it empty, and the cart screen shows it empty', async () => {
+      const { page, shopper } = await openShop('emptied');
+      const mug = product('mug-ceramic');
+      await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
+      await cartLink(page, 1).tap();
+      await page.getByRole('button', { name: `Remove ${mug.name}`, exact: true }).waitFor();
+      // Removed in another tab; this one still shows the line.
+      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+      await shopper.call('DELETE', `/v1/carts/${cart.id}/items/${mug.id}`);
+
+      await page.getByRole('button', { name: 'Checkout', exact: true }).tap();
+      await expect.poll(() => alert(page)).toBe('The cart has no items');
+      await expect.poll(() => page.getByRole('main').textContent()).toContain('Your cart is empty.');
+      expect(await page.getByRole('button', { name: `Remove ${mug.name}`, exact: true }).count()).toBe(0);
+      await cartLink(page, 0).waitFor();
+      await page.close();
+    });
   });
 });

@@ -40,6 +40,11 @@ export class Shopper {
     return new Shopper(workerUrl, await createDevToken({ userId, secret: jwtSecret, ttlSeconds: 600 }), userId);
   }
 
+  /** The shopper a token signs in, e.g. a storefront tab's, changing their carts from elsewhere. */
+  static withToken(workerUrl: string, token: string, userId: string): Shopper {
+    return new Shopper(workerUrl, token, userId);
+  }
+
   async call<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
     const res = await fetch(`${this.workerUrl}${path}`, {
       method,

@@ -10,6 +10,8 @@ export type CartItem = components['schemas']['CartItem'];
 export type CartStatus = components['schemas']['CartStatus'];
 export type Checkout = components['schemas']['Checkout'];
 type Problem = components['schemas']['Problem'];
+/** A product an out_of_stock problem names, with what is left of it. */
+export type Shortage = NonNullable<Problem['products']>[number];
 
 /** A call that did not succeed, in words for the shopper: the problem's `detail`. */
 export class ApiProblem extends Error {
@@ -19,6 +21,10 @@ export class ApiProblem extends Error {
     /** The problem's stable `code` (docs/contract.md §2). */
     readonly code: string,
     detail: string,
+    /** out_of_stock: the products short, by id. */
+    readonly shortages: readonly Shortage[] = [],
+    /** When trying again is worth it (`Retry-After`), as a `Date.now()` time; null when not said. */
+    readonly retryAt: number | null = null,
   ) {
     super(detail);
     this.name = 'ApiProblem';
@@ -112,5 +118,18 @@ function problemOf(response: Response, body: unknown): ApiProblem {
     typeof problem.detail === 'string' && problem.detail !== ''
       ? problem.detail
       : `The shop answered ${response.status}${response.statusText ? ` ${response.statusText}` : ''}.`;
-  return new ApiProblem(response.status, typeof problem.code === 'string' ? problem.code : 'unknown', detail);
+  return new ApiProblem(
+    response.status,
+    typeof problem.code === 'string' ? problem.code : 'unknown',
+    detail,
+    Array.isArray(problem.products) ? problem.products : [],
+    retryAtOf(response.headers.get('Retry-After')),
+  );
+}
+
+/** `Retry-After` (RFC 9110 §10.2.3): seconds, which the Worker sends, or an HTTP date. */
+function retryAtOf(header: string | null): number | null {
+  if (header === null) return null;
+  const at = /^\d+$/.test(header) ? Date.now() + Number(header) * 1000 : Date.parse(header);
+  return Number.isNaN(at) ? null : at;
 }

@@ -3,7 +3,7 @@ import type { Cart, CartItem } from '../api/client.ts';
 import { h, show } from '../dom.ts';
 import { links } from '../router.ts';
 import type { Screen } from './context.ts';
-import { heading, loadingView, problemView } from './parts.ts';
+import { heading, heldByCheckout, heldByCheckoutView, loadingView, problemView } from './parts.ts';
 
 // docs/contract.md §3: items can be changed only while the cart is open or its payment failed.
 const EDITABLE: ReadonlySet<Cart['status']> = new Set(['open', 'payment_failed']);
@@ -21,10 +21,15 @@ export const cartScreen: Screen = (ctx) => {
       ctx.main,
       heading('Cart'),
       ctx.notice && h('p', { class: 'notice', role: 'status' }, ctx.notice),
-      actionProblem && problemView(actionProblem.error, actionProblem.retry),
+      actionProblem &&
+        (heldByCheckout(actionProblem.error, cart)
+          ? heldByCheckoutView(false)
+          : problemView(actionProblem.error, actionProblem.retry, nameOf)),
       cart ? cartView(cart) : ctx.cart.problem ? problemView(ctx.cart.problem, refresh) : loadingView('your cart'),
     );
   };
+
+  const nameOf = (id: string) => ctx.cart.cart?.items.find((item) => item.productId === id)?.name;
 
   const cartView = (cart: Cart) => {
     if (cart.items.length === 0) {

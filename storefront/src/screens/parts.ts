@@ -1,24 +1,79 @@
 // Pieces every screen uses: its heading, what it loads (or the problem, with its retry), a
 // product's picture.
-import { type ApiProblem, asProblem, type Product } from '../api/client.ts';
+import { type ApiProblem, asProblem, type Cart, type Product } from '../api/client.ts';
 import { type Child, h } from '../dom.ts';
+import { links } from '../router.ts';
 
 /** The screen's one h1; focusable so that moving to a screen can put focus (and a screen reader) there. */
 export function heading(text: string): HTMLHeadingElement {
   return h('h1', { tabindex: -1 }, text);
 }
 
+/** A product's name, where the screen knows it. */
+export type NameOf = (productId: string) => string | undefined;
+
 /**
  * A failed call in words (the problem's `detail`), with a Retry button when trying again can
  * help: the shop was unreachable, busy or failing. Not for a refusal that would only repeat.
+ * `nameOf` names the products an out_of_stock problem gives by id.
  */
-export function problemView(error: unknown, retry?: () => void): HTMLElement {
+export function problemView(error: unknown, retry?: () => void, nameOf?: NameOf): HTMLElement {
   const problem: ApiProblem = asProblem(error);
   return h(
     'div',
     { class: 'problem', role: 'alert' },
-    h('p', null, problem.message),
-    retry && problem.retryable ? h('button', { type: 'button', class: 'secondary', onclick: retry }, 'Retry') : null,
+    h('p', null, inWords(problem, nameOf)),
+    retry && problem.retryable ? retryView(problem, retry) : null,
+  );
+}
+
+/** The detail, but out of stock by product name: the Worker's problem names them by id. */
+function inWords(problem: ApiProblem, nameOf: NameOf = () => undefined): string {
+  if (problem.code !== 'out_of_stock' || problem.shortages.length === 0) return problem.message;
+  const short = problem.shortages.map(
+    ({ id, available }) => `${nameOf(id) ?? id} (${available === 0 ? 'sold out' : `${available} left`})`,
+  );
+  return `Not enough in stock: ${short.join(', ')}.`;
+}
+
+/**
+ * Retry, held back until the time the shop asked for (`Retry-After`): a rate limit lasts its
+ * whole window, and a try sooner only counts against it again.
+ */
+function retryView(problem: ApiProblem, retry: () => void): Child {
+  const button = h('button', { type: 'button', class: 'secondary', onclick: retry }, 'Retry');
+  const waitMs = (problem.retryAt ?? 0) - Date.now();
+  if (waitMs <= 0) return button;
+  const seconds = Math.ceil(waitMs / 1000);
+  const wait = h('p', { class: 'wait' }, `You can retry in ${seconds} ${seconds === 1 ? 'second' : 'seconds'}.`);
+  button.disabled = true;
+  // Should the view have been drawn again meanwhile, this one is gone and nobody sees the change.
+  setTimeout(() => {
+    button.disabled = false;
+    wait.textContent = 'You can retry now.';
+  }, waitMs);
+  return [wait, button];
+}
+
+/**
+ * A change refused because the cart is being paid: 409 cart_not_editable, and the cart store,
+ * having loaded the cart again, finds its checkout open (started in another tab or in the app).
+ * The Worker's detail names a status; the shopper is told what it means.
+ */
+export function heldByCheckout(error: unknown, cart: Cart | null): boolean {
+  return asProblem(error).code === 'cart_not_editable' && cart?.status === 'checkout_pending';
+}
+
+/**
+ * Why the cart cannot be changed now. `cartLink`: the way to the cart screen, which offers to
+ * continue or cancel the checkout (not wanted there itself).
+ */
+export function heldByCheckoutView(cartLink: boolean): HTMLElement {
+  return h(
+    'div',
+    { class: 'problem', role: 'alert' },
+    h('p', null, 'Your cart is locked while its checkout is open. Finish paying, or cancel the checkout to change it.'),
+    cartLink && h('a', { class: 'button secondary', href: links.cart }, 'Go to cart'),
   );
 }
 
@@ -36,6 +91,11 @@ export class Loadable<T> {
     private readonly fetch: () => Promise<T>,
     private readonly changed: () => void,
   ) {}
+
+  /** The data, once loaded. */
+  get loaded(): T | undefined {
+    return this.data;
+  }
 
   readonly load = async (): Promise<void> => {
     this.problem = null;

@@ -2,7 +2,7 @@ import { formatMoney } from '@edge-checkout/worker/money';
 import type { Product } from '../api/client.ts';
 import { h, show } from '../dom.ts';
 import type { Screen } from './context.ts';
-import { heading, Loadable, problemView, productPicture } from './parts.ts';
+import { heading, heldByCheckout, heldByCheckoutView, Loadable, problemView, productPicture } from './parts.ts';
 
 /** The catalogue: every active product, each with its "Add … to cart" button. */
 export const productsScreen: Screen = (ctx) => {
@@ -13,7 +13,10 @@ export const productsScreen: Screen = (ctx) => {
     show(
       ctx.main,
       heading('Products'),
-      addProblem && problemView(addProblem.error, addProblem.retry),
+      addProblem &&
+        (heldByCheckout(addProblem.error, ctx.cart.cart)
+          ? heldByCheckoutView(true)
+          : problemView(addProblem.error, addProblem.retry, nameOf)),
       products.view('products', (list) =>
         list.length === 0
           ? h('p', null, 'There is nothing for sale right now.')
@@ -22,9 +25,12 @@ export const productsScreen: Screen = (ctx) => {
     );
   };
   const products = new Loadable(() => ctx.api.products(), render);
+  const nameOf = (id: string) => products.loaded?.find((product) => product.id === id)?.name;
 
   const productCard = (product: Product) => {
     const inCart = ctx.cart.quantityOf(product.id);
+    const soldOut = product.available === 0;
+    const soldOutId = `sold-out-${product.id}`;
     return h(
       'li',
       { class: 'product' },
@@ -37,10 +43,18 @@ export const productsScreen: Screen = (ctx) => {
         h('span', { class: 'price' }, formatMoney(product.unitAmount, product.currency)),
         inCart > 0 ? h('span', { class: 'in-cart' }, `${inCart} in cart`) : null,
       ),
+      // Sold out, the button keeps its name (docs/contract.md §8) and says why it is off as its
+      // description, so a screen reader says it too.
       h(
         'button',
-        { type: 'button', 'aria-label': `Add ${product.name} to cart`, onclick: () => void add(product) },
-        'Add to cart',
+        {
+          type: 'button',
+          'aria-label': `Add ${product.name} to cart`,
+          'aria-describedby': soldOut && soldOutId,
+          disabled: soldOut,
+          onclick: () => void add(product),
+        },
+        soldOut ? h('span', { id: soldOutId }, 'Sold out') : 'Add to cart',
       ),
     );
   };
