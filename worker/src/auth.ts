@@ -48,7 +48,8 @@ async function authenticate(env: Env, authorization: string | undefined): Promis
     const { payload } = bySecret
       ? await jwtVerify(token, new TextEncoder().encode(secret), options)
       : await jwtVerify(token, keySet(jwksUrl!), options);
-    if (!payload.sub || payload.sub.length > 255 || !storableText(payload.sub))
+    // jose checks that `sub` is there, not that it is the string RFC 7519 §4.1.2 says it is.
+    if (typeof payload.sub !== 'string' || !payload.sub || payload.sub.length > 255 || !storableText(payload.sub))
       throw new ApiError('unauthorized', 'The token has no usable subject');
     return payload.sub;
   } catch (err) {

@@ -43,6 +43,23 @@ describe('bearer tokens (HS256)', () => {
     expect((await problem(res)).code).toBe('unauthorized');
   });
 
+  // RFC 7519 §4.1.2: `sub` is a string. A number would name the user "123" too, another's carts.
+  it.each([
+    ['a number', 123],
+    ['an object', { id: 'user' }],
+    ['true', true],
+  ])('rejects a signed token whose sub is %s with 401, reading and writing alike', async (_, sub) => {
+    const token = await new SignJWT({ sub } as Record<string, unknown>)
+      .setProtectedHeader({ alg: 'HS256' })
+      .setExpirationTime('1h')
+      .sign(new TextEncoder().encode(testEnv.AUTH_JWT_SECRET));
+    const write = await postCart(token);
+    expect(write.status).toBe(401);
+    expect((await problem(write)).code).toBe('unauthorized');
+    const read = await app.request('/v1/carts', { headers: { Authorization: `Bearer ${token}` } }, testEnv);
+    expect(read.status).toBe(401);
+  });
+
   it('rejects an unsigned (alg none) token', async () => {
     const user = unique('user');
     const header = btoa(JSON.stringify({ alg: 'none' })).replace(/=+$/, '');
