@@ -57,9 +57,16 @@ export const ProductUpsert = z
     available: z.number().int().nullable().optional().openapi({ description: 'Ignored: worked out from stock' }),
     name: z.string().trim().min(1).max(200).refine(storableText, NOT_STORABLE),
     description: z.string().max(2000).refine(storableText, NOT_STORABLE).default(''),
-    // "" is no image, as null is.
+    // "" is no image, as null is. A web address: the storefront shows it in an <img>, Checkout
+    // takes https ones as the product's images.
     imageUrl: z
-      .union([z.literal('').transform(() => null), z.url().max(2000).refine(storableText, NOT_STORABLE)])
+      .union([
+        z.literal('').transform(() => null),
+        z
+          .url({ protocol: /^https?$/, error: 'an http or https URL' })
+          .max(2000)
+          .refine(storableText, NOT_STORABLE),
+      ])
       .nullable()
       .default(null),
     unitAmount: MinorUnits,

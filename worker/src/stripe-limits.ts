@@ -19,5 +19,9 @@ export const CHECKOUT_MAX_LINES = 100;
  */
 export const CHECKOUT_LIFETIME_MINUTES = { min: 30, max: 24 * 60 } as const;
 
-/** A currency as Stripe writes it: the ISO 4217 code in lower case (https://docs.stripe.com/currencies). */
+/**
+ * A currency as Stripe writes it: the ISO 4217 code in lower case (https://docs.stripe.com/currencies).
+ * Only the form: which currencies an account can charge in depends on the account and changes
+ * over time, so Stripe's own refusal at checkout (422 checkout_refused) says so.
+ */
 export const CURRENCY_CODE = /^[a-z]{3}$/;

@@ -106,6 +106,9 @@ describe('PUT /v1/admin/products/{productId}', () => {
     ['a NUL in the name', { ...body, name: 'mu\u0000g' }],
     ['an unpaired surrogate in the description', { ...body, description: 'cup \uD800' }],
     ['a NUL in the image URL', { ...body, imageUrl: 'https://example.com/a\u0000.png' }],
+    // The storefront puts it in an <img>, Checkout in the product's images: a web address only.
+    ['a javascript: image URL', { ...body, imageUrl: 'javascript:alert(1)' }],
+    ['a data: image URL', { ...body, imageUrl: 'data:image/png;base64,iVBORw0KGgo=' }],
   ])('rejects %s with 400 validation_failed and writes nothing', async (_, json) => {
     const id = unique('mug');
     const res = await call(`/v1/admin/products/${id}`, { method: 'PUT', headers: admin(), json });
