@@ -45,11 +45,8 @@ export async function startLocalServer(handler: LocalHandler): Promise<LocalServ
   };
 }
 
-/** A port nothing listens on: bound once, then released. */
-export async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+/**
+ * A port for a server a test starts in another process (the relay), or one nothing listens on:
+ * reserved for this run, and out of the range the kernel gives to other sockets meanwhile.
+ */
+export { freePort, freePort as closedPort } from '@edge-checkout/dev-stack/net';

@@ -1,9 +1,7 @@
 // `npm run relay` as a process: configuration errors and Cloud Run's SIGTERM.
 import { type ChildProcess, spawn } from 'node:child_process';
-import type { AddressInfo } from 'node:net';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { type LocalServer, startLocalServer } from '@edge-checkout/test-support/local-server';
+import { freePort, type LocalServer, startLocalServer } from '@edge-checkout/test-support/local-server';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { paymentEvent, pushEnvelope } from './helpers/payment-event.ts';
 
@@ -38,17 +36,9 @@ function startMain(env: Record<string, string>, opts: { viaNpm?: boolean } = {})
 async function waitForLine(relay: Relay, pattern: RegExp): Promise<void> {
   await vi.waitFor(
     () => expect(relay.lines().map((line) => String(line.message))).toContainEqual(expect.stringMatching(pattern)),
-    5_000,
+    // A process start through tsx (or npm): seconds on a busy machine.
+    20_000,
   );
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 const running: Relay[] = [];

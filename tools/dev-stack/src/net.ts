@@ -13,7 +13,7 @@ import path from 'node:path';
 const LOWEST_PORT = 15_000;
 const EPHEMERAL_RANGE_FILE = '/proc/sys/net/ipv4/ip_local_port_range';
 /** One empty file per reserved port, named after it. */
-export const RESERVATIONS_DIR = path.join(tmpdir(), 'edge-checkout-ports');
+const RESERVATIONS_DIR = path.join(tmpdir(), 'edge-checkout-ports');
 // Long enough for the slowest start (wrangler under load); once the server listens, the bind probe
 // turns the port away on its own.
 const RESERVATION_MS = 10 * 60_000;
@@ -25,11 +25,18 @@ export async function freePort(): Promise<number> {
   return reservePortIn(LOWEST_PORT, ephemeralLow - 1);
 }
 
-/** A free port in [first, last], reserved for this caller (exported for its test). */
-export async function reservePortIn(first: number, last: number, attempts = 200): Promise<number> {
+/**
+ * A free port in [first, last], reserved for this caller; `dir` holds the reservations (its own
+ * for a test).
+ */
+export async function reservePortIn(
+  first: number,
+  last: number,
+  { attempts = 200, dir = RESERVATIONS_DIR }: { attempts?: number; dir?: string } = {},
+): Promise<number> {
   for (let i = 0; i < attempts; i++) {
     const port = first + Math.floor(Math.random() * (last - first + 1));
-    if (reserve(port) && (await canListen(port))) return port;
+    if (reserve(dir, port) && (await canListen(port))) return port;
   }
   throw new Error(`no free port between ${first} and ${last} on 127.0.0.1 after ${attempts} tries`);
 }
@@ -43,10 +50,10 @@ function firstEphemeralPort(): number | undefined {
   }
 }
 
-function reserve(port: number): boolean {
-  const file = path.join(RESERVATIONS_DIR, String(port));
+function reserve(dir: string, port: number): boolean {
+  const file = path.join(dir, String(port));
   try {
-    mkdirSync(RESERVATIONS_DIR, { recursive: true });
+    mkdirSync(dir, { recursive: true });
     closeSync(openSync(file, 'wx'));
     return true;
   } catch (err) {
@@ -58,7 +65,7 @@ function reserve(port: number): boolean {
   const age = Date.now() - mtimeMs(file);
   if (age < RESERVATION_MS) return false;
   rmSync(file, { force: true });
-  return reserve(port);
+  return reserve(dir, port);
 }
 
 function mtimeMs(file: string): number {

@@ -1,11 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { NeonDbError, type NeonQueryFunction, neon, neonConfig } from '@neondatabase/serverless';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type NeonHttpProxy, startNeonHttpProxy } from '../src/neon-http-proxy.ts';
+import { freePort } from '../src/net.ts';
 import { type RunningPostgres, startPostgres } from '../src/postgres.ts';
 
 let postgres: RunningPostgres;
@@ -205,12 +205,8 @@ describe('neon HTTP proxy', () => {
 
 describe('neon HTTP proxy without a reachable Postgres', () => {
   it('answers with an error the driver throws, and no SQLSTATE', async () => {
-    const closedPort = await new Promise<number>((resolve) => {
-      const probe = createServer().listen(0, '127.0.0.1', () => {
-        const address = probe.address();
-        probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-      });
-    });
+    // Reserved and never bound: nothing listens there.
+    const closedPort = await freePort();
     const url = `postgres://postgres:postgres@127.0.0.1:${closedPort}/edge_checkout`;
     const down = await startNeonHttpProxy({ databaseUrl: url });
     neonConfig.fetchEndpoint = down.endpoint;

@@ -1,16 +1,19 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, RESERVATIONS_DIR, reservePortIn } from '../src/net.ts';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { freePort, reservePortIn } from '../src/net.ts';
 
-// Ports below freePort's range (it starts at 15000), released after each test so that a rerun finds
-// them free.
-const TEST_PORTS = [14_001, 14_002, 14_003, 14_004];
+// Reservations of this test's own, so that it neither sees nor clears another run's.
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'net-test-'));
+});
 
 const listening: Server[] = [];
 afterEach(async () => {
-  for (const port of TEST_PORTS) rmSync(path.join(RESERVATIONS_DIR, String(port)), { force: true });
+  rmSync(dir, { recursive: true, force: true });
   await Promise.all(listening.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
 });
 
@@ -36,14 +39,17 @@ describe('freePort', () => {
   });
 
   it('does not hand a reserved port out again before its server binds it', async () => {
-    const first = await reservePortIn(14_001, 14_002);
-    const second = await reservePortIn(14_001, 14_002);
+    const first = await reservePortIn(14_001, 14_002, { dir });
+    const second = await reservePortIn(14_001, 14_002, { dir });
     expect(new Set([first, second]).size).toBe(2);
-    await expect(reservePortIn(14_001, 14_002, 20)).rejects.toThrow(/no free port between 14001 and 14002/);
+    await expect(reservePortIn(14_001, 14_002, { attempts: 20, dir })).rejects.toThrow(
+      /no free port between 14001 and 14002/,
+    );
   });
 
   it('skips a port something already listens on', async () => {
-    await listen(14_003);
-    expect(await reservePortIn(14_003, 14_004, 50)).toBe(14_004);
+    const taken = await freePort();
+    await listen(taken);
+    expect(await reservePortIn(taken, taken + 1, { attempts: 50, dir })).toBe(taken + 1);
   });
 });
