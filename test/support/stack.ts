@@ -40,6 +40,8 @@ export interface LocalStackTestOptions {
 export function useLocalStack(options: LocalStackTestOptions = {}): E2eStack {
   let dataDir: string | undefined;
   let stack: LocalStack | undefined;
+  let starting: Promise<LocalStack> | undefined;
+  const abortStart = new AbortController();
   let emulatorHost: string | undefined;
   const output: string[] = [];
   const wrap = options.wrapPubSubEmulatorHost;
@@ -47,7 +49,8 @@ export function useLocalStack(options: LocalStackTestOptions = {}): E2eStack {
   beforeAll(async () => {
     dataDir = mkdtempSync(path.join(tmpdir(), 'edge-checkout-e2e-'));
     try {
-      stack = await startLocalStack({
+      starting = startLocalStack({
+        signal: abortStart.signal,
         port: 0,
         dataDir,
         persistentDatabase: false,
@@ -66,14 +69,21 @@ export function useLocalStack(options: LocalStackTestOptions = {}): E2eStack {
             return wrap(host);
           }),
       });
+      stack = await starting;
     } catch (err) {
       throw new Error(
         `the local stack did not start: ${(err as Error).message}\n--- its output ---\n${output.slice(-60).join('\n')}`,
       );
     }
-  }, 120_000);
+    // Longer than the start's own wait for the Worker (2 minutes), so that its error, with
+    // wrangler's output, is what a slow start reports.
+  }, 180_000);
 
   afterAll(async () => {
+    // A start the hook's timeout cut short goes on in the background: it stops what it started
+    // once aborted, before its folder (with the registry of its processes) goes.
+    abortStart.abort();
+    await starting?.catch(() => undefined);
     await stack?.stop();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   }, 60_000);
