@@ -8,6 +8,9 @@ process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= 'false';
 // the GCP bridge and the storefront's scripts run in Node.
 export default defineConfig({
   test: {
+    // One test file at a time, as vitest already chooses on 2 cores: the Worker's files share one
+    // Postgres, Stripe stand-in and emulator, and each e2e file starts a whole stack.
+    maxWorkers: 1,
     projects: [
       'worker/vitest.config.ts',
       {
@@ -17,6 +20,9 @@ export default defineConfig({
           include: ['tools/**/*.test.ts', 'bridge/**/*.test.ts', 'test/**/*.test.ts', 'storefront/test/**/*.test.ts'],
           testTimeout: 30_000,
           hookTimeout: 60_000,
+          // expect.poll waits for what a stack does (a Worker, Postgres, Chromium): its default of
+          // 1 s is tight on a busy 2-core machine.
+          expect: { poll: { timeout: 10_000 } },
         },
       },
     ],

@@ -30,5 +30,8 @@ export default defineProject({
     globalSetup: ['./test/global-setup.ts'],
     testTimeout: 20_000,
     hookTimeout: 60_000,
+    // expect.poll waits for work after the answer (waitUntil): its default of 1 s is tight on a
+    // busy 2-core machine.
+    expect: { poll: { timeout: 10_000 } },
   },
 });

@@ -215,8 +215,10 @@ describe.skipIf(skipped)('Pub/Sub fault proxy in front of the emulator', () => {
     expect(proxy.publishCalls).toEqual({ received: 1, forwarded: 1, held: 0 });
 
     // The caller cannot know the first went out, so it sends the event again once Pub/Sub answers.
+    // (With the default deadline: a real publish through the emulator, on a busy machine.)
     proxy.setMode('pass');
-    const [retryId] = await impatient.publish([event]);
+    const patient = createPubSubPublisher({ projectId: PROJECT, topic, emulatorHost: proxy.host });
+    const [retryId] = await patient.publish([event]);
     const reader = new TopicReader(direct, `${topic}-pull`);
     const copies = await reader.atLeast(2);
     expect(copies.map((m) => [m.data, m.attributes.eventId])).toEqual([

@@ -36,9 +36,9 @@ export async function tokenFor(
   return jwt.sign(new TextEncoder().encode(opts.secret ?? testEnv.AUTH_JWT_SECRET));
 }
 
-/** Ids unique to one test, so tests never share rows and can run in any order. */
+/** Ids unique to one test (48 random bits), so tests never share rows and can run in any order. */
 export function unique(prefix: string): string {
-  return `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
+  return `${prefix}-${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`;
 }
 
 /** A fresh user with a token. */

@@ -84,7 +84,7 @@ describe('an access-token request that never ends', () => {
     const publisher = createPubSubPublisher({
       projectId: 'demo-project',
       topic: 'notifications',
-      getAccessToken: applicationDefaultAccessToken('demo-project', 200),
+      getAccessToken: applicationDefaultAccessToken('demo-project', 2_000),
       apiEndpoint: google.pubsub.url,
     });
     await expect(publisher.publish([{ data: 'one' }])).rejects.toMatchObject({ retryable: true });

@@ -59,7 +59,8 @@ describe('ProcessGroups', () => {
     });
     strays.push(child.pid);
     await expect.poll(() => liveInGroup(child.pid).length).toBeGreaterThanOrEqual(2);
-    await child.stop(300);
+    // Time enough for sh to run its trap; it never exits, so SIGKILL ends it.
+    await child.stop(1_000);
     expect(liveInGroup(child.pid)).toEqual([]);
     expect(readFileSync(termed, 'utf8')).toBe('term\n');
     expect(await child.exited).toEqual({ code: null, signal: 'SIGKILL' });

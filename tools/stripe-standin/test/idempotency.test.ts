@@ -31,12 +31,16 @@ async function activeFaults(): Promise<Fault[]> {
 }
 
 /** A client that retries like the Worker's (maxNetworkRetries: 2), recording each attempt. */
-function retryingClient(): { stripe: Stripe; attempts: Stripe.RequestEvent[] } {
-  const stripe = clientFor(t.standin, API_KEY, 2);
+function retryingClient(fetchFn?: typeof fetch): { stripe: Stripe; attempts: Stripe.RequestEvent[] } {
+  const stripe = clientFor(t.standin, API_KEY, 2, fetchFn);
   const attempts: Stripe.RequestEvent[] = [];
   stripe.on('request', (event: Stripe.RequestEvent) => attempts.push(event));
   return { stripe, attempts };
 }
+
+/** Held until released: the first request stays in flight for as long as a test needs it there. */
+const UNTIL_RELEASED = 2 ** 31 - 1;
+const releaseHeld = () => control(t.standin, '/faults/release', {});
 
 const created = () => log.filter((line) => /^session cs_test_\w+ created/.test(line));
 
@@ -98,7 +102,7 @@ describe('an injected 500', () => {
 
 describe('a request while another with its key is executing', () => {
   it('answers 409 idempotency_key_in_use and saves nothing; the first one’s result is replayed after', async () => {
-    await addFault(t.standin, { path: '/v1/checkout/sessions', delayMs: 500 });
+    await addFault(t.standin, { path: '/v1/checkout/sessions', delayMs: UNTIL_RELEASED });
     const first = t.stripe.checkout.sessions.create(CART_SESSION, { idempotencyKey: 'double-tap' });
     // The first request took the delay: it is executing, its key in flight.
     await waitFor(async () => (await activeFaults()).length === 0);
@@ -114,6 +118,7 @@ describe('a request while another with its key is executing', () => {
     });
     expect(second.headers?.['idempotent-replayed']).toBeUndefined();
 
+    await releaseHeld();
     const session = await first;
     const third = await t.stripe.checkout.sessions.create(CART_SESSION, { idempotencyKey: 'double-tap' });
     expect(third.id).toBe(session.id);
@@ -121,12 +126,20 @@ describe('a request while another with its key is executing', () => {
   });
 
   it('is retried by stripe-node with the same key until it gets the first one’s result', async () => {
-    await addFault(t.standin, { path: '/v1/checkout/sessions', delayMs: 300 });
+    await addFault(t.standin, { path: '/v1/checkout/sessions', delayMs: UNTIL_RELEASED });
     const first = t.stripe.checkout.sessions.create(CART_SESSION, { idempotencyKey: 'double-tap' });
     await waitFor(async () => (await activeFaults()).length === 0);
 
-    // Its first retry comes 500 ms after the 409, when the 300 ms hold is over.
-    const { stripe, attempts } = retryingClient();
+    // The first request finishes before stripe-node sees the second's 409; its retry then gets
+    // the first one's result.
+    const { stripe, attempts } = retryingClient(async (input, init) => {
+      const response = await fetch(input, init);
+      if (response.status === 409) {
+        await releaseHeld();
+        await first;
+      }
+      return response;
+    });
     const second = await stripe.checkout.sessions.create(CART_SESSION, { idempotencyKey: 'double-tap' });
     expect(second.id).toBe((await first).id);
     expect(attempts.map((a) => a.idempotency_key)).toEqual(['double-tap', 'double-tap']);
@@ -134,7 +147,7 @@ describe('a request while another with its key is executing', () => {
   });
 
   it('refuses other parameters with the key while the first is still executing', async () => {
-    await addFault(t.standin, { path: '/v1/checkout/sessions', delayMs: 500 });
+    await addFault(t.standin, { path: '/v1/checkout/sessions', delayMs: UNTIL_RELEASED });
     const first = t.stripe.checkout.sessions.create(CART_SESSION, { idempotencyKey: 'k' });
     await waitFor(async () => (await activeFaults()).length === 0);
     const other = await stripeError(
@@ -142,6 +155,7 @@ describe('a request while another with its key is executing', () => {
     );
     // Other parameters are refused as such, in flight or not.
     expect(other).toBeInstanceOf(Stripe.errors.StripeIdempotencyError);
+    await releaseHeld();
     await first;
   });
 });

@@ -28,12 +28,17 @@ export async function startTestStandin(options: Partial<StripeStandinOptions> = 
 }
 
 /** @param maxNetworkRetries 0 by default: a failed request must show its first answer, not a retried one. */
-export function clientFor(standin: StripeStandin, key: string, maxNetworkRetries = 0): Stripe {
+export function clientFor(
+  standin: StripeStandin,
+  key: string,
+  maxNetworkRetries = 0,
+  fetchFn: typeof fetch = fetch,
+): Stripe {
   return new Stripe(key, {
     host: '127.0.0.1',
     port: standin.port,
     protocol: 'http',
-    httpClient: Stripe.createFetchHttpClient(),
+    httpClient: Stripe.createFetchHttpClient(fetchFn),
     maxNetworkRetries,
   });
 }
@@ -170,7 +175,7 @@ export function verified(webhook: ReceivedWebhook, secret = WEBHOOK_SECRET): Str
 
 export async function waitFor<T>(
   check: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 3_000,
+  timeoutMs = 10_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
