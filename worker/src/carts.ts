@@ -194,7 +194,7 @@ export async function setItemQuantity(
 ): Promise<CartOut> {
   const { userId, cartId, productId, quantity } = change;
   let outcome: ItemChangeOutcome;
-  let carts: Record<string, unknown>[];
+  let carts: Rows;
   try {
     [, [outcome], carts] = (await sql.transaction([
       sql.query('SELECT FROM carts WHERE id = $1 AND user_id = $2 FOR UPDATE', [cartId, userId]),
@@ -251,8 +251,8 @@ export async function setItemQuantity(
                 (SELECT available FROM short) AS short_of`,
         [cartId, userId, productId, quantity, EDITABLE_STATUSES, CART_LIMITS.lines, CART_LIMITS.totalAmount],
       ),
-      sql.query(`${cartSelect} WHERE c.id = $1 AND c.user_id = $2`, [cartId, userId]),
-    ])) as [unknown, [ItemChangeOutcome], Record<string, unknown>[]];
+      selectCart(sql, userId, cartId),
+    ])) as [unknown, [ItemChangeOutcome], Rows];
   } catch (err) {
     // Two first items in different currencies racing into one empty cart: the exclusion
     // constraint lets one in and stops the other.
