@@ -21,7 +21,7 @@ const RESERVATION_MS = 10 * 60_000;
 /** A port that is free on 127.0.0.1 right now and that nothing but an explicit bind will take. */
 export async function freePort(): Promise<number> {
   const ephemeralLow = firstEphemeralPort();
-  if (ephemeralLow === undefined || ephemeralLow - LOWEST_PORT < 1_000) return osPickedPort();
+  if (ephemeralLow === undefined || ephemeralLow - LOWEST_PORT < 1_000) return listenOnce(0);
   return reservePortIn(LOWEST_PORT, ephemeralLow - 1);
 }
 
@@ -76,19 +76,12 @@ function mtimeMs(file: string): number {
   }
 }
 
-function canListen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.once('error', () => resolve(false));
-    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
-  });
-}
-
-function osPickedPort(): Promise<number> {
+/** Binds 127.0.0.1:port (0: any) and lets it go again: the port bound, or the bind's error. */
+function listenOnce(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
+    probe.listen(port, '127.0.0.1', () => {
       const address = probe.address();
       probe.close(() =>
         typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
@@ -97,18 +90,19 @@ function osPickedPort(): Promise<number> {
   });
 }
 
+function canListen(port: number): Promise<boolean> {
+  return listenOnce(port).then(
+    () => true,
+    () => false,
+  );
+}
+
 /** Fails with a plain message when something already listens on 127.0.0.1:port. */
-export function assertPortFree(port: number, hint = 'choose another port'): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', (err: NodeJS.ErrnoException) =>
-      reject(
-        err.code === 'EADDRINUSE'
-          ? new Error(`port ${port} on 127.0.0.1 is already in use by another process; ${hint}`)
-          : err,
-      ),
-    );
-    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve()));
+export async function assertPortFree(port: number, hint = 'choose another port'): Promise<void> {
+  await listenOnce(port).catch((err: NodeJS.ErrnoException) => {
+    throw err.code === 'EADDRINUSE'
+      ? new Error(`port ${port} on 127.0.0.1 is already in use by another process; ${hint}`)
+      : err;
   });
 }
 
