@@ -45,7 +45,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { wranglerBin } from '@edge-checkout/dev-stack/local-stack';
+import { wranglerDev } from '@edge-checkout/dev-stack/local-stack';
 import { freePort } from '@edge-checkout/dev-stack/net';
 import { createPubSubAdmin, type PubSubAdmin, type ReceivedMessage } from '@edge-checkout/dev-stack/pubsub-admin';
 import { createDevToken } from '@edge-checkout/dev-stack/token';
@@ -71,11 +71,6 @@ import type { HostMessage, LineCounts } from './stack-host.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '..');
 const require = createRequire(import.meta.url);
-const WRANGLER_ENV = {
-  WRANGLER_SEND_METRICS: 'false',
-  CLOUDFLARE_CF_FETCH_ENABLED: 'false',
-  WRANGLER_HIDE_BANNER: 'true',
-};
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -167,7 +162,6 @@ async function startStack(dataDir: string, configured: Record<string, string>): 
   const child = fork(path.join(REPO_ROOT, 'bench', 'stack-host.ts'), [JSON.stringify({ dataDir, configured })], {
     cwd: REPO_ROOT,
     execArgv: ['--import', tsx],
-    env: { ...process.env, ...WRANGLER_ENV },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -211,25 +205,18 @@ async function startBaseline(dataDir: string, webhookSecret: string, log: boolea
   const envFile = path.join(dataDir, 'verify-only.env');
   writeFileSync(envFile, `STRIPE_WEBHOOK_SECRET=${webhookSecret}\nBENCH_LOG=${log ? '1' : '0'}\n`, { mode: 0o600 });
   const output: string[] = [];
-  const child = spawn(
-    process.execPath,
-    [
-      wranglerBin(),
-      'dev',
-      '--config',
-      path.join(REPO_ROOT, 'bench', 'verify-only', 'wrangler.toml'),
-      '--ip',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--inspector-port',
-      String(inspectorPort),
-      '--env-file',
-      envFile,
-      '--show-interactive-dev-session=false',
-    ],
-    { cwd: REPO_ROOT, env: { ...process.env, ...WRANGLER_ENV }, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
-  );
+  const wrangler = wranglerDev({
+    port,
+    inspectorPort,
+    envFile,
+    config: path.join(REPO_ROOT, 'bench', 'verify-only', 'wrangler.toml'),
+  });
+  const child = spawn(wrangler.command, wrangler.args, {
+    cwd: REPO_ROOT,
+    env: wrangler.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   for (const stream of [child.stdout!, child.stderr!]) {
     stream.setEncoding('utf8');
     stream.on('data', (chunk: string) => {

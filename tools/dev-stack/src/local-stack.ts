@@ -158,30 +158,8 @@ async function startWrangler(
   await writePrivateFile(envFile, formatEnvFile(workerVars));
   const wrangler = await processes.spawn({
     name: 'wrangler',
-    command: process.execPath,
-    args: [
-      wranglerBin(),
-      'dev',
-      '--ip',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--inspector-port',
-      String(inspectorPort),
-      '--test-scheduled',
-      // With --env-file wrangler reads only this file, not .dev.vars: it already holds both.
-      '--env-file',
-      envFile,
-      '--show-interactive-dev-session=false',
-    ],
+    ...wranglerDev({ port, inspectorPort, envFile, testScheduled: true }),
     cwd: REPO_ROOT,
-    env: {
-      ...process.env,
-      WRANGLER_SEND_METRICS: 'false',
-      CLOUDFLARE_CF_FETCH_ENABLED: 'false',
-      WRANGLER_HIDE_BANNER: 'true',
-      CLOUDFLARE_LOAD_DEV_VARS_FROM_DOT_ENV: 'true',
-    },
     stdio: options.wranglerOutput === 'inherit' ? ['ignore', 'inherit', 'inherit'] : ['ignore', 'pipe', 'pipe'],
     match: ['wrangler', 'workerd'],
   });
@@ -230,7 +208,49 @@ function logVariables(log: (line: string) => void, vars: Vars, sourceOf: (name: 
 }
 
 /** wrangler's CLI script, run with this Node (`node wrangler.js dev …`). */
-export function wranglerBin(): string {
+function wranglerBin(): string {
   const require = createRequire(import.meta.url);
   return path.join(path.dirname(require.resolve('wrangler/package.json')), 'bin', 'wrangler.js');
+}
+
+/** Wrangler's telemetry and Cloudflare lookups off (they would phone home, TOOLCHAIN.md). */
+const WRANGLER_ENV = {
+  WRANGLER_SEND_METRICS: 'false',
+  CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+  WRANGLER_HIDE_BANNER: 'true',
+  // --env-file is read only while this is on, and with only that file's names: a developer's
+  // own settings of these must not change what the Worker sees.
+  CLOUDFLARE_LOAD_DEV_VARS_FROM_DOT_ENV: 'true',
+  CLOUDFLARE_INCLUDE_PROCESS_ENV: 'false',
+};
+
+/** `node wrangler.js dev` on 127.0.0.1 with the variables of `envFile` and nothing else. */
+export function wranglerDev(options: {
+  port: number;
+  inspectorPort: number;
+  envFile: string;
+  /** Another Worker's wrangler.toml; the project's by default. */
+  config?: string;
+  testScheduled?: boolean;
+}): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
+  return {
+    command: process.execPath,
+    args: [
+      wranglerBin(),
+      'dev',
+      ...(options.config ? ['--config', options.config] : []),
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(options.port),
+      '--inspector-port',
+      String(options.inspectorPort),
+      ...(options.testScheduled ? ['--test-scheduled'] : []),
+      // With --env-file wrangler reads only this file, not .dev.vars.
+      '--env-file',
+      options.envFile,
+      '--show-interactive-dev-session=false',
+    ],
+    env: { ...process.env, ...WRANGLER_ENV },
+  };
 }
