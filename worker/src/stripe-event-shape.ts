@@ -24,6 +24,13 @@ const text = z.string().max(5000).nullish();
 /** An id, or the object when expanded. */
 const ref = z.union([id, z.object({ id })]).nullish();
 
+const shippingDetails = z
+  .object({
+    name: text,
+    address: z.object({ line1: text, line2: text, city: text, state: text, postal_code: text, country: text }),
+  })
+  .nullish();
+
 const session = z.object({
   id,
   status: text,
@@ -36,23 +43,9 @@ const session = z.object({
     .nullish(),
   customer_details: z.object({ email: text, name: text }).nullish(),
   payment_intent: ref,
-  collected_information: z
-    .object({
-      shipping_details: z
-        .object({
-          name: text,
-          address: z.object({
-            line1: text,
-            line2: text,
-            city: text,
-            state: text,
-            postal_code: text,
-            country: text,
-          }),
-        })
-        .nullish(),
-    })
-    .nullish(),
+  collected_information: z.object({ shipping_details: shippingDetails }).nullish(),
+  // The same before API version 2025-02-24 (stripe-events.ts, shippingOf).
+  shipping_details: shippingDetails,
   shipping_cost: z.object({ amount_subtotal: amount, shipping_rate: ref }).nullish(),
 });
 

@@ -222,13 +222,20 @@ function amountsOf(session: Stripe.Checkout.Session): Amounts | null {
   };
 }
 
+type CollectedShipping = NonNullable<Stripe.Checkout.Session['collected_information']>['shipping_details'];
+
 /**
- * The address Checkout collected (`collected_information.shipping_details` since API version
- * 2025-03-31) and the rate chosen: `shipping_cost.shipping_rate` is the id Stripe gave one of
- * the session's `shipping_options`; its name is looked up among those we offered.
+ * The address Checkout collected and the rate chosen: `shipping_cost.shipping_rate` is the id
+ * Stripe gave one of the session's `shipping_options`; its name is looked up among those we
+ * offered. Stripe writes an event in the API version of the endpoint it goes to, and the address
+ * moved: `collected_information.shipping_details` since 2025-02-24.acacia, the top-level
+ * `shipping_details` until 2025-03-31.basil removed it
+ * (https://docs.stripe.com/changelog/basil/2025-03-31/checkout-session-remove-shipping-details).
  */
-function shippingOf(session: Stripe.Checkout.Session): CartEffect['shipping'] {
-  const details = session.collected_information?.shipping_details;
+function shippingOf(
+  session: Stripe.Checkout.Session & { shipping_details?: CollectedShipping },
+): CartEffect['shipping'] {
+  const details = session.collected_information?.shipping_details ?? session.shipping_details;
   if (!details) return null;
   const cost = session.shipping_cost;
   const rateId = cost ? idOf(cost.shipping_rate) : null;

@@ -1,3 +1,4 @@
+import type Stripe from 'stripe';
 import { describe, expect, it } from 'vitest';
 import { call, createProduct, db, newUser, openCart, problem } from './helpers.ts';
 import { standin, standinEvents } from './standin.ts';
@@ -92,8 +93,11 @@ describe('checkout with shipping, tax and promotion codes', () => {
     });
   });
 
-  /** Pays the session on Stripe's page with a 10 % code and Express shipping; delivers Stripe's webhook. */
-  async function payWithCodeAndExpress(sessionId: string) {
+  /**
+   * Pays the session on Stripe's page with a 10 % code and Express shipping; delivers Stripe's
+   * webhook, in the form `asSent` gives it.
+   */
+  async function payWithCodeAndExpress(sessionId: string, asSent = (event: Stripe.Event) => event) {
     const code = `SAVE${crypto.randomUUID().slice(0, 6).toUpperCase()}`;
     await standin.promotionCode(code, 10);
     const session = await stripe.checkout.sessions.retrieve(sessionId);
@@ -104,7 +108,7 @@ describe('checkout with shipping, tax and promotion codes', () => {
     });
     // The webhook Stripe sends for it, as it made it.
     const [completed] = await standinEvents(sessionId);
-    expect((await deliver(completed!)).status).toBe(200);
+    expect((await deliver(asSent(completed!))).status).toBe(200);
   }
 
   it('records what the shopper chose: discount, shipping and tax from Stripe, the address and the rate by name', async () => {
@@ -123,6 +127,24 @@ describe('checkout with shipping, tax and promotion codes', () => {
     expect(cart).toMatchObject({ status: 'paid', totalAmount: 5000, amounts, shipping, oversold: false });
     const [paid] = await outboxOf(cartId);
     expect(paid!.event).toMatchObject({ type: 'cart.paid', amountMismatch: false, amounts, shipping });
+  });
+
+  it('records the address from a webhook sent in an API version before collected_information (2025-02-24)', async () => {
+    const { user, cartId, res } = await checkout(configured);
+    const { sessionId } = (await res.json()) as { sessionId: string };
+    // Stripe writes an event in the API version of the endpoint it goes to; before
+    // 2025-02-24.acacia a session has the address only in `shipping_details`.
+    await payWithCodeAndExpress(sessionId, (event) => {
+      const { collected_information, ...session } = event.data.object as Stripe.Checkout.Session;
+      const object = { ...session, shipping_details: collected_information!.shipping_details };
+      return { ...event, api_version: '2024-06-20', data: { object } } as unknown as Stripe.Event;
+    });
+
+    const shipping = { name: 'Sam Shopper', address: ADDRESS, rate: { name: 'Express', amount: 1500 } };
+    const cart = await (await call(`/v1/carts/${cartId}`, { token: user.token })).json();
+    expect(cart).toMatchObject({ status: 'paid', shipping });
+    const [paid] = await outboxOf(cartId);
+    expect(paid!.event).toMatchObject({ type: 'cart.paid', shipping });
   });
 
   it('flags a discounted, taxed and shipped order whose subtotal at Stripe is not what the cart came to', async () => {
