@@ -3,6 +3,7 @@
 // front of it. The Worker tests check each limit and header in the test pool; this checks that
 // wrangler dev counts the bindings too, and that the Worker's own paths keep their headers
 // behind the assets.
+import { request } from 'node:http';
 import { createDevToken } from '@edge-checkout/dev-stack/token';
 import { withinOneWindow } from '@edge-checkout/test-support/rate-limit-window';
 import { useLocalStack } from '@edge-checkout/test-support/stack';
@@ -39,6 +40,28 @@ describe('under wrangler dev', () => {
     expect(limited.headers.get('Retry-After')).toBe('60');
     expect(limited.headers.get('Content-Type')).toBe('application/problem+json');
     expect(((await limited.json()) as { code: string }).code).toBe('rate_limited');
+  });
+
+  it('does not refuse a GET for a large body, which no route reads (fetch cannot send one, so the Worker tests cannot)', async () => {
+    const body = Buffer.alloc(2 * 1024 * 1024, 'x');
+    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request(`${stack.workerUrl}/v1/products`, {
+        method: 'GET',
+        headers: { 'Content-Length': body.length },
+      });
+      req.on('response', (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          text += chunk;
+        });
+        res.on('end', () => resolve({ status: res.statusCode!, text }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    expect(status, text).toBe(200);
+    expect((JSON.parse(text) as { products: unknown[] }).products.length).toBeGreaterThan(0);
   });
 
   it("keeps the Worker's headers on /docs and a landing page, behind the static assets", async () => {

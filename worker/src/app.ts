@@ -61,14 +61,15 @@ export function createApp(routes: ((app: OpenAPIHono<AppEnv>) => void)[]): OpenA
     );
     await next();
   });
-  app.use(
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: () => {
-        throw new ApiError('payload_too_large', `Request bodies are limited to ${MAX_BODY_BYTES} bytes`);
-      },
-    }),
-  );
+  const limitBody = bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: () => {
+      throw new ApiError('payload_too_large', `Request bodies are limited to ${MAX_BODY_BYTES} bytes`);
+    },
+  });
+  // A GET's body has no meaning (RFC 9110 §9.3.1) and no route reads one: it is not refused, as
+  // the document says (documentSharedAnswers).
+  app.use((c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : limitBody(c, next)));
   for (const register of routes) register(app);
   documentSharedAnswers(app.openAPIRegistry);
   app.notFound((c) => problemResponse(c, new ApiError('not_found', 'No such route')));
