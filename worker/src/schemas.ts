@@ -228,8 +228,14 @@ const REQUEST_ID_HEADER = {
   // exceeded its CPU time), without the Worker's headers.
   'X-Request-Id': { description: "This request's id, as logged (quote it to support)", schema: { type: 'string' } },
 } as const;
-const RETRY_AFTER_HEADER = {
-  'Retry-After': { description: 'Seconds to wait before trying again (when known)', schema: { type: 'string' } },
+// A 429 always says how long its limit lasts (rate-limits.ts); a 503 only when it is known.
+const RETRY_AFTER_HEADERS = {
+  429: {
+    'Retry-After': { description: 'Seconds to wait before trying again', required: true, schema: { type: 'string' } },
+  },
+  503: {
+    'Retry-After': { description: 'Seconds to wait before trying again (when known)', schema: { type: 'string' } },
+  },
 } as const;
 
 type Responses = Record<string, { content?: Record<string, unknown>; headers?: Record<string, unknown> }>;
@@ -251,7 +257,7 @@ export function documentSharedAnswers(registry: OpenAPIHono['openAPIRegistry']):
     const shared = [500, ...(route.method === 'get' ? [] : [413]), ...(route.request?.body ? [415] : [])];
     for (const status of shared) responses[status] ??= error;
     for (const [status, response] of Object.entries(responses)) {
-      const retry = status === '429' || status === '503' ? RETRY_AFTER_HEADER : {};
+      const retry = status === '429' || status === '503' ? RETRY_AFTER_HEADERS[status] : {};
       responses[status] = { ...response, headers: { ...REQUEST_ID_HEADER, ...retry, ...response.headers } };
     }
   }

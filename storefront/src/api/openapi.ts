@@ -264,8 +264,8 @@ export interface paths {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
                         "X-Request-Id"?: string;
-                        /** @description Seconds to wait before trying again (when known) */
-                        "Retry-After"?: string;
+                        /** @description Seconds to wait before trying again */
+                        "Retry-After": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -508,8 +508,8 @@ export interface paths {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
                         "X-Request-Id"?: string;
-                        /** @description Seconds to wait before trying again (when known) */
-                        "Retry-After"?: string;
+                        /** @description Seconds to wait before trying again */
+                        "Retry-After": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -627,8 +627,8 @@ export interface paths {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
                         "X-Request-Id"?: string;
-                        /** @description Seconds to wait before trying again (when known) */
-                        "Retry-After"?: string;
+                        /** @description Seconds to wait before trying again */
+                        "Retry-After": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -783,8 +783,8 @@ export interface paths {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
                         "X-Request-Id"?: string;
-                        /** @description Seconds to wait before trying again (when known) */
-                        "Retry-After"?: string;
+                        /** @description Seconds to wait before trying again */
+                        "Retry-After": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -896,12 +896,23 @@ export interface paths {
                     };
                 };
                 /** @description Problem details (RFC 9457) */
+                422: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Problem details (RFC 9457) */
                 429: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
                         "X-Request-Id"?: string;
-                        /** @description Seconds to wait before trying again (when known) */
-                        "Retry-After"?: string;
+                        /** @description Seconds to wait before trying again */
+                        "Retry-After": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1085,12 +1096,23 @@ export interface paths {
                     };
                 };
                 /** @description Error page */
+                422: {
+                    headers: {
+                        /** @description This request's id, as logged (quote it to support) */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/html": string;
+                    };
+                };
+                /** @description Error page */
                 429: {
                     headers: {
                         /** @description This request's id, as logged (quote it to support) */
                         "X-Request-Id"?: string;
-                        /** @description Seconds to wait before trying again (when known) */
-                        "Retry-After"?: string;
+                        /** @description Seconds to wait before trying again */
+                        "Retry-After": string;
                         [name: string]: unknown;
                     };
                     content: {

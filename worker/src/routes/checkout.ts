@@ -36,7 +36,7 @@ const cancel = createRoute({
   // Each checkout or cancellation costs Stripe calls, and Stripe's rate limit is the whole shop's.
   middleware: [requireUser, limitPerUser('WRITE_RATE_LIMIT'), limitPerUser('CHECKOUT_RATE_LIMIT')] as const,
   request: { params },
-  responses: { 200: json(Cart, 'The cart, back in open'), ...problems(400, 401, 404, 409, 429, 503) },
+  responses: { 200: json(Cart, 'The cart, back in open'), ...problems(400, 401, 404, 409, 422, 429, 503) },
 });
 
 export function checkoutRoutes(app: OpenAPIHono<AppEnv>): void {

@@ -29,7 +29,7 @@ const success = createRoute({
       session_id: z.string().regex(STRIPE_ID, 'a Checkout Session id'),
     }),
   },
-  responses: { 200: htmlPage, 400: htmlError, 404: htmlError, 429: htmlError, 503: htmlError },
+  responses: { 200: htmlPage, 400: htmlError, 404: htmlError, 422: htmlError, 429: htmlError, 503: htmlError },
 });
 
 const cancel = createRoute({
