@@ -61,7 +61,16 @@ function configuredPublisher(env: Env): { publisher: PubSubPublisher; queue: Pub
   const topic = cfg.optional('PUBSUB_TOPIC');
   const emulatorHost = cfg.optional('PUBSUB_EMULATOR_HOST');
   const serviceAccountKey = cfg.optional('GCP_SERVICE_ACCOUNT_KEY');
-  if (!projectId || !topic || !(emulatorHost || serviceAccountKey)) return null;
+  if (!projectId || !topic || !(emulatorHost || serviceAccountKey)) {
+    const unset = Object.entries({
+      GCP_PROJECT_ID: projectId,
+      PUBSUB_TOPIC: topic,
+      'PUBSUB_EMULATOR_HOST or GCP_SERVICE_ACCOUNT_KEY': emulatorHost || serviceAccountKey,
+    }).flatMap(([name, value]) => (value ? [] : [name]));
+    // None set: publishing is off. Some: it was meant to be on, so it is said why it is not.
+    if (unset.length < 3) throw new PubSubConfigError(`Pub/Sub is configured in part: ${unset.join(', ')} not set`);
+    return null;
+  }
   const apiEndpoint = emulatorHost ? undefined : cfg.optional('PUBSUB_API_ENDPOINT');
   const cacheKey = JSON.stringify([projectId, topic, emulatorHost, serviceAccountKey, apiEndpoint]);
   let found = publishers.get(cacheKey);

@@ -2,7 +2,7 @@ import { createPubSubAdmin } from '@edge-checkout/dev-stack/pubsub-admin';
 import { aboutCarts, TopicReader } from '@edge-checkout/test-support/topics';
 import { exportPKCS8, generateKeyPair } from 'jose';
 import type Stripe from 'stripe';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import type { Sql } from '../src/db.ts';
 import { database } from '../src/db.ts';
 import { applyEffect } from '../src/fulfilment.ts';
@@ -30,6 +30,8 @@ const deliverWith = (env: typeof stripeEnv, event: Stripe.Event) => deliver(even
 const subscribe = () => TopicReader.subscribe(admin, 'payment-events');
 
 describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', () => {
+  afterEach(() => vi.restoreAllMocks());
+
   it('publishes cart.paid right after the webhook, with attributes and the cart as ordering key', async () => {
     const payments = await subscribe();
     const state = await checkedOutCart();
@@ -110,6 +112,29 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
     await runScheduled(stripeEnv);
     const [message] = await payments.exactly(1, aboutCarts(state.cartId));
     expect(message!.attributes.eventType).toBe('cart.paid');
+  });
+
+  it.each([
+    ['only an emulator host', { GCP_PROJECT_ID: undefined, PUBSUB_TOPIC: undefined }, 'GCP_PROJECT_ID, PUBSUB_TOPIC'],
+    ['no topic', { PUBSUB_TOPIC: undefined }, 'PUBSUB_TOPIC'],
+    [
+      'a project and topic without an emulator or a key',
+      { PUBSUB_EMULATOR_HOST: undefined },
+      'PUBSUB_EMULATOR_HOST or GCP_SERVICE_ACCOUNT_KEY',
+    ],
+  ])('says which setting is missing when Pub/Sub is configured in part (%s); events wait', async (_, over, unset) => {
+    const lines: string[] = [];
+    vi.spyOn(console, 'error').mockImplementation((line: unknown) => void lines.push(String(line)));
+    const state = await checkedOutCart();
+    expect((await deliverWith({ ...stripeEnv, ...over }, eventsFor(state).completedPaid())).status).toBe(200);
+    const [waiting] = await db().query('SELECT published_at FROM outbox WHERE cart_id = $1', [state.cartId]);
+    expect(waiting).toEqual({ published_at: null });
+    expect(lines.map((line) => JSON.parse(line))).toContainEqual(
+      expect.objectContaining({
+        msg: 'pubsub_misconfigured',
+        error: `Pub/Sub is configured in part: ${unset} not set`,
+      }),
+    );
   });
 
   it('does not let a later event of a cart overtake an earlier one that is still waiting', async () => {

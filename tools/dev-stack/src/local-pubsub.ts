@@ -27,17 +27,20 @@ export const pubsubService: LocalService = {
   async start(ctx) {
     const projectId = ctx.configured.GCP_PROJECT_ID ?? DEFAULT_GCP_PROJECT_ID;
     const paymentTopic = ctx.configured.PUBSUB_TOPIC ?? DEFAULT_PUBSUB_TOPIC;
+    // Pub/Sub of the developer's own: payment events go to the topic configured, or to the one
+    // this stack would have made, which they may have made too.
+    const theirs = { vars: { GCP_PROJECT_ID: projectId, PUBSUB_TOPIC: paymentTopic }, stop: async () => {} };
     if (ctx.configured.PUBSUB_EMULATOR_HOST) {
       ctx.log(
-        `pubsub: PUBSUB_EMULATOR_HOST is configured (${ctx.configured.PUBSUB_EMULATOR_HOST}); using it as it is (no emulator, topics or relay started here)`,
+        `pubsub: PUBSUB_EMULATOR_HOST is configured; payment events go to projects/${projectId}/topics/${paymentTopic} on the emulator at ${ctx.configured.PUBSUB_EMULATOR_HOST} (no emulator, topics or relay started here)`,
       );
-      return undefined;
+      return theirs;
     }
     if (ctx.configured.GCP_SERVICE_ACCOUNT_KEY) {
       ctx.log(
         `pubsub: GCP_SERVICE_ACCOUNT_KEY is configured; payment events go to Google Cloud (projects/${projectId}/topics/${paymentTopic}), no emulator started`,
       );
-      return undefined;
+      return theirs;
     }
     const located = locatePubSubEmulator();
     if (!located.ok) {

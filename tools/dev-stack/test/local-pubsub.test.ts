@@ -48,10 +48,18 @@ describe('Pub/Sub in the local stack', () => {
     }
   });
 
-  it('leaves an emulator the developer configured alone', async () => {
+  it("leaves an emulator the developer configured alone, and has the Worker publish there to this stack's topic", async () => {
     const lines: string[] = [];
-    expect(await pubsubService.start(context({ PUBSUB_EMULATOR_HOST: '127.0.0.1:9999' }, lines))).toBeUndefined();
-    expect(lines[0]).toContain('PUBSUB_EMULATOR_HOST is configured (127.0.0.1:9999)');
+    const started = await pubsubService.start(context({ PUBSUB_EMULATOR_HOST: '127.0.0.1:9999' }, lines));
+    // The developer's own values win over these (local-stack.ts).
+    expect(started?.vars).toEqual({ GCP_PROJECT_ID: 'edge-checkout-local', PUBSUB_TOPIC: 'payment-events' });
+    expect(lines).toEqual([
+      'pubsub: PUBSUB_EMULATOR_HOST is configured; payment events go to projects/edge-checkout-local/topics/payment-events on the emulator at 127.0.0.1:9999 (no emulator, topics or relay started here)',
+    ]);
+    const named = await pubsubService.start(
+      context({ PUBSUB_EMULATOR_HOST: '127.0.0.1:9999', GCP_PROJECT_ID: 'mine', PUBSUB_TOPIC: 'payments' }, []),
+    );
+    expect(named?.vars).toEqual({ GCP_PROJECT_ID: 'mine', PUBSUB_TOPIC: 'payments' });
   });
 
   it.skipIf(skipped)(
