@@ -163,6 +163,18 @@ describe.skipIf(skipped)('Pub/Sub fault proxy in front of the emulator', () => {
     expect(await published()).toEqual(['good alone', 'no attributes']);
   });
 
+  it('with otherwise, the publishes a match leaves meet that mode instead of passing', async () => {
+    const { publish, published } = await freshTopic();
+    proxy.setMode({ mode: 'invalid_argument', match: { attribute: 'cartId', value: 'bad' }, otherwise: 'unavailable' });
+    expect(await publishError(publish({ data: 'bad', attributes: { cartId: 'bad' } }))).toMatchObject({ status: 400 });
+    expect(await publishError(publish({ data: 'good', attributes: { cartId: 'good' } }))).toMatchObject({
+      status: 503,
+      retryable: true,
+    });
+    proxy.setMode('pass');
+    expect(await published()).toEqual([]);
+  });
+
   it('invalid_argument without a match refuses every publish', async () => {
     const { publish, published } = await freshTopic();
     proxy.setMode('invalid_argument');
@@ -281,6 +293,10 @@ describe.skipIf(skipped)('Pub/Sub fault proxy in front of the emulator', () => {
     });
     expect((await control('mode', { mode: 'throttled', match: { attribute: 'a', value: 'b' } })).status).toBe(400);
     expect((await control('mode', { mode: 'invalid_argument', match: { attribute: 'a' } })).status).toBe(400);
+    expect((await control('mode', { mode: 'unavailable', otherwise: 'pass' })).status).toBe(400);
+    const match = { attribute: 'a', value: 'b' };
+    expect((await control('mode', { mode: 'invalid_argument', match, otherwise: 'hang' })).status).toBe(400);
+    expect((await control('mode', { mode: 'invalid_argument', match, otherwise: 'flaky' })).status).toBe(400);
     expect(() => proxy.setMode('flaky' as FaultMode)).toThrow(/unknown mode/);
     expect((await control('nothing', {})).status).toBe(404);
 

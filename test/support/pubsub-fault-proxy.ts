@@ -16,6 +16,7 @@
 // It is switched from Node (setMode/reset) or over HTTP on the same port under /_proxy/, for
 // code that cannot call into this process (the Worker's tests run inside workerd):
 //   POST /_proxy/mode   {"mode": "throttled"} or {"mode": "invalid_argument", "match": {"attribute": "cartId", "value": "c1"}}
+//                       (and "otherwise": "unavailable" for the publishes it does not match: they pass by default)
 //   POST /_proxy/reset  mode back to pass, held requests released, counters zeroed
 //   GET  /_proxy/stats  {"mode", "match"?, "publishCalls": {"received", "forwarded", "held"}}
 // Listens on 127.0.0.1 only.
@@ -57,7 +58,8 @@ export type FaultMode = (typeof FAULT_MODES)[number];
 
 /** Which messages `invalid_argument` refuses; without one it refuses every publish. */
 export type FaultMatch = { attribute: string; value: string };
-export type FaultSetting = { mode: FaultMode; match?: FaultMatch };
+/** With a match, `otherwise` is what the publishes it does not match meet (`pass` by default). */
+export type FaultSetting = { mode: FaultMode; match?: FaultMatch; otherwise?: FaultMode };
 
 export type PublishCalls = {
   /** `:publish` requests that reached the proxy. */
@@ -148,12 +150,13 @@ export async function startPubSubFaultProxy(opts: { target: string; port?: numbe
 
   function handlePublish(req: IncomingMessage, body: Buffer, res: ServerResponse, topic: string): void {
     counts.received++;
-    const { mode, match } = setting;
+    const { match } = setting;
+    const mode = match && !requestMatches(body, match) ? (setting.otherwise ?? 'pass') : setting.mode;
     const pass = () => {
       counts.forwarded++;
       forward(req, body, res);
     };
-    if (mode === 'pass' || (mode === 'invalid_argument' && match && !requestMatches(body, match))) {
+    if (mode === 'pass') {
       pass();
       return;
     }
@@ -228,16 +231,27 @@ export async function startPubSubFaultProxy(opts: { target: string; port?: numbe
 }
 
 function checkSetting(value: unknown): FaultSetting {
-  const { mode, match } = (value ?? {}) as { mode?: unknown; match?: unknown };
-  if (!FAULT_MODES.includes(mode as FaultMode)) {
-    throw new Error(`unknown mode ${JSON.stringify(mode)}; one of ${FAULT_MODES.join(', ')}`);
+  const { mode, match, otherwise } = (value ?? {}) as { mode?: unknown; match?: unknown; otherwise?: unknown };
+  for (const given of [mode, otherwise ?? 'pass']) {
+    if (!FAULT_MODES.includes(given as FaultMode)) {
+      throw new Error(`unknown mode ${JSON.stringify(given)}; one of ${FAULT_MODES.join(', ')}`);
+    }
   }
-  if (match === undefined) return { mode: mode as FaultMode };
+  if (match === undefined) {
+    if (otherwise !== undefined) throw new Error('otherwise is only for a setting with a match');
+    return { mode: mode as FaultMode };
+  }
+  // Held requests are let go when the mode changes: only the mode itself may hold them.
+  if (otherwise === 'hang' || otherwise === 'answer_lost') throw new Error('otherwise answers: it cannot hold');
   const { attribute, value: wanted } = (match ?? {}) as { attribute?: unknown; value?: unknown };
   if (mode !== 'invalid_argument' || typeof attribute !== 'string' || typeof wanted !== 'string') {
     throw new Error('match is { attribute, value } (strings), and only for mode invalid_argument');
   }
-  return { mode: 'invalid_argument', match: { attribute, value: wanted } };
+  return {
+    mode: 'invalid_argument',
+    match: { attribute, value: wanted },
+    otherwise: (otherwise ?? 'pass') as FaultMode,
+  };
 }
 
 /** True when any message of the publish request carries the attribute with that value. */

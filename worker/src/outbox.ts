@@ -364,8 +364,23 @@ async function publishAndRecord(
   const report: RelayReport = { claimed: rows.length, published: published.length, retrying: 0, failed: 0 };
   report.failed = failures.filter((r) => r.rejected).length;
   report.retrying = failures.length - report.failed;
-  for (const { error, rejected } of failures.slice(0, 1)) {
-    log.error('pubsub_publish_failed', { rejected, status: error.status, rows: failures.length, error: error.message });
+  // A line per kind of failure, not per row (an outage fails every cart of a round alike), so a
+  // rejection is never hidden behind another cart's outage; rejected rows by id, as each waits
+  // for an operator.
+  const kinds = new Map<string, typeof failures>();
+  for (const failure of failures) {
+    const kind = `${failure.rejected} ${failure.error.status}`;
+    kinds.set(kind, [...(kinds.get(kind) ?? []), failure]);
+  }
+  for (const rows of kinds.values()) {
+    const { error, rejected } = rows[0]!;
+    log.error('pubsub_publish_failed', {
+      rejected,
+      status: error.status,
+      rows: rows.length,
+      error: error.message,
+      ...(rejected ? { outboxIds: rows.map((r) => r.id) } : {}),
+    });
   }
   return { report, followUp: outcome.follow_up };
 }

@@ -262,13 +262,16 @@ async function proxyStats(): Promise<{
   return (await fetch(`http://${faultProxyHost}/_proxy/stats`)).json();
 }
 
-async function proxyMode(setting: { mode: string; match?: { attribute: string; value: string } }) {
+async function proxyMode(setting: { mode: string; match?: { attribute: string; value: string }; otherwise?: string }) {
   const res = await fetch(`http://${faultProxyHost}/_proxy/mode`, { method: 'POST', body: JSON.stringify(setting) });
   if (!res.ok) throw new Error(`proxy mode: ${res.status} ${await res.text()}`);
 }
 
 describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault proxy in front of the emulator)', () => {
-  afterEach(() => proxyMode({ mode: 'pass' }));
+  afterEach(async () => {
+    vi.restoreAllMocks();
+    await proxyMode({ mode: 'pass' });
+  });
   const admin = { Authorization: `Bearer ${stripeEnv.ADMIN_API_KEY}` };
 
   it.each([
@@ -310,6 +313,28 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
       }
     },
   );
+
+  it('logs each kind of failure of a round: a rejected row is named, not hidden behind another cart failing', async () => {
+    const [down, bad] = await Promise.all([checkedOutCart(), checkedOutCart()]);
+    // The row that meets the outage first: a round's first failure used to be its only line.
+    for (const state of [down, bad]) await deliverWith(pubsubDown, eventsFor(state).completedUnpaid());
+    await proxyMode({
+      mode: 'invalid_argument',
+      match: { attribute: 'cartId', value: bad.cartId },
+      otherwise: 'unavailable',
+    });
+    await db().query('UPDATE outbox SET next_attempt_at = now() WHERE cart_id = ANY($1)', [[down.cartId, bad.cartId]]);
+    const lines: string[] = [];
+    vi.spyOn(console, 'error').mockImplementation((line: unknown) => void lines.push(String(line)));
+    const [badRow] = await outboxIds([bad.cartId]);
+    const report = await relayOutbox(viaProxy, database(viaProxy), { ids: await outboxIds([down.cartId, bad.cartId]) });
+    expect(report).toMatchObject({ published: 0, retrying: 1, failed: 1 });
+    const logged = lines.map((line) => JSON.parse(line)).filter((line) => line.msg === 'pubsub_publish_failed');
+    expect(logged).toEqual([
+      expect.objectContaining({ rejected: false, status: 503, rows: 1 }),
+      expect.objectContaining({ rejected: true, status: 400, rows: 1, outboxIds: [badRow] }),
+    ]);
+  });
 
   it('fails only the row whose message Pub/Sub rejects (400); it holds back its cart until requeued, other carts go on', async () => {
     const payments = await subscribe();
