@@ -15,6 +15,7 @@ const codes = {
   refund_refused: [422, 'Refund refused by Stripe'],
   checkout_refused: [422, 'Checkout refused by Stripe'],
   idempotency_key_failed: [409, 'Stripe keeps a failure for this idempotency key'],
+  event_being_published: [409, 'The event is being published'],
   invalid_signature: [400, 'Invalid signature'],
   payload_too_large: [413, 'Payload too large'],
   unsupported_media_type: [415, 'Unsupported media type'],

@@ -507,12 +507,33 @@ export async function requeueOutbox(sql: Sql, id: string | null): Promise<Outbox
   return rows.map(toEntry).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
 }
 
-/** Gives up on an unpublished row for good: its cart's later rows no longer wait behind it. */
+/**
+ * Gives up on an unpublished row for good: its cart's later rows no longer wait behind it. A row
+ * being published is not: it may be on Pub/Sub already, and would be recorded both ways.
+ */
 export async function discardOutboxEntry(sql: Sql, id: string): Promise<OutboxEntryOut | null> {
   const [row] = await sql.query(
-    `UPDATE outbox SET discarded_at = now(), claimed_until = NULL
-     WHERE id = $1 AND published_at IS NULL AND discarded_at IS NULL RETURNING ${entryColumns}`,
+    `WITH discarded AS (
+       UPDATE outbox SET discarded_at = now()
+       WHERE id = $1 AND published_at IS NULL AND discarded_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
+       RETURNING ${entryColumns}, false AS busy
+     )
+     SELECT * FROM discarded
+     UNION ALL
+     SELECT ${entryColumns}, true FROM outbox
+     WHERE id = $1 AND published_at IS NULL AND discarded_at IS NULL AND NOT EXISTS (SELECT FROM discarded)`,
     [id],
   );
-  return row ? toEntry(row) : null;
+  if (!row) return null;
+  const { busy, ...entry } = row;
+  if (busy) {
+    throw new ApiError(
+      'event_being_published',
+      'The event is being published right now; if that fails, discard it then',
+      {
+        retryAfter: CLAIM_SECONDS,
+      },
+    );
+  }
+  return toEntry(entry);
 }

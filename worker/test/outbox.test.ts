@@ -545,6 +545,22 @@ describe('the admin outbox routes', () => {
     expect(await payments.exactly(1, aboutCarts(paid.state.cartId))).toHaveLength(1);
   });
 
+  it('refuse to discard a row being published (409, Retry-After): it goes out once and is not recorded as discarded', async () => {
+    const payments = await subscribe();
+    const paid = await leasedPayment(stripeEnv);
+    const [row] = paid.leased;
+    const refused = await call(`/v1/admin/outbox/${row!.id}/discard`, { method: 'POST', headers: admin });
+    expect(refused.status).toBe(409);
+    expect(refused.headers.get('Retry-After')).toBe('60');
+    expect((await problem(refused)).code).toBe('event_being_published');
+    const work: Promise<unknown>[] = [];
+    publishSoon(stripeEnv, { waitUntil: (p) => void work.push(p) }, database(stripeEnv), paid.leased, []);
+    await Promise.all(work);
+    expect(await payments.exactly(1, aboutCarts(paid.state.cartId))).toHaveLength(1);
+    const [after] = await db().query('SELECT published_at, discarded_at FROM outbox WHERE id = $1', [row!.id]);
+    expect(after).toEqual({ published_at: expect.any(Date), discarded_at: null });
+  });
+
   it('answer 404 for an unknown or already published event and 400 for a malformed id or state', async () => {
     const state = await checkedOutCart();
     await deliverWith(stripeEnv, eventsFor(state).completedPaid());

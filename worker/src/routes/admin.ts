@@ -81,7 +81,7 @@ const discardEntry = createRoute({
   security: [{ adminKey: [] }],
   middleware: [requireAdmin] as const,
   request: { params: z.object({ eventId: z.uuid() }) },
-  responses: { 200: json(OutboxEntry, 'Discarded'), ...problems(400, 401, 404, 503) },
+  responses: { 200: json(OutboxEntry, 'Discarded'), ...problems(400, 401, 404, 409, 503) },
 });
 
 const upsert = createRoute({
