@@ -1,4 +1,4 @@
-import { Amounts, Dispute, Shipping } from '@edge-checkout/pubsub/payment-event';
+import { Amounts, Dispute, PAYMENT_EVENT_TYPES, Shipping } from '@edge-checkout/pubsub/payment-event';
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
 import { CART_LIMITS, CART_STATUSES } from './cart-state.ts';
 import { NOT_STORABLE, storableText } from './storable-text.ts';
@@ -121,7 +121,9 @@ export const Cart = z
     currency: Currency.nullable().openapi({ description: 'null while the cart is empty' }),
     items: z.array(CartItem),
     itemCount: z.number().int(),
-    totalAmount: z.number().int(),
+    totalAmount: z.number().int().openapi({
+      description: "The items' sum in minor units (before discount, shipping and tax: see amounts)",
+    }),
     // Not Checkout.nullable(): that made the shared Checkout component itself nullable in the
     // OpenAPI document, so the checkout route's answer read as `Checkout | null` to clients.
     checkout: z.union([Checkout, z.null()]),
@@ -176,7 +178,7 @@ export const OutboxEntry = z
   .object({
     id: z.uuid().openapi({ description: 'The eventId published to Pub/Sub' }),
     cartId: CartId,
-    eventType: z.string(),
+    eventType: z.enum(PAYMENT_EVENT_TYPES),
     stripeEventId: z.string(),
     createdAt: z.iso.datetime({ offset: true }),
     attempts: z.number().int(),

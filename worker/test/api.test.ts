@@ -88,6 +88,20 @@ describe('OpenAPI', () => {
     expect(quantity.properties.quantity).toMatchObject({ minimum: 0, maximum: 99 });
   });
 
+  it('names every operation with an operationId of its own, which generated clients take for method names', async () => {
+    const doc = (await (await call('/openapi.json')).json()) as {
+      paths: Record<string, Record<string, { operationId?: string }>>;
+    };
+    const operations = Object.values(doc.paths).flatMap((item) => Object.values(item));
+    const ids = operations.map((op) => op.operationId);
+    expect(ids.every((id) => typeof id === 'string' && /^[a-z][A-Za-z]+$/.test(id))).toBe(true);
+    expect(new Set(ids).size).toBe(operations.length);
+    expect(doc.paths['/v1/carts/{cartId}/checkout']).toMatchObject({
+      post: { operationId: 'startCheckout' },
+      delete: { operationId: 'cancelCheckout' },
+    });
+  });
+
   it('serves a docs page that renders the document', async () => {
     const res = await call('/docs');
     expect(res.status).toBe(200);

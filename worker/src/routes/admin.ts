@@ -33,6 +33,7 @@ const OutboxEntries = z.object({ entries: z.array(OutboxEntry) }).openapi('Outbo
 const listEntries = createRoute({
   method: 'get',
   path: '/v1/admin/outbox',
+  operationId: 'listOutboxEvents',
   tags: ['Admin'],
   summary: 'Payment events not on Pub/Sub: waiting (pending), refused for good (failed) or given up (discarded)',
   security: [{ adminKey: [] }],
@@ -49,6 +50,7 @@ const listEntries = createRoute({
 const retryEntry = createRoute({
   method: 'post',
   path: '/v1/admin/outbox/{eventId}/retry',
+  operationId: 'retryOutboxEvent',
   tags: ['Admin'],
   summary: 'Queue an unpublished payment event again (after fixing what made Pub/Sub refuse it)',
   description:
@@ -66,6 +68,7 @@ const retryEntry = createRoute({
 const retryAllFailed = createRoute({
   method: 'post',
   path: '/v1/admin/outbox/retry',
+  operationId: 'retryFailedOutboxEvents',
   tags: ['Admin'],
   summary: "Queue every failed payment event again, each in its place in its cart's order",
   security: [{ adminKey: [] }],
@@ -76,6 +79,7 @@ const retryAllFailed = createRoute({
 const discardEntry = createRoute({
   method: 'post',
   path: '/v1/admin/outbox/{eventId}/discard',
+  operationId: 'discardOutboxEvent',
   tags: ['Admin'],
   summary: "Give up on an unpublished payment event; its cart's later events no longer wait for it",
   security: [{ adminKey: [] }],
@@ -87,6 +91,7 @@ const discardEntry = createRoute({
 const upsert = createRoute({
   method: 'put',
   path: '/v1/admin/products/{productId}',
+  operationId: 'upsertProduct',
   tags: ['Admin'],
   summary: 'Create or update a product',
   security: [{ adminKey: [] }],
@@ -105,6 +110,7 @@ const upsert = createRoute({
 const listCarts = createRoute({
   method: 'get',
   path: '/v1/admin/carts',
+  operationId: 'listAllCarts',
   tags: ['Admin'],
   summary: "Every shopper's carts, most recently changed first; optionally in one status",
   security: [{ adminKey: [] }],
@@ -121,6 +127,7 @@ const listCarts = createRoute({
 const refund = createRoute({
   method: 'post',
   path: '/v1/admin/carts/{cartId}/refunds',
+  operationId: 'refundCart',
   tags: ['Admin'],
   summary: 'Refund a paid cart (all that is left, or `amount`) through Stripe',
   description:

@@ -12,6 +12,7 @@ const itemParams = z.object({ cartId: CartId, productId: ProductId });
 const open = createRoute({
   method: 'post',
   path: '/v1/carts',
+  operationId: 'openCart',
   tags: ['Carts'],
   summary: "The caller's active cart, created when there is none",
   security,
@@ -26,6 +27,7 @@ const open = createRoute({
 const list = createRoute({
   method: 'get',
   path: '/v1/carts',
+  operationId: 'listCarts',
   tags: ['Carts'],
   summary: "The caller's carts, newest first (order history)",
   security,
@@ -37,6 +39,7 @@ const list = createRoute({
 const get = createRoute({
   method: 'get',
   path: '/v1/carts/{cartId}',
+  operationId: 'getCart',
   tags: ['Carts'],
   summary: 'One cart of the caller',
   security,
@@ -48,6 +51,7 @@ const get = createRoute({
 const putItem = createRoute({
   method: 'put',
   path: '/v1/carts/{cartId}/items/{productId}',
+  operationId: 'setCartItem',
   tags: ['Carts'],
   summary: "Set an item's quantity (0 removes it)",
   security,
@@ -59,6 +63,7 @@ const putItem = createRoute({
 const deleteItem = createRoute({
   method: 'delete',
   path: '/v1/carts/{cartId}/items/{productId}',
+  operationId: 'removeCartItem',
   tags: ['Carts'],
   summary: 'Remove an item',
   security,

@@ -11,6 +11,7 @@ const params = z.object({ cartId: CartId });
 const start = createRoute({
   method: 'post',
   path: '/v1/carts/{cartId}/checkout',
+  operationId: 'startCheckout',
   tags: ['Checkout'],
   summary: 'Start Stripe Checkout for the cart, or get its live session',
   description:
@@ -30,6 +31,7 @@ const start = createRoute({
 const cancel = createRoute({
   method: 'delete',
   path: '/v1/carts/{cartId}/checkout',
+  operationId: 'cancelCheckout',
   tags: ['Checkout'],
   summary: 'Expire the live Checkout Session; the cart is open again',
   security,

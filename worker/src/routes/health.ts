@@ -6,6 +6,7 @@ import { Health, json, problems } from '../schemas.ts';
 const health = createRoute({
   method: 'get',
   path: '/healthz',
+  operationId: 'getHealth',
   tags: ['Operations'],
   summary: 'Liveness and database reachability',
   responses: { 200: json(Health, 'Serving, database reachable'), ...problems(503) },

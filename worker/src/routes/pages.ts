@@ -19,6 +19,7 @@ const htmlError = html('Error page');
 const success = createRoute({
   method: 'get',
   path: '/checkout/success',
+  operationId: 'checkoutSuccessPage',
   tags: ['Pages'],
   summary: "Stripe's success_url: fulfils from the session and shows the cart",
   request: {
@@ -35,6 +36,7 @@ const success = createRoute({
 const cancel = createRoute({
   method: 'get',
   path: '/checkout/cancel',
+  operationId: 'checkoutCancelPage',
   tags: ['Pages'],
   summary: "Stripe's cancel_url: the cart is kept",
   request: { query: z.object({ cart_id: CartId }) },

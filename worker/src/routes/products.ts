@@ -6,6 +6,7 @@ import { json, ProductList, problems } from '../schemas.ts';
 const list = createRoute({
   method: 'get',
   path: '/v1/products',
+  operationId: 'listProducts',
   tags: ['Products'],
   summary: 'List active products',
   responses: { 200: json(ProductList, 'Active products'), ...problems(503) },

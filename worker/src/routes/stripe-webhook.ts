@@ -9,6 +9,7 @@ import { effectOfEvent } from '../stripe-events.ts';
 const received = createRoute({
   method: 'post',
   path: '/v1/webhooks/stripe',
+  operationId: 'receiveStripeEvent',
   tags: ['Webhooks'],
   summary: 'Stripe webhook endpoint (signature-verified)',
   description:
