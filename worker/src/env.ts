@@ -216,10 +216,17 @@ const schema = {
   GCP_SERVICE_ACCOUNT_KEY: z.string().min(1),
   // The emulator speaks plain HTTP without credentials: anywhere but this machine, payment events
   // (emails, addresses) would travel in clear text to whoever answers.
+  // Written host:port, but Google's own client also takes an `http://` before it and slashes after
+  // (determineBaseUrl_ in googleapis/nodejs-pubsub), so the same value works here: read as host:port.
   PUBSUB_EMULATOR_HOST: z
     .string()
-    .regex(/^[\w.-]+:\d+$|^\[::1\]:\d+$/, LOOPBACK_HOST_PORT)
-    .refine((v) => LOOPBACK_HOST.test(v.slice(0, v.lastIndexOf(':'))), LOOPBACK_HOST_PORT),
+    .transform((v) => v.replace(/^http:\/\//, '').replace(/\/+$/, ''))
+    .pipe(
+      z
+        .string()
+        .regex(/^[\w.-]+:\d+$|^\[::1\]:\d+$/, LOOPBACK_HOST_PORT)
+        .refine((v) => LOOPBACK_HOST.test(v.slice(0, v.lastIndexOf(':'))), LOOPBACK_HOST_PORT),
+    ),
   // Google keeps a key's order only among messages published in one region
   // (https://cloud.google.com/pubsub/docs/ordering), and the global endpoint routes each request
   // to a region near its sender: a Worker answering in several places needs a locational one.

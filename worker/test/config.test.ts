@@ -170,7 +170,16 @@ describe('PUBSUB_EMULATOR_HOST', () => {
     for (const ok of ['127.0.0.1:8085', 'localhost:8085', '[::1]:8085']) {
       expect(read('PUBSUB_EMULATOR_HOST', ok)).toBe(ok);
     }
-    for (const bad of ['pubsub.example.com:8085', '10.0.0.5:8085', '127.0.0.1.evil.example:80', 'localhost']) {
+    // As Google's client reads it.
+    expect(read('PUBSUB_EMULATOR_HOST', 'http://localhost:8085/')).toBe('localhost:8085');
+    for (const bad of [
+      'pubsub.example.com:8085',
+      '10.0.0.5:8085',
+      '127.0.0.1.evil.example:80',
+      'localhost',
+      'https://localhost:8085',
+      'http://pubsub.example.com:8085',
+    ]) {
       expect(read('PUBSUB_EMULATOR_HOST', bad)).toBe(
         'misconfigured: PUBSUB_EMULATOR_HOST is invalid: expected host:port of this machine (localhost, 127.x.x.x or [::1])',
       );
