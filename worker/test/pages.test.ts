@@ -104,6 +104,21 @@ describe('GET /checkout/success', () => {
   });
 });
 
+describe('the landing pages', () => {
+  it("are kept by no browser or proxy cache (a cart's contents), their error pages neither", async () => {
+    const state = await checkedOutCart();
+    for (const path of [
+      `/checkout/success?session_id=${state.sessionId}`,
+      `/checkout/cancel?cart_id=${state.cartId}`,
+      '/checkout/success?session_id=cs_test_unknown',
+      `/checkout/cancel?cart_id=${crypto.randomUUID()}`,
+    ]) {
+      const res = await call(path);
+      expect(res.headers.get('Cache-Control'), path).toBe('no-store');
+    }
+  });
+});
+
 describe('GET /checkout/cancel', () => {
   it('shows the saved cart and leaves it as it is', async () => {
     const state = await checkedOutCart();

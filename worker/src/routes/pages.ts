@@ -10,7 +10,7 @@ import { cartPage, messagePage, PAGE_STYLE } from '../pages.ts';
 import { problemOf } from '../problem.ts';
 import { clientAddress, takeToken } from '../rate-limits.ts';
 import { CartId, html } from '../schemas.ts';
-import { htmlPageHeaders } from '../security-headers.ts';
+import { htmlPageHeaders, privateResponse } from '../security-headers.ts';
 import { STRIPE_ID } from '../stripe-event-shape.ts';
 
 const htmlPage = html('HTML page');
@@ -50,6 +50,8 @@ const cancel = createRoute({
 export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
   const pages = router();
   pages.use(htmlPageHeaders({ styles: [PAGE_STYLE] }));
+  // A cart's contents and status, as they were: not for a browser's or a proxy's cache.
+  pages.use(privateResponse);
   pages.onError((err, c) => {
     const { status, title, error, requestId, headers } = problemOf(c, err);
     // A page told to wait tries again by itself once the wait is over.
