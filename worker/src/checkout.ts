@@ -412,8 +412,9 @@ export async function cancelCheckout(services: Services, userId: string, cartId:
   try {
     await stripe.checkout.sessions.expire(state.session.id);
   } catch (err) {
+    // A session Stripe does not know (404) can never be paid: it is cancelled like an expired one.
     // Stripe refuses to expire a session that is no longer open: find out what it is now.
-    const { session } = await reconcileSession(f, stripe, state.session.id);
+    const { session } = stripeNotFound(err) ? { session: null } : await reconcileSession(f, stripe, state.session.id);
     if (session?.status === 'complete') {
       throw new ApiError('cart_not_editable', 'The checkout has already been completed and cannot be cancelled');
     }
