@@ -16,7 +16,7 @@ export interface Env {
   DATABASE_URL?: string;
   /**
    * Local development only: URL of a server speaking Neon's SQL-over-HTTP protocol in front of
-   * a local Postgres (tools/neon-http-proxy.ts). Unset in production, where the driver derives
+   * a local Postgres (tools/dev-stack/src/neon-http-proxy.ts). Unset in production, where the driver derives
    * `https://<host>/sql` from DATABASE_URL.
    */
   NEON_HTTP_ENDPOINT?: string;
