@@ -1,4 +1,4 @@
-import { PROJECT_ID, TOPIC_NAME } from '@edge-checkout/pubsub';
+import { emulatorHostPort, PROJECT_ID, TOPIC_NAME } from '@edge-checkout/pubsub';
 import { z } from 'zod';
 import { ApiError } from './errors.ts';
 import { CHECKOUT_SHIPPING_COUNTRIES } from './shipping-countries.ts';
@@ -216,11 +216,10 @@ const schema = {
   GCP_SERVICE_ACCOUNT_KEY: z.string().min(1),
   // The emulator speaks plain HTTP without credentials: anywhere but this machine, payment events
   // (emails, addresses) would travel in clear text to whoever answers.
-  // Written host:port, but Google's own client also takes an `http://` before it and slashes after
-  // (determineBaseUrl_ in googleapis/nodejs-pubsub), so the same value works here: read as host:port.
+  // Read as Google's client reads it, so the same value works for both.
   PUBSUB_EMULATOR_HOST: z
     .string()
-    .transform((v) => v.replace(/^http:\/\//, '').replace(/\/+$/, ''))
+    .transform(emulatorHostPort)
     .pipe(
       z
         .string()

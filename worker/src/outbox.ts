@@ -367,12 +367,7 @@ async function publishAndRecord(
   // A line per kind of failure, not per row (an outage fails every cart of a round alike), so a
   // rejection is never hidden behind another cart's outage; rejected rows by id, as each waits
   // for an operator.
-  const kinds = new Map<string, typeof failures>();
-  for (const failure of failures) {
-    const kind = `${failure.rejected} ${failure.error.status}`;
-    kinds.set(kind, [...(kinds.get(kind) ?? []), failure]);
-  }
-  for (const rows of kinds.values()) {
+  for (const rows of groupBy(failures, (failure) => `${failure.rejected} ${failure.error.status}`)) {
     const { error, rejected } = rows[0]!;
     log.error('pubsub_publish_failed', {
       rejected,
@@ -395,13 +390,19 @@ async function publishAndRecord(
  * fetch call, leaves room for a round of 100 carts at Pub/Sub's usual tens of milliseconds.
  */
 async function publishInOrder(publisher: PubSubPublisher, rows: EventFacts[]): Promise<RowResult[]> {
-  const byCart = new Map<string, EventFacts[]>();
-  for (const row of rows) {
-    const cartRows = byCart.get(row.cart_id);
-    if (cartRows) cartRows.push(row);
-    else byCart.set(row.cart_id, [row]);
+  const byCart = groupBy(rows, (row) => row.cart_id);
+  return (await Promise.all(byCart.map((cartRows) => publishCartInOrder(publisher, cartRows)))).flat();
+}
+
+/** The items in groups of equal key, groups in the order of their first item, items in order. */
+function groupBy<T>(items: T[], key: (item: T) => string): T[][] {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const group = groups.get(key(item));
+    if (group) group.push(item);
+    else groups.set(key(item), [item]);
   }
-  return (await Promise.all([...byCart.values()].map((cartRows) => publishCartInOrder(publisher, cartRows)))).flat();
+  return [...groups.values()];
 }
 
 /**
@@ -484,6 +485,11 @@ export async function listOutbox(sql: Sql, state: OutboxState, limit: number): P
   ).map(toEntry);
 }
 
+// The operator paths: a row not yet out nor given up on, and one no publisher holds right now
+// (freed or given up while held, it would go out twice or be recorded both ways).
+const UNPUBLISHED = 'published_at IS NULL AND discarded_at IS NULL';
+const NOT_HELD = '(claimed_until IS NULL OR claimed_until < now())';
+
 /**
  * Puts failed (or waiting) rows back in line for the next relay, once the cause is fixed: one
  * row, or with `id` null every failed row. They keep their place in their carts' order. A row
@@ -494,14 +500,13 @@ export async function requeueOutbox(sql: Sql, id: string | null): Promise<Outbox
   const rows = await sql.query(
     `WITH requeued AS (
        UPDATE outbox SET failed_at = NULL, next_attempt_at = now(), claimed_until = NULL
-       WHERE published_at IS NULL AND discarded_at IS NULL AND (id = $1 OR ($1::uuid IS NULL AND failed_at IS NOT NULL))
-         AND (claimed_until IS NULL OR claimed_until < now())
+       WHERE ${UNPUBLISHED} AND ${NOT_HELD} AND (id = $1 OR ($1::uuid IS NULL AND failed_at IS NOT NULL))
        RETURNING ${entryColumns}
      )
      SELECT * FROM requeued
      UNION ALL
      SELECT ${entryColumns} FROM outbox
-     WHERE id = $1 AND published_at IS NULL AND discarded_at IS NULL AND NOT EXISTS (SELECT FROM requeued)`,
+     WHERE id = $1 AND ${UNPUBLISHED} AND NOT EXISTS (SELECT FROM requeued)`,
     [id],
   );
   return rows.map(toEntry).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
@@ -515,13 +520,13 @@ export async function discardOutboxEntry(sql: Sql, id: string): Promise<OutboxEn
   const [row] = await sql.query(
     `WITH discarded AS (
        UPDATE outbox SET discarded_at = now()
-       WHERE id = $1 AND published_at IS NULL AND discarded_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
+       WHERE id = $1 AND ${UNPUBLISHED} AND ${NOT_HELD}
        RETURNING ${entryColumns}, false AS busy
      )
      SELECT * FROM discarded
      UNION ALL
      SELECT ${entryColumns}, true FROM outbox
-     WHERE id = $1 AND published_at IS NULL AND discarded_at IS NULL AND NOT EXISTS (SELECT FROM discarded)`,
+     WHERE id = $1 AND ${UNPUBLISHED} AND NOT EXISTS (SELECT FROM discarded)`,
     [id],
   );
   if (!row) return null;

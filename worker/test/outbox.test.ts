@@ -6,7 +6,7 @@ import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import type { Sql } from '../src/db.ts';
 import { database } from '../src/db.ts';
 import { applyEffect } from '../src/fulfilment.ts';
-import { publishSoon, relayOutbox } from '../src/outbox.ts';
+import { type EventFacts, publishSoon, relayOutbox } from '../src/outbox.ts';
 import { runScheduled } from '../src/scheduled.ts';
 import { effectOfEvent } from '../src/stripe-events.ts';
 import { call, db, dispatch, holdLocks, problem, tokenFor } from './helpers.ts';
@@ -539,9 +539,7 @@ describe('the admin outbox routes', () => {
     expect(await retried.json()).toMatchObject({ id: row!.id, publishedAt: null, failedAt: null });
     // The scheduled relay comes by while the row's request still holds it, then the request publishes.
     await relayOutbox(stripeEnv, database(stripeEnv), { ids: [row!.id] });
-    const work: Promise<unknown>[] = [];
-    publishSoon(stripeEnv, { waitUntil: (p) => void work.push(p) }, database(stripeEnv), paid.leased, []);
-    await Promise.all(work);
+    await publishLeased(paid.leased);
     expect(await payments.exactly(1, aboutCarts(paid.state.cartId))).toHaveLength(1);
   });
 
@@ -553,9 +551,7 @@ describe('the admin outbox routes', () => {
     expect(refused.status).toBe(409);
     expect(refused.headers.get('Retry-After')).toBe('60');
     expect((await problem(refused)).code).toBe('event_being_published');
-    const work: Promise<unknown>[] = [];
-    publishSoon(stripeEnv, { waitUntil: (p) => void work.push(p) }, database(stripeEnv), paid.leased, []);
-    await Promise.all(work);
+    await publishLeased(paid.leased);
     expect(await payments.exactly(1, aboutCarts(paid.state.cartId))).toHaveLength(1);
     const [after] = await db().query('SELECT published_at, discarded_at FROM outbox WHERE id = $1', [row!.id]);
     expect(after).toEqual({ published_at: expect.any(Date), discarded_at: null });
@@ -586,6 +582,13 @@ async function leasedPayment(env: typeof stripeEnv = viaProxy) {
   });
   expect(leased).toHaveLength(1);
   return { state, leased };
+}
+
+/** What the request that leased these rows does after its answer (its waitUntil work), to the end. */
+async function publishLeased(leased: EventFacts[]): Promise<void> {
+  const work: Promise<unknown>[] = [];
+  publishSoon(stripeEnv, { waitUntil: (p) => void work.push(p) }, database(stripeEnv), leased, []);
+  await Promise.all(work);
 }
 
 async function outboxIds(cartIds: string[]): Promise<string[]> {

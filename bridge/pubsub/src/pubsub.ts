@@ -135,10 +135,18 @@ export function topicPath(projectId: string, topic: string): string {
   return `projects/${projectId}/topics/${topic}`;
 }
 
+/**
+ * PUBSUB_EMULATOR_HOST as `host:port`. It is written so, but Google's own client also takes an
+ * `http://` before it and slashes after (determineBaseUrl_ in googleapis/nodejs-pubsub).
+ */
+export function emulatorHostPort(value: string): string {
+  return value.replace(/^http:\/\//, '').replace(/\/+$/, '');
+}
+
 /** URL of the `:publish` method, on Google's API or on an emulator. */
 export function publishUrl(path: string, base: { emulatorHost?: string; apiEndpoint?: string } = {}): string {
   const origin = base.emulatorHost
-    ? `http://${base.emulatorHost.replace(/^http:\/\//, '').replace(/\/+$/, '')}`
+    ? `http://${emulatorHostPort(base.emulatorHost)}`
     : (base.apiEndpoint ?? PUBSUB_API_ENDPOINT).replace(/\/+$/, '');
   const encoded = path.split('/').map(encodeURIComponent).join('/');
   return `${origin}/v1/${encoded}:publish`;
