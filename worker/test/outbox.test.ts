@@ -502,6 +502,8 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
     const discarded = await call(`/v1/admin/outbox/${first!.id}/discard`, { method: 'POST', headers: admin });
     expect(discarded.status).toBe(200);
     expect(await discarded.json()).toMatchObject({ id: first!.id, discardedAt: expect.any(String) });
+    // A discard is final: the row can no longer be put back in line.
+    expect((await call(`/v1/admin/outbox/${first!.id}/retry`, { method: 'POST', headers: admin })).status).toBe(404);
     await relayOutbox(viaProxy, database(viaProxy), { ids: await outboxIds([state.cartId]) });
     expect((await payments.exactly(1, aboutCarts(state.cartId))).map((m) => m.attributes.eventType)).toEqual([
       'cart.paid',
