@@ -12,8 +12,8 @@ import { refundEffect } from './stripe-events.ts';
  * Stripe's saved answer and refunds once; Stripe refuses that key with other parameters, another
  * cart's included. A failure Stripe saved under the key is what every retry with it gets back
  * (https://docs.stripe.com/error-low-level#idempotency): a replayed refusal is a 4xx as the first
- * was, and a replayed 5xx a final 409, since retrying that key can never succeed; a request with a
- * new key starts afresh. The refund is applied from Stripe's answer through the same fulfilment
+ * was, and a replayed 5xx a final 409, since retrying that key can never succeed; a request with
+ * a new key (or none) starts afresh. The refund is applied from Stripe's answer through the same fulfilment
  * as its `charge.refunded` webhook, which then changes nothing.
  */
 export async function refundCart(
@@ -43,7 +43,11 @@ export async function refundCart(
         metadata: { cart_id: cartId },
         expand: ['charge'],
       },
-      idempotencyKey ? { idempotencyKey: `refund-${idempotencyKey}` } : undefined,
+      // No retries of our own under the operator's key: stripe-node retries a 5xx with the same key
+      // unless Stripe adds `Stripe-Should-Retry: false` (RequestSender._shouldRetry), so its retry
+      // would get the saved 500 replayed and this request's first failure would already read as
+      // a replay. The operator's retry is the retry.
+      idempotencyKey ? { idempotencyKey: `refund-${idempotencyKey}`, maxNetworkRetries: 0 } : undefined,
     );
   } catch (err) {
     if (stripeKeyInUse(err)) {
@@ -58,7 +62,8 @@ export async function refundCart(
     }
     // Stripe treats a 5xx as of unknown outcome: the refund may have been made (then its
     // charge.refunded webhook records it), so the operator checks before trying a new key.
-    if (stripeReplayed(err) && (err.statusCode ?? 0) >= 500) {
+    // Without the operator's key, a replay is of stripe-node's own key: the next request is a new refund.
+    if (idempotencyKey && stripeReplayed(err) && (err.statusCode ?? 0) >= 500) {
       throw new ApiError(
         'idempotency_key_failed',
         'Stripe failed this refund under this Idempotency-Key and answers every retry with it the same way. ' +

@@ -141,25 +141,61 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
     ]);
   });
 
-  it('answers a failure Stripe saved to retries with its key, and refunds for a request with a new key', async () => {
-    const state = await paidCart();
-    await standin.addFault({ method: 'POST', path: '/v1/refunds', status: 500 });
-    const failed = await refund(state.cartId, { amount: 500 }, 'saved-1');
-    expect(failed.status).toBe(503);
-    expect((await problem(failed)).code).toBe('service_unavailable');
-    // Stripe replays the saved 500 to the same key: nothing was refunded, and nothing is now. That
-    // key can never succeed, so the retry's answer is final, not another 503.
-    const replayed = await refund(state.cartId, { amount: 500 }, 'saved-1');
-    expect(replayed.status).toBe(409);
-    expect(await problem(replayed)).toMatchObject({
-      code: 'idempotency_key_failed',
-      detail: expect.stringContaining('new Idempotency-Key'),
+  /** Stripe's answers without `Stripe-Should-Retry`, which its documentation never promises on a 500. */
+  function withoutRetryAdvice() {
+    const realFetch = globalThis.fetch;
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      const res = await realFetch(input, init);
+      const headers = new Headers(res.headers);
+      headers.delete('Stripe-Should-Retry');
+      return new Response(res.body, { status: res.status, headers });
     });
-    expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 0, refunds: 0 });
+  }
 
-    expect((await refund(state.cartId, { amount: 500 }, 'saved-2')).status).toBe(201);
-    expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 500, refunds: 1 });
-  });
+  it.each([
+    ['with', () => {}],
+    ['without', withoutRetryAdvice],
+  ])(
+    'answers a failure Stripe saved to retries with its key, and refunds for a request with a new key (%s Stripe-Should-Retry)',
+    async (advice, stripeAdvice) => {
+      const state = await paidCart();
+      stripeAdvice();
+      await standin.addFault({ method: 'POST', path: '/v1/refunds', status: 500 });
+      const failed = await refund(state.cartId, { amount: 500 }, `saved-${advice}-1`);
+      expect(failed.status).toBe(503);
+      expect((await problem(failed)).code).toBe('service_unavailable');
+      // Stripe replays the saved 500 to the same key: nothing was refunded, and nothing is now. That
+      // key can never succeed, so the retry's answer is final, not another 503.
+      const replayed = await refund(state.cartId, { amount: 500 }, `saved-${advice}-1`);
+      expect(replayed.status).toBe(409);
+      expect(await problem(replayed)).toMatchObject({
+        code: 'idempotency_key_failed',
+        detail: expect.stringContaining('new Idempotency-Key'),
+      });
+      expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 0, refunds: 0 });
+
+      expect((await refund(state.cartId, { amount: 500 }, `saved-${advice}-2`)).status).toBe(201);
+      expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 500, refunds: 1 });
+    },
+  );
+
+  it.each([
+    ['with', () => {}],
+    ['without', withoutRetryAdvice],
+  ])(
+    'answers 503 to a failed refund without an Idempotency-Key, and refunds when it is sent again (%s Stripe-Should-Retry)',
+    async (_, stripeAdvice) => {
+      const state = await paidCart();
+      stripeAdvice();
+      await standin.addFault({ method: 'POST', path: '/v1/refunds', status: 500 });
+      const failed = await refund(state.cartId, { amount: 500 });
+      expect(failed.status).toBe(503);
+      expect((await problem(failed)).code).toBe('service_unavailable');
+      expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 0, refunds: 0 });
+      expect((await refund(state.cartId, { amount: 500 })).status).toBe(201);
+      expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 500, refunds: 1 });
+    },
+  );
 
   it('answers 503 with Retry-After while Stripe rate-limits the refund, and refunds once it lets it through', async () => {
     const state = await paidCart();
