@@ -197,8 +197,8 @@ export async function startCheckout(
     if (moved.moved) return { checkout: checkoutOut(cartId, live), created: true };
 
     // Someone else moved the cart first. With the same version that was a double tap and
-    // Stripe gave both of us this session; otherwise our session is for contents that no longer
-    // exist, or for units others took meanwhile, and must not stay payable.
+    // Stripe gave both of us this session; otherwise our session is for contents or prices that
+    // no longer exist, or for units others took meanwhile, and must not stay payable.
     const now = await readCheckoutState(sql, userId, cartId);
     if (now.session?.id === live.id) return { checkout: checkoutOut(cartId, live), created: false };
     await stripe.checkout.sessions.expire(live.id).catch((err: unknown) => {
@@ -292,8 +292,9 @@ function offeredRates(cfg: Config, currency: string): ShippingRate[] {
  * cart's quantities of every counted product, all or nothing, in one transaction (one round
  * trip): the products are locked first, in id order (as every checkout and webhook locks them),
  * so the statement that follows sees their latest counts and no other checkout can take the same
- * units meanwhile. Nothing moves when the cart changed since it was read, or when a product is
- * short; `short` then names those, with what is left.
+ * units meanwhile. Nothing moves when the cart or one of its products changed since it was read
+ * (the next round then sees why), or when a product is short; `short` then names those, with
+ * what is left.
  */
 async function moveToCheckout(
   sql: Sql,
@@ -314,7 +315,9 @@ async function moveToCheckout(
     }[];
   },
 ): Promise<{ moved: boolean; short: { id: string; available: number }[] }> {
-  const wanted = JSON.stringify(m.lines.map((l) => ({ productId: l.productId, quantity: l.quantity })));
+  const wanted = JSON.stringify(
+    m.lines.map((l) => ({ productId: l.productId, quantity: l.quantity, unitAmount: l.unitAmount })),
+  );
   const [, [row]] = (await sql.transaction(
     [
       sql.query(
@@ -324,7 +327,12 @@ async function moveToCheckout(
       ),
       sql.query(
         `WITH wanted AS (
-           SELECT w."productId" AS product_id, w.quantity FROM jsonb_to_recordset($10::jsonb) AS w("productId" text, quantity int)
+           SELECT w."productId" AS product_id, w.quantity, w."unitAmount" AS unit_amount
+           FROM jsonb_to_recordset($10::jsonb) AS w("productId" text, quantity int, "unitAmount" bigint)
+         ), changed AS (
+           -- Deactivated or repriced while Stripe made the session: it sells what is no longer offered.
+           SELECT 1 FROM wanted w LEFT JOIN products p ON p.id = w.product_id
+           WHERE p.id IS NULL OR NOT p.active OR p.unit_amount <> w.unit_amount OR p.currency <> $6
          ), short AS (
            SELECT p.id, ${available('p')} AS available
            FROM wanted w JOIN products p ON p.id = w.product_id
@@ -333,7 +341,7 @@ async function moveToCheckout(
            INSERT INTO checkouts (session_id, cart_id, url, expires_at, currency, amount_total, items, shipping_options)
            SELECT $3, c.id, $4, $5, $6, $7, $8::jsonb, $11::jsonb FROM carts c
            WHERE c.id = $1 AND c.version = $2 AND c.status = ANY($9::cart_status[]) AND c.active
-             AND NOT EXISTS (SELECT 1 FROM short)
+             AND NOT EXISTS (SELECT 1 FROM short) AND NOT EXISTS (SELECT 1 FROM changed)
            ON CONFLICT (session_id) DO NOTHING
            RETURNING cart_id
          ), moved AS (

@@ -31,6 +31,12 @@ async function cartWith(token: string, items: { unitAmount: number; quantity: nu
 const checkout = (token: string, cartId: string) => call(`/v1/carts/${cartId}/checkout`, { method: 'POST', token });
 
 describe('POST /v1/carts/{cartId}/checkout', () => {
+  // A test that failed while holding a checkout at Stripe must not leave it to act during the next.
+  afterEach(async () => {
+    await standin.clearFaults();
+    await standin.releaseHeld();
+  });
+
   it('creates a payment-mode session priced from the database and moves the cart to checkout_pending', async () => {
     const user = await newUser();
     const { cartId, products } = await cartWith(user.token, [
@@ -164,6 +170,47 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
       .filter((s) => s.client_reference_id === cartId);
     expect(orphans.map((s) => s.amount_total)).toEqual([1000]);
   });
+
+  it.each([
+    ['deactivated', { active: false }, 404, null],
+    ['repriced', { unitAmount: 2500 }, 201, 2500],
+  ] as const)(
+    'does not sell a product %s while Stripe creates the session: the session made before is expired',
+    async (_, change, status, charged) => {
+      const user = await newUser();
+      const { cartId, products } = await cartWith(user.token, [{ unitAmount: 1000, quantity: 1 }]);
+      // Checkout has read the cart and its prices, and is held at Stripe while the admin commits.
+      await standin.addFault({ method: 'POST', path: '/v1/checkout/sessions', delayMs: 2 ** 31 - 1 });
+      const started = checkout(user.token, cartId);
+      await expect.poll(async () => (await standin.faults()).length).toBe(0);
+      const updated = await call(`/v1/admin/products/${products[0]!.id}`, {
+        method: 'PUT',
+        headers: { Authorization: `Bearer ${stripeEnv.ADMIN_API_KEY}` },
+        json: { name: products[0]!.name, unitAmount: 1000, currency: 'usd', active: true, ...change },
+      });
+      expect(updated.status).toBe(200);
+      expect(await standin.releaseHeld()).toBe(1);
+
+      const res = await started;
+      expect(res.status).toBe(status);
+      if (charged === null) {
+        expect(await problem(res)).toMatchObject({
+          code: 'not_found',
+          detail: expect.stringContaining(products[0]!.id),
+        });
+        expect(await cartStatus(cartId)).toBe('open');
+      } else {
+        const { sessionId } = (await res.json()) as CheckoutBody;
+        expect((await stripe.checkout.sessions.retrieve(sessionId)).amount_total).toBe(charged);
+        expect(await cartStatus(cartId)).toBe('checkout_pending');
+      }
+      const expired = await stripe.events.list({ type: 'checkout.session.expired', limit: 100 });
+      const orphans = expired.data
+        .map((e) => e.data.object as Stripe.Checkout.Session)
+        .filter((s) => s.client_reference_id === cartId);
+      expect(orphans.map((s) => s.amount_total)).toEqual([1000]);
+    },
+  );
 
   it('asks Stripe about a session past its expiry before anything else: one paid in the last second stays paid', async () => {
     const state = await checkedOutCart();
