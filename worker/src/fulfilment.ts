@@ -12,6 +12,7 @@ export interface EffectResult {
   cartId: string | null;
   from: CartStatus | null;
   to: CartStatus | null;
+  /** This event found that Stripe charged another amount or currency than the checkout's snapshot. */
   amountMismatch: boolean;
   /** The payment took stock that was no longer there. */
   oversold: boolean;
@@ -194,14 +195,15 @@ const STEPS = {
       refunded_amount = GREATEST(k.refunded_amount, facts.refunded),
       noticed = k.noticed || ARRAY(SELECT n ->> 'key' FROM jsonb_array_elements(e.notices) n),
       dispute = CASE WHEN facts.dispute_stage > ${DISPUTE_STAGE('k.dispute')} THEN facts.dispute ELSE k.dispute END
-    FROM payment_events e, LATERAL (
+    FROM payment_events e, checkouts was, LATERAL (
       SELECT COALESCE(max(f.refunded_amount), 0) AS refunded, COALESCE(max(f.dispute_stage), 0) AS dispute_stage,
              (array_agg(f.dispute ORDER BY f.dispute_stage DESC, f.received_at DESC) FILTER (WHERE f.dispute_stage IS NOT NULL))[1] AS dispute
       FROM payment_events f
       WHERE f.payment_intent_id = e.payment_intent_id AND (f.refunded_amount IS NOT NULL OR f.dispute_stage IS NOT NULL)
     ) facts
-    WHERE ${WRITTEN_NOW} AND k.session_id = e.session_id
-    RETURNING k.amount_mismatch`,
+    WHERE ${WRITTEN_NOW} AND k.session_id = e.session_id AND was.session_id = k.session_id
+    -- \`was\` is the row as this statement found it: a mismatch is reported by the event that finds it, once.
+    RETURNING k.amount_mismatch AND NOT was.amount_mismatch AS amount_mismatch`,
 
   /**
    * One outbox row per published status the cart passed through, in order, then one per
@@ -315,14 +317,9 @@ export async function applyEffect(
     leased: published.filter((p) => p.leased),
   };
   // For a person to look at: the money was taken, the cart is paid, something does not add up.
-  if (result.amountMismatch || result.oversold) {
-    log.warn(result.oversold ? 'oversold' : 'amount_mismatch', {
-      eventId: effect.id,
-      sessionId: effect.sessionId,
-      cartId: result.cartId,
-      charged: effect.charged,
-    });
-  }
+  const where = { eventId: effect.id, sessionId: effect.sessionId, cartId: result.cartId, charged: effect.charged };
+  if (result.amountMismatch) log.warn('amount_mismatch', where);
+  if (result.oversold) log.warn('oversold', where);
   return { result, read };
 }
 

@@ -1,7 +1,7 @@
 import { env, exports } from 'cloudflare:workers';
 import { neon, neonConfig } from '@neondatabase/serverless';
 import { SignJWT } from 'jose';
-import { inject } from 'vitest';
+import { inject, vi } from 'vitest';
 import type { Env } from '../src/env.ts';
 
 export const testEnv = env as Env &
@@ -138,4 +138,18 @@ export async function holdLocks(statements: string[]) {
     waitForWaiters: (count: number, query = '%') => post('/waiting', { id, count, query }),
     release: () => post('/release', { id }),
   };
+}
+
+/** Every JSON line the Worker writes to the console while `work` runs. */
+export async function linesOf(work: () => Promise<unknown>): Promise<Record<string, unknown>[]> {
+  const lines: string[] = [];
+  const spies = (['log', 'warn', 'error'] as const).map((method) =>
+    vi.spyOn(console, method).mockImplementation((line: unknown) => void lines.push(String(line))),
+  );
+  try {
+    await work();
+  } finally {
+    for (const spy of spies) spy.mockRestore();
+  }
+  return lines.map((line) => JSON.parse(line) as Record<string, unknown>);
 }

@@ -1,19 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { app } from '../src/index.ts';
 import { log, redact, withLogContext } from '../src/log.ts';
-import { callWithEnv, testEnv, tokenFor } from './helpers.ts';
+import { callWithEnv, linesOf, testEnv, tokenFor } from './helpers.ts';
 import { checkedOutCart, stripeEnv } from './stripe-helpers.ts';
-
-/** Every JSON line the Worker writes to the console while `work` runs. */
-async function linesOf(work: () => Promise<unknown>): Promise<Record<string, unknown>[]> {
-  const lines: string[] = [];
-  for (const method of ['log', 'warn', 'error'] as const) {
-    vi.spyOn(console, method).mockImplementation((line: unknown) => void lines.push(String(line)));
-  }
-  await work();
-  vi.restoreAllMocks();
-  return lines.map((line) => JSON.parse(line) as Record<string, unknown>);
-}
 
 afterEach(() => vi.restoreAllMocks());
 

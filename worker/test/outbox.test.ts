@@ -2,14 +2,14 @@ import { createPubSubAdmin } from '@edge-checkout/dev-stack/pubsub-admin';
 import { aboutCarts, TopicReader } from '@edge-checkout/test-support/topics';
 import { exportPKCS8, generateKeyPair } from 'jose';
 import type Stripe from 'stripe';
-import { afterEach, describe, expect, inject, it, vi } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { Sql } from '../src/db.ts';
 import { database } from '../src/db.ts';
 import { applyEffect } from '../src/fulfilment.ts';
 import { type EventFacts, publishSoon, relayOutbox } from '../src/outbox.ts';
 import { runScheduled } from '../src/scheduled.ts';
 import { effectOfEvent } from '../src/stripe-events.ts';
-import { call, db, dispatch, holdLocks, problem, tokenFor } from './helpers.ts';
+import { call, db, dispatch, holdLocks, linesOf, problem, tokenFor } from './helpers.ts';
 import {
   cartStatus,
   checkedOutCart,
@@ -30,8 +30,6 @@ const deliverWith = (env: typeof stripeEnv, event: Stripe.Event) => deliver(even
 const subscribe = () => TopicReader.subscribe(admin, 'payment-events');
 
 describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', () => {
-  afterEach(() => vi.restoreAllMocks());
-
   it('publishes cart.paid right after the webhook, with attributes and the cart as ordering key', async () => {
     const payments = await subscribe();
     const state = await checkedOutCart();
@@ -123,13 +121,13 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
       'PUBSUB_EMULATOR_HOST or GCP_SERVICE_ACCOUNT_KEY',
     ],
   ])('says which setting is missing when Pub/Sub is configured in part (%s); events wait', async (_, over, unset) => {
-    const lines: string[] = [];
-    vi.spyOn(console, 'error').mockImplementation((line: unknown) => void lines.push(String(line)));
     const state = await checkedOutCart();
-    expect((await deliverWith({ ...stripeEnv, ...over }, eventsFor(state).completedPaid())).status).toBe(200);
+    const lines = await linesOf(async () => {
+      expect((await deliverWith({ ...stripeEnv, ...over }, eventsFor(state).completedPaid())).status).toBe(200);
+    });
     const [waiting] = await db().query('SELECT published_at FROM outbox WHERE cart_id = $1', [state.cartId]);
     expect(waiting).toEqual({ published_at: null });
-    expect(lines.map((line) => JSON.parse(line))).toContainEqual(
+    expect(lines).toContainEqual(
       expect.objectContaining({
         msg: 'pubsub_misconfigured',
         error: `Pub/Sub is configured in part: ${unset} not set`,
@@ -269,7 +267,6 @@ async function proxyMode(setting: { mode: string; match?: { attribute: string; v
 
 describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault proxy in front of the emulator)', () => {
   afterEach(async () => {
-    vi.restoreAllMocks();
     await proxyMode({ mode: 'pass' });
   });
   const admin = { Authorization: `Bearer ${stripeEnv.ADMIN_API_KEY}` };
@@ -324,12 +321,14 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
       otherwise: 'unavailable',
     });
     await db().query('UPDATE outbox SET next_attempt_at = now() WHERE cart_id = ANY($1)', [[down.cartId, bad.cartId]]);
-    const lines: string[] = [];
-    vi.spyOn(console, 'error').mockImplementation((line: unknown) => void lines.push(String(line)));
     const [badRow] = await outboxIds([bad.cartId]);
-    const report = await relayOutbox(viaProxy, database(viaProxy), { ids: await outboxIds([down.cartId, bad.cartId]) });
+    const ids = await outboxIds([down.cartId, bad.cartId]);
+    let report: Awaited<ReturnType<typeof relayOutbox>> | undefined;
+    const lines = await linesOf(async () => {
+      report = await relayOutbox(viaProxy, database(viaProxy), { ids });
+    });
     expect(report).toMatchObject({ published: 0, retrying: 1, failed: 1 });
-    const logged = lines.map((line) => JSON.parse(line)).filter((line) => line.msg === 'pubsub_publish_failed');
+    const logged = lines.filter((line) => line.msg === 'pubsub_publish_failed');
     expect(logged).toEqual([
       expect.objectContaining({ rejected: false, status: 503, rows: 1 }),
       expect.objectContaining({ rejected: true, status: 400, rows: 1, outboxIds: [badRow] }),

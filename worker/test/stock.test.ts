@@ -1,6 +1,6 @@
 import type Stripe from 'stripe';
 import { describe, expect, it } from 'vitest';
-import { call, createProduct, db, holdLocks, newUser, openCart, problem, testEnv } from './helpers.ts';
+import { call, createProduct, db, holdLocks, linesOf, newUser, openCart, problem, testEnv } from './helpers.ts';
 import {
   cartStatus,
   deliver,
@@ -155,12 +155,25 @@ describe('stock held during checkout', () => {
     expect(await recount.json()).toMatchObject({ stock: 1, reserved: 2, available: 0 });
 
     const event = stripeEvent('checkout.session.completed', sessionObject(state));
-    expect((await deliver(event)).status).toBe(200);
+    const lines = await linesOf(async () => expect((await deliver(event)).status).toBe(200));
+    expect(lines.filter((line) => line.level === 'warn').map((line) => line.msg)).toEqual(['oversold']);
     expect(await cartStatus(state.cartId)).toBe('paid');
     expect(await counts(product.id)).toEqual({ stock: 0, reserved: 0 });
     const cart = await (await call(`/v1/carts/${state.cartId}`, { token: state.user.token })).json();
     expect(cart).toMatchObject({ status: 'paid', oversold: true });
     expect((await outboxOf(state.cartId))[0]!.event).toMatchObject({ type: 'cart.paid', oversold: true });
+  });
+
+  it('logs a payment both oversold and of another amount on two lines, each for an operator to find', async () => {
+    const product = await stocked(1);
+    const state = await checkedOut([{ id: product.id, quantity: 1, unitAmount: 1000 }]);
+    await db().query('UPDATE products SET stock = 0 WHERE id = $1', [product.id]);
+    const event = stripeEvent('checkout.session.completed', sessionObject(state, { amount_subtotal: 900 }));
+    const lines = await linesOf(async () => expect((await deliver(event)).status).toBe(200));
+    expect(lines.filter((line) => line.level === 'warn').map((line) => [line.msg, line.cartId])).toEqual([
+      ['amount_mismatch', state.cartId],
+      ['oversold', state.cartId],
+    ]);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { call, db, holdLocks, problem } from './helpers.ts';
+import { call, db, holdLocks, linesOf, problem } from './helpers.ts';
 import {
   ADDRESS,
   cartStatus,
@@ -410,10 +410,19 @@ describe('POST /v1/webhooks/stripe: effects', () => {
     expect((await outboxOf(checkout.cartId)).map((o) => o.event_type)).toEqual(['cart.paid']);
   });
 
-  it('records an amount that differs from the checkout snapshot, on the cart and in the event', async () => {
+  it('records an amount that differs from the checkout snapshot, on the cart and in the event, and logs it once', async () => {
     const checkout = await checkedOutCart();
     const event = eventsFor({ ...checkout, total: checkout.total - 1 }).completedPaid();
-    expect((await deliver(event)).status).toBe(200);
+    const lines = await linesOf(async () => {
+      expect((await deliver(event)).status).toBe(200);
+      // The payment's later events find the flag already set: nothing new for a person to look at.
+      for (const later of [eventsFor(checkout).partialRefund(), eventsFor(checkout).disputeCreated()]) {
+        expect((await deliver(later)).status).toBe(200);
+      }
+    });
+    expect(lines.filter((line) => line.msg === 'amount_mismatch')).toEqual([
+      expect.objectContaining({ level: 'warn', eventId: event.id, cartId: checkout.cartId }),
+    ]);
     expect(await cartStatus(checkout.cartId)).toBe('paid');
     const [row] = await db().query('SELECT amount_mismatch FROM checkouts WHERE session_id = $1', [checkout.sessionId]);
     expect(row).toEqual({ amount_mismatch: true });
