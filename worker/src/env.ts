@@ -65,7 +65,7 @@ export interface Env {
   ALLOW_PROMOTION_CODES?: string;
   /** Origins allowed to call the API from a browser (CORS), comma-separated; none by default. */
   CORS_ORIGINS?: string;
-  /** Days after which published outbox rows and processed events are deleted and customer emails blanked; default 90. */
+  /** Days after which published and discarded outbox rows and processed events are deleted and customer emails blanked; default 90. */
   RETENTION_DAYS?: string;
 }
 
