@@ -141,21 +141,25 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
     ]);
   });
 
-  /** Stripe's answers without `Stripe-Should-Retry`, which its documentation never promises on a 500. */
-  function withoutRetryAdvice() {
-    const realFetch = globalThis.fetch;
-    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
-      const res = await realFetch(input, init);
-      const headers = new Headers(res.headers);
-      headers.delete('Stripe-Should-Retry');
-      return new Response(res.body, { status: res.status, headers });
-    });
-  }
-
-  it.each([
+  // Stripe's answers as the stand-in gives them, and without `Stripe-Should-Retry`, which Stripe's
+  // documentation never promises on a 500.
+  const RETRY_ADVICE = [
     ['with', () => {}],
-    ['without', withoutRetryAdvice],
-  ])(
+    [
+      'without',
+      () => {
+        const realFetch = globalThis.fetch;
+        vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+          const res = await realFetch(input, init);
+          const headers = new Headers(res.headers);
+          headers.delete('Stripe-Should-Retry');
+          return new Response(res.body, { status: res.status, headers });
+        });
+      },
+    ],
+  ] as const;
+
+  it.each(RETRY_ADVICE)(
     'answers a failure Stripe saved to retries with its key, and refunds for a request with a new key (%s Stripe-Should-Retry)',
     async (advice, stripeAdvice) => {
       const state = await paidCart();
@@ -179,10 +183,7 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
     },
   );
 
-  it.each([
-    ['with', () => {}],
-    ['without', withoutRetryAdvice],
-  ])(
+  it.each(RETRY_ADVICE)(
     'answers 503 to a failed refund without an Idempotency-Key, and refunds when it is sent again (%s Stripe-Should-Retry)',
     async (_, stripeAdvice) => {
       const state = await paidCart();

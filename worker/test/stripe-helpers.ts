@@ -29,6 +29,14 @@ export function standinStripe(apiBase = stripeEnv.STRIPE_API_BASE): Stripe {
   });
 }
 
+/** The cart's sessions that Stripe expired, as its checkout.session.expired events tell, oldest last. */
+export async function expiredSessionsOf(cartId: string): Promise<Stripe.Checkout.Session[]> {
+  const events = await standinStripe()
+    .events.list({ type: 'checkout.session.expired', limit: 100 })
+    .autoPagingToArray({ limit: 10_000 });
+  return events.map((e) => e.data.object as Stripe.Checkout.Session).filter((s) => s.client_reference_id === cartId);
+}
+
 /** A shipping address as carts and payment events show it … */
 export const ADDRESS = {
   line1: '1 Main St',
