@@ -6,6 +6,15 @@ export type Sql = NeonQueryFunction<false, false>;
 export type Statement = NeonQueryPromise<false, false>;
 export type Rows = Record<string, unknown>[];
 
+/** How long one query or batch may take, from sending it to its answer. */
+const QUERY_TIMEOUT_MS = 10_000;
+
+// The driver's fetch has no deadline of its own: a database that stops answering (frozen,
+// packets dropped) would hang every request on it, webhooks and /healthz included. Aborted,
+// the query fails as NeonDbError without SQLSTATE, which is a 503 the client retries.
+neonConfig.fetchFunction = (input: RequestInfo | URL, init?: RequestInit) =>
+  fetch(input, { ...init, signal: AbortSignal.timeout(QUERY_TIMEOUT_MS) });
+
 /**
  * The request's database handle: Neon's SQL-over-HTTP driver, one fetch per query or per
  * batch transaction and no connection to keep, so nothing is held across requests.

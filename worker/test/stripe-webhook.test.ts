@@ -630,4 +630,19 @@ describe('POST /v1/webhooks/stripe: rejected requests write nothing', () => {
     expect((await deliver(event)).status).toBe(200);
     expect(await cartStatus(checkout.cartId)).toBe('paid');
   });
+
+  it('answers 503 rather than hang when the database does not answer, and the retry is applied once', async () => {
+    const checkout = await checkedOutCart();
+    const event = eventsFor(checkout).completedPaid();
+    // The webhook's transaction waits behind this lock as long as it is held: a database that stopped answering.
+    const lock = await holdLocks([`SELECT 1 FROM carts WHERE id = '${checkout.cartId}' FOR UPDATE`]);
+    const stuck = await deliver(event);
+    expect(stuck.status).toBe(503);
+    expect((await problem(stuck)).code).toBe('service_unavailable');
+    await lock.release();
+
+    expect((await deliver(event)).status).toBe(200);
+    expect(await cartStatus(checkout.cartId)).toBe('paid');
+    expect((await outboxOf(checkout.cartId)).map((o) => o.event_type)).toEqual(['cart.paid']);
+  });
 });
