@@ -5,17 +5,25 @@ import { wellFormedEvent } from './stripe-event-shape.ts';
 import { effectOfEvent, HANDLED_EVENT_TYPES } from './stripe-events.ts';
 
 // Stripe lists events of the last 30 days, newest first. One run reads at most this many pages of
-// 100 and the next goes on from where it stopped (undelivered_events_cursor), back to the newest
-// once it has read to the end: a long outage is caught up over a few runs, none doing it all.
-// Events listed stay listed once applied (Stripe still counts them undelivered), so starting from
-// the newest every time would never get past the first pages.
+// 100 in two passes, each going on from where the last run's stopped (undelivered_events_cursor):
+// the news, from the newest event a run has read towards the newest (`ending_before`), and a walk
+// through all of them (`starting_after`), back to the newest once at the end. Events listed stay
+// listed once applied (Stripe still counts them undelivered), so starting from the newest every
+// time would never get past the first pages; the walk finds those the news pass could not
+// (listed late, or failed when it read them).
 const PAGES_PER_RUN = 5;
 const PAGE_SIZE = 100;
 
 export interface LostEventsReport {
-  /** Events Stripe could not deliver that had not been recorded here: applied now. */
+  /** Events Stripe could not deliver that had not been recorded here: recorded now. */
   applied: number;
   errors: number;
+}
+
+/** Where each pass stands: ids of events Stripe lists, or null (no news mark yet; the walk starts from the newest). */
+interface Marks {
+  newestRead: string | null;
+  walk: string | null;
 }
 
 /**
@@ -26,10 +34,10 @@ export interface LostEventsReport {
  * id already recorded (delivered after all, or recovered by an earlier run) is skipped: one
  * query per page finds them, so a lasting backlog of undelivered events costs little.
  *
- * A run reads from the newest while the pages hold news, so recent losses never wait behind the
- * walk, then spends what is left of its pages (one at least) going on from where the last run
- * stopped (`starting_after`, https://docs.stripe.com/api/pagination). Never throws: what fails is
- * counted and logged, and the scheduled job goes on.
+ * The news comes first, oldest first, with all pages but one: `ending_before` the newest event
+ * read lists the page just newer than it, `has_more` saying whether there are newer still
+ * (https://docs.stripe.com/api/pagination). The page left, at least, goes on with the walk
+ * (`starting_after`). Never throws: what fails is counted and logged, and the scheduled job goes on.
  */
 export async function applyUndeliveredEvents(
   services: Services,
@@ -38,8 +46,8 @@ export async function applyUndeliveredEvents(
   const { sql, fulfilment } = services;
   const report: LostEventsReport = { applied: 0, errors: 0 };
 
-  /** Applies what a page lists that is not recorded yet, oldest first, as they happened; how many that was. */
-  const applyPage = async (events: Stripe.Event[]): Promise<number> => {
+  /** Applies what a page lists that is not recorded yet, oldest first, as they happened. */
+  const applyPage = async (events: Stripe.Event[]): Promise<void> => {
     const recorded = new Set(
       (
         (await sql.query('SELECT id FROM payment_events WHERE id = ANY($1)', [events.map((e) => e.id)])) as {
@@ -47,76 +55,103 @@ export async function applyUndeliveredEvents(
         }[]
       ).map((r) => r.id),
     );
-    const news = events.filter((e) => !recorded.has(e.id));
-    for (const event of news.reverse()) {
+    for (const event of events.filter((e) => !recorded.has(e.id)).reverse()) {
       try {
         // Checked as the webhook checks it: a field of another type is logged here, not stored.
         const effect = effectOfEvent(wellFormedEvent(event), 'reconcile');
         if (!effect) continue;
-        await fulfilment.apply(effect);
-        report.applied++;
+        // Another run may have recorded it since this one looked.
+        if ((await fulfilment.apply(effect)).outcome !== 'duplicate') report.applied++;
       } catch (err) {
         report.errors++;
         log.error('lost_event_not_applied', { eventId: event.id, error: err });
       }
     }
-    return news.length;
   };
 
-  // Two at least: the newest page, and one of the walk.
+  // Two at least: one of news, and one of the walk.
   let pagesLeft = Math.max(2, opts.pages ?? PAGES_PER_RUN);
-  /** Reads and applies one page on from `startingAfter` (the newest when null): the next page's cursor, null at the end, and how much was news. */
-  const readPage = async (startingAfter: string | null) => {
+  /** Reads and applies one page: the events listed, newest first, and whether the list goes on past them. */
+  const readPage = async (cursor: { starting_after: string } | { ending_before: string } | null) => {
     pagesLeft--;
     const list = await services.stripe.events.list({
       delivery_success: false,
       types: [...HANDLED_EVENT_TYPES],
       limit: opts.pageSize ?? PAGE_SIZE,
-      ...(startingAfter && { starting_after: startingAfter }),
+      ...cursor,
     });
-    const news = await applyPage(list.data);
-    return { next: list.has_more && list.data.length > 0 ? list.data.at(-1)!.id : null, news };
+    await applyPage(list.data);
+    return list;
   };
 
-  // Where the walk stands: the last event it read, or null when the next walk starts from the newest.
-  let position: string | null = null;
+  let marks: Marks;
   try {
-    const [saved] = (await sql.query('SELECT starting_after FROM undelivered_events_cursor')) as {
-      starting_after: string;
-    }[];
-    position = saved?.starting_after ?? null;
-    let walk = true;
-    if (position !== null) {
-      // A walk is under way: recent losses first, from the newest while the pages hold news
-      // (one page kept for the walk). Reaching the end that way leaves nothing to walk.
-      let page = await readPage(null);
-      while (page.next !== null && page.news > 0 && pagesLeft > 1) page = await readPage(page.next);
-      if (page.next === null) [position, walk] = [null, false];
-    }
-    // Each page read moves the position, so a failure keeps what was done.
-    while (walk && pagesLeft > 0) {
-      position = (await readPage(position)).next;
-      walk = position !== null;
-    }
+    marks = await readMarks(sql);
   } catch (err) {
-    // Stripe unreachable or failing: the next run goes on from where this one got to. An event
-    // Stripe no longer lists (older than 30 days) cannot be gone on from: the walk starts afresh.
     report.errors++;
     log.error('lost_events_not_listed', { error: err });
-    if (stripeRefused(err)) position = null;
+    return report;
+  }
+  // Each page read moves its mark, so a failure keeps what was done.
+  try {
+    if (marks.newestRead === null) {
+      // No mark yet: the newest page, and the walk goes on from below it.
+      const page = await readPage(null);
+      marks.newestRead = page.data[0]?.id ?? null;
+      if (marks.walk === null && page.has_more) marks.walk = page.data.at(-1)!.id;
+    } else {
+      for (let more = true; more && pagesLeft > 1; ) {
+        const page = await readPage({ ending_before: marks.newestRead });
+        if (page.data.length > 0) marks.newestRead = page.data[0]!.id;
+        more = page.has_more;
+      }
+    }
+  } catch (err) {
+    if (listingFailed(report, err)) marks.newestRead = null;
   }
   try {
-    await sql.query(
-      position === null
-        ? 'DELETE FROM undelivered_events_cursor'
-        : `INSERT INTO undelivered_events_cursor (starting_after) VALUES ($1)
-           ON CONFLICT (one) DO UPDATE SET starting_after = EXCLUDED.starting_after, updated_at = now()`,
-      position === null ? [] : [position],
-    );
+    while (pagesLeft > 0) {
+      const page = await readPage(marks.walk === null ? null : { starting_after: marks.walk });
+      // At the end, the next walk starts from the newest.
+      marks.walk = page.has_more && page.data.length > 0 ? page.data.at(-1)!.id : null;
+      if (marks.walk === null) break;
+    }
   } catch (err) {
-    // The next run goes on from the position saved before, reading some pages again.
+    if (listingFailed(report, err)) marks.walk = null;
+  }
+  try {
+    await saveMarks(sql, marks);
+  } catch (err) {
+    // The next run goes on from the marks saved before, reading some pages again.
     report.errors++;
     log.error('lost_events_position_not_saved', { error: err });
   }
   return report;
+}
+
+/**
+ * Stripe unreachable or failing: the next run goes on from where this one got to. True when the
+ * mark cannot be gone on from, as Stripe no longer lists its event (older than 30 days).
+ */
+function listingFailed(report: LostEventsReport, err: unknown): boolean {
+  report.errors++;
+  log.error('lost_events_not_listed', { error: err });
+  return stripeRefused(err);
+}
+
+async function readMarks(sql: Services['sql']): Promise<Marks> {
+  const [saved] = (await sql.query('SELECT newest_read, starting_after FROM undelivered_events_cursor')) as {
+    newest_read: string | null;
+    starting_after: string | null;
+  }[];
+  return { newestRead: saved?.newest_read ?? null, walk: saved?.starting_after ?? null };
+}
+
+async function saveMarks(sql: Services['sql'], marks: Marks): Promise<void> {
+  await sql.query(
+    `INSERT INTO undelivered_events_cursor (newest_read, starting_after) VALUES ($1, $2)
+     ON CONFLICT (one) DO UPDATE SET newest_read = EXCLUDED.newest_read, starting_after = EXCLUDED.starting_after,
+                                     updated_at = now()`,
+    [marks.newestRead, marks.walk],
+  );
 }

@@ -4,7 +4,7 @@ import { beforeEach, describe, expect, inject, it } from 'vitest';
 import { applyUndeliveredEvents } from '../src/lost-events.ts';
 import { runScheduled } from '../src/scheduled.ts';
 import { requestServices } from '../src/services.ts';
-import { call, db } from './helpers.ts';
+import { call, db, holdLocks } from './helpers.ts';
 import { standin } from './standin.ts';
 import { cartStatus, checkedOutCart, deliver, outboxOf, standinStripe, stripeEnv } from './stripe-helpers.ts';
 
@@ -231,34 +231,64 @@ describe('scheduled recovery of events Stripe could not deliver', () => {
     expect(row).toEqual({ source: 'reconcile', outcome: 'applied' });
   });
 
+  /** Carts paid at Stripe whose events the webhook never got, oldest first. */
+  async function lostPayments(count: number) {
+    const carts = [];
+    for (let i = 0; i < count; i++) {
+      const state = await checkedOutCart({ env });
+      await lostEventsStandin.pay(state.sessionId, 'paid');
+      carts.push(state);
+    }
+    return carts;
+  }
+  const statuses = (carts: { cartId: string }[]) => Promise.all(carts.map((c) => cartStatus(c.cartId)));
+  /** A run of `pages` pages of one event. */
+  const read = (pages = 2) =>
+    applyUndeliveredEvents(
+      requestServices(env, () => null),
+      { pages, pageSize: 1 },
+    );
+
   it('works through a backlog longer than a run reads, run after run, and finds new ones at once', async () => {
-    // Runs of two pages of one event: the newest first, then one on from where the last run stopped.
-    const read = () =>
-      applyUndeliveredEvents(
-        requestServices(env, () => null),
-        { pages: 2, pageSize: 1 },
-      );
-    const carts = [await checkedOutCart({ env }), await checkedOutCart({ env }), await checkedOutCart({ env })];
-    for (const state of carts) await lostEventsStandin.pay(state.sessionId, 'paid');
+    // As on a new deployment: no run has read anything yet.
+    await db().query('DELETE FROM undelivered_events_cursor');
+    const carts = await lostPayments(3);
+    // The newest page, then the walk one on from it.
     expect((await read()).applied).toBe(2);
-    expect(await Promise.all(carts.map((c) => cartStatus(c.cartId)))).toEqual(['checkout_pending', 'paid', 'paid']);
-    // The oldest of the three is beyond what one run reads from the newest.
+    expect(await statuses(carts)).toEqual(['checkout_pending', 'paid', 'paid']);
     expect((await read()).applied).toBe(1);
     expect(await cartStatus(carts[0]!.cartId)).toBe('paid');
 
     // One lost while the walk goes on through older events is found by the next run all the same.
-    const later = await checkedOutCart({ env });
-    await lostEventsStandin.pay(later.sessionId, 'paid');
+    const [later] = await lostPayments(1);
     expect((await read()).applied).toBe(1);
-    expect(await cartStatus(later.cartId)).toBe('paid');
-    // And as many as the run's pages hold: it reads on from the newest while the pages hold news.
-    const more = [await checkedOutCart({ env }), await checkedOutCart({ env })];
-    for (const state of more) await lostEventsStandin.pay(state.sessionId, 'paid');
-    const wider = await applyUndeliveredEvents(
-      requestServices(env, () => null),
-      { pages: 3, pageSize: 1 },
-    );
-    expect(wider.applied).toBe(2);
+    expect(await cartStatus(later!.cartId)).toBe('paid');
+  });
+
+  it('takes up news more than one run reads where the last run stopped, before the walk comes round to it', async () => {
+    // A walk under way through an older backlog, as after a new deployment's first run met one.
+    await db().query('DELETE FROM undelivered_events_cursor');
+    await lostPayments(4);
+    await read();
+    const burst = await lostPayments(3);
+    // Two pages of news, the oldest first, and one of the walk.
+    await read(3);
+    expect((await statuses(burst)).slice(0, 2)).toEqual(['paid', 'paid']);
+    await read(3);
+    expect(await statuses(burst)).toEqual(['paid', 'paid', 'paid']);
+  });
+
+  it('counts an event once when two runs find it at the same time', async () => {
+    await read();
+    const [state] = await lostPayments(1);
+    // Both runs have listed it as not recorded yet, and wait to apply it.
+    const lock = await holdLocks([`SELECT 1 FROM carts WHERE id = '${state!.cartId}' FOR UPDATE`]);
+    const runs = Promise.all([read(), read()]);
+    await lock.waitForWaiters(2);
+    await lock.release();
+    expect((await runs).map((r) => r.applied).sort()).toEqual([0, 1]);
+    expect(await cartStatus(state!.cartId)).toBe('paid');
+    expect((await outboxOf(state!.cartId)).map((o) => o.event_type)).toEqual(['cart.paid']);
   });
 
   it('counts Stripe failing to list them, and gets them on the next run', async () => {
