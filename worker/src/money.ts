@@ -1,12 +1,44 @@
+// Stripe's exponents: two decimals unless listed here, even where ISO 4217, and so Intl, says
+// otherwise (https://docs.stripe.com/currencies#zero-decimal, #three-decimal and #special-cases:
+// 100 ISK is 1 króna in the API; HUF, TWD, IDR, COP, … are two-decimal too).
+const ZERO_DECIMAL = new Set([
+  'bif',
+  'clp',
+  'djf',
+  'gnf',
+  'jpy',
+  'kmf',
+  'krw',
+  'mga',
+  'pyg',
+  'rwf',
+  'ugx',
+  'vnd',
+  'vuv',
+  'xaf',
+  'xof',
+  'xpf',
+]);
+const THREE_DECIMAL = new Set(['bhd', 'jod', 'kwd', 'omr', 'tnd']);
+
+/** How many decimals Stripe's minor unit has in `currency` (lower case, as Stripe writes it). */
+export function minorUnitDigits(currency: string): number {
+  return ZERO_DECIMAL.has(currency) ? 0 : THREE_DECIMAL.has(currency) ? 3 : 2;
+}
+
 /**
  * Formats minor units the way the shopper reads money (2500 usd → $25.00, 500 jpy → ¥500): on
  * the landing pages and in the storefront, so both show the same amount the same way.
  */
 export function formatMoney(amount: number, currency: string | null): string {
   if (!currency) return String(amount);
-  const format = new Intl.NumberFormat('en', { style: 'currency', currency: currency.toUpperCase() });
-  const digits = format.resolvedOptions().maximumFractionDigits ?? 2;
-  return format.format(amount / 10 ** digits);
+  const digits = minorUnitDigits(currency);
+  return new Intl.NumberFormat('en', {
+    style: 'currency',
+    currency: currency.toUpperCase(),
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  }).format(amount / 10 ** digits);
 }
 
 type Charged = {

@@ -3,6 +3,7 @@
  * is sent locally, so one line per notification is what a developer can check instead.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { minorUnitDigits } from '@edge-checkout/worker/money';
 import type { PubSubAdmin, ReceivedMessage } from './pubsub-admin.ts';
 
 /** `[notify] email to ada@example.com cart 3f… cart.paid 45.00 usd` */
@@ -21,16 +22,9 @@ export function formatNotification(message: ReceivedMessage): string {
   return `[notify] ${channel} to ${text(body.email) ?? '(no address)'} cart ${text(body.cartId) ?? '?'} ${text(body.type) ?? '?'} ${money}`;
 }
 
-/** 4500 usd → "45.00"; 500 jpy → "500" (Stripe's minor units, as many decimals as the currency has). */
+/** 4500 usd → "45.00"; 500 jpy → "500" (Stripe's minor units, as many decimals as Stripe gives the currency). */
 function majorUnits(amount: number, currency: string): string {
-  let digits = 2;
-  try {
-    digits =
-      new Intl.NumberFormat('en', { style: 'currency', currency: currency.toUpperCase() }).resolvedOptions()
-        .maximumFractionDigits ?? 2;
-  } catch {
-    // not an ISO 4217 code: show it as if it had cents
-  }
+  const digits = minorUnitDigits(currency);
   return (amount / 10 ** digits).toFixed(digits);
 }
 

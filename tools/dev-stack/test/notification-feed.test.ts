@@ -38,6 +38,11 @@ describe('formatNotification', () => {
     expect(line).toBe('[notify] email to (no address) cart cart-1 cart.refunded 500 jpy');
   });
 
+  it('reads amounts with the decimals Stripe gives the currency, where ISO 4217 gives others', () => {
+    const line = formatNotification(message(JSON.stringify({ ...paid, totalAmount: 250_000, currency: 'huf' })));
+    expect(line).toBe('[notify] email to ada@example.com cart cart-1 cart.paid 2500.00 huf');
+  });
+
   it('shows what arrived when it is not JSON', () => {
     expect(formatNotification(message('not json'))).toBe('[notify] unreadable email message m1: not json');
   });

@@ -1,14 +1,23 @@
 // Amounts are integers in the currency's minor unit, as in Stripe; these helpers show them to
 // people (the hosted page, error messages) and apply Stripe's minimum charge per currency.
 
-function formatter(currency: string): Intl.NumberFormat {
-  return new Intl.NumberFormat('en-US', { style: 'currency', currency: currency.toUpperCase() });
-}
+// Stripe's exponents, which differ from ISO 4217's (and so Intl's) for some currencies: two
+// decimals unless listed here (https://docs.stripe.com/currencies#zero-decimal, #three-decimal,
+// #special-cases: an ISK amount of 100 is 1 króna; HUF, TWD, IDR, COP, … are two-decimal too).
+// Written from Stripe's page, not taken from the Worker: a stand-in sharing the Worker's reading
+// of it could not show where that reading is wrong.
+const ZERO_DECIMAL = 'bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf'.split(' ');
+const THREE_DECIMAL = 'bhd jod kwd omr tnd'.split(' ');
 
 /** 1999, 'usd' → "$19.99"; 500, 'jpy' → "¥500" (zero-decimal currencies have no minor unit). */
 export function formatAmount(amount: number, currency: string): string {
-  const f = formatter(currency);
-  return f.format(amount / 10 ** (f.resolvedOptions().maximumFractionDigits ?? 2));
+  const digits = ZERO_DECIMAL.includes(currency) ? 0 : THREE_DECIMAL.includes(currency) ? 3 : 2;
+  return new Intl.NumberFormat('en-US', {
+    style: 'currency',
+    currency: currency.toUpperCase(),
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  }).format(amount / 10 ** digits);
 }
 
 export function isSupportedCurrency(currency: string): boolean {

@@ -39,6 +39,23 @@ describe('hosted payment page', () => {
     expect(page).not.toMatch(/<(script|img)\b|<link(?![^>]*href="data:)/);
   });
 
+  it.each([
+    ['huf', 250_000, 'HUF\u00a02,500.00'],
+    ['isk', 35_000, 'ISK\u00a0350.00'],
+    ['jpy', 1_500, '¥1,500'],
+    ['kwd', 12_340, 'KWD\u00a012.340'],
+  ])(
+    'shows %s amounts with the decimals Stripe gives the currency, not ISO 4217’s',
+    async (currency, amount, shown) => {
+      const session = await createCartSession(t.stripe, {
+        line_items: [{ quantity: 1, price_data: { currency, unit_amount: amount, product_data: { name: 'Kit' } } }],
+        shipping_options: undefined,
+        shipping_address_collection: undefined,
+      });
+      expect(await (await fetch(String(session.url))).text()).toContain(`Pay ${shown}`);
+    },
+  );
+
   it('collects a shipping address, a shipping method and a promotion code, and charges for them', async () => {
     await control(t.standin, '/promotion_codes', { code: 'WELCOME', percent_off: 20 });
     const session = await createCartSession(t.stripe, { ...SHIPPING, allow_promotion_codes: true });
