@@ -2,10 +2,17 @@
  * Migration runner behind `npm run db:migrate`: applies `migrations/NNNN_name.sql` files to any
  * Postgres (Neon over TLS in production, embedded Postgres locally).
  *
- * - All pending files run in ONE transaction, with their bookkeeping rows: a failure anywhere
- *   leaves the database exactly as it was.
- * - A transaction-scoped advisory lock serialises concurrent runs (two deploys at once): the
- *   second waits, then finds nothing left to apply.
+ * - Pending files run in ONE transaction, with their bookkeeping rows: a failure anywhere
+ *   leaves the database exactly as it was. A file whose first line is `-- migrate: no-transaction`
+ *   runs on its own instead, outside any transaction, after the files before it are committed:
+ *   what Postgres cannot do in one (`CREATE INDEX CONCURRENTLY`, which builds an index on a large
+ *   table without blocking its writes). Such a file holds one statement.
+ * - An advisory lock, held for the whole run, serialises concurrent runs (two deploys at once):
+ *   the second waits, then finds nothing left to apply.
+ * - A statement waits at most LOCK_TIMEOUT for a lock on a table: an `ALTER TABLE` queued behind a
+ *   long transaction would otherwise hold up every query on that table while it waits
+ *   (https://www.postgresql.org/docs/current/sql-altertable.html, lock_timeout). The run fails
+ *   instead, and is run again later.
  * - Applied files are immutable: an edited (checksum) or deleted applied file stops the run.
  * - Numbering is strict (0001, 0002, … no gaps, no duplicates), so two branches that both add
  *   "the next" migration conflict loudly instead of applying in a surprising order.
@@ -29,7 +36,12 @@ export interface MigrationFile {
   file: string;
   sql: string;
   checksum: string;
+  /** Runs alone, outside a transaction (its first line is NO_TRANSACTION). */
+  noTransaction: boolean;
 }
+
+const NO_TRANSACTION = '-- migrate: no-transaction';
+export const LOCK_TIMEOUT = '5s';
 
 export const DEFAULT_MIGRATIONS_DIR = path.resolve(import.meta.dirname, '../../../migrations');
 const FILE_PATTERN = /^(\d{4})_([A-Za-z0-9][A-Za-z0-9_-]*)\.sql$/;
@@ -43,10 +55,12 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
 
   const client = new pg.Client({ connectionString: databaseUrl, application_name: 'edge-checkout-migrate' });
   await client.connect();
+  const applied: string[] = [];
   try {
-    await client.query('BEGIN');
-    try {
-      await client.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
+    // A session lock: it outlives the transactions of this run, and goes with the connection.
+    await client.query('SELECT pg_advisory_lock($1)', [LOCK_KEY]);
+    await client.query(`SET lock_timeout = '${LOCK_TIMEOUT}'`);
+    const pending = await inTransaction(client, async () => {
       await client.query(`
         CREATE TABLE IF NOT EXISTS schema_migrations (
           version    integer PRIMARY KEY,
@@ -57,25 +71,81 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
       const { rows: done } = await client.query<{ version: number; name: string; checksum: string }>(
         'SELECT version, name, checksum FROM schema_migrations ORDER BY version',
       );
-      const pending = pendingFiles(files, done, dir);
-      const {
-        rows: [txn],
-      } = await client.query<{ id: string }>('SELECT pg_current_xact_id()::text AS id');
-      for (const migration of pending) {
-        const started = Date.now();
-        await applyFile(client, migration, dir, txn!.id);
-        log(`applied ${migration.file} (${Date.now() - started} ms)`);
+      const [first = [], ...rest] = batches(pendingFiles(files, done, dir));
+      // Files up to the first no-transaction one share this transaction: a failure leaves nothing.
+      if (first[0]?.noTransaction) return [first, ...rest];
+      await applyFiles(client, first, dir, log);
+      applied.push(...first.map((m) => m.file));
+      return rest;
+    });
+    for (const batch of pending) {
+      try {
+        if (batch[0]!.noTransaction) await applyAlone(client, batch[0]!, dir, log);
+        else await inTransaction(client, () => applyFiles(client, batch, dir, log));
+      } catch (err) {
+        throw new Error(`${(err as Error).message} (applied and kept before it: ${applied.join(', ')})`, {
+          cause: err,
+        });
       }
-      await client.query('COMMIT');
-      if (pending.length === 0) log(`database is up to date (${files.length} migrations)`);
-      return { applied: pending.map((m) => m.file) };
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
+      applied.push(...batch.map((m) => m.file));
     }
+    if (applied.length === 0) log(`database is up to date (${files.length} migrations)`);
+    return { applied };
   } finally {
     await client.end();
   }
+}
+
+async function inTransaction<T>(client: pg.Client, work: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    const result = await work();
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}
+
+/** Consecutive files that share a transaction; a no-transaction file alone. */
+function batches(pending: MigrationFile[]): MigrationFile[][] {
+  const out: MigrationFile[][] = [];
+  for (const migration of pending) {
+    const last = out.at(-1);
+    if (migration.noTransaction || !last || last[0]!.noTransaction) out.push([migration]);
+    else last.push(migration);
+  }
+  return out;
+}
+
+/** Applies files in the open transaction, each with its bookkeeping row. */
+async function applyFiles(
+  client: pg.Client,
+  files: MigrationFile[],
+  dir: string,
+  log: (line: string) => void,
+): Promise<void> {
+  const {
+    rows: [txn],
+  } = await client.query<{ id: string }>('SELECT pg_current_xact_id()::text AS id');
+  for (const migration of files) {
+    const started = Date.now();
+    await applyFile(client, migration, dir, txn!.id);
+    log(`applied ${migration.file} (${Date.now() - started} ms)`);
+  }
+}
+
+async function applyAlone(
+  client: pg.Client,
+  migration: MigrationFile,
+  dir: string,
+  log: (line: string) => void,
+): Promise<void> {
+  const started = Date.now();
+  await run(client, migration, dir, 'it may have left work behind (an INVALID index: drop it before running again)');
+  await record(client, migration);
+  log(`applied ${migration.file} (${Date.now() - started} ms, no transaction)`);
 }
 
 /** Reads and checks the folder: names, strict 0001.. numbering, no duplicates. */
@@ -94,7 +164,13 @@ export async function readMigrationFiles(dir: string): Promise<MigrationFile[]> 
         `${path.join(dir, file)}: a migration is named NNNN_name.sql (four digits, underscore, letters/digits/_/-)`,
       );
     const text = await readFile(path.join(dir, file), 'utf8');
-    files.push({ version: Number(match[1]), file, sql: text, checksum: checksumOf(text) });
+    files.push({
+      version: Number(match[1]),
+      file,
+      sql: text,
+      checksum: checksumOf(text),
+      noTransaction: text.split('\n', 1)[0]!.trim() === NO_TRANSACTION,
+    });
   }
   for (let i = 0; i < files.length; i++) {
     const { version, file } = files[i]!;
@@ -150,22 +226,39 @@ function pendingFiles(
 }
 
 async function applyFile(client: pg.Client, migration: MigrationFile, dir: string, txn: string): Promise<void> {
-  const where = path.join(dir, migration.file);
-  try {
-    // Simple protocol: a file may hold many statements.
-    await client.query(migration.sql);
-  } catch (err) {
-    throw new Error(`${where} failed, nothing was applied: ${describeError(err, migration.sql)}`, { cause: err });
-  }
-  // A COMMIT or ROLLBACK inside the file would end our transaction (and drop the lock) early.
+  await run(client, migration, dir, 'nothing was applied');
+  // A COMMIT or ROLLBACK inside the file would end our transaction early.
   const {
     rows: [now],
   } = await client.query<{ id: string }>('SELECT pg_current_xact_id()::text AS id');
   if (now!.id !== txn) {
     throw new Error(
-      `${where} ends the migration transaction (COMMIT/ROLLBACK in the file); remove transaction statements from it. Check the database: part of this run may be committed.`,
+      `${path.join(dir, migration.file)} ends the migration transaction (COMMIT/ROLLBACK in the file); remove transaction statements from it. Check the database: part of this run may be committed.`,
     );
   }
+  await record(client, migration);
+}
+
+/** Runs the file's text; on failure, says which file, where, and what that left (`outcome`). */
+async function run(client: pg.Client, migration: MigrationFile, dir: string, outcome: string): Promise<void> {
+  try {
+    // Simple protocol: a file may hold many statements.
+    await client.query(migration.sql);
+  } catch (err) {
+    const hint =
+      err instanceof pg.DatabaseError && err.code === '55P03'
+        ? `; a lock was not granted within ${LOCK_TIMEOUT} (a long transaction holds the table): run again later`
+        : '';
+    throw new Error(
+      `${path.join(dir, migration.file)} failed, ${outcome}: ${describeError(err, migration.sql)}${hint}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+async function record(client: pg.Client, migration: MigrationFile): Promise<void> {
   await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
     migration.version,
     migration.file,

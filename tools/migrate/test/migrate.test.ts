@@ -7,7 +7,7 @@ import { type RunningPostgres, startPostgres } from '@edge-checkout/dev-stack/po
 import { queryOnce } from '@edge-checkout/test-support/query-once';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_MIGRATIONS_DIR, LOCK_KEY, migrate } from '../src/migrate.ts';
+import { DEFAULT_MIGRATIONS_DIR, LOCK_KEY, LOCK_TIMEOUT, migrate } from '../src/migrate.ts';
 
 let postgres: RunningPostgres;
 const scratch = mkdtempSync(path.join(tmpdir(), 'migrate-test-'));
@@ -161,6 +161,43 @@ describe('migrate', () => {
     }
     expect(await queryOnce(url, 'SELECT n FROM counted ORDER BY n')).toEqual([{ n: 1 }, { n: 2 }]);
   });
+
+  it('runs a no-transaction file on its own, after committing the files before it, so an index can be built concurrently', async () => {
+    const url = await freshDatabase();
+    const dir = migrationsDir({
+      '0001_one.sql': ONE,
+      '0002_index.sql': '-- migrate: no-transaction\nCREATE INDEX CONCURRENTLY one_by_id ON one (id);\n',
+      '0003_two.sql': TWO,
+      '0004_broken.sql': 'CREATE TABLE three (;\n',
+    });
+    const failed = await migrate(url, { dir }).catch((err: Error) => err);
+    expect((failed as Error).message).toContain(`${path.join(dir, '0004_broken.sql')} failed, nothing was applied`);
+    expect((failed as Error).message).toContain('applied and kept before it: 0001_one.sql, 0002_index.sql');
+    expect(await queryOnce(url, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'one_by_id'::regclass")).toEqual([
+      { indisvalid: true },
+    ]);
+    // 0003 shared the failed file's transaction.
+    expect(await tables(url)).toEqual(['one', 'schema_migrations']);
+
+    unlinkSync(path.join(dir, '0004_broken.sql'));
+    expect((await migrate(url, { dir })).applied).toEqual(['0003_two.sql']);
+  });
+
+  it('gives up on a lock a long transaction holds, rather than queue every query on the table behind it', async () => {
+    const url = await freshDatabase();
+    await migrate(url, { dir: migrationsDir({ '0001_one.sql': ONE }) });
+    const dir = migrationsDir({ '0001_one.sql': ONE, '0002_column.sql': 'ALTER TABLE one ADD COLUMN note text;\n' });
+    const reader = new pg.Client({ connectionString: url });
+    await reader.connect();
+    try {
+      await reader.query('BEGIN');
+      await reader.query('SELECT * FROM one');
+      await expect(migrate(url, { dir })).rejects.toThrow(`a lock was not granted within ${LOCK_TIMEOUT}`);
+    } finally {
+      await reader.end();
+    }
+    expect((await migrate(url, { dir })).applied).toEqual(['0002_column.sql']);
+  }, 20_000);
 
   it("applies the project's own migrations to an empty database", async () => {
     const url = await freshDatabase();
