@@ -321,22 +321,23 @@ async function moveToCheckout(
   const [, [row]] = (await sql.transaction(
     [
       sql.query(
-        `SELECT 1 FROM products WHERE id IN (SELECT "productId" FROM jsonb_to_recordset($1::jsonb) AS w("productId" text))
+        `SELECT 1 FROM products WHERE id = ANY(ARRAY(SELECT "productId" FROM jsonb_to_recordset($1::jsonb) AS w("productId" text)))
            AND stock IS NOT NULL ORDER BY id FOR UPDATE`,
         [wanted],
       ),
       sql.query(
+        // `wanted`: each line's product as it is now, looked up by key (OFFSET 0): joined as a set,
+        // the lines (which Postgres guesses at 100 rows) made it scan the whole catalogue. `changed`:
+        // deactivated or repriced while Stripe made the session, which then sells what is no longer offered.
         `WITH wanted AS (
-           SELECT w."productId" AS product_id, w.quantity, w."unitAmount" AS unit_amount
+           SELECT w.quantity, w."unitAmount" AS sold_at, p.id, p.active, p.unit_amount, p.currency, p.stock, p.reserved
            FROM jsonb_to_recordset($10::jsonb) AS w("productId" text, quantity int, "unitAmount" bigint)
+           LEFT JOIN LATERAL (SELECT * FROM products WHERE id = w."productId" OFFSET 0) p ON true
          ), changed AS (
-           -- Deactivated or repriced while Stripe made the session: it sells what is no longer offered.
-           SELECT 1 FROM wanted w LEFT JOIN products p ON p.id = w.product_id
-           WHERE p.id IS NULL OR NOT p.active OR p.unit_amount <> w.unit_amount OR p.currency <> $6
+           SELECT 1 FROM wanted w
+           WHERE w.id IS NULL OR NOT w.active OR w.unit_amount <> w.sold_at OR w.currency <> $6
          ), short AS (
-           SELECT p.id, ${available('p')} AS available
-           FROM wanted w JOIN products p ON p.id = w.product_id
-           WHERE ${available('p')} < w.quantity
+           SELECT w.id, ${available('w')} AS available FROM wanted w WHERE ${available('w')} < w.quantity
          ), saved AS (
            INSERT INTO checkouts (session_id, cart_id, url, expires_at, currency, amount_total, items, shipping_options)
            SELECT $3, c.id, $4, $5, $6, $7, $8::jsonb, $11::jsonb FROM carts c
@@ -352,8 +353,7 @@ async function moveToCheckout(
            RETURNING carts.id
          ), held AS (
            INSERT INTO stock_holds (session_id, product_id, quantity)
-           SELECT $3, p.id, w.quantity FROM moved, wanted w JOIN products p ON p.id = w.product_id
-           WHERE p.stock IS NOT NULL
+           SELECT $3, w.id, w.quantity FROM moved, wanted w WHERE w.stock IS NOT NULL
            RETURNING product_id, quantity
          ), reserved AS (
            UPDATE products p SET reserved = p.reserved + h.quantity FROM held h WHERE p.id = h.product_id

@@ -288,10 +288,14 @@ async function claimDue(sql: Sql, ids: string[] | null, limit: number): Promise<
        WHERE p.published_at IS NULL AND p.failed_at IS NULL AND p.discarded_at IS NULL AND p.next_attempt_at <= now()
          AND (p.claimed_until IS NULL OR p.claimed_until < now())
          AND ($1::uuid[] IS NULL OR p.cart_id IN (SELECT cart_id FROM outbox WHERE id = ANY($1::uuid[])))
+         -- OFFSET 0 keeps this a probe of outbox_unpublished per candidate: pulled up into an anti
+         -- join, with statistics from before a backlog built up (autovacuum re-analyzes after 10 %
+         -- of the table changed), Postgres scanned every held row once per candidate.
          AND NOT EXISTS (
            SELECT 1 FROM outbox h
            WHERE h.cart_id = p.cart_id AND h.seq < p.seq AND h.published_at IS NULL AND h.discarded_at IS NULL
-             AND (h.failed_at IS NOT NULL OR h.next_attempt_at > now() OR h.claimed_until >= now()))
+             AND (h.failed_at IS NOT NULL OR h.next_attempt_at > now() OR h.claimed_until >= now())
+           OFFSET 0)
        ORDER BY p.seq
        LIMIT $2
        FOR UPDATE SKIP LOCKED
