@@ -138,6 +138,13 @@ export function startShop(body: HTMLElement): void {
     }
     render();
   });
+  // Back in this tab or window from another, or from the app: the cart may have changed there.
+  // The API takes whole quantities, so the next tap here must build on the cart as it is now.
+  const cartMayHaveChanged = () => {
+    if (document.visibilityState === 'visible' && currentSession()) void cart.refresh().catch(() => undefined);
+  };
+  document.addEventListener('visibilitychange', cartMayHaveChanged);
+  window.addEventListener('focus', cartMayHaveChanged);
   // Back from the Checkout page with the browser's back button: the page comes from the
   // back/forward cache as it was left (a Checkout button still busy); draw it afresh.
   window.addEventListener('pageshow', (event) => {

@@ -56,8 +56,12 @@ export class CartStore {
     return this.change((cart) => this.api.setQuantity(cart.id, productId, this.quantityOf(productId) + 1));
   }
 
+  /** One fewer; the last one takes the line away. A tap queued after that has nothing left to take. */
   decrease(productId: string): Promise<Cart> {
-    return this.change((cart) => this.api.setQuantity(cart.id, productId, this.quantityOf(productId) - 1));
+    return this.change(async (cart) => {
+      const quantity = this.quantityOf(productId);
+      return quantity > 0 ? this.api.setQuantity(cart.id, productId, quantity - 1) : cart;
+    });
   }
 
   remove(productId: string): Promise<Cart> {

@@ -367,6 +367,82 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       }
     }, 90_000);
 
+    it('changed in another tab: back in this one the shop shows it, and the next tap builds on it', async () => {
+      const { page, shopper } = await openShop('other-tab');
+      const mug = product('mug-ceramic');
+      const add = page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true });
+      await add.tap();
+      await cartLink(page, 1).waitFor();
+      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+      await shopper.call('PUT', `/v1/carts/${cart.id}/items/${mug.id}`, { quantity: 5 });
+      // The shopper comes back to this tab (the browser tells the page it is shown again).
+      await page.evaluate("document.dispatchEvent(new Event('visibilitychange'))");
+      await cartLink(page, 5).waitFor();
+      await add.tap();
+      await cartLink(page, 6).waitFor();
+      expect((await shopper.cart(cart.id)).items.map((i) => i.quantity)).toEqual([6]);
+      await page.close();
+    });
+
+    it('quick taps: − past the last one takes the line away and nothing more; Cancel checkout tapped twice cancels once', async () => {
+      const { page, shopper } = await openShop('quick-taps');
+      const mug = product('mug-ceramic');
+      await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
+      await cartLink(page, 1).tap();
+      await page.getByRole('button', { name: `Increase quantity of ${mug.name}`, exact: true }).tap();
+      await cartLink(page, 2).waitFor();
+      // Five taps before the first answer: two take the mugs, three find none left to take.
+      await page.evaluate(
+        `{ const decrease = document.querySelector('[aria-label="Decrease quantity of ${mug.name}"]');
+           for (let i = 0; i < 5; i++) decrease.click(); }`,
+      );
+      await expect.poll(() => page.getByRole('main').textContent()).toContain('Your cart is empty.');
+      await cartLink(page, 0).waitFor();
+      expect(await page.getByRole('alert').count()).toBe(0);
+
+      // A checkout opened in the app, cancelled here with a double tap.
+      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+      await shopper.call('PUT', `/v1/carts/${cart.id}/items/${mug.id}`, { quantity: 1 });
+      await shopper.checkout(cart.id);
+      await page.reload();
+      await page.getByRole('button', { name: 'Cancel checkout', exact: true }).dblclick();
+      await expect.poll(() => page.getByRole('button', { name: 'Checkout', exact: true }).count()).toBe(1);
+      expect(await page.getByRole('alert').count()).toBe(0);
+      expect((await shopper.cart(cart.id)).status).toBe('open');
+      await page.close();
+    });
+
+    it('while the checkout is being made the lines cannot change; at 99 a product cannot be added, and says why', async () => {
+      const { page } = await openShop('busy');
+      const mug = product('mug-ceramic');
+      await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
+      await cartLink(page, 1).tap();
+      const increase = page.getByRole('button', { name: `Increase quantity of ${mug.name}`, exact: true });
+      await increase.waitFor();
+      // Stripe takes its time making the session.
+      await standin.addFault({ method: 'POST', path: '/v1/checkout/sessions', delayMs: 2 ** 31 - 1 });
+      try {
+        await page.getByRole('button', { name: 'Checkout', exact: true }).tap();
+        await expect.poll(() => increase.isDisabled()).toBe(true);
+        expect(await page.getByRole('button', { name: `Remove ${mug.name}`, exact: true }).isDisabled()).toBe(true);
+      } finally {
+        await standin.clearFaults();
+        await standin.releaseHeld();
+      }
+      await page.waitForURL((url) => url.origin === stack.stripeUrl);
+
+      const next = await openShop('full');
+      const { body: cart } = await next.shopper.call<Cart>('POST', '/v1/carts');
+      await next.shopper.call('PUT', `/v1/carts/${cart.id}/items/${mug.id}`, { quantity: 99 });
+      await next.page.reload();
+      const add = next.page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true });
+      await expect.poll(() => add.isDisabled()).toBe(true);
+      const describedBy = await add.getAttribute('aria-describedby');
+      expect(await next.page.locator(`[id="${describedBy}"]`).textContent()).toBe('99 is the most per order');
+      await page.close();
+      await next.page.close();
+    });
+
     it('cart emptied elsewhere: Checkout finds it empty, and the cart screen shows it empty', async () => {
       const { page, shopper } = await openShop('emptied');
       const mug = product('mug-ceramic');

@@ -1,3 +1,4 @@
+import { CART_LIMITS } from '@edge-checkout/worker/cart-state';
 import { formatMoney } from '@edge-checkout/worker/money';
 import type { Cart, CartItem } from '../api/client.ts';
 import { h, show } from '../dom.ts';
@@ -7,12 +8,14 @@ import { heading, heldByCheckout, heldByCheckoutView, loadingView, problemView }
 
 // docs/contract.md §3: items can be changed only while the cart is open or its payment failed.
 const EDITABLE: ReadonlySet<Cart['status']> = new Set(['open', 'payment_failed']);
-const MAX_QUANTITY = 99;
 
 /** The active cart: its lines with +1 / −1 / remove, the count and total, and Checkout. */
 export const cartScreen: Screen = (ctx) => {
   let actionProblem: { error: unknown; retry: () => void } | null = null;
+  // While a checkout is being made or cancelled the lines stay as they are: a change then would
+  // be refused, or be left out of the session the shopper is about to pay.
   let checkingOut = false;
+  let cancelling = false;
 
   const render = () => {
     if (ctx.signal.aborted) return;
@@ -46,7 +49,7 @@ export const cartScreen: Screen = (ctx) => {
       h(
         'ul',
         { class: 'lines' },
-        cart.items.map((item) => line(item, cart.currency, editable)),
+        cart.items.map((item) => line(item, cart.currency, editable && !checkingOut)),
       ),
       h(
         'dl',
@@ -83,8 +86,9 @@ export const cartScreen: Screen = (ctx) => {
         {
           type: 'button',
           class: 'secondary',
-          onclick: () =>
-            void act(() => ctx.cart.cancelCheckout(), 'Checkout cancelled. The cart can be changed again.'),
+          disabled: cancelling,
+          'aria-busy': cancelling,
+          onclick: () => void cancel(),
         },
         'Cancel checkout',
       ),
@@ -121,7 +125,7 @@ export const cartScreen: Screen = (ctx) => {
           {
             type: 'button',
             'aria-label': `Increase quantity of ${item.name}`,
-            disabled: !editable || item.quantity >= MAX_QUANTITY,
+            disabled: !editable || item.quantity >= CART_LIMITS.quantity,
             onclick: () => void act(() => ctx.cart.add(item.productId), `${item.name}: ${item.quantity + 1}`),
           },
           '+',
@@ -150,6 +154,14 @@ export const cartScreen: Screen = (ctx) => {
     } catch (error) {
       actionProblem = { error, retry: () => void act(change, said) };
     }
+    render();
+  };
+
+  const cancel = async () => {
+    cancelling = true;
+    render();
+    await act(() => ctx.cart.cancelCheckout(), 'Checkout cancelled. The cart can be changed again.');
+    cancelling = false;
     render();
   };
 

@@ -1,3 +1,4 @@
+import { CART_LIMITS } from '@edge-checkout/worker/cart-state';
 import { formatMoney } from '@edge-checkout/worker/money';
 import type { Product } from '../api/client.ts';
 import { h, show } from '../dom.ts';
@@ -29,8 +30,10 @@ export const productsScreen: Screen = (ctx) => {
 
   const productCard = (product: Product) => {
     const inCart = ctx.cart.quantityOf(product.id);
-    const soldOut = product.available === 0;
-    const soldOutId = `sold-out-${product.id}`;
+    // Why the button is off, if it is: said as its description.
+    const why =
+      product.available === 0 ? 'Sold out' : inCart >= CART_LIMITS.quantity ? `${inCart} is the most per order` : null;
+    const whyId = `why-not-${product.id}`;
     return h(
       'li',
       { class: 'product' },
@@ -43,18 +46,18 @@ export const productsScreen: Screen = (ctx) => {
         h('span', { class: 'price' }, formatMoney(product.unitAmount, product.currency)),
         inCart > 0 ? h('span', { class: 'in-cart' }, `${inCart} in cart`) : null,
       ),
-      // Sold out, the button keeps its name (docs/contract.md §8) and says why it is off as its
-      // description, so a screen reader says it too.
+      // Sold out, or as many in the cart as a line holds, the button keeps its name
+      // (docs/contract.md §8) and says why it is off as its description, so a screen reader says it too.
       h(
         'button',
         {
           type: 'button',
           'aria-label': `Add ${product.name} to cart`,
-          'aria-describedby': soldOut && soldOutId,
-          disabled: soldOut,
+          'aria-describedby': why && whyId,
+          disabled: why !== null,
           onclick: () => void add(product),
         },
-        soldOut ? h('span', { id: soldOutId }, 'Sold out') : 'Add to cart',
+        why ? h('span', { id: whyId }, why) : 'Add to cart',
       ),
     );
   };
