@@ -443,6 +443,23 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await next.page.close();
     });
 
+    it('Stripe failing: the shopper is told in the shop’s words, not the developer’s, and Retry checks out', async () => {
+      const { page } = await openShop('stripe-failing');
+      const mug = product('mug-ceramic');
+      await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
+      await cartLink(page, 1).tap();
+      await standin.addFault({ method: 'POST', path: '/v1/checkout/sessions', status: 500 });
+      try {
+        await page.getByRole('button', { name: 'Checkout', exact: true }).tap();
+        await expect.poll(() => alert(page)).toBe('The shop could not do that just now. Try again in a moment.Retry');
+      } finally {
+        await standin.clearFaults();
+      }
+      await page.getByRole('button', { name: 'Retry', exact: true }).tap();
+      await page.waitForURL((url) => url.origin === stack.stripeUrl);
+      await page.close();
+    });
+
     it('cart emptied elsewhere: Checkout finds it empty, and the cart screen shows it empty', async () => {
       const { page, shopper } = await openShop('emptied');
       const mug = product('mug-ceramic');

@@ -27,8 +27,24 @@ export function problemView(error: unknown, retry?: () => void, nameOf?: NameOf)
   );
 }
 
-/** The detail, but out of stock by product name: the Worker's problem names them by id. */
+/**
+ * What a shopper can make of the problems whose detail is written for developers (it names the
+ * database, Stripe's error classes, limits in minor units): by their stable code.
+ */
+const SHOPPER_WORDS: Readonly<Partial<Record<string, string>>> = {
+  service_unavailable: 'The shop could not do that just now. Try again in a moment.',
+  internal: 'Something went wrong in the shop. Try again in a moment.',
+  cart_limit_exceeded: 'Your cart holds as much as one order can. Remove something to add more.',
+  cart_not_editable:
+    'That cart was paid or closed meanwhile, so it can no longer be changed. Your cart as it is now is shown.',
+  currency_mismatch:
+    'These products are priced in different currencies and cannot be paid together. Remove one of them.',
+};
+
+/** In the shopper's words where the detail is not; out of stock by product name (the Worker's problem names them by id). */
 function inWords(problem: ApiProblem, nameOf: NameOf = () => undefined): string {
+  const words = SHOPPER_WORDS[problem.code];
+  if (words) return words;
   if (problem.code !== 'out_of_stock' || problem.shortages.length === 0) return problem.message;
   const short = problem.shortages.map(
     ({ id, available }) => `${nameOf(id) ?? id} (${available === 0 ? 'sold out' : `${available} left`})`,
