@@ -28,7 +28,9 @@ export interface EffectResult {
 const WRITTEN_NOW = `e.id = $1 AND e.xmin = pg_current_xact_id()::xid AND e.outcome = 'applied'`;
 
 /** Constants, never input: cart statuses are the enum's own words. */
-const PUBLISHED_LIST = PUBLISHED_STATUSES.map((status) => `'${status}'`).join(', ');
+const sqlList = (statuses: readonly CartStatus[]) => statuses.map((status) => `'${status}'`).join(', ');
+const PUBLISHED_LIST = sqlList(PUBLISHED_STATUSES);
+const LANDED_LIST = sqlList(LANDED_STATUSES);
 
 /** A dispute's stage from its JSON: 0 none, 1 open, 2 closed (the order it only moves in). */
 const DISPUTE_STAGE = (column: string) => `COALESCE((${column} ->> 'closed')::boolean::int + 1, 0)`;
@@ -180,30 +182,40 @@ const STEPS = {
    * $7 shipping, $8 the chosen shipping rate's id.
    */
   settleCheckout: `
-    UPDATE checkouts k SET
-      -- Unique: a payment intent already on another checkout (never from Stripe, which makes one
-      -- per session) is not taken, rather than fail this event on every retry.
-      payment_intent_id = COALESCE(k.payment_intent_id,
-        (SELECT $2::text WHERE NOT EXISTS (SELECT FROM checkouts o WHERE o.payment_intent_id = $2::text))),
-      customer = COALESCE($3::jsonb, k.customer),
-      amounts = COALESCE($6::jsonb, k.amounts),
-      shipping = CASE WHEN $7::jsonb IS NULL THEN k.shipping ELSE $7::jsonb || jsonb_build_object('rate', COALESCE(
-                   (SELECT o - 'id' FROM jsonb_array_elements(k.shipping_options) o WHERE o ->> 'id' = $8), $7::jsonb -> 'rate')) END,
-      amount_mismatch = k.amount_mismatch
-        OR ($4::bigint IS NOT NULL AND $4::bigint <> k.amount_total)
-        OR ($5::text IS NOT NULL AND $5::text <> k.currency),
-      refunded_amount = GREATEST(k.refunded_amount, facts.refunded),
-      noticed = k.noticed || ARRAY(SELECT n ->> 'key' FROM jsonb_array_elements(e.notices) n),
-      dispute = CASE WHEN facts.dispute_stage > ${DISPUTE_STAGE('k.dispute')} THEN facts.dispute ELSE k.dispute END
-    FROM payment_events e, checkouts was, LATERAL (
-      SELECT COALESCE(max(f.refunded_amount), 0) AS refunded, COALESCE(max(f.dispute_stage), 0) AS dispute_stage,
-             (array_agg(f.dispute ORDER BY f.dispute_stage DESC, f.received_at DESC) FILTER (WHERE f.dispute_stage IS NOT NULL))[1] AS dispute
-      FROM payment_events f
-      WHERE f.payment_intent_id = e.payment_intent_id AND (f.refunded_amount IS NOT NULL OR f.dispute_stage IS NOT NULL)
-    ) facts
-    WHERE ${WRITTEN_NOW} AND k.session_id = e.session_id AND was.session_id = k.session_id
-    -- \`was\` is the row as this statement found it: a mismatch is reported by the event that finds it, once.
-    RETURNING k.amount_mismatch AND NOT was.amount_mismatch AS amount_mismatch`,
+    WITH settled AS (
+      UPDATE checkouts k SET
+        -- Unique: a payment intent already on another checkout (never from Stripe, which makes one
+        -- per session) is not taken, rather than fail this event on every retry.
+        payment_intent_id = COALESCE(k.payment_intent_id,
+          (SELECT $2::text WHERE NOT EXISTS (SELECT FROM checkouts o WHERE o.payment_intent_id = $2::text))),
+        customer = COALESCE($3::jsonb, k.customer),
+        amounts = COALESCE($6::jsonb, k.amounts),
+        shipping = CASE WHEN $7::jsonb IS NULL THEN k.shipping ELSE $7::jsonb || jsonb_build_object('rate', COALESCE(
+                     (SELECT o - 'id' FROM jsonb_array_elements(k.shipping_options) o WHERE o ->> 'id' = $8), $7::jsonb -> 'rate')) END,
+        amount_mismatch = k.amount_mismatch
+          OR ($4::bigint IS NOT NULL AND $4::bigint <> k.amount_total)
+          OR ($5::text IS NOT NULL AND $5::text <> k.currency),
+        refunded_amount = GREATEST(k.refunded_amount, facts.refunded),
+        noticed = k.noticed || ARRAY(SELECT n ->> 'key' FROM jsonb_array_elements(e.notices) n),
+        dispute = CASE WHEN facts.dispute_stage > ${DISPUTE_STAGE('k.dispute')} THEN facts.dispute ELSE k.dispute END
+      FROM payment_events e, checkouts was, LATERAL (
+        SELECT COALESCE(max(f.refunded_amount), 0) AS refunded, COALESCE(max(f.dispute_stage), 0) AS dispute_stage,
+               (array_agg(f.dispute ORDER BY f.dispute_stage DESC, f.received_at DESC) FILTER (WHERE f.dispute_stage IS NOT NULL))[1] AS dispute
+        FROM payment_events f
+        WHERE f.payment_intent_id = e.payment_intent_id AND (f.refunded_amount IS NOT NULL OR f.dispute_stage IS NOT NULL)
+      ) facts
+      WHERE ${WRITTEN_NOW} AND k.session_id = e.session_id AND was.session_id = k.session_id
+      -- \`was\` is the row as this statement found it: a mismatch is reported by the event that finds it, once.
+      RETURNING k.cart_id, k.amount_mismatch AND NOT was.amount_mismatch AS amount_mismatch,
+                k.refunded_amount <> was.refunded_amount OR k.dispute IS DISTINCT FROM was.dispute AS reported
+    ), touched AS (
+      -- A refund or a dispute changes a landed cart as it is shown (refundedAmount, dispute): it is
+      -- changed now, for operators' most-recently-changed list. A cart not landed yet keeps its
+      -- time, by which the scheduled job finds quiet checkouts.
+      UPDATE carts c SET updated_at = now() FROM settled s
+      WHERE c.id = s.cart_id AND s.reported AND c.status IN (${LANDED_LIST})
+    )
+    SELECT amount_mismatch FROM settled`,
 
   /**
    * One outbox row per published status the cart passed through, in order, then one per

@@ -410,6 +410,30 @@ describe('POST /v1/webhooks/stripe: effects', () => {
     expect((await outboxOf(checkout.cartId)).map((o) => o.event_type)).toEqual(['cart.paid']);
   });
 
+  it('counts a refund or a dispute as a change to a paid cart (updatedAt), not to one still being paid', async () => {
+    const checkout = await checkedOutCart();
+    const events = eventsFor(checkout);
+    const changedAt = async () =>
+      ((await db().query('SELECT updated_at FROM carts WHERE id = $1', [checkout.cartId]))[0] as { updated_at: Date })
+        .updated_at;
+    // Reported before the payment landed: the quiet checkout keeps its time (the scheduled job goes by it).
+    const pending = await changedAt();
+    expect((await deliver(events.disputeCreated())).status).toBe(200);
+    expect(await changedAt()).toEqual(pending);
+
+    expect((await deliver(events.completedPaid())).status).toBe(200);
+    let before = await changedAt();
+    for (const report of [events.partialRefund(), events.disputeClosed()]) {
+      expect((await deliver(report)).status).toBe(200);
+      const after = await changedAt();
+      expect(after.getTime()).toBeGreaterThan(before.getTime());
+      before = after;
+    }
+    // Delivered again, it changes nothing.
+    expect((await deliver(events.partialRefund())).status).toBe(200);
+    expect(await changedAt()).toEqual(before);
+  });
+
   it('records an amount that differs from the checkout snapshot, on the cart and in the event, and logs it once', async () => {
     const checkout = await checkedOutCart();
     const event = eventsFor({ ...checkout, total: checkout.total - 1 }).completedPaid();
