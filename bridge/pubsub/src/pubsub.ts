@@ -273,38 +273,39 @@ export function createPubSubPublisher(opts: PubSubPublisherOptions): PubSubPubli
 
 /**
  * A publisher whose concurrent callers share publish calls, as Pub/Sub's cost is mostly per call.
- * `publish` queues the caller's messages; a round goes once `batch.maxMessages` are queued or
- * `batch.maxDelayMs` after the first, and resolves each caller to its own ids, in order. A round
- * makes one call per ordering key, side by side, as a publish request holds one key (see
- * splitIntoBatches) and Google's client keeps a queue per key: a call that fails rejects only its
- * own callers, so one cart's refused or failing message does not fail other carts' notifications
- * (nor, pushed back again and again with them, send them to the dead-letter topic). One round is
- * in flight at a time, so messages sharing an ordering key stay in order across calls; what
- * queues meanwhile goes in the next round as soon as it is done. A caller's messages stay in one
- * call (one caller with more than `maxMessages` goes alone, as does one whose messages have
- * several keys; `publisher` splits a call into requests by Pub/Sub's limits). A failed call
- * rejects its callers with its error, as Pub/Sub takes a request whole or not at all; the error's
- * `publishedMessageIds` are those of the whole call. No timer is pending while nothing is queued.
+ * `publish` queues the caller's messages by ordering key; a key's call goes once `batch.maxMessages`
+ * of it are queued or `batch.maxDelayMs` after the first caller, and resolves each caller to its
+ * own ids, in order. Each key has its own queue, as in Google's client, because a publish request
+ * holds one key (see splitIntoBatches): a call that fails rejects only its own callers, so one
+ * cart's refused or failing message does not fail other carts' notifications (nor, pushed back
+ * again and again with them, send them to the dead-letter topic), and a call that hangs holds up
+ * only its own key's next one. A key has one call in flight at a time, so its messages stay in
+ * order across calls; what queues meanwhile goes as soon as that call is done. A caller's
+ * messages stay in one call (one caller with more than `maxMessages` goes alone, as does one
+ * whose messages have several keys; `publisher` splits a call into requests by Pub/Sub's limits).
+ * A failed call rejects its callers with its error, as Pub/Sub takes a request whole or not at all;
+ * the error's `publishedMessageIds` are those of the whole call. No timer is pending while no
+ * caller waits for one.
  */
 export function batchingPublisher(
   publisher: Pick<PubSubPublisher, 'publish'>,
   batch: PublishBatch = PUBLISH_BATCH,
 ): Pick<PubSubPublisher, 'publish'> {
   type Caller = { messages: PubSubMessage[]; resolve: (ids: string[]) => void; reject: (error: unknown) => void };
-  const queue: Caller[] = [];
-  let queuedMessages = 0;
+  const queues = new Map<unknown, Caller[]>();
+  const sending = new Set<unknown>();
   let timer: ReturnType<typeof setTimeout> | undefined;
-  let sending = false;
+
+  const queued = (queue: Caller[]) => queue.reduce((count, caller) => count + caller.messages.length, 0);
 
   /** The callers at the head of the queue whose messages fit in one call (always at least one). */
-  function nextCall(): Caller[] {
+  function nextCall(queue: Caller[]): Caller[] {
     let count = 0;
     let callers = 0;
     while (callers < queue.length && (callers === 0 || count + queue[callers].messages.length <= batch.maxMessages)) {
       count += queue[callers].messages.length;
       callers++;
     }
-    queuedMessages -= count;
     return queue.splice(0, callers);
   }
 
@@ -328,39 +329,41 @@ export function batchingPublisher(
     }
   }
 
-  async function send(): Promise<void> {
-    sending = true;
-    while (queue.length > 0) {
-      const byKey = new Map<unknown, Caller[]>();
-      for (const caller of nextCall()) {
-        const key = keyOf(caller);
-        const group = byKey.get(key);
-        if (group) group.push(caller);
-        else byKey.set(key, [caller]);
-      }
-      await Promise.all([...byKey.values()].map(call));
+  async function send(key: unknown): Promise<void> {
+    sending.add(key);
+    const queue = queues.get(key)!;
+    while (queue.length > 0) await call(nextCall(queue));
+    queues.delete(key);
+    sending.delete(key);
+  }
+
+  /** A timer while some key's callers wait for it (none is in flight), none otherwise. */
+  function rearm(): void {
+    const waiting = [...queues.keys()].some((key) => !sending.has(key));
+    if (!waiting) {
+      clearTimeout(timer);
+      timer = undefined;
+    } else {
+      timer ??= setTimeout(() => {
+        timer = undefined;
+        for (const key of [...queues.keys()]) if (!sending.has(key)) void send(key);
+      }, batch.maxDelayMs);
     }
-    sending = false;
   }
 
   return {
     publish(messages) {
       if (messages.length === 0) return Promise.resolve([]);
       return new Promise<string[]>((resolve, reject) => {
-        queue.push({ messages: [...messages], resolve, reject });
-        queuedMessages += messages.length;
-        // While a call is in flight, `send` takes what is queued next.
-        if (sending) return;
-        if (queuedMessages >= batch.maxMessages) {
-          clearTimeout(timer);
-          timer = undefined;
-          void send();
-        } else {
-          timer ??= setTimeout(() => {
-            timer = undefined;
-            void send();
-          }, batch.maxDelayMs);
-        }
+        const caller = { messages: [...messages], resolve, reject };
+        const key = keyOf(caller);
+        const queue = queues.get(key) ?? [];
+        queue.push(caller);
+        queues.set(key, queue);
+        // While the key's call is in flight, `send` takes what is queued next.
+        if (sending.has(key)) return;
+        if (queued(queue) >= batch.maxMessages) void send(key);
+        rearm();
       });
     },
   };

@@ -161,7 +161,7 @@ describe('batching publisher', () => {
     await vi.advanceTimersByTimeAsync(PUBLISH_BATCH.maxDelayMs);
     expect(inner.carried()).toEqual([['a', 'c'], ['b'], ['d', 'e'], ['f1', 'f2']]);
 
-    // What queues while a round is out waits for the whole round, so cart-1 stays in order.
+    // What queues for cart-1 while its call is out waits for that call, so cart-1 stays in order.
     const later = publisher.publish([keyed('g', 'cart-1')]);
     await vi.advanceTimersByTimeAsync(PUBLISH_BATCH.maxDelayMs);
     expect(inner.calls).toHaveLength(4);
@@ -184,6 +184,32 @@ describe('batching publisher', () => {
     expect(inner.carried()[4]).toEqual(['g']);
     inner.calls[4]?.settle.resolve();
     expect(await later).toEqual(['id-7']);
+  });
+
+  it('does not hold one key back behind another key’s call that hangs', async () => {
+    const inner = heldPublisher();
+    const publisher = batchingPublisher(inner);
+    const keyed = (data: string, orderingKey: string): PubSubMessage => ({ data, orderingKey });
+    const stuck = publisher.publish([keyed('a', 'cart-1')]);
+    await vi.advanceTimersByTimeAsync(PUBLISH_BATCH.maxDelayMs);
+    expect(inner.carried()).toEqual([['a']]);
+
+    // cart-1's call never answers; cart-2's goes after its own delay, and is answered.
+    const other = publisher.publish([keyed('b', 'cart-2')]);
+    const sameKey = publisher.publish([keyed('c', 'cart-1')]);
+    await vi.advanceTimersByTimeAsync(PUBLISH_BATCH.maxDelayMs);
+    expect(inner.carried()).toEqual([['a'], ['b']]);
+    inner.calls[1]?.settle.resolve();
+    expect(await other).toEqual(['id-1']);
+
+    // cart-1's next call waits for its first, and goes right after it.
+    inner.calls[0]?.settle.resolve();
+    expect(await stuck).toEqual(['id-2']);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(inner.carried()[2]).toEqual(['c']);
+    inner.calls[2]?.settle.resolve();
+    expect(await sameKey).toEqual(['id-3']);
+    expect(vi.getTimerCount()).toBe(0);
   });
 
   it('sends a caller with more than maxMessages whole, in a call of its own', async () => {

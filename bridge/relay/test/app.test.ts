@@ -305,10 +305,10 @@ describe('notification relay', () => {
         return topic.publish(messages);
       },
     };
-    // A call goes when the eighth notification is queued, however long the pushes take to get there.
+    // A cart's call goes when its fourth notification is queued, however long the pushes take to get there.
     const app = relay({
       verifier: acceptEveryPush,
-      publisher: batchingPublisher(counted, { maxMessages: 8, maxDelayMs: 60_000 }),
+      publisher: batchingPublisher(counted, { maxMessages: 4, maxDelayMs: 60_000 }),
     });
     // Two carts, four notifications each: a publish request holds one ordering key (the cart).
     const events = Array.from({ length: 8 }, (_, i) =>
