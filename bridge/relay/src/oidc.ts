@@ -25,18 +25,38 @@ export type OidcVerifierOptions = {
   certsUrl?: string;
 };
 
+/**
+ * How long a push waits for Google's certificates: well inside Pub/Sub's ack deadline, so that an
+ * endpoint that takes the connection and never answers gets the push a 503 (redelivered), not
+ * an answer Pub/Sub has stopped waiting for.
+ */
+const CERTS_DEADLINE_MS = 5_000;
+
 export function createOidcVerifier(opts: OidcVerifierOptions): PushVerifier {
   // One client for the process: it caches Google's certificates for their max-age.
   const client = new OAuth2Client(
     opts.certsUrl ? { endpoints: { oauth2FederatedSignonPemCertsUrl: opts.certsUrl } } : {},
   );
+  // One fetch at a time, shared by the pushes that wait for it (the client starts one per caller).
+  let fetching: ReturnType<OAuth2Client['getFederatedSignonCertsAsync']> | undefined;
+  const certificates = () =>
+    (fetching ??= client.getFederatedSignonCertsAsync().finally(() => {
+      fetching = undefined;
+    }));
   return {
     async verify(authorizationHeader) {
       const token = /^Bearer\s+(\S+)\s*$/i.exec(authorizationHeader ?? '')?.[1];
       if (!token) return { ok: false, status: 401, reason: 'missing bearer token' };
+      let certs: Awaited<ReturnType<typeof certificates>>['certs'];
+      try {
+        certs = (await withDeadline(certificates(), CERTS_DEADLINE_MS)).certs;
+      } catch {
+        return { ok: false, status: 503, reason: 'could not fetch Google certificates to verify the token' };
+      }
       let payload: TokenPayload | undefined;
       try {
-        const ticket = await client.verifyIdToken({ idToken: token, audience: opts.audience });
+        // What verifyIdToken does, with the certificates fetched above.
+        const ticket = await client.verifySignedJwtWithCertsAsync(token, certs, opts.audience, client.issuers);
         payload = ticket.getPayload();
       } catch (error) {
         return rejection(error);
@@ -76,9 +96,14 @@ const REASONS: Array<[RegExp, string]> = [
 
 function rejection(error: unknown): PushAuthResult {
   const message = error instanceof Error ? error.message : '';
-  if (message.startsWith('Failed to retrieve verification certificates')) {
-    return { ok: false, status: 503, reason: 'could not fetch Google certificates to verify the token' };
-  }
   const reason = REASONS.find(([pattern]) => pattern.test(message))?.[1] ?? 'token is malformed';
   return { ok: false, status: 401, reason };
+}
+
+function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }

@@ -164,6 +164,24 @@ describe('OIDC verification of push requests', () => {
     await expect(unreachable.verify(bearer(await google.idToken()))).resolves.toMatchObject({ ok: false, status: 503 });
   }, 20_000);
 
+  it(
+    'answers 503 within its deadline when Google’s certificates never answer, with one fetch for the pushes waiting',
+    async () => {
+      const silent = await startLocalServer(() => 'hang');
+      try {
+        const stalled = createOidcVerifier({ audience: PUSH_AUDIENCE, certsUrl: `${silent.url}/oauth2/v1/certs` });
+        const token = bearer(await google.idToken());
+        // Answered at the deadline (without it they would wait out this test's timeout).
+        const results = await Promise.all([stalled.verify(token), stalled.verify(token), stalled.verify(token)]);
+        expect(results).toEqual(Array(3).fill(expect.objectContaining({ ok: false, status: 503 })));
+        expect(silent.requests).toHaveLength(1);
+      } finally {
+        await silent.close();
+      }
+    },
+    4 * 5_000,
+  );
+
   it('fetches the certificates once and reuses them for their max-age', async () => {
     const before = google.certsServer.requests.length;
     const fresh = createOidcVerifier({ audience: PUSH_AUDIENCE, certsUrl: google.certsUrl });
