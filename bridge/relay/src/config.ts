@@ -1,4 +1,5 @@
 // The relay's configuration, from its environment (docs/contract.md §6).
+import { emulatorHostPort, PROJECT_ID, TOPIC_NAME } from '@edge-checkout/pubsub';
 
 export type RelayConfig = {
   port: number;
@@ -54,16 +55,30 @@ export function loadRelayConfig(env: Record<string, string | undefined>): RelayC
     throw new RelayConfigError('PUSH_AUTH', 'must be "oidc" or "none"');
   }
   const emulatorHost = value('PUBSUB_EMULATOR_HOST');
+  // As Google's client reads it (host:port, http:// allowed): anything else fails every publish.
+  const emulatorPort =
+    emulatorHost && /^(?:[\w.-]+|\[[0-9A-Fa-f:]+\]):(\d{1,5})$/.exec(emulatorHostPort(emulatorHost))?.[1];
+  if (emulatorHost && !(Number(emulatorPort) >= 1 && Number(emulatorPort) <= 65535)) {
+    throw new RelayConfigError('PUBSUB_EMULATOR_HOST', 'must be host:port of the emulator (e.g. 127.0.0.1:8085)');
+  }
   // Turning verification off in production would let anyone trigger customer emails.
   if (pushAuth === 'none' && !emulatorHost) {
     throw new RelayConfigError('PUSH_AUTH', '"none" is only allowed with PUBSUB_EMULATOR_HOST (the local emulator)');
   }
 
   const projectId = required('GCP_PROJECT_ID');
+  if (!PROJECT_ID.test(projectId)) throw new RelayConfigError('GCP_PROJECT_ID', 'is not a Google Cloud project id');
+  const notificationTopic = topicId(required('NOTIFICATION_TOPIC'), projectId);
+  if (!TOPIC_NAME.test(notificationTopic)) {
+    throw new RelayConfigError(
+      'NOTIFICATION_TOPIC',
+      'is not a Pub/Sub topic id (3-255 characters, starting with a letter)',
+    );
+  }
   return {
     port,
     projectId,
-    notificationTopic: topicId(required('NOTIFICATION_TOPIC'), projectId),
+    notificationTopic,
     pushAuth,
     pushAudience: pushAuth === 'oidc' ? required('PUSH_AUDIENCE') : value('PUSH_AUDIENCE'),
     pushServiceAccount: value('PUSH_SERVICE_ACCOUNT'),

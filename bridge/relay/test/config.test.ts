@@ -56,6 +56,23 @@ describe('relay configuration', () => {
     expect(errorFor({ ...production, PUSH_AUTH: 'off' }).message).toBe('PUSH_AUTH must be "oidc" or "none"');
   });
 
+  it('names an invalid project id, topic id or emulator address, without echoing it', () => {
+    for (const [name, bad] of [
+      ['GCP_PROJECT_ID', 'My_Project'],
+      ['NOTIFICATION_TOPIC', 'ab'],
+      ['PUBSUB_EMULATOR_HOST', '127.0.0.1:notaport'],
+      ['PUBSUB_EMULATOR_HOST', '127.0.0.1:70000'],
+      ['PUBSUB_EMULATOR_HOST', 'localhost'],
+    ] as const) {
+      const error = errorFor({ ...production, [name]: bad });
+      expect(error.variable).toBe(name);
+      expect(error.message).not.toContain(bad);
+    }
+    for (const good of ['127.0.0.1:8085', 'http://localhost:8085/', '[::1]:8085']) {
+      expect(loadRelayConfig({ ...production, PUBSUB_EMULATOR_HOST: good }).emulatorHost).toBe(good);
+    }
+  });
+
   it('verifies OIDC tokens without PUSH_SERVICE_ACCOUNT too: the contract makes it optional', () => {
     expect(loadRelayConfig({ ...production, PUSH_SERVICE_ACCOUNT: undefined })).toMatchObject({
       pushAuth: 'oidc',
