@@ -175,6 +175,18 @@ describe.skipIf(skipped)('Pub/Sub fault proxy in front of the emulator', () => {
     expect(await published()).toEqual([]);
   });
 
+  it('hang with a match holds only the matching publishes, and lets them go when the mode changes', async () => {
+    const { publish, published } = await freshTopic();
+    proxy.setMode({ mode: 'hang', match: { attribute: 'cartId', value: 'slow' } });
+    const held = publish({ data: 'slow', attributes: { cartId: 'slow' } });
+    await publish({ data: 'fast', attributes: { cartId: 'fast' } });
+    await expect.poll(() => proxy.publishCalls.held).toBe(1);
+    expect(await published()).toEqual(['fast']);
+    proxy.setMode('pass');
+    await held;
+    expect(await published()).toEqual(['slow']);
+  });
+
   it('invalid_argument without a match refuses every publish', async () => {
     const { publish, published } = await freshTopic();
     proxy.setMode('invalid_argument');
@@ -291,7 +303,7 @@ describe.skipIf(skipped)('Pub/Sub fault proxy in front of the emulator', () => {
       status: 400,
       body: { error: expect.stringMatching(/unknown mode "flaky"; one of pass, hang, /) },
     });
-    expect((await control('mode', { mode: 'throttled', match: { attribute: 'a', value: 'b' } })).status).toBe(400);
+    expect((await control('mode', { mode: 'pass', match: { attribute: 'a', value: 'b' } })).status).toBe(400);
     expect((await control('mode', { mode: 'invalid_argument', match: { attribute: 'a' } })).status).toBe(400);
     expect((await control('mode', { mode: 'unavailable', otherwise: 'pass' })).status).toBe(400);
     const match = { attribute: 'a', value: 'b' };

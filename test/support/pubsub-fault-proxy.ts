@@ -16,6 +16,7 @@
 // It is switched from Node (setMode/reset) or over HTTP on the same port under /_proxy/, for
 // code that cannot call into this process (the Worker's tests run inside workerd):
 //   POST /_proxy/mode   {"mode": "throttled"} or {"mode": "invalid_argument", "match": {"attribute": "cartId", "value": "c1"}}
+//                       (a match goes with any mode but pass: {"mode": "hang", "match": …} holds one cart's publishes)
 //                       (and "otherwise": "unavailable" for the publishes it does not match: they pass by default)
 //   POST /_proxy/reset  mode back to pass, held requests released, counters zeroed
 //   GET  /_proxy/stats  {"mode", "match"?, "publishCalls": {"received", "forwarded", "held"}}
@@ -56,7 +57,7 @@ export const FAULT_MODES = [
 ] as const;
 export type FaultMode = (typeof FAULT_MODES)[number];
 
-/** Which messages `invalid_argument` refuses; without one it refuses every publish. */
+/** Which publishes the mode is for (by a message's attribute); without one, every publish. */
 export type FaultMatch = { attribute: string; value: string };
 /** With a match, `otherwise` is what the publishes it does not match meet (`pass` by default). */
 export type FaultSetting = { mode: FaultMode; match?: FaultMatch; otherwise?: FaultMode };
@@ -75,7 +76,7 @@ export type PubSubFaultProxy = {
   host: string;
   /** `http://127.0.0.1:PORT` */
   url: string;
-  /** Throws on an unknown mode or a `match` given with another mode than `invalid_argument`. */
+  /** Throws on an unknown mode, or a `match` given with `pass`. */
   setMode(setting: FaultMode | FaultSetting): void;
   /** A snapshot of the counters. */
   readonly publishCalls: PublishCalls;
@@ -244,11 +245,11 @@ function checkSetting(value: unknown): FaultSetting {
   // Held requests are let go when the mode changes: only the mode itself may hold them.
   if (otherwise === 'hang' || otherwise === 'answer_lost') throw new Error('otherwise answers: it cannot hold');
   const { attribute, value: wanted } = (match ?? {}) as { attribute?: unknown; value?: unknown };
-  if (mode !== 'invalid_argument' || typeof attribute !== 'string' || typeof wanted !== 'string') {
-    throw new Error('match is { attribute, value } (strings), and only for mode invalid_argument');
+  if (mode === 'pass' || typeof attribute !== 'string' || typeof wanted !== 'string') {
+    throw new Error('match is { attribute, value } (strings), for a mode other than pass');
   }
   return {
-    mode: 'invalid_argument',
+    mode: mode as FaultMode,
     match: { attribute, value: wanted },
     otherwise: (otherwise ?? 'pass') as FaultMode,
   };

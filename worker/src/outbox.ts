@@ -125,6 +125,10 @@ export function publishSoon(
 // One publishing request keeps the isolate's queue going for at most this long, well within
 // the 30 s that Workers give waitUntil work after the response.
 const LEAD_MS = 15_000;
+// Workers cancel waitUntil work 30 s after the response
+// (https://developers.cloudflare.com/workers/runtime-apis/context/#waituntil), finally blocks and
+// all: a leader still leading this long after it began was cancelled, and will never hand over.
+const LEADER_GONE_MS = LEAD_MS + 30_000;
 
 /**
  * Batches what concurrent requests of one isolate publish. The first request with rows while
@@ -139,19 +143,25 @@ const LEAD_MS = 15_000;
  */
 class PublishQueue {
   private queued: EventFacts[] = [];
-  private leading = false;
+  /** The lead under way: until when it takes new rounds, and from when it is taken for cancelled. */
+  private lead: { until: number; goneAt: number } | null = null;
 
   constructor(private readonly publisher: PubSubPublisher) {}
 
   /** Resolves, for the leader, to the rows left waiting behind the ones it published; for the others at once, to none. */
   async publish(sql: Sql, rows: EventFacts[]): Promise<string[]> {
-    this.queued.push(...rows);
-    if (this.leading) return [];
-    this.leading = true;
+    if (this.lead && Date.now() < this.lead.goneAt) {
+      this.queued.push(...rows);
+      return [];
+    }
+    // Nobody leads, or a cancelled leader: what it left queued stays leased, for the scheduled relay.
+    this.queued = [...rows];
+    const started = Date.now();
+    const lead = { until: started + LEAD_MS, goneAt: started + LEADER_GONE_MS };
+    this.lead = lead;
     const followUp: string[] = [];
-    const until = Date.now() + LEAD_MS;
     try {
-      while (this.queued.length > 0 && Date.now() < until) {
+      while (this.queued.length > 0 && Date.now() < lead.until) {
         // A call goes once maxMessages rows are waiting or maxDelayMs after the first, as Google's
         // client does by default. Pub/Sub's cost is mostly per call: its emulator spends about 1 ms
         // of CPU on a call of one message and 0.15 ms a message in calls of 20.
@@ -164,9 +174,12 @@ class PublishQueue {
     } finally {
       // Rows still queued (the lead ran out of time, or a round failed) are left to their lease:
       // the scheduled relay publishes them once it runs out. Kept here, a later leader would
-      // publish them again, after the relay or long after their cart's later events.
-      this.queued.length = 0;
-      this.leading = false;
+      // publish them again, after the relay or long after their cart's later events. A lead
+      // taken over meanwhile is the new leader's to end.
+      if (this.lead === lead) {
+        this.queued.length = 0;
+        this.lead = null;
+      }
     }
     return followUp;
   }

@@ -2,7 +2,7 @@ import { createPubSubAdmin } from '@edge-checkout/dev-stack/pubsub-admin';
 import { aboutCarts, TopicReader } from '@edge-checkout/test-support/topics';
 import { exportPKCS8, generateKeyPair } from 'jose';
 import type Stripe from 'stripe';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import type { Sql } from '../src/db.ts';
 import { database } from '../src/db.ts';
 import { applyEffect } from '../src/fulfilment.ts';
@@ -399,6 +399,34 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
     expect(publishCalls.received).toBe(carts.length);
     const messages = await payments.exactly(carts.length, aboutCarts(...carts.map((c) => c.cartId)));
     expect(messages.map((m) => m.orderingKey).sort()).toEqual(carts.map((c) => c.cartId).sort());
+  });
+
+  // Workers end waitUntil work 30 s after the response: a leader cancelled then never hands over.
+  it('lets the next request lead when the leader has been publishing longer than Workers would let it', async () => {
+    const payments = await subscribe();
+    const [stuck, next] = [await checkedOutCart(), await checkedOutCart()];
+    await proxyMode({ mode: 'hang', match: { attribute: 'cartId', value: stuck.cartId }, otherwise: 'pass' });
+    const first = await dispatch(
+      viaProxy,
+      '/v1/webhooks/stripe',
+      await deliveryRequest(eventsFor(stuck).completedPaid()),
+    );
+    expect(first.res.status).toBe(200);
+    await expect.poll(async () => (await proxyStats()).publishCalls.held).toBe(1);
+    // A minute on, with the leader still waiting on Pub/Sub, as one Workers cancelled would be forever.
+    const realNow = Date.now.bind(Date);
+    const later = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + 61_000);
+    try {
+      expect((await deliverWith(viaProxy, eventsFor(next).completedPaid())).status).toBe(200);
+      expect((await payments.exactly(1, aboutCarts(next.cartId))).map((m) => m.attributes.eventType)).toEqual([
+        'cart.paid',
+      ]);
+    } finally {
+      later.mockRestore();
+    }
+    await proxyMode({ mode: 'pass' });
+    await first.settled;
+    expect(await payments.exactly(1, aboutCarts(stuck.cartId))).toHaveLength(1);
   });
 
   // Events of one cart share an ordering key, so they may share a request: K events committed
