@@ -49,8 +49,9 @@ export function limitPerUser(name: RateLimitName) {
 
 /**
  * The client's address as Cloudflare saw it (`CF-Connecting-IP`, set by Cloudflare on every
- * request it forwards: https://developers.cloudflare.com/fundamentals/reference/http-headers/).
- * Only local runs (`wrangler dev`) lack it.
+ * request it forwards: https://developers.cloudflare.com/fundamentals/reference/http-headers/;
+ * `wrangler dev` sets it to the socket's address). Only a request handed straight to the app, as
+ * the Worker's tests do, lacks it.
  */
 export function clientAddress(c: Context): string | undefined {
   return c.req.header('CF-Connecting-IP');

@@ -69,8 +69,8 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
     let cart = cartOf(await selectCartOfSession(sql, sessionId));
     if (!cart) throw notFound('Checkout');
     if (PAYMENT_PENDING_STATUSES.includes(cart.status)) {
-      // No login here: the client's address bounds how often it can make us call Stripe. Locally
-      // there is none; counting per session there keeps every local client off one shared budget.
+      // No login here: the client's address bounds how often it can make us call Stripe. A request
+      // without one (handed straight to the app) counts per session.
       await takeToken(c.env, 'STRIPE_PAGE_RATE_LIMIT', clientAddress(c) ?? `session:${sessionId}`);
       try {
         // The same fulfilment as the webhook, so a late or lost webhook cannot leave a paid cart pending.
