@@ -34,22 +34,31 @@ const CERTS_DEADLINE_MS = 5_000;
 
 export function createOidcVerifier(opts: OidcVerifierOptions): PushVerifier {
   // One client for the process: it caches Google's certificates for their max-age.
-  const client = new OAuth2Client(
-    opts.certsUrl ? { endpoints: { oauth2FederatedSignonPemCertsUrl: opts.certsUrl } } : {},
-  );
+  const client = new OAuth2Client({
+    ...(opts.certsUrl && { endpoints: { oauth2FederatedSignonPemCertsUrl: opts.certsUrl } }),
+    // Its requests have no deadline of their own: a fetch that never answers would never end.
+    // Longer than a push waits, as the pushes stop waiting for it first.
+    transporterOptions: { timeout: 2 * CERTS_DEADLINE_MS },
+  });
   // One fetch at a time, shared by the pushes that wait for it (the client starts one per caller).
+  // Given up on at the deadline, it is shared no more: the next push fetches afresh.
   let fetching: ReturnType<OAuth2Client['getFederatedSignonCertsAsync']> | undefined;
-  const certificates = () =>
-    (fetching ??= client.getFederatedSignonCertsAsync().finally(() => {
-      fetching = undefined;
-    }));
+  const certificates = async () => {
+    fetching ??= client.getFederatedSignonCertsAsync();
+    const shared = fetching;
+    try {
+      return await withDeadline(shared, CERTS_DEADLINE_MS);
+    } finally {
+      if (fetching === shared) fetching = undefined;
+    }
+  };
   return {
     async verify(authorizationHeader) {
       const token = /^Bearer\s+(\S+)\s*$/i.exec(authorizationHeader ?? '')?.[1];
       if (!token) return { ok: false, status: 401, reason: 'missing bearer token' };
       let certs: Awaited<ReturnType<typeof certificates>>['certs'];
       try {
-        certs = (await withDeadline(certificates(), CERTS_DEADLINE_MS)).certs;
+        certs = (await certificates()).certs;
       } catch {
         return { ok: false, status: 503, reason: 'could not fetch Google certificates to verify the token' };
       }
