@@ -83,7 +83,8 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
         if (batch[0]!.noTransaction) await applyAlone(client, batch[0]!, dir, log);
         else await inTransaction(client, () => applyFiles(client, batch, dir, log));
       } catch (err) {
-        throw new Error(`${(err as Error).message} (applied and kept before it: ${applied.join(', ')})`, {
+        const kept = applied.length ? ` (applied and kept before it: ${applied.join(', ')})` : '';
+        throw new Error(`${(err as Error).message}${kept}`, {
           cause: err,
         });
       }
@@ -136,6 +137,12 @@ async function applyFiles(
   }
 }
 
+/**
+ * Runs a no-transaction file. Without the lock timeout: `CREATE INDEX CONCURRENTLY` waits for
+ * every transaction older than it to end, whatever table that one uses, and blocks no writes
+ * meanwhile. A concurrent build that failed leaves its index INVALID, to be dropped by hand:
+ * that is checked before the file is recorded as applied.
+ */
 async function applyAlone(
   client: pg.Client,
   migration: MigrationFile,
@@ -143,7 +150,22 @@ async function applyAlone(
   log: (line: string) => void,
 ): Promise<void> {
   const started = Date.now();
-  await run(client, migration, dir, 'it may have left work behind (an INVALID index: drop it before running again)');
+  await client.query('SET lock_timeout = 0');
+  try {
+    await run(client, migration, dir, 'it may have left work behind');
+  } finally {
+    await client.query(`SET lock_timeout = '${LOCK_TIMEOUT}'`);
+  }
+  const { rows: invalid } = await client.query<{ name: string }>(
+    `SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+     JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT i.indisvalid AND n.nspname = current_schema()`,
+  );
+  if (invalid.length > 0) {
+    const names = invalid.map((row) => row.name).join(', ');
+    throw new Error(
+      `${path.join(dir, migration.file)} left an INVALID index (${names}), as a failed concurrent build does: drop it (DROP INDEX CONCURRENTLY …) and run again`,
+    );
+  }
   await record(client, migration);
   log(`applied ${migration.file} (${Date.now() - started} ms, no transaction)`);
 }

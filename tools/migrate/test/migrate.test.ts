@@ -183,6 +183,58 @@ describe('migrate', () => {
     expect((await migrate(url, { dir })).applied).toEqual(['0003_two.sql']);
   });
 
+  it('lets a concurrent index build wait for older transactions, however long, as it blocks no writes', async () => {
+    const url = await freshDatabase();
+    await migrate(url, { dir: migrationsDir({ '0001_one.sql': ONE }) });
+    await queryOnce(url, 'CREATE TABLE other (id int)');
+    const dir = migrationsDir({
+      '0001_one.sql': ONE,
+      '0002_index.sql': '-- migrate: no-transaction\nCREATE INDEX CONCURRENTLY one_by_id ON one (id);\n',
+    });
+    // A report reading another table, in a snapshot older than the build.
+    const report = new pg.Client({ connectionString: url });
+    await report.connect();
+    try {
+      await report.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await report.query('SELECT count(*) FROM other');
+      const run = migrate(url, { dir });
+      await expect
+        .poll(
+          async () =>
+            (
+              await queryOnce(
+                url,
+                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'edge-checkout-migrate'
+                   AND wait_event_type = 'Lock'`,
+              )
+            )[0]!.n,
+        )
+        .toBe(1);
+      // Longer than the lock timeout that holds for the other files.
+      await new Promise((resolve) => setTimeout(resolve, 6_000));
+      await report.query('COMMIT');
+      expect((await run).applied).toEqual(['0002_index.sql']);
+    } finally {
+      await report.end();
+    }
+  }, 30_000);
+
+  it('names an INVALID index a failed concurrent build left, and records the file only once it is gone', async () => {
+    const url = await freshDatabase();
+    const dir = migrationsDir({
+      '0001_one.sql': 'CREATE TABLE one (n int);\nINSERT INTO one VALUES (1), (1);\n',
+      '0002_unique.sql':
+        '-- migrate: no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS one_n ON one (n);\n',
+    });
+    await expect(migrate(url, { dir })).rejects.toThrow('0002_unique.sql failed, it may have left work behind');
+    // Run again as it is: the index exists (INVALID), so IF NOT EXISTS skips it.
+    await expect(migrate(url, { dir })).rejects.toThrow('left an INVALID index (one_n)');
+    expect(await queryOnce(url, 'SELECT version FROM schema_migrations')).toEqual([{ version: 1 }]);
+    await queryOnce(url, 'DROP INDEX one_n');
+    await queryOnce(url, 'DELETE FROM one WHERE ctid = (SELECT min(ctid) FROM one)');
+    expect((await migrate(url, { dir })).applied).toEqual(['0002_unique.sql']);
+  });
+
   it('gives up on a lock a long transaction holds, rather than queue every query on the table behind it', async () => {
     const url = await freshDatabase();
     await migrate(url, { dir: migrationsDir({ '0001_one.sql': ONE }) });
