@@ -140,8 +140,12 @@ export function startShop(body: HTMLElement): void {
   });
   // Back in this tab or window from another, or from the app: the cart may have changed there.
   // The API takes whole quantities, so the next tap here must build on the cart as it is now.
+  // Coming back usually fires both events: one load does for both.
+  let lastLoad = 0;
   const cartMayHaveChanged = () => {
-    if (document.visibilityState === 'visible' && currentSession()) void cart.refresh().catch(() => undefined);
+    if (document.visibilityState !== 'visible' || !currentSession() || Date.now() - lastLoad < 1_000) return;
+    lastLoad = Date.now();
+    void cart.refresh().catch(() => undefined);
   };
   document.addEventListener('visibilitychange', cartMayHaveChanged);
   window.addEventListener('focus', cartMayHaveChanged);

@@ -1,3 +1,4 @@
+import { CART_LIMITS } from '@edge-checkout/worker/cart-state';
 import { ApiProblem, asProblem, type Cart, type Checkout, type ShopApi } from './api/client.ts';
 
 /**
@@ -52,8 +53,12 @@ export class CartStore {
     return this.current?.items.find((item) => item.productId === productId)?.quantity ?? 0;
   }
 
+  /** One more, up to as many as a line holds: a tap queued after that changes nothing. */
   add(productId: string): Promise<Cart> {
-    return this.change((cart) => this.api.setQuantity(cart.id, productId, this.quantityOf(productId) + 1));
+    return this.change(async (cart) => {
+      const quantity = this.quantityOf(productId);
+      return quantity < CART_LIMITS.quantity ? this.api.setQuantity(cart.id, productId, quantity + 1) : cart;
+    });
   }
 
   /** One fewer; the last one takes the line away. A tap queued after that has nothing left to take. */
