@@ -36,8 +36,10 @@ interface Marks {
  *
  * The news comes first, oldest first, with all pages but one: `ending_before` the newest event
  * read lists the page just newer than it, `has_more` saying whether there are newer still
- * (https://docs.stripe.com/api/pagination). The page left, at least, goes on with the walk
- * (`starting_after`). Never throws: what fails is counted and logged, and the scheduled job goes on.
+ * (https://docs.stripe.com/api/pagination). Without that mark (a first run, or one Stripe refuses
+ * as it no longer lists its event), the news is read from the newest while the pages hold some.
+ * The page left, at least, goes on with the walk (`starting_after`). Never throws: what fails is
+ * counted and logged, and the scheduled job goes on.
  */
 export async function applyUndeliveredEvents(
   services: Services,
@@ -46,8 +48,8 @@ export async function applyUndeliveredEvents(
   const { sql, fulfilment } = services;
   const report: LostEventsReport = { applied: 0, errors: 0 };
 
-  /** Applies what a page lists that is not recorded yet, oldest first, as they happened. */
-  const applyPage = async (events: Stripe.Event[]): Promise<void> => {
+  /** Applies what a page lists that is not recorded yet, oldest first, as they happened; whether there was any. */
+  const applyPage = async (events: Stripe.Event[]): Promise<boolean> => {
     const recorded = new Set(
       (
         (await sql.query('SELECT id FROM payment_events WHERE id = ANY($1)', [events.map((e) => e.id)])) as {
@@ -55,7 +57,8 @@ export async function applyUndeliveredEvents(
         }[]
       ).map((r) => r.id),
     );
-    for (const event of events.filter((e) => !recorded.has(e.id)).reverse()) {
+    const news = events.filter((e) => !recorded.has(e.id));
+    for (const event of news.reverse()) {
       try {
         // Checked as the webhook checks it: a field of another type is logged here, not stored.
         const effect = effectOfEvent(wellFormedEvent(event), 'reconcile');
@@ -67,11 +70,12 @@ export async function applyUndeliveredEvents(
         log.error('lost_event_not_applied', { eventId: event.id, error: err });
       }
     }
+    return news.length > 0;
   };
 
   // Two at least: one of news, and one of the walk.
   let pagesLeft = Math.max(2, opts.pages ?? PAGES_PER_RUN);
-  /** Reads and applies one page: the events listed, newest first, and whether the list goes on past them. */
+  /** Reads and applies one page: the events listed, newest first, whether the list goes on past them, and whether it held news. */
   const readPage = async (cursor: { starting_after: string } | { ending_before: string } | null) => {
     pagesLeft--;
     const list = await services.stripe.events.list({
@@ -80,8 +84,7 @@ export async function applyUndeliveredEvents(
       limit: opts.pageSize ?? PAGE_SIZE,
       ...cursor,
     });
-    await applyPage(list.data);
-    return list;
+    return { ...list, news: await applyPage(list.data) };
   };
 
   let marks: Marks;
@@ -94,20 +97,26 @@ export async function applyUndeliveredEvents(
   }
   // Each page read moves its mark, so a failure keeps what was done.
   try {
-    if (marks.newestRead === null) {
-      // No mark yet: the newest page, and the walk goes on from below it.
-      const page = await readPage(null);
-      marks.newestRead = page.data[0]?.id ?? null;
-      if (marks.walk === null && page.has_more) marks.walk = page.data.at(-1)!.id;
-    } else {
-      for (let more = true; more && pagesLeft > 1; ) {
-        const page = await readPage({ ending_before: marks.newestRead });
-        if (page.data.length > 0) marks.newestRead = page.data[0]!.id;
-        more = page.has_more;
-      }
+    for (let more = marks.newestRead !== null; more && pagesLeft > 1; ) {
+      const page = await readPage({ ending_before: marks.newestRead! });
+      if (page.data.length > 0) marks.newestRead = page.data[0]!.id;
+      more = page.has_more;
     }
   } catch (err) {
     if (listingFailed(report, err)) marks.newestRead = null;
+  }
+  try {
+    if (marks.newestRead === null) {
+      // No mark (a first run, or Stripe no longer lists the event it named): from the newest while
+      // the pages hold news; what lies beyond is the walk's.
+      let page = await readPage(null);
+      marks.newestRead = page.data[0]?.id ?? null;
+      while (page.news && page.has_more && pagesLeft > 1)
+        page = await readPage({ starting_after: page.data.at(-1)!.id });
+      if (marks.walk === null && page.has_more) marks.walk = page.data.at(-1)!.id;
+    }
+  } catch (err) {
+    listingFailed(report, err);
   }
   try {
     while (pagesLeft > 0) {

@@ -278,6 +278,21 @@ describe('scheduled recovery of events Stripe could not deliver', () => {
     expect(await statuses(burst)).toEqual(['paid', 'paid', 'paid']);
   });
 
+  it('reads news from the newest when Stripe no longer lists the event its mark names', async () => {
+    // A walk under way through an older backlog.
+    await db().query('DELETE FROM undelivered_events_cursor');
+    await lostPayments(4);
+    await read();
+    // The marked event left the list (delivered after all, or older than 30 days).
+    await db().query(`UPDATE undelivered_events_cursor SET newest_read = 'evt_no_longer_listed'`);
+    const news = await lostPayments(2);
+    // One page refused, two of news from the newest, one of the walk.
+    const run = await read(4);
+    expect(await statuses(news)).toEqual(['paid', 'paid']);
+    // The refusal is counted (and logged as lost_events_not_listed).
+    expect(run.errors).toBe(1);
+  });
+
   it('counts an event once when two runs find it at the same time', async () => {
     await read();
     const [state] = await lostPayments(1);
