@@ -103,17 +103,23 @@ export async function applyUndeliveredEvents(
       more = page.has_more;
     }
   } catch (err) {
-    if (listingFailed(report, err)) marks.newestRead = null;
+    if (listingFailed(report, err)) {
+      marks.newestRead = null;
+      // Refused at once, the page read nothing: it is not taken from the walk's.
+      pagesLeft++;
+    }
   }
   try {
     if (marks.newestRead === null) {
       // No mark (a first run, or Stripe no longer lists the event it named): from the newest while
-      // the pages hold news; what lies beyond is the walk's.
+      // the pages hold news.
       let page = await readPage(null);
       marks.newestRead = page.data[0]?.id ?? null;
       while (page.news && page.has_more && pagesLeft > 1)
         page = await readPage({ starting_after: page.data.at(-1)!.id });
-      if (marks.walk === null && page.has_more) marks.walk = page.data.at(-1)!.id;
+      // What lies beyond is the walk's. News still there goes first: the walk goes on from it, and
+      // reads to the end of the list, so nothing its old place had ahead of it is skipped.
+      if (page.has_more && (page.news || marks.walk === null)) marks.walk = page.data.at(-1)!.id;
     }
   } catch (err) {
     listingFailed(report, err);
