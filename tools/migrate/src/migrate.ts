@@ -42,6 +42,7 @@ export interface MigrationFile {
 
 const NO_TRANSACTION = '-- migrate: no-transaction';
 export const LOCK_TIMEOUT = '5s';
+const LOCK_POLL_MS = 250;
 
 export const DEFAULT_MIGRATIONS_DIR = path.resolve(import.meta.dirname, '../../../migrations');
 const FILE_PATTERN = /^(\d{4})_([A-Za-z0-9][A-Za-z0-9_-]*)\.sql$/;
@@ -54,11 +55,12 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
   const files = await readMigrationFiles(dir);
 
   const client = new pg.Client({ connectionString: databaseUrl, application_name: 'edge-checkout-migrate' });
+  // A connection lost while idle is reported by the query that next fails, not as a crash.
+  client.on('error', () => {});
   await client.connect();
   const applied: string[] = [];
   try {
-    // A session lock: it outlives the transactions of this run, and goes with the connection.
-    await client.query('SELECT pg_advisory_lock($1)', [LOCK_KEY]);
+    await takeRunLock(client);
     await client.query(`SET lock_timeout = '${LOCK_TIMEOUT}'`);
     const pending = await inTransaction(client, async () => {
       await client.query(`
@@ -94,6 +96,20 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
     return { applied };
   } finally {
     await client.end();
+  }
+}
+
+/**
+ * A session lock: it outlives the transactions of this run, and goes with the connection. Waited
+ * for between statements, not inside one: a run waiting in a statement holds a snapshot, and a
+ * concurrent index build of the run holding the lock waits for every older snapshot, a deadlock
+ * Postgres ends by cancelling the build.
+ */
+async function takeRunLock(client: pg.Client): Promise<void> {
+  for (;;) {
+    const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [LOCK_KEY]);
+    if (rows[0]!.ok) return;
+    await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
   }
 }
 
@@ -149,25 +165,35 @@ async function applyAlone(
   dir: string,
   log: (line: string) => void,
 ): Promise<void> {
+  const where = path.join(dir, migration.file);
+  const dropFirst = (names: string[]) => `drop it (DROP INDEX CONCURRENTLY ${names.join(', ')}) and run again`;
+  // One left by an earlier failure would be taken for built by IF NOT EXISTS, and blamed on this file.
+  const before = await invalidIndexes(client);
+  if (before.length > 0) throw new Error(`${where} not run: an INVALID index exists; ${dropFirst(before)}`);
   const started = Date.now();
   await client.query('SET lock_timeout = 0');
   try {
     await run(client, migration, dir, 'it may have left work behind');
-  } finally {
-    await client.query(`SET lock_timeout = '${LOCK_TIMEOUT}'`);
+  } catch (err) {
+    const left = await invalidIndexes(client).catch(() => []);
+    throw left.length > 0 ? new Error(`${(err as Error).message}; ${dropFirst(left)}`, { cause: err }) : err;
   }
-  const { rows: invalid } = await client.query<{ name: string }>(
-    `SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-     JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT i.indisvalid AND n.nspname = current_schema()`,
-  );
-  if (invalid.length > 0) {
-    const names = invalid.map((row) => row.name).join(', ');
-    throw new Error(
-      `${path.join(dir, migration.file)} left an INVALID index (${names}), as a failed concurrent build does: drop it (DROP INDEX CONCURRENTLY …) and run again`,
-    );
-  }
+  await client.query(`SET lock_timeout = '${LOCK_TIMEOUT}'`);
+  const left = await invalidIndexes(client);
+  if (left.length > 0) throw new Error(`${where} left an INVALID index: ${dropFirst(left)}`);
   await record(client, migration);
   log(`applied ${migration.file} (${Date.now() - started} ms, no transaction)`);
+}
+
+/** Indexes a failed concurrent build (or reindex) left INVALID, in every schema of ours, qualified. */
+async function invalidIndexes(client: pg.Client): Promise<string[]> {
+  const { rows } = await client.query<{ name: string }>(
+    `SELECT i.indexrelid::regclass::text AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+     JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE NOT i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+     ORDER BY 1`,
+  );
+  return rows.map((row) => row.name);
 }
 
 /** Reads and checks the folder: names, strict 0001.. numbering, no duplicates. */

@@ -147,8 +147,7 @@ describe('migrate', () => {
           async () =>
             (
               await holder.query(
-                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'edge-checkout-migrate'
-                   AND wait_event_type = 'Lock' AND wait_event = 'advisory'`,
+                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'edge-checkout-migrate'`,
               )
             ).rows[0].n,
           { timeout: 5_000 },
@@ -219,6 +218,40 @@ describe('migrate', () => {
     }
   }, 30_000);
 
+  it('waits for the lock between statements, so a second run does not deadlock the first one’s concurrent build', async () => {
+    const url = await freshDatabase();
+    await migrate(url, { dir: migrationsDir({ '0001_one.sql': ONE }) });
+    const dir = migrationsDir({
+      '0001_one.sql': ONE,
+      '0002_index.sql': '-- migrate: no-transaction\nCREATE INDEX CONCURRENTLY one_by_id ON one (id);\n',
+    });
+    const writer = new pg.Client({ connectionString: url });
+    await writer.connect();
+    try {
+      // The build waits for this write to end…
+      await writer.query('BEGIN');
+      await writer.query('INSERT INTO one VALUES (1)');
+      const first = migrate(url, { dir });
+      const waiting = async (what: string) =>
+        (
+          await queryOnce(
+            url,
+            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'edge-checkout-migrate' AND ${what}`,
+          )
+        )[0]!.n;
+      await expect.poll(() => waiting(`query LIKE '%CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'`)).toBe(1);
+      // … while a second deploy's run waits for the first run's lock.
+      const second = migrate(url, { dir });
+      await expect.poll(() => waiting('true')).toBe(2);
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await writer.query('COMMIT');
+      expect((await first).applied).toEqual(['0002_index.sql']);
+      expect((await second).applied).toEqual([]);
+    } finally {
+      await writer.end();
+    }
+  }, 30_000);
+
   it('names an INVALID index a failed concurrent build left, and records the file only once it is gone', async () => {
     const url = await freshDatabase();
     const dir = migrationsDir({
@@ -226,9 +259,13 @@ describe('migrate', () => {
       '0002_unique.sql':
         '-- migrate: no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS one_n ON one (n);\n',
     });
-    await expect(migrate(url, { dir })).rejects.toThrow('0002_unique.sql failed, it may have left work behind');
-    // Run again as it is: the index exists (INVALID), so IF NOT EXISTS skips it.
-    await expect(migrate(url, { dir })).rejects.toThrow('left an INVALID index (one_n)');
+    await expect(migrate(url, { dir })).rejects.toThrow(
+      /0002_unique.sql failed, it may have left work behind: .*; drop it \(DROP INDEX CONCURRENTLY one_n\)/,
+    );
+    // Run again as it is, IF NOT EXISTS would take the INVALID index for built: refused first.
+    await expect(migrate(url, { dir })).rejects.toThrow(
+      '0002_unique.sql not run: an INVALID index exists; drop it (DROP INDEX CONCURRENTLY one_n)',
+    );
     expect(await queryOnce(url, 'SELECT version FROM schema_migrations')).toEqual([{ version: 1 }]);
     await queryOnce(url, 'DROP INDEX one_n');
     await queryOnce(url, 'DELETE FROM one WHERE ctid = (SELECT min(ctid) FROM one)');
