@@ -140,15 +140,22 @@ export function startShop(body: HTMLElement): void {
   });
   // Back in this tab or window from another, or from the app: the cart may have changed there.
   // The API takes whole quantities, so the next tap here must build on the cart as it is now.
-  // Coming back usually fires both events: one load does for both.
-  let lastLoad = 0;
+  // Coming back usually fires both events: one load does for both. Leaving ends the return.
+  let loadedOnReturn = false;
   const cartMayHaveChanged = () => {
-    if (document.visibilityState !== 'visible' || !currentSession() || Date.now() - lastLoad < 1_000) return;
-    lastLoad = Date.now();
+    if (document.visibilityState !== 'visible') {
+      loadedOnReturn = false;
+      return;
+    }
+    if (loadedOnReturn || !currentSession()) return;
+    loadedOnReturn = true;
     void cart.refresh().catch(() => undefined);
   };
   document.addEventListener('visibilitychange', cartMayHaveChanged);
   window.addEventListener('focus', cartMayHaveChanged);
+  window.addEventListener('blur', () => {
+    loadedOnReturn = false;
+  });
   // Back from the Checkout page with the browser's back button: the page comes from the
   // back/forward cache as it was left (a Checkout button still busy); draw it afresh.
   window.addEventListener('pageshow', (event) => {

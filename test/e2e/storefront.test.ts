@@ -386,6 +386,9 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       );
       await cartLink(page, 5).waitFor();
       expect(loads).toHaveLength(1);
+      // Off to another window and back, however quickly: loaded again.
+      await page.evaluate("window.dispatchEvent(new Event('blur')); window.dispatchEvent(new Event('focus'))");
+      await expect.poll(() => loads.length).toBe(2);
       await add.tap();
       await cartLink(page, 6).waitFor();
       expect((await shopper.cart(cart.id)).items.map((i) => i.quantity)).toEqual([6]);
