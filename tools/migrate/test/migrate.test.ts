@@ -41,6 +41,16 @@ async function tables(url: string): Promise<string[]> {
 
 const ONE = 'CREATE TABLE one (id int PRIMARY KEY);\n';
 const TWO = 'CREATE TABLE two (id int REFERENCES one);\nINSERT INTO one VALUES (1);\n';
+const INDEX_ONE = '-- migrate: no-transaction\nCREATE INDEX CONCURRENTLY one_by_id ON one (id);\n';
+
+/** How many of the runner's sessions there are (that match `where`, SQL on pg_stat_activity). */
+async function migrateSessions(url: string, where = 'true'): Promise<number> {
+  const [row] = await queryOnce(
+    url,
+    `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'edge-checkout-migrate' AND ${where}`,
+  );
+  return Number(row!.n);
+}
 
 describe('migrate', () => {
   it('applies pending files in order, records them, and applies nothing the second time', async () => {
@@ -135,24 +145,14 @@ describe('migrate', () => {
       '0001_one.sql': 'CREATE TABLE counted (n int);\nINSERT INTO counted VALUES (1);\n',
       '0002_more.sql': 'INSERT INTO counted VALUES (2);\n',
     });
-    // The runner's lock, held here until both runs wait for it: then
+    // The runner's lock, held here until both runs are connected and waiting for it: then
     // both have begun before either has read what is applied.
     const holder = new pg.Client({ connectionString: url });
     await holder.connect();
     try {
       await holder.query('SELECT pg_advisory_lock($1)', [LOCK_KEY]);
       const runs = Promise.all([migrate(url, { dir }), migrate(url, { dir })]);
-      await expect
-        .poll(
-          async () =>
-            (
-              await holder.query(
-                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'edge-checkout-migrate'`,
-              )
-            ).rows[0].n,
-          { timeout: 5_000 },
-        )
-        .toBe(2);
+      await expect.poll(() => migrateSessions(url), { timeout: 5_000 }).toBe(2);
       await holder.query('SELECT pg_advisory_unlock($1)', [LOCK_KEY]);
       expect((await runs).map((r) => r.applied.length).sort()).toEqual([0, 2]);
     } finally {
@@ -165,7 +165,7 @@ describe('migrate', () => {
     const url = await freshDatabase();
     const dir = migrationsDir({
       '0001_one.sql': ONE,
-      '0002_index.sql': '-- migrate: no-transaction\nCREATE INDEX CONCURRENTLY one_by_id ON one (id);\n',
+      '0002_index.sql': INDEX_ONE,
       '0003_two.sql': TWO,
       '0004_broken.sql': 'CREATE TABLE three (;\n',
     });
@@ -188,7 +188,7 @@ describe('migrate', () => {
     await queryOnce(url, 'CREATE TABLE other (id int)');
     const dir = migrationsDir({
       '0001_one.sql': ONE,
-      '0002_index.sql': '-- migrate: no-transaction\nCREATE INDEX CONCURRENTLY one_by_id ON one (id);\n',
+      '0002_index.sql': INDEX_ONE,
     });
     // A report reading another table, in a snapshot older than the build.
     const report = new pg.Client({ connectionString: url });
@@ -197,18 +197,7 @@ describe('migrate', () => {
       await report.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
       await report.query('SELECT count(*) FROM other');
       const run = migrate(url, { dir });
-      await expect
-        .poll(
-          async () =>
-            (
-              await queryOnce(
-                url,
-                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'edge-checkout-migrate'
-                   AND wait_event_type = 'Lock'`,
-              )
-            )[0]!.n,
-        )
-        .toBe(1);
+      await expect.poll(() => migrateSessions(url, `wait_event_type = 'Lock'`)).toBe(1);
       // Longer than the lock timeout that holds for the other files.
       await new Promise((resolve) => setTimeout(resolve, 6_000));
       await report.query('COMMIT');
@@ -223,7 +212,7 @@ describe('migrate', () => {
     await migrate(url, { dir: migrationsDir({ '0001_one.sql': ONE }) });
     const dir = migrationsDir({
       '0001_one.sql': ONE,
-      '0002_index.sql': '-- migrate: no-transaction\nCREATE INDEX CONCURRENTLY one_by_id ON one (id);\n',
+      '0002_index.sql': INDEX_ONE,
     });
     const writer = new pg.Client({ connectionString: url });
     await writer.connect();
@@ -232,17 +221,12 @@ describe('migrate', () => {
       await writer.query('BEGIN');
       await writer.query('INSERT INTO one VALUES (1)');
       const first = migrate(url, { dir });
-      const waiting = async (what: string) =>
-        (
-          await queryOnce(
-            url,
-            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'edge-checkout-migrate' AND ${what}`,
-          )
-        )[0]!.n;
-      await expect.poll(() => waiting(`query LIKE '%CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'`)).toBe(1);
+      await expect
+        .poll(() => migrateSessions(url, `query LIKE '%CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'`))
+        .toBe(1);
       // … while a second deploy's run waits for the first run's lock.
       const second = migrate(url, { dir });
-      await expect.poll(() => waiting('true')).toBe(2);
+      await expect.poll(() => migrateSessions(url)).toBe(2);
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       await writer.query('COMMIT');
       expect((await first).applied).toEqual(['0002_index.sql']);
