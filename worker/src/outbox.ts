@@ -143,25 +143,24 @@ const LEADER_GONE_MS = LEAD_MS + 30_000;
  */
 class PublishQueue {
   private queued: EventFacts[] = [];
-  /** The lead under way: until when it takes new rounds, and from when it is taken for cancelled. */
-  private lead: { until: number; goneAt: number } | null = null;
+  /** The lead under way, by when it began. */
+  private lead: { since: number } | null = null;
 
   constructor(private readonly publisher: PubSubPublisher) {}
 
   /** Resolves, for the leader, to the rows left waiting behind the ones it published; for the others at once, to none. */
   async publish(sql: Sql, rows: EventFacts[]): Promise<string[]> {
-    if (this.lead && Date.now() < this.lead.goneAt) {
+    if (this.lead && Date.now() < this.lead.since + LEADER_GONE_MS) {
       this.queued.push(...rows);
       return [];
     }
     // Nobody leads, or a cancelled leader: what it left queued stays leased, for the scheduled relay.
     this.queued = [...rows];
-    const started = Date.now();
-    const lead = { until: started + LEAD_MS, goneAt: started + LEADER_GONE_MS };
+    const lead = { since: Date.now() };
     this.lead = lead;
     const followUp: string[] = [];
     try {
-      while (this.queued.length > 0 && Date.now() < lead.until) {
+      while (this.queued.length > 0 && Date.now() < lead.since + LEAD_MS) {
         // A call goes once maxMessages rows are waiting or maxDelayMs after the first, as Google's
         // client does by default. Pub/Sub's cost is mostly per call: its emulator spends about 1 ms
         // of CPU on a call of one message and 0.15 ms a message in calls of 20.

@@ -516,6 +516,7 @@ function utf8Length(text: string): number {
 }
 
 /** Rejects with the signal's reason once it aborts. */
-function aborted(signal: AbortSignal): Promise<never> {
+/** Rejects, with the signal's reason, once it aborts. */
+export function aborted(signal: AbortSignal): Promise<never> {
   return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
 }

@@ -1,4 +1,5 @@
 // Verifies the OIDC token Pub/Sub attaches to authenticated push requests.
+import { aborted } from '@edge-checkout/pubsub';
 import { OAuth2Client, type TokenPayload } from 'google-auth-library';
 
 /**
@@ -47,7 +48,7 @@ export function createOidcVerifier(opts: OidcVerifierOptions): PushVerifier {
     fetching ??= client.getFederatedSignonCertsAsync();
     const shared = fetching;
     try {
-      return await withDeadline(shared, CERTS_DEADLINE_MS);
+      return await Promise.race([shared, aborted(AbortSignal.timeout(CERTS_DEADLINE_MS))]);
     } finally {
       if (fetching === shared) fetching = undefined;
     }
@@ -107,12 +108,4 @@ function rejection(error: unknown): PushAuthResult {
   const message = error instanceof Error ? error.message : '';
   const reason = REASONS.find(([pattern]) => pattern.test(message))?.[1] ?? 'token is malformed';
   return { ok: false, status: 401, reason };
-}
-
-function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
