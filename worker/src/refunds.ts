@@ -30,8 +30,12 @@ export async function refundCart(
   )) as { status: CartStatus; payment_intent_id: string | null }[];
   if (!cart) throw notFound('Cart');
   // A fully refunded cart still goes to Stripe: a retry of the request that refunded it gets its answer back.
-  if (!LANDED_STATUSES.includes(cart.status) || !cart.payment_intent_id) {
+  if (!LANDED_STATUSES.includes(cart.status)) {
     throw new ApiError('not_refundable', `The cart is ${cart.status}: only a paid cart can be refunded`);
+  }
+  // A session Stripe completed as `no_payment_required` (a 100 % discount) has no payment intent.
+  if (!cart.payment_intent_id) {
+    throw new ApiError('not_refundable', 'Nothing was charged for this cart: there is no payment to refund');
   }
   let refund: Stripe.Refund;
   try {
@@ -82,7 +86,13 @@ export async function refundCart(
           return null;
         })
       : refund.charge;
-  if (charge) await fulfilment.apply(refundEffect(refund, charge));
+  // The refund is made: a failure to record it now must not read as "not refunded, try again", for
+  // a retry without a key would refund a second time. Its charge.refunded webhook records it.
+  if (charge) {
+    await fulfilment.apply(refundEffect(refund, charge)).catch((err: unknown) => {
+      log.warn('refund_not_recorded', { cartId, refundId: refund.id, error: err });
+    });
+  }
   return {
     id: refund.id,
     cartId,

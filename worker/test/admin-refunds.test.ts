@@ -1,6 +1,6 @@
 import type Stripe from 'stripe';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { call, db, holdLocks, problem, testEnv } from './helpers.ts';
+import { call, db, holdLocks, linesOf, problem, testEnv } from './helpers.ts';
 import { paidCart, standin, standinEvents } from './standin.ts';
 import { checkedOutCart, deliver, outboxOf, standinStripe } from './stripe-helpers.ts';
 
@@ -264,6 +264,46 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
     expect(res.status).toBe(409);
     expect((await problem(res)).code).toBe('not_refundable');
     expect((await refund(crypto.randomUUID(), undefined, 'k')).status).toBe(404);
+  });
+
+  it('answers 409 not_refundable, saying nothing was charged, for a paid cart without a payment (100 % discount)', async () => {
+    const state = await paidCart();
+    await db().query('UPDATE checkouts SET payment_intent_id = NULL WHERE session_id = $1', [state.sessionId]);
+    const res = await refund(state.cartId);
+    expect(res.status).toBe(409);
+    expect(await problem(res)).toMatchObject({
+      code: 'not_refundable',
+      detail: 'Nothing was charged for this cart: there is no payment to refund',
+    });
+  });
+
+  it('answers 201 for a refund Stripe made though the database failed to record it, so no retry refunds twice', async () => {
+    const state = await paidCart();
+    const realFetch = globalThis.fetch;
+    let dropped = 0;
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      const url = input instanceof Request ? input.url : String(input);
+      // The fulfilment batch (it starts with the payment's advisory lock): the database drops once.
+      if (!dropped && !url.includes('/v1/') && String(init?.body ?? '').includes('pg_advisory_xact_lock')) {
+        dropped++;
+        throw new TypeError('Network connection lost.');
+      }
+      return realFetch(input, init);
+    });
+    let res: Response | undefined;
+    const lines = await linesOf(async () => {
+      res = await refund(state.cartId, { amount: 1000 });
+    });
+    expect(dropped).toBe(1);
+    expect(res?.status).toBe(201);
+    expect(await res?.json()).toMatchObject({ amount: 1000, status: 'succeeded' });
+    expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 1000, refunds: 1 });
+    expect(lines.filter((line) => line.msg === 'refund_not_recorded')).toHaveLength(1);
+    // Stripe's charge.refunded webhook records it.
+    for (const event of (await standinEvents(state.sessionId)).filter((e) => e.type === 'charge.refunded')) {
+      expect((await deliver(event)).status).toBe(200);
+    }
+    expect(await cart(state)).toMatchObject({ status: 'paid', refundedAmount: 1000 });
   });
 
   it.each([
