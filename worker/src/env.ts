@@ -1,4 +1,4 @@
-import { emulatorHostPort, PROJECT_ID, TOPIC_NAME } from '@edge-checkout/pubsub';
+import { emulatorHostOf, emulatorHostPort, PROJECT_ID, TOPIC_NAME } from '@edge-checkout/pubsub';
 import { z } from 'zod';
 import { ApiError } from './errors.ts';
 import { CHECKOUT_SHIPPING_COUNTRIES } from './shipping-countries.ts';
@@ -16,8 +16,8 @@ export interface Env {
   DATABASE_URL?: string;
   /**
    * Local development only: URL of a server speaking Neon's SQL-over-HTTP protocol in front of
-   * a local Postgres (tools/dev-stack/src/neon-http-proxy.ts). Unset in production, where the driver derives
-   * `https://<host>/sql` from DATABASE_URL.
+   * a Postgres other than Neon (tools/dev-stack/src/neon-http-proxy.ts). Unset in production,
+   * where the driver derives its endpoint from DATABASE_URL's host (isNeonEndpointHost).
    */
   NEON_HTTP_ENDPOINT?: string;
   /** Stripe secret key, `sk_test_…` or `sk_live_…`. Secret. */
@@ -121,8 +121,28 @@ const POSTGRES_URL = 'a postgres:// URL with a user, a host and a database (spec
 const postgresUrl = z.string().refine((v) => {
   const scheme = /^postgres(ql)?:/.exec(v)?.[0];
   const u = scheme ? absoluteUrl(`http:${v.slice(scheme.length)}`) : null;
-  return u !== null && Boolean(u.username) && Boolean(u.hostname) && u.hostname !== '-' && u.pathname.length > 1;
+  // The driver parses the string as it is, too (`new URL`), before it reads it as http.
+  return (
+    u !== null &&
+    absoluteUrl(v) !== null &&
+    Boolean(u.username) &&
+    Boolean(u.hostname) &&
+    u.hostname !== '-' &&
+    u.pathname.length > 1
+  );
 }, POSTGRES_URL);
+
+/**
+ * A Neon compute endpoint's host (`ep-cool-darkness-123456.us-east-2.aws.neon.tech`, pooled or
+ * not). Without an endpoint of its own, Neon's driver sends every query, with the connection
+ * string and its password in a header, to `https://api.<host without its first label>/sql`
+ * (its `fetchEndpoint` default): Neon's API for such a host, whoever answers there for any other.
+ */
+export function isNeonEndpointHost(hostname: string): boolean {
+  return /^ep-[a-z0-9-]+\./i.test(hostname);
+}
+const NEON_ENDPOINT =
+  "DATABASE_URL is invalid: expected a Neon endpoint's host (ep-….neon.tech); another Postgres needs NEON_HTTP_ENDPOINT, a server speaking Neon's SQL over HTTP in front of it";
 
 // Absolute, so it works from any page: https (a universal link), or an app's own scheme (myshop://…).
 const RETURN_URL = 'an absolute https:// URL or an app scheme (myshop://…)';
@@ -151,11 +171,12 @@ const commaSeparated = z.string().transform((v) =>
 const ORIGIN = 'origins (http(s)://host[:port], no path)';
 const origin = z
   .string()
-  .transform((v) => v.replace(/\/$/, ''))
   .refine((v) => {
     const u = absoluteUrl(v);
-    return u !== null && /^https?:$/.test(u.protocol) && u.origin === v;
-  }, ORIGIN);
+    return u !== null && /^https?:$/.test(u.protocol) && `${u.origin}/` === u.href;
+  }, ORIGIN)
+  // As browsers write it: host in lower case, no default port (`https://Shop.example:443`).
+  .transform((v) => new URL(v).origin);
 
 // `true` or `false`, as wrangler vars are strings.
 const flag = z
@@ -191,6 +212,9 @@ const shippingRates = z
   );
 export type ShippingRate = z.output<typeof shippingRate>;
 
+const COUNTRY_CODES = 'ISO country codes, comma-separated (US,CA)';
+const WEBHOOK_SECRETS = 'whsec_… secrets, comma-separated';
+
 // Each variable is checked on its own, so one bad value only disables what depends on it.
 const schema = {
   DATABASE_URL: postgresUrl,
@@ -199,7 +223,7 @@ const schema = {
   // A secret is `whsec_` and one word of base64 or hex: one with a space or `;` inside is two
   // pasted wrongly and would never match.
   STRIPE_WEBHOOK_SECRET: commaSeparated.pipe(
-    z.array(z.string().regex(/^whsec_[\w+/=-]+$/, 'whsec_… secrets, comma-separated')).min(1),
+    z.array(z.string().regex(/^whsec_[\w+/=-]+$/, WEBHOOK_SECRETS)).min(1, WEBHOOK_SECRETS),
   ),
   STRIPE_API_BASE: originUrl,
   PUBLIC_BASE_URL: originUrl,
@@ -220,12 +244,7 @@ const schema = {
   PUBSUB_EMULATOR_HOST: z
     .string()
     .transform(emulatorHostPort)
-    .pipe(
-      z
-        .string()
-        .regex(/^[\w.-]+:\d+$|^\[::1\]:\d+$/, LOOPBACK_HOST_PORT)
-        .refine((v) => LOOPBACK_HOST.test(v.slice(0, v.lastIndexOf(':'))), LOOPBACK_HOST_PORT),
-    ),
+    .refine((v) => LOOPBACK_HOST.test(emulatorHostOf(v) ?? ''), LOOPBACK_HOST_PORT),
   // Google keeps a key's order only among messages published in one region
   // (https://cloud.google.com/pubsub/docs/ordering), and the global endpoint routes each request
   // to a region near its sender: a Worker answering in several places needs a locational one.
@@ -233,11 +252,18 @@ const schema = {
   PUBSUB_API_ENDPOINT: originUrl,
   ADMIN_API_KEY: z.string().min(1),
   // Checked here, as a country Stripe refuses would fail every checkout with Stripe's 400.
-  SHIPPING_COUNTRIES: z
-    .string()
-    .toUpperCase()
-    .regex(/^[A-Z]{2}( *, *[A-Z]{2})*$/, 'ISO country codes, comma-separated (US,CA)')
-    .transform((v) => [...new Set(v.split(/ *, */))])
+  SHIPPING_COUNTRIES: commaSeparated
+    .pipe(
+      z
+        .array(
+          z
+            .string()
+            .toUpperCase()
+            .regex(/^[A-Z]{2}$/, COUNTRY_CODES),
+        )
+        .min(1, COUNTRY_CODES),
+    )
+    .transform((codes) => [...new Set(codes)])
     .superRefine((codes, ctx) => {
       const refused = codes.filter((code) => !CHECKOUT_SHIPPING_COUNTRIES.has(code));
       if (refused.length > 0) {
@@ -312,6 +338,15 @@ function parse(env: Env): Config {
       const where = issue?.path.length ? ` (at ${issue.path.join('.')})` : '';
       problems.set(name, `${name} is invalid: expected ${issue?.message ?? 'another value'}${where}`);
     }
+  }
+  const database = values.get('DATABASE_URL');
+  if (
+    typeof database === 'string' &&
+    bindingText(env.NEON_HTTP_ENDPOINT) === undefined &&
+    !isNeonEndpointHost(new URL(`http:${database.slice(database.indexOf(':') + 1)}`).hostname)
+  ) {
+    values.delete('DATABASE_URL');
+    problems.set('DATABASE_URL', NEON_ENDPOINT);
   }
   const optional = <N extends Name>(name: N): Value<N> | undefined => {
     const problem = problems.get(name);

@@ -75,14 +75,24 @@ function thinEvent(rawBody: string): ThinEvent | null {
 /**
  * What a failed Stripe call means for our client. Stripe refusing the request itself
  * (`invalid_request_error`, or a 402) is final: a 4xx naming Stripe's reason, as retrying cannot help.
- * Anything else (Stripe unreachable, failing, rate-limiting, a key in flight) is a 503 the
- * client may retry; the cart has not been changed.
+ * Stripe refusing our key is a 500 `misconfigured`. Anything else (Stripe unreachable, failing,
+ * rate-limiting, a key in flight) is a 503 the client may retry; the cart has not been changed.
  */
 export function stripeFailure(err: unknown, what: 'checkout' | 'refund' = 'checkout'): ApiError {
   // 402 request_failed (card_error): "the parameters were valid but the request failed"
   // (https://docs.stripe.com/api/errors), as final as an invalid request.
   if (stripeRefused(err) || err instanceof Stripe.errors.StripeCardError) {
     return new ApiError(`${what}_refused`, `Stripe refused the ${what}: ${err.message}`, { cause: err });
+  }
+  // "401: No valid API key provided", "403: The API key doesn't have permissions to perform the
+  // request" (https://docs.stripe.com/api/errors): our setting is wrong, not Stripe, and no retry
+  // helps until it is mended. Stripe's message quotes part of the key, so it is not passed on.
+  if (err instanceof Stripe.errors.StripeAuthenticationError || err instanceof Stripe.errors.StripePermissionError) {
+    return new ApiError(
+      'misconfigured',
+      `STRIPE_SECRET_KEY is not accepted by Stripe for this ${what} (${err.statusCode ?? err.type})`,
+      { cause: err },
+    );
   }
   // The key was first used with other parameters (https://docs.stripe.com/api/idempotent_requests).
   if (stripeKeyReused(err)) {

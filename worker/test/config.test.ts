@@ -1,7 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { config, type Env } from '../src/env.ts';
 import { ApiError } from '../src/errors.ts';
-import { call, callWithEnv, createProduct, newUser, problem } from './helpers.ts';
+import { call, callWithEnv, createProduct, newUser, openCart, problem, testEnv } from './helpers.ts';
 import { checkedOutCart, deliver, eventsFor, stripeEnv } from './stripe-helpers.ts';
 
 /** What config() makes of one variable: its value, or the problem it names. */
@@ -67,20 +67,49 @@ describe('origins the Worker builds URLs on', () => {
 
 describe('DATABASE_URL', () => {
   it("is what Neon's driver can connect with: a user, a host and a database", () => {
-    const good = 'postgres://shop:p%23ss@db.example.com/shop?sslmode=require';
+    const good = 'postgres://shop:p%23ss@ep-cool-darkness-123456-pooler.us-east-2.aws.neon.tech/shop?sslmode=require';
     expect(read('DATABASE_URL', good)).toBe(good);
-    expect(read('DATABASE_URL', 'postgresql://shop@127.0.0.1:5432/shop')).toBe('postgresql://shop@127.0.0.1:5432/shop');
     // A `#` left unencoded in the password ends the URL there; each of these fails every query.
     for (const bad of [
-      'postgres://shop:p#ss@db.example.com/shop',
+      'postgres://shop:p#ss@ep-a-1.eu-central-1.aws.neon.tech/shop',
       'postgres://localhost',
-      'postgres://db.example.com/shop',
+      'postgres://ep-a-1.eu-central-1.aws.neon.tech/shop',
+      'postgres://shop:p#ss@ep-a-1.eu-central-1.aws.neon.tech\\shop',
       'mysql://shop@db/shop',
     ]) {
       const answer = read('DATABASE_URL', bad);
       expect(answer).toMatch(/^misconfigured: DATABASE_URL is invalid: expected a postgres:\/\/ URL with a user/);
       expect(answer).not.toContain('p#ss');
     }
+  });
+
+  it("names a Neon endpoint's host, unless NEON_HTTP_ENDPOINT serves another Postgres: the password goes nowhere else", () => {
+    const elsewhere = 'postgres://shop:s3cret@db.example.com/shop?sslmode=require';
+    const refused = () => config({ DATABASE_URL: elsewhere }).required('DATABASE_URL');
+    expect(refused).toThrow(/^DATABASE_URL is invalid: expected a Neon endpoint's host \(ep-….neon.tech\)/);
+    expect(refused).not.toThrow(/s3cret/);
+    const local = {
+      DATABASE_URL: 'postgresql://shop@127.0.0.1:5432/shop',
+      NEON_HTTP_ENDPOINT: 'http://127.0.0.1:4444/sql',
+    };
+    expect(config(local).required('DATABASE_URL')).toBe(local.DATABASE_URL);
+  });
+
+  it('answers 500 misconfigured for a host other than Neon, and sends nothing there', async () => {
+    const sent = vi.spyOn(globalThis, 'fetch');
+    const { NEON_HTTP_ENDPOINT: _, ...production } = testEnv;
+    const res = await callWithEnv(
+      { ...production, DATABASE_URL: 'postgres://shop:s3cret@db.example.com/shop' },
+      '/v1/products',
+    );
+    expect(res.status).toBe(500);
+    const body = await problem(res);
+    expect(body.code).toBe('misconfigured');
+    expect(body.detail).toMatch(/^DATABASE_URL is invalid/);
+    expect(sent.mock.calls.map(([input]) => String(input instanceof Request ? input.url : input))).not.toContainEqual(
+      expect.stringContaining('example.com'),
+    );
+    sent.mockRestore();
   });
 });
 
@@ -111,6 +140,13 @@ describe('values written in wrangler.toml as numbers, flags or tables', () => {
 });
 
 describe('SHIPPING_COUNTRIES and SHIPPING_RATES', () => {
+  it('forgive spaces and a trailing comma in the country list, as in the other lists', () => {
+    expect(read('SHIPPING_COUNTRIES', 'us, CA ,')).toEqual(['US', 'CA']);
+    expect(read('SHIPPING_COUNTRIES', ',')).toBe(
+      'misconfigured: SHIPPING_COUNTRIES is invalid: expected ISO country codes, comma-separated (US,CA)',
+    );
+  });
+
   it('take only countries Stripe Checkout ships to, each once', () => {
     expect(read('SHIPPING_COUNTRIES', 'us, CA,US')).toEqual(['US', 'CA']);
     expect(read('SHIPPING_COUNTRIES', 'US, CU')).toBe(
@@ -139,6 +175,32 @@ describe('STRIPE_WEBHOOK_SECRET', () => {
         'misconfigured: STRIPE_WEBHOOK_SECRET is invalid: expected whsec_… secrets, comma-separated (at 0)',
       );
     }
+    expect(read('STRIPE_WEBHOOK_SECRET', ' , ')).toBe(
+      'misconfigured: STRIPE_WEBHOOK_SECRET is invalid: expected whsec_… secrets, comma-separated',
+    );
+  });
+});
+
+describe('STRIPE_SECRET_KEY', () => {
+  it('answers 500 misconfigured, not "try again", when Stripe refuses it (401), and the success page still shows the order', async () => {
+    // Well formed, so only Stripe can tell: revoked, mistyped, or of another account.
+    const env = { ...stripeEnv, STRIPE_SECRET_KEY: 'sk_live_revoked_or_mistyped' };
+    const user = await newUser();
+    const product = await createProduct();
+    const cartId = await openCart(user.token, [{ id: product.id, quantity: 1 }], env);
+    const res = await call(`/v1/carts/${cartId}/checkout`, { method: 'POST', token: user.token, env });
+    expect(res.status).toBe(500);
+    const body = await problem(res);
+    expect(body).toMatchObject({
+      code: 'misconfigured',
+      detail: 'STRIPE_SECRET_KEY is not accepted by Stripe for this checkout (401)',
+    });
+    expect(JSON.stringify(body)).not.toContain('revoked');
+
+    const state = await checkedOutCart();
+    const page = await callWithEnv(env, `/checkout/success?session_id=${state.sessionId}`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('data-status="checkout_pending"');
   });
 });
 
@@ -179,6 +241,8 @@ describe('PUBSUB_EMULATOR_HOST', () => {
       'localhost',
       'https://localhost:8085',
       'http://pubsub.example.com:8085',
+      'localhost:99999',
+      '127.0.0.1:0',
     ]) {
       expect(read('PUBSUB_EMULATOR_HOST', bad)).toBe(
         'misconfigured: PUBSUB_EMULATOR_HOST is invalid: expected host:port of this machine (localhost, 127.x.x.x or [::1])',
@@ -233,7 +297,13 @@ describe('CORS_ORIGINS and RETENTION_DAYS', () => {
       'http://localhost:5173',
       'http://shop.example',
     ]);
+    // As a browser sends it in Origin: host in lower case, no default port.
+    expect(read('CORS_ORIGINS', 'https://Shop.example:443,http://LOCALHOST:80')).toEqual([
+      'https://shop.example',
+      'http://localhost',
+    ]);
     expect(read('CORS_ORIGINS', 'https://shop.example/app')).toMatch(/^misconfigured: CORS_ORIGINS/);
+    expect(read('CORS_ORIGINS', 'https://shop.example?x')).toMatch(/^misconfigured: CORS_ORIGINS/);
     expect(read('CORS_ORIGINS', 'ftp://shop.example')).toMatch(/^misconfigured: CORS_ORIGINS/);
     expect(read('CORS_ORIGINS', '*')).toMatch(/^misconfigured: CORS_ORIGINS/);
   });

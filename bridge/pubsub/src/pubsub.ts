@@ -143,6 +143,12 @@ export function emulatorHostPort(value: string): string {
   return value.replace(/^http:\/\//, '').replace(/\/+$/, '');
 }
 
+/** The host of an emulator's `host:port` (as emulatorHostPort gives it), or null unless it names a port 1-65535. */
+export function emulatorHostOf(hostPort: string): string | null {
+  const [, host, port] = /^([\w.-]+|\[[0-9A-Fa-f:]+\]):(\d{1,5})$/.exec(hostPort) ?? [];
+  return host !== undefined && Number(port) >= 1 && Number(port) <= 65535 ? host : null;
+}
+
 /** URL of the `:publish` method, on Google's API or on an emulator. */
 export function publishUrl(path: string, base: { emulatorHost?: string; apiEndpoint?: string } = {}): string {
   const origin = base.emulatorHost

@@ -1,5 +1,5 @@
 // The relay's configuration, from its environment (docs/contract.md §6).
-import { emulatorHostPort, PROJECT_ID, TOPIC_NAME } from '@edge-checkout/pubsub';
+import { emulatorHostOf, emulatorHostPort, PROJECT_ID, TOPIC_NAME } from '@edge-checkout/pubsub';
 
 export type RelayConfig = {
   port: number;
@@ -56,9 +56,7 @@ export function loadRelayConfig(env: Record<string, string | undefined>): RelayC
   }
   const emulatorHost = value('PUBSUB_EMULATOR_HOST');
   // As Google's client reads it (host:port, http:// allowed): anything else fails every publish.
-  const emulatorPort =
-    emulatorHost && /^(?:[\w.-]+|\[[0-9A-Fa-f:]+\]):(\d{1,5})$/.exec(emulatorHostPort(emulatorHost))?.[1];
-  if (emulatorHost && !(Number(emulatorPort) >= 1 && Number(emulatorPort) <= 65535)) {
+  if (emulatorHost && emulatorHostOf(emulatorHostPort(emulatorHost)) === null) {
     throw new RelayConfigError('PUBSUB_EMULATOR_HOST', 'must be host:port of the emulator (e.g. 127.0.0.1:8085)');
   }
   // Turning verification off in production would let anyone trigger customer emails.

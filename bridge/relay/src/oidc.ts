@@ -73,7 +73,8 @@ export function createOidcVerifier(opts: OidcVerifierOptions): PushVerifier {
       }
       if (!payload) return { ok: false, status: 401, reason: 'token has no payload' };
       if (opts.serviceAccountEmail) {
-        if (payload.email !== opts.serviceAccountEmail) {
+        // Google writes service-account addresses in lower case; one set in another case is the same account.
+        if (payload.email?.toLowerCase() !== opts.serviceAccountEmail.toLowerCase()) {
           return { ok: false, status: 403, reason: 'token is not from the configured push service account' };
         }
         if (payload.email_verified !== true) {

@@ -96,6 +96,15 @@ describe('OIDC verification of push requests', () => {
     });
   });
 
+  it('takes PUSH_SERVICE_ACCOUNT written in any case (Google issues the address in lower case)', async () => {
+    const verifier = createOidcVerifier({
+      audience: PUSH_AUDIENCE,
+      serviceAccountEmail: PUSH_SERVICE_ACCOUNT.toUpperCase(),
+      certsUrl: google.certsUrl,
+    });
+    await expect(verifier.verify(bearer(await google.idToken()))).resolves.toMatchObject({ ok: true });
+  });
+
   it('accepts any service account when PUSH_SERVICE_ACCOUNT is not set', async () => {
     const anyAccount = createOidcVerifier({ audience: PUSH_AUDIENCE, certsUrl: google.certsUrl });
     const token = await google.idToken({ email: 'someone-else@demo-project.iam.gserviceaccount.com' });

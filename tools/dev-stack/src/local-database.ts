@@ -5,6 +5,7 @@
 import { appendFileSync } from 'node:fs';
 import path from 'node:path';
 import { migrate } from '@edge-checkout/migrate';
+import { isNeonEndpointHost } from '@edge-checkout/worker/env';
 import { effective, type LocalService } from './local-service.ts';
 import { startNeonHttpProxy } from './neon-http-proxy.ts';
 import { isLoopbackHost } from './net.ts';
@@ -61,8 +62,9 @@ export const neonProxyService: LocalService = {
   name: 'neon http proxy',
   async start(ctx) {
     const url = effective(ctx, 'DATABASE_URL')!;
-    // Neon itself serves SQL over HTTP; only a database on this machine needs the stand-in.
-    if (ctx.configured.NEON_HTTP_ENDPOINT || !isLoopbackHost(new URL(url).hostname)) return undefined;
+    // Neon itself serves SQL over HTTP; any other Postgres (this machine's, or one elsewhere)
+    // needs the stand-in in front of it.
+    if (ctx.configured.NEON_HTTP_ENDPOINT || isNeonEndpointHost(new URL(url).hostname)) return undefined;
     const proxy = await startNeonHttpProxy({ databaseUrl: url });
     ctx.log(`neon http proxy: ${proxy.endpoint}`);
     return { vars: { NEON_HTTP_ENDPOINT: proxy.endpoint }, stop: proxy.close };

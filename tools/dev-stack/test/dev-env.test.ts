@@ -1,9 +1,12 @@
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { configuredVars, formatEnvFile, loadDevSecrets, readDevVars } from '../src/dev-env.ts';
+import { configuredVars, formatEnvFile, loadDevSecrets, REPO_ROOT, readDevVars } from '../src/dev-env.ts';
+import { wranglerDev } from '../src/local-stack.ts';
+import { freePort } from '../src/net.ts';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'dev-env-test-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -13,6 +16,13 @@ describe('configuredVars', () => {
     const devVars = { DATABASE_URL: 'postgres://from-dev-vars', STRIPE_SECRET_KEY: 'sk_test_devvars', MY_FLAG: 'on' };
     const env = { DATABASE_URL: 'postgres://from-env', PATH: '/usr/bin', HOME: '/root', STRIPE_SECRET_KEY: '' };
     expect(configuredVars(devVars, env)).toEqual({ DATABASE_URL: 'postgres://from-env', MY_FLAG: 'on' });
+  });
+
+  it('reads values as the Worker does: trimmed, and blank as not set', () => {
+    const env = { AUTH_JWT_SECRET: ' dev-secret ', STRIPE_API_BASE: ' ' };
+    expect(configuredVars({ STRIPE_API_BASE: 'http://127.0.0.1:12111' }, env)).toEqual({
+      AUTH_JWT_SECRET: 'dev-secret',
+    });
   });
 });
 
@@ -85,6 +95,49 @@ describe('formatEnvFile', () => {
     };
     expect(parseEnv(formatEnvFile(vars))).toEqual(vars);
   });
+
+  it('hands wrangler values with $ in them unchanged (it expands $NAME in an env file)', async () => {
+    const dir = mkdtempSync(path.join(scratch, 'echo-'));
+    writeFileSync(path.join(dir, 'index.js'), 'export default { fetch: (_request, env) => Response.json(env) };\n');
+    writeFileSync(
+      path.join(dir, 'wrangler.toml'),
+      'name = "echo"\nmain = "index.js"\ncompatibility_date = "2026-04-20"\nsend_metrics = false\n',
+    );
+    const vars = {
+      ADMIN_API_KEY: 'adm$in-key',
+      DATABASE_URL: 'postgres://shop:pa$$w0rd@127.0.0.1/shop',
+      AUTH_JWT_SECRET: 'x${HOME}\\$y',
+    };
+    const envFile = path.join(dir, 'worker.env');
+    writeFileSync(envFile, formatEnvFile(vars), { mode: 0o600 });
+    const port = await freePort();
+    const wrangler = wranglerDev({
+      port,
+      inspectorPort: await freePort(),
+      envFile,
+      config: path.join(dir, 'wrangler.toml'),
+    });
+    const child = spawn(wrangler.command, wrangler.args, {
+      cwd: REPO_ROOT,
+      env: wrangler.env,
+      stdio: 'ignore',
+      detached: true,
+    });
+    try {
+      await expect
+        .poll(
+          () =>
+            fetch(`http://127.0.0.1:${port}/`).then(
+              (res) => res.json(),
+              () => undefined,
+            ),
+          { timeout: 60_000 },
+        )
+        .toEqual(vars);
+    } finally {
+      process.kill(-child.pid!, 'SIGTERM');
+    }
+  }, 90_000);
 
   it('refuses values it cannot quote, naming the variable', () => {
     expect(() => formatEnvFile({ ODD: "it's a `tick`" })).toThrow('cannot pass ODD');

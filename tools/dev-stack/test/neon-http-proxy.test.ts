@@ -4,6 +4,8 @@ import path from 'node:path';
 import { NeonDbError, type NeonQueryFunction, neon, neonConfig } from '@neondatabase/serverless';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { neonProxyService } from '../src/local-database.ts';
+import type { ServiceContext } from '../src/local-service.ts';
 import { type NeonHttpProxy, startNeonHttpProxy } from '../src/neon-http-proxy.ts';
 import { freePort } from '../src/net.ts';
 import { type RunningPostgres, startPostgres } from '../src/postgres.ts';
@@ -240,5 +242,19 @@ describe('neon HTTP proxy without a reachable Postgres', () => {
       await server.stop();
       rmSync(path.dirname(dataDir), { recursive: true, force: true });
     }
+  });
+});
+
+describe('the stack’s proxy service', () => {
+  const started = (DATABASE_URL: string) =>
+    neonProxyService.start({ configured: { DATABASE_URL }, provided: {}, log: () => {} } as unknown as ServiceContext);
+
+  it('stands in front of any Postgres but Neon’s, so the driver never sends it to api.<host>', async () => {
+    const elsewhere = await started('postgres://shop:secret@db.example.com/shop');
+    expect(elsewhere?.vars?.NEON_HTTP_ENDPOINT).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/sql$/);
+    await elsewhere?.stop();
+    expect(
+      await started('postgres://shop:secret@ep-cool-darkness-123456.us-east-2.aws.neon.tech/shop'),
+    ).toBeUndefined();
   });
 });

@@ -83,9 +83,10 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
         );
         cart = (read && cartOf(read)) || cart;
       } catch (err) {
-        // Stripe being slow must not hide the order: show what we know; the webhook or the
-        // scheduled job completes it.
-        if (!(err instanceof ApiError && err.code === 'service_unavailable')) throw err;
+        // Stripe being slow, or our Stripe key being wrong, must not hide the order: show what
+        // we know; the webhook or the scheduled job completes it.
+        if (!(err instanceof ApiError && (err.code === 'service_unavailable' || err.code === 'misconfigured')))
+          throw err;
         log.warn('success_page_reconcile_failed', { sessionId, error: err.message });
       }
     }
