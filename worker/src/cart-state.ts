@@ -37,7 +37,12 @@ export type CartEvent = (typeof CART_EVENTS)[number];
  */
 export const ACTIVE_STATUSES: readonly CartStatus[] = ['open', 'checkout_pending', 'payment_failed'];
 /** Moves into these are published to Pub/Sub as payment events; back to open or checkout_pending are not. */
-export const PUBLISHED_STATUSES: readonly CartStatus[] = ['paid', 'awaiting_payment', 'payment_failed', 'refunded'];
+export const PUBLISHED_STATUSES = [
+  'paid',
+  'awaiting_payment',
+  'payment_failed',
+  'refunded',
+] as const satisfies readonly CartStatus[];
 /** Items can be changed only here. */
 export const EDITABLE_STATUSES: readonly CartStatus[] = ['open', 'payment_failed'];
 /** The payment may still come; checkout holds the cart's stock meanwhile. */
@@ -51,6 +56,8 @@ export const LANDED_STATUSES: readonly CartStatus[] = ['paid', 'refunded'];
  */
 const PAYMENT_NOTICES = ['partially_refunded', 'disputed', 'dispute_closed'] as const;
 type PaymentNotice = (typeof PAYMENT_NOTICES)[number];
+/** The type of a payment event published for a status or a notice (the outbox reads it as one of the bridge's types). */
+export type PublishedEventType = `cart.${(typeof PUBLISHED_STATUSES)[number] | PaymentNotice}`;
 
 const table: Record<CartStatus, Partial<Record<CartEvent, CartStatus>>> = {
   open: { checkout: 'checkout_pending' },

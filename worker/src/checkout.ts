@@ -80,7 +80,7 @@ const CLOCK_SKEW_S = 30;
 
 /**
  * Reads the cart for checkout, in one round trip with claiming a checkout attempt when the cart
- * can be checked out and has none that is still usable: a new attempt number (so a new Stripe
+ * is editable, holds items (an empty cart's refusal changes nothing) and has no attempt that is still usable: a new attempt number (so a new Stripe
  * idempotency key) and its expires_at. Concurrent calls (a double tap) share one attempt: the
  * second finds the first's still fresh and claims nothing.
  */
@@ -99,6 +99,7 @@ async function claimCheckoutAttempt(
       `UPDATE carts SET checkout_attempt = checkout_attempt + 1,
                         checkout_attempt_expires_at = now() + make_interval(secs => $3)
        WHERE id = $1 AND user_id = $2 AND active AND status = ANY($5::cart_status[])
+         AND EXISTS (SELECT 1 FROM cart_items i WHERE i.cart_id = carts.id)
          AND (checkout_attempt_expires_at IS NULL OR checkout_attempt_expires_at < now() + make_interval(secs => $4))`,
       [cartId, userId, lifetime, STRIPE_MIN_LIFETIME_S + CLOCK_SKEW_S, EDITABLE_STATUSES],
     ),
@@ -129,14 +130,15 @@ export async function startCheckout(
   userId: string,
   cartId: string,
 ): Promise<{ checkout: CheckoutOut; created: boolean }> {
-  const { sql, config: cfg, stripe, fulfilment: f } = services;
+  // Stripe and the fulfilment are built only when used: handing back the live session needs neither.
+  const { sql, config: cfg } = services;
   for (let round = 0; ; round++) {
     const state = await claimCheckoutAttempt(sql, userId, cartId, cfg.required('CHECKOUT_TTL_MINUTES'));
     if (state.status === 'checkout_pending' && state.session) {
       if (state.session.expiresAt.getTime() <= Date.now() && round === 0) {
         // Past its expiry the session may still have been paid just in time: ask Stripe, apply
         // what it says, and only then decide.
-        await reconcileSession(f, stripe, state.session.id);
+        await reconcileSession(services.fulfilment, services.stripe, state.session.id);
         continue;
       }
       return { checkout: checkoutOut(cartId, state.session), created: false };
@@ -160,6 +162,7 @@ export async function startCheckout(
     const attempt = state.attempt.number;
     const rates = offeredRates(cfg, currency);
     const params = sessionParams(cfg, cartId, state, currency, rates);
+    const stripe = services.stripe;
     let session: Stripe.Checkout.Session;
     try {
       session = await stripe.checkout.sessions.create(params, {
@@ -199,8 +202,7 @@ export async function startCheckout(
     // Someone else moved the cart first. With the same version that was a double tap and
     // Stripe gave both of us this session; otherwise our session is for contents or prices that
     // no longer exist, or for units others took meanwhile, and must not stay payable.
-    const now = await readCheckoutState(sql, userId, cartId);
-    if (now.session?.id === live.id) return { checkout: checkoutOut(cartId, live), created: false };
+    if (moved.cartSession === live.id) return { checkout: checkoutOut(cartId, live), created: false };
     await stripe.checkout.sessions.expire(live.id).catch((err: unknown) => {
       log.error('orphan_session_not_expired', { sessionId: live.id, error: err });
     });
@@ -314,11 +316,11 @@ async function moveToCheckout(
       maxDays: number | null;
     }[];
   },
-): Promise<{ moved: boolean; short: { id: string; available: number }[] }> {
+): Promise<{ moved: boolean; short: { id: string; available: number }[]; cartSession: string | null }> {
   const wanted = JSON.stringify(
     m.lines.map((l) => ({ productId: l.productId, quantity: l.quantity, unitAmount: l.unitAmount })),
   );
-  const [, [row]] = (await sql.transaction(
+  const [, [row], [cart]] = (await sql.transaction(
     [
       sql.query(
         `SELECT 1 FROM products WHERE id = ANY(ARRAY(SELECT "productId" FROM jsonb_to_recordset($1::jsonb) AS w("productId" text)))
@@ -374,10 +376,17 @@ async function moveToCheckout(
           JSON.stringify(m.shippingOptions),
         ],
       ),
+      // A statement of its own, so it sees what a concurrent checkout committed while the one
+      // above waited for it: the session the cart has now, whoever moved it.
+      sql.query('SELECT checkout_session_id FROM carts WHERE id = $1', [m.cartId]),
     ],
     { isolationLevel: 'ReadCommitted' },
-  )) as [unknown, { moved: boolean; short: { id: string; available: number }[] }[]];
-  return row!;
+  )) as [
+    unknown,
+    { moved: boolean; short: { id: string; available: number }[] }[],
+    { checkout_session_id: string | null }[],
+  ];
+  return { ...row!, cartSession: cart?.checkout_session_id ?? null };
 }
 
 /**
@@ -422,11 +431,16 @@ export async function cancelCheckout(services: Services, userId: string, cartId:
   } catch (err) {
     // A session Stripe does not know (404) can never be paid: it is cancelled like an expired one.
     // Stripe refuses to expire a session that is no longer open: find out what it is now.
-    const { session } = stripeNotFound(err) ? { session: null } : await reconcileSession(f, stripe, state.session.id);
+    const { session, read } = stripeNotFound(err)
+      ? { session: null, read: null }
+      : await reconcileSession(f, stripe, state.session.id, selectCart(sql, userId, cartId));
     if (session?.status === 'complete') {
       throw new ApiError('cart_not_editable', 'The checkout has already been completed and cannot be cancelled');
     }
     if (session && session.status !== 'expired') throw stripeFailure(err);
+    // Expired at Stripe: reading it back gave the cart back, read in the same batch.
+    const cart = read && cartOf(read);
+    if (cart && isEditable(cart.status)) return cart;
   }
   const { read } = await f.applyAndRead(cancelEffect(state.session.id), selectCart(sql, userId, cartId));
   const cart = cartOf(read);

@@ -1,5 +1,6 @@
-// The error type every layer throws. No HTTP here: app.ts renders these as problem+json and the
-// landing pages as HTML (problem.ts); config and the database throw them too.
+// The error type every layer throws, each code with the HTTP status it answers; the rendering is
+// elsewhere: app.ts writes these as problem+json and the landing pages as HTML (problem.ts).
+// Config and the database throw them too.
 
 /** Stable, machine-readable error codes of the public contract, with their HTTP status and title. */
 const codes = {

@@ -50,6 +50,8 @@ export async function applyUndeliveredEvents(
 
   /** Applies what a page lists that is not recorded yet, oldest first, as they happened; whether there was any. */
   const applyPage = async (events: Stripe.Event[]): Promise<boolean> => {
+    // An empty page (the usual case: nothing undelivered) has nothing to look up.
+    if (events.length === 0) return false;
     const recorded = new Set(
       (
         (await sql.query('SELECT id FROM payment_events WHERE id = ANY($1)', [events.map((e) => e.id)])) as {
@@ -88,8 +90,10 @@ export async function applyUndeliveredEvents(
   };
 
   let marks: Marks;
+  let saved: Marks;
   try {
     marks = await readMarks(sql);
+    saved = { ...marks };
   } catch (err) {
     report.errors++;
     log.error('lost_events_not_listed', { error: err });
@@ -117,6 +121,8 @@ export async function applyUndeliveredEvents(
       marks.newestRead = page.data[0]?.id ?? null;
       while (page.news && page.has_more && pagesLeft > 1)
         page = await readPage({ starting_after: page.data.at(-1)!.id });
+      // Read to the end of the list from the newest: the walk has nothing left to find this run.
+      if (!page.has_more && marks.walk === null) pagesLeft = 0;
       // What lies beyond is the walk's. News still there goes first: the walk goes on from it, and
       // reads to the end of the list, so nothing its old place had ahead of it is skipped.
       if (page.has_more && (page.news || marks.walk === null)) marks.walk = page.data.at(-1)!.id;
@@ -135,7 +141,7 @@ export async function applyUndeliveredEvents(
     if (listingFailed(report, err)) marks.walk = null;
   }
   try {
-    await saveMarks(sql, marks);
+    if (marks.newestRead !== saved.newestRead || marks.walk !== saved.walk) await saveMarks(sql, marks);
   } catch (err) {
     // The next run goes on from the marks saved before, reading some pages again.
     report.errors++;

@@ -7,6 +7,7 @@ import {
   type PubSubPublisher,
 } from '@edge-checkout/pubsub';
 import { type PaymentEvent, paymentEventAttributes } from '@edge-checkout/pubsub/payment-event';
+import type { PublishedEventType } from './cart-state.ts';
 import type { Sql } from './db.ts';
 import { config, type Env } from './env.ts';
 import { ApiError } from './errors.ts';
@@ -225,7 +226,7 @@ export interface EventFacts {
   id: string;
   seq: string;
   cart_id: string;
-  event_type: PaymentEvent['type'];
+  event_type: PublishedEventType;
   stripe_event_id: string;
   cart_status: string;
   occurred_at: Date;
@@ -244,18 +245,8 @@ export interface EventFacts {
   oversold: boolean;
 }
 
-/** The payment events of the outbox rows that match `condition` (on `outbox o`), in order. */
-export async function readOutboxEvents(sql: Sql, condition: string, params: unknown[]): Promise<PaymentEvent[]> {
-  const rows = await sql.query(
-    `SELECT ${EVENT_FACTS} FROM outbox o JOIN carts ca ON ca.id = o.cart_id JOIN checkouts k ON k.session_id = o.session_id
-     WHERE ${condition} ORDER BY o.seq`,
-    params,
-  );
-  return (rows as EventFacts[]).map(paymentEventOf);
-}
-
 /** The payment event of one outbox row, as the contract publishes it. */
-function paymentEventOf(row: EventFacts): PaymentEvent {
+export function paymentEventOf(row: EventFacts): PaymentEvent {
   return {
     id: row.id,
     type: row.event_type,

@@ -260,13 +260,24 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
     expect((await checkout(user.token, cartId)).status).toBe(201);
   });
 
-  it('answers 422 cart_empty for an empty cart', async () => {
+  it('answers 422 cart_empty for an empty cart, and changes nothing', async () => {
     const user = await newUser();
     const { cartId } = await cartWith(user.token, []);
+    const row = () => db().query('SELECT * FROM carts WHERE id = $1', [cartId]);
+    const before = await row();
     const res = await checkout(user.token, cartId);
     expect(res.status).toBe(422);
     expect((await problem(res)).code).toBe('cart_empty');
-    expect(await cartStatus(cartId)).toBe('open');
+    // Not even the checkout attempt, whose expiry the session made later would inherit.
+    expect(await row()).toEqual(before);
+  });
+
+  it('hands back the live session without calling Stripe, so without needing its key', async () => {
+    const state = await checkedOutCart();
+    const env = { ...stripeEnv, STRIPE_SECRET_KEY: undefined };
+    const res = await call(`/v1/carts/${state.cartId}/checkout`, { method: 'POST', token: state.user.token, env });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as CheckoutBody).sessionId).toBe(state.sessionId);
   });
 
   it("answers 404 for another user's cart and starts nothing", async () => {

@@ -1,10 +1,11 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { callWithEnv, createProduct, newUser } from './helpers.ts';
+import { runScheduled } from '../src/scheduled.ts';
+import { callWithEnv, createProduct, db, holdLocks, newUser } from './helpers.ts';
 import { standin, standinEvents } from './standin.ts';
-import { checkedOutCart, deliver, eventsFor, stripeEnv } from './stripe-helpers.ts';
+import { checkedOutCart, deliver, eventsFor, standinStripe, stripeEnv } from './stripe-helpers.ts';
 
 // Without Pub/Sub, so only the request's own work is counted (publishing happens after the
-// answer, in waitUntil: one claim and one result write per batch).
+// answer, in waitUntil: the rows a request wrote go out with one result write, no claim).
 const env = { ...stripeEnv, PUBSUB_EMULATOR_HOST: undefined, GCP_SERVICE_ACCOUNT_KEY: undefined };
 
 /** Runs `request` and counts the HTTP calls it made to the database and to Stripe. */
@@ -81,6 +82,55 @@ describe('database round trips per request', () => {
     const checkout = () => callWithEnv(env, `/v1/carts/${id}/checkout`, { method: 'POST', headers: auth });
     expect(await roundTrips(checkout)).toEqual({ status: 201, db: 2, stripe: 1 });
     expect(await roundTrips(checkout)).toEqual({ status: 200, db: 1, stripe: 0 });
+  });
+
+  it('a double tap on checkout: each tap a read and a write, the second learning the session from its write', async () => {
+    const user = await newUser();
+    const product = await createProduct();
+    const auth = { Authorization: `Bearer ${user.token}` };
+    const { id } = (await (await callWithEnv(env, '/v1/carts', { method: 'POST', headers: auth })).json()) as {
+      id: string;
+    };
+    await callWithEnv(env, `/v1/carts/${id}/items/${product.id}`, {
+      method: 'PUT',
+      headers: { ...auth, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ quantity: 1 }),
+    });
+    // Both taps wait at the cart's row lock to claim the attempt, so both make the session.
+    const lock = await holdLocks([`SELECT 1 FROM carts WHERE id = '${id}' FOR UPDATE`]);
+    const taps = roundTrips(async () => {
+      const tap = () => callWithEnv(env, `/v1/carts/${id}/checkout`, { method: 'POST', headers: auth });
+      const both = Promise.all([tap(), tap()]);
+      await lock.waitForWaiters(2, '%checkout_attempt = checkout_attempt + 1%');
+      await lock.release();
+      const [a, b] = await both;
+      await a.arrayBuffer();
+      return new Response(null, { status: a.status + b.status });
+    });
+    expect(await taps).toEqual({ status: 201 + 200, db: 4, stripe: 2 });
+  });
+
+  it('cancelling a checkout Stripe has expired already (its webhook lost): the read, and one batch that releases the cart and reads it', async () => {
+    const state = await checkedOutCart();
+    await standinStripe().checkout.sessions.expire(state.sessionId);
+    const cancel = () =>
+      callWithEnv(env, `/v1/carts/${state.cartId}/checkout`, {
+        method: 'DELETE',
+        headers: { Authorization: `Bearer ${state.user.token}` },
+      });
+    expect(await roundTrips(cancel)).toEqual({ status: 200, db: 2, stripe: 2 });
+  });
+
+  it('the scheduled job with nothing to do: the checkouts due, the marks of the undelivered events and retention; one look at Stripe’s list', async () => {
+    await db().query('UPDATE checkouts SET reconciled_at = now() WHERE reconciled_at IS NULL');
+    await runScheduled(env);
+    let report: Awaited<ReturnType<typeof runScheduled>> | undefined;
+    const counted = await roundTrips(async () => {
+      report = await runScheduled(env);
+      return new Response(null, { status: 204 });
+    });
+    expect(report).toMatchObject({ reconciled: 0, lostEvents: { applied: 0, errors: 0 } });
+    expect(counted).toEqual({ status: 204, db: 3, stripe: 1 });
   });
 
   it('cancelling a checkout: a read, and the fulfilment with the cart it leaves in one batch after the Stripe call', async () => {

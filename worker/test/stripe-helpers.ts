@@ -4,7 +4,7 @@ import sessionFixture from '@edge-checkout/stripe-standin/fixtures/checkout.sess
 import eventFixture from '@edge-checkout/stripe-standin/fixtures/event.json';
 import Stripe from 'stripe';
 import type { Env } from '../src/env.ts';
-import { readOutboxEvents } from '../src/outbox.ts';
+import { EVENT_FACTS, type EventFacts, paymentEventOf } from '../src/outbox.ts';
 import { call, callWithEnv, createProduct, db, newUser, openCart, testEnv } from './helpers.ts';
 
 export const stripeEnv = testEnv as typeof testEnv & {
@@ -211,7 +211,13 @@ export async function outboxOf(
     event_type: string;
     stripe_event_id: string;
   }[];
-  const events = await readOutboxEvents(db(), 'o.cart_id = $1', [cartId]);
+  const events = (
+    (await db().query(
+      `SELECT ${EVENT_FACTS} FROM outbox o JOIN carts ca ON ca.id = o.cart_id JOIN checkouts k ON k.session_id = o.session_id
+       WHERE o.cart_id = $1 ORDER BY o.seq`,
+      [cartId],
+    )) as EventFacts[]
+  ).map(paymentEventOf);
   return rows.map((row, i) => ({ ...row, event: PaymentEvent.parse(events[i]) }));
 }
 

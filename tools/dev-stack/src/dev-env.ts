@@ -19,7 +19,6 @@ export const DEV_SECRETS_FILE = path.join(DEV_DATA_DIR, 'dev-secrets.json');
 /** docs/contract.md §1, declared by the Worker itself. */
 export { WORKER_VARIABLES };
 
-export type WorkerVariable = (typeof WORKER_VARIABLES)[number];
 export type Vars = Record<string, string>;
 
 /** `.dev.vars` as wrangler reads it (dotenv syntax); {} when there is none. */

@@ -64,10 +64,6 @@ export function locatePubSubEmulator(env: NodeJS.ProcessEnv = process.env): Loca
   return { ok: true, gcloud };
 }
 
-export function emulatorAvailable(env: NodeJS.ProcessEnv = process.env): boolean {
-  return locatePubSubEmulator(env).ok;
-}
-
 export async function startPubSubEmulator(opts: StartPubSubEmulatorOptions): Promise<PubSubEmulator | null> {
   const log = opts.log ?? (() => {});
   const env = opts.env ?? process.env;

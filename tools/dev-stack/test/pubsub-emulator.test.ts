@@ -8,7 +8,6 @@ import { TopicReader } from '@edge-checkout/test-support/topics';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createPubSubAdmin, type PubSubAdmin, setUpLocalPubSub } from '../src/pubsub-admin.ts';
 import {
-  emulatorAvailable,
   locatePubSubEmulator,
   PUBSUB_EMULATOR_PROCESS_MATCH,
   type PubSubEmulator,
@@ -21,7 +20,7 @@ const skipped = skipWithout("Google's Pub/Sub emulator", pubsubEmulatorMissing()
 describe('when the emulator is missing', () => {
   it('says gcloud is missing and starts nothing', async () => {
     const env = { PATH: '/nonexistent' };
-    expect(emulatorAvailable(env)).toBe(false);
+    expect(locatePubSubEmulator(env).ok).toBe(false);
     const lines: string[] = [];
     await expect(startPubSubEmulator({ projectId: PROJECT, env, log: (line) => lines.push(line) })).resolves.toBeNull();
     expect(lines).toEqual([expect.stringMatching(/not started: gcloud is not on the PATH/)]);

@@ -4,7 +4,7 @@ import { log } from '../log.ts';
 import { json, problems } from '../schemas.ts';
 import { verifyWebhook } from '../stripe.ts';
 import { wellFormedEvent } from '../stripe-event-shape.ts';
-import { effectOfEvent } from '../stripe-events.ts';
+import { effectOfEvent, HANDLED_EVENT_TYPES } from '../stripe-events.ts';
 
 const received = createRoute({
   method: 'post',
@@ -13,8 +13,7 @@ const received = createRoute({
   tags: ['Webhooks'],
   summary: 'Stripe webhook endpoint (signature-verified)',
   description:
-    'Handles checkout.session.completed, async_payment_succeeded, async_payment_failed, expired, charge.refunded, ' +
-    'charge.dispute.created and charge.dispute.closed; ' +
+    `Handles ${HANDLED_EVENT_TYPES.join(', ')}; ` +
     'other types are acknowledged and ignored. 200 once the effect is durably stored; 503 makes Stripe retry.',
   // Documented, not validated here: verification reads the header itself, and a missing one is
   // invalid_signature like any other bad signature.
