@@ -63,7 +63,13 @@ export function startShop(body: HTMLElement): void {
           h('a', { href: links.orders, 'aria-current': current('orders') }, 'Orders'),
           h(
             'a',
-            { class: 'cart-link', href: links.cart, 'aria-label': `Cart (${count})`, 'aria-current': current('cart') },
+            {
+              id: 'cart-link',
+              class: 'cart-link',
+              href: links.cart,
+              'aria-label': `Cart (${count})`,
+              'aria-current': current('cart'),
+            },
             'Cart',
             h('span', { class: 'count', 'aria-hidden': 'true' }, count),
           ),

@@ -49,5 +49,7 @@ export function show(root: HTMLElement, ...children: Child[]): void {
 }
 
 function focusKey(element: HTMLElement): string {
+  // An id names a control whose label changes with what it shows (the header's "Cart (3)").
+  if (element.id) return `#${element.id}`;
   return `${element.tagName}:${element.getAttribute('aria-label') ?? element.textContent ?? ''}`;
 }

@@ -103,7 +103,10 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     for (const { name, unitAmount } of products) {
       const card = page.getByRole('listitem').filter({ has: page.getByRole('heading', { name, exact: true }) });
       await expect.poll(() => card.textContent()).toContain(usd(unitAmount));
-      expect(await card.getByRole('button', { name: `Add ${name} to cart`, exact: true }).isVisible()).toBe(true);
+      const add = card.getByRole('button', { name: `Add ${name} to cart`, exact: true });
+      expect(await add.isVisible()).toBe(true);
+      // What the button shows is part of its name, so "click Add" works by voice (WCAG 2.5.3).
+      expect(`Add ${name} to cart`).toContain((await add.innerText()).trim());
     }
     await cartLink(page, 0).waitFor();
     await screen(page, 'products');
@@ -381,11 +384,14 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       page.on('request', (request) => {
         if (request.method() === 'POST' && new URL(request.url()).pathname === '/v1/carts') loads.push(request.url());
       });
+      await cartLink(page, 1).focus();
       await page.evaluate(
         "document.dispatchEvent(new Event('visibilitychange')); window.dispatchEvent(new Event('focus'))",
       );
       await cartLink(page, 5).waitFor();
       expect(loads).toHaveLength(1);
+      // The link the shopper was on keeps the focus, though its name changed with the count.
+      expect(await page.evaluate('document.activeElement.getAttribute("aria-label")')).toBe('Cart (5)');
       // Off to another window and back, however quickly: loaded again.
       await page.evaluate("window.dispatchEvent(new Event('blur')); window.dispatchEvent(new Event('focus'))");
       await expect.poll(() => loads.length).toBe(2);
@@ -433,9 +439,13 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       // Stripe takes its time making the session.
       await standin.addFault({ method: 'POST', path: '/v1/checkout/sessions', delayMs: 2 ** 31 - 1 });
       try {
-        await page.getByRole('button', { name: 'Checkout', exact: true }).tap();
+        await page.getByRole('button', { name: 'Checkout', exact: true }).focus();
+        await page.keyboard.press('Enter');
         await expect.poll(() => increase.isDisabled()).toBe(true);
         expect(await page.getByRole('button', { name: `Remove ${mug.name}`, exact: true }).isDisabled()).toBe(true);
+        // Focus stays where the shopper pressed, and they are told what is happening.
+        expect(await page.evaluate('document.activeElement.textContent')).toBe('Checkout');
+        await expect.poll(() => page.locator('[aria-live="polite"]').textContent()).toBe('Opening the payment page…');
       } finally {
         await standin.clearFaults();
         await standin.releaseHeld();
@@ -459,6 +469,28 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       expect(await next.page.locator(`[id="${describedBy}"]`).textContent()).toBe('99 is the most per order');
       await page.close();
       await next.page.close();
+    });
+
+    it('a pending order: the shop keeps asking, and leaves focus and the screen reader where they are until something changes', async () => {
+      const { page, shopper } = await openShop('pending-focus');
+      const mug = product('mug-ceramic');
+      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+      await shopper.call('PUT', `/v1/carts/${cart.id}/items/${mug.id}`, { quantity: 1 });
+      await shopper.checkout(cart.id);
+      await page.goto(`${stack.workerUrl}/#/orders/${cart.id}`);
+      const goToCart = page.getByRole('link', { name: 'Go to cart', exact: true });
+      await goToCart.focus();
+      const polls: string[] = [];
+      page.on('request', (request) => {
+        if (new URL(request.url()).pathname === `/v1/carts/${cart.id}`) polls.push(request.url());
+      });
+      await page.evaluate(
+        "window.focusMoves = 0; document.addEventListener('focusin', () => window.focusMoves++); window.statusInserted = 0; new MutationObserver((records) => { for (const r of records) for (const n of r.addedNodes) if (n.querySelector?.('[role=status]') || n.getAttribute?.('role') === 'status') window.statusInserted++; }).observe(document.body, { childList: true, subtree: true })",
+      );
+      await expect.poll(() => polls.length, { timeout: 15_000 }).toBeGreaterThanOrEqual(3);
+      expect(await page.evaluate('[window.focusMoves, window.statusInserted]')).toEqual([0, 0]);
+      expect(await page.evaluate('document.activeElement.textContent')).toBe('Go to cart');
+      await page.close();
     });
 
     it('Stripe failing: the shopper is told in the shop’s words, not the developer’s, and Retry checks out', async () => {

@@ -10,7 +10,7 @@ const headlines: Record<CartOut['status'], [string, string]> = {
     'Payment processing',
     'Your bank is processing the payment. We will let you know as soon as it clears.',
   ],
-  checkout_pending: ['Confirming your payment…', 'This usually takes a few seconds. This page refreshes by itself.'],
+  checkout_pending: ['Confirming your payment…', 'This usually takes a few seconds. Check again in a moment.'],
   payment_failed: [
     'Payment failed',
     'The payment did not go through. Your cart is saved: you can try again from the app.',
@@ -20,7 +20,12 @@ const headlines: Record<CartOut['status'], [string, string]> = {
 };
 
 /** The page Stripe returns the shopper to, and the cancel page: state, total, a way back to the app. */
-export function cartPage(opts: { cancelled?: boolean; cart: CartOut; appReturnUrl?: string; refresh?: boolean }): Html {
+export function cartPage(opts: {
+  cancelled?: boolean;
+  cart: CartOut;
+  appReturnUrl?: string;
+  checkAgain?: boolean;
+}): Html {
   const { cart } = opts;
   // Back from Checkout without paying: unless something did happen meanwhile (paid on another
   // tab), the cart is simply kept.
@@ -29,7 +34,6 @@ export function cartPage(opts: { cancelled?: boolean; cart: CartOut; appReturnUr
   const totals = orderTotals(cart);
   return layout({
     title: headline,
-    refresh: opts.refresh ? PENDING_REFRESH_S : undefined,
     body: html`<h1>${headline}</h1>
       <p>${message}</p>
       <section class="card" aria-label="Order summary">
@@ -44,16 +48,16 @@ export function cartPage(opts: { cancelled?: boolean; cart: CartOut; appReturnUr
         ${totals.refunded > 0 ? html`<p class="total"><span>Refunded</span><span>${formatMoney(totals.refunded, cart.currency)}</span></p>` : ''}
         <p class="status">Status: <strong data-status="${cart.status}">${cart.status.replace('_', ' ')}</strong></p>
       </section>
+      ${opts.checkAgain ? html`<a class="button secondary" href="">Check again</a>` : ''}
       ${returnLink(opts.appReturnUrl, { cart_id: cart.id, status: cart.status, ...(cancelled ? { cancelled: 'true' } : {}) })}`,
   });
 }
 
 /** An error on a landing page, for a person: what went wrong and the id to quote to support. */
-export function messagePage(opts: { title: string; message: string; requestId?: string; refreshAfter?: number }): Html {
+export function messagePage(opts: { title: string; message: string; requestId?: string; retryAfter?: number }): Html {
   return layout({
     title: opts.title,
-    refresh: opts.refreshAfter,
-    body: html`<h1>${opts.title}</h1><p>${opts.message}</p>${opts.requestId ? html`<p class="status">Reference: ${opts.requestId}</p>` : ''}`,
+    body: html`<h1>${opts.title}</h1><p>${opts.message}</p>${opts.requestId ? html`<p class="status">Reference: ${opts.requestId}</p>` : ''}${opts.retryAfter ? html`<p>You can try again in ${opts.retryAfter} seconds.</p><a class="button secondary" href="">Try again</a>` : ''}`,
   });
 }
 
@@ -75,21 +79,19 @@ export const PAGE_STYLE = `
   .total { border-top: 1px solid #8884; font-weight: 600; margin: 6px 0 0; }
   .status { opacity: .8; margin: 6px 0 0; font-size: .9rem; }
   .button { display: block; text-align: center; background: #635bff; color: #fff; text-decoration: none;
-            padding: 14px; border-radius: 10px; font-weight: 600; min-height: 24px; }
+            padding: 14px; border-radius: 10px; font-weight: 600; min-height: 24px; margin-top: 12px; }
+  .button.secondary { background: none; color: inherit; border: 2px solid #635bff; }
 `;
 
-// Small, self-contained pages for a phone's in-app browser: no scripts, no external assets.
-// A payment being confirmed: the page reloads this often until it is.
-const PENDING_REFRESH_S = 3;
-
-/** `refresh`: seconds after which the page reloads itself. */
-function layout(opts: { title: string; body: Html; refresh?: number }): Html {
+// Small, self-contained pages for a phone's in-app browser: no scripts, no external assets. No
+// timed reload either (WCAG 2.2.1, technique F41: it takes focus and the reading place every few
+// seconds); a payment being confirmed offers "Check again", and the shop polls by itself.
+function layout(opts: { title: string; body: Html }): Html {
   return html`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-${opts.refresh ? html`<meta http-equiv="refresh" content="${opts.refresh}">` : ''}
 <title>${opts.title}</title>
 <style>${raw(PAGE_STYLE)}</style>
 </head>

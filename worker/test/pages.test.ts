@@ -49,10 +49,11 @@ describe('GET /checkout/success', () => {
     expect(await cartStatus(state.cartId)).toBe('awaiting_payment');
   });
 
-  it('keeps a still-open session pending and refreshes itself', async () => {
+  it('keeps a still-open session pending and offers to check again, without reloading by itself (WCAG 2.2.1)', async () => {
     const state = await checkedOutCart();
     const html = await (await call(`/checkout/success?session_id=${state.sessionId}`)).text();
-    expect(html).toContain('http-equiv="refresh"');
+    expect(html).not.toContain('http-equiv="refresh"');
+    expect(html).toContain('<a class="button secondary" href="">Check again</a>');
     expect(await cartStatus(state.cartId)).toBe('checkout_pending');
   });
 

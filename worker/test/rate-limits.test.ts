@@ -25,7 +25,10 @@ async function expectRateLimited(res: Response, type: 'json' | 'html' = 'json') 
   expect(res.status).toBe(429);
   expect(res.headers.get('Retry-After')).toBe('60');
   if (type === 'json') expect((await problem(res)).code).toBe('rate_limited');
-  else expect(await res.text()).toContain('<meta http-equiv="refresh" content="60">');
+  else
+    expect(await res.text()).toContain(
+      '<p>You can try again in 60 seconds.</p><a class="button secondary" href="">Try again</a>',
+    );
 }
 
 // A test counting up to a limit may first wait up to half a minute for a window of its own.

@@ -65,7 +65,15 @@ export const cartScreen: Screen = (ctx) => {
       editable &&
         h(
           'button',
-          { type: 'button', class: 'primary', disabled: checkingOut, 'aria-busy': checkingOut, onclick: checkout },
+          {
+            type: 'button',
+            class: 'primary',
+            // Off while the session is made, but still focusable: focus stays where the shopper
+            // pressed (a disabled button would lose it to the heading) and is told why.
+            'aria-disabled': checkingOut,
+            'aria-busy': checkingOut,
+            onclick: () => void (checkingOut || checkout()),
+          },
           'Checkout',
         ),
     ];
@@ -171,6 +179,7 @@ export const cartScreen: Screen = (ctx) => {
     checkingOut = true;
     actionProblem = null;
     render();
+    ctx.announce('Opening the payment page…');
     try {
       location.assign((await ctx.cart.checkout()).url);
     } catch (error) {

@@ -83,6 +83,7 @@ export function orderScreen(cartId: string): Screen {
     async function load() {
       clearTimeout(timer);
       const before = cart?.status;
+      const shownBefore = JSON.stringify([cart, problem && asProblem(problem).message]);
       try {
         cart = await ctx.api.cart(cartId);
         problem = null;
@@ -90,7 +91,7 @@ export function orderScreen(cartId: string): Screen {
         problem = error;
       }
       if (ctx.signal.aborted) return;
-      render();
+      if (JSON.stringify([cart, problem && asProblem(problem).message]) !== shownBefore) render();
       if (before && cart && cart.status !== before) {
         ctx.announce(`${STATUS_RESULTS[cart.status].headline}. Status: ${STATUS_LABELS[cart.status]}`);
         // The payment settled: the shopper's active cart may be a new one now.

@@ -57,7 +57,7 @@ export const productsScreen: Screen = (ctx) => {
           disabled: why !== null,
           onclick: () => void add(product),
         },
-        why ? h('span', { id: whyId }, why) : 'Add to cart',
+        why ? h('span', { id: whyId }, why) : 'Add',
       ),
     );
   };

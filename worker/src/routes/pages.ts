@@ -54,9 +54,9 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
   pages.use(privateResponse);
   pages.onError((err, c) => {
     const { status, title, error, requestId, headers } = problemOf(c, err);
-    // A page told to wait tries again by itself once the wait is over.
+    // A page told to wait says how long, and offers to try again.
     return c.html(
-      messagePage({ title, message: error.message, requestId, refreshAfter: error.retryAfter }),
+      messagePage({ title, message: error.message, requestId, retryAfter: error.retryAfter }),
       status as 400,
       headers,
     );
@@ -94,7 +94,7 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
       cartPage({
         cart,
         appReturnUrl: appReturnUrl(c.var.services.config),
-        refresh: cart.status === 'checkout_pending',
+        checkAgain: cart.status === 'checkout_pending',
       }),
       200,
     );
