@@ -170,6 +170,10 @@ class PublishQueue {
         }
         const round = await publishAndRecord(this.publisher, sql, this.queued.splice(0, PUBLISH_BATCH.maxMessages));
         followUp.push(...round.followUp);
+        // A request's rows can straddle two rounds: a cart whose row did not go out in this one
+        // keeps its later rows back (left to their lease, then to the relay, which holds them
+        // behind it), as an ordering key does in Google's client after a failed publish.
+        if (round.stopped.size > 0) this.queued = this.queued.filter((row) => !round.stopped.has(row.cart_id));
       }
     } finally {
       // Rows still queued (the lead ran out of time, or a round failed) are left to their lease:
@@ -331,13 +335,21 @@ async function publishAndRecord(
   publisher: PubSubPublisher,
   sql: Sql,
   rows: EventFacts[],
-): Promise<{ report: RelayReport; followUp: string[] }> {
+): Promise<{ report: RelayReport; followUp: string[]; stopped: Set<string> }> {
   rows.sort((a, b) => Number(a.seq) - Number(b.seq));
   const results = await publishInOrder(publisher, rows);
   const published = results.filter((r) => 'published' in r);
   const failures = results.filter((r) => 'error' in r);
-  const [outcome] = (await sql.query(
-    `WITH done AS (
+  // The carts are locked first (one round trip all the same): a webhook of one of them that
+  // commits a later row meanwhile either commits before this write's snapshot, and is in the
+  // follow-up, or waits, and then finds these rows published and publishes its own.
+  const [, [outcome]] = (await sql.transaction(
+    [
+      sql.query('SELECT 1 FROM carts WHERE id = ANY($1::uuid[]) ORDER BY id FOR SHARE', [
+        [...new Set(rows.map((r) => r.cart_id))],
+      ]),
+      sql.query(
+        `WITH done AS (
        UPDATE outbox SET published_at = now(), message_id = m.message_id, claimed_until = NULL, last_error = NULL
        FROM unnest($1::uuid[], $2::text[]) AS m(id, message_id) WHERE outbox.id = m.id
        RETURNING outbox.cart_id
@@ -356,18 +368,21 @@ async function publishAndRecord(
      SELECT COALESCE(array_agg(w.id ORDER BY w.seq), '{}') AS follow_up FROM outbox w
      WHERE w.cart_id IN (SELECT cart_id FROM done) AND w.id <> ALL($9::uuid[])
        AND w.published_at IS NULL AND w.failed_at IS NULL AND w.discarded_at IS NULL`,
-    [
-      published.map((r) => r.id),
-      published.map((r) => r.published),
-      results.filter((r) => 'held' in r).map((r) => r.id),
-      failures.map((r) => r.id),
-      failures.map((r) => r.error.message),
-      failures.map((r) => r.rejected),
-      BACKOFF_BASE_SECONDS,
-      BACKOFF_MAX_SECONDS,
-      rows.map((r) => r.id),
+        [
+          published.map((r) => r.id),
+          published.map((r) => r.published),
+          results.filter((r) => 'held' in r).map((r) => r.id),
+          failures.map((r) => r.id),
+          failures.map((r) => r.error.message),
+          failures.map((r) => r.rejected),
+          BACKOFF_BASE_SECONDS,
+          BACKOFF_MAX_SECONDS,
+          rows.map((r) => r.id),
+        ],
+      ),
     ],
-  )) as [{ follow_up: string[] }];
+    { isolationLevel: 'ReadCommitted' },
+  )) as [unknown, [{ follow_up: string[] }]];
   const report: RelayReport = { claimed: rows.length, published: published.length, retrying: 0, failed: 0 };
   report.failed = failures.filter((r) => r.rejected).length;
   report.retrying = failures.length - report.failed;
@@ -384,7 +399,9 @@ async function publishAndRecord(
       ...(rejected ? { outboxIds: rows.map((r) => r.id) } : {}),
     });
   }
-  return { report, followUp: outcome.follow_up };
+  const sent = new Set(published.map((r) => r.id));
+  const stopped = new Set(rows.filter((row) => !sent.has(row.id)).map((row) => row.cart_id));
+  return { report, followUp: outcome.follow_up, stopped };
 }
 
 /**

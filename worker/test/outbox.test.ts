@@ -497,7 +497,10 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
     const ctx = { waitUntil: (promise: Promise<unknown>) => void work.push(promise) };
     const sql = database(viaProxy);
     // The leader's publish is held at Pub/Sub; its result write then fails (the database went away).
-    const lostDatabase = { query: () => Promise.reject(new Error('connection lost')) } as unknown as Sql;
+    const lostDatabase = {
+      query: () => ({}),
+      transaction: () => Promise.reject(new Error('connection lost')),
+    } as unknown as Sql;
     await proxyMode({ mode: 'hang' });
     publishSoon(viaProxy, ctx, lostDatabase, leader.leased, []);
     await expect.poll(async () => (await proxyStats()).publishCalls.held).toBe(1);
@@ -516,6 +519,97 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
 
     expect(await payments.exactly(1, aboutCarts(queued.state.cartId))).toHaveLength(1);
     expect(await payments.exactly(1, aboutCarts(next.state.cartId))).toHaveLength(1);
+  });
+
+  // A round carries at most 100 rows, so one request's rows of a cart can straddle two rounds.
+  it.each(['invalid_argument', 'unavailable'])(
+    "keeps a cart's later row back when its earlier row failed (%s) in the round before",
+    async (failure) => {
+      const payments = await subscribe();
+      await fetch(`http://${faultProxyHost}/_proxy/reset`, { method: 'POST' });
+      const leader = await checkedOutCart();
+      const others: Awaited<ReturnType<typeof checkedOutCart>>[] = [];
+      while (others.length < 99)
+        others.push(...(await Promise.all(Array.from({ length: 11 }, () => checkedOutCart({ amounts: [1000] })))));
+      const x = await checkedOutCart();
+      // X's full refund is reported before its payment lands: the payment writes paid and refunded at once.
+      expect((await deliverWith(viaProxy, eventsFor(x).fullRefund())).status).toBe(200);
+
+      // The leader's publish is held while 99 payments and then X's two rows queue behind it.
+      await proxyMode({ mode: 'hang', match: { attribute: 'cartId', value: leader.cartId }, otherwise: 'pass' });
+      const webhook = async (state: typeof x) =>
+        dispatch(viaProxy, '/v1/webhooks/stripe', await deliveryRequest(eventsFor(state).completedPaid()));
+      const lead = await webhook(leader);
+      await expect.poll(async () => (await proxyStats()).publishCalls.held).toBe(1);
+      const queued = await Promise.all(others.slice(0, 99).map(webhook));
+      const last = await webhook(x);
+      expect([lead, ...queued, last].every((r) => r.res.status === 200)).toBe(true);
+      const [paid, refunded] = (await db().query('SELECT id FROM outbox WHERE cart_id = $1 ORDER BY seq', [
+        x.cartId,
+      ])) as { id: string }[];
+
+      // Pub/Sub refuses X's first row alone; the held call goes through.
+      await proxyMode({ mode: failure, match: { attribute: 'eventId', value: paid!.id }, otherwise: 'pass' });
+      await Promise.all([lead, ...queued, last].map((r) => r.settled));
+      await proxyMode({ mode: 'pass' });
+      const unpublished = await db().query('SELECT id FROM outbox WHERE cart_id = $1 AND published_at IS NULL', [
+        x.cartId,
+      ]);
+      expect(unpublished.map((r) => r.id).sort()).toEqual([paid!.id, refunded!.id].sort());
+
+      // Requeued (or its backoff over), X's events go out in their order.
+      await db().query(
+        'UPDATE outbox SET failed_at = NULL, next_attempt_at = now(), claimed_until = NULL WHERE cart_id = $1',
+        [x.cartId],
+      );
+      await runScheduledRelay(viaProxy, x.cartId);
+      expect((await payments.exactly(2, aboutCarts(x.cartId))).map((m) => m.attributes.eventType)).toEqual([
+        'cart.paid',
+        'cart.refunded',
+      ]);
+    },
+    120_000,
+  );
+
+  it("publishes a cart's event committed while the event before it is being recorded right after it, not with the cron", async () => {
+    const x = await checkedOutCart();
+    const events = eventsFor(x);
+    expect((await deliverWith(viaProxy, events.completedUnpaid())).status).toBe(200);
+    await proxyMode({ mode: 'hang', match: { attribute: 'cartId', value: x.cartId }, otherwise: 'pass' });
+    const paid = await dispatch(viaProxy, '/v1/webhooks/stripe', await deliveryRequest(events.asyncSucceeded()));
+    expect(paid.res.status).toBe(200);
+    await expect.poll(async () => (await proxyStats()).publishCalls.held).toBe(1);
+    // Published, its result write waits behind a lock on the row, with its snapshot taken.
+    const lock = await holdLocks([
+      `SELECT 1 FROM outbox WHERE cart_id = '${x.cartId}' AND event_type = 'cart.paid' FOR UPDATE`,
+    ]);
+    await proxyMode({ mode: 'pass' });
+    await lock.waitForWaiters(1, '%WITH done AS%');
+    // The cart's next event comes now: its webhook commits meanwhile, or waits for the write.
+    const refund = dispatch(viaProxy, '/v1/webhooks/stripe', await deliveryRequest(events.partialRefund()));
+    await expect
+      .poll(async () => {
+        const [row] = await db().query(
+          `SELECT (SELECT count(*) FROM outbox WHERE cart_id = $1 AND event_type = 'cart.partially_refunded')
+                + (SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%FOR UPDATE OF c%') AS n`,
+          [x.cartId],
+        );
+        return Number(row!.n);
+      })
+      .toBeGreaterThan(0);
+    await lock.release();
+    const { res, settled } = await refund;
+    expect(res.status).toBe(200);
+    await Promise.all([settled, paid.settled]);
+    const rows = await db().query(
+      'SELECT event_type, published_at IS NOT NULL AS published FROM outbox WHERE cart_id = $1 ORDER BY seq',
+      [x.cartId],
+    );
+    expect(rows.map((r) => [r.event_type, r.published])).toEqual([
+      ['cart.awaiting_payment', true],
+      ['cart.paid', true],
+      ['cart.partially_refunded', true],
+    ]);
   });
 
   it("lets an operator discard a refused row, so its cart's later events go on without it", async () => {
