@@ -231,10 +231,11 @@ const STEPS = {
   writeOutbox: `
     WITH written AS (
       INSERT INTO outbox (cart_id, event_type, stripe_event_id, cart_status, session_id, occurred_at, claimed_until, attempts,
-                          refunded_amount, dispute)
+                          refunded_amount, dispute, amount_mismatch, oversold)
       SELECT e.cart_id, 'cart.' || step.name, e.id, step.status, e.session_id, $2,
              CASE WHEN lease.now THEN now() + make_interval(secs => $4) END, lease.now::int,
-             COALESCE((step.fact ->> 'refundedAmount')::bigint, k.refunded_amount), COALESCE(step.fact -> 'dispute', k.dispute)
+             COALESCE((step.fact ->> 'refundedAmount')::bigint, k.refunded_amount), COALESCE(step.fact -> 'dispute', k.dispute),
+             k.amount_mismatch, k.oversold
       FROM payment_events e JOIN checkouts k ON k.session_id = e.session_id,
            LATERAL (SELECT p.s::text AS name, p.s AS status, p.n, NULL::jsonb AS fact FROM unnest(e.path) WITH ORDINALITY AS p(s, n)
                     WHERE p.s IN (${PUBLISHED_LIST})

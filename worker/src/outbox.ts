@@ -219,12 +219,13 @@ export async function relayOutbox(
 }
 
 // What a published event is built from: the outbox row's own facts (what happened, when, the
-// refund and dispute as they were then) and the checkout it belongs to (what was bought, by
+// refund, the dispute and the amount and stock flags as they were then) and the checkout it belongs to (what was bought, by
 // whom, for how much, shipped where), which does not change once completed.
 // Selected from `outbox o`, `carts ca` and `checkouts k`.
 export const EVENT_FACTS = `o.id, o.seq, o.cart_id, o.event_type, o.stripe_event_id, o.cart_status, o.occurred_at, o.session_id,
   o.refunded_amount, o.dispute, ca.user_id, k.currency, k.amount_total, k.items, k.customer, k.payment_intent_id,
-  k.amount_mismatch, k.amounts, k.shipping, k.oversold`;
+  COALESCE(o.amount_mismatch, k.amount_mismatch) AS amount_mismatch, k.amounts, k.shipping,
+  COALESCE(o.oversold, k.oversold) AS oversold`;
 
 export interface EventFacts {
   id: string;

@@ -9,7 +9,18 @@ import { applyEffect } from '../src/fulfilment.ts';
 import { type EventFacts, publishSoon, relayOutbox } from '../src/outbox.ts';
 import { runScheduled } from '../src/scheduled.ts';
 import { effectOfEvent } from '../src/stripe-events.ts';
-import { call, db, dispatch, holdLocks, linesOf, problem, tokenFor } from './helpers.ts';
+import {
+  call,
+  createProduct,
+  db,
+  dispatch,
+  holdLocks,
+  linesOf,
+  newUser,
+  openCart,
+  problem,
+  tokenFor,
+} from './helpers.ts';
 import {
   cartStatus,
   checkedOutCart,
@@ -133,6 +144,30 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
         error: `Pub/Sub is configured in part: ${unset} not set`,
       }),
     );
+  });
+
+  it('publishes late an event that says what was true when it happened, not what came after it', async () => {
+    const payments = await subscribe();
+    const user = await newUser();
+    const product = await createProduct({ unitAmount: 1000 });
+    await db().query('UPDATE products SET stock = 5 WHERE id = $1', [product.id]);
+    const cartId = await openCart(user.token, [{ id: product.id, quantity: 2 }]);
+    const res = await call(`/v1/carts/${cartId}/checkout`, { method: 'POST', token: user.token });
+    expect(res.status).toBe(201);
+    const { sessionId } = (await res.json()) as { sessionId: string };
+    const events = eventsFor({ sessionId, cartId, total: 2000 });
+    // Pub/Sub is unreachable: cart.awaiting_payment waits. Then the stock is recounted to none,
+    // and the bank transfer lands: paid, oversold.
+    expect((await deliverWith(pubsubDown, events.completedUnpaid())).status).toBe(200);
+    await db().query('UPDATE products SET stock = 0 WHERE id = $1', [product.id]);
+    expect((await deliverWith(pubsubDown, events.asyncSucceeded())).status).toBe(200);
+    await db().query('UPDATE outbox SET next_attempt_at = now(), claimed_until = NULL WHERE cart_id = $1', [cartId]);
+    await runScheduledRelay(stripeEnv, cartId);
+    const published = (await payments.exactly(2, aboutCarts(cartId))).map((m) => JSON.parse(m.data));
+    expect(published.map((e) => [e.type, e.oversold])).toEqual([
+      ['cart.awaiting_payment', false],
+      ['cart.paid', true],
+    ]);
   });
 
   it('does not let a later event of a cart overtake an earlier one that is still waiting', async () => {
