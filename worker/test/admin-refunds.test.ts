@@ -258,6 +258,17 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
     expect(await cart(state)).toMatchObject({ status: 'paid', refundedAmount: 0 });
   });
 
+  it('answers 422 refund_refused for a charged-back payment, as Stripe refuses it, and changes nothing', async () => {
+    const state = await paidCart();
+    const session = await standinStripe().checkout.sessions.retrieve(state.sessionId, { expand: ['payment_intent'] });
+    await standin.dispute(String((session.payment_intent as Stripe.PaymentIntent).latest_charge));
+    const res = await refund(state.cartId, { amount: 500 });
+    expect(res.status).toBe(422);
+    expect(await problem(res)).toMatchObject({ code: 'refund_refused', detail: expect.stringMatching(/charged back/) });
+    expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 0, refunds: 0 });
+    expect(await cart(state)).toMatchObject({ status: 'paid', refundedAmount: 0 });
+  });
+
   it('answers 409 not_refundable for a cart that is not paid, and 404 for no such cart', async () => {
     const state = await checkedOutCart();
     const res = await refund(state.cartId, undefined, 'k');

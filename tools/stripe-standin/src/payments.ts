@@ -349,6 +349,18 @@ export class Payments {
 
   createRefund(input: NewRefund, request: EventRequest): Stripe.Refund {
     const charge = this.refundableCharge(input);
+    // A chargeback (`is_charge_refundable: false`, unlike an inquiry) has given the money back
+    // already: Stripe refuses the refund (error code charge_disputed) unless the merchant won.
+    const chargeback = [...this.disputes.values()].find(
+      (d) => d.charge === charge.id && !d.is_charge_refundable && d.status !== 'won',
+    );
+    if (chargeback) {
+      throw invalidRequest(
+        `Charge ${charge.id} has been charged back; cannot issue a refund.`,
+        undefined,
+        'charge_disputed',
+      );
+    }
     const remaining = charge.amount - charge.amount_refunded;
     if (remaining === 0) {
       throw invalidRequest(`Charge ${charge.id} has already been refunded.`, undefined, 'charge_already_refunded');
