@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { runScheduled } from '../src/scheduled.ts';
-import { callWithEnv, createProduct, db, holdLocks, newUser } from './helpers.ts';
+import { callWithEnv, createProduct, db, holdLocks, newUser, openCart } from './helpers.ts';
 import { standin, standinEvents } from './standin.ts';
 import { checkedOutCart, deliver, eventsFor, standinStripe, stripeEnv } from './stripe-helpers.ts';
 
@@ -71,14 +71,7 @@ describe('database round trips per request', () => {
     const user = await newUser();
     const product = await createProduct();
     const auth = { Authorization: `Bearer ${user.token}` };
-    const { id } = (await (await callWithEnv(env, '/v1/carts', { method: 'POST', headers: auth })).json()) as {
-      id: string;
-    };
-    await callWithEnv(env, `/v1/carts/${id}/items/${product.id}`, {
-      method: 'PUT',
-      headers: { ...auth, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ quantity: 1 }),
-    });
+    const id = await openCart(user.token, [{ id: product.id, quantity: 1 }], env);
     const checkout = () => callWithEnv(env, `/v1/carts/${id}/checkout`, { method: 'POST', headers: auth });
     expect(await roundTrips(checkout)).toEqual({ status: 201, db: 2, stripe: 1 });
     expect(await roundTrips(checkout)).toEqual({ status: 200, db: 1, stripe: 0 });
@@ -88,14 +81,7 @@ describe('database round trips per request', () => {
     const user = await newUser();
     const product = await createProduct();
     const auth = { Authorization: `Bearer ${user.token}` };
-    const { id } = (await (await callWithEnv(env, '/v1/carts', { method: 'POST', headers: auth })).json()) as {
-      id: string;
-    };
-    await callWithEnv(env, `/v1/carts/${id}/items/${product.id}`, {
-      method: 'PUT',
-      headers: { ...auth, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ quantity: 1 }),
-    });
+    const id = await openCart(user.token, [{ id: product.id, quantity: 1 }], env);
     // Both taps wait at the cart's row lock to claim the attempt, so both make the session.
     const lock = await holdLocks([`SELECT 1 FROM carts WHERE id = '${id}' FOR UPDATE`]);
     const taps = roundTrips(async () => {
