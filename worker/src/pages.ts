@@ -95,6 +95,6 @@ function layout(opts: { title: string; body: Html }): Html {
 <title>${opts.title}</title>
 <style>${raw(PAGE_STYLE)}</style>
 </head>
-<body>${opts.body}</body>
+<body><main>${opts.body}</main></body>
 </html>`;
 }

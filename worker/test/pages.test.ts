@@ -54,6 +54,8 @@ describe('GET /checkout/success', () => {
     const html = await (await call(`/checkout/success?session_id=${state.sessionId}`)).text();
     expect(html).not.toContain('http-equiv="refresh"');
     expect(html).toContain('<a class="button secondary" href="">Check again</a>');
+    // Everything in one main landmark, where a screen reader's "skip to main" lands.
+    expect(html).toMatch(/<body><main>[^]*<\/main><\/body>/);
     expect(await cartStatus(state.cartId)).toBe('checkout_pending');
   });
 
