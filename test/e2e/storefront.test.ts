@@ -106,7 +106,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       const add = card.getByRole('button', { name: `Add ${name} to cart`, exact: true });
       expect(await add.isVisible()).toBe(true);
       // What the button shows is part of its name, so "click Add" works by voice (WCAG 2.5.3).
-      expect(`Add ${name} to cart`).toContain((await add.innerText()).trim());
+      expect(`Add ${name} to cart`).toContain((await add.textContent())?.trim());
     }
     await cartLink(page, 0).waitFor();
     await screen(page, 'products');

@@ -106,6 +106,7 @@ describe('formatEnvFile', () => {
     const vars = {
       ADMIN_API_KEY: 'adm$in-key',
       DATABASE_URL: 'postgres://shop:pa$$w0rd@127.0.0.1/shop',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a literal ${NAME}, which wrangler would expand
       AUTH_JWT_SECRET: 'x${HOME}\\$y',
     };
     const envFile = path.join(dir, 'worker.env');
