@@ -159,6 +159,12 @@ export async function startCheckout(
     const short = state.items.filter((i) => i.available !== null && i.quantity > i.available);
     if (short.length) throw outOfStock(short.map((i) => ({ id: i.productId, available: i.available! })));
 
+    // The claim's look at the items read its own statement's snapshot: an item committed between
+    // it and the read above leaves items here and no attempt claimed for them. Claim again.
+    if (!(state.attempt.expiresAt && state.attempt.expiresAt.getTime() > Date.now() + STRIPE_MIN_LIFETIME_S * 1000)) {
+      if (round < 2) continue;
+      throw new ApiError('service_unavailable', 'The cart changed during checkout; try again');
+    }
     const attempt = state.attempt.number;
     const rates = offeredRates(cfg, currency);
     const params = sessionParams(cfg, cartId, state, currency, rates);

@@ -133,13 +133,13 @@ const postgresUrl = z.string().refine((v) => {
 }, POSTGRES_URL);
 
 /**
- * A Neon compute endpoint's host (`ep-cool-darkness-123456.us-east-2.aws.neon.tech`, pooled or
- * not). Without an endpoint of its own, Neon's driver sends every query, with the connection
+ * A Neon compute endpoint's host (`ep-cool-darkness-123456.us-east-2.aws.neon.tech`, pooled
+ * (`-pooler`) or not, on AWS or Azure). Without an endpoint of its own, Neon's driver sends every query, with the connection
  * string and its password in a header, to `https://api.<host without its first label>/sql`
  * (its `fetchEndpoint` default): Neon's API for such a host, whoever answers there for any other.
  */
 export function isNeonEndpointHost(hostname: string): boolean {
-  return /^ep-[a-z0-9-]+\./i.test(hostname);
+  return /^ep-[a-z0-9-]+\.([a-z0-9-]+\.)*neon\.tech$/i.test(hostname);
 }
 const NEON_ENDPOINT =
   "DATABASE_URL is invalid: expected a Neon endpoint's host (ep-….neon.tech); another Postgres needs NEON_HTTP_ENDPOINT, a server speaking Neon's SQL over HTTP in front of it";

@@ -1,6 +1,6 @@
 import { StandinControls } from '@edge-checkout/test-support/standin';
 import StripeSdk from 'stripe';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { stripeFailure } from '../src/stripe.ts';
 import { call, callWithEnv, createProduct, db, holdLocks, newUser, openCart, problem } from './helpers.ts';
 import { standin } from './standin.ts';
@@ -270,6 +270,40 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
     expect((await problem(res)).code).toBe('cart_empty');
     // Not even the checkout attempt, whose expiry the session made later would inherit.
     expect(await row()).toEqual(before);
+  });
+
+  it('checks out a cart whose first item lands while the attempt is being claimed (the claim saw it empty)', async () => {
+    const user = await newUser();
+    const product = await createProduct();
+    const { cartId } = await cartWith(user.token, []);
+    // The claim batch is held between its two statements, behind a lock this test holds; the
+    // first item is added meanwhile, so the claim found the cart empty and the read finds the item.
+    const lock = await holdLocks(['SELECT pg_advisory_xact_lock(7107)']);
+    const realFetch = globalThis.fetch;
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      const body = typeof init?.body === 'string' ? init.body : '';
+      if (!body.includes('checkout_attempt = checkout_attempt + 1')) return realFetch(input, init);
+      const batch = JSON.parse(body) as { queries: unknown[] };
+      batch.queries.splice(1, 0, { query: 'SELECT pg_advisory_xact_lock(7107)', params: [] });
+      const answer = (await (await realFetch(input, { ...init, body: JSON.stringify(batch) })).json()) as {
+        results: unknown[];
+      };
+      answer.results.splice(1, 1);
+      return Response.json(answer);
+    });
+    const started = checkout(user.token, cartId);
+    await lock.waitForWaiters(1, '%pg_advisory_xact_lock(7107)%');
+    const put = await call(`/v1/carts/${cartId}/items/${product.id}`, {
+      method: 'PUT',
+      token: user.token,
+      json: { quantity: 1 },
+    });
+    expect(put.status).toBe(200);
+    await lock.release();
+    const res = await started;
+    vi.restoreAllMocks();
+    expect(res.status).toBe(201);
+    expect(await cartStatus(cartId)).toBe('checkout_pending');
   });
 
   it('hands back the live session without calling Stripe, so without needing its key', async () => {

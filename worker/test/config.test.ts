@@ -84,10 +84,16 @@ describe('DATABASE_URL', () => {
   });
 
   it("names a Neon endpoint's host, unless NEON_HTTP_ENDPOINT serves another Postgres: the password goes nowhere else", () => {
-    const elsewhere = 'postgres://shop:s3cret@db.example.com/shop?sslmode=require';
-    const refused = () => config({ DATABASE_URL: elsewhere }).required('DATABASE_URL');
-    expect(refused).toThrow(/^DATABASE_URL is invalid: expected a Neon endpoint's host \(ep-….neon.tech\)/);
-    expect(refused).not.toThrow(/s3cret/);
+    for (const elsewhere of [
+      'postgres://shop:s3cret@db.example.com/shop?sslmode=require',
+      'postgres://shop:s3cret@ep-db.example.com/shop',
+    ]) {
+      const refused = () => config({ DATABASE_URL: elsewhere }).required('DATABASE_URL');
+      expect(refused).toThrow(/^DATABASE_URL is invalid: expected a Neon endpoint's host \(ep-….neon.tech\)/);
+      expect(refused).not.toThrow(/s3cret/);
+    }
+    const azure = 'postgres://shop:s3cret@ep-a-1-pooler.eastus2.azure.neon.tech/shop';
+    expect(config({ DATABASE_URL: azure }).required('DATABASE_URL')).toBe(azure);
     const local = {
       DATABASE_URL: 'postgresql://shop@127.0.0.1:5432/shop',
       NEON_HTTP_ENDPOINT: 'http://127.0.0.1:4444/sql',

@@ -107,7 +107,7 @@ describe('database round trips per request', () => {
     expect(await roundTrips(cancel)).toEqual({ status: 200, db: 2, stripe: 2 });
   });
 
-  it('the scheduled job with nothing to do: the checkouts due, the marks of the undelivered events and retention; one look at Stripe’s list', async () => {
+  it('the scheduled job with nothing to do: the checkouts due, the marks of the undelivered events and retention (the outbox’s rows due a fourth, with Pub/Sub); one look at Stripe’s list', async () => {
     await db().query('UPDATE checkouts SET reconciled_at = now() WHERE reconciled_at IS NULL');
     await runScheduled(env);
     let report: Awaited<ReturnType<typeof runScheduled>> | undefined;
