@@ -77,11 +77,13 @@ const STRIPE_MAX_LIFETIME_S = CHECKOUT_LIFETIME_MINUTES.max * 60;
 // the same parameters; the margin leaves room for those retries and for clock skew.
 const LIFETIME_MARGIN_S = 60;
 const CLOCK_SKEW_S = 30;
+// An attempt whose session would live less than this is not used: a new one is claimed.
+const ATTEMPT_USABLE_S = STRIPE_MIN_LIFETIME_S + CLOCK_SKEW_S;
 
 /**
  * Reads the cart for checkout, in one round trip with claiming a checkout attempt when the cart
- * is editable, holds items (an empty cart's refusal changes nothing) and has no attempt that is still usable: a new attempt number (so a new Stripe
- * idempotency key) and its expires_at. Concurrent calls (a double tap) share one attempt: the
+ * is editable, holds items (an empty cart's refusal changes nothing) and has no attempt that is
+ * still usable: a new attempt number (so a new Stripe idempotency key) and its expires_at. Concurrent calls (a double tap) share one attempt: the
  * second finds the first's still fresh and claims nothing.
  */
 async function claimCheckoutAttempt(
@@ -101,7 +103,7 @@ async function claimCheckoutAttempt(
        WHERE id = $1 AND user_id = $2 AND active AND status = ANY($5::cart_status[])
          AND EXISTS (SELECT 1 FROM cart_items i WHERE i.cart_id = carts.id)
          AND (checkout_attempt_expires_at IS NULL OR checkout_attempt_expires_at < now() + make_interval(secs => $4))`,
-      [cartId, userId, lifetime, STRIPE_MIN_LIFETIME_S + CLOCK_SKEW_S, EDITABLE_STATUSES],
+      [cartId, userId, lifetime, ATTEMPT_USABLE_S, EDITABLE_STATUSES],
     ),
     sql.query(checkoutStateSelect, [cartId, userId]),
   ]);
@@ -161,7 +163,7 @@ export async function startCheckout(
 
     // The claim's look at the items read its own statement's snapshot: an item committed between
     // it and the read above leaves items here and no attempt claimed for them. Claim again.
-    if (!(state.attempt.expiresAt && state.attempt.expiresAt.getTime() > Date.now() + STRIPE_MIN_LIFETIME_S * 1000)) {
+    if (!(state.attempt.expiresAt && state.attempt.expiresAt.getTime() >= Date.now() + ATTEMPT_USABLE_S * 1000)) {
       if (round < 2) continue;
       throw new ApiError('service_unavailable', 'The cart changed during checkout; try again');
     }

@@ -118,9 +118,13 @@ const originUrl = url
 // What Neon's driver asks of a connection string before it sends a query: a user, a host and a
 // database (its URLFromPgConnectionString); anything less fails every query, which is no outage.
 const POSTGRES_URL = 'a postgres:// URL with a user, a host and a database (special characters percent-encoded)';
-const postgresUrl = z.string().refine((v) => {
+/** A postgres:// URL read as the driver reads it, as an http URL; null when it is none. */
+function postgresAsHttp(v: string): URL | null {
   const scheme = /^postgres(ql)?:/.exec(v)?.[0];
-  const u = scheme ? absoluteUrl(`http:${v.slice(scheme.length)}`) : null;
+  return scheme ? absoluteUrl(`http:${v.slice(scheme.length)}`) : null;
+}
+const postgresUrl = z.string().refine((v) => {
+  const u = postgresAsHttp(v);
   // The driver parses the string as it is, too (`new URL`), before it reads it as http.
   return (
     u !== null &&
@@ -134,9 +138,10 @@ const postgresUrl = z.string().refine((v) => {
 
 /**
  * A Neon compute endpoint's host (`ep-cool-darkness-123456.us-east-2.aws.neon.tech`, pooled
- * (`-pooler`) or not, on AWS or Azure). Without an endpoint of its own, Neon's driver sends every query, with the connection
- * string and its password in a header, to `https://api.<host without its first label>/sql`
- * (its `fetchEndpoint` default): Neon's API for such a host, whoever answers there for any other.
+ * (`-pooler`) or not, on AWS or Azure). Without an endpoint of its own, Neon's driver sends
+ * every query, with the connection string and its password in a header, to
+ * `https://api.<host without its first label>/sql` (its `fetchEndpoint` default): Neon's API for
+ * such a host, whoever answers there for any other.
  */
 export function isNeonEndpointHost(hostname: string): boolean {
   return /^ep-[a-z0-9-]+\.([a-z0-9-]+\.)*neon\.tech$/i.test(hostname);
@@ -343,7 +348,7 @@ function parse(env: Env): Config {
   if (
     typeof database === 'string' &&
     bindingText(env.NEON_HTTP_ENDPOINT) === undefined &&
-    !isNeonEndpointHost(new URL(`http:${database.slice(database.indexOf(':') + 1)}`).hostname)
+    !isNeonEndpointHost(postgresAsHttp(database)!.hostname)
   ) {
     values.delete('DATABASE_URL');
     problems.set('DATABASE_URL', NEON_ENDPOINT);

@@ -219,8 +219,9 @@ export async function relayOutbox(
 }
 
 // What a published event is built from: the outbox row's own facts (what happened, when, the
-// refund, the dispute and the amount and stock flags as they were then) and the checkout it belongs to (what was bought, by
-// whom, for how much, shipped where), which does not change once completed.
+// refund, the dispute and the amount and stock flags as they were then) and the checkout it
+// belongs to (what was bought, by whom, for how much, shipped where), which does not change once
+// completed.
 // Selected from `outbox o`, `carts ca` and `checkouts k`.
 export const EVENT_FACTS = `o.id, o.seq, o.cart_id, o.event_type, o.stripe_event_id, o.cart_status, o.occurred_at, o.session_id,
   o.refunded_amount, o.dispute, ca.user_id, k.currency, k.amount_total, k.items, k.customer, k.payment_intent_id,

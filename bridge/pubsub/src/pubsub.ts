@@ -521,7 +521,6 @@ function utf8Length(text: string): number {
   return length;
 }
 
-/** Rejects with the signal's reason once it aborts. */
 /** Rejects, with the signal's reason, once it aborts. */
 export function aborted(signal: AbortSignal): Promise<never> {
   return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));

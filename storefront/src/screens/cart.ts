@@ -1,13 +1,10 @@
-import { CART_LIMITS } from '@edge-checkout/worker/cart-state';
+import { CART_LIMITS, isEditable } from '@edge-checkout/worker/cart-state';
 import { formatMoney } from '@edge-checkout/worker/money';
 import type { Cart, CartItem } from '../api/client.ts';
 import { h, show } from '../dom.ts';
 import { links } from '../router.ts';
 import type { Screen } from './context.ts';
 import { heading, heldByCheckout, heldByCheckoutView, loadingView, problemView } from './parts.ts';
-
-// docs/contract.md §3: items can be changed only while the cart is open or its payment failed.
-const EDITABLE: ReadonlySet<Cart['status']> = new Set(['open', 'payment_failed']);
 
 /** The active cart: its lines with +1 / −1 / remove, the count and total, and Checkout. */
 export const cartScreen: Screen = (ctx) => {
@@ -43,7 +40,7 @@ export const cartScreen: Screen = (ctx) => {
         h('a', { href: links.products }, 'Browse products'),
       );
     }
-    const editable = EDITABLE.has(cart.status);
+    const editable = isEditable(cart.status);
     return [
       stateNote(cart),
       h(
