@@ -20,6 +20,7 @@ import type { CartOut, CheckoutOut } from './schemas.ts';
 import type { Services } from './services.ts';
 import {
   type Stripe,
+  type StripeApi,
   stripeFailure,
   stripeKeyInUse,
   stripeKeyReused,
@@ -173,9 +174,7 @@ export async function startCheckout(
     const stripe = services.stripe;
     let session: Stripe.Checkout.Session;
     try {
-      session = await stripe.checkout.sessions.create(params, {
-        idempotencyKey: `checkout-${cartId}-v${state.version}-a${attempt}`,
-      });
+      session = await stripe.createCheckoutSession(params, `checkout-${cartId}-v${state.version}-a${attempt}`);
     } catch (err) {
       if (stripeSavedFailure(err)) await abandonAttempt(sql, cartId, attempt);
       // Another request with this key is still running at Stripe (a double tap): its result
@@ -211,7 +210,7 @@ export async function startCheckout(
     // Stripe gave both of us this session; otherwise our session is for contents or prices that
     // no longer exist, or for units others took meanwhile, and must not stay payable.
     if (moved.cartSession === live.id) return { checkout: checkoutOut(cartId, live), created: false };
-    await stripe.checkout.sessions.expire(live.id).catch((err: unknown) => {
+    await stripe.expireCheckoutSession(live.id).catch((err: unknown) => {
       log.error('orphan_session_not_expired', { sessionId: live.id, error: err });
     });
     // Its key would hand that expired session back to the next try of the same cart version.
@@ -405,13 +404,13 @@ async function moveToCheckout(
  */
 export async function reconcileSession(
   f: Fulfilment,
-  stripe: Stripe,
+  stripe: StripeApi,
   sessionId: string,
   read?: Statement,
 ): Promise<{ session: Stripe.Checkout.Session | null; result: EffectResult | null; read: Rows | null }> {
   let session: Stripe.Checkout.Session;
   try {
-    session = await stripe.checkout.sessions.retrieve(sessionId, { expand: ['payment_intent'] });
+    session = await stripe.retrieveCheckoutSession(sessionId);
   } catch (err) {
     if (!stripeNotFound(err)) throw stripeFailure(err);
     return { session: null, ...(await applied(f, missingSessionEffect(sessionId), read)) };
@@ -435,7 +434,7 @@ export async function cancelCheckout(services: Services, userId: string, cartId:
     throw new ApiError('cart_not_editable', `The cart is ${state.status}; there is no checkout to cancel`);
   }
   try {
-    await stripe.checkout.sessions.expire(state.session.id);
+    await stripe.expireCheckoutSession(state.session.id);
   } catch (err) {
     // A session Stripe does not know (404) can never be paid: it is cancelled like an expired one.
     // Stripe refuses to expire a session that is no longer open: find out what it is now.

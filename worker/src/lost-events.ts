@@ -80,9 +80,7 @@ export async function applyUndeliveredEvents(
   /** Reads and applies one page: the events listed, newest first, whether the list goes on past them, and whether it held news. */
   const readPage = async (cursor: { starting_after: string } | { ending_before: string } | null) => {
     pagesLeft--;
-    const list = await services.stripe.events.list({
-      delivery_success: false,
-      types: [...HANDLED_EVENT_TYPES],
+    const list = await services.stripe.listUndeliveredEvents(HANDLED_EVENT_TYPES, {
       limit: opts.pageSize ?? PAGE_SIZE,
       ...cursor,
     });

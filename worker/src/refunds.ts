@@ -39,19 +39,14 @@ export async function refundCart(
   }
   let refund: Stripe.Refund;
   try {
-    refund = await stripe.refunds.create(
+    refund = await stripe.createRefund(
       {
         payment_intent: cart.payment_intent_id,
         ...(request.amount !== undefined && { amount: request.amount }),
         ...(request.reason && { reason: request.reason }),
         metadata: { cart_id: cartId },
-        expand: ['charge'],
       },
-      // No retries of our own under the operator's key: stripe-node retries a 5xx with the same key
-      // unless Stripe adds `Stripe-Should-Retry: false` (RequestSender._shouldRetry), so its retry
-      // would get the saved 500 replayed and this request's first failure would already read as
-      // a replay. The operator's retry is the retry.
-      idempotencyKey ? { idempotencyKey: `refund-${idempotencyKey}`, maxNetworkRetries: 0 } : undefined,
+      idempotencyKey,
     );
   } catch (err) {
     if (stripeKeyInUse(err)) {
@@ -81,7 +76,7 @@ export async function refundCart(
   // to the charge.refunded webhook, rather than failing a refund that has been made.
   const charge =
     typeof refund.charge === 'string'
-      ? await stripe.charges.retrieve(refund.charge).catch((err: unknown) => {
+      ? await stripe.retrieveCharge(refund.charge).catch((err: unknown) => {
           log.warn('refund_charge_not_read', { cartId, refundId: refund.id, error: err });
           return null;
         })

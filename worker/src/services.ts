@@ -1,7 +1,7 @@
 import { database, type Sql } from './db.ts';
 import { type Config, config, type Env } from './env.ts';
 import { type Fulfilment, fulfilment } from './fulfilment.ts';
-import { type Stripe, stripeClient } from './stripe.ts';
+import { type StripeApi, stripeApi } from './stripe.ts';
 
 /**
  * What a request works with, built once per request and only when first used: a route that
@@ -12,14 +12,14 @@ export interface Services {
   readonly sql: Sql;
   /** Applies payment effects and publishes their events after the response. */
   readonly fulfilment: Fulfilment;
-  readonly stripe: Stripe;
+  readonly stripe: StripeApi;
 }
 
 /** `ctx` is null for the scheduled job, which publishes the outbox itself. */
 export function requestServices(env: Env, ctx: () => { waitUntil(promise: Promise<unknown>): void } | null): Services {
   let sql: Sql | undefined;
   let fulfil: Fulfilment | undefined;
-  let stripe: Stripe | undefined;
+  let stripe: StripeApi | undefined;
   return {
     config: config(env),
     get sql() {
@@ -31,7 +31,7 @@ export function requestServices(env: Env, ctx: () => { waitUntil(promise: Promis
       return fulfil;
     },
     get stripe() {
-      stripe ??= stripeClient(env);
+      stripe ??= stripeApi(env);
       return stripe;
     },
   };

@@ -4,13 +4,36 @@ import { ApiError } from './errors.ts';
 
 export { Stripe };
 
-/** A Stripe client for this request; STRIPE_API_BASE points it at the local stand-in. */
-export function stripeClient(env: Env): Stripe {
+/**
+ * The Stripe operations this Worker makes: the one place that calls Stripe's API. Each call's
+ * options (expansions, retries, keys) are fixed here, so callers cannot send one differently.
+ */
+export interface StripeApi {
+  /** Under the caller's idempotency key, whose parameters must never change. */
+  createCheckoutSession(
+    params: Stripe.Checkout.SessionCreateParams,
+    idempotencyKey: string,
+  ): Promise<Stripe.Checkout.Session>;
+  /** With its payment intent expanded: how a completed session was paid. */
+  retrieveCheckoutSession(id: string): Promise<Stripe.Checkout.Session>;
+  expireCheckoutSession(id: string): Promise<Stripe.Checkout.Session>;
+  /** With its charge expanded, under `refund-{operatorKey}` when the operator sent one. */
+  createRefund(params: Omit<Stripe.RefundCreateParams, 'expand'>, operatorKey?: string): Promise<Stripe.Refund>;
+  retrieveCharge(id: string): Promise<Stripe.Charge>;
+  /** One page of the events of these types Stripe could not deliver, newest first. */
+  listUndeliveredEvents(
+    types: readonly string[],
+    page: { limit: number } & ({ starting_after?: string } | { ending_before?: string }),
+  ): Promise<Stripe.ApiList<Stripe.Event>>;
+}
+
+/** Stripe's API for this request; STRIPE_API_BASE points it at the local stand-in. */
+export function stripeApi(env: Env): StripeApi {
   const cfg = config(env);
   const key = cfg.required('STRIPE_SECRET_KEY');
   const base = cfg.optional('STRIPE_API_BASE');
   const target = base ? new URL(base) : undefined;
-  return new Stripe(key, {
+  const stripe = new Stripe(key, {
     httpClient: Stripe.createFetchHttpClient(),
     maxNetworkRetries: 2,
     timeout: 10_000,
@@ -20,6 +43,22 @@ export function stripeClient(env: Env): Stripe {
       protocol: target.protocol === 'https:' ? 'https' : 'http',
     }),
   });
+  return {
+    createCheckoutSession: (params, idempotencyKey) => stripe.checkout.sessions.create(params, { idempotencyKey }),
+    retrieveCheckoutSession: (id) => stripe.checkout.sessions.retrieve(id, { expand: ['payment_intent'] }),
+    expireCheckoutSession: (id) => stripe.checkout.sessions.expire(id),
+    createRefund: (params, operatorKey) =>
+      stripe.refunds.create(
+        { ...params, expand: ['charge'] },
+        // No retries of our own under the operator's key: stripe-node retries a 5xx with the same
+        // key unless Stripe adds `Stripe-Should-Retry: false` (RequestSender._shouldRetry), so its
+        // retry would get the saved 500 replayed and this request's first failure would already
+        // read as a replay. The operator's retry is the retry.
+        operatorKey ? { idempotencyKey: `refund-${operatorKey}`, maxNetworkRetries: 0 } : undefined,
+      ),
+    retrieveCharge: (id) => stripe.charges.retrieve(id),
+    listUndeliveredEvents: (types, page) => stripe.events.list({ delivery_success: false, types: [...types], ...page }),
+  };
 }
 
 const cryptoProvider = Stripe.createSubtleCryptoProvider();
