@@ -107,6 +107,14 @@ function renderCart(row: CartRow): CartOut {
   };
 }
 
+/**
+ * Locks one shopper's carts for the transaction (a SQL expression; `userId` is SQL too): opening
+ * a cart and a webhook moving an older cart of theirs back into an active status take it.
+ */
+export function shopperLock(userId: string): string {
+  return `pg_advisory_xact_lock(hashtextextended('shopper:' || ${userId}, 0))`;
+}
+
 /** The caller's active cart, created when there is none; safe under concurrent calls. */
 export async function openCart(sql: Sql, userId: string): Promise<{ cart: CartOut; created: boolean }> {
   // The shopper lock orders this with a webhook that may be moving an older cart of theirs back
@@ -115,7 +123,7 @@ export async function openCart(sql: Sql, userId: string): Promise<{ cart: CartOu
   // with a fresh snapshot (read committed), so both calls answer with the one cart.
   const [, inserted, carts] = await sql.transaction(
     [
-      sql.query(`SELECT pg_advisory_xact_lock(hashtextextended('shopper:' || $1, 0))`, [userId]),
+      sql.query(`SELECT ${shopperLock('$1')}`, [userId]),
       sql.query(`INSERT INTO carts (user_id) VALUES ($1) ON CONFLICT (user_id) WHERE active DO NOTHING RETURNING id`, [
         userId,
       ]),

@@ -41,6 +41,14 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return code.startsWith('08') || code.startsWith('53') || code.startsWith('57P');
 }
 
+/**
+ * `base · 2^(failures − 1)`, at most `max`, as SQL. The exponent is capped: a count of a week of
+ * failures would reach 2^1024, which power() raises an error for rather than growing.
+ */
+export function cappedBackoff(base: string, failures: string, max: string): string {
+  return `LEAST(${base} * power(2, LEAST(${failures} - 1, 30)), ${max})`;
+}
+
 /** Answers once the database does: throws, like any query, when it cannot be reached. */
 export async function ping(sql: Sql): Promise<void> {
   await sql.query('SELECT 1');

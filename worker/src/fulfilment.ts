@@ -1,8 +1,16 @@
 import { ACTIVE_STATUSES, type CartStatus, decisionsFor, LANDED_STATUSES, PUBLISHED_STATUSES } from './cart-state.ts';
+import { shopperLock } from './carts.ts';
 import type { Rows, Sql, Statement } from './db.ts';
 import type { Env } from './env.ts';
 import { log } from './log.ts';
-import { CLAIM_SECONDS, EVENT_FACTS, type EventFacts, publishingConfigured, publishSoon } from './outbox.ts';
+import {
+  CLAIM_SECONDS,
+  EVENT_FACTS,
+  type EventFacts,
+  publishingConfigured,
+  publishSoon,
+  unpublished,
+} from './outbox.ts';
 import type { CartEffect } from './stripe-events.ts';
 
 export type EffectOutcome = 'applied' | 'ignored' | 'stale_session' | 'unknown_cart' | 'duplicate';
@@ -47,7 +55,7 @@ const STEPS = {
    */
   lock: `
     WITH payment AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended($1, 0)) AS locked)
-    SELECT CASE WHEN shopper.user_id IS NOT NULL THEN pg_advisory_xact_lock(hashtextextended('shopper:' || shopper.user_id, 0)) END
+    SELECT CASE WHEN shopper.user_id IS NOT NULL THEN ${shopperLock('shopper.user_id')} END
     FROM payment LEFT JOIN LATERAL (
       SELECT c.user_id FROM checkouts k JOIN carts c ON c.id = k.cart_id
       WHERE k.session_id = $2 OR ($2::text IS NULL AND k.payment_intent_id = $3)
@@ -243,7 +251,7 @@ const STEPS = {
                     SELECT split_part(q.f ->> 'key', ':', 1), COALESCE(e.to_status, e.from_status), cardinality(e.path) + q.n, q.f
                     FROM jsonb_array_elements(e.notices) WITH ORDINALITY AS q(f, n)) step,
            LATERAL (SELECT $3 AND NOT EXISTS (
-             SELECT 1 FROM outbox w WHERE w.cart_id = e.cart_id AND w.published_at IS NULL AND w.discarded_at IS NULL) AS now) lease
+             SELECT 1 FROM outbox w WHERE w.cart_id = e.cart_id AND ${unpublished('w')}) AS now) lease
       WHERE ${WRITTEN_NOW}
       ORDER BY step.n
       RETURNING *

@@ -8,7 +8,7 @@ import {
 } from '@edge-checkout/pubsub';
 import { type PaymentEvent, paymentEventAttributes } from '@edge-checkout/pubsub/payment-event';
 import type { PublishedEventType } from './cart-state.ts';
-import type { Sql } from './db.ts';
+import { cappedBackoff, type Sql } from './db.ts';
 import { config, type Env } from './env.ts';
 import { ApiError } from './errors.ts';
 import { log } from './log.ts';
@@ -282,6 +282,19 @@ function messageOf(row: EventFacts): PubSubMessage {
 }
 
 /**
+ * An outbox row (by its alias) not out yet nor given up on: `outbox_unpublished`'s predicate,
+ * so a cart's later rows wait behind it.
+ */
+export function unpublished(row: string): string {
+  return `${row}.published_at IS NULL AND ${row}.discarded_at IS NULL`;
+}
+
+/** An unpublished row not refused for good either: one a relay will publish. */
+function pending(row: string): string {
+  return `${unpublished(row)} AND ${row}.failed_at IS NULL`;
+}
+
+/**
  * Claims due rows. Claiming uses SKIP LOCKED and a lease, so two relays never publish the same
  * row at once. A cart's row goes only after every earlier row of that cart is published or
  * discarded: one that is backing off, claimed elsewhere or refused for good holds the later
@@ -294,7 +307,7 @@ async function claimDue(sql: Sql, ids: string[] | null, limit: number): Promise<
   return (await sql.query(
     `WITH candidates AS (
        SELECT p.id, p.cart_id, p.seq, p.session_id FROM outbox p
-       WHERE p.published_at IS NULL AND p.failed_at IS NULL AND p.discarded_at IS NULL AND p.next_attempt_at <= now()
+       WHERE ${pending('p')} AND p.next_attempt_at <= now()
          AND (p.claimed_until IS NULL OR p.claimed_until < now())
          AND ($1::uuid[] IS NULL OR p.cart_id IN (SELECT cart_id FROM outbox WHERE id = ANY($1::uuid[])))
          -- OFFSET 0 keeps this a probe of outbox_unpublished per candidate: pulled up into an anti
@@ -302,7 +315,7 @@ async function claimDue(sql: Sql, ids: string[] | null, limit: number): Promise<
          -- of the table changed), Postgres scanned every held row once per candidate.
          AND NOT EXISTS (
            SELECT 1 FROM outbox h
-           WHERE h.cart_id = p.cart_id AND h.seq < p.seq AND h.published_at IS NULL AND h.discarded_at IS NULL
+           WHERE h.cart_id = p.cart_id AND h.seq < p.seq AND ${unpublished('h')}
              AND (h.failed_at IS NOT NULL OR h.next_attempt_at > now() OR h.claimed_until >= now())
            OFFSET 0)
        ORDER BY p.seq
@@ -314,7 +327,7 @@ async function claimDue(sql: Sql, ids: string[] | null, limit: number): Promise<
      WHERE o.id = c.id
        AND NOT EXISTS (
          SELECT 1 FROM outbox e
-         WHERE e.cart_id = c.cart_id AND e.seq < c.seq AND e.published_at IS NULL AND e.discarded_at IS NULL
+         WHERE e.cart_id = c.cart_id AND e.seq < c.seq AND ${unpublished('e')}
            AND e.id NOT IN (SELECT id FROM candidates))
      RETURNING ${EVENT_FACTS}`,
     [ids, limit, CLAIM_SECONDS],
@@ -361,15 +374,14 @@ async function publishAndRecord(
      ), retried AS (
        UPDATE outbox SET claimed_until = NULL, last_error = f.error,
          failed_at = CASE WHEN f.rejected THEN now() END,
-         -- The exponent is capped: a row retried for about a week would reach 2^1024, which power() raises an error for.
-         next_attempt_at = now() + make_interval(secs => LEAST($7 * power(2, LEAST(attempts - 1, 30)), $8))
+         next_attempt_at = now() + make_interval(secs => ${cappedBackoff('$7', 'attempts', '$8')})
        FROM unnest($4::uuid[], $5::text[], $6::boolean[]) AS f(id, error, rejected)
        WHERE outbox.id = f.id
        RETURNING 1
      )
      SELECT COALESCE(array_agg(w.id ORDER BY w.seq), '{}') AS follow_up FROM outbox w
      WHERE w.cart_id IN (SELECT cart_id FROM done) AND w.id <> ALL($9::uuid[])
-       AND w.published_at IS NULL AND w.failed_at IS NULL AND w.discarded_at IS NULL`,
+       AND ${pending('w')}`,
         [
           published.map((r) => r.id),
           published.map((r) => r.published),
@@ -487,9 +499,9 @@ const entryColumns = `id, cart_id AS "cartId", event_type AS "eventType", stripe
   published_at AS "publishedAt", failed_at AS "failedAt", discarded_at AS "discardedAt"`;
 
 const stateCondition: Record<OutboxState, string> = {
-  pending: 'published_at IS NULL AND failed_at IS NULL AND discarded_at IS NULL',
-  failed: 'published_at IS NULL AND failed_at IS NOT NULL AND discarded_at IS NULL',
-  discarded: 'discarded_at IS NOT NULL',
+  pending: pending('outbox'),
+  failed: `${unpublished('outbox')} AND outbox.failed_at IS NOT NULL`,
+  discarded: 'outbox.discarded_at IS NOT NULL',
 };
 
 function toEntry(row: Record<string, unknown>): OutboxEntryOut {
@@ -511,9 +523,9 @@ export async function listOutbox(sql: Sql, state: OutboxState, limit: number): P
   ).map(toEntry);
 }
 
-// The operator paths: a row not yet out nor given up on, and one no publisher holds right now
-// (freed or given up while held, it would go out twice or be recorded both ways).
-const UNPUBLISHED = 'published_at IS NULL AND discarded_at IS NULL';
+// The operator paths: a row no publisher holds right now (freed or given up while held, it would
+// go out twice or be recorded both ways).
+const UNPUBLISHED = unpublished('outbox');
 const NOT_HELD = '(claimed_until IS NULL OR claimed_until < now())';
 
 /**

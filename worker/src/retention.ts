@@ -1,4 +1,5 @@
 import type { Sql } from './db.ts';
+import { unpublished } from './outbox.ts';
 
 /** Rows each run removes or blanks at most, per kind: a run stays short, a backlog drains over runs. */
 export const RETENTION_BATCH = 500;
@@ -47,7 +48,7 @@ export async function forgetExpiredData(sql: Sql, days: number): Promise<Retenti
            AND c.updated_at < now() - make_interval(days => $1)
            AND NOT EXISTS (
              SELECT 1 FROM outbox o
-             WHERE o.cart_id = c.id AND o.published_at IS NULL AND o.discarded_at IS NULL)
+             WHERE o.cart_id = c.id AND ${unpublished('o')})
          ORDER BY k.created_at LIMIT $2)
        RETURNING 1
      )

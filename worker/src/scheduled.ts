@@ -1,4 +1,5 @@
 import { reconcileSession } from './checkout.ts';
+import { cappedBackoff } from './db.ts';
 import type { Env } from './env.ts';
 import { log } from './log.ts';
 import { applyUndeliveredEvents, type LostEventsReport } from './lost-events.ts';
@@ -95,8 +96,7 @@ async function reconcileDue(
      WHERE ((c.status = 'checkout_pending' AND (k.expires_at < now() OR k.created_at < now() - make_interval(mins => $1)))
             OR c.status = 'awaiting_payment')
        AND (k.reconciled_at IS NULL OR k.reconciled_at < now() - make_interval(mins => CASE
-              -- Capped exponent: power() raises an error past 2^1023 rather than growing.
-              WHEN k.reconcile_failures > 0 THEN LEAST($1 * power(2, LEAST(k.reconcile_failures - 1, 30)), $3)::int
+              WHEN k.reconcile_failures > 0 THEN ${cappedBackoff('$1', 'k.reconcile_failures', '$3')}::int
               WHEN c.status = 'awaiting_payment' THEN $2
               ELSE $1 END))
      ORDER BY k.reconciled_at NULLS FIRST, k.expires_at LIMIT $4`,

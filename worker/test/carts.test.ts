@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CART_LIMITS } from '../src/cart-state.ts';
+import { shopperLock } from '../src/carts.ts';
 import { call, createProduct, db, holdLocks, newUser, problem, unique } from './helpers.ts';
 
 /** An item edit waiting for its cart's row lock, as pg_stat_activity shows its statement. */
@@ -50,7 +51,7 @@ describe('POST /v1/carts', () => {
   it('yields one cart for concurrent requests of one user', async () => {
     const user = await newUser();
     // All eight wait behind a held lock on the shopper, then go at once.
-    const lock = await holdLocks([`SELECT pg_advisory_xact_lock(hashtextextended('shopper:${user.id}', 0))`]);
+    const lock = await holdLocks([`SELECT ${shopperLock(`'${user.id}'`)}`]);
     const pending = Promise.all(Array.from({ length: 8 }, () => openCart(user.token)));
     await lock.waitForWaiters(8, '%pg_advisory_xact_lock%');
     await lock.release();

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { shopperLock } from '../src/carts.ts';
 import { call, db, holdLocks, linesOf, problem } from './helpers.ts';
 import {
   ADDRESS,
@@ -219,7 +220,7 @@ describe('POST /v1/webhooks/stripe: a delayed payment that fails after the shopp
     const state = await checkedOutCart();
     const events = eventsFor(state);
     await deliver(events.completedUnpaid());
-    const lock = await holdLocks([`SELECT pg_advisory_xact_lock(hashtextextended('shopper:${state.user.id}', 0))`]);
+    const lock = await holdLocks([`SELECT ${shopperLock(`'${state.user.id}'`)}`]);
     const pending = Promise.all([deliver(events.asyncFailed()), openCart(state.user.token)]);
     await lock.waitForWaiters(2, '%pg_advisory_xact_lock%');
     await lock.release();
