@@ -45,6 +45,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { DEFAULT_GCP_PROJECT_ID, DEFAULT_PUBSUB_TOPIC } from '@edge-checkout/dev-stack/local-pubsub';
 import { wranglerDev } from '@edge-checkout/dev-stack/local-stack';
 import { freePort } from '@edge-checkout/dev-stack/net';
 import { createPubSubAdmin, type PubSubAdmin, type ReceivedMessage } from '@edge-checkout/dev-stack/pubsub-admin';
@@ -659,8 +660,8 @@ try {
     // A port nothing listens on: the stack then starts no emulator; the Worker's publish is refused.
     configured.PUBSUB_EMULATOR_HOST = `127.0.0.1:${await freePort()}`;
     if (options.pubsub === 'off') {
-      configured.GCP_PROJECT_ID = 'edge-checkout-local';
-      configured.PUBSUB_TOPIC = 'payment-events';
+      configured.GCP_PROJECT_ID = DEFAULT_GCP_PROJECT_ID;
+      configured.PUBSUB_TOPIC = DEFAULT_PUBSUB_TOPIC;
     }
   }
 

@@ -9,7 +9,7 @@ import Stripe from 'stripe';
 
 interface Env {
   STRIPE_WEBHOOK_SECRET: string;
-  /** '1' (`npm run bench -- --baseline-log on`): one console.log per event, as worker/src logs each. */
+  /** '1' (`npm run bench -- --baseline-log on`): one console.log per event: what a log line per webhook would cost. */
   BENCH_LOG?: string;
 }
 

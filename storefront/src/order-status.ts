@@ -30,8 +30,3 @@ export const STATUS_RESULTS: Record<CartStatus, { headline: string; message: str
   open: { headline: 'Not checked out yet', message: 'Nothing was charged. The cart is waiting for you.' },
   refunded: { headline: 'Order refunded', message: 'This order has been refunded.' },
 };
-
-/** The payment is still being decided: the order is worth asking about again. */
-export function isPending(status: CartStatus): boolean {
-  return status === 'checkout_pending' || status === 'awaiting_payment';
-}

@@ -84,6 +84,11 @@ export function transition(status: CartStatus, event: CartEvent): CartStatus | n
   return table[status][event] ?? null;
 }
 
+/** The payment is still being decided: a checkout is open or a transfer is on its way. */
+export function isPaymentPending(status: CartStatus): boolean {
+  return PAYMENT_PENDING_STATUSES.includes(status);
+}
+
 export function isEditable(status: CartStatus): boolean {
   return EDITABLE_STATUSES.includes(status);
 }

@@ -1,5 +1,5 @@
 // The error type every layer throws, each code with the HTTP status it answers; the rendering is
-// elsewhere: app.ts writes these as problem+json and the landing pages as HTML (problem.ts).
+// elsewhere: problem+json through problem.ts, and HTML on the landing pages (routes/pages.ts).
 // Config and the database throw them too.
 
 /** Stable, machine-readable error codes of the public contract, with their HTTP status and title. */

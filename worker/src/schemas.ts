@@ -12,7 +12,7 @@ export const Currency = z
   .regex(CURRENCY_CODE, 'an ISO 4217 code in lower case, as Stripe writes it (usd)')
   .openapi({ example: 'usd' });
 
-export const MinorUnits = z
+const MinorUnits = z
   .number()
   .int()
   .min(0)

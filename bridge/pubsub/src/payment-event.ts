@@ -13,7 +13,7 @@ export const PAYMENT_EVENT_TYPES = [
 ] as const;
 export type PaymentEventType = (typeof PAYMENT_EVENT_TYPES)[number];
 
-export const PaymentEventCartItem = z.object({
+const PaymentEventCartItem = z.object({
   productId: z.string(),
   name: z.string(),
   unitAmount: z.number().int(),
@@ -30,7 +30,7 @@ export const Amounts = z.object({
   total: z.number().int(),
 });
 
-export const ShippingAddress = z.object({
+const ShippingAddress = z.object({
   line1: z.string().nullable(),
   line2: z.string().nullable(),
   city: z.string().nullable(),

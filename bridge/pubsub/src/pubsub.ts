@@ -24,7 +24,7 @@ export type PublishLimits = { maxMessages: number; maxRequestBytes: number };
  * the decimal 10 MB and is counted on the JSON body we send (base64 data included), which is
  * larger than what Google counts, so a full batch is never refused for its size.
  */
-export const PUBLISH_LIMITS: PublishLimits = { maxMessages: 1000, maxRequestBytes: 10_000_000 };
+const PUBLISH_LIMITS: PublishLimits = { maxMessages: 1000, maxRequestBytes: 10_000_000 };
 
 export type PublishBatch = { maxMessages: number; maxDelayMs: number };
 
@@ -376,7 +376,7 @@ export function batchingPublisher(
 }
 
 /** 408 timeout, 409 ABORTED, 429 RESOURCE_EXHAUSTED, 499 CANCELLED and 5xx are worth retrying (Google's publish retry codes). */
-export function isRetryableStatus(status: number): boolean {
+function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 409 || status === 429 || status === 499 || status >= 500;
 }
 
@@ -397,7 +397,7 @@ function credentialsFrom(opts: PubSubPublisherOptions): () => Promise<string> {
  * Self-signed service-account JWT used directly as the bearer token (Google accepts these for
  * its APIs; no round trip to the token endpoint). Cached until 5 minutes before it expires.
  */
-export function createServiceAccountTokenSource(keyJson: string, now: () => number = Date.now): () => Promise<string> {
+function createServiceAccountTokenSource(keyJson: string, now: () => number = Date.now): () => Promise<string> {
   const key = parseServiceAccountKey(keyJson);
   let signingKey: ReturnType<typeof importPKCS8> | undefined;
   let cached: { token: string; refreshAt: number } | undefined;

@@ -1,7 +1,8 @@
+import { isPaymentPending } from '@edge-checkout/worker/cart-state';
 import { formatMoney, orderTotals } from '@edge-checkout/worker/money';
 import { asProblem, type Cart } from '../api/client.ts';
 import { h, show } from '../dom.ts';
-import { isPending, STATUS_LABELS, STATUS_RESULTS } from '../order-status.ts';
+import { STATUS_LABELS, STATUS_RESULTS } from '../order-status.ts';
 import { links } from '../router.ts';
 import type { Screen } from './context.ts';
 import { heading, loadingView, problemView } from './parts.ts';
@@ -97,7 +98,7 @@ export function orderScreen(cartId: string): Screen {
         // The payment settled: the shopper's active cart may be a new one now.
         void ctx.cart.refresh().catch(() => undefined);
       }
-      const worthAsking = cart && isPending(cart.status) && (problem === null || asProblem(problem).retryable);
+      const worthAsking = cart && isPaymentPending(cart.status) && (problem === null || asProblem(problem).retryable);
       if (worthAsking) timer = setTimeout(load, POLL_MS);
     }
 

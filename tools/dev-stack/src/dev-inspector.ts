@@ -13,7 +13,7 @@ import WebSocket from 'ws';
  * Sends `Network.disable` through wrangler's inspector on `port`, then disconnects. Quietly
  * does nothing when a DevTools client is attached (wrangler allows one) or nothing answers.
  */
-export async function quietNetworkEvents(port: number, timeoutMs = 5_000): Promise<boolean> {
+async function quietNetworkEvents(port: number, timeoutMs = 5_000): Promise<boolean> {
   let ws: WebSocket;
   try {
     const targets = (await (

@@ -31,7 +31,7 @@ export interface RunningPostgres {
   stop(): Promise<void>;
 }
 
-export const DATABASE_NAME = 'edge_checkout';
+const DATABASE_NAME = 'edge_checkout';
 const USER = 'postgres';
 // Local-only, loopback-only cluster: a well-known password is fine, and it is never logged.
 const PASSWORD = 'postgres';

@@ -41,7 +41,7 @@ export type PubSubAdmin = {
   nack(subscription: string, ackIds: string[]): Promise<void>;
 };
 
-export class PubSubAdminError extends Error {
+class PubSubAdminError extends Error {
   override readonly name = 'PubSubAdminError';
   constructor(
     message: string,

@@ -197,7 +197,7 @@ async function invalidIndexes(client: pg.Client): Promise<string[]> {
 }
 
 /** Reads and checks the folder: names, strict 0001.. numbering, no duplicates. */
-export async function readMigrationFiles(dir: string): Promise<MigrationFile[]> {
+async function readMigrationFiles(dir: string): Promise<MigrationFile[]> {
   let names: string[];
   try {
     names = (await readdir(dir)).filter((name) => name.endsWith('.sql')).sort();

@@ -8,7 +8,7 @@
 /** The stand-in's tax rate, in percent: the same for every address. */
 export const TEST_TAX_RATE_PERCENT = 10;
 /** Stripe's product tax code for a non-taxable sale (https://docs.stripe.com/tax/zero-tax). */
-export const NONTAXABLE_TAX_CODE = 'txcd_00000000';
+const NONTAXABLE_TAX_CODE = 'txcd_00000000';
 
 export type TaxBehavior = 'exclusive' | 'inclusive' | 'unspecified';
 
