@@ -21,6 +21,7 @@ const codes = {
   payload_too_large: [413, 'Payload too large'],
   unsupported_media_type: [415, 'Unsupported media type'],
   rate_limited: [429, 'Too many requests'],
+  refund_outcome_unknown: [502, 'Refund outcome unknown'],
   service_unavailable: [503, 'Service unavailable'],
   misconfigured: [500, 'Server misconfigured'],
   internal: [500, 'Internal error'],

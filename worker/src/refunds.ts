@@ -3,7 +3,7 @@ import { ApiError, notFound } from './errors.ts';
 import { log } from './log.ts';
 import type { RefundOut, RefundRequest } from './schemas.ts';
 import type { Services } from './services.ts';
-import { type Stripe, stripeFailure, stripeKeyInUse, stripeReplayed } from './stripe.ts';
+import { type Stripe, stripeFailure, stripeKeyInUse, stripeNoAnswer, stripeServerFailed } from './stripe.ts';
 import { refundEffect } from './stripe-events.ts';
 
 /**
@@ -59,14 +59,26 @@ export async function refundCart(
         },
       );
     }
-    // Stripe treats a 5xx as of unknown outcome: the refund may have been made (then its
-    // charge.refunded webhook records it), so the operator checks before trying a new key.
-    // Without the operator's key, a replay is of stripe-node's own key: the next request is a new refund.
-    if (idempotencyKey && stripeReplayed(err) && (err.statusCode ?? 0) >= 500) {
+    // Stripe calls a 5xx's outcome unknown (https://docs.stripe.com/error-low-level#server-errors):
+    // the refund may have been made, and then its charge.refunded webhook records it. So no answer
+    // here invites a blind retry that could refund twice: the operator checks the cart first.
+    // Under the operator's key Stripe saved the 5xx, and replays it to every retry with that key
+    // (https://docs.stripe.com/api/idempotent_requests). Without a key, even no answer at all
+    // (after stripe-node's own retries under its own key) leaves the outcome unknown; with one,
+    // Stripe replays a refund it made, so that retry is safe and is a 503 as usual.
+    if (idempotencyKey && stripeServerFailed(err)) {
       throw new ApiError(
         'idempotency_key_failed',
         'Stripe failed this refund under this Idempotency-Key and answers every retry with it the same way. ' +
           'Check the cart: a refund Stripe made after all shows there once its webhook arrives. To try again, send a new Idempotency-Key',
+        { cause: err },
+      );
+    }
+    if (!idempotencyKey && (stripeServerFailed(err) || stripeNoAnswer(err))) {
+      throw new ApiError(
+        'refund_outcome_unknown',
+        'Stripe failed while making the refund, which may have been made all the same. Check the cart before refunding again: ' +
+          'a refund Stripe made shows in its refundedAmount once its webhook arrives. Send an Idempotency-Key to make a retry safe',
         { cause: err },
       );
     }

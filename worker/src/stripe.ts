@@ -144,9 +144,15 @@ export function stripeFailure(err: unknown, what: 'checkout' | 'refund' = 'check
       ? `Stripe could not process the request (${err.type}${err.code ? `: ${err.code}` : ''}); try again`
       : 'Stripe could not be reached; try again';
   // Stripe's rate limiter answers before its idempotency layer, so the same request may simply
-  // come again a little later (https://docs.stripe.com/error-low-level#idempotency).
-  const retryAfter = err instanceof Stripe.errors.StripeRateLimitError ? 1 : undefined;
+  // come again a little later (https://docs.stripe.com/error-low-level#idempotency): when Stripe
+  // says, as Stripe says (bounded), otherwise in a second.
+  const retryAfter = err instanceof Stripe.errors.StripeRateLimitError ? stripeRetryAfter(err) : undefined;
   return new ApiError('service_unavailable', detail, { cause: err, retryAfter });
+}
+
+function stripeRetryAfter(err: InstanceType<typeof Stripe.errors.StripeError>): number {
+  const seconds = Number(err.headers?.['retry-after']);
+  return Number.isInteger(seconds) && seconds > 0 ? Math.min(seconds, 60) : 1;
 }
 
 /**
@@ -161,9 +167,14 @@ export function stripeSavedFailure(err: unknown): boolean {
   return status !== undefined && (status >= 500 || [400, 402, 404].includes(status));
 }
 
-/** Stripe answered with the result it saved for the idempotency key earlier (`Idempotent-Replayed: true`). */
-export function stripeReplayed(err: unknown): err is InstanceType<typeof Stripe.errors.StripeError> {
-  return err instanceof Stripe.errors.StripeError && err.headers?.['idempotent-replayed'] === 'true';
+/** Stripe answered with a 5xx: whether the request was carried out is unknown. */
+export function stripeServerFailed(err: unknown): boolean {
+  return err instanceof Stripe.errors.StripeError && (err.statusCode ?? 0) >= 500;
+}
+
+/** No answer from Stripe, after stripe-node's own retries: the request may or may not have arrived. */
+export function stripeNoAnswer(err: unknown): boolean {
+  return err instanceof Stripe.errors.StripeConnectionError;
 }
 
 /** 409: another request with the same idempotency key is still running at Stripe. */

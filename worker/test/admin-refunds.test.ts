@@ -160,16 +160,16 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
   ] as const;
 
   it.each(RETRY_ADVICE)(
-    'answers a failure Stripe saved to retries with its key, and refunds for a request with a new key (%s Stripe-Should-Retry)',
+    'answers a failure Stripe saved under the key as final, first time included, and refunds for a request with a new key (%s Stripe-Should-Retry)',
     async (advice, stripeAdvice) => {
       const state = await paidCart();
       stripeAdvice();
       await standin.addFault({ method: 'POST', path: '/v1/refunds', status: 500 });
+      // Stripe saved its 500 under the key and replays it to every retry with it: no "try again".
       const failed = await refund(state.cartId, { amount: 500 }, `saved-${advice}-1`);
-      expect(failed.status).toBe(503);
-      expect((await problem(failed)).code).toBe('service_unavailable');
-      // Stripe replays the saved 500 to the same key: nothing was refunded, and nothing is now. That
-      // key can never succeed, so the retry's answer is final, not another 503.
+      expect(failed.status).toBe(409);
+      expect((await problem(failed)).code).toBe('idempotency_key_failed');
+      // The replay: nothing was refunded, and nothing is now.
       const replayed = await refund(state.cartId, { amount: 500 }, `saved-${advice}-1`);
       expect(replayed.status).toBe(409);
       expect(await problem(replayed)).toMatchObject({
@@ -184,14 +184,20 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
   );
 
   it.each(RETRY_ADVICE)(
-    'answers 503 to a failed refund without an Idempotency-Key, and refunds when it is sent again (%s Stripe-Should-Retry)',
+    'answers 502 refund_outcome_unknown, not "try again", to a refund Stripe failed without an Idempotency-Key (%s Stripe-Should-Retry)',
     async (_, stripeAdvice) => {
       const state = await paidCart();
       stripeAdvice();
       await standin.addFault({ method: 'POST', path: '/v1/refunds', status: 500 });
+      // Stripe calls a 500's outcome unknown: a blind retry of a refund it made would refund twice.
       const failed = await refund(state.cartId, { amount: 500 });
-      expect(failed.status).toBe(503);
-      expect((await problem(failed)).code).toBe('service_unavailable');
+      expect(failed.status).toBe(502);
+      expect(failed.headers.get('Retry-After')).toBeNull();
+      expect(await problem(failed)).toMatchObject({
+        code: 'refund_outcome_unknown',
+        detail: expect.stringContaining('Check the cart'),
+      });
+      // Checked: nothing was refunded, so the operator refunds again.
       expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 0, refunds: 0 });
       expect((await refund(state.cartId, { amount: 500 })).status).toBe(201);
       expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 500, refunds: 1 });
@@ -208,6 +214,23 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
     // Stripe's rate limiter answers before its idempotency layer: the same key then refunds.
     expect((await refund(state.cartId, { amount: 500 }, 'limited-1')).status).toBe(201);
     expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 500, refunds: 1 });
+  });
+
+  it('passes on the wait Stripe asks for with a 429 (Retry-After), and refunds nothing', async () => {
+    const state = await paidCart();
+    const realFetch = globalThis.fetch;
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      const res = await realFetch(input, init);
+      if (res.status !== 429) return res;
+      const headers = new Headers(res.headers);
+      headers.set('Retry-After', '7');
+      return new Response(res.body, { status: res.status, headers });
+    });
+    await standin.addFault({ method: 'POST', path: '/v1/refunds', status: 429, times: 5 });
+    const limited = await refund(state.cartId, { amount: 500 }, 'limited-7');
+    expect(limited.status).toBe(503);
+    expect(limited.headers.get('Retry-After')).toBe('7');
+    expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 0, refunds: 0 });
   });
 
   it('refunds what is left for an empty body, with or without a JSON content type', async () => {

@@ -1812,6 +1812,17 @@ export interface operations {
                 };
             };
             /** @description Problem details (RFC 9457) */
+            502: {
+                headers: {
+                    /** @description This request's id, as logged (quote it to support) */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457) */
             503: {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */

@@ -149,7 +149,7 @@ const refund = createRoute({
   },
   responses: {
     201: json(Refund, 'Refunded (or the same refund again, for a retried request)'),
-    ...problems(400, 401, 404, 409, 422, 503),
+    ...problems(400, 401, 404, 409, 422, 502, 503),
   },
 });
 
