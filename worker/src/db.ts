@@ -10,10 +10,14 @@ export type Rows = Record<string, unknown>[];
 const QUERY_TIMEOUT_MS = 10_000;
 
 // The driver's fetch has no deadline of its own: a database that stops answering (frozen,
-// packets dropped) would hang every request on it, webhooks and /healthz included. Aborted,
-// the query fails as NeonDbError without SQLSTATE, which is a 503 the client retries.
-neonConfig.fetchFunction = (input: RequestInfo | URL, init?: RequestInit) =>
-  fetch(input, { ...init, signal: AbortSignal.timeout(QUERY_TIMEOUT_MS) });
+// packets dropped) would hang every request on it, webhooks and /healthz included. The body is
+// read here, under the same deadline: the driver turns only a failed fetch into NeonDbError (no
+// SQLSTATE: a 503 the client retries), not a body cut off or stalled after the headers
+// (@neondatabase/serverless 1.2.0 reads it outside its try), which would otherwise be a 500.
+neonConfig.fetchFunction = async (input: RequestInfo | URL, init?: RequestInit) => {
+  const res = await fetch(input, { ...init, signal: AbortSignal.timeout(QUERY_TIMEOUT_MS) });
+  return new Response(await res.arrayBuffer(), res);
+};
 
 /**
  * The request's database handle: Neon's SQL-over-HTTP driver, one fetch per query or per

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { app } from '../src/index.ts';
 import { call, newUser, problem, testEnv } from './helpers.ts';
 
@@ -55,6 +55,24 @@ describe('GET /healthz', () => {
 
   it('answers 503 when the database is unreachable', async () => {
     const res = await app.request('/healthz', {}, { ...testEnv, NEON_HTTP_ENDPOINT: 'http://127.0.0.1:9/sql' });
+    expect(res.status).toBe(503);
+    expect((await problem(res)).code).toBe('service_unavailable');
+  });
+
+  it('answers 503, not 500, when the database’s answer is cut off after its headers', async () => {
+    const realFetch = globalThis.fetch;
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      const res = await realFetch(input, init);
+      const body = new ReadableStream({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('{"fields":['));
+          controller.error(new TypeError('Network connection lost.'));
+        },
+      });
+      return new Response(body, { status: res.status, headers: res.headers });
+    });
+    const res = await call('/healthz');
+    vi.restoreAllMocks();
     expect(res.status).toBe(503);
     expect((await problem(res)).code).toBe('service_unavailable');
   });
