@@ -369,14 +369,16 @@ async function publishAndRecord(
        FROM unnest($1::uuid[], $2::text[]) AS m(id, message_id) WHERE outbox.id = m.id
        RETURNING outbox.cart_id
      ), released AS (
-       UPDATE outbox SET claimed_until = NULL WHERE id = ANY($3::uuid[])
+       UPDATE outbox SET claimed_until = NULL WHERE id = ANY($3::uuid[]) AND ${unpublished('outbox')}
        RETURNING 1
      ), retried AS (
+       -- A publisher whose lease ran out (frozen, say) learns late that its call failed: a row
+       -- another relay has published since stays recorded as published.
        UPDATE outbox SET claimed_until = NULL, last_error = f.error,
          failed_at = CASE WHEN f.rejected THEN now() END,
          next_attempt_at = now() + make_interval(secs => ${cappedBackoff('$7', 'attempts', '$8')})
        FROM unnest($4::uuid[], $5::text[], $6::boolean[]) AS f(id, error, rejected)
-       WHERE outbox.id = f.id
+       WHERE outbox.id = f.id AND ${unpublished('outbox')}
        RETURNING 1
      )
      SELECT COALESCE(array_agg(w.id ORDER BY w.seq), '{}') AS follow_up FROM outbox w

@@ -556,6 +556,37 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
     expect(await payments.exactly(1, aboutCarts(next.state.cartId))).toHaveLength(1);
   });
 
+  it('keeps the record of a row another relay published when its first publisher, its lease run out, fails late', async () => {
+    const payments = await subscribe();
+    await fetch(`http://${faultProxyHost}/_proxy/reset`, { method: 'POST' });
+    const late = await leasedPayment();
+    const work: Promise<unknown>[] = [];
+    const sql = database(viaProxy);
+    // The request's publish goes out, but its answer never comes back (another isolate, frozen).
+    await proxyMode({ mode: 'answer_lost' });
+    publishSoon(viaProxy, { waitUntil: (promise) => void work.push(promise) }, sql, late.leased, []);
+    await expect.poll(async () => (await proxyStats()).publishCalls.held).toBe(1);
+    // Its lease runs out; the relay publishes the row and records it.
+    await db().query(`UPDATE outbox SET claimed_until = now() - interval '1 second' WHERE cart_id = $1`, [
+      late.state.cartId,
+    ]);
+    expect((await relayOutbox(stripeEnv, database(stripeEnv), { ids: late.leased.map((r) => r.id) })).published).toBe(
+      1,
+    );
+    // Then the first publisher learns its call failed, and records that.
+    await proxyMode({ mode: 'pass' });
+    await Promise.all(work);
+
+    const [row] = await db().query(
+      'SELECT published_at, last_error, next_attempt_at <= now() AS due FROM outbox WHERE cart_id = $1',
+      [late.state.cartId],
+    );
+    expect(row).toMatchObject({ published_at: expect.any(Date), last_error: null, due: true });
+    // At least once: the lost answer's copy and the relay's, one event.
+    const messages = await payments.exactly(2, aboutCarts(late.state.cartId));
+    expect(new Set(messages.map((m) => m.attributes.eventId)).size).toBe(1);
+  });
+
   // A round carries at most 100 rows, so one request's rows of a cart can straddle two rounds.
   it.each(['invalid_argument', 'unavailable'])(
     "keeps a cart's later row back when its earlier row failed (%s) in the round before",
