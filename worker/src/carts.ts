@@ -4,7 +4,7 @@ import { ApiError, notFound } from './errors.ts';
 import { available } from './products.ts';
 import type { AdminCartOut, CartOut, CheckoutOut } from './schemas.ts';
 
-/** A cart's line at today's price, as LIVE_LINES selects it. */
+/** A cart's line at today's price, as liveLines(true) selects it for checkout. */
 export interface LiveLine {
   productId: string;
   name: string;
@@ -24,16 +24,21 @@ export interface LiveLine {
 
 /**
  * The lines of cart `c` at today's prices, oldest first, as a JSON array of LiveLine: what an
- * editable cart shows and what checkout charges.
+ * editable cart shows and, with the texts Stripe's page shows (`forCheckout`), what checkout
+ * charges. A cart answer leaves those out: a list of 100 carts of 100 lines with every text
+ * would pass the 10 MiB Neon answers a query with.
  */
-export const LIVE_LINES = `COALESCE((
+export function liveLines(forCheckout: boolean): string {
+  const texts = forCheckout ? `'description', p.description, 'imageUrl', p.image_url, 'taxCode', p.tax_code,` : '';
+  return `COALESCE((
   SELECT json_agg(json_build_object(
-           'productId', p.id, 'name', p.name, 'description', p.description, 'imageUrl', p.image_url,
+           'productId', p.id, 'name', p.name, ${texts}
            'unitAmount', p.unit_amount, 'quantity', i.quantity, 'currency', i.currency,
-           'productCurrency', p.currency, 'active', p.active, 'available', ${available('p')}, 'taxCode', p.tax_code)
+           'productCurrency', p.currency, 'active', p.active, 'available', ${available('p')})
          ORDER BY i.created_at, i.product_id)
   FROM cart_items i JOIN products p ON p.id = i.product_id WHERE i.cart_id = c.id
 ), '[]'::json)`;
+}
 
 interface CartRow {
   id: string;
@@ -53,7 +58,7 @@ interface CartRow {
 const cartSelect = `
   SELECT c.id, c.user_id AS "userId", c.status, c.created_at AS "createdAt", c.updated_at AS "updatedAt",
          CASE WHEN (c.active AND c.status = ANY('{${EDITABLE_STATUSES.join(',')}}'::cart_status[])) OR k.session_id IS NULL
-              THEN ${LIVE_LINES}
+              THEN ${liveLines(false)}
               ELSE (SELECT json_agg(i || jsonb_build_object('currency', k.currency)) FROM jsonb_array_elements(k.items) i)
          END AS items,
          CASE WHEN k.session_id IS NULL THEN NULL

@@ -3,9 +3,9 @@ import {
   cartItem,
   cartOf,
   checkoutOut,
-  LIVE_LINES,
   type LiveLine,
   limitExceeded,
+  liveLines,
   notEditable,
   outOfStock,
   selectCart,
@@ -46,7 +46,7 @@ const checkoutStateSelect = `
          json_build_object('number', c.checkout_attempt, 'expiresAt', c.checkout_attempt_expires_at) AS attempt,
          CASE WHEN k.session_id IS NULL THEN NULL
               ELSE json_build_object('id', k.session_id, 'url', k.url, 'expiresAt', k.expires_at) END AS session,
-         ${LIVE_LINES} AS items
+         ${liveLines(true)} AS items
   FROM carts c LEFT JOIN checkouts k ON k.session_id = c.checkout_session_id
   WHERE c.id = $1 AND c.user_id = $2`;
 

@@ -31,6 +31,27 @@ describe('GET /v1/products', () => {
     });
   });
 
+  it('lists a catalogue larger than the 10 MiB Neon answers one query with', async () => {
+    // 1,000 products with every text at its longest, in a 3-byte character: about 12.5 MB.
+    const prefix = unique('big');
+    const ids = (
+      await db().query(
+        `INSERT INTO products (id, name, description, image_url, unit_amount, currency)
+         SELECT $1 || '-' || n, $1 || n || repeat('€', 180), repeat('€', 2000), 'https://img.example/' || repeat('€', 1980), 100, 'usd'
+         FROM generate_series(1, 1000) n RETURNING id`,
+        [prefix],
+      )
+    ).map((r) => r.id as string);
+    try {
+      const res = await call('/v1/products');
+      expect(res.status).toBe(200);
+      const listed = new Set(((await res.json()) as { products: ProductBody[] }).products.map((p) => p.id));
+      expect(ids.filter((id) => !listed.has(id))).toEqual([]);
+    } finally {
+      await db().query('UPDATE products SET active = false WHERE id = ANY($1)', [ids]);
+    }
+  });
+
   it('answers 503 service_unavailable when the database is unreachable', async () => {
     const { app } = await import('../src/index.ts');
     const res = await app.request('/v1/products', {}, { ...testEnv, NEON_HTTP_ENDPOINT: 'http://127.0.0.1:9/sql' });

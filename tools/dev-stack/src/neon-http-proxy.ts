@@ -12,7 +12,7 @@
  * - errors: JSON with Postgres' error fields; 400 for anything a statement raised (the driver
  *   then throws NeonDbError with .code, .constraint, ...), 500 when Postgres cannot be reached.
  *
- * Differences, on purpose: the target is fixed (the connection string header is required but
+ * Like Neon's, an answer over 10 MiB is refused with 507. Differences, on purpose: the target is fixed (the connection string header is required but
  * not used to connect: the driver drops the port from it in some modes), and values are always
  * returned as text (the driver always asks for that). Listens on 127.0.0.1 only.
  */
@@ -28,6 +28,9 @@ export interface NeonHttpProxy {
 }
 
 const MAX_BODY_BYTES = 10 * 1024 * 1024;
+// Neon answers no more than this (its proxy's default, `sql_over_http.rs`: 507 "response is too
+// large"), so a query whose answer would be larger fails here as it would there.
+const MAX_RESPONSE_BYTES = 10 * 1024 * 1024;
 
 const ISOLATION_LEVELS: Record<string, string> = {
   Serializable: 'SERIALIZABLE',
@@ -134,7 +137,11 @@ async function handle(pool: pg.Pool, req: IncomingMessage, res: ServerResponse):
     const payload = parsePayload(await readBody(req));
     const client = await connect(pool);
     const result = await runWithClient(client, payload, options);
-    send(res, 200, result);
+    const json = JSON.stringify(result);
+    if (Buffer.byteLength(json) > MAX_RESPONSE_BYTES) {
+      throw new HttpError(507, `response is too large (max is ${MAX_RESPONSE_BYTES} bytes)`);
+    }
+    send(res, 200, json);
   } catch (err) {
     if (err instanceof HttpError) return send(res, err.status, errorBody(err.message, err.pgError));
     throw err;
@@ -441,12 +448,13 @@ function errorBody(message: string, pgError?: unknown): Record<string, unknown> 
   return body;
 }
 
+/** `body` as JSON, or already serialized. */
 function send(res: ServerResponse, status: number, body: unknown): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const json = JSON.stringify(body);
+  const json = typeof body === 'string' ? body : JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
   res.end(json);
 }

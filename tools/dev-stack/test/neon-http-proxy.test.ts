@@ -130,6 +130,16 @@ describe('neon HTTP proxy', () => {
     expect(err.position).toBe('15');
   });
 
+  it('refuses an answer over 10 MiB with 507, as Neon does, and serves one just under it', async () => {
+    const mib = 1024 * 1024;
+    const err = await caught(sql.query('SELECT repeat($1, $2::int) AS big', ['x', 10 * mib + 1]));
+    expect(err.message).toContain('HTTP status 507');
+    expect(err.message).toContain('response is too large (max is 10485760 bytes)');
+    expect(err.code).toBeFalsy();
+    const [row] = await sql.query('SELECT repeat($1, $2::int) AS big', ['x', 10 * mib - 4096]);
+    expect(String(row!.big)).toHaveLength(10 * mib - 4096);
+  });
+
   it('runs one statement per request, as Neon does', async () => {
     const err = await caught(sql.query('SELECT 1; SELECT 2'));
     expect(err.code).toBe('42601');
