@@ -13,6 +13,7 @@ import { config, type Env } from './env.ts';
 import { ApiError } from './errors.ts';
 import { log } from './log.ts';
 import type { OutboxEntryOut } from './schemas.ts';
+import { storableForm } from './storable-text.ts';
 
 /**
  * The outbox relay: payment events are written in the transaction of their transition and
@@ -389,7 +390,8 @@ async function publishAndRecord(
           published.map((r) => r.published),
           results.filter((r) => 'held' in r).map((r) => r.id),
           failures.map((r) => r.id),
-          failures.map((r) => r.error.message),
+          // Google's words, cut to length, may end in half a character, which Neon refuses.
+          failures.map((r) => storableForm(r.error.message)),
           failures.map((r) => r.rejected),
           BACKOFF_BASE_SECONDS,
           BACKOFF_MAX_SECONDS,

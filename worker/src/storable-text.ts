@@ -16,7 +16,7 @@ export function storableText(text: string): boolean {
 export const NOT_STORABLE = 'text without NUL characters or unpaired surrogates';
 
 /**
- * Stripe's text as Postgres can store it: NUL dropped, a lone surrogate replaced by U+FFFD (as
+ * Another system's text (Stripe's, Google's) as Postgres can store it: NUL dropped, a lone surrogate replaced by U+FFFD (as
  * String.prototype.toWellFormed does). A shopper's name is no reason to refuse their payment,
  * and a session read back from Stripe cannot be refused at all: its cart would never settle.
  */

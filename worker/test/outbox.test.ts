@@ -221,6 +221,26 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
     expect((await relayOutbox(stripeEnv, database(stripeEnv), { ids: [row!.id] })).published).toBe(1);
   });
 
+  it("records Pub/Sub's refusal even when its message, cut to length, would end in half a character", async () => {
+    const state = await checkedOutCart();
+    await deliverWith(pubsubDown, eventsFor(state).completedPaid());
+    // "UNAVAILABLE: " and 486 letters, then an emoji: the 500 characters kept end in its first half.
+    const message = `${'x'.repeat(486)}😀 and more`;
+    const realFetch = globalThis.fetch;
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      const url = input instanceof Request ? input.url : String(input);
+      if (!url.endsWith(':publish')) return realFetch(input, init);
+      return Response.json({ error: { code: 503, status: 'UNAVAILABLE', message } }, { status: 503 });
+    });
+    await db().query('UPDATE outbox SET next_attempt_at = now() WHERE cart_id = $1', [state.cartId]);
+    await runScheduledRelay(stripeEnv, state.cartId);
+    vi.restoreAllMocks();
+    const [row] = await db().query('SELECT attempts, last_error, claimed_until FROM outbox WHERE cart_id = $1', [
+      state.cartId,
+    ]);
+    expect(row).toMatchObject({ attempts: 2, claimed_until: null, last_error: expect.stringContaining('xxx\uFFFD') });
+  });
+
   it('backs off exponentially between attempts, up to a bound', async () => {
     const state = await checkedOutCart();
     await deliverWith(pubsubDown, eventsFor(state).completedPaid());

@@ -180,12 +180,20 @@ async function readBody(req: IncomingMessage): Promise<string> {
 
 type Payload = { single: QueryData } | { batch: QueryData[] };
 
+// Neon reads the body with serde_json, which refuses a string holding a lone surrogate (a
+// `\ud800` escape without its pair): 400 "could not parse the HTTP request body", no SQLSTATE.
+// Node's JSON.parse takes it, and Postgres would store U+FFFD: refused here as Neon refuses it.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 function parsePayload(text: string): Payload {
   let body: unknown;
   try {
-    body = JSON.parse(text);
+    body = JSON.parse(text, (_, value: unknown) => {
+      if (typeof value === 'string' && LONE_SURROGATE.test(value)) throw new Error('lone surrogate in hex escape');
+      return value;
+    });
   } catch (err) {
-    throw new HttpError(400, `request body is not JSON: ${(err as Error).message}`);
+    throw new HttpError(400, `could not parse the HTTP request body: ${(err as Error).message}`);
   }
   if (isRecord(body) && Array.isArray(body.queries)) return { batch: body.queries.map(parseQuery) };
   return { single: parseQuery(body) };

@@ -140,6 +140,14 @@ describe('neon HTTP proxy', () => {
     expect(String(row!.big)).toHaveLength(10 * mib - 4096);
   });
 
+  it('refuses text holding a lone surrogate with 400 and no SQLSTATE, as Neon does, and takes a pair', async () => {
+    const err = await caught(sql.query('SELECT $1::text AS t', ['a\ud83db']));
+    expect(err.message).toContain('could not parse the HTTP request body');
+    expect(err.code).toBeFalsy();
+    const [row] = await sql.query('SELECT $1::text AS t', ['a\ud83d\ude00b']);
+    expect(row!.t).toBe('a😀b');
+  });
+
   it('runs one statement per request, as Neon does', async () => {
     const err = await caught(sql.query('SELECT 1; SELECT 2'));
     expect(err.code).toBe('42601');
