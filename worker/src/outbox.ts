@@ -12,7 +12,6 @@ import { cappedBackoff, type Sql } from './db.ts';
 import { config, type Env } from './env.ts';
 import { ApiError } from './errors.ts';
 import { log } from './log.ts';
-import type { OutboxEntryOut } from './schemas.ts';
 import { storableForm } from './storable-text.ts';
 
 /**
@@ -41,7 +40,7 @@ export interface RelayReport {
 const publishers = new Map<string, { publisher: PubSubPublisher; queue: PublishQueue }>();
 const publisherOfEnv = new WeakMap<Env, { publisher: PubSubPublisher; queue: PublishQueue } | null>();
 
-function paymentEvents(env: Env): { publisher: PubSubPublisher; queue: PublishQueue } | null {
+function publisherFor(env: Env): { publisher: PubSubPublisher; queue: PublishQueue } | null {
   let found = publisherOfEnv.get(env);
   if (found !== undefined) return found;
   try {
@@ -92,7 +91,7 @@ function configuredPublisher(env: Env): { publisher: PubSubPublisher; queue: Pub
 
 /** True when Pub/Sub is configured; otherwise events wait in the outbox. */
 export function publishingConfigured(env: Env): boolean {
-  return paymentEvents(env) !== null;
+  return publisherFor(env) !== null;
 }
 
 /**
@@ -108,7 +107,7 @@ export function publishSoon(
   leased: EventFacts[],
   behind: string[],
 ): void {
-  const target = paymentEvents(env);
+  const target = publisherFor(env);
   if (!target || leased.length + behind.length === 0) return;
   const publishing = leased.length ? target.queue.publish(sql, leased) : Promise.resolve([]);
   ctx.waitUntil(
@@ -200,7 +199,7 @@ export async function relayOutbox(
   sql: Sql,
   opts: { ids?: string[]; limit?: number; rounds?: number } = {},
 ): Promise<RelayReport> {
-  const publisher = paymentEvents(env)?.publisher;
+  const publisher = publisherFor(env)?.publisher;
   const report: RelayReport = { claimed: 0, published: 0, retrying: 0, failed: 0 };
   if (!publisher) return report;
   let ids = opts.ids ?? null;
@@ -291,7 +290,7 @@ export function unpublished(row: string): string {
 }
 
 /** An unpublished row not refused for good either: one a relay will publish. */
-function pending(row: string): string {
+export function pending(row: string): string {
   return `${unpublished(row)} AND ${row}.failed_at IS NULL`;
 }
 
@@ -493,94 +492,4 @@ async function publishAll(
       err instanceof PubSubPublishError ? err : new PubSubPublishError(String(err), { retryable: true, cause: err });
     return { messageIds: error.publishedMessageIds, error };
   }
-}
-
-export const OUTBOX_STATES = ['pending', 'failed', 'discarded'] as const;
-export type OutboxState = (typeof OUTBOX_STATES)[number];
-
-const entryColumns = `id, cart_id AS "cartId", event_type AS "eventType", stripe_event_id AS "stripeEventId",
-  created_at AS "createdAt", attempts, next_attempt_at AS "nextAttemptAt", last_error AS "lastError",
-  published_at AS "publishedAt", failed_at AS "failedAt", discarded_at AS "discardedAt"`;
-
-const stateCondition: Record<OutboxState, string> = {
-  pending: pending('outbox'),
-  failed: `${unpublished('outbox')} AND outbox.failed_at IS NOT NULL`,
-  discarded: 'outbox.discarded_at IS NOT NULL',
-};
-
-function toEntry(row: Record<string, unknown>): OutboxEntryOut {
-  const iso = (v: unknown) => (v instanceof Date ? v.toISOString() : null);
-  return {
-    ...(row as unknown as OutboxEntryOut),
-    createdAt: iso(row.createdAt)!,
-    nextAttemptAt: iso(row.nextAttemptAt)!,
-    publishedAt: iso(row.publishedAt),
-    failedAt: iso(row.failedAt),
-    discardedAt: iso(row.discardedAt),
-  };
-}
-
-/** For operators: rows waiting, refused for good, or discarded; oldest first. */
-export async function listOutbox(sql: Sql, state: OutboxState, limit: number): Promise<OutboxEntryOut[]> {
-  return (
-    await sql.query(`SELECT ${entryColumns} FROM outbox WHERE ${stateCondition[state]} ORDER BY seq LIMIT $1`, [limit])
-  ).map(toEntry);
-}
-
-// The operator paths: a row no publisher holds right now (freed or given up while held, it would
-// go out twice or be recorded both ways).
-const UNPUBLISHED = unpublished('outbox');
-const NOT_HELD = '(claimed_until IS NULL OR claimed_until < now())';
-
-/**
- * Puts failed (or waiting) rows back in line for the next relay, once the cause is fixed: one
- * row, or with `id` null every failed row. They keep their place in their carts' order. A row
- * being published right now (leased) is left as it is, and answered as it is: freed, it would
- * go out twice, once from its holder and once from the next relay.
- */
-export async function requeueOutbox(sql: Sql, id: string | null): Promise<OutboxEntryOut[]> {
-  const rows = await sql.query(
-    `WITH requeued AS (
-       UPDATE outbox SET failed_at = NULL, next_attempt_at = now(), claimed_until = NULL
-       WHERE ${UNPUBLISHED} AND ${NOT_HELD} AND (id = $1 OR ($1::uuid IS NULL AND failed_at IS NOT NULL))
-       RETURNING ${entryColumns}
-     )
-     SELECT * FROM requeued
-     UNION ALL
-     SELECT ${entryColumns} FROM outbox
-     WHERE id = $1 AND ${UNPUBLISHED} AND NOT EXISTS (SELECT FROM requeued)`,
-    [id],
-  );
-  return rows.map(toEntry).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
-}
-
-/**
- * Gives up on an unpublished row for good: its cart's later rows no longer wait behind it. A row
- * being published is not: it may be on Pub/Sub already, and would be recorded both ways.
- */
-export async function discardOutboxEntry(sql: Sql, id: string): Promise<OutboxEntryOut | null> {
-  const [row] = await sql.query(
-    `WITH discarded AS (
-       UPDATE outbox SET discarded_at = now()
-       WHERE id = $1 AND ${UNPUBLISHED} AND ${NOT_HELD}
-       RETURNING ${entryColumns}, false AS busy
-     )
-     SELECT * FROM discarded
-     UNION ALL
-     SELECT ${entryColumns}, true FROM outbox
-     WHERE id = $1 AND ${UNPUBLISHED} AND NOT EXISTS (SELECT FROM discarded)`,
-    [id],
-  );
-  if (!row) return null;
-  const { busy, ...entry } = row;
-  if (busy) {
-    throw new ApiError(
-      'event_being_published',
-      'The event is being published right now; if that fails, discard it then',
-      {
-        retryAfter: CLAIM_SECONDS,
-      },
-    );
-  }
-  return toEntry(entry);
 }

@@ -3,7 +3,7 @@ import { type AppEnv, emptyBodyIsNone } from '../app.ts';
 import { requireAdmin } from '../auth.ts';
 import { listAllCarts } from '../carts.ts';
 import { notFound } from '../errors.ts';
-import { discardOutboxEntry, listOutbox, OUTBOX_STATES, requeueOutbox } from '../outbox.ts';
+import { discardOutboxEntry, listOutbox, OUTBOX_STATES, requeueOutbox } from '../outbox-admin.ts';
 import { upsertProduct } from '../products.ts';
 import { refundCart } from '../refunds.ts';
 import {
