@@ -12,7 +12,7 @@ export interface RetentionReport {
 
 /**
  * Forgets what we no longer need `days` after it happened (RETENTION_DAYS, at least 30), in one
- * round trip and bounded batches:
+ * round trip (a statement for each kind) and bounded batches:
  *
  * - outbox rows published or discarded that long ago (Pub/Sub has the event, or an operator
  *   gave it up; unpublished rows are kept, whatever their age, until then);
@@ -26,36 +26,26 @@ export interface RetentionReport {
  *   published: the notification needs the address.
  */
 export async function forgetExpiredData(sql: Sql, days: number): Promise<RetentionReport> {
-  const [row] = (await sql.query(
-    `WITH outbox_gone AS (
-       DELETE FROM outbox WHERE id IN (
-         (SELECT id FROM outbox WHERE published_at < now() - make_interval(days => $1) ORDER BY published_at LIMIT $2)
-         UNION ALL
-         (SELECT id FROM outbox WHERE discarded_at < now() - make_interval(days => $1) ORDER BY discarded_at LIMIT $2))
-       RETURNING 1
-     ), events_gone AS (
-       DELETE FROM payment_events WHERE id IN (
-         SELECT id FROM payment_events
-         WHERE received_at < now() - make_interval(days => $1)
-         ORDER BY received_at LIMIT $2)
-       RETURNING 1
-     ), emails_blanked AS (
-       UPDATE checkouts SET customer = jsonb_set(customer, '{email}', 'null')
+  const older = 'now() - make_interval(days => $1)';
+  /** How many rows `change` touched, as one statement of the batch. */
+  const counted = (change: string) =>
+    sql.query(`WITH changed AS (${change} RETURNING 1) SELECT count(*)::int AS n FROM changed`, [
+      days,
+      RETENTION_BATCH,
+    ]);
+  const [[outbox], [events], [emails]] = (await sql.transaction([
+    counted(`DELETE FROM outbox WHERE id IN (
+       (SELECT id FROM outbox WHERE published_at < ${older} ORDER BY published_at LIMIT $2)
+       UNION ALL
+       (SELECT id FROM outbox WHERE discarded_at < ${older} ORDER BY discarded_at LIMIT $2))`),
+    counted(`DELETE FROM payment_events WHERE id IN (
+       SELECT id FROM payment_events WHERE received_at < ${older} ORDER BY received_at LIMIT $2)`),
+    counted(`UPDATE checkouts SET customer = jsonb_set(customer, '{email}', 'null')
        WHERE session_id IN (
          SELECT k.session_id FROM checkouts k JOIN carts c ON c.id = k.cart_id
-         WHERE k.customer ->> 'email' IS NOT NULL
-           AND k.created_at < now() - make_interval(days => $1)
-           AND c.updated_at < now() - make_interval(days => $1)
-           AND NOT EXISTS (
-             SELECT 1 FROM outbox o
-             WHERE o.cart_id = c.id AND ${unpublished('o')})
-         ORDER BY k.created_at LIMIT $2)
-       RETURNING 1
-     )
-     SELECT (SELECT count(*) FROM outbox_gone)::int AS outbox_deleted,
-            (SELECT count(*) FROM events_gone)::int AS events_deleted,
-            (SELECT count(*) FROM emails_blanked)::int AS emails_blanked`,
-    [days, RETENTION_BATCH],
-  )) as [{ outbox_deleted: number; events_deleted: number; emails_blanked: number }];
-  return { outboxDeleted: row.outbox_deleted, eventsDeleted: row.events_deleted, emailsBlanked: row.emails_blanked };
+         WHERE k.customer ->> 'email' IS NOT NULL AND k.created_at < ${older} AND c.updated_at < ${older}
+           AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.cart_id = c.id AND ${unpublished('o')})
+         ORDER BY k.created_at LIMIT $2)`),
+  ])) as [{ n: number }][];
+  return { outboxDeleted: outbox!.n, eventsDeleted: events!.n, emailsBlanked: emails!.n };
 }
