@@ -30,14 +30,16 @@ const AdminProduct = Product.extend({
 
 const OutboxEntries = z.object({ entries: z.array(OutboxEntry) }).openapi('OutboxEntries');
 
+/** What every admin route has: the admin key, documented and checked. */
+const ADMIN_ONLY = { security: [{ adminKey: [] }], middleware: [requireAdmin] as [typeof requireAdmin] };
+
 const listEntries = createRoute({
   method: 'get',
   path: '/v1/admin/outbox',
   operationId: 'listOutboxEvents',
   tags: ['Admin'],
   summary: 'Payment events not on Pub/Sub: waiting (pending), refused for good (failed) or given up (discarded)',
-  security: [{ adminKey: [] }],
-  middleware: [requireAdmin] as const,
+  ...ADMIN_ONLY,
   request: {
     query: z.object({
       state: z.enum(OUTBOX_STATES).default('failed'),
@@ -56,8 +58,7 @@ const retryEntry = createRoute({
   description:
     "It keeps its place in its cart's order: the cart's later events go out after it. An event being published " +
     'at that moment is answered as it is, unchanged.',
-  security: [{ adminKey: [] }],
-  middleware: [requireAdmin] as const,
+  ...ADMIN_ONLY,
   request: { params: z.object({ eventId: z.uuid() }) },
   responses: {
     200: json(OutboxEntry, 'Queued for the next relay, or as it is when it is being published now'),
@@ -71,8 +72,7 @@ const retryAllFailed = createRoute({
   operationId: 'retryFailedOutboxEvents',
   tags: ['Admin'],
   summary: "Queue every failed payment event again, each in its place in its cart's order",
-  security: [{ adminKey: [] }],
-  middleware: [requireAdmin] as const,
+  ...ADMIN_ONLY,
   responses: { 200: json(OutboxEntries, 'The rows queued again, oldest first'), ...problems(401, 503) },
 });
 
@@ -82,8 +82,7 @@ const discardEntry = createRoute({
   operationId: 'discardOutboxEvent',
   tags: ['Admin'],
   summary: "Give up on an unpublished payment event; its cart's later events no longer wait for it",
-  security: [{ adminKey: [] }],
-  middleware: [requireAdmin] as const,
+  ...ADMIN_ONLY,
   request: { params: z.object({ eventId: z.uuid() }) },
   responses: { 200: json(OutboxEntry, 'Discarded'), ...problems(400, 401, 404, 409, 503) },
 });
@@ -94,8 +93,7 @@ const upsert = createRoute({
   operationId: 'upsertProduct',
   tags: ['Admin'],
   summary: 'Create or update a product',
-  security: [{ adminKey: [] }],
-  middleware: [requireAdmin] as const,
+  ...ADMIN_ONLY,
   request: {
     params: z.object({ productId: ProductId }),
     body: { required: true, content: { 'application/json': { schema: ProductUpsert } } },
@@ -113,8 +111,7 @@ const listCarts = createRoute({
   operationId: 'listAllCarts',
   tags: ['Admin'],
   summary: "Every shopper's carts, most recently changed first; optionally in one status",
-  security: [{ adminKey: [] }],
-  middleware: [requireAdmin] as const,
+  ...ADMIN_ONLY,
   request: {
     query: z.object({
       status: CartStatus.optional(),
@@ -134,7 +131,7 @@ const refund = createRoute({
     'With an Idempotency-Key, a retried request (after a timeout, say) refunds once and answers the same refund; ' +
     'the key with other parameters is refused (400). A partial refund publishes cart.partially_refunded and the ' +
     'cart stays paid; refunding the whole amount makes it refunded.',
-  security: [{ adminKey: [] }],
+  security: ADMIN_ONLY.security,
   middleware: [requireAdmin, emptyBodyIsNone] as const,
   request: {
     params: z.object({ cartId: CartId }),
