@@ -18,7 +18,7 @@ type CartBody = {
   updatedAt: string;
 };
 
-async function openCart(token: string): Promise<{ status: number; cart: CartBody }> {
+async function postCarts(token: string): Promise<{ status: number; cart: CartBody }> {
   const res = await call('/v1/carts', { method: 'POST', token });
   return { status: res.status, cart: (await res.json()) as CartBody };
 }
@@ -31,7 +31,7 @@ async function countCarts(userId: string): Promise<number> {
 describe('POST /v1/carts', () => {
   it('creates an empty open cart (201), then returns the same one (200)', async () => {
     const user = await newUser();
-    const first = await openCart(user.token);
+    const first = await postCarts(user.token);
     expect(first.status).toBe(201);
     expect(first.cart).toMatchObject({
       status: 'open',
@@ -43,7 +43,7 @@ describe('POST /v1/carts', () => {
     });
     expect(Date.parse(first.cart.createdAt)).not.toBeNaN();
 
-    const second = await openCart(user.token);
+    const second = await postCarts(user.token);
     expect(second.status).toBe(200);
     expect(second.cart.id).toBe(first.cart.id);
   });
@@ -52,7 +52,7 @@ describe('POST /v1/carts', () => {
     const user = await newUser();
     // All eight wait behind a held lock on the shopper, then go at once.
     const lock = await holdLocks([`SELECT ${shopperLock(`'${user.id}'`)}`]);
-    const pending = Promise.all(Array.from({ length: 8 }, () => openCart(user.token)));
+    const pending = Promise.all(Array.from({ length: 8 }, () => postCarts(user.token)));
     await lock.waitForWaiters(8, '%pg_advisory_xact_lock%');
     await lock.release();
     const answers = await pending;
@@ -63,9 +63,9 @@ describe('POST /v1/carts', () => {
 
   it('starts a new cart once the active one is paid', async () => {
     const user = await newUser();
-    const { cart } = await openCart(user.token);
+    const { cart } = await postCarts(user.token);
     await db().query(`UPDATE carts SET status = 'paid' WHERE id = $1`, [cart.id]);
-    const next = await openCart(user.token);
+    const next = await postCarts(user.token);
     expect(next.status).toBe(201);
     expect(next.cart.id).not.toBe(cart.id);
   });
@@ -84,7 +84,7 @@ describe('GET /v1/carts/{cartId} and GET /v1/carts', () => {
   it("returns the caller's cart and answers 404 for another user's cart, exactly as for a missing one", async () => {
     const owner = await newUser();
     const other = await newUser();
-    const { cart } = await openCart(owner.token);
+    const { cart } = await postCarts(owner.token);
 
     const mine = await call(`/v1/carts/${cart.id}`, { token: owner.token });
     expect(mine.status).toBe(200);
@@ -123,12 +123,12 @@ describe('GET /v1/carts/{cartId} and GET /v1/carts', () => {
   it("lists the caller's carts newest first, and only theirs", async () => {
     const user = await newUser();
     const other = await newUser();
-    const first = (await openCart(user.token)).cart;
+    const first = (await postCarts(user.token)).cart;
     await db().query(`UPDATE carts SET status = 'paid', created_at = now() - interval '1 day' WHERE id = $1`, [
       first.id,
     ]);
-    const second = (await openCart(user.token)).cart;
-    await openCart(other.token);
+    const second = (await postCarts(user.token)).cart;
+    await postCarts(other.token);
 
     const res = await call('/v1/carts', { token: user.token });
     expect(res.status).toBe(200);
@@ -152,7 +152,7 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
     const user = await newUser();
     const tee = await createProduct({ unitAmount: 2000 });
     const mug = await createProduct({ unitAmount: 1250 });
-    const { cart } = await openCart(user.token);
+    const { cart } = await postCarts(user.token);
 
     await put(user.token, cart.id, tee.id, { quantity: 2 });
     const res = await put(user.token, cart.id, mug.id, { quantity: 3 });
@@ -178,7 +178,7 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
   it('ignores any price the client sends', async () => {
     const user = await newUser();
     const tee = await createProduct({ unitAmount: 2000 });
-    const { cart } = await openCart(user.token);
+    const { cart } = await postCarts(user.token);
     const res = await put(user.token, cart.id, tee.id, { quantity: 1, unitAmount: 1 });
     expect(res.status).toBe(400);
     expect(await items(cart.id)).toEqual([]);
@@ -193,7 +193,7 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
   ])('rejects %s with 400 and changes nothing', async (_, body) => {
     const user = await newUser();
     const tee = await createProduct();
-    const { cart } = await openCart(user.token);
+    const { cart } = await postCarts(user.token);
     await put(user.token, cart.id, tee.id, { quantity: 4 });
     const res = await put(user.token, cart.id, tee.id, body);
     expect(res.status).toBe(400);
@@ -204,7 +204,7 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
   it('rejects a body that is not JSON with 400', async () => {
     const user = await newUser();
     const tee = await createProduct();
-    const { cart } = await openCart(user.token);
+    const { cart } = await postCarts(user.token);
     const res = await call(`/v1/carts/${cart.id}/items/${tee.id}`, {
       method: 'PUT',
       token: user.token,
@@ -218,7 +218,7 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
   it('answers 404 for an unknown or inactive product and changes nothing', async () => {
     const user = await newUser();
     const inactive = await createProduct({ active: false });
-    const { cart } = await openCart(user.token);
+    const { cart } = await postCarts(user.token);
     for (const productId of [unique('nope'), inactive.id]) {
       const res = await put(user.token, cart.id, productId, { quantity: 1 });
       expect(res.status).toBe(404);
@@ -231,7 +231,7 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
     const owner = await newUser();
     const intruder = await newUser();
     const tee = await createProduct();
-    const { cart } = await openCart(owner.token);
+    const { cart } = await postCarts(owner.token);
     await put(owner.token, cart.id, tee.id, { quantity: 2 });
 
     const res = await put(intruder.token, cart.id, tee.id, { quantity: 9 });
@@ -245,7 +245,7 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
     const user = await newUser();
     const usd = await createProduct({ currency: 'usd' });
     const eur = await createProduct({ currency: 'eur' });
-    const { cart } = await openCart(user.token);
+    const { cart } = await postCarts(user.token);
     await put(user.token, cart.id, usd.id, { quantity: 1 });
     const res = await put(user.token, cart.id, eur.id, { quantity: 1 });
     expect(res.status).toBe(409);
@@ -257,7 +257,7 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
     const user = await newUser();
     const usd = await createProduct({ currency: 'usd' });
     const eur = await createProduct({ currency: 'eur' });
-    const { cart } = await openCart(user.token);
+    const { cart } = await postCarts(user.token);
     await put(user.token, cart.id, usd.id, { quantity: 1 });
     const res = await call(`/v1/carts/${cart.id}/items/${eur.id}`, { method: 'DELETE', token: user.token });
     expect(res.status).toBe(200);
@@ -268,7 +268,7 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
     const user = await newUser();
     const usd = await createProduct({ currency: 'usd' });
     const eur = await createProduct({ currency: 'eur' });
-    const { cart } = await openCart(user.token);
+    const { cart } = await postCarts(user.token);
     // Both edits read the empty cart, then wait for its row lock: neither saw the other's item.
     const lock = await holdLocks([`SELECT 1 FROM carts WHERE id = '${cart.id}' FOR UPDATE`]);
     const pending = Promise.all([
@@ -287,7 +287,7 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
     ['number of lines', 100, CART_LIMITS.lines - 1],
   ])('lets no two additions racing into a cart cross its %s limit together', async (_, unitAmount, present) => {
     const user = await newUser();
-    const { cart } = await openCart(user.token);
+    const { cart } = await postCarts(user.token);
     const [first, second, ...rest] = await Promise.all(
       Array.from({ length: present + 2 }, () => createProduct({ unitAmount })),
     );
@@ -312,7 +312,7 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
     const products = await Promise.all(
       Array.from({ length: 6 }, (_, i) => createProduct({ unitAmount: 100 * (i + 1) })),
     );
-    const { cart } = await openCart(user.token);
+    const { cart } = await postCarts(user.token);
     const lock = await holdLocks([`SELECT 1 FROM carts WHERE id = '${cart.id}' FOR UPDATE`]);
     const pending = Promise.all(products.map((p, i) => put(user.token, cart.id, p.id, { quantity: i + 1 })));
     await lock.waitForWaiters(products.length, EDIT_WAITING_FOR_CART);
@@ -329,7 +329,7 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
     async (status) => {
       const user = await newUser();
       const tee = await createProduct();
-      const { cart } = await openCart(user.token);
+      const { cart } = await postCarts(user.token);
       await put(user.token, cart.id, tee.id, { quantity: 2 });
       await db().query(`UPDATE carts SET status = $2::cart_status WHERE id = $1`, [cart.id, status]);
       const res = await put(user.token, cart.id, tee.id, { quantity: 5 });
@@ -343,7 +343,7 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
 
   it('refuses the 101st product with 409 cart_limit_exceeded, as Stripe Checkout takes at most 100 lines', async () => {
     const user = await newUser();
-    const { cart } = await openCart(user.token);
+    const { cart } = await postCarts(user.token);
     const products = await Promise.all(Array.from({ length: 101 }, () => createProduct({ unitAmount: 100 })));
     await db().query(
       `INSERT INTO cart_items (cart_id, product_id, currency, quantity) SELECT $1, unnest($2::text[]), 'usd', 1`,
@@ -359,7 +359,7 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
 
   it("refuses an edit that takes the total over Stripe's maximum amount, and keeps the cart as it was", async () => {
     const user = await newUser();
-    const { cart } = await openCart(user.token);
+    const { cart } = await postCarts(user.token);
     const dear = await createProduct({ unitAmount: 50_000_000 });
     expect((await put(user.token, cart.id, dear.id, { quantity: 1 })).status).toBe(200);
     const res = await put(user.token, cart.id, dear.id, { quantity: 2 });
@@ -373,7 +373,7 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
   it('lets a payment_failed cart be edited', async () => {
     const user = await newUser();
     const tee = await createProduct();
-    const { cart } = await openCart(user.token);
+    const { cart } = await postCarts(user.token);
     await db().query(`UPDATE carts SET status = 'payment_failed' WHERE id = $1`, [cart.id]);
     const res = await put(user.token, cart.id, tee.id, { quantity: 1 });
     expect(res.status).toBe(200);

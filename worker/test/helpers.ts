@@ -153,3 +153,14 @@ export async function linesOf(work: () => Promise<unknown>): Promise<Record<stri
   }
   return lines.map((line) => JSON.parse(line) as Record<string, unknown>);
 }
+
+/** Records the URL of every fetch made from now on (the Worker's too), letting each through; `stop` ends it. */
+export function recordFetches(): { urls: string[]; stop(): void } {
+  const realFetch = globalThis.fetch;
+  const urls: string[] = [];
+  const spy = vi.spyOn(globalThis, 'fetch').mockImplementation((input, init) => {
+    urls.push(input instanceof Request ? input.url : String(input));
+    return realFetch(input, init);
+  });
+  return { urls, stop: () => spy.mockRestore() };
+}

@@ -1,6 +1,6 @@
 import { withinOneWindow } from '@edge-checkout/test-support/rate-limit-window';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { call, createProduct, newUser, problem } from './helpers.ts';
+import { call, createProduct, newUser, problem, recordFetches } from './helpers.ts';
 import { cartStatus, checkedOutCart, deliver, eventsFor, stripeEnv } from './stripe-helpers.ts';
 
 // The limits of wrangler.toml, as the README states them: a shopper never meets them; a client
@@ -9,16 +9,16 @@ const CHECKOUTS_PER_MINUTE = 60;
 const STRIPE_PAGES_PER_MINUTE = 60;
 const WRITES_PER_MINUTE = 300;
 
-/** Records the requests the Worker makes to Stripe (the stand-in), letting them through. */
+/** The requests the Worker makes to Stripe (the stand-in) from now on, or since `reset`; all let through. */
 function watchStripe() {
-  const calls: string[] = [];
-  const realFetch = globalThis.fetch;
-  vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
-    const url = input instanceof Request ? input.url : String(input);
-    if (url.startsWith(stripeEnv.STRIPE_API_BASE)) calls.push(url);
-    return realFetch(input, init);
-  });
-  return calls;
+  const { urls } = recordFetches();
+  let from = 0;
+  return {
+    calls: () => urls.slice(from).filter((url) => url.startsWith(stripeEnv.STRIPE_API_BASE)),
+    reset: () => {
+      from = urls.length;
+    },
+  };
 }
 
 async function expectRateLimited(res: Response, type: 'json' | 'html' = 'json') {
@@ -59,7 +59,7 @@ describe('checkout and cancel, per user', () => {
     const stripeCalls = watchStripe();
     await expectRateLimited(await call(path, { method: 'POST', token: state.user.token }));
     await expectRateLimited(await call(path, { method: 'DELETE', token: state.user.token }));
-    expect(stripeCalls).toEqual([]);
+    expect(stripeCalls.calls()).toEqual([]);
     expect(await cartStatus(state.cartId)).toBe('open');
 
     // Another shopper is not affected.
@@ -98,12 +98,12 @@ describe('GET /checkout/success, per client address', () => {
     const address = `198.51.100.${Math.floor(Math.random() * 250)}`;
     const stripeCalls = watchStripe();
     for (let i = 0; i < STRIPE_PAGES_PER_MINUTE; i++) expect((await page(state.sessionId, address)).status).toBe(200);
-    expect(stripeCalls.length).toBeGreaterThanOrEqual(STRIPE_PAGES_PER_MINUTE);
-    stripeCalls.length = 0;
+    expect(stripeCalls.calls().length).toBeGreaterThanOrEqual(STRIPE_PAGES_PER_MINUTE);
+    stripeCalls.reset();
 
     // Once limited, the page says when it tries again by itself, and Stripe hears nothing.
     await expectRateLimited(await page(state.sessionId, address), 'html');
-    expect(stripeCalls).toEqual([]);
+    expect(stripeCalls.calls()).toEqual([]);
 
     // Another address still gets through; so does a page that needs no Stripe call.
     expect((await page(state.sessionId, '2001:db8::1')).status).toBe(200);
@@ -130,6 +130,6 @@ describe('GET /checkout/success, per client address', () => {
     for (const id of [`cs_test_a1${'Z'.repeat(56)}`, 'cs_other_abc', `cs_test_${crypto.randomUUID()}`]) {
       expect((await call(`/checkout/success?session_id=${id}`)).status).toBe(404);
     }
-    expect(stripeCalls).toEqual([]);
+    expect(stripeCalls.calls()).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { runScheduled } from '../src/scheduled.ts';
-import { callWithEnv, createProduct, db, holdLocks, newUser, openCart } from './helpers.ts';
+import { callWithEnv, createProduct, db, holdLocks, newUser, openCart, recordFetches } from './helpers.ts';
 import { standin, standinEvents } from './standin.ts';
 import { checkedOutCart, deliver, eventsFor, standinStripe, stripeEnv } from './stripe-helpers.ts';
 
@@ -10,22 +10,17 @@ const env = { ...stripeEnv, PUBSUB_EMULATOR_HOST: undefined, GCP_SERVICE_ACCOUNT
 
 /** Runs `request` and counts the HTTP calls it made to the database and to Stripe. */
 async function roundTrips(request: () => Promise<Response>): Promise<{ status: number; db: number; stripe: number }> {
-  const realFetch = globalThis.fetch;
-  const calls: string[] = [];
-  const spy = vi.spyOn(globalThis, 'fetch').mockImplementation((input, init) => {
-    calls.push(input instanceof Request ? input.url : String(input));
-    return realFetch(input, init);
-  });
+  const calls = recordFetches();
   try {
     const res = await request();
     await res.arrayBuffer();
     return {
       status: res.status,
-      db: calls.filter((u) => u.startsWith(env.NEON_HTTP_ENDPOINT)).length,
-      stripe: calls.filter((u) => u.startsWith(env.STRIPE_API_BASE)).length,
+      db: calls.urls.filter((u) => u.startsWith(env.NEON_HTTP_ENDPOINT)).length,
+      stripe: calls.urls.filter((u) => u.startsWith(env.STRIPE_API_BASE)).length,
     };
   } finally {
-    spy.mockRestore();
+    calls.stop();
   }
 }
 
