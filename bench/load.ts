@@ -48,6 +48,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_GCP_PROJECT_ID, DEFAULT_PUBSUB_TOPIC } from '@edge-checkout/dev-stack/local-pubsub';
 import { wranglerDev } from '@edge-checkout/dev-stack/local-stack';
 import { freePort } from '@edge-checkout/dev-stack/net';
+import { postmasterPid } from '@edge-checkout/dev-stack/postgres';
 import { createPubSubAdmin, type PubSubAdmin, type ReceivedMessage } from '@edge-checkout/dev-stack/pubsub-admin';
 import { createDevToken } from '@edge-checkout/dev-stack/token';
 import { StandinControls } from '@edge-checkout/test-support/standin';
@@ -675,7 +676,8 @@ try {
   const wranglerPid = registry.wrangler?.pgid;
   if (!wranglerPid) throw new Error('the stack recorded no wrangler process');
   const publicPort = Number(new URL(stack.workerUrl).port);
-  const postmasterPid = Number(readFileSync(path.join(dataDir, 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const postgresPid = postmasterPid(path.join(dataDir, 'postgres'));
+  if (postgresPid === null) throw new Error('the stack left no postmaster.pid');
   if (options.pubsub === 'on' && !registry['pubsub-emulator']) {
     throw new Error(
       'no Pub/Sub emulator on this machine (gcloud with the pubsub-emulator component and Java): use --pubsub off or none',
@@ -683,7 +685,7 @@ try {
   }
   const webhookSecret = stack.vars.STRIPE_WEBHOOK_SECRET!.split(',')[0]!.trim();
   progress(
-    `stack ready: Worker ${stack.workerUrl} (wrangler ${wranglerPid}), postgres ${postmasterPid}, stack node ${stack.hostPid}`,
+    `stack ready: Worker ${stack.workerUrl} (wrangler ${wranglerPid}), postgres ${postgresPid}, stack node ${stack.hostPid}`,
   );
   const countsAtStart = await stack.counts();
 
@@ -778,7 +780,7 @@ try {
     wranglerNode: ourWrangler.wrangler,
     // Neon SQL-over-HTTP proxy + Stripe stand-in + notification feed + the stack's bookkeeping.
     stackNode: singleProcess(stack.hostPid),
-    postgres: processTree(postmasterPid, { withReaped: true }),
+    postgres: processTree(postgresPid, { withReaped: true }),
     ...(registry['pubsub-emulator'] ? { pubsubEmulator: processGroup(registry['pubsub-emulator'].pgid) } : {}),
     ...(registry.relay ? { relay: processGroup(registry.relay.pgid) } : {}),
     // autocannon and this script.

@@ -2,7 +2,7 @@
 // to every process it started (backends, checkpointer, WAL writer, …); resume() sends SIGCONT.
 // Connections stay open and the port still accepts them; nothing answers until resume().
 import { readdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
+import { postmasterPid } from '@edge-checkout/dev-stack/postgres';
 import { expect, vi } from 'vitest';
 
 export interface StalledPostgres {
@@ -12,15 +12,15 @@ export interface StalledPostgres {
   resume(): void;
 }
 
-/** The server's pid: the first line of postmaster.pid in its data folder. */
-export function postmasterPid(dataDir: string): number {
-  const pid = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`no postmaster pid in ${dataDir}/postmaster.pid`);
+/** The server's pid, from postmaster.pid in its data folder. */
+function serverPid(dataDir: string): number {
+  const pid = postmasterPid(dataDir);
+  if (pid === null) throw new Error(`no postmaster pid in ${dataDir}/postmaster.pid`);
   return pid;
 }
 
 export async function stallPostgres(dataDir: string): Promise<StalledPostgres> {
-  const postmaster = postmasterPid(dataDir);
+  const postmaster = serverPid(dataDir);
   // The postmaster first: stopped, it starts no backend that the list below would miss.
   process.kill(postmaster, 'SIGSTOP');
   const pids = [postmaster, ...childrenOf(postmaster)];

@@ -232,6 +232,14 @@ function checkBinariesRun(binaries: Binaries, runAs: RunAs | undefined): void {
   }
 }
 
+/** The pid postmaster.pid names (its first line), or null when there is none. */
+export function postmasterPid(dataDir: string): number | null {
+  const pidFile = path.join(dataDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return null;
+  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  return Number.isInteger(pid) && pid > 0 ? pid : null;
+}
+
 /**
  * A crash of the process that started Postgres leaves either a server still running on the
  * data folder (its parent was killed, it was not) or a postmaster.pid naming a dead process,
@@ -240,8 +248,8 @@ function checkBinariesRun(binaries: Binaries, runAs: RunAs | undefined): void {
 async function recoverFromCrash(dataDir: string, log: (line: string) => void): Promise<void> {
   const pidFile = path.join(dataDir, 'postmaster.pid');
   if (!existsSync(pidFile)) return;
-  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-  if (!Number.isInteger(pid) || pid <= 0 || !isRunningPostgres(pid)) {
+  const pid = postmasterPid(dataDir);
+  if (pid === null || !isRunningPostgres(pid)) {
     log(`removing stale ${pidFile} (no Postgres runs as process ${pid})`);
     rmSync(pidFile, { force: true });
     return;

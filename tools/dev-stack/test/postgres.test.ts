@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { queryOnce } from '@edge-checkout/test-support/query-once';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type RunningPostgres, startPostgres } from '../src/postgres.ts';
+import { postmasterPid, type RunningPostgres, startPostgres } from '../src/postgres.ts';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -23,10 +23,6 @@ async function start(opts: Parameters<typeof startPostgres>[0]): Promise<Running
   const server = await startPostgres(opts);
   cleanups.push(() => server.stop());
   return server;
-}
-
-function postmasterPid(dataDir: string): number {
-  return Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
 }
 
 function isAlive(pid: number): boolean {
@@ -91,7 +87,7 @@ describe('startPostgres', () => {
     // The first handle is never stopped by its owner: that is what a killed parent leaves behind.
     const orphan = await startPostgres({ dataDir, persistent: true });
     cleanups.push(() => orphan.stop());
-    const orphanPid = postmasterPid(dataDir);
+    const orphanPid = postmasterPid(dataDir)!;
     await queryOnce(orphan.url, 'CREATE TABLE kept (v int); INSERT INTO kept VALUES (1)');
 
     const lines: string[] = [];
