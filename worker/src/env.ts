@@ -1,4 +1,4 @@
-import { emulatorHostOf, emulatorHostPort, PROJECT_ID, TOPIC_NAME } from '@edge-checkout/pubsub';
+import { emulatorHostOf, emulatorHostPort, PROJECT_ID, TOPIC_NAME } from '@edge-checkout/pubsub/names';
 import { z } from 'zod';
 import { ApiError } from './errors.ts';
 import { CHECKOUT_SHIPPING_COUNTRIES } from './shipping-countries.ts';

@@ -2,6 +2,7 @@
 // Only fetch, WebCrypto and jose: no Node built-ins, so the Worker bundle stays small and the
 // same code runs in the Workers test pool unbundled.
 import { importPKCS8, SignJWT } from 'jose';
+import { emulatorHostPort, PROJECT_ID, TOPIC_NAME } from './names.ts';
 
 export type PubSubMessage = {
   /** Raw bytes, or text that is sent as UTF-8. The publisher encodes it to base64. */
@@ -111,17 +112,6 @@ export type PubSubPublisher = {
   publish(messages: PubSubMessage[]): Promise<string[]>;
 };
 
-/**
- * A project id as Google forms them: lower-case letters, digits and hyphens, starting with a
- * letter, not ending with a hyphen, at most 30 (https://cloud.google.com/resource-manager/docs/creating-managing-projects),
- * optionally domain-scoped (`example.com:shop`). Google creates them with at least 6; shorter
- * ones such as `demo` or `test` are let through for the emulator, which takes any, and Google
- * answers 404 for one it does not know (retried, never failing a row).
- */
-export const PROJECT_ID = /^(?:[a-z0-9.-]+:)?[a-z](?:[a-z0-9-]{0,28}[a-z0-9])?$/;
-/** A topic id as Google allows it: 3 to 255 characters, starting with a letter, not with "goog". */
-export const TOPIC_NAME = /^(?![Gg][Oo][Oo][Gg])[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$/;
-
 /** `projects/{projectId}/topics/{topic}`, after checking both names against Google's rules. */
 export function topicPath(projectId: string, topic: string): string {
   if (!PROJECT_ID.test(projectId)) {
@@ -133,20 +123,6 @@ export function topicPath(projectId: string, topic: string): string {
     );
   }
   return `projects/${projectId}/topics/${topic}`;
-}
-
-/**
- * PUBSUB_EMULATOR_HOST as `host:port`. It is written so, but Google's own client also takes an
- * `http://` before it and slashes after (determineBaseUrl_ in googleapis/nodejs-pubsub).
- */
-export function emulatorHostPort(value: string): string {
-  return value.replace(/^http:\/\//, '').replace(/\/+$/, '');
-}
-
-/** The host of an emulator's `host:port` (as emulatorHostPort gives it), or null unless it names a port 1-65535. */
-export function emulatorHostOf(hostPort: string): string | null {
-  const [, host, port] = /^([\w.-]+|\[[0-9A-Fa-f:]+\]):(\d{1,5})$/.exec(hostPort) ?? [];
-  return host !== undefined && Number(port) >= 1 && Number(port) <= 65535 ? host : null;
 }
 
 /** URL of the `:publish` method, on Google's API or on an emulator. */

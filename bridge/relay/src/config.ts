@@ -1,5 +1,5 @@
 // The relay's configuration, from its environment (docs/contract.md §6).
-import { emulatorHostOf, emulatorHostPort, PROJECT_ID, TOPIC_NAME } from '@edge-checkout/pubsub';
+import { emulatorHostOf, emulatorHostPort, PROJECT_ID, TOPIC_NAME } from '@edge-checkout/pubsub/names';
 
 export type RelayConfig = {
   port: number;
