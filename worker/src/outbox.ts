@@ -251,6 +251,10 @@ export interface EventFacts {
   oversold: boolean;
 }
 
+// Both ways, when compiling: every type the outbox writes is one the bridge's event knows (the
+// assignment below checks that), and every type the bridge knows is one the outbox writes.
+true satisfies PaymentEvent['type'] extends PublishedEventType ? true : never;
+
 /** The payment event of one outbox row, as the contract publishes it. */
 export function paymentEventOf(row: EventFacts): PaymentEvent {
   return {
