@@ -1,31 +1,11 @@
 // The mobile app's side, over HTTP only: a signed-in shopper and the Checkout page it opens.
 import { randomUUID } from 'node:crypto';
 import { createDevToken } from '@edge-checkout/dev-stack/token';
+import type { CartOut, CheckoutOut } from '@edge-checkout/worker/schemas';
 
-export interface CartItem {
-  productId: string;
-  name: string;
-  unitAmount: number;
-  quantity: number;
-  lineTotal: number;
-}
-
-export interface Checkout {
-  cartId: string;
-  sessionId: string;
-  url: string;
-  expiresAt: string;
-}
-
-export interface Cart {
-  id: string;
-  status: 'open' | 'checkout_pending' | 'awaiting_payment' | 'paid' | 'payment_failed' | 'refunded';
-  currency: string | null;
-  items: CartItem[];
-  itemCount: number;
-  totalAmount: number;
-  checkout: Checkout | null;
-}
+// The API's own shapes (worker/src/schemas.ts), so a change there fails these callers' types.
+export type Cart = CartOut;
+export type Checkout = CheckoutOut;
 
 export class Shopper {
   private constructor(

@@ -1,22 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { CART_LIMITS } from '../src/cart-state.ts';
 import { shopperLock } from '../src/carts.ts';
+import type { CartOut } from '../src/schemas.ts';
 import { call, createProduct, db, holdLocks, newUser, problem, unique } from './helpers.ts';
 
 /** An item edit waiting for its cart's row lock, as pg_stat_activity shows its statement. */
 const EDIT_WAITING_FOR_CART = '%FROM carts WHERE id = $1 AND user_id = $2 FOR UPDATE%';
 
-type CartBody = {
-  id: string;
-  status: string;
-  currency: string | null;
-  itemCount: number;
-  totalAmount: number;
-  checkout: unknown;
-  items: { productId: string; name: string; unitAmount: number; quantity: number; lineTotal: number }[];
-  createdAt: string;
-  updatedAt: string;
-};
+type CartBody = CartOut;
 
 async function postCarts(token: string): Promise<{ status: number; cart: CartBody }> {
   const res = await call('/v1/carts', { method: 'POST', token });

@@ -5,6 +5,7 @@ import eventFixture from '@edge-checkout/stripe-standin/fixtures/event.json';
 import Stripe from 'stripe';
 import type { Env } from '../src/env.ts';
 import { EVENT_FACTS, type EventFacts, paymentEventOf } from '../src/outbox.ts';
+import type { CheckoutOut } from '../src/schemas.ts';
 import { call, callWithEnv, createProduct, db, newUser, openCart, testEnv } from './helpers.ts';
 
 export const stripeEnv = testEnv as typeof testEnv & {
@@ -16,7 +17,7 @@ export const stripeEnv = testEnv as typeof testEnv & {
 const stripe = new Stripe(stripeEnv.STRIPE_SECRET_KEY, { httpClient: Stripe.createFetchHttpClient() });
 const cryptoProvider = Stripe.createSubtleCryptoProvider();
 
-export type CheckoutBody = { cartId: string; sessionId: string; url: string; expiresAt: string };
+export type CheckoutBody = CheckoutOut;
 
 /** The official client, pointed at a stand-in (the main one unless `apiBase` names another). */
 export function standinStripe(apiBase = stripeEnv.STRIPE_API_BASE): Stripe {

@@ -9,6 +9,7 @@ import { locatePubSubEmulator } from '@edge-checkout/dev-stack/pubsub-emulator';
 import { type PubSubFaultProxy, startPubSubFaultProxy } from '@edge-checkout/test-support/pubsub-fault-proxy';
 import { type E2eStack, useLocalStack } from '@edge-checkout/test-support/stack';
 import { StandinControls } from '@edge-checkout/test-support/standin';
+import type { OutboxEntryOut } from '@edge-checkout/worker/schemas';
 
 /** What the suite cannot run without, or undefined when this machine has it all. */
 export function missingPrerequisite(): string | undefined {
@@ -20,13 +21,7 @@ export function missingPrerequisite(): string | undefined {
   return undefined;
 }
 
-export interface OutboxEntry {
-  id: string;
-  cartId: string;
-  eventType: string;
-  attempts: number;
-  lastError: string | null;
-}
+export type OutboxEntry = OutboxEntryOut;
 
 export interface FaultStack {
   readonly stack: E2eStack;
