@@ -1,5 +1,6 @@
 import { cloudflareTest } from '@cloudflare/vitest-pool-workers';
 import { defineProject } from 'vitest/config';
+import { TEST_BINDINGS } from './test/test-bindings.ts';
 
 // The Worker's tests run inside workerd. global-setup.ts (in Node) starts a real Postgres and
 // the local services, and provides their addresses, which become the Worker's bindings here.
@@ -15,10 +16,8 @@ export default defineProject({
           ADMIN_API_KEY: 'test-admin-key-0123456789',
           PUBLIC_BASE_URL: 'http://127.0.0.1:8787',
           STRIPE_SECRET_KEY: 'sk_test_worker_tests',
-          STRIPE_WEBHOOK_SECRET: 'whsec_worker_tests_0123456789',
+          ...TEST_BINDINGS,
           STRIPE_API_BASE: inject('stripeApiBase'),
-          GCP_PROJECT_ID: 'edge-checkout-test',
-          PUBSUB_TOPIC: 'payment-events',
           PUBSUB_EMULATOR_HOST: inject('pubsubEmulatorHost'),
         },
       },

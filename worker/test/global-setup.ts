@@ -12,10 +12,9 @@ import { startLockHolder } from '@edge-checkout/test-support/lock-holder';
 import { startPubSubFaultProxy } from '@edge-checkout/test-support/pubsub-fault-proxy';
 import { pubsubEmulatorMissing, skipWithout } from '@edge-checkout/test-support/requirements';
 import type { TestProject } from 'vitest/node';
+import { TEST_BINDINGS } from './test-bindings.ts';
 
-const STRIPE_WEBHOOK_SECRET = 'whsec_worker_tests_0123456789';
-const PUBSUB_PROJECT = 'edge-checkout-test';
-const PUBSUB_TOPIC = 'payment-events';
+const { STRIPE_WEBHOOK_SECRET, GCP_PROJECT_ID: PUBSUB_PROJECT, PUBSUB_TOPIC } = TEST_BINDINGS;
 
 // Runs in Node, once for the Worker test project: a throwaway Postgres with every migration,
 // and the local Stripe stand-in. The stand-in sends no webhooks here: tests deliver signed

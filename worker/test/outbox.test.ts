@@ -30,15 +30,16 @@ import {
   outboxOf,
   stripeEnv,
 } from './stripe-helpers.ts';
+import { TEST_BINDINGS } from './test-bindings.ts';
 
 const emulatorHost = stripeEnv.PUBSUB_EMULATOR_HOST;
-const admin = createPubSubAdmin({ host: emulatorHost || '127.0.0.1:9', projectId: 'edge-checkout-test' });
+const admin = createPubSubAdmin({ host: emulatorHost || '127.0.0.1:9', projectId: TEST_BINDINGS.GCP_PROJECT_ID });
 const pubsubDown = { ...stripeEnv, PUBSUB_EMULATOR_HOST: '127.0.0.1:9' };
 
 const deliverWith = (env: typeof stripeEnv, event: Stripe.Event) => deliver(event, { env });
 
 /** What reaches the topic from now on (other tests publish to it too: pick by cart). */
-const subscribe = () => TopicReader.subscribe(admin, 'payment-events');
+const subscribe = () => TopicReader.subscribe(admin, TEST_BINDINGS.PUBSUB_TOPIC);
 
 describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', () => {
   it('publishes cart.paid right after the webhook, with attributes and the cart as ordering key', async () => {
