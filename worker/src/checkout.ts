@@ -1,4 +1,11 @@
-import { CART_LIMITS, type CartStatus, EDITABLE_STATUSES, isEditable, transition } from './cart-state.ts';
+import {
+  CART_LIMITS,
+  type CartStatus,
+  EDITABLE_STATUSES,
+  isEditable,
+  isPaymentPending,
+  transition,
+} from './cart-state.ts';
 import {
   cartItem,
   cartOf,
@@ -9,6 +16,7 @@ import {
   notEditable,
   outOfStock,
   selectCart,
+  selectCartOfSession,
 } from './carts.ts';
 import type { Rows, Sql, Statement } from './db.ts';
 import type { Config, ShippingRate } from './env.ts';
@@ -421,6 +429,35 @@ export async function reconcileSession(
 
 async function applied(f: Fulfilment, effect: CartEffect, read: Statement | undefined) {
   return read ? f.applyAndRead(effect, read) : { result: await f.apply(effect), read: null };
+}
+
+/**
+ * The cart of a session Stripe sent the shopper back from (the success page), confirmed with
+ * Stripe while its payment may still come: the same fulfilment as the webhook, so a late or lost
+ * webhook cannot leave a paid cart pending. Only sessions we made reach Stripe, and
+ * `beforeAskingStripe` (the page's rate limit) runs first. Stripe being slow, or our Stripe key
+ * being wrong, does not hide the order: the cart is shown as we know it, and the webhook or the
+ * scheduled job completes it.
+ */
+export async function cartOfReturningSession(
+  services: Services,
+  sessionId: string,
+  beforeAskingStripe: () => Promise<void>,
+): Promise<CartOut> {
+  const { sql, fulfilment: f } = services;
+  const cart = cartOf(await selectCartOfSession(sql, sessionId));
+  if (!cart) throw notFound('Checkout');
+  if (!isPaymentPending(cart.status)) return cart;
+  await beforeAskingStripe();
+  try {
+    // The cart as the fulfilment leaves it, read in its transaction; unread when nothing was applied.
+    const { read } = await reconcileSession(f, services.stripe, sessionId, selectCartOfSession(sql, sessionId));
+    return (read && cartOf(read)) || cart;
+  } catch (err) {
+    if (!(err instanceof ApiError && (err.code === 'service_unavailable' || err.code === 'misconfigured'))) throw err;
+    log.warn('success_page_reconcile_failed', { sessionId, error: err.message });
+    return cart;
+  }
 }
 
 /**

@@ -1,10 +1,9 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { type AppEnv, router } from '../app.ts';
-import { PAYMENT_PENDING_STATUSES } from '../cart-state.ts';
-import { cartOf, findCartById, selectCartOfSession } from '../carts.ts';
-import { reconcileSession } from '../checkout.ts';
+import { findCartById } from '../carts.ts';
+import { cartOfReturningSession } from '../checkout.ts';
 import type { Config } from '../env.ts';
-import { ApiError, notFound } from '../errors.ts';
+import { notFound } from '../errors.ts';
 import { log } from '../log.ts';
 import { cartPage, messagePage, PAGE_STYLE } from '../pages.ts';
 import { problemOf } from '../problem.ts';
@@ -64,32 +63,11 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
 
   pages.openapi(success, async (c) => {
     const sessionId = c.req.valid('query').session_id;
-    const { sql, fulfilment } = c.var.services;
-    // Only sessions we made reach Stripe, and only while the payment may still come.
-    let cart = cartOf(await selectCartOfSession(sql, sessionId));
-    if (!cart) throw notFound('Checkout');
-    if (PAYMENT_PENDING_STATUSES.includes(cart.status)) {
-      // No login here: the client's address bounds how often it can make us call Stripe. A request
-      // without one (handed straight to the app) counts per session.
-      await takeToken(c.env, 'STRIPE_PAGE_RATE_LIMIT', clientAddress(c) ?? `session:${sessionId}`);
-      try {
-        // The same fulfilment as the webhook, so a late or lost webhook cannot leave a paid cart pending.
-        // The cart as the fulfilment leaves it, read in its transaction; unread when nothing was applied.
-        const { read } = await reconcileSession(
-          fulfilment,
-          c.var.services.stripe,
-          sessionId,
-          selectCartOfSession(sql, sessionId),
-        );
-        cart = (read && cartOf(read)) || cart;
-      } catch (err) {
-        // Stripe being slow, or our Stripe key being wrong, must not hide the order: show what
-        // we know; the webhook or the scheduled job completes it.
-        if (!(err instanceof ApiError && (err.code === 'service_unavailable' || err.code === 'misconfigured')))
-          throw err;
-        log.warn('success_page_reconcile_failed', { sessionId, error: err.message });
-      }
-    }
+    // No login here: the client's address bounds how often it can make us call Stripe. A request
+    // without one (handed straight to the app) counts per session.
+    const cart = await cartOfReturningSession(c.var.services, sessionId, () =>
+      takeToken(c.env, 'STRIPE_PAGE_RATE_LIMIT', clientAddress(c) ?? `session:${sessionId}`),
+    );
     return c.html(
       cartPage({
         cart,
