@@ -1,3 +1,4 @@
+import { isKeptAfterCancel } from '@edge-checkout/worker/cart-state';
 import { type ApiProblem, createShopApi, type ShopApi } from './api/client.ts';
 import { CartStore } from './cart-store.ts';
 import { h, show } from './dom.ts';
@@ -192,7 +193,7 @@ async function arriveFromLanding(api: ShopApi, landing: LandingReturn, setNotice
       () => null,
     );
     // Unless it was paid after all (in another tab): then its result is what to show.
-    if (status === null || status === 'open' || status === 'checkout_pending') {
+    if (status === null || isKeptAfterCancel(status)) {
       target = links.cart;
       setNotice('Checkout cancelled. Nothing was charged, and your cart is kept.');
     }

@@ -89,6 +89,14 @@ export function isPaymentPending(status: CartStatus): boolean {
   return PAYMENT_PENDING_STATUSES.includes(status);
 }
 
+/**
+ * Back from Checkout without paying, the cart is simply kept (its checkout cancelled, or still
+ * open if cancelling failed), unless something landed meanwhile (paid in another tab, say).
+ */
+export function isKeptAfterCancel(status: CartStatus): boolean {
+  return status === 'open' || status === 'checkout_pending';
+}
+
 export function isEditable(status: CartStatus): boolean {
   return EDITABLE_STATUSES.includes(status);
 }

@@ -1,4 +1,5 @@
 import { html, raw } from 'hono/html';
+import { isKeptAfterCancel } from './cart-state.ts';
 import { formatMoney, orderTotals } from './money.ts';
 import type { CartOut } from './schemas.ts';
 
@@ -27,9 +28,7 @@ export function cartPage(opts: {
   checkAgain?: boolean;
 }): Html {
   const { cart } = opts;
-  // Back from Checkout without paying: unless something did happen meanwhile (paid on another
-  // tab), the cart is simply kept.
-  const cancelled = opts.cancelled && (cart.status === 'open' || cart.status === 'checkout_pending');
+  const cancelled = opts.cancelled && isKeptAfterCancel(cart.status);
   const [headline, message] = cancelled ? ['Checkout cancelled', headlines.open[1]] : headlines[cart.status];
   const totals = orderTotals(cart);
   return layout({
