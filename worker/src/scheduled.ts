@@ -30,10 +30,10 @@ export interface ScheduledReport {
 }
 
 /**
- * The cron job: reads back from Stripe the sessions whose webhooks may have been lost
- * (checkout_pending carts past their expiry or quiet for too long, awaiting_payment carts whose
- * delayed payment may have settled) and applies them as their webhooks would have; applies the
- * events of any kind that Stripe could not deliver (lost-events.ts); then publishes whatever is
+ * The cron job: applies the events of any kind that Stripe could not deliver (lost-events.ts);
+ * reads back from Stripe the sessions whose webhooks may still be missing (checkout_pending
+ * carts past their expiry or quiet for too long, awaiting_payment carts whose delayed payment
+ * may have settled) and applies them as their webhooks would have; then publishes whatever is
  * still waiting in the outbox, oldest first; and forgets what is older than RETENTION_DAYS
  * (retention.ts).
  *
@@ -65,13 +65,15 @@ export async function runScheduled(env: Env, opts: { reconcileBudgetMs?: number 
     }
   };
 
+  // Stripe's own events first: they say when things happened. A session read back says only
+  // what it is now, so what it settles is published as happening at the reading.
+  report.lostEvents = await applyUndeliveredEvents(services);
   const reconciled = await contained(
     'reconcile',
     () => reconcileDue(services, opts.reconcileBudgetMs ?? RECONCILE_BUDGET_MS),
     { reconciled: 0, reconcileErrors: 0 },
   );
   Object.assign(report, reconciled);
-  report.lostEvents = await applyUndeliveredEvents(services);
   report.outbox = await contained('outbox', () => relayOutbox(env, sql), report.outbox);
   report.retention = await contained(
     'retention',

@@ -231,6 +231,26 @@ describe('scheduled recovery of events Stripe could not deliver', () => {
     expect(row).toEqual({ source: 'reconcile', outcome: 'applied' });
   });
 
+  it("publishes a lost payment as happening when Stripe's event says, not when the job read its session", async () => {
+    const state = await checkedOutCart({ env });
+    await lostEventsStandin.pay(state.sessionId, 'paid');
+    const completed = (await stripe.events.list({ type: 'checkout.session.completed' })).data.find(
+      (e) => (e.data.object as Stripe.Checkout.Session).id === state.sessionId,
+    );
+    // Quiet long enough for the job to read the session back too.
+    await db().query(`UPDATE checkouts SET created_at = now() - interval '1 hour' WHERE session_id = $1`, [
+      state.sessionId,
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+
+    await runScheduled(env);
+    const [paid] = await outboxOf(state.cartId);
+    expect(paid).toMatchObject({
+      event_type: 'cart.paid',
+      event: { occurredAt: new Date(completed!.created * 1000).toISOString() },
+    });
+  });
+
   /** Carts paid at Stripe whose events the webhook never got, oldest first. */
   async function lostPayments(count: number) {
     const carts = [];
