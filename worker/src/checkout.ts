@@ -364,8 +364,11 @@ async function moveToCheckout(
            RETURNING cart_id
          ), moved AS (
            -- Checked again here: an edit committed while this statement waited for the row lock
-           -- must win over a session made for the old contents.
-           UPDATE carts SET status = 'checkout_pending', version = version + 1, checkout_session_id = $3, updated_at = now()
+           -- must win over a session made for the old contents. The attempt is spent: the cart's
+           -- next checkout (after a cancel, an expiry or a failed payment) claims one of its own,
+           -- with a whole CHECKOUT_TTL_MINUTES, not what is left of this one's.
+           UPDATE carts SET status = 'checkout_pending', version = version + 1, checkout_session_id = $3, updated_at = now(),
+                            checkout_attempt_expires_at = NULL
            FROM saved WHERE carts.id = saved.cart_id AND carts.version = $2 AND carts.status = ANY($9::cart_status[]) AND carts.active
            RETURNING carts.id
          ), held AS (

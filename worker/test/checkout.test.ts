@@ -138,6 +138,21 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
     );
   });
 
+  it('gives a checkout after a cancelled one its own full lifetime (CHECKOUT_TTL_MINUTES), not what was left of the first', async () => {
+    const env = { ...stripeEnv, CHECKOUT_TTL_MINUTES: 1440 } as unknown as typeof stripeEnv;
+    const { user, cartId } = await checkedOutCart({ env });
+    expect((await call(`/v1/carts/${cartId}/checkout`, { method: 'DELETE', token: user.token, env })).status).toBe(200);
+    // 23 hours and 20 minutes later, as far as the cart's attempt is concerned.
+    await db().query(
+      `UPDATE carts SET checkout_attempt_expires_at = checkout_attempt_expires_at - interval '23 hours 20 minutes' WHERE id = $1`,
+      [cartId],
+    );
+    const next = await call(`/v1/carts/${cartId}/checkout`, { method: 'POST', token: user.token, env });
+    expect(next.status).toBe(201);
+    const { expiresAt } = (await next.json()) as CheckoutBody;
+    expect(new Date(expiresAt).getTime()).toBeGreaterThan(Date.now() + 23 * 3600_000);
+  });
+
   it('expires the session made for the old contents when an edit lands while Stripe creates it, and charges for the new ones', async () => {
     const user = await newUser();
     const { cartId, products } = await cartWith(user.token, [{ unitAmount: 1000, quantity: 1 }]);
