@@ -1,7 +1,7 @@
 import type { z } from '@hono/zod-openapi';
 import type { Sql } from './db.ts';
 import { ApiError } from './errors.ts';
-import type { ProductOut, ProductUpsert } from './schemas.ts';
+import type { AdminProductOut, ProductOut, ProductUpsert } from './schemas.ts';
 
 /**
  * Units of product `p` that can still be bought, null when its stock is not counted. What
@@ -35,14 +35,6 @@ export async function listActiveProducts(sql: Sql): Promise<ProductOut[]> {
   }
 }
 
-/** What operators see of a product beyond what shoppers see. */
-interface ProductStock {
-  active: boolean;
-  stock: number | null;
-  reserved: number;
-  taxCode: string | null;
-}
-
 /**
  * Creates or replaces a product in one statement; `created` tells which happened. Stock and tax
  * code are left as they are when the request leaves them out: sales count stock down, so an
@@ -52,7 +44,7 @@ export async function upsertProduct(
   sql: Sql,
   id: string,
   p: z.infer<typeof ProductUpsert>,
-): Promise<{ product: ProductOut & ProductStock; created: boolean }> {
+): Promise<{ product: AdminProductOut; created: boolean }> {
   if (p.id !== undefined && p.id !== id)
     throw new ApiError('validation_failed', `id: not the product id of the path (${id})`);
   const rows = await sql.query(
@@ -79,6 +71,6 @@ export async function upsertProduct(
       p.taxCode ?? null,
     ],
   );
-  const { created, ...product } = rows[0] as ProductOut & ProductStock & { created: boolean };
+  const { created, ...product } = rows[0] as AdminProductOut & { created: boolean };
   return { product, created };
 }

@@ -47,6 +47,14 @@ export const Product = z
   })
   .openapi('Product');
 
+/** A product as operators see it: with what shoppers do not. */
+export const AdminProduct = Product.extend({
+  active: z.boolean(),
+  stock: z.number().int().nullable().openapi({ description: 'Units on hand; null: not counted' }),
+  reserved: z.number().int().openapi({ description: 'Units held by live checkouts' }),
+  taxCode: z.string().nullable(),
+}).openapi('AdminProduct');
+
 export const ProductList = z.object({ products: z.array(Product) }).openapi('ProductList');
 
 export const ProductUpsert = z
@@ -197,6 +205,7 @@ export type RefundOut = z.infer<typeof Refund>;
 export type OutboxEntryOut = z.infer<typeof OutboxEntry>;
 export type CheckoutOut = z.infer<typeof Checkout>;
 export type ProductOut = z.infer<typeof Product>;
+export type AdminProductOut = z.infer<typeof AdminProduct>;
 
 /** `?limit=` of a list: 1 to 100, 20 when absent. */
 export const PageLimit = z.coerce.number().int().min(1).max(100).default(20);

@@ -8,25 +8,18 @@ import { upsertProduct } from '../products.ts';
 import { refundCart } from '../refunds.ts';
 import {
   AdminCartList,
+  AdminProduct,
   CartId,
   CartStatus,
   json,
   OutboxEntry,
   PageLimit,
-  Product,
   ProductId,
   ProductUpsert,
   problems,
   Refund,
   RefundRequest,
 } from '../schemas.ts';
-
-const AdminProduct = Product.extend({
-  active: z.boolean(),
-  stock: z.number().int().nullable().openapi({ description: 'Units on hand; null: not counted' }),
-  reserved: z.number().int().openapi({ description: 'Units held by live checkouts' }),
-  taxCode: z.string().nullable(),
-}).openapi('AdminProduct');
 
 const OutboxEntries = z.object({ entries: z.array(OutboxEntry) }).openapi('OutboxEntries');
 
