@@ -20,12 +20,15 @@ import { storableText } from './storable-text.ts';
 export type AuthVariables = { userId: string };
 
 function bearer(header: string | undefined): string {
-  const match = /^Bearer\s+(\S+)$/i.exec(header ?? '');
+  // Whitespace around a field's value is not part of it (RFC 9110 §5.5).
+  const match = /^Bearer\s+(\S+)$/i.exec((header ?? '').trim());
   if (!match?.[1]) throw new ApiError('unauthorized', 'A bearer token is required');
   return match[1];
 }
 
 const KEY_SET_ALGORITHMS = ['RS256', 'ES256'];
+// How far ahead of our clock a token may say it was issued: issuers' clocks drift a little.
+const CLOCK_SKEW_S = 60;
 
 /** Verifies the bearer JWT (HS256 secret or JWKS) and returns its `sub`. */
 async function authenticate(env: Env, authorization: string | undefined): Promise<string> {
@@ -47,10 +50,19 @@ async function authenticate(env: Env, authorization: string | undefined): Promis
   try {
     const { payload } = bySecret
       ? await jwtVerify(token, new TextEncoder().encode(secret), options)
-      : await jwtVerify(token, keySet(jwksUrl!), options);
+      : await jwtVerify(token, keySet(jwksUrl!).getKey, options);
     // jose checks that `sub` is there, not that it is the string RFC 7519 §4.1.2 says it is.
     if (typeof payload.sub !== 'string' || !payload.sub || payload.sub.length > 255 || !storableText(payload.sub))
       throw new ApiError('unauthorized', 'The token has no usable subject');
+    // jose checks `iat` only against a maximum age; Firebase's ID tokens must have been issued,
+    // and signed in (`auth_time`), in the past
+    // (https://firebase.google.com/docs/auth/admin/verify-id-tokens#verify_id_tokens_using_a_third-party_jwt_library).
+    for (const claim of ['iat', 'auth_time'] as const) {
+      const at = payload[claim];
+      if (at !== undefined && !(typeof at === 'number' && at <= Date.now() / 1000 + CLOCK_SKEW_S)) {
+        throw new ApiError('unauthorized', `The token's ${claim} claim is not accepted`);
+      }
+    }
     return payload.sub;
   } catch (err) {
     if (err instanceof ApiError) throw err;
@@ -61,6 +73,12 @@ async function authenticate(env: Env, authorization: string | undefined): Promis
       });
     }
     if (err instanceof joseErrors.JOSEError) throw new ApiError('unauthorized', tokenProblem(err));
+    // Not jose's own: WebCrypto refused a key of the set (malformed, or too short for RS256). That
+    // is the provider's set failing, not the caller's token; it is read again for the next try.
+    if (!bySecret) {
+      await keySet(jwksUrl!).readAgain();
+      throw new ApiError('service_unavailable', 'The token keys could not be used; try again shortly', { cause: err });
+    }
     throw err;
   }
 }
@@ -82,11 +100,21 @@ class KeySetUnavailable extends Error {
 // jose keeps a fetched key set for 10 minutes and refetches sooner for an unknown `kid`. While
 // the provider cannot be reached, the keys last fetched keep verifying for this long.
 const KEYS_GRACE_MS = 60 * 60 * 1000;
+// After a fetch failed, requests use the keys last fetched without trying again for this long:
+// jose's cooldown follows successful fetches only, and a provider that is down or slow would
+// otherwise be asked (and waited for, up to its 5 s timeout) by every request.
+const FETCH_RETRY_MS = 30 * 1000;
+
+interface KeySet {
+  getKey: JWTVerifyGetKey;
+  /** Fetches the set again, unless it was tried in the last FETCH_RETRY_MS; never throws. */
+  readAgain(): Promise<void>;
+}
 
 // One per URL for the isolate's life, with the keys last fetched.
-const keySets = new Map<string, JWTVerifyGetKey>();
+const keySets = new Map<string, KeySet>();
 
-function keySet(url: string): JWTVerifyGetKey {
+function keySet(url: string): KeySet {
   let found = keySets.get(url);
   if (!found) {
     // jose writes each key set it fetches here.
@@ -98,22 +126,36 @@ function keySet(url: string): JWTVerifyGetKey {
           throw new KeySetUnavailable(`${url} could not be reached`, { cause });
         }),
     });
-    found = async (header, token) => {
-      try {
-        return await remote(header, token);
-      } catch (err) {
-        if (!keysNotLoaded(err)) throw err;
-        const { jwks, uat } = lastFetched as Partial<ExportedJWKSCache>;
-        if (!jwks || uat === undefined || Date.now() - uat > KEYS_GRACE_MS) {
-          throw new KeySetUnavailable(`${url} could not be loaded`, { cause: err });
-        }
-        // A key the last set does not have may be a new one we cannot see yet.
-        return createLocalJWKSet(jwks)(header, token).catch((lookup: unknown) => {
-          throw lookup instanceof joseErrors.JWKSNoMatchingKey
-            ? new KeySetUnavailable(`${url} could not be loaded`, { cause: err })
-            : lookup;
-        });
+    let failedAt = Number.NEGATIVE_INFINITY;
+    /** The keys last fetched, within their grace; a key they do not have may be a new one we cannot see yet. */
+    const lastKeys: JWTVerifyGetKey = async (header, token) => {
+      const { jwks, uat } = lastFetched as Partial<ExportedJWKSCache>;
+      if (!jwks || uat === undefined || Date.now() - uat > KEYS_GRACE_MS) {
+        throw new KeySetUnavailable(`${url} could not be loaded`);
       }
+      return createLocalJWKSet(jwks)(header, token).catch((lookup: unknown) => {
+        throw lookup instanceof joseErrors.JWKSNoMatchingKey
+          ? new KeySetUnavailable(`${url} could not be loaded`)
+          : lookup;
+      });
+    };
+    found = {
+      async getKey(header, token) {
+        if (Date.now() - failedAt < FETCH_RETRY_MS) return lastKeys(header, token);
+        try {
+          return await remote(header, token);
+        } catch (err) {
+          if (!keysNotLoaded(err)) throw err;
+          failedAt = Date.now();
+          return lastKeys(header, token);
+        }
+      },
+      // Awaited by the request: work left running after the answer may be cut off in Workers.
+      async readAgain() {
+        if (Date.now() - failedAt < FETCH_RETRY_MS) return;
+        failedAt = Date.now();
+        await remote.reload().catch(() => {});
+      },
     };
     keySets.set(url, found);
   }

@@ -32,6 +32,11 @@ export function problemOf(
   const [status, title] = describeCode(error.code);
   if (status >= 500) log.error('request_failed', { code: error.code, detail: error.message, cause: error.cause });
   const headers: Record<string, string> = error.retryAfter ? { 'Retry-After': String(error.retryAfter) } : {};
+  // A 401 says which scheme it takes (RFC 9110 §15.5.2), and for a token sent, that it was
+  // refused (RFC 6750 §3: no error code when none was sent).
+  if (error.code === 'unauthorized') {
+    headers['WWW-Authenticate'] = c.req.header('Authorization') ? 'Bearer error="invalid_token"' : 'Bearer';
+  }
   return { error, status, title, requestId, headers };
 }
 

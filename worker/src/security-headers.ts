@@ -7,8 +7,9 @@ import { config, type Env } from './env.ts';
 
 const CORS_METHODS = 'GET, POST, PUT, DELETE';
 const CORS_REQUEST_HEADERS = 'Authorization, Content-Type';
-// Readable by the calling page: the id to quote to support, and how long to wait after a 429.
-const CORS_EXPOSED_HEADERS = 'X-Request-Id, Retry-After';
+// Readable by the calling page: the id to quote to support, how long to wait after a 429, and
+// what a 401 asks for.
+const CORS_EXPOSED_HEADERS = 'X-Request-Id, Retry-After, WWW-Authenticate';
 const PREFLIGHT_MAX_AGE_S = 600;
 
 /**

@@ -96,6 +96,20 @@ describe('bearer tokens (HS256)', () => {
   });
 });
 
+describe('the answer to a missing or refused token', () => {
+  it('says the scheme it takes (WWW-Authenticate), and that a token sent was refused', async () => {
+    const none = await app.request('/v1/carts', { method: 'POST' }, testEnv);
+    expect(none.status).toBe(401);
+    expect(none.headers.get('WWW-Authenticate')).toBe('Bearer');
+    const refused = await postCart('not.a.token');
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('WWW-Authenticate')).toBe('Bearer error="invalid_token"');
+    const admin = await app.request('/v1/admin/carts', { headers: { Authorization: 'Bearer wrong-key' } }, testEnv);
+    expect(admin.status).toBe(401);
+    expect(admin.headers.get('WWW-Authenticate')).toBe('Bearer error="invalid_token"');
+  });
+});
+
 describe('bearer tokens (JWKS)', () => {
   afterEach(() => {
     vi.restoreAllMocks();
@@ -112,13 +126,15 @@ describe('bearer tokens (JWKS)', () => {
     const url = `https://auth.test/${unique('jwks')}/keys.json`;
     const signer = await generateKeyPair('RS256');
     const jwk = { ...(await exportJWK(signer.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
-    // up; down: answers 503; unreachable: no answer at all (DNS, connection refused).
-    const server = { url, state: 'up' as 'up' | 'down' | 'unreachable', fetches: 0 };
+    // up; down: answers 503; unreachable: no answer at all (DNS, connection refused); badkey: a
+    // set whose key WebCrypto cannot import (a modulus of a few bits).
+    const server = { url, state: 'up' as 'up' | 'down' | 'unreachable' | 'badkey', fetches: 0 };
     const realFetch = globalThis.fetch;
     vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
       if ((input instanceof Request ? input.url : String(input)) !== url) return realFetch(input, init);
       server.fetches++;
       if (server.state === 'unreachable') throw new TypeError('Network connection lost.');
+      if (server.state === 'badkey') return Response.json({ keys: [{ ...jwk, n: 'AAAA' }] });
       return server.state === 'up' ? Response.json({ keys: [jwk] }) : new Response('unavailable', { status: 503 });
     });
     const sign = (sub: string, over: Record<string, unknown> = claims, key: CryptoKey = signer.privateKey) =>
@@ -235,8 +251,65 @@ describe('bearer tokens (JWKS)', () => {
     expect(res.status).toBe(503);
     expect(await cartsOf(late)).toBe(0);
 
-    // Back up: fetched again, verified again.
+    // Back up: fetched again once the last failure is 30 s old, verified again.
     server.state = 'up';
+    vi.setSystemTime(start + 61 * 60_000 + 31_000);
     expect((await postCart(await sign(unique('user')), env)).status).toBe(201);
+  });
+
+  it('asks a key set that failed again only every 30 s, not on every request', async () => {
+    const { server, sign, env } = await keyServer();
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const start = Date.now();
+    expect((await postCart(await sign(unique('user')), env)).status).toBe(201);
+    server.state = 'down';
+    // Past jose's 10-minute cache: one request finds the set failing; the next ones use the last keys.
+    vi.setSystemTime(start + 11 * 60_000);
+    const fetchesBefore = server.fetches;
+    for (let i = 0; i < 4; i++) expect((await postCart(await sign(unique('user')), env)).status).toBe(201);
+    expect(server.fetches).toBe(fetchesBefore + 1);
+    vi.setSystemTime(start + 11 * 60_000 + 31_000);
+    expect((await postCart(await sign(unique('user')), env)).status).toBe(201);
+    expect(server.fetches).toBe(fetchesBefore + 2);
+  });
+
+  it('answers 503, not 500, while the key set holds a key that cannot be used, and verifies once it is mended', async () => {
+    const { server, sign, env } = await keyServer();
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const start = Date.now();
+    server.state = 'badkey';
+    const user = unique('user');
+    const res = await postCart(await sign(user), env);
+    expect(res.status).toBe(503);
+    expect((await problem(res)).code).toBe('service_unavailable');
+    expect(await cartsOf(user)).toBe(0);
+
+    server.state = 'up';
+    const answers: number[] = [];
+    for (let round = 1; round <= 3; round++) {
+      vi.setSystemTime(start + round * 31_000);
+      answers.push((await postCart(await sign(unique('user')), env)).status);
+    }
+    expect(answers.every((status) => status === 503 || status === 201)).toBe(true);
+    expect(answers.at(-1)).toBe(201);
+  });
+
+  it.each([
+    ['issued in the future (iat)', { iat: 'future' }],
+    ['signed in in the future (auth_time)', { auth_time: 'future' }],
+  ])('refuses a token %s with 401, as Firebase requires both in the past', async (_, over) => {
+    const { sign, env } = await keyServer();
+    const future = Math.floor(Date.now() / 1000) + 3600;
+    const claim = Object.fromEntries(Object.keys(over).map((k) => [k, future]));
+    const user = unique('user');
+    const res = await postCart(await sign(user, { ...claims, ...claim }), env);
+    expect(res.status).toBe(401);
+    expect((await problem(res)).detail).toBe(`The token's ${Object.keys(over)[0]} claim is not accepted`);
+    expect(await cartsOf(user)).toBe(0);
+    // A clock a few seconds ahead of ours is not refused.
+    const soon = Math.floor(Date.now() / 1000) + 20;
+    expect((await postCart(await sign(unique('user'), { ...claims, iat: soon, auth_time: soon }), env)).status).toBe(
+      201,
+    );
   });
 });
