@@ -3,7 +3,7 @@ import { ApiError, notFound } from './errors.ts';
 import { log } from './log.ts';
 import type { RefundOut, RefundRequest } from './schemas.ts';
 import type { Services } from './services.ts';
-import { type Stripe, stripeFailure, stripeKeyInUse, stripeNoAnswer, stripeServerFailed } from './stripe.ts';
+import { type Stripe, stripeFailure, stripeKeptFailure, stripeKeyInUse, stripeOutcomeUnknown } from './stripe.ts';
 import { refundEffect } from './stripe-events.ts';
 
 /**
@@ -60,13 +60,12 @@ export async function refundCart(
       );
     }
     // Stripe calls a 5xx's outcome unknown (https://docs.stripe.com/error-low-level#server-errors):
-    // the refund may have been made, and then its charge.refunded webhook records it. So no answer
-    // here invites a blind retry that could refund twice: the operator checks the cart first.
-    // Under the operator's key Stripe saved the 5xx, and replays it to every retry with that key
-    // (https://docs.stripe.com/api/idempotent_requests). Without a key, even no answer at all
-    // (after stripe-node's own retries under its own key) leaves the outcome unknown; with one,
-    // Stripe replays a refund it made, so that retry is safe and is a 503 as usual.
-    if (idempotencyKey && stripeServerFailed(err)) {
+    // the refund may have been made, and then its charge.refunded webhook records it. Without a
+    // key, no answer here invites a blind retry that could refund twice: the operator checks the
+    // cart first. With one, a retry is safe (Stripe replays a refund it made) and is a 503 as
+    // usual, unless Stripe keeps this failure for the key
+    // (https://docs.stripe.com/api/idempotent_requests): then no retry with it can succeed.
+    if (idempotencyKey && stripeOutcomeUnknown(err) && stripeKeptFailure(err)) {
       throw new ApiError(
         'idempotency_key_failed',
         'Stripe failed this refund under this Idempotency-Key and answers every retry with it the same way. ' +
@@ -74,7 +73,7 @@ export async function refundCart(
         { cause: err },
       );
     }
-    if (!idempotencyKey && (stripeServerFailed(err) || stripeNoAnswer(err))) {
+    if (!idempotencyKey && stripeOutcomeUnknown(err)) {
       throw new ApiError(
         'refund_outcome_unknown',
         'Stripe failed while making the refund, which may have been made all the same. Check the cart before refunding again: ' +

@@ -167,14 +167,23 @@ export function stripeSavedFailure(err: unknown): boolean {
   return status !== undefined && (status >= 500 || [400, 402, 404].includes(status));
 }
 
-/** Stripe answered with a 5xx: whether the request was carried out is unknown. */
-export function stripeServerFailed(err: unknown): boolean {
-  return err instanceof Stripe.errors.StripeError && (err.statusCode ?? 0) >= 500;
+/**
+ * Stripe may have carried the request out, and we cannot tell: it answered a 5xx
+ * (https://docs.stripe.com/error-low-level#server-errors), an answer stripe-node could not read
+ * (no status then), or none at all (after stripe-node's own retries).
+ */
+export function stripeOutcomeUnknown(err: unknown): boolean {
+  if (!(err instanceof Stripe.errors.StripeError)) return false;
+  return err.statusCode === undefined || err.statusCode >= 500;
 }
 
-/** No answer from Stripe, after stripe-node's own retries: the request may or may not have arrived. */
-export function stripeNoAnswer(err: unknown): boolean {
-  return err instanceof Stripe.errors.StripeConnectionError;
+/**
+ * Stripe says this failure is what it keeps for the idempotency key: it replayed it, or says
+ * not to retry (`Stripe-Should-Retry: false`). A retry with the key gets it again.
+ */
+export function stripeKeptFailure(err: unknown): boolean {
+  if (!(err instanceof Stripe.errors.StripeError)) return false;
+  return err.headers?.['idempotent-replayed'] === 'true' || err.headers?.['stripe-should-retry'] === 'false';
 }
 
 /** 409: another request with the same idempotency key is still running at Stripe. */

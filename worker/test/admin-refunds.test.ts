@@ -160,15 +160,16 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
   ] as const;
 
   it.each(RETRY_ADVICE)(
-    'answers a failure Stripe saved under the key as final, first time included, and refunds for a request with a new key (%s Stripe-Should-Retry)',
+    'answers a failure Stripe saved under the key as final once Stripe says so, and refunds for a request with a new key (%s Stripe-Should-Retry)',
     async (advice, stripeAdvice) => {
       const state = await paidCart();
       stripeAdvice();
       await standin.addFault({ method: 'POST', path: '/v1/refunds', status: 500 });
-      // Stripe saved its 500 under the key and replays it to every retry with it: no "try again".
+      // Stripe saved its 500 under the key. Told so (Stripe-Should-Retry: false), the answer is
+      // final at once; not told, a retry with the key is safe, and its replay says so.
       const failed = await refund(state.cartId, { amount: 500 }, `saved-${advice}-1`);
-      expect(failed.status).toBe(409);
-      expect((await problem(failed)).code).toBe('idempotency_key_failed');
+      expect(failed.status).toBe(advice === 'with' ? 409 : 503);
+      expect((await problem(failed)).code).toBe(advice === 'with' ? 'idempotency_key_failed' : 'service_unavailable');
       // The replay: nothing was refunded, and nothing is now.
       const replayed = await refund(state.cartId, { amount: 500 }, `saved-${advice}-1`);
       expect(replayed.status).toBe(409);
@@ -203,6 +204,48 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
       expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 500, refunds: 1 });
     },
   );
+
+  /** Stripe's answers to POST /v1/refunds replaced by `answer` (after Stripe carried it out when `executed`). */
+  function refundsAnswered(answer: () => Response, executed: boolean) {
+    const realFetch = globalThis.fetch;
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      const url = input instanceof Request ? input.url : String(input);
+      if (!url.endsWith('/v1/refunds')) return realFetch(input, init);
+      if (executed) await (await realFetch(input, init)).arrayBuffer();
+      return answer();
+    });
+  }
+
+  it('answers 502 refund_outcome_unknown when a gateway answers for Stripe after the refund was made (no key): no retry is invited', async () => {
+    const state = await paidCart();
+    refundsAnswered(
+      () =>
+        new Response('<html>504 Gateway Time-out</html>', { status: 504, headers: { 'Content-Type': 'text/html' } }),
+      true,
+    );
+    const res = await refund(state.cartId, { amount: 500 });
+    expect(res.status).toBe(502);
+    expect((await problem(res)).code).toBe('refund_outcome_unknown');
+    expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 500, refunds: 1 });
+  });
+
+  it('answers 503 to a 5xx Stripe did not keep for the key (Stripe-Should-Retry: true), and the retry with the key refunds once', async () => {
+    const state = await paidCart();
+    refundsAnswered(
+      () =>
+        Response.json(
+          { error: { type: 'api_error', message: 'An unknown error occurred' } },
+          { status: 503, headers: { 'Stripe-Should-Retry': 'true' } },
+        ),
+      false,
+    );
+    const failed = await refund(state.cartId, { amount: 500 }, 'not-kept-1');
+    expect(failed.status).toBe(503);
+    expect((await problem(failed)).code).toBe('service_unavailable');
+    vi.restoreAllMocks();
+    expect((await refund(state.cartId, { amount: 500 }, 'not-kept-1')).status).toBe(201);
+    expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 500, refunds: 1 });
+  });
 
   it('answers 503 with Retry-After while Stripe rate-limits the refund, and refunds once it lets it through', async () => {
     const state = await paidCart();
