@@ -17,21 +17,23 @@ const columns = `id, name, description, image_url AS "imageUrl", unit_amount::in
 // Neon answers a query with at most 10 MiB (its proxy refuses more with 507, which no retry
 // mends: https://neon.com/docs/changelog/2023-08-16). A product's texts take at most about
 // 13 KB (4,200 characters of up to 3 bytes), so a page of 500 stays well under it, and a
-// catalogue of any size is read in pages: one round trip up to 500 products.
+// catalogue of any size is read in pages: one round trip up to 500 products. The pages are not
+// one snapshot: a product renamed across a page's end while they are read shows once (or, moved
+// back past it, on the next read).
 const PRODUCTS_PAGE = 500;
 
 export async function listActiveProducts(sql: Sql): Promise<ProductOut[]> {
-  const products: ProductOut[] = [];
-  for (;;) {
-    const last = products.at(-1);
+  const products = new Map<string, ProductOut>();
+  for (let after: ProductOut | undefined; ; ) {
     const page = (await sql.query(
       `SELECT ${columns} FROM products
        WHERE active AND ($1::text IS NULL OR (name, id) > ($1, $2))
        ORDER BY name, id LIMIT ${PRODUCTS_PAGE}`,
-      [last?.name ?? null, last?.id ?? null],
+      [after?.name ?? null, after?.id ?? null],
     )) as ProductOut[];
-    products.push(...page);
-    if (page.length < PRODUCTS_PAGE) return products;
+    for (const product of page) if (!products.has(product.id)) products.set(product.id, product);
+    if (page.length < PRODUCTS_PAGE) return [...products.values()];
+    after = page.at(-1);
   }
 }
 

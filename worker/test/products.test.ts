@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { call, createProduct, db, testEnv, unique } from './helpers.ts';
 
 type ProductBody = {
@@ -31,23 +31,39 @@ describe('GET /v1/products', () => {
     });
   });
 
-  it('lists a catalogue larger than the 10 MiB Neon answers one query with', async () => {
-    // 1,000 products with every text at its longest, in a 3-byte character: about 12.5 MB.
+  it('lists a catalogue larger than the 10 MiB Neon answers one query with, each product once though one is renamed meanwhile', async () => {
+    // 1,000 products with every text at its longest, in a 3-byte character: about 12.5 MB. Their
+    // names start with a digit, so they lead the list.
     const prefix = unique('big');
     const ids = (
       await db().query(
         `INSERT INTO products (id, name, description, image_url, unit_amount, currency)
-         SELECT $1 || '-' || n, $1 || n || repeat('€', 180), repeat('€', 2000), 'https://img.example/' || repeat('€', 1980), 100, 'usd'
+         SELECT $1 || '-' || n, '0' || $1 || lpad(n::text, 4, '0') || repeat('€', 150), repeat('€', 2000),
+                'https://img.example/' || repeat('€', 1980), 100, 'usd'
          FROM generate_series(1, 1000) n RETURNING id`,
         [prefix],
       )
     ).map((r) => r.id as string);
+    // Once the first page is read, its first product is renamed to the end of the list.
+    const realFetch = globalThis.fetch;
+    let renamed = false;
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      const res = await realFetch(input, init);
+      if (!renamed && String(init?.body ?? '').includes('FROM products')) {
+        renamed = true;
+        await db().query(`UPDATE products SET name = 'zzzz' || name WHERE id = $1`, [ids[0]]);
+      }
+      return res;
+    });
     try {
       const res = await call('/v1/products');
+      vi.restoreAllMocks();
       expect(res.status).toBe(200);
-      const listed = new Set(((await res.json()) as { products: ProductBody[] }).products.map((p) => p.id));
-      expect(ids.filter((id) => !listed.has(id))).toEqual([]);
+      const listed = ((await res.json()) as { products: ProductBody[] }).products.map((p) => p.id);
+      expect(ids.filter((id) => !listed.includes(id))).toEqual([]);
+      expect(listed.filter((id) => id === ids[0])).toHaveLength(1);
     } finally {
+      vi.restoreAllMocks();
       await db().query('UPDATE products SET active = false WHERE id = ANY($1)', [ids]);
     }
   });

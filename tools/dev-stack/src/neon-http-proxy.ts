@@ -12,7 +12,9 @@
  * - errors: JSON with Postgres' error fields; 400 for anything a statement raised (the driver
  *   then throws NeonDbError with .code, .constraint, ...), 500 when Postgres cannot be reached.
  *
- * Like Neon's, an answer over 10 MiB is refused with 507. Differences, on purpose: the target is fixed (the connection string header is required but
+ * Like Neon's, an answer over 10 MiB is refused with 507; a batch's only after its COMMIT, as the
+ * batch is pipelined, where Neon rolls it back (no write of the Worker answers that much).
+ * Differences, on purpose: the target is fixed (the connection string header is required but
  * not used to connect: the driver drops the port from it in some modes), and values are always
  * returned as text (the driver always asks for that). Listens on 127.0.0.1 only.
  */
