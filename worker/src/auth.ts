@@ -19,11 +19,24 @@ import { storableText } from './storable-text.ts';
 
 export type AuthVariables = { userId: string };
 
+// Whitespace around a field's value is not part of it (RFC 9110 §5.5).
+const BEARER = /^Bearer(?:\s+(\S+))?$/i;
+
 function bearer(header: string | undefined): string {
-  // Whitespace around a field's value is not part of it (RFC 9110 §5.5).
-  const match = /^Bearer\s+(\S+)$/i.exec((header ?? '').trim());
-  if (!match?.[1]) throw new ApiError('unauthorized', 'A bearer token is required');
-  return match[1];
+  const token = BEARER.exec((header ?? '').trim())?.[1];
+  if (!token) throw new ApiError('unauthorized', 'A bearer token is required');
+  return token;
+}
+
+/**
+ * The WWW-Authenticate challenge of a 401 (RFC 6750 §3): no error code without a bearer token
+ * (none sent, or another scheme), invalid_request for the scheme without its token, and
+ * invalid_token for a token refused.
+ */
+export function bearerChallenge(header: string | undefined): string {
+  const match = BEARER.exec((header ?? '').trim());
+  if (!match) return 'Bearer';
+  return match[1] ? 'Bearer error="invalid_token"' : 'Bearer error="invalid_request"';
 }
 
 const KEY_SET_ALGORITHMS = ['RS256', 'ES256'];
@@ -73,8 +86,11 @@ async function authenticate(env: Env, authorization: string | undefined): Promis
       });
     }
     if (err instanceof joseErrors.JOSEError) throw new ApiError('unauthorized', tokenProblem(err));
-    // Not jose's own: WebCrypto refused a key of the set (malformed, or too short for RS256). That
-    // is the provider's set failing, not the caller's token; it is read again for the next try.
+    // jose refusing the key the token names by its rules (an RSA key under 2048 bits, RFC 7518
+    // §3.3; a key of another type): no try verifies that token.
+    if (err instanceof TypeError) throw new ApiError('unauthorized', 'The token names a key that is not accepted');
+    // WebCrypto refusing to import a key of the set (a malformed one): the provider's set failing,
+    // not the caller's token. It is read again for the next try.
     if (!bySecret) {
       await keySet(jwksUrl!).readAgain();
       throw new ApiError('service_unavailable', 'The token keys could not be used; try again shortly', { cause: err });
@@ -127,6 +143,7 @@ function keySet(url: string): KeySet {
         }),
     });
     let failedAt = Number.NEGATIVE_INFINITY;
+    let readAgainAt = Number.NEGATIVE_INFINITY;
     /** The keys last fetched, within their grace; a key they do not have may be a new one we cannot see yet. */
     const lastKeys: JWTVerifyGetKey = async (header, token) => {
       const { jwks, uat } = lastFetched as Partial<ExportedJWKSCache>;
@@ -152,9 +169,11 @@ function keySet(url: string): KeySet {
       },
       // Awaited by the request: work left running after the answer may be cut off in Workers.
       async readAgain() {
-        if (Date.now() - failedAt < FETCH_RETRY_MS) return;
-        failedAt = Date.now();
-        await remote.reload().catch(() => {});
+        if (Date.now() - readAgainAt < FETCH_RETRY_MS) return;
+        readAgainAt = Date.now();
+        await remote.reload().catch(() => {
+          failedAt = Date.now();
+        });
       },
     };
     keySets.set(url, found);

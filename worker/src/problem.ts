@@ -1,5 +1,6 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
+import { bearerChallenge } from './auth.ts';
 import { isDatabaseUnavailable } from './db.ts';
 import { ApiError, describeCode } from './errors.ts';
 import { log } from './log.ts';
@@ -32,11 +33,8 @@ export function problemOf(
   const [status, title] = describeCode(error.code);
   if (status >= 500) log.error('request_failed', { code: error.code, detail: error.message, cause: error.cause });
   const headers: Record<string, string> = error.retryAfter ? { 'Retry-After': String(error.retryAfter) } : {};
-  // A 401 says which scheme it takes (RFC 9110 §15.5.2), and for a token sent, that it was
-  // refused (RFC 6750 §3: no error code when none was sent).
-  if (error.code === 'unauthorized') {
-    headers['WWW-Authenticate'] = c.req.header('Authorization') ? 'Bearer error="invalid_token"' : 'Bearer';
-  }
+  // A 401 says which scheme it takes (RFC 9110 §15.5.2), and what was wrong with what was sent.
+  if (error.code === 'unauthorized') headers['WWW-Authenticate'] = bearerChallenge(c.req.header('Authorization'));
   return { error, status, title, requestId, headers };
 }
 

@@ -49,7 +49,7 @@ export async function refundCart(
       idempotencyKey,
     );
   } catch (err) {
-    if (stripeKeyInUse(err)) {
+    if (idempotencyKey && stripeKeyInUse(err)) {
       throw new ApiError(
         'service_unavailable',
         'A refund with this Idempotency-Key is still being made; retry with it',

@@ -239,8 +239,16 @@ const REQUEST_ID_HEADER = {
   // exceeded its CPU time), without the Worker's headers.
   'X-Request-Id': { description: "This request's id, as logged (quote it to support)", schema: { type: 'string' } },
 } as const;
-// A 429 always says how long its limit lasts (rate-limits.ts); a 503 only when it is known.
-const RETRY_AFTER_HEADERS = {
+// A 401 always says which scheme it takes (RFC 9110 §15.5.2); a 429 how long its limit lasts
+// (rate-limits.ts); a 503 how long to wait only when it is known.
+const STATUS_HEADERS = {
+  401: {
+    'WWW-Authenticate': {
+      description: 'Bearer, with error="invalid_token" for a token refused (RFC 6750)',
+      required: true,
+      schema: { type: 'string' },
+    },
+  },
   429: {
     'Retry-After': { description: 'Seconds to wait before trying again', required: true, schema: { type: 'string' } },
   },
@@ -256,7 +264,7 @@ type Responses = Record<string, { content?: Record<string, unknown>; headers?: R
  * limit (any request that is not a GET may carry a body), 415 from the JSON body check (a route
  * that takes a body), 500 (misconfigured, internal), each as the route answers its errors (pages
  * as HTML); and on every answer the headers the middleware sets: X-Request-Id, and Retry-After
- * with 429 and 503. Run once every route is registered.
+ * with 429 and 503, WWW-Authenticate with 401. Run once every route is registered.
  */
 export function documentSharedAnswers(registry: OpenAPIHono['openAPIRegistry']): void {
   for (const definition of registry.definitions) {
@@ -268,8 +276,8 @@ export function documentSharedAnswers(registry: OpenAPIHono['openAPIRegistry']):
     const shared = [500, ...(route.method === 'get' ? [] : [413]), ...(route.request?.body ? [415] : [])];
     for (const status of shared) responses[status] ??= error;
     for (const [status, response] of Object.entries(responses)) {
-      const retry = status === '429' || status === '503' ? RETRY_AFTER_HEADERS[status] : {};
-      responses[status] = { ...response, headers: { ...REQUEST_ID_HEADER, ...retry, ...response.headers } };
+      const own: Record<string, unknown> = (STATUS_HEADERS as Record<string, Record<string, unknown>>)[status] ?? {};
+      responses[status] = { ...response, headers: { ...REQUEST_ID_HEADER, ...own, ...response.headers } };
     }
   }
 }

@@ -50,11 +50,13 @@ export function stripeApi(env: Env): StripeApi {
     createRefund: (params, operatorKey) =>
       stripe.refunds.create(
         { ...params, expand: ['charge'] },
-        // No retries of our own under the operator's key: stripe-node retries a 5xx with the same
-        // key unless Stripe adds `Stripe-Should-Retry: false` (RequestSender._shouldRetry), so its
-        // retry would get the saved 500 replayed and this request's first failure would already
-        // read as a replay. The operator's retry is the retry.
-        operatorKey ? { idempotencyKey: `refund-${operatorKey}`, maxNetworkRetries: 0 } : undefined,
+        // No retries of our own: the operator's retry is the retry. Under the operator's key,
+        // stripe-node's retry of a 5xx would get the saved 500 replayed and the first failure
+        // would already read as a replay (RequestSender._shouldRetry). Without one, its retry
+        // under a key of its own would hide the first attempt's unknown outcome (no answer, a
+        // 5xx) behind the retry's own answer (a 409 while the first is in flight, a 429), which
+        // would read as "nothing was done, try again" and could refund twice.
+        { ...(operatorKey && { idempotencyKey: `refund-${operatorKey}` }), maxNetworkRetries: 0 },
       ),
     retrieveCharge: (id) => stripe.charges.retrieve(id),
     listUndeliveredEvents: (types, page) => stripe.events.list({ delivery_success: false, types: [...types], ...page }),

@@ -229,6 +229,29 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
     expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 500, refunds: 1 });
   });
 
+  it('answers 502 refund_outcome_unknown when Stripe made the refund but its answer was lost (no key), not the 429 of a retry', async () => {
+    const state = await paidCart();
+    const realFetch = globalThis.fetch;
+    let calls = 0;
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      const url = input instanceof Request ? input.url : String(input);
+      if (!url.endsWith('/v1/refunds')) return realFetch(input, init);
+      // The refund is made, and its answer lost; a retry would be rate-limited.
+      if (++calls === 1) {
+        await (await realFetch(input, init)).arrayBuffer();
+        throw new TypeError('Network connection lost.');
+      }
+      return Response.json(
+        { error: { type: 'invalid_request_error', code: 'rate_limit', message: 'Too many requests' } },
+        { status: 429 },
+      );
+    });
+    const res = await refund(state.cartId, { amount: 500 });
+    expect(res.status).toBe(502);
+    expect((await problem(res)).code).toBe('refund_outcome_unknown');
+    expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 500, refunds: 1 });
+  });
+
   it('answers 503 to a 5xx Stripe did not keep for the key (Stripe-Should-Retry: true), and the retry with the key refunds once', async () => {
     const state = await paidCart();
     refundsAnswered(

@@ -107,6 +107,29 @@ describe('the answer to a missing or refused token', () => {
     const admin = await app.request('/v1/admin/carts', { headers: { Authorization: 'Bearer wrong-key' } }, testEnv);
     expect(admin.status).toBe(401);
     expect(admin.headers.get('WWW-Authenticate')).toBe('Bearer error="invalid_token"');
+    // RFC 6750 §3: no error code for another scheme; invalid_request for the scheme without a token.
+    const basic = await app.request(
+      '/v1/carts',
+      { method: 'POST', headers: { Authorization: 'Basic dXNlcjpwYXNz' } },
+      testEnv,
+    );
+    expect(basic.headers.get('WWW-Authenticate')).toBe('Bearer');
+    const empty = await app.request('/v1/carts', { method: 'POST', headers: { Authorization: 'Bearer' } }, testEnv);
+    expect(empty.headers.get('WWW-Authenticate')).toBe('Bearer error="invalid_request"');
+  });
+
+  it('declares WWW-Authenticate on every 401 of the OpenAPI document', async () => {
+    const doc = (await (await app.request('/openapi.json', {}, testEnv)).json()) as {
+      paths: Record<
+        string,
+        Record<string, { responses: Record<string, { headers?: Record<string, { required?: boolean }> }> }>
+      >;
+    };
+    const unauthorized = Object.values(doc.paths).flatMap((ops) =>
+      Object.values(ops).flatMap((op) => (op.responses['401'] ? [op.responses['401']] : [])),
+    );
+    expect(unauthorized.length).toBeGreaterThan(5);
+    for (const response of unauthorized) expect(response.headers?.['WWW-Authenticate']?.required).toBe(true);
   });
 });
 
@@ -126,16 +149,30 @@ describe('bearer tokens (JWKS)', () => {
     const url = `https://auth.test/${unique('jwks')}/keys.json`;
     const signer = await generateKeyPair('RS256');
     const jwk = { ...(await exportJWK(signer.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
+    const weak = (await crypto.subtle.generateKey(
+      { name: 'RSASSA-PKCS1-v1_5', modulusLength: 1024, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' },
+      true,
+      ['sign', 'verify'],
+    )) as CryptoKeyPair;
+    const weakJwk = {
+      ...(await crypto.subtle.exportKey('jwk', weak.publicKey)),
+      kid: 'weak',
+      alg: 'RS256',
+      use: 'sig',
+    };
     // up; down: answers 503; unreachable: no answer at all (DNS, connection refused); badkey: a
-    // set whose key WebCrypto cannot import (a modulus of a few bits).
+    // set whose key WebCrypto cannot import (a modulus of a few bits). Every set also serves `weak`,
+    // a 1024-bit RSA key, which RS256 must not use (RFC 7518 §3.3).
     const server = { url, state: 'up' as 'up' | 'down' | 'unreachable' | 'badkey', fetches: 0 };
     const realFetch = globalThis.fetch;
     vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
       if ((input instanceof Request ? input.url : String(input)) !== url) return realFetch(input, init);
       server.fetches++;
       if (server.state === 'unreachable') throw new TypeError('Network connection lost.');
-      if (server.state === 'badkey') return Response.json({ keys: [{ ...jwk, n: 'AAAA' }] });
-      return server.state === 'up' ? Response.json({ keys: [jwk] }) : new Response('unavailable', { status: 503 });
+      if (server.state === 'badkey') return Response.json({ keys: [{ ...jwk, n: 'AAAA' }, weakJwk] });
+      return server.state === 'up'
+        ? Response.json({ keys: [jwk, weakJwk] })
+        : new Response('unavailable', { status: 503 });
     });
     const sign = (sub: string, over: Record<string, unknown> = claims, key: CryptoKey = signer.privateKey) =>
       new SignJWT(over)
@@ -150,8 +187,48 @@ describe('bearer tokens (JWKS)', () => {
       AUTH_ISSUER: claims.iss,
       AUTH_AUDIENCE: PROJECT,
     };
-    return { server, sign, env };
+    /** A token signed with the 1024-bit key, by hand: jose refuses to sign with it. */
+    const signWeak = async (sub: string) => {
+      const part = (value: object) =>
+        btoa(JSON.stringify(value)).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
+      const input = `${part({ alg: 'RS256', kid: 'weak' })}.${part({ ...claims, sub, exp: Math.floor(Date.now() / 1000) + 300 })}`;
+      const signature = await crypto.subtle.sign('RSASSA-PKCS1-v1_5', weak.privateKey, new TextEncoder().encode(input));
+      const encoded = btoa(String.fromCharCode(...new Uint8Array(signature)))
+        .replace(/=+$/, '')
+        .replace(/\+/g, '-')
+        .replace(/\//g, '_');
+      return `${input}.${encoded}`;
+    };
+    return { server, sign, signWeak, env };
   }
+
+  it('refuses with 401, on every try, a token signed with a key the set serves but RS256 must not use (1024 bits)', async () => {
+    const { server, signWeak, env } = await keyServer();
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const start = Date.now();
+    const user = unique('user');
+    for (let round = 0; round < 3; round++) {
+      vi.setSystemTime(start + round * 31_000);
+      const res = await postCart(await signWeak(user), env);
+      expect(res.status).toBe(401);
+      expect(res.headers.get('WWW-Authenticate')).toBe('Bearer error="invalid_token"');
+    }
+    expect(server.fetches).toBe(1);
+    expect(await cartsOf(user)).toBe(0);
+  });
+
+  it('refuses a key the set does not have with 401 right after reading the set again, not 503', async () => {
+    const { server, sign, env } = await keyServer();
+    server.state = 'badkey';
+    expect((await postCart(await sign(unique('user')), env)).status).toBe(503);
+    // The set was read again, and read: a kid it does not name is not one we cannot see yet.
+    const forged = await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'RS256', kid: 'nope' })
+      .setSubject(unique('user'))
+      .setExpirationTime('5m')
+      .sign((await generateKeyPair('RS256')).privateKey);
+    expect((await postCart(forged, env)).status).toBe(401);
+  });
 
   it('verifies RS256 tokens against the key set and refuses unknown keys', async () => {
     const { sign, env } = await keyServer();

@@ -666,6 +666,8 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
+                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -734,6 +736,8 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
+                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -828,6 +832,8 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
+                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -914,6 +920,8 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
+                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1042,6 +1050,8 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
+                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1169,6 +1179,8 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
+                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1296,6 +1308,8 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
+                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1662,6 +1676,8 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
+                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1739,6 +1755,8 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
+                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1890,6 +1908,8 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
+                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1983,6 +2003,8 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
+                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2040,6 +2062,8 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
+                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2121,6 +2145,8 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
+                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2213,6 +2239,8 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
+                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
