@@ -59,7 +59,18 @@ describe('database round trips per request', () => {
       status: 200,
       db: 1,
     });
-    expect(await roundTrips(() => callWithEnv(env, '/v1/products'))).toMatchObject({ status: 200, db: 1 });
+  });
+
+  it('the product list: one round trip up to 500 products, one more for each 500 after', async () => {
+    // products.test.ts lists a catalogue of a thousand for a moment: counted on a steady catalogue.
+    const active = async () => Number((await db().query('SELECT count(*)::int AS n FROM products WHERE active'))[0]!.n);
+    for (;;) {
+      const before = await active();
+      const trips = await roundTrips(() => callWithEnv(env, '/v1/products'));
+      if ((await active()) !== before) continue;
+      expect(trips).toMatchObject({ status: 200, db: Math.floor(before / 500) + 1 });
+      return;
+    }
   });
 
   it('checkout: a read and a conditional write around one Stripe call; the live session again: one read', async () => {
