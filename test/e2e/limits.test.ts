@@ -64,6 +64,27 @@ describe('under wrangler dev', () => {
     expect((JSON.parse(text) as { products: unknown[] }).products.length).toBeGreaterThan(0);
   });
 
+  it('takes a bearer token with whitespace after it, which is not part of the header value (fetch trims it, so the Worker tests cannot send it)', async () => {
+    const token = await createDevToken({
+      userId: `e2e-space-${crypto.randomUUID().slice(0, 8)}`,
+      secret: stack.vars.AUTH_JWT_SECRET!,
+      ttlSeconds: 600,
+    });
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${stack.workerUrl}/v1/carts`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${token}   ` },
+      });
+      req.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(201);
+  });
+
   it("keeps the Worker's headers on /docs and a landing page, behind the static assets", async () => {
     for (const path of ['/docs', `/checkout/cancel?cart_id=${crypto.randomUUID()}`]) {
       const res = await fetch(`${stack.workerUrl}${path}`);
