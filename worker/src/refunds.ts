@@ -65,21 +65,23 @@ export async function refundCart(
     // cart first. With one, a retry is safe (Stripe replays a refund it made) and is a 503 as
     // usual, unless Stripe keeps this failure for the key
     // (https://docs.stripe.com/api/idempotent_requests): then no retry with it can succeed.
-    if (idempotencyKey && stripeOutcomeUnknown(err) && stripeKeptFailure(err)) {
-      throw new ApiError(
-        'idempotency_key_failed',
-        'Stripe failed this refund under this Idempotency-Key and answers every retry with it the same way. ' +
-          'Check the cart: a refund Stripe made after all shows there once its webhook arrives. To try again, send a new Idempotency-Key',
-        { cause: err },
-      );
-    }
-    if (!idempotencyKey && stripeOutcomeUnknown(err)) {
-      throw new ApiError(
-        'refund_outcome_unknown',
-        'Stripe failed while making the refund, which may have been made all the same. Check the cart before refunding again: ' +
-          'a refund Stripe made shows in its refundedAmount once its webhook arrives. Send an Idempotency-Key to make a retry safe',
-        { cause: err },
-      );
+    if (stripeOutcomeUnknown(err)) {
+      if (!idempotencyKey) {
+        throw new ApiError(
+          'refund_outcome_unknown',
+          'Stripe failed while making the refund, which may have been made all the same. Check the cart before refunding again: ' +
+            'a refund Stripe made shows in its refundedAmount once its webhook arrives. Send an Idempotency-Key to make a retry safe',
+          { cause: err },
+        );
+      }
+      if (stripeKeptFailure(err)) {
+        throw new ApiError(
+          'idempotency_key_failed',
+          'Stripe failed this refund under this Idempotency-Key and answers every retry with it the same way. ' +
+            'Check the cart: a refund Stripe made after all shows there once its webhook arrives. To try again, send a new Idempotency-Key',
+          { cause: err },
+        );
+      }
     }
     throw stripeFailure(err, 'refund');
   }
