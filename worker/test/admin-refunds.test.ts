@@ -205,24 +205,31 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
     },
   );
 
-  /** Stripe's answers to POST /v1/refunds replaced by `answer` (after Stripe carried it out when `executed`). */
-  function refundsAnswered(answer: () => Response, executed: boolean) {
+  /**
+   * Stripe's answers to POST /v1/refunds, as `answer` gives the `call`-th of them; `atStripe`
+   * sends it on to the stand-in, which carries the refund out.
+   */
+  function refundsAnswered(answer: (call: number, atStripe: () => Promise<void>) => Promise<Response>) {
     const realFetch = globalThis.fetch;
+    let calls = 0;
     vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
       const url = input instanceof Request ? input.url : String(input);
       if (!url.endsWith('/v1/refunds')) return realFetch(input, init);
-      if (executed) await (await realFetch(input, init)).arrayBuffer();
-      return answer();
+      return answer(++calls, async () => {
+        await (await realFetch(input, init)).arrayBuffer();
+      });
     });
   }
 
   it('answers 502 refund_outcome_unknown when a gateway answers for Stripe after the refund was made (no key): no retry is invited', async () => {
     const state = await paidCart();
-    refundsAnswered(
-      () =>
-        new Response('<html>504 Gateway Time-out</html>', { status: 504, headers: { 'Content-Type': 'text/html' } }),
-      true,
-    );
+    refundsAnswered(async (_, atStripe) => {
+      await atStripe();
+      return new Response('<html>504 Gateway Time-out</html>', {
+        status: 504,
+        headers: { 'Content-Type': 'text/html' },
+      });
+    });
     const res = await refund(state.cartId, { amount: 500 });
     expect(res.status).toBe(502);
     expect((await problem(res)).code).toBe('refund_outcome_unknown');
@@ -231,20 +238,16 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
 
   it('answers 502 refund_outcome_unknown when Stripe made the refund but its answer was lost (no key), not the 429 of a retry', async () => {
     const state = await paidCart();
-    const realFetch = globalThis.fetch;
-    let calls = 0;
-    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
-      const url = input instanceof Request ? input.url : String(input);
-      if (!url.endsWith('/v1/refunds')) return realFetch(input, init);
+    refundsAnswered(async (call, atStripe) => {
       // The refund is made, and its answer lost; a retry would be rate-limited.
-      if (++calls === 1) {
-        await (await realFetch(input, init)).arrayBuffer();
-        throw new TypeError('Network connection lost.');
+      if (call > 1) {
+        return Response.json(
+          { error: { type: 'invalid_request_error', code: 'rate_limit', message: 'Too many requests' } },
+          { status: 429 },
+        );
       }
-      return Response.json(
-        { error: { type: 'invalid_request_error', code: 'rate_limit', message: 'Too many requests' } },
-        { status: 429 },
-      );
+      await atStripe();
+      throw new TypeError('Network connection lost.');
     });
     const res = await refund(state.cartId, { amount: 500 });
     expect(res.status).toBe(502);
@@ -254,13 +257,11 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
 
   it('answers 503 to a 5xx Stripe did not keep for the key (Stripe-Should-Retry: true), and the retry with the key refunds once', async () => {
     const state = await paidCart();
-    refundsAnswered(
-      () =>
-        Response.json(
-          { error: { type: 'api_error', message: 'An unknown error occurred' } },
-          { status: 503, headers: { 'Stripe-Should-Retry': 'true' } },
-        ),
-      false,
+    refundsAnswered(async () =>
+      Response.json(
+        { error: { type: 'api_error', message: 'An unknown error occurred' } },
+        { status: 503, headers: { 'Stripe-Should-Retry': 'true' } },
+      ),
     );
     const failed = await refund(state.cartId, { amount: 500 }, 'not-kept-1');
     expect(failed.status).toBe(503);
