@@ -244,7 +244,8 @@ const REQUEST_ID_HEADER = {
 const STATUS_HEADERS = {
   401: {
     'WWW-Authenticate': {
-      description: 'Bearer, with error="invalid_token" for a token refused (RFC 6750)',
+      description:
+        'Bearer, with the RFC 6750 error code for what was sent: invalid_token, or invalid_request for no token',
       required: true,
       schema: { type: 'string' },
     },

@@ -666,7 +666,7 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
-                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    /** @description Bearer, with the RFC 6750 error code for what was sent: invalid_token, or invalid_request for no token */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
@@ -736,7 +736,7 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
-                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    /** @description Bearer, with the RFC 6750 error code for what was sent: invalid_token, or invalid_request for no token */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
@@ -832,7 +832,7 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
-                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    /** @description Bearer, with the RFC 6750 error code for what was sent: invalid_token, or invalid_request for no token */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
@@ -920,7 +920,7 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
-                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    /** @description Bearer, with the RFC 6750 error code for what was sent: invalid_token, or invalid_request for no token */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
@@ -1050,7 +1050,7 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
-                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    /** @description Bearer, with the RFC 6750 error code for what was sent: invalid_token, or invalid_request for no token */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
@@ -1179,7 +1179,7 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
-                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    /** @description Bearer, with the RFC 6750 error code for what was sent: invalid_token, or invalid_request for no token */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
@@ -1308,7 +1308,7 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
-                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    /** @description Bearer, with the RFC 6750 error code for what was sent: invalid_token, or invalid_request for no token */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
@@ -1676,7 +1676,7 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
-                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    /** @description Bearer, with the RFC 6750 error code for what was sent: invalid_token, or invalid_request for no token */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
@@ -1755,7 +1755,7 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
-                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    /** @description Bearer, with the RFC 6750 error code for what was sent: invalid_token, or invalid_request for no token */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
@@ -1908,7 +1908,7 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
-                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    /** @description Bearer, with the RFC 6750 error code for what was sent: invalid_token, or invalid_request for no token */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
@@ -2003,7 +2003,7 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
-                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    /** @description Bearer, with the RFC 6750 error code for what was sent: invalid_token, or invalid_request for no token */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
@@ -2062,7 +2062,7 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
-                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    /** @description Bearer, with the RFC 6750 error code for what was sent: invalid_token, or invalid_request for no token */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
@@ -2145,7 +2145,7 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
-                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    /** @description Bearer, with the RFC 6750 error code for what was sent: invalid_token, or invalid_request for no token */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
@@ -2239,7 +2239,7 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
-                    /** @description Bearer, with error="invalid_token" for a token refused (RFC 6750) */
+                    /** @description Bearer, with the RFC 6750 error code for what was sent: invalid_token, or invalid_request for no token */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
