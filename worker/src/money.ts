@@ -1,6 +1,6 @@
 // Stripe's exponents: two decimals unless listed here, even where ISO 4217, and so Intl, says
 // otherwise (https://docs.stripe.com/currencies#zero-decimal, #three-decimal and #special-cases:
-// 100 ISK is 1 króna in the API; HUF, TWD, IDR, COP, … are two-decimal too).
+// HUF, TWD, IDR, COP, … are two-decimal too).
 const ZERO_DECIMAL = new Set([
   'bif',
   'clp',
@@ -12,7 +12,6 @@ const ZERO_DECIMAL = new Set([
   'mga',
   'pyg',
   'rwf',
-  'ugx',
   'vnd',
   'vuv',
   'xaf',
@@ -20,10 +19,31 @@ const ZERO_DECIMAL = new Set([
   'xpf',
 ]);
 const THREE_DECIMAL = new Set(['bhd', 'jod', 'kwd', 'omr', 'tnd']);
+// No longer divided, but two-decimal in Stripe's API for compatibility, "where the decimal
+// amount is always 00": 500 is 5 ISK (https://docs.stripe.com/currencies#special-cases).
+// Stripe refuses UGX amounts not divisible by 100 ("Currency UGX has become effectively
+// zero-decimal", quoted in woocommerce/woocommerce-gateway-stripe#2674), and ISK ones since 2023
+// (https://support.stripe.com/questions/deprecation-of-fractional-isk-charges-and-refunds).
+const WHOLE_IN_TWO_DECIMALS = new Set(['isk', 'ugx']);
 
 /** How many decimals Stripe's minor unit has in `currency` (lower case, as Stripe writes it). */
 export function minorUnitDigits(currency: string): number {
   return ZERO_DECIMAL.has(currency) ? 0 : THREE_DECIMAL.has(currency) ? 3 : 2;
+}
+
+/**
+ * The step Stripe's amounts in `currency` move in: 100 for ISK and UGX, 10 for three-decimal
+ * currencies, whose "least-significant (last) digit" must be 0 for payments and refunds
+ * (https://docs.stripe.com/currencies#three-decimal), 1 for the rest. An amount off the step is
+ * one Stripe refuses, so the Worker refuses it where it enters.
+ */
+export function amountStep(currency: string): number {
+  return WHOLE_IN_TWO_DECIMALS.has(currency) ? 100 : THREE_DECIMAL.has(currency) ? 10 : 1;
+}
+
+/** What an amount off amountStep should have been, for the answer that refuses it. */
+export function offStep(currency: string): string {
+  return `a multiple of ${amountStep(currency)}, as Stripe takes amounts in ${currency}`;
 }
 
 /**
@@ -33,11 +53,12 @@ export function minorUnitDigits(currency: string): number {
 export function formatMoney(amount: number, currency: string | null): string {
   if (!currency) return String(amount);
   const digits = minorUnitDigits(currency);
+  const shown = WHOLE_IN_TWO_DECIMALS.has(currency) ? 0 : digits;
   return new Intl.NumberFormat('en', {
     style: 'currency',
     currency: currency.toUpperCase(),
-    minimumFractionDigits: digits,
-    maximumFractionDigits: digits,
+    minimumFractionDigits: shown,
+    maximumFractionDigits: shown,
   }).format(amount / 10 ** digits);
 }
 

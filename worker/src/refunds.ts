@@ -1,6 +1,7 @@
 import { type CartStatus, LANDED_STATUSES } from './cart-state.ts';
 import { ApiError, notFound } from './errors.ts';
 import { log } from './log.ts';
+import { amountStep, offStep } from './money.ts';
 import type { RefundOut, RefundRequest } from './schemas.ts';
 import type { Services } from './services.ts';
 import { type Stripe, stripeFailure, stripeKeptFailure, stripeKeyInUse, stripeOutcomeUnknown } from './stripe.ts';
@@ -24,10 +25,10 @@ export async function refundCart(
 ): Promise<RefundOut> {
   const { sql, stripe, fulfilment } = services;
   const [cart] = (await sql.query(
-    `SELECT c.status, k.payment_intent_id FROM carts c LEFT JOIN checkouts k ON k.session_id = c.checkout_session_id
+    `SELECT c.status, k.payment_intent_id, k.currency FROM carts c LEFT JOIN checkouts k ON k.session_id = c.checkout_session_id
      WHERE c.id = $1`,
     [cartId],
-  )) as { status: CartStatus; payment_intent_id: string | null }[];
+  )) as { status: CartStatus; payment_intent_id: string | null; currency: string | null }[];
   if (!cart) throw notFound('Cart');
   // A fully refunded cart still goes to Stripe: a retry of the request that refunded it gets its answer back.
   if (!LANDED_STATUSES.includes(cart.status)) {
@@ -36,6 +37,9 @@ export async function refundCart(
   // A session Stripe completed as `no_payment_required` (a 100 % discount) has no payment intent.
   if (!cart.payment_intent_id) {
     throw new ApiError('not_refundable', 'Nothing was charged for this cart: there is no payment to refund');
+  }
+  if (request.amount !== undefined && cart.currency && request.amount % amountStep(cart.currency) !== 0) {
+    throw new ApiError('validation_failed', `amount: ${offStep(cart.currency)}`);
   }
   let refund: Stripe.Refund;
   try {

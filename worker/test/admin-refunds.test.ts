@@ -348,6 +348,19 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
     expect(await cart(state)).toMatchObject({ status: 'paid', refundedAmount: 0 });
   });
 
+  it('refuses with 400 an amount Stripe refuses in the cart’s currency (a KWD amount not ending in 0), and refunds nothing', async () => {
+    const state = await paidCart({ currency: 'kwd' });
+    const res = await refund(state.cartId, { amount: 1_005 }, 'kwd-1');
+    expect(res.status).toBe(400);
+    expect(await problem(res)).toMatchObject({
+      code: 'validation_failed',
+      detail: expect.stringMatching(/multiple of 10/),
+    });
+    expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 0, refunds: 0 });
+    expect(await cart(state)).toMatchObject({ status: 'paid', refundedAmount: 0 });
+    expect((await refund(state.cartId, { amount: 1_000 }, 'kwd-2')).status).toBe(201);
+  });
+
   it('answers 422 refund_refused for a charged-back payment, as Stripe refuses it, and changes nothing', async () => {
     const state = await paidCart();
     const session = await standinStripe().checkout.sessions.retrieve(state.sessionId, { expand: ['payment_intent'] });

@@ -171,6 +171,15 @@ describe('SHIPPING_COUNTRIES and SHIPPING_RATES', () => {
       'misconfigured: SHIPPING_RATES is invalid: expected an amount in minor units from 0 to 99999999 (at 1.amount)',
     );
   });
+
+  it('refuse an amount Stripe refuses in its currency', () => {
+    expect(read('SHIPPING_RATES', '[{"name":"Standard","amount":1005,"currency":"kwd"}]')).toBe(
+      'misconfigured: SHIPPING_RATES is invalid: expected a multiple of 10, as Stripe takes amounts in kwd (at 0)',
+    );
+    expect(read('SHIPPING_RATES', '[{"name":"Standard","amount":1010,"currency":"kwd"}]')).toEqual([
+      { name: 'Standard', amount: 1010, currency: 'kwd' },
+    ]);
+  });
 });
 
 describe('STRIPE_WEBHOOK_SECRET', () => {

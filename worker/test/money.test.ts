@@ -9,7 +9,9 @@ describe('formatMoney', () => {
     // Two-decimal in Stripe's API although ISO 4217 gives them none: 250000 HUF is 2,500 forints.
     // (Intl puts a no-break space between a currency code and the amount.)
     [250_000, 'huf', 'HUF\u00a02,500.00'],
-    [35_000, 'isk', 'ISK\u00a0350.00'],
+    // Whole units, but two-decimal in the API: 35000 ISK is 350 krónur (#special-cases).
+    [35_000, 'isk', 'ISK\u00a0350'],
+    [500_000, 'ugx', 'UGX\u00a05,000'],
     [15_000_000, 'idr', 'IDR\u00a0150,000.00'],
     [42, null, '42'],
   ])('shows %i %s as the shopper pays it at Stripe: %s', (amount, currency, shown) => {

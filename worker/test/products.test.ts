@@ -146,6 +146,10 @@ describe('PUT /v1/admin/products/{productId}', () => {
     // The storefront puts it in an <img>, Checkout in the product's images: a web address only.
     ['a javascript: image URL', { ...body, imageUrl: 'javascript:alert(1)' }],
     ['a data: image URL', { ...body, imageUrl: 'data:image/png;base64,iVBORw0KGgo=' }],
+    // Amounts Stripe refuses in these currencies (https://docs.stripe.com/currencies#three-decimal, #special-cases).
+    ['a KWD price not ending in 0', { ...body, unitAmount: 1_005, currency: 'kwd' }],
+    ['an ISK price with a fraction of a króna', { ...body, unitAmount: 15_050, currency: 'isk' }],
+    ['a UGX price with a fraction of a shilling', { ...body, unitAmount: 1_000_001, currency: 'ugx' }],
   ])('rejects %s with 400 validation_failed and writes nothing', async (_, json) => {
     const id = unique('mug');
     const res = await call(`/v1/admin/products/${id}`, { method: 'PUT', headers: admin(), json });

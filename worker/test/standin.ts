@@ -12,8 +12,8 @@ export async function standinEvents(sessionId: string, controls = standin): Prom
 }
 
 /** A cart paid on the stand-in, its completion delivered as Stripe sent it: a real charge to refund or dispute. */
-export async function paidCart() {
-  const state = await checkedOutCart();
+export async function paidCart(opts: { currency?: string } = {}) {
+  const state = await checkedOutCart(opts);
   await standin.pay(state.sessionId, 'paid');
   const [completed] = await standinEvents(state.sessionId);
   expect((await deliver(completed!)).status).toBe(200);

@@ -52,9 +52,11 @@ const { postalCode, ...sameInStripe } = ADDRESS;
 export const STRIPE_ADDRESS = { ...sameInStripe, postal_code: postalCode };
 
 /** A user whose cart holds two products and has been checked out through the stand-in; `env` as for `call`. */
-export async function checkedOutCart(opts: { amounts?: number[]; env?: Env } = {}) {
+export async function checkedOutCart(opts: { amounts?: number[]; currency?: string; env?: Env } = {}) {
   const user = await newUser();
-  const products = await Promise.all((opts.amounts ?? [2000, 1250]).map((unitAmount) => createProduct({ unitAmount })));
+  const products = await Promise.all(
+    (opts.amounts ?? [2000, 1250]).map((unitAmount) => createProduct({ unitAmount, currency: opts.currency })),
+  );
   const env = opts.env;
   const cartId = await openCart(
     user.token,

@@ -19,7 +19,7 @@ import type { IdempotencyStore, SavedResponse } from './idempotency.ts';
 import { keyInUse } from './idempotency.ts';
 import { requestId } from './ids.ts';
 import { listPage } from './lists.ts';
-import { formatAmount, isSupportedCurrency, MAXIMUM_CHARGE, minimumCharge } from './money.ts';
+import { amountRefusal, formatAmount, isSupportedCurrency, MAXIMUM_CHARGE, minimumCharge } from './money.ts';
 import type { EventRequest } from './objects.ts';
 import { API_VERSION } from './objects.ts';
 import { Params } from './params.ts';
@@ -442,6 +442,8 @@ function parseLineItem(item: Params, index: number): NewLineItem & { currency: s
   const currency = data.requiredString('currency').toLowerCase();
   if (!isSupportedCurrency(currency)) throw invalidRequest(`Invalid currency: ${currency}.`, data.name('currency'));
   const unitAmount = data.requiredInteger('unit_amount', { min: 0 });
+  const offStep = amountRefusal(unitAmount, currency);
+  if (offStep) throw invalidRequest(offStep, data.name('unit_amount'), 'invalid_charge_amount');
   const product = data.hash('product_data');
   if (product === undefined) throw missingParam(data.name('product_data'));
   const name = product.requiredString('name', { maxLength: 250 });
@@ -521,6 +523,8 @@ function parseShippingOptions(params: Params, currency: string): NewSession['shi
         fixed.name('currency'),
       );
     }
+    const offStep = amountRefusal(amount, currency);
+    if (offStep) throw invalidRequest(offStep, fixed.name('amount'), 'invalid_charge_amount');
     return {
       displayName: data.requiredString('display_name', { maxLength: 100 }),
       amount,

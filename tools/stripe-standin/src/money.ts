@@ -6,18 +6,38 @@
 // #special-cases: an ISK amount of 100 is 1 króna; HUF, TWD, IDR, COP, … are two-decimal too).
 // Written from Stripe's page, not taken from the Worker: a stand-in sharing the Worker's reading
 // of it could not show where that reading is wrong.
-const ZERO_DECIMAL = 'bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf'.split(' ');
+const ZERO_DECIMAL = 'bif clp djf gnf jpy kmf krw mga pyg rwf vnd vuv xaf xof xpf'.split(' ');
 const THREE_DECIMAL = 'bhd jod kwd omr tnd'.split(' ');
+// #special-cases: ISK and UGX became zero-decimal, but "backwards compatibility requires you to
+// represent it as a two-decimal value, where the decimal amount is always 00" (500 is 5 ISK).
+const WHOLE_IN_TWO_DECIMALS = ['isk', 'ugx'];
 
 /** 1999, 'usd' → "$19.99"; 500, 'jpy' → "¥500" (zero-decimal currencies have no minor unit). */
 export function formatAmount(amount: number, currency: string): string {
   const digits = ZERO_DECIMAL.includes(currency) ? 0 : THREE_DECIMAL.includes(currency) ? 3 : 2;
+  const shown = WHOLE_IN_TWO_DECIMALS.includes(currency) ? 0 : digits;
   return new Intl.NumberFormat('en-US', {
     style: 'currency',
     currency: currency.toUpperCase(),
-    minimumFractionDigits: digits,
-    maximumFractionDigits: digits,
+    minimumFractionDigits: shown,
+    maximumFractionDigits: shown,
   }).format(amount / 10 ** digits);
+}
+
+/**
+ * Why Stripe refuses `amount` in `currency`, if it does: a three-decimal amount must end in 0
+ * ("your integration must round amounts to the nearest ten", #three-decimal, for payments and
+ * refunds), an ISK or UGX one in 00 (#special-cases; Stripe's message for UGX is quoted in
+ * woocommerce/woocommerce-gateway-stripe#2674).
+ */
+export function amountRefusal(amount: number, currency: string): string | undefined {
+  if (WHOLE_IN_TWO_DECIMALS.includes(currency) && amount % 100 !== 0) {
+    return `Invalid amount. Currency ${currency.toUpperCase()} has become effectively zero-decimal and charged amounts must be evenly divisible by 100.`;
+  }
+  if (THREE_DECIMAL.includes(currency) && amount % 10 !== 0) {
+    return `Invalid amount. ${currency.toUpperCase()} amounts must be rounded to the nearest ten: the last digit must be 0.`;
+  }
+  return undefined;
 }
 
 export function isSupportedCurrency(currency: string): boolean {

@@ -1,7 +1,7 @@
 import type Stripe from 'stripe';
 import { invalidRequest, resourceMissing, StripeApiError } from './errors.ts';
 import { sessionId } from './ids.ts';
-import { formatAmount } from './money.ts';
+import { amountRefusal, formatAmount } from './money.ts';
 import type {
   DisputeEventType,
   EventRequest,
@@ -366,6 +366,8 @@ export class Payments {
       throw invalidRequest(`Charge ${charge.id} has already been refunded.`, undefined, 'charge_already_refunded');
     }
     const amount = input.amount ?? remaining;
+    const offStep = amountRefusal(amount, charge.currency);
+    if (offStep) throw invalidRequest(offStep, 'amount', 'invalid_charge_amount');
     if (amount > remaining) {
       throw invalidRequest(
         `Refund amount (${formatAmount(amount, charge.currency)}) is greater than unrefunded amount on charge (${formatAmount(remaining, charge.currency)})`,

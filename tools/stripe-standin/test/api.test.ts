@@ -239,6 +239,28 @@ describe('Stripe’s limits on a Checkout Session', () => {
   });
 });
 
+describe('amounts in currencies Stripe takes in steps', () => {
+  const priced = (currency: string, unitAmount: number): Stripe.Checkout.SessionCreateParams.LineItem => ({
+    quantity: 1,
+    price_data: { currency, unit_amount: unitAmount, product_data: { name: 'Thing' } },
+  });
+
+  it.each([
+    ['kwd', 1_005, 1_010, /rounded to the nearest ten/],
+    ['isk', 15_050, 15_000, /evenly divisible by 100/],
+    ['ugx', 500_001, 500_000, /evenly divisible by 100/],
+  ])('refuses a %s amount off its step (%i) and takes one on it (%i)', async (currency, off, on, message) => {
+    const error = await stripeError(createCartSession(t.stripe, { line_items: [priced(currency, off)] }));
+    expect(error).toMatchObject({
+      statusCode: 400,
+      code: 'invalid_charge_amount',
+      param: 'line_items[0][price_data][unit_amount]',
+      message: expect.stringMatching(message),
+    });
+    expect((await createCartSession(t.stripe, { line_items: [priced(currency, on)] })).amount_total).toBe(on);
+  });
+});
+
 describe('form encoding', () => {
   async function post(
     body: string,

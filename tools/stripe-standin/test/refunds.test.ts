@@ -86,6 +86,19 @@ describe('POST /v1/refunds', () => {
     expect(await refundEvents()).toHaveLength(1);
   });
 
+  it('refuses a three-decimal amount not ending in 0, as Stripe does for refunds too', async () => {
+    const session = await createCartSession(t.stripe, {
+      line_items: [
+        { quantity: 1, price_data: { currency: 'kwd', unit_amount: 5_000, product_data: { name: 'Lamp' } } },
+      ],
+    });
+    await control(t.standin, `/sessions/${session.id}/pay`, { outcome: 'paid' });
+    const intent = String((await t.stripe.checkout.sessions.retrieve(session.id)).payment_intent);
+    const error = await t.stripe.refunds.create({ payment_intent: intent, amount: 1_005 }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ statusCode: 400, code: 'invalid_charge_amount', param: 'amount' });
+    expect(await t.stripe.refunds.create({ payment_intent: intent, amount: 1_000 })).toMatchObject({ amount: 1_000 });
+  });
+
   it('refuses to refund a bank transfer that has not arrived', async () => {
     const session = await createCartSession(t.stripe);
     await control(t.standin, `/sessions/${session.id}/pay`, { outcome: 'async' });
