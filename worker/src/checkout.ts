@@ -458,7 +458,7 @@ export async function cartOfReturningSession(
     return (read && cartOf(read)) || cart;
   } catch (err) {
     if (!(err instanceof ApiError && (err.code === 'service_unavailable' || err.code === 'misconfigured'))) throw err;
-    log.warn('success_page_reconcile_failed', { sessionId, error: err.message });
+    log.warn('landing_page_reconcile_failed', { sessionId, error: err.message });
     return cart;
   }
 }

@@ -28,7 +28,7 @@ describe('log lines', () => {
       );
     });
     expect(res!.status).toBe(200);
-    const line = lines.find((l) => l.msg === 'success_page_reconcile_failed');
+    const line = lines.find((l) => l.msg === 'landing_page_reconcile_failed');
     expect(line).toMatchObject({ level: 'warn', requestId: res!.headers.get('X-Request-Id') });
   });
 

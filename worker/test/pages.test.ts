@@ -157,6 +157,15 @@ describe('GET /checkout/cancel', () => {
     expect(html).toContain(`href="myshop://orders?cart_id=${state.cartId}&amp;status=paid"`);
   });
 
+  it('says the payment was received, not "nothing was charged", when Stripe was paid in another tab and its webhook has not arrived', async () => {
+    const state = await checkedOutCart();
+    await standin.pay(state.sessionId, 'paid');
+    const html = await (await call(`/checkout/cancel?cart_id=${state.cartId}`)).text();
+    expect(html).toContain('Payment received');
+    expect(html).not.toContain('Nothing was charged');
+    expect(await cartStatus(state.cartId)).toBe('paid');
+  });
+
   it('answers 404 for an unknown cart', async () => {
     expect((await call(`/checkout/cancel?cart_id=${crypto.randomUUID()}`)).status).toBe(404);
     expect((await call('/checkout/cancel?cart_id=00000000-0000-0000-0000-000000000001')).status).toBe(404);

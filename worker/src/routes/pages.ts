@@ -1,5 +1,7 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import { type AppEnv, router } from '../app.ts';
+import { isPaymentPending } from '../cart-state.ts';
 import { findCartById } from '../carts.ts';
 import { cartOfReturningSession } from '../checkout.ts';
 import type { Config } from '../env.ts';
@@ -39,7 +41,7 @@ const cancel = createRoute({
   tags: ['Pages'],
   summary: "Stripe's cancel_url: the cart is kept",
   request: { query: z.object({ cart_id: CartId }) },
-  responses: { 200: htmlPage, 400: htmlError, 404: htmlError, 503: htmlError },
+  responses: { 200: htmlPage, 400: htmlError, 404: htmlError, 429: htmlError, 503: htmlError },
 });
 
 /**
@@ -63,11 +65,7 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
 
   pages.openapi(success, async (c) => {
     const sessionId = c.req.valid('query').session_id;
-    // No login here: the client's address bounds how often it can make us call Stripe. A request
-    // without one (handed straight to the app) counts per session.
-    const cart = await cartOfReturningSession(c.var.services, sessionId, () =>
-      takeToken(c.env, 'STRIPE_PAGE_RATE_LIMIT', clientAddress(c) ?? `session:${sessionId}`),
-    );
+    const cart = await cartOfReturningSession(c.var.services, sessionId, stripeReadAllowance(c, sessionId));
     return c.html(
       cartPage({
         cart,
@@ -80,12 +78,28 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
 
   pages.openapi(cancel, async (c) => {
     const { sql, config } = c.var.services;
-    const cart = await findCartById(sql, c.req.valid('query').cart_id);
-    if (!cart) throw notFound('Cart');
+    const found = await findCartById(sql, c.req.valid('query').cart_id);
+    if (!found) throw notFound('Cart');
+    // Stripe's page may have been paid in another tab before this one was cancelled, its webhook
+    // not here yet: "nothing was charged" is said only once Stripe says so, as on the success page.
+    const sessionId = found.checkout?.sessionId;
+    const cart =
+      sessionId && isPaymentPending(found.status)
+        ? await cartOfReturningSession(c.var.services, sessionId, stripeReadAllowance(c, sessionId))
+        : found;
     return c.html(cartPage({ cancelled: true, cart, appReturnUrl: appReturnUrl(config) }), 200);
   });
 
   app.route('/', pages);
+}
+
+/**
+ * Takes one of the Stripe reads a landing page may make. No login here: the client's address
+ * bounds how often it can make us call Stripe; a request without one (handed straight to the
+ * app) counts per session.
+ */
+function stripeReadAllowance(c: Context<AppEnv>, sessionId: string): () => Promise<void> {
+  return () => takeToken(c.env, 'STRIPE_PAGE_RATE_LIMIT', clientAddress(c) ?? `session:${sessionId}`);
 }
 
 /**
