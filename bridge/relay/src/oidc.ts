@@ -11,7 +11,22 @@ import { OAuth2Client, type TokenPayload } from 'google-auth-library';
  */
 export type PushAuthResult =
   | { ok: true; email: string | undefined }
-  | { ok: false; status: 401 | 403 | 503; reason: string };
+  | {
+      ok: false;
+      status: 401 | 403 | 503;
+      reason: string;
+      /** Every push will be refused until the service is deployed otherwise: an operator's error. */
+      misdeployed?: true;
+    };
+
+/**
+ * What Cloud Run puts in place of a token's signature once its own IAM check (a service deployed
+ * with --no-allow-unauthenticated) has verified it, so the token cannot be replayed
+ * (https://cloud.google.com/run/docs/troubleshooting#signature-removed). No one can verify such
+ * a token again: the relay, which verifies each push itself as the contract asks, must be
+ * deployed with --allow-unauthenticated (bridge/README.md).
+ */
+const SIGNATURE_REMOVED = 'SIGNATURE_REMOVED_BY_GOOGLE';
 
 export type PushVerifier = {
   verify(authorizationHeader: string | undefined): Promise<PushAuthResult>;
@@ -57,6 +72,15 @@ export function createOidcVerifier(opts: OidcVerifierOptions): PushVerifier {
     async verify(authorizationHeader) {
       const token = /^Bearer\s+(\S+)\s*$/i.exec(authorizationHeader ?? '')?.[1];
       if (!token) return { ok: false, status: 401, reason: 'missing bearer token' };
+      if (token.endsWith(`.${SIGNATURE_REMOVED}`)) {
+        return {
+          ok: false,
+          status: 401,
+          reason:
+            'token signature removed by Cloud Run: deploy the relay with --allow-unauthenticated so it can verify pushes',
+          misdeployed: true,
+        };
+      }
       let certs: Awaited<ReturnType<typeof certificates>>['certs'];
       try {
         certs = (await certificates()).certs;

@@ -71,6 +71,16 @@ describe('OIDC verification of push requests', () => {
     });
   });
 
+  it('says the deployment is wrong when Cloud Run removed the signature of a token it verified (--no-allow-unauthenticated)', async () => {
+    const [header, payload] = (await google.idToken()).split('.');
+    await expect(google.verifier.verify(bearer(`${header}.${payload}.SIGNATURE_REMOVED_BY_GOOGLE`))).resolves.toEqual({
+      ok: false,
+      status: 401,
+      reason: expect.stringMatching(/removed by Cloud Run: deploy the relay with --allow-unauthenticated/),
+      misdeployed: true,
+    });
+  });
+
   it('answers 401 for a token not issued by Google and for garbage', async () => {
     const token = await google.idToken({ iss: 'https://evil.example.com' });
     await expect(google.verifier.verify(bearer(token))).resolves.toMatchObject({
