@@ -58,6 +58,8 @@ export async function upsertProduct(
        stock = CASE WHEN $8 THEN EXCLUDED.stock ELSE products.stock END,
        tax_code = CASE WHEN $10 THEN EXCLUDED.tax_code ELSE products.tax_code END,
        updated_at = now()
+     WHERE products.currency = EXCLUDED.currency OR NOT EXISTS (
+       SELECT 1 FROM cart_items i JOIN carts c ON c.id = i.cart_id WHERE i.product_id = products.id AND c.active)
      RETURNING ${columns}, active, stock, reserved, tax_code AS "taxCode", (xmax = 0) AS created`,
     [
       id,
@@ -73,6 +75,15 @@ export async function upsertProduct(
       p.taxCode ?? null,
     ],
   );
+  // A cart is in one currency: a line whose product went over to another could be neither
+  // totalled nor checked out. Stripe, too, never changes a Price's currency: a new Price is made
+  // (https://docs.stripe.com/api/prices/update takes no currency).
+  if (!rows[0]) {
+    throw new ApiError(
+      'currency_mismatch',
+      `The product is in shoppers' carts in its current currency: make a product of its own for ${p.currency}`,
+    );
+  }
   const { created, ...product } = rows[0] as AdminProductOut & { created: boolean };
   return { product, created };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { call, createProduct, db, testEnv, unique } from './helpers.ts';
+import { call, createProduct, db, newUser, openCart, testEnv, unique } from './helpers.ts';
 
 type ProductBody = {
   id: string;
@@ -156,6 +156,42 @@ describe('PUT /v1/admin/products/{productId}', () => {
     expect(res.status).toBe(400);
     expect(((await res.json()) as { code: string }).code).toBe('validation_failed');
     expect(await db().query('SELECT 1 FROM products WHERE id = $1', [id])).toHaveLength(0);
+  });
+
+  it('refuses to change the currency of a product in a shopper’s cart (409), which would leave the cart in two currencies', async () => {
+    const product = await createProduct({ unitAmount: 700 });
+    const user = await newUser();
+    const cartId = await openCart(user.token, [{ id: product.id, quantity: 2 }]);
+    const res = await call(`/v1/admin/products/${product.id}`, {
+      method: 'PUT',
+      headers: admin(),
+      json: { name: product.name, unitAmount: 900, currency: 'eur' },
+    });
+    expect(res.status).toBe(409);
+    expect(((await res.json()) as { code: string }).code).toBe('currency_mismatch');
+    const [row] = await db().query('SELECT unit_amount::int AS amount, currency FROM products WHERE id = $1', [
+      product.id,
+    ]);
+    expect(row).toEqual({ amount: 700, currency: 'usd' });
+    const cart = (await (await call(`/v1/carts/${cartId}`, { token: user.token })).json()) as { totalAmount: number };
+    expect(cart.totalAmount).toBe(1_400);
+
+    // Its price in its own currency still changes; and once no cart holds it, its currency too.
+    const repriced = await call(`/v1/admin/products/${product.id}`, {
+      method: 'PUT',
+      headers: admin(),
+      json: { name: product.name, unitAmount: 800, currency: 'usd' },
+    });
+    expect(repriced.status).toBe(200);
+    expect(
+      (await call(`/v1/carts/${cartId}/items/${product.id}`, { method: 'DELETE', token: user.token })).status,
+    ).toBe(200);
+    const moved = await call(`/v1/admin/products/${product.id}`, {
+      method: 'PUT',
+      headers: admin(),
+      json: { name: product.name, unitAmount: 900, currency: 'eur' },
+    });
+    expect(moved.status).toBe(200);
   });
 
   it('takes back a Product as the API shows it (its own id, available) and an empty imageUrl as none', async () => {

@@ -1930,6 +1930,17 @@ export interface operations {
                 };
             };
             /** @description Problem details (RFC 9457) */
+            409: {
+                headers: {
+                    /** @description This request's id, as logged (quote it to support) */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457) */
             413: {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */

@@ -94,7 +94,7 @@ const upsert = createRoute({
   responses: {
     200: json(AdminProduct, 'Updated'),
     201: json(AdminProduct, 'Created'),
-    ...problems(400, 401, 503),
+    ...problems(400, 401, 409, 503),
   },
 });
 
