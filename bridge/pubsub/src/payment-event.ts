@@ -78,7 +78,7 @@ export const PaymentEvent = z.object({
   /** From Checkout's customer_details; null when Stripe had none. */
   customer: z.object({ email: z.string().nullable(), name: z.string().nullable() }).nullable(),
   stripe: z.object({
-    /** Stripe's event id, or ours for a session read back from Stripe (`reconcile:…`). */
+    /** Stripe's event id, or ours for a session read back (`reconcile:…`) or a refund made through the API (`refund:re_…`). */
     eventId: z.string(),
     sessionId: z.string(),
     paymentIntentId: z.string().nullable(),
