@@ -47,6 +47,18 @@ export const emptyBodyIsNone = createMiddleware(async (c, next) => {
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
+/**
+ * JSON is UTF-8 (RFC 8259 §8.1) and every body is read as such: one labelled in another charset
+ * would be read as something else than was sent, so it is refused, as an unsupported type is.
+ */
+const utf8Bodies = createMiddleware(async (c, next) => {
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(c.req.header('Content-Type') ?? '')?.[1]?.toLowerCase();
+  if (charset !== undefined && !['utf-8', 'utf8', 'us-ascii'].includes(charset)) {
+    throw new ApiError('unsupported_media_type', `Request bodies are JSON in UTF-8, not charset=${charset}`);
+  }
+  await next();
+});
+
 /** The one place that assembles the app: middleware, error handling and every route module. */
 export function createApp(routes: ((app: OpenAPIHono<AppEnv>) => void)[]): OpenAPIHono<AppEnv> {
   const app = router();
@@ -70,6 +82,7 @@ export function createApp(routes: ((app: OpenAPIHono<AppEnv>) => void)[]): OpenA
   // A GET's body has no meaning (RFC 9110 §9.3.1) and no route reads one: it is not refused, as
   // the document says (documentSharedAnswers).
   app.use((c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : limitBody(c, next)));
+  app.use('/v1/*', (c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : utf8Bodies(c, next)));
   for (const register of routes) register(app);
   documentSharedAnswers(app.openAPIRegistry);
   app.notFound((c) => problemResponse(c, new ApiError('not_found', 'No such route')));

@@ -338,6 +338,9 @@ describe('request bodies', () => {
     'application/x-www-form-urlencoded',
     'application/xml',
     'multipart/form-data; boundary=x',
+    // JSON is UTF-8 (RFC 8259 §8.1): a body labelled otherwise would be read as something else.
+    'application/json; charset=iso-8859-1',
+    'application/json; charset="UTF-16"',
     null,
   ])('answers a JSON body sent as %s with 415 problem+json, changing nothing', async (contentType) => {
     const user = await newUser();
@@ -354,6 +357,23 @@ describe('request bodies', () => {
     expect((await problem(res)).code).toBe('unsupported_media_type');
     const after = (await (await call(`/v1/carts/${cart.id}`, { token: user.token })).json()) as { items: unknown[] };
     expect(after.items).toEqual([]);
+  });
+
+  it.each([
+    'application/json; charset=utf-8',
+    'application/json;charset="UTF-8"',
+    'application/json; charset=us-ascii',
+  ])('takes a JSON body sent as %s', async (contentType) => {
+    const user = await newUser();
+    const product = await createProduct();
+    const cart = (await (await call('/v1/carts', { method: 'POST', token: user.token })).json()) as { id: string };
+    const res = await call(`/v1/carts/${cart.id}/items/${product.id}`, {
+      method: 'PUT',
+      token: user.token,
+      headers: { 'Content-Type': contentType },
+      body: '{"quantity":1}',
+    });
+    expect(res.status).toBe(200);
   });
 
   it('answers a missing body with 400 validation_failed', async () => {
