@@ -2,6 +2,23 @@ import { CART_LIMITS } from '@edge-checkout/worker/cart-state';
 import { ApiProblem, asProblem, type Cart, type Checkout, type ShopApi } from './api/client.ts';
 
 /**
+ * A cart change that did not go through, with the same request to send again. Its answer may
+ * have been lost after the change was made: the API takes absolute quantities, so the same
+ * request twice leaves the cart as once, where working "+1" out again would add a second one.
+ */
+export class FailedChange<T = Cart> extends ApiProblem {
+  constructor(
+    problem: ApiProblem,
+    readonly retry: () => Promise<T>,
+  ) {
+    super(problem.status, problem.code, problem.message, problem.shortages, problem.retryAt);
+  }
+}
+
+/** A change worked out from the cart, ready to send (and to send again, as it is). */
+type Send<T = Cart> = () => Promise<T>;
+
+/**
  * Refusals that mean the cart moved on meanwhile (emptied, paid or checked out in another tab,
  * replaced by a newer cart): what is on screen is stale.
  */
@@ -16,6 +33,7 @@ export class CartStore {
   private current: Cart | null = null;
   private lastProblem: ApiProblem | null = null;
   private queue: Promise<unknown> = Promise.resolve();
+  private checkouts = 0;
   private readonly listeners = new Set<() => void>();
 
   constructor(private readonly api: ShopApi) {}
@@ -55,36 +73,97 @@ export class CartStore {
 
   /** One more, up to as many as a line holds: a tap queued after that changes nothing. */
   add(productId: string): Promise<Cart> {
-    return this.change(async (cart) => {
+    return this.change((cart) => {
       const quantity = this.quantityOf(productId);
-      return quantity < CART_LIMITS.quantity ? this.api.setQuantity(cart.id, productId, quantity + 1) : cart;
+      return quantity < CART_LIMITS.quantity ? () => this.api.setQuantity(cart.id, productId, quantity + 1) : null;
     });
   }
 
   /** One fewer; the last one takes the line away. A tap queued after that has nothing left to take. */
   decrease(productId: string): Promise<Cart> {
-    return this.change(async (cart) => {
+    return this.change((cart) => {
       const quantity = this.quantityOf(productId);
-      return quantity > 0 ? this.api.setQuantity(cart.id, productId, quantity - 1) : cart;
+      return quantity > 0 ? () => this.api.setQuantity(cart.id, productId, quantity - 1) : null;
     });
   }
 
   remove(productId: string): Promise<Cart> {
-    return this.change((cart) => this.api.removeItem(cart.id, productId));
+    return this.change((cart) => () => this.api.removeItem(cart.id, productId));
   }
 
-  /** Starts (or, on a second tap, finds) the Checkout Session of the cart. */
+  /**
+   * Starts (or, on a second tap, finds) the Checkout Session of the cart. From the tap until the
+   * answer `checkingOut` is true: the lines cannot change meanwhile, on any screen (a change
+   * then would be refused, or be left out of the session the shopper is about to pay).
+   */
   checkout(): Promise<Checkout> {
-    return this.run(() => this.recovering(async () => this.api.checkout((await this.loaded()).id)));
+    const request = async () => this.api.checkout((await this.loaded()).id);
+    // Sent again, it finds the session the first one made.
+    const attempt = (): Promise<Checkout> =>
+      this.makingCheckout(this.run(() => this.send(request, (made) => made, attempt)));
+    return attempt();
+  }
+
+  /** A checkout is being made: see checkout(). */
+  get checkingOut(): boolean {
+    return this.checkouts > 0;
   }
 
   /** Back from the Checkout page without paying: the cart can be changed again. */
   cancelCheckout(): Promise<Cart> {
-    return this.change((cart) => this.api.cancelCheckout(cart.id));
+    return this.change((cart) => () => this.api.cancelCheckout(cart.id));
   }
 
-  private change(edit: (cart: Cart) => Promise<Cart>): Promise<Cart> {
-    return this.run(() => this.recovering(async () => this.set(await edit(await this.loaded()))));
+  /**
+   * `plan` works the request out from the cart as it is when the change's turn comes (null: nothing
+   * to change); that request, not the plan, is what a retry sends.
+   */
+  private change(plan: (cart: Cart) => Send | null): Promise<Cart> {
+    return this.run(async () => {
+      const cart = await this.loaded().catch((error) =>
+        // Nothing was sent yet: the retry works the request out afresh.
+        Promise.reject(new FailedChange(asProblem(error), () => this.change(plan))),
+      );
+      const request = plan(cart);
+      return request
+        ? this.send(
+            request,
+            (changed) => this.set(changed),
+            () => this.resend(request),
+          )
+        : cart;
+    });
+  }
+
+  /** The very request of a change, queued again. */
+  private resend(request: Send): Promise<Cart> {
+    return this.run(() =>
+      this.send(
+        request,
+        (changed) => this.set(changed),
+        () => this.resend(request),
+      ),
+    );
+  }
+
+  /** Sends `request`; a failure carries `again`, which sends the very same request again. */
+  private async send<T>(request: Send<T>, done: (answer: T) => T, again: () => Promise<T>): Promise<T> {
+    try {
+      return done(await this.recovering(request));
+    } catch (error) {
+      throw new FailedChange(asProblem(error), again);
+    }
+  }
+
+  private async makingCheckout<T>(attempt: Promise<T>): Promise<T> {
+    this.checkouts++;
+    this.notify();
+    try {
+      return await attempt;
+    } finally {
+      this.checkouts--;
+      this.notify();
+    }
   }
 
   private async recovering<T>(task: () => Promise<T>): Promise<T> {

@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { LOCAL_STRIPE_KEY } from '@edge-checkout/dev-stack/local-stripe';
 import { shopSignInLink } from '@edge-checkout/dev-stack/token';
-import { findChromium, launchPhoneBrowser, type PhoneBrowser } from '@edge-checkout/test-support/browser';
+import { findChromium, holdCalls, launchPhoneBrowser, type PhoneBrowser } from '@edge-checkout/test-support/browser';
 import { withinOneWindow } from '@edge-checkout/test-support/rate-limit-window';
 import { chromiumMissing, skipWithout } from '@edge-checkout/test-support/requirements';
 import { type Cart, Shopper } from '@edge-checkout/test-support/shopper';
@@ -525,6 +525,88 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await expect.poll(() => page.getByRole('main').textContent()).toContain('Your cart is empty.');
       expect(await page.getByRole('button', { name: `Remove ${mug.name}`, exact: true }).count()).toBe(0);
       await cartLink(page, 0).waitFor();
+      await page.close();
+    });
+  });
+
+  describe('on a bad network', () => {
+    const alert = (page: Page) => page.getByRole('alert').textContent();
+    const OFFLINE = 'The shop could not be reached. Check your connection and try again.Retry';
+    const ITEM_PUT = /^\/v1\/carts\/[^/]+\/items\/[^/]+$/;
+
+    it('Retry tapped again while the retry is on its way: Retry is off meanwhile, and one T-shirt is added, not two', async () => {
+      const { page, shopper } = await openShop('retry-twice');
+      await cartLink(page, 0).waitFor();
+      const puts = await holdCalls(page, 'PUT', ITEM_PUT);
+      const tshirt = product('tshirt-classic');
+      await page.getByRole('button', { name: `Add ${tshirt.name} to cart`, exact: true }).tap();
+      const first = await puts.next();
+      await first.fail();
+      await expect.poll(() => alert(page)).toBe(OFFLINE);
+
+      const retry = page.getByRole('button', { name: 'Retry', exact: true });
+      await retry.tap();
+      const again = await puts.next();
+      // The same absolute quantity as the first attempt: sending it twice adds one.
+      expect(again.body).toEqual(first.body);
+      expect(await retry.isDisabled()).toBe(true);
+      // A second tap on the slow retry is a tap on a button that is off.
+      await retry.dispatchEvent('click');
+      await again.pass();
+      await cartLink(page, 1).waitFor();
+      await expect.poll(() => page.getByRole('alert').count()).toBe(0);
+      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+      expect(cart.items.map((i) => [i.productId, i.quantity])).toEqual([[tshirt.id, 1]]);
+      await puts.stop();
+      await page.close();
+    });
+
+    it('Add’s answer lost after the server added it: the cart loaded on focus shows 1, and Retry keeps it at 1', async () => {
+      const { page, shopper } = await openShop('answer-lost');
+      await cartLink(page, 0).waitFor();
+      const puts = await holdCalls(page, 'PUT', ITEM_PUT);
+      const tshirt = product('tshirt-classic');
+      await page.getByRole('button', { name: `Add ${tshirt.name} to cart`, exact: true }).tap();
+      await (await puts.next()).loseAnswer();
+      await expect.poll(() => alert(page)).toBe(OFFLINE);
+      // Back in the tab: the cart is loaded again, with the T-shirt the server did add.
+      await page.evaluate("window.dispatchEvent(new Event('focus'))");
+      await cartLink(page, 1).waitFor();
+
+      await page.getByRole('button', { name: 'Retry', exact: true }).tap();
+      const retried = await puts.next();
+      expect(retried.body).toEqual({ quantity: 1 });
+      const answered = page.waitForResponse((res) => ITEM_PUT.test(new URL(res.url()).pathname));
+      await retried.pass();
+      expect((await answered).status()).toBe(200);
+      await expect.poll(() => page.getByRole('alert').count()).toBe(0);
+      await cartLink(page, 1).waitFor();
+      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+      expect(cart.items.map((i) => [i.productId, i.quantity])).toEqual([[tshirt.id, 1]]);
+      await puts.stop();
+      await page.close();
+    });
+
+    it('cart screen: Increase retried after its answer was lost makes 2, not 3', async () => {
+      const { page, shopper } = await openShop('increase-lost');
+      const tshirt = product('tshirt-classic');
+      await page.getByRole('button', { name: `Add ${tshirt.name} to cart`, exact: true }).tap();
+      await cartLink(page, 1).tap();
+      const puts = await holdCalls(page, 'PUT', ITEM_PUT);
+      await page.getByRole('button', { name: `Increase quantity of ${tshirt.name}`, exact: true }).tap();
+      await (await puts.next()).loseAnswer();
+      await expect.poll(() => alert(page)).toBe(OFFLINE);
+      await page.evaluate("window.dispatchEvent(new Event('focus'))");
+      await cartLink(page, 2).waitFor();
+
+      await page.getByRole('button', { name: 'Retry', exact: true }).tap();
+      const retried = await puts.next();
+      expect(retried.body).toEqual({ quantity: 2 });
+      await retried.pass();
+      await expect.poll(() => page.getByRole('alert').count()).toBe(0);
+      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+      expect(cart.items.map((i) => i.quantity)).toEqual([2]);
+      await puts.stop();
       await page.close();
     });
   });

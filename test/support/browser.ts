@@ -3,7 +3,7 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type BrowserContext, chromium } from 'playwright-core';
+import { type BrowserContext, chromium, type Page, type Route } from 'playwright-core';
 
 /** chromium on the PATH (Debian: apt-get install chromium), or undefined. */
 export function findChromium(): string | undefined {
@@ -52,5 +52,54 @@ export async function launchPhoneBrowser(executablePath: string): Promise<PhoneB
       await context.close();
       rmSync(profile, { recursive: true, force: true });
     },
+  };
+}
+
+/** A call of the page's held on its way to the server, until the test says what becomes of it. */
+export interface HeldCall {
+  /** The request's JSON body, if it has one. */
+  readonly body: unknown;
+  /** Sent on to the server, its answer back to the page. */
+  pass(): Promise<void>;
+  /** Never reaches the server: the network is gone. */
+  fail(): Promise<void>;
+  /** Reaches the server, which does what it asks, but the answer never reaches the page. */
+  loseAnswer(): Promise<void>;
+}
+
+/**
+ * Holds every `method` call of `page` to a path `path` matches, handing each to the test in
+ * order (`next()`): races are forced by releasing calls when the test says, never by timing.
+ */
+export async function holdCalls(
+  page: Page,
+  method: string,
+  path: RegExp,
+): Promise<{ next(): Promise<HeldCall>; stop(): Promise<void> }> {
+  const held: HeldCall[] = [];
+  const waiting: ((call: HeldCall) => void)[] = [];
+  const matches = (url: URL) => path.test(url.pathname);
+  const handler = async (route: Route) => {
+    if (route.request().method() !== method) return route.fallback();
+    const call: HeldCall = {
+      body: route.request().postDataJSON(),
+      pass: () => route.continue(),
+      fail: () => route.abort('internetdisconnected'),
+      async loseAnswer() {
+        await route.fetch();
+        await route.abort('connectionreset');
+      },
+    };
+    const taker = waiting.shift();
+    if (taker) taker(call);
+    else held.push(call);
+  };
+  await page.route(matches, handler);
+  return {
+    next: () => {
+      const call = held.shift();
+      return call ? Promise.resolve(call) : new Promise((resolve) => waiting.push(resolve));
+    },
+    stop: () => page.unroute(matches, handler),
   };
 }

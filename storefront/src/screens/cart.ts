@@ -3,15 +3,15 @@ import { formatMoney } from '@edge-checkout/worker/money';
 import type { Cart, CartItem } from '../api/client.ts';
 import { h, show } from '../dom.ts';
 import { links } from '../router.ts';
+import { ChangeProblem } from './change-problem.ts';
 import type { Screen } from './context.ts';
-import { heading, heldByCheckout, heldByCheckoutView, loadingView, problemView } from './parts.ts';
+import { heading, loadingView, problemView } from './parts.ts';
 
 /** The active cart: its lines with +1 / −1 / remove, the count and total, and Checkout. */
 export const cartScreen: Screen = (ctx) => {
-  let actionProblem: { error: unknown; retry: () => void } | null = null;
-  // While a checkout is being made or cancelled the lines stay as they are: a change then would
-  // be refused, or be left out of the session the shopper is about to pay.
-  let checkingOut = false;
+  // While a checkout is being made (ctx.cart.checkingOut) or cancelled the lines stay as they
+  // are, and once made, until the payment page has replaced the shop.
+  let leaving = false;
   let cancelling = false;
 
   const render = () => {
@@ -21,14 +21,12 @@ export const cartScreen: Screen = (ctx) => {
       ctx.main,
       heading('Cart'),
       ctx.notice && h('p', { class: 'notice', role: 'status' }, ctx.notice),
-      actionProblem &&
-        (heldByCheckout(actionProblem.error, cart)
-          ? heldByCheckoutView(false)
-          : problemView(actionProblem.error, actionProblem.retry, nameOf)),
+      actionProblem.view(cart, false, nameOf),
       cart ? cartView(cart) : ctx.cart.problem ? problemView(ctx.cart.problem, refresh) : loadingView('your cart'),
     );
   };
 
+  const actionProblem = new ChangeProblem(render);
   const nameOf = (id: string) => ctx.cart.cart?.items.find((item) => item.productId === id)?.name;
 
   const cartView = (cart: Cart) => {
@@ -41,6 +39,7 @@ export const cartScreen: Screen = (ctx) => {
       );
     }
     const editable = isEditable(cart.status);
+    const checkingOut = leaving || ctx.cart.checkingOut;
     return [
       stateNote(cart),
       h(
@@ -151,16 +150,7 @@ export const cartScreen: Screen = (ctx) => {
     );
 
   /** A change to the cart; `said` tells screen-reader users what happened. */
-  const act = async (change: () => Promise<unknown>, said?: string) => {
-    actionProblem = null;
-    try {
-      await change();
-      if (said) ctx.announce(said);
-    } catch (error) {
-      actionProblem = { error, retry: () => void act(change, said) };
-    }
-    render();
-  };
+  const act = (change: () => Promise<unknown>, said: string) => actionProblem.run(change, () => ctx.announce(said));
 
   const cancel = async () => {
     cancelling = true;
@@ -172,18 +162,16 @@ export const cartScreen: Screen = (ctx) => {
 
   // The Checkout page replaces the shop in this tab, as the app's web view did; Stripe sends
   // the shopper back to the Worker's landing page, whose "Back to the shop" returns here.
-  const checkout = async () => {
-    checkingOut = true;
-    actionProblem = null;
-    render();
+  const checkout = () => {
+    actionProblem.clear();
     ctx.announce('Opening the payment page…');
-    try {
-      location.assign((await ctx.cart.checkout()).url);
-    } catch (error) {
-      checkingOut = false;
-      actionProblem = { error, retry: () => void checkout() };
-      render();
-    }
+    return actionProblem.run(
+      () => ctx.cart.checkout(),
+      (made) => {
+        leaving = true;
+        location.assign(made.url);
+      },
+    );
   };
 
   const refresh = () => void ctx.cart.refresh().catch(() => undefined);

@@ -15,15 +15,16 @@ export type NameOf = (productId: string) => string | undefined;
 /**
  * A failed call in words (the problem's `detail`), with a Retry button when trying again can
  * help: the shop was unreachable, busy or failing. Not for a refusal that would only repeat.
- * `nameOf` names the products an out_of_stock problem gives by id.
+ * `nameOf` names the products an out_of_stock problem gives by id; `retrying`: Retry is off, the
+ * retry on its way.
  */
-export function problemView(error: unknown, retry?: () => void, nameOf?: NameOf): HTMLElement {
+export function problemView(error: unknown, retry?: () => void, nameOf?: NameOf, retrying = false): HTMLElement {
   const problem: ApiProblem = asProblem(error);
   return h(
     'div',
     { class: 'problem', role: 'alert' },
     h('p', null, inWords(problem, nameOf)),
-    retry && problem.retryable ? retryView(problem, retry) : null,
+    retry && problem.retryable ? retryView(problem, retry, retrying) : null,
   );
 }
 
@@ -56,8 +57,13 @@ function inWords(problem: ApiProblem, nameOf: NameOf = () => undefined): string 
  * Retry, held back until the time the shop asked for (`Retry-After`): a rate limit lasts its
  * whole window, and a try sooner only counts against it again.
  */
-function retryView(problem: ApiProblem, retry: () => void): Child {
-  const button = h('button', { type: 'button', class: 'secondary', onclick: retry }, 'Retry');
+function retryView(problem: ApiProblem, retry: () => void, retrying: boolean): Child {
+  const button = h(
+    'button',
+    { type: 'button', class: 'secondary', disabled: retrying, 'aria-busy': retrying && 'true', onclick: retry },
+    'Retry',
+  );
+  if (retrying) return button;
   const waitMs = (problem.retryAt ?? 0) - Date.now();
   if (waitMs <= 0) return button;
   const seconds = Math.ceil(waitMs / 1000);

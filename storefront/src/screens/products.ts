@@ -2,22 +2,18 @@ import { CART_LIMITS } from '@edge-checkout/worker/cart-state';
 import { formatMoney } from '@edge-checkout/worker/money';
 import type { Product } from '../api/client.ts';
 import { h, show } from '../dom.ts';
+import { ChangeProblem } from './change-problem.ts';
 import type { Screen } from './context.ts';
-import { heading, heldByCheckout, heldByCheckoutView, Loadable, problemView, productPicture } from './parts.ts';
+import { heading, Loadable, productPicture } from './parts.ts';
 
 /** The catalogue: every active product, each with its "Add … to cart" button. */
 export const productsScreen: Screen = (ctx) => {
-  let addProblem: { error: unknown; retry: () => void } | null = null;
-
   const render = () => {
     if (ctx.signal.aborted) return;
     show(
       ctx.main,
       heading('Products'),
-      addProblem &&
-        (heldByCheckout(addProblem.error, ctx.cart.cart)
-          ? heldByCheckoutView(true)
-          : problemView(addProblem.error, addProblem.retry, nameOf)),
+      addProblem.view(ctx.cart.cart, true, nameOf),
       products.view('products', (list) =>
         list.length === 0
           ? h('p', null, 'There is nothing for sale right now.')
@@ -25,6 +21,7 @@ export const productsScreen: Screen = (ctx) => {
       ),
     );
   };
+  const addProblem = new ChangeProblem(render);
   const products = new Loadable(() => ctx.api.products(), render);
   const nameOf = (id: string) => products.loaded?.find((product) => product.id === id)?.name;
 
@@ -62,16 +59,11 @@ export const productsScreen: Screen = (ctx) => {
     );
   };
 
-  const add = async (product: Product) => {
-    addProblem = null;
-    try {
-      const cart = await ctx.cart.add(product.id);
-      ctx.announce(`${product.name} added. ${cart.itemCount} in the cart.`);
-    } catch (error) {
-      addProblem = { error, retry: () => void add(product) };
-    }
-    render();
-  };
+  const add = (product: Product) =>
+    addProblem.run(
+      () => ctx.cart.add(product.id),
+      (cart) => ctx.announce(`${product.name} added. ${cart.itemCount} in the cart.`),
+    );
 
   ctx.cart.subscribe(render, ctx.signal);
   void products.load();

@@ -1,0 +1,59 @@
+import type { Cart } from '../api/client.ts';
+import { FailedChange } from '../cart-store.ts';
+import type { Child } from '../dom.ts';
+import { heldByCheckout, heldByCheckoutView, type NameOf, problemView } from './parts.ts';
+
+/**
+ * The problem of a screen's last change to the cart, with its Retry. A retry sends the change
+ * again as it was first sent (FailedChange), and Retry is off until it has ended: tapped twice,
+ * it would send the change twice, and the screen may be drawn again meanwhile (the cart loaded
+ * on focus) with a fresh button.
+ */
+export class ChangeProblem {
+  private failed: { error: unknown; retry: (() => void) | undefined } | null = null;
+  private retrying = false;
+
+  /** `changed`: the screen draws itself again. */
+  constructor(private readonly changed: () => void) {}
+
+  /** Whether the last change failed: for what the screen shows around it. */
+  get error(): unknown {
+    return this.failed?.error ?? null;
+  }
+
+  /** Runs `change`, then `done` with its answer; or keeps its problem, with the retry it carries. */
+  async run<T>(change: () => Promise<T>, done: (answer: T) => void): Promise<void> {
+    try {
+      const answer = await change();
+      this.failed = null;
+      done(answer);
+    } catch (error) {
+      const again = error instanceof FailedChange ? (error.retry as () => Promise<T>) : undefined;
+      this.failed = { error, retry: again && (() => void this.retry(again, done)) };
+    }
+    this.retrying = false;
+    this.changed();
+  }
+
+  /** Forgets the problem (a new attempt of the screen's own is on its way). */
+  clear(): void {
+    this.failed = null;
+  }
+
+  /**
+   * The problem in words, with Retry where it helps. `cartLink`: a cart held by its checkout
+   * is explained with the way to the cart (not wanted on the cart screen itself).
+   */
+  view(cart: Cart | null, cartLink: boolean, nameOf: NameOf): Child {
+    if (!this.failed) return null;
+    if (heldByCheckout(this.failed.error, cart)) return heldByCheckoutView(cartLink);
+    return problemView(this.failed.error, this.failed.retry, nameOf, this.retrying);
+  }
+
+  private retry<T>(again: () => Promise<T>, done: (answer: T) => void): Promise<void> {
+    if (this.retrying) return Promise.resolve();
+    this.retrying = true;
+    this.changed();
+    return this.run(again, done);
+  }
+}
