@@ -70,10 +70,14 @@ export function startShop(body: HTMLElement): void {
               href: links.cart,
               'aria-label': `Cart (${count})`,
               'aria-current': current('cart'),
+              'aria-busy': cart.saving && 'true',
             },
             'Cart',
             h('span', { class: 'count', 'aria-hidden': 'true' }, count),
           ),
+          // A call can take long on a bad network (up to the API client's deadline): the shopper
+          // sees that the change is on its way, not a shop that ignores taps.
+          cart.saving && h('span', { class: 'saving' }, 'Saving…'),
         ),
     );
   };

@@ -33,7 +33,8 @@ export class CartStore {
   private current: Cart | null = null;
   private lastProblem: ApiProblem | null = null;
   private queue: Promise<unknown> = Promise.resolve();
-  private checkouts = 0;
+  /** Changes sent or waiting their turn; checkouts apart, as they also hold the lines still. */
+  private readonly pending = { change: 0, checkout: 0 };
   private readonly listeners = new Set<() => void>();
 
   constructor(private readonly api: ShopApi) {}
@@ -100,13 +101,18 @@ export class CartStore {
     const request = async () => this.api.checkout((await this.loaded()).id);
     // Sent again, it finds the session the first one made.
     const attempt = (): Promise<Checkout> =>
-      this.makingCheckout(this.run(() => this.send(request, (made) => made, attempt)));
+      this.counted('checkout', () => this.run(() => this.send(request, (made) => made, attempt)));
     return attempt();
   }
 
   /** A checkout is being made: see checkout(). */
   get checkingOut(): boolean {
-    return this.checkouts > 0;
+    return this.pending.checkout > 0;
+  }
+
+  /** Changes are on their way or waiting their turn: the shop says so, as a call may be slow. */
+  get saving(): boolean {
+    return this.pending.change + this.pending.checkout > 0;
   }
 
   /** Back from the Checkout page without paying: the cart can be changed again. */
@@ -119,31 +125,21 @@ export class CartStore {
    * to change); that request, not the plan, is what a retry sends.
    */
   private change(plan: (cart: Cart) => Send | null): Promise<Cart> {
-    return this.run(async () => {
-      const cart = await this.loaded().catch((error) =>
-        // Nothing was sent yet: the retry works the request out afresh.
-        Promise.reject(new FailedChange(asProblem(error), () => this.change(plan))),
-      );
-      const request = plan(cart);
-      return request
-        ? this.send(
-            request,
-            (changed) => this.set(changed),
-            () => this.resend(request),
-          )
-        : cart;
-    });
+    return this.counted('change', () =>
+      this.run(async () => {
+        const cart = await this.loaded().catch((error) =>
+          // Nothing was sent yet: the retry works the request out afresh.
+          Promise.reject(new FailedChange(asProblem(error), () => this.change(plan))),
+        );
+        const request = plan(cart);
+        return request ? this.sendChange(request) : cart;
+      }),
+    );
   }
 
-  /** The very request of a change, queued again. */
-  private resend(request: Send): Promise<Cart> {
-    return this.run(() =>
-      this.send(
-        request,
-        (changed) => this.set(changed),
-        () => this.resend(request),
-      ),
-    );
+  private sendChange(request: Send): Promise<Cart> {
+    const again = () => this.counted('change', () => this.run(() => this.sendChange(request)));
+    return this.send(request, (changed) => this.set(changed), again);
   }
 
   /** Sends `request`; a failure carries `again`, which sends the very same request again. */
@@ -155,13 +151,14 @@ export class CartStore {
     }
   }
 
-  private async makingCheckout<T>(attempt: Promise<T>): Promise<T> {
-    this.checkouts++;
+  /** Counts `attempt` as pending, from now until it ends. */
+  private async counted<T>(kind: keyof CartStore['pending'], attempt: () => Promise<T>): Promise<T> {
+    this.pending[kind]++;
     this.notify();
     try {
-      return await attempt;
+      return await attempt();
     } finally {
-      this.checkouts--;
+      this.pending[kind]--;
       this.notify();
     }
   }

@@ -587,6 +587,37 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await page.close();
     });
 
+    it('a change stalled: the shop says it is saving, and at the deadline the change ends as a problem with Retry', async () => {
+      // The page's clock is the test's to move past the API client's deadline (a browser of its
+      // own, as in 'rate limited').
+      const own = await launchPhoneBrowser(findChromium()!);
+      try {
+        await own.context.clock.install();
+        const { page, shopper } = await openShop('stalled', own);
+        await cartLink(page, 0).waitFor();
+        const puts = await holdCalls(page, 'PUT', ITEM_PUT);
+        const mug = product('mug-ceramic');
+        await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
+        // Held, and never answered.
+        await puts.next();
+        const saving = page.getByRole('banner').getByText('Saving…', { exact: true });
+        await saving.waitFor();
+        await own.context.clock.fastForward(20_000);
+        await expect
+          .poll(() => alert(page))
+          .toBe('The shop took too long to answer. Check your connection and try again.Retry');
+        expect(await saving.count()).toBe(0);
+        // The queue of changes is free again.
+        await page.getByRole('button', { name: 'Retry', exact: true }).tap();
+        await (await puts.next()).pass();
+        await cartLink(page, 1).waitFor();
+        const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+        expect(cart.items.map((i) => i.quantity)).toEqual([1]);
+      } finally {
+        await own.close();
+      }
+    }, 60_000);
+
     it('cart screen: Increase retried after its answer was lost makes 2, not 3', async () => {
       const { page, shopper } = await openShop('increase-lost');
       const tshirt = product('tshirt-classic');

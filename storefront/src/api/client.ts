@@ -51,8 +51,30 @@ export interface ShopApiOptions {
 
 export type ShopApi = ReturnType<typeof createShopApi>;
 
+/**
+ * How long a call may take, its answer's body included. Without a deadline a request stalled on
+ * a bad network never ends, and holds every cart change queued behind it (CartStore runs them
+ * one after another) with nothing said; after it, the call ends as a problem with Retry.
+ */
+const DEADLINE_MS = 20_000;
+
+const TIMED_OUT = 'TimeoutError';
+
+/**
+ * Aborts after DEADLINE_MS. A timer rather than AbortSignal.timeout, so the browser tests can
+ * move the page's clock past it. Never cleared: aborting a call that has ended does nothing.
+ */
+function deadline(): AbortSignal {
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(new DOMException('The call took too long', TIMED_OUT)), DEADLINE_MS);
+  return controller.signal;
+}
+
 export function createShopApi(options: ShopApiOptions) {
-  const client = createClient<paths>({ baseUrl: location.origin });
+  const client = createClient<paths>({
+    baseUrl: location.origin,
+    fetch: (request) => fetch(request, { signal: deadline() }),
+  });
   client.use({
     onRequest({ request }) {
       const token = options.token();
@@ -65,7 +87,9 @@ export function createShopApi(options: ShopApiOptions) {
     let result: Awaited<typeof call>;
     try {
       result = await call;
-    } catch {
+    } catch (error) {
+      if (error instanceof DOMException && error.name === TIMED_OUT)
+        throw new ApiProblem(0, 'timeout', 'The shop took too long to answer. Check your connection and try again.');
       throw new ApiProblem(0, 'unreachable', 'The shop could not be reached. Check your connection and try again.');
     }
     if (result.response.ok) return result.data as T;
