@@ -618,6 +618,35 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       }
     }, 60_000);
 
+    it('a slow checkout: Add is off on Products meanwhile, and its answer does not take a shopper who left the cart to Stripe', async () => {
+      const { page } = await openShop('slow-checkout');
+      const mug = product('mug-ceramic');
+      await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
+      await cartLink(page, 1).tap();
+      const checkouts = await holdCalls(page, 'POST', /^\/v1\/carts\/[^/]+\/checkout$/);
+      await page.getByRole('button', { name: 'Checkout', exact: true }).tap();
+      const made = await checkouts.next();
+      await page.getByRole('link', { name: 'Edge Shop', exact: true }).tap();
+      const add = page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true });
+      await expect.poll(() => add.isDisabled()).toBe(true);
+      expect(await add.textContent()).toBe('Checkout in progress');
+
+      const answered = page.waitForResponse((res) => res.url().endsWith('/checkout'));
+      await made.pass();
+      expect((await answered).status()).toBe(201);
+      await expect.poll(() => add.isEnabled()).toBe(true);
+      // Still in the shop: the cart is locked by its checkout, and says the way to it.
+      await add.tap();
+      await expect
+        .poll(() => alert(page))
+        .toBe(
+          'Your cart is locked while its checkout is open. Finish paying, or cancel the checkout to change it.Go to cart',
+        );
+      expect(page.url()).toBe(`${stack.workerUrl}/#/`);
+      await checkouts.stop();
+      await page.close();
+    });
+
     it('cart screen: Increase retried after its answer was lost makes 2, not 3', async () => {
       const { page, shopper } = await openShop('increase-lost');
       const tshirt = product('tshirt-classic');

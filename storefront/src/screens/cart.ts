@@ -168,6 +168,9 @@ export const cartScreen: Screen = (ctx) => {
     return actionProblem.run(
       () => ctx.cart.checkout(),
       (made) => {
+        // Left the cart meanwhile: the checkout stays open for the cart screen to continue or
+        // cancel, but the shopper is not taken anywhere they did not ask to go now.
+        if (ctx.signal.aborted) return;
         leaving = true;
         location.assign(made.url);
       },

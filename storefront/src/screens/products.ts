@@ -28,8 +28,15 @@ export const productsScreen: Screen = (ctx) => {
   const productCard = (product: Product) => {
     const inCart = ctx.cart.quantityOf(product.id);
     // Why the button is off, if it is: said as its description.
+    // The lines cannot change while a checkout is being made (README, The storefront).
     const why =
-      product.available === 0 ? 'Sold out' : inCart >= CART_LIMITS.quantity ? `${inCart} is the most per order` : null;
+      product.available === 0
+        ? 'Sold out'
+        : inCart >= CART_LIMITS.quantity
+          ? `${inCart} is the most per order`
+          : ctx.cart.checkingOut
+            ? 'Checkout in progress'
+            : null;
     const whyId = `why-not-${product.id}`;
     return h(
       'li',
@@ -43,7 +50,7 @@ export const productsScreen: Screen = (ctx) => {
         h('span', { class: 'price' }, formatMoney(product.unitAmount, product.currency)),
         inCart > 0 ? h('span', { class: 'in-cart' }, `${inCart} in cart`) : null,
       ),
-      // Sold out, or as many in the cart as a line holds, the button keeps its name
+      // Sold out, as many in the cart as a line holds, or a checkout being made, the button keeps its name
       // (docs/contract.md §8) and says why it is off as its description, so a screen reader says it too.
       h(
         'button',
