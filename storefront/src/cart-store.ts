@@ -1,4 +1,4 @@
-import { CART_LIMITS } from '@edge-checkout/worker/cart-state';
+import { CART_LIMITS, isEditable } from '@edge-checkout/worker/cart-state';
 import { ApiProblem, asProblem, type Cart, type Checkout, type ShopApi } from './api/client.ts';
 
 /**
@@ -117,7 +117,18 @@ export class CartStore {
 
   /** Back from the Checkout page without paying: the cart can be changed again. */
   cancelCheckout(): Promise<Cart> {
-    return this.change((cart) => () => this.api.cancelCheckout(cart.id));
+    return this.change((cart) => async () => {
+      try {
+        return await this.api.cancelCheckout(cart.id);
+      } catch (error) {
+        // A retry whose first answer was lost finds the checkout gone (409): done, if the cart is
+        // open to change again, which is all the shopper asked for.
+        if (asProblem(error).code !== 'cart_not_editable') throw error;
+        const now = await this.api.cart(cart.id).catch(() => Promise.reject(error));
+        if (isEditable(now.status)) return now;
+        throw error;
+      }
+    });
   }
 
   /**

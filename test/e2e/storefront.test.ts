@@ -647,6 +647,26 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await page.close();
     });
 
+    it('Cancel checkout retried after its answer was lost: the cart is open, and no problem is shown', async () => {
+      const { page, shopper } = await openShop('cancel-lost');
+      const mug = product('mug-ceramic');
+      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+      await shopper.call('PUT', `/v1/carts/${cart.id}/items/${mug.id}`, { quantity: 1 });
+      await shopper.checkout(cart.id);
+      await page.goto(`${stack.workerUrl}/#/cart`);
+      const cancels = await holdCalls(page, 'DELETE', /^\/v1\/carts\/[^/]+\/checkout$/);
+      await page.getByRole('button', { name: 'Cancel checkout', exact: true }).tap();
+      await (await cancels.next()).loseAnswer();
+      await expect.poll(() => alert(page)).toBe(OFFLINE);
+      await page.getByRole('button', { name: 'Retry', exact: true }).tap();
+      await (await cancels.next()).pass();
+      await page.getByRole('button', { name: 'Checkout', exact: true }).waitFor();
+      await expect.poll(() => page.getByRole('alert').count()).toBe(0);
+      expect((await shopper.cart(cart.id)).status).toBe('open');
+      await cancels.stop();
+      await page.close();
+    });
+
     it('cart screen: Increase retried after its answer was lost makes 2, not 3', async () => {
       const { page, shopper } = await openShop('increase-lost');
       const tshirt = product('tshirt-classic');
