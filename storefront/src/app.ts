@@ -45,7 +45,9 @@ export function startShop(body: HTMLElement): void {
     token: () => currentSession()?.token ?? null,
     onUnauthorized(problem: ApiProblem) {
       signOut();
-      signedOutBecause = `You are signed out (${problem.message}). Open a new sign-in link.`;
+      // The first reason is the one that says why (an expired token); calls made after it
+      // carry no token at all, and would only say that.
+      signedOutBecause ??= `You are signed out (${problem.message}). Open a new sign-in link.`;
       render();
     },
   });

@@ -667,6 +667,29 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await page.close();
     });
 
+    it('token expired, back from the cancel page: the shop says it expired, not that a token is missing', async () => {
+      const page = await browser.context.newPage();
+      const link = await shopSignInLink(
+        stack.workerUrl,
+        stack.vars,
+        `e2e-shop-expired-${randomUUID().slice(0, 8)}`,
+        -60,
+      );
+      const { hash } = new URL(link);
+      // The cancel (401: expired) and the cart's status (401: no token by then) come first; the
+      // cart's load after them shows both 401s have been taken in.
+      const loaded = page.waitForRequest(
+        (request) => request.method() === 'POST' && new URL(request.url()).pathname === '/v1/carts',
+      );
+      await page.goto(`${stack.workerUrl}/?cart_id=${randomUUID()}&cancelled=true${hash}`);
+      await loaded;
+      await expect.poll(() => headline(page).textContent()).toBe('Sign in');
+      await expect
+        .poll(() => page.getByRole('alert').textContent())
+        .toBe('You are signed out (The token has expired). Open a new sign-in link.');
+      await page.close();
+    });
+
     it('cart screen: Increase retried after its answer was lost makes 2, not 3', async () => {
       const { page, shopper } = await openShop('increase-lost');
       const tshirt = product('tshirt-classic');
