@@ -51,7 +51,10 @@ const session = z.object({
 
 const charge = z.object({ amount, amount_refunded: amount, refunded: z.boolean(), payment_intent: ref });
 
-const dispute = z.object({ id, status: text, reason: text, amount, payment_intent: ref });
+// Stripe always gives a dispute's status and reason, and the published event (Dispute in
+// bridge/pubsub) requires them: one without would be refused downstream on every delivery.
+const disputeText = z.string().max(5000);
+const dispute = z.object({ id, status: disputeText, reason: disputeText, amount, payment_intent: ref });
 
 const objectOf = {
   'checkout.session.completed': session,

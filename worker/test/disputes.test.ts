@@ -43,4 +43,15 @@ describe('disputes of a paid cart', () => {
       ]);
     },
   );
+
+  it('refuses (400) a signed dispute event without its status or reason, which its published event could not carry', async () => {
+    const state = await paidCart();
+    const session = await stripe.checkout.sessions.retrieve(state.sessionId, { expand: ['payment_intent'] });
+    await standin.dispute(String((session.payment_intent as Stripe.PaymentIntent).latest_charge));
+    const [created] = (await standinEvents(state.sessionId)).filter((e) => e.type === 'charge.dispute.created');
+    const object = { ...(created!.data.object as Stripe.Dispute), status: null, reason: null };
+    const res = await deliver({ ...created!, data: { object } } as never);
+    expect(res.status).toBe(400);
+    expect((await outboxOf(state.cartId)).map((o) => o.event_type)).toEqual(['cart.paid']);
+  });
 });
