@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { config, type Env } from '../src/env.ts';
 import { ApiError } from '../src/errors.ts';
-import { call, callWithEnv, createProduct, newUser, openCart, problem, testEnv } from './helpers.ts';
+import { call, callWithEnv, createProduct, db, newUser, openCart, problem, testEnv } from './helpers.ts';
 import { checkedOutCart, deliver, eventsFor, stripeEnv } from './stripe-helpers.ts';
 
 /** What config() makes of one variable: its value, or the problem it names. */
@@ -374,6 +374,20 @@ describe('request bodies', () => {
       body: '{"quantity":1}',
     });
     expect(res.status).toBe(200);
+  });
+
+  it('answers a body that is not UTF-8 with 400 validation_failed, storing nothing (no U+FFFD in its place)', async () => {
+    const id = `utf8-${crypto.randomUUID().slice(0, 8)}`;
+    const name = new TextEncoder().encode('{"name":"caf?","unitAmount":100,"currency":"usd"}');
+    name[name.indexOf(0x3f)] = 0xe9; // é in Latin-1, a lone continuation-less byte in UTF-8
+    const res = await call(`/v1/admin/products/${id}`, {
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${testEnv.ADMIN_API_KEY}`, 'Content-Type': 'application/json' },
+      body: name,
+    });
+    expect(res.status).toBe(400);
+    expect((await problem(res)).code).toBe('validation_failed');
+    expect(await db().query('SELECT 1 FROM products WHERE id = $1', [id])).toHaveLength(0);
   });
 
   it('answers a missing body with 400 validation_failed', async () => {

@@ -1,5 +1,5 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
-import type { AppEnv } from '../app.ts';
+import { type AppEnv, STRIPE_WEBHOOK_PATH } from '../app.ts';
 import { log } from '../log.ts';
 import { json, problems } from '../schemas.ts';
 import { verifyWebhook } from '../stripe.ts';
@@ -8,7 +8,7 @@ import { effectOfEvent, HANDLED_EVENT_TYPES } from '../stripe-events.ts';
 
 const received = createRoute({
   method: 'post',
-  path: '/v1/webhooks/stripe',
+  path: STRIPE_WEBHOOK_PATH,
   operationId: 'receiveStripeEvent',
   tags: ['Webhooks'],
   summary: 'Stripe webhook endpoint (signature-verified)',
