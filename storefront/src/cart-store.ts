@@ -115,16 +115,21 @@ export class CartStore {
     return this.pending.change + this.pending.checkout > 0;
   }
 
-  /** Back from the Checkout page without paying: the cart can be changed again. */
-  cancelCheckout(): Promise<Cart> {
-    return this.change((cart) => async () => {
+  /**
+   * Back from the Checkout page without paying: the cart can be changed again. `cartId` is the
+   * cart whose checkout the shopper means, not whichever is active when the change's turn comes:
+   * that cart paid in another tab meanwhile, the active one is a new cart, which must not be
+   * taken for it.
+   */
+  cancelCheckout(cartId: string): Promise<Cart> {
+    return this.change(() => async () => {
       try {
-        return await this.api.cancelCheckout(cart.id);
+        return await this.api.cancelCheckout(cartId);
       } catch (error) {
         // A retry whose first answer was lost finds the checkout gone (409): done, if the cart is
         // open to change again, which is all the shopper asked for.
         if (asProblem(error).code !== 'cart_not_editable') throw error;
-        const now = await this.api.cart(cart.id).catch(() => Promise.reject(error));
+        const now = await this.api.cart(cartId).catch(() => Promise.reject(error));
         if (isEditable(now.status)) return now;
         throw error;
       }

@@ -92,7 +92,7 @@ export const cartScreen: Screen = (ctx) => {
           class: 'secondary',
           disabled: cancelling,
           'aria-busy': cancelling,
-          onclick: () => void cancel(),
+          onclick: () => void cancel(cart.id),
         },
         'Cancel checkout',
       ),
@@ -152,10 +152,10 @@ export const cartScreen: Screen = (ctx) => {
   /** A change to the cart; `said` tells screen-reader users what happened. */
   const act = (change: () => Promise<unknown>, said: string) => actionProblem.run(change, () => ctx.announce(said));
 
-  const cancel = async () => {
+  const cancel = async (cartId: string) => {
     cancelling = true;
     render();
-    await act(() => ctx.cart.cancelCheckout(), 'Checkout cancelled. The cart can be changed again.');
+    await act(() => ctx.cart.cancelCheckout(cartId), 'Checkout cancelled. The cart can be changed again.');
     cancelling = false;
     render();
   };
