@@ -1,5 +1,4 @@
-import { isKeptAfterCancel } from '@edge-checkout/worker/cart-state';
-import { type ApiProblem, createShopApi, type ShopApi } from './api/client.ts';
+import { type ApiProblem, createShopApi } from './api/client.ts';
 import { CartStore } from './cart-store.ts';
 import { h, show } from './dom.ts';
 import { type LandingReturn, links, type Route, routeOf, takeLandingReturn } from './router.ts';
@@ -38,7 +37,8 @@ export function startShop(body: HTMLElement): void {
   body.replaceChildren(header, main, footer, announcer);
 
   let signedOutBecause: string | null = null;
-  let notice: string | null = null;
+  /** See ScreenContext.cancelledCheckout: for the first screen drawn, once. */
+  let cancelledCheckout: string | null = null;
   let shown: AbortController | null = null;
 
   const api = createShopApi({
@@ -125,14 +125,14 @@ export function startShop(body: HTMLElement): void {
           announcer.textContent = message;
         }, 50);
       },
-      notice: takeNotice(),
+      cancelledCheckout: takeCancelledCheckout(),
     });
     main.querySelector('h1')?.focus();
   }
 
-  const takeNotice = () => {
-    const taken = notice;
-    notice = null;
+  const takeCancelledCheckout = () => {
+    const taken = cancelledCheckout;
+    cancelledCheckout = null;
     return taken;
   };
 
@@ -175,34 +175,18 @@ export function startShop(body: HTMLElement): void {
     if (event.persisted) render();
   });
 
-  if (!currentSession()) {
-    render();
-    return;
-  }
-  void (async () => {
-    if (landing) await arriveFromLanding(api, landing, (text) => (notice = text));
-    render();
-    await cart.refresh().catch(() => undefined);
-  })();
+  const signedIn = currentSession() !== null;
+  if (landing && signedIn) cancelledCheckout = arriveFromLanding(landing);
+  // Drawn at once, back from the cancel page too: the cart screen says its cancel is on its way.
+  render();
+  if (signedIn) void cart.refresh().catch(() => undefined);
 }
 
 /**
  * "Back to the shop" from a landing page: to the order's result, or from the cancel page, to the
- * cart, open again (its Checkout Session expired) so it can be changed.
+ * cart, where its checkout is cancelled (the cart whose checkout to cancel is returned).
  */
-async function arriveFromLanding(api: ShopApi, landing: LandingReturn, setNotice: (text: string) => void) {
-  let target = links.order(landing.cartId);
-  if (landing.cancelled) {
-    await api.cancelCheckout(landing.cartId).catch(() => undefined);
-    const status = await api.cart(landing.cartId).then(
-      (found) => found.status,
-      () => null,
-    );
-    // Unless it was paid after all (in another tab): then its result is what to show.
-    if (status === null || isKeptAfterCancel(status)) {
-      target = links.cart;
-      setNotice('Checkout cancelled. Nothing was charged, and your cart is kept.');
-    }
-  }
-  history.replaceState(null, '', `${location.pathname}${target}`);
+function arriveFromLanding(landing: LandingReturn): string | null {
+  history.replaceState(null, '', `${location.pathname}${landing.cancelled ? links.cart : links.order(landing.cartId)}`);
+  return landing.cancelled ? landing.cartId : null;
 }

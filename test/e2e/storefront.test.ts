@@ -690,6 +690,72 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await page.close();
     });
 
+    /**
+     * A shop whose cart has a checkout, on the stand-in's page: its Cancel, then the cancel landing
+     * page's "Back to the shop", with every cancel of a checkout held.
+     */
+    async function backFromCancelPage(label: string) {
+      const { page, shopper } = await openShop(label);
+      const mug = product('mug-ceramic');
+      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+      await shopper.call('PUT', `/v1/carts/${cart.id}/items/${mug.id}`, { quantity: 1 });
+      const checkout = await shopper.checkout(cart.id);
+      await page.goto(checkout.url);
+      await page.getByRole('button', { name: 'Cancel', exact: true }).tap();
+      await page.waitForURL((url) => url.pathname === '/checkout/cancel');
+      const cancels = await holdCalls(page, 'DELETE', /^\/v1\/carts\/[^/]+\/checkout$/);
+      await backToTheShop(page);
+      return { page, shopper, cartId: cart.id, sessionId: checkout.sessionId, mug, cancels };
+    }
+
+    it('back from the cancel page while the cancel is slow: the cart is shown at once, saying so, then that it is cancelled', async () => {
+      const { page, shopper, cartId, mug, cancels } = await backFromCancelPage('landing-slow');
+      const cancel = await cancels.next();
+      // Held: the shop is drawn meanwhile, not left blank. (All texts: a page left blank fails
+      // the poll, where waiting for one element would only run into the test's timeout.)
+      await expect.poll(() => headline(page).allTextContents()).toEqual(['Cart']);
+      await expect.poll(() => page.getByRole('status').allTextContents()).toEqual(['Cancelling your checkout…']);
+      await cancel.pass();
+      await expect
+        .poll(() => page.getByRole('status').textContent())
+        .toBe('Checkout cancelled. Nothing was charged, and your cart is kept.');
+      await page.getByRole('button', { name: `Increase quantity of ${mug.name}`, exact: true }).tap();
+      await cartLink(page, 2).waitFor();
+      expect((await shopper.cart(cartId)).status).toBe('open');
+      await cancels.stop();
+      await page.close();
+    });
+
+    it('back from the cancel page offline: the failed cancel is shown with Retry, not as done, and Retry cancels it', async () => {
+      const { page, shopper, cartId, cancels } = await backFromCancelPage('landing-offline');
+      await (await cancels.next()).fail();
+      await expect.poll(() => page.getByRole('alert').allTextContents()).toEqual([OFFLINE]);
+      expect(await page.getByText('Checkout cancelled', { exact: false }).count()).toBe(0);
+      expect((await shopper.cart(cartId)).status).toBe('checkout_pending');
+
+      await page.getByRole('button', { name: 'Retry', exact: true }).tap();
+      await (await cancels.next()).pass();
+      await expect
+        .poll(() => page.getByRole('status').textContent())
+        .toBe('Checkout cancelled. Nothing was charged, and your cart is kept.');
+      await expect.poll(() => page.getByRole('alert').count()).toBe(0);
+      expect((await shopper.cart(cartId)).status).toBe('open');
+      await cancels.stop();
+      await page.close();
+    });
+
+    it('back from the cancel page, the cart paid in another tab meanwhile: its order shows it paid, not cancelled', async () => {
+      const { page, shopper, cartId, sessionId, cancels } = await backFromCancelPage('landing-paid');
+      const cancel = await cancels.next();
+      await standin.pay(sessionId, 'paid');
+      await expect.poll(async () => (await shopper.cart(cartId)).status).toBe('paid');
+      await cancel.pass();
+      await page.waitForURL(`${stack.workerUrl}/#/orders/${cartId}`);
+      await expect.poll(() => page.getByRole('status').allTextContents()).toEqual(['Status: Paid']);
+      await cancels.stop();
+      await page.close();
+    });
+
     it('cart screen: Increase retried after its answer was lost makes 2, not 3', async () => {
       const { page, shopper } = await openShop('increase-lost');
       const tshirt = product('tshirt-classic');

@@ -1,6 +1,6 @@
 import { CART_LIMITS, isEditable } from '@edge-checkout/worker/cart-state';
 import { formatMoney } from '@edge-checkout/worker/money';
-import type { Cart, CartItem } from '../api/client.ts';
+import { ApiProblem, type Cart, type CartItem } from '../api/client.ts';
 import { h, show } from '../dom.ts';
 import { links } from '../router.ts';
 import { ChangeProblem } from './change-problem.ts';
@@ -12,7 +12,10 @@ export const cartScreen: Screen = (ctx) => {
   // While a checkout is being made (ctx.cart.checkingOut) or cancelled the lines stay as they
   // are, and once made, until the payment page has replaced the shop.
   let leaving = false;
-  let cancelling = false;
+  /** A checkout being cancelled: by the shopper's tap, or on the way back from the payment page. */
+  let cancelling: 'tapped' | 'landed' | null = null;
+  /** What became of the checkout cancelled on the payment page (cancelLanded). */
+  let notice: string | null = null;
 
   const render = () => {
     if (ctx.signal.aborted) return;
@@ -20,7 +23,11 @@ export const cartScreen: Screen = (ctx) => {
     show(
       ctx.main,
       heading('Cart'),
-      ctx.notice && h('p', { class: 'notice', role: 'status' }, ctx.notice),
+      // Said only when the shopper did not tap for it: a tapped cancel shows on its busy button,
+      // and a notice appearing above it would move it from under a second tap.
+      cancelling === 'landed'
+        ? h('p', { class: 'notice', role: 'status' }, 'Cancelling your checkout…')
+        : notice && h('p', { class: 'notice', role: 'status' }, notice),
       actionProblem.view(cart, false, nameOf),
       cart ? cartView(cart) : ctx.cart.problem ? problemView(ctx.cart.problem, refresh) : loadingView('your cart'),
     );
@@ -90,9 +97,10 @@ export const cartScreen: Screen = (ctx) => {
         {
           type: 'button',
           class: 'secondary',
-          disabled: cancelling,
-          'aria-busy': cancelling,
-          onclick: () => void cancel(cart.id),
+          disabled: cancelling !== null,
+          'aria-busy': cancelling !== null,
+          onclick: () =>
+            void cancel(cart.id, 'tapped', () => ctx.announce('Checkout cancelled. The cart can be changed again.')),
         },
         'Cancel checkout',
       ),
@@ -152,12 +160,30 @@ export const cartScreen: Screen = (ctx) => {
   /** A change to the cart; `said` tells screen-reader users what happened. */
   const act = (change: () => Promise<unknown>, said: string) => actionProblem.run(change, () => ctx.announce(said));
 
-  const cancel = async (cartId: string) => {
-    cancelling = true;
+  /** Cancels the checkout of `cartId`, then `done`; or shows why not, with Retry where it helps. */
+  const cancel = async (cartId: string, how: NonNullable<typeof cancelling>, done: () => void) => {
+    cancelling = how;
     render();
-    await act(() => ctx.cart.cancelCheckout(cartId), 'Checkout cancelled. The cart can be changed again.');
-    cancelling = false;
+    await actionProblem.run(() => ctx.cart.cancelCheckout(cartId), done);
+    cancelling = null;
     render();
+  };
+
+  /**
+   * Back from the payment page's Cancel (ctx.cancelledCheckout): its checkout is cancelled here
+   * too. The cart is drawn meanwhile, saying so, as the call may be slow; a cancel that failed is
+   * shown as such, with Retry, for the checkout is still open. Refused because the cart was paid
+   * after all (in another tab), its order is what to show.
+   */
+  const cancelLanded = async (cartId: string) => {
+    const cancelled = 'Checkout cancelled. Nothing was charged, and your cart is kept.';
+    await cancel(cartId, 'landed', () => {
+      notice = cancelled;
+      ctx.announce(cancelled);
+    });
+    const { error } = actionProblem;
+    if (!ctx.signal.aborted && error instanceof ApiProblem && error.code === 'cart_not_editable')
+      location.replace(links.order(cartId));
   };
 
   // The Checkout page replaces the shop in this tab, as the app's web view did; Stripe sends
@@ -181,6 +207,7 @@ export const cartScreen: Screen = (ctx) => {
 
   ctx.cart.subscribe(render, ctx.signal);
   render();
+  if (ctx.cancelledCheckout) void cancelLanded(ctx.cancelledCheckout);
   // The status may have moved since the cart was last loaded (a payment, another tab).
   refresh();
 };

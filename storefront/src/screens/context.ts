@@ -11,8 +11,11 @@ export interface ScreenContext {
   readonly cart: CartStore;
   /** Said by screen readers without moving focus (a polite live region). */
   announce(message: string): void;
-  /** A one-time message about how the shopper got here (a cancelled checkout). */
-  readonly notice: string | null;
+  /**
+   * The cart whose checkout the shopper just cancelled on the payment page (the cancel landing
+   * page's way back): the cart screen cancels it here too, so the cart can be changed again.
+   */
+  readonly cancelledCheckout: string | null;
 }
 
 export type Screen = (ctx: ScreenContext) => void;
