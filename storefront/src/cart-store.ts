@@ -10,13 +10,28 @@ export class FailedChange<T = Cart> extends ApiProblem {
   constructor(
     problem: ApiProblem,
     readonly retry: () => Promise<T>,
+    /**
+     * Whether `cart` shows the change made after all: its answer lost, or the same change made in
+     * another tab; once the cart loaded again shows it, the problem is stale.
+     */
+    readonly madeIn: (cart: Cart) => boolean = () => false,
   ) {
     super(problem.status, problem.code, problem.message, problem.shortages, problem.retryAt);
   }
 }
 
-/** A change worked out from the cart, ready to send (and to send again, as it is). */
+/** A request ready to send (and to send again, as it is). */
 type Send<T = Cart> = () => Promise<T>;
+
+/** A change worked out from the cart: its request, and how a cart shows it made. */
+interface Change {
+  send: Send;
+  madeIn(cart: Cart): boolean;
+}
+
+function quantityIn(cart: Cart, productId: string): number {
+  return cart.items.find((item) => item.productId === productId)?.quantity ?? 0;
+}
 
 /**
  * Refusals that mean the cart moved on meanwhile (emptied, paid or checked out in another tab,
@@ -69,14 +84,14 @@ export class CartStore {
   }
 
   quantityOf(productId: string): number {
-    return this.current?.items.find((item) => item.productId === productId)?.quantity ?? 0;
+    return this.current ? quantityIn(this.current, productId) : 0;
   }
 
   /** One more, up to as many as a line holds: a tap queued after that changes nothing. */
   add(productId: string): Promise<Cart> {
     return this.change((cart) => {
       const quantity = this.quantityOf(productId);
-      return quantity < CART_LIMITS.quantity ? () => this.api.setQuantity(cart.id, productId, quantity + 1) : null;
+      return quantity < CART_LIMITS.quantity ? this.setQuantity(cart.id, productId, quantity + 1) : null;
     });
   }
 
@@ -84,12 +99,22 @@ export class CartStore {
   decrease(productId: string): Promise<Cart> {
     return this.change((cart) => {
       const quantity = this.quantityOf(productId);
-      return quantity > 0 ? () => this.api.setQuantity(cart.id, productId, quantity - 1) : null;
+      return quantity > 0 ? this.setQuantity(cart.id, productId, quantity - 1) : null;
     });
   }
 
   remove(productId: string): Promise<Cart> {
-    return this.change((cart) => () => this.api.removeItem(cart.id, productId));
+    return this.change((cart) => ({
+      send: () => this.api.removeItem(cart.id, productId),
+      madeIn: (now) => now.id === cart.id && quantityIn(now, productId) === 0,
+    }));
+  }
+
+  private setQuantity(cartId: string, productId: string, quantity: number): Change {
+    return {
+      send: () => this.api.setQuantity(cartId, productId, quantity),
+      madeIn: (now) => now.id === cartId && quantityIn(now, productId) === quantity,
+    };
   }
 
   /**
@@ -122,48 +147,61 @@ export class CartStore {
    * taken for it.
    */
   cancelCheckout(cartId: string): Promise<Cart> {
-    return this.change(() => async () => {
-      try {
-        return await this.api.cancelCheckout(cartId);
-      } catch (error) {
-        // A retry whose first answer was lost finds the checkout gone (409): done, if the cart is
-        // open to change again, which is all the shopper asked for.
-        if (asProblem(error).code !== 'cart_not_editable') throw error;
-        const now = await this.api.cart(cartId).catch(() => Promise.reject(error));
-        if (isEditable(now.status)) return now;
-        throw error;
-      }
-    });
+    return this.change(() => ({
+      send: () => this.cancelling(cartId),
+      madeIn: (now) => now.id === cartId && isEditable(now.status),
+    }));
+  }
+
+  private async cancelling(cartId: string): Promise<Cart> {
+    try {
+      return await this.api.cancelCheckout(cartId);
+    } catch (error) {
+      // A retry whose first answer was lost finds the checkout gone (409): done, if the cart is
+      // open to change again, which is all the shopper asked for.
+      if (asProblem(error).code !== 'cart_not_editable') throw error;
+      const now = await this.api.cart(cartId).catch(() => Promise.reject(error));
+      if (isEditable(now.status)) return now;
+      throw error;
+    }
   }
 
   /**
    * `plan` works the request out from the cart as it is when the change's turn comes (null: nothing
    * to change); that request, not the plan, is what a retry sends.
    */
-  private change(plan: (cart: Cart) => Send | null): Promise<Cart> {
+  private change(plan: (cart: Cart) => Change | null): Promise<Cart> {
     return this.counted('change', () =>
       this.run(async () => {
         const cart = await this.loaded().catch((error) =>
           // Nothing was sent yet: the retry works the request out afresh.
           Promise.reject(new FailedChange(asProblem(error), () => this.change(plan))),
         );
-        const request = plan(cart);
-        return request ? this.sendChange(request) : cart;
+        const change = plan(cart);
+        return change ? this.sendChange(change) : cart;
       }),
     );
   }
 
-  private sendChange(request: Send): Promise<Cart> {
-    const again = () => this.counted('change', () => this.run(() => this.sendChange(request)));
-    return this.send(request, (changed) => this.set(changed), again);
+  private sendChange(change: Change): Promise<Cart> {
+    const again = () => this.counted('change', () => this.run(() => this.sendChange(change)));
+    return this.send(change.send, (changed) => this.set(changed), again, change.madeIn);
   }
 
-  /** Sends `request`; a failure carries `again`, which sends the very same request again. */
-  private async send<T>(request: Send<T>, done: (answer: T) => T, again: () => Promise<T>): Promise<T> {
+  /**
+   * Sends `request`; a failure carries `again`, which sends the very same request again, and
+   * `madeIn` (see FailedChange).
+   */
+  private async send<T>(
+    request: Send<T>,
+    done: (answer: T) => T,
+    again: () => Promise<T>,
+    madeIn?: (cart: Cart) => boolean,
+  ): Promise<T> {
     try {
       return done(await this.recovering(request));
     } catch (error) {
-      throw new FailedChange(asProblem(error), again);
+      throw new FailedChange(asProblem(error), again, madeIn);
     }
   }
 

@@ -561,7 +561,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await page.close();
     });
 
-    it('Add’s answer lost after the server added it: the cart loaded on focus shows 1, and Retry keeps it at 1', async () => {
+    it('Add’s answer lost after the server added it: the cart loaded on focus shows 1, and the stale problem is gone', async () => {
       const { page, shopper } = await openShop('answer-lost');
       await cartLink(page, 0).waitFor();
       const puts = await holdCalls(page, 'PUT', ITEM_PUT);
@@ -569,18 +569,11 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await page.getByRole('button', { name: `Add ${tshirt.name} to cart`, exact: true }).tap();
       await (await puts.next()).loseAnswer();
       await expect.poll(() => alert(page)).toBe(OFFLINE);
-      // Back in the tab: the cart is loaded again, with the T-shirt the server did add.
+      // Back in the tab: the cart is loaded again, with the T-shirt the server did add; the
+      // problem (and its Retry) would only say what is no longer so.
       await page.evaluate("window.dispatchEvent(new Event('focus'))");
       await cartLink(page, 1).waitFor();
-
-      await page.getByRole('button', { name: 'Retry', exact: true }).tap();
-      const retried = await puts.next();
-      expect(retried.body).toEqual({ quantity: 1 });
-      const answered = page.waitForResponse((res) => ITEM_PUT.test(new URL(res.url()).pathname));
-      await retried.pass();
-      expect((await answered).status()).toBe(200);
       await expect.poll(() => page.getByRole('alert').count()).toBe(0);
-      await cartLink(page, 1).waitFor();
       const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
       expect(cart.items.map((i) => [i.productId, i.quantity])).toEqual([[tshirt.id, 1]]);
       await puts.stop();
@@ -756,7 +749,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await page.close();
     });
 
-    it('cart screen: Increase retried after its answer was lost makes 2, not 3', async () => {
+    it('cart screen: Increase retried after its answer was lost sends 2 again, though the cart was changed to 3 elsewhere', async () => {
       const { page, shopper } = await openShop('increase-lost');
       const tshirt = product('tshirt-classic');
       await page.getByRole('button', { name: `Add ${tshirt.name} to cart`, exact: true }).tap();
@@ -765,8 +758,14 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await page.getByRole('button', { name: `Increase quantity of ${tshirt.name}`, exact: true }).tap();
       await (await puts.next()).loseAnswer();
       await expect.poll(() => alert(page)).toBe(OFFLINE);
+      // Changed in the app meanwhile; back in the tab the cart shows 3, not the change made (2),
+      // so the problem stays, and its Retry sends the same request: 2, where working "+1" out
+      // again from the cart on screen would make 4.
+      const { body: active } = await shopper.call<Cart>('POST', '/v1/carts');
+      await shopper.call('PUT', `/v1/carts/${active.id}/items/${tshirt.id}`, { quantity: 3 });
       await page.evaluate("window.dispatchEvent(new Event('focus'))");
-      await cartLink(page, 2).waitFor();
+      await cartLink(page, 3).waitFor();
+      expect(await alert(page)).toBe(OFFLINE);
 
       await page.getByRole('button', { name: 'Retry', exact: true }).tap();
       const retried = await puts.next();

@@ -45,6 +45,10 @@ export class ChangeProblem {
    * is explained with the way to the cart (not wanted on the cart screen itself).
    */
   view(cart: Cart | null, cartLink: boolean, nameOf: NameOf): Child {
+    // The cart loaded again (on focus, say) shows the change made after all: nothing is wrong
+    // any more, and a Retry would only send it again.
+    const { error } = this.failed ?? {};
+    if (cart && error instanceof FailedChange && error.madeIn(cart)) this.failed = null;
     if (!this.failed) return null;
     if (heldByCheckout(this.failed.error, cart)) return heldByCheckoutView(cartLink);
     return problemView(this.failed.error, this.failed.retry, nameOf, this.retrying);
