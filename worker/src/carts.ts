@@ -216,7 +216,10 @@ export async function setItemQuantity(
            SELECT id, status, active AND status = ANY($5::cart_status[]) AS editable
            FROM carts WHERE id = $1 AND user_id = $2 FOR UPDATE
          ), product AS (
+           -- Held until the edit commits: an admin changing its currency meanwhile waits, then
+           -- sees this line (products.ts); one that changed it first is read here as it is now.
            SELECT id, currency, active, unit_amount, ${available('products')} AS available FROM products WHERE id = $3
+           FOR KEY SHARE
          ), conflict AS (
            -- Only adding can mix currencies; removing is always allowed.
            SELECT 1 FROM cart_items i, cart, product

@@ -1,4 +1,5 @@
 import type { z } from '@hono/zod-openapi';
+import type { CartStatus } from './cart-state.ts';
 import type { Sql } from './db.ts';
 import { ApiError } from './errors.ts';
 import type { AdminProductOut, ProductOut, ProductUpsert } from './schemas.ts';
@@ -49,8 +50,12 @@ export async function upsertProduct(
 ): Promise<{ product: AdminProductOut; created: boolean }> {
   if (p.id !== undefined && p.id !== id)
     throw new ApiError('validation_failed', `id: not the product id of the path (${id})`);
-  const rows = await sql.query(
-    `INSERT INTO products (id, name, description, image_url, unit_amount, currency, active, stock, tax_code)
+  const [, rows] = await sql.transaction([
+    // The product's row first, in a statement of its own: an edit adding it to a cart holds it
+    // (carts.ts) until it commits, so the check below, reading afresh, sees that edit's line.
+    sql.query('SELECT FROM products WHERE id = $1 FOR UPDATE', [id]),
+    sql.query(
+      `INSERT INTO products (id, name, description, image_url, unit_amount, currency, active, stock, tax_code)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $11)
      ON CONFLICT (id) DO UPDATE SET
        name = EXCLUDED.name, description = EXCLUDED.description, image_url = EXCLUDED.image_url,
@@ -58,23 +63,27 @@ export async function upsertProduct(
        stock = CASE WHEN $8 THEN EXCLUDED.stock ELSE products.stock END,
        tax_code = CASE WHEN $10 THEN EXCLUDED.tax_code ELSE products.tax_code END,
        updated_at = now()
+     -- An active cart shows today's price, and so may one awaiting a delayed payment, once it fails.
      WHERE products.currency = EXCLUDED.currency OR NOT EXISTS (
-       SELECT 1 FROM cart_items i JOIN carts c ON c.id = i.cart_id WHERE i.product_id = products.id AND c.active)
+       SELECT 1 FROM cart_items i JOIN carts c ON c.id = i.cart_id
+       WHERE i.product_id = products.id AND (c.active OR c.status = $12))
      RETURNING ${columns}, active, stock, reserved, tax_code AS "taxCode", (xmax = 0) AS created`,
-    [
-      id,
-      p.name,
-      p.description,
-      p.imageUrl,
-      p.unitAmount,
-      p.currency,
-      p.active,
-      p.stock !== undefined,
-      p.stock ?? null,
-      p.taxCode !== undefined,
-      p.taxCode ?? null,
-    ],
-  );
+      [
+        id,
+        p.name,
+        p.description,
+        p.imageUrl,
+        p.unitAmount,
+        p.currency,
+        p.active,
+        p.stock !== undefined,
+        p.stock ?? null,
+        p.taxCode !== undefined,
+        p.taxCode ?? null,
+        'awaiting_payment' satisfies CartStatus,
+      ],
+    ),
+  ]);
   // A cart is in one currency: a line whose product went over to another could be neither
   // totalled nor checked out. Stripe, too, never changes a Price's currency: a new Price is made
   // (https://docs.stripe.com/api/prices/update takes no currency).

@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
-import { call, createProduct, db, newUser, openCart, testEnv, unique } from './helpers.ts';
+import { call, createProduct, db, holdLocks, newUser, openCart, testEnv, unique } from './helpers.ts';
+import { cartStatus, checkedOutCart, deliver, eventsFor } from './stripe-helpers.ts';
 
 type ProductBody = {
   id: string;
@@ -192,6 +193,57 @@ describe('PUT /v1/admin/products/{productId}', () => {
       json: { name: product.name, unitAmount: 900, currency: 'eur' },
     });
     expect(moved.status).toBe(200);
+  });
+
+  it('refuses it too for a cart awaiting a delayed payment, which comes back to be edited when the payment fails', async () => {
+    const state = await checkedOutCart();
+    expect((await deliver(eventsFor(state).completedUnpaid())).status).toBe(200);
+    expect(await cartStatus(state.cartId)).toBe('awaiting_payment');
+    const [product] = state.products;
+    const res = await call(`/v1/admin/products/${product!.id}`, {
+      method: 'PUT',
+      headers: admin(),
+      json: { name: product!.name, unitAmount: 900, currency: 'eur' },
+    });
+    expect(res.status).toBe(409);
+    expect((await deliver(eventsFor(state).asyncFailed())).status).toBe(200);
+    const cart = (await (await call(`/v1/carts/${state.cartId}`, { token: state.user.token })).json()) as {
+      status: string;
+      currency: string;
+    };
+    expect(cart).toMatchObject({ status: 'payment_failed', currency: 'usd' });
+  });
+
+  it('never leaves a cart line in another currency than its product when an admin change and an add race (forced)', async () => {
+    const product = await createProduct({ unitAmount: 700 });
+    const user = await newUser();
+    const cart = (await (await call('/v1/carts', { method: 'POST', token: user.token })).json()) as { id: string };
+    // The admin's change is stopped at the product's row, after the moment it would have
+    // looked for lines in carts, while the shopper's add runs.
+    const held = await holdLocks([`SELECT FROM products WHERE id = '${product.id}' FOR SHARE`]);
+    const change = call(`/v1/admin/products/${product.id}`, {
+      method: 'PUT',
+      headers: admin(),
+      json: { name: product.name, unitAmount: 900, currency: 'eur' },
+    });
+    await held.waitForWaiters(1, '%products%');
+    const add = call(`/v1/carts/${cart.id}/items/${product.id}`, {
+      method: 'PUT',
+      token: user.token,
+      json: { quantity: 1 },
+    });
+    // The add either goes through at once or waits its turn behind the change.
+    await Promise.race([add, held.waitForWaiters(2, '%')]);
+    await held.release();
+    expect((await add).status).toBe(200);
+    expect([200, 409]).toContain((await change).status);
+    const rows = await db().query(
+      `SELECT i.currency AS line, p.currency AS product FROM cart_items i JOIN products p ON p.id = i.product_id
+       WHERE i.cart_id = $1`,
+      [cart.id],
+    );
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.line).toBe(rows[0]!.product);
   });
 
   it('takes back a Product as the API shows it (its own id, available) and an empty imageUrl as none', async () => {
