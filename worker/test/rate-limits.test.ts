@@ -121,6 +121,18 @@ describe('GET /checkout/success, per client address', () => {
     expect((await local(other.sessionId)).status).toBe(200);
   });
 
+  it('leaves the cancel page its way back once the address is over the limit: the cart as known, without asking Stripe', async () => {
+    await withinOneWindow();
+    const state = await checkedOutCart();
+    const address = `203.0.113.${Math.floor(Math.random() * 250)}`;
+    for (let i = 0; i < STRIPE_PAGES_PER_MINUTE; i++) expect((await page(state.sessionId, address)).status).toBe(200);
+    const stripeCalls = watchStripe();
+    const cancel = await call(`/checkout/cancel?cart_id=${state.cartId}`, { headers: { 'CF-Connecting-IP': address } });
+    expect(cancel.status).toBe(200);
+    expect(await cancel.text()).toContain('Back to the shop');
+    expect(stripeCalls.calls()).toEqual([]);
+  });
+
   it('answers a session id that is not Stripe-shaped, or not ours, without calling Stripe', async () => {
     const stripeCalls = watchStripe();
     for (const id of ['{CHECKOUT_SESSION_ID}', '', 'cs_test_a1%00', 'cs test', `cs_test_${'a'.repeat(300)}`]) {

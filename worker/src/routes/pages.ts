@@ -5,7 +5,7 @@ import { isPaymentPending } from '../cart-state.ts';
 import { findCartById } from '../carts.ts';
 import { cartOfReturningSession } from '../checkout.ts';
 import type { Config } from '../env.ts';
-import { notFound } from '../errors.ts';
+import { ApiError, notFound } from '../errors.ts';
 import { log } from '../log.ts';
 import { cartPage, messagePage, PAGE_STYLE } from '../pages.ts';
 import { problemOf } from '../problem.ts';
@@ -41,7 +41,7 @@ const cancel = createRoute({
   tags: ['Pages'],
   summary: "Stripe's cancel_url: the cart is kept",
   request: { query: z.object({ cart_id: CartId }) },
-  responses: { 200: htmlPage, 400: htmlError, 404: htmlError, 429: htmlError, 503: htmlError },
+  responses: { 200: htmlPage, 400: htmlError, 404: htmlError, 503: htmlError },
 });
 
 /**
@@ -82,10 +82,14 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
     if (!found) throw notFound('Cart');
     // Stripe's page may have been paid in another tab before this one was cancelled, its webhook
     // not here yet: "nothing was charged" is said only once Stripe says so, as on the success page.
+    // Over the limit of Stripe reads, the page shows the cart as known rather than no way back.
     const sessionId = found.checkout?.sessionId;
     const cart =
       sessionId && isPaymentPending(found.status)
-        ? await cartOfReturningSession(c.var.services, sessionId, stripeReadAllowance(c, sessionId))
+        ? await cartOfReturningSession(c.var.services, sessionId, stripeReadAllowance(c, sessionId)).catch((err) => {
+            if (err instanceof ApiError && err.code === 'rate_limited') return found;
+            throw err;
+          })
         : found;
     return c.html(cartPage({ cancelled: true, cart, appReturnUrl: appReturnUrl(config) }), 200);
   });
