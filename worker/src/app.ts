@@ -53,16 +53,11 @@ export const STRIPE_WEBHOOK_PATH = '/v1/webhooks/stripe';
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 /**
- * JSON is UTF-8 (RFC 8259 §8.1) and every body is read as such: one labelled in another charset
- * would be read as something else than was sent, so it is refused, as an unsupported type is;
- * bytes that are not UTF-8 would reach the database as U+FFFD, so they are a 400. (The webhook
- * needs no check: Stripe signed the bytes, and text read from others does not verify.)
+ * JSON is UTF-8 (RFC 8259 §8.1), and a `charset` parameter has no effect (§11): bytes that are not
+ * UTF-8 would reach the database as U+FFFD, so they are a 400. (The webhook needs no check:
+ * Stripe signed the bytes, and text read from others does not verify.)
  */
 const utf8Bodies = createMiddleware(async (c, next) => {
-  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(c.req.header('Content-Type') ?? '')?.[1]?.toLowerCase();
-  if (charset !== undefined && !['utf-8', 'utf8', 'us-ascii'].includes(charset)) {
-    throw new ApiError('unsupported_media_type', `Request bodies are JSON in UTF-8, not charset=${charset}`);
-  }
   if (c.req.raw.body && c.req.path !== STRIPE_WEBHOOK_PATH) {
     try {
       UTF8.decode(await c.req.raw.clone().arrayBuffer());

@@ -338,9 +338,6 @@ describe('request bodies', () => {
     'application/x-www-form-urlencoded',
     'application/xml',
     'multipart/form-data; boundary=x',
-    // JSON is UTF-8 (RFC 8259 §8.1): a body labelled otherwise would be read as something else.
-    'application/json; charset=iso-8859-1',
-    'application/json; charset="UTF-16"',
     null,
   ])('answers a JSON body sent as %s with 415 problem+json, changing nothing', async (contentType) => {
     const user = await newUser();
@@ -359,10 +356,11 @@ describe('request bodies', () => {
     expect(after.items).toEqual([]);
   });
 
+  // A charset parameter has no effect on JSON (RFC 8259 §11): the bytes decide.
   it.each([
     'application/json; charset=utf-8',
     'application/json;charset="UTF-8"',
-    'application/json; charset=us-ascii',
+    'application/json; charset=iso-8859-1',
   ])('takes a JSON body sent as %s', async (contentType) => {
     const user = await newUser();
     const product = await createProduct();

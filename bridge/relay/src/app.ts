@@ -80,7 +80,7 @@ export function createRelayApp(deps: RelayDeps): Hono {
   app.post('/pubsub/push', async (c) => {
     const auth = await deps.verifier.verify(c.req.header('authorization'));
     if (!auth.ok) {
-      log(auth.status === 503 || auth.misdeployed ? 'ERROR' : 'WARNING', 'push rejected', {
+      log(auth.status === 503 ? 'ERROR' : 'WARNING', 'push rejected', {
         status: auth.status,
         reason: auth.reason,
       });

@@ -11,13 +11,7 @@ import { OAuth2Client, type TokenPayload } from 'google-auth-library';
  */
 export type PushAuthResult =
   | { ok: true; email: string | undefined }
-  | {
-      ok: false;
-      status: 401 | 403 | 503;
-      reason: string;
-      /** Every push will be refused until the service is deployed otherwise: an operator's error. */
-      misdeployed?: true;
-    };
+  | { ok: false; status: 401 | 403 | 503; reason: string };
 
 /**
  * What Cloud Run puts in place of a token's signature once its own IAM check (a service deployed
@@ -78,7 +72,6 @@ export function createOidcVerifier(opts: OidcVerifierOptions): PushVerifier {
           status: 401,
           reason:
             'token signature removed by Cloud Run: deploy the relay with --allow-unauthenticated so it can verify pushes',
-          misdeployed: true,
         };
       }
       let certs: Awaited<ReturnType<typeof certificates>>['certs'];

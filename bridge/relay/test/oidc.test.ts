@@ -77,7 +77,6 @@ describe('OIDC verification of push requests', () => {
       ok: false,
       status: 401,
       reason: expect.stringMatching(/removed by Cloud Run: deploy the relay with --allow-unauthenticated/),
-      misdeployed: true,
     });
   });
 
