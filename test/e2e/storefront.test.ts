@@ -7,7 +7,13 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { LOCAL_STRIPE_KEY } from '@edge-checkout/dev-stack/local-stripe';
 import { shopSignInLink } from '@edge-checkout/dev-stack/token';
-import { findChromium, holdCalls, launchPhoneBrowser, type PhoneBrowser } from '@edge-checkout/test-support/browser';
+import {
+  findChromium,
+  holdCalls,
+  launchPhoneBrowser,
+  type PhoneBrowser,
+  pauseClock,
+} from '@edge-checkout/test-support/browser';
 import { withinOneWindow } from '@edge-checkout/test-support/rate-limit-window';
 import { chromiumMissing, skipWithout } from '@edge-checkout/test-support/requirements';
 import { type Cart, Shopper } from '@edge-checkout/test-support/shopper';
@@ -343,6 +349,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
         await own.context.clock.install();
         const { page, shopper } = await openShop('rate-limited', own);
         await cartLink(page, 0).waitFor();
+        await pauseClock(own);
         // The shopper's app loops on changes until WRITE_RATE_LIMIT (300 a minute, per user)
         // answers 429; a refused change counts too, and needs no cart.
         await withinOneWindow();
@@ -360,9 +367,9 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
         // The Worker's Retry-After: 60.
         expect(await alert(page)).toMatch(/^Too many changes.*You can retry in 60 seconds\.Retry$/);
         await screen(page, 'products-rate-limited');
-        await own.context.clock.fastForward(50_000);
+        await own.context.clock.runFor(50_000);
         expect(await retry.isDisabled()).toBe(true);
-        await own.context.clock.fastForward(10_000);
+        await own.context.clock.runFor(10_000);
         await expect.poll(() => retry.isEnabled()).toBe(true);
         expect(await alert(page)).toMatch(/You can retry now\.Retry$/);
       } finally {
@@ -588,6 +595,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
         await own.context.clock.install();
         const { page, shopper } = await openShop('stalled', own);
         await cartLink(page, 0).waitFor();
+        await pauseClock(own);
         const puts = await holdCalls(page, 'PUT', ITEM_PUT);
         const mug = product('mug-ceramic');
         await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
@@ -595,7 +603,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
         await puts.next();
         const saving = page.getByRole('banner').getByText('Saving…', { exact: true });
         await saving.waitFor();
-        await own.context.clock.fastForward(20_000);
+        await own.context.clock.runFor(20_000);
         await expect
           .poll(() => alert(page))
           .toBe('The shop took too long to answer. Check your connection and try again.Retry');
@@ -714,6 +722,8 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
         .toBe('Checkout cancelled. Nothing was charged, and your cart is kept.');
       await page.getByRole('button', { name: `Increase quantity of ${mug.name}`, exact: true }).tap();
       await cartLink(page, 2).waitFor();
+      // Old news once the shopper changes the cart.
+      expect(await page.getByText('Checkout cancelled', { exact: false }).count()).toBe(0);
       expect((await shopper.cart(cartId)).status).toBe('open');
       await cancels.stop();
       await page.close();

@@ -55,6 +55,15 @@ export async function launchPhoneBrowser(executablePath: string): Promise<PhoneB
   };
 }
 
+/**
+ * Stops the clock `clock.install()` gave the browser, which runs on real time until paused: from
+ * then on only the test moves it (`runFor` fires the timers due in order), so no timer of the
+ * page fires by itself, however slow the machine.
+ */
+export async function pauseClock(browser: PhoneBrowser): Promise<void> {
+  await browser.context.clock.pauseAt(Date.now() + 1_000);
+}
+
 /** A call of the page's held on its way to the server, until the test says what becomes of it. */
 export interface HeldCall {
   /** The request's JSON body, if it has one. */

@@ -157,8 +157,14 @@ export const cartScreen: Screen = (ctx) => {
       ),
     );
 
-  /** A change to the cart; `said` tells screen-reader users what happened. */
-  const act = (change: () => Promise<unknown>, said: string) => actionProblem.run(change, () => ctx.announce(said));
+  /**
+   * A change to the cart; `said` tells screen-reader users what happened. What became of a
+   * cancelled checkout is old news once the shopper acts again.
+   */
+  const act = (change: () => Promise<unknown>, said: string) => {
+    notice = null;
+    return actionProblem.run(change, () => ctx.announce(said));
+  };
 
   /** Cancels the checkout of `cartId`, then `done`; or shows why not, with Retry where it helps. */
   const cancel = async (cartId: string, how: NonNullable<typeof cancelling>, done: () => void) => {
@@ -189,6 +195,7 @@ export const cartScreen: Screen = (ctx) => {
   // The Checkout page replaces the shop in this tab, as the app's web view did; Stripe sends
   // the shopper back to the Worker's landing page, whose "Back to the shop" returns here.
   const checkout = () => {
+    notice = null;
     actionProblem.clear();
     ctx.announce('Opening the payment page…');
     return actionProblem.run(
