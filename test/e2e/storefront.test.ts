@@ -73,6 +73,26 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     return { page, shopper, consoleErrors };
   }
 
+  /**
+   * `test` on a shop whose clock is the test's to move (paused once the shop is loaded): in a
+   * browser of its own, as a clock is installed for a whole browser context and for good.
+   */
+  async function onOwnClock(
+    label: string,
+    test: (shop: { page: Page; shopper: Shopper; clock: PhoneBrowser['context']['clock'] }) => Promise<void>,
+  ): Promise<void> {
+    const own = await launchPhoneBrowser(findChromium()!);
+    try {
+      await own.context.clock.install();
+      const { page, shopper } = await openShop(label, own);
+      await cartLink(page, 0).waitFor();
+      await pauseClock(own);
+      await test({ page, shopper, clock: own.context.clock });
+    } finally {
+      await own.close();
+    }
+  }
+
   /** Nothing wider than the phone (no sideways scrolling), then a screenshot for people to look at. */
   async function screen(page: Page, name: string): Promise<void> {
     const width = Number(await page.evaluate('document.documentElement.scrollWidth'));
@@ -342,14 +362,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     });
 
     it('rate limited: Retry stays off for as long as Retry-After asks, then can be tapped', async () => {
-      // The page's clock is the test's to move. A clock is installed for a whole browser context
-      // and for good: a browser of its own keeps the other tests on real time.
-      const own = await launchPhoneBrowser(findChromium()!);
-      try {
-        await own.context.clock.install();
-        const { page, shopper } = await openShop('rate-limited', own);
-        await cartLink(page, 0).waitFor();
-        await pauseClock(own);
+      await onOwnClock('rate-limited', async ({ page, shopper, clock }) => {
         // The shopper's app loops on changes until WRITE_RATE_LIMIT (300 a minute, per user)
         // answers 429; a refused change counts too, and needs no cart.
         await withinOneWindow();
@@ -367,14 +380,12 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
         // The Worker's Retry-After: 60.
         expect(await alert(page)).toMatch(/^Too many changes.*You can retry in 60 seconds\.Retry$/);
         await screen(page, 'products-rate-limited');
-        await own.context.clock.runFor(50_000);
+        await clock.runFor(50_000);
         expect(await retry.isDisabled()).toBe(true);
-        await own.context.clock.runFor(10_000);
+        await clock.runFor(10_000);
         await expect.poll(() => retry.isEnabled()).toBe(true);
         expect(await alert(page)).toMatch(/You can retry now\.Retry$/);
-      } finally {
-        await own.close();
-      }
+      });
     }, 90_000);
 
     it('changed in another tab: back in this one the shop shows it, and the next tap builds on it', async () => {
@@ -588,14 +599,8 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     });
 
     it('a change stalled: the shop says it is saving, and at the deadline the change ends as a problem with Retry', async () => {
-      // The page's clock is the test's to move past the API client's deadline (a browser of its
-      // own, as in 'rate limited').
-      const own = await launchPhoneBrowser(findChromium()!);
-      try {
-        await own.context.clock.install();
-        const { page, shopper } = await openShop('stalled', own);
-        await cartLink(page, 0).waitFor();
-        await pauseClock(own);
+      // The clock is moved past the API client's deadline.
+      await onOwnClock('stalled', async ({ page, shopper, clock }) => {
         const puts = await holdCalls(page, 'PUT', ITEM_PUT);
         const mug = product('mug-ceramic');
         await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
@@ -603,7 +608,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
         await puts.next();
         const saving = page.getByRole('banner').getByText('Saving…', { exact: true });
         await saving.waitFor();
-        await own.context.clock.runFor(20_000);
+        await clock.runFor(20_000);
         await expect
           .poll(() => alert(page))
           .toBe('The shop took too long to answer. Check your connection and try again.Retry');
@@ -614,9 +619,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
         await cartLink(page, 1).waitFor();
         const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
         expect(cart.items.map((i) => i.quantity)).toEqual([1]);
-      } finally {
-        await own.close();
-      }
+      });
     }, 60_000);
 
     it('a slow checkout: Add is off on Products meanwhile, and its answer does not take a shopper who left the cart to Stripe', async () => {
