@@ -436,22 +436,34 @@ async function applied(f: Fulfilment, effect: CartEffect, read: Statement | unde
 
 /**
  * The cart of a session Stripe sent the shopper back from (the success page), confirmed with
- * Stripe while its payment may still come: the same fulfilment as the webhook, so a late or lost
- * webhook cannot leave a paid cart pending. Only sessions we made reach Stripe, and
- * `beforeAskingStripe` (the page's rate limit) runs first. Stripe being slow, or our Stripe key
- * being wrong, does not hide the order: the cart is shown as we know it, and the webhook or the
- * scheduled job completes it.
+ * Stripe while its payment may still come (confirmedWithStripe).
  */
 export async function cartOfReturningSession(
   services: Services,
   sessionId: string,
   beforeAskingStripe: () => Promise<void>,
 ): Promise<CartOut> {
-  const { sql, fulfilment: f } = services;
-  const cart = cartOf(await selectCartOfSession(sql, sessionId));
+  const cart = cartOf(await selectCartOfSession(services.sql, sessionId));
   if (!cart) throw notFound('Checkout');
+  return confirmedWithStripe(services, cart, sessionId, beforeAskingStripe);
+}
+
+/**
+ * `cart`, as read for a landing page, confirmed with Stripe while the payment of its session
+ * may still come: the same fulfilment as the webhook, so a late or lost webhook cannot leave a
+ * paid cart pending. Only sessions we made reach Stripe, and `beforeAskingStripe` (the page's
+ * rate limit) runs first. Stripe being slow, or our Stripe key being wrong, does not hide the
+ * order: the cart is shown as we know it, and the webhook or the scheduled job completes it.
+ */
+export async function confirmedWithStripe(
+  services: Services,
+  cart: CartOut,
+  sessionId: string,
+  beforeAskingStripe: () => Promise<void>,
+): Promise<CartOut> {
   if (!isPaymentPending(cart.status)) return cart;
   await beforeAskingStripe();
+  const { sql, fulfilment: f } = services;
   try {
     // The cart as the fulfilment leaves it, read in its transaction; unread when nothing was applied.
     const { read } = await reconcileSession(f, services.stripe, sessionId, selectCartOfSession(sql, sessionId));

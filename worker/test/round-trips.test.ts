@@ -148,6 +148,16 @@ describe('database round trips per request', () => {
     });
   });
 
+  it('the cancel page of a cart paid in another tab: its read, then the fulfilment with the cart it leaves in one batch', async () => {
+    const state = await checkedOutCart();
+    await standin.pay(state.sessionId, 'paid');
+    expect(await roundTrips(() => callWithEnv(env, `/checkout/cancel?cart_id=${state.cartId}`))).toEqual({
+      status: 200,
+      db: 2,
+      stripe: 1,
+    });
+  });
+
   it("an operator's refund: a read, and the fulfilment's one batch after the Stripe call", async () => {
     const state = await checkedOutCart();
     await standin.pay(state.sessionId, 'paid');

@@ -1,9 +1,8 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { type AppEnv, router } from '../app.ts';
-import { isPaymentPending } from '../cart-state.ts';
 import { findCartById } from '../carts.ts';
-import { cartOfReturningSession } from '../checkout.ts';
+import { cartOfReturningSession, confirmedWithStripe } from '../checkout.ts';
 import type { Config } from '../env.ts';
 import { ApiError, notFound } from '../errors.ts';
 import { log } from '../log.ts';
@@ -84,13 +83,12 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
     // not here yet: "nothing was charged" is said only once Stripe says so, as on the success page.
     // Over the limit of Stripe reads, the page shows the cart as known rather than no way back.
     const sessionId = found.checkout?.sessionId;
-    const cart =
-      sessionId && isPaymentPending(found.status)
-        ? await cartOfReturningSession(c.var.services, sessionId, stripeReadAllowance(c, sessionId)).catch((err) => {
-            if (err instanceof ApiError && err.code === 'rate_limited') return found;
-            throw err;
-          })
-        : found;
+    const cart = sessionId
+      ? await confirmedWithStripe(c.var.services, found, sessionId, stripeReadAllowance(c, sessionId)).catch((err) => {
+          if (err instanceof ApiError && err.code === 'rate_limited') return found;
+          throw err;
+        })
+      : found;
     return c.html(cartPage({ cancelled: true, cart, appReturnUrl: appReturnUrl(config) }), 200);
   });
 
