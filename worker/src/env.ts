@@ -1,7 +1,7 @@
 import { emulatorHostOf, emulatorHostPort, PROJECT_ID, TOPIC_NAME } from '@edge-checkout/pubsub/names';
 import { z } from 'zod';
 import { ApiError } from './errors.ts';
-import { amountStep, offStep } from './money.ts';
+import { offStep, onStep } from './money.ts';
 import { CHECKOUT_SHIPPING_COUNTRIES } from './shipping-countries.ts';
 import { CHECKOUT_LIFETIME_MINUTES, CURRENCY_CODE, STRIPE_MAX_AMOUNT } from './stripe-limits.ts';
 
@@ -209,7 +209,7 @@ const shippingRate = z
     { error: 'a rate { name, amount, currency, minDays?, maxDays? } and nothing else' },
   )
   .refine((r) => !r.minDays || !r.maxDays || r.minDays <= r.maxDays, 'minDays at most maxDays')
-  .refine((r) => r.amount % amountStep(r.currency) === 0, {
+  .refine((r) => onStep(r.amount, r.currency), {
     error: (issue) => offStep((issue.input as { currency: string }).currency),
   });
 const shippingRates = z

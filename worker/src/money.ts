@@ -34,14 +34,18 @@ export function minorUnitDigits(currency: string): number {
 /**
  * The step Stripe's amounts in `currency` move in: 100 for ISK and UGX, 10 for three-decimal
  * currencies, whose "least-significant (last) digit" must be 0 for payments and refunds
- * (https://docs.stripe.com/currencies#three-decimal), 1 for the rest. An amount off the step is
- * one Stripe refuses, so the Worker refuses it where it enters.
+ * (https://docs.stripe.com/currencies#three-decimal), 1 for the rest.
  */
-export function amountStep(currency: string): number {
+function amountStep(currency: string): number {
   return WHOLE_IN_TWO_DECIMALS.has(currency) ? 100 : THREE_DECIMAL.has(currency) ? 10 : 1;
 }
 
-/** What an amount off amountStep should have been, for the answer that refuses it. */
+/** Whether Stripe takes `amount` in `currency` (amountStep); one it would refuse is refused where it enters. */
+export function onStep(amount: number, currency: string): boolean {
+  return amount % amountStep(currency) === 0;
+}
+
+/** What an amount off its step should have been, for the answer that refuses it. */
 export function offStep(currency: string): string {
   return `a multiple of ${amountStep(currency)}, as Stripe takes amounts in ${currency}`;
 }

@@ -1,7 +1,7 @@
 import { type CartStatus, LANDED_STATUSES } from './cart-state.ts';
 import { ApiError, notFound } from './errors.ts';
 import { log } from './log.ts';
-import { amountStep, offStep } from './money.ts';
+import { offStep, onStep } from './money.ts';
 import type { RefundOut, RefundRequest } from './schemas.ts';
 import type { Services } from './services.ts';
 import { type Stripe, stripeFailure, stripeKeptFailure, stripeKeyInUse, stripeOutcomeUnknown } from './stripe.ts';
@@ -38,7 +38,7 @@ export async function refundCart(
   if (!cart.payment_intent_id) {
     throw new ApiError('not_refundable', 'Nothing was charged for this cart: there is no payment to refund');
   }
-  if (request.amount !== undefined && cart.currency && request.amount % amountStep(cart.currency) !== 0) {
+  if (request.amount !== undefined && cart.currency && !onStep(request.amount, cart.currency)) {
     throw new ApiError('validation_failed', `amount: ${offStep(cart.currency)}`);
   }
   let refund: Stripe.Refund;

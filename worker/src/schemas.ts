@@ -1,7 +1,7 @@
 import { Amounts, Dispute, PAYMENT_EVENT_TYPES, Shipping } from '@edge-checkout/pubsub/payment-event';
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
 import { CART_LIMITS, CART_STATUSES } from './cart-state.ts';
-import { amountStep, offStep } from './money.ts';
+import { offStep, onStep } from './money.ts';
 import { NOT_STORABLE, storableText } from './storable-text.ts';
 import { CURRENCY_CODE, STRIPE_MAX_AMOUNT } from './stripe-limits.ts';
 
@@ -92,7 +92,7 @@ export const ProductUpsert = z
       .openapi({ description: 'Stripe Tax product tax code; omitted: left as it is', example: 'txcd_99999999' }),
   })
   .strict()
-  .refine((p) => p.unitAmount % amountStep(p.currency) === 0, {
+  .refine((p) => onStep(p.unitAmount, p.currency), {
     path: ['unitAmount'],
     error: (issue) => offStep((issue.input as { currency: string }).currency),
   })
