@@ -552,12 +552,27 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     const OFFLINE = 'The shop could not be reached. Check your connection and try again.Retry';
     const ITEM_PUT = /^\/v1\/carts\/[^/]+\/items\/[^/]+$/;
 
-    it('Retry tapped again while the retry is on its way: Retry is off meanwhile, and one T-shirt is added, not two', async () => {
-      const { page, shopper } = await openShop('retry-twice');
+    /** A shop whose item changes are held, where the shopper has just tapped Add on the T-shirt. */
+    async function tshirtAddedHeld(label: string) {
+      const { page, shopper } = await openShop(label);
       await cartLink(page, 0).waitFor();
       const puts = await holdCalls(page, 'PUT', ITEM_PUT);
       const tshirt = product('tshirt-classic');
       await page.getByRole('button', { name: `Add ${tshirt.name} to cart`, exact: true }).tap();
+      return { page, shopper, puts, tshirt };
+    }
+
+    /** The shopper's cart holds one T-shirt and nothing else; then the shop is closed. */
+    async function expectOneTshirt(shop: Awaited<ReturnType<typeof tshirtAddedHeld>>) {
+      const { body: cart } = await shop.shopper.call<Cart>('POST', '/v1/carts');
+      expect(cart.items.map((i) => [i.productId, i.quantity])).toEqual([[shop.tshirt.id, 1]]);
+      await shop.puts.stop();
+      await shop.page.close();
+    }
+
+    it('Retry tapped again while the retry is on its way: Retry is off meanwhile, and one T-shirt is added, not two', async () => {
+      const shop = await tshirtAddedHeld('retry-twice');
+      const { page, puts } = shop;
       const first = await puts.next();
       await first.fail();
       await expect.poll(() => alert(page)).toBe(OFFLINE);
@@ -573,18 +588,12 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await again.pass();
       await cartLink(page, 1).waitFor();
       await expect.poll(() => page.getByRole('alert').count()).toBe(0);
-      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
-      expect(cart.items.map((i) => [i.productId, i.quantity])).toEqual([[tshirt.id, 1]]);
-      await puts.stop();
-      await page.close();
+      await expectOneTshirt(shop);
     });
 
     it('Add’s answer lost after the server added it: the cart loaded on focus shows 1, and the stale problem is gone', async () => {
-      const { page, shopper } = await openShop('answer-lost');
-      await cartLink(page, 0).waitFor();
-      const puts = await holdCalls(page, 'PUT', ITEM_PUT);
-      const tshirt = product('tshirt-classic');
-      await page.getByRole('button', { name: `Add ${tshirt.name} to cart`, exact: true }).tap();
+      const shop = await tshirtAddedHeld('answer-lost');
+      const { page, puts } = shop;
       await (await puts.next()).loseAnswer();
       await expect.poll(() => alert(page)).toBe(OFFLINE);
       // Back in the tab: the cart is loaded again, with the T-shirt the server did add; the
@@ -592,10 +601,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await page.evaluate("window.dispatchEvent(new Event('focus'))");
       await cartLink(page, 1).waitFor();
       await expect.poll(() => page.getByRole('alert').count()).toBe(0);
-      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
-      expect(cart.items.map((i) => [i.productId, i.quantity])).toEqual([[tshirt.id, 1]]);
-      await puts.stop();
-      await page.close();
+      await expectOneTshirt(shop);
     });
 
     it('a change stalled: the shop says it is saving, and at the deadline the change ends as a problem with Retry', async () => {
