@@ -221,34 +221,34 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
     });
   }
 
-  it('answers 502 refund_outcome_unknown when a gateway answers for Stripe after the refund was made (no key): no retry is invited', async () => {
+  it.each<[string, Parameters<typeof refundsAnswered>[0]]>([
+    [
+      'a gateway answers for Stripe after the refund was made (no key): no retry is invited',
+      async (_, atStripe) => {
+        await atStripe();
+        return new Response('<html>504 Gateway Time-out</html>', {
+          status: 504,
+          headers: { 'Content-Type': 'text/html' },
+        });
+      },
+    ],
+    [
+      'Stripe made the refund but its answer was lost (no key), not the 429 of a retry',
+      async (call, atStripe) => {
+        // The refund is made, and its answer lost; a retry would be rate-limited.
+        if (call > 1) {
+          return Response.json(
+            { error: { type: 'invalid_request_error', code: 'rate_limit', message: 'Too many requests' } },
+            { status: 429 },
+          );
+        }
+        await atStripe();
+        throw new TypeError('Network connection lost.');
+      },
+    ],
+  ])('answers 502 refund_outcome_unknown when %s', async (_, answer) => {
     const state = await paidCart();
-    refundsAnswered(async (_, atStripe) => {
-      await atStripe();
-      return new Response('<html>504 Gateway Time-out</html>', {
-        status: 504,
-        headers: { 'Content-Type': 'text/html' },
-      });
-    });
-    const res = await refund(state.cartId, { amount: 500 });
-    expect(res.status).toBe(502);
-    expect((await problem(res)).code).toBe('refund_outcome_unknown');
-    expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 500, refunds: 1 });
-  });
-
-  it('answers 502 refund_outcome_unknown when Stripe made the refund but its answer was lost (no key), not the 429 of a retry', async () => {
-    const state = await paidCart();
-    refundsAnswered(async (call, atStripe) => {
-      // The refund is made, and its answer lost; a retry would be rate-limited.
-      if (call > 1) {
-        return Response.json(
-          { error: { type: 'invalid_request_error', code: 'rate_limit', message: 'Too many requests' } },
-          { status: 429 },
-        );
-      }
-      await atStripe();
-      throw new TypeError('Network connection lost.');
-    });
+    refundsAnswered(answer);
     const res = await refund(state.cartId, { amount: 500 });
     expect(res.status).toBe(502);
     expect((await problem(res)).code).toBe('refund_outcome_unknown');
