@@ -2,7 +2,7 @@ import { createPubSubAdmin } from '@edge-checkout/dev-stack/pubsub-admin';
 import { aboutCarts, TopicReader } from '@edge-checkout/test-support/topics';
 import { exportPKCS8, generateKeyPair } from 'jose';
 import type Stripe from 'stripe';
-import { afterEach, describe, expect, inject, it, vi } from 'vitest';
+import { afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import type { Sql } from '../src/db.ts';
 import { database } from '../src/db.ts';
 import { applyEffect } from '../src/fulfilment.ts';
@@ -19,6 +19,7 @@ import {
   newUser,
   openCart,
   problem,
+  publishOutboxBacklog,
   tokenFor,
 } from './helpers.ts';
 import {
@@ -40,6 +41,9 @@ const deliverWith = (env: typeof stripeEnv, event: Stripe.Event) => deliver(even
 
 /** What reaches the topic from now on (other tests publish to it too: pick by cart). */
 const subscribe = () => TopicReader.subscribe(admin, TEST_BINDINGS.PUBSUB_TOPIC);
+
+// The whole outbox's relay runs here: not behind what earlier files left.
+beforeAll(publishOutboxBacklog);
 
 describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', () => {
   it('publishes cart.paid right after the webhook, with attributes and the cart as ordering key', async () => {

@@ -1,7 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { forgetExpiredData, RETENTION_BATCH } from '../src/retention.ts';
 import { runScheduled } from '../src/scheduled.ts';
-import { db } from './helpers.ts';
+import { db, publishOutboxBacklog } from './helpers.ts';
 import { checkedOutCart, deliver, eventsFor, outboxOf, stripeEnv } from './stripe-helpers.ts';
 
 // A retention of its own, so the scheduled runs of other test files (90 days) never touch
@@ -47,6 +47,9 @@ async function facts(cartId: string) {
   )) as [{ outbox: number; events: number; customer: { email: string | null; name: string | null }; status: string }];
   return row;
 }
+
+// The whole outbox's relay runs here: not behind what earlier files left.
+beforeAll(publishOutboxBacklog);
 
 describe('retention in the scheduled job', () => {
   it('deletes published events and processed events past RETENTION_DAYS and blanks the email, keeping the order', async () => {

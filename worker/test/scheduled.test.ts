@@ -1,10 +1,10 @@
 import { StandinControls } from '@edge-checkout/test-support/standin';
 import type Stripe from 'stripe';
-import { beforeEach, describe, expect, inject, it } from 'vitest';
+import { beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { applyUndeliveredEvents } from '../src/lost-events.ts';
 import { runScheduled } from '../src/scheduled.ts';
 import { requestServices } from '../src/services.ts';
-import { call, db, holdLocks } from './helpers.ts';
+import { call, db, holdLocks, publishOutboxBacklog } from './helpers.ts';
 import { standin } from './standin.ts';
 import { cartStatus, checkedOutCart, deliver, outboxOf, standinStripe, stripeEnv } from './stripe-helpers.ts';
 
@@ -13,6 +13,9 @@ import { cartStatus, checkedOutCart, deliver, outboxOf, standinStripe, stripeEnv
 beforeEach(async () => {
   await db().query('UPDATE checkouts SET reconciled_at = now()');
 });
+
+// The whole outbox's relay runs here: not behind what earlier files left.
+beforeAll(publishOutboxBacklog);
 
 describe('scheduled reconciliation', () => {
   it('applies sessions whose webhooks were lost: paid, and expired', async () => {
