@@ -59,7 +59,7 @@ export function db() {
  * Publishes what earlier test files left due in the outbox: stripe-webhook.test.ts leaves 600
  * rows unpublished on purpose, and the fuzz test requeues every failed row. Files whose tests run
  * the relay over the whole outbox (runScheduled) call it first, so that no test relays that
- * backlog within its own time (it once took a test past its 20 s on a busy machine), or finds its
+ * backlog within its own time (it once took a test past its timeout on a busy machine), or finds its
  * own rows behind it.
  */
 export async function publishOutboxBacklog(): Promise<void> {
