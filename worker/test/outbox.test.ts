@@ -40,7 +40,17 @@ const pubsubDown = { ...stripeEnv, PUBSUB_EMULATOR_HOST: '127.0.0.1:9' };
 const deliverWith = (env: typeof stripeEnv, event: Stripe.Event) => deliver(event, { env });
 
 /** What reaches the topic from now on (other tests publish to it too: pick by cart). */
-const subscribe = () => TopicReader.subscribe(admin, TEST_BINDINGS.PUBSUB_TOPIC);
+const readers: TopicReader[] = [];
+async function subscribe(): Promise<TopicReader> {
+  const reader = await TopicReader.subscribe(admin, TEST_BINDINGS.PUBSUB_TOPIC);
+  readers.push(reader);
+  return reader;
+}
+// A subscription left behind would receive, and keep, every message the later tests and files
+// publish to the shared emulator's topic.
+afterEach(async () => {
+  await Promise.all(readers.splice(0).map((reader) => reader.close()));
+});
 
 // The whole outbox's relay runs here: not behind what earlier files left.
 beforeAll(publishOutboxBacklog);
