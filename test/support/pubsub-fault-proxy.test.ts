@@ -231,7 +231,9 @@ describe.skipIf(skipped)('Pub/Sub fault proxy in front of the emulator', () => {
   it('answer_lost publishes at once and never answers: the caller times out, and its retry is a second copy', async () => {
     const { topic } = await freshTopic();
     proxy.setMode('answer_lost');
-    const impatient = createPubSubPublisher({ projectId: PROJECT, topic, emulatorHost: proxy.host, timeoutMs: 300 });
+    // No answer ever comes, so the caller always times out; its deadline only has to outlast the
+    // proxy's reading of the request in this same process, which a busy machine can delay past 300 ms.
+    const impatient = createPubSubPublisher({ projectId: PROJECT, topic, emulatorHost: proxy.host, timeoutMs: 2_000 });
     const event = { data: 'paid', attributes: { eventId: 'e1' } };
     const timedOut = await publishError(impatient.publish([event]));
     expect(timedOut).toMatchObject({ status: undefined, retryable: true });
