@@ -110,6 +110,11 @@ export async function startNeonHttpProxy(opts: {
   const server = createServer((req, res) => {
     handle(pool, req, res).catch((err: unknown) => send(res, 500, errorBody(String(err))));
   });
+  // workerd's fetch pools connections and closes one idle for 5 s (kj HttpClientSettings
+  // idleTimeout, capnproto kj/compat/http.h); Node's server closes it after the same 5 s
+  // (server.keepAliveTimeout). With both at 5 s, a query sent on a connection the server is
+  // closing fails with "Network connection lost". Longer here, the client always closes first.
+  server.keepAliveTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { NeonDbError, type NeonQueryFunction, neon, neonConfig } from '@neondatabase/serverless';
@@ -208,6 +209,31 @@ describe('neon HTTP proxy', () => {
     }
     const rows = await sql`SELECT id FROM accounts WHERE id >= 1000 ORDER BY id`;
     expect(rows).toEqual([{ id: 1000 }, { id: 1002 }, { id: 1004 }, { id: 1006 }]);
+  });
+
+  it('keeps an idle connection open longer than workerd does (5 s), so the client is always the one to close it', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const query = () =>
+      new Promise<{ status: number | undefined; reused: boolean }>((resolve, reject) => {
+        const req = http.request(proxy.endpoint, {
+          method: 'POST',
+          agent,
+          headers: { 'Neon-Connection-String': postgres.url, 'Content-Type': 'application/json' },
+        });
+        req.on('response', (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode, reused: req.reusedSocket }));
+        });
+        req.on('error', reject);
+        req.end(JSON.stringify({ query: 'SELECT 1', params: [] }));
+      });
+    try {
+      expect(await query()).toEqual({ status: 200, reused: false });
+      await new Promise((resolve) => setTimeout(resolve, 6_000));
+      expect(await query()).toEqual({ status: 200, reused: true });
+    } finally {
+      agent.destroy();
+    }
   });
 
   it('rejects requests without a connection string or with an unknown isolation level', async () => {
