@@ -56,11 +56,11 @@ export function db() {
 }
 
 /**
- * Publishes what earlier test files left due in the outbox: stripe-webhook.test.ts leaves 600
- * rows unpublished on purpose, and the fuzz test requeues every failed row. Files whose tests run
- * the relay over the whole outbox (runScheduled) call it first, so that no test relays that
- * backlog within its own time (it once took a test past its timeout on a busy machine), or finds its
- * own rows behind it.
+ * Publishes what earlier test files left due in the outbox (the fuzz test requeues every failed
+ * row; a file that leaves hundreds unpublished on purpose discards them, as stripe-webhook.test.ts
+ * does). Files whose tests run the relay over the whole outbox (runScheduled) call it first, so
+ * that no test relays a backlog within its own time (608 rows once took a test past its timeout
+ * on a busy machine), or finds its own rows behind it.
  */
 export async function publishOutboxBacklog(): Promise<void> {
   // Each pass claims new rows: those it could not publish wait for their backoff, or are failed.

@@ -2,7 +2,7 @@ import { createPubSubAdmin } from '@edge-checkout/dev-stack/pubsub-admin';
 import { aboutCarts, TopicReader } from '@edge-checkout/test-support/topics';
 import { exportPKCS8, generateKeyPair } from 'jose';
 import type Stripe from 'stripe';
-import { afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { afterEach, beforeAll, describe, expect, inject, it, onTestFinished, vi } from 'vitest';
 import type { Sql } from '../src/db.ts';
 import { database } from '../src/db.ts';
 import { applyEffect } from '../src/fulfilment.ts';
@@ -39,18 +39,16 @@ const pubsubDown = { ...stripeEnv, PUBSUB_EMULATOR_HOST: '127.0.0.1:9' };
 
 const deliverWith = (env: typeof stripeEnv, event: Stripe.Event) => deliver(event, { env });
 
-/** What reaches the topic from now on (other tests publish to it too: pick by cart). */
-const readers: TopicReader[] = [];
+/**
+ * What reaches the topic from now on (other tests publish to it too: pick by cart), until the test
+ * ends: a subscription left behind would receive, and keep, every message the later tests and
+ * files publish to the shared emulator's topic.
+ */
 async function subscribe(): Promise<TopicReader> {
   const reader = await TopicReader.subscribe(admin, TEST_BINDINGS.PUBSUB_TOPIC);
-  readers.push(reader);
+  onTestFinished(() => reader.close());
   return reader;
 }
-// A subscription left behind would receive, and keep, every message the later tests and files
-// publish to the shared emulator's topic.
-afterEach(async () => {
-  await Promise.all(readers.splice(0).map((reader) => reader.close()));
-});
 
 // The whole outbox's relay runs here: not behind what earlier files left.
 beforeAll(publishOutboxBacklog);
