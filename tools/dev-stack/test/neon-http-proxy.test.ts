@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { reusedAfterWorkerdIdle } from '@edge-checkout/test-support/idle-connection';
 import { NeonDbError, type NeonQueryFunction, neon, neonConfig } from '@neondatabase/serverless';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -212,28 +212,15 @@ describe('neon HTTP proxy', () => {
   });
 
   it('keeps an idle connection open longer than workerd does (5 s), so the client is always the one to close it', async () => {
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const query = () =>
-      new Promise<{ status: number | undefined; reused: boolean }>((resolve, reject) => {
-        const req = http.request(proxy.endpoint, {
-          method: 'POST',
-          agent,
-          headers: { 'Neon-Connection-String': postgres.url, 'Content-Type': 'application/json' },
-        });
-        req.on('response', (res) => {
-          res.resume();
-          res.on('end', () => resolve({ status: res.statusCode, reused: req.reusedSocket }));
-        });
-        req.on('error', reject);
-        req.end(JSON.stringify({ query: 'SELECT 1', params: [] }));
-      });
-    try {
-      expect(await query()).toEqual({ status: 200, reused: false });
-      await new Promise((resolve) => setTimeout(resolve, 6_000));
-      expect(await query()).toEqual({ status: 200, reused: true });
-    } finally {
-      agent.destroy();
-    }
+    const request = {
+      method: 'POST',
+      headers: { 'Neon-Connection-String': postgres.url, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ query: 'SELECT 1', params: [] }),
+    };
+    expect(await reusedAfterWorkerdIdle(proxy.endpoint, request)).toEqual([
+      { status: 200, reused: false },
+      { status: 200, reused: true },
+    ]);
   });
 
   it('rejects requests without a connection string or with an unknown isolation level', async () => {

@@ -88,6 +88,9 @@ export async function startStripeStandin(options: StripeStandinOptions): Promise
   });
 
   const server = createServer(getRequestListener(app.fetch));
+  // Longer than workerd's 5 s idle limit, as the local SQL proxy does (neon-http-proxy.ts): the
+  // Worker's refunds go out without retries, so a request lost on a closing connection would fail.
+  server.keepAliveTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, '127.0.0.1', () => {

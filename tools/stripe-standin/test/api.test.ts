@@ -1,3 +1,4 @@
+import { reusedAfterWorkerdIdle } from '@edge-checkout/test-support/idle-connection';
 import Stripe from 'stripe';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { TestStandin } from './testing.ts';
@@ -339,6 +340,17 @@ describe('authentication', () => {
       headers: { Authorization: `Basic ${Buffer.from(`${API_KEY}:`).toString('base64')}` },
     });
     expect(res.status).toBe(200);
+  });
+});
+
+describe('connections', () => {
+  it('keeps an idle connection open longer than workerd does (5 s), so the Worker is always the one to close it', async () => {
+    const session = await createCartSession(t.stripe);
+    const request = { method: 'GET', headers: { Authorization: `Bearer ${API_KEY}` } };
+    expect(await reusedAfterWorkerdIdle(`${t.standin.url}/v1/checkout/sessions/${session.id}`, request)).toEqual([
+      { status: 200, reused: false },
+      { status: 200, reused: true },
+    ]);
   });
 });
 
