@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { WORKER_VARIABLES } from '@edge-checkout/worker/env';
+import Stripe from 'stripe';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -35,6 +36,12 @@ describe('the documentation', () => {
       expect(named, `README layout lacks ${folder}/`).toContain(folder);
     for (const folder of named)
       expect(existsSync(path.join(ROOT, folder)), `README names ${folder}/, which does not exist`).toBe(true);
+  });
+
+  it("names the API version of the Worker's Stripe library for the webhook endpoint", () => {
+    expect(read('README.md')).toContain(
+      `with the API version the Worker's Stripe\nlibrary uses (\`${Stripe.API_VERSION}\``,
+    );
   });
 
   it('points to nothing outside the repository', () => {

@@ -44,9 +44,11 @@ const session = z.object({
   customer_details: z.object({ email: text, name: text }).nullish(),
   payment_intent: ref,
   collected_information: z.object({ shipping_details: shippingDetails }).nullish(),
-  // The same before API version 2025-02-24 (stripe-events.ts, shippingOf).
+  // The same in older API versions (stripe-events.ts, shippingOf).
   shipping_details: shippingDetails,
+  shipping: shippingDetails,
   shipping_cost: z.object({ amount_subtotal: amount, shipping_rate: ref }).nullish(),
+  shipping_rate: ref,
 });
 
 const charge = z.object({ amount, amount_refunded: amount, refunded: z.boolean(), payment_intent: ref });

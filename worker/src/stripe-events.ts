@@ -223,22 +223,32 @@ function amountsOf(session: Stripe.Checkout.Session): Amounts | null {
 }
 
 type CollectedShipping = NonNullable<Stripe.Checkout.Session['collected_information']>['shipping_details'];
+/** A session as older API versions write it (see shippingOf). */
+type SessionOfAnyVersion = Stripe.Checkout.Session & {
+  shipping_details?: CollectedShipping;
+  shipping?: CollectedShipping;
+  shipping_rate?: string | { id: string } | null;
+};
 
 /**
  * The address Checkout collected and the rate chosen: `shipping_cost.shipping_rate` is the id
  * Stripe gave one of the session's `shipping_options`; its name is looked up among those we
- * offered. Stripe writes an event in the API version of the endpoint it goes to, and the address
- * moved: `collected_information.shipping_details` since 2025-02-24.acacia, the top-level
- * `shipping_details` until 2025-03-31.basil removed it
- * (https://docs.stripe.com/changelog/basil/2025-03-31/checkout-session-remove-shipping-details).
+ * offered. Stripe writes an event in the API version of the endpoint it goes to (the Events API
+ * the scheduled job reads: the account's default), and the address moved twice:
+ * `collected_information.shipping_details` since 2025-02-24.acacia, the top-level
+ * `shipping_details` from 2022-08-01 until 2025-03-31.basil removed it
+ * (https://docs.stripe.com/changelog/basil/2025-03-31/checkout-session-remove-shipping-details),
+ * and before 2022-08-01 `shipping`, with the rate's id in `shipping_rate` and its amount only in
+ * `total_details` (https://docs.stripe.com/changelog/2022-08-01/updates-shipping-property-checkout-session).
  */
-function shippingOf(
-  session: Stripe.Checkout.Session & { shipping_details?: CollectedShipping },
-): CartEffect['shipping'] {
-  const details = session.collected_information?.shipping_details ?? session.shipping_details;
+function shippingOf(session: SessionOfAnyVersion): CartEffect['shipping'] {
+  const details = session.collected_information?.shipping_details ?? session.shipping_details ?? session.shipping;
   if (!details) return null;
-  const cost = session.shipping_cost;
-  const rateId = cost ? idOf(cost.shipping_rate) : null;
+  const cost = session.shipping_cost ?? {
+    shipping_rate: session.shipping_rate ?? null,
+    amount_subtotal: session.total_details?.amount_shipping ?? 0,
+  };
+  const rateId = idOf(cost.shipping_rate);
   const a = details.address;
   return {
     details: {
@@ -251,7 +261,7 @@ function shippingOf(
         postalCode: storableForm(a.postal_code ?? null),
         country: storableForm(a.country ?? null),
       },
-      rate: cost && rateId ? { name: rateId, amount: cost.amount_subtotal, minDays: null, maxDays: null } : null,
+      rate: rateId ? { name: rateId, amount: cost.amount_subtotal, minDays: null, maxDays: null } : null,
     },
     rateId,
   };

@@ -147,6 +147,29 @@ describe('checkout with shipping, tax and promotion codes', () => {
     expect(paid!.event).toMatchObject({ type: 'cart.paid', shipping });
   });
 
+  it('records the address and the rate from a webhook sent in an API version before shipping_cost (2022-08-01)', async () => {
+    const { user, cartId, res } = await checkout(configured);
+    const { sessionId } = (await res.json()) as { sessionId: string };
+    // Before 2022-08-01 a session names the address `shipping` and the chosen rate's id
+    // `shipping_rate` (https://docs.stripe.com/changelog/2022-08-01/updates-shipping-property-checkout-session).
+    // An account whose default version is that old gets events so from the Events API too.
+    await payWithCodeAndExpress(sessionId, (event) => {
+      const { collected_information, shipping_cost, ...session } = event.data.object as Stripe.Checkout.Session;
+      const object = {
+        ...session,
+        shipping: collected_information!.shipping_details,
+        shipping_rate: shipping_cost!.shipping_rate,
+      };
+      return { ...event, api_version: '2020-08-27', data: { object } } as unknown as Stripe.Event;
+    });
+
+    const shipping = { name: 'Sam Shopper', address: ADDRESS, rate: { name: 'Express', amount: 1500 } };
+    const cart = await (await call(`/v1/carts/${cartId}`, { token: user.token })).json();
+    expect(cart).toMatchObject({ status: 'paid', shipping });
+    const [paid] = await outboxOf(cartId);
+    expect(paid!.event).toMatchObject({ type: 'cart.paid', shipping });
+  });
+
   it('flags a discounted, taxed and shipped order whose subtotal at Stripe is not what the cart came to', async () => {
     const { user, cartId, res } = await checkout(configured);
     const { sessionId } = (await res.json()) as { sessionId: string };
