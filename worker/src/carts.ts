@@ -48,7 +48,7 @@ interface CartRow {
   updatedAt: Date;
   items: { productId: string; name: string; unitAmount: number; currency: string; quantity: number }[];
   checkout: { sessionId: string; url: string; expiresAt: string } | null;
-  payment: Pick<CartOut, 'amounts' | 'shipping' | 'refundedAmount' | 'oversold' | 'dispute'>;
+  payment: Pick<CartOut, 'amounts' | 'shipping' | 'refundedAmount' | 'oversold' | 'amountMismatch' | 'dispute'>;
 }
 
 // Every cart answer comes from this one query shape, so a mutation and the read-back of its
@@ -65,7 +65,8 @@ const cartSelect = `
               ELSE json_build_object('sessionId', k.session_id, 'url', k.url, 'expiresAt', k.expires_at)
          END AS checkout,
          json_build_object('amounts', k.amounts, 'shipping', k.shipping, 'refundedAmount', COALESCE(k.refunded_amount, 0),
-                           'oversold', COALESCE(k.oversold, false), 'dispute', k.dispute) AS payment
+                           'oversold', COALESCE(k.oversold, false),
+                           'amountMismatch', COALESCE(k.amount_mismatch, false), 'dispute', k.dispute) AS payment
   FROM carts c
   LEFT JOIN checkouts k ON k.session_id = c.checkout_session_id`;
 

@@ -149,6 +149,10 @@ export const Cart = z
     oversold: z
       .boolean()
       .openapi({ description: 'The payment landed for stock that was gone: for a person to resolve' }),
+    amountMismatch: z.boolean().openapi({
+      description:
+        "Stripe's subtotal or currency at completion differed from the cart at checkout (logged as amount_mismatch): for a person to check",
+    }),
     dispute: z.union([CartDispute, z.null()]),
     createdAt: z.iso.datetime({ offset: true }),
     updatedAt: z.iso.datetime({ offset: true }),

@@ -358,6 +358,8 @@ export interface components {
             refundedAmount: number;
             /** @description The payment landed for stock that was gone: for a person to resolve */
             oversold: boolean;
+            /** @description Stripe's subtotal or currency at completion differed from the cart at checkout (logged as amount_mismatch): for a person to check */
+            amountMismatch: boolean;
             dispute: components["schemas"]["CartDispute"] | null;
             /** Format: date-time */
             createdAt: string;
