@@ -1,6 +1,7 @@
 import Stripe from 'stripe';
 import { config, type Env } from './env.ts';
 import { ApiError } from './errors.ts';
+import { log } from './log.ts';
 
 export { Stripe };
 
@@ -82,12 +83,20 @@ export async function verifyWebhook(
   signature: string | undefined,
 ): Promise<Stripe.Event | ThinEvent> {
   const secrets = config(env).required('STRIPE_WEBHOOK_SECRET');
-  if (!signature) throw new ApiError('invalid_signature', 'The Stripe-Signature header is missing');
+  if (!signature) {
+    const missing = 'The Stripe-Signature header is missing';
+    throw refusedSignature(missing, missing);
+  }
+  let why = '';
   for (const secret of secrets) {
     try {
       return await verifier.webhooks.constructEventAsync(rawBody, signature, secret, 300, cryptoProvider);
     } catch (err) {
-      if (err instanceof Stripe.errors.StripeSignatureVerificationError) continue;
+      if (err instanceof Stripe.errors.StripeSignatureVerificationError) {
+        // The library checks the age only once a signature matched: "too old" is the news.
+        if (!why.startsWith('Timestamp')) why = err.message.split('.')[0]!;
+        continue;
+      }
       // Anything else comes after the signature matched, as the library reads the body only
       // then (constructEventAsync): a thin event, which the library leaves to another function
       // (https://docs.stripe.com/event-destinations#thin-events), or a body that is no event
@@ -99,7 +108,19 @@ export async function verifyWebhook(
       throw new ApiError('validation_failed', detail.slice(0, 300), { cause: err });
     }
   }
-  throw new ApiError('invalid_signature', 'The Stripe signature does not match any configured secret or is too old');
+  throw refusedSignature(why);
+}
+
+/**
+ * Logged, as a 4xx otherwise is not: after a secret is rotated, a wrong one shows at once rather
+ * than as payments landing late (through the scheduled job). `detail` is stripe-node's reason.
+ */
+function refusedSignature(
+  why: string,
+  detail = 'The Stripe signature does not match any configured secret or is too old',
+): ApiError {
+  log.warn('stripe_signature_refused', { detail: why });
+  return new ApiError('invalid_signature', detail);
 }
 
 function thinEvent(rawBody: string): ThinEvent | null {
