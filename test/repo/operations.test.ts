@@ -194,4 +194,35 @@ describe("the runbook's log messages", () => {
     expect(logged.size).toBeGreaterThan(5);
     expect([...explained].sort()).toEqual([...logged].sort());
   });
+
+  it('explains every warning and error the relay logs, and no other', () => {
+    const sources = readdirSync(path.join(ROOT, 'bridge/relay/src'))
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => read(`bridge/relay/src/${f}`));
+    // log(severity, message, …) and jsonLog(…): a message's fixed start, up to a `${…}`.
+    const logged = new Set(
+      sources.flatMap((text) =>
+        [...text.matchAll(/\b(?:log|jsonLog)\(\s*([^,]+),\s*['`]([^'`$]+)/g)]
+          .filter((m) => /WARNING|ERROR/.test(m[1]!))
+          .map((m) => m[2]!.replace(/[:\s]+$/, '')),
+      ),
+    );
+    const runbook = read('docs/operations.md');
+    const start = runbook.indexOf('| `message` (starts with)');
+    const rows = runbook.slice(start, runbook.indexOf('\n\n', start)).split('\n').slice(2);
+    const explained = rows.flatMap((row) => [...row.split('|')[1]!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!));
+    expect(logged.size).toBeGreaterThan(5);
+    for (const message of logged) {
+      expect(
+        explained.filter((start) => message.startsWith(start)),
+        message,
+      ).toHaveLength(1);
+    }
+    for (const start of explained) {
+      expect(
+        [...logged].some((message) => message.startsWith(start)),
+        start,
+      ).toBe(true);
+    }
+  });
 });
