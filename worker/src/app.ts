@@ -52,13 +52,23 @@ export const STRIPE_WEBHOOK_PATH = '/v1/webhooks/stripe';
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
+/** Whether a request's body must be UTF-8: what utf8Bodies checks, and what the document says. */
+function checksUtf8(method: string, path: string): boolean {
+  return (
+    method.toUpperCase() !== 'GET' &&
+    method.toUpperCase() !== 'HEAD' &&
+    path.startsWith('/v1/') &&
+    path !== STRIPE_WEBHOOK_PATH
+  );
+}
+
 /**
  * JSON is UTF-8 (RFC 8259 §8.1), and a `charset` parameter has no effect (§11): bytes that are not
  * UTF-8 would reach the database as U+FFFD, so they are a 400. (The webhook needs no check:
  * Stripe signed the bytes, and text read from others does not verify.)
  */
 const utf8Bodies = createMiddleware(async (c, next) => {
-  if (c.req.raw.body && c.req.path !== STRIPE_WEBHOOK_PATH) {
+  if (c.req.raw.body && checksUtf8(c.req.method, c.req.path)) {
     try {
       UTF8.decode(await c.req.raw.clone().arrayBuffer());
     } catch {
@@ -91,9 +101,9 @@ export function createApp(routes: ((app: OpenAPIHono<AppEnv>) => void)[]): OpenA
   // A GET's body has no meaning (RFC 9110 §9.3.1) and no route reads one: it is not refused, as
   // the document says (documentSharedAnswers).
   app.use((c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : limitBody(c, next)));
-  app.use('/v1/*', (c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : utf8Bodies(c, next)));
+  app.use(utf8Bodies);
   for (const register of routes) register(app);
-  documentSharedAnswers(app.openAPIRegistry);
+  documentSharedAnswers(app.openAPIRegistry, checksUtf8);
   app.notFound((c) => problemResponse(c, new ApiError('not_found', 'No such route')));
   app.onError((err, c) => problemResponse(c, err));
   return app;

@@ -271,12 +271,17 @@ type Responses = Record<string, { content?: Record<string, unknown>; headers?: R
 
 /**
  * Adds to every operation of the document the answers no route gives itself: 413 from the body
- * limit (any request that is not a GET may carry a body), 415 from the JSON body check (a route
- * that takes a body), 500 (misconfigured, internal), each as the route answers its errors (pages
- * as HTML); and on every answer the headers the middleware sets: X-Request-Id, and Retry-After
- * with 429 and 503, WWW-Authenticate with 401. Run once every route is registered.
+ * limit (any request that is not a GET may carry a body), 400 from the UTF-8 check (where
+ * `checksUtf8` says it runs, before the route, a body it does not read included), 415 from the
+ * JSON body check (a route that takes a body), 500 (misconfigured, internal), each as the route
+ * answers its errors (pages as HTML); and on every answer the headers the middleware sets:
+ * X-Request-Id, and Retry-After with 429 and 503, WWW-Authenticate with 401. Run once every
+ * route is registered.
  */
-export function documentSharedAnswers(registry: OpenAPIHono['openAPIRegistry']): void {
+export function documentSharedAnswers(
+  registry: OpenAPIHono['openAPIRegistry'],
+  checksUtf8: (method: string, path: string) => boolean,
+): void {
   for (const definition of registry.definitions) {
     if (definition.type !== 'route') continue;
     const { route } = definition;
@@ -285,6 +290,7 @@ export function documentSharedAnswers(registry: OpenAPIHono['openAPIRegistry']):
     const error = isPage ? html('Error page') : problems(500)[500]!;
     const shared = [500, ...(route.method === 'get' ? [] : [413]), ...(route.request?.body ? [415] : [])];
     for (const status of shared) responses[status] ??= error;
+    if (checksUtf8(route.method, route.path)) responses[400] ??= problems(400)[400]!;
     for (const [status, response] of Object.entries(responses)) {
       const own: Record<string, unknown> = (STATUS_HEADERS as Record<string, Record<string, unknown>>)[status] ?? {};
       responses[status] = { ...response, headers: { ...REQUEST_ID_HEADER, ...own, ...response.headers } };

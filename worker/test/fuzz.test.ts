@@ -39,7 +39,7 @@ type Operation = {
   /** The statuses the document declares for it. */
   statuses: string[];
 };
-type Sent = { method: string; url: string; headers: Record<string, string>; body?: string };
+type Sent = { method: string; url: string; headers: Record<string, string>; body?: string | Uint8Array };
 
 // Routes whose successful call changes rows no test owns (every failed outbox row): the fuzz
 // sends them only without valid credentials, so other test files' rows stay as they are.
@@ -308,7 +308,7 @@ const CONTENT_TYPES = [
   '',
 ];
 
-function body(op: Operation): fc.Arbitrary<string | undefined> {
+function body(op: Operation): fc.Arbitrary<string | Uint8Array | undefined> {
   const json = op.body
     ? fromSchema(op.body).map((v) => JSON.stringify(v))
     : fc.jsonValue().map((v) => JSON.stringify(v));
@@ -317,6 +317,8 @@ function body(op: Operation): fc.Arbitrary<string | undefined> {
     { weight: op.body ? 2 : 6, arbitrary: fc.constant(undefined) },
     { weight: 1, arbitrary: json.map((s) => s.slice(0, Math.max(0, s.length - 1 - (s.length % 3)))) },
     { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 50 }) },
+    // Bytes that are not UTF-8 (0xFF never is), which a JavaScript string cannot carry.
+    { weight: 1, arbitrary: fc.uint8Array({ maxLength: 20 }).map((bytes) => Uint8Array.from([...bytes, 0xff])) },
     {
       weight: 1,
       arbitrary: fc.constantFrom(

@@ -734,6 +734,17 @@ export interface operations {
                 };
             };
             /** @description Problem details (RFC 9457) */
+            400: {
+                headers: {
+                    /** @description This request's id, as logged (quote it to support) */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457) */
             401: {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
@@ -2071,6 +2082,17 @@ export interface operations {
                 };
             };
             /** @description Problem details (RFC 9457) */
+            400: {
+                headers: {
+                    /** @description This request's id, as logged (quote it to support) */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457) */
             401: {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
@@ -2276,6 +2298,8 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
+                    /** @description With event_being_published: seconds until its publisher is done with the row */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {
