@@ -778,6 +778,13 @@ describe('the admin outbox routes', () => {
     expect(refused.status).toBe(409);
     expect(refused.headers.get('Retry-After')).toBe('60');
     expect((await problem(refused)).code).toBe('event_being_published');
+    // Declared, so that a client generated from the document reads it.
+    const doc = (await (await call('/openapi.json')).json()) as {
+      paths: Record<string, { post: { responses: Record<string, { headers: Record<string, unknown> }> } }>;
+    };
+    expect(doc.paths['/v1/admin/outbox/{eventId}/discard']!.post.responses['409']!.headers).toHaveProperty(
+      'Retry-After',
+    );
     await publishLeased(paid.leased);
     expect(await payments.exactly(1, aboutCarts(paid.state.cartId))).toHaveLength(1);
     const [after] = await db().query('SELECT published_at, discarded_at FROM outbox WHERE id = $1', [row!.id]);

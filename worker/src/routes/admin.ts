@@ -77,7 +77,19 @@ const discardEntry = createRoute({
   summary: "Give up on an unpublished payment event; its cart's later events no longer wait for it",
   ...ADMIN_ONLY,
   request: { params: z.object({ eventId: z.uuid() }) },
-  responses: { 200: json(OutboxEntry, 'Discarded'), ...problems(400, 401, 404, 409, 503) },
+  responses: {
+    200: json(OutboxEntry, 'Discarded'),
+    ...problems(400, 401, 404, 503),
+    409: {
+      ...problems(409)[409]!,
+      headers: {
+        'Retry-After': {
+          description: 'With event_being_published: seconds until its publisher is done with the row',
+          schema: { type: 'string' },
+        },
+      },
+    },
+  },
 });
 
 const upsert = createRoute({
