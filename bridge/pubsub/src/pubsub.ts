@@ -127,11 +127,20 @@ export function topicPath(projectId: string, topic: string): string {
 
 /** URL of the `:publish` method, on Google's API or on an emulator. */
 export function publishUrl(path: string, base: { emulatorHost?: string; apiEndpoint?: string } = {}): string {
+  return methodUrl(path, 'publish', base);
+}
+
+/** URL of a custom method (`:publish`, `:pull`, `:acknowledge`…) of a resource, on Google's API or on an emulator. */
+export function methodUrl(
+  path: string,
+  method: string,
+  base: { emulatorHost?: string; apiEndpoint?: string } = {},
+): string {
   const origin = base.emulatorHost
     ? `http://${emulatorHostPort(base.emulatorHost)}`
     : (base.apiEndpoint ?? PUBSUB_API_ENDPOINT).replace(/\/+$/, '');
   const encoded = path.split('/').map(encodeURIComponent).join('/');
-  return `${origin}/v1/${encoded}:publish`;
+  return `${origin}/v1/${encoded}:${method}`;
 }
 
 export function encodeMessage(message: PubSubMessage): WireMessage {
@@ -175,12 +184,66 @@ export function splitIntoBatches(messages: WireMessage[], limits: PublishLimits 
   return batches;
 }
 
-export function createPubSubPublisher(opts: PubSubPublisherOptions): PubSubPublisher {
-  const path = topicPath(opts.projectId, opts.topic);
-  const url = publishUrl(path, opts);
+/** Where Pub/Sub is and how to authenticate: what the publisher and the subscriber share. */
+export type PubSubConnectionOptions = Omit<PubSubPublisherOptions, 'projectId' | 'topic'>;
+
+/** A REST call that got no answer: unusable credentials (not retryable), no token, a network error, no answer in time. */
+export class PubSubCallError extends Error {
+  override readonly name = 'PubSubCallError';
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    cause: unknown,
+  ) {
+    super(message, { cause });
+  }
+}
+
+/** Pub/Sub's answer to one call, read whole. */
+export type PubSubAnswer = { ok: boolean; status: number; statusText: string; text: string };
+
+/**
+ * POSTs JSON to a Pub/Sub REST method with the connection's credentials (none for an emulator).
+ * Throws PubSubCallError when no answer came; any answer, an error status too, is returned.
+ */
+export function pubSubCaller(opts: PubSubConnectionOptions): (url: string, body: unknown) => Promise<PubSubAnswer> {
   const doFetch: typeof fetch = opts.fetch ?? ((input, init) => fetch(input, init));
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const authorization = opts.emulatorHost ? async () => undefined : credentialsFrom(opts);
+
+  return async (url, body) => {
+    // One deadline for the token and the call: a token source that never answers (a metadata
+    // server read has no timeout of its own) must fail like a call that never answers.
+    const deadline = AbortSignal.timeout(timeoutMs);
+    let bearer: string | undefined;
+    try {
+      bearer = await Promise.race([authorization(), aborted(deadline)]);
+    } catch (error) {
+      if (error instanceof PubSubConfigError) throw new PubSubCallError(error.message, false, error);
+      // A token provider (metadata server, STS) failing is usually transient.
+      throw new PubSubCallError(`could not get an access token: ${errorText(error)}`, true, error);
+    }
+
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (bearer) headers.authorization = `Bearer ${bearer}`;
+
+    let response: Response;
+    try {
+      response = await doFetch(url, { method: 'POST', headers, body: JSON.stringify(body), signal: deadline });
+    } catch (error) {
+      const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
+      const reason = timedOut ? `no answer within ${timeoutMs} ms` : `network error: ${errorText(error)}`;
+      throw new PubSubCallError(reason, true, error);
+    }
+    const text = await response.text().catch(() => '');
+    return { ok: response.ok, status: response.status, statusText: response.statusText, text };
+  };
+}
+
+export function createPubSubPublisher(opts: PubSubPublisherOptions): PubSubPublisher {
+  const path = topicPath(opts.projectId, opts.topic);
+  const url = publishUrl(path, opts);
+  const call = pubSubCaller(opts);
 
   async function publishBatch(batch: WireMessage[], publishedBefore: string[]): Promise<string[]> {
     const fail = (
@@ -192,36 +255,15 @@ export function createPubSubPublisher(opts: PubSubPublisherOptions): PubSubPubli
         publishedMessageIds: publishedBefore,
       });
 
-    // One deadline for the token and the call: a token source that never answers (a metadata
-    // server read has no timeout of its own) must fail like a call that never answers.
-    const deadline = AbortSignal.timeout(timeoutMs);
-    let bearer: string | undefined;
+    let response: PubSubAnswer;
     try {
-      bearer = await Promise.race([authorization(), aborted(deadline)]);
+      response = await call(url, { messages: batch });
     } catch (error) {
-      if (error instanceof PubSubConfigError) throw fail(error.message, { retryable: false, cause: error });
-      // A token provider (metadata server, STS) failing is usually transient.
-      throw fail(`could not get an access token: ${errorText(error)}`, { retryable: true, cause: error });
+      if (!(error instanceof PubSubCallError)) throw error;
+      throw fail(error.message, { retryable: error.retryable, cause: error.cause });
     }
 
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (bearer) headers.authorization = `Bearer ${bearer}`;
-
-    let response: Response;
-    try {
-      response = await doFetch(url, {
-        method: 'POST',
-        headers,
-        body: JSON.stringify({ messages: batch }),
-        signal: deadline,
-      });
-    } catch (error) {
-      const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
-      const reason = timedOut ? `no answer within ${timeoutMs} ms` : `network error: ${errorText(error)}`;
-      throw fail(reason, { retryable: true, cause: error });
-    }
-
-    const text = await response.text().catch(() => '');
+    const text = response.text;
     if (!response.ok) {
       const googleStatus = googleErrorOf(text)?.status;
       throw fail(`${response.status} ${googleErrorText(text) ?? response.statusText}`.trim(), {
@@ -352,13 +394,13 @@ export function batchingPublisher(
 }
 
 /** 408 timeout, 409 ABORTED, 429 RESOURCE_EXHAUSTED, 499 CANCELLED and 5xx are worth retrying (Google's publish retry codes). */
-function isRetryableStatus(status: number): boolean {
+export function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 409 || status === 429 || status === 499 || status >= 500;
 }
 
 type ServiceAccountKey = { client_email: string; private_key: string; private_key_id?: string };
 
-function credentialsFrom(opts: PubSubPublisherOptions): () => Promise<string> {
+function credentialsFrom(opts: PubSubConnectionOptions): () => Promise<string> {
   if (opts.serviceAccountKey && opts.getAccessToken) {
     throw new PubSubConfigError('give either a service-account key or an access-token provider, not both');
   }
@@ -442,7 +484,7 @@ function parseMessageIds(text: string): string[] | undefined {
 }
 
 /** Google's error body `{ error: { code, message, status } }`, when the answer is one. */
-function googleErrorOf(text: string): { message: string; status: string | undefined } | undefined {
+export function googleErrorOf(text: string): { message: string; status: string | undefined } | undefined {
   try {
     const error = (JSON.parse(text) as { error?: { message?: unknown; status?: unknown } }).error;
     if (!error || typeof error.message !== 'string') return undefined;
@@ -453,7 +495,7 @@ function googleErrorOf(text: string): { message: string; status: string | undefi
 }
 
 /** `STATUS: message` from Google's error body, or the start of another body. */
-function googleErrorText(text: string): string | undefined {
+export function googleErrorText(text: string): string | undefined {
   const error = googleErrorOf(text);
   if (!error) return text ? text.slice(0, 200) : undefined;
   return `${error.status ? `${error.status}: ` : ''}${error.message}`.slice(0, 500);
