@@ -11,6 +11,19 @@
 export const PROJECT_ID = /^(?:[a-z0-9.-]+:)?[a-z](?:[a-z0-9-]{0,28}[a-z0-9])?$/;
 /** A topic id as Google allows it: 3 to 255 characters, starting with a letter, not with "goog". */
 export const TOPIC_NAME = /^(?![Gg][Oo][Oo][Gg])[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$/;
+/**
+ * A subscription id: the same rule as a topic's, which Google gives for every Pub/Sub resource
+ * name (https://cloud.google.com/pubsub/docs/pubsub-basics#resource_names).
+ */
+export const SUBSCRIPTION_NAME = TOPIC_NAME;
+
+/**
+ * The topic of payment events where PUBSUB_TOPIC does not say otherwise (bridge/README.md),
+ * its dead-letter topic, and the pull subscription on that where dead letters are read.
+ */
+export const PAYMENT_EVENTS_TOPIC = 'payment-events';
+export const deadLetterTopicOf = (topic: string) => `${topic}-dead-letter`;
+export const deadLetterPullSubscriptionOf = (topic: string) => `${deadLetterTopicOf(topic)}-pull`;
 
 /**
  * PUBSUB_EMULATOR_HOST as `host:port`. It is written so, but Google's own client also takes an

@@ -1,6 +1,8 @@
 // Small REST client for a Pub/Sub emulator: topics, subscriptions, pull and ack.
 // For tests and `npm run dev`; it sends no credentials, so it is not for Google's API.
 
+import type { WireReceivedMessage } from '@edge-checkout/pubsub/subscriber';
+
 export type SubscriptionOptions = {
   /** Short topic name. */
   topic: string;
@@ -115,7 +117,7 @@ export function createPubSubAdmin(opts: { host: string; projectId: string; fetch
       const body = (await call('POST', `${subscriptionName(subscription)}:pull`, {
         maxMessages,
         returnImmediately: true,
-      })) as { receivedMessages?: RawReceivedMessage[] };
+      })) as { receivedMessages?: WireReceivedMessage[] };
       return (body.receivedMessages ?? []).map(decodeReceived);
     },
 
@@ -171,19 +173,7 @@ export async function setUpLocalPubSub(
   return { deadLetterTopic, relaySubscription, notificationSubscription };
 }
 
-type RawReceivedMessage = {
-  ackId: string;
-  deliveryAttempt?: number;
-  message: {
-    data?: string;
-    attributes?: Record<string, string>;
-    messageId: string;
-    publishTime: string;
-    orderingKey?: string;
-  };
-};
-
-function decodeReceived(raw: RawReceivedMessage): ReceivedMessage {
+function decodeReceived(raw: WireReceivedMessage): ReceivedMessage {
   return {
     ackId: raw.ackId,
     messageId: raw.message.messageId,

@@ -1,0 +1,78 @@
+// What `npm run redrive` acts on: its flags, and the environment as the relay reads it.
+import { parseArgs } from 'node:util';
+import {
+  deadLetterPullSubscriptionOf,
+  emulatorHostOf,
+  emulatorHostPort,
+  PAYMENT_EVENTS_TOPIC,
+  PROJECT_ID,
+  SUBSCRIPTION_NAME,
+  TOPIC_NAME,
+} from '@edge-checkout/pubsub/names';
+import { RelayConfigError } from './config.ts';
+
+export const REDRIVE_USAGE = `usage: npm run redrive -- [--dry-run] [--limit N] [--subscription NAME] [--topic NAME]
+  Republishes what Pub/Sub dead-lettered to the payment-events topic, then acknowledges it.
+  --subscription  pull subscription on the topic's dead-letter topic (default ${deadLetterPullSubscriptionOf('<topic>')})
+  --topic         topic to republish to (default ${PAYMENT_EVENTS_TOPIC})
+  --limit N       at most N messages
+  --dry-run       list them; publish and acknowledge nothing
+  environment: GCP_PROJECT_ID (required); PUBSUB_EMULATOR_HOST for an emulator, else Application Default Credentials`;
+
+export type RedriveConfig = {
+  projectId: string;
+  subscription: string;
+  topic: string;
+  limit: number | undefined;
+  dryRun: boolean;
+  /** `host:port` of a Pub/Sub emulator; then no credentials. */
+  emulatorHost: string | undefined;
+};
+
+/** Throws RelayConfigError naming the flag or variable at fault; null for --help. */
+export function loadRedriveConfig(args: string[], env: Record<string, string | undefined>): RedriveConfig | null {
+  let values: ReturnType<typeof parse>['values'];
+  try {
+    ({ values } = parse(args));
+  } catch (error) {
+    throw new RelayConfigError('arguments:', `${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (values.help) return null;
+
+  const projectId = env.GCP_PROJECT_ID?.trim();
+  if (!projectId) throw new RelayConfigError('GCP_PROJECT_ID', 'is required');
+  if (!PROJECT_ID.test(projectId)) throw new RelayConfigError('GCP_PROJECT_ID', 'is not a Google Cloud project id');
+  const emulatorHost = env.PUBSUB_EMULATOR_HOST?.trim() || undefined;
+  if (emulatorHost && emulatorHostOf(emulatorHostPort(emulatorHost)) === null) {
+    throw new RelayConfigError('PUBSUB_EMULATOR_HOST', 'must be host:port of the emulator (e.g. 127.0.0.1:8085)');
+  }
+
+  const topic = values.topic ?? PAYMENT_EVENTS_TOPIC;
+  if (!TOPIC_NAME.test(topic)) throw new RelayConfigError('--topic', 'is not a Pub/Sub topic id');
+  const subscription = values.subscription ?? deadLetterPullSubscriptionOf(topic);
+  if (!SUBSCRIPTION_NAME.test(subscription)) {
+    throw new RelayConfigError('--subscription', 'is not a Pub/Sub subscription id');
+  }
+  let limit: number | undefined;
+  if (values.limit !== undefined) {
+    limit = Number(values.limit);
+    if (!/^\d+$/.test(values.limit) || limit < 1)
+      throw new RelayConfigError('--limit', 'must be a whole number above 0');
+  }
+  return { projectId, subscription, topic, limit, dryRun: values['dry-run'] ?? false, emulatorHost };
+}
+
+function parse(args: string[]) {
+  return parseArgs({
+    args,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      subscription: { type: 'string' },
+      topic: { type: 'string' },
+      limit: { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+}

@@ -1,0 +1,63 @@
+// Entry of `npm run redrive`: dead-lettered payment events back to their topic (redrive.ts).
+// Exits 0 once the dead-letter subscription is drained (or --limit reached), 1 naming the
+// problem otherwise; what could not be published stays on the subscription.
+import { createPubSubPublisher } from '@edge-checkout/pubsub';
+import { createPubSubSubscriber } from '@edge-checkout/pubsub/subscriber';
+import { RelayConfigError } from './config.ts';
+import { redrive } from './redrive.ts';
+import { loadRedriveConfig, REDRIVE_USAGE, type RedriveConfig } from './redrive-config.ts';
+import { applicationDefaultAccessToken } from './server.ts';
+
+let config: RedriveConfig | null;
+try {
+  config = loadRedriveConfig(process.argv.slice(2), process.env);
+} catch (error) {
+  if (!(error instanceof RelayConfigError)) throw error;
+  process.stderr.write(`redrive: ${error.message}\n${REDRIVE_USAGE}\n`);
+  process.exit(1);
+}
+if (!config) {
+  process.stdout.write(`${REDRIVE_USAGE}\n`);
+  process.exit(0);
+}
+
+// The relay's own connection: an emulator without credentials, else Application Default
+// Credentials (gcloud's login on an operator's machine), one token source for both clients.
+const connection = config.emulatorHost
+  ? { emulatorHost: config.emulatorHost }
+  : { getAccessToken: applicationDefaultAccessToken(config.projectId) };
+const subscriber = createPubSubSubscriber({
+  projectId: config.projectId,
+  subscription: config.subscription,
+  ...connection,
+});
+const publisher = createPubSubPublisher({ projectId: config.projectId, topic: config.topic, ...connection });
+const from = `${subscriber.subscriptionPath} to ${publisher.topicPath}`;
+
+try {
+  const report = await redrive({
+    subscriber,
+    publisher,
+    dryRun: config.dryRun,
+    limit: config.limit,
+    print: (line) => process.stdout.write(`${line}\n`),
+  });
+  const perType = Object.entries(report.byType)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([type, count]) => `${type} ${count}`)
+    .join(', ');
+  const verb = config.dryRun ? 'would republish (dry run, nothing published or acknowledged)' : 'republished';
+  process.stdout.write(`${verb} ${report.total} message(s) from ${from}${perType ? `: ${perType}` : ''}\n`);
+  if (report.failure) {
+    const reason = report.failure.error instanceof Error ? report.failure.error.message : String(report.failure.error);
+    process.stderr.write(
+      `redrive stopped: ${reason}\n${report.failure.leftOnSubscription} message(s) of that pull left on ${subscriber.subscriptionPath}, not acknowledged; run again once the cause is fixed\n`,
+    );
+    process.exit(1);
+  }
+} catch (error) {
+  // A pull or an acknowledgement failed: what was published and not acknowledged is pulled
+  // again by the next run and published a second time, which consumers drop by eventId.
+  process.stderr.write(`redrive failed (${from}): ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+}

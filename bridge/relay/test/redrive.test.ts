@@ -1,0 +1,239 @@
+// `npm run redrive` against Google's Pub/Sub emulator: dead-lettered payment events back to
+// their topic, acknowledged only once published. The emulator does not dead-letter pulled
+// messages itself (its pull answers 500 once a message is due for the dead-letter topic), so
+// the tests publish to the dead-letter topic what Pub/Sub would forward: the event with
+// Pub/Sub's CloudPubSubDeadLetter* attributes added.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createPubSubPublisher, PubSubPublishError } from '@edge-checkout/pubsub';
+import type { PubSubSubscriber, PulledMessage } from '@edge-checkout/pubsub/subscriber';
+import { useSharedEmulator, withoutEmulator } from '@edge-checkout/test-support/shared-emulator';
+import { TopicReader } from '@edge-checkout/test-support/topics';
+import { describe, expect, it } from 'vitest';
+import { RelayConfigError } from '../src/config.ts';
+import { redrive } from '../src/redrive.ts';
+import { loadRedriveConfig } from '../src/redrive-config.ts';
+
+const PROJECT = 'demo-project';
+const MAIN = fileURLToPath(new URL('../src/redrive-main.ts', import.meta.url));
+
+type Run = { code: number | null; stdout: string; stderr: string };
+
+function runRedrive(args: string[], env: Record<string, string>): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', MAIN, ...args],
+      { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, timeout: 60_000 },
+      (error, stdout, stderr) =>
+        resolve({ code: error ? ((error.code as number | undefined) ?? null) : 0, stdout, stderr }),
+    );
+  });
+}
+
+/** The attributes Pub/Sub adds when it forwards a message to a dead-letter topic. */
+function deadLetterAttributes(publishTime: string): Record<string, string> {
+  return {
+    CloudPubSubDeadLetterSourceDeliveryCount: '5',
+    CloudPubSubDeadLetterSourceSubscription: 'payment-events-relay',
+    CloudPubSubDeadLetterSourceSubscriptionProject: PROJECT,
+    CloudPubSubDeadLetterSourceTopicPublishTime: publishTime,
+  };
+}
+
+function paymentEvent(id: string, type: string, cartId: string) {
+  return {
+    data: JSON.stringify({ id, type, cart: { id: cartId } }),
+    attributes: { eventType: type, eventId: id, cartId, stripeEventId: `evt_stripe_${id}` },
+  };
+}
+
+describe.skipIf(withoutEmulator)('npm run redrive against the Pub/Sub emulator', () => {
+  const emulator = useSharedEmulator(PROJECT);
+  let names = 0;
+
+  /** A payment topic read through an ordered subscription, and its dead-letter topic with its pull subscription. */
+  async function layout() {
+    const topic = `payments-${++names}`;
+    const deadLetterTopic = `${topic}-dead-letter`;
+    const deadLetters = `${deadLetterTopic}-pull`;
+    for (const name of [topic, deadLetterTopic]) await emulator.admin.createTopic(name);
+    await emulator.admin.createSubscription(deadLetters, { topic: deadLetterTopic, ackDeadlineSeconds: 10 });
+    const target = await TopicReader.subscribe(emulator.admin, topic);
+    const deadLetterTopicPublisher = createPubSubPublisher({
+      projectId: PROJECT,
+      topic: deadLetterTopic,
+      emulatorHost: emulator.host,
+    });
+    const env = { GCP_PROJECT_ID: PROJECT, PUBSUB_EMULATOR_HOST: emulator.host };
+    return { topic, deadLetters, target, deadLetterTopicPublisher, env };
+  }
+
+  /** Three events of two carts, as dead-lettered: cart_a's refund first, then its payment published before it. */
+  async function deadLetterThree(publisher: ReturnType<typeof createPubSubPublisher>) {
+    const paid = paymentEvent('evt_a_paid', 'cart.paid', 'cart_a');
+    const refunded = paymentEvent('evt_a_refunded', 'cart.refunded', 'cart_a');
+    const other = paymentEvent('evt_b_paid', 'cart.paid', 'cart_b');
+    await publisher.publish([
+      // Pub/Sub kept the ordering key on this one…
+      {
+        ...refunded,
+        attributes: { ...refunded.attributes, ...deadLetterAttributes('2026-05-01T10:00:02.000Z') },
+        orderingKey: 'cart_a',
+      },
+    ]);
+    // …and not on these: the cartId attribute names the cart.
+    await publisher.publish([
+      { ...paid, attributes: { ...paid.attributes, ...deadLetterAttributes('2026-05-01T10:00:01.000Z') } },
+      { ...other, attributes: { ...other.attributes, ...deadLetterAttributes('2026-05-01T10:00:03.000Z') } },
+    ]);
+    return { paid, refunded, other };
+  }
+
+  it('republishes data, attributes (less the dead-letter ones) and ordering key, each cart in order, and drains the subscription', async () => {
+    const { topic, deadLetters, target, deadLetterTopicPublisher, env } = await layout();
+    const { paid, refunded, other } = await deadLetterThree(deadLetterTopicPublisher);
+
+    const run = await runRedrive(['--topic', topic, '--subscription', deadLetters], env);
+
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(
+      `republished 3 message(s) from projects/${PROJECT}/subscriptions/${deadLetters} to projects/${PROJECT}/topics/${topic}: cart.paid 2, cart.refunded 1`,
+    );
+    expect(run.stdout).toMatch(
+      /republished \d+: cart\.refunded event evt_a_refunded cart cart_a, dead-lettered after 5 deliveries/,
+    );
+
+    const arrived = await target.exactly(3);
+    expect(arrived.map(({ data, attributes, orderingKey }) => ({ data, attributes, orderingKey }))).toEqual(
+      expect.arrayContaining([
+        { ...paid, orderingKey: 'cart_a' },
+        { ...refunded, orderingKey: 'cart_a' },
+        { ...other, orderingKey: 'cart_b' },
+      ]),
+    );
+    // cart_a's events in the order they were first published, whatever the dead-letter order.
+    expect(arrived.filter((m) => m.orderingKey === 'cart_a').map((m) => m.attributes.eventId)).toEqual([
+      'evt_a_paid',
+      'evt_a_refunded',
+    ]);
+    // Acknowledged, not merely leased: still nothing once the 10 s ack deadline is over.
+    await new Promise((resolve) => setTimeout(resolve, 11_000));
+    expect(await emulator.admin.pull(deadLetters, 100)).toEqual([]);
+  }, 45_000);
+
+  it('leaves every message on the dead-letter subscription and exits 1 naming the problem when publishing fails', async () => {
+    const { deadLetters, deadLetterTopicPublisher, env } = await layout();
+    await deadLetterThree(deadLetterTopicPublisher);
+
+    const run = await runRedrive(['--topic', 'no-such-topic', '--subscription', deadLetters], env);
+
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain('republished 0 message(s)');
+    expect(run.stderr).toMatch(
+      new RegExp(`redrive stopped: Pub/Sub publish to projects/${PROJECT}/topics/no-such-topic failed: 404 NOT_FOUND`),
+    );
+    expect(run.stderr).toContain(`3 message(s) of that pull left on projects/${PROJECT}/subscriptions/${deadLetters}`);
+    const left = await new TopicReader(emulator.admin, deadLetters).exactly(3);
+    expect(left.map((m) => m.attributes.eventId).sort()).toEqual(['evt_a_paid', 'evt_a_refunded', 'evt_b_paid']);
+  });
+
+  it('--dry-run lists the messages, publishes nothing and leaves them on the subscription', async () => {
+    const { topic, deadLetters, target, deadLetterTopicPublisher, env } = await layout();
+    await deadLetterThree(deadLetterTopicPublisher);
+
+    const run = await runRedrive(['--dry-run', '--topic', topic, '--subscription', deadLetters], env);
+
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout.match(/^would republish \d+: /gm)).toHaveLength(3);
+    expect(run.stdout).toContain('would republish (dry run, nothing published or acknowledged) 3 message(s)');
+    expect(await target.exactly(0)).toEqual([]);
+    expect(await new TopicReader(emulator.admin, deadLetters).exactly(3)).toHaveLength(3);
+  });
+
+  it('--limit N republishes N and leaves the rest', async () => {
+    const { topic, deadLetters, target, deadLetterTopicPublisher, env } = await layout();
+    await deadLetterThree(deadLetterTopicPublisher);
+
+    const run = await runRedrive(['--limit', '2', '--topic', topic, '--subscription', deadLetters], env);
+
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('republished 2 message(s)');
+    expect(await target.exactly(2)).toHaveLength(2);
+    expect(await new TopicReader(emulator.admin, deadLetters).exactly(1)).toHaveLength(1);
+  });
+
+  it('exits 1 naming a missing GCP_PROJECT_ID, before touching Pub/Sub', async () => {
+    const run = await runRedrive([], { PUBSUB_EMULATOR_HOST: emulator.host });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^redrive: GCP_PROJECT_ID is required\nusage: npm run redrive/);
+  });
+});
+
+describe('redrive, when a publish fails part-way', () => {
+  it('acknowledges only the messages of the requests that went out', async () => {
+    const pulled: PulledMessage[] = ['cart_a', 'cart_b', 'cart_c'].map((cartId, i) => ({
+      ackId: `ack_${cartId}`,
+      messageId: String(i),
+      data: new TextEncoder().encode(cartId),
+      attributes: { cartId, eventType: 'cart.paid' },
+      publishTime: '2026-05-01T10:00:00Z',
+    }));
+    const acknowledged: string[] = [];
+    const released: string[] = [];
+    const subscriber: Pick<PubSubSubscriber, 'pull' | 'acknowledge' | 'release'> = {
+      pull: async () => pulled.splice(0),
+      acknowledge: async (ackIds) => void acknowledged.push(...ackIds),
+      release: async (ackIds) => void released.push(...ackIds),
+    };
+    // One request per cart: the first went out, the second failed.
+    const publisher = {
+      publish: async () => {
+        throw new PubSubPublishError('Pub/Sub publish failed: 503', { retryable: true, publishedMessageIds: ['m1'] });
+      },
+    };
+
+    const report = await redrive({ subscriber, publisher });
+
+    expect(acknowledged).toEqual(['ack_cart_a']);
+    expect(released).toEqual(['ack_cart_b', 'ack_cart_c']);
+    expect(report).toMatchObject({ total: 1, byType: { 'cart.paid': 1 }, failure: { leftOnSubscription: 2 } });
+  });
+});
+
+describe('npm run redrive: flags and environment', () => {
+  const env = { GCP_PROJECT_ID: 'my-project' };
+
+  it('defaults to the payment-events topic and its dead-letter pull subscription', () => {
+    expect(loadRedriveConfig([], env)).toEqual({
+      projectId: 'my-project',
+      topic: 'payment-events',
+      subscription: 'payment-events-dead-letter-pull',
+      limit: undefined,
+      dryRun: false,
+      emulatorHost: undefined,
+    });
+    expect(loadRedriveConfig(['--topic', 'payments-staging'], env)?.subscription).toBe(
+      'payments-staging-dead-letter-pull',
+    );
+  });
+
+  it.each([
+    [['--limit', '0'], '--limit must be a whole number above 0'],
+    [['--limit', 'ten'], '--limit must be a whole number above 0'],
+    [['--topic', 'goog-events'], '--topic is not a Pub/Sub topic id'],
+    [['--subscription', 'x'], '--subscription is not a Pub/Sub subscription id'],
+    [['--frobnicate'], "Unknown option '--frobnicate'"],
+  ])('refuses %j', (args, message) => {
+    expect(() => loadRedriveConfig(args, env)).toThrow(RelayConfigError);
+    expect(() => loadRedriveConfig(args, env)).toThrow(message);
+  });
+
+  it('refuses an emulator host without a port', () => {
+    expect(() => loadRedriveConfig([], { ...env, PUBSUB_EMULATOR_HOST: 'localhost' })).toThrow(
+      'PUBSUB_EMULATOR_HOST must be host:port',
+    );
+  });
+});
