@@ -591,15 +591,12 @@ describe('POST /v1/webhooks/stripe: rejected requests write nothing', () => {
     return deliver(body, { signature: header });
   };
 
-  // Each is logged, with why: after a secret rotation a wrong secret shows in the logs at once.
+  // A signature in Stripe's form is logged, with why and when it was made: after a secret
+  // rotation a wrong secret shows in the logs at once. Other headers are a stranger's.
   const noMatch = 'No signatures found matching the expected signature for payload';
   it.each([
-    ['a missing signature', (e: never) => deliver(e, { signature: null }), 'The Stripe-Signature header is missing'],
-    [
-      'a malformed signature',
-      (e: never) => deliver(e, { signature: 'garbage' }),
-      'Unable to extract timestamp and signatures from header',
-    ],
+    ['a missing signature', (e: never) => deliver(e, { signature: null }), null],
+    ['a malformed signature', (e: never) => deliver(e, { signature: 'garbage' }), null],
     [
       'a stale signature (over 300 s old)',
       (e: never) => deliver(e, { timestamp: Math.floor(Date.now() / 1000) - 301 }),
@@ -611,16 +608,26 @@ describe('POST /v1/webhooks/stripe: rejected requests write nothing', () => {
       noMatch,
     ],
     ['a tampered body', (e: never) => tampered(e), noMatch],
-  ])('answers 400 invalid_signature for %s, and logs why', async (_, send, why) => {
+  ])('answers 400 invalid_signature for %s', async (_, send, why) => {
     const checkout = await checkedOutCart();
     const event = eventsFor(checkout).completedPaid();
     let res!: Response;
     const lines = await linesOf(async () => {
       res = await send(event as never);
     });
-    expect(lines).toEqual([
-      { level: 'warn', msg: 'stripe_signature_refused', detail: why, requestId: expect.any(String) },
-    ]);
+    expect(lines).toEqual(
+      why === null
+        ? []
+        : [
+            {
+              level: 'warn',
+              msg: 'stripe_signature_refused',
+              detail: why,
+              signedAt: expect.stringMatching(/^\d{10}$/),
+              requestId: expect.any(String),
+            },
+          ],
+    );
     expect(res.status).toBe(400);
     expect((await problem(res)).code).toBe('invalid_signature');
     expect(await eventRecorded(event.id)).toBe(false);
