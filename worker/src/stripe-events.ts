@@ -233,10 +233,10 @@ type SessionOfAnyVersion = Stripe.Checkout.Session & {
 /**
  * The address Checkout collected and the rate chosen: `shipping_cost.shipping_rate` is the id
  * Stripe gave one of the session's `shipping_options`; its name is looked up among those we
- * offered. Stripe writes an event in the API version of the endpoint it goes to (the Events API
- * the scheduled job reads: the account's default), and the address moved twice:
- * `collected_information.shipping_details` since 2025-02-24.acacia, the top-level
- * `shipping_details` from 2022-08-01 until 2025-03-31.basil removed it
+ * offered. Stripe writes an event in the API version of the endpoint it goes to, and lists
+ * events in the version each was created in (https://docs.stripe.com/api/events/list), and the
+ * address moved twice: `collected_information.shipping_details` since 2025-02-24.acacia, the
+ * top-level `shipping_details` from 2022-08-01 until 2025-03-31.basil removed it
  * (https://docs.stripe.com/changelog/basil/2025-03-31/checkout-session-remove-shipping-details),
  * and before 2022-08-01 `shipping`, with the rate's id in `shipping_rate` and its amount only in
  * `total_details` (https://docs.stripe.com/changelog/2022-08-01/updates-shipping-property-checkout-session).
@@ -244,11 +244,8 @@ type SessionOfAnyVersion = Stripe.Checkout.Session & {
 function shippingOf(session: SessionOfAnyVersion): CartEffect['shipping'] {
   const details = session.collected_information?.shipping_details ?? session.shipping_details ?? session.shipping;
   if (!details) return null;
-  const cost = session.shipping_cost ?? {
-    shipping_rate: session.shipping_rate ?? null,
-    amount_subtotal: session.total_details?.amount_shipping ?? 0,
-  };
-  const rateId = idOf(cost.shipping_rate);
+  const rateId = idOf(session.shipping_cost?.shipping_rate ?? session.shipping_rate);
+  const amount = session.shipping_cost?.amount_subtotal ?? session.total_details?.amount_shipping;
   const a = details.address;
   return {
     details: {
@@ -261,7 +258,7 @@ function shippingOf(session: SessionOfAnyVersion): CartEffect['shipping'] {
         postalCode: storableForm(a.postal_code ?? null),
         country: storableForm(a.country ?? null),
       },
-      rate: rateId ? { name: rateId, amount: cost.amount_subtotal, minDays: null, maxDays: null } : null,
+      rate: rateId && amount != null ? { name: rateId, amount, minDays: null, maxDays: null } : null,
     },
     rateId,
   };
