@@ -49,7 +49,8 @@ export const PUBSUB_JWT_SCOPE = 'https://www.googleapis.com/auth/pubsub';
 
 const TOKEN_LIFETIME_SECONDS = 3600;
 const TOKEN_REFRESH_MARGIN_SECONDS = 300;
-const DEFAULT_TIMEOUT_MS = 10_000;
+/** Per-request timeout where PubSubPublisherOptions.timeoutMs does not say otherwise. */
+export const DEFAULT_TIMEOUT_MS = 10_000;
 // `{"messages":[` + `]}`
 const ENVELOPE_BYTES = 15;
 
@@ -400,7 +401,7 @@ export function batchingPublisher(
 }
 
 /** 408 timeout, 409 ABORTED, 429 RESOURCE_EXHAUSTED, 499 CANCELLED and 5xx are worth retrying (Google's publish retry codes). */
-export function isRetryableStatus(status: number): boolean {
+function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 409 || status === 429 || status === 499 || status >= 500;
 }
 
@@ -489,7 +490,7 @@ function parseMessageIds(text: string): string[] | undefined {
 }
 
 /** Google's error body `{ error: { code, message, status } }`, when the answer is one. */
-export function googleErrorOf(text: string): { message: string; status: string | undefined } | undefined {
+function googleErrorOf(text: string): { message: string; status: string | undefined } | undefined {
   try {
     const error = (JSON.parse(text) as { error?: { message?: unknown; status?: unknown } }).error;
     if (!error || typeof error.message !== 'string') return undefined;

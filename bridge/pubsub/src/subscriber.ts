@@ -4,7 +4,6 @@
 import { PROJECT_ID, SUBSCRIPTION_NAME } from './names.ts';
 import {
   googleErrorText,
-  isRetryableStatus,
   methodUrl,
   PubSubCallError,
   PubSubConfigError,
@@ -30,7 +29,7 @@ export class PubSubSubscriberError extends Error {
   override readonly name = 'PubSubSubscriberError';
   constructor(
     message: string,
-    readonly details: { retryable: boolean; status?: number; cause?: unknown },
+    readonly details: { status?: number; cause?: unknown },
   ) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
   }
@@ -52,8 +51,11 @@ export type PubSubSubscriber = {
   pull(maxMessages: number): Promise<PulledMessage[]>;
   /** Removes the messages from the subscription for good. */
   acknowledge(ackIds: string[]): Promise<void>;
-  /** Ends the messages' leases now, so that the next pull can return them again. */
-  release(ackIds: string[]): Promise<void>;
+  /**
+   * Sets the messages' leases to end `seconds` from now: more time to handle them, or 0 to hand
+   * them back at once (a "nack"), so that the next pull can return them again.
+   */
+  modifyAckDeadline(ackIds: string[], seconds: number): Promise<void>;
 };
 
 /** `projects/{projectId}/subscriptions/{subscription}`, after checking both names against Google's rules. */
@@ -92,14 +94,13 @@ export function createPubSubSubscriber(opts: PubSubSubscriberOptions): PubSubSub
       const answer = await call(methodUrl(path, method, opts), body);
       if (!answer.ok) {
         throw fail(`${answer.status} ${googleErrorText(answer.text) ?? answer.statusText}`.trim(), {
-          retryable: isRetryableStatus(answer.status),
           status: answer.status,
         });
       }
       return answer.text;
     } catch (error) {
       if (!(error instanceof PubSubCallError)) throw error;
-      throw fail(error.message, { retryable: error.retryable, cause: error.cause });
+      throw fail(error.message, { cause: error.cause });
     }
   }
 
@@ -130,10 +131,11 @@ export function createPubSubSubscriber(opts: PubSubSubscriberOptions): PubSubSub
       if (ackIds.length > 0) await post('acknowledge', { ackIds });
     },
 
-    async release(ackIds) {
-      // A deadline of 0 makes the messages available again at once (a "nack"):
+    async modifyAckDeadline(ackIds, seconds) {
+      // From 0 (available again at once) to 600, counted from this call; it leaves the
+      // subscription's own ackDeadlineSeconds as it is:
       // https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.subscriptions/modifyAckDeadline
-      if (ackIds.length > 0) await post('modifyAckDeadline', { ackIds, ackDeadlineSeconds: 0 });
+      if (ackIds.length > 0) await post('modifyAckDeadline', { ackIds, ackDeadlineSeconds: seconds });
     },
   };
 }

@@ -8,7 +8,12 @@
 // At least once: a message is acknowledged on the dead-letter subscription only after Pub/Sub
 // took its copy, so a run that dies midway loses nothing; it may publish one again, which
 // consumers drop by eventId (docs/contract.md §6).
-import { type PubSubMessage, PubSubPublishError, type PubSubPublisher } from '@edge-checkout/pubsub';
+import {
+  DEFAULT_TIMEOUT_MS,
+  type PubSubMessage,
+  PubSubPublishError,
+  type PubSubPublisher,
+} from '@edge-checkout/pubsub';
 import type { PubSubSubscriber, PulledMessage } from '@edge-checkout/pubsub/subscriber';
 
 /**
@@ -21,14 +26,24 @@ import type { PubSubSubscriber, PulledMessage } from '@edge-checkout/pubsub/subs
 export const DEAD_LETTER_ATTRIBUTE_PREFIX = 'CloudPubSubDeadLetter';
 const SOURCE_PUBLISH_TIME = 'CloudPubSubDeadLetterSourceTopicPublishTime';
 
-/** Messages per pull: one publish request holds them (Pub/Sub allows 1,000), well inside the lease. */
-const PULL_BATCH = 100;
+/**
+ * How long a pull's messages stay leased: the most Pub/Sub allows (modifyAckDeadline, 600 s),
+ * as the subscription's own deadline may be Google's default of 10 s. An acknowledgement after
+ * the lease is best effort: the message comes back and is published again.
+ */
+const LEASE_SECONDS = 600;
+/**
+ * Messages per pull. The publisher sends one request per cart, one at a time, each ending within
+ * its timeout: that many carts publish well inside the lease, half of it left for the
+ * acknowledgement.
+ */
+const PULL_BATCH = Math.floor((LEASE_SECONDS * 1000) / DEFAULT_TIMEOUT_MS / 2);
 /** Pulls in a row that must come back empty before the subscription counts as drained (see pull()). */
 const EMPTY_PULLS = 2;
 const EMPTY_PULL_PAUSE_MS = 1_000;
 
 export type RedriveOptions = {
-  subscriber: Pick<PubSubSubscriber, 'pull' | 'acknowledge' | 'release'>;
+  subscriber: Pick<PubSubSubscriber, 'pull' | 'acknowledge' | 'modifyAckDeadline'>;
   publisher: Pick<PubSubPublisher, 'publish'>;
   /** List what would be republished; publish and acknowledge nothing. */
   dryRun?: boolean;
@@ -72,7 +87,9 @@ export async function redrive(opts: RedriveOptions): Promise<RedriveReport> {
     let empty = 0;
     while (report.total < limit) {
       const received = await subscriber.pull(Math.min(PULL_BATCH, limit - report.total));
-      if (dryRun) leased.push(...received.map((message) => message.ackId));
+      const ackIds = received.map((message) => message.ackId);
+      await subscriber.modifyAckDeadline(ackIds, LEASE_SECONDS);
+      if (dryRun) leased.push(...ackIds);
       // Without dryRun a message pulled again (its acknowledgement lost) is published again: a duplicate, not a loss.
       const pulled = dryRun ? received.filter((message) => !seen.has(message.messageId)) : received;
       if (pulled.length === 0) {
@@ -83,15 +100,13 @@ export async function redrive(opts: RedriveOptions): Promise<RedriveReport> {
         continue;
       }
       empty = 0;
-      const batch = inPublishOrder(pulled).slice(0, limit - report.total);
+      const batch = inPublishOrder(pulled);
       for (const message of batch) seen.add(message.messageId);
 
       if (dryRun) {
         for (const message of batch) count(report, message, print, 'would republish');
         continue;
       }
-      // Messages pulled beyond the limit go back at once.
-      await subscriber.release(pulled.filter((message) => !batch.includes(message)).map((message) => message.ackId));
 
       let publishedCount = batch.length;
       let failure: unknown;
@@ -108,13 +123,18 @@ export async function redrive(opts: RedriveOptions): Promise<RedriveReport> {
       if (failure !== undefined) {
         const unpublished = batch.slice(publishedCount);
         // Not acknowledged: they stay on the subscription, available again at once for the next run.
-        await subscriber.release(unpublished.map((message) => message.ackId)).catch(() => {});
+        await subscriber
+          .modifyAckDeadline(
+            unpublished.map((message) => message.ackId),
+            0,
+          )
+          .catch(() => {});
         report.failure = { error: failure, leftOnSubscription: unpublished.length };
         return report;
       }
     }
   } finally {
-    if (leased.length > 0) await subscriber.release(leased).catch(() => {});
+    if (leased.length > 0) await subscriber.modifyAckDeadline(leased, 0).catch(() => {});
   }
   return report;
 }

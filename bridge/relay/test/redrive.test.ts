@@ -5,13 +5,13 @@
 // Pub/Sub's CloudPubSubDeadLetter* attributes added.
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { createPubSubPublisher, PubSubPublishError } from '@edge-checkout/pubsub';
-import type { PubSubSubscriber, PulledMessage } from '@edge-checkout/pubsub/subscriber';
+import { createPubSubPublisher, type PubSubMessage, PubSubPublishError } from '@edge-checkout/pubsub';
+import { createPubSubSubscriber, type PulledMessage } from '@edge-checkout/pubsub/subscriber';
 import { useSharedEmulator, withoutEmulator } from '@edge-checkout/test-support/shared-emulator';
 import { TopicReader } from '@edge-checkout/test-support/topics';
 import { describe, expect, it } from 'vitest';
 import { RelayConfigError } from '../src/config.ts';
-import { redrive } from '../src/redrive.ts';
+import { type RedriveOptions, redrive } from '../src/redrive.ts';
 import { loadRedriveConfig } from '../src/redrive-config.ts';
 
 const PROJECT = 'demo-project';
@@ -90,21 +90,29 @@ describe.skipIf(withoutEmulator)('npm run redrive against the Pub/Sub emulator',
     return { paid, refunded, other };
   }
 
-  it('republishes data, attributes (less the dead-letter ones) and ordering key, each cart in order, and drains the subscription', async () => {
-    const { topic, deadLetters, target, deadLetterTopicPublisher, env } = await layout();
+  it('republishes data, attributes (less the dead-letter ones) and ordering key, each cart in order, and acknowledges them', async () => {
+    const { topic, deadLetters, target, deadLetterTopicPublisher } = await layout();
     const { paid, refunded, other } = await deadLetterThree(deadLetterTopicPublisher);
+    const subscriber = createPubSubSubscriber({
+      projectId: PROJECT,
+      subscription: deadLetters,
+      emulatorHost: emulator.host,
+    });
+    const pulledAckIds: string[] = [];
 
-    const run = await runRedrive(['--topic', topic, '--subscription', deadLetters], env);
+    const report = await redrive({
+      subscriber: {
+        ...subscriber,
+        pull: async (maxMessages) => {
+          const pulled = await subscriber.pull(maxMessages);
+          pulledAckIds.push(...pulled.map((message) => message.ackId));
+          return pulled;
+        },
+      },
+      publisher: createPubSubPublisher({ projectId: PROJECT, topic, emulatorHost: emulator.host }),
+    });
 
-    expect(run.stderr).toBe('');
-    expect(run.code).toBe(0);
-    expect(run.stdout).toContain(
-      `republished 3 message(s) from projects/${PROJECT}/subscriptions/${deadLetters} to projects/${PROJECT}/topics/${topic}: cart.paid 2, cart.refunded 1`,
-    );
-    expect(run.stdout).toMatch(
-      /republished \d+: cart\.refunded event evt_a_refunded cart cart_a, dead-lettered after 5 deliveries/,
-    );
-
+    expect(report).toEqual({ total: 3, byType: { 'cart.paid': 2, 'cart.refunded': 1 } });
     const arrived = await target.exactly(3);
     expect(arrived.map(({ data, attributes, orderingKey }) => ({ data, attributes, orderingKey }))).toEqual(
       expect.arrayContaining([
@@ -118,10 +126,28 @@ describe.skipIf(withoutEmulator)('npm run redrive against the Pub/Sub emulator',
       'evt_a_paid',
       'evt_a_refunded',
     ]);
-    // Acknowledged, not merely leased: still nothing once the 10 s ack deadline is over.
-    await new Promise((resolve) => setTimeout(resolve, 11_000));
-    expect(await emulator.admin.pull(deadLetters, 100)).toEqual([]);
-  }, 45_000);
+    // Acknowledged, not merely leased: handed back, they would be pulled again.
+    expect(pulledAckIds).toHaveLength(3);
+    await subscriber.modifyAckDeadline(pulledAckIds, 0);
+    expect(await new TopicReader(emulator.admin, deadLetters).exactly(0)).toEqual([]);
+  });
+
+  it('prints each message and the count per event type, and exits 0', async () => {
+    const { topic, deadLetters, target, deadLetterTopicPublisher, env } = await layout();
+    await deadLetterThree(deadLetterTopicPublisher);
+
+    const run = await runRedrive(['--topic', topic, '--subscription', deadLetters], env);
+
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(
+      `republished 3 message(s) from projects/${PROJECT}/subscriptions/${deadLetters} to projects/${PROJECT}/topics/${topic}: cart.paid 2, cart.refunded 1`,
+    );
+    expect(run.stdout).toMatch(
+      /republished \d+: cart\.refunded event evt_a_refunded cart cart_a, dead-lettered after 5 deliveries/,
+    );
+    expect(await target.exactly(3)).toHaveLength(3);
+  });
 
   it('leaves every message on the dead-letter subscription and exits 1 naming the problem when publishing fails', async () => {
     const { deadLetters, deadLetterTopicPublisher, env } = await layout();
@@ -173,7 +199,7 @@ describe.skipIf(withoutEmulator)('npm run redrive against the Pub/Sub emulator',
 });
 
 describe('redrive, when a publish fails part-way', () => {
-  it('acknowledges only the messages of the requests that went out', async () => {
+  it('acknowledges only the messages of the requests that went out, and hands back the others', async () => {
     const pulled: PulledMessage[] = ['cart_a', 'cart_b', 'cart_c'].map((cartId, i) => ({
       ackId: `ack_${cartId}`,
       messageId: String(i),
@@ -182,23 +208,33 @@ describe('redrive, when a publish fails part-way', () => {
       publishTime: '2026-05-01T10:00:00Z',
     }));
     const acknowledged: string[] = [];
-    const released: string[] = [];
-    const subscriber: Pick<PubSubSubscriber, 'pull' | 'acknowledge' | 'release'> = {
+    const deadlines: Array<[string[], number]> = [];
+    const subscriber: RedriveOptions['subscriber'] = {
       pull: async () => pulled.splice(0),
       acknowledge: async (ackIds) => void acknowledged.push(...ackIds),
-      release: async (ackIds) => void released.push(...ackIds),
+      modifyAckDeadline: async (ackIds, seconds) => void deadlines.push([ackIds, seconds]),
     };
-    // One request per cart: the first went out, the second failed.
+    // One request per cart: the first (cart_a's) went out, the second failed.
+    const published: PubSubMessage[][] = [];
     const publisher = {
-      publish: async () => {
+      publish: async (messages: PubSubMessage[]) => {
+        published.push(messages);
         throw new PubSubPublishError('Pub/Sub publish failed: 503', { retryable: true, publishedMessageIds: ['m1'] });
       },
     };
 
     const report = await redrive({ subscriber, publisher });
 
+    expect(published.map((messages) => messages.map((message) => message.orderingKey))).toEqual([
+      ['cart_a', 'cart_b', 'cart_c'],
+    ]);
     expect(acknowledged).toEqual(['ack_cart_a']);
-    expect(released).toEqual(['ack_cart_b', 'ack_cart_c']);
+    expect(deadlines).toEqual([
+      // Leased for the run right after the pull, whatever the subscription's deadline…
+      [['ack_cart_a', 'ack_cart_b', 'ack_cart_c'], 600],
+      // …and what was not published handed back at once.
+      [['ack_cart_b', 'ack_cart_c'], 0],
+    ]);
     expect(report).toMatchObject({ total: 1, byType: { 'cart.paid': 1 }, failure: { leftOnSubscription: 2 } });
   });
 });
