@@ -14,6 +14,7 @@ import {
   PubSubPublishError,
   type PubSubPublisher,
 } from '@edge-checkout/pubsub';
+import type { PaymentEvent } from '@edge-checkout/pubsub/payment-event';
 import type { PubSubSubscriber, PulledMessage } from '@edge-checkout/pubsub/subscriber';
 
 /**
@@ -141,7 +142,11 @@ export async function redrive(opts: RedriveOptions): Promise<RedriveReport> {
 
 /**
  * A pull's messages grouped by ordering key (one publish request per key), each cart's in the
- * order they were first published: the dead-letter pull subscription delivers in no order.
+ * order they were first published, as far as this pull shows it: the dead-letter pull
+ * subscription delivers in no order, and a cart's messages in another pull go in that pull's
+ * turn. Messages of one publish request share a publish time (the Worker's outbox sends a cart's
+ * backlog in one request after an outage): between those the event's own occurredAt decides, and
+ * pull order where that ties too.
  */
 function inPublishOrder(messages: PulledMessage[]): PulledMessage[] {
   const keyOf = (message: PulledMessage) => republishable(message).orderingKey ?? '';
@@ -151,8 +156,21 @@ function inPublishOrder(messages: PulledMessage[]): PulledMessage[] {
   });
   const publishedAt = (message: PulledMessage) => Date.parse(message.attributes[SOURCE_PUBLISH_TIME] ?? '') || 0;
   return [...messages].sort(
-    (a, b) => firstAt.get(keyOf(a))! - firstAt.get(keyOf(b))! || publishedAt(a) - publishedAt(b),
+    (a, b) =>
+      firstAt.get(keyOf(a))! - firstAt.get(keyOf(b))! ||
+      publishedAt(a) - publishedAt(b) ||
+      occurredAt(a) - occurredAt(b),
   );
+}
+
+/** The payment event's occurredAt (PaymentEvent in @edge-checkout/pubsub/payment-event), 0 where the data has none. */
+function occurredAt(message: PulledMessage): number {
+  try {
+    const event = JSON.parse(new TextDecoder().decode(message.data)) as Partial<Pick<PaymentEvent, 'occurredAt'>>;
+    return typeof event.occurredAt === 'string' ? Date.parse(event.occurredAt) || 0 : 0;
+  } catch {
+    return 0;
+  }
 }
 
 function count(report: RedriveReport, message: PulledMessage, print: (line: string) => void, verb: string): void {

@@ -239,6 +239,42 @@ describe('redrive, when a publish fails part-way', () => {
   });
 });
 
+describe('redrive, the order of one pull', () => {
+  it("republishes each cart's events by dead-letter publish time, then by occurredAt where those tie", async () => {
+    const sameRequest = '2026-05-01T10:00:05.000Z';
+    const event = (id: string, cartId: string, publishTime: string, occurredAt: string): PulledMessage => ({
+      ackId: `ack_${id}`,
+      messageId: id,
+      data: new TextEncoder().encode(JSON.stringify({ id, type: 'cart.paid', occurredAt, cart: { id: cartId } })),
+      attributes: { cartId, eventId: id, eventType: 'cart.paid', ...deadLetterAttributes(publishTime) },
+      publishTime: '2026-05-01T10:05:00Z',
+    });
+    const pulled = [
+      event('a3', 'cart_a', sameRequest, '2026-05-01T09:00:03Z'),
+      event('b1', 'cart_b', '2026-05-01T10:00:01.000Z', '2026-05-01T09:00:00Z'),
+      event('a2', 'cart_a', sameRequest, '2026-05-01T09:00:02Z'),
+      event('a1', 'cart_a', '2026-05-01T10:00:04.000Z', '2026-05-01T09:00:09Z'),
+    ];
+    const published: string[] = [];
+    await redrive({
+      subscriber: {
+        pull: async () => pulled.splice(0),
+        acknowledge: async () => {},
+        modifyAckDeadline: async () => {},
+      },
+      publisher: {
+        publish: async (messages) => {
+          published.push(...messages.map((message) => message.attributes?.eventId ?? '?'));
+          return messages.map((_, i) => `m${i}`);
+        },
+      },
+      sleep: async () => {},
+    });
+
+    expect(published).toEqual(['a1', 'a2', 'a3', 'b1']);
+  });
+});
+
 describe('npm run redrive: flags and environment', () => {
   const env = { GCP_PROJECT_ID: 'my-project' };
 
