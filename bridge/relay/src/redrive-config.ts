@@ -11,11 +11,12 @@ import {
 } from '@edge-checkout/pubsub/names';
 import { RelayConfigError } from './config.ts';
 
-export const REDRIVE_USAGE = `usage: npm run redrive -- [--dry-run] [--limit N] [--subscription NAME] [--topic NAME]
+export const REDRIVE_USAGE = `usage: npm run redrive -- [--dry-run] [--limit N] [--drop MESSAGE_ID]... [--subscription NAME] [--topic NAME]
   Republishes what Pub/Sub dead-lettered to the payment-events topic, then acknowledges it.
   --subscription  pull subscription on the topic's dead-letter topic (default ${deadLetterPullSubscriptionOf('<topic>')})
   --topic         topic to republish to (default ${PAYMENT_EVENTS_TOPIC})
-  --limit N       at most N messages
+  --limit N       at most N messages republished
+  --drop ID       acknowledge the message with this id without publishing it (repeatable)
   --dry-run       list them; publish and acknowledge nothing
   environment: GCP_PROJECT_ID (required); PUBSUB_EMULATOR_HOST for an emulator, else Application Default Credentials`;
 
@@ -24,6 +25,8 @@ export type RedriveConfig = {
   subscription: string;
   topic: string;
   limit: number | undefined;
+  /** Message ids to acknowledge without publishing. */
+  drop: string[];
   dryRun: boolean;
   /** `host:port` of a Pub/Sub emulator; then no credentials. */
   emulatorHost: string | undefined;
@@ -59,7 +62,9 @@ export function loadRedriveConfig(args: string[], env: Record<string, string | u
     if (!/^\d+$/.test(values.limit) || limit < 1)
       throw new RelayConfigError('--limit', 'must be a whole number above 0');
   }
-  return { projectId, subscription, topic, limit, dryRun: values['dry-run'] ?? false, emulatorHost };
+  const drop = values.drop ?? [];
+  if (drop.some((id) => id.trim() === '')) throw new RelayConfigError('--drop', 'needs a message id');
+  return { projectId, subscription, topic, limit, drop, dryRun: values['dry-run'] ?? false, emulatorHost };
 }
 
 function parse(args: string[]) {
@@ -71,6 +76,7 @@ function parse(args: string[]) {
       subscription: { type: 'string' },
       topic: { type: 'string' },
       limit: { type: 'string' },
+      drop: { type: 'string', multiple: true },
       'dry-run': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },

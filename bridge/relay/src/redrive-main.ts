@@ -1,7 +1,7 @@
 // Entry of `npm run redrive`: dead-lettered payment events back to their topic (redrive.ts).
 // Exits 0 once the dead-letter subscription is drained (or --limit reached), 1 naming the
 // problem otherwise; what could not be published stays on the subscription.
-import { createPubSubPublisher } from '@edge-checkout/pubsub';
+import { createPubSubPublisher, PubSubPublishError } from '@edge-checkout/pubsub';
 import { createPubSubSubscriber } from '@edge-checkout/pubsub/subscriber';
 import { RelayConfigError } from './config.ts';
 import { redrive } from './redrive.ts';
@@ -40,6 +40,7 @@ try {
     publisher,
     dryRun: config.dryRun,
     limit: config.limit,
+    drop: new Set(config.drop),
     print: (line) => process.stdout.write(`${line}\n`),
   });
   const perType = Object.entries(report.byType)
@@ -48,10 +49,18 @@ try {
     .join(', ');
   const verb = config.dryRun ? 'would republish (dry run, nothing published or acknowledged)' : 'republished';
   process.stdout.write(`${verb} ${report.total} message(s) from ${from}${perType ? `: ${perType}` : ''}\n`);
-  if (report.failure) {
-    const reason = report.failure.error instanceof Error ? report.failure.error.message : String(report.failure.error);
+  const notPulled = config.drop.filter((id) => !report.dropped.includes(id));
+  if (notPulled.length > 0) {
+    process.stderr.write(`--drop ${notPulled.join(' ')}: not pulled, so not dropped (no such message left)\n`);
+  }
+  const { failure } = report;
+  if (failure) {
+    const reason = failure.error instanceof Error ? failure.error.message : String(failure.error);
     process.stderr.write(
-      `redrive stopped: ${reason}\n${report.failure.leftOnSubscription} message(s) of that pull left on ${subscriber.subscriptionPath}, not acknowledged; run again once the cause is fixed\n`,
+      `redrive stopped: ${reason}\n${failure.unpublished.length} message(s) of that pull left on ${subscriber.subscriptionPath}, not acknowledged, first the failed request's: ${failure.unpublished.join(' ')}\n` +
+        (failure.error instanceof PubSubPublishError && failure.error.messageRejected
+          ? 'Pub/Sub refused what was sent: list them with --dry-run; one that can never be published is acknowledged without publishing with --drop MESSAGE_ID\n'
+          : 'run again once the cause is fixed\n'),
     );
     process.exit(1);
   }

@@ -48,8 +48,14 @@ export type RedriveOptions = {
   publisher: Pick<PubSubPublisher, 'publish'>;
   /** List what would be republished; publish and acknowledge nothing. */
   dryRun?: boolean;
-  /** At most this many messages. */
+  /** At most this many messages republished. */
   limit?: number;
+  /**
+   * Message ids to acknowledge without publishing (with dryRun: only listed): a message the relay
+   * refused as malformed would only be dead-lettered again, and one Pub/Sub refuses would stop
+   * every run.
+   */
+  drop?: ReadonlySet<string>;
   /** One line per message. */
   print?: (line: string) => void;
   sleep?: (ms: number) => Promise<void>;
@@ -59,8 +65,10 @@ export type RedriveReport = {
   /** Republished and acknowledged (with dryRun: listed), per `eventType` attribute. */
   byType: Record<string, number>;
   total: number;
-  /** Set when a publish failed: its messages stay on the subscription. */
-  failure?: { error: unknown; leftOnSubscription: number };
+  /** Message ids acknowledged without publishing, as `drop` asked (with dryRun: listed). */
+  dropped: string[];
+  /** Set when a publish failed: its messages (ids in publish order) stay on the subscription. */
+  failure?: { error: unknown; unpublished: string[] };
 };
 
 /** The copy to publish: the same data and attributes, less Pub/Sub's dead-letter ones, with the cart as ordering key. */
@@ -78,7 +86,8 @@ export async function redrive(opts: RedriveOptions): Promise<RedriveReport> {
   const { subscriber, publisher, dryRun = false, limit = Number.POSITIVE_INFINITY } = opts;
   const print = opts.print ?? (() => {});
   const sleep = opts.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
-  const report: RedriveReport = { byType: {}, total: 0 };
+  const drop = opts.drop ?? new Set<string>();
+  const report: RedriveReport = { byType: {}, total: 0, dropped: [] };
   // With dryRun nothing is acknowledged: the listed messages stay leased until the end, and one
   // whose lease ran out meanwhile (pulled again) is not listed twice.
   const seen = new Set<string>();
@@ -101,8 +110,14 @@ export async function redrive(opts: RedriveOptions): Promise<RedriveReport> {
         continue;
       }
       empty = 0;
-      const batch = inPublishOrder(pulled);
-      for (const message of batch) seen.add(message.messageId);
+      for (const message of pulled) seen.add(message.messageId);
+      const dropping = pulled.filter((message) => drop.has(message.messageId));
+      if (!dryRun) await subscriber.acknowledge(dropping.map((message) => message.ackId));
+      for (const message of dropping) {
+        report.dropped.push(message.messageId);
+        print(`${dryRun ? 'would drop' : 'dropped'} ${described(message)}`);
+      }
+      const batch = inPublishOrder(pulled.filter((message) => !drop.has(message.messageId)));
 
       if (dryRun) {
         for (const message of batch) count(report, message, print, 'would republish');
@@ -130,7 +145,7 @@ export async function redrive(opts: RedriveOptions): Promise<RedriveReport> {
             0,
           )
           .catch(() => {});
-        report.failure = { error: failure, leftOnSubscription: unpublished.length };
+        report.failure = { error: failure, unpublished: unpublished.map((message) => message.messageId) };
         return report;
       }
     }
@@ -174,13 +189,20 @@ function occurredAt(message: PulledMessage): number {
 }
 
 function count(report: RedriveReport, message: PulledMessage, print: (line: string) => void, verb: string): void {
-  const type = message.attributes.eventType ?? '(no eventType)';
+  const type = eventTypeOf(message);
   report.byType[type] = (report.byType[type] ?? 0) + 1;
   report.total++;
+  print(`${verb} ${described(message)}`);
+}
+
+const eventTypeOf = (message: PulledMessage) => message.attributes.eventType ?? '(no eventType)';
+
+/** `{messageId}: {type} event {eventId} cart {cart}`, and how often Pub/Sub had delivered it. */
+function described(message: PulledMessage): string {
   const { orderingKey } = republishable(message);
   const deliveries = message.attributes.CloudPubSubDeadLetterSourceDeliveryCount;
-  print(
-    `${verb} ${message.messageId}: ${type} event ${message.attributes.eventId ?? '?'} cart ${orderingKey ?? '(no ordering key)'}` +
-      (deliveries ? `, dead-lettered after ${deliveries} deliveries` : ''),
+  return (
+    `${message.messageId}: ${eventTypeOf(message)} event ${message.attributes.eventId ?? '?'} cart ${orderingKey ?? '(no ordering key)'}` +
+    (deliveries ? `, dead-lettered after ${deliveries} deliveries` : '')
   );
 }

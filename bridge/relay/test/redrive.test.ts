@@ -83,11 +83,11 @@ describe.skipIf(withoutEmulator)('npm run redrive against the Pub/Sub emulator',
       },
     ]);
     // …and not on these: the cartId attribute names the cart.
-    await publisher.publish([
+    const [, otherId] = await publisher.publish([
       { ...paid, attributes: { ...paid.attributes, ...deadLetterAttributes('2026-05-01T10:00:01.000Z') } },
       { ...other, attributes: { ...other.attributes, ...deadLetterAttributes('2026-05-01T10:00:03.000Z') } },
     ]);
-    return { paid, refunded, other };
+    return { paid, refunded, other, otherId: otherId! };
   }
 
   it('republishes data, attributes (less the dead-letter ones) and ordering key, each cart in order, and acknowledges them', async () => {
@@ -112,7 +112,7 @@ describe.skipIf(withoutEmulator)('npm run redrive against the Pub/Sub emulator',
       publisher: createPubSubPublisher({ projectId: PROJECT, topic, emulatorHost: emulator.host }),
     });
 
-    expect(report).toEqual({ total: 3, byType: { 'cart.paid': 2, 'cart.refunded': 1 } });
+    expect(report).toEqual({ total: 3, byType: { 'cart.paid': 2, 'cart.refunded': 1 }, dropped: [] });
     const arrived = await target.exactly(3);
     expect(arrived.map(({ data, attributes, orderingKey }) => ({ data, attributes, orderingKey }))).toEqual(
       expect.arrayContaining([
@@ -191,6 +191,19 @@ describe.skipIf(withoutEmulator)('npm run redrive against the Pub/Sub emulator',
     expect(await new TopicReader(emulator.admin, deadLetters).exactly(1)).toHaveLength(1);
   });
 
+  it('--drop ID acknowledges that message without publishing it', async () => {
+    const { topic, deadLetters, target, deadLetterTopicPublisher, env } = await layout();
+    const { otherId } = await deadLetterThree(deadLetterTopicPublisher);
+
+    const run = await runRedrive(['--drop', otherId, '--topic', topic, '--subscription', deadLetters], env);
+
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`dropped ${otherId}: cart.paid event evt_b_paid cart cart_b`);
+    expect(run.stdout).toContain('republished 2 message(s)');
+    expect((await target.exactly(2)).map((m) => m.attributes.eventId).sort()).toEqual(['evt_a_paid', 'evt_a_refunded']);
+  });
+
   it('exits 1 naming a missing GCP_PROJECT_ID, before touching Pub/Sub', async () => {
     const run = await runRedrive([], { PUBSUB_EMULATOR_HOST: emulator.host });
     expect(run.code).toBe(1);
@@ -235,7 +248,75 @@ describe('redrive, when a publish fails part-way', () => {
       // …and what was not published handed back at once.
       [['ack_cart_b', 'ack_cart_c'], 0],
     ]);
-    expect(report).toMatchObject({ total: 1, byType: { 'cart.paid': 1 }, failure: { leftOnSubscription: 2 } });
+    expect(report).toMatchObject({ total: 1, byType: { 'cart.paid': 1 }, failure: { unpublished: ['1', '2'] } });
+  });
+});
+
+describe('redrive --drop', () => {
+  const pulledOf = (...ids: string[]): PulledMessage[] =>
+    ids.map((id) => ({
+      ackId: `ack_${id}`,
+      messageId: id,
+      data: new TextEncoder().encode(id),
+      attributes: { cartId: `cart_${id}`, eventId: `evt_${id}`, eventType: 'cart.paid' },
+      publishTime: '2026-05-01T10:00:00Z',
+    }));
+
+  function fakes(pulled: PulledMessage[]) {
+    const calls: string[] = [];
+    // As the subscriber does, a call for no message is none.
+    const call = (line: string, ackIds: string[]) =>
+      void (ackIds.length > 0 && calls.push(`${line} ${ackIds.join(' ')}`));
+    const subscriber: RedriveOptions['subscriber'] = {
+      pull: async () => pulled.splice(0),
+      acknowledge: async (ackIds) => call('acknowledge', ackIds),
+      modifyAckDeadline: async (ackIds, seconds) => call(`lease ${seconds}`, ackIds),
+    };
+    const publisher = {
+      publish: async (messages: PubSubMessage[]) => {
+        calls.push(`publish ${messages.map((message) => message.attributes?.eventId).join(' ')}`);
+        return messages.map((_, i) => `m${i}`);
+      },
+    };
+    return { subscriber, publisher, calls };
+  }
+
+  it('acknowledges the message without publishing it, and prints it', async () => {
+    const { subscriber, publisher, calls } = fakes(pulledOf('1', '2'));
+    const printed: string[] = [];
+
+    const report = await redrive({
+      subscriber,
+      publisher,
+      drop: new Set(['2']),
+      print: (line) => printed.push(line),
+      sleep: async () => {},
+    });
+
+    expect(calls).toEqual(['lease 600 ack_1 ack_2', 'acknowledge ack_2', 'publish evt_1', 'acknowledge ack_1']);
+    expect(report).toMatchObject({ total: 1, dropped: ['2'] });
+    expect(printed).toContain('dropped 2: cart.paid event evt_2 cart cart_2');
+  });
+
+  it('with dryRun only lists it', async () => {
+    const { subscriber, publisher, calls } = fakes(pulledOf('1', '2'));
+    const printed: string[] = [];
+
+    const report = await redrive({
+      subscriber,
+      publisher,
+      drop: new Set(['2']),
+      dryRun: true,
+      print: (line) => printed.push(line),
+      sleep: async () => {},
+    });
+
+    expect(calls).toEqual(['lease 600 ack_1 ack_2', 'lease 0 ack_1 ack_2']);
+    expect(report).toMatchObject({ total: 1, dropped: ['2'] });
+    expect(printed).toEqual([
+      'would drop 2: cart.paid event evt_2 cart cart_2',
+      'would republish 1: cart.paid event evt_1 cart cart_1',
+    ]);
   });
 });
 
@@ -284,12 +365,14 @@ describe('npm run redrive: flags and environment', () => {
       topic: 'payment-events',
       subscription: 'payment-events-dead-letter-pull',
       limit: undefined,
+      drop: [],
       dryRun: false,
       emulatorHost: undefined,
     });
     expect(loadRedriveConfig(['--topic', 'payments-staging'], env)?.subscription).toBe(
       'payments-staging-dead-letter-pull',
     );
+    expect(loadRedriveConfig(['--drop', '17', '--drop', '18'], env)?.drop).toEqual(['17', '18']);
   });
 
   it.each([
@@ -297,6 +380,7 @@ describe('npm run redrive: flags and environment', () => {
     [['--limit', 'ten'], '--limit must be a whole number above 0'],
     [['--topic', 'goog-events'], '--topic is not a Pub/Sub topic id'],
     [['--subscription', 'x'], '--subscription is not a Pub/Sub subscription id'],
+    [['--drop', ' '], '--drop needs a message id'],
     [['--frobnicate'], "Unknown option '--frobnicate'"],
   ])('refuses %j', (args, message) => {
     expect(() => loadRedriveConfig(args, env)).toThrow(RelayConfigError);
