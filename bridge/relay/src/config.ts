@@ -33,16 +33,37 @@ export class RelayConfigError extends Error {
   }
 }
 
-export function loadRelayConfig(env: Record<string, string | undefined>): RelayConfig {
-  const value = (name: string) => {
-    const raw = env[name]?.trim();
-    return raw ? raw : undefined;
-  };
-  const required = (name: string) => {
-    const raw = value(name);
-    if (!raw) throw new RelayConfigError(name, 'is required');
-    return raw;
-  };
+type Env = Record<string, string | undefined>;
+
+/** The variable's value, trimmed; undefined when unset or blank. */
+function envValue(env: Env, name: string): string | undefined {
+  const raw = env[name]?.trim();
+  return raw ? raw : undefined;
+}
+
+function required(env: Env, name: string): string {
+  const raw = envValue(env, name);
+  if (!raw) throw new RelayConfigError(name, 'is required');
+  return raw;
+}
+
+/**
+ * Where the relay's processes reach Pub/Sub (the relay, `npm run redrive`): GCP_PROJECT_ID, and
+ * PUBSUB_EMULATOR_HOST for an emulator, checked.
+ */
+export function loadPubSubEnv(env: Env): Pick<RelayConfig, 'projectId' | 'emulatorHost'> {
+  const emulatorHost = envValue(env, 'PUBSUB_EMULATOR_HOST');
+  // As Google's client reads it (host:port, http:// allowed): anything else fails every publish.
+  if (emulatorHost && emulatorHostOf(emulatorHostPort(emulatorHost)) === null) {
+    throw new RelayConfigError('PUBSUB_EMULATOR_HOST', 'must be host:port of the emulator (e.g. 127.0.0.1:8085)');
+  }
+  const projectId = required(env, 'GCP_PROJECT_ID');
+  if (!PROJECT_ID.test(projectId)) throw new RelayConfigError('GCP_PROJECT_ID', 'is not a Google Cloud project id');
+  return { projectId, emulatorHost };
+}
+
+export function loadRelayConfig(env: Env): RelayConfig {
+  const value = (name: string) => envValue(env, name);
 
   const portText = value('PORT') ?? '8080';
   const port = Number(portText);
@@ -54,19 +75,13 @@ export function loadRelayConfig(env: Record<string, string | undefined>): RelayC
   if (pushAuth !== 'oidc' && pushAuth !== 'none') {
     throw new RelayConfigError('PUSH_AUTH', 'must be "oidc" or "none"');
   }
-  const emulatorHost = value('PUBSUB_EMULATOR_HOST');
-  // As Google's client reads it (host:port, http:// allowed): anything else fails every publish.
-  if (emulatorHost && emulatorHostOf(emulatorHostPort(emulatorHost)) === null) {
-    throw new RelayConfigError('PUBSUB_EMULATOR_HOST', 'must be host:port of the emulator (e.g. 127.0.0.1:8085)');
-  }
+  const { projectId, emulatorHost } = loadPubSubEnv(env);
   // Turning verification off in production would let anyone trigger customer emails.
   if (pushAuth === 'none' && !emulatorHost) {
     throw new RelayConfigError('PUSH_AUTH', '"none" is only allowed with PUBSUB_EMULATOR_HOST (the local emulator)');
   }
 
-  const projectId = required('GCP_PROJECT_ID');
-  if (!PROJECT_ID.test(projectId)) throw new RelayConfigError('GCP_PROJECT_ID', 'is not a Google Cloud project id');
-  const notificationTopic = topicId(required('NOTIFICATION_TOPIC'), projectId);
+  const notificationTopic = topicId(required(env, 'NOTIFICATION_TOPIC'), projectId);
   if (!TOPIC_NAME.test(notificationTopic)) {
     throw new RelayConfigError(
       'NOTIFICATION_TOPIC',
@@ -78,7 +93,7 @@ export function loadRelayConfig(env: Record<string, string | undefined>): RelayC
     projectId,
     notificationTopic,
     pushAuth,
-    pushAudience: pushAuth === 'oidc' ? required('PUSH_AUDIENCE') : value('PUSH_AUDIENCE'),
+    pushAudience: pushAuth === 'oidc' ? required(env, 'PUSH_AUDIENCE') : value('PUSH_AUDIENCE'),
     pushServiceAccount: value('PUSH_SERVICE_ACCOUNT'),
     emulatorHost,
   };

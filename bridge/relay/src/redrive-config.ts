@@ -2,14 +2,11 @@
 import { parseArgs } from 'node:util';
 import {
   deadLetterPullSubscriptionOf,
-  emulatorHostOf,
-  emulatorHostPort,
   PAYMENT_EVENTS_TOPIC,
-  PROJECT_ID,
   SUBSCRIPTION_NAME,
   TOPIC_NAME,
 } from '@edge-checkout/pubsub/names';
-import { RelayConfigError } from './config.ts';
+import { loadPubSubEnv, type RelayConfig } from './config.ts';
 
 export const REDRIVE_USAGE = `usage: npm run redrive -- [--dry-run] [--limit N] [--drop MESSAGE_ID]... [--subscription NAME] [--topic NAME]
   Republishes what Pub/Sub dead-lettered to the payment-events topic, then acknowledges it.
@@ -20,50 +17,46 @@ export const REDRIVE_USAGE = `usage: npm run redrive -- [--dry-run] [--limit N] 
   --dry-run       list them; publish and acknowledge nothing
   environment: GCP_PROJECT_ID (required); PUBSUB_EMULATOR_HOST for an emulator, else Application Default Credentials`;
 
-export type RedriveConfig = {
-  projectId: string;
+/** A flag npm run redrive cannot take: the message names it. */
+export class RedriveArgumentError extends Error {
+  override readonly name = 'RedriveArgumentError';
+}
+
+export type RedriveConfig = Pick<RelayConfig, 'projectId' | 'emulatorHost'> & {
   subscription: string;
   topic: string;
   limit: number | undefined;
   /** Message ids to acknowledge without publishing. */
   drop: string[];
   dryRun: boolean;
-  /** `host:port` of a Pub/Sub emulator; then no credentials. */
-  emulatorHost: string | undefined;
 };
 
-/** Throws RelayConfigError naming the flag or variable at fault; null for --help. */
+/** Throws RedriveArgumentError naming the flag at fault, RelayConfigError naming the variable; null for --help. */
 export function loadRedriveConfig(args: string[], env: Record<string, string | undefined>): RedriveConfig | null {
   let values: ReturnType<typeof parse>['values'];
   try {
     ({ values } = parse(args));
   } catch (error) {
-    throw new RelayConfigError('arguments:', `${error instanceof Error ? error.message : String(error)}`);
+    throw new RedriveArgumentError(error instanceof Error ? error.message : String(error));
   }
   if (values.help) return null;
 
-  const projectId = env.GCP_PROJECT_ID?.trim();
-  if (!projectId) throw new RelayConfigError('GCP_PROJECT_ID', 'is required');
-  if (!PROJECT_ID.test(projectId)) throw new RelayConfigError('GCP_PROJECT_ID', 'is not a Google Cloud project id');
-  const emulatorHost = env.PUBSUB_EMULATOR_HOST?.trim() || undefined;
-  if (emulatorHost && emulatorHostOf(emulatorHostPort(emulatorHost)) === null) {
-    throw new RelayConfigError('PUBSUB_EMULATOR_HOST', 'must be host:port of the emulator (e.g. 127.0.0.1:8085)');
-  }
+  const { projectId, emulatorHost } = loadPubSubEnv(env);
 
   const topic = values.topic ?? PAYMENT_EVENTS_TOPIC;
-  if (!TOPIC_NAME.test(topic)) throw new RelayConfigError('--topic', 'is not a Pub/Sub topic id');
+  if (!TOPIC_NAME.test(topic)) throw new RedriveArgumentError('--topic is not a Pub/Sub topic id');
   const subscription = values.subscription ?? deadLetterPullSubscriptionOf(topic);
   if (!SUBSCRIPTION_NAME.test(subscription)) {
-    throw new RelayConfigError('--subscription', 'is not a Pub/Sub subscription id');
+    throw new RedriveArgumentError('--subscription is not a Pub/Sub subscription id');
   }
   let limit: number | undefined;
   if (values.limit !== undefined) {
     limit = Number(values.limit);
     if (!/^\d+$/.test(values.limit) || limit < 1)
-      throw new RelayConfigError('--limit', 'must be a whole number above 0');
+      throw new RedriveArgumentError('--limit must be a whole number above 0');
   }
   const drop = values.drop ?? [];
-  if (drop.some((id) => id.trim() === '')) throw new RelayConfigError('--drop', 'needs a message id');
+  if (drop.some((id) => id.trim() === '')) throw new RedriveArgumentError('--drop needs a message id');
   return { projectId, subscription, topic, limit, drop, dryRun: values['dry-run'] ?? false, emulatorHost };
 }
 

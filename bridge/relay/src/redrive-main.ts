@@ -4,15 +4,15 @@
 import { createPubSubPublisher, PubSubPublishError } from '@edge-checkout/pubsub';
 import { createPubSubSubscriber } from '@edge-checkout/pubsub/subscriber';
 import { RelayConfigError } from './config.ts';
+import { pubSubConnection } from './pubsub-connection.ts';
 import { redrive } from './redrive.ts';
-import { loadRedriveConfig, REDRIVE_USAGE, type RedriveConfig } from './redrive-config.ts';
-import { applicationDefaultAccessToken } from './server.ts';
+import { loadRedriveConfig, REDRIVE_USAGE, RedriveArgumentError, type RedriveConfig } from './redrive-config.ts';
 
 let config: RedriveConfig | null;
 try {
   config = loadRedriveConfig(process.argv.slice(2), process.env);
 } catch (error) {
-  if (!(error instanceof RelayConfigError)) throw error;
+  if (!(error instanceof RelayConfigError || error instanceof RedriveArgumentError)) throw error;
   process.stderr.write(`redrive: ${error.message}\n${REDRIVE_USAGE}\n`);
   process.exit(1);
 }
@@ -21,11 +21,9 @@ if (!config) {
   process.exit(0);
 }
 
-// The relay's own connection: an emulator without credentials, else Application Default
-// Credentials (gcloud's login on an operator's machine), one token source for both clients.
-const connection = config.emulatorHost
-  ? { emulatorHost: config.emulatorHost }
-  : { getAccessToken: applicationDefaultAccessToken(config.projectId) };
+// The relay's own connection; Application Default Credentials are gcloud's login on an
+// operator's machine. One token source for both clients.
+const connection = pubSubConnection(config);
 const subscriber = createPubSubSubscriber({
   projectId: config.projectId,
   subscription: config.subscription,

@@ -4,11 +4,11 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { batchingPublisher, createPubSubPublisher } from '@edge-checkout/pubsub';
 import { serve } from '@hono/node-server';
-import { GoogleAuth } from 'google-auth-library';
 import { createRelayApp } from './app.ts';
 import type { RelayConfig } from './config.ts';
 import { jsonLog, type RelayLog } from './log.ts';
 import { acceptEveryPush, createOidcVerifier } from './oidc.ts';
+import { pubSubConnection } from './pubsub-connection.ts';
 
 // Cloud Run sends SIGTERM and allows 10 s before SIGKILL.
 const SHUTDOWN_GRACE_MS = 8_000;
@@ -34,9 +34,7 @@ export async function startRelay(config: RelayConfig, opts: StartRelayOptions = 
   const publisher = createPubSubPublisher({
     projectId: config.projectId,
     topic: config.notificationTopic,
-    ...(config.emulatorHost
-      ? { emulatorHost: config.emulatorHost }
-      : { getAccessToken: applicationDefaultAccessToken(config.projectId) }),
+    ...pubSubConnection(config),
   });
   if (config.pushAuth === 'none') {
     log(
@@ -103,38 +101,5 @@ export async function startRelay(config: RelayConfig, opts: StartRelayOptions = 
         });
         http.closeIdleConnections();
       })),
-  };
-}
-
-/**
- * Access tokens for Pub/Sub from Application Default Credentials: on Cloud Run the service's
- * own service account (metadata server), elsewhere GOOGLE_APPLICATION_CREDENTIALS or gcloud's
- * login. google-auth-library caches the token until shortly before it expires.
- *
- * The library shares one token request among all callers until it ends, and on Cloud Run it
- * reads the metadata server without a timeout: a request that never ends would hold every
- * later push. So a request not answered within `timeoutMs` fails its caller, and the next
- * caller starts afresh with a new client.
- */
-export function applicationDefaultAccessToken(projectId: string, timeoutMs = 10_000): () => Promise<string> {
-  // Naming the project spares the library a project-id lookup (metadata or Resource Manager).
-  const newAuth = () => new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/pubsub'], projectId });
-  let auth = newAuth();
-  return async () => {
-    const asked = auth;
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        if (auth === asked) auth = newAuth();
-        reject(new Error(`Application Default Credentials gave no access token within ${timeoutMs} ms`));
-      }, timeoutMs);
-    });
-    try {
-      const token = await Promise.race([asked.getAccessToken(), late]);
-      if (!token) throw new Error('Application Default Credentials gave no access token');
-      return token;
-    } finally {
-      clearTimeout(timer);
-    }
   };
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createPubSubPublisher } from '@edge-checkout/pubsub';
 import { type LocalHandler, type LocalServer, startLocalServer } from '@edge-checkout/test-support/local-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applicationDefaultAccessToken } from '../src/server.ts';
+import { applicationDefaultAccessToken } from '../src/pubsub-connection.ts';
 
 /**
  * A local token server (STS) answering as `answer` does, and Application Default Credentials

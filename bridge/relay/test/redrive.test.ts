@@ -10,9 +10,8 @@ import { createPubSubSubscriber, type PulledMessage } from '@edge-checkout/pubsu
 import { useSharedEmulator, withoutEmulator } from '@edge-checkout/test-support/shared-emulator';
 import { TopicReader } from '@edge-checkout/test-support/topics';
 import { describe, expect, it } from 'vitest';
-import { RelayConfigError } from '../src/config.ts';
 import { type RedriveOptions, redrive } from '../src/redrive.ts';
-import { loadRedriveConfig } from '../src/redrive-config.ts';
+import { loadRedriveConfig, RedriveArgumentError } from '../src/redrive-config.ts';
 
 const PROJECT = 'demo-project';
 const MAIN = fileURLToPath(new URL('../src/redrive-main.ts', import.meta.url));
@@ -383,7 +382,7 @@ describe('npm run redrive: flags and environment', () => {
     [['--drop', ' '], '--drop needs a message id'],
     [['--frobnicate'], "Unknown option '--frobnicate'"],
   ])('refuses %j', (args, message) => {
-    expect(() => loadRedriveConfig(args, env)).toThrow(RelayConfigError);
+    expect(() => loadRedriveConfig(args, env)).toThrow(RedriveArgumentError);
     expect(() => loadRedriveConfig(args, env)).toThrow(message);
   });
 
