@@ -22,6 +22,8 @@ export type PulledMessage = {
   /** Absent when the message has none. */
   orderingKey?: string;
   publishTime: string;
+  /** Set on subscriptions with a dead-letter policy: this delivery's number, from 1. */
+  deliveryAttempt?: number;
 };
 
 /** A pull, acknowledge or modifyAckDeadline that did not go through. */
@@ -70,7 +72,7 @@ export function subscriptionPath(projectId: string, subscription: string): strin
 }
 
 /** A received message as the REST API sends it (ReceivedMessage, data in base64). */
-export type WireReceivedMessage = {
+type WireReceivedMessage = {
   ackId: string;
   /** Set on subscriptions with a dead-letter policy. */
   deliveryAttempt?: number;
@@ -115,7 +117,7 @@ export function createPubSubSubscriber(opts: PubSubSubscriberOptions): PubSubSub
       // callers that stop on an empty pull confirm it with another.
       const text = await post('pull', { maxMessages, returnImmediately: true });
       const received = (JSON.parse(text || '{}') as { receivedMessages?: WireReceivedMessage[] }).receivedMessages;
-      return (received ?? []).map(({ ackId, message }) => ({
+      return (received ?? []).map(({ ackId, deliveryAttempt, message }) => ({
         ackId,
         messageId: message.messageId,
         data: bytesOfBase64(message.data ?? ''),
@@ -123,6 +125,7 @@ export function createPubSubSubscriber(opts: PubSubSubscriberOptions): PubSubSub
         // The REST API sends "" or leaves it out for a message without one.
         ...(message.orderingKey ? { orderingKey: message.orderingKey } : {}),
         publishTime: message.publishTime,
+        ...(deliveryAttempt === undefined ? {} : { deliveryAttempt }),
       }));
     },
 

@@ -8,6 +8,7 @@
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
+import { PAYMENT_EVENTS_TOPIC } from '@edge-checkout/pubsub/names';
 import { REPO_ROOT } from './dev-env.ts';
 import { type ChildGroup, forEachLine } from './dev-processes.ts';
 import type { LocalService, ServiceContext } from './local-service.ts';
@@ -17,7 +18,8 @@ import { createPubSubAdmin, setUpLocalPubSub } from './pubsub-admin.ts';
 import { locatePubSubEmulator, PUBSUB_EMULATOR_PROCESS_MATCH, startPubSubEmulator } from './pubsub-emulator.ts';
 
 export const DEFAULT_GCP_PROJECT_ID = 'edge-checkout-local';
-export const DEFAULT_PUBSUB_TOPIC = 'payment-events';
+/** bench/load.ts reads it here. */
+export const DEFAULT_PUBSUB_TOPIC = PAYMENT_EVENTS_TOPIC;
 export const DEFAULT_NOTIFICATION_TOPIC = 'notifications';
 
 const RELAY_ENTRY = createRequire(import.meta.url).resolve('@edge-checkout/relay/main');

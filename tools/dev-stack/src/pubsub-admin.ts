@@ -1,7 +1,9 @@
-// Small REST client for a Pub/Sub emulator: topics, subscriptions, pull and ack.
-// For tests and `npm run dev`; it sends no credentials, so it is not for Google's API.
+// Small REST client for a Pub/Sub emulator: topics, subscriptions, and pull and ack through the
+// subscriber of @edge-checkout/pubsub. For tests and `npm run dev`; it sends no credentials, so
+// it is not for Google's API.
 
-import type { WireReceivedMessage } from '@edge-checkout/pubsub/subscriber';
+import { deadLetterPullSubscriptionOf, deadLetterTopicOf } from '@edge-checkout/pubsub/names';
+import { createPubSubSubscriber, type PulledMessage } from '@edge-checkout/pubsub/subscriber';
 
 export type SubscriptionOptions = {
   /** Short topic name. */
@@ -58,6 +60,8 @@ export function createPubSubAdmin(opts: { host: string; projectId: string; fetch
   const project = `projects/${opts.projectId}`;
   const topicName = (topic: string) => `${project}/topics/${topic}`;
   const subscriptionName = (subscription: string) => `${project}/subscriptions/${subscription}`;
+  const subscriber = (subscription: string) =>
+    createPubSubSubscriber({ projectId: opts.projectId, subscription, emulatorHost: opts.host, fetch: opts.fetch });
 
   async function call(method: string, path: string, body?: unknown, okStatuses: number[] = []): Promise<unknown> {
     const response = await doFetch(`http://${opts.host}/v1/${path}`, {
@@ -114,21 +118,15 @@ export function createPubSubAdmin(opts: { host: string; projectId: string; fetch
     },
 
     async pull(subscription, maxMessages = 100) {
-      const body = (await call('POST', `${subscriptionName(subscription)}:pull`, {
-        maxMessages,
-        returnImmediately: true,
-      })) as { receivedMessages?: WireReceivedMessage[] };
-      return (body.receivedMessages ?? []).map(decodeReceived);
+      return (await subscriber(subscription).pull(maxMessages)).map(asReceived);
     },
 
     async ack(subscription, ackIds) {
-      if (ackIds.length === 0) return;
-      await call('POST', `${subscriptionName(subscription)}:acknowledge`, { ackIds });
+      await subscriber(subscription).acknowledge(ackIds);
     },
 
     async nack(subscription, ackIds) {
-      if (ackIds.length === 0) return;
-      await call('POST', `${subscriptionName(subscription)}:modifyAckDeadline`, { ackIds, ackDeadlineSeconds: 0 });
+      await subscriber(subscription).modifyAckDeadline(ackIds, 0);
     },
   };
 }
@@ -144,22 +142,27 @@ export type LocalPubSubLayout = {
 };
 
 /**
- * Creates, idempotently: both topics, `{paymentTopic}-dead-letter`, the push subscription
- * `{paymentTopic}-relay` (ordered, dead letter after 5 attempts) pointing at the relay, and a
- * pull subscription `{notificationTopic}-pull` where notifications can be read.
+ * Creates, idempotently: both topics, the dead-letter topic `{paymentTopic}-dead-letter` with
+ * the pull subscription `npm run redrive` reads (`{paymentTopic}-dead-letter-pull`: a topic
+ * without subscriptions drops what it gets), the push subscription `{paymentTopic}-relay`
+ * (ordered, dead letter after 5 attempts) pointing at the relay, and a pull subscription
+ * `{notificationTopic}-pull` where notifications can be read.
  */
 export async function setUpLocalPubSub(
   admin: PubSubAdmin,
   layout: LocalPubSubLayout,
 ): Promise<{
   deadLetterTopic: string;
+  deadLetterSubscription: string;
   relaySubscription: string;
   notificationSubscription: string;
 }> {
-  const deadLetterTopic = `${layout.paymentTopic}-dead-letter`;
+  const deadLetterTopic = deadLetterTopicOf(layout.paymentTopic);
+  const deadLetterSubscription = deadLetterPullSubscriptionOf(layout.paymentTopic);
   const relaySubscription = `${layout.paymentTopic}-relay`;
   const notificationSubscription = `${layout.notificationTopic}-pull`;
   for (const topic of [layout.paymentTopic, layout.notificationTopic, deadLetterTopic]) await admin.createTopic(topic);
+  await admin.createSubscription(deadLetterSubscription, { topic: deadLetterTopic });
   await admin.createSubscription(relaySubscription, {
     topic: layout.paymentTopic,
     pushEndpoint: layout.relayPushEndpoint,
@@ -170,18 +173,17 @@ export async function setUpLocalPubSub(
     topic: layout.notificationTopic,
     enableMessageOrdering: true,
   });
-  return { deadLetterTopic, relaySubscription, notificationSubscription };
+  return { deadLetterTopic, deadLetterSubscription, relaySubscription, notificationSubscription };
 }
 
-function decodeReceived(raw: WireReceivedMessage): ReceivedMessage {
+function asReceived(message: PulledMessage): ReceivedMessage {
+  const bytes = Buffer.from(message.data);
   return {
-    ackId: raw.ackId,
-    messageId: raw.message.messageId,
-    data: Buffer.from(raw.message.data ?? '', 'base64').toString('utf8'),
-    base64Data: raw.message.data ?? '',
-    attributes: raw.message.attributes ?? {},
-    orderingKey: raw.message.orderingKey || undefined,
-    publishTime: raw.message.publishTime,
-    deliveryAttempt: raw.deliveryAttempt,
+    ...message,
+    data: bytes.toString('utf8'),
+    base64Data: bytes.toString('base64'),
+    // Present though undefined, as tests match them so.
+    orderingKey: message.orderingKey,
+    deliveryAttempt: message.deliveryAttempt,
   };
 }

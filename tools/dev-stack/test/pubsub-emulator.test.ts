@@ -84,6 +84,7 @@ describe.skipIf(skipped)('Google Pub/Sub emulator', () => {
     await setUpLocalPubSub(admin, layout);
     expect(names).toEqual({
       deadLetterTopic: 'payment-events-dead-letter',
+      deadLetterSubscription: 'payment-events-dead-letter-pull',
       relaySubscription: 'payment-events-relay',
       notificationSubscription: 'notifications-pull',
     });
@@ -99,6 +100,10 @@ describe.skipIf(skipped)('Google Pub/Sub emulator', () => {
         maxDeliveryAttempts: 5,
       },
     });
+    const deadLetters = (await (
+      await fetch(`http://${emulator.host}/v1/projects/${PROJECT}/subscriptions/payment-events-dead-letter-pull`)
+    ).json()) as Record<string, unknown>;
+    expect(deadLetters).toMatchObject({ topic: `projects/${PROJECT}/topics/payment-events-dead-letter` });
   });
 
   it('pulls and acks what was published, and delivers to the dead-letter topic after 5 failed deliveries', async () => {
