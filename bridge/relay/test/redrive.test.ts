@@ -261,57 +261,44 @@ describe('redrive --drop', () => {
       publishTime: '2026-05-01T10:00:00Z',
     }));
 
-  function fakes(pulled: PulledMessage[]) {
+  /** Runs redrive on messages 1 and 2 with --drop 2: what it called, printed and reported. */
+  async function dropping(dryRun: boolean) {
+    const pulled = pulledOf('1', '2');
     const calls: string[] = [];
     // As the subscriber does, a call for no message is none.
     const call = (line: string, ackIds: string[]) =>
       void (ackIds.length > 0 && calls.push(`${line} ${ackIds.join(' ')}`));
-    const subscriber: RedriveOptions['subscriber'] = {
-      pull: async () => pulled.splice(0),
-      acknowledge: async (ackIds) => call('acknowledge', ackIds),
-      modifyAckDeadline: async (ackIds, seconds) => call(`lease ${seconds}`, ackIds),
-    };
-    const publisher = {
-      publish: async (messages: PubSubMessage[]) => {
-        calls.push(`publish ${messages.map((message) => message.attributes?.eventId).join(' ')}`);
-        return messages.map((_, i) => `m${i}`);
-      },
-    };
-    return { subscriber, publisher, calls };
-  }
-
-  it('acknowledges the message without publishing it, and prints it', async () => {
-    const { subscriber, publisher, calls } = fakes(pulledOf('1', '2'));
     const printed: string[] = [];
-
     const report = await redrive({
-      subscriber,
-      publisher,
+      subscriber: {
+        pull: async () => pulled.splice(0),
+        acknowledge: async (ackIds) => call('acknowledge', ackIds),
+        modifyAckDeadline: async (ackIds, seconds) => call(`lease ${seconds}`, ackIds),
+      },
+      publisher: {
+        publish: async (messages) => {
+          calls.push(`publish ${messages.map((message) => message.attributes?.eventId).join(' ')}`);
+          return messages.map((_, i) => `m${i}`);
+        },
+      },
       drop: new Set(['2']),
+      dryRun,
       print: (line) => printed.push(line),
       sleep: async () => {},
     });
-
-    expect(calls).toEqual(['lease 600 ack_1 ack_2', 'acknowledge ack_2', 'publish evt_1', 'acknowledge ack_1']);
     expect(report).toMatchObject({ total: 1, dropped: ['2'] });
+    return { calls, printed };
+  }
+
+  it('acknowledges the message without publishing it, and prints it', async () => {
+    const { calls, printed } = await dropping(false);
+    expect(calls).toEqual(['lease 600 ack_1 ack_2', 'acknowledge ack_2', 'publish evt_1', 'acknowledge ack_1']);
     expect(printed).toContain('dropped 2: cart.paid event evt_2 cart cart_2');
   });
 
   it('with dryRun only lists it', async () => {
-    const { subscriber, publisher, calls } = fakes(pulledOf('1', '2'));
-    const printed: string[] = [];
-
-    const report = await redrive({
-      subscriber,
-      publisher,
-      drop: new Set(['2']),
-      dryRun: true,
-      print: (line) => printed.push(line),
-      sleep: async () => {},
-    });
-
+    const { calls, printed } = await dropping(true);
     expect(calls).toEqual(['lease 600 ack_1 ack_2', 'lease 0 ack_1 ack_2']);
-    expect(report).toMatchObject({ total: 1, dropped: ['2'] });
     expect(printed).toEqual([
       'would drop 2: cart.paid event evt_2 cart cart_2',
       'would republish 1: cart.paid event evt_1 cart cart_1',
