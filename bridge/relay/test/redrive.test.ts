@@ -203,6 +203,29 @@ describe.skipIf(withoutEmulator)('npm run redrive against the Pub/Sub emulator',
     expect((await target.exactly(2)).map((m) => m.attributes.eventId).sort()).toEqual(['evt_a_paid', 'evt_a_refunded']);
   });
 
+  it('a message Pub/Sub refuses stops every run, pointing at --drop, which gets past it', async () => {
+    const { topic, deadLetters, target, deadLetterTopicPublisher, env } = await layout();
+    // Nothing left once the dead-letter attributes go: Pub/Sub refuses an empty message.
+    const [emptyId] = await deadLetterTopicPublisher.publish([
+      { data: '', attributes: deadLetterAttributes('2026-05-01T10:00:00.000Z') },
+    ]);
+    const args = ['--topic', topic, '--subscription', deadLetters];
+
+    const refused = await runRedrive(args, env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/failed: 400 INVALID_ARGUMENT/);
+    expect(refused.stderr).toContain(
+      `1 message(s) of that pull left on projects/${PROJECT}/subscriptions/${deadLetters}, not acknowledged, first the failed request's: ${emptyId}`,
+    );
+    expect(refused.stderr).toContain('with --drop MESSAGE_ID');
+
+    const dropped = await runRedrive(['--drop', emptyId!, ...args], env);
+    expect(dropped.stderr).toBe('');
+    expect(dropped.code).toBe(0);
+    expect(dropped.stdout).toContain(`dropped ${emptyId}: `);
+    expect(await target.exactly(0)).toEqual([]);
+  });
+
   it('exits 1 naming a missing GCP_PROJECT_ID, before touching Pub/Sub', async () => {
     const run = await runRedrive([], { PUBSUB_EMULATOR_HOST: emulator.host });
     expect(run.code).toBe(1);
