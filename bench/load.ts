@@ -45,12 +45,13 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { DEFAULT_GCP_PROJECT_ID, DEFAULT_PUBSUB_TOPIC } from '@edge-checkout/dev-stack/local-pubsub';
+import { DEFAULT_GCP_PROJECT_ID } from '@edge-checkout/dev-stack/local-pubsub';
 import { wranglerDev } from '@edge-checkout/dev-stack/local-stack';
 import { freePort } from '@edge-checkout/dev-stack/net';
 import { postmasterPid } from '@edge-checkout/dev-stack/postgres';
 import { createPubSubAdmin, type PubSubAdmin, type ReceivedMessage } from '@edge-checkout/dev-stack/pubsub-admin';
 import { createDevToken } from '@edge-checkout/dev-stack/token';
+import { PAYMENT_EVENTS_TOPIC } from '@edge-checkout/pubsub/names';
 import { StandinControls } from '@edge-checkout/test-support/standin';
 import autocannon, { type AutocannonResult } from 'autocannon';
 import pg from 'pg';
@@ -662,7 +663,7 @@ try {
     configured.PUBSUB_EMULATOR_HOST = `127.0.0.1:${await freePort()}`;
     if (options.pubsub === 'off') {
       configured.GCP_PROJECT_ID = DEFAULT_GCP_PROJECT_ID;
-      configured.PUBSUB_TOPIC = DEFAULT_PUBSUB_TOPIC;
+      configured.PUBSUB_TOPIC = PAYMENT_EVENTS_TOPIC;
     }
   }
 

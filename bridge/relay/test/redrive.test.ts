@@ -1,8 +1,8 @@
 // `npm run redrive` against Google's Pub/Sub emulator: dead-lettered payment events back to
-// their topic, acknowledged only once published. The emulator does not dead-letter pulled
-// messages itself (its pull answers 500 once a message is due for the dead-letter topic), so
-// the tests publish to the dead-letter topic what Pub/Sub would forward: the event with
-// Pub/Sub's CloudPubSubDeadLetter* attributes added.
+// their topic, acknowledged only once published. Rather than nack a message until its delivery
+// attempts run out (the emulator's pull answered 500 once a pulled message was due for the
+// dead-letter topic), the tests publish to the dead-letter topic what Pub/Sub would forward:
+// the event with Pub/Sub's CloudPubSubDeadLetter* attributes added.
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createPubSubPublisher, type PubSubMessage, PubSubPublishError } from '@edge-checkout/pubsub';

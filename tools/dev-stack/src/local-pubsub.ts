@@ -18,8 +18,6 @@ import { createPubSubAdmin, setUpLocalPubSub } from './pubsub-admin.ts';
 import { locatePubSubEmulator, PUBSUB_EMULATOR_PROCESS_MATCH, startPubSubEmulator } from './pubsub-emulator.ts';
 
 export const DEFAULT_GCP_PROJECT_ID = 'edge-checkout-local';
-/** bench/load.ts reads it here. */
-export const DEFAULT_PUBSUB_TOPIC = PAYMENT_EVENTS_TOPIC;
 export const DEFAULT_NOTIFICATION_TOPIC = 'notifications';
 
 const RELAY_ENTRY = createRequire(import.meta.url).resolve('@edge-checkout/relay/main');
@@ -28,7 +26,7 @@ export const pubsubService: LocalService = {
   name: 'pub/sub',
   async start(ctx) {
     const projectId = ctx.configured.GCP_PROJECT_ID ?? DEFAULT_GCP_PROJECT_ID;
-    const paymentTopic = ctx.configured.PUBSUB_TOPIC ?? DEFAULT_PUBSUB_TOPIC;
+    const paymentTopic = ctx.configured.PUBSUB_TOPIC ?? PAYMENT_EVENTS_TOPIC;
     // Pub/Sub of the developer's own: payment events go to the topic configured, or to the one
     // this stack would have made, which they may have made too.
     const theirs = { vars: { GCP_PROJECT_ID: projectId, PUBSUB_TOPIC: paymentTopic }, stop: async () => {} };
