@@ -78,6 +78,21 @@ const utf8Bodies = createMiddleware(async (c, next) => {
   await next();
 });
 
+/** The methods the routes take at `path` (HEAD wherever GET is: Hono answers it with GET's handler). */
+function allowedMethods(routes: readonly { method: string; path: string }[], path: string): string[] {
+  const methods = new Set<string>();
+  for (const route of routes) {
+    if (route.method === 'ALL' || route.path.includes('*')) continue;
+    const pattern = route.path
+      .split('/')
+      .map((part) => (part.startsWith(':') ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+      .join('/');
+    if (new RegExp(`^${pattern}$`).test(path)) methods.add(route.method);
+  }
+  if (methods.has('GET')) methods.add('HEAD');
+  return [...methods].sort();
+}
+
 /** The one place that assembles the app: middleware, error handling and every route module. */
 export function createApp(routes: ((app: OpenAPIHono<AppEnv>) => void)[]): OpenAPIHono<AppEnv> {
   const app = router();
@@ -104,7 +119,17 @@ export function createApp(routes: ((app: OpenAPIHono<AppEnv>) => void)[]): OpenA
   app.use(utf8Bodies);
   for (const register of routes) register(app);
   documentSharedAnswers(app.openAPIRegistry, checksUtf8);
-  app.notFound((c) => problemResponse(c, new ApiError('not_found', 'No such route')));
+  app.notFound((c) => {
+    const allowed = allowedMethods(app.routes, c.req.path);
+    if (allowed.length === 0) return problemResponse(c, new ApiError('not_found', 'No such route'));
+    // A resource that exists, asked with a method it does not take: 405 with the methods it does
+    // (RFC 9110 §15.5.6: the Allow header is required), not a 404 that says it is not there.
+    c.header('Allow', allowed.join(', '));
+    return problemResponse(
+      c,
+      new ApiError('method_not_allowed', `${c.req.method} is not allowed here; ${allowed.join(', ')} are`),
+    );
+  });
   app.onError((err, c) => problemResponse(c, err));
   return app;
 }

@@ -6,6 +6,7 @@
 const codes = {
   unauthorized: [401, 'Unauthorized'],
   not_found: [404, 'Not found'],
+  method_not_allowed: [405, 'Method not allowed'],
   validation_failed: [400, 'Validation failed'],
   cart_not_editable: [409, 'Cart is not editable'],
   cart_empty: [422, 'Cart is empty'],

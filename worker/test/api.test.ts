@@ -18,6 +18,20 @@ describe('every answer', () => {
     expect((await problem(res)).code).toBe('not_found');
   });
 
+  it.each([
+    ['PATCH', '/v1/carts/7b0c2c1e-0000-4000-8000-000000000000', 'GET, HEAD'],
+    ['GET', '/v1/carts/7b0c2c1e-0000-4000-8000-000000000000/checkout', 'DELETE, POST'],
+    ['DELETE', '/v1/products', 'GET, HEAD'],
+    ['GET', '/v1/webhooks/stripe', 'POST'],
+    ['POST', '/checkout/success?session_id=cs_test_1', 'GET, HEAD'],
+    ['GET', '/v1/admin/outbox/retry', 'POST'],
+  ])('answers %s %s, a route that takes other methods, with 405 and Allow: %s', async (method, path, allow) => {
+    const res = await call(path, { method });
+    expect(res.status).toBe(405);
+    expect(res.headers.get('Allow')).toBe(allow);
+    expect(await problem(res)).toMatchObject({ code: 'method_not_allowed', status: 405 });
+  });
+
   it('refuses bodies over 1 MiB with 413 payload_too_large', async () => {
     const user = await newUser();
     const res = await call(`/v1/carts/${crypto.randomUUID()}/items/x`, {
