@@ -1,4 +1,3 @@
-import type { Context } from 'hono';
 import { createMiddleware } from 'hono/factory';
 import { ApiError } from './errors.ts';
 
@@ -13,8 +12,8 @@ import { ApiError } from './errors.ts';
 export const RATE_LIMITS = {
   /** Starting and cancelling Checkout (each costs Stripe calls), per user. */
   CHECKOUT_RATE_LIMIT: { periodSeconds: 60, what: 'checkout attempts' },
-  /** Landing pages that read a session back from Stripe without a login, per client address. */
-  STRIPE_PAGE_RATE_LIMIT: { periodSeconds: 60, what: 'payment confirmations from this address' },
+  /** Landing pages that read a session back from Stripe without a login, per Checkout Session. */
+  STRIPE_PAGE_RATE_LIMIT: { periodSeconds: 60, what: 'payment confirmations of this checkout' },
   /** Every write of a signed-in user, a ceiling no person reaches by hand. */
   WRITE_RATE_LIMIT: { periodSeconds: 60, what: 'changes' },
 } as const;
@@ -45,14 +44,4 @@ export function limitPerUser(name: RateLimitName) {
     await takeToken(c.env, name, c.var.userId);
     await next();
   });
-}
-
-/**
- * The client's address as Cloudflare saw it (`CF-Connecting-IP`, set by Cloudflare on every
- * request it forwards: https://developers.cloudflare.com/fundamentals/reference/http-headers/;
- * `wrangler dev` sets it to the socket's address). Only a request handed straight to the app, as
- * the Worker's tests do, lacks it.
- */
-export function clientAddress(c: Context): string | undefined {
-  return c.req.header('CF-Connecting-IP');
 }

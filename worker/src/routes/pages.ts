@@ -8,7 +8,7 @@ import { ApiError, notFound } from '../errors.ts';
 import { log } from '../log.ts';
 import { cartPage, messagePage, PAGE_STYLE } from '../pages.ts';
 import { problemOf } from '../problem.ts';
-import { clientAddress, takeToken } from '../rate-limits.ts';
+import { takeToken } from '../rate-limits.ts';
 import { CartId, html } from '../schemas.ts';
 import { htmlPageHeaders, privateResponse } from '../security-headers.ts';
 import { STRIPE_ID } from '../stripe-event-shape.ts';
@@ -96,12 +96,14 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
 }
 
 /**
- * Takes one of the Stripe reads a landing page may make. No login here: the client's address
- * bounds how often it can make us call Stripe; a request without one (handed straight to the
- * app) counts per session.
+ * Takes one of the Stripe reads a landing page may make, counted per Checkout Session. No login
+ * here, but a page calls Stripe only for a session of ours whose payment is pending, and each
+ * was made by a signed-in checkout (CHECKOUT_RATE_LIMIT): the session bounds how often it can
+ * make us call Stripe. Not the client's address: shoppers on one mobile network share one
+ * (carrier-grade NAT), and would share one budget coming back from Stripe at the same time.
  */
 function stripeReadAllowance(c: Context<AppEnv>, sessionId: string): () => Promise<void> {
-  return () => takeToken(c.env, 'STRIPE_PAGE_RATE_LIMIT', clientAddress(c) ?? `session:${sessionId}`);
+  return () => takeToken(c.env, 'STRIPE_PAGE_RATE_LIMIT', `session:${sessionId}`);
 }
 
 /**
