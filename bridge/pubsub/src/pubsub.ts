@@ -39,13 +39,14 @@ export const PUBLISH_BATCH = { maxMessages: 100, maxDelayMs: 10 } as const satis
 
 export const PUBSUB_API_ENDPOINT = 'https://pubsub.googleapis.com';
 /**
- * Scope of a self-signed service-account JWT for the Pub/Sub API. A scope, not an audience: a
+ * The OAuth scope of the Pub/Sub API: what ADC tokens are asked for (the relay), and what a
+ * self-signed service-account JWT carries (the Worker). A scope, not an audience: a
  * JWT with `aud` https://pubsub.googleapis.com/ is refused by the regional endpoints
  * (googleapis/nodejs-pubsub#2108), which ordering needs (PUBSUB_API_ENDPOINT), and Google's own
  * clients sign with their default scopes and no `aud` (google-auth-library JWTAccess, "If scopes
  * are specified, sign with scopes"; AIP-4111 allows one of the two, never both).
  */
-export const PUBSUB_JWT_SCOPE = 'https://www.googleapis.com/auth/pubsub';
+export const PUBSUB_SCOPE = 'https://www.googleapis.com/auth/pubsub';
 
 const TOKEN_LIFETIME_SECONDS = 3600;
 const TOKEN_REFRESH_MARGIN_SECONDS = 300;
@@ -436,7 +437,7 @@ function createServiceAccountTokenSource(keyJson: string, now: () => number = Da
       });
     });
     const issuedAt = Math.floor(now() / 1000);
-    const token = await new SignJWT({ scope: PUBSUB_JWT_SCOPE })
+    const token = await new SignJWT({ scope: PUBSUB_SCOPE })
       .setProtectedHeader({ alg: 'RS256', typ: 'JWT', ...(key.private_key_id ? { kid: key.private_key_id } : {}) })
       .setIssuer(key.client_email)
       .setSubject(key.client_email)

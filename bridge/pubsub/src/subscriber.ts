@@ -61,7 +61,7 @@ export type PubSubSubscriber = {
 };
 
 /** `projects/{projectId}/subscriptions/{subscription}`, after checking both names against Google's rules. */
-export function subscriptionPath(projectId: string, subscription: string): string {
+function subscriptionPath(projectId: string, subscription: string): string {
   if (!PROJECT_ID.test(projectId)) throw new PubSubConfigError(`invalid GCP project id "${projectId}"`);
   if (!SUBSCRIPTION_NAME.test(subscription)) {
     throw new PubSubConfigError(

@@ -4,7 +4,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   createPubSubPublisher,
   encodeMessage,
-  PUBSUB_JWT_SCOPE,
+  PUBSUB_SCOPE,
   PubSubConfigError,
   PubSubPublishError,
   type PubSubPublisherOptions,
@@ -186,7 +186,7 @@ describe('service-account authentication (self-signed JWT)', () => {
     });
     expect(protectedHeader).toMatchObject({ alg: 'RS256', kid: KEY_ID });
     // The scope and no audience, so that a regional endpoint takes it as the global one does.
-    expect(payload.scope).toBe(PUBSUB_JWT_SCOPE);
+    expect(payload.scope).toBe(PUBSUB_SCOPE);
     expect(payload).not.toHaveProperty('aud');
     expect(payload.exp! - payload.iat!).toBe(3600);
   });

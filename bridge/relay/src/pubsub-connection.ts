@@ -1,6 +1,6 @@
 // How the relay's processes (the relay, `npm run redrive`) reach Pub/Sub: an emulator without
 // credentials, else Application Default Credentials.
-import type { PubSubConnectionOptions } from '@edge-checkout/pubsub';
+import { PUBSUB_SCOPE, type PubSubConnectionOptions } from '@edge-checkout/pubsub';
 import { GoogleAuth } from 'google-auth-library';
 import type { RelayConfig } from './config.ts';
 
@@ -23,7 +23,7 @@ export function pubSubConnection(config: Pick<RelayConfig, 'projectId' | 'emulat
  */
 export function applicationDefaultAccessToken(projectId: string, timeoutMs = 10_000): () => Promise<string> {
   // Naming the project spares the library a project-id lookup (metadata or Resource Manager).
-  const newAuth = () => new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/pubsub'], projectId });
+  const newAuth = () => new GoogleAuth({ scopes: [PUBSUB_SCOPE], projectId });
   let auth = newAuth();
   return async () => {
     const asked = auth;

@@ -24,7 +24,7 @@ import type { PubSubSubscriber, PulledMessage } from '@edge-checkout/pubsub/subs
  * (https://cloud.google.com/pubsub/docs/dead-letter-topics). They describe that one forwarding,
  * not the event: a copy that carried them would report a stale count if dead-lettered again.
  */
-export const DEAD_LETTER_ATTRIBUTE_PREFIX = 'CloudPubSubDeadLetter';
+const DEAD_LETTER_ATTRIBUTE_PREFIX = 'CloudPubSubDeadLetter';
 const SOURCE_PUBLISH_TIME = 'CloudPubSubDeadLetterSourceTopicPublishTime';
 
 /**
@@ -72,7 +72,7 @@ export type RedriveReport = {
 };
 
 /** The copy to publish: the same data and attributes, less Pub/Sub's dead-letter ones, with the cart as ordering key. */
-export function republishable(message: PulledMessage): PubSubMessage {
+function republishable(message: PulledMessage): PubSubMessage {
   const attributes = Object.fromEntries(
     Object.entries(message.attributes).filter(([name]) => !name.startsWith(DEAD_LETTER_ATTRIBUTE_PREFIX)),
   );
