@@ -230,15 +230,18 @@ export async function setItemQuantity(
            SELECT count(*) AS lines, COALESCE(sum(p.unit_amount * i.quantity), 0) AS total
            FROM cart_items i JOIN products p ON p.id = i.product_id, cart, product
            WHERE i.cart_id = cart.id AND i.product_id <> product.id
+         ), grown AS (
+           -- Only a line added or grown can cross a limit or run out of stock; lowering or
+           -- removing is always allowed, even in a cart a price rise has put over the limit.
+           SELECT $4 > COALESCE(
+             (SELECT i.quantity FROM cart_items i, cart WHERE i.cart_id = cart.id AND i.product_id = product.id), 0) AS yes
+           FROM product
          ), over_limit AS (
-           -- Only a line added or grown can cross a limit; removing is always allowed.
-           SELECT $4 > 0 AND (others.lines + 1 > $6 OR others.total + product.unit_amount * $4 > $7) AS yes
-           FROM others, product
+           SELECT grown.yes AND (others.lines + 1 > $6 OR others.total + product.unit_amount * $4 > $7) AS yes
+           FROM others, product, grown
          ), short AS (
-           -- Only asking for more than the line has can run out of stock; checkout checks again.
-           SELECT product.available FROM product
-           WHERE $4 > product.available AND $4 > COALESCE(
-             (SELECT i.quantity FROM cart_items i, cart WHERE i.cart_id = cart.id AND i.product_id = product.id), 0)
+           -- Checkout checks the stock again.
+           SELECT product.available FROM product, grown WHERE grown.yes AND $4 > product.available
          ), allowed AS (
            SELECT cart.id AS cart_id, product.id AS product_id, product.currency
            FROM cart, product

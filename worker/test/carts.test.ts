@@ -361,6 +361,23 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
     expect((await put(user.token, cart.id, dear.id, { quantity: 0 })).status).toBe(200);
   });
 
+  it('lets a cart that a price rise put over the maximum come down, one step at a time, but not grow', async () => {
+    const user = await newUser();
+    const { cart } = await postCarts(user.token);
+    const dear = await createProduct({ unitAmount: 20_000_000 });
+    expect((await put(user.token, cart.id, dear.id, { quantity: 4 })).status).toBe(200);
+    await db().query('UPDATE products SET unit_amount = 40_000_000 WHERE id = $1', [dear.id]);
+    const grown = await put(user.token, cart.id, dear.id, { quantity: 5 });
+    expect(grown.status).toBe(409);
+    expect((await problem(grown)).code).toBe('cart_limit_exceeded');
+    // Lowering crosses no limit (the contract refuses only the edit that would cross one), even
+    // while the cart stays over it: 3 × 40,000,000 is still more than Stripe takes.
+    expect((await put(user.token, cart.id, dear.id, { quantity: 3 })).status).toBe(200);
+    expect(await items(cart.id)).toEqual([{ product_id: dear.id, quantity: 3 }]);
+    expect((await put(user.token, cart.id, dear.id, { quantity: 2 })).status).toBe(200);
+    expect(await items(cart.id)).toEqual([{ product_id: dear.id, quantity: 2 }]);
+  });
+
   it('lets a payment_failed cart be edited', async () => {
     const user = await newUser();
     const tee = await createProduct();
