@@ -307,9 +307,10 @@ function offeredRates(cfg: Config, currency: string): ShippingRate[] {
 /**
  * Moves the cart to checkout_pending with the session and its snapshot, and reserves the
  * cart's quantities of every counted product, all or nothing, in one transaction (one round
- * trip): the products are locked first, in id order (as every checkout and webhook locks them),
- * so the statement that follows sees their latest counts and no other checkout can take the same
- * units meanwhile. Nothing moves when the cart or one of its products changed since it was read
+ * trip). The cart's row is locked first, then the products in id order: the order every item
+ * edit and webhook takes them in, so none of them can deadlock with a checkout. The statement
+ * that follows then sees the cart's and the products' latest state, and no other checkout can
+ * take the same units meanwhile. Nothing moves when the cart or one of its products changed since it was read
  * (the next round then sees why), or when a product is short; `short` then names those, with
  * what is left.
  */
@@ -335,8 +336,9 @@ async function moveToCheckout(
   const wanted = JSON.stringify(
     m.lines.map((l) => ({ productId: l.productId, quantity: l.quantity, unitAmount: l.unitAmount })),
   );
-  const [, [row], [cart]] = (await sql.transaction(
+  const [, , [row], [cart]] = (await sql.transaction(
     [
+      sql.query('SELECT FROM carts WHERE id = $1 FOR UPDATE', [m.cartId]),
       sql.query(
         `SELECT 1 FROM products WHERE id = ANY(ARRAY(SELECT "productId" FROM jsonb_to_recordset($1::jsonb) AS w("productId" text)))
            AND stock IS NOT NULL ORDER BY id FOR UPDATE`,
@@ -363,8 +365,8 @@ async function moveToCheckout(
            ON CONFLICT (session_id) DO NOTHING
            RETURNING cart_id
          ), moved AS (
-           -- Checked again here: an edit committed while this statement waited for the row lock
-           -- must win over a session made for the old contents. The attempt is spent: the cart's
+           -- Checked again here: an edit committed since the cart was read must win over a
+           -- session made for the old contents. The attempt is spent: the cart's
            -- next checkout (after a cancel, an expiry or a failed payment) claims one of its own,
            -- with a whole CHECKOUT_TTL_MINUTES, not what is left of this one's.
            UPDATE carts SET status = 'checkout_pending', version = version + 1, checkout_session_id = $3, updated_at = now(),
@@ -400,6 +402,7 @@ async function moveToCheckout(
     ],
     { isolationLevel: 'ReadCommitted' },
   )) as [
+    unknown,
     unknown,
     { moved: boolean; short: { id: string; available: number }[] }[],
     { checkout_session_id: string | null }[],

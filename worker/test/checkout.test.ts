@@ -156,18 +156,17 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
   it('expires the session made for the old contents when an edit lands while Stripe creates it, and charges for the new ones', async () => {
     const user = await newUser();
     const { cartId, products } = await cartWith(user.token, [{ unitAmount: 1000, quantity: 1 }]);
-    // Checkout has read the cart and made its session when it comes to record it; the held
-    // lock keeps it there while the edit commits.
-    const lock = await holdLocks(['LOCK TABLE checkouts IN SHARE ROW EXCLUSIVE MODE']);
+    // Checkout has read the cart and is held at Stripe, making its session, while the edit commits.
+    await standin.addFault({ method: 'POST', path: '/v1/checkout/sessions', delayMs: 2 ** 31 - 1 });
     const started = checkout(user.token, cartId);
-    await lock.waitForWaiters(1, '%INSERT INTO checkouts%');
+    await expect.poll(async () => (await standin.faults()).length).toBe(0);
     const edited = await call(`/v1/carts/${cartId}/items/${products[0]!.id}`, {
       method: 'PUT',
       token: user.token,
       json: { quantity: 3 },
     });
     expect(edited.status).toBe(200);
-    await lock.release();
+    expect(await standin.releaseHeld()).toBe(1);
 
     const res = await started;
     expect(res.status).toBe(201);

@@ -214,6 +214,30 @@ describe('stock under concurrency', () => {
     expect(expiredCarts.filter((id) => id && losers.has(id))).toHaveLength(15);
   });
 
+  it("answers an edit racing its cart's checkout with 409, not a deadlock's 500", async () => {
+    const product = await stocked(10);
+    const shopper = await cartOf([{ id: product.id, quantity: 1 }]);
+    // The checkout, its session made, waits to reserve behind the product's lock held here; the
+    // shopper's edit of the same line (another tab) comes in meanwhile. Both then go on at once.
+    const lock = await holdLocks([`SELECT 1 FROM products WHERE id = '${product.id}' FOR UPDATE`]);
+    const checkingOut = checkout(shopper);
+    await lock.waitForWaiters(1, '%jsonb_to_recordset%');
+    const editing = call(`/v1/carts/${shopper.cartId}/items/${product.id}`, {
+      method: 'PUT',
+      token: shopper.user.token,
+      json: { quantity: 2 },
+    });
+    await lock.waitForWaiters(2);
+    await lock.release();
+    const [checkedOut, edited] = await Promise.all([checkingOut, editing]);
+
+    expect(checkedOut.status).toBe(201);
+    expect(edited.status).toBe(409);
+    expect((await problem(edited)).code).toBe('cart_not_editable');
+    expect(await cartStatus(shopper.cartId)).toBe('checkout_pending');
+    expect(await counts(product.id)).toEqual({ stock: 10, reserved: 1 });
+  });
+
   it('gives a shopper who lost the race a new, payable session once there is stock again', async () => {
     const product = await stocked(1);
     const shoppers = await Promise.all([1, 2].map(() => cartOf([{ id: product.id, quantity: 1 }])));
