@@ -308,12 +308,18 @@ export function pending(row: string): string {
  * would otherwise fill every claim and stop the relay for all the other carts.
  */
 async function claimDue(sql: Sql, ids: string[] | null, limit: number): Promise<EventFacts[]> {
+  // Two texts, so that each has a plan of its own: scoped to a few carts, the rows are looked
+  // up by cart (outbox_unpublished); as one text with `$1 IS NULL OR …`, Postgres walked every
+  // due row in seq order to find the carts' (200,000 rows and 1.4 s after an outage, by EXPLAIN).
+  const scope = ids
+    ? 'p.cart_id = ANY(ARRAY(SELECT cart_id FROM outbox WHERE id = ANY($1::uuid[])))'
+    : '$1::uuid[] IS NULL';
   return (await sql.query(
     `WITH candidates AS (
        SELECT p.id, p.cart_id, p.seq, p.session_id FROM outbox p
        WHERE ${pending('p')} AND p.next_attempt_at <= now()
          AND (p.claimed_until IS NULL OR p.claimed_until < now())
-         AND ($1::uuid[] IS NULL OR p.cart_id IN (SELECT cart_id FROM outbox WHERE id = ANY($1::uuid[])))
+         AND ${scope}
          -- OFFSET 0 keeps this a probe of outbox_unpublished per candidate: pulled up into an anti
          -- join, with statistics from before a backlog built up (autovacuum re-analyzes after 10 %
          -- of the table changed), Postgres scanned every held row once per candidate.
