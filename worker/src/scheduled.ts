@@ -8,8 +8,9 @@ import { forgetExpiredData, type RetentionReport } from './retention.ts';
 import { requestServices, type Services } from './services.ts';
 
 const RECONCILE_BATCH = 25;
-// No new session is read back after this much of a run: with Stripe slow to answer (10 s a
-// call, retried twice) 25 sessions would take most of a cron run's 15 minutes, and the
+// No new session is read back after this much of a run, counted from its start (listing
+// Stripe's undelivered events comes first and can take as long): with Stripe slow to answer
+// (10 s a call, retried twice) 25 sessions would take most of a cron run's 15 minutes, and the
 // outbox and retention come after them.
 const RECONCILE_BUDGET_MS = 60_000;
 // A session still pending this long after it started has probably lost its webhook.
@@ -41,6 +42,7 @@ export interface ScheduledReport {
  * that keeps failing backs off. So sessions that cannot be read never starve the others.
  */
 export async function runScheduled(env: Env, opts: { reconcileBudgetMs?: number } = {}): Promise<ScheduledReport> {
+  const readBackUntil = Date.now() + (opts.reconcileBudgetMs ?? RECONCILE_BUDGET_MS);
   // No waitUntil publishing: the relay below publishes what reconciling wrote.
   const services = requestServices(env, () => null);
   const { sql } = services;
@@ -68,11 +70,10 @@ export async function runScheduled(env: Env, opts: { reconcileBudgetMs?: number 
   // Stripe's own events first: they say when things happened. A session read back says only
   // what it is now, so what it settles is published as happening at the reading.
   report.lostEvents = await applyUndeliveredEvents(services);
-  const reconciled = await contained(
-    'reconcile',
-    () => reconcileDue(services, opts.reconcileBudgetMs ?? RECONCILE_BUDGET_MS),
-    { reconciled: 0, reconcileErrors: 0 },
-  );
+  const reconciled = await contained('reconcile', () => reconcileDue(services, readBackUntil), {
+    reconciled: 0,
+    reconcileErrors: 0,
+  });
   Object.assign(report, reconciled);
   report.outbox = await contained('outbox', () => relayOutbox(env, sql), report.outbox);
   report.retention = await contained(
@@ -86,11 +87,11 @@ export async function runScheduled(env: Env, opts: { reconcileBudgetMs?: number 
 
 /**
  * Reads back from Stripe the sessions due (least recently read first, at most RECONCILE_BATCH,
- * none started after `budgetMs`) and applies them; stamps every session read.
+ * none started after `until`) and applies them; stamps every session read.
  */
 async function reconcileDue(
   services: Services,
-  budgetMs: number,
+  until: number,
 ): Promise<{ reconciled: number; reconcileErrors: number }> {
   const { sql, fulfilment: f } = services;
   const due = (await sql.query(
@@ -104,7 +105,6 @@ async function reconcileDue(
      ORDER BY k.reconciled_at NULLS FIRST, k.expires_at LIMIT $4`,
     [PENDING_GRACE_MINUTES, AWAITING_RECHECK_MINUTES, FAILURE_BACKOFF_MAX_MINUTES, RECONCILE_BATCH],
   )) as { session_id: string }[];
-  const until = Date.now() + budgetMs;
   const read: string[] = [];
   const failed: string[] = [];
   for (const { session_id } of due) {

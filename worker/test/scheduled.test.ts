@@ -175,6 +175,20 @@ describe('scheduled job parts', () => {
     await runScheduled(stripeEnv);
     expect(await cartStatus(state.cartId)).toBe('paid');
   });
+
+  it('counts its time from the start of the run: a slow listing of undelivered events spends it', async () => {
+    const state = await checkedOutCart();
+    await standin.pay(state.sessionId, 'paid');
+    await db().query(
+      `UPDATE checkouts SET created_at = now() - interval '1 hour', reconciled_at = NULL WHERE session_id = $1`,
+      [state.sessionId],
+    );
+    // Stripe takes longer to list its events than the whole read-back budget.
+    await standin.addFault({ method: 'GET', path: '/v1/events', delayMs: 1_500, times: 1 });
+    const spent = await runScheduled(stripeEnv, { reconcileBudgetMs: 1_000 });
+    expect([spent.reconciled, spent.reconcileErrors]).toEqual([0, 0]);
+    expect(await cartStatus(state.cartId)).toBe('checkout_pending');
+  });
 });
 
 /** Removes what is left of the faults on one session (other test files share this stand-in). */
