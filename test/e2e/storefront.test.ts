@@ -33,6 +33,7 @@ interface Product {
   id: string;
   name: string;
   unitAmount: number;
+  available: number | null;
 }
 
 describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 390×844)', () => {
@@ -281,6 +282,28 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     }
     await page.getByRole('button', { name: 'Retry', exact: true }).tap();
     await expect.poll(() => page.getByRole('main').textContent()).toContain('No orders yet.');
+    await page.close();
+  });
+
+  it('orders: the history comes a page at a time, and "Show older orders" adds the next', async () => {
+    const { page, shopper } = await openShop('history');
+    await cartLink(page, 0).waitFor();
+    // One order more than the API's page of 20, each paid before the next cart opens.
+    const item = products.find((p) => p.available === null) ?? products[0]!;
+    for (let i = 0; i < 21; i++) {
+      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+      expect((await shopper.call('PUT', `/v1/carts/${cart.id}/items/${item.id}`, { quantity: 1 })).status).toBe(200);
+      await standin.pay((await shopper.checkout(cart.id)).sessionId, 'paid');
+      await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('paid');
+    }
+    await page.getByRole('link', { name: 'Orders', exact: true }).tap();
+    const orders = page.getByRole('link', { name: /^Order of / });
+    const older = page.getByRole('button', { name: 'Show older orders', exact: true });
+    await older.waitFor();
+    expect(await orders.count()).toBeLessThan(21);
+    await older.tap();
+    await expect.poll(() => orders.count()).toBe(21);
+    expect(await older.count()).toBe(0);
     await page.close();
   });
 

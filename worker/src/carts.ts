@@ -166,12 +166,41 @@ export function cartOf([row]: Rows): CartOut | null {
   return row ? renderCart(row as unknown as CartRow) : null;
 }
 
-export async function listCarts(sql: Sql, userId: string, limit: number): Promise<CartOut[]> {
-  const rows = await sql.query(`${cartSelect} WHERE c.user_id = $1 ORDER BY c.created_at DESC, c.id LIMIT $2`, [
-    userId,
-    limit,
-  ]);
-  return (rows as CartRow[]).map(renderCart);
+/**
+ * A page of the shopper's carts, newest first, after the cart `startingAfter` names (Stripe's
+ * way of paging lists: https://docs.stripe.com/api/pagination). Keyset, not offset: the page
+ * starts from that cart's place in carts_by_user_newest, however many carts come before it,
+ * and a cart opened meanwhile does not shift the pages. One more row than asked tells whether
+ * more follow. A cart id that is not one of the shopper's is bad input.
+ */
+export async function listCarts(
+  sql: Sql,
+  userId: string,
+  page: { limit: number; startingAfter?: string },
+): Promise<{ carts: CartOut[]; hasMore: boolean }> {
+  const { limit, startingAfter } = page;
+  // Two texts, so that each keeps carts_by_user_newest under a generic plan.
+  const [anchor = [], rows] = startingAfter
+    ? await sql.transaction([
+        sql.query('SELECT 1 FROM carts WHERE id = $1 AND user_id = $2', [startingAfter, userId]),
+        sql.query(
+          `${cartSelect}, (SELECT created_at, id FROM carts WHERE id = $3 AND user_id = $1) a
+           WHERE c.user_id = $1 AND (c.created_at < a.created_at OR (c.created_at = a.created_at AND c.id > a.id))
+           ORDER BY c.created_at DESC, c.id LIMIT $2`,
+          [userId, limit + 1, startingAfter],
+        ),
+      ])
+    : [
+        undefined,
+        await sql.query(`${cartSelect} WHERE c.user_id = $1 ORDER BY c.created_at DESC, c.id LIMIT $2`, [
+          userId,
+          limit + 1,
+        ]),
+      ];
+  if (startingAfter && anchor.length === 0) {
+    throw new ApiError('validation_failed', 'startingAfter: not a cart of yours');
+  }
+  return { carts: (rows as CartRow[]).slice(0, limit).map(renderCart), hasMore: rows.length > limit };
 }
 
 /** For operators: every shopper's carts, optionally in one status, most recently changed first. */

@@ -159,7 +159,14 @@ export const Cart = z
   })
   .openapi('Cart');
 
-export const CartList = z.object({ carts: z.array(Cart) }).openapi('CartList');
+export const CartList = z
+  .object({
+    carts: z.array(Cart),
+    hasMore: z.boolean().openapi({
+      description: 'Whether older carts follow: ask again with `startingAfter` set to the last cart of this page',
+    }),
+  })
+  .openapi('CartList');
 
 export const AdminCart = Cart.extend({ userId: z.string() }).openapi('AdminCart');
 export const AdminCartList = z.object({ carts: z.array(AdminCart) }).openapi('AdminCartList');

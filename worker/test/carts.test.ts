@@ -129,6 +129,49 @@ describe('GET /v1/carts/{cartId} and GET /v1/carts', () => {
       [first.id, 'paid'],
     ]);
   });
+
+  it('pages the order history with startingAfter, every cart once, ties in creation time included', async () => {
+    const user = await newUser();
+    // Five past orders: two of them made in the same instant, which the keyset must not skip.
+    const ids = (
+      await db().query(
+        `INSERT INTO carts (user_id, status, created_at)
+         SELECT $1, 'paid', now() - make_interval(days => d) FROM unnest('{1,2,2,3,4}'::int[]) AS d
+         RETURNING id`,
+        [user.id],
+      )
+    ).map((row) => row.id as string);
+    const page = async (query: string) => {
+      const res = await call(`/v1/carts?${query}`, { token: user.token });
+      expect(res.status, query).toBe(200);
+      return (await res.json()) as { carts: CartBody[]; hasMore: boolean };
+    };
+    const seen: string[] = [];
+    let query = 'limit=2';
+    for (const expectedMore of [true, true, false]) {
+      const { carts, hasMore } = await page(query);
+      expect(hasMore).toBe(expectedMore);
+      seen.push(...carts.map((c) => c.id));
+      query = `limit=2&startingAfter=${carts.at(-1)!.id}`;
+    }
+    // The pages together are the whole history in one page, in its order.
+    const whole = await page('limit=5');
+    expect(whole.hasMore).toBe(false);
+    expect(seen).toEqual(whole.carts.map((c) => c.id));
+    expect([...seen].sort()).toEqual([...ids].sort());
+
+    // Another shopper's cart, or none, is no place to start from.
+    const other = await newUser();
+    const { cart: theirs } = await postCarts(other.token);
+    for (const id of [theirs.id, crypto.randomUUID()]) {
+      const res = await call(`/v1/carts?startingAfter=${id}`, { token: user.token });
+      expect(res.status).toBe(400);
+      expect(await problem(res)).toMatchObject({
+        code: 'validation_failed',
+        detail: expect.stringContaining('startingAfter'),
+      });
+    }
+  });
 });
 
 describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {

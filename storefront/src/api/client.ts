@@ -112,9 +112,9 @@ export function createShopApi(options: ShopApiOptions) {
     cart(cartId: string): Promise<Cart> {
       return answer(client.GET('/v1/carts/{cartId}', cartPath(cartId)));
     },
-    /** Order history, newest first. */
-    async carts(): Promise<Cart[]> {
-      return (await answer(client.GET('/v1/carts'))).carts;
+    /** A page of the order history, newest first: the one after `startingAfter`, or the first. */
+    cartPage(startingAfter?: string): Promise<{ carts: Cart[]; hasMore: boolean }> {
+      return answer(client.GET('/v1/carts', { params: { query: { startingAfter } } }));
     },
     /** 0 removes the line. */
     setQuantity(cartId: string, productId: string, quantity: number): Promise<Cart> {

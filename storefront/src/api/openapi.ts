@@ -427,6 +427,8 @@ export interface components {
         };
         CartList: {
             carts: components["schemas"]["Cart"][];
+            /** @description Whether older carts follow: ask again with `startingAfter` set to the last cart of this page */
+            hasMore: boolean;
         };
         Quantity: {
             /** @description 0 removes the item */
@@ -634,6 +636,8 @@ export interface operations {
         parameters: {
             query?: {
                 limit?: number;
+                /** @description The last cart of the page before (a cart of the caller's): the page after it */
+                startingAfter?: string;
             };
             header?: never;
             path?: never;

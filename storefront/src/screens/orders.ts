@@ -15,21 +15,44 @@ export const ordersScreen: Screen = (ctx) => {
     show(
       ctx.main,
       heading('Orders'),
-      carts.view('your orders', (all) => {
+      carts.view('your orders', (history) => {
         // An empty cart is not an order.
-        const orders = all.filter((cart) => cart.items.length > 0);
-        return orders.length === 0
-          ? h(
-              'div',
-              { class: 'empty' },
-              h('p', null, 'No orders yet.'),
-              h('a', { href: links.products }, 'Browse products'),
-            )
-          : h('ul', { class: 'orders' }, orders.map(order));
+        const orders = history.carts.filter((cart) => cart.items.length > 0);
+        if (orders.length === 0 && !history.hasMore) {
+          return h(
+            'div',
+            { class: 'empty' },
+            h('p', null, 'No orders yet.'),
+            h('a', { href: links.products }, 'Browse products'),
+          );
+        }
+        const older =
+          history.hasMore &&
+          h(
+            'button',
+            {
+              type: 'button',
+              class: 'secondary',
+              // Once: a second tap while the page loads would ask for the same page again.
+              onclick: (event: Event) => {
+                (event.currentTarget as HTMLButtonElement).disabled = true;
+                void carts.load();
+              },
+            },
+            'Show older orders',
+          );
+        return h('div', null, h('ul', { class: 'orders' }, orders.map(order)), older);
       }),
     );
   };
-  const carts = new Loadable(() => ctx.api.carts(), render);
+  // The pages loaded so far, each asked for after the last cart of the one before (the API pages
+  // by cart, so an order placed meanwhile neither repeats nor hides one).
+  let history: { carts: Cart[]; hasMore: boolean } = { carts: [], hasMore: false };
+  const carts = new Loadable(async () => {
+    const page = await ctx.api.cartPage(history.carts.at(-1)?.id);
+    history = { carts: [...history.carts, ...page.carts], hasMore: page.hasMore };
+    return history;
+  }, render);
 
   const order = (cart: Cart) => {
     const date = when.format(new Date(cart.updatedAt));

@@ -32,7 +32,14 @@ const list = createRoute({
   summary: "The caller's carts, newest first (order history)",
   security,
   middleware: [requireUser] as const,
-  request: { query: z.object({ limit: PageLimit }) },
+  request: {
+    query: z.object({
+      limit: PageLimit,
+      startingAfter: CartId.optional().openapi({
+        description: "The last cart of the page before (a cart of the caller's): the page after it",
+      }),
+    }),
+  },
   responses: { 200: json(CartList, 'Carts, newest first'), ...problems(400, 401, 503) },
 });
 
@@ -78,8 +85,7 @@ export function cartRoutes(app: OpenAPIHono<AppEnv>): void {
     return c.json(cart, created ? 201 : 200);
   });
   app.openapi(list, async (c) => {
-    const carts = await listCarts(c.var.services.sql, c.var.userId, c.req.valid('query').limit);
-    return c.json({ carts }, 200);
+    return c.json(await listCarts(c.var.services.sql, c.var.userId, c.req.valid('query')), 200);
   });
   app.openapi(get, async (c) =>
     c.json(await getCart(c.var.services.sql, c.var.userId, c.req.valid('param').cartId), 200),
