@@ -184,8 +184,11 @@ export async function listCarts(
     ? await sql.transaction([
         sql.query('SELECT 1 FROM carts WHERE id = $1 AND user_id = $2', [startingAfter, userId]),
         sql.query(
-          `${cartSelect}, (SELECT created_at, id FROM carts WHERE id = $3 AND user_id = $1) a
-           WHERE c.user_id = $1 AND (c.created_at < a.created_at OR (c.created_at = a.created_at AND c.id > a.id))
+          // The anchor's time as a value (not a joined row), so that the index scan starts at it.
+          `WITH a AS (SELECT created_at FROM carts WHERE id = $3 AND user_id = $1)
+           ${cartSelect}
+           WHERE c.user_id = $1 AND c.created_at <= (SELECT created_at FROM a)
+             AND (c.created_at < (SELECT created_at FROM a) OR c.id > $3)
            ORDER BY c.created_at DESC, c.id LIMIT $2`,
           [userId, limit + 1, startingAfter],
         ),
