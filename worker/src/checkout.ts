@@ -455,8 +455,9 @@ export async function cartOfReturningSession(
  * `cart`, as read for a landing page, confirmed with Stripe while the payment of its session
  * may still come: the same fulfilment as the webhook, so a late or lost webhook cannot leave a
  * paid cart pending. Only sessions we made reach Stripe, and `beforeAskingStripe` (the page's
- * rate limit) runs first. Stripe being slow, or our Stripe key being wrong, does not hide the
- * order: the cart is shown as we know it, and the webhook or the scheduled job completes it.
+ * rate limit) runs first. Stripe being slow, our Stripe key being wrong, or the session's reads
+ * being spent does not hide the order: the cart is shown as we know it, with its way back to
+ * the app, and the webhook or the scheduled job completes it.
  */
 export async function confirmedWithStripe(
   services: Services,
@@ -465,7 +466,12 @@ export async function confirmedWithStripe(
   beforeAskingStripe: () => Promise<void>,
 ): Promise<CartOut> {
   if (!isPaymentPending(cart.status)) return cart;
-  await beforeAskingStripe();
+  try {
+    await beforeAskingStripe();
+  } catch (err) {
+    if (err instanceof ApiError && err.code === 'rate_limited') return cart;
+    throw err;
+  }
   const { sql, fulfilment: f } = services;
   try {
     // The cart as the fulfilment leaves it, read in its transaction; unread when nothing was applied.

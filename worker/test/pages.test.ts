@@ -70,6 +70,26 @@ describe('GET /checkout/success', () => {
     expect(html).toContain(`href="myshop://orders?cart_id=${state.cartId}&amp;status=paid"`);
   });
 
+  it("keeps APP_RETURN_URL's own query as written, and appends the cart's after it, before its fragment", async () => {
+    const state = await checkedOutCart();
+    const res = await callWithEnv(
+      { ...stripeEnv, APP_RETURN_URL: 'https://app.example/return?next=a%20b&ref=~me&flag#top' },
+      `/checkout/cancel?cart_id=${state.cartId}`,
+    );
+    expect(await res.text()).toContain(
+      `href="https://app.example/return?next=a%20b&amp;ref=~me&amp;flag&amp;cart_id=${state.cartId}&amp;status=checkout_pending&amp;cancelled=true#top"`,
+    );
+  });
+
+  it('leads back to the app from its error pages too: an in-app browser has no other way out', async () => {
+    const res = await callWithEnv(
+      { ...stripeEnv, APP_RETURN_URL: 'myshop://orders' },
+      `/checkout/cancel?cart_id=${crypto.randomUUID()}`,
+    );
+    expect(res.status).toBe(404);
+    expect(await res.text()).toContain('<a class="button" href="myshop://orders">Back to the shop</a>');
+  });
+
   it('leads back to the storefront it serves when no APP_RETURN_URL is set', async () => {
     const state = await checkedOutCart();
     const { APP_RETURN_URL: _, ...withoutAppLink } = stripeEnv;

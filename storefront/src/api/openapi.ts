@@ -1546,19 +1546,6 @@ export interface operations {
                 };
             };
             /** @description Error page */
-            429: {
-                headers: {
-                    /** @description This request's id, as logged (quote it to support) */
-                    "X-Request-Id"?: string;
-                    /** @description Seconds to wait before trying again */
-                    "Retry-After": string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "text/html": string;
-                };
-            };
-            /** @description Error page */
             500: {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */

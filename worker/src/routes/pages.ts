@@ -4,7 +4,7 @@ import { type AppEnv, router } from '../app.ts';
 import { findCartById } from '../carts.ts';
 import { cartOfReturningSession, confirmedWithStripe } from '../checkout.ts';
 import type { Config } from '../env.ts';
-import { ApiError, notFound } from '../errors.ts';
+import { notFound } from '../errors.ts';
 import { log } from '../log.ts';
 import { cartPage, messagePage, PAGE_STYLE } from '../pages.ts';
 import { problemOf } from '../problem.ts';
@@ -30,7 +30,7 @@ const success = createRoute({
       session_id: z.string().regex(STRIPE_ID, 'a Checkout Session id'),
     }),
   },
-  responses: { 200: htmlPage, 400: htmlError, 404: htmlError, 422: htmlError, 429: htmlError, 503: htmlError },
+  responses: { 200: htmlPage, 400: htmlError, 404: htmlError, 422: htmlError, 503: htmlError },
 });
 
 const cancel = createRoute({
@@ -54,9 +54,11 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
   pages.use(privateResponse);
   pages.onError((err, c) => {
     const { status, title, error, requestId, headers } = problemOf(c, err);
-    // A page told to wait says how long, and offers to try again.
+    // A page told to wait says how long, and offers to try again. Every page leads back to the
+    // app: an in-app browser (ASWebAuthenticationSession, Custom Tabs) is left only by a link.
+    const back = c.var.services && appReturnUrl(c.var.services.config);
     return c.html(
-      messagePage({ title, message: error.message, requestId, retryAfter: error.retryAfter }),
+      messagePage({ title, message: error.message, requestId, retryAfter: error.retryAfter, appReturnUrl: back }),
       status as 400,
       headers,
     );
@@ -81,13 +83,9 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
     if (!found) throw notFound('Cart');
     // Stripe's page may have been paid in another tab before this one was cancelled, its webhook
     // not here yet: "nothing was charged" is said only once Stripe says so, as on the success page.
-    // Over the limit of Stripe reads, the page shows the cart as known rather than no way back.
     const sessionId = found.checkout?.sessionId;
     const cart = sessionId
-      ? await confirmedWithStripe(c.var.services, found, sessionId, stripeReadAllowance(c, sessionId)).catch((err) => {
-          if (err instanceof ApiError && err.code === 'rate_limited') return found;
-          throw err;
-        })
+      ? await confirmedWithStripe(c.var.services, found, sessionId, stripeReadAllowance(c, sessionId))
       : found;
     return c.html(cartPage({ cancelled: true, cart, appReturnUrl: appReturnUrl(config) }), 200);
   });
