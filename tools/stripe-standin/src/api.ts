@@ -19,7 +19,7 @@ import type { IdempotencyStore, SavedResponse } from './idempotency.ts';
 import { keyInUse } from './idempotency.ts';
 import { requestId } from './ids.ts';
 import { listPage } from './lists.ts';
-import { amountRefusal, formatAmount, isSupportedCurrency, MAXIMUM_CHARGE, minimumCharge } from './money.ts';
+import { amountRefusal, formatAmount, isSupportedCurrency, maximumCharge, minimumCharge } from './money.ts';
 import type { EventRequest } from './objects.ts';
 import { API_VERSION } from './objects.ts';
 import { Params } from './params.ts';
@@ -368,9 +368,10 @@ function parseNewSession(params: Params): NewSession {
       `The Checkout Session's total amount due must add up to at least ${formatAmount(minimum, currency)} ${currency}`,
     );
   }
-  if (total > MAXIMUM_CHARGE) {
+  const maximum = maximumCharge(currency);
+  if (total > maximum) {
     throw invalidRequest(
-      `The Checkout Session's total amount due must be no more than ${formatAmount(MAXIMUM_CHARGE, currency)}.`,
+      `The Checkout Session's total amount due must be no more than ${formatAmount(maximum, currency)}.`,
       undefined,
       'amount_too_large',
     );

@@ -61,6 +61,10 @@ export function minimumCharge(currency: string): number | undefined {
 }
 
 // Stripe takes amounts of up to eight digits in the minor unit, 99,999,999 (a USD charge of
-// $999,999.99): https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts. A few
-// currencies and payment methods have other limits, which the stand-in does not model.
-export const MAXIMUM_CHARGE = 99_999_999;
+// $999,999.99), except in IDR: "The amount value supports up to twelve digits for IDR (for
+// example, a value of 999999999999 for a charge of 9,999,999,999.99 IDR), and up to eight digits
+// for all other currencies" (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+// Payment methods have limits of their own, which the stand-in does not model.
+export function maximumCharge(currency: string): number {
+  return currency === 'idr' ? 999_999_999_999 : 99_999_999;
+}

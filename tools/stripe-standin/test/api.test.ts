@@ -238,6 +238,28 @@ describe('Stripe’s limits on a Checkout Session', () => {
       message: "The Checkout Session's total amount due must be no more than $999,999.99.",
     });
   });
+
+  // "up to twelve digits for IDR … and up to eight digits for all other currencies"
+  // (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+  it('takes a total of up to 999,999,999,999 minor units in IDR and refuses more with amount_too_large', async () => {
+    const rupiah = (unitAmount: number, quantity = 1): Stripe.Checkout.SessionCreateParams.LineItem => ({
+      quantity,
+      price_data: { currency: 'idr', unit_amount: unitAmount, product_data: { name: 'Thing' } },
+    });
+    const over8 = await createCartSession(t.stripe, { line_items: [rupiah(150_000_000, 2)] });
+    expect(over8.amount_total).toBe(300_000_000);
+    const largest = await createCartSession(t.stripe, { line_items: [rupiah(333_333_333_333, 3)] });
+    expect(largest.amount_total).toBe(999_999_999_999);
+
+    const error = await stripeError(
+      createCartSession(t.stripe, { line_items: [rupiah(500_000_000_000), rupiah(500_000_000_000)] }),
+    );
+    expect(error).toMatchObject({ statusCode: 400, code: 'amount_too_large' });
+    // Intl writes a no-break space after the code.
+    expect(error.message).toMatch(
+      /^The Checkout Session's total amount due must be no more than IDR\s9,999,999,999\.99\.$/,
+    );
+  });
 });
 
 describe('amounts in currencies Stripe takes in steps', () => {
