@@ -1,4 +1,4 @@
-import { CHECKOUT_MAX_LINES, STRIPE_MAX_AMOUNT } from './stripe-limits.ts';
+import { CHECKOUT_MAX_LINES, stripeMaxAmount } from './stripe-limits.ts';
 
 /**
  * The cart state machine of docs/contract.md §3 as a pure function: no I/O, so every state and event
@@ -174,6 +174,6 @@ export function decisionsFor(event: CartEvent): Record<'none' | 'full', Partial<
 /**
  * A line holds 1 to 99 of its product (the contract's); what Stripe would refuse at checkout is
  * refused already when the cart is edited: more lines than Checkout takes, a total over Stripe's
- * largest amount.
+ * largest amount in the cart's currency (`totalAmount(currency)`).
  */
-export const CART_LIMITS = { quantity: 99, lines: CHECKOUT_MAX_LINES, totalAmount: STRIPE_MAX_AMOUNT } as const;
+export const CART_LIMITS = { quantity: 99, lines: CHECKOUT_MAX_LINES, totalAmount: stripeMaxAmount } as const;

@@ -3,6 +3,7 @@ import { type Rows, type Sql, type Statement, sqlState } from './db.ts';
 import { ApiError, notFound } from './errors.ts';
 import { available } from './products.ts';
 import type { AdminCartOut, CartOut, CheckoutOut } from './schemas.ts';
+import { STRIPE_MAX_AMOUNT_SQL } from './stripe-limits.ts';
 
 /** A cart's line at today's price, as liveLines(true) selects it for checkout. */
 export interface LiveLine {
@@ -222,6 +223,8 @@ interface ItemChangeOutcome {
   product_active: boolean;
   currency_conflict: boolean;
   over_limit: boolean;
+  /** The product's currency, which an added line's cart is in (null: no such product). */
+  product_currency: string | null;
   /** Units left when the change asks for more than that, else null. */
   short_of: number | null;
 }
@@ -269,7 +272,10 @@ export async function setItemQuantity(
              (SELECT i.quantity FROM cart_items i, cart WHERE i.cart_id = cart.id AND i.product_id = product.id), 0) AS yes
            FROM product
          ), over_limit AS (
-           SELECT grown.yes AND (others.lines + 1 > $6 OR others.total + product.unit_amount * $4 > $7) AS yes
+           -- The total's limit is Stripe's maximum in the product's currency, the cart's once
+           -- the line is in (conflict above): $7, or $8's for the currencies it names.
+           SELECT grown.yes AND (others.lines + 1 > $6
+                                 OR others.total + product.unit_amount * $4 > COALESCE(($8::jsonb ->> product.currency)::bigint, $7)) AS yes
            FROM others, product, grown
          ), short AS (
            -- Checkout checks the stock again.
@@ -300,8 +306,9 @@ export async function setItemQuantity(
                 COALESCE((SELECT active FROM product), false) AS product_active,
                 EXISTS (SELECT 1 FROM conflict) AS currency_conflict,
                 COALESCE((SELECT yes FROM over_limit), false) AS over_limit,
+                (SELECT currency FROM product) AS product_currency,
                 (SELECT available FROM short) AS short_of`,
-        [cartId, userId, productId, quantity, EDITABLE_STATUSES, CART_LIMITS.lines, CART_LIMITS.totalAmount],
+        [cartId, userId, productId, quantity, EDITABLE_STATUSES, CART_LIMITS.lines, ...STRIPE_MAX_AMOUNT_SQL],
       ),
       selectCart(sql, userId, cartId),
     ])) as [unknown, [ItemChangeOutcome], Rows];
@@ -315,7 +322,7 @@ export async function setItemQuantity(
   if (!outcome.product_found || (quantity > 0 && !outcome.product_active)) throw notFound('Product');
   if (!outcome.cart_editable) throw notEditable(outcome.cart_status);
   if (outcome.currency_conflict) throw currencyMismatch();
-  if (outcome.over_limit) throw limitExceeded();
+  if (outcome.over_limit) throw limitExceeded(outcome.product_currency!);
   if (outcome.short_of !== null) throw outOfStock([{ id: productId, available: outcome.short_of }]);
   return renderCart(carts[0] as unknown as CartRow);
 }
@@ -330,10 +337,10 @@ export function notEditable(status: CartStatus): ApiError {
   );
 }
 
-export function limitExceeded(): ApiError {
+export function limitExceeded(currency: string): ApiError {
   return new ApiError(
     'cart_limit_exceeded',
-    `A cart holds at most ${CART_LIMITS.lines} different products and a total of at most ${CART_LIMITS.totalAmount} in minor units`,
+    `A cart holds at most ${CART_LIMITS.lines} different products and a total of at most ${CART_LIMITS.totalAmount(currency)} in minor units of ${currency}`,
   );
 }
 

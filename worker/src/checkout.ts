@@ -165,7 +165,8 @@ export async function startCheckout(
     const lines = state.items.map(cartItem);
     const amountTotal = lines.reduce((n, l) => n + l.lineTotal, 0);
     // Prices may have risen since the items were added.
-    if (lines.length > CART_LIMITS.lines || amountTotal > CART_LIMITS.totalAmount) throw limitExceeded();
+    if (lines.length > CART_LIMITS.lines || amountTotal > CART_LIMITS.totalAmount(currency))
+      throw limitExceeded(currency);
     // Checked again when the cart moves: others may be buying the same units right now.
     const short = state.items.filter((i) => i.available !== null && i.quantity > i.available);
     if (short.length) throw outOfStock(short.map((i) => ({ id: i.productId, available: i.available! })));

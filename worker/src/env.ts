@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { ApiError } from './errors.ts';
 import { offStep, onStep } from './money.ts';
 import { CHECKOUT_SHIPPING_COUNTRIES } from './shipping-countries.ts';
-import { CHECKOUT_LIFETIME_MINUTES, CURRENCY_CODE, STRIPE_MAX_AMOUNT } from './stripe-limits.ts';
+import { CHECKOUT_LIFETIME_MINUTES, CURRENCY_CODE, overMaximum, stripeMaxAmount } from './stripe-limits.ts';
 
 /**
  * The Worker's bindings: wrangler vars, `.dev.vars` and secrets, declared as the strings they
@@ -194,14 +194,14 @@ const flag = z
 // A fixed-amount Checkout shipping rate. A session offers the rates in its own currency, at most
 // 5 (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-shipping_options).
 const RATE_NAME = 'a name of 1 to 100 characters';
-const RATE_AMOUNT = `an amount in minor units from 0 to ${STRIPE_MAX_AMOUNT}`;
+const RATE_AMOUNT = 'a whole amount in minor units, 0 or more';
 const RATE_CURRENCY = 'an ISO currency code in lower case (usd)';
 const RATE_DAYS = 'a whole number of days, at least 1';
 const shippingRate = z
   .strictObject(
     {
       name: z.string({ error: RATE_NAME }).trim().min(1, RATE_NAME).max(100, RATE_NAME),
-      amount: z.number({ error: RATE_AMOUNT }).int(RATE_AMOUNT).min(0, RATE_AMOUNT).max(STRIPE_MAX_AMOUNT, RATE_AMOUNT),
+      amount: z.number({ error: RATE_AMOUNT }).int(RATE_AMOUNT).min(0, RATE_AMOUNT),
       currency: z.string({ error: RATE_CURRENCY }).regex(CURRENCY_CODE, RATE_CURRENCY),
       minDays: z.number({ error: RATE_DAYS }).int(RATE_DAYS).min(1, RATE_DAYS).optional(),
       maxDays: z.number({ error: RATE_DAYS }).int(RATE_DAYS).min(1, RATE_DAYS).optional(),
@@ -209,6 +209,12 @@ const shippingRate = z
     { error: 'a rate { name, amount, currency, minDays?, maxDays? } and nothing else' },
   )
   .refine((r) => !r.minDays || !r.maxDays || r.minDays <= r.maxDays, 'minDays at most maxDays')
+  // Per the rate's currency: twelve digits in IDR, eight in any other
+  // (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+  .refine((r) => r.amount <= stripeMaxAmount(r.currency), {
+    path: ['amount'],
+    error: (issue) => overMaximum((issue.input as { currency: string }).currency),
+  })
   .refine((r) => onStep(r.amount, r.currency), {
     error: (issue) => offStep((issue.input as { currency: string }).currency),
   });

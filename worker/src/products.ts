@@ -12,7 +12,10 @@ import type { AdminProductOut, ProductOut, ProductUpsert } from './schemas.ts';
 export const available = (p: string) =>
   `CASE WHEN ${p}.stock IS NULL THEN NULL ELSE GREATEST(${p}.stock - ${p}.reserved, 0) END`;
 
-const columns = `id, name, description, image_url AS "imageUrl", unit_amount::int AS "unitAmount", currency,
+// The price as a float8, which the driver reads as a number (a bigint comes back as a string),
+// exact for every amount Stripe takes; an int would overflow above 2,147,483,647, which an IDR
+// price may be (twelve digits: https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+const columns = `id, name, description, image_url AS "imageUrl", unit_amount::float8 AS "unitAmount", currency,
   ${available('products')} AS available`;
 
 // Neon answers a query with at most 10 MiB (its proxy refuses more with 507, which no retry

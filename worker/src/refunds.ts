@@ -6,6 +6,7 @@ import type { RefundOut, RefundRequest } from './schemas.ts';
 import type { Services } from './services.ts';
 import { type Stripe, stripeFailure, stripeKeptFailure, stripeKeyInUse, stripeOutcomeUnknown } from './stripe.ts';
 import { refundEffect } from './stripe-events.ts';
+import { overMaximum, stripeMaxAmount } from './stripe-limits.ts';
 
 /**
  * Refunds a paid cart through Stripe, for operators. With the request's Idempotency-Key the
@@ -40,6 +41,12 @@ export async function refundCart(
   }
   if (request.amount !== undefined && cart.currency && !onStep(request.amount, cart.currency)) {
     throw new ApiError('validation_failed', `amount: ${offStep(cart.currency)}`);
+  }
+  // The request's bound is the largest of any currency (IDR's); the cart's own is checked here,
+  // where its currency is known. Stripe would refuse more than the charge anyway, but in words
+  // about the charge rather than the limit.
+  if (request.amount !== undefined && cart.currency && request.amount > stripeMaxAmount(cart.currency)) {
+    throw new ApiError('validation_failed', `amount: ${overMaximum(cart.currency)}`);
   }
   let refund: Stripe.Refund;
   try {

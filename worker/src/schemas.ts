@@ -3,7 +3,13 @@ import { type OpenAPIHono, z } from '@hono/zod-openapi';
 import { CART_LIMITS, CART_STATUSES } from './cart-state.ts';
 import { offStep, onStep } from './money.ts';
 import { NOT_STORABLE, storableText } from './storable-text.ts';
-import { CURRENCY_CODE, STRIPE_MAX_AMOUNT } from './stripe-limits.ts';
+import {
+  CURRENCY_CODE,
+  overMaximum,
+  STRIPE_MAX_AMOUNT_ANY,
+  STRIPE_MAX_AMOUNTS_TEXT,
+  stripeMaxAmount,
+} from './stripe-limits.ts';
 
 // One source for validation and for the OpenAPI document: every request is checked against
 // these, and /openapi.json is generated from them.
@@ -13,12 +19,17 @@ export const Currency = z
   .regex(CURRENCY_CODE, 'an ISO 4217 code in lower case, as Stripe writes it (usd)')
   .openapi({ example: 'usd' });
 
+// The bound here is the largest of any currency (IDR's); the amount's own currency's is checked
+// where the currency is known (stripeMaxAmount).
 const MinorUnits = z
   .number()
   .int()
   .min(0)
-  .max(STRIPE_MAX_AMOUNT)
-  .openapi({ description: "Integer amount in the currency's minor unit (cents for usd)", example: 2500 });
+  .max(STRIPE_MAX_AMOUNT_ANY)
+  .openapi({
+    description: `Integer amount in the currency's minor unit (cents for usd); at most Stripe's maximum in that currency: ${STRIPE_MAX_AMOUNTS_TEXT}`,
+    example: 2500,
+  });
 
 export const ProductId = z
   .string()
@@ -95,6 +106,12 @@ export const ProductUpsert = z
   .refine((p) => onStep(p.unitAmount, p.currency), {
     path: ['unitAmount'],
     error: (issue) => offStep((issue.input as { currency: string }).currency),
+  })
+  // Stripe takes twelve digits in IDR and eight in any other currency
+  // (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+  .refine((p) => p.unitAmount <= stripeMaxAmount(p.currency), {
+    path: ['unitAmount'],
+    error: (issue) => overMaximum((issue.input as { currency: string }).currency),
   })
   .openapi('ProductUpsert');
 
@@ -177,9 +194,11 @@ export const RefundRequest = z
       .number()
       .int()
       .min(1)
-      .max(STRIPE_MAX_AMOUNT)
+      .max(STRIPE_MAX_AMOUNT_ANY)
       .optional()
-      .openapi({ description: 'Minor units; omitted: what is left of the payment' }),
+      .openapi({
+        description: `Minor units of the cart's currency, at most Stripe's maximum in it (${STRIPE_MAX_AMOUNTS_TEXT}); omitted: what is left of the payment`,
+      }),
     reason: z.enum(['duplicate', 'fraudulent', 'requested_by_customer']).optional(),
   })
   .strict()

@@ -1,11 +1,41 @@
 // What Stripe accepts, as its API reference documents it. The Worker refuses anything else
 // where it enters (an edit, a setting, a refund), rather than have Stripe refuse it later.
 
+// Stripe's largest amount: "up to twelve digits for IDR (for example, a value of 999999999999
+// for a charge of 9,999,999,999.99 IDR), and up to eight digits for all other currencies"
+// (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts). Twelve digits stay
+// well inside a JS number's exact integers (2^53) and Postgres's bigint.
+const MAX_AMOUNT = 99_999_999;
+const MAX_AMOUNT_BY_CURRENCY: ReadonlyMap<string, number> = new Map([['idr', 999_999_999_999]]);
+
 /**
- * The largest amount Stripe charges, refunds or prices: eight digits in minor units
- * (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+ * The largest amount Stripe charges, refunds or prices in `currency` (lower case, as Stripe
+ * writes it), in minor units: 999,999,999,999 for IDR, 99,999,999 for every other currency.
  */
-export const STRIPE_MAX_AMOUNT = 99_999_999;
+export function stripeMaxAmount(currency: string): number {
+  return MAX_AMOUNT_BY_CURRENCY.get(currency) ?? MAX_AMOUNT;
+}
+
+/** Why Stripe would refuse an amount over its maximum in `currency`, for the answer that refuses it. */
+export function overMaximum(currency: string): string {
+  return `at most ${stripeMaxAmount(currency)}, Stripe's maximum amount in ${currency}`;
+}
+
+/** The largest amount Stripe takes in any currency (IDR's): the bound of a field checked against its currency elsewhere. */
+export const STRIPE_MAX_AMOUNT_ANY = Math.max(MAX_AMOUNT, ...MAX_AMOUNT_BY_CURRENCY.values());
+
+/** The maximums in words, for documentation: "99999999, or 999999999999 for idr". */
+export const STRIPE_MAX_AMOUNTS_TEXT = [
+  String(MAX_AMOUNT),
+  ...[...MAX_AMOUNT_BY_CURRENCY].map(([currency, max]) => `${max} for ${currency}`),
+].join(', or ');
+
+/**
+ * stripeMaxAmount as two parameters of a statement that learns the currency itself: the maximum
+ * of every currency but those in the JSON object of the second, read as
+ * `COALESCE(($2::jsonb ->> currency)::bigint, $1)`.
+ */
+export const STRIPE_MAX_AMOUNT_SQL = [MAX_AMOUNT, JSON.stringify(Object.fromEntries(MAX_AMOUNT_BY_CURRENCY))] as const;
 
 /**
  * Checkout takes at most 100 line items in payment mode

@@ -366,6 +366,30 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
     expect((await refund(state.cartId, { amount: 1_000 }, 'kwd-2')).status).toBe(201);
   });
 
+  // Stripe takes twelve digits in IDR, eight in any other currency
+  // (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+  it('refunds an IDR payment in amounts over eight digits, up to what is left of it', async () => {
+    const state = await paidCart({ currency: 'idr', amounts: [150_000_000, 400_000_000] });
+    expect(state.total).toBe(950_000_000);
+    const part = await refund(state.cartId, { amount: 300_000_000 }, 'idr-1');
+    expect(part.status).toBe(201);
+    expect(await part.json()).toMatchObject({ amount: 300_000_000, currency: 'idr' });
+    const rest = await refund(state.cartId, { amount: 650_000_000 }, 'idr-2');
+    expect(rest.status).toBe(201);
+    expect(await cart(state)).toMatchObject({ status: 'refunded', refundedAmount: 950_000_000 });
+  });
+
+  it("refuses with 400 a refund over Stripe's maximum in the cart's currency, and refunds nothing", async () => {
+    const state = await paidCart();
+    const res = await refund(state.cartId, { amount: 100_000_000 }, 'usd-max');
+    expect(res.status).toBe(400);
+    expect(await problem(res)).toMatchObject({
+      code: 'validation_failed',
+      detail: "amount: at most 99999999, Stripe's maximum amount in usd",
+    });
+    expect(await refundedAtStripe(state.sessionId)).toEqual({ amountRefunded: 0, refunds: 0 });
+  });
+
   it('answers 422 refund_refused for a charged-back payment, as Stripe refuses it, and changes nothing', async () => {
     const state = await paidCart();
     const session = await standinStripe().checkout.sessions.retrieve(state.sessionId, { expand: ['payment_intent'] });

@@ -404,6 +404,33 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
     expect((await put(user.token, cart.id, dear.id, { quantity: 0 })).status).toBe(200);
   });
 
+  // Stripe takes twelve digits in IDR, eight in any other currency
+  // (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+  it("holds an IDR cart to Stripe's twelve-digit maximum rather than the eight digits of other currencies", async () => {
+    const user = await newUser();
+    const { cart } = await postCarts(user.token);
+    const rupiah = await createProduct({ unitAmount: 150_000_000, currency: 'idr' });
+    const grand = await createProduct({ unitAmount: 400_000_000_000, currency: 'idr' });
+    const res = await put(user.token, cart.id, rupiah.id, { quantity: 2 });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as CartBody).totalAmount).toBe(300_000_000);
+    expect((await put(user.token, cart.id, grand.id, { quantity: 2 })).status).toBe(200);
+    // 300,000,000 + 3 × 400,000,000,000 is more than 999,999,999,999.
+    const over = await put(user.token, cart.id, grand.id, { quantity: 3 });
+    expect(over.status).toBe(409);
+    expect(await problem(over)).toMatchObject({
+      code: 'cart_limit_exceeded',
+      detail: expect.stringContaining('999999999999 in minor units of idr'),
+    });
+    const kept = new Map((await items(cart.id)).map((row) => [row.product_id, row.quantity]));
+    expect(kept).toEqual(
+      new Map([
+        [rupiah.id, 2],
+        [grand.id, 2],
+      ]),
+    );
+  });
+
   it('lets a cart that a price rise put over the maximum come down, one step at a time, but not grow', async () => {
     const user = await newUser();
     const { cart } = await postCarts(user.token);

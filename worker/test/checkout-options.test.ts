@@ -93,6 +93,27 @@ describe('checkout with shipping, tax and promotion codes', () => {
     });
   });
 
+  // Stripe takes twelve digits in IDR, eight in any other currency
+  // (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+  it('offers an IDR rate over eight digits with an IDR cart', async () => {
+    const env = {
+      ...stripeEnv,
+      SHIPPING_COUNTRIES: 'ID',
+      SHIPPING_RATES: JSON.stringify([{ name: 'Kargo', amount: 250_000_000, currency: 'idr' }]),
+    };
+    const user = await newUser();
+    const batik = await createProduct({ unitAmount: 150_000_000, currency: 'idr' });
+    const cartId = await openCart(user.token, [{ id: batik.id, quantity: 1 }]);
+    const res = await call(`/v1/carts/${cartId}/checkout`, { method: 'POST', token: user.token, env });
+    expect(res.status).toBe(201);
+    const session = await stripe.checkout.sessions.retrieve(((await res.json()) as { sessionId: string }).sessionId);
+    expect(session).toMatchObject({ currency: 'idr', amount_subtotal: 150_000_000 });
+    const [rate] = await Promise.all(
+      session.shipping_options.map((o) => stripe.shippingRates.retrieve(String(o.shipping_rate))),
+    );
+    expect(rate?.fixed_amount).toMatchObject({ amount: 250_000_000, currency: 'idr' });
+  });
+
   /**
    * Pays the session on Stripe's page with a 10 % code and Express shipping; delivers Stripe's
    * webhook, in the form `asSent` gives it.

@@ -256,6 +256,33 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
     expect(await db().query('SELECT 1 FROM checkouts WHERE cart_id = $1', [cartId])).toEqual([]);
   });
 
+  // Stripe takes twelve digits in IDR, eight in any other currency
+  // (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+  it('checks out an IDR cart over eight digits, which Stripe takes up to twelve', async () => {
+    const user = await newUser();
+    const { cartId } = await cartWith(user.token, [{ unitAmount: 150_000_000, quantity: 3, currency: 'idr' }]);
+    const res = await checkout(user.token, cartId);
+    expect(res.status).toBe(201);
+    const session = await stripe.checkout.sessions.retrieve(((await res.json()) as CheckoutBody).sessionId);
+    expect(session).toMatchObject({ amount_total: 450_000_000, currency: 'idr' });
+    expect(await cartStatus(cartId)).toBe('checkout_pending');
+  });
+
+  it("refuses with 409 cart_limit_exceeded an IDR cart whose prices rose over Stripe's twelve digits", async () => {
+    const user = await newUser();
+    const { cartId, products } = await cartWith(user.token, [
+      { unitAmount: 400_000_000_000, quantity: 2, currency: 'idr' },
+    ]);
+    await db().query('UPDATE products SET unit_amount = 500_000_000_000 WHERE id = $1', [products[0]!.id]);
+    const res = await checkout(user.token, cartId);
+    expect(res.status).toBe(409);
+    expect(await problem(res)).toMatchObject({
+      code: 'cart_limit_exceeded',
+      detail: expect.stringContaining('999999999999 in minor units of idr'),
+    });
+    expect(await cartStatus(cartId)).toBe('open');
+  });
+
   it("answers 422 checkout_refused with Stripe's reason when Stripe refuses the session, and the fixed cart checks out", async () => {
     const user = await newUser();
     const { cartId, products } = await cartWith(user.token, [{ unitAmount: 10, quantity: 1 }]);

@@ -167,8 +167,20 @@ describe('SHIPPING_COUNTRIES and SHIPPING_RATES', () => {
         'SHIPPING_RATES',
         '[{"name":"Standard","amount":500,"currency":"usd"},{"name":"Express","amount":"9","currency":"usd"}]',
       ),
-    ).toBe(
-      'misconfigured: SHIPPING_RATES is invalid: expected an amount in minor units from 0 to 99999999 (at 1.amount)',
+    ).toBe('misconfigured: SHIPPING_RATES is invalid: expected a whole amount in minor units, 0 or more (at 1.amount)');
+  });
+
+  // Stripe takes twelve digits in IDR, eight in any other currency
+  // (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+  it("hold each rate to Stripe's maximum in its own currency", () => {
+    expect(read('SHIPPING_RATES', '[{"name":"Kurir","amount":150000000,"currency":"idr"}]')).toEqual([
+      { name: 'Kurir', amount: 150_000_000, currency: 'idr' },
+    ]);
+    expect(read('SHIPPING_RATES', '[{"name":"Kurir","amount":1000000000000,"currency":"idr"}]')).toBe(
+      "misconfigured: SHIPPING_RATES is invalid: expected at most 999999999999, Stripe's maximum amount in idr (at 0.amount)",
+    );
+    expect(read('SHIPPING_RATES', '[{"name":"Freight","amount":100000000,"currency":"usd"}]')).toBe(
+      "misconfigured: SHIPPING_RATES is invalid: expected at most 99999999, Stripe's maximum amount in usd (at 0.amount)",
     );
   });
 

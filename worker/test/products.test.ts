@@ -114,6 +114,48 @@ describe('PUT /v1/admin/products/{productId}', () => {
     expect(row).toEqual({ amount: 1300, active: false });
   });
 
+  // Stripe takes twelve digits in IDR, eight in any other currency
+  // (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+  it.each([
+    ['Rp 1,500,000', 150_000_000],
+    ["IDR's largest, Rp 9,999,999,999.99", 999_999_999_999],
+  ])('takes an IDR price over eight digits (%s), and lists it as it is', async (_, unitAmount) => {
+    const id = unique('batik');
+    const res = await call(`/v1/admin/products/${id}`, {
+      method: 'PUT',
+      headers: admin(),
+      json: { ...body, unitAmount, currency: 'idr' },
+    });
+    expect(res.status).toBe(201);
+    expect(await res.json()).toMatchObject({ id, unitAmount, currency: 'idr' });
+    const listed = ((await (await call('/v1/products')).json()) as { products: ProductBody[] }).products;
+    expect(listed.find((p) => p.id === id)).toMatchObject({ unitAmount, currency: 'idr' });
+    await db().query('UPDATE products SET active = false WHERE id = $1', [id]);
+  });
+
+  it.each([
+    [
+      'a USD price over eight digits',
+      { unitAmount: 100_000_000, currency: 'usd' },
+      "at most 99999999, Stripe's maximum amount in usd",
+    ],
+    [
+      'an IDR price over twelve digits',
+      { unitAmount: 1_000_000_000_000, currency: 'idr' },
+      "at most 999999999999, Stripe's maximum amount in idr",
+    ],
+  ])("refuses %s with 400 validation_failed naming Stripe's maximum in its currency", async (_, price, detail) => {
+    const id = unique('mug');
+    const res = await call(`/v1/admin/products/${id}`, {
+      method: 'PUT',
+      headers: admin(),
+      json: { ...body, ...price },
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ code: 'validation_failed', detail: expect.stringContaining(detail) });
+    expect(await db().query('SELECT 1 FROM products WHERE id = $1', [id])).toHaveLength(0);
+  });
+
   it.each([
     ['no key', undefined],
     ['a wrong key', 'Bearer not-the-admin-key-000000'],

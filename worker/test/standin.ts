@@ -12,7 +12,7 @@ export async function standinEvents(sessionId: string, controls = standin): Prom
 }
 
 /** A cart paid on the stand-in, its completion delivered as Stripe sent it: a real charge to refund or dispute. */
-export async function paidCart(opts: { currency?: string } = {}) {
+export async function paidCart(opts: { currency?: string; amounts?: number[] } = {}) {
   const state = await checkedOutCart(opts);
   await standin.pay(state.sessionId, 'paid');
   const [completed] = await standinEvents(state.sessionId);

@@ -324,7 +324,7 @@ export interface components {
             description: string;
             imageUrl: string | null;
             /**
-             * @description Integer amount in the currency's minor unit (cents for usd)
+             * @description Integer amount in the currency's minor unit (cents for usd); at most Stripe's maximum in that currency: 99999999, or 999999999999 for idr
              * @example 2500
              */
             unitAmount: number;
@@ -373,7 +373,7 @@ export interface components {
             productId: string;
             name: string;
             /**
-             * @description Integer amount in the currency's minor unit (cents for usd)
+             * @description Integer amount in the currency's minor unit (cents for usd); at most Stripe's maximum in that currency: 99999999, or 999999999999 for idr
              * @example 2500
              */
             unitAmount: number;
@@ -458,7 +458,7 @@ export interface components {
             createdAt: string;
         };
         RefundRequest: {
-            /** @description Minor units; omitted: what is left of the payment */
+            /** @description Minor units of the cart's currency, at most Stripe's maximum in it (99999999, or 999999999999 for idr); omitted: what is left of the payment */
             amount?: number;
             /** @enum {string} */
             reason?: "duplicate" | "fraudulent" | "requested_by_customer";
@@ -485,7 +485,7 @@ export interface components {
             /** @default null */
             imageUrl: "" | string | null;
             /**
-             * @description Integer amount in the currency's minor unit (cents for usd)
+             * @description Integer amount in the currency's minor unit (cents for usd); at most Stripe's maximum in that currency: 99999999, or 999999999999 for idr
              * @example 2500
              */
             unitAmount: number;
