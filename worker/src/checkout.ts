@@ -43,41 +43,13 @@ interface CheckoutState {
   /** The shopper's active cart (a superseded payment_failed cart is not). */
   active: boolean;
   version: number;
-  /** This checkout attempt: its idempotency key's suffix and its fixed expires_at (null until claimed). */
-  attempt: { number: number; expiresAt: Date | null };
+  /**
+   * This checkout attempt: its idempotency key's suffix, its fixed expires_at (null until
+   * claimed), and whether a session made now under it would live long enough.
+   */
+  attempt: { number: number; expiresAt: Date | null; usable: boolean };
   session: { id: string; url: string; expiresAt: Date } | null;
   items: LiveLine[];
-}
-
-const checkoutStateSelect = `
-  SELECT c.status, c.active, c.version,
-         json_build_object('number', c.checkout_attempt, 'expiresAt', c.checkout_attempt_expires_at) AS attempt,
-         CASE WHEN k.session_id IS NULL THEN NULL
-              ELSE json_build_object('id', k.session_id, 'url', k.url, 'expiresAt', k.expires_at) END AS session,
-         ${liveLines(true)} AS items
-  FROM carts c LEFT JOIN checkouts k ON k.session_id = c.checkout_session_id
-  WHERE c.id = $1 AND c.user_id = $2`;
-
-type CheckoutStateRow = Omit<CheckoutState, 'session' | 'attempt'> & {
-  session: { id: string; url: string; expiresAt: string } | null;
-  attempt: { number: number; expiresAt: string | null };
-};
-
-function checkoutState(rows: Record<string, unknown>[]): CheckoutState {
-  const row = rows[0] as CheckoutStateRow | undefined;
-  if (!row) throw notFound('Cart');
-  return {
-    ...row,
-    attempt: {
-      number: row.attempt.number,
-      expiresAt: row.attempt.expiresAt === null ? null : new Date(row.attempt.expiresAt),
-    },
-    session: row.session && { ...row.session, expiresAt: new Date(row.session.expiresAt) },
-  };
-}
-
-async function readCheckoutState(sql: Sql, userId: string, cartId: string): Promise<CheckoutState> {
-  return checkoutState(await sql.query(checkoutStateSelect, [cartId, userId]));
 }
 
 const STRIPE_MIN_LIFETIME_S = CHECKOUT_LIFETIME_MINUTES.min * 60;
@@ -88,6 +60,40 @@ const LIFETIME_MARGIN_S = 60;
 const CLOCK_SKEW_S = 30;
 // An attempt whose session would live less than this is not used: a new one is claimed.
 const ATTEMPT_USABLE_S = STRIPE_MIN_LIFETIME_S + CLOCK_SKEW_S;
+
+const checkoutStateSelect = `
+  SELECT c.status, c.active, c.version,
+         -- Usable by the database's clock, which set it: the Worker's own may run apart from it.
+         json_build_object('number', c.checkout_attempt, 'expiresAt', c.checkout_attempt_expires_at,
+                           'usable', COALESCE(c.checkout_attempt_expires_at >= now() + make_interval(secs => ${ATTEMPT_USABLE_S}), false))
+           AS attempt,
+         CASE WHEN k.session_id IS NULL THEN NULL
+              ELSE json_build_object('id', k.session_id, 'url', k.url, 'expiresAt', k.expires_at) END AS session,
+         ${liveLines(true)} AS items
+  FROM carts c LEFT JOIN checkouts k ON k.session_id = c.checkout_session_id
+  WHERE c.id = $1 AND c.user_id = $2`;
+
+type CheckoutStateRow = Omit<CheckoutState, 'session' | 'attempt'> & {
+  session: { id: string; url: string; expiresAt: string } | null;
+  attempt: { number: number; expiresAt: string | null; usable: boolean };
+};
+
+function checkoutState(rows: Record<string, unknown>[]): CheckoutState {
+  const row = rows[0] as CheckoutStateRow | undefined;
+  if (!row) throw notFound('Cart');
+  return {
+    ...row,
+    attempt: {
+      ...row.attempt,
+      expiresAt: row.attempt.expiresAt === null ? null : new Date(row.attempt.expiresAt),
+    },
+    session: row.session && { ...row.session, expiresAt: new Date(row.session.expiresAt) },
+  };
+}
+
+async function readCheckoutState(sql: Sql, userId: string, cartId: string): Promise<CheckoutState> {
+  return checkoutState(await sql.query(checkoutStateSelect, [cartId, userId]));
+}
 
 /**
  * Reads the cart for checkout, in one round trip with claiming a checkout attempt when the cart
@@ -173,7 +179,7 @@ export async function startCheckout(
 
     // The claim's look at the items read its own statement's snapshot: an item committed between
     // it and the read above leaves items here and no attempt claimed for them. Claim again.
-    if (!(state.attempt.expiresAt && state.attempt.expiresAt.getTime() >= Date.now() + ATTEMPT_USABLE_S * 1000)) {
+    if (!state.attempt.usable) {
       if (round < 2) continue;
       throw new ApiError('service_unavailable', 'The cart changed during checkout; try again');
     }

@@ -81,6 +81,19 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
     expect(cart.totalAmount).toBe(4999);
   });
 
+  it("checks out with the Worker's clock a minute ahead of the database's", async () => {
+    const user = await newUser();
+    const { cartId } = await cartWith(user.token, [{ unitAmount: 1500, quantity: 1 }]);
+    // The attempt's expiry is set by the database's clock; judged by the Worker's own, a fresh
+    // attempt looked spent, and every try answered 503.
+    const now = Date.now.bind(Date);
+    vi.spyOn(Date, 'now').mockImplementation(() => now() + 60_000);
+    const res = await checkout(user.token, cartId);
+    vi.restoreAllMocks();
+    expect(res.status).toBe(201);
+    expect(await cartStatus(cartId)).toBe('checkout_pending');
+  });
+
   it('gives one session for a double tap: concurrent and repeated calls', async () => {
     const user = await newUser();
     const { cartId } = await cartWith(user.token, [{ unitAmount: 1500, quantity: 1 }]);
