@@ -40,7 +40,9 @@ export function bearerChallenge(header: string | undefined): string {
 }
 
 const KEY_SET_ALGORITHMS = ['RS256', 'ES256'];
-// How far ahead of our clock a token may say it was issued: issuers' clocks drift a little.
+// How far ahead of our clock a token may say it was issued, or becomes valid (`iat`, `nbf`):
+// issuers' clocks drift a little (RFC 7519 §4.1.5 allows "some small leeway"). Not for `exp`: a
+// token that has expired by our clock is refused.
 const CLOCK_SKEW_S = 60;
 
 /** Verifies the bearer JWT (HS256 secret or JWKS) and returns its `sub`. */
@@ -60,10 +62,13 @@ async function authenticate(env: Env, authorization: string | undefined): Promis
     ? { issuer: cfg.optional('AUTH_ISSUER'), audience: cfg.optional('AUTH_AUDIENCE'), algorithms: ['HS256'] }
     : { issuer: cfg.required('AUTH_ISSUER'), audience: cfg.required('AUTH_AUDIENCE'), algorithms: KEY_SET_ALGORITHMS };
   options.requiredClaims = ['exp', 'sub'];
+  // jose applies one tolerance to `nbf` and `exp` alike; `exp` is checked strictly below.
+  options.clockTolerance = CLOCK_SKEW_S;
   try {
     const { payload } = bySecret
       ? await jwtVerify(token, new TextEncoder().encode(secret), options)
       : await jwtVerify(token, keySet(jwksUrl!).getKey, options);
+    if ((payload.exp as number) <= Date.now() / 1000) throw new ApiError('unauthorized', 'The token has expired');
     // jose checks that `sub` is there, not that it is the string RFC 7519 §4.1.2 says it is.
     if (typeof payload.sub !== 'string' || !payload.sub || payload.sub.length > 255 || !storableText(payload.sub))
       throw new ApiError('unauthorized', 'The token has no usable subject');

@@ -34,6 +34,23 @@ describe('bearer tokens (HS256)', () => {
     expect(await cartsOf(user)).toBe(0);
   });
 
+  it("accepts a token valid from a few seconds ahead (an issuer's clock ahead of ours), and refuses one expired by ours", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const signed = (claims: Record<string, number>) =>
+      new SignJWT({ sub: unique('user'), ...claims })
+        .setProtectedHeader({ alg: 'HS256' })
+        .sign(new TextEncoder().encode(testEnv.AUTH_JWT_SECRET));
+    // As Azure AD and others issue them: nbf = iat, both by the issuer's clock, here 20 s ahead.
+    expect((await postCart(await signed({ iat: now + 20, nbf: now + 20, exp: now + 600 }))).status).toBe(201);
+    const later = await postCart(await signed({ nbf: now + 3600, exp: now + 7200 }));
+    expect(later.status).toBe(401);
+    expect((await problem(later)).detail).toBe("The token's nbf claim is not accepted");
+    // The leeway is for clocks ahead; a token past its exp by ours is over.
+    const expired = await postCart(await signed({ exp: now - 5 }));
+    expect(expired.status).toBe(401);
+    expect((await problem(expired)).detail).toBe('The token has expired');
+  });
+
   it.each([
     ['a NUL', 'user\u0000x'],
     ['an unpaired surrogate', 'user\uDC00'],
