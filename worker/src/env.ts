@@ -173,16 +173,21 @@ const commaSeparated = z.string().transform((v) =>
 
 // An origin as a browser sends it in `Origin`: scheme, host and port, nothing else (a trailing
 // slash is forgiven). Plain http is allowed: we send nothing there, a browser page served from it
-// calls us, and whether to trust such a page is the operator's call.
-const ORIGIN = 'origins (http(s)://host[:port], no path)';
+// calls us, and whether to trust such a page is the operator's call. So is an app's own scheme:
+// a hybrid app's iOS web view cannot use http(s) (WKWebView reserves them), and sends its scheme
+// as its origin (Capacitor `capacitor://localhost`, Ionic `ionic://localhost`).
+const ORIGIN = 'origins (http(s)://host[:port], or an app scheme such as capacitor://localhost; no path)';
+const APP_SCHEME_ORIGIN =
+  /^(?!(?:ftp|file|wss?|blob|data|javascript):)[a-z][a-z0-9+.-]*:\/\/[a-z0-9-]+(?:\.[a-z0-9-]+)*(?::\d{1,5})?\/?$/i;
 const origin = z
   .string()
   .refine((v) => {
+    if (APP_SCHEME_ORIGIN.test(v) && !/^https?:/i.test(v)) return true;
     const u = absoluteUrl(v);
     return u !== null && /^https?:$/.test(u.protocol) && `${u.origin}/` === u.href;
   }, ORIGIN)
-  // As browsers write it: host in lower case, no default port (`https://Shop.example:443`).
-  .transform((v) => new URL(v).origin);
+  // As browsers write it: scheme and host in lower case, no default port (`https://Shop.example:443`).
+  .transform((v) => (/^https?:/i.test(v) ? new URL(v).origin : v.toLowerCase().replace(/\/$/, '')));
 
 // `true` or `false`, as wrangler vars are strings.
 const flag = z

@@ -332,6 +332,14 @@ describe('CORS_ORIGINS and RETENTION_DAYS', () => {
     expect(read('CORS_ORIGINS', 'https://shop.example/app')).toMatch(/^misconfigured: CORS_ORIGINS/);
     expect(read('CORS_ORIGINS', 'https://shop.example?x')).toMatch(/^misconfigured: CORS_ORIGINS/);
     expect(read('CORS_ORIGINS', 'ftp://shop.example')).toMatch(/^misconfigured: CORS_ORIGINS/);
+    // A hybrid app's web view on iOS sends its own scheme as its origin (http and https are the system's).
+    expect(read('CORS_ORIGINS', 'https://shop.example,capacitor://localhost,Ionic://LocalHost/')).toEqual([
+      'https://shop.example',
+      'capacitor://localhost',
+      'ionic://localhost',
+    ]);
+    expect(read('CORS_ORIGINS', 'capacitor://localhost/app')).toMatch(/^misconfigured: CORS_ORIGINS/);
+    expect(read('CORS_ORIGINS', 'myapp:callback')).toMatch(/^misconfigured: CORS_ORIGINS/);
     expect(read('CORS_ORIGINS', '*')).toMatch(/^misconfigured: CORS_ORIGINS/);
   });
 

@@ -33,6 +33,15 @@ describe('CORS', () => {
     expect(res.headers.get('Access-Control-Allow-Credentials')).toBeNull();
   });
 
+  it("serves a hybrid app's iOS web view, whose origin is the app's own scheme, next to a web origin", async () => {
+    const env = { ...testEnv, CORS_ORIGINS: `${WEB_APP}, capacitor://localhost` };
+    for (const origin of [WEB_APP, 'capacitor://localhost']) {
+      const res = await app.request('/v1/products', { headers: { Origin: origin } }, env);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('Access-Control-Allow-Origin')).toBe(origin);
+    }
+  });
+
   it('lets an allowed origin read answers and errors, with the request id and Retry-After', async () => {
     const user = await newUser();
     const ok = await fromBrowser('/v1/carts', WEB_APP, {
