@@ -33,11 +33,9 @@ export const ordersScreen: Screen = (ctx) => {
             {
               type: 'button',
               class: 'secondary',
-              // Once: a second tap while the page loads would ask for the same page again.
-              onclick: (event: Event) => {
-                (event.currentTarget as HTMLButtonElement).disabled = true;
-                void carts.load();
-              },
+              disabled: loadingOlder,
+              'aria-busy': loadingOlder && 'true',
+              onclick: showOlder,
             },
             'Show older orders',
           );
@@ -53,6 +51,19 @@ export const ordersScreen: Screen = (ctx) => {
     history = { carts: [...history.carts, ...page.carts], hasMore: page.hasMore };
     return history;
   }, render);
+  // One older page at a time: a second tap while it loads (the screen is drawn anew meanwhile,
+  // its button too) would ask for the same page again and show its orders twice.
+  let loadingOlder = false;
+  const showOlder = async () => {
+    if (loadingOlder) return;
+    loadingOlder = true;
+    try {
+      await carts.load();
+    } finally {
+      loadingOlder = false;
+      render();
+    }
+  };
 
   const order = (cart: Cart) => {
     const date = when.format(new Date(cart.updatedAt));
