@@ -44,6 +44,7 @@ const KEY_SET_ALGORITHMS = ['RS256', 'ES256'];
 // issuers' clocks drift a little (RFC 7519 §4.1.5 allows "some small leeway"). Not for `exp`: a
 // token that has expired by our clock is refused.
 const CLOCK_SKEW_S = 60;
+const TOKEN_EXPIRED = 'The token has expired';
 
 /** Verifies the bearer JWT (HS256 secret or JWKS) and returns its `sub`. */
 async function authenticate(env: Env, authorization: string | undefined): Promise<string> {
@@ -68,7 +69,7 @@ async function authenticate(env: Env, authorization: string | undefined): Promis
     const { payload } = bySecret
       ? await jwtVerify(token, new TextEncoder().encode(secret), options)
       : await jwtVerify(token, keySet(jwksUrl!).getKey, options);
-    if ((payload.exp as number) <= Date.now() / 1000) throw new ApiError('unauthorized', 'The token has expired');
+    if ((payload.exp as number) <= Date.now() / 1000) throw new ApiError('unauthorized', TOKEN_EXPIRED);
     // jose checks that `sub` is there, not that it is the string RFC 7519 §4.1.2 says it is.
     if (typeof payload.sub !== 'string' || !payload.sub || payload.sub.length > 255 || !storableText(payload.sub))
       throw new ApiError('unauthorized', 'The token has no usable subject');
@@ -198,7 +199,7 @@ function keysNotLoaded(err: unknown): boolean {
 }
 
 function tokenProblem(err: InstanceType<typeof joseErrors.JOSEError>): string {
-  if (err instanceof joseErrors.JWTExpired) return 'The token has expired';
+  if (err instanceof joseErrors.JWTExpired) return TOKEN_EXPIRED;
   if (err instanceof joseErrors.JWTClaimValidationFailed) return `The token's ${err.claim} claim is not accepted`;
   return 'The token is not valid';
 }

@@ -177,17 +177,20 @@ const commaSeparated = z.string().transform((v) =>
 // a hybrid app's iOS web view cannot use http(s) (WKWebView reserves them), and sends its scheme
 // as its origin (Capacitor `capacitor://localhost`, Ionic `ionic://localhost`).
 const ORIGIN = 'origins (http(s)://host[:port], or an app scheme such as capacitor://localhost; no path)';
-const APP_SCHEME_ORIGIN =
-  /^(?!(?:ftp|file|wss?|blob|data|javascript):)[a-z][a-z0-9+.-]*:\/\/[a-z0-9-]+(?:\.[a-z0-9-]+)*(?::\d{1,5})?\/?$/i;
 const origin = z
   .string()
   .refine((v) => {
-    if (APP_SCHEME_ORIGIN.test(v) && !/^https?:/i.test(v)) return true;
     const u = absoluteUrl(v);
-    return u !== null && /^https?:$/.test(u.protocol) && `${u.origin}/` === u.href;
+    if (u === null || u.username || u.password || u.search || u.hash || v.endsWith('?') || v.endsWith('#'))
+      return false;
+    if (/^https?:$/.test(u.protocol)) return `${u.origin}/` === u.href;
+    return !NOT_APP_SCHEMES.test(u.protocol) && u.host !== '' && ['', '/'].includes(u.pathname);
   }, ORIGIN)
   // As browsers write it: scheme and host in lower case, no default port (`https://Shop.example:443`).
-  .transform((v) => (/^https?:/i.test(v) ? new URL(v).origin : v.toLowerCase().replace(/\/$/, '')));
+  .transform((v) => {
+    const u = new URL(v);
+    return /^https?:$/.test(u.protocol) ? u.origin : `${u.protocol}//${u.host.toLowerCase()}`;
+  });
 
 // `true` or `false`, as wrangler vars are strings.
 const flag = z

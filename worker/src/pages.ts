@@ -53,24 +53,19 @@ export function cartPage(opts: {
 }
 
 /** An error on a landing page, for a person: what went wrong and the id to quote to support. */
-export function messagePage(opts: {
-  title: string;
-  message: string;
-  requestId?: string;
-  retryAfter?: number;
-  appReturnUrl?: string;
-}): Html {
+export function messagePage(opts: { title: string; message: string; requestId?: string; appReturnUrl?: string }): Html {
   return layout({
     title: opts.title,
-    body: html`<h1>${opts.title}</h1><p>${opts.message}</p>${opts.requestId ? html`<p class="status">Reference: ${opts.requestId}</p>` : ''}${opts.retryAfter ? html`<p>You can try again in ${opts.retryAfter} seconds.</p><a class="button secondary" href="">Try again</a>` : ''}${returnLink(opts.appReturnUrl, {})}`,
+    body: html`<h1>${opts.title}</h1><p>${opts.message}</p>${opts.requestId ? html`<p class="status">Reference: ${opts.requestId}</p>` : ''}${returnLink(opts.appReturnUrl, {})}`,
   });
 }
 
 /**
- * The link back to the app, with `params` appended to its query. Appended to the text as it is
- * configured: re-serialising the query (URLSearchParams) would rewrite what is already there
- * (`%20` as `+`, which iOS's URLComponents does not read as a space; `~` as `%7E`; `flag` as
- * `flag=`), and a universal link matched on it could stop matching.
+ * The link back to the app, with `params` appended to its query (after any of the same name the
+ * setting already has, which it keeps). Appended to the query as configured: re-serialising it
+ * (URLSearchParams) would rewrite what is already there (`%20` as `+`, which iOS's URLComponents
+ * does not read as a space; `~` as `%7E`; `flag` as `flag=`), and a universal link matched on it
+ * could stop matching.
  */
 function returnLink(appReturnUrl: string | undefined, params: Record<string, string>): Html | string {
   if (!appReturnUrl) return '';

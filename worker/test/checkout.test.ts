@@ -88,8 +88,12 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
     // attempt looked spent, and every try answered 503.
     const now = Date.now.bind(Date);
     vi.spyOn(Date, 'now').mockImplementation(() => now() + 60_000);
-    const res = await checkout(user.token, cartId);
-    vi.restoreAllMocks();
+    let res: Response;
+    try {
+      res = await checkout(user.token, cartId);
+    } finally {
+      vi.restoreAllMocks();
+    }
     expect(res.status).toBe(201);
     expect(await cartStatus(cartId)).toBe('checkout_pending');
   });

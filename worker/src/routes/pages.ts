@@ -54,11 +54,11 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
   pages.use(privateResponse);
   pages.onError((err, c) => {
     const { status, title, error, requestId, headers } = problemOf(c, err);
-    // A page told to wait says how long, and offers to try again. Every page leads back to the
-    // app: an in-app browser (ASWebAuthenticationSession, Custom Tabs) is left only by a link.
+    // Every page leads back to the app: an in-app browser (ASWebAuthenticationSession, Custom
+    // Tabs) is left only by a link.
     const back = c.var.services && appReturnUrl(c.var.services.config);
     return c.html(
-      messagePage({ title, message: error.message, requestId, retryAfter: error.retryAfter, appReturnUrl: back }),
+      messagePage({ title, message: error.message, requestId, appReturnUrl: back }),
       status as 400,
       headers,
     );
