@@ -159,13 +159,19 @@ describe('scheduled job parts', () => {
     expect(await cartStatus(state.cartId)).toBe('paid');
   });
 
-  it('starts no read-back once its time is spent, and leaves the sessions due for the next run', async () => {
+  /** A cart paid at Stripe an hour ago, whose webhook never came: due to be read back. */
+  async function paidWithoutWebhook() {
     const state = await checkedOutCart();
     await standin.pay(state.sessionId, 'paid');
     await db().query(
       `UPDATE checkouts SET created_at = now() - interval '1 hour', reconciled_at = NULL WHERE session_id = $1`,
       [state.sessionId],
     );
+    return state;
+  }
+
+  it('starts no read-back once its time is spent, and leaves the sessions due for the next run', async () => {
+    const state = await paidWithoutWebhook();
     const spent = await runScheduled(stripeEnv, { reconcileBudgetMs: 0 });
     expect([spent.reconciled, spent.reconcileErrors]).toEqual([0, 0]);
     expect(await cartStatus(state.cartId)).toBe('checkout_pending');
@@ -177,12 +183,7 @@ describe('scheduled job parts', () => {
   });
 
   it('counts its time from the start of the run: a slow listing of undelivered events spends it', async () => {
-    const state = await checkedOutCart();
-    await standin.pay(state.sessionId, 'paid');
-    await db().query(
-      `UPDATE checkouts SET created_at = now() - interval '1 hour', reconciled_at = NULL WHERE session_id = $1`,
-      [state.sessionId],
-    );
+    const state = await paidWithoutWebhook();
     // Stripe takes longer to list its events than the whole read-back budget.
     await standin.addFault({ method: 'GET', path: '/v1/events', delayMs: 1_500, times: 1 });
     const spent = await runScheduled(stripeEnv, { reconcileBudgetMs: 1_000 });
