@@ -290,13 +290,18 @@ export async function setItemQuantity(
            SELECT cart_id, product_id, currency, $4 FROM allowed WHERE $4 > 0
            ON CONFLICT (cart_id, product_id) DO UPDATE
              SET quantity = EXCLUDED.quantity, currency = EXCLUDED.currency, updated_at = now()
+             WHERE (cart_items.quantity, cart_items.currency) IS DISTINCT FROM (EXCLUDED.quantity, EXCLUDED.currency)
            RETURNING 1
          ), removed AS (
            DELETE FROM cart_items i USING allowed a
            WHERE $4 = 0 AND i.cart_id = a.cart_id AND i.product_id = a.product_id
            RETURNING 1
          ), touched AS (
-           UPDATE carts SET updated_at = now(), version = version + 1 FROM allowed WHERE carts.id = allowed.cart_id
+           -- Only a change moves the cart on: an edit that changes nothing (a retry whose answer
+           -- was lost, a line removed twice) leaves its updatedAt as a client last saw it, and
+           -- a checkout running meanwhile keeps its session.
+           UPDATE carts SET updated_at = now(), version = version + 1 FROM allowed
+           WHERE carts.id = allowed.cart_id AND (EXISTS (SELECT 1 FROM upserted) OR EXISTS (SELECT 1 FROM removed))
            RETURNING 1
          )
          SELECT (SELECT status FROM cart) AS cart_status,

@@ -341,6 +341,28 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
     expect(await items(cart.id)).toHaveLength(present + 1);
   });
 
+  it('leaves the cart as it was, updatedAt included, for an edit that changes nothing', async () => {
+    const user = await newUser();
+    const [tee, mug] = await Promise.all([createProduct(), createProduct()]);
+    const { cart } = await postCarts(user.token);
+    const first = (await (await put(user.token, cart.id, tee.id, { quantity: 2 })).json()) as CartBody;
+    const versionOf = async () =>
+      ((await db().query('SELECT version FROM carts WHERE id = $1', [cart.id]))[0] as { version: number }).version;
+    const version = await versionOf();
+    // A retry whose first answer was lost, and a line removed that is not there.
+    const again = await put(user.token, cart.id, tee.id, { quantity: 2 });
+    expect(again.status).toBe(200);
+    expect(((await again.json()) as CartBody).updatedAt).toBe(first.updatedAt);
+    const gone = await call(`/v1/carts/${cart.id}/items/${mug.id}`, { method: 'DELETE', token: user.token });
+    expect(gone.status).toBe(200);
+    expect(((await gone.json()) as CartBody).updatedAt).toBe(first.updatedAt);
+    expect(await versionOf()).toBe(version);
+    // A change still moves it on.
+    const changed = (await (await put(user.token, cart.id, tee.id, { quantity: 3 })).json()) as CartBody;
+    expect(changed.updatedAt > first.updatedAt).toBe(true);
+    expect(await versionOf()).toBe(version + 1);
+  });
+
   it('keeps every concurrent change to different items', async () => {
     const user = await newUser();
     const products = await Promise.all(
