@@ -150,17 +150,28 @@ export function isNeonEndpointHost(hostname: string): boolean {
 const NEON_ENDPOINT =
   "DATABASE_URL is invalid: expected a Neon endpoint's host (ep-….neon.tech); another Postgres needs NEON_HTTP_ENDPOINT, a server speaking Neon's SQL over HTTP in front of it";
 
-// Absolute, so it works from any page: https (a universal link), or an app's own scheme (myshop://…).
+// Absolute, so it works from any page: https (a universal link), or an app's own scheme
+// (myshop://…). An app's link names a place in it after `//`; a scheme without (mailto:, tel:,
+// sms:) opens the mail, phone or messages app instead of the shop's.
 const RETURN_URL = 'an absolute https:// URL or an app scheme (myshop://…)';
 const returnUrl = z.url({ error: RETURN_URL }).refine((v) => {
   const u = absoluteUrl(v);
-  return u !== null && (/^https?:$/.test(u.protocol) ? isHttpsOrLoopback(u) : !NOT_APP_SCHEMES.test(u.protocol));
+  if (u === null) return false;
+  if (/^https?:$/.test(u.protocol)) return isHttpsOrLoopback(u);
+  return !NOT_APP_SCHEMES.test(u.protocol) && v.slice(u.protocol.length).startsWith('//');
 }, RETURN_URL);
 
-/** A whole number of `unit` from `min` to `max`, one message for any other value. */
+/**
+ * A whole number of `unit` from `min` to `max`, written in decimal digits (as a TOML number or
+ * text), one message for any other value: `Number()` alone would also read `0x1E` and `1e2`.
+ */
 function wholeNumber(min: number, max: number, unit: string) {
   const message = `whole ${unit} from ${min} to ${max}`;
-  return z.coerce.number({ error: message }).int(message).min(min, message).max(max, message);
+  return z.coerce
+    .string()
+    .regex(/^\d+$/, message)
+    .transform(Number)
+    .pipe(z.number().min(min, message).max(max, message));
 }
 
 /** `a, b,c` → ['a', 'b', 'c']. */

@@ -143,6 +143,16 @@ describe('values written in wrangler.toml as numbers, flags or tables', () => {
       'CHECKOUT_TTL_MINUTES is invalid: expected whole minutes from 30 to 1440',
     );
   });
+
+  it('take whole numbers only as decimal digits', () => {
+    for (const bad of ['0x1E', '1e2', '30.0', '+30', '30.5']) {
+      expect(read('CHECKOUT_TTL_MINUTES', bad)).toBe(
+        'misconfigured: CHECKOUT_TTL_MINUTES is invalid: expected whole minutes from 30 to 1440',
+      );
+    }
+    expect(read('RETENTION_DAYS', '1e2')).toMatch(/^misconfigured: RETENTION_DAYS is invalid: expected whole days/);
+    expect(read('RETENTION_DAYS', '0100')).toBe(100);
+  });
 });
 
 describe('SHIPPING_COUNTRIES and SHIPPING_RATES', () => {
@@ -299,6 +309,9 @@ describe('APP_RETURN_URL', () => {
     'http://shop.example/orders',
     '/orders',
     'orders',
+    'mailto:shop@example.com',
+    'tel:+15555550100',
+    'sms:+15555550100',
   ])('refuses %s', (bad) => {
     expect(read('APP_RETURN_URL', bad)).toMatch(/^misconfigured: APP_RETURN_URL is invalid/);
   });
