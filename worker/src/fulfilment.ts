@@ -72,7 +72,7 @@ const STEPS = {
    * event metadata alone.
    * $1 event id, $2 type, $3 source, $4 session, $5 payment intent, $6 full refund,
    * $7 decisions per earlier full refund and status, $8 amount refunded, $9 dispute, $10 its
-   * stage, $11 its notice, $12 landed statuses.
+   * stage, $11 its notice, $12 landed statuses, $13 when it happened.
    */
   record: `
     WITH target AS (
@@ -110,7 +110,8 @@ const STEPS = {
       SELECT COALESCE(jsonb_agg(fact ORDER BY refunded_amount IS NULL, refunded_amount, closed, key), '[]') AS list FROM news
     )
     INSERT INTO payment_events (id, type, source, cart_id, session_id, payment_intent_id, full_refund, refunded_amount,
-                                dispute, dispute_stage, notice, outcome, from_status, to_status, path, notices, stock_move)
+                                dispute, dispute_stage, notice, outcome, from_status, to_status, path, notices, stock_move,
+                                occurred_at)
     SELECT $1, $2, $3, t.cart_id, COALESCE($4, t.session_id), COALESCE($5, t.payment_intent_id), $6, $8, $9::jsonb, $10,
            $11,
            CASE WHEN NOT EXISTS (SELECT 1 FROM cart) THEN 'unknown_cart'
@@ -121,7 +122,8 @@ const STEPS = {
            (SELECT path[cardinality(path)] FROM decision),
            (SELECT path FROM decision),
            n.list,
-           (SELECT stock FROM decision WHERE cardinality(path) > 0)
+           (SELECT stock FROM decision WHERE cardinality(path) > 0),
+           $13
     FROM (SELECT 1) AS one LEFT JOIN target t ON true, notices n
     ON CONFLICT (id) DO NOTHING
     RETURNING outcome, cart_id, from_status, to_status`,
@@ -229,31 +231,51 @@ const STEPS = {
    * One outbox row per published status the cart passed through, in order, then one per
    * notice, answered with what its event is built from. A notice carries the fact it reports (a
    * partial refund its amount refunded, a dispute its state then), the rest the refund and
-   * dispute as they are now. With $3 (Pub/Sub configured) they are written leased to this request, which
-   * publishes them right after the commit without a claim; unless an earlier row of the cart is
-   * still unpublished: then they wait for whoever publishes that one.
-   * $2 occurred at, $4 lease seconds. The published statuses are written into the text, not
-   * passed: Postgres would guess how many rows a parameter array lets through, find its generic
-   * plan dearer than a custom one and plan the statement afresh every time (0.6 ms a webhook).
+   * dispute as they are now. A refund or dispute reported before the payment landed goes out
+   * now, under the id and time of the Stripe event that reported it (the earliest, if reported
+   * twice): that event, not the completion, made it. The full refund comes after the partial
+   * ones before it, which show the cart as it was then, so every order of arrival publishes the
+   * same sequence. With $2 (Pub/Sub configured) the rows are written leased to this request,
+   * which publishes them right after the commit without a claim; unless an earlier row of the
+   * cart is still unpublished: then they wait for whoever publishes that one. $3 lease seconds.
+   * The published statuses are written into the text, not passed: Postgres would guess how many
+   * rows a parameter array lets through, find its generic plan dearer than a custom one and plan
+   * the statement afresh every time (0.6 ms a webhook).
    */
   writeOutbox: `
     WITH written AS (
       INSERT INTO outbox (cart_id, event_type, stripe_event_id, cart_status, session_id, occurred_at, claimed_until, attempts,
                           refunded_amount, dispute, amount_mismatch, oversold)
-      SELECT e.cart_id, 'cart.' || step.name, e.id, step.status, e.session_id, $2,
-             CASE WHEN lease.now THEN now() + make_interval(secs => $4) END, lease.now::int,
+      SELECT e.cart_id, 'cart.' || step.name, COALESCE(report.id, e.id), step.status, e.session_id,
+             COALESCE(report.at, e.occurred_at),
+             CASE WHEN lease.now THEN now() + make_interval(secs => $3) END, lease.now::int,
              COALESCE((step.fact ->> 'refundedAmount')::bigint, k.refunded_amount), COALESCE(step.fact -> 'dispute', k.dispute),
              k.amount_mismatch, k.oversold
       FROM payment_events e JOIN checkouts k ON k.session_id = e.session_id,
-           LATERAL (SELECT p.s::text AS name, p.s AS status, p.n, NULL::jsonb AS fact FROM unnest(e.path) WITH ORDINALITY AS p(s, n)
+           -- rank: 0 the payment's own moves, 1 partial refunds, 2 the full refund, 3 disputes.
+           LATERAL (SELECT p.s::text AS name, p.s AS status, CASE WHEN p.s = 'refunded' THEN 2 ELSE 0 END AS rank, p.n,
+                           NULL::jsonb AS fact
+                    FROM unnest(e.path) WITH ORDINALITY AS p(s, n)
                     WHERE p.s IN (${PUBLISHED_LIST})
                     UNION ALL
-                    SELECT split_part(q.f ->> 'key', ':', 1), COALESCE(e.to_status, e.from_status), cardinality(e.path) + q.n, q.f
-                    FROM jsonb_array_elements(e.notices) WITH ORDINALITY AS q(f, n)) step,
-           LATERAL (SELECT $3 AND NOT EXISTS (
+                    SELECT split_part(q.f ->> 'key', ':', 1),
+                           CASE WHEN q.f ? 'refundedAmount' AND 'refunded' = ANY(e.path)
+                                THEN COALESCE(e.path[array_position(e.path, 'refunded') - 1], e.from_status)
+                                ELSE COALESCE(e.to_status, e.from_status) END,
+                           CASE WHEN q.f ? 'refundedAmount' THEN 1 ELSE 3 END, cardinality(e.path) + q.n, q.f
+                    FROM jsonb_array_elements(e.notices) WITH ORDINALITY AS q(f, n)) step
+           LEFT JOIN LATERAL (
+             SELECT f.id, COALESCE(f.occurred_at, f.received_at) AS at
+             FROM payment_events f
+             WHERE step.rank > 0 AND f.payment_intent_id = COALESCE(e.payment_intent_id, k.payment_intent_id)
+               AND (f.full_refund OR f.refunded_amount IS NOT NULL OR f.dispute_stage IS NOT NULL)
+               AND CASE WHEN step.fact IS NULL THEN f.full_refund ELSE f.notice = step.fact ->> 'key' END
+             ORDER BY at, f.id
+             LIMIT 1) report ON true,
+           LATERAL (SELECT $2 AND NOT EXISTS (
              SELECT 1 FROM outbox w WHERE w.cart_id = e.cart_id AND ${unpublished('w')}) AS now) lease
       WHERE ${WRITTEN_NOW}
-      ORDER BY step.n
+      ORDER BY step.rank, step.n
       RETURNING *
     )
     SELECT ${EVENT_FACTS}, o.claimed_until IS NOT NULL AS leased
@@ -296,6 +318,7 @@ export async function applyEffect(
         effect.dispute ? (effect.dispute.closed ? 2 : 1) : null,
         effect.notice,
         LANDED_STATUSES,
+        effect.occurredAt.toISOString(),
       ]),
       sql.query(STEPS.moveCart, [effect.id, ACTIVE_STATUSES]),
       sql.query(STEPS.lockStock, [effect.id]),
@@ -310,7 +333,7 @@ export async function applyEffect(
         effect.shipping ? JSON.stringify(effect.shipping.details) : null,
         effect.shipping?.rateId ?? null,
       ]),
-      sql.query(STEPS.writeOutbox, [effect.id, effect.occurredAt.toISOString(), opts.lease, CLAIM_SECONDS]),
+      sql.query(STEPS.writeOutbox, [effect.id, opts.lease, CLAIM_SECONDS]),
       ...(opts.read ? [opts.read] : []),
     ],
     { isolationLevel: 'ReadCommitted' },

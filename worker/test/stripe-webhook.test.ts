@@ -97,15 +97,19 @@ describe('POST /v1/webhooks/stripe: a payment refunded in part, then in full, an
   afterAll(() => db().query('UPDATE outbox SET discarded_at = now() WHERE cart_id = ANY($1)', [carts]));
 
   // Whatever the order, the cart ends refunded with the whole amount refunded and the dispute
-  // lost, and the same five events are published once each, each with the fact it reports:
-  // what Stripe reports before the payment lands is published when it lands, and a fact
-  // reported after a further one (the partial refund after the full one, the dispute's opening
-  // after its closing) is published all the same.
+  // lost, and the same five events are published once each, each with the fact it reports and
+  // the id and time of the Stripe event that reported it: what Stripe reports before the
+  // payment lands is published when it lands, in the order it happened, and a fact reported
+  // after a further one (the partial refund after the full one, the dispute's opening after its
+  // closing) is published all the same.
   it.each(orders)('%s', async (_, order) => {
     const checkout = await checkedOutCart({ env });
     carts.push(checkout.cartId);
     const make = eventsFor(checkout);
-    const events = order.map((name) => make[name]());
+    // Created a minute apart, in the order they happened at Stripe.
+    const start = Math.floor(Date.now() / 1000) - 3600;
+    const made = Object.fromEntries(names.map((name, i) => [name, { ...make[name](), created: start + 60 * i }]));
+    const events = order.map((name) => made[name]!);
     for (const event of [...events, ...events]) expect((await deliver(event, { env })).status).toBe(200);
 
     const dispute = { id: `dp_${checkout.sessionId.slice(-12)}`, reason: 'fraudulent', amount: checkout.total };
@@ -135,6 +139,33 @@ describe('POST /v1/webhooks/stripe: a payment refunded in part, then in full, an
     // The payment comes first, as nothing is published about a payment that has not landed.
     expect(outbox[0]!.event_type).toBe('cart.paid');
     expect(outbox.at(-1)!.event.cart.status).toBe('refunded');
+    const reporter: Record<string, Name> = {
+      'cart.paid': 'completedPaid',
+      'cart.partially_refunded': 'partialRefund',
+      'cart.refunded': 'fullRefund',
+      'cart.disputed': 'disputeCreated',
+      'cart.dispute_closed': 'disputeClosed',
+    };
+    for (const o of outbox) {
+      const event = made[reporter[o.event_type]!]!;
+      expect([o.event_type, o.stripe_event_id, o.event.stripe.eventId, o.event.occurredAt]).toEqual([
+        o.event_type,
+        event.id,
+        event.id,
+        new Date(event.created * 1000).toISOString(),
+      ]);
+    }
+    // Two facts go out in the order they happened when the later one was delivered later, or
+    // when both were waiting for the payment; a partial refund shows the cart as it was then.
+    const before = (a: Name, b: Name) =>
+      order.indexOf(a) < order.indexOf(b) ||
+      order.indexOf('completedPaid') > Math.max(order.indexOf(a), order.indexOf(b));
+    const at = (type: string) => outbox.findIndex((o) => o.event_type === type);
+    expect(at('cart.partially_refunded') < at('cart.refunded')).toBe(before('partialRefund', 'fullRefund'));
+    expect(at('cart.disputed') < at('cart.dispute_closed')).toBe(before('disputeCreated', 'disputeClosed'));
+    expect(outbox[at('cart.partially_refunded')]!.event.cart.status).toBe(
+      before('partialRefund', 'fullRefund') ? 'paid' : 'refunded',
+    );
   });
 });
 
