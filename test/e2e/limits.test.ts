@@ -64,6 +64,39 @@ describe('under wrangler dev', () => {
     expect((JSON.parse(text) as { products: unknown[] }).products.length).toBeGreaterThan(0);
   });
 
+  it('answers 413 to a body over 1 MiB, chunked or not, and the next request is served (wrangler dev reuses its connection to the Worker)', async () => {
+    const token = await createDevToken({
+      userId: `e2e-big-${crypto.randomUUID().slice(0, 8)}`,
+      secret: stack.vars.AUTH_JWT_SECRET!,
+      ttlSeconds: 600,
+    });
+    const body = Buffer.alloc(1024 * 1024 + 64 * 1024, 'a');
+    const targets: { method: string; path: string; headers: Record<string, string> }[] = [
+      { method: 'POST', path: '/v1/webhooks/stripe', headers: { 'Stripe-Signature': 't=1,v1=00' } },
+      {
+        method: 'PUT',
+        path: `/v1/carts/${crypto.randomUUID()}/items/tshirt-classic`,
+        headers: { Authorization: `Bearer ${token}` },
+      },
+    ];
+    for (const { method, path, headers } of targets) {
+      for (const chunked of [true, false]) {
+        const what = `${method} ${path} ${chunked ? 'chunked' : 'with Content-Length'}`;
+        const refused = await sendBody(`${stack.workerUrl}${path}`, method, headers, body, chunked);
+        expect(refused.status, `${what}: ${refused.text}`).toBe(413);
+        expect(JSON.parse(refused.text), what).toMatchObject({ code: 'payload_too_large' });
+        // Another request, on another connection to wrangler dev: its proxy sent it to the Worker on
+        // the connection the half-read body had cost, and answered 503 "Your worker restarted
+        // mid-request".
+        const next = await fetch(`${stack.workerUrl}/v1/carts`, {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${token}` },
+        });
+        expect([200, 201], `after ${what}: ${next.status} ${await next.text()}`).toContain(next.status);
+      }
+    }
+  });
+
   it('takes a bearer token with whitespace after it, which is not part of the header value (fetch trims it, so the Worker tests cannot send it)', async () => {
     const token = await createDevToken({
       userId: `e2e-space-${crypto.randomUUID().slice(0, 8)}`,
@@ -96,3 +129,44 @@ describe('under wrangler dev', () => {
     }
   });
 });
+
+/**
+ * Sends `body` with Node's own client, so that the test chooses the framing: in 64 KiB writes without a
+ * length (Transfer-Encoding: chunked), or with its Content-Length. The answer may come before all
+ * of it is sent; a write refused after that is not the test's concern.
+ */
+function sendBody(
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+  body: Buffer,
+  chunked: boolean,
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, {
+      method,
+      headers: {
+        ...headers,
+        'Content-Type': 'application/json',
+        Connection: 'close',
+        ...(chunked ? {} : { 'Content-Length': body.length }),
+      },
+    });
+    let answered = false;
+    req.on('response', (res) => {
+      answered = true;
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        text += chunk;
+      });
+      res.on('end', () => resolve({ status: res.statusCode!, text }));
+    });
+    req.on('error', (err) => {
+      if (!answered) reject(err);
+    });
+    if (!chunked) return void req.end(body);
+    for (let at = 0; at < body.length; at += 64 * 1024) req.write(body.subarray(at, at + 64 * 1024));
+    req.end();
+  });
+}

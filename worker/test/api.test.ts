@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { app } from '../src/index.ts';
-import { call, newUser, problem, testEnv } from './helpers.ts';
+import { call, createProduct, newUser, openCart, problem, testEnv } from './helpers.ts';
 
 describe('every answer', () => {
   it('carries an X-Request-Id, also on errors, matching the problem body', async () => {
@@ -42,6 +42,45 @@ describe('every answer', () => {
     });
     expect(res.status).toBe(413);
     expect((await problem(res)).code).toBe('payload_too_large');
+  });
+
+  it('reads a body of unknown length to its end before refusing it over 1 MiB, and keeps one that fits', async () => {
+    const user = await newUser();
+    const product = await createProduct();
+    const cartId = await openCart(user.token, []);
+    // A body without Content-Length (chunked on the wire), handed out 64 KiB per pull: 2.5 MiB.
+    const stream = (bytes: Uint8Array, pulls: { count: number }, chunkSize = 64 * 1024) =>
+      new ReadableStream<Uint8Array>({
+        pull(controller) {
+          const at = pulls.count++ * chunkSize;
+          if (at >= bytes.length) controller.close();
+          else controller.enqueue(bytes.subarray(at, at + chunkSize));
+        },
+      });
+    const big = new Uint8Array(40 * 64 * 1024).fill(0x61);
+    const pulls = { count: 0 };
+    const refused = await call(`/v1/carts/${cartId}/items/${product.id}`, {
+      method: 'PUT',
+      token: user.token,
+      headers: { 'Content-Type': 'application/json' },
+      body: stream(big, pulls),
+    });
+    expect(refused.status).toBe(413);
+    expect((await problem(refused)).code).toBe('payload_too_large');
+    // Left half-read, it cost wrangler dev's proxy its connection to the Worker, and the next
+    // request sent on it a 503 (test/e2e/limits.test.ts): every chunk was asked for, and the end.
+    expect(pulls.count).toBe(41);
+
+    const fits = await call(`/v1/carts/${cartId}/items/${product.id}`, {
+      method: 'PUT',
+      token: user.token,
+      headers: { 'Content-Type': 'application/json' },
+      body: stream(new TextEncoder().encode(`${' '.repeat(1000)}{"quantity":2}`), { count: 0 }, 100),
+    });
+    expect(fits.status, await fits.clone().text()).toBe(200);
+    expect(((await fits.json()) as { items: { productId: string; quantity: number }[] }).items).toEqual([
+      expect.objectContaining({ productId: product.id, quantity: 2 }),
+    ]);
   });
 
   it('names a missing required variable, never a value', async () => {
