@@ -8,6 +8,8 @@
 //   POST /waiting  { "id", "count": 2, "query"?: "%FROM carts%" } → { "waiting" } once at least
 //                  `count` sessions wait behind that transaction, directly or behind another
 //                  waiter (and run a query that matches, ILIKE); other tests' locks do not count
+//   POST /then     { "id", "statements": [...] } → {} at once; runs them next in that transaction,
+//                  where they may wait (to close a deadlock's cycle: the other session then fails)
 //   POST /release  { "id" } → ends the transaction (rolled back: it only ever held locks)
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -23,7 +25,7 @@ export interface LockHolder {
 const WAIT_LIMIT_MS = 15_000;
 
 export async function startLockHolder(databaseUrl: string): Promise<LockHolder> {
-  const held = new Map<string, { client: pg.Client; pid: number }>();
+  const held = new Map<string, { client: pg.Client; pid: number; next: Promise<unknown> }>();
   const observer = new pg.Client({ connectionString: databaseUrl, application_name: 'lock-holder-observer' });
   await observer.connect();
 
@@ -40,8 +42,21 @@ export async function startLockHolder(databaseUrl: string): Promise<LockHolder> 
       throw err;
     }
     const id = crypto.randomUUID();
-    held.set(id, { client, pid });
+    held.set(id, { client, pid, next: Promise.resolve() });
     return { id };
+  }
+
+  function then(id: string, statements: string[]): Record<string, never> {
+    const holder = held.get(id);
+    if (!holder) throw new Error(`no held transaction ${id}`);
+    // Not awaited: they may wait behind the very session the test is waiting for. Their own
+    // failure (the deadlock detector may pick this side) ends nothing: release rolls back.
+    holder.next = holder.next
+      .then(async () => {
+        for (const statement of statements) await holder.client.query(statement);
+      })
+      .catch(() => {});
+    return {};
   }
 
   async function waiting(id: string, count: number, query: string): Promise<{ waiting: number }> {
@@ -74,10 +89,11 @@ export async function startLockHolder(databaseUrl: string): Promise<LockHolder> 
   }
 
   async function release(id: string): Promise<Record<string, never>> {
-    const { client } = held.get(id) ?? {};
+    const { client, next } = held.get(id) ?? {};
     if (!client) throw new Error(`no held transaction ${id}`);
     held.delete(id);
     try {
+      await next;
       await client.query('ROLLBACK');
     } finally {
       await client.end();
@@ -99,6 +115,7 @@ export async function startLockHolder(databaseUrl: string): Promise<LockHolder> 
     if (req.url === '/hold') return answer(res, 200, await hold(body.statements ?? []));
     if (req.url === '/waiting')
       return answer(res, 200, await waiting(body.id ?? '', body.count ?? 1, body.query ?? '%'));
+    if (req.url === '/then') return answer(res, 200, then(body.id ?? '', body.statements ?? []));
     if (req.url === '/release') return answer(res, 200, await release(body.id ?? ''));
     answer(res, 404, { error: 'no such route' });
   }

@@ -18,7 +18,7 @@ import {
   selectCart,
   selectCartOfSession,
 } from './carts.ts';
-import type { Rows, Sql, Statement } from './db.ts';
+import { databaseFailure, type Rows, type Sql, type Statement } from './db.ts';
 import type { Config, ShippingRate } from './env.ts';
 import { ApiError, notFound } from './errors.ts';
 import type { EffectResult, Fulfilment } from './fulfilment.ts';
@@ -485,8 +485,10 @@ export async function confirmedWithStripe(
     const { read } = await reconcileSession(f, services.stripe, sessionId, selectCartOfSession(sql, sessionId));
     return (read && cartOf(read)) || cart;
   } catch (err) {
-    if (!(err instanceof ApiError && (err.code === 'service_unavailable' || err.code === 'misconfigured'))) throw err;
-    log.warn('landing_page_reconcile_failed', { sessionId, error: err.message });
+    const passing =
+      err instanceof ApiError ? ['service_unavailable', 'misconfigured'].includes(err.code) : databaseFailure(err);
+    if (!passing) throw err;
+    log.warn('landing_page_reconcile_failed', { sessionId, error: err instanceof Error ? err.message : String(err) });
     return cart;
   }
 }

@@ -33,16 +33,25 @@ export function database(env: Env): Sql {
 }
 
 /**
- * True for failures that mean "the database could not be reached", which callers answer with
- * 503 so clients (and Stripe) retry, as opposed to a bug in a query.
+ * Why a query failed, when the same request may succeed on its next try, which callers answer
+ * with 503 so clients (and Stripe) retry, as opposed to a bug in a query: `unavailable`, the
+ * database could not be reached; `busy`, Postgres gave the statement up while other sessions
+ * held what it needed (a deadlock, a serialization failure, a lock or statement timeout). Nothing
+ * of a failed transaction is written, and Postgres asks for such transactions to be tried again
+ * (https://www.postgresql.org/docs/current/mvcc-serialization-failure-handling.html). Null for
+ * anything else.
  */
-export function isDatabaseUnavailable(err: unknown): boolean {
-  if (!(err instanceof NeonDbError)) return false;
+export function databaseFailure(err: unknown): 'unavailable' | 'busy' | null {
+  if (!(err instanceof NeonDbError)) return null;
   const code = err.code;
   // No SQLSTATE: the HTTP call itself failed or the server could not reach Postgres.
-  if (!code) return true;
+  if (!code) return 'unavailable';
   // Connection exceptions, insufficient resources, operator intervention (shutdown, restart).
-  return code.startsWith('08') || code.startsWith('53') || code.startsWith('57P');
+  if (code.startsWith('08') || code.startsWith('53') || code.startsWith('57P')) return 'unavailable';
+  // Transaction rollback (40001 serialization, 40P01 deadlock), lock_not_available (a lock
+  // timeout), query_canceled (a statement timeout).
+  if (code.startsWith('40') || code === '55P03' || code === '57014') return 'busy';
+  return null;
 }
 
 /**

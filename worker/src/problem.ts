@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { bearerChallenge } from './auth.ts';
-import { isDatabaseUnavailable } from './db.ts';
+import { databaseFailure } from './db.ts';
 import { ApiError, describeCode } from './errors.ts';
 import { log } from './log.ts';
 
@@ -14,8 +14,15 @@ function toApiError(err: unknown): ApiError {
       return new ApiError('unsupported_media_type', 'The request body must be JSON (Content-Type: application/json)');
     }
   }
-  if (isDatabaseUnavailable(err)) {
+  const failure = databaseFailure(err);
+  if (failure === 'unavailable') {
     return new ApiError('service_unavailable', 'The database is unreachable; try again shortly', { cause: err });
+  }
+  if (failure === 'busy') {
+    return new ApiError('service_unavailable', 'The database was busy with the same data; try again', {
+      cause: err,
+      retryAfter: 1,
+    });
   }
   return new ApiError('internal', 'Something went wrong on our side', { cause: err });
 }

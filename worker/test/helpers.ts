@@ -150,6 +150,8 @@ export async function holdLocks(statements: string[]) {
   return {
     /** Resolves once `count` sessions (running a query that matches `query`, ILIKE) wait behind these locks. */
     waitForWaiters: (count: number, query = '%') => post('/waiting', { id, count, query }),
+    /** Runs `statements` next in the held transaction, without waiting for them: they may wait too. */
+    thenRun: (more: string[]) => post('/then', { id, statements: more }),
     release: () => post('/release', { id }),
   };
 }

@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { call, callWithEnv } from './helpers.ts';
+import { call, callWithEnv, holdLocks } from './helpers.ts';
 import { standin } from './standin.ts';
-import { cartStatus, checkedOutCart, deliver, eventsFor, outboxOf, stripeEnv } from './stripe-helpers.ts';
+import {
+  cartStatus,
+  checkedOutCart,
+  deliver,
+  eventsFor,
+  outboxOf,
+  standinStripe,
+  stripeEnv,
+} from './stripe-helpers.ts';
 
 describe('GET /checkout/success', () => {
   it('fulfils from the session read back from Stripe when the webhook has not arrived', async () => {
@@ -111,6 +119,29 @@ describe('GET /checkout/success', () => {
     );
     expect(res.status).toBe(200);
     expect(await res.text()).toContain('data-status="checkout_pending"');
+  });
+
+  it('shows what it knows when Postgres gives up its transaction to break a deadlock', async () => {
+    const state = await checkedOutCart();
+    await standin.pay(state.sessionId, 'paid');
+    const session = await standinStripe().checkout.sessions.retrieve(state.sessionId);
+    // As in the webhook's test: the page's fulfilment waits for the cart held here, then this
+    // side asks for the payment's lock it holds, and Postgres fails the page's side.
+    const lock = await holdLocks([
+      "SET deadlock_timeout = '60s'",
+      `SELECT 1 FROM carts WHERE id = '${state.cartId}' FOR UPDATE`,
+    ]);
+    const page = call(`/checkout/success?session_id=${state.sessionId}`);
+    await lock.waitForWaiters(1);
+    await lock.thenRun([`SELECT pg_advisory_xact_lock(hashtextextended('${String(session.payment_intent)}', 0))`]);
+    const res = await page;
+    await lock.release();
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('data-status="checkout_pending"');
+    // Reloaded, it fulfils.
+    expect(await (await call(`/checkout/success?session_id=${state.sessionId}`)).text()).toContain(
+      'data-status="paid"',
+    );
   });
 
   it('answers an unknown session with a 404 page and a malformed one with a 400 page', async () => {

@@ -169,6 +169,36 @@ describe('POST /v1/webhooks/stripe: a payment refunded in part, then in full, an
   });
 });
 
+describe('POST /v1/webhooks/stripe: a transaction Postgres gives up', () => {
+  it("answers a webhook that Postgres ended to break a deadlock with 503 and Retry-After; Stripe's retry pays the cart once", async () => {
+    const checkout = await checkedOutCart();
+    const event = eventsFor(checkout).completedPaid();
+    const paymentKey = (event.data.object as { payment_intent: string }).payment_intent;
+    // Another session holds the cart, and once the webhook waits for it, asks for the payment's
+    // lock the webhook holds: a cycle, which Postgres breaks by failing the webhook's side (it
+    // waited first; this side waits a minute before it would look).
+    const lock = await holdLocks([
+      "SET deadlock_timeout = '60s'",
+      `SELECT 1 FROM carts WHERE id = '${checkout.cartId}' FOR UPDATE`,
+    ]);
+    const delivering = deliver(event);
+    await lock.waitForWaiters(1);
+    await lock.thenRun([`SELECT pg_advisory_xact_lock(hashtextextended('${paymentKey}', 0))`]);
+    const res = await delivering;
+    await lock.release();
+
+    expect(res.status).toBe(503);
+    expect(res.headers.get('Retry-After')).toBe('1');
+    expect((await problem(res)).code).toBe('service_unavailable');
+    expect(await eventRecorded(event.id)).toBe(false);
+    expect(await cartStatus(checkout.cartId)).toBe('checkout_pending');
+
+    expect((await deliver(event)).status).toBe(200);
+    expect(await cartStatus(checkout.cartId)).toBe('paid');
+    expect((await outboxOf(checkout.cartId)).map((o) => o.event_type)).toEqual(['cart.paid']);
+  });
+});
+
 describe("POST /v1/webhooks/stripe: all of a checkout's events at once", () => {
   it.each(scenarios.filter((s) => s.events.length > 1).map((s) => [s.name, s] as const))('%s', async (_, scenario) => {
     const checkout = await checkedOutCart();
