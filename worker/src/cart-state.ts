@@ -1,4 +1,4 @@
-import { CHECKOUT_MAX_LINES, STRIPE_MAX_AMOUNT_SQL, stripeMaxAmount } from './stripe-limits.ts';
+import { CHECKOUT_MAX_LINES, stripeMaxAmount } from './stripe-limits.ts';
 
 /**
  * The cart state machine of docs/contract.md §3 as a pure function: no I/O, so every state and event
@@ -174,12 +174,6 @@ export function decisionsFor(event: CartEvent): Record<'none' | 'full', Partial<
 /**
  * A line holds 1 to 99 of its product (the contract's); what Stripe would refuse at checkout is
  * refused already when the cart is edited: more lines than Checkout takes, a total over Stripe's
- * largest amount in the cart's currency (`totalAmount(currency)`, or for a statement that knows
- * the currency itself, `totalAmountSql`).
+ * largest amount in the cart's currency (`totalAmount(currency)`).
  */
-export const CART_LIMITS = {
-  quantity: 99,
-  lines: CHECKOUT_MAX_LINES,
-  totalAmount: stripeMaxAmount,
-  totalAmountSql: STRIPE_MAX_AMOUNT_SQL,
-} as const;
+export const CART_LIMITS = { quantity: 99, lines: CHECKOUT_MAX_LINES, totalAmount: stripeMaxAmount } as const;

@@ -3,6 +3,7 @@ import { type Rows, type Sql, type Statement, sqlState } from './db.ts';
 import { ApiError, notFound } from './errors.ts';
 import { available } from './products.ts';
 import type { AdminCartOut, CartOut, CheckoutOut } from './schemas.ts';
+import { STRIPE_MAX_AMOUNT_SQL } from './stripe-limits.ts';
 
 /** A cart's line at today's price, as liveLines(true) selects it for checkout. */
 export interface LiveLine {
@@ -312,7 +313,7 @@ export async function setItemQuantity(
                 COALESCE((SELECT yes FROM over_limit), false) AS over_limit,
                 (SELECT currency FROM product) AS product_currency,
                 (SELECT available FROM short) AS short_of`,
-        [cartId, userId, productId, quantity, EDITABLE_STATUSES, CART_LIMITS.lines, ...CART_LIMITS.totalAmountSql],
+        [cartId, userId, productId, quantity, EDITABLE_STATUSES, CART_LIMITS.lines, ...STRIPE_MAX_AMOUNT_SQL],
       ),
       selectCart(sql, userId, cartId),
     ])) as [unknown, [ItemChangeOutcome], Rows];
