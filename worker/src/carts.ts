@@ -1,4 +1,4 @@
-import { CART_LIMITS, type CartStatus, EDITABLE_STATUSES } from './cart-state.ts';
+import { CART_LIMITS, type CartStatus, EDITABLE_STATUSES, isEditable } from './cart-state.ts';
 import { type Rows, type Sql, type Statement, sqlState } from './db.ts';
 import { ApiError, notFound } from './errors.ts';
 import { available } from './products.ts';
@@ -336,7 +336,7 @@ export async function setItemQuantity(
 export function notEditable(status: CartStatus): ApiError {
   return new ApiError(
     'cart_not_editable',
-    EDITABLE_STATUSES.includes(status)
+    isEditable(status)
       ? `The cart is ${status} but no longer the active cart: a newer cart took its place`
       : `The cart is ${status}; only the active open or payment_failed cart can be changed`,
   );
