@@ -1,6 +1,6 @@
 // The error type every layer throws, each code with the HTTP status it answers; the rendering is
 // elsewhere: problem+json through problem.ts, and HTML on the landing pages (routes/pages.ts).
-// Config and the database throw them too.
+// Config throws them too (`misconfigured`); a database failure is not one until problem.ts maps it.
 
 /** Stable, machine-readable error codes of the public contract, with their HTTP status and title. */
 const codes = {
