@@ -27,8 +27,9 @@ interface Marks {
 }
 
 /**
- * Applies the events Stripe could not deliver to the webhook, whatever their type: Stripe's
- * documented recovery lists them with `delivery_success=false`
+ * Applies the events Stripe could not deliver to the webhook, of every type it handles
+ * (HANDLED_EVENT_TYPES: refunds and disputes as well as sessions): Stripe's documented recovery
+ * lists them with `delivery_success=false`
  * (https://docs.stripe.com/webhooks/process-undelivered-events), including those it has given up
  * on after three days of retries. Each goes through the same fulfilment as a webhook, and an event
  * id already recorded (delivered after all, or recovered by an earlier run) is skipped: one

@@ -32,12 +32,12 @@ export interface ScheduledReport {
 }
 
 /**
- * The cron job: applies the events of any kind that Stripe could not deliver (lost-events.ts);
- * reads back from Stripe the sessions whose webhooks may still be missing (checkout_pending
- * carts past their expiry or quiet for too long, awaiting_payment carts whose delayed payment
- * may have settled) and applies them as their webhooks would have; then publishes whatever is
- * still waiting in the outbox, oldest first; and forgets what is older than RETENTION_DAYS
- * (retention.ts).
+ * The cron job: applies the events of every type the webhook handles that Stripe could not
+ * deliver (lost-events.ts); reads back from Stripe the sessions whose webhooks may still be
+ * missing (checkout_pending carts past their expiry or quiet for too long, awaiting_payment carts
+ * whose delayed payment may have settled) and applies them as their webhooks would have; then
+ * publishes whatever is still waiting in the outbox, oldest first; and forgets what is older than
+ * RETENTION_DAYS (retention.ts).
  *
  * Every session read is stamped, failed or not, and the least recently read go first; one
  * that keeps failing backs off. So sessions that cannot be read never starve the others.
