@@ -211,7 +211,9 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
       relayOutbox(stripeEnv, database(stripeEnv), { ids }),
       relayOutbox(stripeEnv, database(stripeEnv), { ids }),
     ]);
-    await lock.waitForWaiters(2, '%FOR UPDATE SKIP LOCKED%');
+    // Matched by its start: pg_stat_activity keeps only a statement's first 1 KB
+    // (track_activity_query_size), and the claim's FOR UPDATE SKIP LOCKED comes near the end.
+    await lock.waitForWaiters(2, '%WITH candidates AS%');
     await lock.release();
     const reports = await racing;
     expect(reports.reduce((n, r) => n + r.published, 0)).toBe(ids.length);
