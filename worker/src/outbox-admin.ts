@@ -2,7 +2,7 @@
 // discarded, and the two ways out of a refusal: requeue and discard.
 import type { Sql } from './db.ts';
 import { ApiError } from './errors.ts';
-import { CLAIM_SECONDS, pending, unpublished } from './outbox.ts';
+import { CLAIM_SECONDS, notHeld, pending, unpublished } from './outbox.ts';
 import type { OutboxEntryOut } from './schemas.ts';
 
 export const OUTBOX_STATES = ['pending', 'failed', 'discarded'] as const;
@@ -40,7 +40,7 @@ export async function listOutbox(sql: Sql, state: OutboxState, limit: number): P
 // The operator paths: a row no publisher holds right now (freed or given up while held, it would
 // go out twice or be recorded both ways).
 const UNPUBLISHED = unpublished('outbox');
-const NOT_HELD = '(claimed_until IS NULL OR claimed_until < now())';
+const NOT_HELD = notHeld('outbox');
 
 /**
  * Puts failed (or waiting) rows back in line for the next relay, once the cause is fixed: one

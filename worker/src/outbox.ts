@@ -298,6 +298,11 @@ export function pending(row: string): string {
   return `${unpublished(row)} AND ${row}.failed_at IS NULL`;
 }
 
+/** An outbox row (by its alias) no publisher holds: never claimed or leased, or its lease ran out. */
+export function notHeld(row: string): string {
+  return `(${row}.claimed_until IS NULL OR ${row}.claimed_until < now())`;
+}
+
 /**
  * Claims due rows. Claiming uses SKIP LOCKED and a lease, so two relays never publish the same
  * row at once. A cart's row goes only after every earlier row of that cart is published or
@@ -319,7 +324,7 @@ async function claimDue(sql: Sql, ids: string[] | null, limit: number): Promise<
     `WITH candidates AS (
        SELECT p.id, p.cart_id, p.seq, p.session_id FROM outbox p
        WHERE ${pending('p')} AND p.next_attempt_at <= now()
-         AND (p.claimed_until IS NULL OR p.claimed_until < now())
+         AND ${notHeld('p')}
          AND ${scope}
          -- OFFSET 0 keeps this a probe of outbox_unpublished per candidate: pulled up into an anti
          -- join, with statistics from before a backlog built up (autovacuum re-analyzes after 10 %
@@ -327,7 +332,7 @@ async function claimDue(sql: Sql, ids: string[] | null, limit: number): Promise<
          AND NOT EXISTS (
            SELECT 1 FROM outbox h
            WHERE h.cart_id = p.cart_id AND h.seq < p.seq AND ${unpublished('h')}
-             AND (h.failed_at IS NOT NULL OR h.next_attempt_at > now() OR h.claimed_until >= now())
+             AND (h.failed_at IS NOT NULL OR h.next_attempt_at > now() OR NOT ${notHeld('h')})
            OFFSET 0)
        ORDER BY p.seq
        LIMIT $2
