@@ -27,7 +27,7 @@ export type PulledMessage = {
 };
 
 /** A pull, acknowledge or modifyAckDeadline that did not go through. */
-export class PubSubSubscriberError extends Error {
+class PubSubSubscriberError extends Error {
   override readonly name = 'PubSubSubscriberError';
   constructor(
     message: string,

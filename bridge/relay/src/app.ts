@@ -21,7 +21,7 @@ export type RelayDeps = {
 const PUBSUB_VALUE_MAX_BYTES = 1024;
 
 // Disputes are the shop's business with the bank, not news for the shopper.
-export const NOTIFIED_EVENT_TYPES = [
+const NOTIFIED_EVENT_TYPES = [
   'cart.paid',
   'cart.payment_failed',
   'cart.refunded',
