@@ -90,6 +90,17 @@ describe('PUT /v1/admin/products/{productId}', () => {
     currency: 'usd',
   };
 
+  it('keeps line breaks and tabs in a description', async () => {
+    const description = 'Stoneware.\r\n\tDishwasher safe.\nHolds 350 ml.';
+    const res = await call(`/v1/admin/products/${unique('mug')}`, {
+      method: 'PUT',
+      headers: admin(),
+      json: { ...body, description },
+    });
+    expect(res.status).toBe(201);
+    expect(((await res.json()) as { description: string }).description).toBe(description);
+  });
+
   it('creates (201) then updates (200) a product', async () => {
     const id = unique('mug');
     const created = await call(`/v1/admin/products/${id}`, { method: 'PUT', headers: admin(), json: body });
@@ -186,6 +197,10 @@ describe('PUT /v1/admin/products/{productId}', () => {
     ['a NUL in the name', { ...body, name: 'mu\u0000g' }],
     ['an unpaired surrogate in the description', { ...body, description: 'cup \uD800' }],
     ['a NUL in the image URL', { ...body, imageUrl: 'https://example.com/a\u0000.png' }],
+    // Text Checkout and the storefront cannot show.
+    ['a line break in the name', { ...body, name: 'mug\nlarge' }],
+    ['an escape character in the name', { ...body, name: 'mug\u001b[31m' }],
+    ['a C1 control character in the description', { ...body, description: 'cup\u0085' }],
     // The storefront puts it in an <img>, Checkout in the product's images: a web address only.
     ['a javascript: image URL', { ...body, imageUrl: 'javascript:alert(1)' }],
     ['a data: image URL', { ...body, imageUrl: 'data:image/png;base64,iVBORw0KGgo=' }],
