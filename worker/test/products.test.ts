@@ -201,6 +201,7 @@ describe('PUT /v1/admin/products/{productId}', () => {
     ['a line break in the name', { ...body, name: 'mug\nlarge' }],
     ['an escape character in the name', { ...body, name: 'mug\u001b[31m' }],
     ['a C1 control character in the description', { ...body, description: 'cup\u0085' }],
+    ['an escape character in the description', { ...body, description: 'cup\u001b[31m red' }],
     // The storefront puts it in an <img>, Checkout in the product's images: a web address only.
     ['a javascript: image URL', { ...body, imageUrl: 'javascript:alert(1)' }],
     ['a data: image URL', { ...body, imageUrl: 'data:image/png;base64,iVBORw0KGgo=' }],

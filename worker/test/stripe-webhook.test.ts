@@ -419,6 +419,29 @@ describe('POST /v1/webhooks/stripe: effects', () => {
     expect(await cartStatus(checkout.cartId)).toBe('checkout_pending');
   });
 
+  it.each([
+    [
+      'a refund of half a minor unit',
+      (c: Awaited<ReturnType<typeof checkedOutCart>>) => chargeObject(c, { amount_refunded: 0.5, refunded: false }),
+    ],
+    [
+      'a refund without its payment intent',
+      (c: Awaited<ReturnType<typeof checkedOutCart>>) => chargeObject(c, { payment_intent: 42 as never }),
+    ],
+  ])(
+    'refuses (400) a signed charge.refunded with %s, whose object is not what Stripe sends, and records nothing',
+    async (_, object) => {
+      const checkout = await checkedOutCart();
+      await deliver(eventsFor(checkout).completedPaid());
+      const event = stripeEvent('charge.refunded', object(checkout));
+      const res = await deliver(event);
+      expect(res.status).toBe(400);
+      expect((await problem(res)).code).toBe('validation_failed');
+      expect(await eventRecorded(event.id)).toBe(false);
+      expect((await outboxOf(checkout.cartId)).map((o) => o.event_type)).toEqual(['cart.paid']);
+    },
+  );
+
   it("does not take a payment intent another checkout already holds: the cart is paid, the other's is kept", async () => {
     const [first, second] = [await checkedOutCart(), await checkedOutCart()];
     const paymentIntent = `pi_${first.sessionId.slice(-12)}`;

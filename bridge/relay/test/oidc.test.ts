@@ -103,6 +103,9 @@ describe('OIDC verification of push requests', () => {
       status: 403,
       reason: 'token email is not verified',
     });
+    // Google's push tokens say "email_verified": true; one that does not say so is not taken as verified.
+    const unsaid = await google.idToken({ email_verified: undefined });
+    await expect(google.verifier.verify(bearer(unsaid))).resolves.toMatchObject({ ok: false, status: 403 });
   });
 
   it('takes PUSH_SERVICE_ACCOUNT written in any case (Google issues the address in lower case)', async () => {
