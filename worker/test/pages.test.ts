@@ -49,12 +49,18 @@ describe('GET /checkout/success', () => {
     expect((await outboxOf(state.cartId))[0]!.event.customer).toMatchObject({ name: 'Sam Shopper\uFFFD' });
   });
 
-  it('shows a delayed payment as processing', async () => {
+  it('shows a delayed payment as processing, then as received once it clears', async () => {
     const state = await checkedOutCart();
     await standin.pay(state.sessionId, 'async');
     const html = await (await call(`/checkout/success?session_id=${state.sessionId}`)).text();
     expect(html).toContain('Payment processing');
     expect(await cartStatus(state.cartId)).toBe('awaiting_payment');
+
+    // The transfer clears; its webhook is late. The shopper's reload reads the session again.
+    await standin.settleBankTransfer(state.sessionId, 'succeed');
+    const settled = await (await call(`/checkout/success?session_id=${state.sessionId}`)).text();
+    expect(settled).toContain('Payment received');
+    expect(await cartStatus(state.cartId)).toBe('paid');
   });
 
   it('keeps a still-open session pending and offers to check again, without reloading by itself (WCAG 2.2.1)', async () => {
