@@ -32,16 +32,25 @@ function nodes(children: readonly Child[]): (Node | string)[] {
 }
 
 /**
- * Replaces what `root` shows. Keyboard focus stays on the control with the same accessible name
- * when the new content still has one that takes focus (a "+" pressed twice in a row, not a Retry
- * now held back); otherwise it goes to the screen's heading, so it is never lost at the top of
- * the page.
+ * Replaces what `root` shows. A node of what it shows that the new content hands back (a
+ * screen's alert, kept for as long as its problem stands) stays where it is, untouched: taken out
+ * and put back, it would be a new live region, and screen readers would say it again.
+ * Keyboard focus stays on the control with the same accessible name when the new content still
+ * has one that takes focus (a "+" pressed twice in a row, not a Retry now held back); otherwise
+ * it goes to the screen's heading, so it is never lost at the top of the page.
  */
 export function show(root: HTMLElement, ...children: Child[]): void {
   const focused = document.activeElement;
   const key = focused instanceof HTMLElement && root.contains(focused) ? focusKey(focused) : undefined;
-  root.replaceChildren(...nodes(children));
-  if (key === undefined) return;
+  const next = nodes(children).map((child) => (typeof child === 'string' ? document.createTextNode(child) : child));
+  const kept = new Set(next);
+  for (const shown of [...root.childNodes]) if (!kept.has(shown)) shown.remove();
+  let at = root.firstChild;
+  for (const node of next) {
+    if (node === at) at = at.nextSibling;
+    else root.insertBefore(node, at);
+  }
+  if (key === undefined || document.activeElement === focused) return;
   const same = [...root.querySelectorAll<HTMLElement>('a, button:enabled, input, textarea')].find(
     (e) => focusKey(e) === key,
   );

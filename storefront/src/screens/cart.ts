@@ -16,18 +16,21 @@ export const cartScreen: Screen = (ctx) => {
   let cancelling: 'tapped' | 'landed' | null = null;
   /** What became of the checkout cancelled on the payment page (cancelLanded). */
   let notice: string | null = null;
+  // One status for the screen's life, its words changed in place: a live region drawn anew at
+  // each redraw would be said again, and one that is new when its words change may not be said.
+  const status = h('p', { class: 'notice', role: 'status' });
 
   const render = () => {
     if (ctx.signal.aborted) return;
     const cart = ctx.cart.cart;
+    // Said only when the shopper did not tap for it: a tapped cancel shows on its busy button,
+    // and a notice appearing above it would move it from under a second tap.
+    const said = cancelling === 'landed' ? 'Cancelling your checkout…' : notice;
+    if (said && status.textContent !== said) status.textContent = said;
     show(
       ctx.main,
       heading('Cart'),
-      // Said only when the shopper did not tap for it: a tapped cancel shows on its busy button,
-      // and a notice appearing above it would move it from under a second tap.
-      cancelling === 'landed'
-        ? h('p', { class: 'notice', role: 'status' }, 'Cancelling your checkout…')
-        : notice && h('p', { class: 'notice', role: 'status' }, notice),
+      said && status,
       actionProblem.view(cart, false, nameOf),
       cart ? cartView(cart) : ctx.cart.problem ? problemView(ctx.cart.problem, refresh) : loadingView('your cart'),
     );
@@ -182,10 +185,9 @@ export const cartScreen: Screen = (ctx) => {
    * after all (in another tab), its order is what to show.
    */
   const cancelLanded = async (cartId: string) => {
-    const cancelled = 'Checkout cancelled. Nothing was charged, and your cart is kept.';
+    // Said by the status, which said it was cancelling.
     await cancel(cartId, 'landed', () => {
-      notice = cancelled;
-      ctx.announce(cancelled);
+      notice = 'Checkout cancelled. Nothing was charged, and your cart is kept.';
     });
     const { error } = actionProblem;
     if (!ctx.signal.aborted && error instanceof ApiProblem && error.code === 'cart_not_editable')
@@ -210,11 +212,11 @@ export const cartScreen: Screen = (ctx) => {
     );
   };
 
-  const refresh = () => void ctx.cart.refresh().catch(() => undefined);
+  const refresh = () => ctx.cart.refresh().catch(() => undefined);
 
   ctx.cart.subscribe(render, ctx.signal);
   render();
   if (ctx.cancelledCheckout) void cancelLanded(ctx.cancelledCheckout);
   // The status may have moved since the cart was last loaded (a payment, another tab).
-  refresh();
+  void refresh();
 };

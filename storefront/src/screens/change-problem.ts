@@ -1,17 +1,15 @@
 import type { Cart } from '../api/client.ts';
 import { FailedChange } from '../cart-store.ts';
 import type { Child } from '../dom.ts';
-import { heldByCheckout, heldByCheckoutView, type NameOf, problemView } from './parts.ts';
+import { heldByCheckout, heldByCheckoutView, type NameOf, problemView, type Retry } from './parts.ts';
 
 /**
  * The problem of a screen's last change to the cart, with its Retry. A retry sends the change
- * again as it was first sent (FailedChange), and Retry is off until it has ended: tapped twice,
- * it would send the change twice, and the screen may be drawn again meanwhile (the cart loaded
- * on focus) with a fresh button.
+ * again as it was first sent (FailedChange); its Retry is off until it has ended (tapped twice,
+ * it would send the change twice).
  */
 export class ChangeProblem {
-  private failed: { error: unknown; retry: (() => void) | undefined } | null = null;
-  private retrying = false;
+  private failed: { error: unknown; retry: Retry | undefined } | null = null;
 
   /** `changed`: the screen draws itself again. */
   constructor(private readonly changed: () => void) {}
@@ -29,9 +27,8 @@ export class ChangeProblem {
       done(answer);
     } catch (error) {
       const again = error instanceof FailedChange ? (error.retry as () => Promise<T>) : undefined;
-      this.failed = { error, retry: again && (() => void this.retry(again, done)) };
+      this.failed = { error, retry: again && (() => this.run(again, done)) };
     }
-    this.retrying = false;
     this.changed();
   }
 
@@ -50,14 +47,7 @@ export class ChangeProblem {
     const { error } = this.failed ?? {};
     if (cart && error instanceof FailedChange && error.madeIn(cart)) this.failed = null;
     if (!this.failed) return null;
-    if (heldByCheckout(this.failed.error, cart)) return heldByCheckoutView(cartLink);
-    return problemView(this.failed.error, this.failed.retry, nameOf, this.retrying);
-  }
-
-  private retry<T>(again: () => Promise<T>, done: (answer: T) => void): Promise<void> {
-    if (this.retrying) return Promise.resolve();
-    this.retrying = true;
-    this.changed();
-    return this.run(again, done);
+    if (heldByCheckout(this.failed.error, cart)) return heldByCheckoutView(this.failed.error, cartLink);
+    return problemView(this.failed.error, this.failed.retry, nameOf);
   }
 }

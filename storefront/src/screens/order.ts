@@ -45,7 +45,8 @@ export function orderScreen(cartId: string): Screen {
         h(
           'section',
           { class: 'card', 'aria-label': 'Order summary' },
-          h('p', { class: 'status-line', role: 'status' }, 'Status: ', h('strong', null, STATUS_LABELS[cart.status])),
+          // Not a live region: a change of status is announced (load), once.
+          h('p', { class: 'status-line' }, 'Status: ', h('strong', null, STATUS_LABELS[cart.status])),
           h(
             'ul',
             { class: 'order-items' },
@@ -84,15 +85,17 @@ export function orderScreen(cartId: string): Screen {
     async function load() {
       clearTimeout(timer);
       const before = cart?.status;
-      const shownBefore = JSON.stringify([cart, problem && asProblem(problem).message]);
+      const [cartBefore, problemBefore] = [JSON.stringify(cart), problem];
       try {
         cart = await ctx.api.cart(cartId);
         problem = null;
       } catch (error) {
-        problem = error;
+        // Refused again the same way (asked again by itself, or by Retry): the problem shown
+        // stays, and is not said again.
+        if (!saysTheSame(problem, error)) problem = error;
       }
       if (ctx.signal.aborted) return;
-      if (JSON.stringify([cart, problem && asProblem(problem).message]) !== shownBefore) render();
+      if (JSON.stringify(cart) !== cartBefore || problem !== problemBefore) render();
       if (before && cart && cart.status !== before) {
         ctx.announce(`${STATUS_RESULTS[cart.status].headline}. Status: ${STATUS_LABELS[cart.status]}`);
         // The payment settled: the shopper's active cart may be a new one now.
@@ -106,4 +109,11 @@ export function orderScreen(cartId: string): Screen {
     render();
     void load();
   };
+}
+
+/** Whether two problems tell the shopper the same: the same words, the same time to wait. */
+function saysTheSame(shown: unknown, error: unknown): boolean {
+  if (shown === null) return false;
+  const [a, b] = [asProblem(shown), asProblem(error)];
+  return a.message === b.message && a.retryAt === b.retryAt;
 }

@@ -12,20 +12,42 @@ export function heading(text: string): HTMLHeadingElement {
 /** A product's name, where the screen knows it. */
 export type NameOf = (productId: string) => string | undefined;
 
+/** Sends a failed call again; Retry is off until it has ended. */
+export type Retry = () => Promise<unknown>;
+
 /**
  * A failed call in words (the problem's `detail`), with a Retry button when trying again can
  * help: the shop was unreachable, busy or failing. Not for a refusal that would only repeat.
- * `nameOf` names the products an out_of_stock problem gives by id; `retrying`: Retry is off, the
- * retry on its way.
+ * `nameOf` names the products an out_of_stock problem gives by id.
  */
-export function problemView(error: unknown, retry?: () => void, nameOf?: NameOf, retrying = false): HTMLElement {
-  const problem: ApiProblem = asProblem(error);
-  return h(
-    'div',
-    { class: 'problem', role: 'alert' },
-    h('p', null, inWords(problem, nameOf)),
-    retry && problem.retryable ? retryView(problem, retry, retrying) : null,
-  );
+export function problemView(error: unknown, retry?: Retry, nameOf?: NameOf): HTMLElement {
+  return drawnOnce(error, retry, () => {
+    const problem: ApiProblem = asProblem(error);
+    return h(
+      'div',
+      { class: 'problem', role: 'alert' },
+      h('p', null, inWords(problem, nameOf)),
+      retry && problem.retryable ? retryView(problem, retry) : null,
+    );
+  });
+}
+
+const drawn = new WeakMap<object, { how: unknown; view: HTMLElement }>();
+
+/**
+ * One alert per problem. Screens are drawn again for many reasons (the cart loaded on focus, a
+ * change made elsewhere on the screen); drawn again, a problem is the element it was, which
+ * show() leaves in place, so a screen reader says it once. A new problem (a retry that failed
+ * too) is a new element, said again. `how` tells apart the ways one problem is drawn (with
+ * which retry, or as a cart held by its checkout).
+ */
+function drawnOnce(error: unknown, how: unknown, draw: () => HTMLElement): HTMLElement {
+  if (typeof error !== 'object' || error === null) return draw();
+  const earlier = drawn.get(error);
+  if (earlier && earlier.how === how) return earlier.view;
+  const view = draw();
+  drawn.set(error, { how, view });
+  return view;
 }
 
 /**
@@ -55,21 +77,31 @@ function inWords(problem: ApiProblem, nameOf: NameOf = () => undefined): string 
 
 /**
  * Retry, held back until the time the shop asked for (`Retry-After`): a rate limit lasts its
- * whole window, and a try sooner only counts against it again.
+ * whole window, and a try sooner only counts against it again. Then off while the retry is on
+ * its way: tapped twice, it would send the call twice. Kept in the alert, which lives as long as
+ * its problem, so the screen drawn again meanwhile shows it as it is.
  */
-function retryView(problem: ApiProblem, retry: () => void, retrying: boolean): Child {
+function retryView(problem: ApiProblem, retry: Retry): Child {
   const button = h(
     'button',
-    { type: 'button', class: 'secondary', disabled: retrying, 'aria-busy': retrying && 'true', onclick: retry },
+    {
+      type: 'button',
+      class: 'secondary',
+      async onclick() {
+        button.disabled = true;
+        button.setAttribute('aria-busy', 'true');
+        await retry();
+        button.disabled = false;
+        button.removeAttribute('aria-busy');
+      },
+    },
     'Retry',
   );
-  if (retrying) return button;
   const waitMs = (problem.retryAt ?? 0) - Date.now();
   if (waitMs <= 0) return button;
   const seconds = Math.ceil(waitMs / 1000);
   const wait = h('p', { class: 'wait' }, `You can retry in ${seconds} ${seconds === 1 ? 'second' : 'seconds'}.`);
   button.disabled = true;
-  // Should the view have been drawn again meanwhile, this one is gone and nobody sees the change.
   setTimeout(() => {
     button.disabled = false;
     wait.textContent = 'You can retry now.';
@@ -87,15 +119,22 @@ export function heldByCheckout(error: unknown, cart: Cart | null): boolean {
 }
 
 /**
- * Why the cart cannot be changed now. `cartLink`: the way to the cart screen, which offers to
- * continue or cancel the checkout (not wanted there itself).
+ * Why the cart cannot be changed now (`error`: the refusal that found it so). `cartLink`: the
+ * way to the cart screen, which offers to continue or cancel the checkout (not wanted there
+ * itself).
  */
-export function heldByCheckoutView(cartLink: boolean): HTMLElement {
-  return h(
-    'div',
-    { class: 'problem', role: 'alert' },
-    h('p', null, 'Your cart is locked while its checkout is open. Finish paying, or cancel the checkout to change it.'),
-    cartLink && h('a', { class: 'button secondary', href: links.cart }, 'Go to cart'),
+export function heldByCheckoutView(error: unknown, cartLink: boolean): HTMLElement {
+  return drawnOnce(error, heldByCheckoutView, () =>
+    h(
+      'div',
+      { class: 'problem', role: 'alert' },
+      h(
+        'p',
+        null,
+        'Your cart is locked while its checkout is open. Finish paying, or cancel the checkout to change it.',
+      ),
+      cartLink && h('a', { class: 'button secondary', href: links.cart }, 'Go to cart'),
+    ),
   );
 }
 
