@@ -38,23 +38,37 @@ function nodes(children: readonly Child[]): (Node | string)[] {
  * Keyboard focus stays on the control with the same accessible name when the new content still
  * has one that takes focus (a "+" pressed twice in a row, not a Retry now held back); otherwise
  * it goes to the screen's heading, so it is never lost at the top of the page.
+ * A new alert is scrolled into view (below the sticky header: `scroll-padding-top`), focus left
+ * where it is: the control pressed may be far from it (the last product), and the shopper must
+ * see what went wrong, where a screen reader says it.
  */
 export function show(root: HTMLElement, ...children: Child[]): void {
   const focused = document.activeElement;
   const key = focused instanceof HTMLElement && root.contains(focused) ? focusKey(focused) : undefined;
+  const shown = new Set<Node>(root.childNodes);
   const next = nodes(children).map((child) => (typeof child === 'string' ? document.createTextNode(child) : child));
   const kept = new Set(next);
-  for (const shown of [...root.childNodes]) if (!kept.has(shown)) shown.remove();
+  for (const node of [...root.childNodes]) if (!kept.has(node)) node.remove();
   let at = root.firstChild;
   for (const node of next) {
     if (node === at) at = at.nextSibling;
     else root.insertBefore(node, at);
   }
-  if (key === undefined || document.activeElement === focused) return;
-  const same = [...root.querySelectorAll<HTMLElement>('a, button:enabled, input, textarea')].find(
-    (e) => focusKey(e) === key,
-  );
-  (same ?? root.querySelector<HTMLElement>('h1'))?.focus();
+  if (key !== undefined && document.activeElement !== focused) {
+    const same = [...root.querySelectorAll<HTMLElement>('a, button:enabled, input, textarea')].find(
+      (e) => focusKey(e) === key,
+    );
+    (same ?? root.querySelector<HTMLElement>('h1'))?.focus();
+  }
+  // After the focus, which scrolls to the control it lands on.
+  for (const node of next) {
+    if (shown.has(node) || !(node instanceof Element)) continue;
+    const alert = node.matches('[role="alert"]') ? node : node.querySelector('[role="alert"]');
+    if (alert) {
+      alert.scrollIntoView({ block: 'nearest' });
+      return;
+    }
+  }
 }
 
 function focusKey(element: HTMLElement): string {

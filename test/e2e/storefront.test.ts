@@ -876,8 +876,17 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     });
   });
 
-  describe('for screen reader and keyboard users', () => {
+  describe('seen, heard and kept in place: problems, announcements, focus', () => {
     const alert = (page: Page) => page.getByRole('alert').textContent();
+    const focusedName = (page: Page) => page.evaluate('document.activeElement.getAttribute("aria-label")');
+
+    /** The problem can be seen: inside the viewport, and not under the header (sticky on a tall screen). */
+    async function expectProblemInView(page: Page): Promise<void> {
+      const problem = (await page.getByRole('alert').boundingBox())!;
+      const header = (await page.getByRole('banner').boundingBox())!;
+      expect(problem.y).toBeGreaterThanOrEqual(Math.max(0, header.y + header.height));
+      expect(problem.y + problem.height).toBeLessThanOrEqual(page.viewportSize()!.height);
+    }
 
     /**
      * Every `method` call of `page` to a path `path` matches is answered by the test as the
@@ -898,6 +907,43 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
               }),
       );
     }
+
+    it('a failed Add of the last product: its problem is brought into view, focus staying on Add (phone, and 320×256)', async () => {
+      const { page } = await openShop('problem-in-view');
+      await cartLink(page, 0).waitFor();
+      const hoodie = product('hoodie-zip');
+      await failCalls(page, 'PUT', /^\/v1\/carts\/[^/]+\/items\/[^/]+$/, 30);
+      const add = page.getByRole('button', { name: `Add ${hoodie.name} to cart`, exact: true });
+      await add.tap();
+      await expect.poll(() => alert(page)).toMatch(/^The shop could not do that just now\./);
+      await expectProblemInView(page);
+      expect(await focusedName(page)).toBe(`Add ${hoodie.name} to cart`);
+
+      // A page zoomed in (or a small phone on its side): the header scrolls away with the page.
+      await page.setViewportSize({ width: 320, height: 256 });
+      await page.reload();
+      await cartLink(page, 0).waitFor();
+      await add.tap();
+      await expect.poll(() => alert(page)).toMatch(/^The shop could not do that just now\./);
+      await expectProblemInView(page);
+      expect(await focusedName(page)).toBe(`Add ${hoodie.name} to cart`);
+      await page.close();
+    });
+
+    it('a failed Checkout of a cart of four lines: its problem is brought into view, not left under the header', async () => {
+      const { page, shopper } = await openShop('checkout-in-view');
+      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+      const four = ['tshirt-classic', 'hoodie-zip', 'mug-ceramic', 'sticker-pack'];
+      for (const id of four) await shopper.call('PUT', `/v1/carts/${cart.id}/items/${id}`, { quantity: 1 });
+      await page.goto(`${stack.workerUrl}/#/cart`);
+      await cartLink(page, 4).waitFor();
+      await failCalls(page, 'POST', /^\/v1\/carts\/[^/]+\/checkout$/, 30);
+      await page.getByRole('button', { name: 'Checkout', exact: true }).tap();
+      await expect.poll(() => alert(page)).toMatch(/^The shop could not do that just now\./);
+      await expectProblemInView(page);
+      expect(await page.evaluate('document.activeElement.textContent')).toBe('Checkout');
+      await page.close();
+    });
 
     it('an old problem is said once: drawn again for other reasons (the cart loaded on focus, another product added), its alert stays as it was', async () => {
       const { page } = await openShop('said-once');
