@@ -72,7 +72,7 @@ export function startShop(body: HTMLElement): void {
               href: links.cart,
               'aria-label': `Cart (${count})`,
               'aria-current': current('cart'),
-              'aria-busy': cart.saving && 'true',
+              'aria-busy': cart.saving,
             },
             'Cart',
             h('span', { class: 'count', 'aria-hidden': 'true' }, count),

@@ -5,9 +5,18 @@
 export type Child = Node | string | number | null | undefined | false | readonly Child[];
 type AttributeValue = string | number | boolean | null | undefined;
 type Listener = (event: Event) => void;
-/** Attributes by name (false, null and undefined leave one out); `on<event>` adds a listener. */
+/**
+ * Attributes by name (false, null and undefined leave one out; true is `""`, or `"true"` for an
+ * `aria-` one); `on<event>` adds a listener.
+ */
 export type Attributes = Record<string, AttributeValue | Listener>;
 
+/**
+ * A control off for the moment (busy, at a limit, sold out) is `aria-disabled`, never
+ * `disabled`: a disabled control loses keyboard focus (to the page, and show() then puts it on
+ * the heading, at the top of the page), where an aria-disabled one keeps it and is still said to
+ * be off. Its listeners ignore it meanwhile.
+ */
 export function h<K extends keyof HTMLElementTagNameMap>(
   tag: K,
   attributes?: Attributes | null,
@@ -15,9 +24,12 @@ export function h<K extends keyof HTMLElementTagNameMap>(
 ): HTMLElementTagNameMap[K] {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes ?? {})) {
-    if (typeof value === 'function') element.addEventListener(name.slice(2), value);
+    if (typeof value === 'function')
+      element.addEventListener(name.slice(2), (event) => {
+        if (element.getAttribute('aria-disabled') !== 'true') value(event);
+      });
     else if (value !== false && value !== null && value !== undefined)
-      element.setAttribute(name, value === true ? '' : String(value));
+      element.setAttribute(name, value !== true ? String(value) : name.startsWith('aria-') ? 'true' : '');
   }
   element.append(...nodes(children));
   return element;
@@ -36,8 +48,8 @@ function nodes(children: readonly Child[]): (Node | string)[] {
  * screen's alert, kept for as long as its problem stands) stays where it is, untouched: taken out
  * and put back, it would be a new live region, and screen readers would say it again.
  * Keyboard focus stays on the control with the same accessible name when the new content still
- * has one that takes focus (a "+" pressed twice in a row, not a Retry now held back); otherwise
- * it goes to the screen's heading, so it is never lost at the top of the page.
+ * has it (a "+" pressed twice in a row, or now off: see h()); otherwise it goes to the screen's
+ * heading, so it is never lost at the top of the page.
  * A new alert is scrolled into view (below the sticky header: `scroll-padding-top`), focus left
  * where it is: the control pressed may be far from it (the last product), and the shopper must
  * see what went wrong, where a screen reader says it.
@@ -55,9 +67,7 @@ export function show(root: HTMLElement, ...children: Child[]): void {
     else root.insertBefore(node, at);
   }
   if (key !== undefined && document.activeElement !== focused) {
-    const same = [...root.querySelectorAll<HTMLElement>('a, button:enabled, input, textarea')].find(
-      (e) => focusKey(e) === key,
-    );
+    const same = [...root.querySelectorAll<HTMLElement>('a, button, input, textarea')].find((e) => focusKey(e) === key);
     (same ?? root.querySelector<HTMLElement>('h1'))?.focus();
   }
   // After the focus, which scrolls to the control it lands on.

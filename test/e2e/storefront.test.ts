@@ -19,7 +19,7 @@ import { chromiumMissing, skipWithout } from '@edge-checkout/test-support/requir
 import { type Cart, Shopper } from '@edge-checkout/test-support/shopper';
 import { useLocalStack } from '@edge-checkout/test-support/stack';
 import { StandinControls } from '@edge-checkout/test-support/standin';
-import type { Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // Nothing configured: as with `npm run dev`, the landing pages lead back to the storefront.
@@ -342,18 +342,33 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     await older.waitFor();
     // The API's first page, less a new empty cart the shop may have opened meanwhile.
     const { body: first } = await shopper.call<{ carts: Cart[] }>('GET', '/v1/carts');
-    expect(await orders.count()).toBe(first.carts.filter((cart) => cart.items.length > 0).length);
-    // Tapped twice, the second time on the button as the screen draws it while the page loads:
-    // the next page, once.
-    await page.evaluate(`{
-      const older = () => [...document.querySelectorAll('button')].find((b) => b.textContent === 'Show older orders');
-      older().click();
-      older().click();
-    }`);
+    const shown = first.carts.filter((cart) => cart.items.length > 0).length;
+    expect(await orders.count()).toBe(shown);
+    const pages: string[] = [];
+    page.on('request', (request) => {
+      if (new URL(request.url()).searchParams.has('startingAfter')) pages.push(request.url());
+    });
+    const loads = await holdCalls(page, 'GET', /^\/v1\/carts$/);
+    // Pressed from the keyboard, at the end of the list.
+    await older.focus();
+    await page.keyboard.press('Enter');
+    const next = await loads.next();
+    // While the page loads the button is off, and keeps focus where the shopper is; pressed
+    // again, as the screen draws it meanwhile, it asks for nothing more.
+    expect(await older.isDisabled()).toBe(true);
+    expect(await page.evaluate('document.activeElement.textContent')).toBe('Show older orders');
+    await older.dispatchEvent('click');
+    await next.pass();
     await expect.poll(() => orders.count()).toBe(21);
     await page.waitForLoadState('networkidle');
     expect(await orders.count()).toBe(21);
+    expect(pages).toHaveLength(1);
     expect(await older.count()).toBe(0);
+    // The last page shown, the button is gone: focus goes on to the first order it added, not
+    // back to the heading at the top of the page.
+    expect(await orders.nth(shown).evaluate((order) => order === order.ownerDocument.activeElement)).toBe(true);
+    expect(await page.evaluate('scrollY')).toBeGreaterThan(0);
+    await loads.stop();
     await page.close();
   });
 
@@ -942,6 +957,81 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await expect.poll(() => alert(page)).toMatch(/^The shop could not do that just now\./);
       await expectProblemInView(page);
       expect(await page.evaluate('document.activeElement.textContent')).toBe('Checkout');
+      await page.close();
+    });
+
+    /**
+     * `control`, pressed from the keyboard and now off, still has focus, in view: the page did not
+     * jump back to its heading at the top.
+     */
+    async function expectFocusKept(page: Page, control: Locator): Promise<void> {
+      await expect.poll(() => control.isDisabled()).toBe(true);
+      expect(await control.evaluate((element) => element === element.ownerDocument.activeElement)).toBe(true);
+      const box = (await control.boundingBox())!;
+      expect(box.y).toBeGreaterThanOrEqual(0);
+      expect(box.y + box.height).toBeLessThanOrEqual(page.viewportSize()!.height);
+      expect(await page.evaluate('scrollY')).toBeGreaterThan(0);
+    }
+
+    it('at the most per order, Add and "+" turn off as they are pressed, keep focus where the shopper is, and say why (320×256)', async () => {
+      const { page, shopper } = await openShop('limit-focus');
+      await page.setViewportSize({ width: 320, height: 256 });
+      const [tshirt, mug] = [product('tshirt-classic'), product('mug-ceramic')];
+      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+      await shopper.call('PUT', `/v1/carts/${cart.id}/items/${tshirt.id}`, { quantity: 1 });
+      await shopper.call('PUT', `/v1/carts/${cart.id}/items/${mug.id}`, { quantity: 98 });
+      await page.reload();
+      await cartLink(page, 99).waitFor();
+      const add = page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true });
+      await add.focus();
+      await page.keyboard.press('Enter');
+      await cartLink(page, 100).waitFor();
+      await expectFocusKept(page, add);
+
+      await page.goto(`${stack.workerUrl}/#/cart`);
+      await page.getByRole('button', { name: `Decrease quantity of ${mug.name}`, exact: true }).focus();
+      await page.keyboard.press('Enter');
+      await cartLink(page, 99).waitFor();
+      const increase = page.getByRole('button', { name: `Increase quantity of ${mug.name}`, exact: true });
+      await increase.focus();
+      await page.keyboard.press('Enter');
+      await cartLink(page, 100).waitFor();
+      await expectFocusKept(page, increase);
+      // Said as its description, as on the products screen.
+      const describedBy = await increase.getAttribute('aria-describedby');
+      expect(await page.locator(`[id="${describedBy}"]`).textContent()).toBe('99 is the most per order');
+      expect((await shopper.cart(cart.id)).items.map((i) => i.quantity)).toEqual([1, 99]);
+      await page.close();
+    });
+
+    it('Cancel checkout and Retry, off while their call is on its way, keep focus where the shopper is (320×256)', async () => {
+      const { page, shopper } = await openShop('busy-focus');
+      await page.setViewportSize({ width: 320, height: 256 });
+      const mug = product('mug-ceramic');
+      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+      await shopper.call('PUT', `/v1/carts/${cart.id}/items/${mug.id}`, { quantity: 1 });
+      await shopper.checkout(cart.id);
+      await page.goto(`${stack.workerUrl}/#/cart`);
+      const cancels = await holdCalls(page, 'DELETE', /^\/v1\/carts\/[^/]+\/checkout$/);
+      const cancel = page.getByRole('button', { name: 'Cancel checkout', exact: true });
+      await cancel.focus();
+      await page.keyboard.press('Enter');
+      const held = await cancels.next();
+      await expectFocusKept(page, cancel);
+      await held.pass();
+
+      const puts = await holdCalls(page, 'PUT', /^\/v1\/carts\/[^/]+\/items\/[^/]+$/);
+      await page.getByRole('button', { name: `Increase quantity of ${mug.name}`, exact: true }).tap();
+      await (await puts.next()).fail();
+      const retry = page.getByRole('button', { name: 'Retry', exact: true });
+      await retry.focus();
+      await page.keyboard.press('Enter');
+      const retried = await puts.next();
+      await expectFocusKept(page, retry);
+      await retried.pass();
+      await cartLink(page, 2).waitFor();
+      await cancels.stop();
+      await puts.stop();
       await page.close();
     });
 

@@ -5,7 +5,7 @@ import { h, show } from '../dom.ts';
 import { links } from '../router.ts';
 import { ChangeProblem } from './change-problem.ts';
 import type { Screen } from './context.ts';
-import { heading, loadingView, problemView } from './parts.ts';
+import { heading, loadingView, MOST_PER_ORDER, problemView } from './parts.ts';
 
 /** The active cart: its lines with +1 / −1 / remove, the count and total, and Checkout. */
 export const cartScreen: Screen = (ctx) => {
@@ -74,11 +74,10 @@ export const cartScreen: Screen = (ctx) => {
           {
             type: 'button',
             class: 'primary',
-            // Off while the session is made, but still focusable: focus stays where the shopper
-            // pressed (a disabled button would lose it to the heading) and is told why.
+            // Off while the session is made, and said to be busy.
             'aria-disabled': checkingOut,
             'aria-busy': checkingOut,
-            onclick: () => void (checkingOut || checkout()),
+            onclick: () => void checkout(),
           },
           'Checkout',
         ),
@@ -100,7 +99,7 @@ export const cartScreen: Screen = (ctx) => {
         {
           type: 'button',
           class: 'secondary',
-          disabled: cancelling !== null,
+          'aria-disabled': cancelling !== null,
           'aria-busy': cancelling !== null,
           onclick: () =>
             void cancel(cart.id, 'tapped', () => ctx.announce('Checkout cancelled. The cart can be changed again.')),
@@ -110,12 +109,20 @@ export const cartScreen: Screen = (ctx) => {
     );
   };
 
-  const line = (item: CartItem, currency: string | null, editable: boolean) =>
-    h(
+  const line = (item: CartItem, currency: string | null, editable: boolean) => {
+    // As many as a line holds: "+" is off, and says why (as the products' Add does).
+    const full = item.quantity >= CART_LIMITS.quantity;
+    const whyId = `why-not-${item.productId}`;
+    return h(
       'li',
       { class: 'line' },
       h('span', { class: 'name' }, item.name),
-      h('span', { class: 'unit' }, `${formatMoney(item.unitAmount, currency)} each`),
+      h(
+        'span',
+        { class: 'unit' },
+        `${formatMoney(item.unitAmount, currency)} each`,
+        full && [' · ', h('span', { id: whyId }, MOST_PER_ORDER)],
+      ),
       h(
         'span',
         { class: 'stepper' },
@@ -125,7 +132,7 @@ export const cartScreen: Screen = (ctx) => {
             type: 'button',
             'aria-label': `Decrease quantity of ${item.name}`,
             // At 1 it takes the line away, as a quantity of 0 does.
-            disabled: !editable,
+            'aria-disabled': !editable,
             onclick: () =>
               void act(
                 () => ctx.cart.decrease(item.productId),
@@ -140,7 +147,8 @@ export const cartScreen: Screen = (ctx) => {
           {
             type: 'button',
             'aria-label': `Increase quantity of ${item.name}`,
-            disabled: !editable || item.quantity >= CART_LIMITS.quantity,
+            'aria-disabled': !editable || full,
+            'aria-describedby': full && whyId,
             onclick: () => void act(() => ctx.cart.add(item.productId), `${item.name}: ${item.quantity + 1}`),
           },
           '+',
@@ -153,12 +161,13 @@ export const cartScreen: Screen = (ctx) => {
           type: 'button',
           class: 'link',
           'aria-label': `Remove ${item.name}`,
-          disabled: !editable,
+          'aria-disabled': !editable,
           onclick: () => void act(() => ctx.cart.remove(item.productId), `${item.name} removed`),
         },
         'Remove',
       ),
     );
+  };
 
   /**
    * A change to the cart; `said` tells screen-reader users what happened. What became of a

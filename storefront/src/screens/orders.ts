@@ -33,8 +33,8 @@ export const ordersScreen: Screen = (ctx) => {
             {
               type: 'button',
               class: 'secondary',
-              disabled: loadingOlder,
-              'aria-busy': loadingOlder && 'true',
+              'aria-disabled': loadingOlder,
+              'aria-busy': loadingOlder,
               onclick: showOlder,
             },
             'Show older orders',
@@ -57,13 +57,18 @@ export const ordersScreen: Screen = (ctx) => {
   const showOlder = async () => {
     if (loadingOlder) return;
     loadingOlder = true;
+    const shown = orderLinks().length;
     try {
       await carts.load();
     } finally {
       loadingOlder = false;
       render();
     }
+    // On to the first order loaded, where reading goes on: the button (gone after the last page)
+    // is below them all, and the heading, where focus would fall back to, at the top.
+    orderLinks()[shown]?.focus();
   };
+  const orderLinks = () => ctx.main.querySelectorAll<HTMLElement>('a.order');
 
   const order = (cart: Cart) => {
     const date = when.format(new Date(cart.updatedAt));

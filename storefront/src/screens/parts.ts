@@ -1,5 +1,6 @@
 // Pieces every screen uses: its heading, what it loads (or the problem, with its retry), a
 // product's picture.
+import { CART_LIMITS } from '@edge-checkout/worker/cart-state';
 import { type ApiProblem, asProblem, type Cart, type Product } from '../api/client.ts';
 import { type Child, h } from '../dom.ts';
 import { links } from '../router.ts';
@@ -8,6 +9,9 @@ import { links } from '../router.ts';
 export function heading(text: string): HTMLHeadingElement {
   return h('h1', { tabindex: -1 }, text);
 }
+
+/** Why a product cannot be added to a line holding as many as one can (products' Add, the cart's "+"). */
+export const MOST_PER_ORDER = `${CART_LIMITS.quantity} is the most per order`;
 
 /** A product's name, where the screen knows it. */
 export type NameOf = (productId: string) => string | undefined;
@@ -82,17 +86,19 @@ function inWords(problem: ApiProblem, nameOf: NameOf = () => undefined): string 
  * its problem, so the screen drawn again meanwhile shows it as it is.
  */
 function retryView(problem: ApiProblem, retry: Retry): Child {
+  const off = (why: 'waiting' | 'busy' | null) => {
+    button.setAttribute('aria-disabled', String(why !== null));
+    button.setAttribute('aria-busy', String(why === 'busy'));
+  };
   const button = h(
     'button',
     {
       type: 'button',
       class: 'secondary',
       async onclick() {
-        button.disabled = true;
-        button.setAttribute('aria-busy', 'true');
+        off('busy');
         await retry();
-        button.disabled = false;
-        button.removeAttribute('aria-busy');
+        off(null);
       },
     },
     'Retry',
@@ -101,9 +107,9 @@ function retryView(problem: ApiProblem, retry: Retry): Child {
   if (waitMs <= 0) return button;
   const seconds = Math.ceil(waitMs / 1000);
   const wait = h('p', { class: 'wait' }, `You can retry in ${seconds} ${seconds === 1 ? 'second' : 'seconds'}.`);
-  button.disabled = true;
+  off('waiting');
   setTimeout(() => {
-    button.disabled = false;
+    off(null);
     wait.textContent = 'You can retry now.';
   }, waitMs);
   return [wait, button];

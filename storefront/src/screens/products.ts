@@ -4,7 +4,7 @@ import type { Product } from '../api/client.ts';
 import { h, show } from '../dom.ts';
 import { ChangeProblem } from './change-problem.ts';
 import type { Screen } from './context.ts';
-import { heading, Loadable, productPicture } from './parts.ts';
+import { heading, Loadable, MOST_PER_ORDER, productPicture } from './parts.ts';
 
 /** The catalogue: every active product, each with its "Add … to cart" button. */
 export const productsScreen: Screen = (ctx) => {
@@ -33,7 +33,7 @@ export const productsScreen: Screen = (ctx) => {
       product.available === 0
         ? 'Sold out'
         : inCart >= CART_LIMITS.quantity
-          ? `${inCart} is the most per order`
+          ? MOST_PER_ORDER
           : ctx.cart.checkingOut
             ? 'Checkout in progress'
             : null;
@@ -58,7 +58,7 @@ export const productsScreen: Screen = (ctx) => {
           type: 'button',
           'aria-label': `Add ${product.name} to cart`,
           'aria-describedby': why && whyId,
-          disabled: why !== null,
+          'aria-disabled': why !== null,
           onclick: () => void add(product),
         },
         why ? h('span', { id: whyId }, why) : 'Add',
