@@ -599,6 +599,42 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await page.close();
     });
 
+    it('a pending order the shop is too busy to read (503, Retry-After: 60): it is asked again once the minute has passed, not every 2 s', async () => {
+      await onOwnClock('order-retry-after', async ({ page, shopper, clock }) => {
+        const mug = product('mug-ceramic');
+        const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+        await shopper.call('PUT', `/v1/carts/${cart.id}/items/${mug.id}`, { quantity: 1 });
+        await shopper.checkout(cart.id);
+        await page.goto(`${stack.workerUrl}/#/orders/${cart.id}`);
+        await expect.poll(() => headline(page).textContent()).toBe('Confirming your payment…');
+        // From now on, each time the shop reads the order, by the page's clock: the first is
+        // answered 503, the others by the Worker.
+        const asked: number[] = [];
+        await page.route(
+          (url) => url.pathname === `/v1/carts/${cart.id}`,
+          async (route) => {
+            if (route.request().method() !== 'GET') return route.fallback();
+            asked.push(Number(await page.evaluate('Date.now()')));
+            if (asked.length > 1) return route.continue();
+            return route.fulfill({
+              status: 503,
+              contentType: 'application/problem+json',
+              headers: { 'Retry-After': '60' },
+              body: JSON.stringify({ status: 503, code: 'service_unavailable', detail: 'Busy (test)' }),
+            });
+          },
+        );
+        await clock.runFor(2_000);
+        await expect.poll(() => alert(page)).toMatch(/You can retry in 60 seconds\.Retry$/);
+        await clock.runFor(58_000);
+        await clock.runFor(3_000);
+        await expect.poll(() => page.getByRole('alert').count()).toBe(0);
+        // The only read after the 503 came once its minute had passed.
+        expect(asked).toHaveLength(2);
+        expect(asked[1]! - asked[0]!).toBeGreaterThanOrEqual(60_000);
+      });
+    }, 60_000);
+
     it('Stripe failing: the shopper is told in the shop’s words, not the developer’s, and Retry checks out', async () => {
       const { page } = await openShop('stripe-failing');
       const mug = product('mug-ceramic');

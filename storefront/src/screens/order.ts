@@ -1,6 +1,6 @@
 import { isPaymentPending } from '@edge-checkout/worker/cart-state';
 import { formatMoney, orderTotals } from '@edge-checkout/worker/money';
-import { asProblem, type Cart } from '../api/client.ts';
+import { type ApiProblem, asProblem, type Cart } from '../api/client.ts';
 import { h, show } from '../dom.ts';
 import { STATUS_LABELS, STATUS_RESULTS } from '../order-status.ts';
 import { links } from '../router.ts';
@@ -86,10 +86,12 @@ export function orderScreen(cartId: string): Screen {
       clearTimeout(timer);
       const before = cart?.status;
       const [cartBefore, problemBefore] = [JSON.stringify(cart), problem];
+      let failed: ApiProblem | null = null;
       try {
         cart = await ctx.api.cart(cartId);
         problem = null;
       } catch (error) {
+        failed = asProblem(error);
         // Refused again the same way (asked again by itself, or by Retry): the problem shown
         // stays, and is not said again.
         if (!saysTheSame(problem, error)) problem = error;
@@ -101,8 +103,10 @@ export function orderScreen(cartId: string): Screen {
         // The payment settled: the shopper's active cart may be a new one now.
         void ctx.cart.refresh().catch(() => undefined);
       }
-      const worthAsking = cart && isPaymentPending(cart.status) && (problem === null || asProblem(problem).retryable);
-      if (worthAsking) timer = setTimeout(load, POLL_MS);
+      const worthAsking = cart && isPaymentPending(cart.status) && (failed === null || failed.retryable);
+      // After a 429 or 503, not before the time the shop asked for (Retry-After), as its Retry
+      // says: a try sooner only counts against its limit again.
+      if (worthAsking) timer = setTimeout(load, Math.max(POLL_MS, (failed?.retryAt ?? 0) - Date.now()));
     }
 
     ctx.cart.subscribe(render, ctx.signal);
