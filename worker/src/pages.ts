@@ -1,5 +1,6 @@
 import { html, raw } from 'hono/html';
 import { isKeptAfterCancel } from './cart-state.ts';
+import { describeCode, type ErrorCode } from './errors.ts';
 import { formatMoney, orderTotals } from './money.ts';
 import type { CartOut } from './schemas.ts';
 
@@ -20,6 +21,16 @@ const headlines: Record<CartOut['status'], [string, string]> = {
   refunded: ['Order refunded', 'This order has been refunded.'],
 };
 
+/** The cart's status on the card, in words that agree with the headline above it. */
+const statusWords: Record<CartOut['status'], string> = {
+  paid: 'Paid',
+  awaiting_payment: 'Awaiting bank transfer',
+  checkout_pending: 'Confirming payment',
+  payment_failed: 'Payment failed',
+  open: 'Not paid',
+  refunded: 'Refunded',
+};
+
 /** The page Stripe returns the shopper to, and the cancel page: state, total, a way back to the app. */
 export function cartPage(opts: {
   cancelled?: boolean;
@@ -30,6 +41,9 @@ export function cartPage(opts: {
   const { cart } = opts;
   const cancelled = opts.cancelled && isKeptAfterCancel(cart.status);
   const [headline, message] = cancelled ? ['Checkout cancelled', headlines.open[1]] : headlines[cart.status];
+  // Cancelled on Stripe's page, the cart is still checkout_pending until the shop expires the
+  // session: "Confirming payment" under "Checkout cancelled" would say two things at once.
+  const status = cancelled ? 'Cancelled' : statusWords[cart.status];
   const totals = orderTotals(cart);
   return layout({
     title: headline,
@@ -45,19 +59,39 @@ export function cartPage(opts: {
         </ul>
         <p class="total"><span>Total</span><span>${formatMoney(totals.total, cart.currency)}</span></p>
         ${totals.refunded > 0 ? html`<p class="total"><span>Refunded</span><span>${formatMoney(totals.refunded, cart.currency)}</span></p>` : ''}
-        <p class="status">Status: <strong data-status="${cart.status}">${cart.status.replace('_', ' ')}</strong></p>
+        <p class="status">Status: <strong data-status="${cart.status}">${status}</strong></p>
       </section>
       ${opts.checkAgain ? html`<a class="button secondary" href="">Check again</a>` : ''}
       ${returnLink(opts.appReturnUrl, { cart_id: cart.id, status: cart.status, ...(cancelled ? { cancelled: 'true' } : {}) })}`,
   });
 }
 
-/** An error on a landing page, for a person: what went wrong and the id to quote to support. */
-export function messagePage(opts: { title: string; message: string; requestId?: string; appReturnUrl?: string }): Html {
+/**
+ * An error on a landing page, for a person: what went wrong in their words and the id to quote
+ * to support. The problem's detail is written for developers (a validator's "cart_id: Invalid
+ * GUID"), and its title too ("Validation failed"): the page goes by the problem's code.
+ */
+export function errorPage(opts: { code: ErrorCode; requestId?: string; appReturnUrl?: string }): Html {
+  const [title, message] = errorWords(opts.code);
   return layout({
-    title: opts.title,
-    body: html`<h1>${opts.title}</h1><p>${opts.message}</p>${opts.requestId ? html`<p class="status">Reference: ${opts.requestId}</p>` : ''}${returnLink(opts.appReturnUrl, {})}`,
+    title,
+    body: html`<h1>${title}</h1><p>${message}</p>${opts.requestId ? html`<p class="status">Reference: ${opts.requestId}</p>` : ''}${returnLink(opts.appReturnUrl, {})}`,
   });
+}
+
+function errorWords(code: ErrorCode): [title: string, message: string] {
+  // The pages are reached by Stripe's redirect, with the query we gave it: one the routes refuse
+  // or do not know was cut short or changed on the way (or is older than our records).
+  if (code === 'validation_failed')
+    return ['This link does not work', 'This link is incomplete or damaged. Go back to the shop to find your order.'];
+  if (code === 'not_found')
+    return [
+      'Not found',
+      'This order could not be found: the link may be old or mistyped. Your orders are in the shop.',
+    ];
+  if (describeCode(code)[0] >= 500)
+    return ['Something went wrong', 'The shop could not show this page just now. Try again in a moment.'];
+  return ['This page could not be shown', 'Go back to the shop and try again from there.'];
 }
 
 /**

@@ -165,6 +165,32 @@ describe('GET /checkout/success', () => {
 });
 
 describe('the landing pages', () => {
+  it("say what went wrong in a shopper's words, keeping the status, never a validator's or the database's", async () => {
+    const pages = [
+      { path: '/checkout/cancel?cart_id=not-a-cart', status: 400, words: 'This link is incomplete or damaged.' },
+      { path: '/checkout/success', status: 400, words: 'This link is incomplete or damaged.' },
+      { path: '/checkout/success?session_id=%7BCHECKOUT_SESSION_ID%7D', status: 400, words: 'incomplete or damaged' },
+      { path: `/checkout/cancel?cart_id=${crypto.randomUUID()}`, status: 404, words: 'This order could not be found' },
+    ];
+    for (const { path, status, words } of pages) {
+      const res = await call(path);
+      expect(res.status, path).toBe(status);
+      const html = await res.text();
+      expect(html, path).toContain(words);
+      expect(html, path).toContain(`Reference: ${res.headers.get('X-Request-Id')}`);
+      for (const developerWords of ['cart_id', 'session_id', 'Invalid', 'expected string', 'Validation failed'])
+        expect(html, path).not.toContain(developerWords);
+    }
+    const unreachable = await callWithEnv(
+      { ...stripeEnv, NEON_HTTP_ENDPOINT: 'http://127.0.0.1:9/sql' },
+      `/checkout/cancel?cart_id=${crypto.randomUUID()}`,
+    );
+    expect(unreachable.status).toBe(503);
+    const html = await unreachable.text();
+    expect(html).toContain('The shop could not show this page just now. Try again in a moment.');
+    expect(html).not.toContain('database');
+  });
+
   it("are kept by no browser or proxy cache (a cart's contents), their error pages neither", async () => {
     const state = await checkedOutCart();
     for (const path of [
@@ -221,6 +247,14 @@ describe('GET /checkout/cancel', () => {
     expect(html).toContain('Payment received');
     expect(html).not.toContain('Nothing was charged');
     expect(await cartStatus(state.cartId)).toBe('paid');
+  });
+
+  it('says the status in words that agree with its headline, not the raw status ("checkout pending")', async () => {
+    const state = await checkedOutCart();
+    const html = await (await call(`/checkout/cancel?cart_id=${state.cartId}`)).text();
+    expect(html).toContain('<h1>Checkout cancelled</h1>');
+    expect(html).toContain('Status: <strong data-status="checkout_pending">Cancelled</strong>');
+    expect(html).not.toContain('checkout pending');
   });
 
   it('answers 404 for an unknown cart', async () => {

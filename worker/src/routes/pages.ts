@@ -6,7 +6,7 @@ import { cartOfReturningSession, confirmedWithStripe } from '../checkout.ts';
 import type { Config } from '../env.ts';
 import { notFound } from '../errors.ts';
 import { log } from '../log.ts';
-import { cartPage, messagePage, PAGE_STYLE } from '../pages.ts';
+import { cartPage, errorPage, PAGE_STYLE } from '../pages.ts';
 import { problemOf } from '../problem.ts';
 import { takeToken } from '../rate-limits.ts';
 import { CartId, html } from '../schemas.ts';
@@ -53,15 +53,11 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
   // A cart's contents and status, as they were: not for a browser's or a proxy's cache.
   pages.use(privateResponse);
   pages.onError((err, c) => {
-    const { status, title, error, requestId, headers } = problemOf(c, err);
+    const { status, error, requestId, headers } = problemOf(c, err);
     // Every page leads back to the app: an in-app browser (ASWebAuthenticationSession, Custom
     // Tabs) is left only by a link.
     const back = c.var.services && appReturnUrl(c.var.services.config);
-    return c.html(
-      messagePage({ title, message: error.message, requestId, appReturnUrl: back }),
-      status as 400,
-      headers,
-    );
+    return c.html(errorPage({ code: error.code, requestId, appReturnUrl: back }), status as 400, headers);
   });
 
   pages.openapi(success, async (c) => {
