@@ -54,6 +54,7 @@ export const ordersScreen: Screen = (ctx) => {
   // One older page at a time: a second tap while it loads (the screen is drawn anew meanwhile,
   // its button too) would ask for the same page again and show its orders twice.
   let loadingOlder = false;
+  const orderLinks = () => ctx.main.querySelectorAll<HTMLElement>('a.order');
   const showOlder = async () => {
     if (loadingOlder) return;
     loadingOlder = true;
@@ -68,7 +69,6 @@ export const ordersScreen: Screen = (ctx) => {
     // is below them all, and the heading, where focus would fall back to, at the top.
     orderLinks()[shown]?.focus();
   };
-  const orderLinks = () => ctx.main.querySelectorAll<HTMLElement>('a.order');
 
   const order = (cart: Cart) => {
     const date = when.format(new Date(cart.updatedAt));
