@@ -114,6 +114,25 @@ describe('scheduled reconciliation under failures', () => {
     expect(after).toEqual({ reconcile_failures: 0 });
   });
 
+  it('waits longer after each failed read: 40 minutes after the third', async () => {
+    const state = await checkedOutCart();
+    await standin.pay(state.sessionId, 'paid');
+    // Three reads have failed, the last a quarter of an hour ago: past the 10 minutes a first
+    // failure waits, within the 40 of a third (10 · 2²).
+    await db().query(
+      `UPDATE checkouts SET created_at = now() - interval '2 hours', reconcile_failures = 3,
+                            reconciled_at = now() - interval '15 minutes' WHERE session_id = $1`,
+      [state.sessionId],
+    );
+    await runScheduled(stripeEnv);
+    expect(await cartStatus(state.cartId)).toBe('checkout_pending');
+    await db().query(`UPDATE checkouts SET reconciled_at = now() - interval '41 minutes' WHERE session_id = $1`, [
+      state.sessionId,
+    ]);
+    await runScheduled(stripeEnv);
+    expect(await cartStatus(state.cartId)).toBe('paid');
+  });
+
   it('still reads a session back after a thousand failed reads, at the longest backoff', async () => {
     const state = await checkedOutCart();
     await standin.pay(state.sessionId, 'paid');
