@@ -108,6 +108,12 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
   }
 
+  /**
+   * Until the shop has answered every change and checkout it sent ("Saving…" gone): each tap is
+   * counted as it is made, so a check for what went wrong made before would pass whatever a
+   * last tap's answer brings.
+   */
+  const savedAll = (page: Page) => expect.poll(() => page.locator('.saving').count()).toBe(0);
   const headline = (page: Page) => page.getByRole('heading', { level: 1 });
   const cartLink = (page: Page, count: number) => page.getByRole('link', { name: `Cart (${count})`, exact: true });
   /** The order screen's status line ("Status: Paid"): said by the announcement of its change, not a live region. */
@@ -521,6 +527,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       );
       await expect.poll(() => page.getByRole('main').textContent()).toContain('Your cart is empty.');
       await cartLink(page, 0).waitFor();
+      await savedAll(page);
       expect(await page.getByRole('alert').count()).toBe(0);
 
       // A checkout opened in the app, cancelled here with a double tap.
@@ -530,6 +537,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await page.reload();
       await page.getByRole('button', { name: 'Cancel checkout', exact: true }).dblclick();
       await expect.poll(() => page.getByRole('button', { name: 'Checkout', exact: true }).count()).toBe(1);
+      await savedAll(page);
       expect(await page.getByRole('alert').count()).toBe(0);
       expect((await shopper.cart(cart.id)).status).toBe('open');
       await page.close();
@@ -569,6 +577,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
         `{ const add = document.querySelector('[aria-label="Add ${mug.name} to cart"]'); add.click(); add.click(); }`,
       );
       await expect.poll(() => add.isDisabled()).toBe(true);
+      await savedAll(next.page);
       expect(await next.page.getByRole('alert').count()).toBe(0);
       expect((await next.shopper.cart(cart.id)).items.map((i) => i.quantity)).toEqual([99]);
       const describedBy = await add.getAttribute('aria-describedby');
