@@ -408,7 +408,8 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
   it('fails only the row whose message Pub/Sub rejects (400); it holds back its cart until requeued, other carts go on', async () => {
     const payments = await subscribe();
     const [bad, good] = await Promise.all([checkedOutCart(), checkedOutCart()]);
-    // Both carts' first events wait, then go out in one publish request that Pub/Sub refuses.
+    // Both carts' first events wait, then go out in one relay run: a publish request per cart (one
+    // ordering key per request), and Pub/Sub refuses the bad cart's.
     for (const state of [bad, good]) await deliverWith(pubsubDown, eventsFor(state).completedUnpaid());
     await proxyMode({ mode: 'invalid_argument', match: { attribute: 'cartId', value: bad.cartId } });
     await db().query('UPDATE outbox SET next_attempt_at = now() WHERE cart_id = ANY($1)', [[bad.cartId, good.cartId]]);
@@ -444,6 +445,44 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
     await relayOutbox(viaProxy, database(viaProxy), { ids: await outboxIds([bad.cartId]) });
     const late = await payments.exactly(2, aboutCarts(bad.cartId));
     expect(late.map((m) => m.attributes.eventType)).toEqual(['cart.awaiting_payment', 'cart.paid']);
+  });
+
+  it("finds the refused message among a cart's rows sent together (400): the rows before it go out, only it fails", async () => {
+    const payments = await subscribe();
+    const state = await checkedOutCart();
+    const events = eventsFor(state);
+    // Three events of one cart wait while Pub/Sub is unreachable: the relay then sends them in one request.
+    for (const event of [events.completedUnpaid(), events.asyncSucceeded(), events.fullRefund()]) {
+      expect((await deliverWith(pubsubDown, event)).status).toBe(200);
+    }
+    const [awaiting, paid, refunded] = await outboxOf(state.cartId);
+    expect([awaiting, paid, refunded].map((row) => row?.event_type)).toEqual([
+      'cart.awaiting_payment',
+      'cart.paid',
+      'cart.refunded',
+    ]);
+    // Pub/Sub refuses every request that carries the cart.paid message: the cart's request of three too.
+    await proxyMode({ mode: 'invalid_argument', match: { attribute: 'eventId', value: paid!.id } });
+    await db().query('UPDATE outbox SET next_attempt_at = now() WHERE cart_id = $1', [state.cartId]);
+    const report = await relayOutbox(viaProxy, database(viaProxy), { ids: await outboxIds([state.cartId]) });
+    expect(report).toMatchObject({ published: 1, failed: 1 });
+
+    // The valid event before it reaches consumers; the refused one waits for an operator, and the
+    // one after it waits behind it, not failed.
+    expect((await payments.exactly(1, aboutCarts(state.cartId))).map((m) => m.attributes.eventId)).toEqual([
+      awaiting!.id,
+    ]);
+    const rows = await db().query(
+      'SELECT id, published_at IS NOT NULL AS published, failed_at IS NOT NULL AS failed FROM outbox WHERE cart_id = $1 ORDER BY seq',
+      [state.cartId],
+    );
+    expect(rows).toEqual([
+      { id: awaiting!.id, published: true, failed: false },
+      { id: paid!.id, published: false, failed: true },
+      { id: refunded!.id, published: false, failed: false },
+    ]);
+    const [failed] = await db().query('SELECT last_error FROM outbox WHERE id = $1', [paid!.id]);
+    expect(String(failed!.last_error)).toContain('400');
   });
 
   // Pub/Sub takes one ordering key per publish request (PubsubMessage.ordering_key), and ours is
