@@ -10,7 +10,10 @@
 //                  waiter (and run a query that matches, ILIKE); other tests' locks do not count
 //   POST /then     { "id", "statements": [...] } → {} at once; runs them next in that transaction,
 //                  where they may wait (to close a deadlock's cycle: the other session then fails)
-//   POST /release  { "id" } → ends the transaction (rolled back: it only ever held locks)
+//   POST /release  { "id", "commit"?: true } → ends the transaction: rolled back, as it mostly only
+//                  holds locks; with commit, committed, for a test whose holder also wrote (a change
+//                  that lands while others wait on it). A commit that could not happen (a statement
+//                  of /then failed) answers 500.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -88,13 +91,15 @@ export async function startLockHolder(databaseUrl: string): Promise<LockHolder> 
     }
   }
 
-  async function release(id: string): Promise<Record<string, never>> {
+  async function release(id: string, commit = false): Promise<Record<string, never>> {
     const { client, next } = held.get(id) ?? {};
     if (!client) throw new Error(`no held transaction ${id}`);
     held.delete(id);
     try {
       await next;
-      await client.query('ROLLBACK');
+      if (!commit) await client.query('ROLLBACK');
+      // Postgres answers COMMIT of a failed transaction with ROLLBACK, without an error.
+      else if ((await client.query('COMMIT')).command !== 'COMMIT') throw new Error(`transaction ${id} rolled back`);
     } finally {
       await client.end();
     }
@@ -110,13 +115,14 @@ export async function startLockHolder(databaseUrl: string): Promise<LockHolder> 
       count?: number;
       query?: string;
       id?: string;
+      commit?: boolean;
     };
     if (req.method !== 'POST') return answer(res, 405, { error: 'POST only' });
     if (req.url === '/hold') return answer(res, 200, await hold(body.statements ?? []));
     if (req.url === '/waiting')
       return answer(res, 200, await waiting(body.id ?? '', body.count ?? 1, body.query ?? '%'));
     if (req.url === '/then') return answer(res, 200, then(body.id ?? '', body.statements ?? []));
-    if (req.url === '/release') return answer(res, 200, await release(body.id ?? ''));
+    if (req.url === '/release') return answer(res, 200, await release(body.id ?? '', body.commit === true));
     answer(res, 404, { error: 'no such route' });
   }
 

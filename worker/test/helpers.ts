@@ -152,7 +152,8 @@ export async function holdLocks(statements: string[]) {
     waitForWaiters: (count: number, query = '%') => post('/waiting', { id, count, query }),
     /** Runs `statements` next in the held transaction, without waiting for them: they may wait too. */
     thenRun: (more: string[]) => post('/then', { id, statements: more }),
-    release: () => post('/release', { id }),
+    /** Ends the held transaction: rolled back, or with `commit`, committed (what its statements wrote lands). */
+    release: (opts: { commit?: boolean } = {}) => post('/release', { id, commit: opts.commit === true }),
   };
 }
 
