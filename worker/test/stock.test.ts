@@ -238,6 +238,24 @@ describe('stock under concurrency', () => {
     expect(await counts(product.id)).toEqual({ stock: 10, reserved: 1 });
   });
 
+  it('flags a payment oversold when its stock is recounted to none while the payment lands', async () => {
+    const product = await stocked(2);
+    const state = await checkedOut([{ id: product.id, quantity: 2, unitAmount: 1000 }]);
+    // The operator's recount to none is written but not yet committed when the payment's webhook
+    // comes: the webhook waits for the product's row, then the recount commits.
+    const recount = await holdLocks([`UPDATE products SET stock = 0 WHERE id = '${product.id}'`]);
+    const paying = deliver(eventsFor(state).completedPaid());
+    await recount.waitForWaiters(1, '%products p%');
+    await recount.release({ commit: true });
+    expect((await paying).status).toBe(200);
+
+    // Paid all the same, and flagged for an operator: the two units were no longer there.
+    const cart = await (await call(`/v1/carts/${state.cartId}`, { token: state.user.token })).json();
+    expect(cart).toMatchObject({ status: 'paid', oversold: true });
+    expect((await outboxOf(state.cartId))[0]!.event).toMatchObject({ type: 'cart.paid', oversold: true });
+    expect(await counts(product.id)).toEqual({ stock: 0, reserved: 0 });
+  });
+
   it('gives a shopper who lost the race a new, payable session once there is stock again', async () => {
     const product = await stocked(1);
     const shoppers = await Promise.all([1, 2].map(() => cartOf([{ id: product.id, quantity: 1 }])));
