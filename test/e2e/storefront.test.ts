@@ -114,6 +114,13 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
    * last tap's answer brings.
    */
   const savedAll = (page: Page) => expect.poll(() => page.locator('.saving').count()).toBe(0);
+  /** The shopper's cart of one mug, checked out in the app: its Checkout Session is live. */
+  async function mugCheckedOut(shopper: Shopper) {
+    const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+    await shopper.call('PUT', `/v1/carts/${cart.id}/items/${product('mug-ceramic').id}`, { quantity: 1 });
+    return { cart, checkout: await shopper.checkout(cart.id) };
+  }
+
   const headline = (page: Page) => page.getByRole('heading', { level: 1 });
   const cartLink = (page: Page, count: number) => page.getByRole('link', { name: `Cart (${count})`, exact: true });
   /** The order screen's status line ("Status: Paid"): said by the announcement of its change, not a live region. */
@@ -531,9 +538,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       expect(await page.getByRole('alert').count()).toBe(0);
 
       // A checkout opened in the app, cancelled here with a double tap.
-      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
-      await shopper.call('PUT', `/v1/carts/${cart.id}/items/${mug.id}`, { quantity: 1 });
-      await shopper.checkout(cart.id);
+      const { cart } = await mugCheckedOut(shopper);
       await page.reload();
       await page.getByRole('button', { name: 'Cancel checkout', exact: true }).dblclick();
       await expect.poll(() => page.getByRole('button', { name: 'Checkout', exact: true }).count()).toBe(1);
@@ -588,10 +593,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
 
     it('a pending order: the shop keeps asking, and leaves focus and the screen reader where they are until something changes', async () => {
       const { page, shopper } = await openShop('pending-focus');
-      const mug = product('mug-ceramic');
-      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
-      await shopper.call('PUT', `/v1/carts/${cart.id}/items/${mug.id}`, { quantity: 1 });
-      await shopper.checkout(cart.id);
+      const { cart } = await mugCheckedOut(shopper);
       await page.goto(`${stack.workerUrl}/#/orders/${cart.id}`);
       const goToCart = page.getByRole('link', { name: 'Go to cart', exact: true });
       await goToCart.focus();
@@ -610,10 +612,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
 
     it('a pending order the shop is too busy to read (503, Retry-After: 60): it is asked again once the minute has passed, not every 2 s', async () => {
       await onOwnClock('order-retry-after', async ({ page, shopper, clock }) => {
-        const mug = product('mug-ceramic');
-        const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
-        await shopper.call('PUT', `/v1/carts/${cart.id}/items/${mug.id}`, { quantity: 1 });
-        await shopper.checkout(cart.id);
+        const { cart } = await mugCheckedOut(shopper);
         await page.goto(`${stack.workerUrl}/#/orders/${cart.id}`);
         await expect.poll(() => headline(page).textContent()).toBe('Confirming your payment…');
         // From now on, each time the shop reads the order, by the page's clock: the first is
@@ -792,10 +791,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
 
     it('Cancel checkout retried after its answer was lost: the cart is open, and no problem is shown', async () => {
       const { page, shopper } = await openShop('cancel-lost');
-      const mug = product('mug-ceramic');
-      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
-      await shopper.call('PUT', `/v1/carts/${cart.id}/items/${mug.id}`, { quantity: 1 });
-      await shopper.checkout(cart.id);
+      const { cart } = await mugCheckedOut(shopper);
       await page.goto(`${stack.workerUrl}/#/cart`);
       const cancels = await holdCalls(page, 'DELETE', /^\/v1\/carts\/[^/]+\/checkout$/);
       await page.getByRole('button', { name: 'Cancel checkout', exact: true }).tap();
@@ -840,9 +836,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     async function backFromCancelPage(label: string) {
       const { page, shopper } = await openShop(label);
       const mug = product('mug-ceramic');
-      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
-      await shopper.call('PUT', `/v1/carts/${cart.id}/items/${mug.id}`, { quantity: 1 });
-      const checkout = await shopper.checkout(cart.id);
+      const { cart, checkout } = await mugCheckedOut(shopper);
       await page.goto(checkout.url);
       await page.getByRole('button', { name: 'Cancel', exact: true }).tap();
       await page.waitForURL((url) => url.pathname === '/checkout/cancel');
@@ -1053,9 +1047,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       const { page, shopper } = await openShop('busy-focus');
       await page.setViewportSize({ width: 320, height: 256 });
       const mug = product('mug-ceramic');
-      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
-      await shopper.call('PUT', `/v1/carts/${cart.id}/items/${mug.id}`, { quantity: 1 });
-      await shopper.checkout(cart.id);
+      await mugCheckedOut(shopper);
       await page.goto(`${stack.workerUrl}/#/cart`);
       const cancels = await holdCalls(page, 'DELETE', /^\/v1\/carts\/[^/]+\/checkout$/);
       const cancel = page.getByRole('button', { name: 'Cancel checkout', exact: true });

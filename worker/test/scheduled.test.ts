@@ -114,36 +114,29 @@ describe('scheduled reconciliation under failures', () => {
     expect(after).toEqual({ reconcile_failures: 0 });
   });
 
-  it('waits longer after each failed read: 40 minutes after the third', async () => {
-    const state = await checkedOutCart();
-    await standin.pay(state.sessionId, 'paid');
-    // Three reads have failed, the last a quarter of an hour ago: past the 10 minutes a first
-    // failure waits, within the 40 of a third (10 · 2²).
-    await db().query(
-      `UPDATE checkouts SET created_at = now() - interval '2 hours', reconcile_failures = 3,
-                            reconciled_at = now() - interval '15 minutes' WHERE session_id = $1`,
-      [state.sessionId],
-    );
-    await runScheduled(stripeEnv);
-    expect(await cartStatus(state.cartId)).toBe('checkout_pending');
-    await db().query(`UPDATE checkouts SET reconciled_at = now() - interval '41 minutes' WHERE session_id = $1`, [
-      state.sessionId,
-    ]);
-    await runScheduled(stripeEnv);
-    expect(await cartStatus(state.cartId)).toBe('paid');
-  });
-
-  it('still reads a session back after a thousand failed reads, at the longest backoff', async () => {
-    const state = await checkedOutCart();
-    await standin.pay(state.sessionId, 'paid');
-    await db().query(
-      `UPDATE checkouts SET created_at = now() - interval '1 day', reconcile_failures = 5000,
-         reconciled_at = now() - interval '7 hours' WHERE session_id = $1`,
-      [state.sessionId],
-    );
-    await runScheduled(stripeEnv);
-    expect(await cartStatus(state.cartId)).toBe('paid');
-  });
+  // After n failed reads a session waits 10 · 2^(n−1) minutes, at most 6 hours, before the next.
+  it.each([
+    ['the third', 3, '15 minutes', '41 minutes'],
+    ['a thousand, at the longest', 5000, '5 hours', '7 hours'],
+  ])(
+    'reads a session back again after %s failed reads, once its backoff has passed',
+    async (_, failures, early, late) => {
+      const state = await checkedOutCart();
+      await standin.pay(state.sessionId, 'paid');
+      const lastRead = (ago: string) =>
+        db().query(
+          `UPDATE checkouts SET created_at = now() - interval '1 day', reconcile_failures = $2,
+           reconciled_at = now() - $3::interval WHERE session_id = $1`,
+          [state.sessionId, failures, ago],
+        );
+      await lastRead(early);
+      await runScheduled(stripeEnv);
+      expect(await cartStatus(state.cartId)).toBe('checkout_pending');
+      await lastRead(late);
+      await runScheduled(stripeEnv);
+      expect(await cartStatus(state.cartId)).toBe('paid');
+    },
+  );
 
   it('reads an awaiting_payment session back about once an hour, not on every run', async () => {
     const state = await checkedOutCart();
