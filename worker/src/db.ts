@@ -36,10 +36,11 @@ export function database(env: Env): Sql {
  * Why a query failed, when the same request may succeed on its next try, which callers answer
  * with 503 so clients (and Stripe) retry, as opposed to a bug in a query: `unavailable`, the
  * database could not be reached; `busy`, Postgres gave the statement up while other sessions
- * held what it needed (a deadlock, a serialization failure, a lock or statement timeout). Nothing
- * of a failed transaction is written, and Postgres asks for such transactions to be tried again
- * (https://www.postgresql.org/docs/current/mvcc-serialization-failure-handling.html). Null for
- * anything else.
+ * held what it needed (a deadlock, a serialization failure, a lock or statement timeout).
+ * Nothing of a failed transaction is written. Postgres asks for serialization failures and
+ * deadlocks to be retried
+ * (https://www.postgresql.org/docs/current/mvcc-serialization-failure-handling.html); a timeout
+ * passes once the session holding the rows lets go. Null for anything else.
  */
 export function databaseFailure(err: unknown): 'unavailable' | 'busy' | null {
   if (!(err instanceof NeonDbError)) return null;
@@ -48,9 +49,10 @@ export function databaseFailure(err: unknown): 'unavailable' | 'busy' | null {
   if (!code) return 'unavailable';
   // Connection exceptions, insufficient resources, operator intervention (shutdown, restart).
   if (code.startsWith('08') || code.startsWith('53') || code.startsWith('57P')) return 'unavailable';
-  // Transaction rollback (40001 serialization, 40P01 deadlock), lock_not_available (a lock
-  // timeout), query_canceled (a statement timeout).
-  if (code.startsWith('40') || code === '55P03' || code === '57014') return 'busy';
+  // serialization_failure, deadlock_detected, lock_not_available (a lock timeout),
+  // query_canceled (a statement timeout). The rest of class 40 (a deferred constraint failing at
+  // commit) would fail again.
+  if (code === '40001' || code === '40P01' || code === '55P03' || code === '57014') return 'busy';
   return null;
 }
 

@@ -158,7 +158,11 @@ const returnUrl = z.url({ error: RETURN_URL }).refine((v) => {
   const u = absoluteUrl(v);
   if (u === null) return false;
   if (/^https?:$/.test(u.protocol)) return isHttpsOrLoopback(u);
-  return !NOT_APP_SCHEMES.test(u.protocol) && v.slice(u.protocol.length).startsWith('//');
+  return (
+    !NOT_APP_SCHEMES.test(u.protocol) &&
+    v.slice(u.protocol.length).startsWith('//') &&
+    (u.host !== '' || u.pathname.replace(/^\/+/, '') !== '')
+  );
 }, RETURN_URL);
 
 /**

@@ -234,10 +234,11 @@ const STEPS = {
    * dispute as they are now. A refund or dispute reported before the payment landed goes out
    * now, under the id and time of the Stripe event that reported it (the earliest, if reported
    * twice): that event, not the completion, made it. The full refund comes after the partial
-   * ones before it, which show the cart as it was then, so every order of arrival publishes the
-   * same sequence. With $2 (Pub/Sub configured) the rows are written leased to this request,
-   * which publishes them right after the commit without a claim; unless an earlier row of the
-   * cart is still unpublished: then they wait for whoever publishes that one. $3 lease seconds.
+   * ones before it, which show the cart as it was then: what was reported before the payment
+   * landed goes out in the order it happened. With $2 (Pub/Sub configured) the rows are written
+   * leased to this request, which publishes them right after the commit without a claim; unless
+   * an earlier row of the cart is still unpublished: then they wait for whoever publishes that
+   * one. $3 lease seconds.
    * The published statuses are written into the text, not passed: Postgres would guess how many
    * rows a parameter array lets through, find its generic plan dearer than a custom one and plan
    * the statement afresh every time (0.6 ms a webhook).

@@ -19,7 +19,7 @@ function toApiError(err: unknown): ApiError {
     return new ApiError('service_unavailable', 'The database is unreachable; try again shortly', { cause: err });
   }
   if (failure === 'busy') {
-    return new ApiError('service_unavailable', 'The database was busy with the same data; try again', {
+    return new ApiError('service_unavailable', 'The database gave the request up; try again', {
       cause: err,
       retryAfter: 1,
     });

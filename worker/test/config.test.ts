@@ -312,6 +312,8 @@ describe('APP_RETURN_URL', () => {
     'mailto:shop@example.com',
     'tel:+15555550100',
     'sms:+15555550100',
+    'myshop://',
+    'myshop:///',
   ])('refuses %s', (bad) => {
     expect(read('APP_RETURN_URL', bad)).toMatch(/^misconfigured: APP_RETURN_URL is invalid/);
   });

@@ -116,8 +116,8 @@ describe('scheduled reconciliation under failures', () => {
 
   // After n failed reads a session waits 10 · 2^(n−1) minutes, at most 6 hours, before the next.
   it.each([
-    ['the third', 3, '15 minutes', '41 minutes'],
-    ['a thousand, at the longest', 5000, '5 hours', '7 hours'],
+    ['the third', 3, '39 minutes', '41 minutes'],
+    ['a thousand, at the longest', 5000, '359 minutes', '361 minutes'],
   ])(
     'reads a session back again after %s failed reads, once its backoff has passed',
     async (_, failures, early, late) => {
