@@ -1,4 +1,3 @@
-import { PAYMENT_PENDING_STATUSES } from './cart-state.ts';
 import { reconcileSession } from './checkout.ts';
 import { cappedBackoff } from './db.ts';
 import type { Env } from './env.ts';
@@ -97,21 +96,16 @@ async function reconcileDue(
   const { sql, fulfilment: f } = services;
   const due = (await sql.query(
     `SELECT k.session_id FROM carts c JOIN checkouts k ON k.session_id = c.checkout_session_id
-     WHERE c.status = ANY($5::cart_status[])
-       -- A checkout_pending session is due once past its expiry or $1 minutes after it started.
-       AND (c.status <> 'checkout_pending' OR k.expires_at < now() OR k.created_at < now() - make_interval(mins => $1))
+     -- The two payment-pending statuses, each with its own condition: a checkout_pending session
+     -- is due once past its expiry or $1 minutes after it started.
+     WHERE ((c.status = 'checkout_pending' AND (k.expires_at < now() OR k.created_at < now() - make_interval(mins => $1)))
+            OR c.status = 'awaiting_payment')
        AND (k.reconciled_at IS NULL OR k.reconciled_at < now() - make_interval(mins => CASE
               WHEN k.reconcile_failures > 0 THEN ${cappedBackoff('$1', 'k.reconcile_failures', '$3')}::int
               WHEN c.status = 'awaiting_payment' THEN $2
               ELSE $1 END))
      ORDER BY k.reconciled_at NULLS FIRST, k.expires_at LIMIT $4`,
-    [
-      PENDING_GRACE_MINUTES,
-      AWAITING_RECHECK_MINUTES,
-      FAILURE_BACKOFF_MAX_MINUTES,
-      RECONCILE_BATCH,
-      PAYMENT_PENDING_STATUSES,
-    ],
+    [PENDING_GRACE_MINUTES, AWAITING_RECHECK_MINUTES, FAILURE_BACKOFF_MAX_MINUTES, RECONCILE_BATCH],
   )) as { session_id: string }[];
   const read: string[] = [];
   const failed: string[] = [];
