@@ -165,7 +165,7 @@ export function createApp(routes: ((app: OpenAPIHono<AppEnv>) => void)[]): OpenA
     c.header('Allow', allowed.join(', '));
     return problemResponse(
       c,
-      new ApiError('method_not_allowed', `${c.req.method} is not allowed here; ${allowed.join(', ')} are`),
+      new ApiError('method_not_allowed', `${c.req.method} is not allowed here; allowed: ${allowed.join(', ')}`),
     );
   });
   app.onError((err, c) => problemResponse(c, err));

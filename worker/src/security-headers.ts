@@ -6,7 +6,9 @@ import { config, type Env } from './env.ts';
 // are never stored.
 
 const CORS_METHODS = 'GET, POST, PUT, DELETE';
-const CORS_REQUEST_HEADERS = 'Authorization, Content-Type';
+// Idempotency-Key is not CORS-safelisted (Fetch standard, "CORS-safelisted request-header"): a page
+// retrying a refund must be allowed to send it.
+const CORS_REQUEST_HEADERS = 'Authorization, Content-Type, Idempotency-Key';
 // Readable by the calling page: the id to quote to support, how long to wait after a 429, and
 // what a 401 asks for.
 const CORS_EXPOSED_HEADERS = 'X-Request-Id, Retry-After, WWW-Authenticate';
@@ -14,9 +16,12 @@ const PREFLIGHT_MAX_AGE_S = 600;
 
 /**
  * CORS for the origins of `CORS_ORIGINS` (none by default): a preflight from one of them is
- * answered here, 204 allowing bearer tokens and JSON bodies; its other requests get
- * `Access-Control-Allow-Origin`. Any other origin gets no CORS header, so its pages cannot read
+ * answered here, 204 allowing bearer tokens, JSON bodies and idempotency keys; its other requests
+ * get `Access-Control-Allow-Origin`. Any other origin gets no CORS header, so its pages cannot read
  * our answers. No cookies are involved (tokens travel in `Authorization`), so no credentials mode.
+ * Every answer says `Vary: Origin`, those without CORS headers too: a cache must not hand the
+ * answer to a request without Origin to a page that needs the header (Fetch standard, "CORS
+ * protocol and HTTP caches").
  */
 export const cors = createMiddleware<{ Bindings: Env }>(async (c, next) => {
   const origin = c.req.header('Origin');
@@ -25,8 +30,7 @@ export const cors = createMiddleware<{ Bindings: Env }>(async (c, next) => {
   // bad value cannot affect them.
   const crossOrigin = origin !== undefined && origin !== new URL(c.req.url).origin;
   const allowed = crossOrigin && (config(c.env).optional('CORS_ORIGINS') ?? []).includes(origin);
-  if (!allowed) return next();
-  if (c.req.method === 'OPTIONS' && c.req.header('Access-Control-Request-Method')) {
+  if (allowed && c.req.method === 'OPTIONS' && c.req.header('Access-Control-Request-Method')) {
     return c.body(null, 204, {
       'Access-Control-Allow-Origin': origin,
       'Access-Control-Allow-Methods': CORS_METHODS,
@@ -36,9 +40,10 @@ export const cors = createMiddleware<{ Bindings: Env }>(async (c, next) => {
     });
   }
   await next();
+  c.header('Vary', 'Origin', { append: true });
+  if (!allowed) return;
   c.header('Access-Control-Allow-Origin', origin);
   c.header('Access-Control-Expose-Headers', CORS_EXPOSED_HEADERS);
-  c.header('Vary', 'Origin', { append: true });
 });
 
 /** Every answer: browsers must not sniff a type other than the one we declare. */

@@ -9,9 +9,9 @@ const EDIT_WAITING_FOR_CART = '%FROM carts WHERE id = $1 AND user_id = $2 FOR UP
 
 type CartBody = CartOut;
 
-async function postCarts(token: string): Promise<{ status: number; cart: CartBody }> {
+async function postCarts(token: string): Promise<{ status: number; cart: CartBody; location: string | null }> {
   const res = await call('/v1/carts', { method: 'POST', token });
-  return { status: res.status, cart: (await res.json()) as CartBody };
+  return { status: res.status, cart: (await res.json()) as CartBody, location: res.headers.get('Location') };
 }
 
 async function countCarts(userId: string): Promise<number> {
@@ -20,10 +20,14 @@ async function countCarts(userId: string): Promise<number> {
 }
 
 describe('POST /v1/carts', () => {
-  it('creates an empty open cart (201), then returns the same one (200)', async () => {
+  it('creates an empty open cart (201, named by Location), then returns the same one (200)', async () => {
     const user = await newUser();
     const first = await postCarts(user.token);
     expect(first.status).toBe(201);
+    // RFC 9110 §15.3.2: without Location a client takes the new resource to be /v1/carts itself.
+    const named = await call(first.location!, { token: user.token });
+    expect(named.status).toBe(200);
+    expect(((await named.json()) as CartBody).id).toBe(first.cart.id);
     expect(first.cart).toMatchObject({
       status: 'open',
       currency: null,
@@ -37,6 +41,7 @@ describe('POST /v1/carts', () => {
     const second = await postCarts(user.token);
     expect(second.status).toBe(200);
     expect(second.cart.id).toBe(first.cart.id);
+    expect(second.location).toBeNull();
   });
 
   it('yields one cart for concurrent requests of one user', async () => {

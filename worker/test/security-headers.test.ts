@@ -17,19 +17,21 @@ function corsHeaders(res: Response): string[] {
 }
 
 describe('CORS', () => {
-  it('answers a preflight from an allowed origin, allowing bearer tokens and JSON bodies', async () => {
-    const res = await fromBrowser(`/v1/carts/${crypto.randomUUID()}/items/tee`, WEB_APP, {
+  it('answers a preflight from an allowed origin, allowing bearer tokens, JSON bodies and idempotency keys', async () => {
+    // An admin page refunding with Idempotency-Key (contract §9): the browser sends it only if
+    // the preflight allows it, as it is not a CORS-safelisted header.
+    const res = await fromBrowser(`/v1/admin/carts/${crypto.randomUUID()}/refunds`, WEB_APP, {
       method: 'OPTIONS',
       headers: {
-        'Access-Control-Request-Method': 'PUT',
-        'Access-Control-Request-Headers': 'authorization,content-type',
+        'Access-Control-Request-Method': 'POST',
+        'Access-Control-Request-Headers': 'authorization,content-type,idempotency-key',
       },
     });
     expect(res.status).toBe(204);
     expect(res.headers.get('Access-Control-Allow-Origin')).toBe(WEB_APP);
-    expect(res.headers.get('Access-Control-Allow-Methods')).toContain('PUT');
+    expect(res.headers.get('Access-Control-Allow-Methods')).toContain('POST');
     const allowed = res.headers.get('Access-Control-Allow-Headers')!.toLowerCase().split(/,\s*/);
-    expect(allowed).toEqual(expect.arrayContaining(['authorization', 'content-type']));
+    expect(allowed).toEqual(expect.arrayContaining(['authorization', 'content-type', 'idempotency-key']));
     expect(res.headers.get('Access-Control-Allow-Credentials')).toBeNull();
   });
 
@@ -76,6 +78,15 @@ describe('CORS', () => {
     const res = await app.request('/v1/products', { headers: { Origin: WEB_APP } }, testEnv);
     expect(res.status).toBe(200);
     expect(corsHeaders(res)).toEqual([]);
+  });
+
+  it('says Vary: Origin on answers without CORS headers too, so no cache hands them to an allowed page', async () => {
+    for (const headers of [{}, { Origin: 'https://evil.example' }] as Record<string, string>[]) {
+      const res = await app.request('/v1/products', { headers }, corsEnv);
+      expect(res.status).toBe(200);
+      expect(corsHeaders(res)).toEqual([]);
+      expect(res.headers.get('Vary')).toContain('Origin');
+    }
   });
 
   it('keeps serving apps (no Origin) when CORS_ORIGINS is invalid, and names it to browsers', async () => {

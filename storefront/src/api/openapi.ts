@@ -731,6 +731,8 @@ export interface operations {
                 headers: {
                     /** @description This request's id, as logged (quote it to support) */
                     "X-Request-Id"?: string;
+                    /** @description The new cart's URL */
+                    Location: string;
                     [name: string]: unknown;
                 };
                 content: {

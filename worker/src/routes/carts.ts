@@ -19,7 +19,11 @@ const open = createRoute({
   middleware: [requireUser, limitPerUser('WRITE_RATE_LIMIT')] as const,
   responses: {
     200: json(Cart, 'The existing active cart'),
-    201: json(Cart, 'A new open cart'),
+    201: {
+      ...json(Cart, 'A new open cart'),
+      // RFC 9110 §9.3.3: a POST that creates a resource names it in Location.
+      headers: { Location: { description: "The new cart's URL", required: true, schema: { type: 'string' } } },
+    },
     ...problems(401, 429, 503),
   },
 });
@@ -82,7 +86,8 @@ const deleteItem = createRoute({
 export function cartRoutes(app: OpenAPIHono<AppEnv>): void {
   app.openapi(open, async (c) => {
     const { cart, created } = await openCart(c.var.services.sql, c.var.userId);
-    return c.json(cart, created ? 201 : 200);
+    if (!created) return c.json(cart, 200);
+    return c.json(cart, 201, { Location: `/v1/carts/${cart.id}` });
   });
   app.openapi(list, async (c) => {
     return c.json(await listCarts(c.var.services.sql, c.var.userId, c.req.valid('query')), 200);
