@@ -300,8 +300,9 @@ export async function setItemQuantity(
          ), touched AS (
            -- Only a change moves the cart on: an edit that changes nothing (a retry whose answer
            -- was lost, a line removed twice) leaves its updatedAt as a client last saw it, and
-           -- a checkout running meanwhile keeps its session.
-           UPDATE carts SET updated_at = now(), version = version + 1 FROM allowed
+           -- a checkout running meanwhile keeps its session. A change ends the checkout attempt:
+           -- the new version's key is sent with a whole CHECKOUT_TTL_MINUTES of its own.
+           UPDATE carts SET updated_at = now(), version = version + 1, checkout_attempt_expires_at = NULL FROM allowed
            WHERE carts.id = allowed.cart_id AND (EXISTS (SELECT 1 FROM upserted) OR EXISTS (SELECT 1 FROM removed))
            RETURNING 1
          )

@@ -162,20 +162,16 @@ export async function startCheckout(
     }
     if (!state.active || !transition(state.status, 'checkout')) throw notEditable(state.status);
     if (state.items.length === 0) throw new ApiError('cart_empty', 'The cart has no items');
-    const gone = state.items.find((i) => !i.active);
-    if (gone) throw notFound(`Product ${gone.productId}`);
-    const currency = state.items[0]!.productCurrency;
-    if (state.items.some((i) => i.productCurrency !== currency || i.currency !== i.productCurrency)) {
-      throw new ApiError('currency_mismatch', 'The cart holds products priced in different currencies');
+    let priced: PricedCart;
+    try {
+      priced = priceItems(state.items);
+    } catch (err) {
+      // The attempt claimed above is not going to Stripe: once the shop or the shopper has fixed
+      // the cause, the next checkout gets a whole CHECKOUT_TTL_MINUTES, not what is left of it.
+      if (state.attempt.expiresAt) await abandonAttempt(sql, cartId, state.attempt.number);
+      throw err;
     }
-    const lines = state.items.map(cartItem);
-    const amountTotal = lines.reduce((n, l) => n + l.lineTotal, 0);
-    // Prices may have risen since the items were added.
-    if (lines.length > CART_LIMITS.lines || amountTotal > CART_LIMITS.totalAmount(currency))
-      throw limitExceeded(currency);
-    // Checked again when the cart moves: others may be buying the same units right now.
-    const short = state.items.filter((i) => i.available !== null && i.quantity > i.available);
-    if (short.length) throw outOfStock(short.map((i) => ({ id: i.productId, available: i.available! })));
+    const { currency, lines, amountTotal } = priced;
 
     // The claim's look at the items read its own statement's snapshot: an item committed between
     // it and the read above leaves items here and no attempt claimed for them. Claim again.
@@ -235,6 +231,40 @@ export async function startCheckout(
   }
 }
 
+interface PricedCart {
+  currency: string;
+  lines: ReturnType<typeof cartItem>[];
+  amountTotal: number;
+}
+
+/** The cart's lines at our current prices, or the refusal that keeps them from checkout. */
+function priceItems(items: LiveLine[]): PricedCart {
+  const gone = items.find((i) => !i.active);
+  if (gone) throw notFound(`Product ${gone.productId}`);
+  const currency = items[0]!.productCurrency;
+  if (items.some((i) => i.productCurrency !== currency || i.currency !== i.productCurrency)) {
+    throw new ApiError('currency_mismatch', 'The cart holds products priced in different currencies');
+  }
+  const lines = items.map(cartItem);
+  const amountTotal = lines.reduce((n, l) => n + l.lineTotal, 0);
+  // Prices may have risen since the items were added.
+  if (lines.length > CART_LIMITS.lines || amountTotal > CART_LIMITS.totalAmount(currency))
+    throw limitExceeded(currency);
+  // Checked again when the cart moves: others may be buying the same units right now.
+  const short = items.filter((i) => i.available !== null && i.quantity > i.available);
+  if (short.length) throw outOfStock(short.map((i) => ({ id: i.productId, available: i.available! })));
+  return { currency, lines, amountTotal };
+}
+
+/**
+ * Checkout takes https images only. The scheme is compared as parsed (`HTTPS://` is https too,
+ * RFC 3986 §3.1) and the address sent as the URL standard writes it.
+ */
+function httpsImages(imageUrl: string): { images: string[] } | undefined {
+  const url = URL.canParse(imageUrl) ? new URL(imageUrl) : undefined;
+  return url?.protocol === 'https:' ? { images: [url.href] } : undefined;
+}
+
 /**
  * The Checkout Session for the cart, priced from our products: shipping address collection and
  * rates, Stripe Tax and promotion codes as configured. Everything here is fixed for the attempt
@@ -265,7 +295,7 @@ function sessionParams(
         product_data: {
           name: i.name,
           ...(i.description && { description: i.description }),
-          ...(i.imageUrl?.startsWith('https://') && { images: [i.imageUrl] }),
+          ...(i.imageUrl && httpsImages(i.imageUrl)),
           ...(i.taxCode && { tax_code: i.taxCode }),
           metadata: { product_id: i.productId },
         },

@@ -170,6 +170,73 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
     expect(new Date(expiresAt).getTime()).toBeGreaterThan(Date.now() + 23 * 3600_000);
   });
 
+  it('gives a checkout refused until the shop fixed a product its own full lifetime, not what was left of the refused one', async () => {
+    const env = { ...stripeEnv, CHECKOUT_TTL_MINUTES: 1440 } as unknown as typeof stripeEnv;
+    const user = await newUser();
+    const { cartId, products } = await cartWith(user.token, [{ unitAmount: 1000, quantity: 1 }]);
+    await db().query('UPDATE products SET active = false WHERE id = $1', [products[0]!.id]);
+    expect((await call(`/v1/carts/${cartId}/checkout`, { method: 'POST', token: user.token, env })).status).toBe(404);
+    // The shop puts the product back 23 hours and 20 minutes later, as far as an attempt is concerned.
+    await db().query(
+      `UPDATE carts SET checkout_attempt_expires_at = checkout_attempt_expires_at - interval '23 hours 20 minutes' WHERE id = $1`,
+      [cartId],
+    );
+    await db().query('UPDATE products SET active = true WHERE id = $1', [products[0]!.id]);
+    const next = await call(`/v1/carts/${cartId}/checkout`, { method: 'POST', token: user.token, env });
+    expect(next.status).toBe(201);
+    const { expiresAt } = (await next.json()) as CheckoutBody;
+    expect(new Date(expiresAt).getTime()).toBeGreaterThan(Date.now() + 23 * 3600_000);
+  });
+
+  it('gives a checkout after an edit its own full lifetime, though an attempt was left unfinished (Stripe did not answer)', async () => {
+    const env = { ...stripeEnv, CHECKOUT_TTL_MINUTES: 1440 } as unknown as typeof stripeEnv;
+    const user = await newUser();
+    const { cartId, products } = await cartWith(user.token, [{ unitAmount: 1000, quantity: 1 }]);
+    // A checkout whose outcome was unknown keeps its attempt for a retry under the same key
+    // (here claimed 23 hours and 20 minutes ago); the shopper then changes the cart.
+    await db().query(
+      `UPDATE carts SET checkout_attempt = checkout_attempt + 1,
+                        checkout_attempt_expires_at = now() + interval '40 minutes' WHERE id = $1`,
+      [cartId],
+    );
+    const edited = await call(`/v1/carts/${cartId}/items/${products[0]!.id}`, {
+      method: 'PUT',
+      token: user.token,
+      json: { quantity: 2 },
+    });
+    expect(edited.status).toBe(200);
+    const next = await call(`/v1/carts/${cartId}/checkout`, { method: 'POST', token: user.token, env });
+    expect(next.status).toBe(201);
+    const { expiresAt } = (await next.json()) as CheckoutBody;
+    expect(new Date(expiresAt).getTime()).toBeGreaterThan(Date.now() + 23 * 3600_000);
+  });
+
+  it("shows a product's image in Checkout whatever the case of its https scheme", async () => {
+    const user = await newUser();
+    const product = await createProduct();
+    const updated = await call(`/v1/admin/products/${product.id}`, {
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${stripeEnv.ADMIN_API_KEY}` },
+      json: { name: product.name, unitAmount: 1000, currency: 'usd', imageUrl: 'HTTPS://Shop.example/Mug.png' },
+    });
+    expect(updated.status).toBe(200);
+    const cartId = await openCart(user.token, [{ id: product.id, quantity: 1 }]);
+    const sent: URLSearchParams[] = [];
+    const realFetch = globalThis.fetch;
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      const url = input instanceof Request ? input.url : String(input);
+      if (url.endsWith('/v1/checkout/sessions') && typeof init?.body === 'string')
+        sent.push(new URLSearchParams(init.body));
+      return realFetch(input, init);
+    });
+    const res = await checkout(user.token, cartId);
+    vi.restoreAllMocks();
+    expect(res.status).toBe(201);
+    expect(sent.map((form) => form.get('line_items[0][price_data][product_data][images][0]'))).toEqual([
+      'https://shop.example/Mug.png',
+    ]);
+  });
+
   it('expires the session made for the old contents when an edit lands while Stripe creates it, and charges for the new ones', async () => {
     const user = await newUser();
     const { cartId, products } = await cartWith(user.token, [{ unitAmount: 1000, quantity: 1 }]);
