@@ -197,7 +197,17 @@ function parsePush(body: string): ParsedPush {
     return { ok: false, reason: `not a Pub/Sub push envelope: ${describeIssues(envelope.error)}`, context: {} };
   }
   const { message, subscription } = envelope.data;
-  const context = { messageId: message.messageId, subscription };
+  // The dead-letter copy of a refused message has a message id of its own (Pub/Sub publishes it
+  // to the dead-letter topic, https://cloud.google.com/pubsub/docs/reference/rest/v1/PubsubMessage:
+  // "unique within the topic"), but the same attributes: the operator finds it by those.
+  const { eventId, eventType, cartId } = message.attributes ?? {};
+  const context = {
+    messageId: message.messageId,
+    subscription,
+    ...(eventId && { eventId }),
+    ...(eventType && { eventType }),
+    ...(cartId && { cartId }),
+  };
 
   const text = decodeBase64Utf8(message.data);
   if (text === undefined) return { ok: false, reason: 'message.data is not base64 of UTF-8 text', context };

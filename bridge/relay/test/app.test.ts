@@ -219,6 +219,14 @@ describe('notification relay', () => {
       expect({ name, status: response.status }).toEqual({ name, status: 400 });
     }
     expect(notifications()).toEqual([]);
+    // The dead-letter copy has another message id: the log names the event and cart, as the
+    // copy's attributes do and `npm run redrive -- --dry-run` lists them (docs/operations.md §5).
+    const refused = logs.find((entry) => entry.fields.reason === 'message.data is not JSON');
+    expect(refused?.fields).toMatchObject({
+      eventId: 'evt_cart_0001_paid',
+      eventType: 'cart.paid',
+      cartId: 'cart_0001',
+    });
   });
 
   it('acknowledges event types that need no notification without publishing', async () => {

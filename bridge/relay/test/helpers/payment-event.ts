@@ -44,7 +44,7 @@ export function pushEnvelope(data: unknown, options: { base64Data?: string; mess
   return {
     message: {
       data: options.base64Data ?? Buffer.from(JSON.stringify(data)).toString('base64'),
-      attributes: { eventType: 'cart.paid', eventId: 'evt_cart_0001_paid' },
+      attributes: { eventType: 'cart.paid', eventId: 'evt_cart_0001_paid', cartId: 'cart_0001' },
       messageId: options.messageId ?? '1001',
       publishTime: '2026-11-28T06:00:01.000Z',
       orderingKey: 'cart_0001',
