@@ -26,12 +26,13 @@ export const postgresService: LocalService = {
       dataDir: path.join(ctx.dataDir, 'postgres'),
       port: ctx.ports.postgres,
       persistent: ctx.persistentDatabase,
+      portHint: 'set PG_PORT to run Postgres on another port',
       log: (line) => {
         appendFileSync(logFile, `${line}\n`);
         // Postgres' routine chatter goes to the file; problems and our own notes to the terminal
         // (not the disconnects every shutdown causes).
         const notable =
-          /(FATAL|PANIC|ERROR|WARNING):|Postgres ready|stopping a Postgres|removing stale|traverse permission/;
+          /(FATAL|PANIC|ERROR|WARNING):|Postgres ready|stopping a Postgres|removing (stale|.*cut short)|traverse permission/;
         if (notable.test(line) && !line.includes('terminating connection due to administrator command')) {
           ctx.log(`postgres: ${line}`);
         }

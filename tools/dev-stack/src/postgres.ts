@@ -22,6 +22,8 @@ export interface StartPostgresOptions {
   port?: number;
   /** false: throwaway cluster for tests (no fsync, data folder removed on stop). */
   persistent: boolean;
+  /** What to do when the port is taken (the setting that chooses it). */
+  portHint?: string;
   log?: (line: string) => void;
 }
 
@@ -46,7 +48,7 @@ export async function startPostgres(opts: StartPostgresOptions): Promise<Running
   const runAs = isRoot ? prepareRootRun(dataDir, binaries, log) : undefined;
   checkBinariesRun(binaries, runAs);
 
-  const initialised = existsSync(path.join(dataDir, 'PG_VERSION'));
+  let initialised = existsSync(path.join(dataDir, 'PG_VERSION'));
   if (!initialised && existsSync(dataDir) && readdirSync(dataDir).length > 0) {
     throw new Error(
       `${dataDir} exists, is not empty and is not a Postgres data folder (no PG_VERSION); ` +
@@ -57,9 +59,17 @@ export async function startPostgres(opts: StartPostgresOptions): Promise<Running
     throw new Error(`${dataDir} already holds a cluster; a non-persistent start needs a fresh folder`);
   }
   if (initialised) await recoverFromCrash(dataDir, log);
+  // initdb writes PG_VERSION first and pg_control once the cluster exists: a folder with the one
+  // and not the other is an initdb cut short (a crash, a kill during the first start). It holds no
+  // data, and Postgres cannot start on it: it is made anew.
+  if (initialised && !existsSync(path.join(dataDir, 'global', 'pg_control'))) {
+    log(`removing ${dataDir}: its initdb was cut short (no global/pg_control), so it holds no data`);
+    rmSync(dataDir, { recursive: true, force: true });
+    initialised = false;
+  }
 
   const port = opts.port ? opts.port : await freePort();
-  await assertPortFree(port);
+  await assertPortFree(port, opts.portHint);
 
   // The last lines Postgres printed: the only explanation when it exits during start.
   const recent: string[] = [];
@@ -106,7 +116,10 @@ export async function startPostgres(opts: StartPostgresOptions): Promise<Running
   } catch (err) {
     await stopQuietly(server);
     const reason = err instanceof Error ? err.message : 'Postgres exited during start';
-    throw new Error(`could not start Postgres in ${dataDir} on port ${port}: ${reason}\n${recent.join('\n')}`);
+    const way = initialised
+      ? `\nIf its data is not needed, delete ${dataDir}: the next start makes a new cluster.`
+      : '';
+    throw new Error(`could not start Postgres in ${dataDir} on port ${port}: ${reason}\n${recent.join('\n')}${way}`);
   }
   log(
     `Postgres ready on 127.0.0.1:${port} (${initialised ? 'existing' : 'new'} cluster, ${Date.now() - startedAt} ms)`,
@@ -250,7 +263,7 @@ async function recoverFromCrash(dataDir: string, log: (line: string) => void): P
   if (!existsSync(pidFile)) return;
   const pid = postmasterPid(dataDir);
   if (pid === null || !isRunningPostgres(pid)) {
-    log(`removing stale ${pidFile} (no Postgres runs as process ${pid})`);
+    log(`removing stale ${pidFile} (${pid === null ? 'it names no process' : `no Postgres runs as process ${pid}`})`);
     rmSync(pidFile, { force: true });
     return;
   }

@@ -111,6 +111,20 @@ describe('startPostgres', () => {
     expect(lines.some((l) => l.includes('removing stale'))).toBe(true);
   });
 
+  it('makes a new cluster where a crash cut the first initdb short, rather than failing every start', async () => {
+    // What a kill during the first `npm run dev` leaves: initdb had written PG_VERSION and begun
+    // the folders, not yet pg_control.
+    const dataDir = path.join(scratchDir(), 'data');
+    mkdirSync(path.join(dataDir, 'base'), { recursive: true });
+    writeFileSync(path.join(dataDir, 'PG_VERSION'), '17\n');
+
+    const lines: string[] = [];
+    const server = await start({ dataDir, persistent: true, log: (l) => lines.push(l) });
+    expect(await queryOnce(server.url, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    expect(lines.some((l) => l.includes('initdb was cut short'))).toBe(true);
+    expect(lines.some((l) => l.includes('new cluster'))).toBe(true);
+  });
+
   it('refuses a port that is already taken, naming it', async () => {
     const blocker: Server = createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
@@ -118,9 +132,9 @@ describe('startPostgres', () => {
     const address = blocker.address();
     const port = typeof address === 'object' && address ? address.port : 0;
 
-    await expect(start({ dataDir: path.join(scratchDir(), 'data'), port, persistent: false })).rejects.toThrow(
-      `port ${port} on 127.0.0.1 is already in use`,
-    );
+    await expect(
+      start({ dataDir: path.join(scratchDir(), 'data'), port, persistent: false, portHint: 'set PG_PORT' }),
+    ).rejects.toThrow(`port ${port} on 127.0.0.1 is already in use by another process; set PG_PORT`);
   });
 
   it('refuses a non-empty folder that is not a Postgres data folder', async () => {
