@@ -43,7 +43,9 @@ const SECRETS: [RegExp, string][] = [
   // A connection string holds the database's password (a driver's error may quote it); before
   // the email pattern, which would take only its `password@host` part.
   [/\bpostgres(ql)?:\/\/[^\s"'\\]+/g, '[database-url]'],
-  [/[\w.+-]+@[\w-]+(\.[\w-]+)+/g, '[email]'],
+  // Letters of any script on either side (RFC 6531: bob@bücher.de, jörg@example.com), and the
+  // apostrophe of o'brien@example.com.
+  [/[\p{L}\p{M}\p{N}_.+'-]+@[\p{L}\p{M}\p{N}_-]+(\.[\p{L}\p{M}\p{N}_-]+)+/gu, '[email]'],
   // JWTs (a bearer token, a service-account assertion) and any bearer credential.
   [/eyJ[\w-]*\.[\w-]+\.[\w-]*/g, '[token]'],
   [/(Bearer\s+)[\w.~+/=-]+/gi, '$1[token]'],

@@ -42,6 +42,7 @@ describe('log lines', () => {
     const lines = await linesOf(async () =>
       log.error('stripe_failed', {
         error: new Error(`No such customer: alice.smith+shop@example.co.uk (Authorization: Bearer ${token})`),
+        others: "bob@bücher.de, jörg.müller@example.com and o'brien@example.com",
         detail: `key sk_live_51Habc123 and rk_test_9xyz, secret whsec_abcDEF123, token ${token}`,
         key: '{"private_key":"-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBg\\n-----END PRIVATE KEY-----\\n"}',
         database:
@@ -51,6 +52,11 @@ describe('log lines', () => {
     const text = JSON.stringify(lines);
     for (const secret of [
       'alice.smith',
+      'bob',
+      'bücher',
+      'jörg',
+      'müller',
+      'brien',
       'example.co.uk',
       token,
       token.split('.')[1]!,
@@ -65,6 +71,7 @@ describe('log lines', () => {
     }
     expect(lines[0]).toMatchObject({
       error: 'Error: No such customer: [email] (Authorization: Bearer [token])',
+      others: '[email], [email] and [email]',
       detail: 'key [stripe-key] and [stripe-key], secret [webhook-secret], token [token]',
       database: 'connect to [database-url] failed',
     });
