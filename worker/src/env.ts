@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { ApiError } from './errors.ts';
 import { offStep, onStep } from './money.ts';
 import { CHECKOUT_SHIPPING_COUNTRIES } from './shipping-countries.ts';
+import { NOT_ONE_LINE, NOT_STORABLE, ONE_LINE, storableText } from './storable-text.ts';
 import { CHECKOUT_LIFETIME_MINUTES, CURRENCY_CODE, overMaximum, stripeMaxAmount } from './stripe-limits.ts';
 
 /**
@@ -223,7 +224,14 @@ const RATE_DAYS = 'a whole number of days, at least 1';
 const shippingRate = z
   .strictObject(
     {
-      name: z.string({ error: RATE_NAME }).trim().min(1, RATE_NAME).max(100, RATE_NAME),
+      // Shown by Checkout, stored with the session: one line of storable text, as a product's name.
+      name: z
+        .string({ error: RATE_NAME })
+        .trim()
+        .min(1, RATE_NAME)
+        .max(100, RATE_NAME)
+        .refine(storableText, NOT_STORABLE)
+        .regex(ONE_LINE, NOT_ONE_LINE),
       amount: z.number({ error: RATE_AMOUNT }).int(RATE_AMOUNT).min(0, RATE_AMOUNT),
       currency: z.string({ error: RATE_CURRENCY }).regex(CURRENCY_CODE, RATE_CURRENCY),
       minDays: z.number({ error: RATE_DAYS }).int(RATE_DAYS).min(1, RATE_DAYS).optional(),

@@ -2,7 +2,7 @@ import { Amounts, Dispute, PAYMENT_EVENT_TYPES, Shipping } from '@edge-checkout/
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
 import { CART_LIMITS, CART_STATUSES } from './cart-state.ts';
 import { offStep, onStep } from './money.ts';
-import { NOT_STORABLE, storableText } from './storable-text.ts';
+import { LINES, NOT_ONE_LINE, NOT_STORABLE, ONE_LINE, storableText } from './storable-text.ts';
 import {
   CURRENCY_CODE,
   overMaximum,
@@ -69,25 +69,13 @@ export const AdminProduct = Product.extend({
 
 export const ProductList = z.object({ products: z.array(Product) }).openapi('ProductList');
 
-// What Checkout and the storefront show as text: a control character (an escape, a backspace)
-// shows as nothing or garbles the line, and each is sent back escaped six times its size in
-// every cart that holds the product.
-const ONE_LINE = /^[^\p{Cc}]*$/u;
-const LINES = /^(?:[\t\n\r]|[^\p{Cc}])*$/u;
-
 export const ProductUpsert = z
   .object({
     // A Product as the API returns it may be sent back as it is: its id, if given, must be the
     // path's, and `available` is worked out from the stock, so it is not taken from the client.
     id: ProductId.optional().openapi({ description: "The path's product id, if given" }),
     available: z.number().int().nullable().optional().openapi({ description: 'Ignored: worked out from stock' }),
-    name: z
-      .string()
-      .trim()
-      .min(1)
-      .max(200)
-      .refine(storableText, NOT_STORABLE)
-      .regex(ONE_LINE, 'one line of text, without control characters'),
+    name: z.string().trim().min(1).max(200).refine(storableText, NOT_STORABLE).regex(ONE_LINE, NOT_ONE_LINE),
     description: z
       .string()
       .max(2000)

@@ -24,3 +24,15 @@ export function storableForm<T extends string | null | undefined>(text: T): T {
   if (typeof text !== 'string') return text;
   return text.replaceAll('\0', '').replace(EVERY_LONE_SURROGATE, '\uFFFD') as T;
 }
+
+// What Checkout and the storefront show as text: a control character (general category Cc:
+// U+0000-U+001F, U+007F-U+009F; an escape, a backspace) shows as nothing or garbles the line,
+// and each is sent back escaped six times its size wherever the text is listed. Written as
+// ranges without the `u` flag: OpenAPI documents the pattern as an ECMA-262 pattern without
+// flags (JSON Schema 2020-12, "pattern"), which a client validator then compiles as it is.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is its purpose
+export const ONE_LINE = /^[^\u0000-\u001F\u007F-\u009F]*$/;
+export const NOT_ONE_LINE = 'one line of text, without control characters';
+/** As ONE_LINE, but line breaks and tabs are allowed. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is its purpose
+export const LINES = /^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$/;

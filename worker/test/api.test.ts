@@ -159,6 +159,29 @@ describe('OpenAPI', () => {
     expect(quantity.properties.quantity).toMatchObject({ minimum: 0, maximum: 99 });
   });
 
+  it('documents each pattern as a pattern a client validator compiles as it is (ECMA-262, no flags)', async () => {
+    const doc = await (await call('/openapi.json')).json();
+    const patterns: string[] = [];
+    JSON.stringify(doc, (key, value) => {
+      if (key === 'pattern' && typeof value === 'string') patterns.push(value);
+      return value;
+    });
+    expect(patterns.length).toBeGreaterThan(0);
+    for (const pattern of patterns) {
+      // JSON Schema 2020-12 "pattern": a regular expression, not a /literal/ with flags after it.
+      expect(pattern).not.toMatch(/^\/|\/[a-z]*$/);
+      expect(() => new RegExp(pattern, 'u')).not.toThrow();
+    }
+    const upsert = (
+      doc as { components: { schemas: Record<string, { properties: Record<string, { pattern: string }> }> } }
+    ).components.schemas.ProductUpsert!.properties;
+    const name = new RegExp(upsert.name!.pattern, 'u');
+    expect(['Mug', 'Donaudampfschiff 🍵', 'é'].map((n) => name.test(n))).toEqual([true, true, true]);
+    expect(['two\nlines', 'esc\u001b[31m'].map((n) => name.test(n))).toEqual([false, false]);
+    const description = new RegExp(upsert.description!.pattern, 'u');
+    expect(['two\nlines\tand a tab', 'esc\u001b'].map((d) => description.test(d))).toEqual([true, false]);
+  });
+
   it('names every operation with an operationId of its own, which generated clients take for method names', async () => {
     const doc = (await (await call('/openapi.json')).json()) as {
       paths: Record<string, Record<string, { operationId?: string }>>;

@@ -180,6 +180,19 @@ describe('SHIPPING_COUNTRIES and SHIPPING_RATES', () => {
     ).toBe('misconfigured: SHIPPING_RATES is invalid: expected a whole amount in minor units, 0 or more (at 1.amount)');
   });
 
+  it('refuse a rate name Checkout cannot show or the database cannot store, rather than every checkout in its currency', () => {
+    for (const [name, expected] of [
+      ['Standard\\u0000', 'text without NUL characters or unpaired surrogates'],
+      ['Express \\ud83d', 'text without NUL characters or unpaired surrogates'],
+      ['Line\\nbreak', 'one line of text, without control characters'],
+      ['Red\\u001b[31m', 'one line of text, without control characters'],
+    ]) {
+      expect(read('SHIPPING_RATES', `[{"name":"${name}","amount":500,"currency":"usd"}]`)).toBe(
+        `misconfigured: SHIPPING_RATES is invalid: expected ${expected} (at 0.name)`,
+      );
+    }
+  });
+
   // Stripe takes twelve digits in IDR, eight in any other currency
   // (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
   it("hold each rate to Stripe's maximum in its own currency", () => {
