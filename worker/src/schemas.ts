@@ -39,7 +39,9 @@ export const ProductId = z
 // Any UUID Postgres can hold, whatever its version and variant bits (z.uuid() checks those): a
 // well-formed id that is no cart of the caller's is a cart that does not exist (404), not a
 // malformed request, even if it is not one we would make.
-export const CartId = z.guid().openapi({ example: '0b9e4a1c-2f7e-4c55-9a43-1d2b3c4d5e6f' });
+// In lower case whatever the case it was given in (RFC 9562 §4: a UUID is read in either case,
+// written in lower): one cart has one id in every answer, Stripe parameter and idempotency key.
+export const CartId = z.guid().toLowerCase().openapi({ example: '0b9e4a1c-2f7e-4c55-9a43-1d2b3c4d5e6f' });
 
 export const CartStatus = z.enum(CART_STATUSES).openapi('CartStatus');
 

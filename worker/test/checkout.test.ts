@@ -44,7 +44,9 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
       { unitAmount: 999, quantity: 1 },
     ]);
     const before = Date.now();
-    const res = await checkout(user.token, cartId);
+    // Asked in upper case, as a UUID may be written (RFC 9562 §4): still one cart with one id, in
+    // the answer, at Stripe and in its idempotency key.
+    const res = await checkout(user.token, cartId.toUpperCase());
     expect(res.status).toBe(201);
     const body = (await res.json()) as CheckoutBody;
     expect(body.cartId).toBe(cartId);
