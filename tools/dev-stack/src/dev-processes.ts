@@ -65,6 +65,11 @@ export class ProcessGroups {
       stdio: opts.stdio ?? ['ignore', 'inherit', 'inherit'],
       detached: true,
     });
+    // Listened for before anything is awaited: 'exit' is emitted once, and a child that dies
+    // while the registry is written (a wrangler that cannot start) would otherwise never settle.
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', (err) => reject(new Error(`cannot start ${opts.name} (${opts.command}): ${err.message}`)));
@@ -73,9 +78,6 @@ export class ProcessGroups {
     const entry: RegistryEntry = { pgid: pid, match: opts.match };
     await this.write({ ...this.read(), [opts.name]: entry });
 
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal })),
-    );
     let stopping: Promise<void> | undefined;
     const stop = (graceMs = 5_000) =>
       (stopping ??= (async () => {

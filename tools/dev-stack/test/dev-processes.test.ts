@@ -2,8 +2,21 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { claimSingleRun, forEachLine, ProcessGroups } from '../src/dev-processes.ts';
+
+// Lets a test hold the registry write (which ProcessGroups awaits) until something has happened.
+const registryWrites = vi.hoisted(() => ({ before: undefined as ((content: string) => Promise<void>) | undefined }));
+vi.mock('../src/dev-env.ts', async (importOriginal) => {
+  const original = await importOriginal<typeof import('../src/dev-env.ts')>();
+  return {
+    ...original,
+    async writePrivateFile(file: string, content: string) {
+      await registryWrites.before?.(content);
+      await original.writePrivateFile(file, content);
+    },
+  };
+});
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'dev-processes-test-'));
 const strays: number[] = [];
@@ -26,6 +39,16 @@ function liveInGroup(pgid: number): number[] {
     .map((line) => line.trim().split(/\s+/))
     .filter(([, group, stat]) => Number(group) === pgid && !stat?.startsWith('Z'))
     .map(([pid]) => Number(pid));
+}
+
+function isRunningOrZombie(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    throw err;
+  }
 }
 
 // A tree of two processes, as wrangler and its workerd are; the marker makes them recognisable.
@@ -124,6 +147,22 @@ describe('ProcessGroups', () => {
     await child.exited;
     await expect.poll(() => lines.length).toBe(4);
     expect(lines.sort()).toEqual(['err: oops', 'out: one', 'out: three', 'out: two']);
+  });
+
+  it('settles exited for a child that ends while its group is being recorded', async () => {
+    const groups = new ProcessGroups(path.join(scratch, 'quick.json'), () => {});
+    // The write that records the child waits until the child is gone even as a zombie: Node has
+    // reaped it, which is when it emits 'exit', so the race is lost every time it can be.
+    registryWrites.before = async (content) => {
+      const { quick } = JSON.parse(content) as Record<string, { pgid: number }>;
+      if (quick) await expect.poll(() => isRunningOrZombie(quick.pgid)).toBe(false);
+    };
+    try {
+      const child = await groups.spawn({ name: 'quick', command: 'sh', args: ['-c', 'exit 3'], match: ['exit 3'] });
+      expect(await child.exited).toEqual({ code: 3, signal: null });
+    } finally {
+      registryWrites.before = undefined;
+    }
   });
 
   it('says which command could not be started', async () => {
