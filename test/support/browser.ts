@@ -61,7 +61,14 @@ export async function launchPhoneBrowser(executablePath: string): Promise<PhoneB
  * page fires by itself, however slow the machine.
  */
 export async function pauseClock(browser: PhoneBrowser): Promise<void> {
-  await browser.context.clock.pauseAt(Date.now() + 1_000);
+  // Not this process's Date.now(): a page opened after install() replays it and can run seconds
+  // ahead of real time (microsoft/playwright#33926), and pauseAt refuses a time a page's clock
+  // has passed ("Cannot fast-forward to the past"). Every page of the context is paused, so the
+  // time is the latest of their clocks, plus the round trip to them on a loaded machine; the
+  // shop is idle by then, so the timers that come due in between fire once without harm.
+  const pages = browser.context.pages();
+  const latest = Math.max(...(await Promise.all(pages.map((page) => page.evaluate(() => Date.now())))));
+  await browser.context.clock.pauseAt(latest + 5_000);
 }
 
 /** A call of the page's held on its way to the server, until the test says what becomes of it. */
