@@ -29,11 +29,23 @@ const WAIT_LIMIT_MS = 15_000;
 
 export async function startLockHolder(databaseUrl: string): Promise<LockHolder> {
   const held = new Map<string, { client: pg.Client; pid: number; next: Promise<unknown> }>();
-  const observer = new pg.Client({ connectionString: databaseUrl, application_name: 'lock-holder-observer' });
+  const observer = newClient('lock-holder-observer');
   await observer.connect();
 
+  /**
+   * A client whose lost connection does not crash the process: Postgres shutting down (a test
+   * run stopped with Ctrl-C: 57P01) or dropping the session emits 'error', unhandled an uncaught
+   * exception that skips teardown. Nothing more is needed here: a query in flight or sent later
+   * fails with it, so a call that needed the connection answers 500.
+   */
+  function newClient(applicationName: string): pg.Client {
+    const client = new pg.Client({ connectionString: databaseUrl, application_name: applicationName });
+    client.on('error', () => {});
+    return client;
+  }
+
   async function hold(statements: string[]): Promise<{ id: string }> {
-    const client = new pg.Client({ connectionString: databaseUrl, application_name: 'lock-holder' });
+    const client = newClient('lock-holder');
     await client.connect();
     let pid: number;
     try {
