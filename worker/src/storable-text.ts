@@ -26,12 +26,13 @@ export function storableForm<T extends string | null | undefined>(text: T): T {
 }
 
 // What Checkout and the storefront show as text: a control character (general category Cc:
-// U+0000-U+001F, U+007F-U+009F; an escape, a backspace) shows as nothing or garbles the line,
+// U+0000-U+001F, U+007F-U+009F; an escape, a backspace) shows as nothing or garbles the line
+// (and the line and paragraph separators U+2028 and U+2029 break one where one line is meant),
 // and each is sent back escaped six times its size wherever the text is listed. Written as
 // ranges without the `u` flag: OpenAPI documents the pattern as an ECMA-262 pattern without
 // flags (JSON Schema 2020-12, "pattern"), which a client validator then compiles as it is.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is its purpose
-export const ONE_LINE = /^[^\u0000-\u001F\u007F-\u009F]*$/;
+export const ONE_LINE = /^[^\u0000-\u001F\u007F-\u009F\u2028\u2029]*$/;
 export const NOT_ONE_LINE = 'one line of text, without control characters';
 /** As ONE_LINE, but line breaks and tabs are allowed. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is its purpose

@@ -200,6 +200,7 @@ describe('PUT /v1/admin/products/{productId}', () => {
     // Text Checkout and the storefront cannot show.
     ['a line break in the name', { ...body, name: 'mug\nlarge' }],
     ['an escape character in the name', { ...body, name: 'mug\u001b[31m' }],
+    ['a line separator in the name', { ...body, name: 'mug\u2028large' }],
     ['a C1 control character in the description', { ...body, description: 'cup\u0085' }],
     ['an escape character in the description', { ...body, description: 'cup\u001b[31m red' }],
     // The storefront puts it in an <img>, Checkout in the product's images: a web address only.
