@@ -109,7 +109,11 @@ function returnLink(appReturnUrl: string | undefined, params: Record<string, str
   return html`<a class="button" href="${url.toString()}">Back to the shop</a>`;
 }
 
-/** The landing pages' one inline style block; their Content-Security-Policy allows it by its hash. */
+/**
+ * The landing pages' one inline style block; their Content-Security-Policy allows it by its hash.
+ * A line's name wraps anywhere: a flex item is never narrower than its longest word, so a product
+ * named with one long word pushed the amount off a phone's screen (WCAG 1.4.10).
+ */
 export const PAGE_STYLE = `
   :root { color-scheme: light dark; }
   body { font: 17px/1.5 -apple-system, system-ui, sans-serif; margin: 0; padding: 24px 20px; max-width: 32rem; margin-inline: auto; }
@@ -117,6 +121,7 @@ export const PAGE_STYLE = `
   .card { border: 1px solid #8884; border-radius: 12px; padding: 12px 16px; margin: 20px 0; }
   ul { list-style: none; padding: 0; margin: 0; }
   li, .total { display: flex; justify-content: space-between; gap: 12px; padding: 6px 0; }
+  li > :first-child { overflow-wrap: anywhere; }
   .total { border-top: 1px solid #8884; font-weight: 600; margin: 6px 0 0; }
   .status { opacity: .8; margin: 6px 0 0; font-size: .9rem; }
   .button { display: block; text-align: center; background: #635bff; color: #fff; text-decoration: none;
