@@ -134,6 +134,9 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
   }
 
   const headline = (page: Page) => page.getByRole('heading', { level: 1 });
+  /** The products screen's card of the product named `name`. */
+  const productCard = (page: Page, name: string) =>
+    page.getByRole('listitem').filter({ has: page.getByRole('heading', { name, exact: true }) });
   const cartLink = (page: Page, count: number) => page.getByRole('link', { name: `Cart (${count})`, exact: true });
   /** The order screen's status line ("Status: Paid"): said by the announcement of its change, not a live region. */
   const orderStatus = (page: Page) =>
@@ -193,7 +196,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     await expect.poll(() => headline(page).textContent()).toBe('Products');
     expect(products.length).toBeGreaterThan(0);
     for (const { name, unitAmount } of products) {
-      const card = page.getByRole('listitem').filter({ has: page.getByRole('heading', { name, exact: true }) });
+      const card = productCard(page, name);
       await expect.poll(() => card.textContent()).toContain(usd(unitAmount));
       const add = card.getByRole('button', { name: `Add ${name} to cart`, exact: true });
       expect(await add.isVisible()).toBe(true);
@@ -1121,7 +1124,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       const { page, shopper } = await openShop('reflow');
       await page.setViewportSize({ width: 320, height: 640 });
       await cartLink(page, 0).waitFor();
-      const card = page.getByRole('listitem').filter({ has: page.getByRole('heading', { name, exact: true }) });
+      const card = productCard(page, name);
       const add = page.getByRole('button', { name: `Add ${name} to cart`, exact: true });
       await expectAcross(page, card.getByText(amount, { exact: true }), add);
       // Within its card, not only within the page: the name's text is as wide as its heading at most.
@@ -1164,6 +1167,20 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await expect.poll(() => headline(page).textContent()).toBe('Payment received');
       await expectAcross(page, summaryLine.getByText(amount, { exact: true }));
       await screen(page, 'order-long-name');
+      await page.close();
+    });
+
+    it('a product without an image: its tile shows the first letter or emoji of each word whole, as written (🍵 Matcha, an NFD éclair)', async () => {
+      // "éclair" as NFD writes it: e, then the combining acute accent.
+      const eclair = 'e\u0301clair';
+      await putProduct('e2e-matcha', '🍵 Matcha');
+      await putProduct('e2e-eclair', eclair);
+      const { page } = await openShop('tiles');
+      await cartLink(page, 0).waitFor();
+      // Decorative (aria-hidden, the name is next to it): found by its class, not by a role.
+      const tile = (name: string) => productCard(page, name).locator('.picture');
+      expect(await tile('🍵 Matcha').textContent()).toBe('🍵M');
+      expect(await tile(eclair).textContent()).toBe('E\u0301');
       await page.close();
     });
   });

@@ -191,12 +191,16 @@ export function productPicture(product: Pick<Product, 'id' | 'name' | 'imageUrl'
   return image;
 }
 
+// A word's first grapheme, not its first UTF-16 unit: that is half of an emoji (drawn as �), or
+// a letter without the combining accent that follows it in NFD (Ō as O).
+const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+
 function initials(name: string): string {
   return name
     .split(/\s+/)
     .filter(Boolean)
     .slice(0, 2)
-    .map((word) => word[0]!.toUpperCase())
+    .map((word) => graphemes.segment(word).containing(0)!.segment.toUpperCase())
     .join('');
 }
 
