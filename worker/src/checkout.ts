@@ -162,27 +162,30 @@ export async function startCheckout(
     }
     if (!state.active || !transition(state.status, 'checkout')) throw notEditable(state.status);
     if (state.items.length === 0) throw new ApiError('cart_empty', 'The cart has no items');
-    let priced: PricedCart;
+    let prepared: PricedCart & {
+      rates: ShippingRate[];
+      params: Stripe.Checkout.SessionCreateParams;
+      stripe: StripeApi;
+    };
     try {
-      priced = priceItems(state.items);
+      const priced = priceItems(state.items);
+      // The claim's look at the items read its own statement's snapshot: an item committed between
+      // it and the read above leaves items here and no attempt claimed for them. Claim again.
+      if (!state.attempt.usable) {
+        if (round < 2) continue;
+        throw new ApiError('service_unavailable', 'The cart changed during checkout; try again');
+      }
+      const rates = offeredRates(cfg, priced.currency);
+      const params = sessionParams(cfg, cartId, state, priced.currency, rates);
+      prepared = { ...priced, rates, params, stripe: services.stripe };
     } catch (err) {
-      // The attempt claimed above is not going to Stripe: once the shop or the shopper has fixed
-      // the cause, the next checkout gets a whole CHECKOUT_TTL_MINUTES, not what is left of it.
+      // Refused before Stripe was asked (the cart, or the shop's configuration): once the cause is
+      // fixed, the next checkout gets a whole CHECKOUT_TTL_MINUTES, not what is left of this attempt.
       if (state.attempt.expiresAt) await abandonAttempt(sql, cartId, state.attempt.number);
       throw err;
     }
-    const { currency, lines, amountTotal } = priced;
-
-    // The claim's look at the items read its own statement's snapshot: an item committed between
-    // it and the read above leaves items here and no attempt claimed for them. Claim again.
-    if (!state.attempt.usable) {
-      if (round < 2) continue;
-      throw new ApiError('service_unavailable', 'The cart changed during checkout; try again');
-    }
+    const { currency, lines, amountTotal, rates, params, stripe } = prepared;
     const attempt = state.attempt.number;
-    const rates = offeredRates(cfg, currency);
-    const params = sessionParams(cfg, cartId, state, currency, rates);
-    const stripe = services.stripe;
     let session: Stripe.Checkout.Session;
     try {
       session = await stripe.createCheckoutSession(params, `checkout-${cartId}-v${state.version}-a${attempt}`);

@@ -44,8 +44,12 @@ const SECRETS: [RegExp, string][] = [
   // the email pattern, which would take only its `password@host` part.
   [/\bpostgres(ql)?:\/\/[^\s"'\\]+/g, '[database-url]'],
   // Letters of any script on either side (RFC 6531: bob@bücher.de, jörg@example.com), and the
-  // apostrophe of o'brien@example.com.
-  [/[\p{L}\p{M}\p{N}_.+'-]+@[\p{L}\p{M}\p{N}_-]+(\.[\p{L}\p{M}\p{N}_-]+)+/gu, '[email]'],
+  // apostrophe of o'brien@example.com. Each part is bounded as RFC 5321 §4.5.3.1 bounds it (64
+  // for the local part, 63 a label): unbounded, a long run of letters cost time quadratic in it.
+  [
+    /[\p{L}\p{M}\p{N}_+-][\p{L}\p{M}\p{N}_.+'-]{0,63}@[\p{L}\p{M}\p{N}_-]{1,63}(\.[\p{L}\p{M}\p{N}_-]{1,63})+/gu,
+    '[email]',
+  ],
   // JWTs (a bearer token, a service-account assertion) and any bearer credential.
   [/eyJ[\w-]*\.[\w-]+\.[\w-]*/g, '[token]'],
   [/(Bearer\s+)[\w.~+/=-]+/gi, '$1[token]'],

@@ -29,6 +29,8 @@ export const cors = createMiddleware<{ Bindings: Env }>(async (c, next) => {
   // browsers send Origin on a same-origin POST too) need no CORS and never read the setting: a
   // bad value cannot affect them.
   const crossOrigin = origin !== undefined && origin !== new URL(c.req.url).origin;
+  // Said before the setting is read: a misconfigured CORS_ORIGINS answers 500, with it too.
+  c.header('Vary', 'Origin', { append: true });
   const allowed = crossOrigin && (config(c.env).optional('CORS_ORIGINS') ?? []).includes(origin);
   if (allowed && c.req.method === 'OPTIONS' && c.req.header('Access-Control-Request-Method')) {
     return c.body(null, 204, {
@@ -36,11 +38,9 @@ export const cors = createMiddleware<{ Bindings: Env }>(async (c, next) => {
       'Access-Control-Allow-Methods': CORS_METHODS,
       'Access-Control-Allow-Headers': CORS_REQUEST_HEADERS,
       'Access-Control-Max-Age': String(PREFLIGHT_MAX_AGE_S),
-      Vary: 'Origin',
     });
   }
   await next();
-  c.header('Vary', 'Origin', { append: true });
   if (!allowed) return;
   c.header('Access-Control-Allow-Origin', origin);
   c.header('Access-Control-Expose-Headers', CORS_EXPOSED_HEADERS);

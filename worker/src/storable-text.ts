@@ -33,7 +33,7 @@ export function storableForm<T extends string | null | undefined>(text: T): T {
 // flags (JSON Schema 2020-12, "pattern"), which a client validator then compiles as it is.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is its purpose
 export const ONE_LINE = /^[^\u0000-\u001F\u007F-\u009F\u2028\u2029]*$/;
-export const NOT_ONE_LINE = 'one line of text, without control characters';
+export const NOT_ONE_LINE = 'one line of text, without control characters or line separators';
 /** As ONE_LINE, but line breaks and tabs are allowed. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is its purpose
 export const LINES = /^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$/;

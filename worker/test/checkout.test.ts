@@ -190,6 +190,26 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
     expect(new Date(expiresAt).getTime()).toBeGreaterThan(Date.now() + 23 * 3600_000);
   });
 
+  it("gives a checkout refused for the shop's configuration its own full lifetime once the configuration is fixed", async () => {
+    const env = { ...stripeEnv, CHECKOUT_TTL_MINUTES: 1440, SHIPPING_COUNTRIES: 'US' } as unknown as typeof stripeEnv;
+    const user = await newUser();
+    const { cartId } = await cartWith(user.token, [{ unitAmount: 1000, quantity: 1 }]);
+    const broken = { ...env, SHIPPING_RATES: JSON.stringify([{ name: 'Std\u001b', amount: 500, currency: 'usd' }]) };
+    const refused = await call(`/v1/carts/${cartId}/checkout`, { method: 'POST', token: user.token, env: broken });
+    expect(refused.status).toBe(500);
+    expect((await problem(refused)).code).toBe('misconfigured');
+    // The operator fixes the rate 23 hours and 20 minutes later, as far as an attempt is concerned.
+    await db().query(
+      `UPDATE carts SET checkout_attempt_expires_at = checkout_attempt_expires_at - interval '23 hours 20 minutes' WHERE id = $1`,
+      [cartId],
+    );
+    const fixed = { ...env, SHIPPING_RATES: JSON.stringify([{ name: 'Std', amount: 500, currency: 'usd' }]) };
+    const next = await call(`/v1/carts/${cartId}/checkout`, { method: 'POST', token: user.token, env: fixed });
+    expect(next.status).toBe(201);
+    const { expiresAt } = (await next.json()) as CheckoutBody;
+    expect(new Date(expiresAt).getTime()).toBeGreaterThan(Date.now() + 23 * 3600_000);
+  });
+
   it('gives a checkout after an edit its own full lifetime, though an attempt was left unfinished (Stripe did not answer)', async () => {
     const env = { ...stripeEnv, CHECKOUT_TTL_MINUTES: 1440 } as unknown as typeof stripeEnv;
     const user = await newUser();

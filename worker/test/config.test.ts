@@ -184,8 +184,8 @@ describe('SHIPPING_COUNTRIES and SHIPPING_RATES', () => {
     for (const [name, expected] of [
       ['Standard\\u0000', 'text without NUL characters or unpaired surrogates'],
       ['Express \\ud83d', 'text without NUL characters or unpaired surrogates'],
-      ['Line\\nbreak', 'one line of text, without control characters'],
-      ['Red\\u001b[31m', 'one line of text, without control characters'],
+      ['Line\\nbreak', 'one line of text, without control characters or line separators'],
+      ['Red\\u001b[31m', 'one line of text, without control characters or line separators'],
     ]) {
       expect(read('SHIPPING_RATES', `[{"name":"${name}","amount":500,"currency":"usd"}]`)).toBe(
         `misconfigured: SHIPPING_RATES is invalid: expected ${expected} (at 0.name)`,

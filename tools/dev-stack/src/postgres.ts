@@ -59,11 +59,16 @@ export async function startPostgres(opts: StartPostgresOptions): Promise<Running
     throw new Error(`${dataDir} already holds a cluster; a non-persistent start needs a fresh folder`);
   }
   if (initialised) await recoverFromCrash(dataDir, log);
-  // initdb writes PG_VERSION first and pg_control once the cluster exists: a folder with the one
-  // and not the other is an initdb cut short (a crash, a kill during the first start). It holds no
-  // data, and Postgres cannot start on it: it is made anew.
-  if (initialised && !existsSync(path.join(dataDir, 'global', 'pg_control'))) {
-    log(`removing ${dataDir}: its initdb was cut short (no global/pg_control), so it holds no data`);
+  // initdb writes PG_VERSION first, then pg_control, then the first database under base/: a folder
+  // with the first and neither of the others is an initdb cut short (a crash, a kill during the
+  // first start). It holds no data, and Postgres cannot start on it: it is made anew. A cluster
+  // that lost pg_control but holds databases is left for its owner to repair.
+  if (
+    initialised &&
+    !existsSync(path.join(dataDir, 'global', 'pg_control')) &&
+    isEmptyFolder(path.join(dataDir, 'base'))
+  ) {
+    log(`removing ${dataDir}: its initdb was cut short (no global/pg_control, no database), so it holds no data`);
     rmSync(dataDir, { recursive: true, force: true });
     initialised = false;
   }
@@ -251,6 +256,16 @@ export function postmasterPid(dataDir: string): number | null {
   if (!existsSync(pidFile)) return null;
   const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
   return Number.isInteger(pid) && pid > 0 ? pid : null;
+}
+
+/** True for a folder with nothing in it, or none at all; a folder it cannot read is not taken for empty. */
+function isEmptyFolder(dir: string): boolean {
+  try {
+    return readdirSync(dir).length === 0;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    throw err;
+  }
 }
 
 /**

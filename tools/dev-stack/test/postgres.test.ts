@@ -125,6 +125,15 @@ describe('startPostgres', () => {
     expect(lines.some((l) => l.includes('new cluster'))).toBe(true);
   });
 
+  it('leaves a cluster that lost pg_control but holds databases for its owner to repair', async () => {
+    const dataDir = path.join(scratchDir(), 'data');
+    mkdirSync(path.join(dataDir, 'base', '1'), { recursive: true });
+    writeFileSync(path.join(dataDir, 'PG_VERSION'), '17\n');
+    writeFileSync(path.join(dataDir, 'base', '1', 'PG_VERSION'), '17\n');
+    await expect(start({ dataDir, persistent: true })).rejects.toThrow(/If its data is not needed, delete/);
+    expect(existsSync(path.join(dataDir, 'base', '1', 'PG_VERSION'))).toBe(true);
+  });
+
   it('refuses a port that is already taken, naming it', async () => {
     const blocker: Server = createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
