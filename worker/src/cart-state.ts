@@ -103,13 +103,16 @@ export function isEditable(status: CartStatus): boolean {
 
 /**
  * One thing Stripe reported about a payment: a refund that took the charge's `amount_refunded`
- * to `refunded`, or a dispute opened or closed. Stripe sends `charge.refunded` for each refund,
- * partial ones included (https://docs.stripe.com/api/events/types#event_types-charge.refunded),
+ * to `refunded`, or a dispute opened, or closed with an outcome. Stripe sends `charge.refunded`
+ * for each refund, partial ones included (https://docs.stripe.com/api/events/types#event_types-charge.refunded),
  * and `amount_refunded` counts every refund of the charge so far
  * (https://docs.stripe.com/api/charges/object#charge_object-amount_refunded), so each refund
- * takes it to a total of its own.
+ * takes it to a total of its own. A dispute may close more than once: a lost one can be
+ * appealed, and Stripe sends `charge.dispute.closed` again when the appeal is decided
+ * (https://docs.stripe.com/api/events/types#event_types-charge.dispute.closed), so each
+ * outcome is a fact of its own.
  */
-type PaymentFact = { refunded: number; full: boolean } | { disputeId: string; closed: boolean };
+type PaymentFact = { refunded: number; full: boolean } | { disputeId: string; closed: boolean; status: string };
 
 /**
  * The notice a fact is published as, `type:key`, or null when it is none (a full refund moves
@@ -119,7 +122,8 @@ type PaymentFact = { refunded: number; full: boolean } | { disputeId: string; cl
  * partial refund reported after the full one is still a refund the shopper had.
  */
 export function noticeOf(fact: PaymentFact): `${PaymentNotice}:${string}` | null {
-  if ('disputeId' in fact) return `${fact.closed ? 'dispute_closed' : 'disputed'}:${fact.disputeId}`;
+  if ('disputeId' in fact)
+    return fact.closed ? `dispute_closed:${fact.disputeId}:${fact.status}` : `disputed:${fact.disputeId}`;
   return fact.full || fact.refunded <= 0 ? null : `partially_refunded:${fact.refunded}`;
 }
 

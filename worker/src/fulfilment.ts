@@ -40,7 +40,7 @@ const sqlList = (statuses: readonly CartStatus[]) => statuses.map((status) => `'
 const PUBLISHED_LIST = sqlList(PUBLISHED_STATUSES);
 const LANDED_LIST = sqlList(LANDED_STATUSES);
 
-/** A dispute's stage from its JSON: 0 none, 1 open, 2 closed (the order it only moves in). */
+/** A dispute's stage from its JSON: 0 none, 1 open, 2 closed (an appeal closes it again: still 2). */
 const DISPUTE_STAGE = (column: string) => `COALESCE((${column} ->> 'closed')::boolean::int + 1, 0)`;
 
 const STEPS = {
@@ -68,7 +68,8 @@ const STEPS = {
    * payment landed takes the cart on to refunded when it lands), and the notices that are news:
    * once the cart is (or now becomes) paid or refunded, every notice of the payment reported so
    * far, this event's included, that the checkout has not published yet, each with the fact it
-   * reports. Or why it does nothing. The cart is found through our own checkout row, never from
+   * reports; a dispute's close is not news once a later close of it (by Stripe's time) is
+   * reported. Or why it does nothing. The cart is found through our own checkout row, never from
    * event metadata alone.
    * $1 event id, $2 type, $3 source, $4 session, $5 payment intent, $6 full refund,
    * $7 decisions per earlier full refund and status, $8 amount refunded, $9 dispute, $10 its
@@ -84,7 +85,7 @@ const STEPS = {
       FROM carts c JOIN target t ON t.cart_id = c.id
       FOR UPDATE OF c
     ), facts AS (
-      SELECT e.full_refund, e.refunded_amount, e.dispute, e.notice
+      SELECT e.full_refund, e.refunded_amount, e.dispute, e.notice, COALESCE(e.occurred_at, e.received_at) AS at, e.id
       FROM payment_events e
       WHERE e.payment_intent_id = COALESCE($5, (SELECT payment_intent_id FROM target))
         AND (e.full_refund OR e.refunded_amount IS NOT NULL OR e.dispute_stage IS NOT NULL)
@@ -94,16 +95,23 @@ const STEPS = {
       FROM (SELECT $7::jsonb -> (CASE WHEN EXISTS (SELECT 1 FROM facts WHERE full_refund) THEN 'full' ELSE 'none' END)
                              -> cart.status::text AS d, cart.status
             FROM cart WHERE cart.current) d
+    ), reported AS (
+      SELECT notice, refunded_amount, dispute, at, id FROM facts
+      UNION ALL SELECT $11, $8::bigint, $9::jsonb, $13::timestamptz, $1
     ), news AS (
       SELECT DISTINCT ON (f.notice) f.notice AS key,
              jsonb_strip_nulls(jsonb_build_object('key', f.notice,
                'refundedAmount', CASE WHEN f.notice LIKE 'partially_refunded:%' THEN f.refunded_amount END,
                'dispute', CASE WHEN f.notice NOT LIKE 'partially_refunded:%' THEN f.dispute END)) AS fact,
              f.refunded_amount, f.dispute ->> 'closed' AS closed
-      FROM (SELECT notice, refunded_amount, dispute FROM facts
-            UNION ALL SELECT $11, $8::bigint, $9::jsonb) f, target t, decision d
+      FROM reported f, target t, decision d
       WHERE f.notice IS NOT NULL AND f.notice <> ALL (t.noticed)
         AND COALESCE(d.path[cardinality(d.path)], d.status) = ANY($12::cart_status[])
+        -- An appeal closes a lost dispute again, later: the outcome published last must be the
+        -- latest, so a close that a later one overtook (it arrived late) is never published.
+        AND NOT EXISTS (SELECT 1 FROM reported g
+                        WHERE (f.dispute ->> 'closed')::boolean AND (g.dispute ->> 'closed')::boolean
+                          AND g.dispute ->> 'id' = f.dispute ->> 'id' AND (g.at, g.id) > (f.at, f.id))
       ORDER BY f.notice
     ), notices AS (
       -- Refunds first, smallest first, then disputes opened before closed.
@@ -187,9 +195,12 @@ const STEPS = {
    * Stores on the checkout what Stripe charged, who paid and where it goes; Stripe's subtotal
    * (what the line items came to, before discount, shipping and tax) that differs from the
    * snapshot taken at checkout, or another currency, is flagged. Then what Stripe reported
-   * about the payment, from every event of it so far: refunds only add up, a dispute only
-   * moves on. $2 payment intent, $3 customer, $4/$5 subtotal and currency charged, $6 amounts,
-   * $7 shipping, $8 the chosen shipping rate's id.
+   * about the payment, from every event of it so far: refunds only add up, and the dispute is
+   * its latest report, open before closed and among closes (an appeal's outcome after the first)
+   * the one Stripe created last, whatever order they arrived in; events that retention deleted
+   * take nothing back (a dispute the remaining ones show less far on stays as it was).
+   * $2 payment intent, $3 customer, $4/$5 subtotal and currency charged, $6 amounts, $7 shipping,
+   * $8 the chosen shipping rate's id.
    */
   settleCheckout: `
     WITH settled AS (
@@ -207,10 +218,10 @@ const STEPS = {
           OR ($5::text IS NOT NULL AND $5::text <> k.currency),
         refunded_amount = GREATEST(k.refunded_amount, facts.refunded),
         noticed = k.noticed || ARRAY(SELECT n ->> 'key' FROM jsonb_array_elements(e.notices) n),
-        dispute = CASE WHEN facts.dispute_stage > ${DISPUTE_STAGE('k.dispute')} THEN facts.dispute ELSE k.dispute END
+        dispute = CASE WHEN facts.dispute_stage >= ${DISPUTE_STAGE('k.dispute')} THEN facts.dispute ELSE k.dispute END
       FROM payment_events e, checkouts was, LATERAL (
         SELECT COALESCE(max(f.refunded_amount), 0) AS refunded, COALESCE(max(f.dispute_stage), 0) AS dispute_stage,
-               (array_agg(f.dispute ORDER BY f.dispute_stage DESC, f.received_at DESC) FILTER (WHERE f.dispute_stage IS NOT NULL))[1] AS dispute
+               (array_agg(f.dispute ORDER BY f.dispute_stage DESC, COALESCE(f.occurred_at, f.received_at) DESC, f.id DESC) FILTER (WHERE f.dispute_stage IS NOT NULL))[1] AS dispute
         FROM payment_events f
         WHERE f.payment_intent_id = e.payment_intent_id AND (f.refunded_amount IS NOT NULL OR f.dispute_stage IS NOT NULL)
       ) facts

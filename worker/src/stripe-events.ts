@@ -62,18 +62,13 @@ export function effectOfEvent(event: Stripe.Event, source: 'webhook' | 'reconcil
     case 'charge.dispute.closed': {
       const dispute = event.data.object;
       const closed = event.type === 'charge.dispute.closed';
+      const status = storableForm(dispute.status);
       return {
         ...base,
         ...aboutThePayment(dispute.payment_intent),
         event: closed ? 'dispute_closed' : 'dispute_created',
-        dispute: {
-          id: dispute.id,
-          status: storableForm(dispute.status),
-          reason: storableForm(dispute.reason),
-          amount: dispute.amount,
-          closed,
-        },
-        notice: noticeOf({ disputeId: dispute.id, closed }),
+        dispute: { id: dispute.id, status, reason: storableForm(dispute.reason), amount: dispute.amount, closed },
+        notice: noticeOf({ disputeId: dispute.id, closed, status }),
       };
     }
     default:

@@ -44,8 +44,11 @@ describe('notices: what happens to a landed payment without moving the cart', ()
   it('names each fact, so that two reports of one refund are one notice', () => {
     expect(noticeOf({ refunded: 300, full: false })).toBe('partially_refunded:300');
     expect(noticeOf({ refunded: 800, full: false })).toBe('partially_refunded:800');
-    expect(noticeOf({ disputeId: 'dp_1', closed: false })).toBe('disputed:dp_1');
-    expect(noticeOf({ disputeId: 'dp_1', closed: true })).toBe('dispute_closed:dp_1');
+    expect(noticeOf({ disputeId: 'dp_1', closed: false, status: 'needs_response' })).toBe('disputed:dp_1');
+    expect(noticeOf({ disputeId: 'dp_1', closed: false, status: 'under_review' })).toBe('disputed:dp_1');
+    // An appeal closes the dispute again: each outcome is news.
+    expect(noticeOf({ disputeId: 'dp_1', closed: true, status: 'lost' })).toBe('dispute_closed:dp_1:lost');
+    expect(noticeOf({ disputeId: 'dp_1', closed: true, status: 'won' })).toBe('dispute_closed:dp_1:won');
   });
 
   it('has none for a full refund, which moves the cart to refunded instead', () => {

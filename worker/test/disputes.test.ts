@@ -1,8 +1,16 @@
 import type Stripe from 'stripe';
 import { describe, expect, it } from 'vitest';
-import { call } from './helpers.ts';
+import { call, db } from './helpers.ts';
 import { paidCart, standin, standinEvents } from './standin.ts';
-import { deliver, outboxOf, standinStripe } from './stripe-helpers.ts';
+import {
+  checkedOutCart,
+  deliver,
+  disputeObject,
+  eventsFor,
+  outboxOf,
+  standinStripe,
+  stripeEvent,
+} from './stripe-helpers.ts';
 
 // Disputes as the stand-in makes them: the cardholder disputes a paid charge, the bank decides,
 // and Stripe's charge.dispute.created and charge.dispute.closed reach the webhook.
@@ -54,4 +62,63 @@ describe('disputes of a paid cart', () => {
     expect(res.status).toBe(400);
     expect((await outboxOf(state.cartId)).map((o) => o.event_type)).toEqual(['cart.paid']);
   });
+});
+
+// A lost dispute may be appealed, and the appeal decided: Stripe then closes the same dispute
+// again, in another charge.dispute.closed (https://docs.stripe.com/api/events/types#event_types-charge.dispute.closed:
+// "the dispute status changes to lost, warning_closed, or won"), created later.
+describe('a dispute closed again after an appeal', () => {
+  async function appealed() {
+    const checkout = await checkedOutCart();
+    const start = Math.floor(Date.now() / 1000) - 3600;
+    const at = (event: Stripe.Event, minutes: number) => ({ ...event, created: start + 60 * minutes });
+    const close = (status: Stripe.Dispute.Status) =>
+      stripeEvent('charge.dispute.closed', disputeObject(checkout, { status }));
+    const events = eventsFor(checkout);
+    return {
+      checkout,
+      paid: events.completedPaid(),
+      opened: at(events.disputeCreated(), 0),
+      lost: at(close('lost'), 1),
+      won: at(close('won'), 2),
+    };
+  }
+  const shown = async (checkout: Awaited<ReturnType<typeof checkedOutCart>>) =>
+    (await (await call(`/v1/carts/${checkout.cartId}`, { token: checkout.user.token })).json()) as {
+      dispute: { status: string };
+    };
+  const closes = async (cartId: string) =>
+    (await outboxOf(cartId))
+      .filter((o) => o.event_type === 'cart.dispute_closed')
+      .map((o) => [o.stripe_event_id, o.event.dispute?.status]);
+
+  it('shows the appeal won and publishes both outcomes in order; replays change nothing', async () => {
+    const { checkout, paid, opened, lost, won } = await appealed();
+    for (const event of [paid, opened, lost, won, lost, won]) expect((await deliver(event)).status).toBe(200);
+    expect((await shown(checkout)).dispute).toMatchObject({ status: 'won', closed: true });
+    expect(await closes(checkout.cartId)).toEqual([
+      [lost.id, 'lost'],
+      [won.id, 'won'],
+    ]);
+  });
+
+  // A close older than one already reported is recorded and not published: published after
+  // it, it would tell a consumer the stale outcome last.
+  it.each([
+    ['newest first', ['paid', 'opened', 'won', 'lost']],
+    ['newest first, before the payment landed', ['opened', 'won', 'lost', 'paid']],
+    ['in order, before the payment landed', ['opened', 'lost', 'won', 'paid']],
+  ] as const)(
+    'delivered %s, shows the appeal won and publishes that outcome alone; replays change nothing',
+    async (_, order) => {
+      const made = await appealed();
+      const events = order.map((name) => made[name]);
+      for (const event of [...events, ...events]) expect((await deliver(event)).status).toBe(200);
+      expect((await shown(made.checkout)).dispute).toMatchObject({ status: 'won', closed: true });
+      expect(await closes(made.checkout.cartId)).toEqual([[made.won.id, 'won']]);
+      const [lost] = await db().query('SELECT outcome FROM payment_events WHERE id = $1', [made.lost.id]);
+      // Recorded: ignored, or before the payment landed, of a payment not known yet.
+      expect(lost?.outcome).toMatch(/^(ignored|unknown_cart)$/);
+    },
+  );
 });
