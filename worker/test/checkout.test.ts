@@ -28,6 +28,23 @@ async function cartWith(token: string, items: { unitAmount: number; quantity: nu
   return { cartId, products };
 }
 
+/** Sessions that live a day (CHECKOUT_TTL_MINUTES at its most). */
+const dayLongEnv = { ...stripeEnv, CHECKOUT_TTL_MINUTES: 1440 } as unknown as typeof stripeEnv;
+
+/** The cart's checkout attempt as it is 23 hours and 20 minutes after it began. */
+const ageAttempt = (cartId: string) =>
+  db().query(
+    `UPDATE carts SET checkout_attempt_expires_at = checkout_attempt_expires_at - interval '23 hours 20 minutes' WHERE id = $1`,
+    [cartId],
+  );
+
+/** A new session with the whole lifetime of CHECKOUT_TTL_MINUTES = 1440, not what is left of an older attempt. */
+async function expectWholeDay(res: Response): Promise<void> {
+  expect(res.status).toBe(201);
+  const { expiresAt } = (await res.json()) as CheckoutBody;
+  expect(new Date(expiresAt).getTime()).toBeGreaterThan(Date.now() + 23 * 3600_000);
+}
+
 const checkout = (token: string, cartId: string) => call(`/v1/carts/${cartId}/checkout`, { method: 'POST', token });
 
 describe('POST /v1/carts/{cartId}/checkout', () => {
@@ -158,40 +175,30 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
   });
 
   it('gives a checkout after a cancelled one its own full lifetime (CHECKOUT_TTL_MINUTES), not what was left of the first', async () => {
-    const env = { ...stripeEnv, CHECKOUT_TTL_MINUTES: 1440 } as unknown as typeof stripeEnv;
+    const env = dayLongEnv;
     const { user, cartId } = await checkedOutCart({ env });
     expect((await call(`/v1/carts/${cartId}/checkout`, { method: 'DELETE', token: user.token, env })).status).toBe(200);
     // 23 hours and 20 minutes later, as far as the cart's attempt is concerned.
-    await db().query(
-      `UPDATE carts SET checkout_attempt_expires_at = checkout_attempt_expires_at - interval '23 hours 20 minutes' WHERE id = $1`,
-      [cartId],
-    );
+    await ageAttempt(cartId);
     const next = await call(`/v1/carts/${cartId}/checkout`, { method: 'POST', token: user.token, env });
-    expect(next.status).toBe(201);
-    const { expiresAt } = (await next.json()) as CheckoutBody;
-    expect(new Date(expiresAt).getTime()).toBeGreaterThan(Date.now() + 23 * 3600_000);
+    await expectWholeDay(next);
   });
 
   it('gives a checkout refused until the shop fixed a product its own full lifetime, not what was left of the refused one', async () => {
-    const env = { ...stripeEnv, CHECKOUT_TTL_MINUTES: 1440 } as unknown as typeof stripeEnv;
+    const env = dayLongEnv;
     const user = await newUser();
     const { cartId, products } = await cartWith(user.token, [{ unitAmount: 1000, quantity: 1 }]);
     await db().query('UPDATE products SET active = false WHERE id = $1', [products[0]!.id]);
     expect((await call(`/v1/carts/${cartId}/checkout`, { method: 'POST', token: user.token, env })).status).toBe(404);
     // The shop puts the product back 23 hours and 20 minutes later, as far as an attempt is concerned.
-    await db().query(
-      `UPDATE carts SET checkout_attempt_expires_at = checkout_attempt_expires_at - interval '23 hours 20 minutes' WHERE id = $1`,
-      [cartId],
-    );
+    await ageAttempt(cartId);
     await db().query('UPDATE products SET active = true WHERE id = $1', [products[0]!.id]);
     const next = await call(`/v1/carts/${cartId}/checkout`, { method: 'POST', token: user.token, env });
-    expect(next.status).toBe(201);
-    const { expiresAt } = (await next.json()) as CheckoutBody;
-    expect(new Date(expiresAt).getTime()).toBeGreaterThan(Date.now() + 23 * 3600_000);
+    await expectWholeDay(next);
   });
 
   it("gives a checkout refused for the shop's configuration its own full lifetime once the configuration is fixed", async () => {
-    const env = { ...stripeEnv, CHECKOUT_TTL_MINUTES: 1440, SHIPPING_COUNTRIES: 'US' } as unknown as typeof stripeEnv;
+    const env = { ...dayLongEnv, SHIPPING_COUNTRIES: 'US' };
     const user = await newUser();
     const { cartId } = await cartWith(user.token, [{ unitAmount: 1000, quantity: 1 }]);
     const broken = { ...env, SHIPPING_RATES: JSON.stringify([{ name: 'Std\u001b', amount: 500, currency: 'usd' }]) };
@@ -199,19 +206,14 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
     expect(refused.status).toBe(500);
     expect((await problem(refused)).code).toBe('misconfigured');
     // The operator fixes the rate 23 hours and 20 minutes later, as far as an attempt is concerned.
-    await db().query(
-      `UPDATE carts SET checkout_attempt_expires_at = checkout_attempt_expires_at - interval '23 hours 20 minutes' WHERE id = $1`,
-      [cartId],
-    );
+    await ageAttempt(cartId);
     const fixed = { ...env, SHIPPING_RATES: JSON.stringify([{ name: 'Std', amount: 500, currency: 'usd' }]) };
     const next = await call(`/v1/carts/${cartId}/checkout`, { method: 'POST', token: user.token, env: fixed });
-    expect(next.status).toBe(201);
-    const { expiresAt } = (await next.json()) as CheckoutBody;
-    expect(new Date(expiresAt).getTime()).toBeGreaterThan(Date.now() + 23 * 3600_000);
+    await expectWholeDay(next);
   });
 
   it('gives a checkout after an edit its own full lifetime, though an attempt was left unfinished (Stripe did not answer)', async () => {
-    const env = { ...stripeEnv, CHECKOUT_TTL_MINUTES: 1440 } as unknown as typeof stripeEnv;
+    const env = dayLongEnv;
     const user = await newUser();
     const { cartId, products } = await cartWith(user.token, [{ unitAmount: 1000, quantity: 1 }]);
     // A checkout whose outcome was unknown keeps its attempt for a retry under the same key
@@ -228,9 +230,7 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
     });
     expect(edited.status).toBe(200);
     const next = await call(`/v1/carts/${cartId}/checkout`, { method: 'POST', token: user.token, env });
-    expect(next.status).toBe(201);
-    const { expiresAt } = (await next.json()) as CheckoutBody;
-    expect(new Date(expiresAt).getTime()).toBeGreaterThan(Date.now() + 23 * 3600_000);
+    await expectWholeDay(next);
   });
 
   it("shows a product's image in Checkout whatever the case of its https scheme", async () => {
