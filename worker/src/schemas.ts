@@ -2,7 +2,7 @@ import { Amounts, Dispute, PAYMENT_EVENT_TYPES, Shipping } from '@edge-checkout/
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
 import { CART_LIMITS, CART_STATUSES } from './cart-state.ts';
 import { offStep, onStep } from './money.ts';
-import { LINES, NOT_ONE_LINE, NOT_STORABLE, ONE_LINE, storableText } from './storable-text.ts';
+import { LINES, NOT_LINES, NOT_ONE_LINE, NOT_STORABLE, ONE_LINE, storableText } from './storable-text.ts';
 import {
   CURRENCY_CODE,
   overMaximum,
@@ -78,12 +78,7 @@ export const ProductUpsert = z
     id: ProductId.optional().openapi({ description: "The path's product id, if given" }),
     available: z.number().int().nullable().optional().openapi({ description: 'Ignored: worked out from stock' }),
     name: z.string().trim().min(1).max(200).refine(storableText, NOT_STORABLE).regex(ONE_LINE, NOT_ONE_LINE),
-    description: z
-      .string()
-      .max(2000)
-      .refine(storableText, NOT_STORABLE)
-      .regex(LINES, 'text without control characters other than line breaks and tabs')
-      .default(''),
+    description: z.string().max(2000).refine(storableText, NOT_STORABLE).regex(LINES, NOT_LINES).default(''),
     // "" is no image, as null is. A web address: the storefront shows it in an <img>, Checkout
     // takes https ones as the product's images.
     imageUrl: z

@@ -37,3 +37,4 @@ export const NOT_ONE_LINE = 'one line of text, without control characters or lin
 /** As ONE_LINE, but line breaks and tabs are allowed. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is its purpose
 export const LINES = /^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$/;
+export const NOT_LINES = 'text without control characters other than line breaks and tabs';
