@@ -55,10 +55,12 @@ interface CartRow {
 // Every cart answer comes from this one query shape, so a mutation and the read-back of its
 // result travel together in a single batch transaction (one HTTP round trip to Neon).
 // Editable carts show today's prices; once checked out, a cart shows what is being paid: the
-// snapshot taken at checkout.
+// snapshot taken at checkout. An editable cart shows nothing of a checkout either: after a
+// failed payment its lines may have changed since, and that session's amounts, shipping and
+// page no longer describe them (the next checkout makes its own).
 const cartSelect = `
   SELECT c.id, c.user_id AS "userId", c.status, c.created_at AS "createdAt", c.updated_at AS "updatedAt",
-         CASE WHEN (c.active AND c.status = ANY('{${EDITABLE_STATUSES.join(',')}}'::cart_status[])) OR k.session_id IS NULL
+         CASE WHEN k.session_id IS NULL
               THEN ${liveLines(false)}
               ELSE (SELECT json_agg(i || jsonb_build_object('currency', k.currency)) FROM jsonb_array_elements(k.items) i)
          END AS items,
@@ -69,7 +71,8 @@ const cartSelect = `
                            'oversold', COALESCE(k.oversold, false),
                            'amountMismatch', COALESCE(k.amount_mismatch, false), 'dispute', k.dispute) AS payment
   FROM carts c
-  LEFT JOIN checkouts k ON k.session_id = c.checkout_session_id`;
+  LEFT JOIN checkouts k ON k.session_id = c.checkout_session_id
+    AND NOT (c.active AND c.status = ANY('{${EDITABLE_STATUSES.join(',')}}'::cart_status[]))`;
 
 /** A cart's live Checkout Session as the API shows it. */
 export function checkoutOut(cartId: string, session: { id: string; url: string; expiresAt: Date }): CheckoutOut {

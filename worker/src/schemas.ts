@@ -158,10 +158,12 @@ export const Cart = z
     }),
     // Not Checkout.nullable(): that made the shared Checkout component itself nullable in the
     // OpenAPI document, so the checkout route's answer read as `Checkout | null` to clients.
-    checkout: z.union([Checkout, z.null()]),
+    checkout: z.union([Checkout, z.null()]).openapi({
+      description: "The cart's Checkout Session; null before checkout, and while the cart can be edited",
+    }),
     amounts: z.union([CartAmounts, z.null()]).openapi({
       description:
-        'What Stripe reported when the checkout completed (a delayed payment that failed keeps them); null until then',
+        'What Stripe reported when the checkout completed; null until then, and while the cart can be edited again (its delayed payment failed: the next checkout makes its own)',
     }),
     shipping: z.union([ShippingDetails, z.null()]).openapi({ description: 'null when no address was collected' }),
     refundedAmount: z.number().int().openapi({ description: 'Refunded so far, in minor units' }),

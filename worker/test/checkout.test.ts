@@ -1,6 +1,7 @@
 import { StandinControls } from '@edge-checkout/test-support/standin';
 import StripeSdk from 'stripe';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
+import type { CartOut as Cart } from '../src/schemas.ts';
 import { stripeFailure } from '../src/stripe.ts';
 import { call, callWithEnv, createProduct, db, holdLocks, newUser, openCart, problem } from './helpers.ts';
 import { standin } from './standin.ts';
@@ -11,8 +12,11 @@ import {
   deliver,
   eventsFor,
   expiredSessionsOf,
+  STRIPE_ADDRESS,
+  sessionObject,
   standinStripe,
   stripeEnv,
+  stripeEvent,
 } from './stripe-helpers.ts';
 
 const stripe = standinStripe();
@@ -497,6 +501,36 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
     const res = await checkout(state.user.token, state.cartId);
     expect(res.status).toBe(201);
     expect(((await res.json()) as CheckoutBody).sessionId).not.toBe(state.sessionId);
+  });
+
+  it("shows a payment_failed cart as editable: today's lines, nothing of the failed session", async () => {
+    const state = await checkedOutCart();
+    const events = eventsFor(state);
+    const charged = { subtotal: state.total, discount: 0, shipping: 500, tax: 250, total: state.total + 750 };
+    const completed = sessionObject(state, {
+      payment_status: 'unpaid',
+      amount_total: charged.total,
+      total_details: { amount_discount: 0, amount_shipping: 500, amount_tax: 250 },
+      collected_information: { shipping_details: { name: 'Sam Shopper', address: STRIPE_ADDRESS } },
+    } as Partial<StripeSdk.Checkout.Session>);
+    await deliver(stripeEvent('checkout.session.completed', completed));
+    const awaiting = (await (await call(`/v1/carts/${state.cartId}`, { token: state.user.token })).json()) as Cart;
+    expect(awaiting.amounts).toEqual(charged);
+    await deliver(events.asyncFailed());
+
+    const first = state.products[0]!;
+    const edit = await call(`/v1/carts/${state.cartId}/items/${first.id}`, {
+      method: 'PUT',
+      token: state.user.token,
+      json: { quantity: 5 },
+    });
+    expect(edit.status).toBe(200);
+    const shown = (await (await call(`/v1/carts/${state.cartId}`, { token: state.user.token })).json()) as Cart;
+    expect(shown.status).toBe('payment_failed');
+    const today = first.unitAmount * 5 + state.products[1]!.unitAmount * 2;
+    expect(shown.totalAmount).toBe(today);
+    // The failed session's total, shipping and page describe lines the cart no longer has.
+    expect(shown).toMatchObject({ amounts: null, shipping: null, checkout: null });
   });
 
   it('answers 503 and leaves the cart usable when Stripe cannot be reached', async () => {

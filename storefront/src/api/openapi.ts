@@ -349,8 +349,9 @@ export interface components {
             itemCount: number;
             /** @description The items' sum in minor units (before discount, shipping and tax: see amounts) */
             totalAmount: number;
+            /** @description The cart's Checkout Session; null before checkout, and while the cart can be edited */
             checkout: components["schemas"]["Checkout"] | null;
-            /** @description What Stripe reported when the checkout completed (a delayed payment that failed keeps them); null until then */
+            /** @description What Stripe reported when the checkout completed; null until then, and while the cart can be edited again (its delayed payment failed: the next checkout makes its own) */
             amounts: components["schemas"]["CartAmounts"] | null;
             /** @description null when no address was collected */
             shipping: components["schemas"]["ShippingDetails"] | null;
