@@ -46,7 +46,7 @@ export const PUBLISHED_STATUSES = [
 /** Items can be changed only here. */
 export const EDITABLE_STATUSES: readonly CartStatus[] = ['open', 'payment_failed'];
 /** The payment may still come; checkout holds the cart's stock meanwhile. */
-const PAYMENT_PENDING_STATUSES: readonly CartStatus[] = ['checkout_pending', 'awaiting_payment'];
+export const PAYMENT_PENDING_STATUSES: readonly CartStatus[] = ['checkout_pending', 'awaiting_payment'];
 /** The payment has landed: refunds and disputes of it are news for the shop. */
 export const LANDED_STATUSES: readonly CartStatus[] = ['paid', 'refunded'];
 

@@ -348,9 +348,10 @@ function offeredRates(cfg: Config, currency: string): ShippingRate[] {
  * Moves the cart to checkout_pending with the session and its snapshot, and reserves the
  * cart's quantities of every counted product, all or nothing, in one transaction (one round
  * trip). The cart's row is locked first, then the products in id order: the order every item
- * edit and webhook takes them in, so none of them can deadlock with a checkout. The statement
- * that follows then sees the cart's and the products' latest state, and no other checkout can
- * take the same units meanwhile. Nothing moves when the cart or one of its products changed since it was read
+ * edit, webhook and product upsert takes them in, so none of them can deadlock with a checkout.
+ * The statement that follows then sees the cart's and the products' latest state, and no other
+ * checkout can take the same units meanwhile. Products not counted are locked too: an upsert
+ * that starts counting one then either sees this checkout, to hold its units, or is seen by it. Nothing moves when the cart or one of its products changed since it was read
  * (the next round then sees why), or when a product is short; `short` then names those, with
  * what is left.
  */
@@ -381,7 +382,7 @@ async function moveToCheckout(
       sql.query('SELECT FROM carts WHERE id = $1 FOR UPDATE', [m.cartId]),
       sql.query(
         `SELECT 1 FROM products WHERE id = ANY(ARRAY(SELECT "productId" FROM jsonb_to_recordset($1::jsonb) AS w("productId" text)))
-           AND stock IS NOT NULL ORDER BY id FOR UPDATE`,
+           ORDER BY id FOR UPDATE`,
         [wanted],
       ),
       sql.query(

@@ -1,5 +1,5 @@
 import type { z } from '@hono/zod-openapi';
-import type { CartStatus } from './cart-state.ts';
+import { type CartStatus, PAYMENT_PENDING_STATUSES } from './cart-state.ts';
 import type { Sql } from './db.ts';
 import { ApiError } from './errors.ts';
 import type { AdminProductOut, ProductOut, ProductUpsert } from './schemas.ts';
@@ -44,7 +44,9 @@ export async function listActiveProducts(sql: Sql): Promise<ProductOut[]> {
 /**
  * Creates or replaces a product in one statement; `created` tells which happened. Stock and tax
  * code are left as they are when the request leaves them out: sales count stock down, so an
- * update of the catalogue must not put it back.
+ * update of the catalogue must not put it back. A stock given while checkouts of the product
+ * are under way (it was not counted when they began) gets their holds, so their payments count
+ * it down, or are flagged oversold, as a checkout started now would be.
  */
 export async function upsertProduct(
   sql: Sql,
@@ -53,8 +55,22 @@ export async function upsertProduct(
 ): Promise<{ product: AdminProductOut; created: boolean }> {
   if (p.id !== undefined && p.id !== id)
     throw new ApiError('validation_failed', `id: not the product id of the path (${id})`);
-  const [, rows] = await sql.transaction([
-    // The product's row first, in a statement of its own: an edit adding it to a cart holds it
+  const counted = p.stock !== undefined && p.stock !== null;
+  const pending = `c.status = ANY('{${PAYMENT_PENDING_STATUSES.join(',')}}'::cart_status[])
+       AND k.items @> jsonb_build_array(jsonb_build_object('productId', $1::text))`;
+  const results = await sql.transaction([
+    // The carts whose checkout may hold it, first, as checkout and the webhook lock a cart
+    // before its products: one paid meanwhile is then seen paid, and gets no hold.
+    ...(counted
+      ? [
+          sql.query(
+            `SELECT FROM carts c JOIN checkouts k ON k.session_id = c.checkout_session_id
+             WHERE ${pending} ORDER BY c.id FOR UPDATE OF c`,
+            [id],
+          ),
+        ]
+      : []),
+    // The product's row, in a statement of its own: an edit adding it to a cart holds it
     // (carts.ts) until it commits, so the check below, reading afresh, sees that edit's line.
     sql.query('SELECT FROM products WHERE id = $1 FOR UPDATE', [id]),
     sql.query(
@@ -86,7 +102,31 @@ export async function upsertProduct(
         'awaiting_payment' satisfies CartStatus,
       ],
     ),
+    // Holds for the checkouts under way that have none (begun while the stock was not counted),
+    // once the upsert above took (its currency is the product's).
+    ...(counted
+      ? [
+          sql.query(
+            `WITH held AS (
+               INSERT INTO stock_holds (session_id, product_id, quantity)
+               SELECT k.session_id, p.id, (i ->> 'quantity')::int
+               FROM products p, carts c JOIN checkouts k ON k.session_id = c.checkout_session_id,
+                    jsonb_array_elements(k.items) i
+               WHERE p.id = $1 AND p.currency = $2 AND p.stock IS NOT NULL AND ${pending}
+                 AND i ->> 'productId' = $1
+               ON CONFLICT (session_id, product_id) DO NOTHING
+               RETURNING quantity
+             )
+             UPDATE products SET reserved = reserved + (SELECT sum(quantity) FROM held)
+             WHERE id = $1 AND EXISTS (SELECT 1 FROM held)
+             RETURNING ${columns}, active, stock, reserved, tax_code AS "taxCode"`,
+            [id, p.currency],
+          ),
+        ]
+      : []),
   ]);
+  const rows = results[counted ? 2 : 1] as (AdminProductOut & { created: boolean })[];
+  const [heldNow] = (counted ? results[3] : []) as AdminProductOut[];
   // A cart is in one currency: a line whose product went over to another could be neither
   // totalled nor checked out. Stripe, too, never changes a Price's currency: a new Price is made
   // (https://docs.stripe.com/api/prices/update takes no currency).
@@ -96,6 +136,6 @@ export async function upsertProduct(
       `The product is in shoppers' carts in its current currency: make a product of its own for ${p.currency}`,
     );
   }
-  const { created, ...product } = rows[0] as AdminProductOut & { created: boolean };
-  return { product, created };
+  const { created, ...product } = rows[0];
+  return { product: heldNow ?? product, created };
 }

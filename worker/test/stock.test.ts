@@ -32,6 +32,15 @@ async function available(productId: string): Promise<number | null | undefined> 
   return products.find((p) => p.id === productId)?.available;
 }
 
+/** The operator's count of a product (its price 1000 usd), through the admin API. */
+function recount(product: { id: string; name: string }, stock: number) {
+  return call(`/v1/admin/products/${product.id}`, {
+    method: 'PUT',
+    headers: { Authorization: `Bearer ${testEnv.ADMIN_API_KEY}` },
+    json: { name: product.name, unitAmount: 1000, currency: 'usd', stock },
+  });
+}
+
 /** A shopper whose open cart holds `quantity` of each product. */
 async function cartOf(items: { id: string; quantity: number }[]) {
   const user = await newUser();
@@ -147,12 +156,7 @@ describe('stock held during checkout', () => {
     const product = await stocked(2);
     const state = await checkedOut([{ id: product.id, quantity: 2, unitAmount: 1000 }]);
     // Two units turn out to be damaged: the operator counts one left.
-    const recount = await call(`/v1/admin/products/${product.id}`, {
-      method: 'PUT',
-      headers: { Authorization: `Bearer ${testEnv.ADMIN_API_KEY}` },
-      json: { name: product.name, unitAmount: 1000, currency: 'usd', stock: 1 },
-    });
-    expect(await recount.json()).toMatchObject({ stock: 1, reserved: 2, available: 0 });
+    expect(await (await recount(product, 1)).json()).toMatchObject({ stock: 1, reserved: 2, available: 0 });
 
     const event = stripeEvent('checkout.session.completed', sessionObject(state));
     const lines = await linesOf(async () => expect((await deliver(event)).status).toBe(200));
@@ -212,6 +216,42 @@ describe('stock under concurrency', () => {
     const expired = await stripe.events.list({ type: 'checkout.session.expired', limit: 100 });
     const expiredCarts = expired.data.map((e) => (e.data.object as Stripe.Checkout.Session).client_reference_id);
     expect(expiredCarts.filter((id) => id && losers.has(id))).toHaveLength(15);
+  });
+
+  it('holds the units of checkouts under way when the stock starts being counted', async () => {
+    const product = await stocked(null);
+    const early = await checkedOut([{ id: product.id, quantity: 2, unitAmount: 1000 }]);
+    const counting = await recount(product, 3);
+    expect(await counting.json()).toMatchObject({ stock: 3, reserved: 2, available: 1 });
+
+    const late = await cartOf([]);
+    const asked = await call(`/v1/carts/${late.cartId}/items/${product.id}`, {
+      method: 'PUT',
+      token: late.user.token,
+      json: { quantity: 2 },
+    });
+    expect(asked.status).toBe(409);
+    expect(await problem(asked)).toMatchObject({ code: 'out_of_stock', products: [{ id: product.id, available: 1 }] });
+    await deliver(eventsFor(early).completedPaid());
+    expect(await counts(product.id)).toEqual({ stock: 1, reserved: 0 });
+    const cart = await (await call(`/v1/carts/${early.cartId}`, { token: early.user.token })).json();
+    expect(cart).toMatchObject({ status: 'paid', oversold: false });
+  });
+
+  it('counts a checkout that starts while the stock starts being counted, whichever goes first', async () => {
+    const product = await stocked(null);
+    const shopper = await cartOf([{ id: product.id, quantity: 2 }]);
+    // The checkout, its session made, and the operator's first count both wait for the product's row.
+    const lock = await holdLocks([`SELECT 1 FROM products WHERE id = '${product.id}' FOR UPDATE`]);
+    const checkingOut = checkout(shopper);
+    await lock.waitForWaiters(1, '%jsonb_to_recordset%');
+    const counting = recount(product, 3);
+    await lock.waitForWaiters(2);
+    await lock.release();
+    expect((await checkingOut).status).toBe(201);
+    expect((await counting).status).toBe(200);
+    expect(await counts(product.id)).toEqual({ stock: 3, reserved: 2 });
+    expect(await available(product.id)).toBe(1);
   });
 
   it("answers an edit racing its cart's checkout with 409, not a deadlock's 500", async () => {
