@@ -16,7 +16,10 @@ export function formatNotification(message: ReceivedMessage): string {
     return `[notify] unreadable ${channel} message ${message.messageId}: ${message.data.slice(0, 200)}`;
   }
   const text = (value: unknown) => (typeof value === 'string' && value !== '' ? value : undefined);
-  const amount = typeof body.totalAmount === 'number' ? body.totalAmount : undefined;
+  // What was charged (discount, shipping and tax included) once Stripe reported it; else the items' sum.
+  const charged = (body.amounts as { total?: unknown } | null | undefined)?.total;
+  const amount =
+    typeof charged === 'number' ? charged : typeof body.totalAmount === 'number' ? body.totalAmount : undefined;
   const currency = text(body.currency);
   const money = amount === undefined ? '?' : currency ? `${majorUnits(amount, currency)} ${currency}` : String(amount);
   return `[notify] ${channel} to ${text(body.email) ?? '(no address)'} cart ${text(body.cartId) ?? '?'} ${text(body.type) ?? '?'} ${money}`;

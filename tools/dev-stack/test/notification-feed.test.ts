@@ -31,6 +31,13 @@ describe('formatNotification', () => {
     );
   });
 
+  it('shows what was charged, discount, shipping and tax included, when Stripe reported it', () => {
+    const amounts = { subtotal: 4500, discount: 450, shipping: 500, tax: 366, total: 4916 };
+    expect(formatNotification(message(JSON.stringify({ ...paid, amounts })))).toBe(
+      '[notify] email to ada@example.com cart cart-1 cart.paid 49.16 usd',
+    );
+  });
+
   it('uses the currency’s own decimals and says when Checkout had no email', () => {
     const line = formatNotification(
       message(JSON.stringify({ ...paid, email: null, totalAmount: 500, currency: 'jpy', type: 'cart.refunded' })),
