@@ -125,13 +125,20 @@ async function claimCheckoutAttempt(
   return checkoutState(rows as Record<string, unknown>[]);
 }
 
-/** The next checkout of the cart uses a new key: Stripe may have saved this attempt's failure. */
-async function abandonAttempt(sql: Sql, cartId: string, attempt: number): Promise<void> {
-  await sql.query(
-    `UPDATE carts SET checkout_attempt = checkout_attempt + 1, checkout_attempt_expires_at = NULL
-     WHERE id = $1 AND checkout_attempt = $2`,
+/**
+ * The next checkout of the cart uses a new key: Stripe may have saved this attempt's failure,
+ * or its session is being expired. Answers the cart's session as it is once no checkout can
+ * move the cart under this attempt any more (the row lock waits for one doing so).
+ */
+async function abandonAttempt(sql: Sql, cartId: string, attempt: number): Promise<string | null> {
+  const [row] = (await sql.query(
+    `UPDATE carts SET checkout_attempt = checkout_attempt + CASE WHEN checkout_attempt = $2 THEN 1 ELSE 0 END,
+                      checkout_attempt_expires_at = CASE WHEN checkout_attempt = $2 THEN NULL ELSE checkout_attempt_expires_at END
+     WHERE id = $1
+     RETURNING checkout_session_id`,
     [cartId, attempt],
-  );
+  )) as { checkout_session_id: string | null }[];
+  return row?.checkout_session_id ?? null;
 }
 
 /**
@@ -204,6 +211,7 @@ export async function startCheckout(
     const moved = await moveToCheckout(sql, {
       cartId,
       version: state.version,
+      attempt,
       from: state.status,
       session: live,
       currency,
@@ -222,13 +230,15 @@ export async function startCheckout(
 
     // Someone else moved the cart first. With the same version that was a double tap and
     // Stripe gave both of us this session; otherwise our session is for contents or prices that
-    // no longer exist, or for units others took meanwhile, and must not stay payable.
+    // no longer exist, or for units others took meanwhile, and must not stay payable. Its
+    // attempt is given up first: its key would hand the session back to a double tap, which
+    // could then move the cart to it once units came free (the move checks the attempt).
     if (moved.cartSession === live.id) return { checkout: checkoutOut(cartId, live), created: false };
+    if ((await abandonAttempt(sql, cartId, attempt)) === live.id)
+      return { checkout: checkoutOut(cartId, live), created: false };
     await stripe.expireCheckoutSession(live.id).catch((err: unknown) => {
       log.error('orphan_session_not_expired', { sessionId: live.id, error: err });
     });
-    // Its key would hand that expired session back to the next try of the same cart version.
-    await abandonAttempt(sql, cartId, attempt);
     if (moved.short.length) throw outOfStock(moved.short);
     if (round >= 2) throw new ApiError('service_unavailable', 'The cart changed during checkout; try again');
   }
@@ -360,6 +370,8 @@ async function moveToCheckout(
   m: {
     cartId: string;
     version: number;
+    /** The attempt whose idempotency key made the session. */
+    attempt: number;
     from: CartStatus;
     session: { id: string; url: string; expiresAt: Date };
     currency: string;
@@ -402,17 +414,20 @@ async function moveToCheckout(
            INSERT INTO checkouts (session_id, cart_id, url, expires_at, currency, amount_total, items, shipping_options)
            SELECT $3, c.id, $4, $5, $6, $7, $8::jsonb, $11::jsonb FROM carts c
            WHERE c.id = $1 AND c.version = $2 AND c.status = ANY($9::cart_status[]) AND c.active
+             AND c.checkout_attempt = $12
              AND NOT EXISTS (SELECT 1 FROM short) AND NOT EXISTS (SELECT 1 FROM changed)
            ON CONFLICT (session_id) DO NOTHING
            RETURNING cart_id
          ), moved AS (
            -- Checked again here: an edit committed since the cart was read must win over a
-           -- session made for the old contents. The attempt is spent: the cart's
+           -- session made for the old contents, and a session of an abandoned attempt (being
+           -- expired by the request that gave it up) must not become the cart's. The attempt is spent: the cart's
            -- next checkout (after a cancel, an expiry or a failed payment) claims one of its own,
            -- with a whole CHECKOUT_TTL_MINUTES, not what is left of this one's.
            UPDATE carts SET status = 'checkout_pending', version = version + 1, checkout_session_id = $3, updated_at = now(),
                             checkout_attempt_expires_at = NULL
            FROM saved WHERE carts.id = saved.cart_id AND carts.version = $2 AND carts.status = ANY($9::cart_status[]) AND carts.active
+             AND carts.checkout_attempt = $12
            RETURNING carts.id
          ), held AS (
            INSERT INTO stock_holds (session_id, product_id, quantity)
@@ -435,6 +450,7 @@ async function moveToCheckout(
           [m.from],
           wanted,
           JSON.stringify(m.shippingOptions),
+          m.attempt,
         ],
       ),
       // A statement of its own, so it sees what a concurrent checkout committed while the one

@@ -1,6 +1,7 @@
 import type Stripe from 'stripe';
 import { describe, expect, it } from 'vitest';
 import { call, createProduct, db, holdLocks, linesOf, newUser, openCart, problem, testEnv } from './helpers.ts';
+import { standin } from './standin.ts';
 import {
   cartStatus,
   deliver,
@@ -252,6 +253,44 @@ describe('stock under concurrency', () => {
     expect((await counting).status).toBe(200);
     expect(await counts(product.id)).toEqual({ stock: 3, reserved: 2 });
     expect(await available(product.id)).toBe(1);
+  });
+
+  it('never leaves a double-tapped cart on the session its first tap gave up for want of stock', async () => {
+    const product = await stocked(1);
+    const shopper = await cartOf([{ id: product.id, quantity: 1 }]);
+    const rival = await cartOf([{ id: product.id, quantity: 1 }]);
+    const held = (path: string) => standin.addFault({ method: 'POST', path, delayMs: 2 ** 31 - 1, times: 1 });
+    const taken = async () => expect.poll(async () => (await standin.faults()).length).toBe(0);
+    try {
+      // The first tap is held at Stripe making its session while the rival checks out the unit;
+      // then, the unit found taken, it is held again expiring that session. Meanwhile the rival
+      // cancels and the second tap (same cart, same version) checks out.
+      await held('/v1/checkout/sessions');
+      const first = checkout(shopper);
+      await taken();
+      expect((await checkout(rival)).status).toBe(201);
+      await held('/v1/checkout/sessions/*');
+      expect(await standin.releaseHeld()).toBe(1);
+      await taken();
+      const cancelled = await call(`/v1/carts/${rival.cartId}/checkout`, { method: 'DELETE', token: rival.user.token });
+      expect(cancelled.status).toBe(200);
+      const second = await checkout(shopper);
+      expect(await standin.releaseHeld()).toBe(1);
+      expect((await first).status).toBe(409);
+
+      expect(second.status).toBe(201);
+      const { sessionId } = (await second.json()) as { sessionId: string };
+      const cart = (await (await call(`/v1/carts/${shopper.cartId}`, { token: shopper.user.token })).json()) as {
+        status: string;
+        checkout: { sessionId: string };
+      };
+      expect(cart).toMatchObject({ status: 'checkout_pending', checkout: { sessionId } });
+      expect((await stripe.checkout.sessions.retrieve(sessionId)).status).toBe('open');
+      expect(await counts(product.id)).toEqual({ stock: 1, reserved: 1 });
+    } finally {
+      await standin.clearFaults();
+      await standin.releaseHeld();
+    }
   });
 
   it("answers an edit racing its cart's checkout with 409, not a deadlock's 500", async () => {
