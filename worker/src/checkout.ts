@@ -361,9 +361,10 @@ function offeredRates(cfg: Config, currency: string): ShippingRate[] {
  * edit, webhook and product upsert takes them in, so none of them can deadlock with a checkout.
  * The statement that follows then sees the cart's and the products' latest state, and no other
  * checkout can take the same units meanwhile. Products not counted are locked too: an upsert
- * that starts counting one then either sees this checkout, to hold its units, or is seen by it. Nothing moves when the cart or one of its products changed since it was read
- * (the next round then sees why), or when a product is short; `short` then names those, with
- * what is left.
+ * that starts counting one then either sees this checkout, to hold its units, or is seen by it.
+ * Nothing moves when the cart or one of its products changed since it was read (the next round
+ * then sees why), when the session's attempt was given up, or when a product is short; `short`
+ * then names those, with what is left.
  */
 async function moveToCheckout(
   sql: Sql,
@@ -421,9 +422,9 @@ async function moveToCheckout(
          ), moved AS (
            -- Checked again here: an edit committed since the cart was read must win over a
            -- session made for the old contents, and a session of an abandoned attempt (being
-           -- expired by the request that gave it up) must not become the cart's. The attempt is spent: the cart's
-           -- next checkout (after a cancel, an expiry or a failed payment) claims one of its own,
-           -- with a whole CHECKOUT_TTL_MINUTES, not what is left of this one's.
+           -- expired by the request that gave it up) must not become the cart's. The attempt is
+           -- spent: the cart's next checkout (after a cancel, an expiry or a failed payment)
+           -- claims one of its own, with a whole CHECKOUT_TTL_MINUTES, not what is left of this one's.
            UPDATE carts SET status = 'checkout_pending', version = version + 1, checkout_session_id = $3, updated_at = now(),
                             checkout_attempt_expires_at = NULL
            FROM saved WHERE carts.id = saved.cart_id AND carts.version = $2 AND carts.status = ANY($9::cart_status[]) AND carts.active
