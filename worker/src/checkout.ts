@@ -55,7 +55,9 @@ interface CheckoutState {
 const STRIPE_MIN_LIFETIME_S = CHECKOUT_LIFETIME_MINUTES.min * 60;
 const STRIPE_MAX_LIFETIME_S = CHECKOUT_LIFETIME_MINUTES.max * 60;
 // An attempt's expires_at is fixed when the attempt starts, so every retry under its key sends
-// the same parameters; the margin leaves room for those retries and for clock skew.
+// the same parameters; the margin leaves room for those retries and for clock skew. An attempt
+// is taken up again (a double tap, a retry after Stripe did not answer) only within the margin,
+// so every session lives at least CHECKOUT_TTL_MINUTES, whatever the setting.
 const LIFETIME_MARGIN_S = 60;
 const CLOCK_SKEW_S = 30;
 // An attempt whose session would live less than this is not used: a new one is claimed.
@@ -111,6 +113,7 @@ async function claimCheckoutAttempt(
     Math.max(ttlMinutes * 60, STRIPE_MIN_LIFETIME_S) + LIFETIME_MARGIN_S,
     STRIPE_MAX_LIFETIME_S - CLOCK_SKEW_S,
   );
+  const reusedAbove = Math.max(lifetime - LIFETIME_MARGIN_S, ATTEMPT_USABLE_S);
   const [, rows] = await sql.transaction([
     sql.query(
       `UPDATE carts SET checkout_attempt = checkout_attempt + 1,
@@ -118,7 +121,7 @@ async function claimCheckoutAttempt(
        WHERE id = $1 AND user_id = $2 AND active AND status = ANY($5::cart_status[])
          AND EXISTS (SELECT 1 FROM cart_items i WHERE i.cart_id = carts.id)
          AND (checkout_attempt_expires_at IS NULL OR checkout_attempt_expires_at < now() + make_interval(secs => $4))`,
-      [cartId, userId, lifetime, ATTEMPT_USABLE_S, EDITABLE_STATUSES],
+      [cartId, userId, lifetime, reusedAbove, EDITABLE_STATUSES],
     ),
     sql.query(checkoutStateSelect, [cartId, userId]),
   ]);
@@ -180,7 +183,7 @@ export async function startCheckout(
       // it and the read above leaves items here and no attempt claimed for them. Claim again.
       if (!state.attempt.usable) {
         if (round < 2) continue;
-        throw new ApiError('service_unavailable', 'The cart changed during checkout; try again');
+        throw changedMeanwhile();
       }
       const rates = offeredRates(cfg, priced.currency);
       const params = sessionParams(cfg, cartId, state, priced.currency, rates);
@@ -203,7 +206,11 @@ export async function startCheckout(
       if (stripeKeyInUse(err) && round < 2) continue;
       // The key was first sent with other parameters (a product changed after a failure Stripe
       // did not save): the attempt is abandoned above, so the next round has a key of its own.
-      if (stripeKeyReused(err) && round < 2) continue;
+      // The key is ours, not the client's: out of rounds, it is a change to try again after.
+      if (stripeKeyReused(err)) {
+        if (round < 2) continue;
+        throw changedMeanwhile(err);
+      }
       throw stripeFailure(err);
     }
 
@@ -229,19 +236,30 @@ export async function startCheckout(
     if (moved.moved) return { checkout: checkoutOut(cartId, live), created: true };
 
     // Someone else moved the cart first. With the same version that was a double tap and
-    // Stripe gave both of us this session; otherwise our session is for contents or prices that
-    // no longer exist, or for units others took meanwhile, and must not stay payable. Its
-    // attempt is given up first: its key would hand the session back to a double tap, which
-    // could then move the cart to it once units came free (the move checks the attempt).
-    if (moved.cartSession === live.id) return { checkout: checkoutOut(cartId, live), created: false };
+    // Stripe gave both of us this session. Its checkout saved, the session was the cart's until
+    // the cart moved on (cancelled, expired, paid): the double tap still gets the same session,
+    // and leaves the cart as it is. Otherwise our session is for contents or prices that no
+    // longer exist, or for units others took meanwhile, and must not stay payable. Its attempt
+    // is given up first: its key would hand the session back to a double tap, which could then
+    // move the cart to it once units came free (the move checks the attempt).
+    if (moved.cartSession === live.id || moved.known) return { checkout: checkoutOut(cartId, live), created: false };
     if ((await abandonAttempt(sql, cartId, attempt)) === live.id)
       return { checkout: checkoutOut(cartId, live), created: false };
     await stripe.expireCheckoutSession(live.id).catch((err: unknown) => {
       log.error('orphan_session_not_expired', { sessionId: live.id, error: err });
     });
     if (moved.short.length) throw outOfStock(moved.short);
-    if (round >= 2) throw new ApiError('service_unavailable', 'The cart changed during checkout; try again');
+    if (round >= 2) throw changedMeanwhile();
   }
+}
+
+/** Out of rounds while the cart, or what Stripe knows of it, kept changing: the next try goes on. */
+function changedMeanwhile(cause?: unknown): ApiError {
+  return new ApiError(
+    'service_unavailable',
+    'The cart changed during checkout; try again',
+    cause === undefined ? undefined : { cause },
+  );
 }
 
 interface PricedCart {
@@ -386,7 +404,7 @@ async function moveToCheckout(
       maxDays: number | null;
     }[];
   },
-): Promise<{ moved: boolean; short: { id: string; available: number }[]; cartSession: string | null }> {
+): Promise<{ moved: boolean; known: boolean; short: { id: string; available: number }[]; cartSession: string | null }> {
   const wanted = JSON.stringify(
     m.lines.map((l) => ({ productId: l.productId, quantity: l.quantity, unitAmount: l.unitAmount })),
   );
@@ -438,6 +456,7 @@ async function moveToCheckout(
            UPDATE products p SET reserved = p.reserved + h.quantity FROM held h WHERE p.id = h.product_id
          )
          SELECT EXISTS (SELECT 1 FROM moved) AS moved,
+                EXISTS (SELECT 1 FROM checkouts WHERE session_id = $3 AND cart_id = $1) AS known,
                 COALESCE((SELECT json_agg(json_build_object('id', id, 'available', available) ORDER BY id) FROM short), '[]') AS short`,
         [
           m.cartId,
@@ -462,7 +481,7 @@ async function moveToCheckout(
   )) as [
     unknown,
     unknown,
-    { moved: boolean; short: { id: string; available: number }[] }[],
+    { moved: boolean; known: boolean; short: { id: string; available: number }[] }[],
     { checkout_session_id: string | null }[],
   ];
   return { ...row!, cartSession: cart?.checkout_session_id ?? null };

@@ -618,6 +618,96 @@ describe('checkout when Stripe fails (Stripe saves the first result of an idempo
     expect((await faultyStripe.checkout.sessions.retrieve(sessionId)).amount_total).toBe(1000);
   });
 
+  it('answers 503, not the key of our own making, when Stripe still finds it used for other parameters at the last round', async () => {
+    const user = await newUser();
+    const { cartId } = await cartWith(user.token, [{ unitAmount: 1000, quantity: 1 }]);
+    const [cart] = await db().query('SELECT version, checkout_attempt FROM carts WHERE id = $1', [cartId]);
+    const key = `checkout-${cartId}-v${cart!.version}-a${Number(cart!.checkout_attempt) + 1}`;
+    await faultyStripe.checkout.sessions.create(
+      {
+        mode: 'payment',
+        line_items: [
+          { quantity: 1, price_data: { currency: 'usd', unit_amount: 900, product_data: { name: 'Before' } } },
+        ],
+        success_url: 'https://shop.example/success',
+      },
+      { idempotencyKey: key },
+    );
+    // Another request holds the key through two rounds (stripe-node tries each three times), and
+    // the third round finds it used for other parameters.
+    await faultyStandin.addFault({ method: 'POST', path: '/v1/checkout/sessions', status: 409, times: 6 });
+    const res = await checkoutThere(user.token, cartId);
+    expect(res.status).toBe(503);
+    expect(await problem(res)).toMatchObject({ code: 'service_unavailable' });
+    expect(await cartStatus(cartId)).toBe('open');
+    expect((await checkoutThere(user.token, cartId)).status).toBe(201);
+  });
+
+  it('gives a try after Stripe saved nothing its whole lifetime once the attempt is over a minute old', async () => {
+    const env = { ...faulty, CHECKOUT_TTL_MINUTES: 120 } as unknown as typeof faulty;
+    const user = await newUser();
+    const { cartId } = await cartWith(user.token, [{ unitAmount: 1000, quantity: 1 }]);
+    const tap = () =>
+      callWithEnv(env, `/v1/carts/${cartId}/checkout`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${user.token}` },
+      });
+    // Stripe's rate limiter answers before its idempotency layer: nothing is saved under the key.
+    await faultyStandin.addFault({ method: 'POST', path: '/v1/checkout/sessions', status: 429, times: 3 });
+    expect((await tap()).status).toBe(503);
+    // An hour later, as far as the attempt is concerned.
+    await db().query(
+      `UPDATE carts SET checkout_attempt_expires_at = checkout_attempt_expires_at - interval '1 hour' WHERE id = $1`,
+      [cartId],
+    );
+    await faultyStandin.clearFaults();
+    const next = await tap();
+    expect(next.status).toBe(201);
+    const { expiresAt } = (await next.json()) as CheckoutBody;
+    expect(new Date(expiresAt).getTime()).toBeGreaterThanOrEqual(Date.now() + 119 * 60_000);
+  });
+
+  it('gives a double tap the same session even when the shopper cancelled it before the tap came back', async () => {
+    const user = await newUser();
+    const { cartId } = await cartWith(user.token, [{ unitAmount: 1500, quantity: 1 }]);
+    const hold = (fault: { status?: 409 }) =>
+      faultyStandin.addFault({ method: 'POST', path: '/v1/checkout/sessions', delayMs: 2 ** 31 - 1, ...fault });
+    const taken = () => expect.poll(() => faultyStandin.faults()).toEqual([]);
+    try {
+      // The first tap is held making the session; the second, under the same key, is held twice
+      // while the first runs (409, which stripe-node tries again), so that its last try comes
+      // after the first tap's session was cancelled.
+      await hold({});
+      const first = checkoutThere(user.token, cartId);
+      await taken();
+      await hold({ status: 409 });
+      const second = checkoutThere(user.token, cartId);
+      await taken();
+      await hold({ status: 409 });
+      expect(await faultyStandin.releaseHeld()).toBe(2);
+      const made = await first;
+      expect(made.status).toBe(201);
+      const { sessionId } = (await made.json()) as CheckoutBody;
+      await taken();
+      const cancelled = await callWithEnv(faulty, `/v1/carts/${cartId}/checkout`, {
+        method: 'DELETE',
+        headers: { Authorization: `Bearer ${user.token}` },
+      });
+      expect(cancelled.status).toBe(200);
+      expect(await faultyStandin.releaseHeld()).toBe(1);
+
+      const again = await second;
+      expect(again.status).toBe(200);
+      expect(((await again.json()) as CheckoutBody).sessionId).toBe(sessionId);
+      expect(await cartStatus(cartId)).toBe('open');
+      expect(await db().query('SELECT session_id FROM checkouts WHERE cart_id = $1', [cartId])).toEqual([
+        { session_id: sessionId },
+      ]);
+    } finally {
+      await faultyStandin.releaseHeld();
+    }
+  });
+
   it('gives both taps one session when the second reaches Stripe while the first is still running there', async () => {
     const user = await newUser();
     const { cartId } = await cartWith(user.token, [{ unitAmount: 1500, quantity: 1 }]);
