@@ -55,21 +55,18 @@ export async function upsertProduct(
 ): Promise<{ product: AdminProductOut; created: boolean }> {
   if (p.id !== undefined && p.id !== id)
     throw new ApiError('validation_failed', `id: not the product id of the path (${id})`);
-  const counted = p.stock !== undefined && p.stock !== null;
-  const pending = `c.status = ANY('{${PAYMENT_PENDING_STATUSES.join(',')}}'::cart_status[])
+  // Checkouts under way of this product, when it is given a stock ($2): they may hold none.
+  const pending = `$2::boolean AND c.status = ANY('{${PAYMENT_PENDING_STATUSES.join(',')}}'::cart_status[])
        AND k.items @> jsonb_build_array(jsonb_build_object('productId', $1::text))`;
-  const results = await sql.transaction([
-    // The carts whose checkout may hold it, first, as checkout and the webhook lock a cart
-    // before its products: one paid meanwhile is then seen paid, and gets no hold.
-    ...(counted
-      ? [
-          sql.query(
-            `SELECT FROM carts c JOIN checkouts k ON k.session_id = c.checkout_session_id
-             WHERE ${pending} ORDER BY c.id FOR UPDATE OF c`,
-            [id],
-          ),
-        ]
-      : []),
+  const counted = p.stock !== undefined && p.stock !== null;
+  const [, , rows, [heldNow]] = (await sql.transaction([
+    // Their carts first, as checkout and the webhook lock a cart before its products: one paid
+    // meanwhile is then seen paid, and gets no hold.
+    sql.query(
+      `SELECT FROM carts c JOIN checkouts k ON k.session_id = c.checkout_session_id
+       WHERE ${pending} ORDER BY c.id FOR UPDATE OF c`,
+      [id, counted],
+    ),
     // The product's row, in a statement of its own: an edit adding it to a cart holds it
     // (carts.ts) until it commits, so the check below, reading afresh, sees that edit's line.
     sql.query('SELECT FROM products WHERE id = $1 FOR UPDATE', [id]),
@@ -102,31 +99,25 @@ export async function upsertProduct(
         'awaiting_payment' satisfies CartStatus,
       ],
     ),
-    // Holds for the checkouts under way that have none (begun while the stock was not counted),
-    // once the upsert above took (its currency is the product's).
-    ...(counted
-      ? [
-          sql.query(
-            `WITH held AS (
-               INSERT INTO stock_holds (session_id, product_id, quantity)
-               SELECT k.session_id, p.id, (i ->> 'quantity')::int
-               FROM products p, carts c JOIN checkouts k ON k.session_id = c.checkout_session_id,
-                    jsonb_array_elements(k.items) i
-               WHERE p.id = $1 AND p.currency = $2 AND p.stock IS NOT NULL AND ${pending}
-                 AND i ->> 'productId' = $1
-               ON CONFLICT (session_id, product_id) DO NOTHING
-               RETURNING quantity
-             )
-             UPDATE products SET reserved = reserved + (SELECT sum(quantity) FROM held)
-             WHERE id = $1 AND EXISTS (SELECT 1 FROM held)
-             RETURNING ${columns}, active, stock, reserved, tax_code AS "taxCode"`,
-            [id, p.currency],
-          ),
-        ]
-      : []),
-  ]);
-  const rows = results[counted ? 2 : 1] as (AdminProductOut & { created: boolean })[];
-  const [heldNow] = (counted ? results[3] : []) as AdminProductOut[];
+    // Their holds, for those that have none (begun while the stock was not counted), once the
+    // upsert above took (its currency is the product's).
+    sql.query(
+      `WITH held AS (
+         INSERT INTO stock_holds (session_id, product_id, quantity)
+         SELECT k.session_id, p.id, (i ->> 'quantity')::int
+         FROM products p, carts c JOIN checkouts k ON k.session_id = c.checkout_session_id,
+              jsonb_array_elements(k.items) i
+         WHERE p.id = $1 AND p.currency = $3 AND p.stock IS NOT NULL AND ${pending}
+           AND i ->> 'productId' = $1
+         ON CONFLICT (session_id, product_id) DO NOTHING
+         RETURNING quantity
+       )
+       UPDATE products SET reserved = reserved + (SELECT sum(quantity) FROM held)
+       WHERE id = $1 AND EXISTS (SELECT 1 FROM held)
+       RETURNING ${columns}, active, stock, reserved, tax_code AS "taxCode"`,
+      [id, counted, p.currency],
+    ),
+  ])) as [unknown, unknown, (AdminProductOut & { created: boolean })[], AdminProductOut[]];
   // A cart is in one currency: a line whose product went over to another could be neither
   // totalled nor checked out. Stripe, too, never changes a Price's currency: a new Price is made
   // (https://docs.stripe.com/api/prices/update takes no currency).
