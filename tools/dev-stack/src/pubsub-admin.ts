@@ -145,8 +145,15 @@ export type LocalPubSubLayout = {
  * Creates, idempotently: both topics, the dead-letter topic `{paymentTopic}-dead-letter` with
  * the pull subscription `npm run redrive` reads (`{paymentTopic}-dead-letter-pull`: a topic
  * without subscriptions drops what it gets), the push subscription `{paymentTopic}-relay`
- * (ordered, dead letter after 5 attempts) pointing at the relay, and a pull subscription
+ * (ordered, retried until the relay takes it) pointing at the relay, and a pull subscription
  * `{notificationTopic}-pull` where notifications can be read.
+ *
+ * The push subscription has no dead-letter policy, unlike Google Cloud's (bridge/README.md): the
+ * emulator (0.8.20, gcloud 528) pushes again every second, ignoring any retry policy, and when a
+ * message's attempts run out its push threads die (a NullPointerException forwarding it to the
+ * dead-letter topic) and it pushes nothing to that subscription again, nor dead-letters. A relay
+ * down for 5 s would cost every later notification until the emulator restarts, and with it the
+ * messages it held. Without the policy it pushes until the relay is back.
  */
 export async function setUpLocalPubSub(
   admin: PubSubAdmin,
@@ -167,7 +174,6 @@ export async function setUpLocalPubSub(
     topic: layout.paymentTopic,
     pushEndpoint: layout.relayPushEndpoint,
     enableMessageOrdering: true,
-    deadLetter: { topic: deadLetterTopic, maxDeliveryAttempts: 5 },
   });
   await admin.createSubscription(notificationSubscription, {
     topic: layout.notificationTopic,
