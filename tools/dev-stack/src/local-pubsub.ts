@@ -80,7 +80,8 @@ async function startLocalPubSub(ctx: ServiceContext, projectId: string, paymentT
 
     const relayPort = ctx.ports.relay || (await freePort());
     await assertPortFree(relayPort, 'set RELAY_PORT to run the notification relay on another port');
-    const relay = await startRelayProcess(ctx, { port: relayPort, projectId, emulatorHost: emulator.host });
+    const relayOptions = { port: relayPort, projectId, emulatorHost: emulator.host };
+    let relay = await startRelayProcess(ctx, relayOptions);
     stops.push(() => relay.stop());
     const relayUrl = `http://127.0.0.1:${relayPort}`;
     await waitForRelay(relayUrl, relay);
@@ -103,12 +104,33 @@ async function startLocalPubSub(ctx: ServiceContext, projectId: string, paymentT
     }
 
     let stopping = false;
-    void relay.exited.then(({ code, signal }) => {
-      if (!stopping)
+    let restarting: Promise<void> | undefined;
+    // The relay is started again in place: the emulator keeps pushing what it holds to the same
+    // endpoint, while restarting npm run dev would start an emulator without it.
+    const restartWhenItExits = (running: ChildGroup) => {
+      void running.exited.then(({ code, signal }) => {
+        if (stopping) return;
         ctx.log(
-          `pubsub: the notification relay exited (${signal ?? `code ${code}`}); no notifications until npm run dev restarts`,
+          `pubsub: the notification relay exited (${signal ?? `code ${code}`}); starting it again on ${relayUrl}`,
         );
-    });
+        restarting = (async () => {
+          try {
+            relay = await startRelayProcess(ctx, relayOptions);
+            await waitForRelay(relayUrl, relay);
+          } catch (err) {
+            ctx.log(
+              `pubsub: the notification relay did not start again (${(err as Error).message}); no notifications ` +
+                'until npm run dev restarts, and payment events published meanwhile are lost with the emulator then',
+            );
+            return;
+          }
+          if (stopping) return;
+          ctx.log('pubsub: the notification relay runs again; the emulator pushes it the payment events that waited');
+          restartWhenItExits(relay);
+        })();
+      });
+    };
+    restartWhenItExits(relay);
     ctx.log(
       `pubsub: emulator on ${emulator.host} (project ${projectId}): ${paymentTopic} → relay ${relayUrl}/pubsub/push → ` +
         `${ctx.notificationTopic}; notifications appear as [notify] lines`,
@@ -117,6 +139,8 @@ async function startLocalPubSub(ctx: ServiceContext, projectId: string, paymentT
       vars: { GCP_PROJECT_ID: projectId, PUBSUB_TOPIC: paymentTopic, PUBSUB_EMULATOR_HOST: workerHost },
       stop: async () => {
         stopping = true;
+        // A relay being started again is stopped with the rest, not left behind.
+        await restarting;
         await stopAll();
       },
     };

@@ -94,6 +94,48 @@ describe('Pub/Sub in the local stack', () => {
   );
 
   it.skipIf(skipped)(
+    'starts the relay again in place when it dies: what was published while it could not answer, and later, shows as [notify] lines',
+    async () => {
+      const lines: string[] = [];
+      const started = await pubsubService.start(context({ GCP_PROJECT_ID: 'local-pubsub-restart-test' }, lines));
+      const relayGroup = () =>
+        (JSON.parse(readFileSync(path.join(scratch, 'processes.json'), 'utf8')) as Record<string, { pgid: number }>)
+          .relay!.pgid;
+      try {
+        const host = started!.vars!.PUBSUB_EMULATOR_HOST!;
+        const killed = relayGroup();
+        // Frozen first, so that this payment event is certainly published while the relay cannot
+        // take it: only a relay started after the kill can.
+        process.kill(-killed, 'SIGSTOP');
+        expect((await publishPaidCart(host, 'local-pubsub-restart-test', 'cart-9')).status).toBe(200);
+        process.kill(-killed, 'SIGKILL');
+        await expect
+          .poll(() => lines)
+          .toContain(
+            'pubsub: the notification relay runs again; the emulator pushes it the payment events that waited',
+          );
+        expect(lines).toContainEqual(
+          expect.stringMatching(
+            /^pubsub: the notification relay exited \(SIGKILL\); starting it again on http:\/\/127\.0\.0\.1:\d+$/,
+          ),
+        );
+        // Recorded, so that stop and the next run after a crash stop the new one.
+        expect(relayGroup()).not.toBe(killed);
+        await expect
+          .poll(() => lines, { timeout: 15_000 })
+          .toContain('[notify] email to grace@example.com cart cart-9 cart.paid 45.00 usd');
+        expect((await publishPaidCart(host, 'local-pubsub-restart-test', 'cart-10')).status).toBe(200);
+        await expect
+          .poll(() => lines, { timeout: 15_000 })
+          .toContain('[notify] email to grace@example.com cart cart-10 cart.paid 45.00 usd');
+      } finally {
+        await started?.stop();
+      }
+      expect(JSON.parse(readFileSync(path.join(scratch, 'processes.json'), 'utf8'))).toEqual({});
+    },
+  );
+
+  it.skipIf(skipped)(
     'tests can put a proxy between the Worker and the emulator: the Worker gets its host, the relay keeps the emulator, stop stops it too',
     async () => {
       const lines: string[] = [];
