@@ -100,9 +100,9 @@ try {
     },
     wranglerOutput: 'print',
   });
-  void stack.workerExited.then(({ code, signal }) => {
+  void stack.exited.then(({ part, code, signal }) => {
     if (!stopping)
-      void send({ type: 'line', line: `[bench] wrangler exited (${signal ?? `code ${code}`}) during the run` });
+      void send({ type: 'line', line: `[bench] ${part} exited (${signal ?? `code ${code}`}) during the run` });
   });
   await send({ type: 'ready', workerUrl: stack.workerUrl, workerVars: stack.workerVars, pid: process.pid });
 } catch (err) {

@@ -4,8 +4,10 @@
  * cron ticker, "ready: URL" once the Worker answers, and "shop: URL" to open the storefront
  * signed in as a demo shopper.
  *
- * Ctrl-C / SIGTERM / SIGHUP stop the Worker first, then the services in reverse order. A crashed
- * run's leftovers (Postgres, wrangler, the emulator, the relay) are stopped by the next run.
+ * Ctrl-C / SIGTERM / SIGHUP stop the Worker first, then the services in reverse order; so does
+ * wrangler, Postgres or the Pub/Sub emulator exiting, with exit code 1 (the relay is started again
+ * in place, local-pubsub.ts). A crashed run's leftovers (Postgres, wrangler, the emulator, the
+ * relay) are stopped by the next run.
  *
  * Environment: PORT (Worker, default 8787), PG_PORT (embedded Postgres, 54329),
  * STRIPE_STANDIN_PORT (12111), PUBSUB_EMULATOR_PORT (8085), INSPECTOR_PORT (wrangler's DevTools, 9229), RELAY_PORT (notification relay,
@@ -80,9 +82,10 @@ async function main(): Promise<void> {
   });
   // A signal that came after the stack's last look at it.
   if (startup.signal.aborted) throw startup.signal.reason;
-  void stack.workerExited.then(({ code, signal }) => {
+  // Without any one of them every request fails, or every publish: the developer restarts.
+  void stack.exited.then(({ part, code, signal }) => {
     if (finishing) return;
-    log(`wrangler exited (${signal ?? `code ${code}`}); stopping`);
+    log(`${part} exited (${signal ?? `code ${code}`}); stopping`);
     void finish(1);
   });
   ticker = startCronTicker(stack.workerUrl, cronsFromWranglerToml(path.join(REPO_ROOT, 'wrangler.toml')), log);

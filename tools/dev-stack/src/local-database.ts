@@ -38,7 +38,11 @@ export const postgresService: LocalService = {
         }
       },
     });
-    return { vars: { DATABASE_URL: server.url }, stop: server.stop };
+    return {
+      vars: { DATABASE_URL: server.url },
+      exited: server.exited.then((exit) => ({ part: 'Postgres', ...exit })),
+      stop: server.stop,
+    };
   },
 };
 

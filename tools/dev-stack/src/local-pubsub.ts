@@ -137,6 +137,7 @@ async function startLocalPubSub(ctx: ServiceContext, projectId: string, paymentT
     );
     return {
       vars: { GCP_PROJECT_ID: projectId, PUBSUB_TOPIC: paymentTopic, PUBSUB_EMULATOR_HOST: workerHost },
+      exited: emulator.exited.then((exit) => ({ part: 'the Pub/Sub emulator', ...exit })),
       stop: async () => {
         stopping = true;
         // A relay being started again is stopped with the rest, not left behind.

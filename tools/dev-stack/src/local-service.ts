@@ -49,9 +49,18 @@ export interface ServiceContext {
 
 export type WrapHost = (host: string) => Promise<{ host: string; stop(): Promise<void> }>;
 
+/** A process of the stack that ended: its name as a line shows it ("Postgres exited (SIGKILL)"), and how. */
+export interface PartExit {
+  part: string;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
 export interface StartedService {
   /** Worker variables this service provides (defaults: .dev.vars and the environment win). */
   vars?: Vars;
+  /** Settles when the process the service depends on exits, stop() included. */
+  exited?: Promise<PartExit>;
   stop(): Promise<void>;
 }
 

@@ -19,7 +19,7 @@ import { keepNetworkEventsQuiet } from './dev-inspector.ts';
 import { type ChildGroup, forEachLine, ProcessGroups } from './dev-processes.ts';
 import { neonProxyService, postgresService, schemaService } from './local-database.ts';
 import { DEFAULT_NOTIFICATION_TOPIC, pubsubService } from './local-pubsub.ts';
-import type { LocalPorts, LocalService, ServiceContext, WrapHost } from './local-service.ts';
+import type { LocalPorts, LocalService, PartExit, ServiceContext, WrapHost } from './local-service.ts';
 import { stripeService } from './local-stripe.ts';
 import { assertPortFree, freePort } from './net.ts';
 
@@ -56,8 +56,8 @@ export interface LocalStack {
   workerUrl: string;
   /** What the Worker was given (secrets included: for tests and tools on this machine only). */
   workerVars: Vars;
-  /** Settles if wrangler exits before stop(). */
-  workerExited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Settles when wrangler, Postgres or the Pub/Sub emulator exits before stop(), with the first one. */
+  exited: Promise<PartExit>;
   stop(): Promise<void>;
 }
 
@@ -70,7 +70,17 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   await assertPortFree(port, 'set PORT to run the Worker on another port');
 
   const running: Array<{ name: string; stop(): Promise<void> }> = [];
+  let stopping = false;
+  let reportExit: (exit: PartExit) => void = () => {};
+  const exited = new Promise<PartExit>((resolve) => {
+    reportExit = resolve;
+  });
+  const watch = (exit: Promise<PartExit> | undefined) =>
+    void exit?.then((part) => {
+      if (!stopping) reportExit(part);
+    });
   const stopRunning = async () => {
+    stopping = true;
     while (running.length > 0) {
       const service = running.pop()!;
       try {
@@ -106,6 +116,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         throw new Error(`${service.name}: ${(err as Error).message}`, { cause: err });
       });
       if (started) running.push({ name: service.name, stop: started.stop });
+      watch(started?.exited);
       checkAborted();
       for (const [name, value] of Object.entries(started?.vars ?? {})) {
         provided[name] = value;
@@ -132,13 +143,14 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const inspectorPort = await portOrFree(options.inspectorPort ?? 0);
     const wrangler = await startWrangler(processes, options, port, inspectorPort, workerVars);
     running.push({ name: 'wrangler', stop: () => wrangler.stop() });
+    watch(wrangler.exited.then((exit) => ({ part: 'wrangler', ...exit })));
     await waitForHealth(workerUrl, wrangler, options.signal);
     log(`DevTools: chrome://inspect → 127.0.0.1:${inspectorPort}`);
     running.push({ name: 'inspector', stop: await keepNetworkEventsQuiet(inspectorPort) });
     return {
       workerUrl,
       workerVars,
-      workerExited: wrangler.exited,
+      exited,
       stop: stopRunning,
     };
   } catch (err) {

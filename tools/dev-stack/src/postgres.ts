@@ -30,6 +30,8 @@ export interface StartPostgresOptions {
 export interface RunningPostgres {
   url: string;
   port: number;
+  /** Settles when the server process exits, stop() included. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stop(): Promise<void>;
 }
 
@@ -130,9 +132,16 @@ export async function startPostgres(opts: StartPostgresOptions): Promise<Running
     `Postgres ready on 127.0.0.1:${port} (${initialised ? 'existing' : 'new'} cluster, ${Date.now() - startedAt} ms)`,
   );
 
+  const child = childOf(server);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    if (!child || child.exitCode !== null || child.signalCode !== null)
+      resolve({ code: child?.exitCode ?? null, signal: child?.signalCode ?? null });
+    else child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+
   // A process that ends without stop() (a crash, process.exit) must not leave Postgres running:
   // an 'exit' listener can still ask it to shut down fast (SIGINT), though not wait for it.
-  const stopOnExit = () => childOf(server)?.kill('SIGINT');
+  const stopOnExit = () => child?.kill('SIGINT');
   process.once('exit', stopOnExit);
   let stopped = false;
   const stop = async () => {
@@ -150,7 +159,7 @@ export async function startPostgres(opts: StartPostgresOptions): Promise<Running
     await stop();
     throw err;
   }
-  return { url: connectionUrl(port, DATABASE_NAME), port, stop };
+  return { url: connectionUrl(port, DATABASE_NAME), port, exited, stop };
 }
 
 function connectionUrl(port: number, database: string): string {

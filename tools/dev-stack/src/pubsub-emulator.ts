@@ -15,6 +15,8 @@ export type PubSubEmulator = {
    * run can stop an emulator left behind by a crash (dev-processes.ts).
    */
   pgid: number;
+  /** Settles when gcloud, which runs the Java server, exits (or could not be started), stop() included. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Stops the emulator and its Java child; resolves once both are gone. Safe to call twice. */
   stop(): Promise<void>;
 };
@@ -116,12 +118,12 @@ async function launch(
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', () => resolve());
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
     // A failed spawn (EACCES…) emits 'error' and possibly no 'exit'.
     child.once('error', (error) => {
       output.push(error.message);
-      resolve();
+      resolve({ code: null, signal: null });
     });
   });
   // If our process dies without calling stop(), do not leave a Java server behind.
@@ -146,7 +148,7 @@ async function launch(
     throw new Error(`${(error as Error).message}:\n${tail}`);
   }
   log(`pubsub emulator: ready on ${host} after ${Date.now() - started} ms`);
-  return { host, pgid: child.pid!, stop };
+  return { host, pgid: child.pid!, exited, stop };
 }
 
 /**
@@ -227,7 +229,7 @@ function emulatorCommand(opts: {
 /** Resolves once the emulator at `host` answers; rejects if it exits or cannot bind first, or after the timeout (default 60 s). */
 async function waitForPubSubEmulator(
   host: string,
-  opts: { exited: Promise<void>; portTaken: () => boolean; timeoutMs?: number },
+  opts: { exited: Promise<unknown>; portTaken: () => boolean; timeoutMs?: number },
 ): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? 60_000;
   let hasExited = false;
@@ -251,7 +253,7 @@ async function waitForPubSubEmulator(
   throw new Error(`Pub/Sub emulator did not answer on ${host} within ${timeoutMs} ms`);
 }
 
-async function terminateGroup(child: ChildProcess, exited: Promise<void>): Promise<void> {
+async function terminateGroup(child: ChildProcess, exited: Promise<unknown>): Promise<void> {
   if (!signalGroup(child, 'SIGTERM')) return;
   if (await groupGoneWithin(child, exited, STOP_GRACE_MS)) return;
   signalGroup(child, 'SIGKILL');
@@ -260,7 +262,7 @@ async function terminateGroup(child: ChildProcess, exited: Promise<void>): Promi
 }
 
 /** True once gcloud has exited and no process of its group (the Java server) is left. */
-async function groupGoneWithin(child: ChildProcess, exited: Promise<void>, ms: number): Promise<boolean> {
+async function groupGoneWithin(child: ChildProcess, exited: Promise<unknown>, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
   const timedOut = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms).unref());
   if (!(await Promise.race([exited.then(() => true), timedOut]))) return false;

@@ -136,6 +136,22 @@ describe('Pub/Sub in the local stack', () => {
   );
 
   it.skipIf(skipped)(
+    'says when the emulator exits while it runs, naming it, so that npm run dev can stop',
+    async () => {
+      const started = await pubsubService.start(context({ GCP_PROJECT_ID: 'local-pubsub-exit-test' }, []));
+      try {
+        const { pgid } = (
+          JSON.parse(readFileSync(path.join(scratch, 'processes.json'), 'utf8')) as Record<string, { pgid: number }>
+        )['pubsub-emulator']!;
+        process.kill(-pgid, 'SIGKILL');
+        expect(await started?.exited).toEqual({ part: 'the Pub/Sub emulator', code: null, signal: 'SIGKILL' });
+      } finally {
+        await started?.stop();
+      }
+    },
+  );
+
+  it.skipIf(skipped)(
     'tests can put a proxy between the Worker and the emulator: the Worker gets its host, the relay keeps the emulator, stop stops it too',
     async () => {
       const lines: string[] = [];
