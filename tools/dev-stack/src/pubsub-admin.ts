@@ -10,12 +10,8 @@ export type SubscriptionOptions = {
   topic: string;
   /** Push endpoint; absent for a pull subscription. */
   pushEndpoint?: string;
-  /** Recorded by the emulator but not used: it pushes without an OIDC token. */
-  oidcToken?: { serviceAccountEmail: string; audience?: string };
   enableMessageOrdering?: boolean;
   ackDeadlineSeconds?: number;
-  deadLetter?: { topic: string; maxDeliveryAttempts: number };
-  retryPolicy?: { minimumBackoff: string; maximumBackoff: string };
 };
 
 export type ReceivedMessage = {
@@ -41,8 +37,6 @@ export type PubSubAdmin = {
   /** One pull; returns at once with what is there (possibly nothing). */
   pull(subscription: string, maxMessages?: number): Promise<ReceivedMessage[]>;
   ack(subscription: string, ackIds: string[]): Promise<void>;
-  /** Hands the messages back for redelivery at once (ack deadline 0). */
-  nack(subscription: string, ackIds: string[]): Promise<void>;
 };
 
 class PubSubAdminError extends Error {
@@ -91,23 +85,7 @@ export function createPubSubAdmin(opts: { host: string; projectId: string; fetch
           topic: topicName(options.topic),
           ackDeadlineSeconds: options.ackDeadlineSeconds ?? 10,
           enableMessageOrdering: options.enableMessageOrdering ?? false,
-          ...(options.pushEndpoint
-            ? {
-                pushConfig: {
-                  pushEndpoint: options.pushEndpoint,
-                  ...(options.oidcToken ? { oidcToken: options.oidcToken } : {}),
-                },
-              }
-            : {}),
-          ...(options.deadLetter
-            ? {
-                deadLetterPolicy: {
-                  deadLetterTopic: topicName(options.deadLetter.topic),
-                  maxDeliveryAttempts: options.deadLetter.maxDeliveryAttempts,
-                },
-              }
-            : {}),
-          ...(options.retryPolicy ? { retryPolicy: options.retryPolicy } : {}),
+          ...(options.pushEndpoint ? { pushConfig: { pushEndpoint: options.pushEndpoint } } : {}),
         },
         [409],
       );
@@ -123,10 +101,6 @@ export function createPubSubAdmin(opts: { host: string; projectId: string; fetch
 
     async ack(subscription, ackIds) {
       await subscriber(subscription).acknowledge(ackIds);
-    },
-
-    async nack(subscription, ackIds) {
-      await subscriber(subscription).modifyAckDeadline(ackIds, 0);
     },
   };
 }
