@@ -138,7 +138,10 @@ const STEPS = {
 
   /**
    * Moves the cart. A cart that becomes active again (a delayed payment failing after the
-   * shopper opened another cart) stays out of the shopper's way: it is superseded.
+   * shopper opened another cart) stays out of the shopper's way: it is superseded. Any newer
+   * cart counts, not only an active one: one already paid, or awaiting its own delayed payment,
+   * was the shopper's next cart all the same (and a failure of the newer payment, landing
+   * first, must not leave it shut out by the older cart).
    * $1 event id, $2 active statuses.
    */
   moveCart: `
@@ -149,7 +152,7 @@ const STEPS = {
       -- Back to open means the session is over: a new checkout starts a new one.
       checkout_session_id = CASE WHEN e.to_status = 'open' THEN NULL ELSE c.checkout_session_id END,
       superseded = c.superseded OR (NOT c.active AND e.to_status = ANY($2::cart_status[]) AND EXISTS (
-        SELECT 1 FROM carts other WHERE other.user_id = c.user_id AND other.active AND other.id <> c.id))
+        SELECT 1 FROM carts other WHERE other.user_id = c.user_id AND other.created_at > c.created_at))
     FROM payment_events e
     WHERE ${WRITTEN_NOW} AND cardinality(e.path) > 0 AND c.id = e.cart_id`,
 

@@ -282,6 +282,57 @@ describe('POST /v1/webhooks/stripe: a delayed payment that fails after the shopp
     expect(shown.status).toBe('payment_failed');
   });
 
+  /** The shopper's next cart, holding one of the first cart's products, checked out: its session's events. */
+  async function nextCheckout(state: Awaited<ReturnType<typeof checkedOutCart>>) {
+    const opened = await openCart(state.user.token);
+    expect(opened.status).toBe(201);
+    const { id: cartId } = (await opened.json()) as { id: string };
+    const product = state.products[0]!;
+    const token = state.user.token;
+    expect(
+      (await call(`/v1/carts/${cartId}/items/${product.id}`, { method: 'PUT', token, json: { quantity: 1 } })).status,
+    ).toBe(200);
+    const res = await call(`/v1/carts/${cartId}/checkout`, { method: 'POST', token });
+    expect(res.status).toBe(201);
+    const { sessionId } = (await res.json()) as { sessionId: string };
+    return { cartId, events: eventsFor({ sessionId, cartId, total: product.unitAmount }) };
+  }
+
+  it('keeps the failed cart out of the way when the newer cart was paid meanwhile: POST /v1/carts starts another', async () => {
+    const state = await checkedOutCart();
+    await deliver(eventsFor(state).completedUnpaid());
+    const newer = await nextCheckout(state);
+    expect((await deliver(newer.events.completedPaid())).status).toBe(200);
+
+    expect((await deliver(eventsFor(state).asyncFailed())).status).toBe(200);
+    expect(await cartStatus(state.cartId)).toBe('payment_failed');
+    const next = await openCart(state.user.token);
+    expect(next.status).toBe(201);
+    expect(((await next.json()) as { id: string }).id).not.toBe(state.cartId);
+  });
+
+  it.each([
+    ['older', 'newer'],
+    ['newer', 'older'],
+  ] as const)('keeps the newer cart the active one when both delayed payments fail, the %s first', async (...order) => {
+    const state = await checkedOutCart();
+    await deliver(eventsFor(state).completedUnpaid());
+    const newer = await nextCheckout(state);
+    await deliver(newer.events.completedUnpaid());
+    const failures = { older: eventsFor(state).asyncFailed(), newer: newer.events.asyncFailed() };
+    for (const which of order) expect((await deliver(failures[which])).status).toBe(200);
+
+    const again = await openCart(state.user.token);
+    expect(again.status).toBe(200);
+    expect(((await again.json()) as { id: string }).id).toBe(newer.cartId);
+    const edit = await call(`/v1/carts/${newer.cartId}/items/${state.products[0]!.id}`, {
+      method: 'PUT',
+      token: state.user.token,
+      json: { quantity: 2 },
+    });
+    expect(edit.status).toBe(200);
+  });
+
   it('keeps one active cart when the failure and POST /v1/carts arrive at the same moment', async () => {
     const state = await checkedOutCart();
     const events = eventsFor(state);
