@@ -55,18 +55,8 @@ export async function upsertProduct(
 ): Promise<{ product: AdminProductOut; created: boolean }> {
   if (p.id !== undefined && p.id !== id)
     throw new ApiError('validation_failed', `id: not the product id of the path (${id})`);
-  // Checkouts under way of this product, when it is given a stock ($2): they may hold none.
-  const pending = `$2::boolean AND c.status = ANY('{${PAYMENT_PENDING_STATUSES.join(',')}}'::cart_status[])
-       AND k.items @> jsonb_build_array(jsonb_build_object('productId', $1::text))`;
   const counted = p.stock !== undefined && p.stock !== null;
-  const [, , rows, [heldNow]] = (await sql.transaction([
-    // Their carts first, as checkout and the webhook lock a cart before its products: one paid
-    // meanwhile is then seen paid, and gets no hold.
-    sql.query(
-      `SELECT FROM carts c JOIN checkouts k ON k.session_id = c.checkout_session_id
-       WHERE ${pending} ORDER BY c.id FOR UPDATE OF c`,
-      [id, counted],
-    ),
+  const [, rows, [heldNow]] = (await sql.transaction([
     // The product's row, in a statement of its own: an edit adding it to a cart holds it
     // (carts.ts) until it commits, so the check below, reading afresh, sees that edit's line.
     sql.query('SELECT FROM products WHERE id = $1 FOR UPDATE', [id]),
@@ -99,16 +89,26 @@ export async function upsertProduct(
         'awaiting_payment' satisfies CartStatus,
       ],
     ),
-    // Their holds, for those that have none (begun while the stock was not counted), once the
-    // upsert above took (its currency is the product's).
+    // Given a stock ($2), once the upsert above took (its currency is the product's): holds for
+    // the checkouts under way that hold none of it (begun while it was not counted). Their carts
+    // are locked here, after the product, and re-read: a checkout that committed while this
+    // waited for the product is seen, and one paid meanwhile is seen paid and gets no hold. A
+    // webhook or cancel of such a checkout locks only the products it holds, so it never waits
+    // for this product while holding its cart; once this locked the cart, it waits, then sees
+    // the hold and ends it.
     sql.query(
-      `WITH held AS (
+      `WITH pending AS (
+         SELECT k.session_id, (i ->> 'quantity')::int AS quantity
+         FROM carts c JOIN checkouts k ON k.session_id = c.checkout_session_id, jsonb_array_elements(k.items) i
+         WHERE $2::boolean AND c.status = ANY('{${PAYMENT_PENDING_STATUSES.join(',')}}'::cart_status[])
+           AND k.items @> jsonb_build_array(jsonb_build_object('productId', $1::text)) AND i ->> 'productId' = $1
+           AND NOT EXISTS (SELECT 1 FROM stock_holds h WHERE h.session_id = k.session_id AND h.product_id = $1)
+           AND EXISTS (SELECT 1 FROM products p WHERE p.id = $1 AND p.currency = $3 AND p.stock IS NOT NULL)
+         ORDER BY c.id
+         FOR UPDATE OF c
+       ), held AS (
          INSERT INTO stock_holds (session_id, product_id, quantity)
-         SELECT k.session_id, p.id, (i ->> 'quantity')::int
-         FROM products p, carts c JOIN checkouts k ON k.session_id = c.checkout_session_id,
-              jsonb_array_elements(k.items) i
-         WHERE p.id = $1 AND p.currency = $3 AND p.stock IS NOT NULL AND ${pending}
-           AND i ->> 'productId' = $1
+         SELECT session_id, $1, quantity FROM pending
          ON CONFLICT (session_id, product_id) DO NOTHING
          RETURNING quantity
        )
@@ -117,7 +117,7 @@ export async function upsertProduct(
        RETURNING ${columns}, active, stock, reserved, tax_code AS "taxCode"`,
       [id, counted, p.currency],
     ),
-  ])) as [unknown, unknown, (AdminProductOut & { created: boolean })[], AdminProductOut[]];
+  ])) as [unknown, (AdminProductOut & { created: boolean })[], AdminProductOut[]];
   // A cart is in one currency: a line whose product went over to another could be neither
   // totalled nor checked out. Stripe, too, never changes a Price's currency: a new Price is made
   // (https://docs.stripe.com/api/prices/update takes no currency).

@@ -1,5 +1,5 @@
 import type Stripe from 'stripe';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { call, createProduct, db, holdLocks, linesOf, newUser, openCart, problem, testEnv } from './helpers.ts';
 import { standin } from './standin.ts';
 import {
@@ -239,20 +239,89 @@ describe('stock under concurrency', () => {
     expect(cart).toMatchObject({ status: 'paid', oversold: false });
   });
 
-  it('counts a checkout that starts while the stock starts being counted, whichever goes first', async () => {
+  it.each(['the checkout', 'the count'] as const)(
+    'counts a checkout that starts while the stock starts being counted, %s queued first',
+    async (first) => {
+      const product = await stocked(null);
+      const shopper = await cartOf([{ id: product.id, quantity: 2 }]);
+      // The checkout (its session made) and the operator's first count both wait for the
+      // product's row; the one queued first gets it first.
+      const lock = await holdLocks([`SELECT 1 FROM products WHERE id = '${product.id}' FOR UPDATE`]);
+      let checkingOut: Promise<Response> | undefined;
+      if (first === 'the checkout') {
+        checkingOut = checkout(shopper);
+        await lock.waitForWaiters(1, '%jsonb_to_recordset%');
+      }
+      const counting = recount(product, 3);
+      await lock.waitForWaiters(1, '%FROM products WHERE id = $1 FOR UPDATE%');
+      checkingOut ??= checkout(shopper);
+      await lock.waitForWaiters(2);
+      await lock.release();
+      expect((await checkingOut).status).toBe(201);
+      expect((await counting).status).toBe(200);
+      expect(await counts(product.id)).toEqual({ stock: 3, reserved: 2 });
+      expect(await available(product.id)).toBe(1);
+    },
+  );
+
+  it('ends the hold a first count gave a checkout whose payment landed while the count was written', async () => {
     const product = await stocked(null);
     const shopper = await cartOf([{ id: product.id, quantity: 2 }]);
-    // The checkout, its session made, and the operator's first count both wait for the product's row.
-    const lock = await holdLocks([`SELECT 1 FROM products WHERE id = '${product.id}' FOR UPDATE`]);
-    const checkingOut = checkout(shopper);
-    await lock.waitForWaiters(1, '%jsonb_to_recordset%');
-    const counting = recount(product, 3);
-    await lock.waitForWaiters(2);
-    await lock.release();
-    expect((await checkingOut).status).toBe(201);
-    expect((await counting).status).toBe(200);
-    expect(await counts(product.id)).toEqual({ stock: 3, reserved: 2 });
-    expect(await available(product.id)).toBe(1);
+    // The count's batch is held twice, behind advisory locks this test holds: before it locks the
+    // product (the checkout is made meanwhile) and once it has written its holds (the payment
+    // lands meanwhile).
+    const beforeProduct = await holdLocks(['SELECT pg_advisory_xact_lock(7108)']);
+    const afterHolds = await holdLocks(['SELECT pg_advisory_xact_lock(7109)']);
+    const realFetch = globalThis.fetch;
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      const body = typeof init?.body === 'string' ? init.body : '';
+      if (!body.includes('INSERT INTO products')) return realFetch(input, init);
+      const batch = JSON.parse(body) as { queries: { query: string }[] };
+      const wait = (key: number) => ({ query: `SELECT pg_advisory_xact_lock(${key})`, params: [] });
+      const locking = batch.queries.findIndex((q) =>
+        q.query.startsWith('SELECT FROM products WHERE id = $1 FOR UPDATE'),
+      );
+      const holding = batch.queries.findIndex((q) => q.query.includes('INSERT INTO stock_holds'));
+      batch.queries.splice(holding + 1, 0, wait(7109));
+      batch.queries.splice(locking, 0, wait(7108));
+      const answer = (await (await realFetch(input, { ...init, body: JSON.stringify(batch) })).json()) as {
+        results: unknown[];
+      };
+      answer.results.splice(holding + 2, 1);
+      answer.results.splice(locking, 1);
+      return Response.json(answer);
+    });
+    try {
+      const counting = recount(product, 10);
+      await beforeProduct.waitForWaiters(1, '%pg_advisory_xact_lock(7108)%');
+      const res = await checkout(shopper);
+      expect(res.status).toBe(201);
+      const { sessionId } = (await res.json()) as { sessionId: string };
+      await beforeProduct.release();
+      await afterHolds.waitForWaiters(1, '%pg_advisory_xact_lock(7109)%');
+      let landed = false;
+      const paying = deliver(eventsFor({ sessionId, cartId: shopper.cartId, total: 2000 }).completedPaid()).then(
+        (r) => {
+          landed = true;
+          return r;
+        },
+      );
+      // The payment goes through at once, or comes to wait for a row the count holds.
+      const waiting = async () =>
+        (
+          (await db().query(
+            `SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event <> 'advisory'`,
+          )) as unknown[]
+        ).length > 0;
+      await expect.poll(async () => landed || (await waiting())).toBe(true);
+      await afterHolds.release();
+      expect((await counting).status).toBe(200);
+      expect((await paying).status).toBe(200);
+    } finally {
+      vi.restoreAllMocks();
+    }
+    expect(await counts(product.id)).toEqual({ stock: 8, reserved: 0 });
+    expect(await db().query('SELECT 1 FROM stock_holds WHERE product_id = $1', [product.id])).toEqual([]);
   });
 
   it('never leaves a double-tapped cart on the session its first tap gave up for want of stock', async () => {
