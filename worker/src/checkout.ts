@@ -56,8 +56,9 @@ const STRIPE_MIN_LIFETIME_S = CHECKOUT_LIFETIME_MINUTES.min * 60;
 const STRIPE_MAX_LIFETIME_S = CHECKOUT_LIFETIME_MINUTES.max * 60;
 // An attempt's expires_at is fixed when the attempt starts, so every retry under its key sends
 // the same parameters; the margin leaves room for those retries and for clock skew. An attempt
-// is taken up again (a double tap, a retry after Stripe did not answer) only within the margin,
-// so every session lives at least CHECKOUT_TTL_MINUTES, whatever the setting.
+// is taken up again (a double tap, a retry after Stripe did not answer) only within the margin
+// (less what Stripe's minimum lifetime needs at the shortest TTL), so every session lives at
+// least CHECKOUT_TTL_MINUTES, as far as Stripe's 24 hours allow.
 const LIFETIME_MARGIN_S = 60;
 const CLOCK_SKEW_S = 30;
 // An attempt whose session would live less than this is not used: a new one is claimed.
@@ -238,11 +239,16 @@ export async function startCheckout(
     // Someone else moved the cart first. With the same version that was a double tap and
     // Stripe gave both of us this session. Its checkout saved, the session was the cart's until
     // the cart moved on (cancelled, expired, paid): the double tap still gets the same session,
-    // and leaves the cart as it is. Otherwise our session is for contents or prices that no
+    // and leaves the cart as it is; but a cart being paid through another session since hands
+    // that one back (the next round). Otherwise our session is for contents or prices that no
     // longer exist, or for units others took meanwhile, and must not stay payable. Its attempt
     // is given up first: its key would hand the session back to a double tap, which could then
     // move the cart to it once units came free (the move checks the attempt).
-    if (moved.cartSession === live.id || moved.known) return { checkout: checkoutOut(cartId, live), created: false };
+    if (moved.cartSession === live.id) return { checkout: checkoutOut(cartId, live), created: false };
+    if (moved.known) {
+      if (moved.cartPaymentPending) continue;
+      return { checkout: checkoutOut(cartId, live), created: false };
+    }
     if ((await abandonAttempt(sql, cartId, attempt)) === live.id)
       return { checkout: checkoutOut(cartId, live), created: false };
     await stripe.expireCheckoutSession(live.id).catch((err: unknown) => {
@@ -404,7 +410,13 @@ async function moveToCheckout(
       maxDays: number | null;
     }[];
   },
-): Promise<{ moved: boolean; known: boolean; short: { id: string; available: number }[]; cartSession: string | null }> {
+): Promise<{
+  moved: boolean;
+  known: boolean;
+  short: { id: string; available: number }[];
+  cartSession: string | null;
+  cartPaymentPending: boolean;
+}> {
   const wanted = JSON.stringify(
     m.lines.map((l) => ({ productId: l.productId, quantity: l.quantity, unitAmount: l.unitAmount })),
   );
@@ -475,16 +487,20 @@ async function moveToCheckout(
       ),
       // A statement of its own, so it sees what a concurrent checkout committed while the one
       // above waited for it: the session the cart has now, whoever moved it.
-      sql.query('SELECT checkout_session_id FROM carts WHERE id = $1', [m.cartId]),
+      sql.query('SELECT checkout_session_id, status FROM carts WHERE id = $1', [m.cartId]),
     ],
     { isolationLevel: 'ReadCommitted' },
   )) as [
     unknown,
     unknown,
     { moved: boolean; known: boolean; short: { id: string; available: number }[] }[],
-    { checkout_session_id: string | null }[],
+    { checkout_session_id: string | null; status: CartStatus }[],
   ];
-  return { ...row!, cartSession: cart?.checkout_session_id ?? null };
+  return {
+    ...row!,
+    cartSession: cart?.checkout_session_id ?? null,
+    cartPaymentPending: cart ? isPaymentPending(cart.status) : false,
+  };
 }
 
 /**

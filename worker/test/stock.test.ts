@@ -362,6 +362,45 @@ describe('stock under concurrency', () => {
     }
   });
 
+  it('never moves the cart to a session of an attempt given up, handed to a double tap that waited at Stripe', async () => {
+    const product = await stocked(1);
+    const shopper = await cartOf([{ id: product.id, quantity: 1 }]);
+    const rival = await cartOf([{ id: product.id, quantity: 1 }]);
+    const held = (status?: 409) =>
+      standin.addFault({ method: 'POST', path: '/v1/checkout/sessions', delayMs: 2 ** 31 - 1, times: 1, status });
+    const taken = async () => expect.poll(async () => (await standin.faults()).length).toBe(0);
+    try {
+      // The first tap is held making its session; the second, under the same key, is held at
+      // Stripe (409, tried again by stripe-node) while the rival takes the unit, the first tap
+      // gives its attempt up for want of it, and the rival cancels. The second tap's last try is
+      // then handed the first tap's session, expired.
+      await held();
+      const first = checkout(shopper);
+      await taken();
+      await held(409);
+      const second = checkout(shopper);
+      await taken();
+      expect((await checkout(rival)).status).toBe(201);
+      await held(409);
+      expect(await standin.releaseHeld()).toBe(2);
+      expect((await first).status).toBe(409);
+      await taken();
+      const cancelled = await call(`/v1/carts/${rival.cartId}/checkout`, { method: 'DELETE', token: rival.user.token });
+      expect(cancelled.status).toBe(200);
+      expect(await standin.releaseHeld()).toBe(1);
+
+      const res = await second;
+      expect(res.status).toBe(201);
+      const { sessionId } = (await res.json()) as { sessionId: string };
+      expect((await stripe.checkout.sessions.retrieve(sessionId)).status).toBe('open');
+      expect(await cartStatus(shopper.cartId)).toBe('checkout_pending');
+      expect(await counts(product.id)).toEqual({ stock: 1, reserved: 1 });
+    } finally {
+      await standin.clearFaults();
+      await standin.releaseHeld();
+    }
+  });
+
   it("answers an edit racing its cart's checkout with 409, not a deadlock's 500", async () => {
     const product = await stocked(10);
     const shopper = await cartOf([{ id: product.id, quantity: 1 }]);
