@@ -21,6 +21,8 @@ export const DEFAULT_GCP_PROJECT_ID = 'edge-checkout-local';
 export const DEFAULT_NOTIFICATION_TOPIC = 'notifications';
 
 const RELAY_ENTRY = createRequire(import.meta.url).resolve('@edge-checkout/relay/main');
+/** How often in a minute a relay that dies is started again. */
+const RELAY_RESTARTS_PER_MINUTE = 3;
 
 export const pubsubService: LocalService = {
   name: 'pub/sub',
@@ -105,11 +107,25 @@ async function startLocalPubSub(ctx: ServiceContext, projectId: string, paymentT
 
     let stopping = false;
     let restarting: Promise<void> | undefined;
+    const restarts: number[] = [];
     // The relay is started again in place: the emulator keeps pushing what it holds to the same
-    // endpoint, while restarting npm run dev would start an emulator without it.
+    // endpoint, while restarting npm run dev would start an emulator without it. Not without end:
+    // a relay that dies on what it is pushed would die again each second, the emulator pushing
+    // again each second.
     const restartWhenItExits = (running: ChildGroup) => {
       void running.exited.then(({ code, signal }) => {
         if (stopping) return;
+        const now = Date.now();
+        while (restarts.length > 0 && restarts[0]! < now - 60_000) restarts.shift();
+        if (restarts.length >= RELAY_RESTARTS_PER_MINUTE) {
+          ctx.log(
+            `pubsub: the notification relay exited (${signal ?? `code ${code}`}), its ${RELAY_RESTARTS_PER_MINUTE + 1}th ` +
+              'time within a minute; not started again: no notifications until npm run dev restarts, and payment ' +
+              'events published meanwhile are lost with the emulator then',
+          );
+          return;
+        }
+        restarts.push(now);
         ctx.log(
           `pubsub: the notification relay exited (${signal ?? `code ${code}`}); starting it again on ${relayUrl}`,
         );

@@ -136,6 +136,36 @@ describe('Pub/Sub in the local stack', () => {
   );
 
   it.skipIf(skipped)(
+    'does not start again a relay that keeps dying: the fourth death within a minute is the last',
+    async () => {
+      const lines: string[] = [];
+      const started = await pubsubService.start(context({ GCP_PROJECT_ID: 'local-pubsub-crash-loop-test' }, lines));
+      const relayGroup = () =>
+        (JSON.parse(readFileSync(path.join(scratch, 'processes.json'), 'utf8')) as Record<string, { pgid: number }>)
+          .relay!.pgid;
+      const ranAgain = () =>
+        lines.filter((line) => line.startsWith('pubsub: the notification relay runs again')).length;
+      try {
+        for (let restart = 1; restart <= 3; restart++) {
+          process.kill(-relayGroup(), 'SIGKILL');
+          await expect.poll(ranAgain, { timeout: 15_000 }).toBe(restart);
+        }
+        process.kill(-relayGroup(), 'SIGKILL');
+        await expect
+          .poll(() => lines)
+          .toContainEqual(
+            expect.stringMatching(
+              /^pubsub: the notification relay exited \(SIGKILL\), its 4th time within a minute; not started again/,
+            ),
+          );
+        expect(ranAgain()).toBe(3);
+      } finally {
+        await started?.stop();
+      }
+    },
+  );
+
+  it.skipIf(skipped)(
     'says when the emulator exits while it runs, naming it, so that npm run dev can stop',
     async () => {
       const started = await pubsubService.start(context({ GCP_PROJECT_ID: 'local-pubsub-exit-test' }, []));
