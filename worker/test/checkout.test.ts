@@ -577,6 +577,23 @@ describe('checkout when Stripe fails (Stripe saves the first result of an idempo
       headers: { Authorization: `Bearer ${token}` },
     });
   afterEach(() => faultyStandin.clearFaults());
+  /**
+   * As if an earlier try had reached Stripe, its answer lost, before a product changed: the key
+   * of the cart's next attempt is already taken for other parameters.
+   */
+  async function takeNextKey(cartId: string): Promise<void> {
+    const [cart] = await db().query('SELECT version, checkout_attempt FROM carts WHERE id = $1', [cartId]);
+    await faultyStripe.checkout.sessions.create(
+      {
+        mode: 'payment',
+        line_items: [
+          { quantity: 1, price_data: { currency: 'usd', unit_amount: 900, product_data: { name: 'Before' } } },
+        ],
+        success_url: 'https://shop.example/success',
+      },
+      { idempotencyKey: `checkout-${cartId}-v${cart!.version}-a${Number(cart!.checkout_attempt) + 1}` },
+    );
+  }
 
   it('answers 503 when Stripe fails, and the next tap gets a session instead of the saved failure', async () => {
     const user = await newUser();
@@ -597,20 +614,7 @@ describe('checkout when Stripe fails (Stripe saves the first result of an idempo
   it('checks out under a new key when Stripe already knows this one with other parameters (400 idempotency_error)', async () => {
     const user = await newUser();
     const { cartId } = await cartWith(user.token, [{ unitAmount: 1000, quantity: 1 }]);
-    // As if an earlier try had reached Stripe, its answer lost, before a product changed: the key
-    // of the cart's next attempt is already taken for other parameters.
-    const [cart] = await db().query('SELECT version, checkout_attempt FROM carts WHERE id = $1', [cartId]);
-    const key = `checkout-${cartId}-v${cart!.version}-a${Number(cart!.checkout_attempt) + 1}`;
-    await faultyStripe.checkout.sessions.create(
-      {
-        mode: 'payment',
-        line_items: [
-          { quantity: 1, price_data: { currency: 'usd', unit_amount: 900, product_data: { name: 'Before' } } },
-        ],
-        success_url: 'https://shop.example/success',
-      },
-      { idempotencyKey: key },
-    );
+    await takeNextKey(cartId);
 
     const res = await checkoutThere(user.token, cartId);
     expect(res.status).toBe(201);
@@ -621,18 +625,7 @@ describe('checkout when Stripe fails (Stripe saves the first result of an idempo
   it('answers 503, not the key of our own making, when Stripe still finds it used for other parameters at the last round', async () => {
     const user = await newUser();
     const { cartId } = await cartWith(user.token, [{ unitAmount: 1000, quantity: 1 }]);
-    const [cart] = await db().query('SELECT version, checkout_attempt FROM carts WHERE id = $1', [cartId]);
-    const key = `checkout-${cartId}-v${cart!.version}-a${Number(cart!.checkout_attempt) + 1}`;
-    await faultyStripe.checkout.sessions.create(
-      {
-        mode: 'payment',
-        line_items: [
-          { quantity: 1, price_data: { currency: 'usd', unit_amount: 900, product_data: { name: 'Before' } } },
-        ],
-        success_url: 'https://shop.example/success',
-      },
-      { idempotencyKey: key },
-    );
+    await takeNextKey(cartId);
     // Another request holds the key through two rounds (stripe-node tries each three times), and
     // the third round finds it used for other parameters.
     await faultyStandin.addFault({ method: 'POST', path: '/v1/checkout/sessions', status: 409, times: 6 });
