@@ -523,10 +523,14 @@ describe('fuzzing every route of /openapi.json', () => {
         routes.add(`${op.method} ${op.path}`);
 
         expect(res.status, what).toBeLessThan(500);
-        // A client generated from the document knows every answer its operation can give (a
-        // parameter made empty can leave the route: that answer is no route's).
+        // A client generated from the document knows every answer its operation can give. A
+        // parameter made empty can leave the route (that answer is no route's), and so can one
+        // that is a dot segment, "." or "..", which every URL parser removes (RFC 3986 §5.2.4):
+        // /v1/carts/./checkout is /v1/carts/checkout, another route's path.
         const noRoute = res.status === 404 && text.includes('"detail":"No such route"');
-        if (sent.method === op.method && !noRoute) expect(op.statuses, what).toContain(String(res.status));
+        const leftRoute = new URL(sent.url, 'http://fuzz').pathname.split('/').length !== op.path.split('/').length;
+        if (sent.method === op.method && !noRoute && !leftRoute)
+          expect(op.statuses, what).toContain(String(res.status));
         if (res.status >= 400) {
           const type = res.headers.get('Content-Type') ?? '';
           // The landing pages answer people, with pages; another method there is no route (problem+json).
