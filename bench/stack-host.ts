@@ -12,6 +12,7 @@
  *
  * Options come as one JSON argument: { dataDir, configured }.
  */
+import { howItEnded } from '@edge-checkout/dev-stack/dev-processes';
 import { type LocalStack, startLocalStack } from '@edge-checkout/dev-stack/local-stack';
 
 interface HostOptions {
@@ -100,9 +101,9 @@ try {
     },
     wranglerOutput: 'print',
   });
-  void stack.exited.then(({ part, code, signal }) => {
+  void stack.exited.then((exit) => {
     if (!stopping)
-      void send({ type: 'line', line: `[bench] ${part} exited (${signal ?? `code ${code}`}) during the run` });
+      void send({ type: 'line', line: `[bench] ${exit.part} exited (${howItEnded(exit)}) during the run` });
   });
   await send({ type: 'ready', workerUrl: stack.workerUrl, workerVars: stack.workerVars, pid: process.pid });
 } catch (err) {

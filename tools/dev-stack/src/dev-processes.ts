@@ -3,7 +3,7 @@
  * its own process group so one signal stops the whole tree, and recorded in a small file so
  * that the next run can stop what a crashed run (kill -9, closed terminal) left behind.
  */
-import { type StdioOptions, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, type StdioOptions, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -24,6 +24,19 @@ export interface SpawnGroupOptions {
   match: string[];
 }
 
+/** How a process ended: its exit code, or the signal that ended it. */
+export type ProcessExit = { code: number | null; signal: NodeJS.Signals | null };
+
+/** "SIGKILL", or "code 1": how a line says a process ended. */
+export const howItEnded = ({ code, signal }: ProcessExit): string => signal ?? `code ${code}`;
+
+/** Settles when `child` exits, at once if it has: listened for now, as 'exit' is emitted once. */
+export function exitOf(child: ChildProcess): Promise<ProcessExit> {
+  if (child.exitCode !== null || child.signalCode !== null)
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+}
+
 export interface ChildGroup {
   name: string;
   pid: number;
@@ -31,7 +44,7 @@ export interface ChildGroup {
   stdout: Readable | null;
   stderr: Readable | null;
   /** Settles when the group leader exits. */
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  exited: Promise<ProcessExit>;
   /** SIGTERM to the group, SIGKILL after graceMs; resolves when none of it runs. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -67,9 +80,7 @@ export class ProcessGroups {
     });
     // Listened for before anything is awaited: 'exit' is emitted once, and a child that dies
     // while the registry is written (a wrangler that cannot start) would otherwise never settle.
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal })),
-    );
+    const exited = exitOf(child);
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', (err) => reject(new Error(`cannot start ${opts.name} (${opts.command}): ${err.message}`)));

@@ -17,7 +17,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { cronsFromWranglerToml, startCronTicker } from './dev-cron.ts';
 import { configuredVars, DEV_DATA_DIR, REPO_ROOT, readDevVars } from './dev-env.ts';
-import { claimSingleRun } from './dev-processes.ts';
+import { claimSingleRun, howItEnded } from './dev-processes.ts';
 import { type LocalStack, startLocalStack } from './local-stack.ts';
 import { shopSignInLink } from './token.ts';
 
@@ -83,9 +83,9 @@ async function main(): Promise<void> {
   // A signal that came after the stack's last look at it.
   if (startup.signal.aborted) throw startup.signal.reason;
   // Without any one of them every request fails, or every publish: the developer restarts.
-  void stack.exited.then(({ part, code, signal }) => {
+  void stack.exited.then((exit) => {
     if (finishing) return;
-    log(`${part} exited (${signal ?? `code ${code}`}); stopping`);
+    log(`${exit.part} exited (${howItEnded(exit)}); stopping`);
     void finish(1);
   });
   ticker = startCronTicker(stack.workerUrl, cronsFromWranglerToml(path.join(REPO_ROOT, 'wrangler.toml')), log);

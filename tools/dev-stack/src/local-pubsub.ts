@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { PAYMENT_EVENTS_TOPIC } from '@edge-checkout/pubsub/names';
 import { REPO_ROOT } from './dev-env.ts';
-import { type ChildGroup, forEachLine } from './dev-processes.ts';
+import { type ChildGroup, forEachLine, howItEnded } from './dev-processes.ts';
 import type { LocalService, ServiceContext } from './local-service.ts';
 import { assertPortFree, freePort } from './net.ts';
 import { watchNotifications } from './notification-feed.ts';
@@ -23,6 +23,8 @@ export const DEFAULT_NOTIFICATION_TOPIC = 'notifications';
 const RELAY_ENTRY = createRequire(import.meta.url).resolve('@edge-checkout/relay/main');
 /** How often in a minute a relay that dies is started again. */
 const RELAY_RESTARTS_PER_MINUTE = 3;
+const RELAY_DOWN =
+  'no notifications until npm run dev restarts, and payment events published meanwhile are lost with the emulator then';
 
 export const pubsubService: LocalService = {
   name: 'pub/sub',
@@ -113,31 +115,25 @@ async function startLocalPubSub(ctx: ServiceContext, projectId: string, paymentT
     // a relay that dies on what it is pushed would die again each second, the emulator pushing
     // again each second.
     const restartWhenItExits = (running: ChildGroup) => {
-      void running.exited.then(({ code, signal }) => {
+      void running.exited.then((exit) => {
         if (stopping) return;
         const now = Date.now();
         while (restarts.length > 0 && restarts[0]! < now - 60_000) restarts.shift();
         if (restarts.length >= RELAY_RESTARTS_PER_MINUTE) {
           ctx.log(
-            `pubsub: the notification relay exited (${signal ?? `code ${code}`}), its ${RELAY_RESTARTS_PER_MINUTE + 1}th ` +
-              'time within a minute; not started again: no notifications until npm run dev restarts, and payment ' +
-              'events published meanwhile are lost with the emulator then',
+            `pubsub: the notification relay exited (${howItEnded(exit)}), its ${RELAY_RESTARTS_PER_MINUTE + 1}th ` +
+              `time within a minute; not started again: ${RELAY_DOWN}`,
           );
           return;
         }
         restarts.push(now);
-        ctx.log(
-          `pubsub: the notification relay exited (${signal ?? `code ${code}`}); starting it again on ${relayUrl}`,
-        );
+        ctx.log(`pubsub: the notification relay exited (${howItEnded(exit)}); starting it again on ${relayUrl}`);
         restarting = (async () => {
           try {
             relay = await startRelayProcess(ctx, relayOptions);
             await waitForRelay(relayUrl, relay);
           } catch (err) {
-            ctx.log(
-              `pubsub: the notification relay did not start again (${(err as Error).message}); no notifications ` +
-                'until npm run dev restarts, and payment events published meanwhile are lost with the emulator then',
-            );
+            ctx.log(`pubsub: the notification relay did not start again (${(err as Error).message}); ${RELAY_DOWN}`);
             return;
           }
           if (stopping) return;

@@ -6,7 +6,7 @@
  * and the next run after a crash cover them.
  */
 import type { DevSecrets, Vars } from './dev-env.ts';
-import type { ProcessGroups } from './dev-processes.ts';
+import type { ProcessExit, ProcessGroups } from './dev-processes.ts';
 
 /** Ports of the local services; 0 picks a free one (tests), `npm run dev` uses fixed ones. */
 export interface LocalPorts {
@@ -50,11 +50,7 @@ export interface ServiceContext {
 export type WrapHost = (host: string) => Promise<{ host: string; stop(): Promise<void> }>;
 
 /** A process of the stack that ended: its name as a line shows it ("Postgres exited (SIGKILL)"), and how. */
-export interface PartExit {
-  part: string;
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
+export type PartExit = ProcessExit & { part: string };
 
 export interface StartedService {
   /** Worker variables this service provides (defaults: .dev.vars and the environment win). */

@@ -13,6 +13,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { exitOf, type ProcessExit } from './dev-processes.ts';
 import EmbeddedPostgres from './embedded-postgres.ts';
 import { assertPortFree, freePort } from './net.ts';
 
@@ -31,7 +32,7 @@ export interface RunningPostgres {
   url: string;
   port: number;
   /** Settles when the server process exits, stop() included. */
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  exited: Promise<ProcessExit>;
   stop(): Promise<void>;
 }
 
@@ -133,11 +134,7 @@ export async function startPostgres(opts: StartPostgresOptions): Promise<Running
   );
 
   const child = childOf(server);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    if (!child || child.exitCode !== null || child.signalCode !== null)
-      resolve({ code: child?.exitCode ?? null, signal: child?.signalCode ?? null });
-    else child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
+  const exited = child ? exitOf(child) : Promise.resolve({ code: null, signal: null });
 
   // A process that ends without stop() (a crash, process.exit) must not leave Postgres running:
   // an 'exit' listener can still ask it to shut down fast (SIGINT), though not wait for it.

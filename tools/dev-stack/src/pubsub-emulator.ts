@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
+import type { ProcessExit } from './dev-processes.ts';
 import { freePort } from './net.ts';
 
 export type PubSubEmulator = {
@@ -16,7 +17,7 @@ export type PubSubEmulator = {
    */
   pgid: number;
   /** Settles when gcloud, which runs the Java server, exits (or could not be started), stop() included. */
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  exited: Promise<ProcessExit>;
   /** Stops the emulator and its Java child; resolves once both are gone. Safe to call twice. */
   stop(): Promise<void>;
 };
@@ -118,7 +119,7 @@ async function launch(
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+  const exited = new Promise<ProcessExit>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }));
     // A failed spawn (EACCES…) emits 'error' and possibly no 'exit'.
     child.once('error', (error) => {
