@@ -532,16 +532,20 @@ async function applied(f: Fulfilment, effect: CartEffect, read: Statement | unde
 
 /**
  * The cart of a session Stripe sent the shopper back from (the success page), confirmed with
- * Stripe while its payment may still come (confirmedWithStripe).
+ * Stripe while its payment may still come (confirmedWithStripe); `replaced` when the cart has
+ * since gone on to another session, which is not asked about.
  */
 export async function cartOfReturningSession(
   services: Services,
   sessionId: string,
   beforeAskingStripe: () => Promise<void>,
-): Promise<CartOut> {
+): Promise<{ cart: CartOut; replaced: boolean }> {
   const cart = cartOf(await selectCartOfSession(services.sql, sessionId));
   if (!cart) throw notFound('Checkout');
-  return confirmedWithStripe(services, cart, sessionId, beforeAskingStripe);
+  // A tab kept from an earlier checkout of the cart (a failed bank transfer, then a new
+  // checkout): the cart's status is its newer session's, and this one can no longer move it.
+  if (cart.checkout && cart.checkout.sessionId !== sessionId) return { cart, replaced: true };
+  return { cart: await confirmedWithStripe(services, cart, sessionId, beforeAskingStripe), replaced: false };
 }
 
 /**

@@ -67,6 +67,21 @@ export function cartPage(opts: {
 }
 
 /**
+ * The success page of a session the cart has since left for a newer checkout (a reloaded tab of
+ * a failed bank transfer): the cart's lines and status are the newer checkout's, so it shows
+ * neither, only the way back to the app, where the cart is.
+ */
+export function replacedCheckoutPage(opts: { cart: CartOut; appReturnUrl?: string }): Html {
+  const title = 'This checkout has ended';
+  return layout({
+    title,
+    body: html`<h1>${title}</h1>
+      <p>Your cart has gone on to a newer checkout since. Your order as it stands is in the app.</p>
+      ${returnLink(opts.appReturnUrl, { cart_id: opts.cart.id, status: opts.cart.status })}`,
+  });
+}
+
+/**
  * An error on a landing page, for a person: what went wrong in their words and the id to quote
  * to support. The problem's detail is written for developers (a validator's "cart_id: Invalid
  * GUID"), and its title too ("Validation failed"): the page goes by the problem's code.

@@ -63,6 +63,29 @@ describe('GET /checkout/success', () => {
     expect(await cartStatus(state.cartId)).toBe('paid');
   });
 
+  it("says a reloaded tab's checkout has ended once the cart went on to a newer one, without showing the newer as its own", async () => {
+    const state = await checkedOutCart();
+    await standin.pay(state.sessionId, 'async');
+    await standin.settleBankTransfer(state.sessionId, 'fail');
+    const failed = await (await call(`/checkout/success?session_id=${state.sessionId}`)).text();
+    expect(failed).toContain('Payment failed');
+
+    // The shopper checks the same cart out again; the old tab is reloaded meanwhile.
+    const again = await call(`/v1/carts/${state.cartId}/checkout`, { method: 'POST', token: state.user.token });
+    expect(again.status).toBe(201);
+    const res = await callWithEnv(
+      { ...stripeEnv, APP_RETURN_URL: 'myshop://orders' },
+      `/checkout/success?session_id=${state.sessionId}`,
+    );
+    expect(res.status).toBe(200);
+    const html = await res.text();
+    expect(html).toContain('This checkout has ended');
+    expect(html).not.toContain('Confirming');
+    expect(html).not.toContain('Check again');
+    expect(html).toContain(`href="myshop://orders?cart_id=${state.cartId}&amp;status=checkout_pending"`);
+    expect(await cartStatus(state.cartId)).toBe('checkout_pending');
+  });
+
   it('keeps a still-open session pending and offers to check again, without reloading by itself (WCAG 2.2.1)', async () => {
     const state = await checkedOutCart();
     const html = await (await call(`/checkout/success?session_id=${state.sessionId}`)).text();

@@ -6,7 +6,7 @@ import { cartOfReturningSession, confirmedWithStripe } from '../checkout.ts';
 import type { Config } from '../env.ts';
 import { notFound } from '../errors.ts';
 import { log } from '../log.ts';
-import { cartPage, errorPage, PAGE_STYLE } from '../pages.ts';
+import { cartPage, errorPage, PAGE_STYLE, replacedCheckoutPage } from '../pages.ts';
 import { problemOf } from '../problem.ts';
 import { takeToken } from '../rate-limits.ts';
 import { CartId, html } from '../schemas.ts';
@@ -62,15 +62,14 @@ export function pageRoutes(app: OpenAPIHono<AppEnv>): void {
 
   pages.openapi(success, async (c) => {
     const sessionId = c.req.valid('query').session_id;
-    const cart = await cartOfReturningSession(c.var.services, sessionId, stripeReadAllowance(c, sessionId));
-    return c.html(
-      cartPage({
-        cart,
-        appReturnUrl: appReturnUrl(c.var.services.config),
-        checkAgain: cart.status === 'checkout_pending',
-      }),
-      200,
+    const { cart, replaced } = await cartOfReturningSession(
+      c.var.services,
+      sessionId,
+      stripeReadAllowance(c, sessionId),
     );
+    const back = appReturnUrl(c.var.services.config);
+    if (replaced) return c.html(replacedCheckoutPage({ cart, appReturnUrl: back }), 200);
+    return c.html(cartPage({ cart, appReturnUrl: back, checkAgain: cart.status === 'checkout_pending' }), 200);
   });
 
   pages.openapi(cancel, async (c) => {
