@@ -148,8 +148,19 @@ const postgresUrl = z.string().refine((v) => {
 export function isNeonEndpointHost(hostname: string): boolean {
   return /^ep-[a-z0-9-]+\.([a-z0-9-]+\.)*neon\.tech$/i.test(hostname);
 }
-const NEON_ENDPOINT =
-  "DATABASE_URL is invalid: expected a Neon endpoint's host (ep-….neon.tech); another Postgres needs NEON_HTTP_ENDPOINT, a server speaking Neon's SQL over HTTP in front of it";
+/**
+ * What keeps Neon's SQL-over-HTTP endpoint from ever taking `url`, or null. Its proxy refuses a
+ * connection string without a password (400, "missing authentication credentials", with no
+ * SQLSTATE: neondatabase/neon proxy/src/serverless/http_util.rs, get_conn_info), which would
+ * read as an outage on every request rather than a setting to fix.
+ */
+function neonUrlProblem(url: URL): string | null {
+  if (!isNeonEndpointHost(url.hostname))
+    return "DATABASE_URL is invalid: expected a Neon endpoint's host (ep-….neon.tech); another Postgres needs NEON_HTTP_ENDPOINT, a server speaking Neon's SQL over HTTP in front of it";
+  if (!url.password)
+    return "DATABASE_URL is invalid: expected the role's password in it (postgres://role:password@ep-….neon.tech/db): Neon refuses a connection string without one";
+  return null;
+}
 
 // Absolute, so it works from any page: https (a universal link), or an app's own scheme
 // (myshop://…). An app's link names a place in it after `//`; a scheme without (mailto:, tel:,
@@ -386,13 +397,13 @@ function parse(env: Env): Config {
     }
   }
   const database = values.get('DATABASE_URL');
-  if (
-    typeof database === 'string' &&
-    bindingText(env.NEON_HTTP_ENDPOINT) === undefined &&
-    !isNeonEndpointHost(postgresAsHttp(database)!.hostname)
-  ) {
+  const neonProblem =
+    typeof database === 'string' && bindingText(env.NEON_HTTP_ENDPOINT) === undefined
+      ? neonUrlProblem(postgresAsHttp(database)!)
+      : null;
+  if (neonProblem) {
     values.delete('DATABASE_URL');
-    problems.set('DATABASE_URL', NEON_ENDPOINT);
+    problems.set('DATABASE_URL', neonProblem);
   }
   const optional = <N extends Name>(name: N): Value<N> | undefined => {
     const problem = problems.get(name);

@@ -101,6 +101,17 @@ describe('DATABASE_URL', () => {
     expect(config(local).required('DATABASE_URL')).toBe(local.DATABASE_URL);
   });
 
+  it("holds the role's password for Neon, whose endpoint refuses a connection string without one", () => {
+    for (const withoutPassword of [
+      'postgres://shop@ep-a-1.eu-central-1.aws.neon.tech/shop?sslmode=require',
+      'postgres://shop:@ep-a-1.eu-central-1.aws.neon.tech/shop',
+    ]) {
+      expect(() => config({ DATABASE_URL: withoutPassword }).required('DATABASE_URL')).toThrow(
+        /^DATABASE_URL is invalid: expected the role's password in it/,
+      );
+    }
+  });
+
   it('answers 500 misconfigured for a host other than Neon, and sends nothing there', async () => {
     const sent = vi.spyOn(globalThis, 'fetch');
     const { NEON_HTTP_ENDPOINT: _, ...production } = testEnv;
