@@ -183,7 +183,7 @@ export async function listCarts(
   page: { limit: number; startingAfter?: string },
 ): Promise<{ carts: CartOut[]; hasMore: boolean }> {
   const { limit, startingAfter } = page;
-  // Two texts, so that each keeps carts_by_user_newest under a generic plan.
+  // Two texts, so that each keeps carts_by_user_newest under a generic plan too (the local proxy prepares them).
   const [anchor = [], rows] = startingAfter
     ? await sql.transaction([
         sql.query('SELECT 1 FROM carts WHERE id = $1 AND user_id = $2', [startingAfter, userId]),
@@ -212,7 +212,7 @@ export async function listCarts(
 
 /** For operators: every shopper's carts, optionally in one status, most recently changed first. */
 export async function listAllCarts(sql: Sql, status: CartStatus | undefined, limit: number): Promise<AdminCartOut[]> {
-  // Two texts, so that each keeps its index (carts_by_status, carts_by_updated) under a generic plan.
+  // Two texts, so that each keeps its index (carts_by_status, carts_by_updated) under a generic plan too.
   const rows = await (status
     ? sql.query(`${cartSelect} WHERE c.status = $1 ORDER BY c.updated_at DESC, c.id LIMIT $2`, [status, limit])
     : sql.query(`${cartSelect} ORDER BY c.updated_at DESC, c.id LIMIT $1`, [limit]));

@@ -15,8 +15,12 @@
  * Like Neon's, an answer over 10 MiB is refused with 507; a batch's only after its COMMIT, as the
  * batch is pipelined, where Neon rolls it back (no write of the Worker answers that much).
  * Differences, on purpose: the target is fixed (the connection string header is required but
- * not used to connect: the driver drops the port from it in some modes), and values are always
- * returned as text (the driver always asks for that). Listens on 127.0.0.1 only.
+ * not used to connect: the driver drops the port from it in some modes, and no credentials are
+ * checked), and values are always returned as text (the driver always asks for that). For speed,
+ * a batch is pipelined and statements are prepared per connection by name; Neon's proxy runs a
+ * batch's statements one after another (query_batch), each as the unnamed statement
+ * (libs/proxy/tokio-postgres2/src/query.rs), so Postgres plans each of them afresh there and the
+ * local Postgres' timings are a floor for Neon's. Listens on 127.0.0.1 only.
  */
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -279,8 +283,8 @@ async function runWithClient(client: pg.PoolClient, payload: Payload, options: R
 /**
  * A batch is one transaction sent in one go: BEGIN, every statement and COMMIT are pipelined
  * (extended protocol, one Sync at the end) and answered together, one round trip to Postgres
- * as on Neon, where the batch runs next to the database. A statement that fails makes
- * Postgres skip the rest up to the Sync; the transaction is then rolled back.
+ * (Neon's proxy, next to the database, sends them one at a time). A statement that fails makes
+ * Postgres skip the rest up to the Sync; the transaction is then rolled back, as on Neon.
  */
 async function runBatch(client: pg.PoolClient, queries: QueryData[], options: RequestOptions): Promise<unknown[]> {
   const modes = [
