@@ -21,6 +21,16 @@ const headlines: Record<CartOut['status'], [string, string]> = {
   refunded: ['Order refunded', 'This order has been refunded.'],
 };
 
+/**
+ * A failed cart the shopper has since moved on from is history (docs/contract.md §3: edits and
+ * checkout answer 409). It is told from the active one, which can be paid again, by the checkout
+ * it still shows: the active one shows none (§2).
+ */
+const failedAndSuperseded: [string, string] = [
+  'Payment failed',
+  'The payment did not go through. To order these items, add them to your cart in the app again.',
+];
+
 /** The cart's status on the card, in words that agree with the headline above it. */
 const statusWords: Record<CartOut['status'], string> = {
   paid: 'Paid',
@@ -40,7 +50,11 @@ export function cartPage(opts: {
 }): Html {
   const { cart } = opts;
   const cancelled = opts.cancelled && isKeptAfterCancel(cart.status);
-  const [headline, message] = cancelled ? ['Checkout cancelled', headlines.open[1]] : headlines[cart.status];
+  const [headline, message] = cancelled
+    ? ['Checkout cancelled', headlines.open[1]]
+    : cart.status === 'payment_failed' && cart.checkout
+      ? failedAndSuperseded
+      : headlines[cart.status];
   // Cancelled on Stripe's page, the cart is still checkout_pending until the shop expires the
   // session: "Confirming payment" under "Checkout cancelled" would say two things at once.
   const status = cancelled ? 'Cancelled' : statusWords[cart.status];

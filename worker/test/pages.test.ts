@@ -86,6 +86,28 @@ describe('GET /checkout/success', () => {
     expect(await cartStatus(state.cartId)).toBe('checkout_pending');
   });
 
+  it('does not offer to pay a failed cart again once the shopper started another: it answers 409 to checkout (contract §3)', async () => {
+    const state = await checkedOutCart();
+    await standin.pay(state.sessionId, 'async');
+    expect(await (await call(`/checkout/success?session_id=${state.sessionId}`)).text()).toContain(
+      'Payment processing',
+    );
+    expect((await call('/v1/carts', { method: 'POST', token: state.user.token })).status).toBe(201);
+    await standin.settleBankTransfer(state.sessionId, 'fail');
+
+    for (const page of [
+      `/checkout/success?session_id=${state.sessionId}`,
+      `/checkout/cancel?cart_id=${state.cartId}`,
+    ]) {
+      const html = await (await call(page)).text();
+      expect(html).toContain('Payment failed');
+      expect(html).toContain('To order these items, add them to your cart in the app again.');
+      expect(html).not.toContain('try again');
+    }
+    const retried = await call(`/v1/carts/${state.cartId}/checkout`, { method: 'POST', token: state.user.token });
+    expect(retried.status).toBe(409);
+  });
+
   it('keeps a still-open session pending and offers to check again, without reloading by itself (WCAG 2.2.1)', async () => {
     const state = await checkedOutCart();
     const html = await (await call(`/checkout/success?session_id=${state.sessionId}`)).text();
