@@ -4,7 +4,7 @@ import { beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { applyUndeliveredEvents } from '../src/lost-events.ts';
 import { runScheduled } from '../src/scheduled.ts';
 import { requestServices } from '../src/services.ts';
-import { call, db, holdLocks, publishOutboxBacklog } from './helpers.ts';
+import { call, createProduct, db, holdLocks, newUser, openCart, publishOutboxBacklog } from './helpers.ts';
 import { standin } from './standin.ts';
 import { cartStatus, checkedOutCart, deliver, outboxOf, standinStripe, stripeEnv } from './stripe-helpers.ts';
 
@@ -55,6 +55,33 @@ describe('scheduled reconciliation of delayed payments', () => {
       state.sessionId,
     ]);
     expect(row).toEqual({ checked: true });
+  });
+});
+
+describe('sessions Stripe no longer knows', () => {
+  it('ends a bank transfer whose session Stripe answers 404 for as failed, its stock released: no event of it can come', async () => {
+    const product = await createProduct({ unitAmount: 900 });
+    await db().query('UPDATE products SET stock = 5 WHERE id = $1', [product.id]);
+    const user = await newUser();
+    const cartId = await openCart(user.token, [{ id: product.id, quantity: 1 }]);
+    const res = await call(`/v1/carts/${cartId}/checkout`, { method: 'POST', token: user.token });
+    const { sessionId } = (await res.json()) as { sessionId: string };
+    await standin.pay(sessionId, 'async');
+    await call(`/checkout/success?session_id=${sessionId}`);
+    expect(await cartStatus(cartId)).toBe('awaiting_payment');
+    // Test data deleted at Stripe, say: the session is gone, and its transfer with it.
+    await standin.forget(sessionId);
+    await db().query(`UPDATE checkouts SET reconciled_at = now() - interval '2 hours' WHERE session_id = $1`, [
+      sessionId,
+    ]);
+
+    await runScheduled(stripeEnv);
+    expect(await cartStatus(cartId)).toBe('payment_failed');
+    expect((await outboxOf(cartId)).map((o) => o.event_type)).toEqual(['cart.awaiting_payment', 'cart.payment_failed']);
+    const [counts] = await db().query('SELECT stock, reserved FROM products WHERE id = $1', [product.id]);
+    expect(counts).toEqual({ stock: 5, reserved: 0 });
+    // The shopper can pay for it again.
+    expect((await call(`/v1/carts/${cartId}/checkout`, { method: 'POST', token: user.token })).status).toBe(201);
   });
 });
 
