@@ -46,8 +46,14 @@ export function stripeApi(env: Env): StripeApi {
   });
   return {
     createCheckoutSession: (params, idempotencyKey) => stripe.checkout.sessions.create(params, { idempotencyKey }),
-    retrieveCheckoutSession: (id) => stripe.checkout.sessions.retrieve(id, { expand: ['payment_intent'] }),
-    expireCheckoutSession: (id) => stripe.checkout.sessions.expire(id),
+    retrieveCheckoutSession: async (id) => {
+      inModeOf(key, id);
+      return stripe.checkout.sessions.retrieve(id, { expand: ['payment_intent'] });
+    },
+    expireCheckoutSession: async (id) => {
+      inModeOf(key, id);
+      return stripe.checkout.sessions.expire(id);
+    },
     createRefund: (params, operatorKey) =>
       stripe.refunds.create(
         { ...params, expand: ['charge'] },
@@ -62,6 +68,23 @@ export function stripeApi(env: Env): StripeApi {
     retrieveCharge: (id) => stripe.charges.retrieve(id),
     listUndeliveredEvents: (types, page) => stripe.events.list({ delivery_success: false, types: [...types], ...page }),
   };
+}
+
+/**
+ * Refuses to ask about a session of the other mode than the key's: "objects in one mode can't be
+ * manipulated by objects in the other" (https://docs.stripe.com/keys#test-live-modes), so Stripe
+ * would answer 404, which reads as a session gone for good and releases its cart while it can
+ * still be paid. A test key deployed in production is a setting to mend, not a lost session.
+ */
+function inModeOf(key: string, sessionId: string): void {
+  const keyMode = /^[a-z]{2}_(test|live)_/.exec(key)?.[1];
+  const sessionMode = /^cs_(test|live)_/.exec(sessionId)?.[1];
+  if (keyMode && sessionMode && keyMode !== sessionMode) {
+    throw new ApiError(
+      'misconfigured',
+      `STRIPE_SECRET_KEY is a ${keyMode}-mode key; Checkout Session ${sessionId} was made in ${sessionMode} mode`,
+    );
+  }
 }
 
 const cryptoProvider = Stripe.createSubtleCryptoProvider();
@@ -138,6 +161,7 @@ function thinEvent(rawBody: string): ThinEvent | null {
  * rate-limiting, a key in flight) is a 503 the client may retry; the cart has not been changed.
  */
 export function stripeFailure(err: unknown, what: 'checkout' | 'refund' = 'checkout'): ApiError {
+  if (err instanceof ApiError) return err;
   // 402 request_failed (card_error): "the parameters were valid but the request failed"
   // (https://docs.stripe.com/api/errors), as final as an invalid request.
   if (stripeRefused(err) || err instanceof Stripe.errors.StripeCardError) {

@@ -83,6 +83,26 @@ describe('sessions Stripe no longer knows', () => {
     // The shopper can pay for it again.
     expect((await call(`/v1/carts/${cartId}/checkout`, { method: 'POST', token: user.token })).status).toBe(201);
   });
+  it("keeps a session asked about with the other mode's key: Stripe's 404 then means a wrong key, not a session gone", async () => {
+    // Carts checked out in live mode, and a test key deployed by mistake: Stripe finds none of
+    // their sessions with it. The stand-in takes test keys only, so the session is renamed live.
+    const state = await checkedOutCart();
+    const live = state.sessionId.replace('cs_test_', 'cs_live_');
+    await db().query(
+      `INSERT INTO checkouts SELECT (jsonb_populate_record(NULL::checkouts, to_jsonb(k) || jsonb_build_object('session_id', $2::text, 'expires_at', '2000-01-01'))).*
+       FROM checkouts k WHERE session_id = $1`,
+      [state.sessionId, live],
+    );
+    await db().query('UPDATE carts SET checkout_session_id = $2 WHERE id = $1', [state.cartId, live]);
+
+    const report = await runScheduled(stripeEnv);
+    expect(report.reconcileErrors).toBeGreaterThanOrEqual(1);
+    expect(await cartStatus(state.cartId)).toBe('checkout_pending');
+    const cancel = await call(`/v1/carts/${state.cartId}/checkout`, { method: 'DELETE', token: state.user.token });
+    expect(cancel.status).toBe(500);
+    expect(await cancel.json()).toMatchObject({ code: 'misconfigured' });
+    expect(await cartStatus(state.cartId)).toBe('checkout_pending');
+  });
 });
 
 describe('scheduled reconciliation under failures', () => {
