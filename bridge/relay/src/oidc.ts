@@ -18,7 +18,7 @@ export type PushAuthResult =
  * with --no-allow-unauthenticated) has verified it, so the token cannot be replayed
  * (https://cloud.google.com/run/docs/troubleshooting#signature-removed). No one can verify such
  * a token again: the relay, which verifies each push itself as the contract asks, must be
- * deployed with --allow-unauthenticated (bridge/README.md).
+ * deployed without that check, --no-invoker-iam-check (bridge/README.md).
  */
 const SIGNATURE_REMOVED = 'SIGNATURE_REMOVED_BY_GOOGLE';
 
@@ -71,7 +71,7 @@ export function createOidcVerifier(opts: OidcVerifierOptions): PushVerifier {
           ok: false,
           status: 401,
           reason:
-            'token signature removed by Cloud Run: deploy the relay with --allow-unauthenticated so it can verify pushes',
+            'token signature removed by Cloud Run: deploy the relay with --no-invoker-iam-check so it can verify pushes',
         };
       }
       let certs: Awaited<ReturnType<typeof certificates>>['certs'];

@@ -76,7 +76,7 @@ describe('OIDC verification of push requests', () => {
     await expect(google.verifier.verify(bearer(`${header}.${payload}.SIGNATURE_REMOVED_BY_GOOGLE`))).resolves.toEqual({
       ok: false,
       status: 401,
-      reason: expect.stringMatching(/removed by Cloud Run: deploy the relay with --allow-unauthenticated/),
+      reason: expect.stringMatching(/removed by Cloud Run: deploy the relay with --no-invoker-iam-check/),
     });
   });
 
