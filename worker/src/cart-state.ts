@@ -23,7 +23,6 @@ export const CART_EVENTS = [
   'async_payment_succeeded',
   'async_payment_failed',
   'session_expired',
-  'session_missing', // Stripe answers 404 for the session: no event of it will ever come
   'full_refund',
   'partial_refund',
   'dispute_created',
@@ -70,14 +69,8 @@ const table: Record<CartStatus, Partial<Record<CartEvent, CartStatus>>> = {
     async_payment_succeeded: 'paid',
     async_payment_failed: 'payment_failed',
     session_expired: 'open',
-    session_missing: 'open',
   },
-  // A transfer whose session Stripe no longer knows can no longer be reported as cleared.
-  awaiting_payment: {
-    async_payment_succeeded: 'paid',
-    async_payment_failed: 'payment_failed',
-    session_missing: 'payment_failed',
-  },
+  awaiting_payment: { async_payment_succeeded: 'paid', async_payment_failed: 'payment_failed' },
   paid: { full_refund: 'refunded' },
   payment_failed: { checkout: 'checkout_pending' },
   refunded: {},

@@ -520,6 +520,8 @@ export async function reconcileSession(
     session = await stripe.retrieveCheckoutSession(sessionId);
   } catch (err) {
     if (!stripeNotFound(err)) throw stripeFailure(err);
+    // Stripe never deletes a live session: in production a 404 means a key of another account.
+    log.warn('stripe_session_missing', { sessionId });
     return { session: null, ...(await applied(f, missingSessionEffect(sessionId), read)) };
   }
   const effect = effectOfSession(session);

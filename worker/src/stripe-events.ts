@@ -118,15 +118,15 @@ function delayedPaymentFailed(session: Stripe.Checkout.Session): boolean {
 }
 
 /**
- * A session Stripe answers 404 for can never be paid, nor its transfer reported: the cart goes
- * back to the shopper (open, or payment_failed after a transfer), its stock released.
+ * A session Stripe answers 404 for can never be paid: recorded like an expiry, which gives the
+ * cart back to the shopper.
  */
 export function missingSessionEffect(sessionId: string): CartEffect {
   return ourOwnEffect(sessionId, {
     id: `reconcile:${sessionId}:missing`,
     type: 'reconcile.session_missing',
     source: 'reconcile',
-    event: 'session_missing',
+    event: 'session_expired',
   });
 }
 
