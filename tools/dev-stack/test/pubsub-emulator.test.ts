@@ -150,6 +150,25 @@ describe.skipIf(skipped)('Google Pub/Sub emulator', () => {
     }
   });
 
+  it("starts with a TMPDIR that has a space in it (the emulator's start script evals its options)", async () => {
+    const spaced = mkdtempSync(join(tmpdir(), 'tmp with space-'));
+    const previous = process.env.TMPDIR;
+    process.env.TMPDIR = spaced;
+    try {
+      const started = await startPubSubEmulator({ projectId: PROJECT });
+      expect(started).not.toBeNull();
+      try {
+        expect((await fetch(`http://${started!.host}/`)).status).toBe(200);
+      } finally {
+        await started!.stop();
+      }
+    } finally {
+      if (previous === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = previous;
+      rmSync(spaced, { recursive: true, force: true });
+    }
+  });
+
   it('fails fast, leaving nothing behind, when the port it was given is taken', async () => {
     // Something else answering HTTP on the port must not pass for the emulator.
     const squatter = createHttpServer((_request, response) => response.end('Ok?'));
