@@ -101,7 +101,11 @@ export async function startPostgres(opts: StartPostgresOptions): Promise<Running
     persistent: opts.persistent,
     // Only as root: otherwise the library tries (and fails) to run groupadd itself.
     createPostgresUser: isRoot,
-    initdbFlags: opts.persistent ? [] : ['--no-sync'],
+    // UTF-8 whatever the machine's locale, as Neon's databases are: initdb takes the encoding
+    // from the locale (https://www.postgresql.org/docs/current/multibyte.html), and with none
+    // set (a minimal container, `env -i`) it made SQL_ASCII, where length() counts bytes and a
+    // name of 150 `é` broke the 200-character check: a 500, not the 201 Neon gives.
+    initdbFlags: ['--encoding=UTF8', '--locale=C', ...(opts.persistent ? [] : ['--no-sync'])],
     postgresFlags: [
       '-c',
       'listen_addresses=127.0.0.1',

@@ -53,6 +53,21 @@ describe('startPostgres', () => {
     await server.stop(); // a second stop is harmless
   });
 
+  it("makes a UTF-8 database, as Neon's, on a machine with no locale set", async () => {
+    const locale = { LANG: process.env.LANG, LC_ALL: process.env.LC_ALL, LC_CTYPE: process.env.LC_CTYPE };
+    for (const name of Object.keys(locale)) delete process.env[name];
+    try {
+      const server = await start({ dataDir: path.join(scratchDir(), 'data'), persistent: false, log: () => {} });
+      const [row] = await queryOnce(
+        server.url,
+        "SELECT current_setting('server_encoding') AS encoding, length('é') AS n",
+      );
+      expect(row).toEqual({ encoding: 'UTF8', n: 1 });
+    } finally {
+      for (const [name, value] of Object.entries(locale)) if (value !== undefined) process.env[name] = value;
+    }
+  });
+
   // As root the server runs as another user, which needs to pass through the folders above its
   // data; as anyone else it runs as that user, and the folders are left as they are.
   it('makes mode-700 ancestors traversable for the postgres user when run as root, and says so', async () => {
