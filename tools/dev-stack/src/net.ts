@@ -64,7 +64,14 @@ function reserve(dir: string, port: number): boolean {
   }
   const age = Date.now() - mtimeMs(file);
   if (age < RESERVATION_MS) return false;
-  rmSync(file, { force: true });
+  try {
+    rmSync(file, { force: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // An expired reservation in another user's directory: the bind probe alone decides.
+    if (code === 'EACCES' || code === 'EPERM') return true;
+    throw err;
+  }
   return reserve(dir, port);
 }
 

@@ -1,9 +1,21 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, utimesSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { freePort, reservePortIn } from '../src/net.ts';
+
+// Files another user owns, in a directory of theirs: removing them fails with EACCES, as it does
+// for anyone but root (this test may run as root, which may remove anything).
+const othersFiles = vi.hoisted(() => new Set<string>());
+vi.mock('node:fs', async (importOriginal) => {
+  const fs = await importOriginal<typeof import('node:fs')>();
+  const rmSync: typeof fs.rmSync = (file, options) => {
+    if (othersFiles.has(String(file))) throw Object.assign(new Error(`EACCES: unlink '${file}'`), { code: 'EACCES' });
+    fs.rmSync(file, options);
+  };
+  return { ...fs, rmSync, default: { ...fs, rmSync } };
+});
 
 // Reservations of this test's own, so that it neither sees nor clears another run's.
 let dir: string;
@@ -45,6 +57,20 @@ describe('freePort', () => {
     await expect(reservePortIn(14_001, 14_002, { attempts: 20, dir })).rejects.toThrow(
       /no free port between 14001 and 14002/,
     );
+  });
+
+  it('takes a port whose expired reservation another user left and cannot be removed: the bind probe decides', async () => {
+    const port = await freePort();
+    const file = path.join(dir, String(port));
+    closeSync(openSync(file, 'wx'));
+    const anHourAgo = new Date(Date.now() - 3_600_000);
+    utimesSync(file, anHourAgo, anHourAgo);
+    othersFiles.add(file);
+    try {
+      expect(await reservePortIn(port, port, { attempts: 1, dir })).toBe(port);
+    } finally {
+      othersFiles.delete(file);
+    }
   });
 
   it('skips a port something already listens on', async () => {
