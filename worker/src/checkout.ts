@@ -505,9 +505,11 @@ async function moveToCheckout(
 
 /**
  * Reads a session back from Stripe and applies what it says, as its webhook would have. A
- * session Stripe does not know (404: test data deleted, another account's key) is recorded and
- * releases its cart, which could otherwise never be checked out or cancelled again; `session`
- * is then null.
+ * session Stripe does not know (404: "doesn't exist", https://docs.stripe.com/api/errors) is
+ * recorded like an expiry and logged; `session` is then null. That releases a checkout_pending
+ * cart, which could otherwise never be checked out or cancelled again; an awaiting_payment one
+ * is kept (the table has no such move): its transfer is money on its way, and the 404 may come
+ * from a key of another account or sandbox, where it still clears.
  */
 export async function reconcileSession(
   f: Fulfilment,
@@ -520,7 +522,7 @@ export async function reconcileSession(
     session = await stripe.retrieveCheckoutSession(sessionId);
   } catch (err) {
     if (!stripeNotFound(err)) throw stripeFailure(err);
-    // Stripe never deletes a live session: in production a 404 means a key of another account.
+    // Stripe does not delete live sessions: in production this is worth an operator's look.
     log.warn('stripe_session_missing', { sessionId });
     return { session: null, ...(await applied(f, missingSessionEffect(sessionId), read)) };
   }
@@ -598,9 +600,11 @@ export async function cancelCheckout(services: Services, userId: string, cartId:
   try {
     await stripe.expireCheckoutSession(state.session.id);
   } catch (err) {
-    // A session Stripe does not know (404) can never be paid: it is cancelled like an expired one.
-    // Stripe refuses to expire a session that is no longer open: find out what it is now.
-    const { session, read } = stripeNotFound(err)
+    // A session Stripe does not know (404) is cancelled like an expired one (logged, as when it
+    // is read back). Stripe refuses to expire a session that is no longer open: find out what it is now.
+    const missing = stripeNotFound(err);
+    if (missing) log.warn('stripe_session_missing', { sessionId: state.session.id });
+    const { session, read } = missing
       ? { session: null, read: null }
       : await reconcileSession(f, stripe, state.session.id, selectCart(sql, userId, cartId));
     if (session?.status === 'complete') {

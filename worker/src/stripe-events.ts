@@ -118,8 +118,8 @@ function delayedPaymentFailed(session: Stripe.Checkout.Session): boolean {
 }
 
 /**
- * A session Stripe answers 404 for can never be paid: recorded like an expiry, which gives the
- * cart back to the shopper.
+ * A session Stripe answers 404 for ("doesn't exist"): recorded like an expiry, which gives a
+ * checkout_pending cart back to the shopper and leaves an awaiting_payment one as it is.
  */
 export function missingSessionEffect(sessionId: string): CartEffect {
   return ourOwnEffect(sessionId, {

@@ -4,6 +4,7 @@ import { beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { applyUndeliveredEvents } from '../src/lost-events.ts';
 import { runScheduled } from '../src/scheduled.ts';
 import { requestServices } from '../src/services.ts';
+import { stripeApi } from '../src/stripe.ts';
 import { call, createProduct, db, holdLocks, newUser, openCart, publishOutboxBacklog } from './helpers.ts';
 import { standin } from './standin.ts';
 import {
@@ -113,6 +114,25 @@ describe('sessions Stripe no longer knows', () => {
     expect(cancel.status).toBe(500);
     expect(await cancel.json()).toMatchObject({ code: 'misconfigured' });
     expect(await cartStatus(state.cartId)).toBe('checkout_pending');
+  });
+});
+
+describe("a session of the other mode than the key's", () => {
+  const api = (key: string) => stripeApi({ ...stripeEnv, STRIPE_SECRET_KEY: key });
+
+  it('is refused only for a live session with a test key, restricted keys included; the rest is asked of Stripe', async () => {
+    for (const key of ['sk_test_deployed_by_mistake', 'rk_test_deployed_by_mistake']) {
+      await expect(api(key).retrieveCheckoutSession('cs_live_a1b2')).rejects.toThrow(
+        /test-mode key; Checkout Session cs_live_a1b2 was made in live mode/,
+      );
+      await expect(api(key).expireCheckoutSession('cs_live_a1b2')).rejects.toThrow(/made in live mode/);
+    }
+    // A test session is never paid with real money: a live key asks Stripe (the stand-in takes
+    // test keys only, so 401), and its 404 would release the cart. Ids of other forms are asked too.
+    await expect(api('sk_live_real').retrieveCheckoutSession('cs_test_a1b2')).rejects.toMatchObject({
+      statusCode: 401,
+    });
+    await expect(api('sk_test_ours').retrieveCheckoutSession('cs_a1b2')).rejects.toMatchObject({ statusCode: 404 });
   });
 });
 
