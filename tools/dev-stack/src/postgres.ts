@@ -154,11 +154,18 @@ export async function startPostgres(opts: StartPostgresOptions): Promise<Running
     if (!opts.persistent) rmSync(dataDir, { recursive: true, force: true });
   };
 
+  let encoding: string;
   try {
-    await ensureDatabase(port);
+    encoding = await ensureDatabase(port);
   } catch (err) {
     await stop();
     throw err;
+  }
+  // A cluster made before initdb was told UTF-8 (on a machine with no locale) stays as it was.
+  if (encoding !== 'UTF8') {
+    log(
+      `Postgres: the ${DATABASE_NAME} database is ${encoding}, not UTF-8 as Neon's: text limits count bytes there. Delete ${dataDir} to make a UTF-8 cluster.`,
+    );
   }
   return { url: connectionUrl(port, DATABASE_NAME), port, exited, stop };
 }
@@ -338,12 +345,22 @@ async function stopQuietly(server: EmbeddedPostgres): Promise<void> {
   await server.stop();
 }
 
-async function ensureDatabase(port: number): Promise<void> {
+/** Creates the database if it is missing; answers its encoding. */
+async function ensureDatabase(port: number): Promise<string> {
   const client = new pg.Client({ connectionString: connectionUrl(port, 'postgres') });
   await client.connect();
   try {
-    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE_NAME]);
-    if (rowCount === 0) await client.query(`CREATE DATABASE ${client.escapeIdentifier(DATABASE_NAME)}`);
+    const encodingOf = () =>
+      client.query<{ encoding: string }>(
+        'SELECT pg_encoding_to_char(encoding) AS encoding FROM pg_database WHERE datname = $1',
+        [DATABASE_NAME],
+      );
+    let { rows } = await encodingOf();
+    if (rows.length === 0) {
+      await client.query(`CREATE DATABASE ${client.escapeIdentifier(DATABASE_NAME)}`);
+      ({ rows } = await encodingOf());
+    }
+    return rows[0]!.encoding;
   } finally {
     await client.end();
   }

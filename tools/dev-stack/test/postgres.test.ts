@@ -68,6 +68,24 @@ describe('startPostgres', () => {
     }
   });
 
+  it('says how to mend a database made SQL_ASCII before clusters were made UTF-8', async () => {
+    const dataDir = path.join(scratchDir(), 'data');
+    const first = await start({ dataDir, persistent: true, log: () => {} });
+    const admin = first.url.replace(/\/edge_checkout$/, '/postgres');
+    await queryOnce(admin, 'DROP DATABASE edge_checkout');
+    await queryOnce(
+      admin,
+      "CREATE DATABASE edge_checkout ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'",
+    );
+    await first.stop();
+
+    const lines: string[] = [];
+    await start({ dataDir, persistent: true, log: (l) => lines.push(l) });
+    expect(lines).toContainEqual(
+      `Postgres: the edge_checkout database is SQL_ASCII, not UTF-8 as Neon's: text limits count bytes there. Delete ${dataDir} to make a UTF-8 cluster.`,
+    );
+  });
+
   // As root the server runs as another user, which needs to pass through the folders above its
   // data; as anyone else it runs as that user, and the folders are left as they are.
   it('makes mode-700 ancestors traversable for the postgres user when run as root, and says so', async () => {
