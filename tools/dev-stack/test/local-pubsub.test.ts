@@ -14,6 +14,11 @@ const skipped = skipWithout("Google's Pub/Sub emulator", pubsubEmulatorMissing()
 
 const context = (configured: Vars, lines: string[]) => serviceContext({ configured, scratch, lines });
 
+/** The process groups the stack has recorded (what stop and the next run after a crash stop), by name. */
+const recordedGroups = () =>
+  JSON.parse(readFileSync(path.join(scratch, 'processes.json'), 'utf8')) as Record<string, { pgid: number }>;
+const relayGroup = () => recordedGroups().relay!.pgid;
+
 /** Publishes a cart.paid event for grace@example.com (45.00 usd) as the Worker would. */
 function publishPaidCart(host: string, projectId: string, cartId: string): Promise<Response> {
   const event = {
@@ -80,14 +85,11 @@ describe('Pub/Sub in the local stack', () => {
           .poll(() => lines, { timeout: 15_000 })
           .toContain('[notify] email to grace@example.com cart cart-7 cart.paid 45.00 usd');
         // Recorded for crash recovery while running.
-        expect(Object.keys(JSON.parse(readFileSync(path.join(scratch, 'processes.json'), 'utf8')))).toEqual([
-          'pubsub-emulator',
-          'relay',
-        ]);
+        expect(Object.keys(recordedGroups())).toEqual(['pubsub-emulator', 'relay']);
       } finally {
         await started?.stop();
       }
-      expect(JSON.parse(readFileSync(path.join(scratch, 'processes.json'), 'utf8'))).toEqual({});
+      expect(recordedGroups()).toEqual({});
       const host = started!.vars!.PUBSUB_EMULATOR_HOST!;
       await expect(fetch(`http://${host}/`)).rejects.toThrow();
     },
@@ -98,9 +100,6 @@ describe('Pub/Sub in the local stack', () => {
     async () => {
       const lines: string[] = [];
       const started = await pubsubService.start(context({ GCP_PROJECT_ID: 'local-pubsub-restart-test' }, lines));
-      const relayGroup = () =>
-        (JSON.parse(readFileSync(path.join(scratch, 'processes.json'), 'utf8')) as Record<string, { pgid: number }>)
-          .relay!.pgid;
       try {
         const host = started!.vars!.PUBSUB_EMULATOR_HOST!;
         const killed = relayGroup();
@@ -131,7 +130,7 @@ describe('Pub/Sub in the local stack', () => {
       } finally {
         await started?.stop();
       }
-      expect(JSON.parse(readFileSync(path.join(scratch, 'processes.json'), 'utf8'))).toEqual({});
+      expect(recordedGroups()).toEqual({});
     },
   );
 
@@ -140,9 +139,6 @@ describe('Pub/Sub in the local stack', () => {
     async () => {
       const lines: string[] = [];
       const started = await pubsubService.start(context({ GCP_PROJECT_ID: 'local-pubsub-crash-loop-test' }, lines));
-      const relayGroup = () =>
-        (JSON.parse(readFileSync(path.join(scratch, 'processes.json'), 'utf8')) as Record<string, { pgid: number }>)
-          .relay!.pgid;
       const ranAgain = () =>
         lines.filter((line) => line.startsWith('pubsub: the notification relay runs again')).length;
       try {
@@ -170,9 +166,7 @@ describe('Pub/Sub in the local stack', () => {
     async () => {
       const started = await pubsubService.start(context({ GCP_PROJECT_ID: 'local-pubsub-exit-test' }, []));
       try {
-        const { pgid } = (
-          JSON.parse(readFileSync(path.join(scratch, 'processes.json'), 'utf8')) as Record<string, { pgid: number }>
-        )['pubsub-emulator']!;
+        const { pgid } = recordedGroups()['pubsub-emulator']!;
         process.kill(-pgid, 'SIGKILL');
         expect(await started?.exited).toEqual({ part: 'the Pub/Sub emulator', code: null, signal: 'SIGKILL' });
       } finally {
