@@ -521,13 +521,18 @@ export async function reconcileSession(
   try {
     session = await stripe.retrieveCheckoutSession(sessionId);
   } catch (err) {
-    if (!stripeNotFound(err)) throw stripeFailure(err);
-    // Stripe does not delete live sessions: in production this is worth an operator's look.
-    log.warn('stripe_session_missing', { sessionId });
+    if (!sessionMissing(err, sessionId)) throw stripeFailure(err);
     return { session: null, ...(await applied(f, missingSessionEffect(sessionId), read)) };
   }
   const effect = effectOfSession(session);
   return { session, ...(effect ? await applied(f, effect, read) : { result: null, read: null }) };
+}
+
+/** Stripe answered 404 for the session. Logged: Stripe does not delete live sessions, so in production this is worth an operator's look. */
+function sessionMissing(err: unknown, sessionId: string): boolean {
+  if (!stripeNotFound(err)) return false;
+  log.warn('stripe_session_missing', { sessionId });
+  return true;
 }
 
 async function applied(f: Fulfilment, effect: CartEffect, read: Statement | undefined) {
@@ -600,11 +605,9 @@ export async function cancelCheckout(services: Services, userId: string, cartId:
   try {
     await stripe.expireCheckoutSession(state.session.id);
   } catch (err) {
-    // A session Stripe does not know (404) is cancelled like an expired one (logged, as when it
-    // is read back). Stripe refuses to expire a session that is no longer open: find out what it is now.
-    const missing = stripeNotFound(err);
-    if (missing) log.warn('stripe_session_missing', { sessionId: state.session.id });
-    const { session, read } = missing
+    // A session Stripe does not know (404) is cancelled like an expired one. Stripe refuses to
+    // expire a session that is no longer open: find out what it is now.
+    const { session, read } = sessionMissing(err, state.session.id)
       ? { session: null, read: null }
       : await reconcileSession(f, stripe, state.session.id, selectCart(sql, userId, cartId));
     if (session?.status === 'complete') {
