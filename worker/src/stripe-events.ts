@@ -77,6 +77,18 @@ export function effectOfEvent(event: Stripe.Event, source: 'webhook' | 'reconcil
 }
 
 /**
+ * The cart a Checkout Session event names in the metadata this Worker gives every session it
+ * makes (checkout.ts), or null. Never used to apply an event (fulfilment goes by our own
+ * checkout rows); only to tell an event about a checkout of ours the database no longer knows.
+ */
+export function cartIdInMetadata(event: Stripe.Event): string | null {
+  if (!event.type.startsWith('checkout.session.')) return null;
+  const metadata = (event.data.object as { metadata?: unknown }).metadata;
+  const cartId = typeof metadata === 'object' && metadata !== null ? (metadata as { cart_id?: unknown }).cart_id : null;
+  return typeof cartId === 'string' ? cartId : null;
+}
+
+/**
  * The effect of a session read back from Stripe (success page, scheduled job), for when its
  * webhook is late or lost; null while the session is still open. Its id is derived from the
  * session's state, so reading the same state again is a replay. Expand `payment_intent` to

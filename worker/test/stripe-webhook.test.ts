@@ -684,6 +684,36 @@ describe('POST /v1/webhooks/stripe: effects', () => {
     expect(await eventRecorded(event.id)).toBe(true);
   });
 
+  it('warns of a payment for a checkout of ours the database does not know (after a restore), not of foreign sessions', async () => {
+    // Stripe sends every session of the account; one without our cart_id is another integration's.
+    const ours = { sessionId: `cs_test_${crypto.randomUUID()}`, cartId: crypto.randomUUID(), total: 1000 };
+    const lost = stripeEvent('checkout.session.completed', sessionObject(ours));
+    const foreign = stripeEvent(
+      'checkout.session.completed',
+      sessionObject({ ...ours, sessionId: `cs_test_${crypto.randomUUID()}` }, { metadata: {} }),
+    );
+    const lines = await linesOf(async () => {
+      for (const event of [lost, foreign]) expect((await deliver(event)).status).toBe(200);
+    });
+    expect(lines.filter((line) => line.level !== 'info')).toEqual([
+      expect.objectContaining({
+        level: 'warn',
+        msg: 'stripe_checkout_unknown',
+        eventId: lost.id,
+        cartId: ours.cartId,
+        sessionId: ours.sessionId,
+      }),
+    ]);
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        level: 'info',
+        msg: 'stripe_event_not_applied',
+        eventId: foreign.id,
+        outcome: 'unknown_cart',
+      }),
+    );
+  });
+
   it('acknowledges other event types without writing anything', async () => {
     const event = stripeEvent('customer.created', { id: 'cus_123', object: 'customer' });
     const res = await deliver(event);
