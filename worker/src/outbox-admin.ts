@@ -1,5 +1,6 @@
 // The operators' view of the outbox (the admin routes): rows waiting, refused for good or
-// discarded, and the two ways out of a refusal: requeue and discard.
+// discarded, and the two ways out of a refusal: requeue and discard; and publishing again what
+// Pub/Sub took but lost.
 import type { Sql } from './db.ts';
 import { ApiError } from './errors.ts';
 import { CLAIM_SECONDS, notHeld, pending, unpublished } from './outbox.ts';
@@ -62,6 +63,27 @@ export async function requeueOutbox(sql: Sql, id: string | null): Promise<Outbox
     [id],
   );
   return rows.map(toEntry).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+}
+
+/**
+ * Puts rows Pub/Sub took back in line, for when what it took was lost after: a topic deleted and
+ * made again, whose new self dropped what came before its subscriptions; a subscription that
+ * expired; a consumer that lost messages. They go out again with their eventIds (consumers drop
+ * what they already had), in their carts' order, with the cron's relay. Discarded rows stay so.
+ */
+export async function republishOutbox(
+  sql: Sql,
+  range: { publishedSince: string; publishedBefore?: string | undefined; cartId?: string | undefined },
+): Promise<number> {
+  const rows = await sql.query(
+    `UPDATE outbox SET published_at = NULL, message_id = NULL, attempts = 0, last_error = NULL,
+       next_attempt_at = now(), claimed_until = NULL
+     WHERE published_at >= $1 AND ($2::timestamptz IS NULL OR published_at < $2)
+       AND ($3::uuid IS NULL OR cart_id = $3) AND discarded_at IS NULL
+     RETURNING id`,
+    [range.publishedSince, range.publishedBefore ?? null, range.cartId ?? null],
+  );
+  return rows.length;
 }
 
 /**

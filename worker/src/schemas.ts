@@ -237,6 +237,25 @@ export const OutboxEntry = z
   })
   .openapi('OutboxEntry');
 
+/** Which published payment events to publish again (POST /v1/admin/outbox/republish). */
+export const OutboxRepublishRequest = z
+  .object({
+    publishedSince: z.iso
+      .datetime({ offset: true })
+      .openapi({ description: 'Events Pub/Sub took at or after this time (within RETENTION_DAYS, which keeps them)' }),
+    publishedBefore: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .openapi({ description: 'And before this time; omitted: up to now' }),
+    cartId: CartId.optional().openapi({ description: "Only this cart's events" }),
+  })
+  .strict()
+  .refine((r) => !r.publishedBefore || Date.parse(r.publishedBefore) > Date.parse(r.publishedSince), {
+    message: 'publishedBefore must come after publishedSince',
+    path: ['publishedBefore'],
+  })
+  .openapi('OutboxRepublishRequest');
+
 export type CartOut = z.infer<typeof Cart>;
 export type AdminCartOut = z.infer<typeof AdminCart>;
 export type RefundRequest = z.infer<typeof RefundRequest>;

@@ -79,6 +79,57 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
     expect(published).toEqual({ done: true, message_id: message!.messageId });
   });
 
+  it('publishes again, with their eventIds and in order, the events Pub/Sub took in the range an operator names', async () => {
+    // A topic deleted and made again drops what it took before its new subscriptions existed.
+    const payments = await subscribe();
+    const [lost, kept] = await Promise.all([checkedOutCart(), checkedOutCart()]);
+    for (const state of [lost, kept]) {
+      for (const event of [eventsFor(state).completedUnpaid(), eventsFor(state).asyncSucceeded()]) {
+        expect((await deliverWith(stripeEnv, event)).status).toBe(200);
+      }
+    }
+    await payments.exactly(4, aboutCarts(lost.cartId, kept.cartId));
+    // Published in a range no other test's rows share; `kept`'s just before it.
+    await db().query(`UPDATE outbox SET published_at = '2001-01-01T12:00:00Z' WHERE cart_id = $1`, [lost.cartId]);
+    await db().query(`UPDATE outbox SET published_at = '2001-01-01T11:59:59Z' WHERE cart_id = $1`, [kept.cartId]);
+    const adminKey = { Authorization: `Bearer ${stripeEnv.ADMIN_API_KEY}` };
+    const republish = (body: unknown) =>
+      call('/v1/admin/outbox/republish', { method: 'POST', headers: adminKey, json: body });
+
+    for (const bad of [
+      {},
+      { publishedSince: 'yesterday' },
+      { publishedSince: '2001-01-01T12:00:00Z', publishedBefore: '2001-01-01T12:00:00Z' },
+      { publishedSince: '2001-01-01T12:00:00Z', cartId: 'not-a-cart' },
+      { publishedSince: '2001-01-01T12:00:00Z', state: 'failed' },
+    ]) {
+      const res = await republish(bad);
+      expect(res.status).toBe(400);
+      expect((await problem(res)).code).toBe('validation_failed');
+    }
+    const [untouched] = await db().query(
+      'SELECT count(*)::int AS n FROM outbox WHERE cart_id = $1 AND published_at IS NULL',
+      [lost.cartId],
+    );
+    expect(untouched).toEqual({ n: 0 });
+
+    const res = await republish({ publishedSince: '2001-01-01T12:00:00Z', publishedBefore: '2001-01-01T12:00:01Z' });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ requeued: 2 });
+    await runScheduled(stripeEnv);
+    // Received since the subscription: the 4 first publishes, then only `lost`'s again.
+    const again = (await payments.exactly(6, aboutCarts(lost.cartId, kept.cartId))).slice(4);
+    const rows = await outboxOf(lost.cartId);
+    expect(again.map((m) => [m.attributes.eventId, m.attributes.eventType])).toEqual(
+      rows.map((r) => [r.id, r.event_type]),
+    );
+    const [republished] = await db().query(
+      "SELECT count(*)::int AS n FROM outbox WHERE cart_id = $1 AND published_at > now() - interval '1 hour'",
+      [lost.cartId],
+    );
+    expect(republished).toEqual({ n: 2 });
+  });
+
   it('answers Stripe 200 while Pub/Sub is down and delivers every transition once when it is back', async () => {
     const payments = await subscribe();
     const carts = await Promise.all([checkedOutCart(), checkedOutCart(), checkedOutCart()]);
@@ -783,6 +834,7 @@ describe('the admin outbox routes', () => {
   it.each([
     ['GET', '/v1/admin/outbox'],
     ['POST', '/v1/admin/outbox/retry'],
+    ['POST', '/v1/admin/outbox/republish'],
     ['POST', `/v1/admin/outbox/${crypto.randomUUID()}/retry`],
     ['POST', `/v1/admin/outbox/${crypto.randomUUID()}/discard`],
   ])('refuse %s %s without the admin key, or with a user token or a wrong key', async (method, path) => {

@@ -235,6 +235,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/outbox/republish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Publish again the payment events Pub/Sub took in a time range (a topic made again, messages lost)
+         * @description They go out with their eventIds, in each cart's order, with the next relay (the cron's, every 5 minutes). Only events published within RETENTION_DAYS are kept to publish again; discarded ones stay discarded.
+         */
+        post: operations["republishOutboxEvents"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/outbox/retry": {
         parameters: {
             query?: never;
@@ -531,6 +551,27 @@ export interface components {
             failedAt: string | null;
             /** Format: date-time */
             discardedAt: string | null;
+        };
+        OutboxRepublished: {
+            requeued: number;
+        };
+        OutboxRepublishRequest: {
+            /**
+             * Format: date-time
+             * @description Events Pub/Sub took at or after this time (within RETENTION_DAYS, which keeps them)
+             */
+            publishedSince: string;
+            /**
+             * Format: date-time
+             * @description And before this time; omitted: up to now
+             */
+            publishedBefore?: string;
+            /**
+             * Format: uuid
+             * @description Only this cart's events
+             * @example 0b9e4a1c-2f7e-4c55-9a43-1d2b3c4d5e6f
+             */
+            cartId?: string;
         };
     };
     responses: never;
@@ -2023,6 +2064,102 @@ export interface operations {
                     "X-Request-Id"?: string;
                     /** @description Bearer, with the RFC 6750 error code for what was sent: invalid_token, or invalid_request for no token */
                     "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457) */
+            500: {
+                headers: {
+                    /** @description This request's id, as logged (quote it to support) */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457) */
+            503: {
+                headers: {
+                    /** @description This request's id, as logged (quote it to support) */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before trying again (when known) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    republishOutboxEvents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OutboxRepublishRequest"];
+            };
+        };
+        responses: {
+            /** @description How many were queued again */
+            200: {
+                headers: {
+                    /** @description This request's id, as logged (quote it to support) */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OutboxRepublished"];
+                };
+            };
+            /** @description Problem details (RFC 9457) */
+            400: {
+                headers: {
+                    /** @description This request's id, as logged (quote it to support) */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457) */
+            401: {
+                headers: {
+                    /** @description This request's id, as logged (quote it to support) */
+                    "X-Request-Id"?: string;
+                    /** @description Bearer, with the RFC 6750 error code for what was sent: invalid_token, or invalid_request for no token */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457) */
+            413: {
+                headers: {
+                    /** @description This request's id, as logged (quote it to support) */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457) */
+            415: {
+                headers: {
+                    /** @description This request's id, as logged (quote it to support) */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {

@@ -3,7 +3,7 @@ import { type AppEnv, emptyBodyIsNone } from '../app.ts';
 import { requireAdmin } from '../auth.ts';
 import { listAllCarts } from '../carts.ts';
 import { notFound } from '../errors.ts';
-import { discardOutboxEntry, listOutbox, OUTBOX_STATES, requeueOutbox } from '../outbox-admin.ts';
+import { discardOutboxEntry, listOutbox, OUTBOX_STATES, republishOutbox, requeueOutbox } from '../outbox-admin.ts';
 import { upsertProduct } from '../products.ts';
 import { refundCart } from '../refunds.ts';
 import {
@@ -13,6 +13,7 @@ import {
   CartStatus,
   json,
   OutboxEntry,
+  OutboxRepublishRequest,
   PageLimit,
   ProductId,
   ProductUpsert,
@@ -89,6 +90,23 @@ const discardEntry = createRoute({
         },
       },
     },
+  },
+});
+
+const republish = createRoute({
+  method: 'post',
+  path: '/v1/admin/outbox/republish',
+  operationId: 'republishOutboxEvents',
+  tags: ['Admin'],
+  summary: 'Publish again the payment events Pub/Sub took in a time range (a topic made again, messages lost)',
+  description:
+    "They go out with their eventIds, in each cart's order, with the next relay (the cron's, every 5 minutes). " +
+    'Only events published within RETENTION_DAYS are kept to publish again; discarded ones stay discarded.',
+  ...ADMIN_ONLY,
+  request: { body: { required: true, content: { 'application/json': { schema: OutboxRepublishRequest } } } },
+  responses: {
+    200: json(z.object({ requeued: z.number().int() }).openapi('OutboxRepublished'), 'How many were queued again'),
+    ...problems(400, 401, 503),
   },
 });
 
@@ -181,6 +199,9 @@ export function adminRoutes(app: OpenAPIHono<AppEnv>): void {
     const { state, limit } = c.req.valid('query');
     return c.json({ entries: await listOutbox(c.var.services.sql, state, limit) }, 200);
   });
+  app.openapi(republish, async (c) =>
+    c.json({ requeued: await republishOutbox(c.var.services.sql, c.req.valid('json')) }, 200),
+  );
   app.openapi(retryAllFailed, async (c) => c.json({ entries: await requeueOutbox(c.var.services.sql, null) }, 200));
   app.openapi(retryEntry, async (c) => {
     const [entry] = await requeueOutbox(c.var.services.sql, c.req.valid('param').eventId);
