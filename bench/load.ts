@@ -56,7 +56,7 @@ import { StandinControls } from '@edge-checkout/test-support/standin';
 import autocannon, { type AutocannonResult } from 'autocannon';
 import pg from 'pg';
 import Stripe from 'stripe';
-import { findInspector, Profiler, type ProfileSummary, summariseProfile } from './lib/cpu-profile.ts';
+import { debuggerUrlAt, findInspector, Profiler, type ProfileSummary, summariseProfile } from './lib/cpu-profile.ts';
 import {
   CLK_TCK,
   type CpuWindow,
@@ -155,6 +155,8 @@ interface Stack {
   workerUrl: string;
   vars: Record<string, string>;
   hostPid: number;
+  /** The stack's DevTools port, in front of wrangler's inspector (which the stack holds otherwise). */
+  inspectorPort: number;
   /** What the stack printed so far, by kind. */
   counts(): Promise<LineCounts>;
   stop(): Promise<void>;
@@ -182,6 +184,7 @@ async function startStack(dataDir: string, configured: Record<string, string>): 
     workerUrl: ready.workerUrl,
     vars: ready.workerVars,
     hostPid: child.pid!,
+    inspectorPort: ready.inspectorPort,
     counts: () =>
       new Promise<LineCounts>((resolve) => {
         countWaiters.push(resolve);
@@ -701,12 +704,16 @@ try {
   // The profiler attaches now, before any load: wrangler's inspector proxy keeps every console
   // message of the Worker until a DevTools client attaches, then replays them all at once (with one
   // request to wrangler per message): after the preparation that exhausts workerd's file descriptors.
+  // Our Worker's goes through the stack's inspector port, where the stack steps aside for it.
   let profiler: Profiler | null = null;
   if (options.profile) {
-    const [leader, port] =
-      options.profileTarget === 'ours' ? [wranglerPid, publicPort] : [baseline?.pid, baseline?.port];
-    if (!leader || !port) throw new Error('--profile-target baseline needs --baseline on');
-    const url = await findInspector(leader, port);
+    let url: string | null;
+    if (options.profileTarget === 'ours') url = await debuggerUrlAt(stack.inspectorPort);
+    else {
+      if (!baseline) throw new Error('--profile-target baseline needs --baseline on');
+      url = await findInspector(baseline.pid, baseline.port);
+    }
+    if (!url) throw new Error(`no DevTools endpoint on the stack's inspector port ${stack.inspectorPort}`);
     progress(
       `attaching the profiler to the ${options.profileTarget === 'ours' ? 'Worker' : 'verify-only Worker'} through wrangler's inspector ${url}`,
     );

@@ -5,7 +5,7 @@
  *
  * It starts tools/dev-stack/src/local-stack.ts as `npm run dev` does (wrangler dev, Postgres, proxy, stand-in,
  * Pub/Sub emulator and relay), in the given data folder, with throwaway ports and database, and
- * sends { type: 'ready', workerUrl, workerVars } or { type: 'failed', message }; { type: 'counts' }
+ * sends { type: 'ready', workerUrl, workerVars, inspectorPort } or { type: 'failed', message }; { type: 'counts' }
  * asks what kinds of lines the stack printed so far (LineCounts). It stops the stack on
  * { type: 'stop' }, on SIGTERM/SIGINT, or when the parent goes away. Problem lines (the first 20;
  * all lines with BENCH_VERBOSE=1) are passed on as { type: 'line' }.
@@ -22,7 +22,7 @@ interface HostOptions {
 }
 
 export type HostMessage =
-  | { type: 'ready'; workerUrl: string; workerVars: Record<string, string>; pid: number }
+  | { type: 'ready'; workerUrl: string; workerVars: Record<string, string>; inspectorPort: number; pid: number }
   | { type: 'failed'; message: string }
   | { type: 'line'; line: string }
   | { type: 'counts'; counts: LineCounts }
@@ -105,7 +105,13 @@ try {
     if (!stopping)
       void send({ type: 'line', line: `[bench] ${exit.part} exited (${howItEnded(exit)}) during the run` });
   });
-  await send({ type: 'ready', workerUrl: stack.workerUrl, workerVars: stack.workerVars, pid: process.pid });
+  await send({
+    type: 'ready',
+    workerUrl: stack.workerUrl,
+    workerVars: stack.workerVars,
+    inspectorPort: stack.inspectorPort,
+    pid: process.pid,
+  });
 } catch (err) {
   await send({
     type: 'failed',

@@ -50,13 +50,18 @@ export async function findInspector(wranglerLeader: number, publicPort: number):
     if (port !== publicPort) ports.push(port);
   }
   for (const port of ports) {
-    const list = await fetch(`http://127.0.0.1:${port}/json/list`, { signal: AbortSignal.timeout(2_000) })
-      .then((res) => (res.ok ? (res.json() as Promise<Array<{ webSocketDebuggerUrl?: string }>>) : null))
-      .catch(() => null);
-    const ws = list?.[0]?.webSocketDebuggerUrl;
+    const ws = await debuggerUrlAt(port);
     if (ws) return ws;
   }
   throw new Error(`wrangler's inspector not found among the proxy workerd's ports ${ports.join(', ')}`);
+}
+
+/** The WebSocket URL a DevTools endpoint on `port` gives for its target, or null. */
+export async function debuggerUrlAt(port: number): Promise<string | null> {
+  const list = await fetch(`http://127.0.0.1:${port}/json/list`, { signal: AbortSignal.timeout(2_000) })
+    .then((res) => (res.ok ? (res.json() as Promise<Array<{ webSocketDebuggerUrl?: string }>>) : null))
+    .catch(() => null);
+  return list?.[0]?.webSocketDebuggerUrl ?? null;
 }
 
 export interface CpuProfileNode {

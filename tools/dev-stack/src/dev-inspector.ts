@@ -2,66 +2,119 @@
  * `wrangler dev` turns on the DevTools Network domain of the Worker whenever it (re)connects to
  * the runtime (wrangler 4.86, templates/startDevWorker/InspectorProxyWorker.ts), even with no
  * DevTools attached: every subrequest the Worker makes (each database query, each publish)
- * then sends several inspector events, with bodies, through wrangler's proxy workerd to
- * wrangler's Node, which keeps them until DevTools attaches. On the local stack that cost more
- * CPU than the Worker itself. The stack switches the domain off again while nobody is looking;
- * DevTools turns it back on when it attaches, so its Network panel still works.
+ * then sends several inspector events, with bodies, through wrangler's proxy workerd, which
+ * keeps every runtime message in a buffer until a DevTools client takes them. On the local
+ * stack that cost more CPU than the Worker itself.
+ *
+ * So the stack stays attached as wrangler's one DevTools client: it switches the domain off, and
+ * again whenever a Network event shows a reload switched it back on, and it takes the buffered
+ * messages as they come. It stays attached because wrangler's proxy never finishes closing a
+ * client that leaves (with its 2023 compatibility date workerd does not answer a WebSocket's
+ * close for it): each client that came and went kept a socket and about 400 KB in that workerd.
+ *
+ * wrangler admits one client, so the stack serves the inspector port itself: a DevTools
+ * connection (a WebSocket upgrade) makes the stack step aside and is passed through to wrangler,
+ * whose Network panel then works as usual; once it leaves, the stack attaches again.
  */
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 
-/**
- * Sends `Network.disable` through wrangler's inspector on `port`, then disconnects. Quietly
- * does nothing when a DevTools client is attached (wrangler allows one) or nothing answers.
- */
-async function quietNetworkEvents(port: number, timeoutMs = 5_000): Promise<boolean> {
-  let ws: WebSocket;
-  try {
-    const targets = (await (
-      await fetch(`http://127.0.0.1:${port}/json/list`, { signal: AbortSignal.timeout(timeoutMs) })
-    ).json()) as {
-      webSocketDebuggerUrl?: string;
-    }[];
-    const url = targets[0]?.webSocketDebuggerUrl;
-    if (!url) return false;
-    ws = new WebSocket(url);
-  } catch {
-    return false;
-  }
-  return new Promise<boolean>((resolve) => {
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      ws.removeAllListeners();
-      ws.on('error', () => {});
-      ws.close();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    const id = 424_242;
-    ws.on('open', () => ws.send(JSON.stringify({ id, method: 'Network.disable' })));
-    ws.on('message', (data) => {
-      // wrangler first replays the runtime's messages kept so far; ours is the answer with our id.
-      const message = JSON.parse(String(data)) as { id?: number };
-      if (message.id === id) done(true);
-    });
-    ws.on('error', () => done(false));
-    ws.on('close', () => done(false));
-  });
+/** How long wrangler's proxy may take to let go of a client that left, before the next is let in. */
+const HANDOVER_MS = 500;
+/** How soon to attach again after wrangler was not there (starting, or reloading). */
+const RETRY_MS = 2_000;
+const DISABLE = (id: number) => JSON.stringify({ id, method: 'Network.disable' });
+
+export interface InspectorGate {
+  /** Resolves once the stack is attached with the domain off, or gave up for now (false). */
+  quiet: Promise<boolean>;
+  stop(): Promise<void>;
 }
 
 /**
- * Switches the domain off now and again every `intervalMs`: wrangler switches it on again each
- * time it reloads the Worker, and prints nothing we could wait for when its output goes straight
- * to the terminal. Resolves, once the first attempt is done, to a function that stops it.
+ * Listens on `port` (the one DevTools is told about) and passes every connection through to
+ * wrangler's inspector on `wranglerPort`, attached meanwhile as described above.
  */
-export async function keepNetworkEventsQuiet(port: number, intervalMs = 10_000): Promise<() => Promise<void>> {
-  await quietNetworkEvents(port);
-  let last = Promise.resolve(true);
-  const timer = setInterval(() => {
-    last = last.then(() => quietNetworkEvents(port));
-  }, intervalMs);
-  timer.unref();
-  return async () => {
-    clearInterval(timer);
-    await last;
+export async function serveQuietInspector(port: number, wranglerPort: number): Promise<InspectorGate> {
+  let holder: WebSocket | undefined;
+  let devtoolsClients = 0;
+  let stopped = false;
+  let retry: NodeJS.Timeout | undefined;
+
+  const attach = () =>
+    new Promise<boolean>((resolve) => {
+      if (stopped || devtoolsClients > 0 || holder) return resolve(false);
+      const ws = new WebSocket(`ws://127.0.0.1:${wranglerPort}/ws`);
+      holder = ws;
+      let nextId = 1;
+      let disabling = false;
+      const disable = () => {
+        if (disabling) return;
+        disabling = true;
+        ws.send(DISABLE(nextId));
+      };
+      ws.on('open', disable);
+      ws.on('message', (data) => {
+        // Every console line of the Worker comes this way too: looked at, not parsed.
+        const text = String(data);
+        if (text.startsWith(`{"id":${nextId},`)) {
+          nextId += 1;
+          disabling = false;
+          resolve(true);
+        } else if (text.includes('"method":"Network.')) disable();
+      });
+      ws.on('error', () => {});
+      ws.on('close', () => {
+        if (holder === ws) holder = undefined;
+        resolve(false);
+        // wrangler went away (a reload of its proxy) or refused us (someone attached to its own port).
+        if (!stopped && devtoolsClients === 0) retry = setTimeout(attach, RETRY_MS).unref();
+      });
+    });
+
+  const detach = () => {
+    clearTimeout(retry);
+    holder?.terminate();
+    holder = undefined;
+  };
+
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    sockets.add(client);
+    client.once('close', () => sockets.delete(client));
+    client.on('error', () => {});
+    client.once('data', async (first) => {
+      client.pause();
+      const devtools = /^upgrade:\s*websocket\s*$/im.test(first.toString('latin1'));
+      if (devtools) {
+        devtoolsClients += 1;
+        detach();
+        await sleep(HANDOVER_MS);
+      }
+      const upstream = net.connect(wranglerPort, '127.0.0.1');
+      upstream.on('error', () => client.destroy());
+      upstream.write(first);
+      client.pipe(upstream).pipe(client);
+      client.resume();
+      client.once('close', () => {
+        upstream.destroy();
+        if (devtools && --devtoolsClients === 0 && !stopped) retry = setTimeout(attach, HANDOVER_MS).unref();
+      });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+
+  return {
+    quiet: Promise.race([attach(), sleep(5_000, false, { ref: false })]),
+    async stop() {
+      stopped = true;
+      detach();
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
   };
 }

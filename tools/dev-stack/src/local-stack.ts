@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatEnvFile, loadDevSecrets, REPO_ROOT, type Vars, WORKER_VARIABLES, writePrivateFile } from './dev-env.ts';
-import { keepNetworkEventsQuiet } from './dev-inspector.ts';
+import { serveQuietInspector } from './dev-inspector.ts';
 import { type ChildGroup, forEachLine, ProcessGroups } from './dev-processes.ts';
 import { neonProxyService, postgresService, schemaService } from './local-database.ts';
 import { DEFAULT_NOTIFICATION_TOPIC, pubsubService } from './local-pubsub.ts';
@@ -56,6 +56,8 @@ export interface LocalStack {
   workerUrl: string;
   /** What the Worker was given (secrets included: for tests and tools on this machine only). */
   workerVars: Vars;
+  /** Where DevTools attach (chrome://inspect): the stack's port in front of wrangler's inspector. */
+  inspectorPort: number;
   /** Settles when wrangler, Postgres or the Pub/Sub emulator exits before stop(), with the first one. */
   exited: Promise<PartExit>;
   stop(): Promise<void>;
@@ -140,15 +142,20 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         : (providedBy.get(name) ?? (name === 'PUBLIC_BASE_URL' ? 'default' : 'dev-secrets.json'));
     logVariables(log, workerVars, sourceOf);
 
+    // DevTools are told of inspectorPort, which the stack serves in front of wrangler's (dev-inspector.ts).
     const inspectorPort = await portOrFree(options.inspectorPort ?? 0);
-    const wrangler = await startWrangler(processes, options, port, inspectorPort, workerVars);
+    const wranglerInspectorPort = await freePort();
+    const wrangler = await startWrangler(processes, options, port, wranglerInspectorPort, workerVars);
     running.push({ name: 'wrangler', stop: () => wrangler.stop() });
     watch(wrangler.exited.then((exit) => ({ part: 'wrangler', ...exit })));
     await waitForHealth(workerUrl, wrangler, options.signal);
+    const inspector = await serveQuietInspector(inspectorPort, wranglerInspectorPort);
+    running.push({ name: 'inspector', stop: inspector.stop });
+    await inspector.quiet;
     log(`DevTools: chrome://inspect → 127.0.0.1:${inspectorPort}`);
-    running.push({ name: 'inspector', stop: await keepNetworkEventsQuiet(inspectorPort) });
     return {
       workerUrl,
+      inspectorPort,
       workerVars,
       exited,
       stop: stopRunning,
