@@ -69,21 +69,31 @@ export async function requeueOutbox(sql: Sql, id: string | null): Promise<Outbox
  * Puts rows Pub/Sub took back in line, for when what it took was lost after: a topic deleted and
  * made again, whose new self dropped what came before its subscriptions; a subscription that
  * expired; a consumer that lost messages. They go out again with their eventIds (consumers drop
- * what they already had), in their carts' order, with the cron's relay. Discarded rows stay so.
+ * what they already had) with the cron's relay. With each cart's rows in the range go its later
+ * published ones, so that none of its events overtakes an earlier one. Discarded rows stay so.
+ * Counted in Postgres: the ids of a long range would pass Neon's 10 MiB answer limit.
  */
 export async function republishOutbox(
   sql: Sql,
   range: { publishedSince: string; publishedBefore?: string | undefined; cartId?: string | undefined },
 ): Promise<number> {
-  const rows = await sql.query(
-    `UPDATE outbox SET published_at = NULL, message_id = NULL, attempts = 0, last_error = NULL,
-       next_attempt_at = now(), claimed_until = NULL
-     WHERE published_at >= $1 AND ($2::timestamptz IS NULL OR published_at < $2)
-       AND ($3::uuid IS NULL OR cart_id = $3) AND discarded_at IS NULL
-     RETURNING id`,
+  const [row] = await sql.query(
+    `WITH first AS (
+       SELECT cart_id, min(seq) AS seq FROM outbox
+       WHERE published_at >= $1 AND ($2::timestamptz IS NULL OR published_at < $2)
+         AND ($3::uuid IS NULL OR cart_id = $3) AND discarded_at IS NULL
+       GROUP BY cart_id
+     ), requeued AS (
+       UPDATE outbox o SET published_at = NULL, message_id = NULL, attempts = 0, last_error = NULL,
+         failed_at = NULL, next_attempt_at = now(), claimed_until = NULL
+       FROM first f
+       WHERE o.cart_id = f.cart_id AND o.seq >= f.seq AND o.published_at IS NOT NULL AND o.discarded_at IS NULL
+       RETURNING 1
+     )
+     SELECT count(*)::int AS n FROM requeued`,
     [range.publishedSince, range.publishedBefore ?? null, range.cartId ?? null],
   );
-  return rows.length;
+  return row!.n as number;
 }
 
 /**

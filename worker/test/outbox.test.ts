@@ -89,8 +89,13 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
       }
     }
     await payments.exactly(4, aboutCarts(lost.cartId, kept.cartId));
-    // Published in a range no other test's rows share; `kept`'s just before it.
-    await db().query(`UPDATE outbox SET published_at = '2001-01-01T12:00:00Z' WHERE cart_id = $1`, [lost.cartId]);
+    // Published in a range no other test's rows share, `lost`'s later row after it, `kept`'s just before it.
+    await db().query(`UPDATE outbox SET published_at = '2001-01-01T13:00:00Z' WHERE cart_id = $1`, [lost.cartId]);
+    await db().query(
+      `UPDATE outbox SET published_at = '2001-01-01T12:00:00Z'
+       WHERE seq = (SELECT min(seq) FROM outbox WHERE cart_id = $1)`,
+      [lost.cartId],
+    );
     await db().query(`UPDATE outbox SET published_at = '2001-01-01T11:59:59Z' WHERE cart_id = $1`, [kept.cartId]);
     const adminKey = { Authorization: `Bearer ${stripeEnv.ADMIN_API_KEY}` };
     const republish = (body: unknown) =>
@@ -113,6 +118,7 @@ describe.skipIf(!emulatorHost)('payment events on Pub/Sub (Google emulator)', ()
     );
     expect(untouched).toEqual({ n: 0 });
 
+    // The cart's later row goes again too, after the one in the range, as its ordering key promises.
     const res = await republish({ publishedSince: '2001-01-01T12:00:00Z', publishedBefore: '2001-01-01T12:00:01Z' });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ requeued: 2 });

@@ -246,7 +246,7 @@ export interface paths {
         put?: never;
         /**
          * Publish again the payment events Pub/Sub took in a time range (a topic made again, messages lost)
-         * @description They go out with their eventIds, in each cart's order, with the next relay (the cron's, every 5 minutes). Only events published within RETENTION_DAYS are kept to publish again; discarded ones stay discarded.
+         * @description They go out with their eventIds, in each cart's order (a cart's later published events go again with them), with the cron's relay (every 5 minutes, up to 1,000 a run). Only events published within RETENTION_DAYS are kept to publish again; discarded ones stay discarded.
          */
         post: operations["republishOutboxEvents"];
         delete?: never;

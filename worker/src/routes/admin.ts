@@ -100,7 +100,8 @@ const republish = createRoute({
   tags: ['Admin'],
   summary: 'Publish again the payment events Pub/Sub took in a time range (a topic made again, messages lost)',
   description:
-    "They go out with their eventIds, in each cart's order, with the next relay (the cron's, every 5 minutes). " +
+    "They go out with their eventIds, in each cart's order (a cart's later published events go again with them), " +
+    "with the cron's relay (every 5 minutes, up to 1,000 a run). " +
     'Only events published within RETENTION_DAYS are kept to publish again; discarded ones stay discarded.',
   ...ADMIN_ONLY,
   request: { body: { required: true, content: { 'application/json': { schema: OutboxRepublishRequest } } } },
