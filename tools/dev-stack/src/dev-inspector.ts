@@ -24,7 +24,6 @@ import WebSocket from 'ws';
 const HANDOVER_MS = 500;
 /** How soon to attach again after wrangler was not there (starting, or reloading). */
 const RETRY_MS = 2_000;
-const DISABLE = (id: number) => JSON.stringify({ id, method: 'Network.disable' });
 
 export interface InspectorGate {
   /** Resolves once the stack is attached with the domain off, or gave up for now (false). */
@@ -47,22 +46,30 @@ export async function serveQuietInspector(port: number, wranglerPort: number): P
       if (stopped || devtoolsClients > 0 || holder) return resolve(false);
       const ws = new WebSocket(`ws://127.0.0.1:${wranglerPort}/ws`);
       holder = ws;
+      // Domains switched off and not yet answered, by command id; one command per domain at a time.
       let nextId = 1;
-      let disabling = false;
-      const disable = () => {
-        if (disabling) return;
-        disabling = true;
-        ws.send(DISABLE(nextId));
+      const pending = new Map<number, string>();
+      const send = (method: string) => ws.send(JSON.stringify({ id: nextId++, method }));
+      const disable = (domain: 'Network' | 'Debugger') => {
+        if ([...pending.values()].includes(domain)) return;
+        pending.set(nextId, domain);
+        send(`${domain}.disable`);
       };
-      ws.on('open', disable);
+      ws.on('open', () => disable('Network'));
       ws.on('message', (data) => {
         // Every console line of the Worker comes this way too: looked at, not parsed.
         const text = String(data);
-        if (text.startsWith(`{"id":${nextId},`)) {
-          nextId += 1;
-          disabling = false;
-          resolve(true);
-        } else if (text.includes('"method":"Network.')) disable();
+        const answered = /^\{"id":(\d+),/.exec(text);
+        if (answered && pending.delete(Number(answered[1]))) resolve(true);
+        // A reload: an answer the old runtime never gave is not waited for.
+        else if (text.includes('"method":"Runtime.executionContextCreated"')) pending.clear();
+        else if (text.includes('"method":"Network.')) disable('Network');
+        // wrangler enables the debugger on a reload for the client it takes us for: a `debugger;`
+        // statement would then stop the isolate, every request with it, as plain wrangler dev never does.
+        else if (text.includes('"method":"Debugger.')) {
+          if (text.includes('"method":"Debugger.paused"')) send('Debugger.resume');
+          disable('Debugger');
+        }
       });
       ws.on('error', () => {});
       ws.on('close', () => {
@@ -87,20 +94,23 @@ export async function serveQuietInspector(port: number, wranglerPort: number): P
     client.once('data', async (first) => {
       client.pause();
       const devtools = /^upgrade:\s*websocket\s*$/im.test(first.toString('latin1'));
+      let upstream: net.Socket | undefined;
+      // Registered before the handover's wait: a client gone during it must still give the place back.
+      client.once('close', () => {
+        upstream?.destroy();
+        if (devtools && --devtoolsClients === 0 && !stopped) retry = setTimeout(attach, HANDOVER_MS).unref();
+      });
       if (devtools) {
         devtoolsClients += 1;
         detach();
         await sleep(HANDOVER_MS);
+        if (client.destroyed) return;
       }
-      const upstream = net.connect(wranglerPort, '127.0.0.1');
+      upstream = net.connect(wranglerPort, '127.0.0.1');
       upstream.on('error', () => client.destroy());
       upstream.write(first);
       client.pipe(upstream).pipe(client);
       client.resume();
-      client.once('close', () => {
-        upstream.destroy();
-        if (devtools && --devtoolsClients === 0 && !stopped) retry = setTimeout(attach, HANDOVER_MS).unref();
-      });
     });
   });
   await new Promise<void>((resolve, reject) => {

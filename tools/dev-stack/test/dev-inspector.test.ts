@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { type InspectorGate, serveQuietInspector } from '../src/dev-inspector.ts';
 import { freePort } from '../src/net.ts';
@@ -14,6 +14,7 @@ class FakeWranglerInspector {
   connections = 0;
   networkOn = true;
   disables = 0;
+  readonly commands: string[] = [];
   private client: WebSocket | undefined;
   private readonly waiters: Array<() => void> = [];
 
@@ -28,6 +29,7 @@ class FakeWranglerInspector {
       });
       ws.on('message', (data) => {
         const { id, method } = JSON.parse(String(data)) as { id: number; method: string };
+        this.commands.push(method);
         if (method === 'Network.disable') {
           this.networkOn = false;
           this.disables += 1;
@@ -48,6 +50,11 @@ class FakeWranglerInspector {
   reload(): void {
     this.networkOn = true;
     this.client?.send(JSON.stringify({ method: 'Network.requestWillBeSent', params: { requestId: '1' } }));
+  }
+
+  /** A `debugger;` statement hit while wrangler had the debugger on (it turns it on at a reload when a client is attached). */
+  pauseAtDebuggerStatement(): void {
+    this.client?.send(JSON.stringify({ method: 'Debugger.paused', params: { reason: 'other', callFrames: [] } }));
   }
 
   close(): Promise<void> {
@@ -109,5 +116,29 @@ describe('the dev stack in front of wrangler inspector', () => {
     await disabledAgain;
     expect(wrangler.networkOn).toBe(false);
     expect(wrangler.connections).toBe(3);
+  });
+
+  it('lets the Worker run on when a reload turned the debugger on and a `debugger;` statement stopped it', async () => {
+    const { wrangler, gate } = await gateInFrontOfWrangler();
+    await gate.quiet;
+    const resumed = wrangler.nextCommand();
+    wrangler.pauseAtDebuggerStatement();
+    await resumed;
+    await vi.waitFor(() => expect(wrangler.commands).toContain('Debugger.disable'));
+    expect(wrangler.commands).toEqual(['Network.disable', 'Debugger.resume', 'Debugger.disable']);
+  });
+
+  it('attaches again after a DevTools client that left while the stack was stepping aside for it', async () => {
+    const { wrangler, gate, port } = await gateInFrontOfWrangler();
+    await gate.quiet;
+    const devtools = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+    devtools.on('error', () => {});
+    // Gone before the handover is over: its upgrade never reaches wrangler.
+    await vi.waitFor(() => expect(wrangler.server.clients.size).toBe(0));
+    const attachedAgain = wrangler.nextCommand();
+    devtools.terminate();
+    await attachedAgain;
+    expect(wrangler.connections).toBe(2);
+    expect(wrangler.networkOn).toBe(false);
   });
 });
