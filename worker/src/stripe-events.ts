@@ -77,12 +77,15 @@ export function effectOfEvent(event: Stripe.Event, source: 'webhook' | 'reconcil
 }
 
 /**
- * The cart a Checkout Session event names in the metadata this Worker gives every session it
- * makes (checkout.ts), or null. Never used to apply an event (fulfilment goes by our own
- * checkout rows); only to tell an event about a checkout of ours the database no longer knows.
+ * The cart a payment's Checkout Session event names in the metadata this Worker gives every
+ * session it makes (checkout.ts), or null. Never used to apply an event (fulfilment goes by our
+ * own checkout rows); only to tell a payment for a checkout of ours the database no longer
+ * knows. An expiry is not one: sessions the Worker made and gave up at once are never stored.
  */
-export function cartIdInMetadata(event: Stripe.Event): string | null {
-  if (!event.type.startsWith('checkout.session.')) return null;
+export function cartIdOfOurPayment(event: Stripe.Event): string | null {
+  if (event.type !== 'checkout.session.completed' && event.type !== 'checkout.session.async_payment_succeeded') {
+    return null;
+  }
   const metadata = (event.data.object as { metadata?: unknown }).metadata;
   const cartId = typeof metadata === 'object' && metadata !== null ? (metadata as { cart_id?: unknown }).cart_id : null;
   return typeof cartId === 'string' ? cartId : null;

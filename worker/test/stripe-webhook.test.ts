@@ -684,7 +684,7 @@ describe('POST /v1/webhooks/stripe: effects', () => {
     expect(await eventRecorded(event.id)).toBe(true);
   });
 
-  it('warns of a payment for a checkout of ours the database does not know (after a restore), not of foreign sessions', async () => {
+  it('warns of a payment for a checkout of ours the database does not know (after a restore), not of foreign or given-up sessions', async () => {
     // Stripe sends every session of the account; one without our cart_id is another integration's.
     const ours = { sessionId: `cs_test_${crypto.randomUUID()}`, cartId: crypto.randomUUID(), total: 1000 };
     const lost = stripeEvent('checkout.session.completed', sessionObject(ours));
@@ -692,8 +692,16 @@ describe('POST /v1/webhooks/stripe: effects', () => {
       'checkout.session.completed',
       sessionObject({ ...ours, sessionId: `cs_test_${crypto.randomUUID()}` }, { metadata: {} }),
     );
+    // A session the Worker made and expired at once (a lost stock race) is never stored: its expiry is no news.
+    const givenUp = stripeEvent(
+      'checkout.session.expired',
+      sessionObject(
+        { ...ours, sessionId: `cs_test_${crypto.randomUUID()}` },
+        { status: 'expired', payment_status: 'unpaid', payment_intent: null },
+      ),
+    );
     const lines = await linesOf(async () => {
-      for (const event of [lost, foreign]) expect((await deliver(event)).status).toBe(200);
+      for (const event of [lost, foreign, givenUp]) expect((await deliver(event)).status).toBe(200);
     });
     expect(lines.filter((line) => line.level !== 'info')).toEqual([
       expect.objectContaining({

@@ -4,7 +4,7 @@ import { log } from '../log.ts';
 import { json, problems } from '../schemas.ts';
 import { verifyWebhook } from '../stripe.ts';
 import { wellFormedEvent } from '../stripe-event-shape.ts';
-import { cartIdInMetadata, effectOfEvent, HANDLED_EVENT_TYPES } from '../stripe-events.ts';
+import { cartIdOfOurPayment, effectOfEvent, HANDLED_EVENT_TYPES } from '../stripe-events.ts';
 
 const received = createRoute({
   method: 'post',
@@ -51,10 +51,10 @@ export function stripeWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
       const result = await c.var.services.fulfilment.apply(effect);
       // Applied events and replays are the normal case, recorded in payment_events and in the
       // request log; a log line each would be most of a webhook's cost. What needs a look is logged.
-      const ourCartId = result.outcome === 'unknown_cart' ? cartIdInMetadata(event) : null;
+      const ourCartId = result.outcome === 'unknown_cart' ? cartIdOfOurPayment(event) : null;
       if (ourCartId) {
-        // A checkout this Worker made that the database does not know: written after the point
-        // a restore went back to, or made by another deployment sharing the Stripe account.
+        // A payment for a checkout this Worker made that the database does not know: written after
+        // the point a restore went back to, or made by another deployment sharing the Stripe account.
         // Stripe will not send it again, so an operator has to look (docs/operations.md §5).
         log.warn('stripe_checkout_unknown', {
           eventId: event.id,
