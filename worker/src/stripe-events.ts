@@ -86,8 +86,7 @@ export function cartIdOfOurPayment(event: Stripe.Event): string | null {
   if (event.type !== 'checkout.session.completed' && event.type !== 'checkout.session.async_payment_succeeded') {
     return null;
   }
-  const metadata = (event.data.object as { metadata?: unknown }).metadata;
-  const cartId = typeof metadata === 'object' && metadata !== null ? (metadata as { cart_id?: unknown }).cart_id : null;
+  const cartId: unknown = event.data.object.metadata?.cart_id;
   return typeof cartId === 'string' ? cartId : null;
 }
 
