@@ -5,10 +5,12 @@
 /** An event the stand-in made, with how its webhook went. `E`: Stripe.Event where the caller has the type. */
 export interface DeliveredEvent<E = { id: string; type: string }> {
   event: E;
+  /** What a destination of thin events is sent for it. */
+  thin_event: { id: string; type: string };
   delivery: { status: string; attempts: Array<{ at: string; status: number | null; error?: string | null }> };
 }
 
-/** A fault of the stand-in's /v1 API (tools/stripe-standin/README.md, "Faults"). */
+/** A fault of the stand-in's API (tools/stripe-standin/README.md, "Faults"). */
 export interface StandinFault {
   method?: 'GET' | 'POST';
   path: string;

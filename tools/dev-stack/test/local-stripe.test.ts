@@ -57,7 +57,11 @@ describe('Stripe in the local stack', () => {
       STRIPE_API_BASE: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/),
     });
     const webhooks = await fetch(`${started!.vars!.STRIPE_API_BASE}/_standin/webhooks`).then((res) => res.json());
-    expect(webhooks).toEqual({ url: 'http://127.0.0.1:8787/v1/webhooks/stripe', enabled: true });
+    expect(webhooks).toEqual({
+      url: 'http://127.0.0.1:8787/v1/webhooks/stripe',
+      enabled: true,
+      payload_style: 'snapshot',
+    });
   });
 
   it('keeps retrying a webhook until the Worker is up (the stand-in starts before wrangler)', async () => {

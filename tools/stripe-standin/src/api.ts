@@ -1,5 +1,5 @@
 import { CHECKOUT_SHIPPING_COUNTRIES } from '@edge-checkout/worker/shipping-countries';
-import { Hono } from 'hono';
+import { type Context, Hono, type Next } from 'hono';
 import type Stripe from 'stripe';
 import {
   invalidRequest,
@@ -26,7 +26,7 @@ import { Params } from './params.ts';
 import type { NewLineItem, NewSession, Payments } from './payments.ts';
 import { ACCOUNT_PAYMENT_METHODS, nowSeconds } from './payments.ts';
 
-// Stripe's v1 API for what the Worker uses: Checkout Sessions, Refunds, Events, and reading the
+// Stripe's v1 API for what the Worker uses: Checkout Sessions, Refunds, Events (and a thin event of v2), and reading the
 // PaymentIntents, Charges, ShippingRates, PromotionCodes and Disputes that payments create. Requests and responses have Stripe's wire
 // format (form-encoded in, pretty JSON out, `Request-Id` and `Stripe-Version` headers) and its
 // errors, so the official `stripe` library talks to it unchanged.
@@ -90,7 +90,10 @@ export function apiRoutes(options: ApiOptions): Hono<ApiEnv> {
     return listPage(payments.lineItems(id), params, `/v1/checkout/sessions/${id}/line_items`, 'line_item');
   }
 
-  api.use(async (c, next) => {
+  // Mounted at the root beside the hosted page and the controls: only the API needs a key.
+  api.use('/v1/*', authenticated);
+  api.use('/v2/*', authenticated);
+  async function authenticated(c: Context<ApiEnv>, next: Next): Promise<void> {
     c.set('requestId', requestId());
     c.set('apiKey', authenticate(c.req.header('authorization'), options));
     // 429 and 404 faults: Stripe's rate limiter runs before its idempotency layer, so these
@@ -101,7 +104,7 @@ export function apiRoutes(options: ApiOptions): Hono<ApiEnv> {
       throw fault.status === 429 ? rateLimited() : missingObject(c.req.method, c.req.path);
     }
     await next();
-  });
+  }
 
   // Errors of authentication, arrival faults, parameter checks and the idempotency layer; those of
   // the executing step are answered by perform().
@@ -180,24 +183,24 @@ export function apiRoutes(options: ApiOptions): Hono<ApiEnv> {
     }
   }
 
-  post('/checkout/sessions', 'checkout.session', (params) => {
+  post('/v1/checkout/sessions', 'checkout.session', (params) => {
     const input = parseNewSession(params);
     return () => payments.createSession(input);
   });
 
-  get('/checkout/sessions/:id', (_params, { id }) => payments.session(id));
+  get('/v1/checkout/sessions/:id', (_params, { id }) => payments.session(id));
 
-  get('/checkout/sessions/:id/line_items', (params, { id }) => lineItemsList(id, params));
+  get('/v1/checkout/sessions/:id/line_items', (params, { id }) => lineItemsList(id, params));
 
   post(
-    '/checkout/sessions/:id/expire',
+    '/v1/checkout/sessions/:id/expire',
     'checkout.session',
     (_params, request, { id }) =>
       () =>
         payments.expireSession(id, request),
   );
 
-  post('/refunds', 'refund', (params, request) => {
+  post('/v1/refunds', 'refund', (params, request) => {
     const input = {
       paymentIntent: params.string('payment_intent') ?? null,
       charge: params.string('charge') ?? null,
@@ -210,15 +213,17 @@ export function apiRoutes(options: ApiOptions): Hono<ApiEnv> {
     return () => payments.createRefund(input, request);
   });
 
-  get('/refunds/:id', (_params, { id }) => payments.refund(id));
-  get('/shipping_rates/:id', (_params, { id }) => payments.shippingRate(id));
-  get('/promotion_codes/:id', (_params, { id }) => payments.promotionCode(id));
-  get('/disputes/:id', (_params, { id }) => payments.dispute(id));
-  get('/payment_intents/:id', (_params, { id }) => payments.paymentIntent(id));
-  get('/charges/:id', (_params, { id }) => payments.charge(id));
-  get('/events/:id', (_params, { id }) => events.get(id));
+  get('/v1/refunds/:id', (_params, { id }) => payments.refund(id));
+  get('/v1/shipping_rates/:id', (_params, { id }) => payments.shippingRate(id));
+  get('/v1/promotion_codes/:id', (_params, { id }) => payments.promotionCode(id));
+  get('/v1/disputes/:id', (_params, { id }) => payments.dispute(id));
+  get('/v1/payment_intents/:id', (_params, { id }) => payments.paymentIntent(id));
+  get('/v1/charges/:id', (_params, { id }) => payments.charge(id));
+  get('/v1/events/:id', (_params, { id }) => events.get(id));
+  // The thin event, for an event destination of thin events: its `snapshot_event` names the v1 event.
+  get('/v2/core/events/:id', (_params, { id }) => events.thin(id));
 
-  get('/events', (params) => {
+  get('/v1/events', (params) => {
     const type = params.string('type');
     const types = params.stringList('types');
     if (type !== undefined && types !== undefined) {
@@ -293,6 +298,7 @@ const PATH_OBJECTS: readonly [RegExp, string, string][] = [
   [/^\/v1\/promotion_codes\/([^/]+)/, 'promotion_code', 'promotion_code'],
   [/^\/v1\/disputes\/([^/]+)/, 'dispute', 'dispute'],
   [/^\/v1\/events\/([^/]+)/, 'event', 'id'],
+  [/^\/v2\/core\/events\/([^/]+)/, 'event', 'id'],
 ];
 
 /** A 404 fault: Stripe's answer for an unknown id in the path, or for a URL it does not serve when the path names none. */

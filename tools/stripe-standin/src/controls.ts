@@ -1,14 +1,14 @@
 import type { Context } from 'hono';
 import { Hono } from 'hono';
 import { invalidRequest, StripeApiError } from './errors.ts';
-import type { EventLog } from './events.ts';
+import { type EventLog, thinNotification } from './events.ts';
 import type { Faults } from './faults.ts';
 import { parseFault } from './faults.ts';
 import { successRedirect } from './hosted-page.ts';
 import { isEmail } from './params.ts';
 import type { AsyncResult, Choices, Payments, PayOutcome } from './payments.ts';
 import { TEST_CUSTOMER } from './payments.ts';
-import type { WebhookDelivery } from './webhooks.ts';
+import type { WebhookDelivery, WebhookSettings } from './webhooks.ts';
 
 // Test controls under /_standin: not part of Stripe's API. They let tests and developers do what
 // a shopper, a bank or the network would (pay, settle a bank transfer, lose or repeat a webhook,
@@ -140,23 +140,28 @@ export function controlRoutes({ payments, events, webhooks, faults }: ControlOpt
     const data = events
       .all()
       .filter((entry) => session === undefined || entry.sessionId === session)
-      .map(({ event, sessionId }) => ({ event, session: sessionId, delivery: webhooks.delivery(event.id) }));
+      .map(({ event, sessionId, thin }) => ({
+        event,
+        session: sessionId,
+        delivery: webhooks.delivery(event.id),
+        thin_event: thinNotification(thin),
+      }));
     return c.json({ data });
   });
 
   // Sends an event again (a duplicate delivery, as Stripe's retries and "Resend" make).
   controls.post('/events/:id/resend', (c) => {
-    const { event, sessionId } = events.entry(c.req.param('id'));
-    return c.json({ delivery: webhooks.resend(event, sessionId) });
+    return c.json({ delivery: webhooks.resend(events.entry(c.req.param('id'))) });
   });
 
-  controls.get('/webhooks', (c) => c.json(webhooks.current()));
+  controls.get('/webhooks', (c) => c.json(settingsJson(webhooks.current())));
 
-  // { enabled?: boolean, url?: string | null }: switching delivery off loses the events created
-  // meanwhile (a lost webhook); the URL can be set once the receiver's port is known.
+  // { enabled?: boolean, url?: string | null, payload_style?: 'snapshot' | 'thin' }: switching
+  // delivery off loses the events created meanwhile (a lost webhook); the URL can be set once the
+  // receiver's port is known; `thin` sends each event's thin notification instead.
   controls.post('/webhooks', async (c) => {
     const body = await jsonBody(c);
-    const change: { enabled?: boolean; url?: string | null } = {};
+    const change: Partial<WebhookSettings> = {};
     if (body.enabled !== undefined) {
       if (typeof body.enabled !== 'boolean') throw invalidRequest('enabled must be true or false', 'enabled');
       change.enabled = body.enabled;
@@ -167,7 +172,13 @@ export function controlRoutes({ payments, events, webhooks, faults }: ControlOpt
       }
       change.url = body.url;
     }
-    return c.json(webhooks.configure(change));
+    if (body.payload_style !== undefined) {
+      if (body.payload_style !== 'snapshot' && body.payload_style !== 'thin') {
+        throw invalidRequest('payload_style must be snapshot or thin', 'payload_style');
+      }
+      change.payloadStyle = body.payload_style;
+    }
+    return c.json(settingsJson(webhooks.configure(change)));
   });
 
   // Faults of the /v1 API (faults.ts): { method?, path, status?, delayMs?, times? }.
@@ -228,4 +239,9 @@ function shippingChoice(value: unknown): NonNullable<Choices['shipping']> {
     },
     rate: optionalString(shipping, 'rate') ?? null,
   };
+}
+
+/** The webhook settings as the controls name them, in Stripe's snake case. */
+function settingsJson({ payloadStyle, ...settings }: WebhookSettings) {
+  return { ...settings, payload_style: payloadStyle };
 }

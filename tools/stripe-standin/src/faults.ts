@@ -126,8 +126,8 @@ export function parseFault(body: Record<string, unknown>): FaultSpec {
   const method = absent(body.method) ? null : METHODS.find((m) => m === String(body.method).toUpperCase());
   if (method === undefined) throw invalidRequest(`method must be one of ${METHODS.join(', ')}`, 'method');
   const { path } = body;
-  if (typeof path !== 'string' || !path.startsWith('/v1/') || path.slice(0, -1).includes('*')) {
-    throw invalidRequest('path must be a /v1/ path, exact or ending in * for a prefix', 'path');
+  if (typeof path !== 'string' || !/^\/v[12]\//.test(path) || path.slice(0, -1).includes('*')) {
+    throw invalidRequest('path must be a /v1/ or /v2/ path, exact or ending in * for a prefix', 'path');
   }
   const status = absent(body.status) ? null : STATUSES.find((s) => s === body.status);
   if (status === undefined) throw invalidRequest(`status must be one of ${STATUSES.join(', ')}`, 'status');

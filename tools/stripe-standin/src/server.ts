@@ -12,7 +12,7 @@ import { IdempotencyStore } from './idempotency.ts';
 import { Payments } from './payments.ts';
 import { WebhookDelivery } from './webhooks.ts';
 
-// The local Stripe stand-in: Stripe's API for Checkout (/v1), the hosted payment page (/c/pay)
+// The local Stripe stand-in: Stripe's API for Checkout (/v1, and /v2 for thin events), the hosted payment page (/c/pay)
 // and test controls (/_standin), on 127.0.0.1 only, with all state in memory. See README.md.
 
 export interface StripeStandinOptions {
@@ -50,6 +50,7 @@ export async function startStripeStandin(options: StripeStandinOptions): Promise
   const webhooks = new WebhookDelivery({
     url: options.webhookUrl ?? null,
     enabled: true,
+    payloadStyle: 'snapshot',
     secret: options.webhookSecret,
     retryDelaysMs: options.webhookRetryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS,
     log,
@@ -58,8 +59,7 @@ export async function startStripeStandin(options: StripeStandinOptions): Promise
     pageUrl: (id) => `${origin}/c/pay/${id}`,
     asyncDelayMs: options.asyncDelayMs ?? 3_000,
     emit: (event, sessionId) => {
-      events.add(event, sessionId);
-      webhooks.send(event, sessionId);
+      webhooks.send(events.add(event, sessionId));
     },
     log,
   });
@@ -68,7 +68,7 @@ export async function startStripeStandin(options: StripeStandinOptions): Promise
 
   const app = new Hono();
   app.route(
-    '/v1',
+    '/',
     apiRoutes({
       payments,
       events,
@@ -82,7 +82,7 @@ export async function startStripeStandin(options: StripeStandinOptions): Promise
   app.route('/c/pay', hostedPageRoutes(payments));
   app.route('/_standin', controlRoutes({ payments, events, webhooks, faults }));
   app.notFound((c) => {
-    if (!c.req.path.startsWith('/v1/')) return c.text('Not found', 404);
+    if (!/^\/v[12]\//.test(c.req.path)) return c.text('Not found', 404);
     const error = unrecognizedUrl(c.req.method, c.req.path);
     return c.json(error.toJSON(), error.status);
   });

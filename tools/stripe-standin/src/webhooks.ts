@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import Stripe from 'stripe';
 import { StripeApiError } from './errors.ts';
-import type { StandinEvent } from './objects.ts';
+import { type LoggedEvent, thinNotification } from './events.ts';
 
 // Sends events to the webhook endpoint as Stripe does: a JSON POST signed with `Stripe-Signature`
 // (made by Stripe's own library, so the Worker's verification meets the real format), retried
@@ -38,6 +38,9 @@ export interface Delivery {
 export interface WebhookSettings {
   url: string | null;
   enabled: boolean;
+  /** What the endpoint is sent, as an event destination's payload style: the snapshot event, or
+   * its thin notification (https://docs.stripe.com/event-destinations#thin-events). */
+  payloadStyle: 'snapshot' | 'thin';
 }
 
 export interface WebhookOptions extends WebhookSettings {
@@ -50,7 +53,7 @@ export interface WebhookOptions extends WebhookSettings {
 }
 
 interface Job {
-  event: StandinEvent;
+  entry: LoggedEvent;
   delivery: Delivery;
 }
 
@@ -69,7 +72,7 @@ export class WebhookDelivery {
   private readonly closing = new AbortController();
 
   constructor(private readonly options: WebhookOptions) {
-    this.settings = { url: options.url, enabled: options.enabled };
+    this.settings = { url: options.url, enabled: options.enabled, payloadStyle: options.payloadStyle };
   }
 
   configure(change: Partial<WebhookSettings>): WebhookSettings {
@@ -82,7 +85,8 @@ export class WebhookDelivery {
   }
 
   /** Sends a new event after the earlier events of the same session. */
-  send(event: StandinEvent, sessionId: string): void {
+  send(entry: LoggedEvent): void {
+    const { event } = entry;
     const delivery: Delivery = { status: 'pending', attempts: [], next_attempt_at: null };
     this.deliveries.set(event.id, delivery);
     if (this.settings.url === null) {
@@ -96,20 +100,20 @@ export class WebhookDelivery {
     }
     // Stripe's count of endpoints that have yet to receive the event.
     event.pending_webhooks = 1;
-    this.enqueue({ event, delivery }, sessionId);
+    this.enqueue({ entry, delivery });
   }
 
   /** Sends an event again, as Stripe's "Resend" does: a duplicate delivery with a fresh signature. */
-  resend(event: StandinEvent, sessionId: string): Delivery {
+  resend(entry: LoggedEvent): Delivery {
     if (this.settings.url === null) {
       throw new StripeApiError(409, {
         type: 'invalid_request_error',
         message: 'No webhook URL is configured; set one with POST /_standin/webhooks first.',
       });
     }
-    const delivery = this.delivery(event.id);
+    const delivery = this.delivery(entry.event.id);
     delivery.status = 'pending';
-    this.enqueue({ event, delivery }, sessionId);
+    this.enqueue({ entry, delivery });
     return delivery;
   }
 
@@ -126,7 +130,8 @@ export class WebhookDelivery {
     this.closing.abort();
   }
 
-  private enqueue(job: Job, sessionId: string): void {
+  private enqueue(job: Job): void {
+    const { sessionId } = job.entry;
     const queue = this.queues.get(sessionId);
     if (queue) {
       queue.push(job);
@@ -157,11 +162,14 @@ export class WebhookDelivery {
   }
 
   /** One POST of the event; true when the endpoint accepted it. */
-  private async attempt({ event, delivery }: Job): Promise<boolean> {
+  private async attempt({ entry, delivery }: Job): Promise<boolean> {
+    const { event } = entry;
     const url = this.settings.url;
     if (url === null || this.closing.signal.aborted) return false;
-    // Stripe sends pretty-printed JSON; the signature covers these exact bytes.
-    const payload = JSON.stringify(event, null, 2);
+    // Stripe sends pretty-printed JSON; the signature covers these exact bytes. A thin
+    // notification is signed the same way (Stripe.parseEventNotification checks it so).
+    const body = this.settings.payloadStyle === 'thin' ? thinNotification(entry.thin) : event;
+    const payload = JSON.stringify(body, null, 2);
     const signature = Stripe.webhooks.generateTestHeaderString({ payload, secret: this.options.secret });
     const attempt: DeliveryAttempt = { at: new Date().toISOString(), url, status: null, error: null };
     delivery.attempts.push(attempt);

@@ -55,12 +55,18 @@ describe('test controls', () => {
   });
 
   it('validates webhook settings', async () => {
-    expect((await control(t.standin, '/webhooks')).body).toEqual({ url: null, enabled: true });
+    expect((await control(t.standin, '/webhooks')).body).toEqual({
+      url: null,
+      enabled: true,
+      payload_style: 'snapshot',
+    });
     expect((await control(t.standin, '/webhooks', { enabled: 'no' })).status).toBe(400);
     expect((await control(t.standin, '/webhooks', { url: 'not a url' })).status).toBe(400);
+    expect((await control(t.standin, '/webhooks', { payload_style: 'fat' })).status).toBe(400);
     expect((await control(t.standin, '/webhooks', { url: 'http://127.0.0.1:9/hook' })).body).toEqual({
       url: 'http://127.0.0.1:9/hook',
       enabled: true,
+      payload_style: 'snapshot',
     });
   });
 

@@ -9,7 +9,7 @@ import { startStripeStandin } from '../src/server.ts';
 // Shared by the stand-in's tests: a fresh stand-in per test, the official client pointed at it
 // the way the Worker does it, and a local webhook receiver.
 
-const WEBHOOK_SECRET = 'whsec_standin_tests_0123456789abcdef';
+export const WEBHOOK_SECRET = 'whsec_standin_tests_0123456789abcdef';
 export const API_KEY = 'sk_test_standin_tests';
 
 export interface TestStandin {

@@ -2,12 +2,24 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Stripe from 'stripe';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { EventLog } from '../src/events.ts';
+import type { StandinEvent } from '../src/objects.ts';
 import { type Delivery, WebhookDelivery } from '../src/webhooks.ts';
 import type { TestStandin, WebhookReceiver } from './testing.ts';
-import { control, createCartSession, startReceiver, startTestStandin, verified, waitFor } from './testing.ts';
+import {
+  API_KEY,
+  control,
+  createCartSession,
+  startReceiver,
+  startTestStandin,
+  stripeError,
+  verified,
+  WEBHOOK_SECRET,
+  waitFor,
+} from './testing.ts';
 
 interface ControlEvents {
-  data: { event: Stripe.Event; session: string; delivery: Delivery }[];
+  data: { event: Stripe.Event; session: string; delivery: Delivery; thin_event: unknown }[];
 }
 
 let receiver: WebhookReceiver;
@@ -67,6 +79,31 @@ describe('webhook delivery', () => {
     expect(new Set(receiver.received.map((w) => verified(w).id))).toEqual(new Set([entry.event.id]));
   });
 
+  it('sends thin notifications when asked to, whose v2 event names the snapshot event', async () => {
+    await control(t.standin, '/webhooks', { payload_style: 'thin' });
+    const session = await createCartSession(t.stripe);
+    await pay(session.id, 'paid');
+    const [webhook] = await waitFor(() => receiver.received.length === 1 && receiver.received);
+
+    // Parsed and checked as Stripe's library does for an event destination of thin events.
+    const notification = new Stripe(API_KEY).parseEventNotification(webhook.body, webhook.signature, WEBHOOK_SECRET);
+    expect(notification).toMatchObject({
+      object: 'v2.core.event',
+      type: 'v1.checkout.session.completed',
+      livemode: false,
+      related_object: { id: session.id, type: 'checkout.session', url: `/v1/checkout/sessions/${session.id}` },
+    });
+    expect(JSON.parse(webhook.body)).not.toHaveProperty('snapshot_event');
+    const [{ event, thin_event }] = await deliveries();
+    expect(thin_event).toEqual(JSON.parse(webhook.body));
+
+    const thin = await t.stripe.v2.core.events.retrieve(notification.id);
+    expect(thin).toMatchObject({ id: notification.id, snapshot_event: event.id });
+    expect((await t.stripe.events.retrieve(thin.snapshot_event!)).data.object).toMatchObject({ id: session.id });
+    const missing = await stripeError(t.stripe.v2.core.events.retrieve('evt_test_65nothing'));
+    expect(missing.statusCode).toBe(404);
+  });
+
   it('gives up on an attempt the endpoint does not answer in time (no answer), and retries it', async () => {
     // Accepts the connection, never answers the first request, answers 200 after that.
     const held: ServerResponse[] = [];
@@ -83,6 +120,7 @@ describe('webhook delivery', () => {
     const webhooks = new WebhookDelivery({
       url: `http://127.0.0.1:${(endpoint.address() as AddressInfo).port}/v1/webhooks/stripe`,
       enabled: true,
+      payloadStyle: 'snapshot',
       secret: 'whsec_timeout_test',
       retryDelaysMs: [20],
       // The second attempt must get its answer within it too, on a busy machine.
@@ -90,7 +128,7 @@ describe('webhook delivery', () => {
       log: () => {},
     });
     try {
-      webhooks.send(event, session.id);
+      webhooks.send(new EventLog().add(event as StandinEvent, session.id));
       const delivery = await waitFor(
         () => webhooks.delivery(event.id).status === 'delivered' && webhooks.delivery(event.id),
       );
@@ -161,6 +199,7 @@ describe('webhook delivery', () => {
     expect((await control(t.standin, '/webhooks', { enabled: false })).body).toEqual({
       url: receiver.url,
       enabled: false,
+      payload_style: 'snapshot',
     });
     const session = await createCartSession(t.stripe);
     await pay(session.id, 'paid');
