@@ -21,6 +21,12 @@ export interface StripeApi {
   /** With its charge expanded, under `refund-{operatorKey}` when the operator sent one. */
   createRefund(params: Omit<Stripe.RefundCreateParams, 'expand'>, operatorKey?: string): Promise<Stripe.Refund>;
   retrieveCharge(id: string): Promise<Stripe.Charge>;
+  /**
+   * The snapshot event a thin event stands for, as Stripe renders it to the v1 events API; null
+   * when the thin event names none. Two reads: the v2 event, whose `snapshot_event` names it, and
+   * the v1 event (https://docs.stripe.com/api/v2/core/events/object).
+   */
+  retrieveSnapshotEvent(thinEventId: string): Promise<Stripe.Event | null>;
   /** One page of the events of these types Stripe could not deliver, newest first. */
   listUndeliveredEvents(
     types: readonly string[],
@@ -66,6 +72,10 @@ export function stripeApi(env: Env): StripeApi {
         { ...(operatorKey && { idempotencyKey: `refund-${operatorKey}` }), maxNetworkRetries: 0 },
       ),
     retrieveCharge: (id) => stripe.charges.retrieve(id),
+    retrieveSnapshotEvent: async (thinEventId) => {
+      const thin = await stripe.v2.core.events.retrieve(thinEventId);
+      return thin.snapshot_event ? stripe.events.retrieve(thin.snapshot_event) : null;
+    },
     listUndeliveredEvents: (types, page) => stripe.events.list({ delivery_success: false, types: [...types], ...page }),
   };
 }
@@ -97,7 +107,7 @@ export type ThinEvent = { object: 'v2.core.event'; id: string; type: string };
  * Checks `Stripe-Signature` over the raw body against each configured secret (several while a
  * secret is being rotated), with Stripe's 300 s tolerance. Only this throws invalid_signature.
  * A signed thin event comes back as it is: an event destination sending thin events here (its
- * ping included) is Stripe's own, and is acknowledged; it carries nothing to apply.
+ * ping included) is Stripe's own; it carries no object, which the caller reads from Stripe.
  */
 export async function verifyWebhook(
   env: Env,
@@ -159,11 +169,21 @@ function thinEvent(rawBody: string): ThinEvent | null {
  * Stripe refusing our key is a 500 `misconfigured`. Anything else (Stripe unreachable, failing,
  * rate-limiting, a key in flight) is a 503 the client may retry; the cart has not been changed.
  */
-export function stripeFailure(err: unknown, what: 'checkout' | 'refund' = 'checkout'): ApiError {
+export function stripeFailure(err: unknown, what: 'checkout' | 'refund' | 'event' = 'checkout'): ApiError {
   if (err instanceof ApiError) return err;
+  // Stripe signed the event for us, so reading it is refused (404) only with a key of another
+  // account or mode than the event destination's: a setting to mend, after which Stripe's
+  // retries of the delivery go through.
+  if (what === 'event' && stripeRefused(err)) {
+    return new ApiError(
+      'misconfigured',
+      `Stripe does not give STRIPE_SECRET_KEY the event it sent (${err.statusCode}): the key must be of the event destination's account and mode`,
+      { cause: err },
+    );
+  }
   // 402 request_failed (card_error): "the parameters were valid but the request failed"
   // (https://docs.stripe.com/api/errors), as final as an invalid request.
-  if (stripeRefused(err) || err instanceof Stripe.errors.StripeCardError) {
+  if (what !== 'event' && (stripeRefused(err) || err instanceof Stripe.errors.StripeCardError)) {
     return new ApiError(`${what}_refused`, `Stripe refused the ${what}: ${err.message}`, { cause: err });
   }
   // "401: No valid API key provided", "403: The API key doesn't have permissions to perform the

@@ -1,6 +1,8 @@
+import type Stripe from 'stripe';
 import { afterAll, describe, expect, it } from 'vitest';
 import { shopperLock } from '../src/carts.ts';
 import { call, db, holdLocks, linesOf, problem } from './helpers.ts';
+import { paidCart, standin } from './standin.ts';
 import {
   ADDRESS,
   cartStatus,
@@ -15,6 +17,7 @@ import {
   STRIPE_ADDRESS,
   sessionObject,
   signatureFor,
+  standinStripe,
   stripeEnv,
   stripeEvent,
 } from './stripe-helpers.ts';
@@ -824,7 +827,7 @@ describe('POST /v1/webhooks/stripe: rejected requests write nothing', () => {
   // An event destination of thin events pointed here (https://docs.stripe.com/event-destinations#thin-events):
   // Stripe would retry a 4xx for days and then disable the destination.
   it.each([
-    ['a thin event about a session', 'v1.checkout.session.completed'],
+    ['a thin event of a type not handled', 'v1.payment_intent.succeeded'],
     ["an event destination's ping", 'v2.core.event_destination.ping'],
   ])('acknowledges %s, signed by Stripe, and changes nothing', async (_, type) => {
     const checkout = await checkedOutCart();
@@ -846,7 +849,6 @@ describe('POST /v1/webhooks/stripe: rejected requests write nothing', () => {
     expect(await eventRecorded(id)).toBe(false);
     expect(await cartStatus(checkout.cartId)).toBe('checkout_pending');
   });
-
   it('answers 413 for a body over 1 MiB', async () => {
     const res = await deliver(JSON.stringify({ pad: 'x'.repeat(1024 * 1024 + 1) }));
     expect(res.status).toBe(413);
@@ -878,5 +880,83 @@ describe('POST /v1/webhooks/stripe: rejected requests write nothing', () => {
     expect((await deliver(event)).status).toBe(200);
     expect(await cartStatus(checkout.cartId)).toBe('paid');
     expect((await outboxOf(checkout.cartId)).map((o) => o.event_type)).toEqual(['cart.paid']);
+  });
+});
+
+// A destination of thin events for API v1 resources is sent only a notice (`v1.checkout.session.completed`),
+// and Stripe counts it delivered once acknowledged: the Worker reads the snapshot event it stands for.
+describe('POST /v1/webhooks/stripe: thin events', () => {
+  /** The thin notification Stripe sends for the session's first event of this type. */
+  async function thinOf(sessionId: string, type: string): Promise<{ thin: string; event: Stripe.Event }> {
+    const entry = (await standin.events<Stripe.Event>(sessionId)).find((e) => e.event.type === type);
+    if (!entry?.thin_event) throw new Error(`no ${type} of ${sessionId}`);
+    return { thin: JSON.stringify(entry.thin_event), event: entry.event };
+  }
+
+  it('applies a paid session’s thin event as its snapshot event, under that event’s id, once', async () => {
+    const checkout = await checkedOutCart();
+    await standin.pay(checkout.sessionId, 'paid');
+    const { thin, event } = await thinOf(checkout.sessionId, 'checkout.session.completed');
+
+    const res = await deliver(thin);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ received: true });
+    expect(await cartStatus(checkout.cartId)).toBe('paid');
+    expect(await eventRecorded(event.id)).toBe(true);
+    // The same event again, thin or as a snapshot (a destination of each), changes nothing.
+    expect((await deliver(thin)).status).toBe(200);
+    expect((await deliver(event)).status).toBe(200);
+    expect((await outboxOf(checkout.cartId)).map((o) => [o.event_type, o.stripe_event_id])).toEqual([
+      ['cart.paid', event.id],
+    ]);
+  });
+
+  it('applies a refund’s thin event', async () => {
+    const state = await paidCart();
+    const [intent] = (await db().query('SELECT payment_intent_id FROM checkouts WHERE cart_id = $1', [
+      state.cartId,
+    ])) as {
+      payment_intent_id: string;
+    }[];
+    await standinStripe().refunds.create({ payment_intent: intent!.payment_intent_id });
+    const { thin } = await thinOf(state.sessionId, 'charge.refunded');
+
+    expect((await deliver(thin)).status).toBe(200);
+    expect(await cartStatus(state.cartId)).toBe('refunded');
+    expect((await outboxOf(state.cartId)).map((o) => o.event_type)).toEqual(['cart.paid', 'cart.refunded']);
+  });
+
+  it('answers 503 while Stripe fails to give the event, and applies the retry', async () => {
+    const checkout = await checkedOutCart();
+    await standin.pay(checkout.sessionId, 'paid');
+    const { thin } = await thinOf(checkout.sessionId, 'checkout.session.completed');
+    const path = `/v2/core/events/${JSON.parse(thin).id}`;
+    // More failures than stripe-node's retries within one delivery.
+    await standin.addFault({ method: 'GET', path, status: 500, times: 3 });
+
+    const failed = await deliver(thin);
+    expect(failed.status).toBe(503);
+    expect((await problem(failed)).code).toBe('service_unavailable');
+    expect(await cartStatus(checkout.cartId)).toBe('checkout_pending');
+
+    expect((await deliver(thin)).status).toBe(200);
+    expect(await cartStatus(checkout.cartId)).toBe('paid');
+  });
+
+  it('answers 500 misconfigured for a thin event Stripe does not give the key (another account or mode), and changes nothing', async () => {
+    const checkout = await checkedOutCart();
+    await standin.pay(checkout.sessionId, 'paid');
+    const { thin, event } = await thinOf(checkout.sessionId, 'checkout.session.completed');
+    const elsewhere = thin.replace(/"id": ?"evt_test_65\w+"/, '"id": "evt_test_65OfAnotherAccount"');
+    expect(elsewhere).not.toBe(thin);
+
+    const res = await deliver(elsewhere);
+    expect(res.status).toBe(500);
+    expect(await problem(res)).toMatchObject({
+      code: 'misconfigured',
+      detail: expect.stringContaining("the key must be of the event destination's account and mode"),
+    });
+    expect(await eventRecorded(event.id)).toBe(false);
+    expect(await cartStatus(checkout.cartId)).toBe('checkout_pending');
   });
 });

@@ -2,7 +2,7 @@ import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { type AppEnv, STRIPE_WEBHOOK_PATH } from '../app.ts';
 import { log } from '../log.ts';
 import { json, problems } from '../schemas.ts';
-import { verifyWebhook } from '../stripe.ts';
+import { type Stripe, type StripeApi, stripeFailure, type ThinEvent, verifyWebhook } from '../stripe.ts';
 import { wellFormedEvent } from '../stripe-event-shape.ts';
 import { cartIdOfOurPayment, effectOfEvent, HANDLED_EVENT_TYPES } from '../stripe-events.ts';
 
@@ -13,8 +13,9 @@ const received = createRoute({
   tags: ['Webhooks'],
   summary: 'Stripe webhook endpoint (signature-verified)',
   description:
-    `Handles ${HANDLED_EVENT_TYPES.join(', ')}; ` +
-    'other types are acknowledged and ignored. 200 once the effect is durably stored; 503 makes Stripe retry.',
+    `Handles ${HANDLED_EVENT_TYPES.join(', ')}, as snapshot events or as thin events (\`v1.\` and the type), ` +
+    'whose snapshot event is read from Stripe; other types are acknowledged and ignored. ' +
+    '200 once the effect is durably stored; 503 makes Stripe retry.',
   // Documented, not validated here: verification reads the header itself, and a missing one is
   // invalid_signature like any other bad signature.
   parameters: [
@@ -38,14 +39,18 @@ export function stripeWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
     // a failure while handling must make Stripe retry. A signed event whose fields could never be
     // stored is refused first (400), rather than failing the same way on every retry.
     const verified = await verifyWebhook(c.env, await c.req.text(), c.req.header('Stripe-Signature'));
+    let signed: unknown = verified;
     // Optional: a signed `null` parses to null, which wellFormedEvent refuses below.
     if (verified?.object === 'v2.core.event') {
-      // Payments still land (success page, scheduled job), but later: the destination needs a
-      // look, so it is logged, and acknowledged so that Stripe does not disable it.
-      log.warn('stripe_thin_event_ignored', { eventId: verified.id, type: verified.type });
-      return c.json({ received: true as const }, 200);
+      signed = await snapshotOf(verified, c.var.services.stripe);
+      if (signed === null) {
+        // A thin event of another type, or one naming no snapshot event: nothing to apply.
+        // Acknowledged so that Stripe does not disable the destination, and logged for a look.
+        log.warn('stripe_thin_event_ignored', { eventId: verified.id, type: verified.type });
+        return c.json({ received: true as const }, 200);
+      }
     }
-    const event = wellFormedEvent(verified);
+    const event = wellFormedEvent(signed);
     const effect = effectOfEvent(event);
     if (effect) {
       const result = await c.var.services.fulfilment.apply(effect);
@@ -68,4 +73,23 @@ export function stripeWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
     }
     return c.json({ received: true as const }, 200);
   });
+}
+
+/**
+ * The snapshot event a thin event of a handled API v1 event type stands for (`v1.charge.refunded`
+ * for `charge.refunded`): an event destination of thin events for API v1 resources
+ * (https://docs.stripe.com/changelog/endive/2026-09-30/thin-events-for-api-v1-resources-generally-available)
+ * is sent only a notice, and Stripe counts it delivered once acknowledged, so its object is read
+ * now or never. Read as an event, not as the object's latest state: it is then applied, and
+ * recorded under its own id, exactly as the same event delivered to a snapshot destination, or
+ * found by the scheduled job, would be. Null for any other thin event.
+ */
+async function snapshotOf(thin: ThinEvent, stripe: StripeApi): Promise<Stripe.Event | null> {
+  const type = thin.type.replace(/^v1\./, '');
+  if (type === thin.type || !(HANDLED_EVENT_TYPES as readonly string[]).includes(type)) return null;
+  try {
+    return await stripe.retrieveSnapshotEvent(thin.id);
+  } catch (err) {
+    throw stripeFailure(err, 'event');
+  }
 }
