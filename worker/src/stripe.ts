@@ -101,7 +101,7 @@ const cryptoProvider = Stripe.createSubtleCryptoProvider();
 const verifier = new Stripe('sk_test_verification_only', { httpClient: Stripe.createFetchHttpClient() });
 
 /** A thin event (`v2.core.event`): Stripe's notice that something happened, without the object. */
-export type ThinEvent = { object: 'v2.core.event'; id: string; type: string };
+export type ThinEvent = { object: 'v2.core.event'; id: string; type: string; context: string | null };
 
 /**
  * Checks `Stripe-Signature` over the raw body against each configured secret (several while a
@@ -156,7 +156,12 @@ function thinEvent(rawBody: string): ThinEvent | null {
   try {
     const body = JSON.parse(rawBody) as Partial<ThinEvent> | null;
     return body?.object === 'v2.core.event'
-      ? { object: body.object, id: String(body.id), type: String(body.type) }
+      ? {
+          object: body.object,
+          id: String(body.id),
+          type: String(body.type),
+          context: typeof body.context === 'string' && body.context ? body.context : null,
+        }
       : null;
   } catch {
     return null;

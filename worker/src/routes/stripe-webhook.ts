@@ -44,9 +44,10 @@ export function stripeWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
     if (verified?.object === 'v2.core.event') {
       signed = await snapshotOf(verified, c.var.services.stripe);
       if (signed === null) {
-        // A thin event of another type, or one naming no snapshot event: nothing to apply.
+        // A thin event of another type or account, or naming no snapshot event: nothing to apply.
         // Acknowledged so that Stripe does not disable the destination, and logged for a look.
-        log.warn('stripe_thin_event_ignored', { eventId: verified.id, type: verified.type });
+        const { id: eventId, type, context } = verified;
+        log.warn('stripe_thin_event_ignored', { eventId, type, ...(context && { context }) });
         return c.json({ received: true as const }, 200);
       }
     }
@@ -82,11 +83,13 @@ export function stripeWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
  * is sent only a notice, and Stripe counts it delivered once acknowledged, so its object is read
  * now or never. Read as an event, not as the object's latest state: it is then applied, and
  * recorded under its own id, exactly as the same event delivered to a snapshot destination, or
- * found by the scheduled job, would be. Null for any other thin event.
+ * found by the scheduled job, would be. Null for any other thin event, and for one of another
+ * account: its `context` names a connected account, whose event only that account's context can
+ * read (https://docs.stripe.com/api/v2/core/events/object); its checkout is not one of ours.
  */
 async function snapshotOf(thin: ThinEvent, stripe: StripeApi): Promise<Stripe.Event | null> {
   const type = thin.type.replace(/^v1\./, '');
-  if (type === thin.type || !(HANDLED_EVENT_TYPES as readonly string[]).includes(type)) return null;
+  if (thin.context || type === thin.type || !(HANDLED_EVENT_TYPES as readonly string[]).includes(type)) return null;
   try {
     return await stripe.retrieveSnapshotEvent(thin.id);
   } catch (err) {
