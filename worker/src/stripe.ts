@@ -22,9 +22,13 @@ export interface StripeApi {
   createRefund(params: Omit<Stripe.RefundCreateParams, 'expand'>, operatorKey?: string): Promise<Stripe.Refund>;
   retrieveCharge(id: string): Promise<Stripe.Charge>;
   /**
-   * The snapshot event a thin event stands for, as Stripe renders it to the v1 events API; null
-   * when the thin event names none. Two reads: the v2 event, whose `snapshot_event` names it, and
-   * the v1 event (https://docs.stripe.com/api/v2/core/events/object).
+   * The snapshot event a thin event stands for, as Stripe renders it to the v1 events API. Two
+   * reads: the v2 event, whose `snapshot_event` names it, and the v1 event
+   * (https://docs.stripe.com/api/v2/core/events/object). Stripe documents `snapshot_event` as
+   * optional; without it, the event is made of the current state of its `related_object` ("which
+   * you can use to retrieve the resource's latest state",
+   * https://docs.stripe.com/changelog/endive/2026-09-30/thin-events-for-api-v1-resources-generally-available),
+   * under the thin event's id. Null when neither is there, or the object is of a type not read here.
    */
   retrieveSnapshotEvent(thinEventId: string): Promise<Stripe.Event | null>;
   /** One page of the events of these types Stripe could not deliver, newest first. */
@@ -50,6 +54,12 @@ export function stripeApi(env: Env): StripeApi {
       protocol: target.protocol === 'https:' ? 'https' : 'http',
     }),
   });
+  // The objects the handled events are about, read as a snapshot event of them holds them.
+  const relatedObjectReads: Record<string, (id: string) => Promise<unknown>> = {
+    'checkout.session': (id) => stripe.checkout.sessions.retrieve(id),
+    charge: (id) => stripe.charges.retrieve(id),
+    dispute: (id) => stripe.disputes.retrieve(id),
+  };
   return {
     createCheckoutSession: (params, idempotencyKey) => stripe.checkout.sessions.create(params, { idempotencyKey }),
     retrieveCheckoutSession: async (id) => {
@@ -74,7 +84,18 @@ export function stripeApi(env: Env): StripeApi {
     retrieveCharge: (id) => stripe.charges.retrieve(id),
     retrieveSnapshotEvent: async (thinEventId) => {
       const thin = await stripe.v2.core.events.retrieve(thinEventId);
-      return thin.snapshot_event ? stripe.events.retrieve(thin.snapshot_event) : null;
+      if (thin.snapshot_event) return stripe.events.retrieve(thin.snapshot_event);
+      const related = (thin as { related_object?: { id: string; type: string } | null }).related_object;
+      const read = related && relatedObjectReads[related.type];
+      if (!read) return null;
+      return {
+        id: thin.id,
+        object: 'event',
+        type: thin.type.replace(/^v1\./, ''),
+        created: Math.floor(Date.parse(thin.created) / 1000),
+        livemode: thin.livemode,
+        data: { object: await read(related.id) },
+      } as Stripe.Event;
     },
     listUndeliveredEvents: (types, page) => stripe.events.list({ delivery_success: false, types: [...types], ...page }),
   };

@@ -1,5 +1,5 @@
 import type Stripe from 'stripe';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { shopperLock } from '../src/carts.ts';
 import { call, db, holdLocks, linesOf, problem } from './helpers.ts';
 import { paidCart, standin } from './standin.ts';
@@ -928,6 +928,32 @@ describe('POST /v1/webhooks/stripe: thin events', () => {
     expect((await deliver(thin)).status).toBe(200);
     expect(await cartStatus(state.cartId)).toBe('refunded');
     expect((await outboxOf(state.cartId)).map((o) => o.event_type)).toEqual(['cart.paid', 'cart.refunded']);
+  });
+
+  it('applies a refund’s thin event whose v2 event names no snapshot event, from the charge as it is now', async () => {
+    const state = await paidCart();
+    const [intent] = (await db().query('SELECT payment_intent_id FROM checkouts WHERE cart_id = $1', [
+      state.cartId,
+    ])) as {
+      payment_intent_id: string;
+    }[];
+    await standinStripe().refunds.create({ payment_intent: intent!.payment_intent_id });
+    const { thin } = await thinOf(state.sessionId, 'charge.refunded');
+    // `snapshot_event` is optional in Stripe's v2 event (https://docs.stripe.com/api/v2/core/events/object).
+    const realFetch = globalThis.fetch;
+    const withoutSnapshot = vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      const res = await realFetch(input, init);
+      if (!new Request(input, init).url.includes('/v2/core/events/')) return res;
+      const { snapshot_event: _, ...v2Event } = (await res.json()) as Record<string, unknown>;
+      return Response.json(v2Event, { headers: res.headers });
+    });
+    try {
+      expect((await deliver(thin)).status).toBe(200);
+    } finally {
+      withoutSnapshot.mockRestore();
+    }
+    expect(await cartStatus(state.cartId)).toBe('refunded');
+    expect(await eventRecorded(JSON.parse(thin).id)).toBe(true);
   });
 
   it('answers 503 while Stripe fails to give the event, and applies the retry', async () => {

@@ -18,13 +18,14 @@ export interface ThinEventNotification {
   type: string;
   livemode: false;
   created: string;
+  /** The connected account's, for its events; the stand-in has none. */
+  context: null;
+  reason: null;
   related_object: { id: string; type: string; url: string };
 }
 
 /** A thin event as `GET /v2/core/events/:id` answers it (https://docs.stripe.com/api/v2/core/events/object). */
 export interface ThinEvent extends ThinEventNotification {
-  context: null;
-  reason: null;
   changes: null;
   snapshot_event: string;
 }
@@ -83,13 +84,7 @@ export class EventLog {
 }
 
 /** The notification alone, without what only the v2 API's answer holds. */
-export function thinNotification({
-  context,
-  reason,
-  changes,
-  snapshot_event,
-  ...notification
-}: ThinEvent): ThinEventNotification {
+export function thinNotification({ changes, snapshot_event, ...notification }: ThinEvent): ThinEventNotification {
   return notification;
 }
 

@@ -29,7 +29,7 @@ const received = createRoute({
   ],
   responses: {
     200: json(z.object({ received: z.literal(true) }), 'Stored (or a replay, or ignored)'),
-    ...problems(400, 413, 503),
+    ...problems(400, 413, 500, 503),
   },
 });
 
@@ -44,7 +44,7 @@ export function stripeWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
     if (verified?.object === 'v2.core.event') {
       signed = await snapshotOf(verified, c.var.services.stripe);
       if (signed === null) {
-        // A thin event of another type or account, or naming no snapshot event: nothing to apply.
+        // A thin event of another type or account: nothing to apply.
         // Acknowledged so that Stripe does not disable the destination, and logged for a look.
         const { id: eventId, type, context } = verified;
         log.warn('stripe_thin_event_ignored', { eventId, type, ...(context && { context }) });
