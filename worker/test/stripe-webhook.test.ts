@@ -897,6 +897,18 @@ describe('POST /v1/webhooks/stripe: thin events', () => {
     return { thin: JSON.stringify(entry.thin_event), event: entry.event };
   }
 
+  /** A cart paid, then refunded in full at Stripe (as in the Dashboard), with its refund's thin notification. */
+  async function refundedAtStripe() {
+    const state = await paidCart();
+    const [intent] = (await db().query('SELECT payment_intent_id FROM checkouts WHERE cart_id = $1', [
+      state.cartId,
+    ])) as {
+      payment_intent_id: string;
+    }[];
+    await standinStripe().refunds.create({ payment_intent: intent!.payment_intent_id });
+    return { state, ...(await thinOf(state.sessionId, 'charge.refunded')) };
+  }
+
   it('applies a paid session’s thin event as its snapshot event, under that event’s id, once', async () => {
     const checkout = await checkedOutCart();
     await standin.pay(checkout.sessionId, 'paid');
@@ -916,14 +928,7 @@ describe('POST /v1/webhooks/stripe: thin events', () => {
   });
 
   it('applies a refund’s thin event', async () => {
-    const state = await paidCart();
-    const [intent] = (await db().query('SELECT payment_intent_id FROM checkouts WHERE cart_id = $1', [
-      state.cartId,
-    ])) as {
-      payment_intent_id: string;
-    }[];
-    await standinStripe().refunds.create({ payment_intent: intent!.payment_intent_id });
-    const { thin } = await thinOf(state.sessionId, 'charge.refunded');
+    const { state, thin } = await refundedAtStripe();
 
     expect((await deliver(thin)).status).toBe(200);
     expect(await cartStatus(state.cartId)).toBe('refunded');
@@ -931,14 +936,7 @@ describe('POST /v1/webhooks/stripe: thin events', () => {
   });
 
   it('applies a refund’s thin event whose v2 event names no snapshot event, from the charge as it is now', async () => {
-    const state = await paidCart();
-    const [intent] = (await db().query('SELECT payment_intent_id FROM checkouts WHERE cart_id = $1', [
-      state.cartId,
-    ])) as {
-      payment_intent_id: string;
-    }[];
-    await standinStripe().refunds.create({ payment_intent: intent!.payment_intent_id });
-    const { thin } = await thinOf(state.sessionId, 'charge.refunded');
+    const { state, thin } = await refundedAtStripe();
     // `snapshot_event` is optional in Stripe's v2 event (https://docs.stripe.com/api/v2/core/events/object).
     const realFetch = globalThis.fetch;
     const withoutSnapshot = vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
