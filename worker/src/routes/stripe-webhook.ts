@@ -81,9 +81,10 @@ export function stripeWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
  * for `charge.refunded`): an event destination of thin events for API v1 resources
  * (https://docs.stripe.com/changelog/endive/2026-09-30/thin-events-for-api-v1-resources-generally-available)
  * is sent only a notice, and Stripe counts it delivered once acknowledged, so its object is read
- * now or never. Read as an event, not as the object's latest state: it is then applied, and
- * recorded under its own id, exactly as the same event delivered to a snapshot destination, or
- * found by the scheduled job, would be. Null for any other thin event, and for one of another
+ * now or never. Read as an event rather than as the object's latest state (unless Stripe names
+ * no snapshot event): it is then applied, and recorded under its own id, exactly as the same
+ * event delivered to a snapshot destination, or found by the scheduled job, would be. Null for
+ * any other thin event, and for one of another
  * account: its `context` names a connected account, whose event only that account's context can
  * read (https://docs.stripe.com/api/v2/core/events/object); its checkout is not one of ours.
  */
