@@ -121,14 +121,14 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
   }
 
   /**
-   * A product of the test's own at $18.00, without an image, with `stock` units on hand if given
-   * (admin upsert, docs/contract.md §9).
+   * A product of the test's own at $18.00, without an image unless given, with `stock` units on
+   * hand if given (admin upsert, docs/contract.md §9).
    */
-  async function putProduct(id: string, name: string, stock?: number): Promise<void> {
+  async function putProduct(id: string, name: string, stock?: number, imageUrl?: string): Promise<void> {
     const res = await fetch(`${stack.workerUrl}/v1/admin/products/${id}`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${stack.vars.ADMIN_API_KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ name, unitAmount: 1800, currency: 'usd', stock }),
+      body: JSON.stringify({ name, unitAmount: 1800, currency: 'usd', stock, imageUrl }),
     });
     expect(res.status, await res.text()).toBeLessThan(300);
   }
@@ -1181,6 +1181,24 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       const tile = (name: string) => productCard(page, name).locator('.picture');
       expect(await tile('🍵 Matcha').textContent()).toBe('🍵M');
       expect(await tile(eclair).textContent()).toBe('E\u0301');
+      await page.close();
+    });
+
+    it("loads nothing from another origin: a product's image hosted elsewhere shows its tile, one on the shop's origin is shown", async () => {
+      await putProduct('e2e-image-elsewhere', 'Far Mug', undefined, 'https://127.0.0.2:9/far-mug.png');
+      await putProduct('e2e-image-here', 'Near Mug', undefined, `${stack.workerUrl}/favicon.ico`);
+      const { page, consoleErrors } = await openShop('image-origins');
+      const requested: string[] = [];
+      page.on('request', (request) => requested.push(request.url()));
+      await page.reload();
+      await cartLink(page, 0).waitFor();
+      const picture = (name: string) => productCard(page, name).locator('.picture');
+      await expect.poll(() => picture('Near Mug').evaluate((e) => e.tagName)).toBe('IMG');
+      expect(await picture('Far Mug').evaluate((e) => e.tagName)).toBe('DIV');
+      expect(await picture('Far Mug').textContent()).toBe('FM');
+      const shop = new URL(stack.workerUrl).origin;
+      expect(requested.filter((url) => !url.startsWith('data:') && new URL(url).origin !== shop)).toEqual([]);
+      expect(consoleErrors).toEqual([]);
       await page.close();
     });
   });

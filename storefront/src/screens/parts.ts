@@ -182,10 +182,14 @@ export class Loadable<T> {
   }
 }
 
-/** The product's image, or a tile with its initials; decorative either way (the name is next to it). */
+/**
+ * The product's image, or a tile with its initials; decorative either way (the name is next to it).
+ * Only an image on the shop's own origin is shown: the storefront loads nothing from another
+ * (contract §8), so one hosted elsewhere (Stripe Checkout still shows it) gets the tile.
+ */
 export function productPicture(product: Pick<Product, 'id' | 'name' | 'imageUrl'>): Child {
   const tile = h('div', { class: `picture tile-${hue(product.id)}`, 'aria-hidden': 'true' }, initials(product.name));
-  if (!product.imageUrl) return tile;
+  if (!product.imageUrl || new URL(product.imageUrl, location.href).origin !== location.origin) return tile;
   const image = h('img', { class: 'picture', src: product.imageUrl, alt: '', loading: 'lazy' });
   image.addEventListener('error', () => image.replaceWith(tile), { once: true });
   return image;
