@@ -4,7 +4,7 @@ import { ApiError } from './errors.ts';
 import { offStep, onStep } from './money.ts';
 import { CHECKOUT_SHIPPING_COUNTRIES } from './shipping-countries.ts';
 import { NOT_ONE_LINE, NOT_STORABLE, ONE_LINE, storableText } from './storable-text.ts';
-import { CHECKOUT_LIFETIME_MINUTES, CURRENCY_CODE, overMaximum, stripeMaxAmount } from './stripe-limits.ts';
+import { CHECKOUT_LIFETIME_MINUTES, isCurrencyCode, overMaximum, stripeMaxAmount } from './stripe-limits.ts';
 
 /**
  * The Worker's bindings: wrangler vars, `.dev.vars` and secrets, declared as the strings they
@@ -230,7 +230,7 @@ const flag = z
 // 5 (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-shipping_options).
 const RATE_NAME = 'a name of 1 to 100 characters';
 const RATE_AMOUNT = 'a whole amount in minor units, 0 or more';
-const RATE_CURRENCY = 'an ISO currency code in lower case (usd)';
+const RATE_CURRENCY = 'an ISO 4217 currency code in lower case (usd)';
 const RATE_DAYS = 'a whole number of days, at least 1';
 const shippingRate = z
   .strictObject(
@@ -244,7 +244,7 @@ const shippingRate = z
         .refine(storableText, NOT_STORABLE)
         .regex(ONE_LINE, NOT_ONE_LINE),
       amount: z.number({ error: RATE_AMOUNT }).int(RATE_AMOUNT).min(0, RATE_AMOUNT),
-      currency: z.string({ error: RATE_CURRENCY }).regex(CURRENCY_CODE, RATE_CURRENCY),
+      currency: z.string({ error: RATE_CURRENCY }).refine(isCurrencyCode, RATE_CURRENCY),
       minDays: z.number({ error: RATE_DAYS }).int(RATE_DAYS).min(1, RATE_DAYS).optional(),
       maxDays: z.number({ error: RATE_DAYS }).int(RATE_DAYS).min(1, RATE_DAYS).optional(),
     },

@@ -5,6 +5,7 @@ import { offStep, onStep } from './money.ts';
 import { LINES, NOT_LINES, NOT_ONE_LINE, NOT_STORABLE, ONE_LINE, storableText } from './storable-text.ts';
 import {
   CURRENCY_CODE,
+  isCurrencyCode,
   overMaximum,
   STRIPE_MAX_AMOUNT_ANY,
   STRIPE_MAX_AMOUNTS_TEXT,
@@ -16,8 +17,8 @@ import {
 
 export const Currency = z
   .string()
-  .regex(CURRENCY_CODE, 'an ISO 4217 code in lower case, as Stripe writes it (usd)')
-  .openapi({ example: 'usd' });
+  .refine(isCurrencyCode, 'an ISO 4217 code in lower case, as Stripe writes it (usd)')
+  .openapi({ example: 'usd', pattern: CURRENCY_CODE.source });
 
 // The bound here is the largest of any currency (IDR's); the amount's own currency's is checked
 // where the currency is known (stripeMaxAmount).

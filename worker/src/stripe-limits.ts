@@ -51,7 +51,19 @@ export const CHECKOUT_LIFETIME_MINUTES = { min: 30, max: 24 * 60 } as const;
 
 /**
  * A currency as Stripe writes it: the ISO 4217 code in lower case (https://docs.stripe.com/currencies).
- * Only the form: which currencies an account can charge in depends on the account and changes
- * over time, so Stripe's own refusal at checkout (422 checkout_refused) says so.
+ * Only the form, for what Stripe sends: its own currencies need no more checking.
  */
 export const CURRENCY_CODE = /^[a-z]{3}$/;
+
+// ISO 4217's currencies, as the runtime's ICU lists them: Stripe charges in some 135 of them.
+const ISO_CURRENCIES: ReadonlySet<string> = new Set(Intl.supportedValuesOf('currency').map((c) => c.toLowerCase()));
+
+/**
+ * A currency we are given (a product's, a shipping rate's) is a lower-case ISO 4217 code: `abc`
+ * or `xxx` ("no currency") would be taken, shown and added to carts, and refused by Stripe at
+ * every checkout. Which of them an account can charge in depends on the account and changes
+ * over time, so Stripe's own refusal at checkout (422 checkout_refused) says so.
+ */
+export function isCurrencyCode(code: string): boolean {
+  return CURRENCY_CODE.test(code) && ISO_CURRENCIES.has(code);
+}

@@ -182,6 +182,12 @@ describe('SHIPPING_COUNTRIES and SHIPPING_RATES', () => {
     expect(read('SHIPPING_COUNTRIES', 'QQ,IR')).toMatch(/which QQ, IR is not$/);
   });
 
+  it('refuse a rate in a currency ISO 4217 does not have', () => {
+    expect(read('SHIPPING_RATES', '[{"name":"Standard","amount":500,"currency":"abc"}]')).toBe(
+      'misconfigured: SHIPPING_RATES is invalid: expected an ISO 4217 currency code in lower case (usd) (at 0.currency)',
+    );
+  });
+
   it('name the rate and the field that is wrong', () => {
     expect(
       read(

@@ -187,6 +187,9 @@ describe('PUT /v1/admin/products/{productId}', () => {
     ['a float price', { ...body, unitAmount: 12.5 }],
     ['a negative price', { ...body, unitAmount: -1 }],
     ['an upper-case currency', { ...body, currency: 'USD' }],
+    // Three letters, but no currency ISO 4217 has: Stripe would refuse every checkout of it.
+    ['a currency that does not exist', { ...body, currency: 'abc' }],
+    ["ISO 4217's code for no currency", { ...body, currency: 'xxx' }],
     ['a missing name', { ...body, name: undefined }],
     ['an unknown field', { ...body, price: 3 }],
     ['a negative stock', { ...body, stock: -1 }],
