@@ -258,6 +258,23 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     await page.close();
   });
 
+  it('a checkout left open (Back on the Checkout page): Orders leads to the cart, to continue or cancel it, not to a payment being confirmed', async () => {
+    const { page, shopper, consoleErrors } = await openShop('checkout-left-open');
+    const { cart } = await mugCheckedOut(shopper);
+    await page.reload();
+    await page.getByRole('link', { name: 'Orders', exact: true }).tap();
+    const orders = page.getByRole('link', { name: /^Order of / });
+    await expect.poll(() => orders.count()).toBe(1);
+    expect(await orders.getAttribute('aria-label')).toMatch(/, Checkout in progress$/);
+    await orders.tap();
+    await expect.poll(() => headline(page).textContent()).toBe('Cart');
+    await page.getByRole('link', { name: 'Continue to payment', exact: true }).waitFor();
+    expect(await page.getByRole('button', { name: 'Cancel checkout', exact: true }).count()).toBe(1);
+    expect((await shopper.cart(cart.id)).status).toBe('checkout_pending');
+    expect(consoleErrors).toEqual([]);
+    await page.close();
+  });
+
   it('bank transfer that fails: awaiting the bank when back in the shop, then failed, as the shop keeps asking', async () => {
     const { page, shopper, consoleErrors } = await openShop('bank-fails');
     const hoodie = product('hoodie-zip');

@@ -82,8 +82,9 @@ export const ordersScreen: Screen = (ctx) => {
         'a',
         {
           class: 'order',
-          // The open cart is still being filled: it is changed on the cart screen.
-          href: cart.status === 'open' ? links.cart : links.order(cart.id),
+          // The open cart is still being filled, and one whose checkout is open is not being paid
+          // yet (nothing to confirm): both are the cart screen's, which continues or cancels it.
+          href: cart.status === 'open' || cart.status === 'checkout_pending' ? links.cart : links.order(cart.id),
           'aria-label': `Order of ${date}: ${items}, ${total}, ${status}`,
         },
         h('span', { class: 'when' }, date),
