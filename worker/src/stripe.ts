@@ -28,9 +28,10 @@ export interface StripeApi {
    * optional; without it, the event is made of the current state of its `related_object` ("which
    * you can use to retrieve the resource's latest state",
    * https://docs.stripe.com/changelog/endive/2026-09-30/thin-events-for-api-v1-resources-generally-available),
-   * under the thin event's id. Null when neither is there, or the object is of a type not read here.
+   * under the thin event's id and the snapshot `type` it stands for. Null when neither is there,
+   * or the object is of a type not read here.
    */
-  retrieveSnapshotEvent(thinEventId: string): Promise<Stripe.Event | null>;
+  retrieveSnapshotEvent(thinEventId: string, type: string): Promise<Stripe.Event | null>;
   /** One page of the events of these types Stripe could not deliver, newest first. */
   listUndeliveredEvents(
     types: readonly string[],
@@ -82,7 +83,7 @@ export function stripeApi(env: Env): StripeApi {
         { ...(operatorKey && { idempotencyKey: `refund-${operatorKey}` }), maxNetworkRetries: 0 },
       ),
     retrieveCharge: (id) => stripe.charges.retrieve(id),
-    retrieveSnapshotEvent: async (thinEventId) => {
+    retrieveSnapshotEvent: async (thinEventId, type) => {
       const thin = await stripe.v2.core.events.retrieve(thinEventId);
       if (thin.snapshot_event) return stripe.events.retrieve(thin.snapshot_event);
       const related = (thin as { related_object?: { id: string; type: string } | null }).related_object;
@@ -91,7 +92,7 @@ export function stripeApi(env: Env): StripeApi {
       return {
         id: thin.id,
         object: 'event',
-        type: thin.type.replace(/^v1\./, ''),
+        type,
         created: Math.floor(Date.parse(thin.created) / 1000),
         livemode: thin.livemode,
         data: { object: await read(related.id) },
@@ -197,19 +198,19 @@ function thinEvent(rawBody: string): ThinEvent | null {
  */
 export function stripeFailure(err: unknown, what: 'checkout' | 'refund' | 'event' = 'checkout'): ApiError {
   if (err instanceof ApiError) return err;
-  // Stripe signed the event for us, so reading it is refused (404) only with a key of another
-  // account or mode than the event destination's: a setting to mend, after which Stripe's
-  // retries of the delivery go through.
-  if (what === 'event' && stripeRefused(err)) {
-    return new ApiError(
-      'misconfigured',
-      `Stripe does not give STRIPE_SECRET_KEY the event it sent (${err.statusCode}): the key must be of the event destination's account and mode`,
-      { cause: err },
-    );
-  }
   // 402 request_failed (card_error): "the parameters were valid but the request failed"
   // (https://docs.stripe.com/api/errors), as final as an invalid request.
-  if (what !== 'event' && (stripeRefused(err) || err instanceof Stripe.errors.StripeCardError)) {
+  if (stripeRefused(err) || err instanceof Stripe.errors.StripeCardError) {
+    // Stripe signed the event for us, so reading it is refused (404) only with a key of another
+    // account or mode than the event destination's: a setting to mend, after which Stripe's
+    // retries of the delivery go through.
+    if (what === 'event') {
+      return new ApiError(
+        'misconfigured',
+        `Stripe does not give STRIPE_SECRET_KEY the event it sent (${err.statusCode}): the key must be of the event destination's account and mode`,
+        { cause: err },
+      );
+    }
     return new ApiError(`${what}_refused`, `Stripe refused the ${what}: ${err.message}`, { cause: err });
   }
   // "401: No valid API key provided", "403: The API key doesn't have permissions to perform the

@@ -84,15 +84,15 @@ export function stripeWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
  * now or never. Read as an event rather than as the object's latest state (unless Stripe names
  * no snapshot event): it is then applied, and recorded under its own id, exactly as the same
  * event delivered to a snapshot destination, or found by the scheduled job, would be. Null for
- * any other thin event, and for one of another
- * account: its `context` names a connected account, whose event only that account's context can
- * read (https://docs.stripe.com/api/v2/core/events/object); its checkout is not one of ours.
+ * any other thin event, and for one of another account: its `context` names a connected account,
+ * whose event only that account's context can read
+ * (https://docs.stripe.com/api/v2/core/events/object); its checkout is not one of ours.
  */
 async function snapshotOf(thin: ThinEvent, stripe: StripeApi): Promise<Stripe.Event | null> {
   const type = thin.type.replace(/^v1\./, '');
   if (thin.context || type === thin.type || !(HANDLED_EVENT_TYPES as readonly string[]).includes(type)) return null;
   try {
-    return await stripe.retrieveSnapshotEvent(thin.id);
+    return await stripe.retrieveSnapshotEvent(thin.id, type);
   } catch (err) {
     throw stripeFailure(err, 'event');
   }
