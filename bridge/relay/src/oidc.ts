@@ -74,6 +74,9 @@ export function createOidcVerifier(opts: OidcVerifierOptions): PushVerifier {
             'token signature removed by Cloud Run: deploy the relay with --no-invoker-iam-check so it can verify pushes',
         };
       }
+      // Checked before the certificates are fetched: a token that is no JWT cannot become valid
+      // once Google answers again, so it gets its final 401 even while the certificates are out.
+      if (!isJwtShaped(token)) return { ok: false, status: 401, reason: 'token is malformed' };
       let certs: Awaited<ReturnType<typeof certificates>>['certs'];
       try {
         certs = (await certificates()).certs;
@@ -101,6 +104,20 @@ export function createOidcVerifier(opts: OidcVerifierOptions): PushVerifier {
       return { ok: true, email: payload.email };
     },
   };
+}
+
+/** Three dot-separated parts, the first two base64url JSON objects (RFC 7519 §7.2). */
+function isJwtShaped(token: string): boolean {
+  const parts = token.split('.');
+  if (parts.length !== 3) return false;
+  try {
+    return parts.slice(0, 2).every((part) => {
+      const decoded: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+      return typeof decoded === 'object' && decoded !== null;
+    });
+  } catch {
+    return false;
+  }
 }
 
 /** For PUSH_AUTH=none (the local emulator, which sends no token). */

@@ -185,6 +185,21 @@ describe('OIDC verification of push requests', () => {
     await expect(unreachable.verify(bearer(await google.idToken()))).resolves.toMatchObject({ ok: false, status: 503 });
   }, 20_000);
 
+  it('answers a malformed token its final 401 even while Google’s certificates cannot be fetched', async () => {
+    const unreachable = createOidcVerifier({
+      audience: PUSH_AUDIENCE,
+      certsUrl: `http://127.0.0.1:${await closedPort()}/oauth2/v1/certs`,
+    });
+    const payload = (await google.idToken()).split('.')[1];
+    for (const token of ['not-a-jwt', `a.${payload}.c`, `${payload}.${payload}`, 'e30.bm90IGpzb24.c2ln']) {
+      await expect(unreachable.verify(bearer(token))).resolves.toMatchObject({
+        ok: false,
+        status: 401,
+        reason: 'token is malformed',
+      });
+    }
+  });
+
   it(
     'answers 503 within its deadline when Google’s certificates never answer, with one fetch for the pushes waiting, and fetches again for the next',
     async () => {
