@@ -23,26 +23,37 @@ export class FailedChange<T = Cart> extends ApiProblem {
 /** A request ready to send (and to send again, as it is). */
 type Send<T = Cart> = () => Promise<T>;
 
+/** Works a change out from the cart as it is when its turn comes (null: nothing to change). */
+type Plan = (cart: Cart) => Change | null;
+
 /** A change worked out from the cart: its request, and how a cart shows it made. */
 interface Change {
   send: Send;
   madeIn(cart: Cart): boolean;
 }
 
-function quantityIn(cart: Cart, productId: string): number {
+export function quantityIn(cart: Cart, productId: string): number {
   return cart.items.find((item) => item.productId === productId)?.quantity ?? 0;
 }
 
 /**
  * Refusals that mean the cart moved on meanwhile (emptied, paid or checked out in another tab,
- * replaced by a newer cart): what is on screen is stale.
+ * replaced by a newer cart, a line changed on another device): what is on screen is stale.
  */
-const STALE_CART = new Set(['cart_not_editable', 'not_found', 'cart_empty']);
+const STALE_CART = new Set(['cart_not_editable', 'not_found', 'cart_empty', 'quantity_changed']);
+
+/**
+ * How often a tap is worked out again from the cart loaded afresh after its line changed
+ * elsewhere meanwhile: more means another device keeps changing the same line.
+ */
+const REPLANS = 3;
 
 /**
  * The shopper's active cart, shared by the header's badge and the screens. Changes run one after
  * another, each from the cart the previous one returned: the API takes absolute quantities, so
- * two quick taps on "+" must make 2, not 1 twice.
+ * two quick taps on "+" must make 2, not 1 twice. Each names the quantity it was worked out from
+ * (expectedQuantity), so that a line changed on another device meanwhile is not overwritten: the
+ * cart is loaded again and the tap worked out from it.
  */
 export class CartStore {
   private current: Cart | null = null;
@@ -90,16 +101,16 @@ export class CartStore {
   /** One more, up to as many as a line holds: a tap queued after that changes nothing. */
   add(productId: string): Promise<Cart> {
     return this.change((cart) => {
-      const quantity = this.quantityOf(productId);
-      return quantity < CART_LIMITS.quantity ? this.setQuantity(cart.id, productId, quantity + 1) : null;
+      const quantity = quantityIn(cart, productId);
+      return quantity < CART_LIMITS.quantity ? this.setQuantity(cart.id, productId, quantity, quantity + 1) : null;
     });
   }
 
   /** One fewer; the last one takes the line away. A tap queued after that has nothing left to take. */
   decrease(productId: string): Promise<Cart> {
     return this.change((cart) => {
-      const quantity = this.quantityOf(productId);
-      return quantity > 0 ? this.setQuantity(cart.id, productId, quantity - 1) : null;
+      const quantity = quantityIn(cart, productId);
+      return quantity > 0 ? this.setQuantity(cart.id, productId, quantity, quantity - 1) : null;
     });
   }
 
@@ -110,9 +121,9 @@ export class CartStore {
     }));
   }
 
-  private setQuantity(cartId: string, productId: string, quantity: number): Change {
+  private setQuantity(cartId: string, productId: string, from: number, quantity: number): Change {
     return {
-      send: () => this.api.setQuantity(cartId, productId, quantity),
+      send: () => this.api.setQuantity(cartId, productId, quantity, from),
       madeIn: (now) => now.id === cartId && quantityIn(now, productId) === quantity,
     };
   }
@@ -170,22 +181,31 @@ export class CartStore {
    * `plan` works the request out from the cart as it is when the change's turn comes (null: nothing
    * to change); that request, not the plan, is what a retry sends.
    */
-  private change(plan: (cart: Cart) => Change | null): Promise<Cart> {
-    return this.counted('change', () =>
-      this.run(async () => {
-        const cart = await this.loaded().catch((error) =>
-          // Nothing was sent yet: the retry works the request out afresh.
-          Promise.reject(new FailedChange(asProblem(error), () => this.change(plan))),
-        );
-        const change = plan(cart);
-        return change ? this.sendChange(change) : cart;
-      }),
-    );
+  private change(plan: Plan): Promise<Cart> {
+    return this.counted('change', () => this.run(() => this.planned(plan, REPLANS)));
   }
 
-  private sendChange(change: Change): Promise<Cart> {
-    const again = () => this.counted('change', () => this.run(() => this.sendChange(change)));
-    return this.send(change.send, (changed) => this.set(changed), again, change.madeIn);
+  private async planned(plan: Plan, replans: number): Promise<Cart> {
+    const cart = await this.loaded().catch((error) =>
+      // Nothing was sent yet: the retry works the request out afresh.
+      Promise.reject(new FailedChange(asProblem(error), () => this.change(plan))),
+    );
+    const change = plan(cart);
+    return change ? this.sendChange(change, plan, replans) : cart;
+  }
+
+  private async sendChange(change: Change, plan: Plan, replans: number): Promise<Cart> {
+    const again = () => this.counted('change', () => this.run(() => this.sendChange(change, plan, replans)));
+    try {
+      return await this.send(change.send, (changed) => this.set(changed), again, change.madeIn);
+    } catch (error) {
+      if (asProblem(error).code !== 'quantity_changed') throw error;
+      // The line changed elsewhere since the cart was loaded, and the cart is loaded again by
+      // now (recovering): "one more" is worked out from what the line holds now. A shopper's
+      // retry after that starts afresh, as the request sent would be refused again.
+      if (replans > 1) return this.planned(plan, replans - 1);
+      throw new FailedChange(asProblem(error), () => this.change(plan));
+    }
   }
 
   /**

@@ -258,6 +258,46 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     await page.close();
   });
 
+  it('a line changed on another device meanwhile: a tap here counts from what it holds now, and undoes nothing done there', async () => {
+    const { page, shopper, consoleErrors } = await openShop('two-devices');
+    const mug = product('mug-ceramic');
+    const heard = await listenAsScreenReader(page);
+    const mugs = async (cartId: string) =>
+      (await shopper.cart(cartId)).items.find((item) => item.productId === mug.id)?.quantity ?? 0;
+    await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
+    await cartLink(page, 1).waitFor();
+    // The phone (the app, over the API) makes it 3 mugs; nothing tells this tab, which shows 1.
+    const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+    const setMugs = (quantity: number) => shopper.call('PUT', `/v1/carts/${cart.id}/items/${mug.id}`, { quantity });
+    await setMugs(3);
+    await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
+    await cartLink(page, 4).waitFor();
+    expect(await mugs(cart.id)).toBe(4);
+
+    // On the cart screen (4 shown) the phone makes it 6: one fewer here leaves 5, and says so.
+    await cartLink(page, 4).tap();
+    await expect.poll(() => headline(page).textContent()).toBe('Cart');
+    await setMugs(6);
+    await page.getByRole('button', { name: `Decrease quantity of ${mug.name}`, exact: true }).tap();
+    await cartLink(page, 5).waitFor();
+    expect(await mugs(cart.id)).toBe(5);
+    await expect.poll(async () => (await heard()).announced).toContain(`${mug.name}: 5`);
+
+    // The phone takes the line away: one fewer here has nothing left to take, and no line comes back.
+    await setMugs(0);
+    await page.getByRole('button', { name: `Decrease quantity of ${mug.name}`, exact: true }).tap();
+    await cartLink(page, 0).waitFor();
+    await savedAll(page);
+    expect(await mugs(cart.id)).toBe(0);
+    expect(await page.getByRole('alert').count()).toBe(0);
+    // Each tap was refused once (409 quantity_changed), then worked out again: the browser logs the 409s.
+    const refused = `status of 409 (Conflict) (${stack.workerUrl}/v1/carts/${cart.id}/items/${mug.id})`;
+    expect(consoleErrors.map((error) => (error.endsWith(refused) ? 'refused' : error))).toEqual(
+      Array(3).fill('refused'),
+    );
+    await page.close();
+  });
+
   it('a checkout left open (Back on the Checkout page): Orders leads to the cart, to continue or cancel it, not to a payment being confirmed', async () => {
     const { page, shopper, consoleErrors } = await openShop('checkout-left-open');
     const { cart } = await mugCheckedOut(shopper);

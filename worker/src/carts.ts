@@ -230,6 +230,8 @@ interface ItemChangeOutcome {
   product_currency: string | null;
   /** Units left when the change asks for more than that, else null. */
   short_of: number | null;
+  /** The line's quantity when it is neither the expected one nor the one asked for, else null. */
+  changed_to: number | null;
 }
 
 /**
@@ -242,9 +244,9 @@ interface ItemChangeOutcome {
  */
 export async function setItemQuantity(
   sql: Sql,
-  change: { userId: string; cartId: string; productId: string; quantity: number },
+  change: { userId: string; cartId: string; productId: string; quantity: number; expectedQuantity?: number },
 ): Promise<CartOut> {
-  const { userId, cartId, productId, quantity } = change;
+  const { userId, cartId, productId, quantity, expectedQuantity } = change;
   let outcome: ItemChangeOutcome;
   let carts: Rows;
   try {
@@ -268,12 +270,17 @@ export async function setItemQuantity(
            SELECT count(*) AS lines, COALESCE(sum(p.unit_amount * i.quantity), 0) AS total
            FROM cart_items i JOIN products p ON p.id = i.product_id, cart, product
            WHERE i.cart_id = cart.id AND i.product_id <> product.id
+         ), line AS (
+           SELECT COALESCE(
+             (SELECT i.quantity FROM cart_items i, cart WHERE i.cart_id = cart.id AND i.product_id = $3), 0) AS quantity
+         ), changed AS (
+           -- A line already at the quantity asked for is no conflict: the same request again
+           -- (its answer lost) changes nothing and answers as the first did.
+           SELECT line.quantity FROM line WHERE $9::int IS NOT NULL AND line.quantity NOT IN ($9, $4)
          ), grown AS (
            -- Only a line added or grown can cross a limit or run out of stock; lowering or
            -- removing is always allowed, even in a cart a price rise has put over the limit.
-           SELECT $4 > COALESCE(
-             (SELECT i.quantity FROM cart_items i, cart WHERE i.cart_id = cart.id AND i.product_id = product.id), 0) AS yes
-           FROM product
+           SELECT $4 > line.quantity AS yes FROM product, line
          ), over_limit AS (
            -- The total's limit is Stripe's maximum in the product's currency, the cart's once
            -- the line is in (conflict above): $7, or $8's for the currencies it names.
@@ -286,7 +293,7 @@ export async function setItemQuantity(
          ), allowed AS (
            SELECT cart.id AS cart_id, product.id AS product_id, product.currency
            FROM cart, product
-           WHERE cart.editable
+           WHERE cart.editable AND NOT EXISTS (SELECT 1 FROM changed)
              AND ($4 = 0 OR (product.active AND NOT EXISTS (SELECT 1 FROM conflict) AND NOT (SELECT yes FROM over_limit)
                              AND NOT EXISTS (SELECT 1 FROM short)))
          ), upserted AS (
@@ -316,8 +323,18 @@ export async function setItemQuantity(
                 EXISTS (SELECT 1 FROM conflict) AS currency_conflict,
                 COALESCE((SELECT yes FROM over_limit), false) AS over_limit,
                 (SELECT currency FROM product) AS product_currency,
-                (SELECT available FROM short) AS short_of`,
-        [cartId, userId, productId, quantity, EDITABLE_STATUSES, CART_LIMITS.lines, ...STRIPE_MAX_AMOUNT_SQL],
+                (SELECT available FROM short) AS short_of,
+                (SELECT quantity FROM changed) AS changed_to`,
+        [
+          cartId,
+          userId,
+          productId,
+          quantity,
+          EDITABLE_STATUSES,
+          CART_LIMITS.lines,
+          ...STRIPE_MAX_AMOUNT_SQL,
+          expectedQuantity ?? null,
+        ],
       ),
       selectCart(sql, userId, cartId),
     ])) as [unknown, [ItemChangeOutcome], Rows];
@@ -330,6 +347,7 @@ export async function setItemQuantity(
   if (!outcome.cart_status) throw notFound('Cart');
   if (!outcome.product_found || (quantity > 0 && !outcome.product_active)) throw notFound('Product');
   if (!outcome.cart_editable) throw notEditable(outcome.cart_status);
+  if (outcome.changed_to !== null) throw quantityChanged(productId, expectedQuantity!, outcome.changed_to);
   if (outcome.currency_conflict) throw currencyMismatch();
   if (outcome.over_limit) throw limitExceeded(outcome.product_currency!);
   if (outcome.short_of !== null) throw outOfStock([{ id: productId, available: outcome.short_of }]);
@@ -357,6 +375,14 @@ export function limitExceeded(currency: string): ApiError {
 export function outOfStock(products: { id: string; available: number }[]): ApiError {
   const list = products.map((p) => `${p.id} (${p.available} left)`).join(', ');
   return new ApiError('out_of_stock', `Not enough in stock: ${list}`, { extensions: { products } });
+}
+
+function quantityChanged(productId: string, expected: number, quantity: number): ApiError {
+  return new ApiError(
+    'quantity_changed',
+    `The cart holds ${quantity} of ${productId}, not ${expected}: it changed since you read it. Read the cart and decide again`,
+    { extensions: { productId, quantity } },
+  );
 }
 
 function currencyMismatch(): ApiError {

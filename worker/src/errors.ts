@@ -12,6 +12,7 @@ const codes = {
   cart_empty: [422, 'Cart is empty'],
   currency_mismatch: [409, 'Currency mismatch'],
   cart_limit_exceeded: [409, 'Cart limit exceeded'],
+  quantity_changed: [409, 'Quantity changed'],
   out_of_stock: [409, 'Out of stock'],
   not_refundable: [409, 'Nothing to refund'],
   refund_refused: [422, 'Refund refused by Stripe'],

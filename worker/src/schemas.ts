@@ -272,6 +272,18 @@ export const PageLimit = z.coerce.number().int().min(1).max(100).default(20);
 export const Quantity = z
   .object({
     quantity: z.number().int().min(0).max(CART_LIMITS.quantity).openapi({ description: '0 removes the item' }),
+    expectedQuantity: z
+      .number()
+      .int()
+      .min(0)
+      .max(CART_LIMITS.quantity)
+      .optional()
+      .openapi({
+        description:
+          'The quantity the client last saw (0: not in the cart). When the line holds another quantity than this or `quantity`, ' +
+          'it changed elsewhere meanwhile (another device, tab or the app): nothing changes and the answer is 409 `quantity_changed`. ' +
+          'A client that works `quantity` out from what it showed ("one more") sends it, so that it never overwrites a change it has not seen.',
+      }),
   })
   .strict()
   .openapi('Quantity');
@@ -288,6 +300,12 @@ export const Problem = z
       .array(z.object({ id: ProductId, available: z.number().int() }))
       .optional()
       .openapi({ description: 'out_of_stock: the products short, with what is left of each' }),
+    productId: ProductId.optional().openapi({ description: 'quantity_changed: the line that changed' }),
+    quantity: z
+      .number()
+      .int()
+      .optional()
+      .openapi({ description: 'quantity_changed: what the line holds now (0: not in the cart)' }),
   })
   .openapi('Problem');
 

@@ -368,6 +368,80 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
     expect(await versionOf()).toBe(version + 1);
   });
 
+  describe('with expectedQuantity (a client working "one more" out from what it showed)', () => {
+    it('refuses to overwrite a line changed elsewhere with 409 quantity_changed, and changes nothing', async () => {
+      const user = await newUser();
+      const [tee, mug] = await Promise.all([createProduct(), createProduct()]);
+      const { cart } = await postCarts(user.token);
+      await put(user.token, cart.id, tee.id, { quantity: 1 });
+      await put(user.token, cart.id, mug.id, { quantity: 2 });
+      // Another device raises the tee to 3 and removes the mug; this one still shows 1 tee, 2 mugs.
+      await put(user.token, cart.id, tee.id, { quantity: 3 });
+      const seen = (await (await put(user.token, cart.id, mug.id, { quantity: 0 })).json()) as CartBody;
+
+      for (const [product, body, now] of [
+        [tee, { quantity: 2, expectedQuantity: 1 }, 3], // one more
+        [tee, { quantity: 0, expectedQuantity: 1 }, 3], // one fewer, the last one as it showed
+        [mug, { quantity: 3, expectedQuantity: 2 }, 0], // one more of a line gone
+      ] as const) {
+        const res = await put(user.token, cart.id, product.id, body);
+        expect(res.status).toBe(409);
+        expect(await problem(res)).toMatchObject({ code: 'quantity_changed', productId: product.id, quantity: now });
+      }
+      expect(await items(cart.id)).toEqual([{ product_id: tee.id, quantity: 3 }]);
+      const after = (await (await call(`/v1/carts/${cart.id}`, { token: user.token })).json()) as CartBody;
+      expect(after.updatedAt).toBe(seen.updatedAt);
+    });
+
+    it('applies a change from the quantity expected, and answers the same request again as the first (RFC 9110 §13.1.1)', async () => {
+      const user = await newUser();
+      const tee = await createProduct({ unitAmount: 500 });
+      const { cart } = await postCarts(user.token);
+      const first = await put(user.token, cart.id, tee.id, { quantity: 1, expectedQuantity: 0 });
+      expect(first.status).toBe(200);
+      const grown = await put(user.token, cart.id, tee.id, { quantity: 2, expectedQuantity: 1 });
+      expect(grown.status).toBe(200);
+      const body = (await grown.json()) as CartBody;
+      expect(body).toMatchObject({ itemCount: 2, totalAmount: 1000 });
+      // Its answer lost, the same request is sent again: the line already holds what it asks for.
+      const again = await put(user.token, cart.id, tee.id, { quantity: 2, expectedQuantity: 1 });
+      expect(again.status).toBe(200);
+      expect(((await again.json()) as CartBody).updatedAt).toBe(body.updatedAt);
+      expect(await items(cart.id)).toEqual([{ product_id: tee.id, quantity: 2 }]);
+    });
+
+    it('lets exactly one of two devices change a line both saw at the same quantity', async () => {
+      const user = await newUser();
+      const tee = await createProduct();
+      const { cart } = await postCarts(user.token);
+      await put(user.token, cart.id, tee.id, { quantity: 1 });
+      const lock = await holdLocks([`SELECT 1 FROM carts WHERE id = '${cart.id}' FOR UPDATE`]);
+      const pending = Promise.all([
+        put(user.token, cart.id, tee.id, { quantity: 2, expectedQuantity: 1 }),
+        put(user.token, cart.id, tee.id, { quantity: 5, expectedQuantity: 1 }),
+      ]);
+      await lock.waitForWaiters(2, EDIT_WAITING_FOR_CART);
+      await lock.release();
+      const answers = await pending;
+      const won = answers.findIndex((r) => r.status === 200);
+      expect(answers.map((r) => r.status).sort()).toEqual([200, 409]);
+      expect(await problem(answers[1 - won]!)).toMatchObject({ code: 'quantity_changed' });
+      expect(await items(cart.id)).toEqual([{ product_id: tee.id, quantity: won === 0 ? 2 : 5 }]);
+    });
+
+    it('is refused as any other field out of range, with 400 validation_failed', async () => {
+      const user = await newUser();
+      const tee = await createProduct();
+      const { cart } = await postCarts(user.token);
+      for (const expectedQuantity of [-1, CART_LIMITS.quantity + 1, 1.5, '1', null]) {
+        const res = await put(user.token, cart.id, tee.id, { quantity: 1, expectedQuantity });
+        expect(res.status).toBe(400);
+        expect((await problem(res)).code).toBe('validation_failed');
+      }
+      expect(await items(cart.id)).toEqual([]);
+    });
+  });
+
   it('keeps every concurrent change to different items', async () => {
     const user = await newUser();
     const products = await Promise.all(

@@ -116,10 +116,13 @@ export function createShopApi(options: ShopApiOptions) {
     cartPage(startingAfter?: string): Promise<{ carts: Cart[]; hasMore: boolean }> {
       return answer(client.GET('/v1/carts', { params: { query: { startingAfter } } }));
     },
-    /** 0 removes the line. */
-    setQuantity(cartId: string, productId: string, quantity: number): Promise<Cart> {
+    /** 0 removes the line; refused (quantity_changed) when the line no longer holds `expectedQuantity`. */
+    setQuantity(cartId: string, productId: string, quantity: number, expectedQuantity: number): Promise<Cart> {
       return answer(
-        client.PUT('/v1/carts/{cartId}/items/{productId}', { ...itemPath(cartId, productId), body: { quantity } }),
+        client.PUT('/v1/carts/{cartId}/items/{productId}', {
+          ...itemPath(cartId, productId),
+          body: { quantity, expectedQuantity },
+        }),
       );
     },
     removeItem(cartId: string, productId: string): Promise<Cart> {

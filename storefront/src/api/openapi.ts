@@ -333,6 +333,13 @@ export interface components {
                 id: string;
                 available: number;
             }[];
+            /**
+             * @description quantity_changed: the line that changed
+             * @example tshirt-classic
+             */
+            productId?: string;
+            /** @description quantity_changed: what the line holds now (0: not in the cart) */
+            quantity?: number;
         };
         ProductList: {
             products: components["schemas"]["Product"][];
@@ -454,6 +461,8 @@ export interface components {
         Quantity: {
             /** @description 0 removes the item */
             quantity: number;
+            /** @description The quantity the client last saw (0: not in the cart). When the line holds another quantity than this or `quantity`, it changed elsewhere meanwhile (another device, tab or the app): nothing changes and the answer is 409 `quantity_changed`. A client that works `quantity` out from what it showed ("one more") sends it, so that it never overwrites a change it has not seen. */
+            expectedQuantity?: number;
         };
         AdminCartList: {
             carts: components["schemas"]["AdminCart"][];

@@ -1,6 +1,7 @@
 import { CART_LIMITS, isEditable } from '@edge-checkout/worker/cart-state';
 import { formatMoney } from '@edge-checkout/worker/money';
 import { ApiProblem, type Cart, type CartItem } from '../api/client.ts';
+import { quantityIn } from '../cart-store.ts';
 import { h, show } from '../dom.ts';
 import { links } from '../router.ts';
 import { ChangeProblem } from './change-problem.ts';
@@ -136,7 +137,10 @@ export const cartScreen: Screen = (ctx) => {
             onclick: () =>
               void act(
                 () => ctx.cart.decrease(item.productId),
-                item.quantity > 1 ? `${item.name}: ${item.quantity - 1}` : `${item.name} removed`,
+                (now) =>
+                  quantityIn(now, item.productId) > 0
+                    ? `${item.name}: ${quantityIn(now, item.productId)}`
+                    : `${item.name} removed`,
               ),
           },
           '−',
@@ -149,7 +153,11 @@ export const cartScreen: Screen = (ctx) => {
             'aria-label': `Increase quantity of ${item.name}`,
             'aria-disabled': !editable || full,
             'aria-describedby': full && whyId,
-            onclick: () => void act(() => ctx.cart.add(item.productId), `${item.name}: ${item.quantity + 1}`),
+            onclick: () =>
+              void act(
+                () => ctx.cart.add(item.productId),
+                (now) => `${item.name}: ${quantityIn(now, item.productId)}`,
+              ),
           },
           '+',
         ),
@@ -162,7 +170,11 @@ export const cartScreen: Screen = (ctx) => {
           class: 'link',
           'aria-label': `Remove ${item.name}`,
           'aria-disabled': !editable,
-          onclick: () => void act(() => ctx.cart.remove(item.productId), `${item.name} removed`),
+          onclick: () =>
+            void act(
+              () => ctx.cart.remove(item.productId),
+              () => `${item.name} removed`,
+            ),
         },
         'Remove',
       ),
@@ -173,9 +185,10 @@ export const cartScreen: Screen = (ctx) => {
    * A change to the cart; `said` tells screen-reader users what happened. What became of a
    * cancelled checkout is old news once the shopper acts again.
    */
-  const act = (change: () => Promise<unknown>, said: string) => {
+  /** `said`: what to announce, from the cart the change answered (another device may have moved the line). */
+  const act = (change: () => Promise<Cart>, said: (now: Cart) => string) => {
     notice = null;
-    return actionProblem.run(change, () => ctx.announce(said));
+    return actionProblem.run(change, (now) => ctx.announce(said(now)));
   };
 
   /** Cancels the checkout of `cartId`, then `done`; or shows why not, with Retry where it helps. */

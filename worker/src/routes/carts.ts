@@ -97,9 +97,15 @@ export function cartRoutes(app: OpenAPIHono<AppEnv>): void {
   );
   app.openapi(putItem, async (c) => {
     const { cartId, productId } = c.req.valid('param');
-    const { quantity } = c.req.valid('json');
+    const { quantity, expectedQuantity } = c.req.valid('json');
     return c.json(
-      await setItemQuantity(c.var.services.sql, { userId: c.var.userId, cartId, productId, quantity }),
+      await setItemQuantity(c.var.services.sql, {
+        userId: c.var.userId,
+        cartId,
+        productId,
+        quantity,
+        expectedQuantity,
+      }),
       200,
     );
   });
