@@ -238,16 +238,26 @@ export const OutboxEntry = z
   })
   .openapi('OutboxEntry');
 
+/**
+ * A time a client sends, handed on as UTC. An offset of up to ±23:59 (which RFC 3339 allows, and
+ * Postgres refuses beyond ±15:59) or year 0000 (which Postgres does not have) reached the
+ * database as given and failed there, a 500 on every retry.
+ */
+const RequestTime = z.iso
+  .datetime({ offset: true })
+  .refine((time) => {
+    const year = new Date(time).getUTCFullYear();
+    return year >= 1 && year <= 9999;
+  }, 'must fall within the years 0001 to 9999 in UTC')
+  .transform((time) => new Date(time).toISOString());
+
 /** Which published payment events to publish again (POST /v1/admin/outbox/republish). */
 export const OutboxRepublishRequest = z
   .object({
-    publishedSince: z.iso
-      .datetime({ offset: true })
-      .openapi({ description: 'Events Pub/Sub took at or after this time (within RETENTION_DAYS, which keeps them)' }),
-    publishedBefore: z.iso
-      .datetime({ offset: true })
-      .optional()
-      .openapi({ description: 'And before this time; omitted: up to now' }),
+    publishedSince: RequestTime.openapi({
+      description: 'Events Pub/Sub took at or after this time (within RETENTION_DAYS, which keeps them)',
+    }),
+    publishedBefore: RequestTime.optional().openapi({ description: 'And before this time; omitted: up to now' }),
     cartId: CartId.optional().openapi({ description: "Only this cart's events" }),
   })
   .strict()
