@@ -123,7 +123,13 @@ const cryptoProvider = Stripe.createSubtleCryptoProvider();
 const verifier = new Stripe('sk_test_verification_only', { httpClient: Stripe.createFetchHttpClient() });
 
 /** A thin event (`v2.core.event`): Stripe's notice that something happened, without the object. */
-export type ThinEvent = { object: 'v2.core.event'; id: string; type: string; context: string | null };
+export type ThinEvent = {
+  object: 'v2.core.event';
+  id: string;
+  type: string;
+  context: string | null;
+  livemode: boolean | null;
+};
 
 /**
  * Checks `Stripe-Signature` over the raw body against each configured secret (several while a
@@ -140,8 +146,9 @@ export async function verifyWebhook(
   if (!signature) throw new ApiError('invalid_signature', 'The Stripe-Signature header is missing');
   let why = '';
   for (const secret of secrets) {
+    let event: Stripe.Event | ThinEvent;
     try {
-      return await verifier.webhooks.constructEventAsync(rawBody, signature, secret, 300, cryptoProvider);
+      event = await verifier.webhooks.constructEventAsync(rawBody, signature, secret, 300, cryptoProvider);
     } catch (err) {
       if (err instanceof Stripe.errors.StripeSignatureVerificationError) {
         // The library checks the age only once a signature matched: "too old" is the news.
@@ -153,13 +160,45 @@ export async function verifyWebhook(
       // (https://docs.stripe.com/event-destinations#thin-events), or a body that is no event
       // at all. No retry changes the latter, so it is a 400, not a 500 on every delivery.
       const thin = thinEvent(rawBody);
-      if (thin) return thin;
-      const detail =
-        err instanceof SyntaxError ? 'The signed body is not JSON' : `The signed body is not an event: ${err}`;
-      throw new ApiError('validation_failed', detail.slice(0, 300), { cause: err });
+      if (!thin) {
+        const detail =
+          err instanceof SyntaxError ? 'The signed body is not JSON' : `The signed body is not an event: ${err}`;
+        throw new ApiError('validation_failed', detail.slice(0, 300), { cause: err });
+      }
+      event = thin;
     }
+    // A signed `null` comes back as it is, for the caller's shape check to refuse.
+    inModeOfKey(env, event);
+    return event;
   }
   throw refusedSignature(signature, why);
+}
+
+/**
+ * An event of the other mode than STRIPE_SECRET_KEY's was signed with the secret of an endpoint
+ * in that mode: in production, say, a test-mode endpoint's secret beside a live key. Stripe keeps
+ * the modes apart (https://docs.stripe.com/keys#test-live-modes), so the deployment's own mode
+ * has no endpoint here, and its refunds and disputes would never reach the carts (the scheduled
+ * job lists only events that failed delivery to an endpoint), unnoticed, as its payments still
+ * land through the read-backs. A 500 `misconfigured` instead, which Stripe retries and reports
+ * as the endpoint failing, until the secret is mended. A key that is not set or not valid is
+ * another problem, met where the key is used.
+ */
+function inModeOfKey(env: Env, event: { livemode?: unknown } | null): void {
+  let key: string | undefined;
+  try {
+    key = config(env).optional('STRIPE_SECRET_KEY');
+  } catch {
+    return;
+  }
+  if (!key || typeof event?.livemode !== 'boolean') return;
+  const keyLive = /^[a-z]{2}_live_/.test(key);
+  if (event.livemode === keyLive) return;
+  const [eventMode, keyMode] = event.livemode ? ['live', 'test'] : ['test', 'live'];
+  throw new ApiError(
+    'misconfigured',
+    `A ${eventMode}-mode event reached a Worker with a ${keyMode}-mode STRIPE_SECRET_KEY: STRIPE_WEBHOOK_SECRET holds the signing secret of a ${eventMode}-mode endpoint`,
+  );
 }
 
 /**
@@ -183,6 +222,7 @@ function thinEvent(rawBody: string): ThinEvent | null {
           id: String(body.id),
           type: String(body.type),
           context: typeof body.context === 'string' && body.context ? body.context : null,
+          livemode: typeof body.livemode === 'boolean' ? body.livemode : null,
         }
       : null;
   } catch {

@@ -859,6 +859,28 @@ describe('POST /v1/webhooks/stripe: rejected requests write nothing', () => {
     expect((await problem(res)).code).toBe('payload_too_large');
   });
 
+  it("answers 500 misconfigured for an event of the other mode than the key's, applying nothing, until the secret is mended", async () => {
+    const checkout = await checkedOutCart();
+    const event = eventsFor(checkout).completedPaid();
+    expect(event.livemode).toBe(false);
+    // A test-mode endpoint's signing secret beside a live key: the live mode's events never come.
+    const testEventLiveKey = await deliver(event, { env: { ...stripeEnv, STRIPE_SECRET_KEY: 'sk_live_51Mode' } });
+    expect(testEventLiveKey.status).toBe(500);
+    expect(await problem(testEventLiveKey)).toMatchObject({
+      code: 'misconfigured',
+      detail: expect.stringContaining('STRIPE_WEBHOOK_SECRET holds the signing secret of a test-mode endpoint'),
+    });
+    // The other way round: a live endpoint's secret on a test deployment.
+    const liveEventTestKey = await deliver({ ...event, livemode: true });
+    expect(liveEventTestKey.status).toBe(500);
+    expect((await problem(liveEventTestKey)).code).toBe('misconfigured');
+    expect(await eventRecorded(event.id)).toBe(false);
+    expect(await cartStatus(checkout.cartId)).toBe('checkout_pending');
+
+    expect((await deliver(event)).status).toBe(200);
+    expect(await cartStatus(checkout.cartId)).toBe('paid');
+  });
+
   it('answers 503 when the database is down, so Stripe retries, and applies the retry', async () => {
     const checkout = await checkedOutCart();
     const event = eventsFor(checkout).completedPaid();
