@@ -21,7 +21,8 @@ neonConfig.fetchFunction = async (input: RequestInfo | URL, init?: RequestInit) 
 
 /**
  * The request's database handle: Neon's SQL-over-HTTP driver, one fetch per query or per
- * batch transaction and no connection to keep, so nothing is held across requests.
+ * batch transaction (atomic, https://neon.com/docs/serverless/serverless-driver) and no
+ * connection to keep, so nothing is held across requests.
  */
 export function database(env: Env): Sql {
   const cfg = config(env);

@@ -47,6 +47,11 @@ export function stripeApi(env: Env): StripeApi {
   const target = base ? new URL(base) : undefined;
   const stripe = new Stripe(key, {
     httpClient: Stripe.createFetchHttpClient(),
+    // stripe-node retries a failed connection, a 409 and a 5xx Stripe does not mark
+    // `Stripe-Should-Retry: false`, with backoff, and gives a POST sent without a key one of its
+    // own for all its tries (https://github.com/stripe/stripe-node#network-retries;
+    // RequestSender._shouldRetry, _defaultIdempotencyKey): the expire and the reads are safe to
+    // retry; the create and the refund carry keys of their own.
     maxNetworkRetries: 2,
     timeout: 10_000,
     ...(target && {
@@ -133,7 +138,8 @@ export type ThinEvent = {
 
 /**
  * Checks `Stripe-Signature` over the raw body against each configured secret (several while a
- * secret is being rotated), with Stripe's 300 s tolerance. Only this throws invalid_signature.
+ * secret is being rotated), with Stripe's 300 s tolerance
+ * (https://docs.stripe.com/webhooks#replay-attacks). Only this throws invalid_signature.
  * A signed thin event comes back as it is: an event destination sending thin events here (its
  * ping included) is Stripe's own; it carries no object, which the caller reads from Stripe.
  */
@@ -286,11 +292,12 @@ function stripeRetryAfter(err: InstanceType<typeof Stripe.errors.StripeError>): 
 }
 
 /**
- * Stripe answered with a result it saves under the idempotency key: every later request with
- * that key gets the same failure back, 500s included. Results are saved once the endpoint
- * began executing; authentication failures, rate limits and a key in flight are not saved
- * (https://docs.stripe.com/api/idempotent_requests). A network failure may hide a success, so
- * the key is kept for it.
+ * Stripe answered with a result it may save under the idempotency key: every later request with
+ * that key would get the same failure back, 500s included. Results are saved once the endpoint
+ * began executing; authentication failures, rate limits, a key in flight and parameters that
+ * failed validation are not saved (https://docs.stripe.com/api/idempotent_requests). A 400 cannot
+ * be told apart from outside, so every 400 counts as saved: a new key for one that was not costs
+ * nothing. A network failure may hide a success, so the key is kept for it.
  */
 export function stripeSavedFailure(err: unknown): boolean {
   const status = err instanceof Stripe.errors.StripeError ? err.statusCode : undefined;

@@ -21,7 +21,8 @@ export type WireMessage = {
 export type PublishLimits = { maxMessages: number; maxRequestBytes: number };
 
 /**
- * Pub/Sub accepts at most 1,000 messages and 10 MB per publish request. The byte budget is
+ * Pub/Sub accepts at most 1,000 messages and 10 MB per publish request
+ * (https://cloud.google.com/pubsub/quotas#resource_limits). The byte budget is
  * the decimal 10 MB and is counted on the JSON body we send (base64 data included), which is
  * larger than what Google counts, so a full batch is never refused for its size.
  */
@@ -401,7 +402,10 @@ export function batchingPublisher(
   };
 }
 
-/** 408 timeout, 409 ABORTED, 429 RESOURCE_EXHAUSTED, 499 CANCELLED and 5xx are worth retrying (Google's publish retry codes). */
+/**
+ * 408 timeout, 409 ABORTED, 429 RESOURCE_EXHAUSTED, 499 CANCELLED and 5xx are worth retrying, as
+ * Google's publish retry codes say (https://cloud.google.com/pubsub/docs/reference/error-codes).
+ */
 function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 409 || status === 429 || status === 499 || status >= 500;
 }
@@ -421,7 +425,8 @@ function credentialsFrom(opts: PubSubConnectionOptions): () => Promise<string> {
 
 /**
  * Self-signed service-account JWT used directly as the bearer token (Google accepts these for
- * its APIs; no round trip to the token endpoint). Cached until 5 minutes before it expires.
+ * its APIs, for at most an hour: https://developers.google.com/identity/protocols/oauth2/service-account#jwt-auth;
+ * no round trip to the token endpoint). Cached until 5 minutes before it expires.
  */
 function createServiceAccountTokenSource(keyJson: string, now: () => number = Date.now): () => Promise<string> {
   const key = parseServiceAccountKey(keyJson);

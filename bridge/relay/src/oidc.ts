@@ -1,4 +1,7 @@
-// Verifies the OIDC token Pub/Sub attaches to authenticated push requests.
+// Verifies the OIDC token Pub/Sub attaches to authenticated push requests: Google's signature,
+// the audience, and the push service account's verified email
+// (https://cloud.google.com/pubsub/docs/authenticate-push-subscriptions). Any answer but a 2xx
+// is a nack, which Pub/Sub redelivers (https://cloud.google.com/pubsub/docs/push).
 import { aborted } from '@edge-checkout/pubsub';
 import { OAuth2Client, type TokenPayload } from 'google-auth-library';
 
