@@ -194,17 +194,21 @@ export class CartStore {
     return change ? this.sendChange(change, plan, replans) : cart;
   }
 
+  /**
+   * `replans`: how often a refusal as quantity_changed may still be worked out again. None for a
+   * retry: its first try may have been made before the line changed elsewhere, and "one more"
+   * worked out again would then count the tap twice.
+   */
   private async sendChange(change: Change, plan: Plan, replans: number): Promise<Cart> {
-    const again = () => this.counted('change', () => this.run(() => this.sendChange(change, plan, replans)));
+    const again = () => this.counted('change', () => this.run(() => this.sendChange(change, plan, 0)));
     try {
       return await this.send(change.send, (changed) => this.set(changed), again, change.madeIn);
     } catch (error) {
-      if (asProblem(error).code !== 'quantity_changed') throw error;
       // The line changed elsewhere since the cart was loaded, and the cart is loaded again by
-      // now (recovering): "one more" is worked out from what the line holds now. A shopper's
-      // retry after that starts afresh, as the request sent would be refused again.
-      if (replans > 1) return this.planned(plan, replans - 1);
-      throw new FailedChange(asProblem(error), () => this.change(plan));
+      // now (recovering): this request was refused, so "one more" is worked out from what the
+      // line holds now.
+      if (asProblem(error).code === 'quantity_changed' && replans > 1) return this.planned(plan, replans - 1);
+      throw error;
     }
   }
 

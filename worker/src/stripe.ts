@@ -187,17 +187,21 @@ export async function verifyWebhook(
  * has no endpoint here, and its refunds and disputes would never reach the carts (the scheduled
  * job lists only events that failed delivery to an endpoint), unnoticed, as its payments still
  * land through the read-backs. A 500 `misconfigured` instead, which Stripe retries and reports
- * as the endpoint failing, until the secret is mended. A key that is not set or not valid is
- * another problem, met where the key is used.
+ * as the endpoint failing, until the secret is mended. A connected account's event (`account`
+ * on a snapshot event, `context` on a thin one) is let through: a live Connect endpoint is sent
+ * the test-mode events of accounts connected in live mode too
+ * (https://docs.stripe.com/connect/webhooks), and its checkouts are not this Worker's. A key that
+ * is not set or not valid is another problem, met where the key is used.
  */
-function inModeOfKey(env: Env, event: { livemode?: unknown } | null): void {
+function inModeOfKey(env: Env, event: { livemode?: unknown; account?: unknown; context?: unknown } | null): void {
+  if (typeof event?.livemode !== 'boolean' || event.account || event.context) return;
   let key: string | undefined;
   try {
     key = config(env).optional('STRIPE_SECRET_KEY');
   } catch {
     return;
   }
-  if (!key || typeof event?.livemode !== 'boolean') return;
+  if (!key) return;
   const keyLive = /^[a-z]{2}_live_/.test(key);
   if (event.livemode === keyLive) return;
   const [eventMode, keyMode] = event.livemode ? ['live', 'test'] : ['test', 'live'];

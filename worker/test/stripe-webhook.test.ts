@@ -881,6 +881,31 @@ describe('POST /v1/webhooks/stripe: rejected requests write nothing', () => {
     expect(await cartStatus(checkout.cartId)).toBe('paid');
   });
 
+  // A live Connect destination is sent connected accounts' test-mode events too
+  // (https://docs.stripe.com/connect/webhooks): no secret could make them go through.
+  it("acknowledges a connected account's event of the other mode, snapshot or thin, as it does in its own", async () => {
+    const live = { ...stripeEnv, STRIPE_SECRET_KEY: 'sk_live_51Mode' };
+    const checkout = await checkedOutCart();
+    const snapshot = { ...eventsFor(checkout).completedPaid(), account: 'acct_1ConnectedAccount', livemode: false };
+    const thin = JSON.stringify({
+      id: `evt_thin_${checkout.sessionId.slice(-12)}`,
+      object: 'v2.core.event',
+      type: 'v1.checkout.session.completed',
+      context: 'acct_1ConnectedAccount',
+      livemode: false,
+      created: '2026-11-30T10:00:00.000Z',
+      related_object: {
+        id: checkout.sessionId,
+        type: 'checkout.session',
+        url: `/v1/checkout/sessions/${checkout.sessionId}`,
+      },
+    });
+    for (const event of [snapshot, thin]) {
+      const res = await deliver(event, { env: live });
+      expect(res.status).toBe(200);
+    }
+  });
+
   it('answers 503 when the database is down, so Stripe retries, and applies the retry', async () => {
     const checkout = await checkedOutCart();
     const event = eventsFor(checkout).completedPaid();

@@ -66,7 +66,7 @@ const SHOPPER_WORDS: Readonly<Partial<Record<string, string>>> = {
     'That cart was paid or closed meanwhile, so it can no longer be changed. Your cart as it is now is shown.',
   currency_mismatch:
     'These products are priced in different currencies and cannot be paid together. Remove one of them.',
-  quantity_changed: 'Your cart keeps changing on another device. Your cart as it is now is shown.',
+  quantity_changed: 'Your cart was changed on another device meanwhile. Your cart as it is now is shown.',
 };
 
 /** In the shopper's words where the detail is not; out of stock by product name (the Worker's problem names them by id). */
