@@ -251,11 +251,27 @@ export async function startCheckout(
     }
     if ((await abandonAttempt(sql, cartId, attempt)) === live.id)
       return { checkout: checkoutOut(cartId, live), created: false };
-    await stripe.expireCheckoutSession(live.id).catch((err: unknown) => {
-      log.error('orphan_session_not_expired', { sessionId: live.id, error: err });
-    });
+    await expireOrphan(stripe, live.id);
     if (moved.short.length) throw outOfStock(moved.short);
     if (round >= 2) throw changedMeanwhile();
+  }
+}
+
+/**
+ * Expires a session made for contents, prices or units that are gone. Stripe refuses to expire
+ * one that is no longer open (https://docs.stripe.com/api/checkout/sessions/expire): a double tap
+ * that got the same session may have expired it first, which is no news. One still payable, or
+ * one that could not be read, is for an operator to expire.
+ */
+async function expireOrphan(stripe: StripeApi, sessionId: string): Promise<void> {
+  try {
+    await stripe.expireCheckoutSession(sessionId);
+  } catch (err) {
+    const status = await stripe.retrieveCheckoutSession(sessionId).then(
+      (session) => session.status,
+      () => null,
+    );
+    if (status !== 'expired') log.error('orphan_session_not_expired', { sessionId, status, error: err });
   }
 }
 
@@ -388,7 +404,7 @@ function offeredRates(cfg: Config, currency: string): ShippingRate[] {
  * that starts counting one then either sees this checkout, to hold its units, or is seen by it.
  * Nothing moves when the cart or one of its products changed since it was read (the next round
  * then sees why), when the session's attempt was given up, or when a product is short; `short`
- * then names those, with what is left.
+ * then names those, with what is left, if the cart is still as the session was made for.
  */
 async function moveToCheckout(
   sql: Sql,
@@ -441,12 +457,16 @@ async function moveToCheckout(
            WHERE w.id IS NULL OR NOT w.active OR w.unit_amount <> w.sold_at OR w.currency <> $6
          ), short AS (
            SELECT w.id, ${available('w')} AS available FROM wanted w WHERE ${available('w')} < w.quantity
+         ), as_made AS (
+           -- The cart as the session was made for: only then is a shortage its answer; a cart
+           -- changed meanwhile (a line lowered) is priced and counted again by the next round.
+           SELECT 1 FROM carts c
+           WHERE c.id = $1 AND c.version = $2 AND c.status = ANY($9::cart_status[]) AND c.active
+             AND c.checkout_attempt = $12 AND NOT EXISTS (SELECT 1 FROM changed)
          ), saved AS (
            INSERT INTO checkouts (session_id, cart_id, url, expires_at, currency, amount_total, items, shipping_options)
-           SELECT $3, c.id, $4, $5, $6, $7, $8::jsonb, $11::jsonb FROM carts c
-           WHERE c.id = $1 AND c.version = $2 AND c.status = ANY($9::cart_status[]) AND c.active
-             AND c.checkout_attempt = $12
-             AND NOT EXISTS (SELECT 1 FROM short) AND NOT EXISTS (SELECT 1 FROM changed)
+           SELECT $3, $1, $4, $5, $6, $7, $8::jsonb, $11::jsonb FROM as_made
+           WHERE NOT EXISTS (SELECT 1 FROM short)
            ON CONFLICT (session_id) DO NOTHING
            RETURNING cart_id
          ), moved AS (
@@ -469,7 +489,9 @@ async function moveToCheckout(
          )
          SELECT EXISTS (SELECT 1 FROM moved) AS moved,
                 EXISTS (SELECT 1 FROM checkouts WHERE session_id = $3 AND cart_id = $1) AS known,
-                COALESCE((SELECT json_agg(json_build_object('id', id, 'available', available) ORDER BY id) FROM short), '[]') AS short`,
+                CASE WHEN EXISTS (SELECT 1 FROM as_made)
+                     THEN COALESCE((SELECT json_agg(json_build_object('id', id, 'available', available) ORDER BY id) FROM short), '[]')
+                     ELSE '[]' END AS short`,
         [
           m.cartId,
           m.version,

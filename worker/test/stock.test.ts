@@ -1,6 +1,17 @@
 import type Stripe from 'stripe';
 import { describe, expect, it, vi } from 'vitest';
-import { call, createProduct, db, holdLocks, linesOf, newUser, openCart, problem, testEnv } from './helpers.ts';
+import {
+  call,
+  createProduct,
+  db,
+  holdLocks,
+  linesOf,
+  newUser,
+  openCart,
+  problem,
+  recordFetches,
+  testEnv,
+} from './helpers.ts';
 import { standin } from './standin.ts';
 import {
   cartStatus,
@@ -441,6 +452,98 @@ describe('stock under concurrency', () => {
     expect(cart).toMatchObject({ status: 'paid', oversold: true });
     expect((await outboxOf(state.cartId))[0]!.event).toMatchObject({ type: 'cart.paid', oversold: true });
     expect(await counts(product.id)).toEqual({ stock: 0, reserved: 0 });
+  });
+
+  it('checks out a cart lowered while its session was being made, not refusing it for the quantity it no longer asks', async () => {
+    const product = await stocked(2);
+    const shopper = await cartOf([{ id: product.id, quantity: 2 }]);
+    const rival = await cartOf([{ id: product.id, quantity: 1 }]);
+    try {
+      // Held at Stripe making a session for 2, while the shopper lowers the line to 1 in another
+      // tab and a rival takes 1 of the 2: the cart now asks for the 1 that is left.
+      await standin.addFault({ method: 'POST', path: '/v1/checkout/sessions', delayMs: 2 ** 31 - 1, times: 1 });
+      const first = checkout(shopper);
+      await expect.poll(async () => (await standin.faults()).length).toBe(0);
+      const lowered = await call(`/v1/carts/${shopper.cartId}/items/${product.id}`, {
+        method: 'PUT',
+        token: shopper.user.token,
+        json: { quantity: 1 },
+      });
+      expect(lowered.status).toBe(200);
+      expect((await checkout(rival)).status).toBe(201);
+      expect(await standin.releaseHeld()).toBe(1);
+      const res = await first;
+      expect(res.status).toBe(201);
+      const { sessionId } = (await res.json()) as { sessionId: string };
+      expect((await stripe.checkout.sessions.retrieve(sessionId)).amount_total).toBe(1000);
+      expect(await counts(product.id)).toEqual({ stock: 2, reserved: 2 });
+    } finally {
+      await standin.clearFaults();
+      await standin.releaseHeld();
+    }
+  });
+
+  it('logs a session made for units taken meanwhile only if it is left payable, not one already expired', async () => {
+    const product = await stocked(1);
+    const expiring = (fault: { status?: 500; delayMs?: number; times: number }) =>
+      standin.addFault({ method: 'POST', path: '/v1/checkout/sessions/*', ...fault });
+    /**
+     * A checkout whose session is made (held at Stripe) while a rival takes the unit: refused,
+     * its session expired, under `expire` (the faults set for it, and what happens while the
+     * Worker's expire is held, if it is). Answers the session and the log lines.
+     */
+    const lostRace = async (expire: {
+      fault: Parameters<typeof expiring>[0];
+      whileHeld?: (sessionId: string) => Promise<void>;
+    }) => {
+      const shopper = await cartOf([{ id: product.id, quantity: 1 }]);
+      const rival = await cartOf([{ id: product.id, quantity: 1 }]);
+      const fetches = recordFetches();
+      const taken = () => expect.poll(async () => (await standin.faults()).length).toBe(0);
+      let sessionId = '';
+      try {
+        const lines = await linesOf(async () => {
+          await standin.addFault({ method: 'POST', path: '/v1/checkout/sessions', delayMs: 2 ** 31 - 1, times: 1 });
+          const answer = checkout(shopper);
+          await taken();
+          expect((await checkout(rival)).status).toBe(201);
+          await expiring(expire.fault);
+          expect(await standin.releaseHeld()).toBe(1);
+          if (expire.whileHeld) {
+            await taken();
+            sessionId = /\/sessions\/(cs_[^/]+)\/expire$/.exec(
+              fetches.urls.find((url) => url.endsWith('/expire'))!,
+            )![1]!;
+            await expire.whileHeld(sessionId);
+            expect(await standin.releaseHeld()).toBe(1);
+          }
+          const res = await answer;
+          expect(res.status).toBe(409);
+          expect((await problem(res)).code).toBe('out_of_stock');
+        });
+        sessionId ||= /\/sessions\/(cs_[^/]+)\/expire$/.exec(fetches.urls.find((url) => url.endsWith('/expire'))!)![1]!;
+        await standin.clearFaults();
+        await call(`/v1/carts/${rival.cartId}/checkout`, { method: 'DELETE', token: rival.user.token });
+        return { sessionId, orphans: lines.filter((line) => line.msg === 'orphan_session_not_expired') };
+      } finally {
+        fetches.stop();
+        await standin.clearFaults();
+        await standin.releaseHeld();
+      }
+    };
+
+    // Expired first by a double tap that got the same session: Stripe refuses to expire it again.
+    const first = await lostRace({
+      fault: { delayMs: 2 ** 31 - 1, times: 1 },
+      whileHeld: async (sessionId) => void (await stripe.checkout.sessions.expire(sessionId)),
+    });
+    expect((await stripe.checkout.sessions.retrieve(first.sessionId)).status).toBe('expired');
+    expect(first.orphans).toEqual([]);
+
+    // Stripe failing the expire, every try: the session is left payable, for an operator.
+    const second = await lostRace({ fault: { status: 500, times: 3 } });
+    expect((await stripe.checkout.sessions.retrieve(second.sessionId)).status).toBe('open');
+    expect(second.orphans).toMatchObject([{ level: 'error', sessionId: second.sessionId, status: 'open' }]);
   });
 
   it('gives a shopper who lost the race a new, payable session once there is stock again', async () => {
