@@ -48,6 +48,9 @@ const STALE_CART = new Set(['cart_not_editable', 'not_found', 'cart_empty', 'qua
  */
 const REPLANS = 3;
 
+/** Per cart, the session this tab last left for the payment page with (sessionStorage: this tab only). */
+const LEFT_FOR = 'edge-checkout.checkout-left-for.';
+
 /**
  * The shopper's active cart, shared by the header's badge and the screens. Changes run one after
  * another, each from the cart the previous one returned: the API takes absolute quantities, so
@@ -152,27 +155,41 @@ export class CartStore {
   }
 
   /**
+   * This tab leaves for `checkout`'s payment page: a cancel from there (its cancel page's way
+   * back) then means that session, not a newer one started since on another device.
+   */
+  leavingFor(checkout: Checkout): void {
+    sessionStorage.setItem(`${LEFT_FOR}${checkout.cartId}`, checkout.sessionId);
+  }
+
+  /**
    * Back from the Checkout page without paying: the cart can be changed again. `cartId` is the
    * cart whose checkout the shopper means, not whichever is active when the change's turn comes:
    * that cart paid in another tab meanwhile, the active one is a new cart, which must not be
-   * taken for it.
+   * taken for it. `sessionId` is the checkout meant: the one shown, or else the one this tab
+   * left for; if another is live by now, it is left alone.
    */
-  cancelCheckout(cartId: string): Promise<Cart> {
+  cancelCheckout(
+    cartId: string,
+    sessionId = sessionStorage.getItem(`${LEFT_FOR}${cartId}`) ?? undefined,
+  ): Promise<Cart> {
     return this.change(() => ({
-      send: () => this.cancelling(cartId),
+      send: () => this.cancelling(cartId, sessionId),
       madeIn: (now) => now.id === cartId && isEditable(now.status),
     }));
   }
 
-  private async cancelling(cartId: string): Promise<Cart> {
+  private async cancelling(cartId: string, sessionId: string | undefined): Promise<Cart> {
     try {
-      return await this.api.cancelCheckout(cartId);
+      return await this.api.cancelCheckout(cartId, sessionId);
     } catch (error) {
-      // A retry whose first answer was lost finds the checkout gone (409): done, if the cart is
-      // open to change again, which is all the shopper asked for.
       if (asProblem(error).code !== 'cart_not_editable') throw error;
       const now = await this.api.cart(cartId).catch(() => Promise.reject(error));
-      if (isEditable(now.status)) return now;
+      // Open to change again, which is all the shopper asked for: a retry whose first answer was
+      // lost finds the checkout gone. Or checked out again elsewhere since: the session meant is
+      // over, and the live one is not this cancel's to end.
+      const checkedOutAgain = sessionId !== undefined && now.checkout !== null && now.checkout.sessionId !== sessionId;
+      if (isEditable(now.status) || (now.status === 'checkout_pending' && checkedOutAgain)) return now;
       throw error;
     }
   }

@@ -375,6 +375,35 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     await page.close();
   });
 
+  it('back from a cancel page after the cart was checked out again on another device: the newer checkout stays payable', async () => {
+    const { page, shopper, consoleErrors } = await openShop('stale-cancel');
+    const stickers = product('sticker-pack');
+    await page.getByRole('button', { name: `Add ${stickers.name} to cart`, exact: true }).tap();
+    await cartLink(page, 1).tap();
+    const left = await checkOut(page);
+    await page.getByRole('button', { name: 'Cancel', exact: true }).tap();
+    await page.waitForURL((url) => url.pathname === '/checkout/cancel');
+
+    // While this tab stays on the cancel page, the phone cancels, adds one more and checks out.
+    const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+    await shopper.call('DELETE', `/v1/carts/${cart.id}/checkout`);
+    await shopper.call('PUT', `/v1/carts/${cart.id}/items/${stickers.id}`, { quantity: 2 });
+    const paying = await shopper.checkout(cart.id);
+    expect(paying.sessionId).not.toBe(left);
+
+    await backToTheShop(page);
+    await page.waitForURL(`${stack.workerUrl}/#/cart`);
+    const continueToPay = page.getByRole('link', { name: 'Continue to payment', exact: true });
+    await expect.poll(() => continueToPay.getAttribute('href')).toBe(paying.url);
+    await savedAll(page);
+    expect(await page.getByText('Checkout cancelled', { exact: false }).count()).toBe(0);
+    expect(await standin.sessionStatus(paying.sessionId, LOCAL_STRIPE_KEY)).toBe('open');
+    expect((await shopper.cart(cart.id)).status).toBe('checkout_pending');
+    // The cancel of the session this tab left for was refused (409): the browser logs it.
+    expect(consoleErrors.map((error) => (error.includes('status of 409 (Conflict)') ? '409' : error))).toEqual(['409']);
+    await page.close();
+  });
+
   it('without a token: the sign-in screen says where tokens come from; a refused token is explained in words', async () => {
     const page = await browser.context.newPage();
     await page.goto(`${stack.workerUrl}/`);

@@ -617,12 +617,26 @@ export async function confirmedWithStripe(
 /**
  * Cancels the live Checkout Session: Stripe expires it first, so it can no longer be paid,
  * then the cart goes back to open. A session that completed meanwhile is applied instead.
+ * `sessionId`, when given, is the session the client means: a cancel from an old page (its
+ * session cancelled, and the cart checked out again since on another device) must not expire
+ * the session being paid there.
  */
-export async function cancelCheckout(services: Services, userId: string, cartId: string): Promise<CartOut> {
+export async function cancelCheckout(
+  services: Services,
+  userId: string,
+  cartId: string,
+  sessionId?: string,
+): Promise<CartOut> {
   const { sql, stripe, fulfilment: f } = services;
   const state = await readCheckoutState(sql, userId, cartId);
   if (!state.session || !transition(state.status, 'cancel_checkout')) {
     throw new ApiError('cart_not_editable', `The cart is ${state.status}; there is no checkout to cancel`);
+  }
+  if (sessionId && sessionId !== state.session.id) {
+    throw new ApiError(
+      'cart_not_editable',
+      `Checkout Session ${sessionId} is no longer the cart's: another checkout is live, and nothing was cancelled`,
+    );
   }
   try {
     await stripe.expireCheckoutSession(state.session.id);

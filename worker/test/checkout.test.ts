@@ -764,6 +764,35 @@ describe('DELETE /v1/carts/{cartId}/checkout', () => {
     expect(await cartStatus(state.cartId)).toBe('paid');
   });
 
+  it('cancels only the session named, when one is: a cancel from an old page leaves a newer checkout payable', async () => {
+    const state = await checkedOutCart();
+    const cancel = (sessionId: string) =>
+      call(`/v1/carts/${state.cartId}/checkout?sessionId=${sessionId}`, { method: 'DELETE', token: state.user.token });
+    // Cancelled on one device; then, on another, the cart is checked out again.
+    expect((await cancel(state.sessionId)).status).toBe(200);
+    const again = await checkout(state.user.token, state.cartId);
+    expect(again.status).toBe(201);
+    const { sessionId: live } = (await again.json()) as CheckoutBody;
+
+    // The first device, back from its cancel page, cancels the session it left for.
+    const stale = await cancel(state.sessionId);
+    expect(stale.status).toBe(409);
+    expect(await problem(stale)).toMatchObject({
+      code: 'cart_not_editable',
+      detail: expect.stringContaining(state.sessionId),
+    });
+    expect(await cartStatus(state.cartId)).toBe('checkout_pending');
+    expect((await stripe.checkout.sessions.retrieve(live)).status).toBe('open');
+
+    const malformed = await cancel('not-a-session');
+    expect(malformed.status).toBe(400);
+    expect((await problem(malformed)).code).toBe('validation_failed');
+    expect((await stripe.checkout.sessions.retrieve(live)).status).toBe('open');
+    // Named, the live one is cancelled.
+    expect((await cancel(live)).status).toBe(200);
+    expect((await stripe.checkout.sessions.retrieve(live)).status).toBe('expired');
+  });
+
   it('cancels when Stripe answers 404 to expiring the session: a session it does not know can never be paid', async () => {
     const state = await checkedOutCart();
     await standin.addFault({ method: 'POST', path: `/v1/checkout/sessions/${state.sessionId}/expire`, status: 404 });

@@ -131,9 +131,11 @@ export function createShopApi(options: ShopApiOptions) {
     checkout(cartId: string): Promise<Checkout> {
       return answer(client.POST('/v1/carts/{cartId}/checkout', cartPath(cartId)));
     },
-    /** Expires the cart's Checkout Session; the cart is open again. */
-    cancelCheckout(cartId: string): Promise<Cart> {
-      return answer(client.DELETE('/v1/carts/{cartId}/checkout', cartPath(cartId)));
+    /** Expires the cart's Checkout Session (only if it is `sessionId`, when given); the cart is open again. */
+    cancelCheckout(cartId: string, sessionId?: string): Promise<Cart> {
+      return answer(
+        client.DELETE('/v1/carts/{cartId}/checkout', { params: { path: { cartId }, query: { sessionId } } }),
+      );
     },
   };
 }

@@ -1342,7 +1342,10 @@ export interface operations {
     };
     cancelCheckout: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The session the client means, as its Checkout answered it (back from its cancel page, say). When the cart's live session is another (a checkout started again elsewhere), nothing is cancelled: 409 cart_not_editable. */
+                sessionId?: string;
+            };
             header?: never;
             path: {
                 cartId: string;

@@ -89,12 +89,17 @@ export const cartScreen: Screen = (ctx) => {
     if (cart.status === 'payment_failed')
       return h('p', { class: 'notice' }, 'The last payment did not go through. Change the cart or try again.');
     if (cart.status !== 'checkout_pending' || !cart.checkout) return null;
+    const { checkout } = cart;
     // Back from the Checkout page some other way than its Cancel (the browser's back button).
     return h(
       'div',
       { class: 'notice' },
       h('p', null, 'A checkout is in progress for this cart. Finish paying, or cancel it to change the cart.'),
-      h('a', { class: 'button primary', href: cart.checkout.url }, 'Continue to payment'),
+      h(
+        'a',
+        { class: 'button primary', href: cart.checkout.url, onclick: () => ctx.cart.leavingFor(checkout) },
+        'Continue to payment',
+      ),
       h(
         'button',
         {
@@ -103,7 +108,9 @@ export const cartScreen: Screen = (ctx) => {
           'aria-disabled': cancelling !== null,
           'aria-busy': cancelling !== null,
           onclick: () =>
-            void cancel(cart.id, 'tapped', () => ctx.announce('Checkout cancelled. The cart can be changed again.')),
+            void cancel(cart.id, 'tapped', checkout.sessionId, () =>
+              ctx.announce('Checkout cancelled. The cart can be changed again.'),
+            ),
         },
         'Cancel checkout',
       ),
@@ -192,10 +199,24 @@ export const cartScreen: Screen = (ctx) => {
   };
 
   /** Cancels the checkout of `cartId`, then `done`; or shows why not, with Retry where it helps. */
-  const cancel = async (cartId: string, how: NonNullable<typeof cancelling>, done: () => void) => {
+  /**
+   * `done` once the checkout is cancelled; not if another, started elsewhere since, is the cart's
+   * by now: the screen shows that one, to continue or cancel.
+   */
+  const cancel = async (
+    cartId: string,
+    how: NonNullable<typeof cancelling>,
+    sessionId: string | undefined,
+    done: () => void,
+  ) => {
     cancelling = how;
     render();
-    await actionProblem.run(() => ctx.cart.cancelCheckout(cartId), done);
+    await actionProblem.run(
+      () => ctx.cart.cancelCheckout(cartId, sessionId),
+      (now) => {
+        if (isEditable(now.status)) done();
+      },
+    );
     cancelling = null;
     render();
   };
@@ -208,7 +229,7 @@ export const cartScreen: Screen = (ctx) => {
    */
   const cancelLanded = async (cartId: string) => {
     // Said by the status, which said it was cancelling.
-    await cancel(cartId, 'landed', () => {
+    await cancel(cartId, 'landed', undefined, () => {
       notice = 'Checkout cancelled. Nothing was charged, and your cart is kept.';
     });
     const { error } = actionProblem;
@@ -229,6 +250,7 @@ export const cartScreen: Screen = (ctx) => {
         // cancel, but the shopper is not taken anywhere they did not ask to go now.
         if (ctx.signal.aborted) return;
         leaving = true;
+        ctx.cart.leavingFor(made);
         location.assign(made.url);
       },
     );

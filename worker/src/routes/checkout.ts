@@ -37,7 +37,20 @@ const cancel = createRoute({
   security,
   // Each checkout or cancellation costs Stripe calls, and Stripe's rate limit is the whole shop's.
   middleware: [requireUser, limitPerUser('WRITE_RATE_LIMIT'), limitPerUser('CHECKOUT_RATE_LIMIT')] as const,
-  request: { params },
+  request: {
+    params,
+    query: z.object({
+      sessionId: z
+        .string()
+        .regex(/^cs_[A-Za-z0-9_]{1,250}$/, 'a Checkout Session id (cs_…)')
+        .optional()
+        .openapi({
+          description:
+            'The session the client means, as its Checkout answered it (back from its cancel page, say). When the ' +
+            "cart's live session is another (a checkout started again elsewhere), nothing is cancelled: 409 cart_not_editable.",
+        }),
+    }),
+  },
   responses: { 200: json(Cart, 'The cart, back in open'), ...problems(400, 401, 404, 409, 422, 429, 503) },
 });
 
@@ -46,7 +59,8 @@ export function checkoutRoutes(app: OpenAPIHono<AppEnv>): void {
     const { checkout, created } = await startCheckout(c.var.services, c.var.userId, c.req.valid('param').cartId);
     return c.json(checkout, created ? 201 : 200);
   });
-  app.openapi(cancel, async (c) =>
-    c.json(await cancelCheckout(c.var.services, c.var.userId, c.req.valid('param').cartId), 200),
-  );
+  app.openapi(cancel, async (c) => {
+    const { cartId } = c.req.valid('param');
+    return c.json(await cancelCheckout(c.var.services, c.var.userId, cartId, c.req.valid('query').sessionId), 200);
+  });
 }
