@@ -230,7 +230,7 @@ interface ItemChangeOutcome {
   product_currency: string | null;
   /** Units left when the change asks for more than that, else null. */
   short_of: number | null;
-  /** The line's quantity when it is not the one expected, else null. */
+  /** The line's quantity when it is neither the one expected nor the one asked for, else null. */
   changed_to: number | null;
 }
 
@@ -274,10 +274,10 @@ export async function setItemQuantity(
            SELECT COALESCE(
              (SELECT i.quantity FROM cart_items i, cart WHERE i.cart_id = cart.id AND i.product_id = $3), 0) AS quantity
          ), changed AS (
-           -- Also a line already at the quantity asked for: another device may have made it so,
-           -- and a tap counted from the quantity expected is then still to be counted. The
-           -- answer's quantity tells a retry whose first try was made (it is what it asked for).
-           SELECT line.quantity FROM line WHERE $9::int IS NOT NULL AND line.quantity <> $9
+           -- A line already at the quantity asked for is no conflict (RFC 9110 §13.1.1: the change
+           -- appears made): the same request again, its answer lost or resent by the browser
+           -- itself, changes nothing and answers as the first did. Refused, a request was not made.
+           SELECT line.quantity FROM line WHERE $9::int IS NOT NULL AND line.quantity NOT IN ($9, $4)
          ), grown AS (
            -- Only a line added or grown can cross a limit or run out of stock; lowering or
            -- removing is always allowed, even in a cart a price rise has put over the limit.

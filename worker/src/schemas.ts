@@ -290,10 +290,10 @@ export const Quantity = z
       .optional()
       .openapi({
         description:
-          'The quantity the client last saw (0: not in the cart). When the line holds another quantity, it changed elsewhere ' +
-          'meanwhile (another device, tab or the app): nothing changes and the answer is 409 `quantity_changed` with what the line holds. ' +
-          'A client that works `quantity` out from what it showed ("one more") sends it, so that it never overwrites a change it has not seen; ' +
-          'a retry whose first try was made is answered so too, with `quantity` the one it asked for.',
+          'The quantity the client last saw (0: not in the cart). When the line holds neither this nor `quantity`, it changed ' +
+          'elsewhere meanwhile (another device, tab or the app): nothing changes and the answer is 409 `quantity_changed` with what ' +
+          'the line holds. A line already at `quantity` answers 200, as the same request did the first time (its answer lost). ' +
+          'A client that works `quantity` out from what it showed ("one more") sends it, so that it never overwrites a change it has not seen.',
       }),
   })
   .strict()
