@@ -107,6 +107,11 @@ export function stripeApi(env: Env): StripeApi {
   };
 }
 
+/** A live-mode key (`sk_live_…`, `rk_live_…`); the configuration admits only those and test ones. */
+function isLiveKey(key: string): boolean {
+  return /^[a-z]{2}_live_/.test(key);
+}
+
 /**
  * Refuses to ask about a live session with a test key: "objects in one mode can't be manipulated
  * by objects in the other" (https://docs.stripe.com/keys#test-live-modes), so Stripe would answer
@@ -115,7 +120,7 @@ export function stripeApi(env: Env): StripeApi {
  * round is let through: a test session is never paid with real money, and its 404 releases it.
  */
 function inModeOf(key: string, sessionId: string): void {
-  if (/^[a-z]{2}_test_/.test(key) && sessionId.startsWith('cs_live_')) {
+  if (!isLiveKey(key) && sessionId.startsWith('cs_live_')) {
     throw new ApiError(
       'misconfigured',
       `STRIPE_SECRET_KEY is a test-mode key; Checkout Session ${sessionId} was made in live mode`,
@@ -202,8 +207,7 @@ function inModeOfKey(env: Env, event: { livemode?: unknown; account?: unknown; c
     return;
   }
   if (!key) return;
-  const keyLive = /^[a-z]{2}_live_/.test(key);
-  if (event.livemode === keyLive) return;
+  if (event.livemode === isLiveKey(key)) return;
   const [eventMode, keyMode] = event.livemode ? ['live', 'test'] : ['test', 'live'];
   throw new ApiError(
     'misconfigured',
