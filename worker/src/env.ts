@@ -260,9 +260,11 @@ const shippingRate = z
   .refine((r) => onStep(r.amount, r.currency), {
     error: (issue) => offStep((issue.input as { currency: string }).currency),
   });
+// An empty list is no rates, as when the variable is unset: `SHIPPING_RATES = []` in wrangler.toml
+// reaches the Worker as an empty table, which reads as unset (bindingText), and the same value
+// written as text must mean the same.
 const shippingRates = z
   .array(shippingRate, { error: 'a JSON list of shipping rates' })
-  .min(1, 'a JSON list of shipping rates')
   .refine(
     (rates) => rates.every((r) => rates.filter((o) => o.currency === r.currency).length <= 5),
     'at most 5 shipping rates per currency',

@@ -182,6 +182,15 @@ describe('SHIPPING_COUNTRIES and SHIPPING_RATES', () => {
     expect(read('SHIPPING_COUNTRIES', 'QQ,IR')).toMatch(/which QQ, IR is not$/);
   });
 
+  it('read an empty list as no rates, whether wrangler.toml or the text gives it', () => {
+    expect(read('SHIPPING_RATES', '[]')).toEqual([]);
+    expect(read('SHIPPING_RATES', ' [ ] ')).toEqual([]);
+    expect(config({ SHIPPING_RATES: [] } as unknown as Env).optional('SHIPPING_RATES')).toBeUndefined();
+    expect(read('SHIPPING_RATES', '{}')).toBe(
+      'misconfigured: SHIPPING_RATES is invalid: expected a JSON list of shipping rates',
+    );
+  });
+
   it('refuse a rate in a currency ISO 4217 does not have', () => {
     expect(read('SHIPPING_RATES', '[{"name":"Standard","amount":500,"currency":"abc"}]')).toBe(
       'misconfigured: SHIPPING_RATES is invalid: expected an ISO 4217 currency code in lower case (usd) (at 0.currency)',

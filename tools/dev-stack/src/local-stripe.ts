@@ -23,8 +23,11 @@ export const stripeService: LocalService = {
     const webhookUrl = `${ctx.workerUrl}/v1/webhooks/stripe`;
     const key = ctx.configured.STRIPE_SECRET_KEY;
     const apiBase = ctx.configured.STRIPE_API_BASE;
-    // A developer's own secret (rotation lists several) wins, so the Worker and the stand-in agree.
-    const configuredSecret = ctx.configured.STRIPE_WEBHOOK_SECRET?.split(',')[0]?.trim();
+    // A developer's own secret (rotation lists several) wins, so the Worker and the stand-in agree:
+    // the first one of the list, read as the Worker reads it (blank entries skipped).
+    const configuredSecret = ctx.configured.STRIPE_WEBHOOK_SECRET?.split(',')
+      .map((secret) => secret.trim())
+      .find(Boolean);
 
     if (apiBase) return useConfiguredServer(ctx, apiBase, webhookUrl, configuredSecret);
     if (key) {

@@ -64,6 +64,13 @@ describe('Stripe in the local stack', () => {
     });
   });
 
+  it("signs with the developer's first webhook secret, read as the Worker reads the list", async () => {
+    const started = await start(
+      context({ STRIPE_WEBHOOK_SECRET: ' , whsec_dev_own ,whsec_old' }, 'http://127.0.0.1:8787', []),
+    );
+    expect(started?.vars?.STRIPE_WEBHOOK_SECRET).toBe('whsec_dev_own');
+  });
+
   it('keeps retrying a webhook until the Worker is up (the stand-in starts before wrangler)', async () => {
     const workerPort = await freePort();
     const started = await start(context({}, `http://127.0.0.1:${workerPort}`, []));

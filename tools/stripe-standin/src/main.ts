@@ -17,7 +17,9 @@ function numberFromEnv(name: string, fallback: number): number {
 }
 
 const log = (line: string) => console.log(`[stripe-standin] ${line}`);
-const webhookSecret = process.env.STRIPE_WEBHOOK_SECRET || randomId('whsec_', 32);
+// Trimmed as the Worker trims it, so a secret pasted with a space still signs what the Worker checks.
+const configuredSecret = process.env.STRIPE_WEBHOOK_SECRET?.trim();
+const webhookSecret = configuredSecret || randomId('whsec_', 32);
 const port = numberFromEnv('STRIPE_STANDIN_PORT', 12111);
 
 try {
@@ -28,7 +30,7 @@ try {
     asyncDelayMs: numberFromEnv('STRIPE_STANDIN_ASYNC_DELAY_MS', 3_000),
     log,
   });
-  if (!process.env.STRIPE_WEBHOOK_SECRET) log(`webhook signing secret: ${webhookSecret}`);
+  if (!configuredSecret) log(`webhook signing secret: ${webhookSecret}`);
   log(
     process.env.STRIPE_WEBHOOK_URL
       ? `webhooks to ${process.env.STRIPE_WEBHOOK_URL}`
