@@ -20,6 +20,17 @@ export class FailedChange<T = Cart> extends ApiProblem {
   }
 }
 
+/**
+ * A change or checkout not sent, as one queued before it failed (CartStore.behind): that failure,
+ * shown with its Retry, is what the shopper needs to see, not this.
+ */
+export class NotSent extends Error {
+  constructor() {
+    super('Not sent: a change before it failed');
+    this.name = 'NotSent';
+  }
+}
+
 /** A request ready to send (and to send again, as it is). */
 type Send<T = Cart> = () => Promise<T>;
 
@@ -60,8 +71,15 @@ const LEFT_FOR = 'edge-checkout.checkout-left-for.';
  */
 export class CartStore {
   private current: Cart | null = null;
+  /** The cart on screen may lack a change whose answer never came: the next tap loads it first. */
+  private stale = false;
   private lastProblem: ApiProblem | null = null;
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * How many changes have failed, and how many of them without a known outcome: what was queued
+   * behind a failed change is not sent (see `behind`).
+   */
+  private failures = { any: 0, unknownOutcome: 0 };
   /** Changes sent or waiting their turn; checkouts apart, as they also hold the lines still. */
   private readonly pending = { change: 0, checkout: 0 };
   private readonly listeners = new Set<() => void>();
@@ -140,7 +158,10 @@ export class CartStore {
     const request = async () => this.api.checkout((await this.loaded()).id);
     // Sent again, it finds the session the first one made.
     const attempt = (): Promise<Checkout> =>
-      this.counted('checkout', () => this.run(() => this.send(request, (made) => made, attempt)));
+      this.counted(
+        'checkout',
+        this.behind('any', () => this.send(request, (made) => made, attempt)),
+      );
     return attempt();
   }
 
@@ -199,7 +220,24 @@ export class CartStore {
    * to change); that request, not the plan, is what a retry sends.
    */
   private change(plan: Plan): Promise<Cart> {
-    return this.counted('change', () => this.run(() => this.planned(plan, REPLANS)));
+    return this.counted(
+      'change',
+      this.behind('unknownOutcome', () => this.planned(plan, REPLANS)),
+    );
+  }
+
+  /**
+   * Queues `task`, unless a change queued before it fails by then in the way `which` names: it
+   * is then not sent (NotSent), and the screen goes on showing that change's failure with its Retry.
+   * - A checkout behind any failed change: the shopper meant to pay for the cart with it (a line
+   *   removed, then Checkout) and would otherwise be sent to pay for the cart without it.
+   * - A change behind one whose outcome is unknown (no answer; it may have been made or not): the
+   *   next tap, worked out from the cart before it, could undo it or be taken for its resend
+   *   (the same quantity twice counts once), losing a tap without a word.
+   */
+  private behind<T>(which: keyof CartStore['failures'], task: () => Promise<T>): () => Promise<T> {
+    const before = this.failures[which];
+    return () => this.run(() => (this.failures[which] === before ? task() : Promise.reject(new NotSent())));
   }
 
   private async planned(plan: Plan, replans: number): Promise<Cart> {
@@ -242,7 +280,14 @@ export class CartStore {
     try {
       return done(await this.recovering(request));
     } catch (error) {
-      throw new FailedChange(asProblem(error), again, madeIn);
+      const failed = new FailedChange(asProblem(error), again, madeIn);
+      this.failures.any++;
+      // No answer, or the shop failed: the change may have been made, or not.
+      if (failed.status <= 0 || failed.status >= 500) {
+        this.failures.unknownOutcome++;
+        this.stale = true;
+      }
+      throw failed;
     }
   }
 
@@ -274,11 +319,12 @@ export class CartStore {
   }
 
   private async loaded(): Promise<Cart> {
-    return this.current ?? this.set(await this.api.activeCart());
+    return this.current && !this.stale ? this.current : this.set(await this.api.activeCart());
   }
 
   private set(cart: Cart): Cart {
     this.current = cart;
+    this.stale = false;
     this.lastProblem = null;
     this.notify();
     return cart;

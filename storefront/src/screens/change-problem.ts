@@ -1,5 +1,5 @@
 import type { Cart } from '../api/client.ts';
-import { FailedChange } from '../cart-store.ts';
+import { FailedChange, NotSent } from '../cart-store.ts';
 import type { Child } from '../dom.ts';
 import { heldByCheckout, heldByCheckoutView, type NameOf, problemView, type Retry } from './parts.ts';
 
@@ -26,6 +26,8 @@ export class ChangeProblem {
       this.failed = null;
       done(answer);
     } catch (error) {
+      // The change before it failed, and its problem stays on screen.
+      if (error instanceof NotSent) return this.changed();
       const again = error instanceof FailedChange ? (error.retry as () => Promise<T>) : undefined;
       this.failed = { error, retry: again && (() => this.run(again, done)) };
     }

@@ -82,21 +82,32 @@ export function orderScreen(cartId: string): Screen {
       );
     };
 
+    /** Loads started: a poll and a Retry may be on their way at once, and only the latest counts. */
+    let loads = 0;
     async function load() {
       clearTimeout(timer);
+      const mine = ++loads;
       const before = cart?.status;
       const [cartBefore, problemBefore] = [JSON.stringify(cart), problem];
       let failed: ApiProblem | null = null;
+      let answer: { cart: Cart } | { error: unknown };
       try {
-        cart = await ctx.api.cart(cartId);
-        problem = null;
+        answer = { cart: await ctx.api.cart(cartId) };
       } catch (error) {
-        failed = asProblem(error);
+        answer = { error };
+      }
+      // An older answer arriving last would take the order back to what it was (paid, then
+      // awaiting the bank again); the latest load, still on its way, draws and asks again.
+      if (ctx.signal.aborted || mine !== loads) return;
+      if ('cart' in answer) {
+        cart = answer.cart;
+        problem = null;
+      } else {
+        failed = asProblem(answer.error);
         // Refused again the same way (asked again by itself, or by Retry): the problem shown
         // stays, and is not said again.
-        if (!saysTheSame(problem, error)) problem = error;
+        if (!saysTheSame(problem, answer.error)) problem = answer.error;
       }
-      if (ctx.signal.aborted) return;
       if (JSON.stringify(cart) !== cartBefore || problem !== problemBefore) render();
       if (before && cart && cart.status !== before) {
         ctx.announce(`${STATUS_RESULTS[cart.status].headline}. Status: ${STATUS_LABELS[cart.status]}`);
