@@ -3,7 +3,7 @@ import { CartStore } from './cart-store.ts';
 import { h, show } from './dom.ts';
 import { type LandingReturn, links, type Route, routeOf, takeLandingReturn } from './router.ts';
 import { cartScreen } from './screens/cart.ts';
-import type { Screen } from './screens/context.ts';
+import type { Screen, ScreenContext } from './screens/context.ts';
 import { orderScreen } from './screens/order.ts';
 import { ordersScreen } from './screens/orders.ts';
 import { productsScreen } from './screens/products.ts';
@@ -28,7 +28,9 @@ function screenFor(route: Route): { title: string; screen: Screen } {
 /** The shell: header with the cart badge, the current screen, who is signed in. */
 export function startShop(body: HTMLElement): void {
   takeTokenFromAddress();
-  const landing = takeLandingReturn();
+  // Kept in the address until someone is signed in (the link opened in a browser without the
+  // app's token): signing in reloads this page, which takes it then.
+  const landing = currentSession() ? takeLandingReturn() : null;
 
   const header = h('header', { class: 'bar' });
   const main = h('main', { id: 'main' });
@@ -38,7 +40,7 @@ export function startShop(body: HTMLElement): void {
 
   let signedOutBecause: string | null = null;
   /** See ScreenContext.cancelledCheckout: for the first screen drawn, once. */
-  let cancelledCheckout: string | null = null;
+  let cancelledCheckout: ScreenContext['cancelledCheckout'] = null;
   let shown: AbortController | null = null;
 
   const api = createShopApi({
@@ -176,7 +178,7 @@ export function startShop(body: HTMLElement): void {
   });
 
   const signedIn = currentSession() !== null;
-  if (landing && signedIn) cancelledCheckout = arriveFromLanding(landing);
+  if (landing) cancelledCheckout = arriveFromLanding(landing);
   // Drawn at once, back from the cancel page too: the cart screen says its cancel is on its way.
   render();
   if (signedIn) void cart.refresh().catch(() => undefined);
@@ -184,9 +186,9 @@ export function startShop(body: HTMLElement): void {
 
 /**
  * "Back to the shop" from a landing page: to the order's result, or from the cancel page, to the
- * cart, where its checkout is cancelled (the cart whose checkout to cancel is returned).
+ * cart, where its checkout is cancelled (the checkout to cancel is returned).
  */
-function arriveFromLanding(landing: LandingReturn): string | null {
+function arriveFromLanding(landing: LandingReturn): ScreenContext['cancelledCheckout'] {
   history.replaceState(null, '', `${location.pathname}${landing.cancelled ? links.cart : links.order(landing.cartId)}`);
-  return landing.cancelled ? landing.cartId : null;
+  return landing.cancelled ? { cartId: landing.cartId, sessionId: landing.sessionId } : null;
 }

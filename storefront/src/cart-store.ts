@@ -183,6 +183,11 @@ export class CartStore {
     sessionStorage.setItem(`${LEFT_FOR}${checkout.cartId}`, checkout.sessionId);
   }
 
+  /** The session this tab last left for with the cart, if it remembers one. */
+  leftFor(cartId: string): string | null {
+    return sessionStorage.getItem(`${LEFT_FOR}${cartId}`);
+  }
+
   /**
    * Back from the Checkout page without paying: the cart can be changed again. `cartId` is the
    * cart whose checkout the shopper means, not whichever is active when the change's turn comes:
@@ -190,10 +195,7 @@ export class CartStore {
    * taken for it. `sessionId` is the checkout meant: the one shown, or else the one this tab
    * left for; if another is live by now, it is left alone.
    */
-  cancelCheckout(
-    cartId: string,
-    sessionId = sessionStorage.getItem(`${LEFT_FOR}${cartId}`) ?? undefined,
-  ): Promise<Cart> {
+  cancelCheckout(cartId: string, sessionId = this.leftFor(cartId) ?? undefined): Promise<Cart> {
     return this.change(() => ({
       send: () => this.cancelling(cartId, sessionId),
       madeIn: (now) => now.id === cartId && isEditable(now.status),

@@ -28,6 +28,8 @@ export interface LandingReturn {
   cartId: string;
   /** From the cancel page, while the cart was still unpaid. */
   cancelled: boolean;
+  /** From the cancel page: the session live as it was drawn, the one left on Stripe's page. */
+  sessionId: string | null;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -41,5 +43,6 @@ export function takeLandingReturn(): LandingReturn | null {
   const cartId = query.get('cart_id');
   if (cartId === null) return null;
   history.replaceState(null, '', `${location.pathname}${location.hash}`);
-  return UUID.test(cartId) ? { cartId, cancelled: query.get('cancelled') === 'true' } : null;
+  if (!UUID.test(cartId)) return null;
+  return { cartId, cancelled: query.get('cancelled') === 'true', sessionId: query.get('session_id') || null };
 }

@@ -403,6 +403,64 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     await page.close();
   });
 
+  it('back from a cancel page in a browser without this tab’s storage, the cart checked out again on another device meanwhile: the newer checkout stays payable', async () => {
+    const { page, shopper } = await openShop('stale-cancel-elsewhere');
+    const stickers = product('sticker-pack');
+    await page.getByRole('button', { name: `Add ${stickers.name} to cart`, exact: true }).tap();
+    await cartLink(page, 1).tap();
+    const left = await checkOut(page);
+    await page.getByRole('button', { name: 'Cancel', exact: true }).tap();
+    await page.waitForURL((url) => url.pathname === '/checkout/cancel');
+    const back = (await page.getByRole('link', { name: 'Back to the shop', exact: true }).getAttribute('href'))!;
+    expect(new URL(back).searchParams.get('session_id')).toBe(left);
+
+    const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+    await shopper.call('DELETE', `/v1/carts/${cart.id}/checkout?sessionId=${left}`);
+    await shopper.call('PUT', `/v1/carts/${cart.id}/items/${stickers.id}`, { quantity: 2 });
+    const paying = await shopper.checkout(cart.id);
+
+    // The way back opened where this tab's record of the session it left for is not (the app's
+    // web view with its storage cleared, signed in again): only the link says which it was.
+    const elsewhere = await launchPhoneBrowser(findChromium()!);
+    try {
+      const fresh = await elsewhere.context.newPage();
+      await fresh.goto(
+        `${back}${new URL(await shopSignInLink(stack.workerUrl, stack.vars, shopper.userId, 600)).hash}`,
+      );
+      const continueToPay = fresh.getByRole('link', { name: 'Continue to payment', exact: true });
+      await expect.poll(() => continueToPay.getAttribute('href')).toBe(paying.url);
+      await savedAll(fresh);
+      expect(await fresh.getByText('Checkout cancelled', { exact: false }).count()).toBe(0);
+      expect(await standin.sessionStatus(paying.sessionId, LOCAL_STRIPE_KEY)).toBe('open');
+    } finally {
+      await elsewhere.close();
+    }
+    await page.close();
+  });
+
+  it('back from the success page in a browser signed out (the system browser): after signing in there, the order’s result is shown', async () => {
+    const { page, shopper } = await openShop('back-signed-out');
+    const { cart, checkout } = await mugCheckedOut(shopper);
+    await standin.pay(checkout.sessionId, 'paid');
+    const elsewhere = await launchPhoneBrowser(findChromium()!);
+    try {
+      const fresh = await elsewhere.context.newPage();
+      await fresh.goto(`${stack.workerUrl}/checkout/success?session_id=${checkout.sessionId}`);
+      expect(await backToTheShop(fresh)).toBe(cart.id);
+      await expect.poll(() => headline(fresh).textContent()).toBe('Sign in');
+      const token = new URL(await shopSignInLink(stack.workerUrl, stack.vars, shopper.userId, 600)).hash.slice(
+        '#token='.length,
+      );
+      await fresh.getByLabel('Or paste a token').fill(token);
+      await fresh.getByRole('button', { name: 'Sign in', exact: true }).tap();
+      await fresh.waitForURL(`${stack.workerUrl}/#/orders/${cart.id}`);
+      await expect.poll(() => headline(fresh).textContent()).toBe('Payment received');
+    } finally {
+      await elsewhere.close();
+    }
+    await page.close();
+  });
+
   it('an Add whose PUT reaches the shop twice (the browser resending it after a connection reset) is counted once', async () => {
     const { page, shopper } = await openShop('resent-add');
     const mug = product('mug-ceramic');

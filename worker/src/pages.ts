@@ -76,8 +76,18 @@ export function cartPage(opts: {
         <p class="status">Status: <strong data-status="${cart.status}">${status}</strong></p>
       </section>
       ${opts.checkAgain ? html`<a class="button secondary" href="">Check again</a>` : ''}
-      ${returnLink(opts.appReturnUrl, { cart_id: cart.id, status: cart.status, ...(cancelled ? { cancelled: 'true' } : {}) })}`,
+      ${returnLink(opts.appReturnUrl, { cart_id: cart.id, status: cart.status, ...(cancelled && cancelledSession(cart)) })}`,
   });
+}
+
+/**
+ * From the cancel page: `cancelled=true`, and the session live as the page was drawn, the one
+ * the shopper has just left on Stripe's page. The app cancels that one only: its own record of
+ * the session it opened may be gone (a web view's storage cleared, the link opened in another
+ * browser), and a newer checkout started on another device since must stay payable.
+ */
+function cancelledSession(cart: CartOut): Record<string, string> {
+  return { cancelled: 'true', ...(cart.checkout && { session_id: cart.checkout.sessionId }) };
 }
 
 /**

@@ -136,7 +136,7 @@ describe('GET /checkout/success', () => {
       `/checkout/cancel?cart_id=${state.cartId}`,
     );
     expect(await res.text()).toContain(
-      `href="https://app.example/return?next=a%20b&amp;ref=~me&amp;flag&amp;cart_id=${state.cartId}&amp;status=checkout_pending&amp;cancelled=true#top"`,
+      `href="https://app.example/return?next=a%20b&amp;ref=~me&amp;flag&amp;cart_id=${state.cartId}&amp;status=checkout_pending&amp;cancelled=true&amp;session_id=${state.sessionId}#top"`,
     );
   });
 
@@ -158,7 +158,7 @@ describe('GET /checkout/success', () => {
     );
     const html = await res.text();
     expect(html).toContain(
-      `href="https://shop.example/?cart_id=${state.cartId}&amp;status=checkout_pending&amp;cancelled=true">Back to the shop</a>`,
+      `href="https://shop.example/?cart_id=${state.cartId}&amp;status=checkout_pending&amp;cancelled=true&amp;session_id=${state.sessionId}">Back to the shop</a>`,
     );
   });
 
@@ -261,14 +261,14 @@ describe('GET /checkout/cancel', () => {
     expect(await cartStatus(state.cartId)).toBe('checkout_pending');
   });
 
-  it('leads back to the shop saying the checkout was cancelled, so the shop can reopen the cart', async () => {
+  it('leads back to the shop saying the checkout was cancelled, and which, so the shop can reopen the cart without ending a newer one', async () => {
     const state = await checkedOutCart();
     const res = await callWithEnv(
       { ...stripeEnv, APP_RETURN_URL: 'myshop://orders' },
       `/checkout/cancel?cart_id=${state.cartId}`,
     );
     expect(await res.text()).toContain(
-      `<a class="button" href="myshop://orders?cart_id=${state.cartId}&amp;status=checkout_pending&amp;cancelled=true">Back to the shop</a>`,
+      `<a class="button" href="myshop://orders?cart_id=${state.cartId}&amp;status=checkout_pending&amp;cancelled=true&amp;session_id=${state.sessionId}">Back to the shop</a>`,
     );
   });
 

@@ -5,7 +5,7 @@ import { quantityIn } from '../cart-store.ts';
 import { h, show } from '../dom.ts';
 import { links } from '../router.ts';
 import { ChangeProblem } from './change-problem.ts';
-import type { Screen } from './context.ts';
+import type { Screen, ScreenContext } from './context.ts';
 import { heading, loadingView, MOST_PER_ORDER, problemView } from './parts.ts';
 
 /** The active cart: its lines with +1 / −1 / remove, the count and total, and Checkout. */
@@ -227,9 +227,12 @@ export const cartScreen: Screen = (ctx) => {
    * shown as such, with Retry, for the checkout is still open. Refused because the cart was paid
    * after all (in another tab), its order is what to show.
    */
-  const cancelLanded = async (cartId: string) => {
+  const cancelLanded = async ({ cartId, sessionId }: NonNullable<ScreenContext['cancelledCheckout']>) => {
+    // The session this tab left for, or else the one the cancel page named: never whichever is
+    // live by now, which may be a newer checkout on another device.
+    const meant = ctx.cart.leftFor(cartId) ?? sessionId ?? undefined;
     // Said by the status, which said it was cancelling.
-    await cancel(cartId, 'landed', undefined, () => {
+    await cancel(cartId, 'landed', meant, () => {
       notice = 'Checkout cancelled. Nothing was charged, and your cart is kept.';
     });
     const { error } = actionProblem;

@@ -12,10 +12,11 @@ export interface ScreenContext {
   /** Said by screen readers without moving focus (a polite live region). */
   announce(message: string): void;
   /**
-   * The cart whose checkout the shopper just cancelled on the payment page (the cancel landing
-   * page's way back): the cart screen cancels it here too, so the cart can be changed again.
+   * The checkout the shopper just cancelled on the payment page (the cancel landing page's way
+   * back): its cart, and the session the page named. The cart screen cancels it here too, so the
+   * cart can be changed again.
    */
-  readonly cancelledCheckout: string | null;
+  readonly cancelledCheckout: { cartId: string; sessionId: string | null } | null;
 }
 
 export type Screen = (ctx: ScreenContext) => void;
