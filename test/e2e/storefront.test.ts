@@ -1013,6 +1013,10 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('paid');
       await retry.tap();
       await expect.poll(() => orderStatus(page)).toBe('Status: Paid');
+      // Its change said (a moment after it is drawn) before listening for anything more.
+      await expect
+        .poll(() => page.locator('[aria-live="polite"]').textContent())
+        .toBe('Payment received. Status: Paid');
       const heard = await listenAsScreenReader(page);
       await page.evaluate(`{
         window.statusesShown = [];

@@ -377,9 +377,10 @@ export async function applyEffect(
     leased: published.filter((p) => p.leased),
   };
   // For a person to look at: the money was taken, the cart is paid, something does not add up.
+  // Errors, as the runbook watches errors (docs/operations.md §2, §6).
   const where = { eventId: effect.id, sessionId: effect.sessionId, cartId: result.cartId, charged: effect.charged };
-  if (result.amountMismatch) log.warn('amount_mismatch', where);
-  if (result.oversold) log.warn('oversold', where);
+  if (result.amountMismatch) log.error('amount_mismatch', where);
+  if (result.oversold) log.error('oversold', where);
   return { result, read };
 }
 

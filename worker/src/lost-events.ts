@@ -67,7 +67,12 @@ export async function applyUndeliveredEvents(
         const effect = effectOfEvent(wellFormedEvent(event), 'reconcile');
         if (!effect) continue;
         // Another run may have recorded it since this one looked.
-        if ((await fulfilment.apply(effect)).outcome !== 'duplicate') report.applied++;
+        const result = await fulfilment.apply(effect);
+        if (result.outcome === 'duplicate') continue;
+        report.applied++;
+        // Stripe could not deliver it: the webhook endpoint failed, or is disabled (§5 of
+        // docs/operations.md says what to do), and any cart it moved moved late.
+        log.warn('lost_event_applied', { eventId: event.id, type: event.type, cartId: result.cartId });
       } catch (err) {
         report.errors++;
         log.error('lost_event_not_applied', { eventId: event.id, error: err });
@@ -106,7 +111,7 @@ export async function applyUndeliveredEvents(
       more = page.has_more;
     }
   } catch (err) {
-    if (listingFailed(report, err)) {
+    if (listingFailed(report, err, marks.newestRead)) {
       marks.newestRead = null;
       // Refused at once, the page read nothing: it is not taken from the walk's.
       pagesLeft++;
@@ -127,7 +132,7 @@ export async function applyUndeliveredEvents(
       if (page.has_more && (page.news || marks.walk === null)) marks.walk = page.data.at(-1)!.id;
     }
   } catch (err) {
-    listingFailed(report, err);
+    listingFailed(report, err, null);
   }
   try {
     while (pagesLeft > 0) {
@@ -137,7 +142,7 @@ export async function applyUndeliveredEvents(
       if (marks.walk === null) break;
     }
   } catch (err) {
-    if (listingFailed(report, err)) marks.walk = null;
+    if (listingFailed(report, err, marks.walk)) marks.walk = null;
   }
   try {
     if (marks.newestRead !== saved.newestRead || marks.walk !== saved.walk) await saveMarks(sql, marks);
@@ -150,10 +155,16 @@ export async function applyUndeliveredEvents(
 }
 
 /**
- * Stripe unreachable or failing: the next run goes on from where this one got to. True when the
- * mark cannot be gone on from, as Stripe no longer lists its event (older than 30 days).
+ * A page not listed. True when `mark`, the event the page was to go on from, cannot be gone on
+ * from, as Stripe no longer lists it (delivered after all, or older than 30 days): the pass then
+ * starts again from the newest, which is routine, not a failure. Otherwise Stripe was
+ * unreachable or failing, and the next run goes on from where this one got to.
  */
-function listingFailed(report: LostEventsReport, err: unknown): boolean {
+function listingFailed(report: LostEventsReport, err: unknown, mark: string | null): boolean {
+  if (mark !== null && stripeRefused(err)) {
+    log.info('lost_events_mark_reset', { mark, error: err });
+    return true;
+  }
   report.errors++;
   log.error('lost_events_not_listed', { error: err });
   return stripeRefused(err);

@@ -45,7 +45,6 @@ export async function runScheduled(env: Env, opts: { reconcileBudgetMs?: number 
   const readBackUntil = Date.now() + (opts.reconcileBudgetMs ?? RECONCILE_BUDGET_MS);
   // No waitUntil publishing: the relay below publishes what reconciling wrote.
   const services = requestServices(env, () => null);
-  const { sql } = services;
   const report: ScheduledReport = {
     reconciled: 0,
     reconcileErrors: 0,
@@ -69,16 +68,16 @@ export async function runScheduled(env: Env, opts: { reconcileBudgetMs?: number 
 
   // Stripe's own events first: they say when things happened. A session read back says only
   // what it is now, so what it settles is published as happening at the reading.
-  report.lostEvents = await applyUndeliveredEvents(services);
+  report.lostEvents = await contained('lostEvents', () => applyUndeliveredEvents(services), report.lostEvents);
   const reconciled = await contained('reconcile', () => reconcileDue(services, readBackUntil), {
     reconciled: 0,
     reconcileErrors: 0,
   });
   Object.assign(report, reconciled);
-  report.outbox = await contained('outbox', () => relayOutbox(env, sql), report.outbox);
+  report.outbox = await contained('outbox', () => relayOutbox(env, services.sql), report.outbox);
   report.retention = await contained(
     'retention',
-    () => forgetExpiredData(sql, services.config.required('RETENTION_DAYS')),
+    () => forgetExpiredData(services.sql, services.config.required('RETENTION_DAYS')),
     report.retention,
   );
   log.info('scheduled', { ...report });

@@ -172,7 +172,9 @@ describe('stock held during checkout', () => {
 
     const event = stripeEvent('checkout.session.completed', sessionObject(state));
     const lines = await linesOf(async () => expect((await deliver(event)).status).toBe(200));
-    expect(lines.filter((line) => line.level === 'warn').map((line) => line.msg)).toEqual(['oversold']);
+    expect(lines.filter((line) => line.level !== 'info').map((line) => [line.level, line.msg])).toEqual([
+      ['error', 'oversold'],
+    ]);
     expect(await cartStatus(state.cartId)).toBe('paid');
     expect(await counts(product.id)).toEqual({ stock: 0, reserved: 0 });
     const cart = await (await call(`/v1/carts/${state.cartId}`, { token: state.user.token })).json();
@@ -186,7 +188,7 @@ describe('stock held during checkout', () => {
     await db().query('UPDATE products SET stock = 0 WHERE id = $1', [product.id]);
     const event = stripeEvent('checkout.session.completed', sessionObject(state, { amount_subtotal: 900 }));
     const lines = await linesOf(async () => expect((await deliver(event)).status).toBe(200));
-    expect(lines.filter((line) => line.level === 'warn').map((line) => [line.msg, line.cartId])).toEqual([
+    expect(lines.filter((line) => line.level === 'error').map((line) => [line.msg, line.cartId])).toEqual([
       ['amount_mismatch', state.cartId],
       ['oversold', state.cartId],
     ]);

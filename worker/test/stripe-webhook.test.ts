@@ -596,7 +596,7 @@ describe('POST /v1/webhooks/stripe: effects', () => {
       }
     });
     expect(lines.filter((line) => line.msg === 'amount_mismatch')).toEqual([
-      expect.objectContaining({ level: 'warn', eventId: event.id, cartId: checkout.cartId }),
+      expect.objectContaining({ level: 'error', eventId: event.id, cartId: checkout.cartId }),
     ]);
     // On the cart as its shopper and the operator read it (GET /v1/admin/carts shows the same).
     const cart = await (await call(`/v1/carts/${checkout.cartId}`, { token: checkout.user.token })).json();
@@ -708,7 +708,7 @@ describe('POST /v1/webhooks/stripe: effects', () => {
     });
     expect(lines.filter((line) => line.level !== 'info')).toEqual([
       expect.objectContaining({
-        level: 'warn',
+        level: 'error',
         msg: 'stripe_checkout_unknown',
         eventId: lost.id,
         cartId: ours.cartId,

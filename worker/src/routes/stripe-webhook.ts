@@ -61,8 +61,9 @@ export function stripeWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
       if (ourCartId) {
         // A payment for a checkout this Worker made that the database does not know: written after
         // the point a restore went back to, or made by another deployment sharing the Stripe account.
-        // Stripe will not send it again, so an operator has to look (docs/operations.md §5).
-        log.warn('stripe_checkout_unknown', {
+        // Stripe will not send it again, so an operator has to look (docs/operations.md §5): an
+        // error, as the runbook watches errors.
+        log.error('stripe_checkout_unknown', {
           eventId: event.id,
           type: event.type,
           cartId: ourCartId,
