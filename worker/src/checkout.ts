@@ -543,18 +543,21 @@ export async function reconcileSession(
   try {
     session = await stripe.retrieveCheckoutSession(sessionId);
   } catch (err) {
-    if (!sessionMissing(err, sessionId)) throw stripeFailure(err);
-    return { session: null, ...(await applied(f, missingSessionEffect(sessionId), read)) };
+    if (!stripeNotFound(err)) throw stripeFailure(err);
+    const missing = await applied(f, missingSessionEffect(sessionId), read);
+    logSessionMissing(sessionId, missing.result.cartId);
+    return { session: null, ...missing };
   }
   const effect = effectOfSession(session);
   return { session, ...(effect ? await applied(f, effect, read) : { result: null, read: null }) };
 }
 
-/** Stripe answered 404 for the session. Logged: Stripe does not delete live sessions, so in production this is worth an operator's look. */
-function sessionMissing(err: unknown, sessionId: string): boolean {
-  if (!stripeNotFound(err)) return false;
-  log.warn('stripe_session_missing', { sessionId });
-  return true;
+/**
+ * Stripe answered 404 for our session. Stripe does not delete live sessions, so in production this
+ * is worth an operator's look; with its cart, which the admin API finds (the session alone needs SQL).
+ */
+function logSessionMissing(sessionId: string, cartId: string | null): void {
+  log.warn('stripe_session_missing', { sessionId, cartId });
 }
 
 async function applied(f: Fulfilment, effect: CartEffect, read: Statement | undefined) {
@@ -643,7 +646,9 @@ export async function cancelCheckout(
   } catch (err) {
     // A session Stripe does not know (404) is cancelled like an expired one. Stripe refuses to
     // expire a session that is no longer open: find out what it is now.
-    const { session, read } = sessionMissing(err, state.session.id)
+    const missing = stripeNotFound(err);
+    if (missing) logSessionMissing(state.session.id, cartId);
+    const { session, read } = missing
       ? { session: null, read: null }
       : await reconcileSession(f, stripe, state.session.id, selectCart(sql, userId, cartId));
     if (session?.status === 'complete') {

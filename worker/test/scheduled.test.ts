@@ -84,7 +84,11 @@ describe('sessions Stripe no longer knows', () => {
       sessionId,
     ]);
 
-    await runScheduled(stripeEnv);
+    const lines = await linesOf(() => runScheduled(stripeEnv));
+    // For an operator to look at, naming the cart the admin API finds.
+    expect(lines.filter((line) => line.msg === 'stripe_session_missing')).toEqual([
+      expect.objectContaining({ level: 'warn', sessionId, cartId }),
+    ]);
     expect(await cartStatus(cartId)).toBe('awaiting_payment');
     expect((await outboxOf(cartId)).map((o) => o.event_type)).toEqual(['cart.awaiting_payment']);
     // The transfer clears on the account that made the session: the payment is kept, its stock taken.
