@@ -27,6 +27,7 @@ export const CART_EVENTS = [
   'partial_refund',
   'dispute_created',
   'dispute_closed',
+  'refund_failed', // a refund already counted failed: recorded and logged, the cart unchanged (§9)
 ] as const;
 export type CartEvent = (typeof CART_EVENTS)[number];
 

@@ -381,6 +381,11 @@ export async function applyEffect(
   const where = { eventId: effect.id, sessionId: effect.sessionId, cartId: result.cartId, charged: effect.charged };
   if (result.amountMismatch) log.error('amount_mismatch', where);
   if (result.oversold) log.error('oversold', where);
+  // The cart still counts it (refundedAmount, and a `refunded` status is final): the shopper is
+  // owed it all the same, paid otherwise than to the card (docs/operations.md §5).
+  // Once: a replay records nothing, and has no cart.
+  if (effect.failedRefund && result.cartId)
+    log.error('refund_failed', { eventId: effect.id, cartId: result.cartId, refund: effect.failedRefund });
   return { result, read };
 }
 

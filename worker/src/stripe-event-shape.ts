@@ -58,6 +58,14 @@ const charge = z.object({ amount, amount_refunded: amount, refunded: z.boolean()
 const disputeText = z.string().max(5000);
 const dispute = z.object({ id, status: disputeText, reason: disputeText, amount, payment_intent: ref });
 
+const refund = z.object({
+  id,
+  amount,
+  currency: z.string().regex(CURRENCY_CODE),
+  payment_intent: ref,
+  failure_reason: text,
+});
+
 const objectOf = {
   'checkout.session.completed': session,
   'checkout.session.async_payment_succeeded': session,
@@ -66,6 +74,7 @@ const objectOf = {
   'charge.refunded': charge,
   'charge.dispute.created': dispute,
   'charge.dispute.closed': dispute,
+  'refund.failed': refund,
 } satisfies Record<(typeof HANDLED_EVENT_TYPES)[number], z.ZodType>;
 
 const envelope = z.object({

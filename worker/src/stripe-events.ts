@@ -20,12 +20,22 @@ export interface CartEffect {
   dispute: Dispute | null;
   /** What a refund or dispute is published as once the payment has landed (`noticeOf`). */
   notice: string | null;
+  /** A refund that failed after it was counted (`refund.failed`): what an operator needs to pay the shopper otherwise. */
+  failedRefund: FailedRefund | null;
   /** What Stripe says was charged, compared with the cart's checkout snapshot. */
   charged: { currency: string | null; amounts: Amounts | null } | null;
   customer: { email: string | null; name: string | null } | null;
   /** The address collected; `rateId` names the shipping rate chosen among those the session offered. */
   shipping: { details: Shipping; rateId: string | null } | null;
   occurredAt: Date;
+}
+
+export interface FailedRefund {
+  id: string;
+  amount: number;
+  currency: string;
+  /** Stripe's reason (lost_or_stolen_card, expired_or_canceled_card, …), when it gives one. */
+  reason: string | null;
 }
 
 /** The Stripe event types effectOfEvent acts on: the webhook endpoint's subscription. */
@@ -37,6 +47,7 @@ export const HANDLED_EVENT_TYPES = [
   'charge.refunded',
   'charge.dispute.created',
   'charge.dispute.closed',
+  'refund.failed',
 ] as const;
 
 /** The effect of a webhook event, or null for event types we do not act on. */
@@ -69,6 +80,24 @@ export function effectOfEvent(event: Stripe.Event, source: 'webhook' | 'reconcil
         event: closed ? 'dispute_closed' : 'dispute_created',
         dispute: { id: dispute.id, status, reason: storableForm(dispute.reason), amount: dispute.amount, closed },
         notice: noticeOf({ disputeId: dispute.id, closed, status }),
+      };
+    }
+    case 'refund.failed': {
+      // Sent for every kind of refund since 2024-10-28.acacia
+      // (https://docs.stripe.com/changelog/acacia/2024-10-28/refund-webhook-update). The money went
+      // back to the account's balance, not to the shopper, and a refund to the same card would
+      // fail again: someone has to pay the shopper otherwise (https://docs.stripe.com/refunds#failed-refunds).
+      const refund = event.data.object;
+      return {
+        ...base,
+        ...aboutThePayment(refund.payment_intent),
+        event: 'refund_failed',
+        failedRefund: {
+          id: refund.id,
+          amount: refund.amount,
+          currency: refund.currency,
+          reason: storableForm(refund.failure_reason ?? null),
+        },
       };
     }
     default:
@@ -196,6 +225,7 @@ const NO_DETAILS = {
   refundedAmount: null,
   dispute: null,
   notice: null,
+  failedRefund: null,
   charged: null,
   customer: null,
   shipping: null,

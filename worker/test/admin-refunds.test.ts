@@ -2,7 +2,7 @@ import type Stripe from 'stripe';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { call, db, holdLocks, linesOf, problem, testEnv } from './helpers.ts';
 import { paidCart, standin, standinEvents } from './standin.ts';
-import { checkedOutCart, deliver, outboxOf, standinStripe } from './stripe-helpers.ts';
+import { checkedOutCart, deliver, outboxOf, standinStripe, stripeEvent } from './stripe-helpers.ts';
 
 const admin = { Authorization: `Bearer ${testEnv.ADMIN_API_KEY}` };
 
@@ -467,6 +467,50 @@ describe('POST /v1/admin/carts/{cartId}/refunds', () => {
     const state = await paidCart();
     const res = await call(`/v1/admin/carts/${state.cartId}/refunds`, { method: 'POST', json: {} });
     expect(res.status).toBe(401);
+  });
+});
+
+describe('a refund that fails after it was made (refund.failed)', () => {
+  it('is recorded against its cart and logged once for an operator, the cart as it was; a replay says nothing more', async () => {
+    const state = await paidCart();
+    const made = await refund(state.cartId, { amount: 1000 }, 'fails-later');
+    expect(made.status).toBe(201);
+    const { id } = (await made.json()) as { id: string };
+    // The card was closed meanwhile: Stripe gives the money back to the account's balance.
+    const stripeRefund = await standinStripe().refunds.retrieve(id);
+    const failed = stripeEvent('refund.failed', {
+      ...stripeRefund,
+      status: 'failed',
+      failure_reason: 'expired_or_canceled_card',
+    });
+    const lines = await linesOf(async () => {
+      for (const delivery of [failed, failed]) expect((await deliver(delivery)).status).toBe(200);
+    });
+    expect(lines.filter((line) => line.level === 'error')).toEqual([
+      expect.objectContaining({
+        msg: 'refund_failed',
+        cartId: state.cartId,
+        refund: { id, amount: 1000, currency: 'usd', reason: 'expired_or_canceled_card' },
+      }),
+    ]);
+    const [row] = await db().query('SELECT cart_id, type FROM payment_events WHERE id = $1', [failed.id]);
+    expect(row).toEqual({ cart_id: state.cartId, type: 'refund.failed' });
+    expect(await cart(state)).toMatchObject({ status: 'paid', refundedAmount: 1000 });
+    expect((await outboxOf(state.cartId)).map((o) => o.event_type)).toEqual(['cart.paid', 'cart.partially_refunded']);
+  });
+
+  it('of a payment that is not ours: acknowledged, and nothing logged', async () => {
+    const failed = stripeEvent('refund.failed', {
+      id: `re_${crypto.randomUUID().replaceAll('-', '')}`,
+      object: 'refund',
+      amount: 500,
+      currency: 'usd',
+      status: 'failed',
+      payment_intent: `pi_${crypto.randomUUID().replaceAll('-', '')}`,
+      failure_reason: 'unknown',
+    });
+    const lines = await linesOf(async () => expect((await deliver(failed)).status).toBe(200));
+    expect(lines.filter((line) => line.level !== 'info')).toEqual([]);
   });
 });
 

@@ -16,13 +16,13 @@ const columns = CART_EVENTS;
 type Cell = CartStatus | '–';
 // biome-ignore format: the table is aligned by column, as in the contract
 const rows: Record<CartStatus, readonly Cell[]> = {
-  //                 checkout            cancel  paid    unpaid              succeeded failed            expired full refund partial disputed closed
-  open:             ['checkout_pending', '–',    '–',    '–',                '–',      '–',              '–',    '–',        '–',    '–',     '–'],
-  checkout_pending: ['checkout_pending', 'open', 'paid', 'awaiting_payment', 'paid',   'payment_failed', 'open', '–',        '–',    '–',     '–'],
-  awaiting_payment: ['–',                '–',    '–',    '–',                'paid',   'payment_failed', '–',    '–',        '–',    '–',     '–'],
-  paid:             ['–',                '–',    '–',    '–',                '–',      '–',              '–',    'refunded', '–',    '–',     '–'],
-  payment_failed:   ['checkout_pending', '–',    '–',    '–',                '–',      '–',              '–',    '–',        '–',    '–',     '–'],
-  refunded:         ['–',                '–',    '–',    '–',                '–',      '–',              '–',    '–',        '–',    '–',     '–'],
+  //                 checkout            cancel  paid    unpaid              succeeded failed            expired full refund partial disputed closed refund failed
+  open:             ['checkout_pending', '–',    '–',    '–',                '–',      '–',              '–',    '–',        '–',    '–',     '–',   '–'],
+  checkout_pending: ['checkout_pending', 'open', 'paid', 'awaiting_payment', 'paid',   'payment_failed', 'open', '–',        '–',    '–',     '–',   '–'],
+  awaiting_payment: ['–',                '–',    '–',    '–',                'paid',   'payment_failed', '–',    '–',        '–',    '–',     '–',   '–'],
+  paid:             ['–',                '–',    '–',    '–',                '–',      '–',              '–',    'refunded', '–',    '–',     '–',   '–'],
+  payment_failed:   ['checkout_pending', '–',    '–',    '–',                '–',      '–',              '–',    '–',        '–',    '–',     '–',   '–'],
+  refunded:         ['–',                '–',    '–',    '–',                '–',      '–',              '–',    '–',        '–',    '–',     '–',   '–'],
 };
 
 describe('cart state machine', () => {

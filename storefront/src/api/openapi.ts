@@ -121,7 +121,7 @@ export interface paths {
         put?: never;
         /**
          * Stripe webhook endpoint (signature-verified)
-         * @description Handles checkout.session.completed, checkout.session.async_payment_succeeded, checkout.session.async_payment_failed, checkout.session.expired, charge.refunded, charge.dispute.created, charge.dispute.closed, as snapshot events or as thin events (`v1.` and the type), whose snapshot event is read from Stripe; other types are acknowledged and ignored. 200 once the effect is durably stored; 503 makes Stripe retry.
+         * @description Handles checkout.session.completed, checkout.session.async_payment_succeeded, checkout.session.async_payment_failed, checkout.session.expired, charge.refunded, charge.dispute.created, charge.dispute.closed, refund.failed, as snapshot events or as thin events (`v1.` and the type), whose snapshot event is read from Stripe; other types are acknowledged and ignored. 200 once the effect is durably stored; 503 makes Stripe retry.
          */
         post: operations["receiveStripeEvent"];
         delete?: never;
