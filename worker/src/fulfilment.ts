@@ -382,10 +382,12 @@ export async function applyEffect(
   if (result.amountMismatch) log.error('amount_mismatch', where);
   if (result.oversold) log.error('oversold', where);
   // The cart still counts it (refundedAmount, and a `refunded` status is final): the shopper is
-  // owed it all the same, paid otherwise than to the card (docs/operations.md §5).
-  // Once: a replay records nothing, and has no cart.
-  if (effect.failedRefund && result.cartId)
-    log.error('refund_failed', { eventId: effect.id, cartId: result.cartId, refund: effect.failedRefund });
+  // owed it all the same, paid otherwise than to the card (docs/operations.md §5). Once, as it is
+  // recorded; with the payment intent too, as the cart may not be known yet (its payment not in).
+  if (effect.failedRefund && result.outcome !== 'duplicate') {
+    const { id: eventId, paymentIntentId, failedRefund: refund } = effect;
+    log.error('refund_failed', { eventId, cartId: result.cartId, paymentIntentId, refund });
+  }
   return { result, read };
 }
 

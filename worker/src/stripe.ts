@@ -65,6 +65,7 @@ export function stripeApi(env: Env): StripeApi {
     'checkout.session': (id) => stripe.checkout.sessions.retrieve(id),
     charge: (id) => stripe.charges.retrieve(id),
     dispute: (id) => stripe.disputes.retrieve(id),
+    refund: (id) => stripe.refunds.retrieve(id),
   };
   return {
     createCheckoutSession: (params, idempotencyKey) => stripe.checkout.sessions.create(params, { idempotencyKey }),

@@ -2,7 +2,7 @@ import type Stripe from 'stripe';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { call, db, holdLocks, linesOf, problem, testEnv } from './helpers.ts';
 import { paidCart, standin, standinEvents } from './standin.ts';
-import { checkedOutCart, deliver, outboxOf, standinStripe, stripeEvent } from './stripe-helpers.ts';
+import { checkedOutCart, deliver, eventsFor, outboxOf, standinStripe, stripeEvent } from './stripe-helpers.ts';
 
 const admin = { Authorization: `Bearer ${testEnv.ADMIN_API_KEY}` };
 
@@ -499,18 +499,57 @@ describe('a refund that fails after it was made (refund.failed)', () => {
     expect((await outboxOf(state.cartId)).map((o) => o.event_type)).toEqual(['cart.paid', 'cart.partially_refunded']);
   });
 
-  it('of a payment that is not ours: acknowledged, and nothing logged', async () => {
+  it('before its payment is known here: logged all the same, with the payment intent to find it by', async () => {
+    const checkout = await checkedOutCart();
+    const paymentIntentId = `pi_${checkout.sessionId.slice(-12)}`;
     const failed = stripeEvent('refund.failed', {
       id: `re_${crypto.randomUUID().replaceAll('-', '')}`,
       object: 'refund',
       amount: 500,
       currency: 'usd',
       status: 'failed',
-      payment_intent: `pi_${crypto.randomUUID().replaceAll('-', '')}`,
+      payment_intent: paymentIntentId,
       failure_reason: 'unknown',
     });
-    const lines = await linesOf(async () => expect((await deliver(failed)).status).toBe(200));
-    expect(lines.filter((line) => line.level !== 'info')).toEqual([]);
+    const lines = await linesOf(async () => {
+      expect((await deliver(failed)).status).toBe(200);
+      expect((await deliver(eventsFor(checkout).completedPaid())).status).toBe(200);
+    });
+    expect(lines.filter((line) => line.level === 'error')).toEqual([
+      expect.objectContaining({ msg: 'refund_failed', cartId: null, paymentIntentId }),
+    ]);
+  });
+
+  it('as a thin event whose v2 event names no snapshot event: read from the refund as it is now', async () => {
+    const state = await paidCart();
+    const made = await refund(state.cartId, { amount: 1000 }, 'fails-thin');
+    const { id } = (await made.json()) as { id: string };
+    const thinId = `evt_thin_${crypto.randomUUID().replaceAll('-', '').slice(0, 16)}`;
+    // `snapshot_event` is optional in Stripe's v2 event (https://docs.stripe.com/api/v2/core/events/object).
+    const v2 = {
+      id: thinId,
+      object: 'v2.core.event',
+      type: 'v1.refund.failed',
+      context: null,
+      livemode: false,
+      created: new Date().toISOString(),
+      related_object: { id, type: 'refund', url: `/v1/refunds/${id}` },
+    };
+    const realFetch = globalThis.fetch;
+    const stripeGives = vi
+      .spyOn(globalThis, 'fetch')
+      .mockImplementation(async (input, init) =>
+        new Request(input, init).url.includes(`/v2/core/events/${thinId}`) ? Response.json(v2) : realFetch(input, init),
+      );
+    let lines: Record<string, unknown>[] = [];
+    try {
+      lines = await linesOf(async () => expect((await deliver(JSON.stringify(v2))).status).toBe(200));
+    } finally {
+      stripeGives.mockRestore();
+    }
+    expect(lines.filter((line) => line.level !== 'info')).toEqual([
+      expect.objectContaining({ msg: 'refund_failed', cartId: state.cartId, refund: expect.objectContaining({ id }) }),
+    ]);
   });
 });
 

@@ -17,8 +17,11 @@ function numberFromEnv(name: string, fallback: number): number {
 }
 
 const log = (line: string) => console.log(`[stripe-standin] ${line}`);
-// Trimmed as the Worker trims it, so a secret pasted with a space still signs what the Worker checks.
-const configuredSecret = process.env.STRIPE_WEBHOOK_SECRET?.trim();
+// The first of a list (as the Worker's may be, during a rotation), read as the Worker reads it:
+// trimmed, blank entries skipped, so that it signs what the Worker checks.
+const configuredSecret = process.env.STRIPE_WEBHOOK_SECRET?.split(',')
+  .map((secret) => secret.trim())
+  .find(Boolean);
 const webhookSecret = configuredSecret || randomId('whsec_', 32);
 const port = numberFromEnv('STRIPE_STANDIN_PORT', 12111);
 
