@@ -1,7 +1,7 @@
 import { type ApiProblem, createShopApi } from './api/client.ts';
 import { CartStore } from './cart-store.ts';
 import { h, show } from './dom.ts';
-import { type LandingReturn, links, type Route, routeOf, takeLandingReturn } from './router.ts';
+import { type LandingReturn, links, type Route, restoreLandingReturn, routeOf, takeLandingReturn } from './router.ts';
 import { cartScreen } from './screens/cart.ts';
 import type { Screen, ScreenContext } from './screens/context.ts';
 import { orderScreen } from './screens/order.ts';
@@ -30,7 +30,8 @@ export function startShop(body: HTMLElement): void {
   takeTokenFromAddress();
   // Kept in the address until someone is signed in (the link opened in a browser without the
   // app's token): signing in reloads this page, which takes it then.
-  const landing = currentSession() ? takeLandingReturn() : null;
+  // Until the token has been taken by the API (it may have expired while the shopper paid).
+  let landing = currentSession() ? takeLandingReturn() : null;
 
   const header = h('header', { class: 'bar' });
   const main = h('main', { id: 'main' });
@@ -47,6 +48,7 @@ export function startShop(body: HTMLElement): void {
     token: () => currentSession()?.token ?? null,
     onUnauthorized(problem: ApiProblem) {
       signOut();
+      if (landing) restoreLandingReturn(landing);
       // The first reason is the one that says why (an expired token); calls made after it
       // carry no token at all, and would only say that.
       signedOutBecause ??= `You are signed out (${problem.message}). Open a new sign-in link.`;
@@ -181,7 +183,13 @@ export function startShop(body: HTMLElement): void {
   if (landing) cancelledCheckout = arriveFromLanding(landing);
   // Drawn at once, back from the cancel page too: the cart screen says its cancel is on its way.
   render();
-  if (signedIn) void cart.refresh().catch(() => undefined);
+  if (signedIn)
+    void cart.refresh().then(
+      () => {
+        landing = null;
+      },
+      () => undefined,
+    );
 }
 
 /**

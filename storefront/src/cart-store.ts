@@ -21,11 +21,12 @@ export class FailedChange<T = Cart> extends ApiProblem {
 }
 
 /**
- * A change or checkout not sent, as one queued before it failed (CartStore.behind): that failure,
- * shown with its Retry, is what the shopper needs to see, not this.
+ * A change or checkout not sent, as one queued before it failed (CartStore.behind): that failure
+ * (`cause`), shown with its Retry, is what the shopper needs to see, not this. The screen of the
+ * failed change may be gone by then (a tap on another screen was queued behind it).
  */
 export class NotSent extends Error {
-  constructor() {
+  constructor(override readonly cause: FailedChange<unknown>) {
     super('Not sent: a change before it failed');
     this.name = 'NotSent';
   }
@@ -80,6 +81,7 @@ export class CartStore {
    * behind a failed change is not sent (see `behind`).
    */
   private failures = { any: 0, unknownOutcome: 0 };
+  private lastFailure: FailedChange<unknown> | null = null;
   /** Changes sent or waiting their turn; checkouts apart, as they also hold the lines still. */
   private readonly pending = { change: 0, checkout: 0 };
   private readonly listeners = new Set<() => void>();
@@ -239,7 +241,10 @@ export class CartStore {
    */
   private behind<T>(which: keyof CartStore['failures'], task: () => Promise<T>): () => Promise<T> {
     const before = this.failures[which];
-    return () => this.run(() => (this.failures[which] === before ? task() : Promise.reject(new NotSent())));
+    return () =>
+      this.run(() =>
+        this.failures[which] === before || !this.lastFailure ? task() : Promise.reject(new NotSent(this.lastFailure)),
+      );
   }
 
   private async planned(plan: Plan, replans: number): Promise<Cart> {
@@ -284,6 +289,7 @@ export class CartStore {
     } catch (error) {
       const failed = new FailedChange(asProblem(error), again, madeIn);
       this.failures.any++;
+      this.lastFailure = failed;
       // No answer, or the shop failed: the change may have been made, or not.
       if (failed.status <= 0 || failed.status >= 500) {
         this.failures.unknownOutcome++;

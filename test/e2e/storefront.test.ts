@@ -100,6 +100,26 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     }
   }
 
+  /** `name` added, checked out, and Cancel tapped on Stripe's page: on the cancel page now; its session. */
+  async function cancelledOnStripesPage(page: Page, name: string): Promise<string> {
+    await page.getByRole('button', { name: `Add ${name} to cart`, exact: true }).tap();
+    await cartLink(page, 1).tap();
+    const sessionId = await checkOut(page);
+    await page.getByRole('button', { name: 'Cancel', exact: true }).tap();
+    await page.waitForURL((url) => url.pathname === '/checkout/cancel');
+    return sessionId;
+  }
+
+  /** `test` on a page of another browser: none of this tab's storage, no one signed in. */
+  async function inAnotherBrowser(test: (page: Page) => Promise<void>): Promise<void> {
+    const elsewhere = await launchPhoneBrowser(findChromium()!);
+    try {
+      await test(await elsewhere.context.newPage());
+    } finally {
+      await elsewhere.close();
+    }
+  }
+
   /** Nothing wider than the phone (no sideways scrolling), then a screenshot for people to look at. */
   async function screen(page: Page, name: string): Promise<void> {
     const width = Number(await page.evaluate('document.documentElement.scrollWidth'));
@@ -353,12 +373,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
   it('cancelled on the Checkout page: back in the shop the cart is open again to change, its session expired', async () => {
     const { page, consoleErrors } = await openShop('cancel');
     const stickers = product('sticker-pack');
-    await page.getByRole('button', { name: `Add ${stickers.name} to cart`, exact: true }).tap();
-    await cartLink(page, 1).tap();
-    const sessionId = await checkOut(page);
-    await page.getByRole('button', { name: 'Cancel', exact: true }).tap();
-
-    await page.waitForURL((url) => url.pathname === '/checkout/cancel');
+    const sessionId = await cancelledOnStripesPage(page, stickers.name);
     expect(await headline(page).textContent()).toBe('Checkout cancelled');
     await backToTheShop(page);
 
@@ -377,11 +392,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
   it('back from a cancel page after the cart was checked out again on another device: the newer checkout stays payable', async () => {
     const { page, shopper, consoleErrors } = await openShop('stale-cancel');
     const stickers = product('sticker-pack');
-    await page.getByRole('button', { name: `Add ${stickers.name} to cart`, exact: true }).tap();
-    await cartLink(page, 1).tap();
-    const left = await checkOut(page);
-    await page.getByRole('button', { name: 'Cancel', exact: true }).tap();
-    await page.waitForURL((url) => url.pathname === '/checkout/cancel');
+    const left = await cancelledOnStripesPage(page, stickers.name);
 
     // While this tab stays on the cancel page, the phone cancels, adds one more and checks out.
     const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
@@ -406,11 +417,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
   it('back from a cancel page in a browser without this tab’s storage, the cart checked out again on another device meanwhile: the newer checkout stays payable', async () => {
     const { page, shopper } = await openShop('stale-cancel-elsewhere');
     const stickers = product('sticker-pack');
-    await page.getByRole('button', { name: `Add ${stickers.name} to cart`, exact: true }).tap();
-    await cartLink(page, 1).tap();
-    const left = await checkOut(page);
-    await page.getByRole('button', { name: 'Cancel', exact: true }).tap();
-    await page.waitForURL((url) => url.pathname === '/checkout/cancel');
+    const left = await cancelledOnStripesPage(page, stickers.name);
     const back = (await page.getByRole('link', { name: 'Back to the shop', exact: true }).getAttribute('href'))!;
     expect(new URL(back).searchParams.get('session_id')).toBe(left);
 
@@ -421,9 +428,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
 
     // The way back opened where this tab's record of the session it left for is not (the app's
     // web view with its storage cleared, signed in again): only the link says which it was.
-    const elsewhere = await launchPhoneBrowser(findChromium()!);
-    try {
-      const fresh = await elsewhere.context.newPage();
+    await inAnotherBrowser(async (fresh) => {
       await fresh.goto(
         `${back}${new URL(await shopSignInLink(stack.workerUrl, stack.vars, shopper.userId, 600)).hash}`,
       );
@@ -432,9 +437,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await savedAll(fresh);
       expect(await fresh.getByText('Checkout cancelled', { exact: false }).count()).toBe(0);
       expect(await standin.sessionStatus(paying.sessionId, LOCAL_STRIPE_KEY)).toBe('open');
-    } finally {
-      await elsewhere.close();
-    }
+    });
     await page.close();
   });
 
@@ -442,9 +445,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     const { page, shopper } = await openShop('back-signed-out');
     const { cart, checkout } = await mugCheckedOut(shopper);
     await standin.pay(checkout.sessionId, 'paid');
-    const elsewhere = await launchPhoneBrowser(findChromium()!);
-    try {
-      const fresh = await elsewhere.context.newPage();
+    await inAnotherBrowser(async (fresh) => {
       await fresh.goto(`${stack.workerUrl}/checkout/success?session_id=${checkout.sessionId}`);
       expect(await backToTheShop(fresh)).toBe(cart.id);
       await expect.poll(() => headline(fresh).textContent()).toBe('Sign in');
@@ -455,9 +456,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await fresh.getByRole('button', { name: 'Sign in', exact: true }).tap();
       await fresh.waitForURL(`${stack.workerUrl}/#/orders/${cart.id}`);
       await expect.poll(() => headline(fresh).textContent()).toBe('Payment received');
-    } finally {
-      await elsewhere.close();
-    }
+    });
     await page.close();
   });
 
@@ -1141,6 +1140,66 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await backToTheShop(page);
       return { page, shopper, cartId: cart.id, sessionId: checkout.sessionId, mug, cancels };
     }
+
+    it('token expired while on Stripe’s page, back from the cancel page: once signed in again, the checkout is cancelled', async () => {
+      const { page, shopper } = await openShop('expired-on-stripe');
+      const { cart, checkout } = await mugCheckedOut(shopper);
+      await page.goto(checkout.url);
+      await page.getByRole('button', { name: 'Cancel', exact: true }).tap();
+      await page.waitForURL((url) => url.pathname === '/checkout/cancel');
+      const back = (await page.getByRole('link', { name: 'Back to the shop', exact: true }).getAttribute('href'))!;
+      const token = async (ttlSeconds: number) =>
+        new URL(await shopSignInLink(stack.workerUrl, stack.vars, shopper.userId, ttlSeconds)).hash;
+      await inAnotherBrowser(async (fresh) => {
+        // The tab's token, expired by the time the shopper came back. The cancel and then the
+        // cart's load are refused (401), each drawing the sign-in screen again: the load's
+        // request shows the cancel's refusal taken in, and its answer is awaited too.
+        const loaded = fresh.waitForResponse(
+          (response) => response.request().method() === 'POST' && new URL(response.url()).pathname === '/v1/carts',
+        );
+        await fresh.goto(`${back}${await token(-60)}`);
+        expect((await loaded).status()).toBe(401);
+        await expect
+          .poll(() => fresh.getByRole('alert').textContent())
+          .toBe('You are signed out (The token has expired). Open a new sign-in link.');
+        await fresh.getByLabel('Or paste a token').fill((await token(600)).slice('#token='.length));
+        await fresh.getByRole('button', { name: 'Sign in', exact: true }).tap();
+        await expect
+          .poll(() => fresh.getByRole('status').textContent())
+          .toBe('Checkout cancelled. Nothing was charged, and your cart is kept.');
+      });
+      expect((await shopper.cart(cart.id)).status).toBe('open');
+      expect(await standin.sessionStatus(checkout.sessionId, LOCAL_STRIPE_KEY)).toBe('expired');
+      await page.close();
+    });
+
+    it('a tap on Products queued behind a cart change whose answer is lost: not sent, and Products shows that failure with its Retry', async () => {
+      const { page, shopper } = await openShop('cross-screen');
+      const [mug, tshirt] = [product('mug-ceramic'), product('tshirt-classic')];
+      await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
+      await cartLink(page, 1).tap();
+      await expect.poll(() => headline(page).textContent()).toBe('Cart');
+      const puts = await holdCalls(page, 'PUT', ITEM_PUT);
+      await page.getByRole('button', { name: `Increase quantity of ${mug.name}`, exact: true }).tap();
+      const increase = await puts.next();
+      const sentAfterIt = countRequests(page, 'PUT', ITEM_PUT);
+      // The shop's name in the header leads to the products.
+      await page.getByRole('link', { name: 'Edge Shop', exact: true }).tap();
+      await page.getByRole('button', { name: `Add ${tshirt.name} to cart`, exact: true }).tap();
+      await increase.loseAnswer();
+      await expect.poll(() => alert(page)).toBe(OFFLINE);
+      await savedAll(page);
+      expect(sentAfterIt()).toBe(0);
+      await page.getByRole('button', { name: 'Retry', exact: true }).tap();
+      const retried = await puts.next();
+      expect(retried.body).toEqual(increase.body);
+      await retried.pass();
+      await cartLink(page, 2).waitFor();
+      const { body: now } = await shopper.call<Cart>('POST', '/v1/carts');
+      expect(now.items.map((i) => [i.productId, i.quantity])).toEqual([[mug.id, 2]]);
+      await puts.stop();
+      await page.close();
+    });
 
     it('back from the cancel page while the cancel is slow: the cart is shown at once, saying so, then that it is cancelled', async () => {
       const { page, shopper, cartId, mug, cancels } = await backFromCancelPage('landing-slow');

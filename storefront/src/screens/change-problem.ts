@@ -26,8 +26,13 @@ export class ChangeProblem {
       this.failed = null;
       done(answer);
     } catch (error) {
-      // The change before it failed, and its problem stays on screen.
-      if (error instanceof NotSent) return this.changed();
+      // The change before it failed: its problem is what to show, shown here too when it was
+      // another screen's. Its Retry sends that change again; this one's answer is not awaited.
+      if (error instanceof NotSent) {
+        const { cause } = error;
+        this.failed ??= { error: cause, retry: () => this.run(cause.retry, () => undefined) };
+        return this.changed();
+      }
       const again = error instanceof FailedChange ? (error.retry as () => Promise<T>) : undefined;
       this.failed = { error, retry: again && (() => this.run(again, done)) };
     }
