@@ -29,8 +29,8 @@ function screenFor(route: Route): { title: string; screen: Screen } {
 export function startShop(body: HTMLElement): void {
   takeTokenFromAddress();
   // Kept in the address until someone is signed in (the link opened in a browser without the
-  // app's token): signing in reloads this page, which takes it then.
-  // Until the token has been taken by the API (it may have expired while the shopper paid).
+  // app's token): signing in reloads this page, which takes it then. Kept here until the API has
+  // taken the token, which may have expired while the shopper was on Stripe's page (onUnauthorized).
   let landing = currentSession() ? takeLandingReturn() : null;
 
   const header = h('header', { class: 'bar' });

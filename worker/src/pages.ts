@@ -81,10 +81,11 @@ export function cartPage(opts: {
 }
 
 /**
- * From the cancel page: `cancelled=true`, and the session live as the page was drawn, the one
- * the shopper has just left on Stripe's page. The app cancels that one only: its own record of
- * the session it opened may be gone (a web view's storage cleared, the link opened in another
- * browser), and a newer checkout started on another device since must stay payable.
+ * From the cancel page: `cancelled=true`, and the session live as the page was drawn, for an app
+ * whose own record of the session it opened is gone (a web view's storage cleared, the link
+ * opened in another browser): usually the one just left on Stripe's page, so a newer checkout
+ * started on another device after the page was drawn stays payable. Stripe's `cancel_url` names
+ * no session, so one started before Cancel was tapped there is the one named.
  */
 function cancelledSession(cart: CartOut): Record<string, string> {
   return { cancelled: 'true', ...(cart.checkout && { session_id: cart.checkout.sessionId }) };
