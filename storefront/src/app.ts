@@ -1,7 +1,15 @@
 import { type ApiProblem, createShopApi } from './api/client.ts';
 import { CartStore } from './cart-store.ts';
 import { h, show } from './dom.ts';
-import { type LandingReturn, links, type Route, restoreLandingReturn, routeOf, takeLandingReturn } from './router.ts';
+import {
+  dropLandingReturn,
+  type LandingReturn,
+  links,
+  type Route,
+  restoreLandingReturn,
+  routeOf,
+  takeLandingReturn,
+} from './router.ts';
 import { cartScreen } from './screens/cart.ts';
 import type { Screen, ScreenContext } from './screens/context.ts';
 import { orderScreen } from './screens/order.ts';
@@ -30,7 +38,8 @@ export function startShop(body: HTMLElement): void {
   takeTokenFromAddress();
   // Kept in the address until someone is signed in (the link opened in a browser without the
   // app's token): signing in reloads this page, which takes it then. Kept here until the API has
-  // taken the token, which may have expired while the shopper was on Stripe's page (onUnauthorized).
+  // answered with the token, which may have expired while the shopper was on Stripe's page
+  // (onUnauthorized puts it back).
   let landing = currentSession() ? takeLandingReturn() : null;
 
   const header = h('header', { class: 'bar' });
@@ -43,12 +52,18 @@ export function startShop(body: HTMLElement): void {
   /** See ScreenContext.cancelledCheckout: for the first screen drawn, once. */
   let cancelledCheckout: ScreenContext['cancelledCheckout'] = null;
   let shown: AbortController | null = null;
+  /** Whose token was refused with the landing put back (onUnauthorized). */
+  let landingFor: string | null | undefined;
 
   const api = createShopApi({
     token: () => currentSession()?.token ?? null,
     onUnauthorized(problem: ApiProblem) {
+      if (landing) {
+        // For this shopper only: someone else signing in here starts afresh.
+        landingFor ??= currentSession()?.userId ?? null;
+        restoreLandingReturn(landing);
+      }
       signOut();
-      if (landing) restoreLandingReturn(landing);
       // The first reason is the one that says why (an expired token); calls made after it
       // carry no token at all, and would only say that.
       signedOutBecause ??= `You are signed out (${problem.message}). Open a new sign-in link.`;
@@ -56,6 +71,15 @@ export function startShop(body: HTMLElement): void {
     },
   });
   const cart = new CartStore(api);
+  // A cart answered: the API took the token, and the landing is done with.
+  cart.subscribe(() => {
+    if (cart.cart) landing = null;
+  });
+  /** A sign-in in this tab: the landing put back is followed only for the shopper it was for. */
+  const signedInAgain = () => {
+    if (landingFor !== undefined && currentSession()?.userId !== landingFor) dropLandingReturn();
+    location.reload();
+  };
 
   const renderHeader = (route: Route | null) => {
     const count = cart.cart?.itemCount ?? 0;
@@ -101,7 +125,7 @@ export function startShop(body: HTMLElement): void {
         onToken(token) {
           signIn(token);
           // A fresh start for the new shopper: nothing of the last one's cart is kept.
-          location.reload();
+          signedInAgain();
         },
       });
       main.querySelector('h1')?.focus();
@@ -150,7 +174,7 @@ export function startShop(body: HTMLElement): void {
     // A new sign-in link opened in this tab.
     if (new URLSearchParams(location.hash.slice(1)).has('token')) {
       takeTokenFromAddress();
-      location.reload();
+      signedInAgain();
       return;
     }
     render();
@@ -183,13 +207,7 @@ export function startShop(body: HTMLElement): void {
   if (landing) cancelledCheckout = arriveFromLanding(landing);
   // Drawn at once, back from the cancel page too: the cart screen says its cancel is on its way.
   render();
-  if (signedIn)
-    void cart.refresh().then(
-      () => {
-        landing = null;
-      },
-      () => undefined,
-    );
+  if (signedIn) void cart.refresh().catch(() => undefined);
 }
 
 /**

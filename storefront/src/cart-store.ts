@@ -248,10 +248,14 @@ export class CartStore {
   }
 
   private async planned(plan: Plan, replans: number): Promise<Cart> {
-    const cart = await this.loaded().catch((error) =>
-      // Nothing was sent yet: the retry works the request out afresh.
-      Promise.reject(new FailedChange(asProblem(error), () => this.change(plan))),
-    );
+    const cart = await this.loaded().catch((error) => {
+      // Nothing was sent yet: the retry works the request out afresh. Failed all the same: a
+      // checkout queued behind it is not sent (behind).
+      const failed = new FailedChange(asProblem(error), () => this.change(plan));
+      this.failures.any++;
+      this.lastFailure = failed;
+      return Promise.reject(failed);
+    });
     const change = plan(cart);
     return change ? this.sendChange(change, plan, replans) : cart;
   }

@@ -52,6 +52,11 @@ export function takeLandingReturn(): LandingReturn | null {
  * while the shopper was on Stripe's page), and signing in again reloads the page, which takes it
  * then. Taken again, a cancel already made is refused and shows the cart as it is.
  */
+/** Takes the landing parameters out of the address, unread (another shopper signed in). */
+export function dropLandingReturn(): void {
+  history.replaceState(null, '', `${location.pathname}${location.hash}`);
+}
+
 export function restoreLandingReturn(landing: LandingReturn): void {
   const query = new URLSearchParams({ cart_id: landing.cartId });
   if (landing.cancelled) query.set('cancelled', 'true');

@@ -1173,6 +1173,102 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await page.close();
     });
 
+    it('Checkout tapped while a Remove fails before it is sent (the cart could not be loaded): the Checkout is not sent either', async () => {
+      const { page, shopper } = await openShop('remove-load-fails');
+      const [mug, tshirt] = [product('mug-ceramic'), product('tshirt-classic')];
+      await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
+      await cartLink(page, 1).waitFor();
+      await page.getByRole('button', { name: `Add ${tshirt.name} to cart`, exact: true }).tap();
+      await cartLink(page, 2).tap();
+      await expect.poll(() => headline(page).textContent()).toBe('Cart');
+      await savedAll(page);
+      // An answer lost: the cart is loaded again before the next change.
+      const puts = await holdCalls(page, 'PUT', ITEM_PUT);
+      await page.getByRole('button', { name: `Increase quantity of ${mug.name}`, exact: true }).tap();
+      await (await puts.next()).loseAnswer();
+      await expect.poll(() => alert(page)).toBe(OFFLINE);
+      await puts.stop();
+      const loads = await holdCalls(page, 'POST', /^\/v1\/carts$/);
+      const checkouts = countRequests(page, 'POST', /^\/v1\/carts\/[^/]+\/checkout$/);
+      await page.getByRole('button', { name: `Remove ${tshirt.name}`, exact: true }).tap();
+      const load = await loads.next();
+      await page.getByRole('button', { name: 'Checkout', exact: true }).tap();
+      await load.fail();
+      await savedAll(page);
+      expect(await alert(page)).toBe(OFFLINE);
+      expect(checkouts()).toBe(0);
+      expect((await shopper.call<Cart>('POST', '/v1/carts')).body.status).toBe('open');
+      await loads.stop();
+      await page.close();
+    });
+
+    it('a landing put back at a 401 is followed only for its shopper: someone else signing in there starts afresh', async () => {
+      const { page, shopper } = await openShop('landing-other-user');
+      const { checkout } = await mugCheckedOut(shopper);
+      await page.goto(checkout.url);
+      await page.getByRole('button', { name: 'Cancel', exact: true }).tap();
+      await page.waitForURL((url) => url.pathname === '/checkout/cancel');
+      const back = (await page.getByRole('link', { name: 'Back to the shop', exact: true }).getAttribute('href'))!;
+      const hashFor = async (userId: string, ttlSeconds: number) =>
+        new URL(await shopSignInLink(stack.workerUrl, stack.vars, userId, ttlSeconds)).hash;
+      await inAnotherBrowser(async (fresh) => {
+        const refused = fresh.waitForResponse(
+          (response) => response.request().method() === 'POST' && new URL(response.url()).pathname === '/v1/carts',
+        );
+        await fresh.goto(`${back}${await hashFor(shopper.userId, -60)}`);
+        expect((await refused).status()).toBe(401);
+        const cancels = countRequests(fresh, 'DELETE', /^\/v1\/carts\/[^/]+\/checkout$/);
+        await fresh.getByLabel('Or paste a token').fill((await hashFor(`e2e-other-${randomUUID()}`, 600)).slice(7));
+        await fresh.getByRole('button', { name: 'Sign in', exact: true }).tap();
+        await cartLink(fresh, 0).waitFor();
+        await savedAll(fresh);
+        expect(new URL(fresh.url()).search).toBe('');
+        expect(cancels()).toBe(0);
+        expect(await fresh.getByRole('alert').count()).toBe(0);
+      });
+      expect(await standin.sessionStatus(checkout.sessionId, LOCAL_STRIPE_KEY)).toBe('open');
+      await page.close();
+    });
+
+    it('a landing followed, its cart loaded: a 401 later does not bring it back', async () => {
+      const { page, shopper } = await openShop('landing-done');
+      const mug = product('mug-ceramic');
+      const { cart, checkout } = await mugCheckedOut(shopper);
+      await page.goto(checkout.url);
+      await page.getByRole('button', { name: 'Cancel', exact: true }).tap();
+      await page.waitForURL((url) => url.pathname === '/checkout/cancel');
+      const back = (await page.getByRole('link', { name: 'Back to the shop', exact: true }).getAttribute('href'))!;
+      const ttlSeconds = 8;
+      const link = await shopSignInLink(stack.workerUrl, stack.vars, shopper.userId, ttlSeconds);
+      const expiresAt = Date.now() + ttlSeconds * 1000;
+      await inAnotherBrowser(async (fresh) => {
+        // A blip: the first load of the cart goes through, the two after it fail.
+        let loads = 0;
+        await fresh.route(
+          (url) => url.pathname === '/v1/carts',
+          (route) => {
+            if (route.request().method() !== 'POST') return route.fallback();
+            loads++;
+            return loads === 2 || loads === 3 ? route.abort('internetdisconnected') : route.fallback();
+          },
+        );
+        await fresh.goto(`${back}${new URL(link).hash}`);
+        await expect
+          .poll(() => fresh.getByRole('status').textContent())
+          .toBe('Checkout cancelled. Nothing was charged, and your cart is kept.');
+        await expect.poll(() => loads).toBe(3);
+        expect((await shopper.cart(cart.id)).status).toBe('open');
+        await fresh.getByRole('link', { name: 'Edge Shop', exact: true }).tap();
+        await productCard(fresh, mug.name).waitFor();
+        // The token runs out while the shopper goes on shopping: the next tap is refused.
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiresAt - Date.now()) + 1_500));
+        await fresh.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
+        await expect.poll(() => headline(fresh).textContent()).toBe('Sign in');
+        expect(new URL(fresh.url()).search).toBe('');
+      });
+      await page.close();
+    }, 60_000);
+
     it('a tap on Products queued behind a cart change whose answer is lost: not sent, and Products shows that failure with its Retry', async () => {
       const { page, shopper } = await openShop('cross-screen');
       const [mug, tshirt] = [product('mug-ceramic'), product('tshirt-classic')];
