@@ -248,14 +248,10 @@ export class CartStore {
   }
 
   private async planned(plan: Plan, replans: number): Promise<Cart> {
-    const cart = await this.loaded().catch((error) => {
-      // Nothing was sent yet: the retry works the request out afresh. Failed all the same: a
-      // checkout queued behind it is not sent (behind).
-      const failed = new FailedChange(asProblem(error), () => this.change(plan));
-      this.failures.any++;
-      this.lastFailure = failed;
-      return Promise.reject(failed);
-    });
+    const cart = await this.loaded().catch((error) =>
+      // Nothing was sent yet: the retry works the request out afresh.
+      Promise.reject(this.failed(new FailedChange(asProblem(error), () => this.change(plan)), false)),
+    );
     const change = plan(cart);
     return change ? this.sendChange(change, plan, replans) : cart;
   }
@@ -291,16 +287,23 @@ export class CartStore {
     try {
       return done(await this.recovering(request));
     } catch (error) {
-      const failed = new FailedChange(asProblem(error), again, madeIn);
-      this.failures.any++;
-      this.lastFailure = failed;
-      // No answer, or the shop failed: the change may have been made, or not.
-      if (failed.status <= 0 || failed.status >= 500) {
-        this.failures.unknownOutcome++;
-        this.stale = true;
-      }
-      throw failed;
+      throw this.failed(new FailedChange(asProblem(error), again, madeIn), true);
     }
+  }
+
+  /**
+   * Counts a change that failed, for what is queued behind it (see `behind`). `sent`: its request
+   * went out, so with no answer, or a 5xx, it may have been made or not: the cart is loaded again
+   * before the next change is worked out.
+   */
+  private failed<T>(failure: FailedChange<T>, sent: boolean): FailedChange<T> {
+    this.failures.any++;
+    this.lastFailure = failure;
+    if (sent && (failure.status <= 0 || failure.status >= 500)) {
+      this.failures.unknownOutcome++;
+      this.stale = true;
+    }
+    return failure;
   }
 
   /** Counts `attempt` as pending, from now until it ends. */
