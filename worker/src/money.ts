@@ -56,14 +56,26 @@ export function offStep(currency: string): string {
  */
 export function formatMoney(amount: number, currency: string | null): string {
   if (!currency) return String(amount);
-  const digits = minorUnitDigits(currency);
-  const shown = WHOLE_IN_TWO_DECIMALS.has(currency) ? 0 : digits;
-  return new Intl.NumberFormat('en', {
-    style: 'currency',
-    currency: currency.toUpperCase(),
-    minimumFractionDigits: shown,
-    maximumFractionDigits: shown,
-  }).format(amount / 10 ** digits);
+  return moneyFormat(currency).format(amount / 10 ** minorUnitDigits(currency));
+}
+
+// A format object costs some 40 times what formatting one amount with it does, and a page of a
+// hundred lines formats a hundred amounts: one per currency, kept for the isolate (or the tab).
+const MONEY_FORMATS = new Map<string, Intl.NumberFormat>();
+
+function moneyFormat(currency: string): Intl.NumberFormat {
+  let format = MONEY_FORMATS.get(currency);
+  if (!format) {
+    const shown = WHOLE_IN_TWO_DECIMALS.has(currency) ? 0 : minorUnitDigits(currency);
+    format = new Intl.NumberFormat('en', {
+      style: 'currency',
+      currency: currency.toUpperCase(),
+      minimumFractionDigits: shown,
+      maximumFractionDigits: shown,
+    });
+    MONEY_FORMATS.set(currency, format);
+  }
+  return format;
 }
 
 type Charged = {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { formatMoney } from '../src/money.ts';
 
 describe('formatMoney', () => {
@@ -16,5 +16,14 @@ describe('formatMoney', () => {
     [42, null, '42'],
   ])('shows %i %s as the shopper pays it at Stripe: %s', (amount, currency, shown) => {
     expect(formatMoney(amount, currency)).toBe(shown);
+  });
+
+  it('makes one format object per currency, not one per amount (a page of 100 lines formats 100)', () => {
+    formatMoney(1, 'eur');
+    const made = vi.spyOn(Intl, 'NumberFormat');
+    const shown = Array.from({ length: 100 }, (_, i) => formatMoney(100 * i, 'eur'));
+    vi.restoreAllMocks();
+    expect(shown[12]).toBe('€12.00');
+    expect(made).not.toHaveBeenCalled();
   });
 });

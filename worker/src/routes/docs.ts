@@ -15,13 +15,23 @@ export function docsRoutes(app: OpenAPIHono<AppEnv>): void {
     scheme: 'bearer',
     description: 'ADMIN_API_KEY',
   });
-  app.doc31('/openapi.json', {
-    openapi: '3.1.0',
-    info: {
-      title: 'Edge Checkout API',
-      version: '1',
-      description: 'Products, carts and Stripe Checkout at the edge. Errors are application/problem+json (RFC 9457).',
-    },
+  // Hono's doc31 builds the document from every route's schemas on each request (13 to 22 ms of
+  // CPU); it depends on nothing but the code, so it is built on the first request, once every
+  // route is registered, and kept for the isolate.
+  let document: string | undefined;
+  app.get('/openapi.json', (c) => {
+    document ??= JSON.stringify(
+      app.getOpenAPI31Document({
+        openapi: '3.1.0',
+        info: {
+          title: 'Edge Checkout API',
+          version: '1',
+          description:
+            'Products, carts and Stripe Checkout at the edge. Errors are application/problem+json (RFC 9457).',
+        },
+      }),
+    );
+    return c.body(document, 200, { 'Content-Type': 'application/json' });
   });
   app.get('/docs', htmlPageHeaders({ ownScripts: true, styles: [DOCS_STYLE] }), (c) => c.html(docsPage()));
   app.get('/docs.js', (c) =>
