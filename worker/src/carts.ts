@@ -223,7 +223,8 @@ interface ItemChangeOutcome {
   cart_status: CartStatus | null;
   cart_editable: boolean;
   product_found: boolean;
-  product_active: boolean;
+  /** On sale, or not asked to grow (a line of a product taken off sale can be lowered). */
+  product_sold: boolean;
   currency_conflict: boolean;
   over_limit: boolean;
   /** The product's currency, which an added line's cart is in (null: no such product). */
@@ -295,7 +296,9 @@ export async function setItemQuantity(
            SELECT cart.id AS cart_id, product.id AS product_id, product.currency
            FROM cart, product
            WHERE cart.editable AND NOT EXISTS (SELECT 1 FROM changed)
-             AND ($4 = 0 OR (product.active AND NOT EXISTS (SELECT 1 FROM conflict) AND NOT (SELECT yes FROM over_limit)
+             -- A product taken off sale can still be lowered and removed, only not added or grown.
+             AND ($4 = 0 OR ((product.active OR NOT (SELECT yes FROM grown))
+                             AND NOT EXISTS (SELECT 1 FROM conflict) AND NOT (SELECT yes FROM over_limit)
                              AND NOT EXISTS (SELECT 1 FROM short)))
          ), upserted AS (
            INSERT INTO cart_items (cart_id, product_id, currency, quantity)
@@ -320,7 +323,7 @@ export async function setItemQuantity(
          SELECT (SELECT status FROM cart) AS cart_status,
                 COALESCE((SELECT editable FROM cart), false) AS cart_editable,
                 EXISTS (SELECT 1 FROM product) AS product_found,
-                COALESCE((SELECT active FROM product), false) AS product_active,
+                COALESCE((SELECT active OR NOT (SELECT yes FROM grown) FROM product), false) AS product_sold,
                 EXISTS (SELECT 1 FROM conflict) AS currency_conflict,
                 COALESCE((SELECT yes FROM over_limit), false) AS over_limit,
                 (SELECT currency FROM product) AS product_currency,
@@ -346,7 +349,7 @@ export async function setItemQuantity(
     throw err;
   }
   if (!outcome.cart_status) throw notFound('Cart');
-  if (!outcome.product_found || (quantity > 0 && !outcome.product_active)) throw notFound('Product');
+  if (!outcome.product_found || (quantity > 0 && !outcome.product_sold)) throw notFound('Product');
   if (!outcome.cart_editable) throw notEditable(outcome.cart_status);
   if (outcome.changed_to !== null) throw quantityChanged(productId, expectedQuantity!, outcome.changed_to);
   if (outcome.currency_conflict) throw currencyMismatch();

@@ -311,7 +311,10 @@ export const Problem = z
       .array(z.object({ id: ProductId, available: z.number().int() }))
       .optional()
       .openapi({ description: 'out_of_stock: the products short, with what is left of each' }),
-    productId: ProductId.optional().openapi({ description: 'quantity_changed: the line that changed' }),
+    productId: ProductId.optional().openapi({
+      description:
+        'quantity_changed: the line that changed; not_found at checkout: the line whose product is no longer sold',
+    }),
     quantity: z
       .number()
       .int()

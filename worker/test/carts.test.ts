@@ -266,6 +266,23 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
     expect(await items(cart.id)).toEqual([]);
   });
 
+  it('lets a line of a product taken off sale be lowered and removed, but not grown', async () => {
+    const user = await newUser();
+    const lamp = await createProduct();
+    const { cart } = await postCarts(user.token);
+    expect((await put(user.token, cart.id, lamp.id, { quantity: 3 })).status).toBe(200);
+    await db().query('UPDATE products SET active = false WHERE id = $1', [lamp.id]);
+
+    const grown = await put(user.token, cart.id, lamp.id, { quantity: 4 });
+    expect(grown.status).toBe(404);
+    expect(await items(cart.id)).toEqual([{ product_id: lamp.id, quantity: 3 }]);
+    const lowered = await put(user.token, cart.id, lamp.id, { quantity: 1 });
+    expect(lowered.status).toBe(200);
+    expect(((await lowered.json()) as CartBody).items).toMatchObject([{ productId: lamp.id, quantity: 1 }]);
+    expect((await put(user.token, cart.id, lamp.id, { quantity: 0 })).status).toBe(200);
+    expect(await items(cart.id)).toEqual([]);
+  });
+
   it("answers 404 for another user's cart and leaves it untouched", async () => {
     const owner = await newUser();
     const intruder = await newUser();

@@ -309,9 +309,11 @@ describe('POST /v1/carts/{cartId}/checkout', () => {
       const res = await started;
       expect(res.status).toBe(status);
       if (charged === null) {
+        // Named as the shopper knows it, and by id for the app to point at the line.
         expect(await problem(res)).toMatchObject({
           code: 'not_found',
-          detail: expect.stringContaining(products[0]!.id),
+          detail: expect.stringContaining(`${products[0]!.name} (${products[0]!.id}) is no longer sold`),
+          productId: products[0]!.id,
         });
         expect(await cartStatus(cartId)).toBe('open');
       } else {

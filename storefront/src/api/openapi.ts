@@ -334,7 +334,7 @@ export interface components {
                 available: number;
             }[];
             /**
-             * @description quantity_changed: the line that changed
+             * @description quantity_changed: the line that changed; not_found at checkout: the line whose product is no longer sold
              * @example tshirt-classic
              */
             productId?: string;
