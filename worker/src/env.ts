@@ -230,7 +230,7 @@ const flag = z
 // 5 (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-shipping_options).
 const RATE_NAME = 'a name of 1 to 100 characters';
 const RATE_AMOUNT = 'a whole amount in minor units, 0 or more';
-const RATE_CURRENCY = 'an ISO 4217 currency code in lower case (usd)';
+const RATE_CURRENCY = 'an ISO 4217 currency code in lower case (usd), of a currency Stripe charges in';
 const RATE_DAYS = 'a whole number of days, at least 1';
 const shippingRate = z
   .strictObject(

@@ -17,7 +17,7 @@ import {
 
 export const Currency = z
   .string()
-  .refine(isCurrencyCode, 'an ISO 4217 code in lower case, as Stripe writes it (usd)')
+  .refine(isCurrencyCode, 'an ISO 4217 code in lower case, as Stripe writes it (usd), of a currency Stripe charges in')
   .openapi({ example: 'usd', pattern: CURRENCY_CODE.source });
 
 // The bound here is the largest of any currency (IDR's); the amount's own currency's is checked
@@ -88,7 +88,10 @@ export const ProductUpsert = z
         z
           .url({ protocol: /^https?$/, error: 'an http or https URL' })
           .max(2000)
-          .refine(storableText, NOT_STORABLE),
+          .refine(storableText, NOT_STORABLE)
+          // Checkout is sent the address as the URL standard writes it (checkout.ts), where a
+          // character outside ASCII takes up to nine: the bound holds for what is sent.
+          .refine((url) => new URL(url).href.length <= 2000, 'at most 2000 characters once percent-encoded'),
       ])
       .nullable()
       .default(null),

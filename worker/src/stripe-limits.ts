@@ -55,15 +55,25 @@ export const CHECKOUT_LIFETIME_MINUTES = { min: 30, max: 24 * 60 } as const;
  */
 export const CURRENCY_CODE = /^[a-z]{3}$/;
 
-// ISO 4217's currencies, as the runtime's ICU lists them: Stripe charges in some 135 of them.
-const ISO_CURRENCIES: ReadonlySet<string> = new Set(Intl.supportedValuesOf('currency').map((c) => c.toLowerCase()));
+// ISO 4217's currencies, as the runtime's ICU lists them: Stripe charges in some 135 of them
+// (https://docs.stripe.com/currencies#presentment-currencies). Left out are those no Stripe
+// account charges in: units of account (XDR, the IMF's special drawing right; XSU, the sucre of
+// ALBA's clearing system) and the currencies of the countries Stripe serves no one in under
+// sanctions (Cuba, Iran, North Korea, Syria).
+const NEVER_CHARGED: ReadonlySet<string> = new Set(['xdr', 'xsu', 'cuc', 'cup', 'irr', 'kpw', 'syp']);
+const CHARGED_CURRENCIES: ReadonlySet<string> = new Set(
+  Intl.supportedValuesOf('currency')
+    .map((c) => c.toLowerCase())
+    .filter((c) => !NEVER_CHARGED.has(c)),
+);
 
 /**
- * A currency we are given (a product's, a shipping rate's) is a lower-case ISO 4217 code: `abc`
- * or `xxx` ("no currency") would be taken, shown and added to carts, and refused by Stripe at
- * every checkout. Which of them an account can charge in depends on the account and changes
- * over time, so Stripe's own refusal at checkout (422 checkout_refused) says so.
+ * A currency we are given (a product's, a shipping rate's) is a lower-case ISO 4217 code that
+ * Stripe charges in: `abc`, `xxx` ("no currency") or `xdr` would be taken, shown and added to
+ * carts, and refused by Stripe at every checkout. Which of the rest an account can charge in
+ * depends on the account and changes over time, so Stripe's own refusal at checkout (422
+ * checkout_refused) says so.
  */
 export function isCurrencyCode(code: string): boolean {
-  return CURRENCY_CODE.test(code) && ISO_CURRENCIES.has(code);
+  return CURRENCY_CODE.test(code) && CHARGED_CURRENCIES.has(code);
 }

@@ -193,7 +193,7 @@ describe('SHIPPING_COUNTRIES and SHIPPING_RATES', () => {
 
   it('refuse a rate in a currency ISO 4217 does not have', () => {
     expect(read('SHIPPING_RATES', '[{"name":"Standard","amount":500,"currency":"abc"}]')).toBe(
-      'misconfigured: SHIPPING_RATES is invalid: expected an ISO 4217 currency code in lower case (usd) (at 0.currency)',
+      'misconfigured: SHIPPING_RATES is invalid: expected an ISO 4217 currency code in lower case (usd), of a currency Stripe charges in (at 0.currency)',
     );
   });
 

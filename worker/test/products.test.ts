@@ -190,6 +190,9 @@ describe('PUT /v1/admin/products/{productId}', () => {
     // Three letters, but no currency ISO 4217 has: Stripe would refuse every checkout of it.
     ['a currency that does not exist', { ...body, currency: 'abc' }],
     ["ISO 4217's code for no currency", { ...body, currency: 'xxx' }],
+    // ISO 4217 codes no Stripe account charges in (https://docs.stripe.com/currencies).
+    ["the IMF's special drawing right", { ...body, currency: 'xdr' }],
+    ["North Korea's won, under sanctions Stripe follows", { ...body, currency: 'kpw' }],
     ['a missing name', { ...body, name: undefined }],
     ['an unknown field', { ...body, price: 3 }],
     ['a negative stock', { ...body, stock: -1 }],
@@ -208,6 +211,11 @@ describe('PUT /v1/admin/products/{productId}', () => {
     ['an escape character in the description', { ...body, description: 'cup\u001b[31m red' }],
     // The storefront puts it in an <img>, Checkout in the product's images: a web address only.
     ['a javascript: image URL', { ...body, imageUrl: 'javascript:alert(1)' }],
+    // 424 characters as typed, 2,424 as Checkout is sent it.
+    [
+      'an image URL over 2000 characters once percent-encoded',
+      { ...body, imageUrl: `https://example.com/${'é'.repeat(400)}.png` },
+    ],
     ['a data: image URL', { ...body, imageUrl: 'data:image/png;base64,iVBORw0KGgo=' }],
     // Amounts Stripe refuses in these currencies (https://docs.stripe.com/currencies#three-decimal, #special-cases).
     ['a KWD price not ending in 0', { ...body, unitAmount: 1_005, currency: 'kwd' }],

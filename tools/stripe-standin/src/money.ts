@@ -1,3 +1,5 @@
+import { isCurrencyCode } from '@edge-checkout/worker/stripe-limits';
+
 // Amounts are integers in the currency's minor unit, as in Stripe; these helpers show them to
 // people (the hosted page, error messages) and apply Stripe's minimum charge per currency.
 
@@ -41,7 +43,7 @@ export function amountRefusal(amount: number, currency: string): string | undefi
 }
 
 export function isSupportedCurrency(currency: string): boolean {
-  return Intl.supportedValuesOf('currency').includes(currency.toUpperCase());
+  return isCurrencyCode(currency.toLowerCase());
 }
 
 // Stripe's documented minimum charge amounts for the currencies a shop most likely uses. Stripe
