@@ -85,6 +85,11 @@ export class CartStore {
   /** Changes sent or waiting their turn; checkouts apart, as they also hold the lines still. */
   private readonly pending = { change: 0, checkout: 0 };
   private readonly listeners = new Set<() => void>();
+  /** Tasks of the queue begun so far (run), and which of them last set the cart: see refresh. */
+  private begun = 0;
+  private setBy = 0;
+  /** A refresh queued and not begun, with nothing queued after it: a refresh asked now joins it. */
+  private joinable: Promise<Cart> | null = null;
 
   constructor(private readonly api: ShopApi) {}
 
@@ -104,9 +109,20 @@ export class CartStore {
     signal?.addEventListener('abort', () => this.listeners.delete(listener));
   }
 
-  /** Loads the active cart again (POST /v1/carts: created when there is none). */
+  /**
+   * Loads the active cart again (POST /v1/carts: created when there is none). Asked for again
+   * before one queued has begun (the shell and the cart screen, as the shop opens), it is the
+   * same load. Not sent when, by its turn, a call sent after it was asked for has answered with
+   * the cart (a change's, a cancel's answer) and no change has failed since: that answer is the
+   * cart as it is now. One that began earlier may have been answered before the cart changed
+   * elsewhere (the shopper coming back to the tab asks for it then), so it is not joined.
+   */
   refresh(): Promise<Cart> {
-    return this.run(async () => {
+    if (this.joinable) return this.joinable;
+    const asked = { begun: this.begun, failures: this.failures.any };
+    const load = this.run(async () => {
+      const answeredSince = this.setBy > asked.begun && this.failures.any === asked.failures;
+      if (this.current && !this.stale && answeredSince) return this.current;
       try {
         return this.set(await this.api.activeCart());
       } catch (error) {
@@ -115,6 +131,8 @@ export class CartStore {
         throw error;
       }
     });
+    this.joinable = load;
+    return load;
   }
 
   quantityOf(productId: string): number {
@@ -339,6 +357,8 @@ export class CartStore {
 
   private set(cart: Cart): Cart {
     this.current = cart;
+    // Every call that sets the cart is made by a task of the queue, the one begun last.
+    this.setBy = this.begun;
     this.stale = false;
     this.lastProblem = null;
     this.notify();
@@ -350,7 +370,14 @@ export class CartStore {
   }
 
   private run<T>(task: () => Promise<T>): Promise<T> {
-    const result = this.queue.then(task);
+    // Queued behind a refresh: a refresh asked for after this one is not the same load.
+    this.joinable = null;
+    const result = this.queue.then(() => {
+      this.begun++;
+      // Begun: a refresh asked for from now on might be answered with the cart as it was before.
+      if (this.joinable === result) this.joinable = null;
+      return task();
+    });
     this.queue = result.catch(() => undefined);
     return result;
   }

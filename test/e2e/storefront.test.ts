@@ -199,6 +199,31 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     return /\/(cs_[A-Za-z0-9_]+)$/.exec(new URL(page.url()).pathname)![1]!;
   }
 
+  /** How many requests of `method` to `path` the page has sent from now on. */
+  function countRequests(page: Page, method: string, path: RegExp): () => number {
+    let count = 0;
+    page.on('request', (request) => {
+      if (request.method() === method && path.test(new URL(request.url()).pathname)) count++;
+    });
+    return () => count;
+  }
+
+  /** The active cart loaded (`POST /v1/carts`). */
+  const CART_LOAD = /^\/v1\/carts$/;
+
+  /**
+   * The shopper comes back to the tab (blur and focus, as from another window): the shop loads
+   * the cart once more, queued behind every cart call it asked for before, so once it is sent
+   * those have all been sent.
+   */
+  async function backInTheTab(page: Page): Promise<void> {
+    const load = page.waitForRequest(
+      (request) => request.method() === 'POST' && CART_LOAD.test(new URL(request.url()).pathname),
+    );
+    await page.evaluate("window.dispatchEvent(new Event('blur')); window.dispatchEvent(new Event('focus'))");
+    await load;
+  }
+
   /** On the Worker's landing page: its "Back to the shop" link, tapped; the cart it names. */
   async function backToTheShop(page: Page): Promise<string> {
     const link = page.getByRole('link', { name: 'Back to the shop', exact: true });
@@ -367,6 +392,20 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
 
     expect((await shopper.cart(cartId)).status).toBe('payment_failed');
     expect(consoleErrors).toEqual([]);
+    await page.close();
+  });
+
+  it('the cart screen opened directly (a reload): the cart is loaded once, not twice in a row', async () => {
+    const { page } = await openShop('cart-reload');
+    await cartLink(page, 0).tap();
+    await expect.poll(() => headline(page).textContent()).toBe('Cart');
+    await page.getByText('Your cart is empty.').waitFor();
+    const loads = countRequests(page, 'POST', CART_LOAD);
+    await page.reload();
+    await page.getByText('Your cart is empty.').waitFor();
+    await backInTheTab(page);
+    // The reload's load, then the return's.
+    expect(loads()).toBe(2);
     await page.close();
   });
 
@@ -916,15 +955,6 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await expectOneTshirt(shop);
     });
 
-    /** How many requests of `method` to `path` the page has sent from now on. */
-    function countRequests(page: Page, method: string, path: RegExp): () => number {
-      let count = 0;
-      page.on('request', (request) => {
-        if (request.method() === method && path.test(new URL(request.url()).pathname)) count++;
-      });
-      return () => count;
-    }
-
     it('Add tapped twice, the first answer lost: the second tap is not sent on top of it, the failure is shown, and Retry adds one', async () => {
       const shop = await tshirtAddedHeld('twice-first-lost');
       const { page, puts, tshirt } = shop;
@@ -1318,6 +1348,21 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await expect.poll(async () => (await heard()).announced).toEqual([`${mug.name}: 2`]);
       expect((await heard()).statuses).toBe(0);
       expect((await shopper.cart(cartId)).status).toBe('open');
+      await cancels.stop();
+      await page.close();
+    });
+
+    it('back from the cancel page: the cancel answers with the cart, which is not loaded again after it', async () => {
+      const { page, cancels } = await backFromCancelPage('landing-loads');
+      const cancel = await cancels.next();
+      const loadsAfter = countRequests(page, 'POST', CART_LOAD);
+      await cancel.pass();
+      await expect
+        .poll(() => page.getByRole('status').textContent())
+        .toBe('Checkout cancelled. Nothing was charged, and your cart is kept.');
+      await backInTheTab(page);
+      // Only the return's load.
+      expect(loadsAfter()).toBe(1);
       await cancels.stop();
       await page.close();
     });
