@@ -17,7 +17,8 @@ export const STATUS_RESULTS: Record<CartStatus, { headline: string; message: str
   paid: { headline: 'Payment received', message: 'Thank you! Your order is paid.' },
   awaiting_payment: {
     headline: 'Waiting for your bank transfer',
-    message: 'Your bank is processing the payment. This page updates by itself when it clears.',
+    message:
+      'Your bank is processing the payment, which can take a few days. This page checks on it every few minutes, and when you come back to it.',
   },
   checkout_pending: {
     headline: 'Confirming your payment…',

@@ -140,6 +140,14 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     return { cart, checkout: await shopper.checkout(cart.id) };
   }
 
+  /** The shopper's cart of one mug, paid by bank transfer: awaiting the bank (which can take days). */
+  async function mugAwaitingBankTransfer(shopper: Shopper) {
+    const { cart, checkout } = await mugCheckedOut(shopper);
+    await standin.pay(checkout.sessionId, 'async');
+    await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('awaiting_payment');
+    return { cart, checkout };
+  }
+
   /**
    * A product of the test's own at $18.00, without an image unless given, with `stock` units on
    * hand if given (admin upsert, docs/contract.md §9).
@@ -222,6 +230,47 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     );
     await page.evaluate("window.dispatchEvent(new Event('blur')); window.dispatchEvent(new Event('focus'))");
     await load;
+  }
+
+  /** The shopper leaves the tab (another tab, the phone locked: `hidden`) or comes back to it. */
+  async function setHidden(page: Page, hidden: boolean): Promise<void> {
+    await page.evaluate(`{
+      const hidden = ${hidden};
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (hidden ? 'hidden' : 'visible') });
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => hidden });
+      document.dispatchEvent(new Event('visibilitychange'));
+    }`);
+  }
+
+  /**
+   * Moves the page's clock (onOwnClock) `ms` on, `step` at a time, letting the calls the page
+   * makes land after each step, so that what it schedules from their answers counts from then.
+   */
+  async function runClock(
+    page: Page,
+    clock: PhoneBrowser['context']['clock'],
+    ms: number,
+    step = 1_000,
+  ): Promise<void> {
+    let inflight = 0;
+    const up = () => inflight++;
+    const down = () => inflight--;
+    page.on('request', up);
+    page.on('requestfinished', down);
+    page.on('requestfailed', down);
+    try {
+      for (let t = 0; t < ms; t += step) {
+        await clock.runFor(Math.min(step, ms - t));
+        await page.evaluate('0');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        while (inflight > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+        await page.evaluate('0');
+      }
+    } finally {
+      page.off('request', up);
+      page.off('requestfinished', down);
+      page.off('requestfailed', down);
+    }
   }
 
   /** On the Worker's landing page: its "Back to the shop" link, tapped; the cart it names. */
@@ -360,7 +409,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     await page.close();
   });
 
-  it('bank transfer that fails: awaiting the bank when back in the shop, then failed, as the shop keeps asking', async () => {
+  it('bank transfer that fails: awaiting the bank when back in the shop, then failed, seen when the shopper comes back to the page', async () => {
     const { page, shopper, consoleErrors } = await openShop('bank-fails');
     const hoodie = product('hoodie-zip');
     await page.getByRole('button', { name: `Add ${hoodie.name} to cart`, exact: true }).tap();
@@ -377,9 +426,12 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     expect(await orderStatus(page)).toBe('Status: Awaiting bank transfer');
     await screen(page, 'order-awaiting-bank-transfer');
 
-    // The bank answers while the shopper looks at the order: the shop sees it by itself.
+    // The bank answers while the shopper is away from the tab; back in it, the order is read again.
+    await setHidden(page, true);
     await standin.settleBankTransfer(sessionId, 'fail');
-    await expect.poll(() => headline(page).textContent(), { timeout: 15_000 }).toBe('Payment failed');
+    await expect.poll(async () => (await shopper.cart(cartId)).status).toBe('payment_failed');
+    await setHidden(page, false);
+    await expect.poll(() => headline(page).textContent()).toBe('Payment failed');
     expect(await orderStatus(page)).toBe('Status: Payment failed');
     await screen(page, 'order-payment-failed');
 
@@ -394,6 +446,43 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     expect(consoleErrors).toEqual([]);
     await page.close();
   });
+
+  it('a bank transfer awaited with the order open for 10 minutes: read again after 30 s, then twice as long each time, not every 2 s', async () => {
+    await onOwnClock('bank-backs-off', async ({ page, shopper, clock }) => {
+      const { cart } = await mugAwaitingBankTransfer(shopper);
+      await page.goto(`${stack.workerUrl}/#/orders/${cart.id}`);
+      await expect.poll(() => headline(page).textContent()).toBe('Waiting for your bank transfer');
+      const reads = countRequests(page, 'GET', new RegExp(`^/v1/carts/${cart.id}$`));
+      await runClock(page, clock, 29_000);
+      expect(reads()).toBe(0);
+      await runClock(page, clock, 1_000);
+      expect(reads()).toBe(1);
+      // At 30 s, then 1½, 3½ and 7½ minutes (4 reads, the next at 15½): not 300.
+      await runClock(page, clock, 570_000, 5_000);
+      expect(reads()).toBe(4);
+      // Nothing changed meanwhile, and nothing was said.
+      expect(await orderStatus(page)).toBe('Status: Awaiting bank transfer');
+    });
+  }, 120_000);
+
+  it('a bank transfer awaited while the shopper is away from the tab: the order is not read meanwhile, and is read once when they come back', async () => {
+    await onOwnClock('bank-hidden', async ({ page, shopper, clock }) => {
+      const { cart, checkout } = await mugAwaitingBankTransfer(shopper);
+      await page.goto(`${stack.workerUrl}/#/orders/${cart.id}`);
+      await expect.poll(() => headline(page).textContent()).toBe('Waiting for your bank transfer');
+      const reads = countRequests(page, 'GET', new RegExp(`^/v1/carts/${cart.id}$`));
+      await setHidden(page, true);
+      await runClock(page, clock, 900_000, 10_000);
+      expect(reads()).toBe(0);
+      await standin.settleBankTransfer(checkout.sessionId, 'succeed');
+      await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('paid');
+      await setHidden(page, false);
+      await expect.poll(() => headline(page).textContent()).toBe('Payment received');
+      // Once for the return, not once more for a read that was due meanwhile.
+      await runClock(page, clock, 60_000, 5_000);
+      expect(reads()).toBe(1);
+    });
+  }, 120_000);
 
   it('the cart screen opened directly (a reload): the cart is loaded once, not twice in a row', async () => {
     const { page } = await openShop('cart-reload');
@@ -1005,13 +1094,11 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await page.close();
     });
 
-    it('an order whose older answer arrives after a newer one (a poll and Retry on their way at once): paid stays paid', async () => {
+    it('an order whose older answer arrives after a newer one (a read by itself and Retry on their way at once): paid stays paid', async () => {
       const { page, shopper } = await openShop('order-reordered');
-      const { cart, checkout } = await mugCheckedOut(shopper);
-      await standin.pay(checkout.sessionId, 'async');
-      await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('awaiting_payment');
-      // The order's reads: the 2nd (a poll) loses its answer, the 3rd (the next poll) reads the
-      // order while it still awaits the bank and is answered only when released.
+      const { cart, checkout } = await mugAwaitingBankTransfer(shopper);
+      // The order's reads: the 2nd (the shopper back in the tab) loses its answer, the 3rd (back
+      // again) reads the order while it still awaits the bank and is answered only when released.
       const orderPath = `/v1/carts/${cart.id}`;
       let reads = 0;
       let releaseOld: (() => Promise<void>) | undefined;
@@ -1035,8 +1122,13 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
         );
       });
       await page.goto(`${stack.workerUrl}/#/orders/${cart.id}`);
+      await expect.poll(() => headline(page).textContent()).toBe('Waiting for your bank transfer');
+      await setHidden(page, true);
+      await setHidden(page, false);
       const retry = page.getByRole('button', { name: 'Retry', exact: true });
       await retry.waitFor();
+      await setHidden(page, true);
+      await setHidden(page, false);
       const old = await oldRead;
       await standin.settleBankTransfer(checkout.sessionId, 'succeed');
       await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('paid');

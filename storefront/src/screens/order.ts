@@ -7,19 +7,45 @@ import { links } from '../router.ts';
 import type { Screen } from './context.ts';
 import { heading, loadingView, problemView } from './parts.ts';
 
-/** How often a pending order is read again: a card payment settles within seconds. */
+/** How often an order whose checkout is pending is read again: its webhook is seconds away. */
 const POLL_MS = 2_000;
+/**
+ * An order awaiting a bank transfer, which can take days: read again after 30 s, then twice as
+ * long each time, up to every 10 minutes.
+ */
+const BANK_POLL_MS = { first: 30_000, most: 600_000 };
 
 /**
  * One order and its result: paid, awaiting a bank transfer, failed. While the payment is still
- * being decided the order is read again every few seconds, and the change is announced.
+ * being decided the order is read again (every 2 s while the checkout is pending, less and less
+ * often while the bank transfer is awaited), and the change is announced. Not while the page is
+ * hidden: it is read once when the shopper comes back to it.
  */
 export function orderScreen(cartId: string): Screen {
   return (ctx) => {
     let cart: Cart | null = null;
     let problem: unknown = null;
     let timer: ReturnType<typeof setTimeout> | undefined;
+    /**
+     * While the order is worth reading again (a read is due, not on its way): not before
+     * `notBefore` (Retry-After, by Date.now()).
+     */
+    let due: { notBefore: number } | null = null;
+    /** Reads in a row that found the bank transfer still awaited: each waits twice as long. */
+    let bankReads = 0;
     ctx.signal.addEventListener('abort', () => clearTimeout(timer));
+    // Hidden (another tab, the phone locked), nothing is read; shown again, the order is read
+    // once, at once (or once its Retry-After has passed), and the reads go on from there.
+    document.addEventListener(
+      'visibilitychange',
+      () => {
+        clearTimeout(timer);
+        if (!due || document.hidden) return;
+        if (due.notBefore <= Date.now()) void load();
+        else timer = setTimeout(load, due.notBefore - Date.now());
+      },
+      { signal: ctx.signal },
+    );
 
     const render = () => {
       if (ctx.signal.aborted) return;
@@ -86,6 +112,7 @@ export function orderScreen(cartId: string): Screen {
     let loads = 0;
     async function load() {
       clearTimeout(timer);
+      due = null;
       const mine = ++loads;
       const before = cart?.status;
       const [cartBefore, problemBefore] = [JSON.stringify(cart), problem];
@@ -115,9 +142,13 @@ export function orderScreen(cartId: string): Screen {
         void ctx.cart.refresh().catch(() => undefined);
       }
       const worthAsking = cart && isPaymentPending(cart.status) && (failed === null || failed.retryable);
+      if (!cart || !worthAsking) return;
+      bankReads = cart.status === 'awaiting_payment' ? bankReads + 1 : 0;
+      const wait = bankReads > 0 ? Math.min(BANK_POLL_MS.first * 2 ** (bankReads - 1), BANK_POLL_MS.most) : POLL_MS;
       // After a 429 or 503, not before the time the shop asked for (Retry-After), as its Retry
       // says: a try sooner only counts against its limit again.
-      if (worthAsking) timer = setTimeout(load, Math.max(POLL_MS, (failed?.retryAt ?? 0) - Date.now()));
+      due = { notBefore: failed?.retryAt ?? 0 };
+      if (!document.hidden) timer = setTimeout(load, Math.max(wait, due.notBefore - Date.now()));
     }
 
     ctx.cart.subscribe(render, ctx.signal);
