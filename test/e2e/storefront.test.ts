@@ -696,6 +696,36 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     await page.close();
   });
 
+  it('orders: "Show older orders" failing keeps the orders already shown, with the problem and its Retry', async () => {
+    const { page, shopper } = await openShop('older-fails');
+    await cartLink(page, 0).waitFor();
+    const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+    await shopper.call('PUT', `/v1/carts/${cart.id}/items/${product('mug-ceramic').id}`, { quantity: 1 });
+    // One page of history said to have more, whose next page fails.
+    await page.route(
+      (url) => url.pathname === '/v1/carts',
+      async (route) => {
+        if (route.request().method() !== 'GET') return route.fallback();
+        if (new URL(route.request().url()).searchParams.has('startingAfter')) {
+          return route.fulfill({
+            status: 503,
+            contentType: 'application/problem+json',
+            body: JSON.stringify({ status: 503, code: 'service_unavailable', detail: 'Failing on purpose (test)' }),
+          });
+        }
+        const response = await route.fetch();
+        return route.fulfill({ response, json: { ...(await response.json()), hasMore: true } });
+      },
+    );
+    await page.getByRole('link', { name: 'Orders', exact: true }).tap();
+    const orders = page.getByRole('link', { name: /^Order of / });
+    await page.getByRole('button', { name: 'Show older orders', exact: true }).tap();
+    await page.getByRole('alert').waitFor();
+    expect(await orders.count()).toBe(1);
+    expect(await page.getByRole('alert').getByRole('button', { name: 'Retry' }).count()).toBe(1);
+    await page.close();
+  });
+
   describe('when the shop says no', () => {
     const alert = (page: Page) => page.getByRole('alert').textContent();
 
@@ -1540,8 +1570,14 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
      * Every `method` call of `page` to a path `path` matches is answered by the test as the
      * Worker answers the shop failing: problem+json, 503 with `retryAfter` as Retry-After, or 500.
      */
-    async function failCalls(page: Page, method: string, path: RegExp, retryAfter?: number): Promise<void> {
-      const [status, code] = retryAfter === undefined ? [500, 'internal'] : [503, 'service_unavailable'];
+    async function failCalls(
+      page: Page,
+      method: string,
+      path: RegExp,
+      retryAfter?: number,
+      as: 'internal' | 'misconfigured' = 'internal',
+    ): Promise<void> {
+      const [status, code] = retryAfter === undefined ? [500, as] : [503, 'service_unavailable'];
       await page.route(
         (url) => path.test(url.pathname),
         (route) =>
@@ -1551,7 +1587,12 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
                 status,
                 contentType: 'application/problem+json',
                 headers: retryAfter === undefined ? {} : { 'Retry-After': String(retryAfter) },
-                body: JSON.stringify({ status, code, detail: 'Failing on purpose (test)' }),
+                body: JSON.stringify({
+                  status,
+                  code,
+                  // As the Worker writes it: a setting by name, for the operator.
+                  detail: code === 'misconfigured' ? 'STRIPE_SECRET_KEY is not set' : 'Failing on purpose (test)',
+                }),
               }),
       );
     }
@@ -1663,6 +1704,36 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await cartLink(page, 2).waitFor();
       await cancels.stop();
       await puts.stop();
+      await page.close();
+    });
+
+    it('the cart not loaded as the shop opens: the products screen says so, with a Retry that loads it', async () => {
+      const { page, shopper } = await openShop('cart-not-loaded');
+      await cartLink(page, 0).waitFor();
+      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+      await shopper.call('PUT', `/v1/carts/${cart.id}/items/${product('mug-ceramic').id}`, { quantity: 2 });
+      await failCalls(page, 'POST', /^\/v1\/carts$/, 1);
+      await page.reload();
+      await page.getByRole('heading', { name: 'Products' }).waitFor();
+      // Not "Cart (0)" without a word, while the cart holds two.
+      await expect.poll(() => alert(page)).toMatch(/^The shop could not do that just now\./);
+      await page.unrouteAll();
+      const retry = page.getByRole('alert').getByRole('button', { name: 'Retry' });
+      await expect.poll(() => retry.getAttribute('aria-disabled')).toBe('false');
+      await retry.tap();
+      await cartLink(page, 2).waitFor();
+      await page.close();
+    });
+
+    it('a shop misconfigured: the shopper is told in words, not the name of the setting the answer gives', async () => {
+      const { page } = await openShop('misconfigured');
+      await cartLink(page, 0).waitFor();
+      const hoodie = product('hoodie-zip');
+      await failCalls(page, 'PUT', new RegExp(`^/v1/carts/[^/]+/items/${hoodie.id}$`), undefined, 'misconfigured');
+      await page.getByRole('button', { name: `Add ${hoodie.name} to cart`, exact: true }).tap();
+      await expect
+        .poll(() => alert(page))
+        .toBe('The shop cannot do that right now because of a problem on our side. Try again later.Retry');
       await page.close();
     });
 

@@ -61,6 +61,8 @@ function drawnOnce(error: unknown, how: unknown, draw: () => HTMLElement): HTMLE
 const SHOPPER_WORDS: Readonly<Partial<Record<string, string>>> = {
   service_unavailable: 'The shop could not do that just now. Try again in a moment.',
   internal: 'Something went wrong in the shop. Try again in a moment.',
+  // Its detail names a setting or a secret (contract §1): for the shop's operator, not the shopper.
+  misconfigured: 'The shop cannot do that right now because of a problem on our side. Try again later.',
   cart_limit_exceeded: 'Your cart holds as much as one order can. Remove something to add more.',
   cart_not_editable:
     'That cart was paid or closed meanwhile, so it can no longer be changed. Your cart as it is now is shown.',
@@ -176,10 +178,14 @@ export class Loadable<T> {
     this.changed();
   };
 
-  /** "Loading {what}…", the problem with its Retry, or `ready(data)`. */
+  /**
+   * "Loading {what}…", the problem with its Retry, or `ready(data)`; both when what was loaded
+   * before stays (a next page failing leaves the pages shown as they were, its problem after them).
+   */
   view(what: string, ready: (data: T) => Child): Child {
-    if (this.problem !== null) return problemView(this.problem, this.load);
-    return this.data === undefined ? loadingView(what) : ready(this.data);
+    if (this.data === undefined)
+      return this.problem !== null ? problemView(this.problem, this.load) : loadingView(what);
+    return this.problem !== null ? [ready(this.data), problemView(this.problem, this.load)] : ready(this.data);
   }
 }
 

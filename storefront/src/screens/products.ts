@@ -4,7 +4,7 @@ import type { Product } from '../api/client.ts';
 import { h, show } from '../dom.ts';
 import { ChangeProblem } from './change-problem.ts';
 import type { Screen } from './context.ts';
-import { heading, Loadable, MOST_PER_ORDER, productPicture } from './parts.ts';
+import { heading, Loadable, MOST_PER_ORDER, problemView, productPicture } from './parts.ts';
 
 /** The catalogue: every active product, each with its "Add … to cart" button. */
 export const productsScreen: Screen = (ctx) => {
@@ -14,6 +14,8 @@ export const productsScreen: Screen = (ctx) => {
       ctx.main,
       heading('Products'),
       addProblem.view(ctx.cart.cart, true, nameOf),
+      // The cart not loaded at all (as the shop opened): the header's count is not the cart's.
+      !ctx.cart.cart && ctx.cart.problem && problemView(ctx.cart.problem, loadCart),
       products.view('products', (list) =>
         list.length === 0
           ? h('p', null, 'There is nothing for sale right now.')
@@ -22,6 +24,7 @@ export const productsScreen: Screen = (ctx) => {
     );
   };
   const addProblem = new ChangeProblem(render);
+  const loadCart = () => ctx.cart.refresh().catch(() => undefined);
   const products = new Loadable(() => ctx.api.products(), render);
   const nameOf = (id: string) => products.loaded?.find((product) => product.id === id)?.name;
 
