@@ -283,6 +283,9 @@ export async function setItemQuantity(
            -- Only a line added or grown can cross a limit or run out of stock; lowering or
            -- removing is always allowed, even in a cart a price rise has put over the limit.
            SELECT $4 > line.quantity AS yes FROM product, line
+         ), sold AS (
+           -- A product taken off sale can still be lowered and removed, only not added or grown.
+           SELECT product.active OR NOT grown.yes AS yes FROM product, grown
          ), over_limit AS (
            -- The total's limit is Stripe's maximum in the product's currency, the cart's once
            -- the line is in (conflict above): $7, or $8's for the currencies it names.
@@ -296,8 +299,7 @@ export async function setItemQuantity(
            SELECT cart.id AS cart_id, product.id AS product_id, product.currency
            FROM cart, product
            WHERE cart.editable AND NOT EXISTS (SELECT 1 FROM changed)
-             -- A product taken off sale can still be lowered and removed, only not added or grown.
-             AND ($4 = 0 OR ((product.active OR NOT (SELECT yes FROM grown))
+             AND ($4 = 0 OR ((SELECT yes FROM sold)
                              AND NOT EXISTS (SELECT 1 FROM conflict) AND NOT (SELECT yes FROM over_limit)
                              AND NOT EXISTS (SELECT 1 FROM short)))
          ), upserted AS (
@@ -323,7 +325,7 @@ export async function setItemQuantity(
          SELECT (SELECT status FROM cart) AS cart_status,
                 COALESCE((SELECT editable FROM cart), false) AS cart_editable,
                 EXISTS (SELECT 1 FROM product) AS product_found,
-                COALESCE((SELECT active OR NOT (SELECT yes FROM grown) FROM product), false) AS product_sold,
+                COALESCE((SELECT yes FROM sold), false) AS product_sold,
                 EXISTS (SELECT 1 FROM conflict) AS currency_conflict,
                 COALESCE((SELECT yes FROM over_limit), false) AS over_limit,
                 (SELECT currency FROM product) AS product_currency,
