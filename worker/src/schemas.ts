@@ -90,8 +90,12 @@ export const ProductUpsert = z
           .max(2000)
           .refine(storableText, NOT_STORABLE)
           // Checkout is sent the address as the URL standard writes it (checkout.ts), where a
-          // character outside ASCII takes up to nine: the bound holds for what is sent.
-          .refine((url) => new URL(url).href.length <= 2000, 'at most 2000 characters once percent-encoded'),
+          // character outside ASCII takes up to nine: the bound holds for what is sent. Zod runs
+          // this check after z.url has refused a string as no URL, so that one is let through here.
+          .refine(
+            (url) => !URL.canParse(url) || new URL(url).href.length <= 2000,
+            'at most 2000 characters once percent-encoded',
+          ),
       ])
       .nullable()
       .default(null),

@@ -217,6 +217,7 @@ describe('PUT /v1/admin/products/{productId}', () => {
       { ...body, imageUrl: `https://example.com/${'é'.repeat(400)}.png` },
     ],
     ['a data: image URL', { ...body, imageUrl: 'data:image/png;base64,iVBORw0KGgo=' }],
+    ['an image URL that is no URL', { ...body, imageUrl: '}' }],
     // Amounts Stripe refuses in these currencies (https://docs.stripe.com/currencies#three-decimal, #special-cases).
     ['a KWD price not ending in 0', { ...body, unitAmount: 1_005, currency: 'kwd' }],
     ['an ISK price with a fraction of a króna', { ...body, unitAmount: 15_050, currency: 'isk' }],
