@@ -223,6 +223,8 @@ interface ItemChangeOutcome {
   cart_status: CartStatus | null;
   cart_editable: boolean;
   product_found: boolean;
+  /** The product's name (null: no such product), for a refusal the shopper can read. */
+  product_name: string | null;
   /** On sale, or not asked to grow (a line of a product taken off sale can be lowered). */
   product_sold: boolean;
   currency_conflict: boolean;
@@ -260,7 +262,7 @@ export async function setItemQuantity(
          ), product AS (
            -- Held until the edit commits: an admin changing its currency meanwhile waits, then
            -- sees this line (products.ts); one that changed it first is read here as it is now.
-           SELECT id, currency, active, unit_amount, ${available('products')} AS available FROM products WHERE id = $3
+           SELECT id, name, currency, active, unit_amount, ${available('products')} AS available FROM products WHERE id = $3
            FOR KEY SHARE
          ), conflict AS (
            -- Only adding can mix currencies; removing is always allowed.
@@ -325,6 +327,7 @@ export async function setItemQuantity(
          SELECT (SELECT status FROM cart) AS cart_status,
                 COALESCE((SELECT editable FROM cart), false) AS cart_editable,
                 EXISTS (SELECT 1 FROM product) AS product_found,
+                (SELECT name FROM product) AS product_name,
                 COALESCE((SELECT yes FROM sold), false) AS product_sold,
                 EXISTS (SELECT 1 FROM conflict) AS currency_conflict,
                 COALESCE((SELECT yes FROM over_limit), false) AS over_limit,
@@ -351,13 +354,28 @@ export async function setItemQuantity(
     throw err;
   }
   if (!outcome.cart_status) throw notFound('Cart');
-  if (!outcome.product_found || (quantity > 0 && !outcome.product_sold)) throw notFound('Product');
+  if (!outcome.product_found) throw notFound('Product', { productId });
+  if (quantity > 0 && !outcome.product_sold)
+    throw noLongerSold(
+      { productId, name: outcome.product_name! },
+      'a line of it can be lowered or removed, not added or grown',
+    );
   if (!outcome.cart_editable) throw notEditable(outcome.cart_status);
   if (outcome.changed_to !== null) throw quantityChanged(productId, expectedQuantity!, outcome.changed_to);
   if (outcome.currency_conflict) throw currencyMismatch();
   if (outcome.over_limit) throw limitExceeded(outcome.product_currency!);
   if (outcome.short_of !== null) throw outOfStock([{ id: productId, available: outcome.short_of }]);
   return renderCart(carts[0] as unknown as CartRow);
+}
+
+/**
+ * 404 not_found for a product taken off sale since it was added: named as the shopper knows it,
+ * and by id (`productId`) for a client to point at the line, which can still be lowered or removed.
+ */
+export function noLongerSold(product: { productId: string; name: string }, then: string): ApiError {
+  return new ApiError('not_found', `${product.name} (${product.productId}) is no longer sold: ${then}`, {
+    extensions: { productId: product.productId },
+  });
 }
 
 /** Why a cart cannot be edited or checked out. */

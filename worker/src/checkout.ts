@@ -13,6 +13,7 @@ import {
   type LiveLine,
   limitExceeded,
   liveLines,
+  noLongerSold,
   notEditable,
   outOfStock,
   selectCart,
@@ -293,7 +294,7 @@ interface PricedCart {
 /** The cart's lines at our current prices, or the refusal that keeps them from checkout. */
 function priceItems(items: LiveLine[]): PricedCart {
   const gone = items.find((i) => !i.active);
-  if (gone) throw notSold(gone);
+  if (gone) throw noLongerSold(gone, 'remove it from the cart to check out');
   const currency = items[0]!.productCurrency;
   if (items.some((i) => i.productCurrency !== currency || i.currency !== i.productCurrency)) {
     throw new ApiError('currency_mismatch', 'The cart holds products priced in different currencies');
@@ -307,18 +308,6 @@ function priceItems(items: LiveLine[]): PricedCart {
   const short = items.filter((i) => i.available !== null && i.quantity > i.available);
   if (short.length) throw outOfStock(short.map((i) => ({ id: i.productId, available: i.available! })));
   return { currency, lines, amountTotal };
-}
-
-/**
- * A line whose product was taken off sale since it was added: named as the shopper knows it, and
- * by id for a client to point at the line, which can still be lowered or removed.
- */
-function notSold(line: LiveLine): ApiError {
-  return new ApiError(
-    'not_found',
-    `${line.name} (${line.productId}) is no longer sold: remove it from the cart to check out`,
-    { extensions: { productId: line.productId } },
-  );
 }
 
 /**

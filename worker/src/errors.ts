@@ -62,6 +62,7 @@ export class ApiError extends Error {
   }
 }
 
-export function notFound(what: string): ApiError {
-  return new ApiError('not_found', `${what} not found`);
+/** `extensions`: what the client sent that names it (a `productId`), where the path alone is not enough. */
+export function notFound(what: string, extensions?: Record<string, unknown>): ApiError {
+  return new ApiError('not_found', `${what} not found`, { extensions });
 }

@@ -320,7 +320,7 @@ export const Problem = z
       .openapi({ description: 'out_of_stock: the products short, with what is left of each' }),
     productId: ProductId.optional().openapi({
       description:
-        'quantity_changed: the line that changed; not_found at checkout: the line whose product is no longer sold',
+        "quantity_changed: the line that changed; not_found: the product is what was not found or is no longer sold (an item's edit: not the cart; checkout: the line to remove)",
     }),
     quantity: z
       .number()

@@ -258,10 +258,15 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
     const user = await newUser();
     const inactive = await createProduct({ active: false });
     const { cart } = await postCarts(user.token);
-    for (const productId of [unique('nope'), inactive.id]) {
+    const unknown = unique('nope');
+    for (const [productId, detail] of [
+      [unknown, `Product not found`],
+      [inactive.id, `${inactive.name} (${inactive.id}) is no longer sold`],
+    ]) {
       const res = await put(user.token, cart.id, productId, { quantity: 1 });
       expect(res.status).toBe(404);
-      expect((await problem(res)).detail).toMatch(/Product/);
+      // productId: the product is what was not found, not the cart (the path names both).
+      expect(await problem(res)).toMatchObject({ detail: expect.stringContaining(detail), productId });
     }
     expect(await items(cart.id)).toEqual([]);
   });
@@ -275,6 +280,12 @@ describe('PUT and DELETE /v1/carts/{cartId}/items/{productId}', () => {
 
     const grown = await put(user.token, cart.id, lamp.id, { quantity: 4 });
     expect(grown.status).toBe(404);
+    // Named as the shopper knows it, and by id: the product is what is missing, not the cart.
+    expect(await problem(grown)).toMatchObject({
+      code: 'not_found',
+      detail: expect.stringContaining(`${lamp.name} (${lamp.id}) is no longer sold`),
+      productId: lamp.id,
+    });
     expect(await items(cart.id)).toEqual([{ product_id: lamp.id, quantity: 3 }]);
     const lowered = await put(user.token, cart.id, lamp.id, { quantity: 1 });
     expect(lowered.status).toBe(200);

@@ -334,7 +334,7 @@ export interface components {
                 available: number;
             }[];
             /**
-             * @description quantity_changed: the line that changed; not_found at checkout: the line whose product is no longer sold
+             * @description quantity_changed: the line that changed; not_found: the product is what was not found or is no longer sold (an item's edit: not the cart; checkout: the line to remove)
              * @example tshirt-classic
              */
             productId?: string;
