@@ -16,7 +16,7 @@ export class FailedChange<T = Cart> extends ApiProblem {
      */
     readonly madeIn: (cart: Cart) => boolean = () => false,
   ) {
-    super(problem.status, problem.code, problem.message, problem.shortages, problem.retryAt);
+    super(problem.status, problem.code, problem.message, problem);
   }
 }
 

@@ -149,14 +149,18 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
   }
 
   /**
-   * A product of the test's own at $18.00, without an image unless given, with `stock` units on
-   * hand if given (admin upsert, docs/contract.md §9).
+   * A product of the test's own at $18.00, on sale, without an image, its stock not counted;
+   * unless `more` says otherwise (admin upsert, docs/contract.md §9).
    */
-  async function putProduct(id: string, name: string, stock?: number, imageUrl?: string): Promise<void> {
+  async function putProduct(
+    id: string,
+    name: string,
+    more: { stock?: number; imageUrl?: string; active?: boolean } = {},
+  ): Promise<void> {
     const res = await fetch(`${stack.workerUrl}/v1/admin/products/${id}`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${stack.vars.ADMIN_API_KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ name, unitAmount: 1800, currency: 'usd', stock, imageUrl }),
+      body: JSON.stringify({ name, unitAmount: 1800, currency: 'usd', ...more }),
     });
     expect(res.status, await res.text()).toBeLessThan(300);
   }
@@ -730,7 +734,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     const alert = (page: Page) => page.getByRole('alert').textContent();
 
     it('out of stock: the shop names the product short, on the products screen and at checkout', async () => {
-      await putProduct('e2e-lamp', 'Brass Desk Lamp', 1);
+      await putProduct('e2e-lamp', 'Brass Desk Lamp', { stock: 1 });
       const { page } = await openShop('out-of-stock');
       const add = page.getByRole('button', { name: 'Add Brass Desk Lamp to cart', exact: true });
       await add.tap();
@@ -740,7 +744,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await screen(page, 'products-out-of-stock');
 
       // The last one sold meanwhile: checkout finds none left for the line in the cart.
-      await putProduct('e2e-lamp', 'Brass Desk Lamp', 0);
+      await putProduct('e2e-lamp', 'Brass Desk Lamp', { stock: 0 });
       await cartLink(page, 1).tap();
       await page.getByRole('button', { name: 'Checkout', exact: true }).tap();
       await expect.poll(() => alert(page)).toBe('Not enough in stock: Brass Desk Lamp (sold out).');
@@ -748,7 +752,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     });
 
     it('sold out: the product’s button says so and is off; the others can still be added', async () => {
-      await putProduct('e2e-pin', 'Enamel Pin', 0);
+      await putProduct('e2e-pin', 'Enamel Pin', { stock: 0 });
       const { page } = await openShop('sold-out');
       const pin = page.getByRole('button', { name: 'Add Enamel Pin to cart', exact: true });
       await expect.poll(() => pin.textContent()).toBe('Sold out');
@@ -759,6 +763,39 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await screen(page, 'products-sold-out');
       const mug = product('mug-ceramic');
       await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
+      await cartLink(page, 1).waitFor();
+      await page.close();
+    });
+
+    it('a product taken off sale while the products screen is shown: Add names it, and the list no longer offers it', async () => {
+      await putProduct('e2e-vase', 'Glass Vase');
+      const { page } = await openShop('off-sale');
+      const add = page.getByRole('button', { name: 'Add Glass Vase to cart', exact: true });
+      await add.waitFor();
+      await putProduct('e2e-vase', 'Glass Vase', { active: false });
+      await add.tap();
+      const noLonger =
+        'Glass Vase is no longer sold. It cannot be added; if it is in your cart, remove it to check out.';
+      await expect.poll(() => alert(page)).toBe(noLonger);
+      // The list loaded again: no Add that could only fail again; the others are still offered.
+      await expect.poll(() => add.count()).toBe(0);
+      await page.getByRole('button', { name: `Add ${product('mug-ceramic').name} to cart`, exact: true }).waitFor();
+      await page.close();
+    });
+
+    it('a line whose product was taken off sale: “+” names it, and the line can still be lowered and removed', async () => {
+      await putProduct('e2e-bowl', 'Stone Bowl');
+      const { page } = await openShop('off-sale-line');
+      await page.getByRole('button', { name: 'Add Stone Bowl to cart', exact: true }).tap();
+      await cartLink(page, 1).waitFor();
+      await page.getByRole('button', { name: 'Add Stone Bowl to cart', exact: true }).tap();
+      await cartLink(page, 2).tap();
+      await putProduct('e2e-bowl', 'Stone Bowl', { active: false });
+      await page.getByRole('button', { name: 'Increase quantity of Stone Bowl', exact: true }).tap();
+      await expect
+        .poll(() => alert(page))
+        .toBe('Stone Bowl is no longer sold. It cannot be added; if it is in your cart, remove it to check out.');
+      await page.getByRole('button', { name: 'Decrease quantity of Stone Bowl', exact: true }).tap();
       await cartLink(page, 1).waitFor();
       await page.close();
     });
@@ -1737,6 +1774,25 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await page.close();
     });
 
+    it('a proxy between the shop and the phone answers with its own error page: the shopper is told in words, not its status', async () => {
+      const { page } = await openShop('proxy-page');
+      await cartLink(page, 0).waitFor();
+      const hoodie = product('hoodie-zip');
+      const add = page.getByRole('button', { name: `Add ${hoodie.name} to cart`, exact: true });
+      for (const [status, words] of [
+        [502, 'The shop could not do that just now. Try again in a moment.Retry'],
+        [404, 'Something went wrong in the shop. Reload the page and try again.'],
+      ] as const) {
+        await page.route(new RegExp(`/v1/carts/[^/]+/items/${hoodie.id}$`), (route) =>
+          route.fulfill({ status, contentType: 'text/html', body: `<html><h1>${status}</h1></html>` }),
+        );
+        await add.tap();
+        await expect.poll(() => alert(page)).toBe(words);
+        await page.unrouteAll();
+      }
+      await page.close();
+    });
+
     it('an old problem is said once: drawn again for other reasons (the cart loaded on focus, another product added), its alert stays as it was', async () => {
       const { page } = await openShop('said-once');
       await cartLink(page, 0).waitFor();
@@ -1838,8 +1894,8 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     });
 
     it("loads nothing from another origin: a product's image hosted elsewhere shows its tile, one on the shop's origin is shown", async () => {
-      await putProduct('e2e-image-elsewhere', 'Far Mug', undefined, 'https://127.0.0.2:9/far-mug.png');
-      await putProduct('e2e-image-here', 'Near Mug', undefined, `${stack.workerUrl}/favicon.ico`);
+      await putProduct('e2e-image-elsewhere', 'Far Mug', { imageUrl: 'https://127.0.0.2:9/far-mug.png' });
+      await putProduct('e2e-image-here', 'Near Mug', { imageUrl: `${stack.workerUrl}/favicon.ico` });
       const { page, consoleErrors } = await openShop('image-origins');
       const requested: string[] = [];
       page.on('request', (request) => requested.push(request.url()));

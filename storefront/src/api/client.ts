@@ -21,20 +21,30 @@ export class ApiProblem extends Error {
     /** The problem's stable `code` (docs/contract.md §2). */
     readonly code: string,
     detail: string,
-    /** out_of_stock: the products short, by id. */
-    readonly shortages: readonly Shortage[] = [],
-    /** When trying again is worth it (`Retry-After`), as a `Date.now()` time; null when not said. */
-    readonly retryAt: number | null = null,
+    more: { shortages?: readonly Shortage[]; productId?: string | null; retryAt?: number | null } = {},
   ) {
     super(detail);
     this.name = 'ApiProblem';
+    this.shortages = more.shortages ?? [];
+    this.productId = more.productId ?? null;
+    this.retryAt = more.retryAt ?? null;
   }
+
+  /** out_of_stock: the products short, by id. */
+  readonly shortages: readonly Shortage[];
+  /** not_found: the product not found or no longer sold, by id. */
+  readonly productId: string | null;
+  /** When trying again is worth it (`Retry-After`), as a `Date.now()` time; null when not said. */
+  readonly retryAt: number | null;
 
   /** Trying the same call again may work: the shop was unreachable, busy or failing. */
   get retryable(): boolean {
     return this.status === 0 || this.status === 429 || this.status >= 500;
   }
 }
+
+/** The code of an answer that is not the Worker's problem+json: a proxy or gateway in between answered. */
+export const NOT_THE_SHOPS = 'unknown';
 
 /** Any error as an ApiProblem, so every failure can be shown the same way. */
 export function asProblem(error: unknown): ApiProblem {
@@ -147,13 +157,11 @@ function problemOf(response: Response, body: unknown): ApiProblem {
     typeof problem.detail === 'string' && problem.detail !== ''
       ? problem.detail
       : `The shop answered ${response.status}${response.statusText ? ` ${response.statusText}` : ''}.`;
-  return new ApiProblem(
-    response.status,
-    typeof problem.code === 'string' ? problem.code : 'unknown',
-    detail,
-    Array.isArray(problem.products) ? problem.products : [],
-    retryAtOf(response.headers.get('Retry-After')),
-  );
+  return new ApiProblem(response.status, typeof problem.code === 'string' ? problem.code : NOT_THE_SHOPS, detail, {
+    shortages: Array.isArray(problem.products) ? problem.products : [],
+    productId: typeof problem.productId === 'string' ? problem.productId : null,
+    retryAt: retryAtOf(response.headers.get('Retry-After')),
+  });
 }
 
 /** `Retry-After` (RFC 9110 §10.2.3): seconds, which the Worker sends, or an HTTP date. */

@@ -1,7 +1,7 @@
 // Pieces every screen uses: its heading, what it loads (or the problem, with its retry), a
 // product's picture.
 import { CART_LIMITS } from '@edge-checkout/worker/cart-state';
-import { type ApiProblem, asProblem, type Cart, type Product } from '../api/client.ts';
+import { type ApiProblem, asProblem, type Cart, NOT_THE_SHOPS, type Product } from '../api/client.ts';
 import { type Child, h } from '../dom.ts';
 import { links } from '../router.ts';
 
@@ -71,15 +71,27 @@ const SHOPPER_WORDS: Readonly<Partial<Record<string, string>>> = {
   quantity_changed: 'Your cart was changed on another device meanwhile. Your cart as it is now is shown.',
 };
 
-/** In the shopper's words where the detail is not; out of stock by product name (the Worker's problem names them by id). */
+/**
+ * In the shopper's words where the detail is not: products out of stock or no longer sold by
+ * name (the Worker's problem names them by id); an answer that is not the Worker's (a proxy's
+ * error page, whose status means nothing to a shopper) by whether trying again can help.
+ */
 function inWords(problem: ApiProblem, nameOf: NameOf = () => undefined): string {
   const words = SHOPPER_WORDS[problem.code];
   if (words) return words;
-  if (problem.code !== 'out_of_stock' || problem.shortages.length === 0) return problem.message;
-  const short = problem.shortages.map(
-    ({ id, available }) => `${nameOf(id) ?? id} (${available === 0 ? 'sold out' : `${available} left`})`,
-  );
-  return `Not enough in stock: ${short.join(', ')}.`;
+  if (problem.code === 'out_of_stock' && problem.shortages.length > 0) {
+    const short = problem.shortages.map(
+      ({ id, available }) => `${nameOf(id) ?? id} (${available === 0 ? 'sold out' : `${available} left`})`,
+    );
+    return `Not enough in stock: ${short.join(', ')}.`;
+  }
+  if (problem.code === 'not_found' && problem.productId !== null)
+    return `${nameOf(problem.productId) ?? 'That product'} is no longer sold. It cannot be added; if it is in your cart, remove it to check out.`;
+  if (problem.code === NOT_THE_SHOPS)
+    return problem.retryable
+      ? SHOPPER_WORDS.service_unavailable!
+      : 'Something went wrong in the shop. Reload the page and try again.';
+  return problem.message;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { CART_LIMITS } from '@edge-checkout/worker/cart-state';
 import { formatMoney } from '@edge-checkout/worker/money';
-import type { Product } from '../api/client.ts';
+import { ApiProblem, type Product } from '../api/client.ts';
 import { h, show } from '../dom.ts';
 import { ChangeProblem } from './change-problem.ts';
 import type { Screen } from './context.ts';
@@ -69,11 +69,14 @@ export const productsScreen: Screen = (ctx) => {
     );
   };
 
-  const add = (product: Product) =>
-    addProblem.run(
+  const add = async (product: Product) => {
+    await addProblem.run(
       () => ctx.cart.add(product.id),
       (cart) => ctx.announce(`${product.name} added. ${cart.itemCount} in the cart.`),
     );
+    // Taken off sale since the list was loaded: the list loaded again no longer offers it.
+    if (addProblem.error instanceof ApiProblem && addProblem.error.code === 'not_found') void products.load();
+  };
 
   ctx.cart.subscribe(render, ctx.signal);
   void products.load();
