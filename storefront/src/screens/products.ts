@@ -75,7 +75,8 @@ export const productsScreen: Screen = (ctx) => {
       (cart) => ctx.announce(`${product.name} added. ${cart.itemCount} in the cart.`),
     );
     // Taken off sale since the list was loaded: the list loaded again no longer offers it.
-    if (addProblem.error instanceof ApiProblem && addProblem.error.code === 'not_found') void products.load();
+    const { error } = addProblem;
+    if (error instanceof ApiProblem && error.code === 'not_found' && error.productId !== null) void products.load();
   };
 
   ctx.cart.subscribe(render, ctx.signal);
