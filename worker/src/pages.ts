@@ -161,7 +161,7 @@ export const PAGE_STYLE = `
   .card { border: 1px solid #8884; border-radius: 12px; padding: 12px 16px; margin: 20px 0; }
   ul { list-style: none; padding: 0; margin: 0; }
   li, .total { display: flex; justify-content: space-between; gap: 12px; padding: 6px 0; }
-  li > :first-child { overflow-wrap: anywhere; }
+  li > :first-child { overflow-wrap: anywhere; word-break: break-word; }
   .total { border-top: 1px solid #8884; font-weight: 600; margin: 6px 0 0; }
   .status { opacity: .8; margin: 6px 0 0; font-size: .9rem; }
   .button { display: block; text-align: center; background: #635bff; color: #fff; text-decoration: none;

@@ -61,11 +61,9 @@ export const CURRENCY_CODE = /^[a-z]{3}$/;
 // ALBA's clearing system) and the currencies of the countries Stripe serves no one in under
 // sanctions (Cuba, Iran, North Korea, Syria).
 const NEVER_CHARGED: ReadonlySet<string> = new Set(['xdr', 'xsu', 'cuc', 'cup', 'irr', 'kpw', 'syp']);
-const CHARGED_CURRENCIES: ReadonlySet<string> = new Set(
-  Intl.supportedValuesOf('currency')
-    .map((c) => c.toLowerCase())
-    .filter((c) => !NEVER_CHARGED.has(c)),
-);
+// Listed on first use, not when the module loads: the storefront imports this module (through
+// cart-state.ts) and Intl.supportedValuesOf is missing in Safari < 15.4.
+let chargedCurrencies: ReadonlySet<string> | undefined;
 
 /**
  * A currency we are given (a product's, a shipping rate's) is a lower-case ISO 4217 code that
@@ -75,5 +73,10 @@ const CHARGED_CURRENCIES: ReadonlySet<string> = new Set(
  * checkout_refused) says so.
  */
 export function isCurrencyCode(code: string): boolean {
-  return CURRENCY_CODE.test(code) && CHARGED_CURRENCIES.has(code);
+  chargedCurrencies ??= new Set(
+    Intl.supportedValuesOf('currency')
+      .map((c) => c.toLowerCase())
+      .filter((c) => !NEVER_CHARGED.has(c)),
+  );
+  return CURRENCY_CODE.test(code) && chargedCurrencies.has(code);
 }

@@ -47,7 +47,7 @@ export const ordersScreen: Screen = (ctx) => {
   // by cart, so an order placed meanwhile neither repeats nor hides one).
   let history: { carts: Cart[]; hasMore: boolean } = { carts: [], hasMore: false };
   const carts = new Loadable(async () => {
-    const page = await ctx.api.cartPage(history.carts.at(-1)?.id);
+    const page = await ctx.api.cartPage(history.carts[history.carts.length - 1]?.id);
     history = { carts: [...history.carts, ...page.carts], hasMore: page.hasMore };
     return history;
   }, render);
