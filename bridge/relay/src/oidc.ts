@@ -97,7 +97,9 @@ export function createOidcVerifier(opts: OidcVerifierOptions): PushVerifier {
       if (!payload) return { ok: false, status: 401, reason: 'token has no payload' };
       if (opts.serviceAccountEmail) {
         // Google writes service-account addresses in lower case; one set in another case is the same account.
-        if (payload.email?.toLowerCase() !== opts.serviceAccountEmail.toLowerCase()) {
+        // The library checks the signature, audience, issuer and expiry, not the claims' types.
+        const email: unknown = payload.email;
+        if (typeof email !== 'string' || email.toLowerCase() !== opts.serviceAccountEmail.toLowerCase()) {
           return { ok: false, status: 403, reason: 'token is not from the configured push service account' };
         }
         if (payload.email_verified !== true) {

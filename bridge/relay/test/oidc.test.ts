@@ -106,6 +106,14 @@ describe('OIDC verification of push requests', () => {
     // Google's push tokens say "email_verified": true; one that does not say so is not taken as verified.
     const unsaid = await google.idToken({ email_verified: undefined });
     await expect(google.verifier.verify(bearer(unsaid))).resolves.toMatchObject({ ok: false, status: 403 });
+    // Signed, but its email no address at all: refused as another account's, not a crash (a 500).
+    for (const email of [123, {}, [], true]) {
+      const odd = await google.idToken({ email });
+      await expect(google.verifier.verify(bearer(odd)), JSON.stringify(email)).resolves.toMatchObject({
+        ok: false,
+        status: 403,
+      });
+    }
   });
 
   it('takes PUSH_SERVICE_ACCOUNT written in any case (Google issues the address in lower case)', async () => {
