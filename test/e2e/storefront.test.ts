@@ -90,11 +90,12 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
   async function onOwnClock(
     label: string,
     test: (shop: { page: Page; shopper: Shopper; clock: PhoneBrowser['context']['clock'] }) => Promise<void>,
+    initScript?: string,
   ): Promise<void> {
     const own = await launchPhoneBrowser(findChromium()!);
     try {
       await own.context.clock.install();
-      const { page, shopper } = await openShop(label, own);
+      const { page, shopper } = await openShop(label, own, initScript);
       await cartLink(page, 0).waitFor();
       await pauseClock(own);
       await test({ page, shopper, clock: own.context.clock });
@@ -1241,29 +1242,44 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await page.close();
     });
 
-    it('a change stalled: the shop says it is saving, and at the deadline the change ends as a problem with Retry', async () => {
-      // The clock is moved past the API client's deadline.
-      await onOwnClock('stalled', async ({ page, shopper, clock }) => {
-        const puts = await holdCalls(page, 'PUT', ITEM_PUT);
-        const mug = product('mug-ceramic');
-        await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
-        // Held, and never answered.
-        await puts.next();
-        const saving = page.getByRole('banner').getByText('Saving…', { exact: true });
-        await saving.waitFor();
-        await clock.runFor(20_000);
-        await expect
-          .poll(() => alert(page))
-          .toBe('The shop took too long to answer. Check your connection and try again.Retry');
-        expect(await saving.count()).toBe(0);
-        // The queue of changes is free again.
-        await page.getByRole('button', { name: 'Retry', exact: true }).tap();
-        await (await puts.next()).pass();
-        await cartLink(page, 1).waitFor();
-        const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
-        expect(cart.items.map((i) => i.quantity)).toEqual([1]);
-      });
-    }, 60_000);
+    it.each([
+      ['', undefined],
+      // Safari and iOS below 15.4 ignore abort's reason (MDN browser-compat-data: AbortController.abort, reason).
+      [
+        ', on a browser that drops the abort’s reason (Safari below 15.4)',
+        'const abort = AbortController.prototype.abort; AbortController.prototype.abort = function () { abort.call(this); };',
+      ],
+    ])(
+      'a change stalled: the shop says it is saving, and at the deadline the change ends as a problem with Retry%s',
+      async (_, initScript) => {
+        // The clock is moved past the API client's deadline.
+        await onOwnClock(
+          'stalled',
+          async ({ page, shopper, clock }) => {
+            const puts = await holdCalls(page, 'PUT', ITEM_PUT);
+            const mug = product('mug-ceramic');
+            await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
+            // Held, and never answered.
+            await puts.next();
+            const saving = page.getByRole('banner').getByText('Saving…', { exact: true });
+            await saving.waitFor();
+            await clock.runFor(20_000);
+            await expect
+              .poll(() => alert(page))
+              .toBe('The shop took too long to answer. Check your connection and try again.Retry');
+            expect(await saving.count()).toBe(0);
+            // The queue of changes is free again.
+            await page.getByRole('button', { name: 'Retry', exact: true }).tap();
+            await (await puts.next()).pass();
+            await cartLink(page, 1).waitFor();
+            const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+            expect(cart.items.map((i) => i.quantity)).toEqual([1]);
+          },
+          initScript,
+        );
+      },
+      60_000,
+    );
 
     it('a slow checkout: Add is off on Products meanwhile, and its answer does not take a shopper who left the cart to Stripe', async () => {
       const { page } = await openShop('slow-checkout');

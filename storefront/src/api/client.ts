@@ -98,7 +98,9 @@ export function createShopApi(options: ShopApiOptions) {
     try {
       result = await call;
     } catch (error) {
-      if (error instanceof DOMException && error.name === TIMED_OUT)
+      // The deadline is the only thing that aborts a call. Safari below 15.4 drops abort's reason
+      // and rejects with a plain AbortError (MDN: AbortController.abort, reason since 15.4).
+      if (error instanceof DOMException && (error.name === TIMED_OUT || error.name === 'AbortError'))
         throw new ApiProblem(0, 'timeout', 'The shop took too long to answer. Check your connection and try again.');
       throw new ApiProblem(0, 'unreachable', 'The shop could not be reached. Check your connection and try again.');
     }
