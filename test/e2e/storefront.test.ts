@@ -131,6 +131,12 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
   }
 
+  /** Why a control is off, as a screen reader says it: the text its aria-describedby names. */
+  async function whyOff(control: Locator): Promise<string | null> {
+    const id = await control.getAttribute('aria-describedby');
+    return id === null ? null : control.page().locator(`[id="${id}"]`).textContent();
+  }
+
   /**
    * Until the shop has answered every change and checkout it sent ("Saving…" gone): each tap is
    * counted as it is made, so a check for what went wrong made before would pass whatever a
@@ -754,21 +760,60 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
   describe('when the shop says no', () => {
     const alert = (page: Page) => page.getByRole('alert').textContent();
 
-    it('out of stock: the shop names the product short, on the products screen and at checkout', async () => {
-      await putProduct('e2e-lamp', 'Brass Desk Lamp', { stock: 1 });
+    it('out of stock: Add and “+” turn off once the cart holds all that is left, and a refusal names the product and what to do', async () => {
+      await putProduct('e2e-lamp', 'Brass Desk Lamp', { stock: 3 });
       const { page } = await openShop('out-of-stock');
       const add = page.getByRole('button', { name: 'Add Brass Desk Lamp to cart', exact: true });
       await add.tap();
       await cartLink(page, 1).waitFor();
+      // Two sold elsewhere while the screen still says 3 left: Add is refused, and turns off.
+      await putProduct('e2e-lamp', 'Brass Desk Lamp', { stock: 1 });
       await add.tap();
-      await expect.poll(() => alert(page)).toBe('Not enough in stock: Brass Desk Lamp (1 left).');
+      await expect
+        .poll(() => alert(page))
+        .toBe('Not enough in stock: Brass Desk Lamp (1 left). Your cart holds all that is left.');
+      await expect.poll(() => add.isDisabled()).toBe(true);
+      expect(await whyOff(add)).toBe('The last one is in your cart');
       await screen(page, 'products-out-of-stock');
+
+      // The cart's "+" is off too, for the same reason, before any tap.
+      await cartLink(page, 1).tap();
+      const more = page.getByRole('button', { name: 'Increase quantity of Brass Desk Lamp', exact: true });
+      await expect.poll(() => whyOff(more)).toBe('The last one is in your cart');
+      expect(await more.isDisabled()).toBe(true);
 
       // The last one sold meanwhile: checkout finds none left for the line in the cart.
       await putProduct('e2e-lamp', 'Brass Desk Lamp', { stock: 0 });
-      await cartLink(page, 1).tap();
       await page.getByRole('button', { name: 'Checkout', exact: true }).tap();
-      await expect.poll(() => alert(page)).toBe('Not enough in stock: Brass Desk Lamp (sold out).');
+      await expect
+        .poll(() => alert(page))
+        .toBe('Not enough in stock: Brass Desk Lamp (sold out). To check out, remove Brass Desk Lamp from your cart.');
+      await expect.poll(() => whyOff(more)).toBe('Sold out');
+      await page.close();
+    });
+
+    it('a line holding more than is left: the cart says how many are left, and checkout says to lower it', async () => {
+      await putProduct('e2e-kite', 'Paper Kite', { stock: 5 });
+      const { page } = await openShop('over-stock');
+      const add = page.getByRole('button', { name: 'Add Paper Kite to cart', exact: true });
+      await add.tap();
+      await cartLink(page, 1).waitFor();
+      await add.tap();
+      await cartLink(page, 2).waitFor();
+      await putProduct('e2e-kite', 'Paper Kite', { stock: 1 });
+      await cartLink(page, 2).tap();
+      const more = page.getByRole('button', { name: 'Increase quantity of Paper Kite', exact: true });
+      await expect.poll(() => whyOff(more)).toBe('Only 1 left');
+      expect(await more.isDisabled()).toBe(true);
+      await page.getByRole('button', { name: 'Checkout', exact: true }).tap();
+      await expect
+        .poll(() => alert(page))
+        .toBe('Not enough in stock: Paper Kite (1 left). To check out, lower your cart to what is left.');
+      // Lowered to what is left, the line can be checked out.
+      await page.getByRole('button', { name: 'Decrease quantity of Paper Kite', exact: true }).tap();
+      await cartLink(page, 1).waitFor();
+      expect(await whyOff(more)).toBe('The last one is in your cart');
+      await checkOut(page);
       await page.close();
     });
 
@@ -779,8 +824,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await expect.poll(() => pin.textContent()).toBe('Sold out');
       expect(await pin.isDisabled()).toBe(true);
       // Said to screen readers too, as the button's description.
-      const describedBy = await pin.getAttribute('aria-describedby');
-      expect(await page.locator(`[id="${describedBy}"]`).textContent()).toBe('Sold out');
+      expect(await whyOff(pin)).toBe('Sold out');
       await screen(page, 'products-sold-out');
       const mug = product('mug-ceramic');
       await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
@@ -981,8 +1025,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await savedAll(next.page);
       expect(await next.page.getByRole('alert').count()).toBe(0);
       expect((await next.shopper.cart(cart.id)).items.map((i) => i.quantity)).toEqual([99]);
-      const describedBy = await add.getAttribute('aria-describedby');
-      expect(await next.page.locator(`[id="${describedBy}"]`).textContent()).toBe('99 is the most per order');
+      expect(await whyOff(add)).toBe('99 is the most per order');
       await page.close();
       await next.page.close();
     });
@@ -1745,8 +1788,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await cartLink(page, 100).waitFor();
       await expectFocusKept(page, increase);
       // Said as its description, as on the products screen.
-      const describedBy = await increase.getAttribute('aria-describedby');
-      expect(await page.locator(`[id="${describedBy}"]`).textContent()).toBe('99 is the most per order');
+      expect(await whyOff(increase)).toBe('99 is the most per order');
       expect((await shopper.cart(cart.id)).items.map((i) => i.quantity)).toEqual([1, 99]);
       await page.close();
     });

@@ -1,4 +1,4 @@
-import { CART_LIMITS, isEditable } from '@edge-checkout/worker/cart-state';
+import { isEditable } from '@edge-checkout/worker/cart-state';
 import { formatMoney } from '@edge-checkout/worker/money';
 import { ApiProblem, type Cart, type CartItem } from '../api/client.ts';
 import { quantityIn } from '../cart-store.ts';
@@ -6,7 +6,7 @@ import { h, show } from '../dom.ts';
 import { links } from '../router.ts';
 import { ChangeProblem } from './change-problem.ts';
 import type { Screen, ScreenContext } from './context.ts';
-import { heading, loadingView, MOST_PER_ORDER, problemView } from './parts.ts';
+import { heading, Loadable, loadingView, problemView, whyNoMore } from './parts.ts';
 
 /** The active cart: its lines with +1 / −1 / remove, the count and total, and Checkout. */
 export const cartScreen: Screen = (ctx) => {
@@ -39,6 +39,15 @@ export const cartScreen: Screen = (ctx) => {
 
   const actionProblem = new ChangeProblem(render);
   const nameOf = (id: string) => ctx.cart.cart?.items.find((item) => item.productId === id)?.name;
+  // What is left of each product, which the cart's lines do not say: "+" is off where a tap could
+  // only be refused. Not shown when it fails to load; "+" is then on, and a refusal says why.
+  const products = new Loadable(() => ctx.api.products(), render);
+  const availableOf = (id: string) => products.loaded?.find((product) => product.id === id)?.available ?? null;
+  /** A change or checkout refused for stock: what is left is loaded again, for the lines to show it. */
+  const reloadIfShort = () => {
+    const { error } = actionProblem;
+    if (error instanceof ApiProblem && error.code === 'out_of_stock') void products.load();
+  };
 
   const cartView = (cart: Cart) => {
     if (cart.items.length === 0) {
@@ -118,8 +127,9 @@ export const cartScreen: Screen = (ctx) => {
   };
 
   const line = (item: CartItem, currency: string | null, editable: boolean) => {
-    // As many as a line holds: "+" is off, and says why (as the products' Add does).
-    const full = item.quantity >= CART_LIMITS.quantity;
+    // No more to be had: "+" is off, and says why (as the products' Add does). Not said of a
+    // cart being paid for: what is left then leaves out what its own checkout holds.
+    const why = editable ? whyNoMore(item.quantity, availableOf(item.productId)) : null;
     const whyId = `why-not-${item.productId}`;
     return h(
       'li',
@@ -129,7 +139,7 @@ export const cartScreen: Screen = (ctx) => {
         'span',
         { class: 'unit' },
         `${formatMoney(item.unitAmount, currency)} each`,
-        full && [' · ', h('span', { id: whyId }, MOST_PER_ORDER)],
+        why && [' · ', h('span', { id: whyId }, why)],
       ),
       h(
         'span',
@@ -158,8 +168,8 @@ export const cartScreen: Screen = (ctx) => {
           {
             type: 'button',
             'aria-label': `Increase quantity of ${item.name}`,
-            'aria-disabled': !editable || full,
-            'aria-describedby': full && whyId,
+            'aria-disabled': !editable || why !== null,
+            'aria-describedby': why && whyId,
             onclick: () =>
               void act(
                 () => ctx.cart.add(item.productId),
@@ -193,9 +203,10 @@ export const cartScreen: Screen = (ctx) => {
    * cancelled checkout is old news once the shopper acts again.
    */
   /** `said`: what to announce, from the cart the change answered (another device may have moved the line). */
-  const act = (change: () => Promise<Cart>, said: (now: Cart) => string) => {
+  const act = async (change: () => Promise<Cart>, said: (now: Cart) => string) => {
     notice = null;
-    return actionProblem.run(change, (now) => ctx.announce(said(now)));
+    await actionProblem.run(change, (now) => ctx.announce(said(now)));
+    reloadIfShort();
   };
 
   /** Cancels the checkout of `cartId`, then `done`; or shows why not, with Retry where it helps. */
@@ -242,11 +253,11 @@ export const cartScreen: Screen = (ctx) => {
 
   // The Checkout page replaces the shop in this tab, as the app's web view did; Stripe sends
   // the shopper back to the Worker's landing page, whose "Back to the shop" returns here.
-  const checkout = () => {
+  const checkout = async () => {
     notice = null;
     actionProblem.clear();
     ctx.announce('Opening the payment page…');
-    return actionProblem.run(
+    await actionProblem.run(
       () => ctx.cart.checkout(),
       (made) => {
         // Left the cart meanwhile: the checkout stays open for the cart screen to continue or
@@ -257,6 +268,7 @@ export const cartScreen: Screen = (ctx) => {
         location.assign(made.url);
       },
     );
+    reloadIfShort();
   };
 
   const refresh = () => ctx.cart.refresh().catch(() => undefined);
@@ -266,4 +278,5 @@ export const cartScreen: Screen = (ctx) => {
   if (ctx.cancelledCheckout) void cancelLanded(ctx.cancelledCheckout);
   // The status may have moved since the cart was last loaded (a payment, another tab).
   void refresh();
+  void products.load();
 };

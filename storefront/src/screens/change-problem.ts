@@ -55,6 +55,6 @@ export class ChangeProblem {
     if (cart && error instanceof FailedChange && error.madeIn(cart)) this.failed = null;
     if (!this.failed) return null;
     if (heldByCheckout(this.failed.error, cart)) return heldByCheckoutView(this.failed.error, cartLink);
-    return problemView(this.failed.error, this.failed.retry, nameOf);
+    return problemView(this.failed.error, this.failed.retry, nameOf, cart);
   }
 }

@@ -1,7 +1,8 @@
 // Pieces every screen uses: its heading, what it loads (or the problem, with its retry), a
 // product's picture.
 import { CART_LIMITS } from '@edge-checkout/worker/cart-state';
-import { type ApiProblem, asProblem, type Cart, NOT_THE_SHOPS, type Product } from '../api/client.ts';
+import { type ApiProblem, asProblem, type Cart, NOT_THE_SHOPS, type Product, type Shortage } from '../api/client.ts';
+import { quantityIn } from '../cart-store.ts';
 import { type Child, h } from '../dom.ts';
 import { links } from '../router.ts';
 
@@ -11,7 +12,20 @@ export function heading(text: string): HTMLHeadingElement {
 }
 
 /** Why a product cannot be added to a line holding as many as one can (products' Add, the cart's "+"). */
-export const MOST_PER_ORDER = `${CART_LIMITS.quantity} is the most per order`;
+const MOST_PER_ORDER = `${CART_LIMITS.quantity} is the most per order`;
+
+/**
+ * Why no more of a product can go in a cart holding `inCart` of it (products' Add, the cart's
+ * "+"), or null when more can: a tap could only be refused. `available` is what the products list
+ * said is left; null when it is not counted, or not known.
+ */
+export function whyNoMore(inCart: number, available: number | null): string | null {
+  if (available === 0) return 'Sold out';
+  if (inCart >= CART_LIMITS.quantity) return MOST_PER_ORDER;
+  if (available === null || inCart < available) return null;
+  if (inCart > available) return `Only ${available} left`;
+  return available === 1 ? 'The last one is in your cart' : `All ${available} left are in your cart`;
+}
 
 /** A product's name, where the screen knows it. */
 export type NameOf = (productId: string) => string | undefined;
@@ -22,15 +36,16 @@ export type Retry = () => Promise<unknown>;
 /**
  * A failed call in words (the problem's `detail`), with a Retry button when trying again can
  * help: the shop was unreachable, busy or failing. Not for a refusal that would only repeat.
- * `nameOf` names the products an out_of_stock problem gives by id.
+ * `nameOf` names the products an out_of_stock problem gives by id; `cart`, the cart the refused
+ * change was for, tells what to do about them.
  */
-export function problemView(error: unknown, retry?: Retry, nameOf?: NameOf): HTMLElement {
+export function problemView(error: unknown, retry?: Retry, nameOf?: NameOf, cart?: Cart | null): HTMLElement {
   return drawnOnce(error, retry, () => {
     const problem: ApiProblem = asProblem(error);
     return h(
       'div',
       { class: 'problem', role: 'alert' },
-      h('p', null, inWords(problem, nameOf)),
+      h('p', null, inWords(problem, nameOf, cart ?? null)),
       retry && problem.retryable ? retryView(problem, retry) : null,
     );
   });
@@ -76,14 +91,14 @@ const SHOPPER_WORDS: Readonly<Partial<Record<string, string>>> = {
  * name (the Worker's problem names them by id); an answer that is not the Worker's (a proxy's
  * error page, whose status means nothing to a shopper) by whether trying again can help.
  */
-function inWords(problem: ApiProblem, nameOf: NameOf = () => undefined): string {
+function inWords(problem: ApiProblem, nameOf: NameOf = () => undefined, cart: Cart | null = null): string {
   const words = SHOPPER_WORDS[problem.code];
   if (words) return words;
   if (problem.code === 'out_of_stock' && problem.shortages.length > 0) {
     const short = problem.shortages.map(
       ({ id, available }) => `${nameOf(id) ?? id} (${available === 0 ? 'sold out' : `${available} left`})`,
     );
-    return `Not enough in stock: ${short.join(', ')}.`;
+    return `Not enough in stock: ${short.join(', ')}.${whatToDoWhenShort(problem.shortages, nameOf, cart)}`;
   }
   if (problem.code === 'not_found' && problem.productId !== null)
     return `${nameOf(problem.productId) ?? 'That product'} is no longer sold. It cannot be added; if it is in your cart, remove it to check out.`;
@@ -92,6 +107,23 @@ function inWords(problem: ApiProblem, nameOf: NameOf = () => undefined): string 
       ? SHOPPER_WORDS.service_unavailable!
       : 'Something went wrong in the shop. Reload the page and try again.';
   return problem.message;
+}
+
+/**
+ * A cart holding more than is left cannot be checked out: what to lower or remove. One holding
+ * all that is left (an Add refused) needs nothing done: it says so, rather than leave the
+ * shopper to wonder whether the cart is at fault.
+ */
+function whatToDoWhenShort(shortages: readonly Shortage[], nameOf: NameOf, cart: Cart | null): string {
+  const inCart = (id: string) => (cart ? quantityIn(cart, id) : 0);
+  const over = shortages.filter(({ id, available }) => inCart(id) > available);
+  if (over.length > 0)
+    return over.every(({ available }) => available === 0)
+      ? ` To check out, remove ${over.map(({ id }) => nameOf(id) ?? id).join(' and ')} from your cart.`
+      : ' To check out, lower your cart to what is left.';
+  return shortages.every(({ id, available }) => available > 0 && inCart(id) === available)
+    ? ' Your cart holds all that is left.'
+    : '';
 }
 
 /**

@@ -1,10 +1,10 @@
-import { CART_LIMITS } from '@edge-checkout/worker/cart-state';
+import { isEditable } from '@edge-checkout/worker/cart-state';
 import { formatMoney } from '@edge-checkout/worker/money';
 import { ApiProblem, type Product } from '../api/client.ts';
 import { h, show } from '../dom.ts';
 import { ChangeProblem } from './change-problem.ts';
 import type { Screen } from './context.ts';
-import { heading, Loadable, MOST_PER_ORDER, problemView, productPicture } from './parts.ts';
+import { heading, Loadable, problemView, productPicture, whyNoMore } from './parts.ts';
 
 /** The catalogue: every active product, each with its "Add … to cart" button. */
 export const productsScreen: Screen = (ctx) => {
@@ -32,14 +32,10 @@ export const productsScreen: Screen = (ctx) => {
     const inCart = ctx.cart.quantityOf(product.id);
     // Why the button is off, if it is: said as its description.
     // The lines cannot change while a checkout is being made (README, The storefront).
+    // What is left leaves out what a checkout of this cart holds: its lines are not counted twice.
+    const held = ctx.cart.cart !== null && !isEditable(ctx.cart.cart.status);
     const why =
-      product.available === 0
-        ? 'Sold out'
-        : inCart >= CART_LIMITS.quantity
-          ? MOST_PER_ORDER
-          : ctx.cart.checkingOut
-            ? 'Checkout in progress'
-            : null;
+      whyNoMore(held ? 0 : inCart, product.available) ?? (ctx.cart.checkingOut ? 'Checkout in progress' : null);
     const whyId = `why-not-${product.id}`;
     return h(
       'li',
@@ -53,7 +49,7 @@ export const productsScreen: Screen = (ctx) => {
         h('span', { class: 'price' }, formatMoney(product.unitAmount, product.currency)),
         inCart > 0 ? h('span', { class: 'in-cart' }, `${inCart} in cart`) : null,
       ),
-      // Sold out, as many in the cart as a line holds, or a checkout being made, the button keeps its name
+      // No more to be had (whyNoMore) or a checkout being made, the button keeps its name
       // (docs/contract.md §8) and says why it is off as its description, so a screen reader says it too.
       h(
         'button',
@@ -74,9 +70,14 @@ export const productsScreen: Screen = (ctx) => {
       () => ctx.cart.add(product.id),
       (cart) => ctx.announce(`${product.name} added. ${cart.itemCount} in the cart.`),
     );
-    // Taken off sale since the list was loaded: the list loaded again no longer offers it.
+    // Taken off sale or bought up since the list was loaded: the list loaded again no longer
+    // offers it, or says what is left.
     const { error } = addProblem;
-    if (error instanceof ApiProblem && error.code === 'not_found' && error.productId !== null) void products.load();
+    if (
+      error instanceof ApiProblem &&
+      (error.code === 'out_of_stock' || (error.code === 'not_found' && error.productId !== null))
+    )
+      void products.load();
   };
 
   ctx.cart.subscribe(render, ctx.signal);
