@@ -47,16 +47,16 @@ export function takeLandingReturn(): LandingReturn | null {
   return { cartId, cancelled: query.get('cancelled') === 'true', sessionId: query.get('session_id') || null };
 }
 
-/**
- * Puts `landing` back into the address: the token it was taken with was refused (it expired
- * while the shopper was on Stripe's page), and signing in again reloads the page, which takes it
- * then. Taken again, a cancel already made is refused and shows the cart as it is.
- */
 /** Takes the landing parameters out of the address, unread (another shopper signed in). */
 export function dropLandingReturn(): void {
   history.replaceState(null, '', `${location.pathname}${location.hash}`);
 }
 
+/**
+ * Puts `landing` back into the address: the token it was taken with was refused (it expired
+ * while the shopper was on Stripe's page), and signing in again reloads the page, which takes it
+ * then. Taken again, a cancel already made is refused and shows the cart as it is.
+ */
 export function restoreLandingReturn(landing: LandingReturn): void {
   const query = new URLSearchParams({ cart_id: landing.cartId });
   if (landing.cancelled) query.set('cancelled', 'true');

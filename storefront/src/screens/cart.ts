@@ -199,20 +199,20 @@ export const cartScreen: Screen = (ctx) => {
   };
 
   /**
-   * A change to the cart; `said` tells screen-reader users what happened. What became of a
-   * cancelled checkout is old news once the shopper acts again.
+   * A change to the cart; `said` tells screen-reader users what happened, from the cart the change
+   * answered (another device may have moved the line). What became of a cancelled checkout is old
+   * news once the shopper acts again.
    */
-  /** `said`: what to announce, from the cart the change answered (another device may have moved the line). */
   const act = async (change: () => Promise<Cart>, said: (now: Cart) => string) => {
     notice = null;
     await actionProblem.run(change, (now) => ctx.announce(said(now)));
     reloadIfShort();
   };
 
-  /** Cancels the checkout of `cartId`, then `done`; or shows why not, with Retry where it helps. */
   /**
-   * `done` once the checkout is cancelled; not if another, started elsewhere since, is the cart's
-   * by now: the screen shows that one, to continue or cancel.
+   * Cancels the checkout of `cartId`, then `done`; or shows why not, with Retry where it helps.
+   * Not `done` if another checkout, started elsewhere since, is the cart's by now: the screen
+   * shows that one, to continue or cancel.
    */
   const cancel = async (
     cartId: string,
