@@ -127,6 +127,10 @@ export class CartStore {
         return this.set(await this.api.activeCart());
       } catch (error) {
         this.lastProblem = asProblem(error);
+        // It was asked for because the cart may have changed elsewhere, and may still have: the
+        // next change loads it first rather than build on it (a tap worked out from an old line
+        // can ask for what another device just made it, which the Worker takes as done).
+        this.stale = true;
         this.notify();
         throw error;
       }

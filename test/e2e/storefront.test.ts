@@ -406,6 +406,26 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     await page.close();
   });
 
+  it('back in the tab, the cart fails to load: the next tap loads it first, and adds to what another device put in', async () => {
+    const { page, shopper } = await openShop('failed-return-load');
+    const mug = product('mug-ceramic');
+    await cartLink(page, 0).waitFor();
+    // The phone adds a mug; this tab, come back to, fails to load the cart and still shows none.
+    const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+    await shopper.call('PUT', `/v1/carts/${cart.id}/items/${mug.id}`, { quantity: 1 });
+    await page.route(
+      (url) => CART_LOAD.test(url.pathname),
+      (route) => route.abort(),
+      { times: 1 },
+    );
+    await backInTheTab(page);
+    // Worked out from the cart shown, the tap would ask for 1 mug, which the Worker takes as done.
+    await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
+    await cartLink(page, 2).waitFor();
+    expect((await shopper.cart(cart.id)).items.map((item) => item.quantity)).toEqual([2]);
+    await page.close();
+  });
+
   it('a checkout left open (Back on the Checkout page): Orders leads to the cart, to continue or cancel it, not to a payment being confirmed', async () => {
     const { page, shopper, consoleErrors } = await openShop('checkout-left-open');
     const { cart } = await mugCheckedOut(shopper);
