@@ -82,6 +82,8 @@ export class CartStore {
    */
   private failures = { any: 0, unknownOutcome: 0 };
   private lastFailure: FailedChange<unknown> | null = null;
+  /** A change's failure that came after the screen that made it was left (showElsewhere). */
+  private unshown: unknown = null;
   /** Changes sent or waiting their turn; checkouts apart, as they also hold the lines still. */
   private readonly pending = { change: 0, checkout: 0 };
   private readonly listeners = new Set<() => void>();
@@ -137,6 +139,22 @@ export class CartStore {
     });
     this.joinable = load;
     return load;
+  }
+
+  /**
+   * Hands the failure of a change whose screen was left before it came to the screen shown now,
+   * which takes it (takeUnshown) as it draws: a tap that failed is never lost without a word.
+   */
+  showElsewhere(error: unknown): void {
+    this.unshown = error;
+    this.notify();
+  }
+
+  /** The failure handed over by showElsewhere, once. */
+  takeUnshown(): unknown {
+    const error = this.unshown;
+    this.unshown = null;
+    return error;
   }
 
   quantityOf(productId: string): number {

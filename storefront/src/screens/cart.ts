@@ -37,7 +37,7 @@ export const cartScreen: Screen = (ctx) => {
     );
   };
 
-  const actionProblem = new ChangeProblem(render);
+  const actionProblem = new ChangeProblem(render, ctx);
   const nameOf = (id: string) => ctx.cart.cart?.items.find((item) => item.productId === id)?.name;
   // What is left of each product, which the cart's lines do not say: "+" is off where a tap could
   // only be refused. Not shown when it fails to load; "+" is then on, and a refusal says why.

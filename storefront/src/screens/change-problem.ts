@@ -1,6 +1,7 @@
 import type { Cart } from '../api/client.ts';
 import { FailedChange, NotSent } from '../cart-store.ts';
 import type { Child } from '../dom.ts';
+import type { ScreenContext } from './context.ts';
 import { heldByCheckout, heldByCheckoutView, type NameOf, problemView, type Retry } from './parts.ts';
 
 /**
@@ -11,8 +12,11 @@ import { heldByCheckout, heldByCheckoutView, type NameOf, problemView, type Retr
 export class ChangeProblem {
   private failed: { error: unknown; retry: Retry | undefined } | null = null;
 
-  /** `changed`: the screen draws itself again. */
-  constructor(private readonly changed: () => void) {}
+  /** `changed`: the screen draws itself again; `screen`: whether it is still shown, and its cart. */
+  constructor(
+    private readonly changed: () => void,
+    private readonly screen: Pick<ScreenContext, 'signal' | 'cart'>,
+  ) {}
 
   /** Whether the last change failed: for what the screen shows around it. */
   get error(): unknown {
@@ -29,14 +33,21 @@ export class ChangeProblem {
       // The change before it failed: its problem is what to show, shown here too when it was
       // another screen's. Its Retry sends that change again; this one's answer is not awaited.
       if (error instanceof NotSent) {
-        const { cause } = error;
-        this.failed ??= { error: cause, retry: () => this.run(cause.retry, () => undefined) };
+        this.failed ??= this.another(error.cause);
         return this.changed();
       }
+      // The shopper has left the screen meanwhile: the screen shown now says it.
+      if (this.screen.signal.aborted) return this.screen.cart.showElsewhere(error);
       const again = error instanceof FailedChange ? (error.retry as () => Promise<T>) : undefined;
       this.failed = { error, retry: again && (() => this.run(again, done)) };
     }
     this.changed();
+  }
+
+  /** Another change's failure, shown here: its Retry sends that change again. */
+  private another(error: unknown): NonNullable<ChangeProblem['failed']> {
+    const retry = error instanceof FailedChange ? error.retry : undefined;
+    return { error, retry: retry && (() => this.run(retry, () => undefined)) };
   }
 
   /** Forgets the problem (a new attempt of the screen's own is on its way). */
@@ -51,6 +62,8 @@ export class ChangeProblem {
   view(cart: Cart | null, cartLink: boolean, nameOf: NameOf): Child {
     // The cart loaded again (on focus, say) shows the change made after all: nothing is wrong
     // any more, and a Retry would only send it again.
+    const handed = this.screen.cart.takeUnshown();
+    if (handed !== null) this.failed = this.another(handed);
     const { error } = this.failed ?? {};
     if (cart && error instanceof FailedChange && error.madeIn(cart)) this.failed = null;
     if (!this.failed) return null;

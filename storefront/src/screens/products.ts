@@ -23,7 +23,7 @@ export const productsScreen: Screen = (ctx) => {
       ),
     );
   };
-  const addProblem = new ChangeProblem(render);
+  const addProblem = new ChangeProblem(render, ctx);
   const loadCart = () => ctx.cart.refresh().catch(() => undefined);
   const products = new Loadable(() => ctx.api.products(), render);
   const nameOf = (id: string) => products.loaded?.find((product) => product.id === id)?.name;
