@@ -60,10 +60,10 @@ export class ChangeProblem {
    * is explained with the way to the cart (not wanted on the cart screen itself).
    */
   view(cart: Cart | null, cartLink: boolean, nameOf: NameOf): Child {
-    // The cart loaded again (on focus, say) shows the change made after all: nothing is wrong
-    // any more, and a Retry would only send it again.
     const handed = this.screen.cart.takeUnshown();
     if (handed !== null) this.failed = this.another(handed);
+    // The cart loaded again (on focus, say) shows the change made after all: nothing is wrong
+    // any more, and a Retry would only send it again.
     const { error } = this.failed ?? {};
     if (cart && error instanceof FailedChange && error.madeIn(cart)) this.failed = null;
     if (!this.failed) return null;
