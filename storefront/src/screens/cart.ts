@@ -6,7 +6,7 @@ import { h, show } from '../dom.ts';
 import { links } from '../router.ts';
 import { ChangeProblem } from './change-problem.ts';
 import type { Screen, ScreenContext } from './context.ts';
-import { heading, Loadable, loadingView, problemView, whyNoMore } from './parts.ts';
+import { heading, Loadable, listOutOfDate, loadingView, problemView, whyNoMore } from './parts.ts';
 
 /** The active cart: its lines with +1 / −1 / remove, the count and total, and Checkout. */
 export const cartScreen: Screen = (ctx) => {
@@ -43,10 +43,9 @@ export const cartScreen: Screen = (ctx) => {
   // only be refused. Not shown when it fails to load; "+" is then on, and a refusal says why.
   const products = new Loadable(() => ctx.api.products(), render);
   const availableOf = (id: string) => products.loaded?.find((product) => product.id === id)?.available ?? null;
-  /** A change or checkout refused for stock: what is left is loaded again, for the lines to show it. */
-  const reloadIfShort = () => {
-    const { error } = actionProblem;
-    if (error instanceof ApiProblem && error.code === 'out_of_stock') void products.load();
+  /** After a change or checkout refused for what the list says, for the lines to show what is left. */
+  const reloadIfOutOfDate = () => {
+    if (listOutOfDate(actionProblem.error)) void products.load();
   };
 
   const cartView = (cart: Cart) => {
@@ -206,7 +205,7 @@ export const cartScreen: Screen = (ctx) => {
   const act = async (change: () => Promise<Cart>, said: (now: Cart) => string) => {
     notice = null;
     await actionProblem.run(change, (now) => ctx.announce(said(now)));
-    reloadIfShort();
+    reloadIfOutOfDate();
   };
 
   /**
@@ -268,7 +267,7 @@ export const cartScreen: Screen = (ctx) => {
         location.assign(made.url);
       },
     );
-    reloadIfShort();
+    reloadIfOutOfDate();
   };
 
   const refresh = () => ctx.cart.refresh().catch(() => undefined);

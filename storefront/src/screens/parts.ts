@@ -1,7 +1,7 @@
 // Pieces every screen uses: its heading, what it loads (or the problem, with its retry), a
 // product's picture.
 import { CART_LIMITS } from '@edge-checkout/worker/cart-state';
-import { type ApiProblem, asProblem, type Cart, NOT_THE_SHOPS, type Product, type Shortage } from '../api/client.ts';
+import { ApiProblem, asProblem, type Cart, NOT_THE_SHOPS, type Product, type Shortage } from '../api/client.ts';
 import { quantityIn } from '../cart-store.ts';
 import { type Child, h } from '../dom.ts';
 import { links } from '../router.ts';
@@ -25,6 +25,17 @@ export function whyNoMore(inCart: number, available: number | null): string | nu
   if (available === null || inCart < available) return null;
   if (inCart > available) return `Only ${available} left`;
   return available === 1 ? 'The last one is in your cart' : `All ${available} left are in your cart`;
+}
+
+/**
+ * A refusal that means the products list on screen is out of date: a product taken off sale,
+ * or fewer left than it says. The screen loads it again.
+ */
+export function listOutOfDate(error: unknown): boolean {
+  return (
+    error instanceof ApiProblem &&
+    (error.code === 'out_of_stock' || (error.code === 'not_found' && error.productId !== null))
+  );
 }
 
 /** A product's name, where the screen knows it. */

@@ -1,10 +1,10 @@
 import { isEditable } from '@edge-checkout/worker/cart-state';
 import { formatMoney } from '@edge-checkout/worker/money';
-import { ApiProblem, type Product } from '../api/client.ts';
+import type { Product } from '../api/client.ts';
 import { h, show } from '../dom.ts';
 import { ChangeProblem } from './change-problem.ts';
 import type { Screen } from './context.ts';
-import { heading, Loadable, problemView, productPicture, whyNoMore } from './parts.ts';
+import { heading, Loadable, listOutOfDate, problemView, productPicture, whyNoMore } from './parts.ts';
 
 /** The catalogue: every active product, each with its "Add … to cart" button. */
 export const productsScreen: Screen = (ctx) => {
@@ -30,10 +30,10 @@ export const productsScreen: Screen = (ctx) => {
 
   const productCard = (product: Product) => {
     const inCart = ctx.cart.quantityOf(product.id);
-    // Why the button is off, if it is: said as its description.
-    // The lines cannot change while a checkout is being made (README, The storefront).
     // What is left leaves out what a checkout of this cart holds: its lines are not counted twice.
     const held = ctx.cart.cart !== null && !isEditable(ctx.cart.cart.status);
+    // Why the button is off, if it is: said as its description.
+    // The lines cannot change while a checkout is being made (README, The storefront).
     const why =
       whyNoMore(held ? 0 : inCart, product.available) ?? (ctx.cart.checkingOut ? 'Checkout in progress' : null);
     const whyId = `why-not-${product.id}`;
@@ -72,12 +72,7 @@ export const productsScreen: Screen = (ctx) => {
     );
     // Taken off sale or bought up since the list was loaded: the list loaded again no longer
     // offers it, or says what is left.
-    const { error } = addProblem;
-    if (
-      error instanceof ApiProblem &&
-      (error.code === 'out_of_stock' || (error.code === 'not_found' && error.productId !== null))
-    )
-      void products.load();
+    if (listOutOfDate(addProblem.error)) void products.load();
   };
 
   ctx.cart.subscribe(render, ctx.signal);
