@@ -52,6 +52,12 @@ export function startShop(body: HTMLElement): void {
   /** See ScreenContext.cancelledCheckout: for the first screen drawn, once. */
   let cancelledCheckout: ScreenContext['cancelledCheckout'] = null;
   let shown: AbortController | null = null;
+  /** The screen shown listens here (ScreenContext.onBack). */
+  const back = new EventTarget();
+  const loadAgain = () => {
+    void cart.refresh().catch(() => undefined);
+    back.dispatchEvent(new Event('back'));
+  };
   /** Whose token was refused with the landing put back (onUnauthorized). */
   let landingFor: string | null | undefined;
 
@@ -141,9 +147,10 @@ export function startShop(body: HTMLElement): void {
     );
     document.title = `${title} · ${SHOP_NAME}`;
     shown = new AbortController();
+    const { signal } = shown;
     screen({
       main,
-      signal: shown.signal,
+      signal,
       api,
       cart,
       announce: (message) => {
@@ -153,6 +160,7 @@ export function startShop(body: HTMLElement): void {
           announcer.textContent = message;
         }, 50);
       },
+      onBack: (listener) => back.addEventListener('back', listener, { signal }),
       cancelledCheckout: takeCancelledCheckout(),
     });
     main.querySelector('h1')?.focus();
@@ -190,12 +198,16 @@ export function startShop(body: HTMLElement): void {
     }
     if (loadedOnReturn || !currentSession()) return;
     loadedOnReturn = true;
-    void cart.refresh().catch(() => undefined);
+    loadAgain();
   };
   document.addEventListener('visibilitychange', cartMayHaveChanged);
   window.addEventListener('focus', cartMayHaveChanged);
   window.addEventListener('blur', () => {
     loadedOnReturn = false;
+  });
+  // Nothing else would load again what failed while the network was gone (ScreenContext.onBack).
+  window.addEventListener('online', () => {
+    if (currentSession()) loadAgain();
   });
   // Back from the Checkout page with the browser's back button: the page comes from the
   // back/forward cache as it was left (a Checkout button still busy); draw it afresh.

@@ -837,6 +837,45 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await page.close();
     });
 
+    it('back in the tab after the last one sold elsewhere: Add is off and says so, before any tap', async () => {
+      await putProduct('e2e-globe', 'Desk Globe', { stock: 2 });
+      const { page } = await openShop('return-sold-out');
+      const add = page.getByRole('button', { name: 'Add Desk Globe to cart', exact: true });
+      await add.waitFor();
+      expect(await whyOff(add)).toBeNull();
+      await setHidden(page, true);
+      await putProduct('e2e-globe', 'Desk Globe', { stock: 0 });
+      await setHidden(page, false);
+      await expect.poll(() => whyOff(add)).toBe('Sold out');
+      expect(await add.isDisabled()).toBe(true);
+      expect(await page.getByRole('alert').count()).toBe(0);
+      await page.close();
+    });
+
+    it('the cart opened offline: "+" stays on without knowing what is left, and turns off once the network is back', async () => {
+      await putProduct('e2e-candle', 'Beeswax Candle', { stock: 1 });
+      const { page } = await openShop('cart-offline-list');
+      await page.getByRole('button', { name: 'Add Beeswax Candle to cart', exact: true }).tap();
+      await cartLink(page, 1).waitFor();
+      const more = page.getByRole('button', { name: 'Increase quantity of Beeswax Candle', exact: true });
+      const listFailed = page.waitForEvent(
+        'requestfailed',
+        (request) => new URL(request.url()).pathname === '/v1/products',
+      );
+      await browser.context.setOffline(true);
+      try {
+        await cartLink(page, 1).tap();
+        await listFailed;
+        await more.waitFor();
+        expect(await whyOff(more)).toBeNull();
+      } finally {
+        await browser.context.setOffline(false);
+      }
+      await expect.poll(() => whyOff(more)).toBe('The last one is in your cart');
+      expect(await more.isDisabled()).toBe(true);
+      await page.close();
+    });
+
     it('sold out: the product’s button says so and is off; the others can still be added', async () => {
       await putProduct('e2e-pin', 'Enamel Pin', { stock: 0 });
       const { page } = await openShop('sold-out');

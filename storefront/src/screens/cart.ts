@@ -40,7 +40,8 @@ export const cartScreen: Screen = (ctx) => {
   const actionProblem = new ChangeProblem(render, ctx);
   const nameOf = (id: string) => ctx.cart.cart?.items.find((item) => item.productId === id)?.name;
   // What is left of each product, which the cart's lines do not say: "+" is off where a tap could
-  // only be refused. Not shown when it fails to load; "+" is then on, and a refusal says why.
+  // only be refused. Not shown when it fails to load; "+" is then on, and a refusal says why,
+  // until it loads again (after a refusal, or when the network or the shopper comes back).
   const products = new Loadable(() => ctx.api.products(), render);
   const availableOf = (id: string) => products.loaded?.find((product) => product.id === id)?.available ?? null;
   /** After a change or checkout refused for what the list says, for the lines to show what is left. */
@@ -277,5 +278,6 @@ export const cartScreen: Screen = (ctx) => {
   if (ctx.cancelledCheckout) void cancelLanded(ctx.cancelledCheckout);
   // The status may have moved since the cart was last loaded (a payment, another tab).
   void refresh();
+  ctx.onBack(() => void products.load());
   void products.load();
 };

@@ -12,6 +12,12 @@ export interface ScreenContext {
   /** Said by screen readers without moving focus (a polite live region). */
   announce(message: string): void;
   /**
+   * Calls `listener`, while the screen is shown, when what it loaded may be out of date: the
+   * shopper came back to this tab (stock may have gone to another shopper meanwhile), or the
+   * network came back after a load failed. The cart is loaded again then in any case.
+   */
+  onBack(listener: () => void): void;
+  /**
    * The checkout the shopper just cancelled on the payment page (the cancel landing page's way
    * back): its cart, and the session the page named. The cart screen cancels it here too, so the
    * cart can be changed again.

@@ -76,5 +76,6 @@ export const productsScreen: Screen = (ctx) => {
   };
 
   ctx.cart.subscribe(render, ctx.signal);
+  ctx.onBack(() => void products.load());
   void products.load();
 };
