@@ -1221,20 +1221,45 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await expectOneTshirt(shop);
     });
 
-    it('Add fails after the shopper has gone on to the cart: the cart screen says so, and its Retry adds the T-shirt', async () => {
-      const shop = await tshirtAddedHeld('failed-elsewhere');
-      const { page, puts } = shop;
-      const first = await puts.next();
-      await page.getByRole('link', { name: /^Cart \(/ }).tap();
-      await expect.poll(() => headline(page).textContent()).toBe('Cart');
-      await first.fail();
-      await expect.poll(() => alert(page)).toBe(OFFLINE);
-      await page.getByRole('button', { name: 'Retry', exact: true }).tap();
-      await (await puts.next()).pass();
-      await cartLink(page, 1).waitFor();
-      await expect.poll(() => page.getByRole('alert').count()).toBe(0);
-      await expectOneTshirt(shop);
-    });
+    it.each<[string, (page: Page, shopper: Shopper) => Promise<void>]>([
+      [
+        'the cart',
+        async (page) => {
+          await page.getByRole('link', { name: /^Cart \(/ }).tap();
+          await expect.poll(() => headline(page).textContent()).toBe('Cart');
+        },
+      ],
+      [
+        'Orders',
+        async (page) => {
+          await page.getByRole('link', { name: 'Orders', exact: true }).tap();
+          await expect.poll(() => headline(page).textContent()).toBe('Orders');
+        },
+      ],
+      [
+        'an order',
+        async (page, shopper) => {
+          const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+          await page.evaluate(`location.hash = '#/orders/${cart.id}'`);
+          await page.getByRole('region', { name: 'Order summary' }).waitFor();
+        },
+      ],
+    ])(
+      'Add fails after the shopper has gone on to %s: that screen says so, and its Retry adds the T-shirt',
+      async (_, goOn) => {
+        const shop = await tshirtAddedHeld('failed-elsewhere');
+        const { page, puts } = shop;
+        const first = await puts.next();
+        await goOn(page, shop.shopper);
+        await first.fail();
+        await expect.poll(() => alert(page)).toBe(OFFLINE);
+        await page.getByRole('button', { name: 'Retry', exact: true }).tap();
+        await (await puts.next()).pass();
+        await cartLink(page, 1).waitFor();
+        await expect.poll(() => page.getByRole('alert').count()).toBe(0);
+        await expectOneTshirt(shop);
+      },
+    );
 
     it('Add’s answer lost after the server added it: the cart loaded on focus shows 1, and the stale problem is gone', async () => {
       const shop = await tshirtAddedHeld('answer-lost');

@@ -32,13 +32,12 @@ export const cartScreen: Screen = (ctx) => {
       ctx.main,
       heading('Cart'),
       said && status,
-      actionProblem.view(cart, false, nameOf),
+      actionProblem.view(cart, false),
       cart ? cartView(cart) : ctx.cart.problem ? problemView(ctx.cart.problem, refresh) : loadingView('your cart'),
     );
   };
 
   const actionProblem = new ChangeProblem(render, ctx);
-  const nameOf = (id: string) => ctx.cart.cart?.items.find((item) => item.productId === id)?.name;
   // What is left of each product, which the cart's lines do not say: "+" is off where a tap could
   // only be refused. Not shown when it fails to load; "+" is then on, and a refusal says why,
   // until it loads again (after a refusal, or when the network or the shopper comes back).

@@ -57,9 +57,14 @@ export class ChangeProblem {
 
   /**
    * The problem in words, with Retry where it helps. `cartLink`: a cart held by its checkout
-   * is explained with the way to the cart (not wanted on the cart screen itself).
+   * is explained with the way to the cart (not wanted on the cart screen itself). `nameOf`: by
+   * default, products are named as the cart's lines name them.
    */
-  view(cart: Cart | null, cartLink: boolean, nameOf: NameOf): Child {
+  view(
+    cart: Cart | null,
+    cartLink: boolean,
+    nameOf: NameOf = (id) => cart?.items.find((item) => item.productId === id)?.name,
+  ): Child {
     const handed = this.screen.cart.takeUnshown();
     if (handed !== null) this.failed = this.another(handed);
     // The cart loaded again (on focus, say) shows the change made after all: nothing is wrong

@@ -4,6 +4,7 @@ import { type ApiProblem, asProblem, type Cart } from '../api/client.ts';
 import { h, show } from '../dom.ts';
 import { STATUS_LABELS, STATUS_RESULTS } from '../order-status.ts';
 import { links } from '../router.ts';
+import { ChangeProblem } from './change-problem.ts';
 import type { Screen } from './context.ts';
 import { heading, loadingView, problemView } from './parts.ts';
 
@@ -50,7 +51,12 @@ export function orderScreen(cartId: string): Screen {
     const render = () => {
       if (ctx.signal.aborted) return;
       if (!cart) {
-        show(ctx.main, heading('Order'), problem ? problemView(problem, load) : loadingView('the order'));
+        show(
+          ctx.main,
+          heading('Order'),
+          changeProblem.view(ctx.cart.cart, true),
+          problem ? problemView(problem, load) : loadingView('the order'),
+        );
         return;
       }
       const result = STATUS_RESULTS[cart.status];
@@ -66,6 +72,7 @@ export function orderScreen(cartId: string): Screen {
       show(
         ctx.main,
         heading(result.headline),
+        changeProblem.view(ctx.cart.cart, true),
         h('p', null, result.message, retry && ` ${retry}`),
         problem !== null && problemView(problem, load),
         h(
@@ -107,6 +114,9 @@ export function orderScreen(cartId: string): Screen {
           : h('a', { class: 'button primary', href: links.products }, 'Continue shopping'),
       );
     };
+
+    // Only ever another screen's change, failed after the shopper came here (CartStore.showElsewhere).
+    const changeProblem = new ChangeProblem(render, ctx);
 
     /** Loads started: a poll and a Retry may be on their way at once, and only the latest counts. */
     let loads = 0;

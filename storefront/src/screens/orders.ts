@@ -3,6 +3,7 @@ import type { Cart } from '../api/client.ts';
 import { h, show } from '../dom.ts';
 import { STATUS_LABELS } from '../order-status.ts';
 import { links } from '../router.ts';
+import { ChangeProblem } from './change-problem.ts';
 import type { Screen } from './context.ts';
 import { heading, Loadable } from './parts.ts';
 
@@ -15,6 +16,7 @@ export const ordersScreen: Screen = (ctx) => {
     show(
       ctx.main,
       heading('Orders'),
+      changeProblem.view(ctx.cart.cart, true),
       carts.view('your orders', (history) => {
         // An empty cart is not an order.
         const orders = history.carts.filter((cart) => cart.items.length > 0);
@@ -43,6 +45,8 @@ export const ordersScreen: Screen = (ctx) => {
       }),
     );
   };
+  // Only ever another screen's change, failed after the shopper came here (CartStore.showElsewhere).
+  const changeProblem = new ChangeProblem(render, ctx);
   // The pages loaded so far, each asked for after the last cart of the one before (the API pages
   // by cart, so an order placed meanwhile neither repeats nor hides one).
   let history: { carts: Cart[]; hasMore: boolean } = { carts: [], hasMore: false };
@@ -94,5 +98,6 @@ export const ordersScreen: Screen = (ctx) => {
     );
   };
 
+  ctx.cart.subscribe(render, ctx.signal);
   void carts.load();
 };
