@@ -907,18 +907,29 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await page.close();
     });
 
-    it('a line whose product was taken off sale: “+” names it, and the line can still be lowered and removed', async () => {
+    it('a line whose product was taken off sale: “+” names it, then the line says so, and it can still be lowered and removed', async () => {
       await putProduct('e2e-bowl', 'Stone Bowl');
       const { page } = await openShop('off-sale-line');
       await page.getByRole('button', { name: 'Add Stone Bowl to cart', exact: true }).tap();
       await cartLink(page, 1).waitFor();
       await page.getByRole('button', { name: 'Add Stone Bowl to cart', exact: true }).tap();
+      // Taken off sale once the cart screen has its list of what is on sale.
+      const listed = page.waitForResponse((response) => new URL(response.url()).pathname === '/v1/products');
       await cartLink(page, 2).tap();
+      await listed;
+      const more = page.getByRole('button', { name: 'Increase quantity of Stone Bowl', exact: true });
       await putProduct('e2e-bowl', 'Stone Bowl', { active: false });
-      await page.getByRole('button', { name: 'Increase quantity of Stone Bowl', exact: true }).tap();
+      await more.tap();
       await expect
         .poll(() => alert(page))
         .toBe('Stone Bowl is no longer sold. It cannot be added; if it is in your cart, remove it to check out.');
+      // The list loaded again lacks it: the line says so, and "+" is off.
+      await expect.poll(() => whyOff(more)).toBe('No longer sold');
+      expect(await more.isDisabled()).toBe(true);
+      // The cart opened afresh says so before any tap.
+      await page.reload();
+      await expect.poll(() => whyOff(more)).toBe('No longer sold');
+      expect(await page.getByRole('alert').count()).toBe(0);
       await page.getByRole('button', { name: 'Decrease quantity of Stone Bowl', exact: true }).tap();
       await cartLink(page, 1).waitFor();
       await page.close();

@@ -8,6 +8,9 @@ import { ChangeProblem } from './change-problem.ts';
 import type { Screen, ScreenContext } from './context.ts';
 import { heading, Loadable, listOutOfDate, loadingView, problemView, whyNoMore } from './parts.ts';
 
+/** A line's product taken off sale: it can be lowered and removed, not added to or checked out. */
+const NO_LONGER_SOLD = 'No longer sold';
+
 /** The active cart: its lines with +1 / −1 / remove, the count and total, and Checkout. */
 export const cartScreen: Screen = (ctx) => {
   // While a checkout is being made (ctx.cart.checkingOut) or cancelled the lines stay as they
@@ -42,7 +45,15 @@ export const cartScreen: Screen = (ctx) => {
   // only be refused. Not shown when it fails to load; "+" is then on, and a refusal says why,
   // until it loads again (after a refusal, or when the network or the shopper comes back).
   const products = new Loadable(() => ctx.api.products(), render);
-  const availableOf = (id: string) => products.loaded?.find((product) => product.id === id)?.available ?? null;
+  /**
+   * Why no more of a line's product can be added, by the list: it holds every product on sale
+   * (GET /v1/products, docs/contract.md §1), so one missing from it was taken off sale.
+   */
+  const whyNoMoreOf = (item: CartItem) => {
+    if (!products.loaded) return whyNoMore(item.quantity, null);
+    const listed = products.loaded.find((product) => product.id === item.productId);
+    return listed ? whyNoMore(item.quantity, listed.available) : NO_LONGER_SOLD;
+  };
   /** After a change or checkout refused for what the list says, for the lines to show what is left. */
   const reloadIfOutOfDate = () => {
     if (listOutOfDate(actionProblem.error)) void products.load();
@@ -128,7 +139,7 @@ export const cartScreen: Screen = (ctx) => {
   const line = (item: CartItem, currency: string | null, editable: boolean) => {
     // No more to be had: "+" is off, and says why (as the products' Add does). Not said of a
     // cart being paid for: what is left then leaves out what its own checkout holds.
-    const why = editable ? whyNoMore(item.quantity, availableOf(item.productId)) : null;
+    const why = editable ? whyNoMoreOf(item) : null;
     const whyId = `why-not-${item.productId}`;
     return h(
       'li',
