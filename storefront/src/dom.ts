@@ -48,8 +48,8 @@ function nodes(children: readonly Child[]): (Node | string)[] {
  * screen's alert, kept for as long as its problem stands) stays where it is, untouched: taken out
  * and put back, it would be a new live region, and screen readers would say it again.
  * Keyboard focus stays on the control with the same accessible name when the new content still
- * has it (a "+" pressed twice in a row, or now off: see h()); otherwise it goes to the screen's
- * heading, so it is never lost at the top of the page.
+ * has it (a "+" pressed twice in a row, or now off: see h()) outside the nodes that stayed;
+ * otherwise it goes to the screen's heading, so it is never lost at the top of the page.
  * A new alert is scrolled into view (below the sticky header: `scroll-padding-top`), focus left
  * where it is: the control pressed may be far from it (the last product), and the shopper must
  * see what went wrong, where a screen reader says it.
@@ -67,7 +67,12 @@ export function show(root: HTMLElement, ...children: Child[]): void {
     else root.insertBefore(node, at);
   }
   if (key !== undefined && document.activeElement !== focused) {
-    const same = [...root.querySelectorAll<HTMLElement>('a, button, input, textarea')].find((e) => focusKey(e) === key);
+    // The control pressed is redrawn among what is new: one of the same name in a node that
+    // stayed (another problem's Retry) is another control, which a second Enter would set off.
+    const stayed = next.filter((node) => shown.has(node));
+    const same = [...root.querySelectorAll<HTMLElement>('a, button, input, textarea')].find(
+      (e) => focusKey(e) === key && !stayed.some((node) => node.contains(e)),
+    );
     (same ?? root.querySelector<HTMLElement>('h1'))?.focus();
   }
   // After the focus, which scrolls to the control it lands on.

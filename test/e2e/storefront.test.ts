@@ -989,6 +989,8 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
         expect(await retry.isDisabled()).toBe(true);
         // The Worker's Retry-After: 60.
         expect(await alert(page)).toMatch(/^Too many changes.*You can retry in 60 seconds\.Retry$/);
+        // Why it is off is said with the button, as Add and "+" say theirs.
+        expect(await whyOff(retry)).toBe('You can retry in 60 seconds.');
         await screen(page, 'products-rate-limited');
         await clock.runFor(50_000);
         expect(await retry.isDisabled()).toBe(true);
@@ -1842,6 +1844,32 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await expect.poll(() => alert(page)).toMatch(/^The shop could not do that just now\./);
       await expectProblemInView(page);
       expect(await focusedName(page)).toBe(`Add ${hoodie.name} to cart`);
+      await page.close();
+    });
+
+    it('two problems, each with its Retry: the one pressed goes with its problem, and focus goes to the heading, not to the other Retry', async () => {
+      const { page } = await openShop('two-retries');
+      await cartLink(page, 0).waitFor();
+      // Opened again while the shop fails: neither the cart nor the products list loads.
+      await failCalls(page, 'POST', CART_LOAD, 1);
+      let listFails = true;
+      await page.route(
+        (url) => url.pathname === '/v1/products',
+        (route) =>
+          listFails
+            ? route.fulfill({ status: 503, json: { status: 503, code: 'service_unavailable' } })
+            : route.fallback(),
+      );
+      await page.reload();
+      const alerts = page.getByRole('alert');
+      await expect.poll(() => alerts.count()).toBe(2);
+      // The products list's Retry, the second, from the keyboard.
+      await alerts.nth(1).getByRole('button', { name: 'Retry', exact: true }).focus();
+      listFails = false;
+      await page.keyboard.press('Enter');
+      await expect.poll(() => alerts.count()).toBe(1);
+      // A second Enter on the cart's Retry would retry what the shopper did not ask for.
+      expect(await page.evaluate('document.activeElement.tagName')).toBe('H1');
       await page.close();
     });
 

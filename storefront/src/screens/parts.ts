@@ -137,6 +137,8 @@ function whatToDoWhenShort(shortages: readonly Shortage[], nameOf: NameOf, cart:
     : '';
 }
 
+let waitsDrawn = 0;
+
 /**
  * Retry, held back until the time the shop asked for (`Retry-After`): a rate limit lasts its
  * whole window, and a try sooner only counts against it again. Then off while the retry is on
@@ -144,6 +146,8 @@ function whatToDoWhenShort(shortages: readonly Shortage[], nameOf: NameOf, cart:
  * its problem, so the screen drawn again meanwhile shows it as it is.
  */
 function retryView(problem: ApiProblem, retry: Retry): Child {
+  // Waits drawn so far: each names its Retry's description (another problem may show one too).
+  waitsDrawn++;
   const off = (why: 'waiting' | 'busy' | null) => {
     button.setAttribute('aria-disabled', String(why !== null));
     button.setAttribute('aria-busy', String(why === 'busy'));
@@ -164,7 +168,13 @@ function retryView(problem: ApiProblem, retry: Retry): Child {
   const waitMs = (problem.retryAt ?? 0) - Date.now();
   if (waitMs <= 0) return button;
   const seconds = Math.ceil(waitMs / 1000);
-  const wait = h('p', { class: 'wait' }, `You can retry in ${seconds} ${seconds === 1 ? 'second' : 'seconds'}.`);
+  const wait = h(
+    'p',
+    { class: 'wait', id: `retry-wait-${waitsDrawn}` },
+    `You can retry in ${seconds} ${seconds === 1 ? 'second' : 'seconds'}.`,
+  );
+  // Off, and why, said with the button (as Add and "+" say theirs), not only in the alert's words.
+  button.setAttribute('aria-describedby', wait.id);
   off('waiting');
   setTimeout(() => {
     off(null);
