@@ -1873,6 +1873,37 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await page.close();
     });
 
+    it('text at 200 % on a 320 px screen: nothing runs off it, and a tap on “+” is a tap on “+”, not on Remove (WCAG 1.4.4, 1.4.10)', async () => {
+      const { page, shopper } = await openShop('text-200');
+      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+      await shopper.call('PUT', `/v1/carts/${cart.id}/items/tshirt-classic`, { quantity: 2 });
+      await page.setViewportSize({ width: 320, height: 568 });
+      await page.reload();
+      await cartLink(page, 2).waitFor();
+      // As a browser's text size setting does: the root's size doubled, every rem and em with it
+      // (the CSP refuses a style sheet of the test's; the CSSOM is allowed).
+      await page.evaluate(`{
+        const root = document.documentElement;
+        root.style.setProperty('font-size', 2 * parseFloat(getComputedStyle(root).fontSize) + 'px', 'important');
+      }`);
+      const rightEdge = (locator: Locator) => locator.evaluate((element) => element.getBoundingClientRect().right);
+      await screen(page, 'products-text-200');
+      expect(await rightEdge(page.getByRole('button', { name: /^Add .* to cart$/ }).first())).toBeLessThanOrEqual(320);
+      expect(await rightEdge(cartLink(page, 2))).toBeLessThanOrEqual(320);
+
+      await cartLink(page, 2).tap();
+      const more = page.getByRole('button', { name: 'Increase quantity of Classic T-shirt', exact: true });
+      await more.waitFor();
+      await screen(page, 'cart-text-200');
+      const hit = await more.evaluate((button) => {
+        const box = button.getBoundingClientRect();
+        const there = button.ownerDocument.elementFromPoint(box.x + box.width / 2, box.y + box.height / 2);
+        return there !== null && button.contains(there);
+      });
+      expect(hit, 'the middle of "+" is "+"').toBe(true);
+      await page.close();
+    });
+
     it('a failed Checkout of a cart of four lines: its problem is brought into view, not left under the header', async () => {
       const { page, shopper } = await openShop('checkout-in-view');
       const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
