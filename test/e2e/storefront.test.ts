@@ -1154,6 +1154,58 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       });
     }, 60_000);
 
+    it('a pending order refused read after read (503, Retry-After: 1, as while the database is down): one problem, said once, gone once it is read', async () => {
+      await onOwnClock('order-503-again', async ({ page, shopper, clock }) => {
+        const { cart } = await mugCheckedOut(shopper);
+        await page.goto(`${stack.workerUrl}/#/orders/${cart.id}`);
+        await expect.poll(() => headline(page).textContent()).toBe('Confirming your payment…');
+        const heard = await listenAsScreenReader(page);
+        let refused = 0;
+        await page.route(
+          (url) => url.pathname === `/v1/carts/${cart.id}`,
+          (route) => {
+            if (route.request().method() !== 'GET' || refused === 3) return route.fallback();
+            refused++;
+            return route.fulfill({
+              status: 503,
+              contentType: 'application/problem+json',
+              headers: { 'Retry-After': '1' },
+              body: JSON.stringify({ status: 503, code: 'service_unavailable', detail: 'Busy (test)' }),
+            });
+          },
+        );
+        for (let read = 1; read <= 3; read++) {
+          await clock.runFor(2_000);
+          await expect.poll(() => refused).toBe(read);
+          await expect.poll(() => page.getByRole('alert').count()).toBe(1);
+        }
+        await clock.runFor(2_000);
+        await expect.poll(() => page.getByRole('alert').count()).toBe(0);
+        // Each new alert would be said again, interrupting the shopper every 2 s.
+        expect((await heard()).alerts).toBe(1);
+      });
+    }, 60_000);
+
+    it('the order’s first read lost: it is read again by itself, as a pending order is, without a tap on Retry', async () => {
+      await onOwnClock('order-first-read-lost', async ({ page, shopper, clock }) => {
+        const { cart, checkout } = await mugCheckedOut(shopper);
+        await page.route(
+          (url) => url.pathname === `/v1/carts/${cart.id}`,
+          (route) => route.abort('connectionreset'),
+          { times: 1 },
+        );
+        await page.goto(`${stack.workerUrl}/#/orders/${cart.id}`);
+        await expect
+          .poll(() => alert(page))
+          .toBe('The shop could not be reached. Check your connection and try again.Retry');
+        await standin.pay(checkout.sessionId, 'paid');
+        await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('paid');
+        await clock.runFor(2_000);
+        await expect.poll(() => headline(page).textContent()).toBe('Payment received');
+        expect(await page.getByRole('alert').count()).toBe(0);
+      });
+    }, 60_000);
+
     it('Stripe failing: the shopper is told in the shop’s words, not the developer’s, and Retry checks out', async () => {
       const { page } = await openShop('stripe-failing');
       const mug = product('mug-ceramic');

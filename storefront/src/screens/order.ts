@@ -151,9 +151,11 @@ export function orderScreen(cartId: string): Screen {
         // The payment settled: the shopper's active cart may be a new one now.
         void ctx.cart.refresh().catch(() => undefined);
       }
-      const worthAsking = cart && isPaymentPending(cart.status) && (failed === null || failed.retryable);
-      if (!cart || !worthAsking) return;
-      bankReads = cart.status === 'awaiting_payment' ? bankReads + 1 : 0;
+      // An order not read yet (its first read failed, in a way worth trying again) may be being
+      // paid for: it is read again as a pending one is.
+      const worthAsking = (cart === null || isPaymentPending(cart.status)) && (failed === null || failed.retryable);
+      if (!worthAsking) return;
+      bankReads = cart?.status === 'awaiting_payment' ? bankReads + 1 : 0;
       const wait = bankReads > 0 ? Math.min(BANK_POLL_MS.first * 2 ** (bankReads - 1), BANK_POLL_MS.most) : POLL_MS;
       // After a 429 or 503, not before the time the shop asked for (Retry-After), as its Retry
       // says: a try sooner only counts against its limit again.
@@ -167,9 +169,13 @@ export function orderScreen(cartId: string): Screen {
   };
 }
 
-/** Whether two problems tell the shopper the same: the same words, the same time to wait. */
+/**
+ * Whether two problems tell the shopper the same. Not by the time to wait: each 429 or 503 counts
+ * its Retry-After from its own answer, so a shop refusing read after read would put up a new
+ * alert, said again, at every read. The reads themselves keep to the latest answer's wait.
+ */
 function saysTheSame(shown: unknown, error: unknown): boolean {
   if (shown === null) return false;
   const [a, b] = [asProblem(shown), asProblem(error)];
-  return a.message === b.message && a.retryAt === b.retryAt;
+  return a.status === b.status && a.code === b.code && a.message === b.message;
 }
