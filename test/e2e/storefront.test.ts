@@ -1316,11 +1316,13 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
         const { page, puts } = shop;
         const first = await puts.next();
         await goOn(page, shop.shopper);
+        const heard = await listenAsScreenReader(page);
         await first.fail();
-        await expect.poll(() => alert(page)).toBe(OFFLINE);
+        await expect.poll(() => alert(page)).toBe(`${shop.tshirt.name} was not added to your cart. ${OFFLINE}`);
         await page.getByRole('button', { name: 'Retry', exact: true }).tap();
         await (await puts.next()).pass();
         await cartLink(page, 1).waitFor();
+        await expect.poll(async () => (await heard()).announced).toEqual([`${shop.tshirt.name} added. 1 in the cart.`]);
         await expect.poll(() => page.getByRole('alert').count()).toBe(0);
         await expectOneTshirt(shop);
       },
@@ -1714,9 +1716,11 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       const sentAfterIt = countRequests(page, 'PUT', ITEM_PUT);
       // The shop's name in the header leads to the products.
       await page.getByRole('link', { name: 'Edge Shop', exact: true }).tap();
+      const heard = await listenAsScreenReader(page);
       await page.getByRole('button', { name: `Add ${tshirt.name} to cart`, exact: true }).tap();
       await increase.loseAnswer();
-      await expect.poll(() => alert(page)).toBe(OFFLINE);
+      // Among the Add buttons, which change failed, and so what Retry sends, is said first.
+      await expect.poll(() => alert(page)).toBe(`One more ${mug.name} was not added to your cart. ${OFFLINE}`);
       await savedAll(page);
       expect(sentAfterIt()).toBe(0);
       await page.getByRole('button', { name: 'Retry', exact: true }).tap();
@@ -1724,6 +1728,8 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       expect(retried.body).toEqual(increase.body);
       await retried.pass();
       await cartLink(page, 2).waitFor();
+      // Made by Retry, it is announced as the cart screen would have.
+      await expect.poll(async () => (await heard()).announced).toEqual([`${mug.name}: 2`]);
       const { body: now } = await shopper.call<Cart>('POST', '/v1/carts');
       expect(now.items.map((i) => [i.productId, i.quantity])).toEqual([[mug.id, 2]]);
       await puts.stop();

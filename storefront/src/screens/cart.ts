@@ -168,6 +168,7 @@ export const cartScreen: Screen = (ctx) => {
                   quantityIn(now, item.productId) > 0
                     ? `${item.name}: ${quantityIn(now, item.productId)}`
                     : `${item.name} removed`,
+                `One ${item.name} was not taken out of your cart.`,
               ),
           },
           '−',
@@ -184,6 +185,7 @@ export const cartScreen: Screen = (ctx) => {
               void act(
                 () => ctx.cart.add(item.productId),
                 (now) => `${item.name}: ${quantityIn(now, item.productId)}`,
+                `One more ${item.name} was not added to your cart.`,
               ),
           },
           '+',
@@ -201,6 +203,7 @@ export const cartScreen: Screen = (ctx) => {
             void act(
               () => ctx.cart.remove(item.productId),
               () => `${item.name} removed`,
+              `${item.name} was not removed from your cart.`,
             ),
         },
         'Remove',
@@ -213,9 +216,9 @@ export const cartScreen: Screen = (ctx) => {
    * answered (another device may have moved the line). What became of a cancelled checkout is old
    * news once the shopper acts again.
    */
-  const act = async (change: () => Promise<Cart>, said: (now: Cart) => string) => {
+  const act = async (change: () => Promise<Cart>, said: (now: Cart) => string, lead: string) => {
     notice = null;
-    await actionProblem.run(change, (now) => ctx.announce(said(now)));
+    await actionProblem.run(change, (now) => ctx.announce(said(now)), lead);
     reloadIfOutOfDate();
   };
 
@@ -237,6 +240,7 @@ export const cartScreen: Screen = (ctx) => {
       (now) => {
         if (isEditable(now.status)) done();
       },
+      'Your checkout was not cancelled.',
     );
     cancelling = null;
     render();
@@ -277,6 +281,7 @@ export const cartScreen: Screen = (ctx) => {
         ctx.cart.leavingFor(made);
         location.assign(made.url);
       },
+      'The payment page was not opened.',
     );
     reloadIfOutOfDate();
   };

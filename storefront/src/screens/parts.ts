@@ -48,15 +48,19 @@ export type Retry = () => Promise<unknown>;
  * A failed call in words (the problem's `detail`), with a Retry button when trying again can
  * help: the shop was unreachable, busy or failing. Not for a refusal that would only repeat.
  * `nameOf` names the products an out_of_stock problem gives by id; `cart`, the cart the refused
- * change was for, tells what to do about them.
+ * change was for, tells what to do about them; `lead`, said first, which change it was.
  */
-export function problemView(error: unknown, retry?: Retry, nameOf?: NameOf, cart?: Cart | null): HTMLElement {
+export function problemView(
+  error: unknown,
+  retry?: Retry,
+  about: { nameOf?: NameOf; cart?: Cart | null; lead?: string | null } = {},
+): HTMLElement {
   return drawnOnce(error, retry, () => {
     const problem: ApiProblem = asProblem(error);
     return h(
       'div',
       { class: 'problem', role: 'alert' },
-      h('p', null, inWords(problem, nameOf, cart ?? null)),
+      h('p', null, about.lead && `${about.lead} `, inWords(problem, about.nameOf, about.cart ?? null)),
       retry && problem.retryable ? retryView(problem, retry) : null,
     );
   });

@@ -69,6 +69,7 @@ export const productsScreen: Screen = (ctx) => {
     await addProblem.run(
       () => ctx.cart.add(product.id),
       (cart) => ctx.announce(`${product.name} added. ${cart.itemCount} in the cart.`),
+      `${product.name} was not added to your cart.`,
     );
     // Taken off sale or bought up since the list was loaded: the list loaded again no longer
     // offers it, or says what is left.
