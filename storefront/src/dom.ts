@@ -24,15 +24,28 @@ export function h<K extends keyof HTMLElementTagNameMap>(
 ): HTMLElementTagNameMap[K] {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes ?? {})) {
-    if (typeof value === 'function')
-      element.addEventListener(name.slice(2), (event) => {
-        if (element.getAttribute('aria-disabled') !== 'true') value(event);
-      });
+    if (typeof value === 'function') listen(element, name.slice(2), value);
     else if (value !== false && value !== null && value !== undefined)
       element.setAttribute(name, value !== true ? String(value) : name.startsWith('aria-') ? 'true' : '');
   }
   element.append(...nodes(children));
   return element;
+}
+
+/**
+ * The listener h() gave each element for each event (null: none any more), which the element's
+ * one DOM listener for that event calls: show() hands them on (keepFocused).
+ */
+const listeners = new WeakMap<Element, Map<string, Listener | null>>();
+
+function listen(element: Element, type: string, listener: Listener | null): void {
+  const own = listeners.get(element) ?? new Map<string, Listener | null>();
+  listeners.set(element, own);
+  if (!own.has(type))
+    element.addEventListener(type, (event) => {
+      if (element.getAttribute('aria-disabled') !== 'true') listeners.get(element)?.get(type)?.(event);
+    });
+  own.set(type, listener);
 }
 
 function nodes(children: readonly Child[]): (Node | string)[] {
@@ -48,17 +61,24 @@ function nodes(children: readonly Child[]): (Node | string)[] {
  * screen's alert, kept for as long as its problem stands) stays where it is, untouched: taken out
  * and put back, it would be a new live region, and screen readers would say it again.
  * Keyboard focus stays on the control with the same accessible name when the new content still
- * has it (a "+" pressed twice in a row, or now off: see h()) outside the nodes that stayed;
- * otherwise it goes to the screen's heading, so it is never lost at the top of the page.
+ * has it (a "+" pressed twice in a row, or now off: see h()) outside the nodes that stayed, as
+ * the same element where it can (keepFocused); otherwise it goes to the screen's heading, so it
+ * is never lost at the top of the page.
  * A new alert is scrolled into view (below the sticky header: `scroll-padding-top`), focus left
  * where it is: the control pressed may be far from it (the last product), and the shopper must
  * see what went wrong, where a screen reader says it.
  */
+/** The controls whose focus show() keeps. */
+const FOCUSABLE = 'a, button, input, textarea';
+/** Those, and the screen's heading, focused as the screen is shown (and again at each redraw, before). */
+const KEPT_FOCUSED = `${FOCUSABLE}, h1`;
+
 export function show(root: HTMLElement, ...children: Child[]): void {
   const focused = document.activeElement;
   const key = focused instanceof HTMLElement && root.contains(focused) ? focusKey(focused) : undefined;
   const shown = new Set<Node>(root.childNodes);
   const next = nodes(children).map((child) => (typeof child === 'string' ? document.createTextNode(child) : child));
+  if (key !== undefined) keepFocused(focused as HTMLElement, key, next, shown);
   const kept = new Set(next);
   for (const node of [...root.childNodes]) if (!kept.has(node)) node.remove();
   let at = root.firstChild;
@@ -70,7 +90,7 @@ export function show(root: HTMLElement, ...children: Child[]): void {
     // The control pressed is redrawn among what is new: one of the same name in a node that
     // stayed (another problem's Retry) is another control, which a second Enter would set off.
     const stayed = next.filter((node) => shown.has(node));
-    const same = [...root.querySelectorAll<HTMLElement>('a, button, input, textarea')].find(
+    const same = [...root.querySelectorAll<HTMLElement>(FOCUSABLE)].find(
       (e) => focusKey(e) === key && !stayed.some((node) => node.contains(e)),
     );
     (same ?? root.querySelector<HTMLElement>('h1'))?.focus();
@@ -84,6 +104,62 @@ export function show(root: HTMLElement, ...children: Child[]): void {
       return;
     }
   }
+}
+
+/**
+ * The control with focus, redrawn (same name, same place in the page's structure), stays the
+ * element it is, made what its redrawn self is: a new element focused in its place would be said
+ * again by a screen reader after every tap (each Add, each "+"), and one taken out of the page,
+ * even for a moment, loses focus. So it and its ancestors are never taken out: their redrawn
+ * selves hand over attributes, listeners and the rest of their content, and `next` takes the
+ * outermost. The same for the screen's heading. Not inside an alert, whose controls its code
+ * changes later (Retry's wait): there, and where the structure differs, show() focuses the
+ * redrawn control instead.
+ */
+function keepFocused(focused: HTMLElement, key: string, next: Node[], shown: ReadonlySet<Node>): void {
+  // It stays as it is, or it is an alert's.
+  if (next.some((node) => node.contains(focused)) || focused.closest('[role="alert"]')) return;
+  const redrawn = next.flatMap((node) =>
+    node instanceof HTMLElement && !shown.has(node)
+      ? [node, ...node.querySelectorAll<HTMLElement>(KEPT_FOCUSED)].filter(
+          (e) => e.matches(KEPT_FOCUSED) && focusKey(e) === key && !e.closest('[role="alert"]'),
+        )
+      : [],
+  )[0];
+  if (!redrawn) return;
+  const [old, fresh] = [lineage(focused, (node) => shown.has(node)), lineage(redrawn, (node) => next.includes(node))];
+  if (!old || !fresh || old.length !== fresh.length || old.some((e, i) => e.tagName !== fresh[i]!.tagName)) return;
+  for (const [i, element] of old.entries()) {
+    const again = fresh[i]!;
+    for (const { name } of [...element.attributes]) if (!again.hasAttribute(name)) element.removeAttribute(name);
+    for (const { name, value } of [...again.attributes])
+      if (element.getAttribute(name) !== value) element.setAttribute(name, value);
+    for (const type of listeners.get(element)?.keys() ?? []) listen(element, type, null);
+    for (const [type, listener] of listeners.get(again) ?? []) listen(element, type, listener);
+    const inner = old[i + 1];
+    if (!inner) {
+      element.replaceChildren(...again.childNodes);
+      continue;
+    }
+    // Around the next one down, which stays where it is.
+    const content = [...again.childNodes].map((node) => (node === fresh[i + 1] ? inner : node));
+    for (const node of [...element.childNodes]) if (node !== inner) node.remove();
+    const after = content.indexOf(inner);
+    inner.before(...content.slice(0, after));
+    inner.after(...content.slice(after + 1));
+  }
+  next[next.indexOf(fresh[0]!)] = old[0]!;
+}
+
+/** `element` and its ancestors up to the first that `isTop`, outermost first; null if none is. */
+function lineage(element: HTMLElement, isTop: (node: Node) => boolean): HTMLElement[] | null {
+  const path = [element];
+  while (!isTop(path[0]!)) {
+    const parent = path[0]!.parentElement;
+    if (!parent) return null;
+    path.unshift(parent);
+  }
+  return path;
 }
 
 function focusKey(element: HTMLElement): string {

@@ -1962,6 +1962,42 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await page.close();
     });
 
+    it('a tap redraws the screen, not what has focus: the heading, Add and "+" stay the element focused, not said again at each redraw', async () => {
+      const { page } = await openShop('one-focus');
+      await cartLink(page, 0).waitFor();
+      const mug = product('mug-ceramic');
+      await page.evaluate("window.focusMoves = 0; document.addEventListener('focusin', () => window.focusMoves++)");
+      const focusMoves = () => page.evaluate('window.focusMoves');
+      const hasFocus = (control: Locator) =>
+        control.evaluate((element) => element === element.ownerDocument.activeElement);
+      const add = page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true });
+      await add.focus();
+      await page.keyboard.press('Enter');
+      await cartLink(page, 1).waitFor();
+      await savedAll(page);
+      expect(await hasFocus(add)).toBe(true);
+      expect(await focusMoves()).toBe(1);
+
+      // On to the cart from the keyboard: its heading takes focus once, however often the screen
+      // is drawn as the cart and what is left load.
+      const loaded = page.waitForResponse((response) => new URL(response.url()).pathname === '/v1/products');
+      await cartLink(page, 1).focus();
+      await page.keyboard.press('Enter');
+      await loaded;
+      const more = page.getByRole('button', { name: `Increase quantity of ${mug.name}`, exact: true });
+      await more.waitFor();
+      expect(await hasFocus(headline(page))).toBe(true);
+      expect(await focusMoves()).toBe(3);
+
+      await more.focus();
+      await page.keyboard.press('Enter');
+      await cartLink(page, 2).waitFor();
+      await savedAll(page);
+      expect(await hasFocus(more)).toBe(true);
+      expect(await focusMoves()).toBe(4);
+      await page.close();
+    });
+
     it('a failed Checkout of a cart of four lines: its problem is brought into view, not left under the header', async () => {
       const { page, shopper } = await openShop('checkout-in-view');
       const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
