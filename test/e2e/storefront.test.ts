@@ -232,6 +232,8 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
 
   /** The active cart loaded (`POST /v1/carts`). */
   const CART_LOAD = /^\/v1\/carts$/;
+  /** A cart line set (`PUT /v1/carts/{id}/items/{productId}`): Add, "+", "−", Remove. */
+  const ITEM_PUT = /^\/v1\/carts\/[^/]+\/items\/[^/]+$/;
 
   /**
    * The shopper comes back to the tab (blur and focus, as from another window): the shop loads
@@ -876,6 +878,24 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await page.close();
     });
 
+    it('an Add refused for stock after the shopper went on to the cart: the cart screen names the product, not in the cart, by its name', async () => {
+      await putProduct('e2e-clock', 'Wall Clock', { stock: 1 });
+      const { page } = await openShop('refused-elsewhere');
+      await cartLink(page, 0).waitFor();
+      const puts = await holdCalls(page, 'PUT', ITEM_PUT);
+      await page.getByRole('button', { name: 'Add Wall Clock to cart', exact: true }).tap();
+      const put = await puts.next();
+      await cartLink(page, 0).tap();
+      await expect.poll(() => headline(page).textContent()).toBe('Cart');
+      await putProduct('e2e-clock', 'Wall Clock', { stock: 0 });
+      await put.pass();
+      await expect
+        .poll(() => alert(page))
+        .toBe('Wall Clock was not added to your cart. Not enough in stock: Wall Clock (sold out).');
+      await puts.stop();
+      await page.close();
+    });
+
     it('sold out: the product’s button says so and is off; the others can still be added', async () => {
       await putProduct('e2e-pin', 'Enamel Pin', { stock: 0 });
       const { page } = await openShop('sold-out');
@@ -1245,7 +1265,6 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
   describe('on a bad network', () => {
     const alert = (page: Page) => page.getByRole('alert').textContent();
     const OFFLINE = 'The shop could not be reached. Check your connection and try again.Retry';
-    const ITEM_PUT = /^\/v1\/carts\/[^/]+\/items\/[^/]+$/;
 
     /** A shop whose item changes are held, where the shopper has just tapped Add on the T-shirt. */
     async function tshirtAddedHeld(label: string) {

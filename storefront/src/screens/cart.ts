@@ -6,7 +6,7 @@ import { h, show } from '../dom.ts';
 import { links } from '../router.ts';
 import { ChangeProblem } from './change-problem.ts';
 import type { Screen, ScreenContext } from './context.ts';
-import { heading, Loadable, listOutOfDate, loadingView, problemView, whyNoMore } from './parts.ts';
+import { heading, Loadable, listOutOfDate, loadingView, problemView, productsOnSale, whyNoMore } from './parts.ts';
 
 /** A line's product taken off sale: it can be lowered and removed, not added to or checked out. */
 const NO_LONGER_SOLD = 'No longer sold';
@@ -44,7 +44,7 @@ export const cartScreen: Screen = (ctx) => {
   // What is left of each product, which the cart's lines do not say: "+" is off where a tap could
   // only be refused. Not shown when it fails to load; "+" is then on, and a refusal says why,
   // until it loads again (after a refusal, or when the network or the shopper comes back).
-  const products = new Loadable(() => ctx.api.products(), render);
+  const products = new Loadable(() => productsOnSale(ctx.api), render);
   /**
    * Why no more of a line's product can be added, by the list: it holds every product on sale
    * (GET /v1/products, docs/contract.md §1), so one missing from it was taken off sale.

@@ -1,7 +1,15 @@
 // Pieces every screen uses: its heading, what it loads (or the problem, with its retry), a
 // product's picture.
 import { CART_LIMITS } from '@edge-checkout/worker/cart-state';
-import { ApiProblem, asProblem, type Cart, NOT_THE_SHOPS, type Product, type Shortage } from '../api/client.ts';
+import {
+  ApiProblem,
+  asProblem,
+  type Cart,
+  NOT_THE_SHOPS,
+  type Product,
+  type ShopApi,
+  type Shortage,
+} from '../api/client.ts';
 import { quantityIn } from '../cart-store.ts';
 import { type Child, h } from '../dom.ts';
 import { links } from '../router.ts';
@@ -40,6 +48,19 @@ export function listOutOfDate(error: unknown): boolean {
 
 /** A product's name, where the screen knows it. */
 export type NameOf = (productId: string) => string | undefined;
+
+/**
+ * The name of every product listed so far in this tab: a refusal naming a product by its id is
+ * said with its name on any screen, whether the cart there holds it or not.
+ */
+const listedNames = new Map<string, string>();
+
+/** The products on sale (GET /v1/products), their names kept for the problems that name them. */
+export async function productsOnSale(api: ShopApi): Promise<Product[]> {
+  const products = await api.products();
+  for (const { id, name } of products) listedNames.set(id, name);
+  return products;
+}
 
 /** Sends a failed call again; Retry is off until it has ended. */
 export type Retry = () => Promise<unknown>;
@@ -106,7 +127,8 @@ const SHOPPER_WORDS: Readonly<Partial<Record<string, string>>> = {
  * name (the Worker's problem names them by id); an answer that is not the Worker's (a proxy's
  * error page, whose status means nothing to a shopper) by whether trying again can help.
  */
-function inWords(problem: ApiProblem, nameOf: NameOf = () => undefined, cart: Cart | null = null): string {
+function inWords(problem: ApiProblem, screenNameOf: NameOf = () => undefined, cart: Cart | null = null): string {
+  const nameOf: NameOf = (id) => screenNameOf(id) ?? listedNames.get(id);
   const words = SHOPPER_WORDS[problem.code];
   if (words) return words;
   if (problem.code === 'out_of_stock' && problem.shortages.length > 0) {

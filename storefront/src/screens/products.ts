@@ -4,7 +4,7 @@ import type { Product } from '../api/client.ts';
 import { h, show } from '../dom.ts';
 import { ChangeProblem } from './change-problem.ts';
 import type { Screen } from './context.ts';
-import { heading, Loadable, listOutOfDate, problemView, productPicture, whyNoMore } from './parts.ts';
+import { heading, Loadable, listOutOfDate, problemView, productPicture, productsOnSale, whyNoMore } from './parts.ts';
 
 /** The catalogue: every active product, each with its "Add … to cart" button. */
 export const productsScreen: Screen = (ctx) => {
@@ -13,7 +13,7 @@ export const productsScreen: Screen = (ctx) => {
     show(
       ctx.main,
       heading('Products'),
-      addProblem.view(ctx.cart.cart, true, nameOf),
+      addProblem.view(ctx.cart.cart, true),
       // The cart not loaded at all (as the shop opened): the header's count is not the cart's.
       !ctx.cart.cart && ctx.cart.problem && problemView(ctx.cart.problem, loadCart),
       products.view('products', (list) =>
@@ -25,8 +25,7 @@ export const productsScreen: Screen = (ctx) => {
   };
   const addProblem = new ChangeProblem(render, ctx);
   const loadCart = () => ctx.cart.refresh().catch(() => undefined);
-  const products = new Loadable(() => ctx.api.products(), render);
-  const nameOf = (id: string) => products.loaded?.find((product) => product.id === id)?.name;
+  const products = new Loadable(() => productsOnSale(ctx.api), render);
 
   const productCard = (product: Product) => {
     const inCart = ctx.cart.quantityOf(product.id);
