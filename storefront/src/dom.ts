@@ -56,6 +56,11 @@ function nodes(children: readonly Child[]): (Node | string)[] {
   });
 }
 
+/** The controls whose focus show() keeps. */
+const FOCUSABLE = 'a, button, input, textarea';
+/** What keepFocused keeps: those, and the screen's heading, which has focus once a screen is shown. */
+const KEPT_FOCUSED = `${FOCUSABLE}, h1`;
+
 /**
  * Replaces what `root` shows. A node of what it shows that the new content hands back (a
  * screen's alert, kept for as long as its problem stands) stays where it is, untouched: taken out
@@ -68,11 +73,6 @@ function nodes(children: readonly Child[]): (Node | string)[] {
  * where it is: the control pressed may be far from it (the last product), and the shopper must
  * see what went wrong, where a screen reader says it.
  */
-/** The controls whose focus show() keeps. */
-const FOCUSABLE = 'a, button, input, textarea';
-/** Those, and the screen's heading, focused as the screen is shown (and again at each redraw, before). */
-const KEPT_FOCUSED = `${FOCUSABLE}, h1`;
-
 export function show(root: HTMLElement, ...children: Child[]): void {
   const focused = document.activeElement;
   const key = focused instanceof HTMLElement && root.contains(focused) ? focusKey(focused) : undefined;
@@ -112,9 +112,11 @@ export function show(root: HTMLElement, ...children: Child[]): void {
  * again by a screen reader after every tap (each Add, each "+"), and one taken out of the page,
  * even for a moment, loses focus. So it and its ancestors are never taken out: their redrawn
  * selves hand over attributes, listeners and the rest of their content, and `next` takes the
- * outermost. The same for the screen's heading. Not inside an alert, whose controls its code
- * changes later (Retry's wait): there, and where the structure differs, show() focuses the
- * redrawn control instead.
+ * outermost. The same for the screen's heading. So code that holds on to an element it drew
+ * must not hold one that can have focus, or its ancestors: that may be the element kept, not the
+ * one it drew (a form's submit reads the form sent, not its field). Alerts hold theirs (Retry,
+ * changed by its wait): inside one, and where the structure differs, show() focuses the redrawn
+ * control instead.
  */
 function keepFocused(focused: HTMLElement, key: string, next: Node[], shown: ReadonlySet<Node>): void {
   // It stays as it is, or it is an alert's.
@@ -165,5 +167,7 @@ function lineage(element: HTMLElement, isTop: (node: Node) => boolean): HTMLElem
 function focusKey(element: HTMLElement): string {
   // An id names a control whose label changes with what it shows (the header's "Cart (3)").
   if (element.id) return `#${element.id}`;
+  // A product's controls by its id: two products may have one name.
+  if (element.dataset.key) return `key:${element.dataset.key}`;
   return `${element.tagName}:${element.getAttribute('aria-label') ?? element.textContent ?? ''}`;
 }

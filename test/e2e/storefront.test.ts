@@ -19,7 +19,7 @@ import { chromiumMissing, skipWithout } from '@edge-checkout/test-support/requir
 import { type Cart, Shopper } from '@edge-checkout/test-support/shopper';
 import { useLocalStack } from '@edge-checkout/test-support/stack';
 import { StandinControls } from '@edge-checkout/test-support/standin';
-import type { Locator, Page, Request } from 'playwright-core';
+import type { Locator, Page, Request, Route } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // Nothing configured: as with `npm run dev`, the landing pages lead back to the storefront.
@@ -2014,6 +2014,166 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await savedAll(page);
       expect(await hasFocus(more)).toBe(true);
       expect(await focusMoves()).toBe(4);
+      await page.close();
+    });
+
+    it('the sign-in screen drawn again while the pasted token has focus: the token stays, and Sign in signs in with it', async () => {
+      const { page, shopper } = await openShop('signin-redrawn');
+      await cartLink(page, 0).waitFor();
+      const expired = (route: Route) =>
+        route.fulfill({
+          status: 401,
+          contentType: 'application/problem+json',
+          body: JSON.stringify({ status: 401, code: 'unauthorized', detail: 'The token has expired' }),
+        });
+      // The token expires: the orders' history answers late, the cart's load at once.
+      let answerHistory: (() => Promise<void>) | null = null;
+      const carts = (url: URL) => CART_LOAD.test(url.pathname);
+      await page.route(carts, (route) => {
+        if (route.request().method() === 'GET') answerHistory = () => expired(route);
+        else void expired(route);
+      });
+      await page.getByRole('link', { name: 'Orders', exact: true }).tap();
+      await expect.poll(() => answerHistory !== null).toBe(true);
+      await backInTheTab(page);
+      await expect.poll(() => headline(page).textContent()).toBe('Sign in');
+      const field = page.getByLabel('Or paste a token');
+      const link = await shopSignInLink(stack.workerUrl, stack.vars, shopper.userId, 600);
+      await field.fill(new URL(link).hash.slice('#token='.length));
+      // The late 401 draws the screen again while the shopper is in the field.
+      await answerHistory!();
+      await page.unroute(carts);
+      await expect.poll(() => page.getByRole('alert').textContent()).toMatch(/expired/);
+      expect(await field.inputValue()).not.toBe('');
+      await page.getByRole('button', { name: 'Sign in', exact: true }).tap();
+      await expect.poll(() => headline(page).textContent()).toBe('Orders');
+      await page.close();
+    });
+
+    it('back in the tab offline on Products: the list shown stays, with no problem put up and no jump down the page', async () => {
+      const { page } = await openShop('back-offline');
+      await page.setViewportSize({ width: 320, height: 256 });
+      await cartLink(page, 0).waitFor();
+      await expect.poll(() => page.getByRole('button', { name: /^Add .* to cart$/ }).count()).toBeGreaterThan(2);
+      await page.evaluate('window.scrollTo(0, 0)');
+      const listFailed = page.waitForEvent(
+        'requestfailed',
+        (request) => new URL(request.url()).pathname === '/v1/products',
+      );
+      await browser.context.setOffline(true);
+      try {
+        await backInTheTab(page);
+        await listFailed;
+        await page.evaluate('new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 100)))');
+        expect({ scrollY: await page.evaluate('scrollY'), alerts: await page.getByRole('alert').count() }).toEqual({
+          scrollY: 0,
+          alerts: 0,
+        });
+      } finally {
+        await browser.context.setOffline(false);
+      }
+      await page.close();
+    });
+
+    it('Orders opened while the cart cannot be loaded: it says so, with Retry, rather than show "Cart (0)" for a cart of one', async () => {
+      const { page, shopper } = await openShop('orders-cart-failed');
+      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+      await shopper.call('PUT', `/v1/carts/${cart.id}/items/${product('mug-ceramic').id}`, { quantity: 1 });
+      let refused = 0;
+      await page.route(
+        (url) => CART_LOAD.test(url.pathname),
+        (route) => (route.request().method() === 'POST' && refused++ === 0 ? route.abort() : route.fallback()),
+      );
+      // Orders, opened afresh (a reload, a link from the app).
+      await page.evaluate("location.hash = '#/orders'");
+      await page.reload();
+      await expect
+        .poll(() => alert(page))
+        .toBe('The shop could not be reached. Check your connection and try again.Retry');
+      await page.getByRole('button', { name: 'Retry', exact: true }).tap();
+      await cartLink(page, 1).waitFor();
+      await expect.poll(() => page.getByRole('alert').count()).toBe(0);
+      await page.close();
+    });
+
+    it('a pending order refused again with a longer Retry-After: its Retry is held back again for it, in the same alert', async () => {
+      await onOwnClock('order-longer-wait', async ({ page, shopper, clock }) => {
+        const { cart } = await mugCheckedOut(shopper);
+        await page.goto(`${stack.workerUrl}/#/orders/${cart.id}`);
+        await expect.poll(() => headline(page).textContent()).toBe('Confirming your payment…');
+        const heard = await listenAsScreenReader(page);
+        let reads = 0;
+        await page.route(
+          (url) => url.pathname === `/v1/carts/${cart.id}`,
+          (route) => {
+            if (route.request().method() !== 'GET') return route.fallback();
+            reads++;
+            return route.fulfill({
+              status: 503,
+              contentType: 'application/problem+json',
+              headers: { 'Retry-After': reads === 1 ? '1' : '60' },
+              body: JSON.stringify({ status: 503, code: 'service_unavailable', detail: 'Busy (test)' }),
+            });
+          },
+        );
+        await clock.runFor(2_000);
+        await expect.poll(() => alert(page)).toMatch(/You can retry in 1 second\.Retry$/);
+        await clock.runFor(2_100);
+        await expect.poll(() => reads).toBe(2);
+        const retry = page.getByRole('button', { name: 'Retry', exact: true });
+        await expect.poll(() => alert(page)).toMatch(/You can retry in 60 seconds\.Retry$/);
+        expect(await retry.isDisabled()).toBe(true);
+        expect(await whyOff(retry)).toBe('You can retry in 60 seconds.');
+        expect((await heard()).alerts).toBe(1);
+      });
+    }, 60_000);
+
+    it('a Checkout that failed after the shopper went on to Orders: its Retry there, once it works, says the checkout is open', async () => {
+      const { page } = await openShop('checkout-elsewhere');
+      const mug = product('mug-ceramic');
+      await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
+      await cartLink(page, 1).tap();
+      const checkouts = await holdCalls(page, 'POST', /^\/v1\/carts\/[^/]+\/checkout$/);
+      await page.getByRole('button', { name: 'Checkout', exact: true }).tap();
+      const first = await checkouts.next();
+      await page.getByRole('link', { name: 'Orders', exact: true }).tap();
+      await expect.poll(() => headline(page).textContent()).toBe('Orders');
+      const heard = await listenAsScreenReader(page);
+      await first.fail();
+      await expect
+        .poll(() => alert(page))
+        .toBe(
+          'The payment page was not opened. The shop could not be reached. Check your connection and try again.Retry',
+        );
+      await page.getByRole('button', { name: 'Retry', exact: true }).tap();
+      await (await checkouts.next()).pass();
+      await expect.poll(() => page.getByRole('alert').count()).toBe(0);
+      await expect
+        .poll(async () => (await heard()).announced)
+        .toEqual(['Your checkout is open. Continue to payment from your cart.']);
+      await checkouts.stop();
+      await page.close();
+    });
+
+    it('two products of one name: Enter twice on the second one’s Add adds it twice, focus staying on it', async () => {
+      await putProduct('e2e-twin-a', 'Twin Vase');
+      await putProduct('e2e-twin-b', 'Twin Vase');
+      const { page, shopper } = await openShop('twins');
+      await cartLink(page, 0).waitFor();
+      const adds = page.getByRole('button', { name: 'Add Twin Vase to cart', exact: true });
+      await expect.poll(() => adds.count()).toBe(2);
+      await adds.nth(1).focus();
+      await page.keyboard.press('Enter');
+      await cartLink(page, 1).waitFor();
+      await savedAll(page);
+      await page.keyboard.press('Enter');
+      await cartLink(page, 2).waitFor();
+      await savedAll(page);
+      const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
+      // By name, then id: the second card is e2e-twin-b.
+      expect(cart.items.map((i) => [i.productId, i.quantity])).toEqual([['e2e-twin-b', 2]]);
+      await putProduct('e2e-twin-a', 'Twin Vase', { active: false });
+      await putProduct('e2e-twin-b', 'Twin Vase', { active: false });
       await page.close();
     });
 

@@ -6,9 +6,9 @@ import { h, show } from '../dom.ts';
 import { links } from '../router.ts';
 import { ChangeProblem } from './change-problem.ts';
 import type { Screen, ScreenContext } from './context.ts';
-import { heading, Loadable, listOutOfDate, loadingView, problemView, productsOnSale, whyNoMore } from './parts.ts';
+import { heading, listOutOfDate, loadingView, problemView, productsOnSale, whyNoMore } from './parts.ts';
 
-/** A line's product taken off sale: it can be lowered and removed, not added to or checked out. */
+/** A line's product taken off sale: it can be lowered and removed, not added to (checkout refuses it, naming it). */
 const NO_LONGER_SOLD = 'No longer sold';
 
 /** The active cart: its lines with +1 / −1 / remove, the count and total, and Checkout. */
@@ -44,7 +44,7 @@ export const cartScreen: Screen = (ctx) => {
   // What is left of each product, which the cart's lines do not say: "+" is off where a tap could
   // only be refused. Not shown when it fails to load; "+" is then on, and a refusal says why,
   // until it loads again (after a refusal, or when the network or the shopper comes back).
-  const products = new Loadable(() => productsOnSale(ctx.api), render);
+  const products = productsOnSale(ctx, render);
   /**
    * Why no more of a line's product can be added, by the list: it holds every product on sale
    * (GET /v1/products, docs/contract.md §1), so one missing from it was taken off sale.
@@ -159,6 +159,7 @@ export const cartScreen: Screen = (ctx) => {
           {
             type: 'button',
             'aria-label': `Decrease quantity of ${item.name}`,
+            'data-key': `less:${item.productId}`,
             // At 1 it takes the line away, as a quantity of 0 does.
             'aria-disabled': !editable,
             onclick: () =>
@@ -179,6 +180,7 @@ export const cartScreen: Screen = (ctx) => {
           {
             type: 'button',
             'aria-label': `Increase quantity of ${item.name}`,
+            'data-key': `more:${item.productId}`,
             'aria-disabled': !editable || why !== null,
             'aria-describedby': why && whyId,
             onclick: () =>
@@ -198,6 +200,7 @@ export const cartScreen: Screen = (ctx) => {
           type: 'button',
           class: 'link',
           'aria-label': `Remove ${item.name}`,
+          'data-key': `remove:${item.productId}`,
           'aria-disabled': !editable,
           onclick: () =>
             void act(
@@ -275,8 +278,8 @@ export const cartScreen: Screen = (ctx) => {
       () => ctx.cart.checkout(),
       (made) => {
         // Left the cart meanwhile: the checkout stays open for the cart screen to continue or
-        // cancel, but the shopper is not taken anywhere they did not ask to go now.
-        if (ctx.signal.aborted) return;
+        // cancel, but the shopper is not taken anywhere they did not ask to go now; only told.
+        if (ctx.signal.aborted) return ctx.announce('Your checkout is open. Continue to payment from your cart.');
         leaving = true;
         ctx.cart.leavingFor(made);
         location.assign(made.url);
@@ -293,6 +296,5 @@ export const cartScreen: Screen = (ctx) => {
   if (ctx.cancelledCheckout) void cancelLanded(ctx.cancelledCheckout);
   // The status may have moved since the cart was last loaded (a payment, another tab).
   void refresh();
-  ctx.onBack(() => void products.load());
   void products.load();
 };

@@ -12,9 +12,10 @@ export interface ScreenContext {
   /** Said by screen readers without moving focus (a polite live region). */
   announce(message: string): void;
   /**
-   * Calls `listener`, while the screen is shown, when what it loaded may be out of date: the
-   * shopper came back to this tab (stock may have gone to another shopper meanwhile), or the
-   * network came back after a load failed. The cart is loaded again then in any case.
+   * Calls `listener`, while the screen is shown, when what it loaded may be out of date or may
+   * have failed to load: the shopper came back to this tab (stock may have gone to another
+   * shopper meanwhile), or the network came back (the browser's `online` event). The cart is
+   * loaded again then in any case.
    */
   onBack(listener: () => void): void;
   /**

@@ -6,7 +6,7 @@ import { STATUS_LABELS, STATUS_RESULTS } from '../order-status.ts';
 import { links } from '../router.ts';
 import { ChangeProblem } from './change-problem.ts';
 import type { Screen } from './context.ts';
-import { heading, loadingView, problemView } from './parts.ts';
+import { cartNotLoadedView, heading, holdRetry, loadingView, problemView } from './parts.ts';
 
 /** How often an order whose checkout is pending is read again: its webhook is seconds away. */
 const POLL_MS = 2_000;
@@ -54,6 +54,7 @@ export function orderScreen(cartId: string): Screen {
         show(
           ctx.main,
           heading('Order'),
+          cartNotLoadedView(ctx, loadCart),
           changeProblem.view(ctx.cart.cart, true),
           problem ? problemView(problem, load) : loadingView('the order'),
         );
@@ -72,6 +73,7 @@ export function orderScreen(cartId: string): Screen {
       show(
         ctx.main,
         heading(result.headline),
+        cartNotLoadedView(ctx, loadCart),
         changeProblem.view(ctx.cart.cart, true),
         h('p', null, result.message, retry && ` ${retry}`),
         problem !== null && problemView(problem, load),
@@ -117,6 +119,7 @@ export function orderScreen(cartId: string): Screen {
 
     // Only ever another screen's change, failed after the shopper came here (CartStore.showElsewhere).
     const changeProblem = new ChangeProblem(render, ctx);
+    const loadCart = () => ctx.cart.refresh().catch(() => undefined);
 
     /** Loads started: a poll and a Retry may be on their way at once, and only the latest counts. */
     let loads = 0;
@@ -144,6 +147,7 @@ export function orderScreen(cartId: string): Screen {
         // Refused again the same way (asked again by itself, or by Retry): the problem shown
         // stays, and is not said again.
         if (!saysTheSame(problem, answer.error)) problem = answer.error;
+        else holdRetry(problem, failed.retryAt);
       }
       if (JSON.stringify(cart) !== cartBefore || problem !== problemBefore) render();
       if (before && cart && cart.status !== before) {
@@ -172,7 +176,8 @@ export function orderScreen(cartId: string): Screen {
 /**
  * Whether two problems tell the shopper the same. Not by the time to wait: each 429 or 503 counts
  * its Retry-After from its own answer, so a shop refusing read after read would put up a new
- * alert, said again, at every read. The reads themselves keep to the latest answer's wait.
+ * alert, said again, at every read. The alert shown takes the latest answer's wait instead
+ * (holdRetry), as the reads do.
  */
 function saysTheSame(shown: unknown, error: unknown): boolean {
   if (shown === null) return false;

@@ -5,7 +5,7 @@ import { STATUS_LABELS } from '../order-status.ts';
 import { links } from '../router.ts';
 import { ChangeProblem } from './change-problem.ts';
 import type { Screen } from './context.ts';
-import { heading, Loadable } from './parts.ts';
+import { cartNotLoadedView, heading, Loadable } from './parts.ts';
 
 const when = new Intl.DateTimeFormat('en', { dateStyle: 'medium', timeStyle: 'short' });
 
@@ -16,6 +16,7 @@ export const ordersScreen: Screen = (ctx) => {
     show(
       ctx.main,
       heading('Orders'),
+      cartNotLoadedView(ctx, loadCart),
       changeProblem.view(ctx.cart.cart, true),
       carts.view('your orders', (history) => {
         // An empty cart is not an order.
@@ -47,6 +48,7 @@ export const ordersScreen: Screen = (ctx) => {
   };
   // Only ever another screen's change, failed after the shopper came here (CartStore.showElsewhere).
   const changeProblem = new ChangeProblem(render, ctx);
+  const loadCart = () => ctx.cart.refresh().catch(() => undefined);
   // The pages loaded so far, each asked for after the last cart of the one before (the API pages
   // by cart, so an order placed meanwhile neither repeats nor hides one).
   let history: { carts: Cart[]; hasMore: boolean } = { carts: [], hasMore: false };

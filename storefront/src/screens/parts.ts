@@ -1,18 +1,11 @@
 // Pieces every screen uses: its heading, what it loads (or the problem, with its retry), a
 // product's picture.
 import { CART_LIMITS } from '@edge-checkout/worker/cart-state';
-import {
-  ApiProblem,
-  asProblem,
-  type Cart,
-  NOT_THE_SHOPS,
-  type Product,
-  type ShopApi,
-  type Shortage,
-} from '../api/client.ts';
+import { ApiProblem, asProblem, type Cart, NOT_THE_SHOPS, type Product, type Shortage } from '../api/client.ts';
 import { quantityIn } from '../cart-store.ts';
 import { type Child, h } from '../dom.ts';
 import { links } from '../router.ts';
+import type { ScreenContext } from './context.ts';
 
 /** The screen's one h1; focusable so that moving to a screen can put focus (and a screen reader) there. */
 export function heading(text: string): HTMLHeadingElement {
@@ -55,10 +48,27 @@ export type NameOf = (productId: string) => string | undefined;
  */
 const listedNames = new Map<string, string>();
 
-/** The products on sale (GET /v1/products), their names kept for the problems that name them. */
-export async function productsOnSale(api: ShopApi): Promise<Product[]> {
-  const products = await api.products();
-  for (const { id, name } of products) listedNames.set(id, name);
+/**
+ * The cart not loaded at all (as the shop opened, or reloaded): the header's count is not the
+ * cart's, so the screen says why, with `retry` (one per screen: a new one would draw the problem
+ * anew, said again). Nothing once any load has answered.
+ */
+export function cartNotLoadedView(ctx: Pick<ScreenContext, 'cart'>, retry: Retry): Child {
+  return !ctx.cart.cart && ctx.cart.problem && problemView(ctx.cart.problem, retry);
+}
+
+/**
+ * The products on sale (GET /v1/products) as a screen shows them, their names kept for the
+ * problems that name them. Loaded again, quietly, when the shopper or the network comes back
+ * (ScreenContext.onBack): what is left may have changed meanwhile.
+ */
+export function productsOnSale(ctx: ScreenContext, changed: () => void): Loadable<Product[]> {
+  const products = new Loadable(async () => {
+    const list = await ctx.api.products();
+    for (const { id, name } of list) listedNames.set(id, name);
+    return list;
+  }, changed);
+  ctx.onBack(() => void products.refresh());
   return products;
 }
 
@@ -82,7 +92,7 @@ export function problemView(
       'div',
       { class: 'problem', role: 'alert' },
       h('p', null, about.lead && `${about.lead} `, inWords(problem, about.nameOf, about.cart ?? null)),
-      retry && problem.retryable ? retryView(problem, retry) : null,
+      retry && problem.retryable ? retryView(problem, retry, error) : null,
     );
   });
 }
@@ -163,7 +173,18 @@ function whatToDoWhenShort(shortages: readonly Shortage[], nameOf: NameOf, cart:
     : '';
 }
 
+/** Waits drawn so far: each names its Retry's description (another problem may show one too). */
 let waitsDrawn = 0;
+/** How each problem's Retry is held back again (holdRetry). */
+const holds = new WeakMap<object, (until: number | null) => void>();
+
+/**
+ * Holds the Retry drawn for `error` back again, until `until`: the same problem answered again
+ * (a read by itself) with a later `Retry-After`, which the alert keeps, not said again.
+ */
+export function holdRetry(error: unknown, until: number | null): void {
+  if (typeof error === 'object' && error !== null) holds.get(error)?.(until);
+}
 
 /**
  * Retry, held back until the time the shop asked for (`Retry-After`): a rate limit lasts its
@@ -171,9 +192,7 @@ let waitsDrawn = 0;
  * its way: tapped twice, it would send the call twice. Kept in the alert, which lives as long as
  * its problem, so the screen drawn again meanwhile shows it as it is.
  */
-function retryView(problem: ApiProblem, retry: Retry): Child {
-  // Waits drawn so far: each names its Retry's description (another problem may show one too).
-  waitsDrawn++;
+function retryView(problem: ApiProblem, retry: Retry, error: unknown): Child {
   const off = (why: 'waiting' | 'busy' | null) => {
     button.setAttribute('aria-disabled', String(why !== null));
     button.setAttribute('aria-busy', String(why === 'busy'));
@@ -191,21 +210,28 @@ function retryView(problem: ApiProblem, retry: Retry): Child {
     },
     'Retry',
   );
-  const waitMs = (problem.retryAt ?? 0) - Date.now();
-  if (waitMs <= 0) return button;
-  const seconds = Math.ceil(waitMs / 1000);
-  const wait = h(
-    'p',
-    { class: 'wait', id: `retry-wait-${waitsDrawn}` },
-    `You can retry in ${seconds} ${seconds === 1 ? 'second' : 'seconds'}.`,
-  );
-  // Off, and why, said with the button (as Add and "+" say theirs), not only in the alert's words.
-  button.setAttribute('aria-describedby', wait.id);
-  off('waiting');
-  setTimeout(() => {
-    off(null);
-    wait.textContent = 'You can retry now.';
-  }, waitMs);
+  let wait: HTMLElement | null = null;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const holdUntil = (until: number | null) => {
+    const waitMs = (until ?? 0) - Date.now();
+    if (waitMs <= 0) return;
+    const seconds = Math.ceil(waitMs / 1000);
+    const words = `You can retry in ${seconds} ${seconds === 1 ? 'second' : 'seconds'}.`;
+    if (!wait) {
+      wait = h('p', { class: 'wait', id: `retry-wait-${++waitsDrawn}` }, words);
+      // Off, and why, said with the button (as Add and "+" say theirs), not only in the alert's words.
+      button.setAttribute('aria-describedby', wait.id);
+      button.before(wait);
+    } else wait.textContent = words;
+    off('waiting');
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      off(null);
+      if (wait) wait.textContent = 'You can retry now.';
+    }, waitMs);
+  };
+  holdUntil(problem.retryAt);
+  if (typeof error === 'object' && error !== null) holds.set(error, holdUntil);
   return [wait, button];
 }
 
@@ -265,6 +291,22 @@ export class Loadable<T> {
       this.data = await this.fetch();
     } catch (error) {
       this.problem = error;
+    }
+    this.changed();
+  };
+
+  /**
+   * Loads again without a word: what was loaded stays shown if that fails (asked for by nothing
+   * the shopper did, a problem would be said out of the blue, and scrolled to). Without anything
+   * loaded yet, it is load().
+   */
+  readonly refresh = async (): Promise<void> => {
+    if (this.data === undefined) return this.load();
+    try {
+      this.data = await this.fetch();
+      this.problem = null;
+    } catch {
+      return;
     }
     this.changed();
   };

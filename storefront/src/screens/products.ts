@@ -4,7 +4,7 @@ import type { Product } from '../api/client.ts';
 import { h, show } from '../dom.ts';
 import { ChangeProblem } from './change-problem.ts';
 import type { Screen } from './context.ts';
-import { heading, Loadable, listOutOfDate, problemView, productPicture, productsOnSale, whyNoMore } from './parts.ts';
+import { cartNotLoadedView, heading, listOutOfDate, productPicture, productsOnSale, whyNoMore } from './parts.ts';
 
 /** The catalogue: every active product, each with its "Add … to cart" button. */
 export const productsScreen: Screen = (ctx) => {
@@ -14,8 +14,7 @@ export const productsScreen: Screen = (ctx) => {
       ctx.main,
       heading('Products'),
       addProblem.view(ctx.cart.cart, true),
-      // The cart not loaded at all (as the shop opened): the header's count is not the cart's.
-      !ctx.cart.cart && ctx.cart.problem && problemView(ctx.cart.problem, loadCart),
+      cartNotLoadedView(ctx, loadCart),
       products.view('products', (list) =>
         list.length === 0
           ? h('p', null, 'There is nothing for sale right now.')
@@ -25,7 +24,7 @@ export const productsScreen: Screen = (ctx) => {
   };
   const addProblem = new ChangeProblem(render, ctx);
   const loadCart = () => ctx.cart.refresh().catch(() => undefined);
-  const products = new Loadable(() => productsOnSale(ctx.api), render);
+  const products = productsOnSale(ctx, render);
 
   const productCard = (product: Product) => {
     const inCart = ctx.cart.quantityOf(product.id);
@@ -55,6 +54,7 @@ export const productsScreen: Screen = (ctx) => {
         {
           type: 'button',
           'aria-label': `Add ${product.name} to cart`,
+          'data-key': `add:${product.id}`,
           'aria-describedby': why && whyId,
           'aria-disabled': why !== null,
           onclick: () => void add(product),
@@ -76,6 +76,5 @@ export const productsScreen: Screen = (ctx) => {
   };
 
   ctx.cart.subscribe(render, ctx.signal);
-  ctx.onBack(() => void products.load());
   void products.load();
 };

@@ -15,7 +15,9 @@ export function showSignIn(main: HTMLElement, options: { reason: string | null; 
   });
   const submit = (event: Event) => {
     event.preventDefault();
-    const token = field.value.trim();
+    // From the form sent, not `field`: a redraw while the field has focus keeps the field on the
+    // page and drops this one (see show()).
+    const token = String(new FormData(event.currentTarget as HTMLFormElement).get('token') ?? '').trim();
     if (token) options.onToken(token);
   };
   show(
