@@ -158,6 +158,45 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     return { cart, checkout };
   }
 
+  /** A mug added, and Checkout tapped on the cart screen: its call held by the test (holdCalls). */
+  async function mugCheckoutHeld(label: string) {
+    const { page } = await openShop(label);
+    const mug = product('mug-ceramic');
+    await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
+    await cartLink(page, 1).tap();
+    const checkouts = await holdCalls(page, 'POST', /^\/v1\/carts\/[^/]+\/checkout$/);
+    await page.getByRole('button', { name: 'Checkout', exact: true }).tap();
+    return { page, mug, checkouts, first: await checkouts.next() };
+  }
+
+  /**
+   * The order screen of the shopper's pending checkout of one mug (onOwnClock), its reads of the
+   * order answered from now on 503 with `retryAfter(n)` as Retry-After for the n-th (from 1), or
+   * by the Worker where that is null. `asked`: each read's time, by the page's clock.
+   */
+  async function pendingOrderBusy(page: Page, shopper: Shopper, retryAfter: (read: number) => number | null) {
+    const { cart } = await mugCheckedOut(shopper);
+    await page.goto(`${stack.workerUrl}/#/orders/${cart.id}`);
+    await expect.poll(() => headline(page).textContent()).toBe('Confirming your payment…');
+    const asked: number[] = [];
+    await page.route(
+      (url) => url.pathname === `/v1/carts/${cart.id}`,
+      async (route) => {
+        if (route.request().method() !== 'GET') return route.fallback();
+        asked.push(Number(await page.evaluate('Date.now()')));
+        const wait = retryAfter(asked.length);
+        if (wait === null) return route.fallback();
+        return route.fulfill({
+          status: 503,
+          contentType: 'application/problem+json',
+          headers: { 'Retry-After': String(wait) },
+          body: JSON.stringify({ status: 503, code: 'service_unavailable', detail: 'Busy (test)' }),
+        });
+      },
+    );
+    return { asked };
+  }
+
   /**
    * A product of the test's own at $18.00, on sale, without an image, its stock not counted;
    * unless `more` says otherwise (admin upsert, docs/contract.md §9).
@@ -1143,26 +1182,8 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
 
     it('a pending order the shop is too busy to read (503, Retry-After: 60): it is asked again once the minute has passed, not every 2 s', async () => {
       await onOwnClock('order-retry-after', async ({ page, shopper, clock }) => {
-        const { cart } = await mugCheckedOut(shopper);
-        await page.goto(`${stack.workerUrl}/#/orders/${cart.id}`);
-        await expect.poll(() => headline(page).textContent()).toBe('Confirming your payment…');
-        // From now on, each time the shop reads the order, by the page's clock: the first is
-        // answered 503, the others by the Worker.
-        const asked: number[] = [];
-        await page.route(
-          (url) => url.pathname === `/v1/carts/${cart.id}`,
-          async (route) => {
-            if (route.request().method() !== 'GET') return route.fallback();
-            asked.push(Number(await page.evaluate('Date.now()')));
-            if (asked.length > 1) return route.continue();
-            return route.fulfill({
-              status: 503,
-              contentType: 'application/problem+json',
-              headers: { 'Retry-After': '60' },
-              body: JSON.stringify({ status: 503, code: 'service_unavailable', detail: 'Busy (test)' }),
-            });
-          },
-        );
+        // The first read from now on is answered 503, the others by the Worker.
+        const { asked } = await pendingOrderBusy(page, shopper, (read) => (read === 1 ? 60 : null));
         await clock.runFor(2_000);
         await expect.poll(() => alert(page)).toMatch(/You can retry in 60 seconds\.Retry$/);
         await clock.runFor(58_000);
@@ -1176,27 +1197,11 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
 
     it('a pending order refused read after read (503, Retry-After: 1, as while the database is down): one problem, said once, gone once it is read', async () => {
       await onOwnClock('order-503-again', async ({ page, shopper, clock }) => {
-        const { cart } = await mugCheckedOut(shopper);
-        await page.goto(`${stack.workerUrl}/#/orders/${cart.id}`);
-        await expect.poll(() => headline(page).textContent()).toBe('Confirming your payment…');
+        const { asked } = await pendingOrderBusy(page, shopper, (read) => (read <= 3 ? 1 : null));
         const heard = await listenAsScreenReader(page);
-        let refused = 0;
-        await page.route(
-          (url) => url.pathname === `/v1/carts/${cart.id}`,
-          (route) => {
-            if (route.request().method() !== 'GET' || refused === 3) return route.fallback();
-            refused++;
-            return route.fulfill({
-              status: 503,
-              contentType: 'application/problem+json',
-              headers: { 'Retry-After': '1' },
-              body: JSON.stringify({ status: 503, code: 'service_unavailable', detail: 'Busy (test)' }),
-            });
-          },
-        );
         for (let read = 1; read <= 3; read++) {
           await clock.runFor(2_000);
-          await expect.poll(() => refused).toBe(read);
+          await expect.poll(() => asked.length).toBe(read);
           await expect.poll(() => page.getByRole('alert').count()).toBe(1);
         }
         await clock.runFor(2_000);
@@ -1510,13 +1515,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     );
 
     it('a slow checkout: Add is off on Products meanwhile, and its answer does not take a shopper who left the cart to Stripe', async () => {
-      const { page } = await openShop('slow-checkout');
-      const mug = product('mug-ceramic');
-      await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
-      await cartLink(page, 1).tap();
-      const checkouts = await holdCalls(page, 'POST', /^\/v1\/carts\/[^/]+\/checkout$/);
-      await page.getByRole('button', { name: 'Checkout', exact: true }).tap();
-      const made = await checkouts.next();
+      const { page, mug, checkouts, first: made } = await mugCheckoutHeld('slow-checkout');
       await page.getByRole('link', { name: 'Edge Shop', exact: true }).tap();
       const add = page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true });
       await expect.poll(() => add.isDisabled()).toBe(true);
@@ -2098,28 +2097,12 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
 
     it('a pending order refused again with a longer Retry-After: its Retry is held back again for it, in the same alert', async () => {
       await onOwnClock('order-longer-wait', async ({ page, shopper, clock }) => {
-        const { cart } = await mugCheckedOut(shopper);
-        await page.goto(`${stack.workerUrl}/#/orders/${cart.id}`);
-        await expect.poll(() => headline(page).textContent()).toBe('Confirming your payment…');
+        const { asked } = await pendingOrderBusy(page, shopper, (read) => (read === 1 ? 1 : 60));
         const heard = await listenAsScreenReader(page);
-        let reads = 0;
-        await page.route(
-          (url) => url.pathname === `/v1/carts/${cart.id}`,
-          (route) => {
-            if (route.request().method() !== 'GET') return route.fallback();
-            reads++;
-            return route.fulfill({
-              status: 503,
-              contentType: 'application/problem+json',
-              headers: { 'Retry-After': reads === 1 ? '1' : '60' },
-              body: JSON.stringify({ status: 503, code: 'service_unavailable', detail: 'Busy (test)' }),
-            });
-          },
-        );
         await clock.runFor(2_000);
         await expect.poll(() => alert(page)).toMatch(/You can retry in 1 second\.Retry$/);
         await clock.runFor(2_100);
-        await expect.poll(() => reads).toBe(2);
+        await expect.poll(() => asked.length).toBe(2);
         const retry = page.getByRole('button', { name: 'Retry', exact: true });
         await expect.poll(() => alert(page)).toMatch(/You can retry in 60 seconds\.Retry$/);
         expect(await retry.isDisabled()).toBe(true);
@@ -2129,13 +2112,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     }, 60_000);
 
     it('a Checkout that failed after the shopper went on to Orders: its Retry there, once it works, says the checkout is open', async () => {
-      const { page } = await openShop('checkout-elsewhere');
-      const mug = product('mug-ceramic');
-      await page.getByRole('button', { name: `Add ${mug.name} to cart`, exact: true }).tap();
-      await cartLink(page, 1).tap();
-      const checkouts = await holdCalls(page, 'POST', /^\/v1\/carts\/[^/]+\/checkout$/);
-      await page.getByRole('button', { name: 'Checkout', exact: true }).tap();
-      const first = await checkouts.next();
+      const { page, checkouts, first } = await mugCheckoutHeld('checkout-elsewhere');
       await page.getByRole('link', { name: 'Orders', exact: true }).tap();
       await expect.poll(() => headline(page).textContent()).toBe('Orders');
       const heard = await listenAsScreenReader(page);
