@@ -424,8 +424,13 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     expect(await mugs(cart.id)).toBe(4);
 
     // On the cart screen (4 shown) the phone makes it 6: one fewer here leaves 5, and says so.
+    // Made once the screen's own load of the cart has answered: made before, that load shows 6.
+    const loaded = page.waitForResponse(
+      (response) => response.request().method() === 'POST' && CART_LOAD.test(new URL(response.url()).pathname),
+    );
     await cartLink(page, 4).tap();
     await expect.poll(() => headline(page).textContent()).toBe('Cart');
+    await loaded;
     await setMugs(6);
     await page.getByRole('button', { name: `Decrease quantity of ${mug.name}`, exact: true }).tap();
     await cartLink(page, 5).waitFor();
