@@ -55,7 +55,7 @@ export function startShop(body: HTMLElement): void {
   /** The screen shown listens here (ScreenContext.onBack). */
   const back = new EventTarget();
   const loadAgain = () => {
-    void cart.refresh().catch(() => undefined);
+    void cart.reload();
     back.dispatchEvent(new Event('back'));
   };
   /** Whose token was refused with the landing put back (onUnauthorized). */
@@ -161,6 +161,7 @@ export function startShop(body: HTMLElement): void {
         }, 50);
       },
       onBack: (listener) => back.addEventListener('back', listener, { signal }),
+      reloadCart: () => cart.reload(),
       cancelledCheckout: takeCancelledCheckout(),
     });
     main.querySelector('h1')?.focus();
@@ -219,7 +220,7 @@ export function startShop(body: HTMLElement): void {
   if (landing) cancelledCheckout = arriveFromLanding(landing);
   // Drawn at once, back from the cancel page too: the cart screen says its cancel is on its way.
   render();
-  if (signedIn) void cart.refresh().catch(() => undefined);
+  if (signedIn) void cart.reload();
 }
 
 /**

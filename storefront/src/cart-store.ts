@@ -142,6 +142,17 @@ export class CartStore {
   }
 
   /**
+   * Loads the cart again (refresh) for a caller with nothing to do if that fails: the failure is
+   * kept in `problem`, which the screens show with their Retry (cartNotLoadedView).
+   */
+  reload(): Promise<void> {
+    return this.refresh().then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
+  /**
    * Hands the failure of a change whose screen was left before it came to the screen shown now,
    * which takes it (takeUnshown) as it draws: a tap that failed is never lost without a word.
    */

@@ -6,7 +6,7 @@ import { h, show } from '../dom.ts';
 import { links } from '../router.ts';
 import { ChangeProblem } from './change-problem.ts';
 import type { Screen, ScreenContext } from './context.ts';
-import { heading, listOutOfDate, loadingView, problemView, productsOnSale, whyNoMore } from './parts.ts';
+import { cartNotLoadedView, heading, listOutOfDate, loadingView, productsOnSale, whyNoMore } from './parts.ts';
 
 /** A line's product taken off sale: it can be lowered and removed, not added to (checkout refuses it, naming it). */
 const NO_LONGER_SOLD = 'No longer sold';
@@ -36,7 +36,7 @@ export const cartScreen: Screen = (ctx) => {
       heading('Cart'),
       said && status,
       actionProblem.view(cart, false),
-      cart ? cartView(cart) : ctx.cart.problem ? problemView(ctx.cart.problem, refresh) : loadingView('your cart'),
+      cart ? cartView(cart) : cartNotLoadedView(ctx) || loadingView('your cart'),
     );
   };
 
@@ -289,12 +289,10 @@ export const cartScreen: Screen = (ctx) => {
     reloadIfOutOfDate();
   };
 
-  const refresh = () => ctx.cart.refresh().catch(() => undefined);
-
   ctx.cart.subscribe(render, ctx.signal);
   render();
   if (ctx.cancelledCheckout) void cancelLanded(ctx.cancelledCheckout);
   // The status may have moved since the cart was last loaded (a payment, another tab).
-  void refresh();
+  void ctx.cart.reload();
   void products.load();
 };

@@ -19,6 +19,11 @@ export interface ScreenContext {
    */
   onBack(listener: () => void): void;
   /**
+   * The cart loaded again (CartStore.reload) as this screen's Retry for it: one per screen, so a
+   * problem drawn again is the alert it was, and on the next screen a new one, said there.
+   */
+  readonly reloadCart: () => Promise<void>;
+  /**
    * The checkout the shopper just cancelled on the payment page (the cancel landing page's way
    * back): its cart, and the session the page named. The cart screen cancels it here too, so the
    * cart can be changed again.

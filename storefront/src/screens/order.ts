@@ -54,7 +54,7 @@ export function orderScreen(cartId: string): Screen {
         show(
           ctx.main,
           heading('Order'),
-          cartNotLoadedView(ctx, loadCart),
+          cartNotLoadedView(ctx),
           changeProblem.view(ctx.cart.cart, true),
           problem ? problemView(problem, load) : loadingView('the order'),
         );
@@ -73,7 +73,7 @@ export function orderScreen(cartId: string): Screen {
       show(
         ctx.main,
         heading(result.headline),
-        cartNotLoadedView(ctx, loadCart),
+        cartNotLoadedView(ctx),
         changeProblem.view(ctx.cart.cart, true),
         h('p', null, result.message, retry && ` ${retry}`),
         problem !== null && problemView(problem, load),
@@ -119,7 +119,6 @@ export function orderScreen(cartId: string): Screen {
 
     // Only ever another screen's change, failed after the shopper came here (CartStore.showElsewhere).
     const changeProblem = new ChangeProblem(render, ctx);
-    const loadCart = () => ctx.cart.refresh().catch(() => undefined);
 
     /** Loads started: a poll and a Retry may be on their way at once, and only the latest counts. */
     let loads = 0;
@@ -153,7 +152,7 @@ export function orderScreen(cartId: string): Screen {
       if (before && cart && cart.status !== before) {
         ctx.announce(`${STATUS_RESULTS[cart.status].headline}. Status: ${STATUS_LABELS[cart.status]}`);
         // The payment settled: the shopper's active cart may be a new one now.
-        void ctx.cart.refresh().catch(() => undefined);
+        void ctx.cart.reload();
       }
       // An order not read yet (its first read failed, in a way worth trying again) may be being
       // paid for: it is read again as a pending one is.

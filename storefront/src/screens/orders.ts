@@ -16,7 +16,7 @@ export const ordersScreen: Screen = (ctx) => {
     show(
       ctx.main,
       heading('Orders'),
-      cartNotLoadedView(ctx, loadCart),
+      cartNotLoadedView(ctx),
       changeProblem.view(ctx.cart.cart, true),
       carts.view('your orders', (history) => {
         // An empty cart is not an order.
@@ -48,7 +48,6 @@ export const ordersScreen: Screen = (ctx) => {
   };
   // Only ever another screen's change, failed after the shopper came here (CartStore.showElsewhere).
   const changeProblem = new ChangeProblem(render, ctx);
-  const loadCart = () => ctx.cart.refresh().catch(() => undefined);
   // The pages loaded so far, each asked for after the last cart of the one before (the API pages
   // by cart, so an order placed meanwhile neither repeats nor hides one).
   let history: { carts: Cart[]; hasMore: boolean } = { carts: [], hasMore: false };

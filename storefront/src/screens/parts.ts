@@ -50,11 +50,10 @@ const listedNames = new Map<string, string>();
 
 /**
  * The cart not loaded at all (as the shop opened, or reloaded): the header's count is not the
- * cart's, so the screen says why, with `retry` (one per screen: a new one would draw the problem
- * anew, said again). Nothing once any load has answered.
+ * cart's, so the screen says why, with Retry. Nothing once any load has answered.
  */
-export function cartNotLoadedView(ctx: Pick<ScreenContext, 'cart'>, retry: Retry): Child {
-  return !ctx.cart.cart && ctx.cart.problem && problemView(ctx.cart.problem, retry);
+export function cartNotLoadedView(ctx: Pick<ScreenContext, 'cart' | 'reloadCart'>): Child {
+  return !ctx.cart.cart && ctx.cart.problem && problemView(ctx.cart.problem, ctx.reloadCart);
 }
 
 /**

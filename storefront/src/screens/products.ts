@@ -14,7 +14,7 @@ export const productsScreen: Screen = (ctx) => {
       ctx.main,
       heading('Products'),
       addProblem.view(ctx.cart.cart, true),
-      cartNotLoadedView(ctx, loadCart),
+      cartNotLoadedView(ctx),
       products.view('products', (list) =>
         list.length === 0
           ? h('p', null, 'There is nothing for sale right now.')
@@ -23,7 +23,6 @@ export const productsScreen: Screen = (ctx) => {
     );
   };
   const addProblem = new ChangeProblem(render, ctx);
-  const loadCart = () => ctx.cart.refresh().catch(() => undefined);
   const products = productsOnSale(ctx, render);
 
   const productCard = (product: Product) => {
