@@ -61,9 +61,9 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
   /**
    * A new tab opened with the kind of link `npm run dev` prints, for a shopper of this test
    * alone, who can also change their carts over the API (as from the app). Everything the tab's
-   * pages log as an error is collected.
+   * pages log as an error is collected. `initScript` runs in the page before the shop's own
+   * scripts, on every load.
    */
-  /** `initScript`: run in the page before the shop's own scripts, on every load. */
   async function openShop(
     label: string,
     on = browser,
@@ -2021,38 +2021,45 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await page.close();
     });
 
-    it('the sign-in screen drawn again while the pasted token has focus: the token stays, and Sign in signs in with it', async () => {
-      const { page, shopper } = await openShop('signin-redrawn');
-      await cartLink(page, 0).waitFor();
-      const expired = (route: Route) =>
-        route.fulfill({
-          status: 401,
-          contentType: 'application/problem+json',
-          body: JSON.stringify({ status: 401, code: 'unauthorized', detail: 'The token has expired' }),
+    it.each([
+      ['the pasted token', 'field'],
+      ['Sign in', 'button'],
+    ] as const)(
+      'the sign-in screen drawn again while %s has focus: the token stays, and Sign in signs in with it',
+      async (_, focused) => {
+        const { page, shopper } = await openShop(`signin-redrawn-${focused}`);
+        await cartLink(page, 0).waitFor();
+        const expired = (route: Route) =>
+          route.fulfill({
+            status: 401,
+            contentType: 'application/problem+json',
+            body: JSON.stringify({ status: 401, code: 'unauthorized', detail: 'The token has expired' }),
+          });
+        // The token expires: the orders' history answers late, the cart's load at once.
+        let answerHistory: (() => Promise<void>) | null = null;
+        const carts = (url: URL) => CART_LOAD.test(url.pathname);
+        await page.route(carts, (route) => {
+          if (route.request().method() === 'GET') answerHistory = () => expired(route);
+          else void expired(route);
         });
-      // The token expires: the orders' history answers late, the cart's load at once.
-      let answerHistory: (() => Promise<void>) | null = null;
-      const carts = (url: URL) => CART_LOAD.test(url.pathname);
-      await page.route(carts, (route) => {
-        if (route.request().method() === 'GET') answerHistory = () => expired(route);
-        else void expired(route);
-      });
-      await page.getByRole('link', { name: 'Orders', exact: true }).tap();
-      await expect.poll(() => answerHistory !== null).toBe(true);
-      await backInTheTab(page);
-      await expect.poll(() => headline(page).textContent()).toBe('Sign in');
-      const field = page.getByLabel('Or paste a token');
-      const link = await shopSignInLink(stack.workerUrl, stack.vars, shopper.userId, 600);
-      await field.fill(new URL(link).hash.slice('#token='.length));
-      // The late 401 draws the screen again while the shopper is in the field.
-      await answerHistory!();
-      await page.unroute(carts);
-      await expect.poll(() => page.getByRole('alert').textContent()).toMatch(/expired/);
-      expect(await field.inputValue()).not.toBe('');
-      await page.getByRole('button', { name: 'Sign in', exact: true }).tap();
-      await expect.poll(() => headline(page).textContent()).toBe('Orders');
-      await page.close();
-    });
+        await page.getByRole('link', { name: 'Orders', exact: true }).tap();
+        await expect.poll(() => answerHistory !== null).toBe(true);
+        await backInTheTab(page);
+        await expect.poll(() => headline(page).textContent()).toBe('Sign in');
+        const field = page.getByLabel('Or paste a token');
+        const link = await shopSignInLink(stack.workerUrl, stack.vars, shopper.userId, 600);
+        await field.fill(new URL(link).hash.slice('#token='.length));
+        if (focused === 'button') await page.getByRole('button', { name: 'Sign in', exact: true }).focus();
+        // The late 401 draws the screen again while the shopper is in the field, or on Sign in.
+        await answerHistory!();
+        await page.unroute(carts);
+        await expect.poll(() => page.getByRole('alert').textContent()).toMatch(/expired/);
+        expect(await field.inputValue()).not.toBe('');
+        await page.getByRole('button', { name: 'Sign in', exact: true }).tap();
+        await expect.poll(() => headline(page).textContent()).toBe('Orders');
+        await page.close();
+      },
+    );
 
     it('back in the tab offline on Products: the list shown stays, with no problem put up and no jump down the page', async () => {
       const { page } = await openShop('back-offline');

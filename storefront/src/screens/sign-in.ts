@@ -13,6 +13,9 @@ export function showSignIn(main: HTMLElement, options: { reason: string | null; 
     autocomplete: 'off',
     spellcheck: 'false',
   });
+  // Drawn again (a late 401 says why) with what the shopper typed so far. With focus in the field,
+  // show() keeps the field itself; elsewhere (on Sign in) it takes this one.
+  field.value = main.querySelector<HTMLTextAreaElement>('textarea#token')?.value ?? '';
   const submit = (event: Event) => {
     event.preventDefault();
     // From the form sent, not `field`: a redraw while the field has focus keeps the field on the
