@@ -19,7 +19,7 @@ import { chromiumMissing, skipWithout } from '@edge-checkout/test-support/requir
 import { type Cart, Shopper } from '@edge-checkout/test-support/shopper';
 import { useLocalStack } from '@edge-checkout/test-support/stack';
 import { StandinControls } from '@edge-checkout/test-support/standin';
-import type { Locator, Page, Request, Route } from 'playwright-core';
+import type { APIResponse, Locator, Page, Request, Route } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // Nothing configured: as with `npm run dev`, the landing pages lead back to the storefront.
@@ -895,6 +895,32 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await expect.poll(() => whyOff(add)).toBe('Sold out');
       expect(await add.isDisabled()).toBe(true);
       expect(await page.getByRole('alert').count()).toBe(0);
+      await page.close();
+    });
+
+    it('back in the tab and the network back at once: the list asked for last is the one shown, though the earlier answer comes after it', async () => {
+      await putProduct('e2e-kettle', 'Copper Kettle', { stock: 2 });
+      const { page } = await openShop('two-list-loads');
+      const add = page.getByRole('button', { name: 'Add Copper Kettle to cart', exact: true });
+      await add.waitFor();
+      // The first load reads the list while the kettle is still in stock; its answer is held.
+      const firstAnswer = new Promise<{ route: Route; response: APIResponse }>((resolve) => {
+        void page.route(
+          (url) => url.pathname === '/v1/products',
+          async (route) => resolve({ route, response: await route.fetch() }),
+          { times: 1 },
+        );
+      });
+      await backInTheTab(page);
+      const first = await firstAnswer;
+      await putProduct('e2e-kettle', 'Copper Kettle', { stock: 0 });
+      await page.evaluate("window.dispatchEvent(new Event('online'))");
+      await expect.poll(() => whyOff(add)).toBe('Sold out');
+      const firstRead = page.waitForEvent('requestfinished', (request) => request === first.route.request());
+      await first.route.fulfill({ response: first.response });
+      await firstRead;
+      await page.evaluate('new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 100)))');
+      expect(await whyOff(add)).toBe('Sold out');
       await page.close();
     });
 

@@ -271,6 +271,13 @@ export function loadingView(what: string): HTMLElement {
 export class Loadable<T> {
   private data: T | undefined;
   private problem: unknown = null;
+  /**
+   * Loads sent so far, and the latest sent of those whose answer was taken: two can be on their
+   * way at once (the shopper and the network coming back together), and an answer to one sent
+   * before the answer shown is older than it, whenever it arrives.
+   */
+  private sent = 0;
+  private shown = 0;
 
   /** `changed`: the screen draws itself again. */
   constructor(
@@ -286,12 +293,7 @@ export class Loadable<T> {
   readonly load = async (): Promise<void> => {
     this.problem = null;
     this.changed();
-    try {
-      this.data = await this.fetch();
-    } catch (error) {
-      this.problem = error;
-    }
-    this.changed();
+    await this.take({ quiet: false });
   };
 
   /**
@@ -301,14 +303,23 @@ export class Loadable<T> {
    */
   readonly refresh = async (): Promise<void> => {
     if (this.data === undefined) return this.load();
-    try {
-      this.data = await this.fetch();
-      this.problem = null;
-    } catch {
-      return;
-    }
-    this.changed();
+    await this.take({ quiet: true });
   };
+
+  private async take({ quiet }: { quiet: boolean }): Promise<void> {
+    const mine = ++this.sent;
+    try {
+      const data = await this.fetch();
+      if (mine < this.shown) return;
+      this.data = data;
+      this.problem = null;
+    } catch (error) {
+      if (quiet || mine < this.shown) return;
+      this.problem = error;
+    }
+    this.shown = mine;
+    this.changed();
+  }
 
   /**
    * "Loading {what}…", the problem with its Retry, or `ready(data)`; both when what was loaded
