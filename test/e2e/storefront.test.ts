@@ -527,6 +527,25 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     await page.close();
   });
 
+  it('the order of a failed payment on screen, paid again from the app meanwhile: back in the tab, the order says it is paid', async () => {
+    const { page, shopper, consoleErrors } = await openShop('failed-then-paid');
+    const { cart, checkout } = await mugCheckedOut(shopper);
+    await standin.pay(checkout.sessionId, 'async');
+    await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('awaiting_payment');
+    await standin.settleBankTransfer(checkout.sessionId, 'fail');
+    await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('payment_failed');
+    await page.goto(`${stack.workerUrl}/#/orders/${cart.id}`);
+    await expect.poll(() => headline(page).textContent()).toBe('Payment failed');
+    const again = await shopper.checkout(cart.id);
+    await standin.pay(again.sessionId, 'paid');
+    await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('paid');
+    await backInTheTab(page);
+    await expect.poll(() => headline(page).textContent()).toBe('Payment received');
+    expect(await orderStatus(page)).toBe('Status: Paid');
+    expect(consoleErrors).toEqual([]);
+    await page.close();
+  });
+
   it('a bank transfer awaited with the order open for 10 minutes: read again after 30 s, then twice as long each time, not every 2 s', async () => {
     await onOwnClock('bank-backs-off', async ({ page, shopper, clock }) => {
       const { cart } = await mugAwaitingBankTransfer(shopper);

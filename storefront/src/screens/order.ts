@@ -122,7 +122,8 @@ export function orderScreen(cartId: string): Screen {
 
     /** Loads started: a poll and a Retry may be on their way at once, and only the latest counts. */
     let loads = 0;
-    async function load() {
+    /** `quiet`: asked for by nothing the shopper did; if it fails, what is shown stays as it was. */
+    async function load({ quiet = false } = {}) {
       clearTimeout(timer);
       due = null;
       const mine = ++loads;
@@ -137,7 +138,7 @@ export function orderScreen(cartId: string): Screen {
       }
       // An older answer arriving last would take the order back to what it was (paid, then
       // awaiting the bank again); the latest load, still on its way, draws and asks again.
-      if (ctx.signal.aborted || mine !== loads) return;
+      if (ctx.signal.aborted || mine !== loads || (quiet && 'error' in answer)) return;
       if ('cart' in answer) {
         cart = answer.cart;
         problem = null;
@@ -166,6 +167,11 @@ export function orderScreen(cartId: string): Screen {
       if (!document.hidden) timer = setTimeout(load, Math.max(wait, due.notBefore - Date.now()));
     }
 
+    // Back in the tab, or the network back, with no read due (the order settled, or a payment
+    // failed): it may have moved on elsewhere meanwhile (paid again from the app, refunded).
+    ctx.onBack(() => {
+      if (!due && cart && problem === null) void load({ quiet: true });
+    });
     ctx.cart.subscribe(render, ctx.signal);
     render();
     void load();
