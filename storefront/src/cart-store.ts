@@ -1,5 +1,5 @@
 import { CART_LIMITS, isEditable } from '@edge-checkout/worker/cart-state';
-import { ApiProblem, asProblem, type Cart, type Checkout, type ShopApi } from './api/client.ts';
+import { ApiProblem, asProblem, type Cart, type Checkout, type ProblemCode, type ShopApi } from './api/client.ts';
 
 /**
  * A cart change that did not go through, with the same request to send again. Its answer may
@@ -52,7 +52,7 @@ export function quantityIn(cart: Cart, productId: string): number {
  * Refusals that mean the cart moved on meanwhile (emptied, paid or checked out in another tab,
  * replaced by a newer cart, a line changed on another device): what is on screen is stale.
  */
-const STALE_CART = new Set(['cart_not_editable', 'not_found', 'cart_empty', 'quantity_changed']);
+const STALE_CART = new Set<ProblemCode>(['cart_not_editable', 'not_found', 'cart_empty', 'quantity_changed']);
 
 /**
  * How often a tap is worked out again from the cart loaded afresh after its line changed
@@ -119,7 +119,7 @@ export class CartStore {
    * cart as it is now. One that began earlier may have been answered before the cart changed
    * elsewhere (the shopper coming back to the tab asks for it then), so it is not joined.
    */
-  refresh(): Promise<Cart> {
+  private refresh(): Promise<Cart> {
     if (this.joinable) return this.joinable;
     const asked = { begun: this.begun, failures: this.failures.any };
     const load = this.run(async () => {
@@ -245,10 +245,10 @@ export class CartStore {
    * Back from the Checkout page without paying: the cart can be changed again. `cartId` is the
    * cart whose checkout the shopper means, not whichever is active when the change's turn comes:
    * that cart paid in another tab meanwhile, the active one is a new cart, which must not be
-   * taken for it. `sessionId` is the checkout meant: the one shown, or else the one this tab
-   * left for; if another is live by now, it is left alone.
+   * taken for it. `sessionId` is the checkout meant (the screen knows which: see cartScreen's
+   * cancelLanded); if another is live by now, it is left alone.
    */
-  cancelCheckout(cartId: string, sessionId = this.leftFor(cartId) ?? undefined): Promise<Cart> {
+  cancelCheckout(cartId: string, sessionId: string | undefined): Promise<Cart> {
     return this.change(() => ({
       send: () => this.cancelling(cartId, sessionId),
       madeIn: (now) => now.id === cartId && isEditable(now.status),
@@ -350,7 +350,7 @@ export class CartStore {
   private failed<T>(failure: FailedChange<T>, sent: boolean): FailedChange<T> {
     this.failures.any++;
     this.lastFailure = failure;
-    if (sent && (failure.status <= 0 || failure.status >= 500)) {
+    if (sent && failure.outcomeUnknown) {
       this.failures.unknownOutcome++;
       this.stale = true;
     }

@@ -9,7 +9,7 @@ type Listener = (event: Event) => void;
  * Attributes by name (false, null and undefined leave one out; true is `""`, or `"true"` for an
  * `aria-` one); `on<event>` adds a listener.
  */
-export type Attributes = Record<string, AttributeValue | Listener>;
+type Attributes = Record<string, AttributeValue | Listener>;
 
 /**
  * A control off for the moment (busy, at a limit, sold out) is `aria-disabled`, never
@@ -56,7 +56,7 @@ function nodes(children: readonly Child[]): (Node | string)[] {
   });
 }
 
-/** The controls whose focus show() keeps. */
+/** The controls whose focus show() keeps: every kind a screen draws (a new kind is added here). */
 const FOCUSABLE = 'a, button, input, textarea';
 /** What keepFocused keeps: those, and the screen's heading, which has focus once a screen is shown. */
 const KEPT_FOCUSED = `${FOCUSABLE}, h1`;

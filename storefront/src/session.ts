@@ -1,11 +1,12 @@
 // Signing in by link (docs/contract.md §8): `/#token=JWT`. The token is kept in sessionStorage
 // (this tab only, gone when it closes) and taken out of the address bar at once, so it stays out
 // of history, bookmarks and screenshots. A fragment is never sent to servers. The Worker checks
-// the token on every call; the shop only reads who it names, to say so.
+// the token on every call; the shop reads only who it names, to tell one shopper's return from
+// Stripe's page from another's in this tab (app.ts).
 
 const STORAGE_KEY = 'edge-checkout.token';
 
-export interface Session {
+interface Session {
   readonly token: string;
   /** The token's `sub`, when it can be read. */
   readonly userId: string | null;

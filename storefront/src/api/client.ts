@@ -1,6 +1,7 @@
 // The storefront's one way to the Worker: openapi-fetch on the types generated from the Worker's
 // /openapi.json (openapi.ts, `npm run generate:client`), so a call the document does not
 // describe, or an answer read the wrong way, does not compile.
+import type { ErrorCode } from '@edge-checkout/worker/errors';
 import createClient from 'openapi-fetch';
 import type { components, paths } from './openapi.ts';
 
@@ -13,13 +14,22 @@ type Problem = components['schemas']['Problem'];
 /** A product an out_of_stock problem names, with what is left of it. */
 export type Shortage = NonNullable<Problem['products']>[number];
 
-/** A call that did not succeed, in words for the shopper: the problem's `detail`. */
+/**
+ * A problem's code: the Worker's stable one (docs/contract.md §2), or the shop's own for a call
+ * the Worker did not answer (timeout, unreachable), an answer not the Worker's (NOT_THE_SHOPS) or
+ * an error in the shop itself (client). Typed, so a code misspelt or renamed does not compile.
+ */
+export type ProblemCode = ErrorCode | 'timeout' | 'unreachable' | 'client' | typeof NOT_THE_SHOPS;
+
+/**
+ * A call that did not succeed. Its message is the problem's `detail`, written for developers
+ * (it can name the database or a setting): screens show it in the shopper's words (problemView).
+ */
 export class ApiProblem extends Error {
   constructor(
-    /** 0 when the Worker could not be reached at all. */
+    /** 0 when the Worker could not be reached at all; -1 for an error in the shop itself (asProblem). */
     readonly status: number,
-    /** The problem's stable `code` (docs/contract.md §2). */
-    readonly code: string,
+    readonly code: ProblemCode,
     detail: string,
     more: { shortages?: readonly Shortage[]; productId?: string | null; retryAt?: number | null } = {},
   ) {
@@ -41,6 +51,14 @@ export class ApiProblem extends Error {
   get retryable(): boolean {
     return this.status === 0 || this.status === 429 || this.status >= 500;
   }
+
+  /**
+   * A change sent may have been made or not: no answer from the Worker, or a 5xx (an error in
+   * the shop itself counts too, as nothing says how far the call went).
+   */
+  get outcomeUnknown(): boolean {
+    return this.status <= 0 || this.status >= 500;
+  }
 }
 
 /** The code of an answer that is not the Worker's problem+json: a proxy or gateway in between answered. */
@@ -52,7 +70,7 @@ export function asProblem(error: unknown): ApiProblem {
   return new ApiProblem(-1, 'client', `Something went wrong in the shop: ${(error as Error)?.message ?? error}`);
 }
 
-export interface ShopApiOptions {
+interface ShopApiOptions {
   /** The bearer token, read at each call. */
   token(): string | null;
   /** The Worker refused the token (401): the caller signs the shopper out. */
@@ -159,11 +177,16 @@ function problemOf(response: Response, body: unknown): ApiProblem {
     typeof problem.detail === 'string' && problem.detail !== ''
       ? problem.detail
       : `The shop answered ${response.status}${response.statusText ? ` ${response.statusText}` : ''}.`;
-  return new ApiProblem(response.status, typeof problem.code === 'string' ? problem.code : NOT_THE_SHOPS, detail, {
-    shortages: Array.isArray(problem.products) ? problem.products : [],
-    productId: typeof problem.productId === 'string' ? problem.productId : null,
-    retryAt: retryAtOf(response.headers.get('Retry-After')),
-  });
+  return new ApiProblem(
+    response.status,
+    typeof problem.code === 'string' ? (problem.code as ErrorCode) : NOT_THE_SHOPS,
+    detail,
+    {
+      shortages: Array.isArray(problem.products) ? problem.products : [],
+      productId: typeof problem.productId === 'string' ? problem.productId : null,
+      retryAt: retryAtOf(response.headers.get('Retry-After')),
+    },
+  );
 }
 
 /** `Retry-After` (RFC 9110 §10.2.3): seconds, which the Worker sends, or an HTTP date. */

@@ -86,15 +86,14 @@ export class ChangeProblem {
   }
 
   /**
-   * The problem in words, with Retry where it helps. `cartLink`: a cart held by its checkout
-   * is explained with the way to the cart (not wanted on the cart screen itself). `nameOf`: by
-   * default, products are named as the cart's lines name them.
+   * The problem in words, with Retry where it helps, products named as the cart's lines name
+   * them. `cartLink`: a cart held by its checkout is explained with the way to the cart (not
+   * wanted on the cart screen itself). It also takes a failure handed over from a screen left
+   * (CartStore.takeUnshown), so each screen has one ChangeProblem, whose view() every drawing of
+   * the screen calls: another would take failures meant for this one.
    */
-  view(
-    cart: Cart | null,
-    cartLink: boolean,
-    nameOf: NameOf = (id) => cart?.items.find((item) => item.productId === id)?.name,
-  ): Child {
+  view(cart: Cart | null, cartLink: boolean): Child {
+    const nameOf: NameOf = (id) => cart?.items.find((item) => item.productId === id)?.name;
     const handed = this.screen.cart.takeUnshown();
     if (handed !== null) this.failed = this.another(handed);
     // The cart loaded again (on focus, say) shows the change made after all: nothing is wrong

@@ -1,7 +1,15 @@
 // Pieces every screen uses: its heading, what it loads (or the problem, with its retry), a
 // product's picture.
 import { CART_LIMITS } from '@edge-checkout/worker/cart-state';
-import { ApiProblem, asProblem, type Cart, NOT_THE_SHOPS, type Product, type Shortage } from '../api/client.ts';
+import {
+  ApiProblem,
+  asProblem,
+  type Cart,
+  NOT_THE_SHOPS,
+  type ProblemCode,
+  type Product,
+  type Shortage,
+} from '../api/client.ts';
 import { quantityIn } from '../cart-store.ts';
 import { type Child, h } from '../dom.ts';
 import { links } from '../router.ts';
@@ -67,11 +75,15 @@ export function productsOnSale(ctx: ScreenContext, changed: () => void): Loadabl
     for (const { id, name } of list) listedNames.set(id, name);
     return list;
   }, changed);
-  ctx.onBack(() => void products.refresh());
+  ctx.onBack(() => void products.reload());
   return products;
 }
 
-/** Sends a failed call again; Retry is off until it has ended. */
+/**
+ * Sends a failed call again; Retry is off until it has ended. The same function at every redraw
+ * of a screen (a screen's own, made once): a problem is drawn once per retry (see drawnOnce), so
+ * a new one at each redraw would put up a new alert, said again and scrolled to.
+ */
 export type Retry = () => Promise<unknown>;
 
 /**
@@ -118,7 +130,7 @@ function drawnOnce(error: unknown, how: unknown, draw: () => HTMLElement): HTMLE
  * What a shopper can make of the problems whose detail is written for developers (it names the
  * database, Stripe's error classes, limits in minor units): by their stable code.
  */
-const SHOPPER_WORDS: Readonly<Partial<Record<string, string>>> = {
+const SHOPPER_WORDS: Readonly<Partial<Record<ProblemCode, string>>> = {
   service_unavailable: 'The shop could not do that just now. Try again in a moment.',
   internal: 'Something went wrong in the shop. Try again in a moment.',
   // Its detail names a setting or a secret (contract §1): for the shop's operator, not the shopper.
@@ -267,7 +279,12 @@ export function loadingView(what: string): HTMLElement {
   return h('p', { class: 'loading', 'aria-busy': 'true' }, `Loading ${what}…`);
 }
 
-/** What a screen loads from the API once it is shown: loading, then the data or its problem. */
+/**
+ * What a screen loads from the API once it is shown: loading, then the data or its problem.
+ * `fetch` reads the same data again each time (loaded twice at once, only the latest answer is
+ * kept); Orders' reads the next page instead, and so is never loaded again behind the shopper's
+ * back (no reload).
+ */
 export class Loadable<T> {
   private data: T | undefined;
   private problem: unknown = null;
@@ -301,7 +318,7 @@ export class Loadable<T> {
    * the shopper did, a problem would be said out of the blue, and scrolled to). Without anything
    * loaded yet, it is load().
    */
-  readonly refresh = async (): Promise<void> => {
+  readonly reload = async (): Promise<void> => {
     if (this.data === undefined) return this.load();
     await this.take({ quiet: true });
   };

@@ -1,4 +1,5 @@
 import { h, show } from '../dom.ts';
+import { heading } from './parts.ts';
 
 /**
  * Shown without a token: where tokens come from. The shop never makes one; it takes the token a
@@ -25,7 +26,7 @@ export function showSignIn(main: HTMLElement, options: { reason: string | null; 
   };
   show(
     main,
-    h('h1', { tabindex: -1 }, 'Sign in'),
+    heading('Sign in'),
     options.reason && h('div', { class: 'problem', role: 'alert' }, h('p', null, options.reason)),
     h(
       'p',
