@@ -546,6 +546,27 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     await page.close();
   });
 
+  it('Orders on screen with a failed payment, paid again from the app meanwhile: back in the tab, the list says it is paid', async () => {
+    const { page, shopper, consoleErrors } = await openShop('orders-failed-then-paid');
+    const { cart, checkout } = await mugCheckedOut(shopper);
+    await standin.pay(checkout.sessionId, 'async');
+    await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('awaiting_payment');
+    await standin.settleBankTransfer(checkout.sessionId, 'fail');
+    await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('payment_failed');
+    await page.reload();
+    await page.getByRole('link', { name: 'Orders', exact: true }).tap();
+    const order = page.getByRole('link', { name: /^Order of / });
+    await expect.poll(() => order.getAttribute('aria-label')).toMatch(/, Payment failed$/);
+    const again = await shopper.checkout(cart.id);
+    await standin.pay(again.sessionId, 'paid');
+    await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('paid');
+    await backInTheTab(page);
+    await expect.poll(() => order.getAttribute('aria-label')).toMatch(/, Paid$/);
+    expect(await order.count()).toBe(1);
+    expect(consoleErrors).toEqual([]);
+    await page.close();
+  });
+
   it('a bank transfer awaited with the order open for 10 minutes: read again after 30 s, then twice as long each time, not every 2 s', async () => {
     await onOwnClock('bank-backs-off', async ({ page, shopper, clock }) => {
       const { cart } = await mugAwaitingBankTransfer(shopper);
@@ -1249,17 +1270,44 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       await onOwnClock('order-503-again', async ({ page, shopper, clock }) => {
         const { asked } = await pendingOrderBusy(page, shopper, (read) => (read <= 3 ? 1 : null));
         const heard = await listenAsScreenReader(page);
-        for (let read = 1; read <= 3; read++) {
-          await clock.runFor(2_000);
-          await expect.poll(() => asked.length).toBe(read);
+        // Every 2 s while pending; after each refusal in a row, twice as long.
+        const waits = [2_000, 2_000, 4_000];
+        for (const [i, wait] of waits.entries()) {
+          await clock.runFor(wait);
+          await expect.poll(() => asked.length).toBe(i + 1);
           await expect.poll(() => page.getByRole('alert').count()).toBe(1);
         }
-        await clock.runFor(2_000);
+        await clock.runFor(8_000);
         await expect.poll(() => page.getByRole('alert').count()).toBe(0);
         // Each new alert would be said again, interrupting the shopper every 2 s.
         expect((await heard()).alerts).toBe(1);
       });
     }, 60_000);
+
+    it('a pending order read while offline: reads back off, twice as long after each failure, and the network back reads it at once', async () => {
+      await onOwnClock('order-offline-backoff', async ({ page, shopper, clock }) => {
+        const { cart, checkout } = await mugCheckedOut(shopper);
+        await page.goto(`${stack.workerUrl}/#/orders/${cart.id}`);
+        await expect.poll(() => headline(page).textContent()).toBe('Confirming your payment…');
+        const asked: number[] = [];
+        const reads = (url: URL) => url.pathname === `/v1/carts/${cart.id}`;
+        await page.route(reads, async (route) => {
+          if (route.request().method() !== 'GET') return route.fallback();
+          asked.push(Number(await page.evaluate('Date.now()')));
+          return route.abort('internetdisconnected');
+        });
+        await runClock(page, clock, 120_000);
+        // Not every 2 s for as long as the network is gone (60 reads in two minutes).
+        const gaps = asked.slice(1).map((at, i) => Math.round((at - asked[i]!) / 1_000));
+        expect(gaps).toEqual([2, 4, 8, 16, 32]);
+        await standin.pay(checkout.sessionId, 'paid');
+        await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('paid');
+        await page.unroute(reads);
+        // The next read is a minute away by the page's clock, which stands still from here.
+        await page.evaluate("window.dispatchEvent(new Event('online'))");
+        await expect.poll(() => headline(page).textContent()).toBe('Payment received');
+      });
+    }, 120_000);
 
     it('the order’s first read lost: it is read again by itself, as a pending order is, without a tap on Retry', async () => {
       await onOwnClock('order-first-read-lost', async ({ page, shopper, clock }) => {

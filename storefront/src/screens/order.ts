@@ -15,6 +15,11 @@ const POLL_MS = 2_000;
  * long each time, up to every 10 minutes.
  */
 const BANK_POLL_MS = { first: 30_000, most: 600_000 };
+/**
+ * After reads that failed in a row (offline, a proxy failing): 2 s, then twice as long each
+ * time, up to a minute. The network coming back, or the shopper, reads at once (onBack).
+ */
+const FAILING_POLL_MS = { first: POLL_MS, most: 60_000 };
 
 /**
  * One order and its result: paid, awaiting a bank transfer, failed. While the payment is still
@@ -34,6 +39,8 @@ export function orderScreen(cartId: string): Screen {
     let due: { notBefore: number } | null = null;
     /** Reads in a row that found the bank transfer still awaited: each waits twice as long. */
     let bankReads = 0;
+    /** Reads in a row that failed: each waits twice as long. */
+    let failedReads = 0;
     ctx.signal.addEventListener('abort', () => clearTimeout(timer));
     // Hidden (another tab, the phone locked), nothing is read; shown again, the order is read
     // once, at once (or once its Retry-After has passed), and the reads go on from there.
@@ -160,22 +167,36 @@ export function orderScreen(cartId: string): Screen {
       const worthAsking = (cart === null || isPaymentPending(cart.status)) && (failed === null || failed.retryable);
       if (!worthAsking) return;
       bankReads = cart?.status === 'awaiting_payment' ? bankReads + 1 : 0;
-      const wait = bankReads > 0 ? Math.min(BANK_POLL_MS.first * 2 ** (bankReads - 1), BANK_POLL_MS.most) : POLL_MS;
+      failedReads = failed ? failedReads + 1 : 0;
+      const wait = Math.max(
+        bankReads > 0 ? backedOff(BANK_POLL_MS, bankReads) : POLL_MS,
+        failedReads > 0 ? backedOff(FAILING_POLL_MS, failedReads) : 0,
+      );
       // After a 429 or 503, not before the time the shop asked for (Retry-After), as its Retry
       // says: a try sooner only counts against its limit again.
       due = { notBefore: failed?.retryAt ?? 0 };
       if (!document.hidden) timer = setTimeout(load, Math.max(wait, due.notBefore - Date.now()));
     }
 
-    // Back in the tab, or the network back, with no read due (the order settled, or a payment
-    // failed): it may have moved on elsewhere meanwhile (paid again from the app, refunded).
+    // Back in the tab, or the network back: a read due is made now (unless Retry-After says
+    // later), not at its timer, which may be a minute away after reads failed offline. An order
+    // settled, or whose payment failed, is read once, quietly: it may have moved on elsewhere
+    // meanwhile (paid again from the app, refunded). (A pending order's read on its way has none
+    // due, and goes on to the next.)
     ctx.onBack(() => {
-      if (!due && cart && problem === null) void load({ quiet: true });
+      if (due) {
+        if (!document.hidden && due.notBefore <= Date.now()) void load();
+      } else if (cart && !isPaymentPending(cart.status) && problem === null) void load({ quiet: true });
     });
     ctx.cart.subscribe(render, ctx.signal);
     render();
     void load();
   };
+}
+
+/** The `n`th wait in a row of `poll`: its first, then twice as long each time, up to its most. */
+function backedOff(poll: { first: number; most: number }, n: number): number {
+  return Math.min(poll.first * 2 ** (n - 1), poll.most);
 }
 
 /**

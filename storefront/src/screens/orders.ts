@@ -99,6 +99,26 @@ export const ordersScreen: Screen = (ctx) => {
     );
   };
 
+  // Back in the tab, or the network back: an order may have moved on meanwhile (paid again from
+  // the app, refunded), and one may have been placed. The first page is read again, quietly, and
+  // takes the place of the orders it holds; older pages loaded stay, as the list is by creation.
+  ctx.onBack(async () => {
+    if (!carts.loaded) return void carts.load();
+    let first: typeof history;
+    try {
+      first = await ctx.api.cartPage();
+    } catch {
+      return;
+    }
+    const ids = new Set(first.carts.map((cart) => cart.id));
+    const older = history.carts.filter((cart) => !ids.has(cart.id));
+    // In place: it is what the list shows (carts.loaded).
+    Object.assign(history, {
+      carts: [...first.carts, ...older],
+      hasMore: older.length > 0 ? history.hasMore : first.hasMore,
+    });
+    render();
+  });
   ctx.cart.subscribe(render, ctx.signal);
   void carts.load();
 };
