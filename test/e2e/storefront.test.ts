@@ -158,6 +158,20 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     return { cart, checkout };
   }
 
+  /** The shopper's cart of one mug whose bank transfer failed: it can be paid again. */
+  async function mugPaymentFailed(shopper: Shopper) {
+    const { cart, checkout } = await mugAwaitingBankTransfer(shopper);
+    await standin.settleBankTransfer(checkout.sessionId, 'fail');
+    await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('payment_failed');
+    return { cart };
+  }
+
+  /** The cart checked out again and paid, in the app or another tab: not on the page under test. */
+  async function paidAgainElsewhere(shopper: Shopper, cartId: string) {
+    await standin.pay((await shopper.checkout(cartId)).sessionId, 'paid');
+    await expect.poll(async () => (await shopper.cart(cartId)).status).toBe('paid');
+  }
+
   /** A mug added, and Checkout tapped on the cart screen: its call held by the test (holdCalls). */
   async function mugCheckoutHeld(label: string) {
     const { page } = await openShop(label);
@@ -529,16 +543,10 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
 
   it('the order of a failed payment on screen, paid again from the app meanwhile: back in the tab, the order says it is paid', async () => {
     const { page, shopper, consoleErrors } = await openShop('failed-then-paid');
-    const { cart, checkout } = await mugCheckedOut(shopper);
-    await standin.pay(checkout.sessionId, 'async');
-    await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('awaiting_payment');
-    await standin.settleBankTransfer(checkout.sessionId, 'fail');
-    await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('payment_failed');
+    const { cart } = await mugPaymentFailed(shopper);
     await page.goto(`${stack.workerUrl}/#/orders/${cart.id}`);
     await expect.poll(() => headline(page).textContent()).toBe('Payment failed');
-    const again = await shopper.checkout(cart.id);
-    await standin.pay(again.sessionId, 'paid');
-    await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('paid');
+    await paidAgainElsewhere(shopper, cart.id);
     await backInTheTab(page);
     await expect.poll(() => headline(page).textContent()).toBe('Payment received');
     expect(await orderStatus(page)).toBe('Status: Paid');
@@ -548,18 +556,12 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
 
   it('Orders on screen with a failed payment, paid again from the app meanwhile: back in the tab, the list says it is paid', async () => {
     const { page, shopper, consoleErrors } = await openShop('orders-failed-then-paid');
-    const { cart, checkout } = await mugCheckedOut(shopper);
-    await standin.pay(checkout.sessionId, 'async');
-    await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('awaiting_payment');
-    await standin.settleBankTransfer(checkout.sessionId, 'fail');
-    await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('payment_failed');
+    const { cart } = await mugPaymentFailed(shopper);
     await page.reload();
     await page.getByRole('link', { name: 'Orders', exact: true }).tap();
     const order = page.getByRole('link', { name: /^Order of / });
     await expect.poll(() => order.getAttribute('aria-label')).toMatch(/, Payment failed$/);
-    const again = await shopper.checkout(cart.id);
-    await standin.pay(again.sessionId, 'paid');
-    await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('paid');
+    await paidAgainElsewhere(shopper, cart.id);
     await backInTheTab(page);
     await expect.poll(() => order.getAttribute('aria-label')).toMatch(/, Paid$/);
     expect(await order.count()).toBe(1);
