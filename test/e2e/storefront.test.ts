@@ -587,6 +587,29 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     });
   }, 120_000);
 
+  it('a bank transfer that failed after a long wait, paid again by bank transfer from the app: back in the tab, its reads begin again at 30 s', async () => {
+    await onOwnClock('bank-again', async ({ page, shopper, clock }) => {
+      const { cart, checkout } = await mugAwaitingBankTransfer(shopper);
+      await page.goto(`${stack.workerUrl}/#/orders/${cart.id}`);
+      await expect.poll(() => headline(page).textContent()).toBe('Waiting for your bank transfer');
+      const reads = countRequests(page, 'GET', new RegExp(`^/v1/carts/${cart.id}$`));
+      // Read at 30 s, 1½ and 3½ minutes: the next would be 4 minutes on.
+      await runClock(page, clock, 210_000, 5_000);
+      expect(reads()).toBe(3);
+      await standin.settleBankTransfer(checkout.sessionId, 'fail');
+      await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('payment_failed');
+      await runClock(page, clock, 240_000, 10_000);
+      await expect.poll(() => headline(page).textContent()).toBe('Payment failed');
+      await standin.pay((await shopper.checkout(cart.id)).sessionId, 'async');
+      await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('awaiting_payment');
+      await backInTheTab(page);
+      await expect.poll(() => headline(page).textContent()).toBe('Waiting for your bank transfer');
+      const before = reads();
+      await runClock(page, clock, 31_000);
+      expect(reads()).toBe(before + 1);
+    });
+  }, 180_000);
+
   it('a bank transfer awaited while the shopper is away from the tab: the order is not read meanwhile, and is read once when they come back', async () => {
     await onOwnClock('bank-hidden', async ({ page, shopper, clock }) => {
       const { cart, checkout } = await mugAwaitingBankTransfer(shopper);
@@ -850,6 +873,76 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     await page.getByRole('alert').waitFor();
     expect(await orders.count()).toBe(1);
     expect(await page.getByRole('alert').getByRole('button', { name: 'Retry' }).count()).toBe(1);
+    await page.close();
+  });
+
+  it('Orders opened, its first load slow, the shopper back in the tab meanwhile: each order is listed once', async () => {
+    const { page, shopper, consoleErrors } = await openShop('orders-twice');
+    await cartLink(page, 0).waitFor();
+    await mugCheckedOut(shopper);
+    const lists = await holdCalls(page, 'GET', CART_LOAD);
+    await page.getByRole('link', { name: 'Orders', exact: true }).tap();
+    const first = await lists.next();
+    // Nothing loaded yet: the return loads the list too.
+    await backInTheTab(page);
+    const second = await lists.next();
+    const orders = page.getByRole('link', { name: /^Order of / });
+    await first.pass();
+    await expect.poll(() => orders.count()).toBe(1);
+    const secondRead = page.waitForEvent(
+      'requestfinished',
+      (request) => request.method() === 'GET' && CART_LOAD.test(new URL(request.url()).pathname),
+    );
+    await second.pass();
+    await lists.stop();
+    await secondRead;
+    await page.evaluate('new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 300)))');
+    expect(await orders.count()).toBe(1);
+    expect(consoleErrors).toEqual([]);
+    await page.close();
+  });
+
+  it('"Show older orders" on its way, an order placed and the shopper back in the tab: every order listed once, in order, focus on the first older one', async () => {
+    const { page, shopper, consoleErrors } = await openShop('older-and-new');
+    await cartLink(page, 0).waitFor();
+    const paidOrder = async () => {
+      const { cart, checkout } = await mugCheckedOut(shopper);
+      await standin.pay(checkout.sessionId, 'paid');
+      await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('paid');
+      return cart;
+    };
+    const [a, b] = [await paidOrder(), await paidOrder()];
+    // Pages of one order (the API's are 20), the older one held by the test.
+    let olderPage: (() => Promise<void>) | null = null;
+    await page.route(
+      (url) => CART_LOAD.test(url.pathname),
+      async (route) => {
+        if (route.request().method() !== 'GET') return route.fallback();
+        const response = await route.fetch();
+        const orders = ((await response.json()) as { carts: Cart[] }).carts.filter((cart) => cart.items.length > 0);
+        if (new URL(route.request().url()).searchParams.has('startingAfter')) {
+          olderPage = () => route.fulfill({ response, json: { carts: orders, hasMore: false } });
+          return;
+        }
+        return route.fulfill({ response, json: { carts: orders.slice(0, 1), hasMore: orders.length > 1 } });
+      },
+    );
+    await page.getByRole('link', { name: 'Orders', exact: true }).tap();
+    const orders = page.getByRole('link', { name: /^Order of / });
+    const older = page.getByRole('button', { name: 'Show older orders', exact: true });
+    await older.focus();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => olderPage !== null).toBe(true);
+    // C, placed from the app meanwhile, takes B's place on the first page: B stays shown.
+    const c = await paidOrder();
+    await backInTheTab(page);
+    await expect.poll(() => orders.count()).toBe(2);
+    await olderPage!();
+    await expect.poll(() => orders.count()).toBe(3);
+    const shown = await orders.evaluateAll((each) => each.map((link) => link.getAttribute('href')));
+    expect(shown).toEqual([c, b, a].map((cart) => `#/orders/${cart.id}`));
+    expect(await page.evaluate('document.activeElement.getAttribute("href")')).toBe(`#/orders/${a.id}`);
+    expect(consoleErrors).toEqual([]);
     await page.close();
   });
 

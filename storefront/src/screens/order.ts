@@ -42,18 +42,19 @@ export function orderScreen(cartId: string): Screen {
     /** Reads in a row that failed: each waits twice as long. */
     let failedReads = 0;
     ctx.signal.addEventListener('abort', () => clearTimeout(timer));
+    /**
+     * A read due is made now, or once its Retry-After has passed, rather than at its timer (which
+     * may be the back-off's minute away); none while the page is hidden.
+     */
+    const readDueNow = () => {
+      clearTimeout(timer);
+      if (!due || document.hidden) return;
+      if (due.notBefore <= Date.now()) void load();
+      else timer = setTimeout(load, due.notBefore - Date.now());
+    };
     // Hidden (another tab, the phone locked), nothing is read; shown again, the order is read
-    // once, at once (or once its Retry-After has passed), and the reads go on from there.
-    document.addEventListener(
-      'visibilitychange',
-      () => {
-        clearTimeout(timer);
-        if (!due || document.hidden) return;
-        if (due.notBefore <= Date.now()) void load();
-        else timer = setTimeout(load, due.notBefore - Date.now());
-      },
-      { signal: ctx.signal },
-    );
+    // once, and the reads go on from there.
+    document.addEventListener('visibilitychange', readDueNow, { signal: ctx.signal });
 
     const render = () => {
       if (ctx.signal.aborted) return;
@@ -165,9 +166,10 @@ export function orderScreen(cartId: string): Screen {
       // An order not read yet (its first read failed, in a way worth trying again) may be being
       // paid for: it is read again as a pending one is.
       const worthAsking = (cart === null || isPaymentPending(cart.status)) && (failed === null || failed.retryable);
+      // Counted afresh once the order settles: paid again by bank transfer, its reads begin at 30 s.
+      bankReads = worthAsking && cart?.status === 'awaiting_payment' ? bankReads + 1 : 0;
+      failedReads = worthAsking && failed ? failedReads + 1 : 0;
       if (!worthAsking) return;
-      bankReads = cart?.status === 'awaiting_payment' ? bankReads + 1 : 0;
-      failedReads = failed ? failedReads + 1 : 0;
       const wait = Math.max(
         bankReads > 0 ? backedOff(BANK_POLL_MS, bankReads) : POLL_MS,
         failedReads > 0 ? backedOff(FAILING_POLL_MS, failedReads) : 0,
@@ -178,15 +180,13 @@ export function orderScreen(cartId: string): Screen {
       if (!document.hidden) timer = setTimeout(load, Math.max(wait, due.notBefore - Date.now()));
     }
 
-    // Back in the tab, or the network back: a read due is made now (unless Retry-After says
-    // later), not at its timer, which may be a minute away after reads failed offline. An order
-    // settled, or whose payment failed, is read once, quietly: it may have moved on elsewhere
-    // meanwhile (paid again from the app, refunded). (A pending order's read on its way has none
-    // due, and goes on to the next.)
+    // Back in the tab, or the network back: a read due is made now. An order settled, or whose
+    // payment failed, is read once, quietly: it may have moved on elsewhere meanwhile (paid again
+    // from the app, refunded). A pending order's read on its way has none due, and goes on to the
+    // next by itself.
     ctx.onBack(() => {
-      if (due) {
-        if (!document.hidden && due.notBefore <= Date.now()) void load();
-      } else if (cart && !isPaymentPending(cart.status) && problem === null) void load({ quiet: true });
+      if (due) readDueNow();
+      else if (cart && !isPaymentPending(cart.status)) void load({ quiet: true });
     });
     ctx.cart.subscribe(render, ctx.signal);
     render();

@@ -5,7 +5,7 @@ import { STATUS_LABELS } from '../order-status.ts';
 import { links } from '../router.ts';
 import { ChangeProblem } from './change-problem.ts';
 import type { Screen } from './context.ts';
-import { cartNotLoadedView, heading, Loadable } from './parts.ts';
+import { cartNotLoadedView, heading, Loadable, problemView } from './parts.ts';
 
 const when = new Intl.DateTimeFormat('en', { dateStyle: 'medium', timeStyle: 'short' });
 
@@ -18,10 +18,11 @@ export const ordersScreen: Screen = (ctx) => {
       heading('Orders'),
       cartNotLoadedView(ctx),
       changeProblem.view(ctx.cart.cart, true),
-      carts.view('your orders', (history) => {
+      firstPage.view('your orders', (first) => {
+        const { carts, hasMore } = history(first);
         // An empty cart is not an order.
-        const orders = history.carts.filter((cart) => cart.items.length > 0);
-        if (orders.length === 0 && !history.hasMore) {
+        const orders = carts.filter((cart) => cart.items.length > 0);
+        if (orders.length === 0 && !hasMore) {
           return h(
             'div',
             { class: 'empty' },
@@ -29,8 +30,8 @@ export const ordersScreen: Screen = (ctx) => {
             h('a', { href: links.products }, 'Browse products'),
           );
         }
-        const older =
-          history.hasMore &&
+        const more =
+          hasMore &&
           h(
             'button',
             {
@@ -42,37 +43,63 @@ export const ordersScreen: Screen = (ctx) => {
             },
             'Show older orders',
           );
-        return h('div', null, h('ul', { class: 'orders' }, orders.map(order)), older);
+        return h('div', null, h('ul', { class: 'orders' }, orders.map(order)), more);
       }),
+      // A page of older orders that failed: after those shown, which stay.
+      olderProblem !== null && problemView(olderProblem, showOlder),
     );
   };
   // Only ever another screen's change, failed after the shopper came here (CartStore.showElsewhere).
   const changeProblem = new ChangeProblem(render, ctx);
-  // The pages loaded so far, each asked for after the last cart of the one before (the API pages
-  // by cart, so an order placed meanwhile neither repeats nor hides one).
-  let history: { carts: Cart[]; hasMore: boolean } = { carts: [], hasMore: false };
-  const carts = new Loadable(async () => {
-    const page = await ctx.api.cartPage(history.carts[history.carts.length - 1]?.id);
-    history = { carts: [...history.carts, ...page.carts], hasMore: page.hasMore };
-    return history;
-  }, render);
+  // The first page, loaded again (quietly, the latest read's answer kept) when the shopper or the
+  // network comes back: an order may have moved on meanwhile (paid again from the app, refunded),
+  // and one may have been placed.
+  const firstPage = new Loadable(() => ctx.api.cartPage(), render);
+  ctx.onBack(() => void firstPage.reload());
+  /**
+   * Every order shown, newest first, and whether there are older ones: the first page as last
+   * read, then those shown before that it no longer holds (an order placed meanwhile moved its
+   * last ones down) and the older pages loaded ("Show older orders"), each asked for after the
+   * last order shown (the API pages by cart, so an order placed meanwhile neither repeats nor
+   * hides one). The list is by creation, so what the first page does not hold is older than it.
+   */
+  let shown: { carts: Cart[]; hasMore: boolean } = { carts: [], hasMore: false };
+  const history = (first: { carts: Cart[]; hasMore: boolean }) => {
+    const ids = new Set(first.carts.map((cart) => cart.id));
+    const rest = shown.carts.filter((cart) => !ids.has(cart.id));
+    shown = { carts: [...first.carts, ...rest], hasMore: rest.length > 0 ? shown.hasMore : first.hasMore };
+    return shown;
+  };
+  let olderProblem: unknown = null;
   // One older page at a time: a second tap while it loads (the screen is drawn anew meanwhile,
-  // its button too) would ask for the same page again and show its orders twice.
+  // its button too) would ask for the same page again.
   let loadingOlder = false;
-  const orderLinks = () => ctx.main.querySelectorAll<HTMLElement>('a.order');
   const showOlder = async () => {
-    if (loadingOlder) return;
+    const first = firstPage.loaded;
+    if (loadingOlder || !first) return;
     loadingOlder = true;
-    const shown = orderLinks().length;
+    olderProblem = null;
+    render();
+    // Not Array.prototype.at: Safari 15.0-15.3, a build target, lacks it.
+    const { carts } = history(first);
+    const orders = carts.filter((cart) => cart.items.length > 0);
+    const lastOrder = orders[orders.length - 1]?.id;
     try {
-      await carts.load();
+      const page = await ctx.api.cartPage(carts[carts.length - 1]?.id);
+      const ids = new Set(shown.carts.map((cart) => cart.id));
+      shown = { carts: [...shown.carts, ...page.carts.filter((cart) => !ids.has(cart.id))], hasMore: page.hasMore };
+    } catch (error) {
+      olderProblem = error;
     } finally {
       loadingOlder = false;
       render();
     }
     // On to the first order loaded, where reading goes on: the button (gone after the last page)
     // is below them all, and the heading, where focus would fall back to, at the top.
-    orderLinks()[shown]?.focus();
+    if (olderProblem === null) {
+      const links = [...ctx.main.querySelectorAll<HTMLElement>('a.order')];
+      links[links.findIndex((link) => link.dataset.key === `order:${lastOrder}`) + 1]?.focus();
+    }
   };
 
   const order = (cart: Cart) => {
@@ -87,6 +114,7 @@ export const ordersScreen: Screen = (ctx) => {
         'a',
         {
           class: 'order',
+          'data-key': `order:${cart.id}`,
           // The open cart is still being filled, and one whose checkout is open is not being paid
           // yet (nothing to confirm): both are the cart screen's, which continues or cancels it.
           href: cart.status === 'open' || cart.status === 'checkout_pending' ? links.cart : links.order(cart.id),
@@ -99,26 +127,6 @@ export const ordersScreen: Screen = (ctx) => {
     );
   };
 
-  // Back in the tab, or the network back: an order may have moved on meanwhile (paid again from
-  // the app, refunded), and one may have been placed. The first page is read again, quietly, and
-  // takes the place of the orders it holds; older pages loaded stay, as the list is by creation.
-  ctx.onBack(async () => {
-    if (!carts.loaded) return void carts.load();
-    let first: typeof history;
-    try {
-      first = await ctx.api.cartPage();
-    } catch {
-      return;
-    }
-    const ids = new Set(first.carts.map((cart) => cart.id));
-    const older = history.carts.filter((cart) => !ids.has(cart.id));
-    // In place: it is what the list shows (carts.loaded).
-    Object.assign(history, {
-      carts: [...first.carts, ...older],
-      hasMore: older.length > 0 ? history.hasMore : first.hasMore,
-    });
-    render();
-  });
   ctx.cart.subscribe(render, ctx.signal);
-  void carts.load();
+  void firstPage.load();
 };

@@ -281,9 +281,8 @@ export function loadingView(what: string): HTMLElement {
 
 /**
  * What a screen loads from the API once it is shown: loading, then the data or its problem.
- * `fetch` reads the same data again each time (loaded twice at once, only the latest answer is
- * kept); Orders' reads the next page instead, and so is never loaded again behind the shopper's
- * back (no reload).
+ * `fetch` reads the same data again each time, and changes nothing: loaded twice at once, only
+ * the latest answer is kept.
  */
 export class Loadable<T> {
   private data: T | undefined;
