@@ -946,6 +946,46 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     await page.close();
   });
 
+  it('Orders with an older page shown, its order refunded meanwhile: back in the tab, the list says so', async () => {
+    const { page, shopper, consoleErrors } = await openShop('older-refunded');
+    await cartLink(page, 0).waitFor();
+    const paidOrder = async () => {
+      const { cart, checkout } = await mugCheckedOut(shopper);
+      await standin.pay(checkout.sessionId, 'paid');
+      await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('paid');
+      return cart;
+    };
+    const a = await paidOrder();
+    await paidOrder();
+    // Pages of one order (the API's are 20).
+    await page.route(
+      (url) => CART_LOAD.test(url.pathname),
+      async (route) => {
+        if (route.request().method() !== 'GET') return route.fallback();
+        const response = await route.fetch();
+        const { carts, hasMore } = (await response.json()) as { carts: Cart[]; hasMore: boolean };
+        const orders = carts.filter((cart) => cart.items.length > 0);
+        return route.fulfill({ response, json: { carts: orders.slice(0, 1), hasMore: orders.length > 1 || hasMore } });
+      },
+    );
+    await page.getByRole('link', { name: 'Orders', exact: true }).tap();
+    await page.getByRole('button', { name: 'Show older orders', exact: true }).tap();
+    const older = page.getByRole('link', { name: /^Order of / }).nth(1);
+    await expect.poll(() => older.getAttribute('aria-label')).toMatch(/, Paid$/);
+    const refund = await fetch(`${stack.workerUrl}/v1/admin/carts/${a.id}/refunds`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${stack.vars.ADMIN_API_KEY}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(refund.status, await refund.text()).toBe(201);
+    await expect.poll(async () => (await shopper.cart(a.id)).status).toBe('refunded');
+    await backInTheTab(page);
+    await expect.poll(() => older.getAttribute('aria-label')).toMatch(/, Refunded$/);
+    expect(await page.getByRole('link', { name: /^Order of / }).count()).toBe(2);
+    expect(consoleErrors).toEqual([]);
+    await page.close();
+  });
+
   it('on the oldest browsers the build targets (Safari 15.0: no Intl.supportedValuesOf, no Array.prototype.at): the shop opens and lists the orders', async () => {
     // Safari and iOS 15.0-15.3 have neither (MDN browser-compat-data: both since 15.4).
     const { page, consoleErrors } = await openShop(
@@ -2149,6 +2189,8 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
 
     it('text at 200 % on a 320 px screen: nothing runs off it, and a tap on “+” is a tap on “+”, not on Remove (WCAG 1.4.4, 1.4.10)', async () => {
       const { page, shopper } = await openShop('text-200');
+      // An order with the longest status word Orders shows.
+      await mugAwaitingBankTransfer(shopper);
       const { body: cart } = await shopper.call<Cart>('POST', '/v1/carts');
       await shopper.call('PUT', `/v1/carts/${cart.id}/items/tshirt-classic`, { quantity: 2 });
       await page.setViewportSize({ width: 320, height: 568 });
@@ -2175,6 +2217,13 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
         return there !== null && button.contains(there);
       });
       expect(hit, 'the middle of "+" is "+"').toBe(true);
+
+      await page.getByRole('link', { name: 'Orders', exact: true }).tap();
+      const order = page.getByRole('link', { name: /, Awaiting bank transfer$/ });
+      await order.waitFor();
+      await screen(page, 'orders-text-200');
+      expect(await rightEdge(order)).toBeLessThanOrEqual(320);
+      expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(320);
       await page.close();
     });
 

@@ -55,7 +55,10 @@ export const ordersScreen: Screen = (ctx) => {
   // network comes back: an order may have moved on meanwhile (paid again from the app, refunded),
   // and one may have been placed.
   const firstPage = new Loadable(() => ctx.api.cartPage(), render);
-  ctx.onBack(() => void firstPage.reload());
+  ctx.onBack(() => {
+    void firstPage.reload();
+    void readOlderAgain();
+  });
   /**
    * Every order shown, newest first, and whether there are older ones: the first page as last
    * read, then those shown before that it no longer holds (an order placed meanwhile moved its
@@ -69,6 +72,33 @@ export const ordersScreen: Screen = (ctx) => {
     const rest = shown.carts.filter((cart) => !ids.has(cart.id));
     shown = { carts: [...first.carts, ...rest], hasMore: rest.length > 0 ? shown.hasMore : first.hasMore };
     return shown;
+  };
+  /**
+   * The older orders shown may have moved on too (refunded, a transfer settled): their pages are
+   * read again, quietly, down to the oldest shown, and each order shown takes its new self. Only
+   * the latest such reading counts; none when only the first page is shown.
+   */
+  let readingsOlder = 0;
+  const readOlderAgain = async () => {
+    const first = firstPage.loaded;
+    const firstIds = new Set(first?.carts.map((cart) => cart.id));
+    if (!first || shown.carts.every((cart) => firstIds.has(cart.id))) return;
+    const mine = ++readingsOlder;
+    const oldest = shown.carts[shown.carts.length - 1]?.id;
+    let after = first.carts[first.carts.length - 1]?.id;
+    try {
+      for (;;) {
+        const page = await ctx.api.cartPage(after);
+        if (mine !== readingsOlder) return;
+        const fresh = new Map(page.carts.map((cart) => [cart.id, cart]));
+        shown = { ...shown, carts: shown.carts.map((cart) => fresh.get(cart.id) ?? cart) };
+        render();
+        after = page.carts[page.carts.length - 1]?.id;
+        if (!page.hasMore || after === undefined || fresh.has(oldest!)) return;
+      }
+    } catch {
+      // What is shown stays: asked for by nothing the shopper did.
+    }
   };
   let olderProblem: unknown = null;
   // One older page at a time: a second tap while it loads (the screen is drawn anew meanwhile,
