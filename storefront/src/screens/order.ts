@@ -41,6 +41,11 @@ export function orderScreen(cartId: string): Screen {
     let bankReads = 0;
     /** Reads in a row that failed: each waits twice as long. */
     let failedReads = 0;
+    /**
+     * The shopper or the network came back while a read was on its way: sent while the network
+     * was gone, it fails, and the next is made at once, not after the back-off's wait.
+     */
+    let backWhileReading = false;
     ctx.signal.addEventListener('abort', () => clearTimeout(timer));
     /**
      * A read due is made now, or once its Retry-After has passed, rather than at its timer (which
@@ -169,6 +174,8 @@ export function orderScreen(cartId: string): Screen {
       // Counted afresh once the order settles: paid again by bank transfer, its reads begin at 30 s.
       bankReads = worthAsking && cart?.status === 'awaiting_payment' ? bankReads + 1 : 0;
       failedReads = worthAsking && failed ? failedReads + 1 : 0;
+      const backMeanwhile = backWhileReading;
+      backWhileReading = false;
       if (!worthAsking) return;
       const wait = Math.max(
         bankReads > 0 ? backedOff(BANK_POLL_MS, bankReads) : POLL_MS,
@@ -177,16 +184,18 @@ export function orderScreen(cartId: string): Screen {
       // After a 429 or 503, not before the time the shop asked for (Retry-After), as its Retry
       // says: a try sooner only counts against its limit again.
       due = { notBefore: failed?.retryAt ?? 0 };
-      if (!document.hidden) timer = setTimeout(load, Math.max(wait, due.notBefore - Date.now()));
+      if (failed && backMeanwhile) readDueNow();
+      else if (!document.hidden) timer = setTimeout(load, Math.max(wait, due.notBefore - Date.now()));
     }
 
-    // Back in the tab, or the network back: a read due is made now. An order settled, or whose
-    // payment failed, is read once, quietly: it may have moved on elsewhere meanwhile (paid again
-    // from the app, refunded). A pending order's read on its way has none due, and goes on to the
-    // next by itself.
+    // Back in the tab, or the network back: a read due is made now, and one on its way (none is
+    // due then) is followed at once if it fails. An order settled, or whose payment failed, is
+    // read once, quietly: it may have moved on elsewhere meanwhile (paid again from the app,
+    // refunded).
     ctx.onBack(() => {
       if (due) readDueNow();
-      else if (cart && !isPaymentPending(cart.status)) void load({ quiet: true });
+      else if (cart === null || isPaymentPending(cart.status)) backWhileReading = true;
+      else void load({ quiet: true });
     });
     ctx.cart.subscribe(render, ctx.signal);
     render();
