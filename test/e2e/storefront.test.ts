@@ -902,42 +902,71 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     await page.close();
   });
 
-  it('"Show older orders" on its way, an order placed and the shopper back in the tab: every order listed once, in order, focus on the first older one', async () => {
-    const { page, shopper, consoleErrors } = await openShop('older-and-new');
-    await cartLink(page, 0).waitFor();
-    const paidOrder = async () => {
-      const { cart, checkout } = await mugCheckedOut(shopper);
-      await standin.pay(checkout.sessionId, 'paid');
-      await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('paid');
-      return cart;
-    };
-    const [a, b] = [await paidOrder(), await paidOrder()];
-    // Pages of one order (the API's are 20), the older one held by the test.
-    let olderPage: (() => Promise<void>) | null = null;
+  /** A paid order of one mug, placed in the app. */
+  async function paidMugOrder(shopper: Shopper): Promise<Cart> {
+    const { cart, checkout } = await mugCheckedOut(shopper);
+    await standin.pay(checkout.sessionId, 'paid');
+    await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('paid');
+    return cart;
+  }
+
+  /** The order refunded in full by the shop's operator (admin API), as the shopper looks elsewhere. */
+  async function refundedInFull(shopper: Shopper, cartId: string): Promise<void> {
+    const refund = await fetch(`${stack.workerUrl}/v1/admin/carts/${cartId}/refunds`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${stack.vars.ADMIN_API_KEY}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(refund.status, await refund.text()).toBe(201);
+    await expect.poll(async () => (await shopper.cart(cartId)).status).toBe('refunded');
+  }
+
+  /**
+   * Orders paged by one order (the API pages by 20), empty carts left out. `holdOlder`: the first
+   * older page's answer, read by the shop, is held until the test lets it go (`olderPage()`).
+   */
+  async function ordersByOne(page: Page, holdOlder = false) {
+    let held: (() => Promise<void>) | null = null;
     await page.route(
       (url) => CART_LOAD.test(url.pathname),
       async (route) => {
         if (route.request().method() !== 'GET') return route.fallback();
         const response = await route.fetch();
-        const orders = ((await response.json()) as { carts: Cart[] }).carts.filter((cart) => cart.items.length > 0);
-        if (new URL(route.request().url()).searchParams.has('startingAfter')) {
-          olderPage = () => route.fulfill({ response, json: { carts: orders, hasMore: false } });
+        const { carts, hasMore } = (await response.json()) as { carts: Cart[]; hasMore: boolean };
+        const orders = carts.filter((cart) => cart.items.length > 0);
+        const json = { carts: orders.slice(0, 1), hasMore: orders.length > 1 || hasMore };
+        if (holdOlder && held === null && new URL(route.request().url()).searchParams.has('startingAfter')) {
+          held = () => route.fulfill({ response, json });
           return;
         }
-        return route.fulfill({ response, json: { carts: orders.slice(0, 1), hasMore: orders.length > 1 } });
+        return route.fulfill({ response, json });
       },
     );
+    return {
+      async olderPage(): Promise<void> {
+        await expect.poll(() => held !== null).toBe(true);
+        await held!();
+      },
+    };
+  }
+
+  const orderLink = (page: Page, cart: Cart) => page.locator(`a.order[href="#/orders/${cart.id}"]`);
+
+  it('"Show older orders" on its way, an order placed and the shopper back in the tab: every order listed once, in order, focus on the first older one', async () => {
+    const { page, shopper, consoleErrors } = await openShop('older-and-new');
+    await cartLink(page, 0).waitFor();
+    const [a, b] = [await paidMugOrder(shopper), await paidMugOrder(shopper)];
+    const pages = await ordersByOne(page, true);
     await page.getByRole('link', { name: 'Orders', exact: true }).tap();
     const orders = page.getByRole('link', { name: /^Order of / });
     const older = page.getByRole('button', { name: 'Show older orders', exact: true });
     await older.focus();
     await page.keyboard.press('Enter');
-    await expect.poll(() => olderPage !== null).toBe(true);
     // C, placed from the app meanwhile, takes B's place on the first page: B stays shown.
-    const c = await paidOrder();
+    const c = await paidMugOrder(shopper);
     await backInTheTab(page);
     await expect.poll(() => orders.count()).toBe(2);
-    await olderPage!();
+    await pages.olderPage();
     await expect.poll(() => orders.count()).toBe(3);
     const shown = await orders.evaluateAll((each) => each.map((link) => link.getAttribute('href')));
     expect(shown).toEqual([c, b, a].map((cart) => `#/orders/${cart.id}`));
@@ -949,39 +978,57 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
   it('Orders with an older page shown, its order refunded meanwhile: back in the tab, the list says so', async () => {
     const { page, shopper, consoleErrors } = await openShop('older-refunded');
     await cartLink(page, 0).waitFor();
-    const paidOrder = async () => {
-      const { cart, checkout } = await mugCheckedOut(shopper);
-      await standin.pay(checkout.sessionId, 'paid');
-      await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('paid');
-      return cart;
-    };
-    const a = await paidOrder();
-    await paidOrder();
-    // Pages of one order (the API's are 20).
-    await page.route(
-      (url) => CART_LOAD.test(url.pathname),
-      async (route) => {
-        if (route.request().method() !== 'GET') return route.fallback();
-        const response = await route.fetch();
-        const { carts, hasMore } = (await response.json()) as { carts: Cart[]; hasMore: boolean };
-        const orders = carts.filter((cart) => cart.items.length > 0);
-        return route.fulfill({ response, json: { carts: orders.slice(0, 1), hasMore: orders.length > 1 || hasMore } });
-      },
-    );
+    const a = await paidMugOrder(shopper);
+    await paidMugOrder(shopper);
+    await ordersByOne(page);
     await page.getByRole('link', { name: 'Orders', exact: true }).tap();
     await page.getByRole('button', { name: 'Show older orders', exact: true }).tap();
-    const older = page.getByRole('link', { name: /^Order of / }).nth(1);
-    await expect.poll(() => older.getAttribute('aria-label')).toMatch(/, Paid$/);
-    const refund = await fetch(`${stack.workerUrl}/v1/admin/carts/${a.id}/refunds`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${stack.vars.ADMIN_API_KEY}`, 'content-type': 'application/json' },
-      body: '{}',
-    });
-    expect(refund.status, await refund.text()).toBe(201);
-    await expect.poll(async () => (await shopper.cart(a.id)).status).toBe('refunded');
+    await expect.poll(() => orderLink(page, a).getAttribute('aria-label')).toMatch(/, Paid$/);
+    await refundedInFull(shopper, a.id);
     await backInTheTab(page);
-    await expect.poll(() => older.getAttribute('aria-label')).toMatch(/, Refunded$/);
+    await expect.poll(() => orderLink(page, a).getAttribute('aria-label')).toMatch(/, Refunded$/);
     expect(await page.getByRole('link', { name: /^Order of / }).count()).toBe(2);
+    expect(consoleErrors).toEqual([]);
+    await page.close();
+  });
+
+  it('Orders shown, an order placed from the app and the one it moves off the first page refunded meanwhile: back in the tab, that one says so', async () => {
+    const { page, shopper, consoleErrors } = await openShop('placed-and-refunded');
+    await cartLink(page, 0).waitFor();
+    const a = await paidMugOrder(shopper);
+    const b = await paidMugOrder(shopper);
+    await ordersByOne(page);
+    await page.getByRole('link', { name: 'Orders', exact: true }).tap();
+    await page.getByRole('button', { name: 'Show older orders', exact: true }).tap();
+    await expect.poll(() => orderLink(page, b).getAttribute('aria-label')).toMatch(/, Paid$/);
+    const c = await paidMugOrder(shopper);
+    await refundedInFull(shopper, b.id);
+    await backInTheTab(page);
+    await expect.poll(() => orderLink(page, b).getAttribute('aria-label')).toMatch(/, Refunded$/);
+    const shown = await page
+      .getByRole('link', { name: /^Order of / })
+      .evaluateAll((each) => each.map((link) => link.getAttribute('href')));
+    expect(shown).toEqual([c, b, a].map((cart) => `#/orders/${cart.id}`));
+    expect(consoleErrors).toEqual([]);
+    await page.close();
+  });
+
+  it('"Show older orders" answered after the shopper came back, its order refunded before: the list says so', async () => {
+    const { page, shopper, consoleErrors } = await openShop('older-late-refunded');
+    await cartLink(page, 0).waitFor();
+    const a = await paidMugOrder(shopper);
+    await paidMugOrder(shopper);
+    const pages = await ordersByOne(page, true);
+    await page.getByRole('link', { name: 'Orders', exact: true }).tap();
+    await page.getByRole('button', { name: 'Show older orders', exact: true }).tap();
+    // The older page was read before the refund; its answer arrives after the return.
+    await expect
+      .poll(() => page.getByRole('button', { name: 'Show older orders', exact: true }).getAttribute('aria-busy'))
+      .toBe('true');
+    await refundedInFull(shopper, a.id);
+    await backInTheTab(page);
+    await pages.olderPage();
+    await expect.poll(() => orderLink(page, a).getAttribute('aria-label')).toMatch(/, Refunded$/);
     expect(consoleErrors).toEqual([]);
     await page.close();
   });
@@ -1448,6 +1495,26 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
         await expect.poll(() => headline(page).textContent()).toBe('Payment received');
       });
     }, 120_000);
+
+    it('the network back while a pending order’s read is on its way: that read fails, and the next is made at once, not after its wait', async () => {
+      await onOwnClock('order-online-mid-read', async ({ page, shopper, clock }) => {
+        const { cart, checkout } = await mugCheckedOut(shopper);
+        await page.goto(`${stack.workerUrl}/#/orders/${cart.id}`);
+        await expect.poll(() => headline(page).textContent()).toBe('Confirming your payment…');
+        const reads = await holdCalls(page, 'GET', new RegExp(`^/v1/carts/${cart.id}$`));
+        await clock.runFor(2_000);
+        const sentOffline = await reads.next();
+        await standin.pay(checkout.sessionId, 'paid');
+        await expect.poll(async () => (await shopper.cart(cart.id)).status).toBe('paid');
+        await page.evaluate("window.dispatchEvent(new Event('online'))");
+        await sentOffline.fail();
+        // The page's clock stands still: only a read made at once can say so.
+        const next = await reads.next();
+        await next.pass();
+        await reads.stop();
+        await expect.poll(() => headline(page).textContent()).toBe('Payment received');
+      });
+    }, 60_000);
 
     it('the order’s first read lost: it is read again by itself, as a pending order is, without a tap on Retry', async () => {
       await onOwnClock('order-first-read-lost', async ({ page, shopper, clock }) => {

@@ -55,9 +55,12 @@ export const ordersScreen: Screen = (ctx) => {
   // network comes back: an order may have moved on meanwhile (paid again from the app, refunded),
   // and one may have been placed.
   const firstPage = new Loadable(() => ctx.api.cartPage(), render);
+  /** The shopper's or the network's returns so far: an older page read before one is read again. */
+  let returns = 0;
   ctx.onBack(() => {
-    void firstPage.reload();
-    void readOlderAgain();
+    returns++;
+    // After the first page: an order placed meanwhile moves its last ones down, to be read again too.
+    void firstPage.reload().then(readOlderAgain);
   });
   /**
    * Every order shown, newest first, and whether there are older ones: the first page as last
@@ -114,10 +117,13 @@ export const ordersScreen: Screen = (ctx) => {
     const { carts } = history(first);
     const orders = carts.filter((cart) => cart.items.length > 0);
     const lastOrder = orders[orders.length - 1]?.id;
+    const returnsBefore = returns;
     try {
       const page = await ctx.api.cartPage(carts[carts.length - 1]?.id);
       const ids = new Set(shown.carts.map((cart) => cart.id));
       shown = { carts: [...shown.carts, ...page.carts.filter((cart) => !ids.has(cart.id))], hasMore: page.hasMore };
+      // Read before a return and answered after it: read again, as the pages shown then were.
+      if (returns !== returnsBefore) void readOlderAgain();
     } catch (error) {
       olderProblem = error;
     } finally {
