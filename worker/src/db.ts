@@ -14,15 +14,24 @@ const QUERY_TIMEOUT_MS = 10_000;
 // read here, under the same deadline: the driver turns only a failed fetch into NeonDbError (no
 // SQLSTATE: a 503 the client retries), not a body cut off or stalled after the headers
 // (@neondatabase/serverless 1.2.0 reads it outside its try), which would otherwise be a 500.
-neonConfig.fetchFunction = async (input: RequestInfo | URL, init?: RequestInit) => {
+// The body read is handed over as it is, not copied into another Response, a share of a
+// webhook's CPU in a profile (README, "What a webhook costs"). The driver reads `ok`, `status`,
+// `json()` and `text()` of the answer, nothing else.
+neonConfig.fetchFunction = async (input: RequestInfo | URL, init?: RequestInit): Promise<DriverAnswer> => {
   const res = await fetch(input, { ...init, signal: AbortSignal.timeout(QUERY_TIMEOUT_MS) });
-  return new Response(await res.arrayBuffer(), res);
+  const body = await res.text();
+  return { ok: res.ok, status: res.status, json: async () => JSON.parse(body), text: async () => body };
 };
+type DriverAnswer = Pick<Response, 'ok' | 'status' | 'json' | 'text'>;
+
+/** The query function for each connection string: it holds no connection, only its options. */
+const queryFunctions = new Map<string, Sql>();
 
 /**
  * The request's database handle: Neon's SQL-over-HTTP driver, one fetch per query or per
  * batch transaction (atomic, https://neon.com/docs/serverless/serverless-driver) and no
- * connection to keep, so nothing is held across requests.
+ * connection to keep, so nothing is held across requests. `neon()` only reads its options, so
+ * the isolate keeps one per connection string rather than building it for every request.
  */
 export function database(env: Env): Sql {
   const cfg = config(env);
@@ -30,7 +39,12 @@ export function database(env: Env): Sql {
   // The endpoint is global to the driver; it is the same for every request of an isolate.
   const endpoint = cfg.optional('NEON_HTTP_ENDPOINT');
   if (endpoint) neonConfig.fetchEndpoint = endpoint;
-  return neon(url);
+  let sql = queryFunctions.get(url);
+  if (!sql) {
+    sql = neon(url);
+    queryFunctions.set(url, sql);
+  }
+  return sql;
 }
 
 /**
