@@ -602,6 +602,56 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
     expect(await payments.exactly(1, aboutCarts(stuck.cartId))).toHaveLength(1);
   });
 
+  // A lead publishes for at most 15 s, within the 30 s Workers give waitUntil work. Under a steady
+  // load its queue is never empty when that time is up: what is queued goes out in its last
+  // round, not a minute later through the relay, and the next request leads anew.
+  it('publishes what is queued when a lead runs out of time, and a request meanwhile leads anew', async () => {
+    const payments = await subscribe();
+    await fetch(`http://${faultProxyHost}/_proxy/reset`, { method: 'POST' });
+    const [leader, queued, next] = await Promise.all([leasedPayment(), leasedPayment(), leasedPayment()]);
+    const work: Promise<unknown>[] = [];
+    const ctx = { waitUntil: (promise: Promise<unknown>) => void work.push(promise) };
+    const sql = database(viaProxy);
+    // The leader's second result write, its last round's, waits until the test lets it go.
+    let letGo = () => {};
+    const held = new Promise<void>((resolve) => (letGo = resolve));
+    let writes = 0;
+    const leaderSql = {
+      query: sql.query,
+      transaction: async (...args: Parameters<Sql['transaction']>) => {
+        if (++writes === 2) await held;
+        return sql.transaction(...args);
+      },
+    } as unknown as Sql;
+    await proxyMode({ mode: 'hang', match: { attribute: 'cartId', value: leader.state.cartId }, otherwise: 'pass' });
+    publishSoon(viaProxy, ctx, leaderSql, leader.leased, []);
+    await expect.poll(async () => (await proxyStats()).publishCalls.held).toBe(1);
+    publishSoon(viaProxy, ctx, sql, queued.leased, []);
+    // 16 s on, with the leader's first call still held at Pub/Sub and a row queued behind it.
+    const realNow = Date.now.bind(Date);
+    const later = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + 16_000);
+    try {
+      await proxyMode({ mode: 'pass' });
+      // The queued row goes out in the leader's last round, …
+      expect(await payments.exactly(1, aboutCarts(queued.state.cartId))).toHaveLength(1);
+      // … during which a request's row is its own to publish: the lead was handed over.
+      publishSoon(viaProxy, ctx, sql, next.leased, []);
+      expect(await payments.exactly(1, aboutCarts(next.state.cartId))).toHaveLength(1);
+      letGo();
+      await Promise.all(work);
+    } finally {
+      letGo();
+      later.mockRestore();
+    }
+    const carts = [leader, queued, next].map((p) => p.state.cartId);
+    const [unpublished] = await db().query(
+      'SELECT count(*)::int AS n FROM outbox WHERE cart_id = ANY($1) AND published_at IS NULL',
+      [carts],
+    );
+    expect(unpublished).toEqual({ n: 0 });
+    expect(await payments.exactly(1, aboutCarts(leader.state.cartId))).toHaveLength(1);
+  });
+
   // Events of one cart share an ordering key, so they may share a request: K events committed
   // while the cart's first one is still being published go out together right after it.
   it("publishes a cart's events committed behind a held publish in one request after it: 2 calls for 4 events", async () => {
