@@ -607,11 +607,7 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
   // round, not a minute later through the relay, and the next request leads anew.
   it('publishes what is queued when a lead runs out of time, and a request meanwhile leads anew', async () => {
     const payments = await subscribe();
-    await fetch(`http://${faultProxyHost}/_proxy/reset`, { method: 'POST' });
-    const [leader, queued, next] = await Promise.all([leasedPayment(), leasedPayment(), leasedPayment()]);
-    const work: Promise<unknown>[] = [];
-    const ctx = { waitUntil: (promise: Promise<unknown>) => void work.push(promise) };
-    const sql = database(viaProxy);
+    const { leader, queued, next, work, ctx, sql } = await threeLeasedPayments();
     // The leader's second result write, its last round's, waits until the test lets it go.
     let letGo = () => {};
     const held = new Promise<void>((resolve) => (letGo = resolve));
@@ -714,11 +710,7 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
   // them as well.
   it('leaves rows queued behind a failed publishing round to the relay: each goes out once', async () => {
     const payments = await subscribe();
-    await fetch(`http://${faultProxyHost}/_proxy/reset`, { method: 'POST' });
-    const [leader, queued, next] = await Promise.all([leasedPayment(), leasedPayment(), leasedPayment()]);
-    const work: Promise<unknown>[] = [];
-    const ctx = { waitUntil: (promise: Promise<unknown>) => void work.push(promise) };
-    const sql = database(viaProxy);
+    const { leader, queued, next, work, ctx, sql } = await threeLeasedPayments();
     // The leader's publish is held at Pub/Sub; its result write then fails (the database went away).
     const lostDatabase = {
       query: () => ({}),
@@ -972,6 +964,18 @@ async function leasedPayment(env: typeof stripeEnv = viaProxy) {
   });
   expect(leased).toHaveLength(1);
   return { state, leased };
+}
+
+/**
+ * Three payments leased to their requests, with the fault proxy reset, and a waitUntil that
+ * collects each request's work after its answer.
+ */
+async function threeLeasedPayments() {
+  await fetch(`http://${faultProxyHost}/_proxy/reset`, { method: 'POST' });
+  const [leader, queued, next] = await Promise.all([leasedPayment(), leasedPayment(), leasedPayment()]);
+  const work: Promise<unknown>[] = [];
+  const ctx = { waitUntil: (promise: Promise<unknown>) => void work.push(promise) };
+  return { leader, queued, next, work, ctx, sql: database(viaProxy) };
 }
 
 /** What the request that leased these rows does after its answer (its waitUntil work), to the end. */
