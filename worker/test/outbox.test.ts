@@ -602,9 +602,9 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
     expect(await payments.exactly(1, aboutCarts(stuck.cartId))).toHaveLength(1);
   });
 
-  // A lead publishes for at most 15 s, within the 30 s Workers give waitUntil work. Under a steady
-  // load its queue is never empty when that time is up: what is queued goes out in its last
-  // round, not a minute later through the relay, and the next request leads anew.
+  // A lead publishes for 15 s, half the 30 s Workers give waitUntil work. Under a steady load its
+  // queue is never empty when that time is up: what is queued goes out in its last round, not a
+  // minute later through the relay, and the next request leads anew.
   it('publishes what is queued when a lead runs out of time, and a request meanwhile leads anew', async () => {
     const payments = await subscribe();
     const { leader, queued, next, work, ctx, sql } = await threeLeasedPayments();
