@@ -607,7 +607,8 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
   // minute later through the relay, and the next request leads anew.
   it('publishes what is queued when a lead runs out of time, and a request meanwhile leads anew', async () => {
     const payments = await subscribe();
-    const { leader, queued, next, work, ctx, sql } = await threeLeasedPayments();
+    const { leased, work, ctx, sql } = await leasedRequests(3);
+    const [leader, queued, next] = leased;
     // The leader's second result write, its last round's, waits until the test lets it go.
     let letGo = () => {};
     const held = new Promise<void>((resolve) => (letGo = resolve));
@@ -647,6 +648,44 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
     expect(unpublished).toEqual({ n: 0 });
     expect(await payments.exactly(1, aboutCarts(leader.state.cartId))).toHaveLength(1);
   });
+
+  // More than a round's worth queued when the lead's time is up: its last round takes 100, and the
+  // rest wait for their lease and the relay, which the log says.
+  it("logs the rows past a round's worth left at a lead's hand-over, which the relay then publishes", async () => {
+    const payments = await subscribe();
+    const { leased, work, ctx, sql } = await leasedRequests(102);
+    const [leader, ...behind] = leased;
+    await proxyMode({ mode: 'hang', match: { attribute: 'cartId', value: leader!.state.cartId }, otherwise: 'pass' });
+    publishSoon(viaProxy, ctx, sql, leader!.leased, []);
+    await expect.poll(async () => (await proxyStats()).publishCalls.held).toBe(1);
+    for (const request of behind) publishSoon(viaProxy, ctx, sql, request.leased, []);
+    const realNow = Date.now.bind(Date);
+    const later = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + 16_000);
+    let lines: Record<string, unknown>[];
+    try {
+      lines = await linesOf(async () => {
+        await proxyMode({ mode: 'pass' });
+        await Promise.all(work);
+      });
+    } finally {
+      later.mockRestore();
+    }
+    expect(lines.filter((line) => line.msg === 'outbox_rows_left_to_relay')).toEqual([
+      expect.objectContaining({ level: 'warn', rows: 1 }),
+    ]);
+    const unpublished = (await db().query(
+      'SELECT id, cart_id FROM outbox WHERE cart_id = ANY($1) AND published_at IS NULL',
+      [behind.map((request) => request.state.cartId)],
+    )) as { id: string; cart_id: string }[];
+    expect(unpublished.map((row) => row.cart_id)).toEqual([behind.at(-1)!.state.cartId]);
+
+    // Its lease over, the relay publishes it.
+    await db().query(`UPDATE outbox SET claimed_until = now() - interval '1 second' WHERE id = $1`, [
+      unpublished[0]!.id,
+    ]);
+    await relayOutbox(viaProxy, sql, { ids: [unpublished[0]!.id] });
+    expect(await payments.exactly(1, aboutCarts(behind.at(-1)!.state.cartId))).toHaveLength(1);
+  }, 120_000);
 
   // Events of one cart share an ordering key, so they may share a request: K events committed
   // while the cart's first one is still being published go out together right after it.
@@ -710,7 +749,8 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
   // them as well.
   it('leaves rows queued behind a failed publishing round to the relay: each goes out once', async () => {
     const payments = await subscribe();
-    const { leader, queued, next, work, ctx, sql } = await threeLeasedPayments();
+    const { leased, work, ctx, sql } = await leasedRequests(3);
+    const [leader, queued, next] = leased;
     // The leader's publish is held at Pub/Sub; its result write then fails (the database went away).
     const lostDatabase = {
       query: () => ({}),
@@ -967,15 +1007,20 @@ async function leasedPayment(env: typeof stripeEnv = viaProxy) {
 }
 
 /**
- * Three payments leased to their requests, with the fault proxy reset, and a waitUntil that
- * collects each request's work after its answer.
+ * `count` payments leased to their requests (made eleven at a time), with the fault proxy reset,
+ * and a waitUntil that collects each request's work after its answer.
  */
-async function threeLeasedPayments() {
+async function leasedRequests(count: number) {
   await fetch(`http://${faultProxyHost}/_proxy/reset`, { method: 'POST' });
-  const [leader, queued, next] = await Promise.all([leasedPayment(), leasedPayment(), leasedPayment()]);
+  const leased: Awaited<ReturnType<typeof leasedPayment>>[] = [];
+  while (leased.length < count) {
+    leased.push(
+      ...(await Promise.all(Array.from({ length: Math.min(11, count - leased.length) }, () => leasedPayment()))),
+    );
+  }
   const work: Promise<unknown>[] = [];
   const ctx = { waitUntil: (promise: Promise<unknown>) => void work.push(promise) };
-  return { leader, queued, next, work, ctx, sql: database(viaProxy) };
+  return { leased, work, ctx, sql: database(viaProxy) };
 }
 
 /** What the request that leased these rows does after its answer (its waitUntil work), to the end. */
