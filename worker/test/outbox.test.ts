@@ -610,16 +610,7 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
     const { leased, work, ctx, sql } = await leasedRequests(3);
     const [leader, queued, next] = leased;
     // The leader's second result write, its last round's, waits until the test lets it go.
-    let letGo = () => {};
-    const held = new Promise<void>((resolve) => (letGo = resolve));
-    let writes = 0;
-    const leaderSql = {
-      query: sql.query,
-      transaction: async (...args: Parameters<Sql['transaction']>) => {
-        if (++writes === 2) await held;
-        return sql.transaction(...args);
-      },
-    } as unknown as Sql;
+    const { sql: leaderSql, letGo } = holdingWrite(sql, 2);
     await proxyMode({ mode: 'hang', match: { attribute: 'cartId', value: leader.state.cartId }, otherwise: 'pass' });
     publishSoon(viaProxy, ctx, leaderSql, leader.leased, []);
     await expect.poll(async () => (await proxyStats()).publishCalls.held).toBe(1);
@@ -647,6 +638,38 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
     );
     expect(unpublished).toEqual({ n: 0 });
     expect(await payments.exactly(1, aboutCarts(leader.state.cartId))).toHaveLength(1);
+  });
+
+  // A leader presumed cancelled (LEADER_GONE_MS) that comes back after all must leave the new
+  // leader's queue alone: taking rows from it would split a cart's rows between two leaders.
+  it("a leader taken over leaves the new leader's queue to it when it comes back", async () => {
+    const payments = await subscribe();
+    const { leased, work, ctx, sql } = await leasedRequests(3);
+    const [first, second, third] = leased;
+    // The new leader's first result write waits until the test lets it go.
+    const { sql: newLeaderSql, letGo, writes } = holdingWrite(sql, 1);
+    await proxyMode({ mode: 'hang', match: { attribute: 'cartId', value: first!.state.cartId }, otherwise: 'pass' });
+    publishSoon(viaProxy, ctx, sql, first!.leased, []);
+    await expect.poll(async () => (await proxyStats()).publishCalls.held).toBe(1);
+    // A minute on the first leader is presumed cancelled: the next request leads, and a third
+    // request's row queues behind it while its round's result write waits.
+    const realNow = Date.now.bind(Date);
+    const later = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + 61_000);
+    try {
+      publishSoon(viaProxy, ctx, newLeaderSql, second!.leased, []);
+      await expect.poll(writes).toBe(1);
+      publishSoon(viaProxy, ctx, sql, third!.leased, []);
+      // The first leader's call goes through and it comes back: the third row is not its to publish.
+      await proxyMode({ mode: 'pass' });
+      await work[0];
+      expect(await payments.exactly(0, aboutCarts(third!.state.cartId))).toEqual([]);
+      letGo();
+      await Promise.all(work);
+    } finally {
+      letGo();
+      later.mockRestore();
+    }
+    for (const { state } of leased) expect(await payments.exactly(1, aboutCarts(state.cartId))).toHaveLength(1);
   });
 
   // More than a round's worth queued when the lead's time is up: its last round takes 100, and the
@@ -1021,6 +1044,21 @@ async function leasedRequests(count: number) {
   const work: Promise<unknown>[] = [];
   const ctx = { waitUntil: (promise: Promise<unknown>) => void work.push(promise) };
   return { leased, work, ctx, sql: database(viaProxy) };
+}
+
+/** `sql` whose `nth` transaction (a publishing round's result write) waits until `letGo`. */
+function holdingWrite(sql: Sql, nth: number) {
+  let letGo = () => {};
+  const held = new Promise<void>((resolve) => (letGo = resolve));
+  let count = 0;
+  const holding = {
+    query: sql.query,
+    transaction: async (...args: Parameters<Sql['transaction']>) => {
+      if (++count === nth) await held;
+      return sql.transaction(...args);
+    },
+  } as unknown as Sql;
+  return { sql: holding, letGo: () => letGo(), writes: () => count };
 }
 
 /** What the request that leased these rows does after its answer (its waitUntil work), to the end. */
