@@ -158,6 +158,14 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     return { cart, checkout };
   }
 
+  /** A mug awaiting its bank transfer, its order on screen, and a count of the order's reads from then on. */
+  async function awaitedTransferShown(page: Page, shopper: Shopper) {
+    const awaited = await mugAwaitingBankTransfer(shopper);
+    await page.goto(`${stack.workerUrl}/#/orders/${awaited.cart.id}`);
+    await expect.poll(() => headline(page).textContent()).toBe('Waiting for your bank transfer');
+    return { ...awaited, reads: countRequests(page, 'GET', new RegExp(`^/v1/carts/${awaited.cart.id}$`)) };
+  }
+
   /** The shopper's cart of one mug whose bank transfer failed: it can be paid again. */
   async function mugPaymentFailed(shopper: Shopper) {
     const { cart, checkout } = await mugAwaitingBankTransfer(shopper);
@@ -571,10 +579,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
 
   it('a bank transfer awaited with the order open for 10 minutes: read again after 30 s, then twice as long each time, not every 2 s', async () => {
     await onOwnClock('bank-backs-off', async ({ page, shopper, clock }) => {
-      const { cart } = await mugAwaitingBankTransfer(shopper);
-      await page.goto(`${stack.workerUrl}/#/orders/${cart.id}`);
-      await expect.poll(() => headline(page).textContent()).toBe('Waiting for your bank transfer');
-      const reads = countRequests(page, 'GET', new RegExp(`^/v1/carts/${cart.id}$`));
+      const { reads } = await awaitedTransferShown(page, shopper);
       await runClock(page, clock, 29_000);
       expect(reads()).toBe(0);
       await runClock(page, clock, 1_000);
@@ -589,10 +594,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
 
   it('a bank transfer that failed after a long wait, paid again by bank transfer from the app: back in the tab, its reads begin again at 30 s', async () => {
     await onOwnClock('bank-again', async ({ page, shopper, clock }) => {
-      const { cart, checkout } = await mugAwaitingBankTransfer(shopper);
-      await page.goto(`${stack.workerUrl}/#/orders/${cart.id}`);
-      await expect.poll(() => headline(page).textContent()).toBe('Waiting for your bank transfer');
-      const reads = countRequests(page, 'GET', new RegExp(`^/v1/carts/${cart.id}$`));
+      const { cart, checkout, reads } = await awaitedTransferShown(page, shopper);
       // Read at 30 s, 1½ and 3½ minutes: the next would be 4 minutes on.
       await runClock(page, clock, 210_000, 5_000);
       expect(reads()).toBe(3);
@@ -612,10 +614,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
 
   it('a bank transfer awaited while the shopper is away from the tab: the order is not read meanwhile, and is read once when they come back', async () => {
     await onOwnClock('bank-hidden', async ({ page, shopper, clock }) => {
-      const { cart, checkout } = await mugAwaitingBankTransfer(shopper);
-      await page.goto(`${stack.workerUrl}/#/orders/${cart.id}`);
-      await expect.poll(() => headline(page).textContent()).toBe('Waiting for your bank transfer');
-      const reads = countRequests(page, 'GET', new RegExp(`^/v1/carts/${cart.id}$`));
+      const { cart, checkout, reads } = await awaitedTransferShown(page, shopper);
       await setHidden(page, true);
       await runClock(page, clock, 900_000, 10_000);
       expect(reads()).toBe(0);
@@ -952,12 +951,18 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
 
   const orderLink = (page: Page, cart: Cart) => page.locator(`a.order[href="#/orders/${cart.id}"]`);
 
+  /** The shop opened with two paid orders (A, then B), Orders listing one a page, and Orders open. */
+  async function ordersOfTwo(label: string, holdOlder = false) {
+    const shop = await openShop(label);
+    await cartLink(shop.page, 0).waitFor();
+    const [a, b] = [await paidMugOrder(shop.shopper), await paidMugOrder(shop.shopper)];
+    const pages = await ordersByOne(shop.page, holdOlder);
+    await shop.page.getByRole('link', { name: 'Orders', exact: true }).tap();
+    return { ...shop, a, b, pages };
+  }
+
   it('"Show older orders" on its way, an order placed and the shopper back in the tab: every order listed once, in order, focus on the first older one', async () => {
-    const { page, shopper, consoleErrors } = await openShop('older-and-new');
-    await cartLink(page, 0).waitFor();
-    const [a, b] = [await paidMugOrder(shopper), await paidMugOrder(shopper)];
-    const pages = await ordersByOne(page, true);
-    await page.getByRole('link', { name: 'Orders', exact: true }).tap();
+    const { page, shopper, consoleErrors, a, b, pages } = await ordersOfTwo('older-and-new', true);
     const orders = page.getByRole('link', { name: /^Order of / });
     const older = page.getByRole('button', { name: 'Show older orders', exact: true });
     await older.focus();
@@ -976,12 +981,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
   });
 
   it('Orders with an older page shown, its order refunded meanwhile: back in the tab, the list says so', async () => {
-    const { page, shopper, consoleErrors } = await openShop('older-refunded');
-    await cartLink(page, 0).waitFor();
-    const a = await paidMugOrder(shopper);
-    await paidMugOrder(shopper);
-    await ordersByOne(page);
-    await page.getByRole('link', { name: 'Orders', exact: true }).tap();
+    const { page, shopper, consoleErrors, a } = await ordersOfTwo('older-refunded');
     await page.getByRole('button', { name: 'Show older orders', exact: true }).tap();
     await expect.poll(() => orderLink(page, a).getAttribute('aria-label')).toMatch(/, Paid$/);
     await refundedInFull(shopper, a.id);
@@ -993,12 +993,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
   });
 
   it('Orders shown, an order placed from the app and the one it moves off the first page refunded meanwhile: back in the tab, that one says so', async () => {
-    const { page, shopper, consoleErrors } = await openShop('placed-and-refunded');
-    await cartLink(page, 0).waitFor();
-    const a = await paidMugOrder(shopper);
-    const b = await paidMugOrder(shopper);
-    await ordersByOne(page);
-    await page.getByRole('link', { name: 'Orders', exact: true }).tap();
+    const { page, shopper, consoleErrors, a, b } = await ordersOfTwo('placed-and-refunded');
     await page.getByRole('button', { name: 'Show older orders', exact: true }).tap();
     await expect.poll(() => orderLink(page, b).getAttribute('aria-label')).toMatch(/, Paid$/);
     const c = await paidMugOrder(shopper);
@@ -1014,12 +1009,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
   });
 
   it('"Show older orders" answered after the shopper came back, its order refunded before: the list says so', async () => {
-    const { page, shopper, consoleErrors } = await openShop('older-late-refunded');
-    await cartLink(page, 0).waitFor();
-    const a = await paidMugOrder(shopper);
-    await paidMugOrder(shopper);
-    const pages = await ordersByOne(page, true);
-    await page.getByRole('link', { name: 'Orders', exact: true }).tap();
+    const { page, shopper, consoleErrors, a, pages } = await ordersOfTwo('older-late-refunded', true);
     await page.getByRole('button', { name: 'Show older orders', exact: true }).tap();
     // The older page was read before the refund; its answer arrives after the return.
     await expect
