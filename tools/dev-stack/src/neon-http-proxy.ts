@@ -195,14 +195,19 @@ type Payload = { single: QueryData } | { batch: QueryData[] };
 // `\ud800` escape without its pair): 400 "could not parse the HTTP request body", no SQLSTATE.
 // Node's JSON.parse takes it, and Postgres would store U+FFFD: refused here as Neon refuses it.
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+// Text decoded from UTF-8 holds only paired surrogates, so a lone one can only come from an
+// escape; without one, every string is checked for nothing (a reviver parses a batch 3× slower).
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
 
 function parsePayload(text: string): Payload {
   let body: unknown;
   try {
-    body = JSON.parse(text, (_, value: unknown) => {
-      if (typeof value === 'string' && LONE_SURROGATE.test(value)) throw new Error('lone surrogate in hex escape');
-      return value;
-    });
+    body = SURROGATE_ESCAPE.test(text)
+      ? JSON.parse(text, (_, value: unknown) => {
+          if (typeof value === 'string' && LONE_SURROGATE.test(value)) throw new Error('lone surrogate in hex escape');
+          return value;
+        })
+      : JSON.parse(text);
   } catch (err) {
     throw new HttpError(400, `could not parse the HTTP request body: ${(err as Error).message}`);
   }

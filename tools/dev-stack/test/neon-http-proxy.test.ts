@@ -149,6 +149,17 @@ describe('neon HTTP proxy', () => {
     expect(row!.t).toBe('a😀b');
   });
 
+  it('finds a lone surrogate in any escape a client writes, and takes a backslash before a u as text', async () => {
+    const post = (body: string) =>
+      fetch(proxy.endpoint, { method: 'POST', headers: { 'Neon-Connection-String': postgres.url }, body });
+    const upper = await post('{"query":"SELECT $1::text AS t","params":["a\\uDC00"]}');
+    expect(upper.status).toBe(400);
+    expect(((await upper.json()) as { message: string }).message).toContain('could not parse the HTTP request body');
+    const text = await post('{"query":"SELECT $1::text AS t","params":["\\\\ud800"]}');
+    expect(text.status).toBe(200);
+    expect(((await text.json()) as { rows: Array<{ t: string }> }).rows).toEqual([{ t: '\\ud800' }]);
+  });
+
   it('runs one statement per request, as Neon does', async () => {
     const err = await caught(sql.query('SELECT 1; SELECT 2'));
     expect(err.code).toBe('42601');
