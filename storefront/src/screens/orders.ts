@@ -85,9 +85,10 @@ export const ordersScreen: Screen = (ctx) => {
   const readOlderAgain = async () => {
     const first = firstPage.loaded;
     const firstIds = new Set(first?.carts.map((cart) => cart.id));
-    if (!first || shown.carts.every((cart) => firstIds.has(cart.id))) return;
-    const mine = ++readingsOlder;
+    // Not Array.prototype.at: Safari 15.0-15.3, a build target, lacks it.
     const oldest = shown.carts[shown.carts.length - 1]?.id;
+    if (!first || oldest === undefined || shown.carts.every((cart) => firstIds.has(cart.id))) return;
+    const mine = ++readingsOlder;
     let after = first.carts[first.carts.length - 1]?.id;
     try {
       for (;;) {
@@ -97,7 +98,7 @@ export const ordersScreen: Screen = (ctx) => {
         shown = { ...shown, carts: shown.carts.map((cart) => fresh.get(cart.id) ?? cart) };
         render();
         after = page.carts[page.carts.length - 1]?.id;
-        if (!page.hasMore || after === undefined || fresh.has(oldest!)) return;
+        if (!page.hasMore || after === undefined || fresh.has(oldest)) return;
       }
     } catch {
       // What is shown stays: asked for by nothing the shopper did.
@@ -113,7 +114,6 @@ export const ordersScreen: Screen = (ctx) => {
     loadingOlder = true;
     olderProblem = null;
     render();
-    // Not Array.prototype.at: Safari 15.0-15.3, a build target, lacks it.
     const { carts } = history(first);
     const orders = carts.filter((cart) => cart.items.length > 0);
     const lastOrder = orders[orders.length - 1]?.id;
