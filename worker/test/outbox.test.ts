@@ -3,7 +3,7 @@ import { aboutCarts, TopicReader } from '@edge-checkout/test-support/topics';
 import { exportPKCS8, generateKeyPair } from 'jose';
 import type Stripe from 'stripe';
 import { afterEach, beforeAll, describe, expect, inject, it, onTestFinished, vi } from 'vitest';
-import type { Sql } from '../src/db.ts';
+import type { Sql, Statement } from '../src/db.ts';
 import { database } from '../src/db.ts';
 import { applyEffect } from '../src/fulfilment.ts';
 import { type EventFacts, publishSoon, relayOutbox } from '../src/outbox.ts';
@@ -945,6 +945,55 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
     ]);
   });
 });
+
+describe('the outbox write of a payment while other carts’ events wait for Pub/Sub', () => {
+  it('reads none of the rows waiting, however many there are (a probe of its own cart’s)', async () => {
+    const state = await checkedOutCart();
+    const sql = database(stripeEnv);
+    let read: unknown;
+    // 1,000 rows of other carts waiting, as while Pub/Sub is down, written and removed again in
+    // the payment's own transaction: no other test sees them.
+    const backlogged = {
+      query: sql.query,
+      transaction: async (statements: Parameters<Sql['transaction']>[0], opts: Parameters<Sql['transaction']>[1]) => {
+        const results = (await sql.transaction(
+          [
+            sql.query(WAITING_ROWS, [1000]),
+            ...(statements as Statement[]),
+            sql.query(OUTBOX_ROWS_READ),
+            ...REMOVE_WAITING.map((text) => sql.query(text)),
+          ],
+          opts,
+        )) as unknown[];
+        read = results[statements.length + 1];
+        return results.slice(1, statements.length + 1);
+      },
+    } as unknown as Sql;
+    const { result } = await applyEffect(backlogged, effectOfEvent(eventsFor(state).completedPaid())!, { lease: true });
+    expect(result.leased.map((row) => row.event_type)).toEqual(['cart.paid']);
+    expect(read).toEqual([{ rows: 0 }]);
+    expect(await db().query("SELECT count(*)::int AS n FROM carts WHERE user_id LIKE 'waiting-%'")).toEqual([{ n: 0 }]);
+  });
+});
+
+const WAITING_ROWS = `
+  WITH cart AS (
+    INSERT INTO carts (user_id, status) SELECT 'waiting-' || gen_random_uuid(), 'paid' FROM generate_series(1, $1) RETURNING id
+  ), checkout AS (
+    INSERT INTO checkouts (session_id, cart_id, url, expires_at, currency, amount_total, items)
+    SELECT 'cs_waiting_' || id, id, 'https://checkout.stripe.com/c/pay/cs_waiting', now(), 'usd', 100, '[]' FROM cart
+    RETURNING session_id, cart_id
+  )
+  INSERT INTO outbox (cart_id, event_type, stripe_event_id, cart_status, session_id, occurred_at)
+  SELECT cart_id, 'cart.paid', 'evt_waiting_' || cart_id, 'paid', session_id, now() FROM checkout`;
+/** Rows of the outbox that statements of this transaction read, by any scan. */
+const OUTBOX_ROWS_READ = `
+  SELECT (seq_tup_read + COALESCE(idx_tup_fetch, 0))::int AS rows FROM pg_stat_xact_user_tables WHERE relname = 'outbox'`;
+const REMOVE_WAITING = [
+  "DELETE FROM outbox WHERE xmin = pg_current_xact_id()::xid AND stripe_event_id LIKE 'evt\\_waiting\\_%'",
+  "DELETE FROM checkouts WHERE xmin = pg_current_xact_id()::xid AND session_id LIKE 'cs\\_waiting\\_%'",
+  "DELETE FROM carts WHERE xmin = pg_current_xact_id()::xid AND user_id LIKE 'waiting-%'",
+];
 
 describe('the admin outbox routes', () => {
   const admin = { Authorization: `Bearer ${stripeEnv.ADMIN_API_KEY}` };
