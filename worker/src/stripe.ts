@@ -137,11 +137,11 @@ function inModeOf(key: string, sessionId: string): void {
  * imports only HMAC-SHA256 signing keys.
  */
 const signingKeys = new Map<string, Promise<CryptoKey>>();
-const SECRET_BYTES = new TextDecoder();
+const utf8 = new TextDecoder();
 const keyCachingSubtle: Pick<SubtleCrypto, 'importKey' | 'sign' | 'digest'> = {
   importKey(format, keyData, algorithm, extractable, usages) {
     // The provider hands over the secret's UTF-8 bytes.
-    const secret = SECRET_BYTES.decode(keyData as Uint8Array);
+    const secret = utf8.decode(keyData as Uint8Array);
     let key = signingKeys.get(secret);
     if (!key) {
       key = crypto.subtle.importKey(format, keyData, algorithm, extractable, usages);
