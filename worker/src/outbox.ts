@@ -125,8 +125,12 @@ export function publishSoon(
 
 // One publishing request keeps the isolate's queue going for this long, half the 30 s that
 // Workers give waitUntil work after the response, then hands it over and publishes what is
-// queued in a last round. Rows it holds when Workers cancel it wait for their lease and the relay.
+// queued in last rounds. Rows it holds when Workers cancel it wait for their lease and the relay.
 const LEAD_MS = 15_000;
+// A last round begins only this soon after the lead began, so that it ends well inside those 30 s:
+// a round takes tens of milliseconds, a round of 100 carts about half a second (six calls at a
+// time). What is left then waits for its lease and the relay, which the log says.
+const LAST_ROUNDS_MS = LEAD_MS + 5_000;
 // Workers cancel waitUntil work 30 s after the response
 // (https://developers.cloudflare.com/workers/runtime-apis/context/#waituntil), finally blocks and
 // all: a leader still leading this long after it began was cancelled, and will never hand over.
@@ -160,43 +164,50 @@ class PublishQueue {
     this.queued = [...rows];
     const lead = { since: Date.now() };
     this.lead = lead;
+    // What this lead publishes from: the isolate's queue while it leads, then what that queue held
+    // at the hand-over, which is this lead's alone.
+    const queue = this.queued;
+    let handedOver = false;
     const followUp: string[] = [];
     try {
-      while (this.queued.length > 0) {
-        // A call goes once maxMessages rows are waiting or maxDelayMs after the first, as Google's
-        // client does by default. Pub/Sub's cost is mostly per call: its emulator spends about 1 ms
-        // of CPU on a call of one message and 0.15 ms a message in calls of 20.
-        if (this.queued.length < PUBLISH_BATCH.maxMessages) {
-          await new Promise((resolve) => setTimeout(resolve, PUBLISH_BATCH.maxDelayMs));
+      while (queue.length > 0) {
+        if (!handedOver) {
+          // A call goes once maxMessages rows are waiting or maxDelayMs after the first, as Google's
+          // client does by default. Pub/Sub's cost is mostly per call: its emulator spends about 1 ms
+          // of CPU on a call of one message and 0.15 ms a message in calls of 20.
+          if (queue.length < PUBLISH_BATCH.maxMessages) {
+            await new Promise((resolve) => setTimeout(resolve, PUBLISH_BATCH.maxDelayMs));
+          }
+          // Taken over meanwhile (presumed cancelled, see LEADER_GONE_MS): the isolate's queue is
+          // the new leader's, and a cart's rows must not be split between two leaders.
+          if (this.lead !== lead) break;
+          // Past its time the lead hands over: a request from now on leads anew, in a waitUntil of
+          // its own, with a queue of its own. Under a steady load the queue is never empty, and a
+          // lead that stopped with rows queued left them to their lease and the relay, a minute or
+          // more late (most likely what left a bench run's row unpublished at 79 webhooks a second).
+          if (Date.now() >= lead.since + LEAD_MS) {
+            handedOver = true;
+            this.queued = [];
+            this.lead = null;
+          }
+        } else if (Date.now() >= lead.since + LAST_ROUNDS_MS) {
+          log.warn('outbox_rows_left_to_relay', { rows: queue.length });
+          break;
         }
-        // Taken over meanwhile (presumed cancelled, see LEADER_GONE_MS): the queue is the new
-        // leader's, and a cart's rows must not be split between two leaders.
-        if (this.lead !== lead) break;
-        // Past its time the lead hands over before its last round: a request from now on leads
-        // anew, in a waitUntil of its own. Under a steady load the queue is never empty, and a
-        // lead that stopped with rows queued left them to their lease and the relay, a minute or
-        // more late (most likely what left a bench run's row unpublished at 79 webhooks a second).
-        const last = Date.now() >= lead.since + LEAD_MS;
-        const batch = this.queued.splice(0, PUBLISH_BATCH.maxMessages);
-        if (last) {
-          // More than a round's worth is left to its lease, as below.
-          if (this.queued.length > 0) log.warn('outbox_rows_left_to_relay', { rows: this.queued.length });
-          this.queued = [];
-          this.lead = null;
-        }
-        const round = await publishAndRecord(this.publisher, sql, batch);
+        const round = await publishAndRecord(this.publisher, sql, queue.splice(0, PUBLISH_BATCH.maxMessages));
         followUp.push(...round.followUp);
-        if (last) break;
         // A request's rows can straddle two rounds: a cart whose row did not go out in this one
         // keeps its later rows back (left to their lease, then to the relay, which holds them
-        // behind it), as an ordering key does in Google's client after a failed publish.
-        if (round.stopped.size > 0) this.queued = this.queued.filter((row) => !round.stopped.has(row.cart_id));
+        // behind it), as an ordering key does in Google's client after a failed publish. In place:
+        // the array is the isolate's queue, or was (a leader taken over meanwhile leaves the new
+        // leader's alone).
+        if (round.stopped.size > 0) removeCarts(queue, round.stopped);
       }
     } finally {
-      // Rows still queued (a round failed, or more than a round's worth at the hand-over) are
-      // left to their lease: the scheduled relay publishes them once it runs out. Kept here, a
-      // later leader would publish them again, after the relay or long after their cart's later
-      // events. A lead handed over or taken over meanwhile is the new leader's to end.
+      // Rows still queued (a round failed, or the last rounds ran out of time) are left to their
+      // lease: the scheduled relay publishes them once it runs out. Kept here, a later leader
+      // would publish them again, after the relay or long after their cart's later events. A lead
+      // handed over or taken over meanwhile is the new leader's to end.
       if (this.lead === lead) {
         this.queued.length = 0;
         this.lead = null;
@@ -204,6 +215,13 @@ class PublishQueue {
     }
     return followUp;
   }
+}
+
+/** Takes the rows of these carts out of `rows`, keeping the order of the rest. */
+function removeCarts(rows: EventFacts[], carts: Set<string>): void {
+  let kept = 0;
+  for (const row of rows) if (!carts.has(row.cart_id)) rows[kept++] = row;
+  rows.length = kept;
 }
 
 /**

@@ -672,9 +672,9 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
     for (const { state } of leased) expect(await payments.exactly(1, aboutCarts(state.cartId))).toHaveLength(1);
   });
 
-  // More than a round's worth queued when the lead's time is up: its last round takes 100, and the
-  // rest wait for their lease and the relay, which the log says.
-  it("logs the rows past a round's worth left at a lead's hand-over, which the relay then publishes", async () => {
+  // More than a round's worth queued when the lead's time is up: its last rounds take them all,
+  // 100 at a time, not only the first 100 with the rest left a minute or more to the relay.
+  it("publishes everything queued at a lead's hand-over, a round's worth at a time", async () => {
     const payments = await subscribe();
     const { leased, work, ctx, sql } = await leasedRequests(102);
     const [leader, ...behind] = leased;
@@ -691,6 +691,45 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
         await Promise.all(work);
       });
     } finally {
+      later.mockRestore();
+    }
+    expect(lines.filter((line) => line.msg === 'outbox_rows_left_to_relay')).toEqual([]);
+    const carts = leased.map((request) => request!.state.cartId);
+    const [unpublished] = await db().query(
+      'SELECT count(*)::int AS n FROM outbox WHERE cart_id = ANY($1) AND published_at IS NULL',
+      [carts],
+    );
+    expect(unpublished).toEqual({ n: 0 });
+    expect(await payments.exactly(carts.length, aboutCarts(...carts))).toHaveLength(carts.length);
+  }, 120_000);
+
+  // The last rounds begin only within 20 s of the lead's start, inside the 30 s Workers give
+  // waitUntil work: what is left then waits for its lease and the relay, which the log says.
+  it('logs the rows its last rounds had no time for, which the relay then publishes', async () => {
+    const payments = await subscribe();
+    const { leased, work, ctx, sql } = await leasedRequests(102);
+    const [leader, ...behind] = leased;
+    // The leader's second result write, its first last round's, waits until the test lets it go.
+    const { sql: leaderSql, letGo, writes } = holdingWrite(sql, 2);
+    await proxyMode({ mode: 'hang', match: { attribute: 'cartId', value: leader!.state.cartId }, otherwise: 'pass' });
+    publishSoon(viaProxy, ctx, leaderSql, leader!.leased, []);
+    await expect.poll(async () => (await proxyStats()).publishCalls.held).toBe(1);
+    for (const request of behind) publishSoon(viaProxy, ctx, sql, request.leased, []);
+    const realNow = Date.now.bind(Date);
+    let skew = 16_000;
+    const later = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + skew);
+    let lines: Record<string, unknown>[];
+    try {
+      lines = await linesOf(async () => {
+        await proxyMode({ mode: 'pass' });
+        // 21 s on, while that round records what it published: no time for another.
+        await expect.poll(writes).toBe(2);
+        skew = 21_000;
+        letGo();
+        await Promise.all(work);
+      });
+    } finally {
+      letGo();
       later.mockRestore();
     }
     expect(lines.filter((line) => line.msg === 'outbox_rows_left_to_relay')).toEqual([
