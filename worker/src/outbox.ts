@@ -420,7 +420,11 @@ async function publishAndRecord(
        FROM unnest($1::uuid[], $2::text[]) AS m(id, message_id) WHERE outbox.id = m.id
        RETURNING outbox.cart_id
      ), released AS (
-       UPDATE outbox SET claimed_until = NULL WHERE id = ANY($3::uuid[]) AND ${unpublished('outbox')}
+       -- Only with rows to release or retry (most rounds have none) does either update look at
+       -- the table: with statistics from before a backlog built up, Postgres walked every
+       -- unpublished row for an empty list, rather than look the ids up.
+       UPDATE outbox SET claimed_until = NULL
+       WHERE cardinality($3::uuid[]) > 0 AND id = ANY($3::uuid[]) AND ${unpublished('outbox')}
        RETURNING 1
      ), retried AS (
        -- A publisher whose lease ran out (frozen, say) learns late that its call failed: a row
@@ -429,12 +433,17 @@ async function publishAndRecord(
          failed_at = CASE WHEN f.rejected THEN now() END,
          next_attempt_at = now() + make_interval(secs => ${cappedBackoff('$7', 'attempts', '$8')})
        FROM unnest($4::uuid[], $5::text[], $6::boolean[]) AS f(id, error, rejected)
-       WHERE outbox.id = f.id AND ${unpublished('outbox')}
+       WHERE cardinality($4::uuid[]) > 0 AND outbox.id = f.id AND ${unpublished('outbox')}
        RETURNING 1
      )
-     SELECT COALESCE(array_agg(w.id ORDER BY w.seq), '{}') AS follow_up FROM outbox w
-     WHERE w.cart_id IN (SELECT cart_id FROM done) AND w.id <> ALL($9::uuid[])
-       AND ${pending('w')}`,
+     -- A probe of each published cart's unpublished rows: as a semi-join, or with the rest of
+     -- pending()'s test inside it (which outbox_due answers, cart or not), Postgres could read
+     -- every row waiting, of every cart. OFFSET 0 keeps the rest outside.
+     SELECT COALESCE(array_agg(w.id ORDER BY w.seq), '{}') AS follow_up
+     FROM (SELECT DISTINCT cart_id FROM done) d
+       CROSS JOIN LATERAL (
+         SELECT w.id, w.seq, w.failed_at FROM outbox w WHERE w.cart_id = d.cart_id AND ${unpublished('w')} OFFSET 0) w
+     WHERE w.failed_at IS NULL AND w.id <> ALL($9::uuid[])`,
         [
           published.map((r) => r.id),
           published.map((r) => r.published),

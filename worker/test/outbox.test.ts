@@ -985,37 +985,61 @@ describe.skipIf(!faultProxyHost)('payment events when Pub/Sub refuses (a fault p
   });
 });
 
-describe('the outbox write of a payment while other carts’ events wait for Pub/Sub', () => {
-  it('reads none of the rows waiting, however many there are (a probe of its own cart’s)', async () => {
+describe('the outbox while other carts’ events wait for Pub/Sub', () => {
+  it('a payment’s outbox write reads none of the rows waiting, however many (a probe of its own cart’s)', async () => {
     const state = await checkedOutCart();
-    const sql = database(stripeEnv);
-    let read: number | undefined;
-    // 1,000 rows of other carts waiting, as while Pub/Sub is down, written and removed again in
-    // the payment's own transaction: no other test sees them.
-    const backlogged = {
-      query: sql.query,
-      transaction: async (statements: Parameters<Sql['transaction']>[0], opts: Parameters<Sql['transaction']>[1]) => {
-        const results = (await sql.transaction(
-          [
-            sql.query(OUTBOX_ROWS_READ),
-            sql.query(WAITING_ROWS, [1000]),
-            ...(statements as Statement[]),
-            sql.query(OUTBOX_ROWS_READ),
-            ...REMOVE_WAITING.map((text) => sql.query(text)),
-          ],
-          opts,
-        )) as unknown[];
-        const [before, after] = [results[0], results[statements.length + 2]] as [{ rows: number }][];
-        read = after[0].rows - before[0].rows;
-        return results.slice(2, statements.length + 2);
-      },
-    } as unknown as Sql;
-    const { result } = await applyEffect(backlogged, effectOfEvent(eventsFor(state).completedPaid())!, { lease: true });
+    const backlog = withRowsWaiting(database(stripeEnv), 1000);
+    const { result } = await applyEffect(backlog.sql, effectOfEvent(eventsFor(state).completedPaid())!, {
+      lease: true,
+    });
     expect(result.leased.map((row) => row.event_type)).toEqual(['cart.paid']);
-    expect(read).toBe(0);
+    expect(backlog.reads).toEqual([0]);
     expect(await db().query("SELECT count(*)::int AS n FROM carts WHERE user_id LIKE 'waiting-%'")).toEqual([{ n: 0 }]);
   });
+
+  it('a publishing round’s result write reads the rows it published, none of those waiting', async () => {
+    const payments = await subscribe();
+    const { leased, work, ctx, sql } = await leasedRequests(1);
+    const [payment] = leased;
+    const backlog = withRowsWaiting(sql, 1000);
+    publishSoon(viaProxy, ctx, backlog.sql, payment!.leased, []);
+    await Promise.all(work);
+    expect(await payments.exactly(1, aboutCarts(payment!.state.cartId))).toHaveLength(1);
+    const unpublished = 'SELECT count(*)::int AS n FROM outbox WHERE cart_id = $1 AND published_at IS NULL';
+    expect(await db().query(unpublished, [payment!.state.cartId])).toEqual([{ n: 0 }]);
+    // The published row, by its key, in the update that records it and in the look for rows
+    // behind it of its cart, where the snapshot still shows it unpublished.
+    expect(backlog.reads).toEqual([2]);
+  });
 });
+
+/**
+ * `sql` whose every transaction runs with `count` rows of other carts waiting for Pub/Sub, as while
+ * it is down, written and removed again inside it (no other test sees them); `reads` collects how
+ * many outbox rows each transaction's own statements read.
+ */
+function withRowsWaiting(sql: Sql, count: number): { sql: Sql; reads: number[] } {
+  const reads: number[] = [];
+  const transaction = async (
+    statements: Parameters<Sql['transaction']>[0],
+    opts: Parameters<Sql['transaction']>[1],
+  ) => {
+    const results = (await sql.transaction(
+      [
+        sql.query(OUTBOX_ROWS_READ),
+        sql.query(WAITING_ROWS, [count]),
+        ...(statements as Statement[]),
+        sql.query(OUTBOX_ROWS_READ),
+        ...REMOVE_WAITING.map((text) => sql.query(text)),
+      ],
+      opts,
+    )) as unknown[];
+    const [before, after] = [results[0], results[statements.length + 2]] as [{ rows: number }][];
+    reads.push(after[0].rows - before[0].rows);
+    return results.slice(2, statements.length + 2);
+  };
+  return { sql: { query: sql.query, transaction } as unknown as Sql, reads };
+}
 
 const WAITING_ROWS = `
   WITH cart AS (
