@@ -436,14 +436,13 @@ async function publishAndRecord(
        WHERE cardinality($4::uuid[]) > 0 AND outbox.id = f.id AND ${unpublished('outbox')}
        RETURNING 1
      )
-     -- A probe of each published cart's unpublished rows: as a semi-join, or with the rest of
-     -- pending()'s test inside it (which outbox_due answers, cart or not), Postgres could read
-     -- every row waiting, of every cart. OFFSET 0 keeps the rest outside.
+     -- A probe of each published cart's unpublished rows, then the test for pending ones: as a
+     -- semi-join, or with that test inside the probe (outbox_due answers it, cart or not),
+     -- Postgres could read every row waiting, of every cart. OFFSET 0 keeps the test outside.
      SELECT COALESCE(array_agg(w.id ORDER BY w.seq), '{}') AS follow_up
      FROM (SELECT DISTINCT cart_id FROM done) d
-       CROSS JOIN LATERAL (
-         SELECT w.id, w.seq, w.failed_at FROM outbox w WHERE w.cart_id = d.cart_id AND ${unpublished('w')} OFFSET 0) w
-     WHERE w.failed_at IS NULL AND w.id <> ALL($9::uuid[])`,
+       CROSS JOIN LATERAL (SELECT * FROM outbox w WHERE w.cart_id = d.cart_id AND ${unpublished('w')} OFFSET 0) w
+     WHERE ${pending('w')} AND w.id <> ALL($9::uuid[])`,
         [
           published.map((r) => r.id),
           published.map((r) => r.published),
