@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Stripe from 'stripe';
 import { StripeApiError } from './errors.ts';
@@ -73,6 +74,9 @@ export class WebhookDelivery {
 
   constructor(private readonly options: WebhookOptions) {
     this.settings = { url: options.url, enabled: options.enabled, payloadStyle: options.payloadStyle };
+    // Each session's delivery in flight or waiting to retry listens for the close, and many are
+    // at once when the endpoint is down: not a leak, as Node warns past 10.
+    setMaxListeners(0, this.closing.signal);
   }
 
   configure(change: Partial<WebhookSettings>): WebhookSettings {
