@@ -997,20 +997,23 @@ describe('the outbox while other carts’ events wait for Pub/Sub', () => {
     expect(await db().query("SELECT count(*)::int AS n FROM carts WHERE user_id LIKE 'waiting-%'")).toEqual([{ n: 0 }]);
   });
 
-  it('a publishing round’s result write reads the rows it published, none of those waiting', async () => {
-    const payments = await subscribe();
-    const { leased, work, ctx, sql } = await leasedRequests(1);
-    const [payment] = leased;
-    const backlog = withRowsWaiting(sql, 1000);
-    publishSoon(viaProxy, ctx, backlog.sql, payment!.leased, []);
-    await Promise.all(work);
-    expect(await payments.exactly(1, aboutCarts(payment!.state.cartId))).toHaveLength(1);
-    const unpublished = 'SELECT count(*)::int AS n FROM outbox WHERE cart_id = $1 AND published_at IS NULL';
-    expect(await db().query(unpublished, [payment!.state.cartId])).toEqual([{ n: 0 }]);
-    // The published row, by its key, in the update that records it and in the look for rows
-    // behind it of its cart, where the snapshot still shows it unpublished.
-    expect(backlog.reads).toEqual([2]);
-  });
+  it.skipIf(!faultProxyHost)(
+    'a publishing round’s result write reads the rows it published, none of those waiting',
+    async () => {
+      const payments = await subscribe();
+      const { leased, work, ctx, sql } = await leasedRequests(1);
+      const [payment] = leased;
+      const backlog = withRowsWaiting(sql, 1000);
+      publishSoon(viaProxy, ctx, backlog.sql, payment!.leased, []);
+      await Promise.all(work);
+      expect(await payments.exactly(1, aboutCarts(payment!.state.cartId))).toHaveLength(1);
+      const unpublished = 'SELECT count(*)::int AS n FROM outbox WHERE cart_id = $1 AND published_at IS NULL';
+      expect(await db().query(unpublished, [payment!.state.cartId])).toEqual([{ n: 0 }]);
+      // The published row, by its key, in the update that records it and in the look for rows
+      // behind it of its cart, where the snapshot still shows it unpublished.
+      expect(backlog.reads).toEqual([2]);
+    },
+  );
 });
 
 /**
