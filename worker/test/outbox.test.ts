@@ -1029,6 +1029,12 @@ function withRowsWaiting(sql: Sql, count: number): { sql: Sql; reads: number[] }
   ) => {
     const results = (await sql.transaction(
       [
+        // Planned as Neon plans them: its proxy sends every statement unnamed, so Postgres plans
+        // each afresh with its values. The local proxy prepares them, and once a connection has
+        // run one a few times Postgres may take a generic plan, whose choice for a table as small
+        // as the tests' (a scan of it all against a hundred lookups by key) would make the count
+        // depend on the tests run before on that connection.
+        sql.query('SET LOCAL plan_cache_mode = force_custom_plan'),
         sql.query(OUTBOX_ROWS_READ),
         sql.query(WAITING_ROWS, [count]),
         ...(statements as Statement[]),
@@ -1037,9 +1043,9 @@ function withRowsWaiting(sql: Sql, count: number): { sql: Sql; reads: number[] }
       ],
       opts,
     )) as unknown[];
-    const [before, after] = [results[0], results[statements.length + 2]] as [{ rows: number }][];
+    const [before, after] = [results[1], results[statements.length + 3]] as [{ rows: number }][];
     reads.push(after[0].rows - before[0].rows);
-    return results.slice(2, statements.length + 2);
+    return results.slice(3, statements.length + 3);
   };
   return { sql: { query: sql.query, transaction } as unknown as Sql, reads };
 }
