@@ -63,7 +63,10 @@ export function startShop(body: HTMLElement): void {
 
   const api = createShopApi({
     token: () => currentSession()?.token ?? null,
-    onUnauthorized(problem: ApiProblem) {
+    onUnauthorized(problem: ApiProblem, refused: string | null) {
+      // Sent before a sign-in in this tab and answered after it (a call the last token's refusal
+      // left without one, say): it says nothing of the token signed in with since.
+      if (refused !== (currentSession()?.token ?? null)) return;
       if (landing) {
         // For this shopper only: someone else signing in here starts afresh.
         landingFor ??= currentSession()?.userId ?? null;

@@ -1898,19 +1898,30 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
       const token = async (ttlSeconds: number) =>
         new URL(await shopSignInLink(stack.workerUrl, stack.vars, shopper.userId, ttlSeconds)).hash;
       await inAnotherBrowser(async (fresh) => {
-        // The tab's token, expired by the time the shopper came back. The cancel and then the
-        // cart's load are refused (401), each drawing the sign-in screen again: the load's
-        // request shows the cancel's refusal taken in, and its answer is awaited too.
-        const loaded = fresh.waitForResponse(
-          (response) => response.request().method() === 'POST' && new URL(response.url()).pathname === '/v1/carts',
-        );
+        // The tab's token, expired by the time the shopper came back. The cancel's load of the
+        // cart is refused (401), drawing the sign-in screen; the cart's load after it, sent with
+        // no token, is refused too, and its answer comes only once the shopper has signed in
+        // again: the page is still this one (its reload held), and that late 401 must not sign
+        // the new token out.
+        const loads = await holdCalls(fresh, 'POST', /^\/v1\/carts$/);
         await fresh.goto(`${back}${await token(-60)}`);
-        expect((await loaded).status()).toBe(401);
+        await (await loads.next()).pass();
         await expect
           .poll(() => fresh.getByRole('alert').textContent())
           .toBe('You are signed out (The token has expired). Open a new sign-in link.');
+        const tokenless = await loads.next();
+        const reloads = await holdCalls(fresh, 'GET', /^\/$/);
         await fresh.getByLabel('Or paste a token').fill((await token(600)).slice('#token='.length));
         await fresh.getByRole('button', { name: 'Sign in', exact: true }).tap();
+        const reload = await reloads.next();
+        const refused = fresh.waitForResponse(
+          (response) => response.request().method() === 'POST' && new URL(response.url()).pathname === '/v1/carts',
+        );
+        await tokenless.pass();
+        expect((await refused).status()).toBe(401);
+        await loads.stop();
+        await reload.pass();
+        await expect.poll(() => headline(fresh).textContent()).toBe('Cart');
         await expect
           .poll(() => fresh.getByRole('status').textContent())
           .toBe('Checkout cancelled. Nothing was charged, and your cart is kept.');

@@ -73,8 +73,11 @@ export function asProblem(error: unknown): ApiProblem {
 interface ShopApiOptions {
   /** The bearer token, read at each call. */
   token(): string | null;
-  /** The Worker refused the token (401): the caller signs the shopper out. */
-  onUnauthorized(problem: ApiProblem): void;
+  /**
+   * The Worker refused the token the call carried, `refused` (null: it carried none): the caller
+   * signs the shopper out, unless someone signed in since the call was sent.
+   */
+  onUnauthorized(problem: ApiProblem, refused: string | null): void;
 }
 
 export type ShopApi = ReturnType<typeof createShopApi>;
@@ -103,11 +106,17 @@ export function createShopApi(options: ShopApiOptions) {
     baseUrl: location.origin,
     fetch: (request) => fetch(request, { signal: deadline() }),
   });
+  /** The token each refused call carried, for its answer (see onUnauthorized). */
+  const refusedToken = new WeakMap<Response, string | null>();
   client.use({
     onRequest({ request }) {
       const token = options.token();
       if (token) request.headers.set('Authorization', `Bearer ${token}`);
       return request;
+    },
+    onResponse({ request, response }) {
+      if (response.status === 401)
+        refusedToken.set(response, request.headers.get('Authorization')?.slice('Bearer '.length) ?? null);
     },
   });
 
@@ -124,7 +133,7 @@ export function createShopApi(options: ShopApiOptions) {
     }
     if (result.response.ok) return result.data as T;
     const problem = problemOf(result.response, result.error);
-    if (problem.status === 401) options.onUnauthorized(problem);
+    if (problem.status === 401) options.onUnauthorized(problem, refusedToken.get(result.response) ?? null);
     throw problem;
   }
 
