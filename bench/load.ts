@@ -5,7 +5,7 @@
  *
  *   npm run bench -- [--n 1000] [--duplicates 0.2] [--connections 20] [--pubsub on|off|none]
  *                    [--baseline on|off] [--baseline-log on|off] [--relay on|off] [--profile FILE.cpuprofile]
- *                    [--profile-target ours|baseline]
+ *                    [--profile-target ours|baseline] [--plans local|neon]
  *                    [--seed N] [--quiet-wait 120] [--save on|off]
  *
  * 1. Starts the local stack (tools/dev-stack/src/local-stack.ts, in a temp folder, free ports, throwaway
@@ -21,7 +21,7 @@
  * 4. Checks: every cart paid (SQL), each payment published exactly once (a pull subscription made
  *    before the load; counted per cart and per eventId attribute), the outbox.
  * 5. Prints one line of JSON and one line for people on stdout (progress goes to stderr), and
- *    writes the JSON to bench/results/<date>-<commit>-<pubsub>[-norelay].json.
+ *    writes the JSON to bench/results/<date>-<commit>-<pubsub>[-norelay][-neonplans].json.
  *
  * CPU time per process comes from /proc/<pid>/stat (utime+stime, plus the cutime+cstime of
  * children that exited and were reaped), read just before and just after each load window.
@@ -34,6 +34,11 @@
  * --relay off:   with --pubsub on, the notification relay's push subscription is deleted before
  *                the load, so the emulator only takes the Worker's publishes (as the issue measured
  *                its CPU: "the emulator without the push relay").
+ * --plans neon:  Postgres plans every statement afresh with its values, as it does behind Neon's
+ *                proxy, which sends each statement unnamed; the local proxy prepares them by name,
+ *                and Postgres then runs most on a generic plan made once (`--plans local`, the
+ *                default, as `npm run dev` runs). The Postgres figure then includes the planning
+ *                Neon's compute pays for every webhook.
  */
 
 import { execFileSync, fork, spawn } from 'node:child_process';
@@ -96,6 +101,7 @@ const { values: args } = parseArgs({
     'prepare-concurrency': { type: 'string', default: '8' },
     'quiet-wait': { type: 'string', default: '120' },
     save: { type: 'string', default: 'on' },
+    plans: { type: 'string', default: 'local' },
     help: { type: 'boolean', short: 'h' },
   },
   strict: true,
@@ -123,6 +129,7 @@ const options = {
   prepareConcurrency: positiveInt('prepare-concurrency', args['prepare-concurrency']!),
   quietWaitS: positiveInt('quiet-wait', args['quiet-wait']!),
   save: oneOf('save', args.save!, ['on', 'off'] as const) === 'on',
+  plans: oneOf('plans', args.plans!, ['local', 'neon'] as const),
 };
 
 function positiveInt(name: string, text: string, opts: { zeroAllowed?: boolean } = {}): number {
@@ -167,6 +174,9 @@ async function startStack(dataDir: string, configured: Record<string, string>): 
   const child = fork(path.join(REPO_ROOT, 'bench', 'stack-host.ts'), [JSON.stringify({ dataDir, configured })], {
     cwd: REPO_ROOT,
     execArgv: ['--import', tsx],
+    // Read by node-postgres for each connection it makes (libpq's PGOPTIONS), the SQL proxy's pool
+    // among them. plan_cache_mode: https://www.postgresql.org/docs/current/runtime-config-query.html
+    env: options.plans === 'neon' ? { ...process.env, PGOPTIONS: '-c plan_cache_mode=force_custom_plan' } : process.env,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -937,6 +947,7 @@ try {
       quietWaitS: options.quietWaitS,
       profile: options.profile ? path.relative(REPO_ROOT, options.profile) : null,
       profileTarget: options.profile ? options.profileTarget : null,
+      plans: options.plans,
     },
     deliveries: {
       events: options.n,
@@ -992,7 +1003,7 @@ try {
     (baselineResult ? ` (${fmt(ratio!.p99, 1)}× baseline ${baselineResult.latencyMs.p99})` : '') +
     `, worker CPU ${fmt(c.workerd, 2)} ms/req` +
     (b ? ` (baseline ${fmt(b.workerd, 2)})` : '') +
-    `, wrangler proxy ${fmt(c.wranglerProxyWorkerd, 2)}, wrangler node ${fmt(c.wranglerNode, 2)}, stack node ${fmt(c.stackNode, 2)}, postgres ${fmt(c.postgres, 2)}` +
+    `, wrangler proxy ${fmt(c.wranglerProxyWorkerd, 2)}, wrangler node ${fmt(c.wranglerNode, 2)}, stack node ${fmt(c.stackNode, 2)}, postgres ${fmt(c.postgres, 2)}${options.plans === 'neon' ? " (Neon's plans)" : ''}` +
     (c.pubsubEmulator !== undefined ? `, emulator ${fmt(c.pubsubEmulator, 2)} (${ours.emulatorThreads} threads)` : '') +
     (c.relay !== undefined ? `, relay ${fmt(c.relay, 2)}` : '') +
     `, autocannon ${fmt(c.bench, 2)} ms/req; machine ${fmt(ours.cpu.machine.busyCores, 2)}/${cpus().length} cores busy (others ${fmt(ours.cpu.machine.otherMsPerRequest, 2)} ms/req)` +
@@ -1030,9 +1041,10 @@ try {
   if (options.save) {
     const dir = path.join(REPO_ROOT, 'bench', 'results');
     mkdirSync(dir, { recursive: true });
-    // <date>-<commit>[-dirty]-<pubsub>[-norelay].json; a second run of the day gets -2, -3…: runs are compared, not replaced.
+    // <date>-<commit>[-dirty]-<pubsub>[-norelay][-neonplans].json; a second run of the day gets -2, -3…: runs are compared, not replaced.
     const relay = options.pubsub === 'on' && options.relay === 'off' ? '-norelay' : '';
-    const stem = `${report.date.slice(0, 10)}-${commit}${dirty.length > 0 ? '-dirty' : ''}-${options.pubsub}${relay}`;
+    const plans = options.plans === 'neon' ? '-neonplans' : '';
+    const stem = `${report.date.slice(0, 10)}-${commit}${dirty.length > 0 ? '-dirty' : ''}-${options.pubsub}${relay}${plans}`;
     let file = path.join(dir, `${stem}.json`);
     for (let i = 2; existsSync(file); i++) file = path.join(dir, `${stem}-${i}.json`);
     writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
