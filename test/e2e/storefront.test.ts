@@ -329,9 +329,9 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
     ms: number,
     step = 1_000,
   ): Promise<void> {
-    let inflight = 0;
-    const up = () => inflight++;
-    const down = () => inflight--;
+    const inflight = new Set<Request>();
+    const up = (request: Request) => inflight.add(request);
+    const down = (request: Request) => inflight.delete(request);
     page.on('request', up);
     page.on('requestfinished', down);
     page.on('requestfailed', down);
@@ -340,7 +340,15 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
         await clock.runFor(Math.min(step, ms - t));
         await page.evaluate('0');
         await new Promise((resolve) => setTimeout(resolve, 20));
-        while (inflight > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+        // Bounded, naming what never ended: a CI run once hung here until the test's timeout.
+        const since = Date.now();
+        while (inflight.size > 0) {
+          if (Date.now() - since > 15_000) {
+            const calls = [...inflight].map((r) => `${r.method()} ${new URL(r.url()).pathname}`).join(', ');
+            throw new Error(`runClock at ${t} ms: no end seen in 15 s for ${calls}`);
+          }
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
         await page.evaluate('0');
       }
     } finally {
