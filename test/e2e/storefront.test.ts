@@ -1916,8 +1916,14 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
         // again: the page is still this one (its reload held), and that late 401 must not sign
         // the new token out.
         const loads = await holdCalls(fresh, 'POST', /^\/v1\/carts$/);
+        const loadAnswered = () =>
+          fresh.waitForResponse(
+            (response) => response.request().method() === 'POST' && new URL(response.url()).pathname === '/v1/carts',
+          );
         await fresh.goto(`${back}${await token(-60)}`);
+        const expired = loadAnswered();
         await (await loads.next()).pass();
+        expect((await expired).status()).toBe(401);
         await expect
           .poll(() => fresh.getByRole('alert').textContent())
           .toBe('You are signed out (The token has expired). Open a new sign-in link.');
@@ -1926,9 +1932,7 @@ describe.skipIf(withoutChromium)('the storefront in a phone browser (Chromium, 3
         await fresh.getByLabel('Or paste a token').fill((await token(600)).slice('#token='.length));
         await fresh.getByRole('button', { name: 'Sign in', exact: true }).tap();
         const reload = await reloads.next();
-        const refused = fresh.waitForResponse(
-          (response) => response.request().method() === 'POST' && new URL(response.url()).pathname === '/v1/carts',
-        );
+        const refused = loadAnswered();
         await tokenless.pass();
         expect((await refused).status()).toBe(401);
         await loads.stop();
