@@ -46,6 +46,10 @@ export async function launchPhoneBrowser(executablePath: string): Promise<PhoneB
     hasTouch: true,
     timeout: 30_000,
   });
+  // Below the tests' own 30 s: a wait that never ends fails naming its locator or event, not as
+  // "Test timed out" with no step named. expect.poll does not bound its callback, so a
+  // textContent() inside it would otherwise wait Playwright's 30 s, past the poll's 10 s.
+  context.setDefaultTimeout(20_000);
   return {
     context,
     async close() {
